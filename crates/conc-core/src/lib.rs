@@ -1,4 +1,75 @@
-//! Stable integration points of the conc toolkit.
+//! Stable integration points of the conc toolkit: clocks, backoff maths,
+//! metric names, lifecycle and driver traits.
+//!
+//! # Overview
+//!
+//! `conc-core` is the small crate every other `conc-*` crate depends on. It is
+//! kept stable on purpose (like `tower-service` or `futures-core`): it holds the
+//! shared vocabulary, no runtime and almost no dependencies (`metrics` and
+//! `thiserror`; no tokio).
+//!
+//! | module | what it gives you |
+//! |---|---|
+//! | [`time`] | the [`Clock`](time::Clock) trait; precise, coarse (cached, for hot paths) and manual (for tests) clocks |
+//! | [`backoff`] | the one backoff implementation: fixed, linear, exponential, fibonacci, decorrelated jitter, custom; jitter; caps; limits |
+//! | [`metrics`] | every metric name as a constant, `describe_metrics()`, the [`MetricsSource`](metrics::MetricsSource) snapshot trait |
+//! | [`lifecycle`] | the [`Lifecycle`](lifecycle::Lifecycle) trait and a [`Registry`](lifecycle::Registry) that shuts components down in reverse order by a deadline |
+//! | [`driver`] | the [`Driver`](driver::Driver) trait behind `Concurrency::run`: a batch of tasks in, results in input order out |
+//!
+//! Most users reach these through the umbrella crate `conc` (`conc::core`).
+//!
+//! # Feature flags
+//!
+//! None. The crate always builds the same.
+//!
+//! # Examples
+//!
+//! A retry schedule, decided on a clock a test controls:
+//!
+//! ```
+//! use std::time::Duration;
+//! use conc_core::backoff::Backoff;
+//! use conc_core::time::{Clock, ManualClock};
+//!
+//! let backoff = Backoff::exponential(Duration::from_millis(100))
+//!     .max_delay(Duration::from_secs(1))
+//!     .max_retries(5)
+//!     .build()?;
+//! let clock = ManualClock::new();
+//! let start = clock.now();
+//! for delay in backoff.delays() {
+//!     clock.advance(delay); // a real caller sleeps here
+//! }
+//! assert_eq!(clock.now() - start, Duration::from_millis(100 + 200 + 400 + 800 + 1000));
+//! # Ok::<(), conc_core::backoff::BackoffError>(())
+//! ```
+//!
+//! # What it replaces
+//!
+//! | need | usual choice | here |
+//! |---|---|---|
+//! | backoff schedules | `backoff` (unmaintained), `backon` (jitter can exceed its cap) | [`backoff`]: the cap applies after jitter, property-tested |
+//! | cheap time on hot paths | `quanta`, `coarsetime` | [`time::CoarseClock`] |
+//! | test clocks | `mock_instant`, hand-rolled | [`time::ManualClock`] |
+//! | component shutdown | hand-written signal plumbing | [`lifecycle::Registry`] |
+//!
+//! # Supported Rust versions
+//!
+//! The minimum supported Rust version is 1.88 (the workspace's `rust-version`);
+//! it is raised only in a minor release and never to a version younger than
+//! six months.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
 
 pub mod backoff;
+pub mod driver;
+mod error;
+mod future;
+pub mod lifecycle;
+mod loom;
+pub mod metrics;
+pub mod time;
+
+pub use error::BoxError;
+pub use future::BoxFuture;
