@@ -1,1 +1,54 @@
-//! conc.
+//! Concurrency and resilience for Rust services: worker pools, pipelines,
+//! fan-out/fan-in, rate limits, circuit breakers, bulkheads, retries, locks,
+//! job queues and process management, in focused crates behind one facade.
+//!
+//! # Overview
+//!
+//! `conc` re-exports the `conc-*` crates as modules, each behind a cargo
+//! feature, so an application depends on one crate and turns on what it uses.
+//! The facade holds no logic of its own. Libraries that need one piece can
+//! depend on that crate directly (`conc-ratelimit`, …) and stay smaller.
+//!
+//! | module | crate | feature | status |
+//! |---|---|---|---|
+//! | [`core`] | `conc-core` | always on | clocks, backoff, metric names, lifecycle, driver trait |
+//! | `pool` | `conc-pool` | `pool` | planned |
+//! | `pipeline` | `conc-pipeline` | `pipeline` | planned |
+//! | `fan` | `conc-fan` | `fan` | planned |
+//! | `ratelimit` | `conc-ratelimit` | `ratelimit` | planned |
+//! | `resilience` | `conc-resilience` | `resilience` | planned |
+//! | `lock` | `conc-lock` | `lock` | planned |
+//! | `bus` | `conc-bus` | `bus` | planned |
+//! | `process` | `conc-process` | `process` | planned |
+//!
+//! # Feature flags
+//!
+//! - `full`: every sub-crate. Off by default; `default = []`.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use conc::core::backoff::Backoff;
+//!
+//! let backoff = Backoff::fibonacci(Duration::from_millis(100)).max_retries(4).build()?;
+//! let delays: Vec<_> = backoff.delays().collect();
+//! assert_eq!(delays, [100, 100, 200, 300].map(Duration::from_millis));
+//! # Ok::<(), conc::core::backoff::BackoffError>(())
+//! ```
+//!
+//! Run the tour for a guided look: `cargo run -p conc --example tour`.
+//!
+//! # Supported Rust versions
+//!
+//! The minimum supported Rust version is 1.88; it is raised only in a minor
+//! release and never to a version younger than six months.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+#[doc(inline)]
+pub use conc_core as core;
+
+#[doc(no_inline)]
+pub use conc_core::{BoxError, BoxFuture};

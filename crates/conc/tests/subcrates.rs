@@ -1,0 +1,23 @@
+//! One smoke call per module the facade re-exports.
+
+use std::time::Duration;
+
+#[test]
+fn core_is_reexported() {
+    use conc::core::time::{Clock, ManualClock};
+
+    let clock = ManualClock::new();
+    let start = clock.now();
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(clock.now() - start, Duration::from_secs(1));
+
+    let backoff = conc::core::backoff::Backoff::fixed(Duration::from_millis(5))
+        .max_attempts(3)
+        .build()
+        .unwrap();
+    assert_eq!(backoff.delays().count(), 2);
+
+    let error: conc::BoxError = "boxed".into();
+    assert_eq!(error.to_string(), "boxed");
+    assert!(conc::core::metrics::ALL.len() > 1);
+}
