@@ -9,6 +9,11 @@ const NANOS_PER_SEC: u128 = 1_000_000_000;
 
 /// Converts a nanosecond count to a `Duration`, saturating at `Duration::MAX`.
 pub(crate) fn from_nanos(nanos: u128) -> Duration {
+    // Fast path: below about 584 years the value fits a u64, whose division
+    // by a constant compiles to a multiply; u128 division is a slow libcall.
+    if let Ok(small) = u64::try_from(nanos) {
+        return Duration::from_nanos(small);
+    }
     match u64::try_from(nanos / NANOS_PER_SEC) {
         // The remainder is below 10^9, so it fits a u32 and `Duration::new` cannot carry.
         Ok(secs) => Duration::new(secs, (nanos % NANOS_PER_SEC) as u32),

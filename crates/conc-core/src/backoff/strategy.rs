@@ -156,7 +156,12 @@ fn exponential(initial: Duration, factor: f64, retry: u32) -> Duration {
         return initial;
     }
     // Finite and >= 1 to a non-negative power: finite or +inf, never NaN; +inf saturates.
-    from_f64_nanos(initial.as_nanos() as f64 * factor.powf(f64::from(retry)))
+    // `powi` (repeated squaring) is several times cheaper than `powf`; indices
+    // past `i32::MAX` take `powf`, since a factor barely above 1 still grows
+    // finitely there.
+    let growth = i32::try_from(retry)
+        .map_or_else(|_| factor.powf(f64::from(retry)), |exponent| factor.powi(exponent));
+    from_f64_nanos(initial.as_nanos() as f64 * growth)
 }
 
 /// Fibonacci numbers F(0) = 0, F(1) = 1, …, F(186): every one that fits a `u128`.
