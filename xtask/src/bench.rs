@@ -189,21 +189,14 @@ fn collect(dir: &Path, since: SystemTime) -> Result<Vec<Measurement>> {
 
 /// Collects the `new/benchmark.json` files under `dir` modified at or after `since`.
 fn find_new_results(dir: &Path, since: SystemTime, files: &mut Vec<PathBuf>) -> Result {
-    let entries = fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|e| format!("reading {}: {e}", path.display()))?;
-        if kind.is_dir() {
-            find_new_results(&path, since, files)?;
-        } else if entry.file_name() == "benchmark.json"
-            && dir.file_name().is_some_and(|name| name == "new")
-            && entry.metadata().and_then(|meta| meta.modified()).is_ok_and(|time| time >= since)
-        {
-            files.push(path);
+    workspace::walk_files(dir, &|_| false, &mut |path| {
+        let is_new_result = path.file_name().is_some_and(|name| name == "benchmark.json")
+            && path.parent().and_then(Path::file_name).is_some_and(|name| name == "new")
+            && fs::metadata(path).and_then(|meta| meta.modified()).is_ok_and(|time| time >= since);
+        if is_new_result {
+            files.push(path.to_path_buf());
         }
-    }
-    Ok(())
+    })
 }
 
 /// Reads the measurement whose `benchmark.json` is at `path`.

@@ -104,20 +104,13 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Offence>> {
 
 /// Collects the files tidy reads under `dir`, skipping `target`, `.git` and symlinks.
 fn text_files(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> Result {
-    let entries = fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|e| format!("reading {}: {e}", path.display()))?;
-        if kind.is_dir() {
-            if entry.file_name() != "target" && entry.file_name() != ".git" {
-                text_files(root, &path, files)?;
-            }
-        } else if kind.is_file() && is_text_file(&relative(root, &path)) {
-            files.push(path);
+    let skip =
+        |path: &Path| path.file_name().is_some_and(|name| name == "target" || name == ".git");
+    workspace::walk_files(dir, &skip, &mut |path| {
+        if is_text_file(&relative(root, path)) {
+            files.push(path.to_path_buf());
         }
-    }
-    Ok(())
+    })
 }
 
 /// Whether tidy reads the file at this root-relative path.

@@ -98,6 +98,30 @@ fn is_setting(line: &str, key: &str, value: &str) -> bool {
     line.split_once('=').is_some_and(|(k, v)| k.trim() == key && v.trim() == value)
 }
 
+/// Calls `visit` with every regular file below `dir`, depth first, not
+/// descending into directories for which `skip_dir` returns true and not
+/// following symlinks.
+pub(crate) fn walk_files(
+    dir: &Path,
+    skip_dir: &dyn Fn(&Path) -> bool,
+    visit: &mut dyn FnMut(&Path),
+) -> Result {
+    let entries = fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| format!("reading {}: {e}", path.display()))?;
+        if kind.is_dir() {
+            if !skip_dir(&path) {
+                walk_files(&path, skip_dir, visit)?;
+            }
+        } else if kind.is_file() {
+            visit(&path);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
