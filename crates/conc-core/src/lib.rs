@@ -73,3 +73,8 @@ pub mod time;
 
 pub use error::BoxError;
 pub use future::BoxFuture;
+
+/// The guide's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/core.md")]
+struct CoreGuide;

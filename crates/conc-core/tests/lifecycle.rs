@@ -103,7 +103,7 @@ impl Fixture {
             journal: Arc::clone(&self.journal),
             handled: AtomicU64::new(0),
         });
-        self.registry.register(Arc::clone(&fake)).unwrap();
+        self.registry.register(fake.clone()).unwrap();
         fake
     }
 
@@ -248,4 +248,63 @@ fn debug_lists_names() {
     let fixture = Fixture::new();
     fixture.add("pool", OnStop::Stop, false);
     assert_eq!(format!("{:?}", fixture.registry), r#"["pool"]"#);
+}
+
+/// A component that looks at a sibling through the registry while being
+/// asked about itself: the registry must not hold its lock meanwhile.
+#[derive(Debug)]
+struct Watcher {
+    registry: std::sync::Weak<Registry>,
+}
+
+impl Lifecycle for Watcher {
+    fn name(&self) -> &'static str {
+        "watcher"
+    }
+    fn start(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn stop(&self, _deadline: Instant) -> BoxFuture<'_, Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn is_running(&self) -> bool {
+        // Registering while `list` runs: a writer queued behind a held read
+        // lock would deadlock here.
+        let registry = self.registry.upgrade().unwrap();
+        let late = Arc::new(Fake {
+            name: format!("late-{}", registry.len()),
+            running: AtomicBool::new(false),
+            on_stop: OnStop::Stop,
+            fail_start: false,
+            journal: Arc::default(),
+            handled: AtomicU64::new(0),
+        });
+        registry.register(late).unwrap();
+        registry.get("db").is_some_and(|db| db.is_running())
+    }
+}
+
+impl MetricsSource for Watcher {
+    type Snapshot = ();
+    fn metrics(&self) {}
+    fn reset_metrics(&self) {}
+}
+
+#[test]
+fn components_may_use_the_registry_from_their_own_methods() {
+    let registry = Arc::new(Registry::new());
+    let watcher = Arc::new(Watcher { registry: Arc::downgrade(&registry) });
+    registry.register(watcher).unwrap();
+    let listed = registry.list();
+    assert_eq!(listed.len(), 1, "the list is a snapshot taken before component code ran");
+    assert_eq!(registry.len(), 2, "the watcher registered a component meanwhile");
+}
+
+#[test]
+fn an_unregistered_component_can_be_registered_again() {
+    let fixture = Fixture::new();
+    fixture.add("pool", OnStop::Stop, false);
+    let erased = fixture.registry.unregister("pool").unwrap();
+    fixture.registry.register(erased).unwrap();
+    assert_eq!(fixture.registry.list()[0].name, "pool");
 }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use conc_core::metrics::{self, ALL, MetricEntry, MetricKind, MetricValue};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebuggingRecorder;
 
 const CRATES: &[&str] =
     &["pool", "pipeline", "fan", "ratelimit", "resilience", "lock", "bus", "process"];
@@ -47,17 +47,11 @@ fn describe_metrics_registers_every_unit_and_description() {
     });
     let snapshot = snapshotter.snapshot().into_vec();
     assert_eq!(snapshot.len(), ALL.len());
-    for (key, unit, description, value) in snapshot {
+    for (key, unit, description, _value) in snapshot {
         let name = key.key().name().to_owned();
         let metric = ALL.iter().find(|m| m.name == name).unwrap();
         assert_eq!(unit, Some(metric.unit), "{name}");
         assert_eq!(description.as_deref(), Some(metric.description), "{name}");
-        let kind_matches = match value {
-            DebugValue::Counter(_) => metric.kind == MetricKind::Counter,
-            DebugValue::Gauge(_) => metric.kind == MetricKind::Gauge,
-            DebugValue::Histogram(_) => metric.kind == MetricKind::Histogram,
-        };
-        assert!(kind_matches, "{name} recorded with the wrong instrument");
     }
 }
 

@@ -117,11 +117,11 @@ impl BackoffBuilder {
     /// # Errors
     ///
     /// The first problem found, in this order:
-    /// - [`BackoffError::ZeroDuration`] for a zero `delay`, `initial`, `increment`, `base` or
-    ///   `max_delay`;
+    /// - [`BackoffError::ZeroDuration`] for a zero `delay`, `initial`, `increment` or `base`;
     /// - [`BackoffError::FactorNotApplicable`] for a factor on a strategy other than exponential,
     ///   [`BackoffError::InvalidFactor`] for a factor below 1.0, NaN or infinite;
-    /// - [`BackoffError::MaxDelayBelowInitial`] for a cap below the first delay;
+    /// - [`BackoffError::ZeroDuration`] for a zero `max_delay`, then
+    ///   [`BackoffError::MaxDelayBelowInitial`] for a cap below the first delay;
     /// - [`BackoffError::ZeroAttempts`] for `max_attempts(0)`;
     /// - [`BackoffError::ConflictingLimits`] when both `max_retries` and `max_attempts` are set;
     /// - [`BackoffError::JitterOnDecorrelated`] for jitter on decorrelated jitter.

@@ -125,8 +125,9 @@
 //! [`BackoffBuilder::seed`] every [`Backoff::delays`] call yields the same schedule, which is
 //! what tests want; [`Backoff::delays_seeded`] picks the seed per call. Without a seed, each
 //! [`Backoff::delays`] call draws a fresh seed from a thread-local stream started from std's
-//! randomly keyed `RandomState`, so callers that fail together do not retry together, and no
-//! lock or shared atomic is touched.
+//! randomly keyed `RandomState`, so callers that fail together do not retry together. Drawing
+//! the seed takes no lock and touches no shared atomic; a [`custom`](Backoff::custom) policy
+//! does bump the reference count of its function once per schedule.
 //!
 //! The random number for retry index `n` depends only on the seed and `n`, so a schedule can be
 //! stopped and resumed: store [`Delays::retries_so_far`] and [`Delays::previous`] (a durable job

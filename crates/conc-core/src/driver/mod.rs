@@ -59,7 +59,7 @@ use crate::BoxFuture;
 
 /// Runs a batch of tasks somewhere and returns their results in input order.
 ///
-/// Contract every driver keeps (the conformance tests of each driver check it):
+/// The contract every driver keeps (each driver's own tests check it):
 ///
 /// - the result vector has exactly one entry per task, in input order;
 /// - a task that panics yields [`TaskError::Panicked`] and does not stop the

@@ -36,11 +36,13 @@ impl Shared {
 pub(crate) struct DeadlineTimer {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    deadline: Instant,
 }
 
 impl DeadlineTimer {
     /// Starts a timer for `deadline`. If no helper thread can be started the
-    /// timer still fires, but only when polled after the deadline.
+    /// timer cannot wake anyone: it then reports the deadline as passed as
+    /// soon as it is polled at or after it (see [`poll_fired`](Self::poll_fired)).
     pub(crate) fn start(deadline: Instant) -> Self {
         let shared = Arc::new(Shared::default());
         let thread = {
@@ -50,16 +52,18 @@ impl DeadlineTimer {
                 .spawn(move || wait_and_fire(&shared, deadline))
                 .ok()
         };
-        if thread.is_none() && Instant::now() >= deadline {
-            shared.lock().fired = true;
-        }
-        Self { shared, thread }
+        Self { shared, thread, deadline }
     }
 
     /// Whether the deadline has passed; if not, `cx` is woken when it does.
+    ///
+    /// Without a helper thread nobody wakes `cx`, so the time is checked here
+    /// on every poll; a stop future that never wakes its task could then hang,
+    /// which is why the thread is the normal path.
     fn poll_fired(&self, cx: &Context<'_>) -> bool {
         let mut state = self.shared.lock();
-        if state.fired {
+        if state.fired || (self.thread.is_none() && Instant::now() >= self.deadline) {
+            state.fired = true;
             return true;
         }
         match &mut state.waker {

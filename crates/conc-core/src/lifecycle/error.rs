@@ -50,6 +50,7 @@ pub struct StartError {
 /// which components stopped, in the order they were stopped, and which did not.
 #[derive(Debug, Default)]
 #[non_exhaustive]
+#[must_use = "a shutdown report lists the components that did not stop cleanly"]
 pub struct ShutdownReport {
     /// Components that stopped cleanly, in stop order.
     pub stopped: Vec<String>,

@@ -64,7 +64,15 @@ use crate::metrics::{MetricEntry, MetricValue};
 /// ```
 #[derive(Default)]
 pub struct Registry {
-    entries: RwLock<Vec<Arc<dyn Component>>>,
+    /// Components with the name each had when registered. The lock is never
+    /// held while component code runs, so components may call the registry.
+    entries: RwLock<Vec<Entry>>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    name: String,
+    component: Arc<dyn Component>,
 }
 
 /// A component's name and whether it is running, as listed by [`Registry::list`].
@@ -135,13 +143,14 @@ impl Registry {
     ///
     /// [`RegistryError::Duplicate`] when the name is taken; the registry is
     /// unchanged.
-    pub fn register<C: Component + 'static>(&self, component: Arc<C>) -> Result<(), RegistryError> {
+    pub fn register(&self, component: Arc<dyn Component>) -> Result<(), RegistryError> {
+        // Read the name before taking the lock: it is component code.
+        let name = component.name().to_owned();
         let mut entries = self.write();
-        let name = component.name();
-        if entries.iter().any(|entry| entry.name() == name) {
-            return Err(RegistryError::Duplicate { name: name.to_owned() });
+        if entries.iter().any(|entry| entry.name == name) {
+            return Err(RegistryError::Duplicate { name });
         }
-        entries.push(component);
+        entries.push(Entry { name, component });
         Ok(())
     }
 
@@ -154,14 +163,17 @@ impl Registry {
         let mut entries = self.write();
         let index = entries
             .iter()
-            .position(|entry| entry.name() == name)
+            .position(|entry| entry.name == name)
             .ok_or_else(|| RegistryError::NotFound { name: name.to_owned() })?;
-        Ok(entries.remove(index))
+        Ok(entries.remove(index).component)
     }
 
     /// The component named `name`.
     pub fn get(&self, name: &str) -> Option<Arc<dyn Component>> {
-        self.read().iter().find(|entry| entry.name() == name).cloned()
+        self.read()
+            .iter()
+            .find(|entry| entry.name == name)
+            .map(|entry| Arc::clone(&entry.component))
     }
 
     /// The component named `name` as its concrete type, if it is a `C`.
@@ -171,11 +183,11 @@ impl Registry {
 
     /// Every component's name and running state, in registration order.
     pub fn list(&self) -> Vec<ComponentStatus> {
-        self.read()
-            .iter()
+        self.snapshot()
+            .into_iter()
             .map(|entry| ComponentStatus {
-                name: entry.name().to_owned(),
-                running: entry.is_running(),
+                running: entry.component.is_running(),
+                name: entry.name,
             })
             .collect()
     }
@@ -194,8 +206,11 @@ impl Registry {
     pub fn metrics(&self) -> RegistryMetrics {
         let components = self
             .snapshot()
-            .iter()
-            .map(|entry| (entry.name().to_owned(), entry.metric_entries()))
+            .into_iter()
+            .map(|entry| {
+                let entries = entry.component.metric_entries();
+                (entry.name, entries)
+            })
             .collect();
         RegistryMetrics { components }
     }
@@ -203,7 +218,7 @@ impl Registry {
     /// Resets every component's metrics.
     pub fn reset_metrics(&self) {
         for entry in self.snapshot() {
-            entry.reset_component_metrics();
+            entry.component.reset_component_metrics();
         }
     }
 
@@ -217,9 +232,10 @@ impl Registry {
     pub async fn start_all(&self) -> Result<(), StartError> {
         for entry in self.snapshot() {
             entry
+                .component
                 .start()
                 .await
-                .map_err(|source| StartError { name: entry.name().to_owned(), source })?;
+                .map_err(|source| StartError { name: entry.name, source })?;
         }
         Ok(())
     }
@@ -227,16 +243,18 @@ impl Registry {
     /// Stops every component in reverse registration order, each with the
     /// same `deadline`, and reports each one that failed or overran it.
     ///
-    /// A component still stopping at the deadline is abandoned (its stop
-    /// future is dropped) and reported as [`StopError::DeadlineExceeded`]; the
-    /// ones after it are still asked to stop, already past the deadline, so
-    /// they stop as fast as they can. Components stay registered.
+    /// The deadline is hard. A component still stopping when it passes is
+    /// abandoned (its stop future is dropped) and reported as
+    /// [`StopError::DeadlineExceeded`]. Every component after it is still
+    /// asked to stop, but its stop future is polled once only: if it cannot
+    /// finish at once it is abandoned and reported too. So give components
+    /// that must drain (a pool below its workers) a deadline that leaves room
+    /// for the ones stopped before them. Components stay registered.
     pub async fn shutdown_all(&self, deadline: Instant) -> ShutdownReport {
         let timer = DeadlineTimer::start(deadline);
         let mut report = ShutdownReport::default();
-        for entry in self.snapshot().iter().rev() {
-            let name = entry.name().to_owned();
-            match timer.race(entry.stop(deadline)).await {
+        for Entry { name, component } in self.snapshot().into_iter().rev() {
+            match timer.race(component.stop(deadline)).await {
                 Some(Ok(())) => report.stopped.push(name),
                 Some(Err(error)) => report.failed.push((name, StopError::Failed(error))),
                 None => report.failed.push((name, StopError::DeadlineExceeded)),
@@ -245,24 +263,24 @@ impl Registry {
         report
     }
 
-    /// The components, cloned out so no lock is held across user code.
-    fn snapshot(&self) -> Vec<Arc<dyn Component>> {
+    /// The entries, cloned out so no lock is held while component code runs.
+    fn snapshot(&self) -> Vec<Entry> {
         self.read().clone()
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Vec<Arc<dyn Component>>> {
-        // No user code runs while the lock is held, so poisoning cannot leave
-        // the list half-changed.
+    fn read(&self) -> RwLockReadGuard<'_, Vec<Entry>> {
+        // No component code runs while the lock is held, so poisoning cannot
+        // leave the list half-changed.
         self.entries.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Vec<Arc<dyn Component>>> {
+    fn write(&self) -> RwLockWriteGuard<'_, Vec<Entry>> {
         self.entries.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.read().iter().map(|entry| entry.name().to_owned())).finish()
+        f.debug_list().entries(self.read().iter().map(|entry| &entry.name)).finish()
     }
 }
