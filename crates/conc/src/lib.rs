@@ -39,6 +39,11 @@
 //!
 //! Run the tour for a guided look: `cargo run -p conc --example tour`.
 //!
+//! `conc::core` shares its name with the standard library's `core` crate. In a
+//! module that brings it into scope with `use conc::core;`, write `::core::…`
+//! for the standard one, or import paths below it instead
+//! (`use conc::core::backoff::Backoff;`).
+//!
 //! # Supported Rust versions
 //!
 //! The minimum supported Rust version is 1.88; it is raised only in a minor
