@@ -1,0 +1,153 @@
+//! The [`LockBackend`] trait every store implements.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Fence, LockError, Owner};
+
+/// The outcome of one acquisition attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Attempt {
+    /// The lock was free (or its holder's time to live had run out) and is
+    /// now held by the caller, with this fence.
+    Acquired(Fence),
+    /// Someone else holds the lock.
+    Busy {
+        /// How long until the current hold expires, when the backend knows.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// The outcome of an attempt to take any one of several slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlotAttempt {
+    /// Slot `slot` (an index into the names given) is now held by the caller.
+    Acquired {
+        /// The index of the slot taken.
+        slot: usize,
+        /// Its fence.
+        fence: Fence,
+    },
+    /// Every slot is held by someone else.
+    Busy {
+        /// How long until the first hold expires, when the backend knows.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Storage for locks: where names, owners, fences and expiry times live.
+///
+/// [`LockStore`](crate::LockStore) puts the user-facing API (blocking with
+/// backoff, guards, keep-alive, funnels) on top of any backend. Every backend
+/// keeps the same contract, checked by the crate's conformance suite:
+///
+/// - `acquire` succeeds only when no unexpired hold exists for the name, and
+///   then returns a fence greater than every fence returned for that name
+///   before, by any owner, including across release and (for durable
+///   backends) restarts;
+/// - a hold expires `ttl` after it was taken or last extended;
+/// - `release` and `extend` act only for the current, unexpired owner and
+///   return `false` otherwise (the lock was lost);
+/// - names given to [`prepare`](Self::prepare) arrive validated: non-empty,
+///   at most 512 bytes, without control characters; times to live arrive
+///   validated: whole milliseconds, at least 1 ms.
+///
+/// Methods return futures; in-memory backends return ready ones.
+pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
+    /// What a backend keeps per lock handle to make repeated operations on
+    /// one name cheap (the in-memory backend keeps the name's slot; network
+    /// backends keep their key strings). Made once by [`prepare`](Self::prepare).
+    type Prepared: Send + Sync + fmt::Debug + 'static;
+
+    /// Prepares the handle state for `name`; handles on the same name may
+    /// share it.
+    fn prepare(&self, name: &str) -> Arc<Self::Prepared>;
+
+    /// Takes `name` for `owner` for `ttl` if nobody holds it.
+    fn acquire(
+        &self,
+        name: &Self::Prepared,
+        owner: &Owner,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Attempt, LockError>> + Send;
+
+    /// Takes the first free name of `names` for `owner` for `ttl`.
+    ///
+    /// The default tries the names one by one; backends that can do it in one
+    /// round trip override it.
+    fn acquire_any(
+        &self,
+        names: &[Arc<Self::Prepared>],
+        owner: &Owner,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<SlotAttempt, LockError>> + Send {
+        async move {
+            let mut soonest: Option<Duration> = None;
+            for (slot, name) in names.iter().enumerate() {
+                match self.acquire(name, owner, ttl).await? {
+                    Attempt::Acquired(fence) => return Ok(SlotAttempt::Acquired { slot, fence }),
+                    Attempt::Busy { retry_after } => {
+                        soonest = match (soonest, retry_after) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
+                    }
+                }
+            }
+            Ok(SlotAttempt::Busy { retry_after: soonest })
+        }
+    }
+
+    /// Releases `name` if `owner` holds it. `Ok(false)` means it did not (the
+    /// hold expired, and perhaps someone else took the lock).
+    fn release(
+        &self,
+        name: &Self::Prepared,
+        owner: &Owner,
+    ) -> impl Future<Output = Result<bool, LockError>> + Send;
+
+    /// Resets the time to live of `owner`'s hold on `name` to `ttl` from now.
+    /// `Ok(false)` means `owner` no longer holds it.
+    fn extend(
+        &self,
+        name: &Self::Prepared,
+        owner: &Owner,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, LockError>> + Send;
+
+    /// The owner of the unexpired hold on `name`, if any.
+    fn owner(
+        &self,
+        name: &Self::Prepared,
+    ) -> impl Future<Output = Result<Option<Owner>, LockError>> + Send;
+
+    /// Releases `name` whoever holds it. `Ok(true)` if an unexpired hold was removed.
+    fn force_release(
+        &self,
+        name: &Self::Prepared,
+    ) -> impl Future<Output = Result<bool, LockError>> + Send;
+
+    /// Releases a hold whose guard was dropped without an explicit release.
+    ///
+    /// Best effort: the default spawns the release on the current tokio
+    /// runtime, and does nothing outside one (the hold then expires with its
+    /// time to live). In-memory backends release synchronously.
+    fn release_on_drop(self: Arc<Self>, name: Arc<Self::Prepared>, owner: Owner) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = self.release(&name, &owner).await {
+                    tracing::debug!(lock = ?name, %error, "release of a dropped lock guard failed");
+                }
+            });
+        } else {
+            tracing::debug!(
+                lock = ?name,
+                "lock guard dropped outside a runtime: the hold expires with its ttl"
+            );
+        }
+    }
+}

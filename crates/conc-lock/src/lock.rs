@@ -1,0 +1,218 @@
+//! [`Lock`]: a handle on one named lock for one owner.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::name::LockName;
+use crate::wait::{self, Try};
+use crate::{Attempt, Fence, LockBackend, LockError, LockGuard, LockStore, Owner, ttl};
+
+/// A handle on the lock `name` for one owner, made by
+/// [`LockStore::lock`] or [`LockStore::restore`].
+///
+/// The handle itself holds nothing: [`get`](Lock::get) and
+/// [`block`](Lock::block) acquire and return a [`LockGuard`]. Clones share the
+/// owner, so they act as the same holder.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_lock::{LockError, LockStore};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), LockError> {
+/// let store = LockStore::memory();
+/// let lock = store.lock("invoice:42", Duration::from_secs(10))?;
+/// let other = store.lock("invoice:42", Duration::from_secs(10))?;
+///
+/// let guard = lock.get().await?.expect("free");
+/// assert!(other.get().await?.is_none(), "held by the first owner");
+/// guard.release().await?;
+///
+/// // Run a closure while holding the lock, then release it.
+/// let total = other.get_with(|_fence| async { 40 + 2 }).await?;
+/// assert_eq!(total, Some(42));
+/// # Ok(()) }
+/// ```
+pub struct Lock<B: LockBackend> {
+    store: LockStore<B>,
+    name: LockName,
+    prepared: Arc<B::Prepared>,
+    owner: Owner,
+    ttl: Duration,
+}
+
+impl<B: LockBackend> Lock<B> {
+    pub(crate) fn new(store: LockStore<B>, name: LockName, owner: Owner, ttl: Duration) -> Self {
+        let prepared = store.backend().prepare(name.as_str());
+        Self::from_prepared(store, name, prepared, owner, ttl)
+    }
+
+    pub(crate) fn from_prepared(
+        store: LockStore<B>,
+        name: LockName,
+        prepared: Arc<B::Prepared>,
+        owner: Owner,
+        ttl: Duration,
+    ) -> Self {
+        Self { store, name, prepared, owner, ttl }
+    }
+
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// The owner this handle acts as.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// How long each acquisition holds the lock unless extended.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Tries once to acquire the lock. `Ok(None)` when someone else holds it.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Backend`] when the backend fails.
+    pub async fn get(&self) -> Result<Option<LockGuard<B>>, LockError> {
+        match self.attempt().await? {
+            Try::Acquired(guard) => Ok(Some(guard)),
+            Try::Busy(_) => Ok(None),
+        }
+    }
+
+    /// Acquires the lock, waiting up to `wait` while someone else holds it,
+    /// retrying with the store's jittered backoff.
+    ///
+    /// Dropping the future while it sleeps between attempts acquires
+    /// nothing. Dropped in the middle of a network round trip, an attempt may
+    /// still succeed on the server; that hold then expires with its `ttl`.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Timeout`] naming the lock when it is still held at the
+    /// deadline; [`LockError::Backend`] when the backend fails.
+    pub async fn block(&self, wait: Duration) -> Result<LockGuard<B>, LockError> {
+        let backoff = self.store.block_backoff().clone();
+        wait::block(self.name(), wait, &backoff, || self.attempt()).await
+    }
+
+    /// Tries once to acquire the lock and, if it did, runs `work` with the
+    /// fence, then releases the lock. `Ok(None)` when someone else held it
+    /// (`work` did not run).
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Lost`] when the lock had expired by the time `work`
+    /// finished (so `work` ran without mutual exclusion for a while; its
+    /// output is dropped), [`LockError::Backend`] when the backend fails.
+    pub async fn get_with<T, F, Fut>(&self, work: F) -> Result<Option<T>, LockError>
+    where
+        F: FnOnce(Fence) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        match self.get().await? {
+            Some(guard) => Self::run_then_release(guard, work).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`block`](Lock::block)s for the lock, runs `work` with the fence, then
+    /// releases the lock.
+    ///
+    /// # Errors
+    ///
+    /// As [`block`](Lock::block) and [`get_with`](Lock::get_with).
+    pub async fn block_with<T, F, Fut>(&self, wait: Duration, work: F) -> Result<T, LockError>
+    where
+        F: FnOnce(Fence) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let guard = self.block(wait).await?;
+        Self::run_then_release(guard, work).await
+    }
+
+    /// Releases the lock if this handle's owner holds it. `Ok(false)` when it
+    /// does not (never acquired, already released, or expired). This is how a
+    /// [restored](LockStore::restore) handle releases a hold made elsewhere.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Backend`] when the backend fails.
+    pub async fn release(&self) -> Result<bool, LockError> {
+        self.store.backend().release(&self.prepared, &self.owner).await
+    }
+
+    /// Resets the hold's time to live to `ttl` from now, if this handle's
+    /// owner holds the lock. `Ok(false)` when it does not.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::InvalidTtl`], or [`LockError::Backend`] when the backend fails.
+    pub async fn extend(&self, ttl: Duration) -> Result<bool, LockError> {
+        let ttl = ttl::validate(ttl)?;
+        self.store.backend().extend(&self.prepared, &self.owner, ttl).await
+    }
+
+    /// Whether this handle's owner holds the lock now.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Backend`] when the backend fails.
+    pub async fn is_owned(&self) -> Result<bool, LockError> {
+        Ok(self.store.backend().owner(&self.prepared).await?.as_ref() == Some(&self.owner))
+    }
+
+    async fn attempt(&self) -> Result<Try<LockGuard<B>>, LockError> {
+        match self.store.backend().acquire(&self.prepared, &self.owner, self.ttl).await? {
+            Attempt::Acquired(fence) => Ok(Try::Acquired(LockGuard::new(self.clone(), fence))),
+            Attempt::Busy { retry_after } => Ok(Try::Busy(retry_after)),
+        }
+    }
+
+    async fn run_then_release<T, F, Fut>(guard: LockGuard<B>, work: F) -> Result<T, LockError>
+    where
+        F: FnOnce(Fence) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let output = work(guard.fence()).await;
+        guard.release().await?;
+        Ok(output)
+    }
+
+    pub(crate) fn store(&self) -> &LockStore<B> {
+        &self.store
+    }
+
+    pub(crate) fn prepared(&self) -> &Arc<B::Prepared> {
+        &self.prepared
+    }
+}
+
+impl<B: LockBackend> Clone for Lock<B> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            name: self.name.clone(),
+            prepared: Arc::clone(&self.prepared),
+            owner: self.owner.clone(),
+            ttl: self.ttl,
+        }
+    }
+}
+
+impl<B: LockBackend> fmt::Debug for Lock<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,211 @@
+//! The in-memory backend: locks shared by the tasks and threads of one process.
+
+mod slot;
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use conc_core::time::{Clock, CoarseClock};
+
+use slot::Hold;
+pub use slot::MemorySlot;
+
+use crate::{Attempt, Fence, LockBackend, LockError, Owner};
+
+/// Locks in this process's memory.
+///
+/// Names are spread over shards, each with its own small map and fence
+/// counter, so threads working on different names rarely meet. A lock handle
+/// keeps its name's slot, so acquiring and releasing through a handle takes
+/// one uncontended mutex and never looks the name up again. Slots nobody holds
+/// and no handle refers to are removed as the map grows, so memory stays
+/// proportional to the names in use. Fences come from the shard's counter,
+/// which only grows, so they only grow per name even across removal.
+///
+/// Times come from a [`Clock`]: the process-wide [`CoarseClock`] by default
+/// (expiry is then accurate to about a millisecond), a
+/// [`ManualClock`](conc_core::time::ManualClock) in tests.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_core::time::ManualClock;
+/// use conc_lock::{LockStore, MemoryBackend};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_lock::LockError> {
+/// let clock = ManualClock::new();
+/// let store = LockStore::new(MemoryBackend::with_clock(clock.clone()));
+/// let held = store.lock("job", Duration::from_secs(1))?.get().await?.unwrap();
+///
+/// clock.advance(Duration::from_secs(1));
+/// let taker = store.lock("job", Duration::from_secs(1))?.get().await?;
+/// assert!(taker.is_some(), "the first hold expired");
+/// assert!(held.release().await.is_err(), "and its owner is told it lost the lock");
+/// # Ok(()) }
+/// ```
+pub struct MemoryBackend<C: Clock = CoarseClock> {
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    clock: C,
+}
+
+struct Shard {
+    slots: Mutex<Slots>,
+    last_fence: AtomicU64,
+}
+
+struct Slots {
+    by_name: HashMap<Arc<str>, Arc<MemorySlot>>,
+    /// The map's size that triggers the next sweep of unused slots.
+    sweep_at: usize,
+}
+
+/// The smallest map size that triggers a sweep.
+const MIN_SWEEP_AT: usize = 64;
+
+impl MemoryBackend<CoarseClock> {
+    /// A backend on the process-wide coarse clock.
+    pub fn new() -> Self {
+        Self::with_clock(CoarseClock::global().clone())
+    }
+}
+
+impl Default for MemoryBackend<CoarseClock> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: Clock> MemoryBackend<C> {
+    /// A backend reading time from `clock`.
+    pub fn with_clock(clock: C) -> Self {
+        let parallelism = std::thread::available_parallelism().map_or(4, usize::from);
+        let shards = (parallelism * 4).next_power_of_two().max(8);
+        let shards = (0..shards)
+            .map(|_| Shard {
+                slots: Mutex::new(Slots { by_name: HashMap::new(), sweep_at: MIN_SWEEP_AT }),
+                last_fence: AtomicU64::new(0),
+            })
+            .collect();
+        Self { shards, hasher: RandomState::new(), clock }
+    }
+
+    /// How many names have a slot now (held, or referred to by a handle, or
+    /// not yet swept).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|shard| lock(&shard.slots).by_name.len()).sum()
+    }
+
+    /// Whether no name has a slot.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard_of(&self, name: &str) -> usize {
+        // The shard count is a power of two.
+        (self.hasher.hash_one(name) as usize) & (self.shards.len() - 1)
+    }
+
+    fn next_fence(&self, slot: &MemorySlot) -> Fence {
+        Fence::new(self.shards[slot.shard()].last_fence.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
+
+/// Locks a std mutex; no code here panics while holding one, so a poisoned
+/// lock still holds consistent data.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
+    type Prepared = MemorySlot;
+
+    fn prepare(&self, name: &str) -> Arc<MemorySlot> {
+        let shard_index = self.shard_of(name);
+        let mut slots = lock(&self.shards[shard_index].slots);
+        if let Some(slot) = slots.by_name.get(name) {
+            return Arc::clone(slot);
+        }
+        if slots.by_name.len() >= slots.sweep_at {
+            let now = self.clock.now();
+            // A slot only this map refers to cannot gain a handle while the
+            // shard is locked, since handles are made here.
+            slots.by_name.retain(|_, slot| Arc::strong_count(slot) > 1 || slot.is_held(now));
+            slots.sweep_at = (slots.by_name.len() * 2).max(MIN_SWEEP_AT);
+        }
+        let name: Arc<str> = Arc::from(name);
+        let slot = Arc::new(MemorySlot::new(Arc::clone(&name), shard_index));
+        slots.by_name.insert(name, Arc::clone(&slot));
+        slot
+    }
+
+    async fn acquire(
+        &self,
+        slot: &MemorySlot,
+        owner: &Owner,
+        ttl: Duration,
+    ) -> Result<Attempt, LockError> {
+        let now = self.clock.now();
+        let mut hold = slot.hold();
+        if let Some(current) = hold.as_ref().filter(|current| current.expires_at > now) {
+            return Ok(Attempt::Busy { retry_after: Some(current.expires_at - now) });
+        }
+        let fence = self.next_fence(slot);
+        *hold = Some(Hold { owner: owner.clone(), fence, expires_at: now + ttl });
+        Ok(Attempt::Acquired(fence))
+    }
+
+    async fn release(&self, slot: &MemorySlot, owner: &Owner) -> Result<bool, LockError> {
+        Ok(slot.release(owner, self.clock.now()))
+    }
+
+    async fn extend(
+        &self,
+        slot: &MemorySlot,
+        owner: &Owner,
+        ttl: Duration,
+    ) -> Result<bool, LockError> {
+        let now = self.clock.now();
+        let mut hold = slot.hold();
+        match hold.as_mut() {
+            Some(current) if current.expires_at > now && current.owner == *owner => {
+                current.expires_at = now + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn owner(&self, slot: &MemorySlot) -> Result<Option<Owner>, LockError> {
+        let now = self.clock.now();
+        Ok(slot
+            .hold()
+            .as_ref()
+            .filter(|current| current.expires_at > now)
+            .map(|current| current.owner.clone()))
+    }
+
+    async fn force_release(&self, slot: &MemorySlot) -> Result<bool, LockError> {
+        let now = self.clock.now();
+        Ok(slot.hold().take().is_some_and(|current| current.expires_at > now))
+    }
+
+    fn release_on_drop(self: Arc<Self>, slot: Arc<MemorySlot>, owner: Owner) {
+        slot.release(&owner, self.clock.now());
+    }
+}
+
+impl<C: Clock> fmt::Debug for MemoryBackend<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBackend")
+            .field("shards", &self.shards.len())
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}

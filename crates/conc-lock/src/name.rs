@@ -1,0 +1,49 @@
+//! Validated lock names.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::LockError;
+
+/// The longest lock name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 512;
+
+/// A validated lock name: not empty, at most [`MAX_NAME_LEN`] bytes, no
+/// control characters (backends use a control character to separate the
+/// slots of a funnel from user names).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct LockName(Arc<str>);
+
+impl LockName {
+    pub(crate) fn new(name: impl Into<String>) -> Result<Self, LockError> {
+        let name = name.into();
+        let reason = if name.is_empty() {
+            Some("must not be empty")
+        } else if name.len() > MAX_NAME_LEN {
+            Some("must be at most 512 bytes")
+        } else if name.chars().any(char::is_control) {
+            Some("must not contain control characters")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(LockError::InvalidName { name, reason }),
+            None => Ok(Self(Arc::from(name))),
+        }
+    }
+
+    /// The name of slot `slot` of the funnel named `self`.
+    pub(crate) fn slot(&self, slot: u32) -> Self {
+        Self(Arc::from(format!("{}\u{1f}slot{slot}", self.0)))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LockName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}

@@ -1,0 +1,183 @@
+//! [`LockStore`]: the entry point that hands out locks and funnels.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conc_core::backoff::{Backoff, Jitter};
+
+use crate::memory::MemoryBackend;
+use crate::name::LockName;
+use crate::{Funnel, Lock, LockBackend, LockError, Owner, ttl};
+
+/// Where locks live, and the factory of [`Lock`] and [`Funnel`] handles.
+///
+/// Cheap to clone: clones share the backend.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_lock::LockStore;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_lock::LockError> {
+/// let store = LockStore::memory();
+/// let lock = store.lock("reports:daily", Duration::from_secs(30))?;
+/// if let Some(guard) = lock.get().await? {
+///     // … build the report, passing guard.fence() with every write …
+///     guard.release().await?;
+/// }
+/// # Ok(()) }
+/// ```
+pub struct LockStore<B: LockBackend = MemoryBackend> {
+    inner: Arc<Inner<B>>,
+}
+
+struct Inner<B> {
+    backend: Arc<B>,
+    block_backoff: Backoff,
+}
+
+impl LockStore<MemoryBackend> {
+    /// A store in this process's memory.
+    pub fn memory() -> Self {
+        Self::new(MemoryBackend::new())
+    }
+}
+
+impl<B: LockBackend> LockStore<B> {
+    /// A store over `backend`.
+    pub fn new(backend: B) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                backend: Arc::new(backend),
+                block_backoff: default_block_backoff(),
+            }),
+        }
+    }
+
+    /// Sets the backoff between attempts of [`Lock::block`] and
+    /// [`Funnel::block`]. A wait is never longer than the time left before
+    /// the deadline or (when the backend reports it) before the current hold
+    /// expires.
+    ///
+    /// Defaults to exponential from 10 ms doubling to at most 250 ms, with
+    /// equal jitter.
+    #[must_use]
+    pub fn with_block_backoff(self, backoff: Backoff) -> Self {
+        let backend = Arc::clone(&self.inner.backend);
+        Self { inner: Arc::new(Inner { backend, block_backoff: backoff }) }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// A handle on the lock `name` with a fresh random owner; each
+    /// acquisition through it holds the lock for `ttl` unless extended.
+    ///
+    /// Making a handle does not touch the backend.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::InvalidName`] for an empty name, one longer than 512
+    /// bytes or one with control characters; [`LockError::InvalidTtl`] for a
+    /// `ttl` below 1 ms or above [`MAX_TTL`](crate::MAX_TTL). A `ttl` with a
+    /// fraction of a millisecond is rounded up.
+    pub fn lock(&self, name: impl Into<String>, ttl: Duration) -> Result<Lock<B>, LockError> {
+        self.restore(name, Owner::random(), ttl)
+    }
+
+    /// A handle on the lock `name` acting as `owner`: another process (or a
+    /// queued job) that was handed the owner token can extend or release the
+    /// hold made under it.
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](LockStore::lock).
+    pub fn restore(
+        &self,
+        name: impl Into<String>,
+        owner: Owner,
+        ttl: Duration,
+    ) -> Result<Lock<B>, LockError> {
+        let name = LockName::new(name)?;
+        let ttl = ttl::validate(ttl)?;
+        Ok(Lock::new(self.clone(), name, owner, ttl))
+    }
+
+    /// Releases the lock `name` whoever holds it. `Ok(true)` if a hold was removed.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::InvalidName`], or [`LockError::Backend`] when the backend fails.
+    pub async fn force_release(&self, name: impl Into<String>) -> Result<bool, LockError> {
+        let name = LockName::new(name)?;
+        let prepared = self.inner.backend.prepare(name.as_str());
+        self.inner.backend.force_release(&prepared).await
+    }
+
+    /// The owner currently holding `name`, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::InvalidName`], or [`LockError::Backend`] when the backend fails.
+    pub async fn owner_of(&self, name: impl Into<String>) -> Result<Option<Owner>, LockError> {
+        let name = LockName::new(name)?;
+        let prepared = self.inner.backend.prepare(name.as_str());
+        self.inner.backend.owner(&prepared).await
+    }
+
+    /// A concurrency limiter named `name` with `limit` slots, each held for
+    /// `ttl` unless extended (Laravel's `funnel`).
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::InvalidName`], [`LockError::InvalidTtl`], or
+    /// [`LockError::InvalidLimit`] for a `limit` of zero.
+    pub fn funnel(
+        &self,
+        name: impl Into<String>,
+        limit: u32,
+        ttl: Duration,
+    ) -> Result<Funnel<B>, LockError> {
+        let name = LockName::new(name)?;
+        let ttl = ttl::validate(ttl)?;
+        if limit == 0 {
+            return Err(LockError::InvalidLimit { limit });
+        }
+        Ok(Funnel::new(self.clone(), &name, limit, ttl))
+    }
+
+    pub(crate) fn shared_backend(&self) -> &Arc<B> {
+        &self.inner.backend
+    }
+
+    pub(crate) fn block_backoff(&self) -> &Backoff {
+        &self.inner.block_backoff
+    }
+}
+
+fn default_block_backoff() -> Backoff {
+    Backoff::exponential(Duration::from_millis(10))
+        .max_delay(Duration::from_millis(250))
+        .jitter(Jitter::Equal)
+        .build()
+        .unwrap_or_else(|error| unreachable!("the default block backoff is valid: {error}"))
+}
+
+impl<B: LockBackend> Clone for LockStore<B> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<B: LockBackend> fmt::Debug for LockStore<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockStore")
+            .field("backend", &self.inner.backend)
+            .field("block_backoff", &self.inner.block_backoff)
+            .finish()
+    }
+}

@@ -1,0 +1,47 @@
+//! Validating times to live.
+
+use std::time::Duration;
+
+use crate::LockError;
+
+/// The longest time to live accepted: 365 days.
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Validates `ttl` and rounds it up to whole milliseconds, the unit every
+/// backend stores.
+pub(crate) fn validate(ttl: Duration) -> Result<Duration, LockError> {
+    if ttl < Duration::from_millis(1) || ttl > MAX_TTL {
+        return Err(LockError::InvalidTtl { ttl, max: MAX_TTL });
+    }
+    let millis = ttl.as_nanos().div_ceil(1_000_000);
+    Ok(Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX)))
+}
+
+/// `ttl` in whole milliseconds (it is validated, so it fits).
+pub(crate) fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{MAX_TTL, validate};
+    use crate::LockError;
+
+    #[test]
+    fn rounds_up_to_whole_milliseconds() {
+        assert_eq!(validate(Duration::from_micros(1500)).unwrap(), Duration::from_millis(2));
+        assert_eq!(validate(Duration::from_millis(3)).unwrap(), Duration::from_millis(3));
+        assert_eq!(validate(MAX_TTL).unwrap(), MAX_TTL);
+    }
+
+    #[test]
+    fn rejects_zero_sub_millisecond_and_huge() {
+        for bad in [Duration::ZERO, Duration::from_micros(999), MAX_TTL + Duration::from_secs(1)] {
+            let err = validate(bad).unwrap_err();
+            assert!(matches!(err, LockError::InvalidTtl { ttl, .. } if ttl == bad));
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+}
