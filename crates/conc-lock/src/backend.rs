@@ -52,8 +52,11 @@ pub enum SlotAttempt {
 /// - a hold expires `ttl` after it was taken or last extended;
 /// - `release` and `extend` act only for the current, unexpired owner and
 ///   return `false` otherwise (the lock was lost);
-/// - names given to [`prepare`](Self::prepare) arrive validated: non-empty,
-///   at most 512 bytes, without control characters; times to live arrive
+/// - names given to [`prepare`](Self::prepare) are either a lock name
+///   (validated: non-empty, at most 512 bytes, no control characters) or a
+///   funnel slot name: the funnel's name, the separator U+001F, then `slot`
+///   and the slot number (so up to 522 bytes; the separator never occurs in
+///   lock names, so slots never collide with locks); times to live arrive
 ///   validated: whole milliseconds, at least 1 ms.
 ///
 /// Methods return futures; in-memory backends return ready ones.

@@ -26,11 +26,13 @@ pub enum LockError {
         /// The longest time to live accepted.
         max: Duration,
     },
-    /// A concurrency limit of zero slots.
-    #[error("invalid funnel `limit` {limit}: must be at least 1")]
+    /// A funnel limit of zero slots, or more than the largest supported.
+    #[error("invalid funnel `limit` {limit}: must be between 1 and {max}")]
     InvalidLimit {
         /// The limit given.
         limit: u32,
+        /// The largest limit accepted.
+        max: u32,
     },
     /// An owner token that is empty or too long.
     #[error("invalid lock owner {owner:?}: {reason}")]
@@ -65,6 +67,10 @@ pub enum LockError {
 
 impl LockError {
     /// Wraps a backend failure.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "redis")),
+        allow(dead_code, reason = "used by the SQLite and Redis backends")
+    )]
     pub(crate) fn backend(error: impl Into<BoxError>) -> Self {
         Self::Backend(error.into())
     }

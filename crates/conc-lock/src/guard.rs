@@ -39,7 +39,9 @@ use crate::{Fence, Lock, LockBackend, LockError, Owner};
 pub struct LockGuard<B: LockBackend> {
     lock: Lock<B>,
     fence: Fence,
-    keep_alive: Option<KeepAlive>,
+    // Boxed: most guards never keep alive, and a smaller guard is cheaper to
+    // move through the futures that return and release it.
+    keep_alive: Option<Box<KeepAlive>>,
     released: bool,
 }
 
@@ -78,9 +80,15 @@ impl<B: LockBackend> LockGuard<B> {
     /// taken the lock meanwhile); [`LockError::Backend`] when the backend
     /// fails (the hold then expires with its time to live).
     pub async fn release(mut self) -> Result<(), LockError> {
-        self.released = true;
         self.stop_keep_alive();
-        if self.lock.release().await? { Ok(()) } else { Err(self.lost()) }
+        let backend = self.lock.store().backend();
+        let released = backend.release(self.lock.prepared(), self.lock.owner()).await;
+        // Only now: a release future dropped during the round trip leaves the
+        // guard to release on drop. That release is owner-checked: after one
+        // that did reach the backend it frees nothing, unless this handle's
+        // owner took the lock again before it ran.
+        self.released = true;
+        if released? { Ok(()) } else { Err(self.lost()) }
     }
 
     /// Resets the hold's time to live to `ttl` from now.
@@ -130,7 +138,7 @@ impl<B: LockBackend> LockGuard<B> {
                 }
             }
         });
-        self.keep_alive = Some(KeepAlive { task, lost });
+        self.keep_alive = Some(Box::new(KeepAlive { task, lost }));
         self
     }
 
@@ -140,6 +148,7 @@ impl<B: LockBackend> LockGuard<B> {
         self.keep_alive.as_ref().is_some_and(|keep_alive| keep_alive.lost.load(Ordering::Acquire))
     }
 
+    #[inline]
     fn stop_keep_alive(&mut self) {
         if let Some(keep_alive) = self.keep_alive.take() {
             keep_alive.task.abort();
@@ -168,6 +177,6 @@ impl<B: LockBackend> fmt::Debug for LockGuard<B> {
             .field("owner", self.lock.owner())
             .field("fence", &self.fence)
             .field("keep_alive", &self.keep_alive.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }

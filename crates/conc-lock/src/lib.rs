@@ -27,9 +27,9 @@
 //!
 //! # Feature flags
 //!
-//! - `sqlite`: [`SqliteBackend`], locks in a SQLite file shared by the
+//! - `sqlite`: `SqliteBackend`, locks in a SQLite file shared by the
 //!   processes of one machine.
-//! - `redis`: [`RedisBackend`], locks in Redis shared by many machines.
+//! - `redis`: `RedisBackend`, locks in Redis shared by many machines.
 //!
 //! The in-memory backend is always available.
 //!
@@ -78,6 +78,10 @@ mod lock;
 mod memory;
 mod name;
 mod owner;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod store;
 mod ttl;
 mod wait;
@@ -91,5 +95,16 @@ pub use lock::Lock;
 pub use memory::{MemoryBackend, MemorySlot};
 pub use name::MAX_NAME_LEN;
 pub use owner::{MAX_OWNER_LEN, Owner};
-pub use store::LockStore;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{RedisBackend, RedisBackendBuilder, RedisKeys};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::{SqliteBackend, SqliteBackendBuilder};
+pub use store::{LockStore, MAX_FUNNEL_LIMIT};
 pub use ttl::MAX_TTL;
+
+/// The guide's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/lock.md")]
+struct LockGuide;

@@ -37,6 +37,12 @@ use crate::{Attempt, Fence, LockBackend, LockError, LockGuard, LockStore, Owner,
 /// # Ok(()) }
 /// ```
 pub struct Lock<B: LockBackend> {
+    // One reference count per clone, so a guard (which keeps a clone) costs
+    // one atomic increment to make and one to drop.
+    inner: Arc<Inner<B>>,
+}
+
+struct Inner<B: LockBackend> {
     store: LockStore<B>,
     name: LockName,
     prepared: Arc<B::Prepared>,
@@ -57,22 +63,22 @@ impl<B: LockBackend> Lock<B> {
         owner: Owner,
         ttl: Duration,
     ) -> Self {
-        Self { store, name, prepared, owner, ttl }
+        Self { inner: Arc::new(Inner { store, name, prepared, owner, ttl }) }
     }
 
     /// The lock's name.
     pub fn name(&self) -> &str {
-        self.name.as_str()
+        self.inner.name.as_str()
     }
 
     /// The owner this handle acts as.
     pub fn owner(&self) -> &Owner {
-        &self.owner
+        &self.inner.owner
     }
 
     /// How long each acquisition holds the lock unless extended.
     pub fn ttl(&self) -> Duration {
-        self.ttl
+        self.inner.ttl
     }
 
     /// Tries once to acquire the lock. `Ok(None)` when someone else holds it.
@@ -81,9 +87,12 @@ impl<B: LockBackend> Lock<B> {
     ///
     /// [`LockError::Backend`] when the backend fails.
     pub async fn get(&self) -> Result<Option<LockGuard<B>>, LockError> {
-        match self.attempt().await? {
-            Try::Acquired(guard) => Ok(Some(guard)),
-            Try::Busy(_) => Ok(None),
+        // Not through `attempt`: one future less to build and move on the
+        // uncontended path.
+        let inner = &*self.inner;
+        match inner.store.backend().acquire(&inner.prepared, &inner.owner, inner.ttl).await? {
+            Attempt::Acquired(fence) => Ok(Some(LockGuard::new(self.clone(), fence))),
+            Attempt::Busy { .. } => Ok(None),
         }
     }
 
@@ -99,7 +108,7 @@ impl<B: LockBackend> Lock<B> {
     /// [`LockError::Timeout`] naming the lock when it is still held at the
     /// deadline; [`LockError::Backend`] when the backend fails.
     pub async fn block(&self, wait: Duration) -> Result<LockGuard<B>, LockError> {
-        let backoff = self.store.block_backoff().clone();
+        let backoff = self.inner.store.block_backoff().clone();
         wait::block(self.name(), wait, &backoff, || self.attempt()).await
     }
 
@@ -146,7 +155,8 @@ impl<B: LockBackend> Lock<B> {
     ///
     /// [`LockError::Backend`] when the backend fails.
     pub async fn release(&self) -> Result<bool, LockError> {
-        self.store.backend().release(&self.prepared, &self.owner).await
+        let inner = &*self.inner;
+        inner.store.backend().release(&inner.prepared, &inner.owner).await
     }
 
     /// Resets the hold's time to live to `ttl` from now, if this handle's
@@ -157,7 +167,8 @@ impl<B: LockBackend> Lock<B> {
     /// [`LockError::InvalidTtl`], or [`LockError::Backend`] when the backend fails.
     pub async fn extend(&self, ttl: Duration) -> Result<bool, LockError> {
         let ttl = ttl::validate(ttl)?;
-        self.store.backend().extend(&self.prepared, &self.owner, ttl).await
+        let inner = &*self.inner;
+        inner.store.backend().extend(&inner.prepared, &inner.owner, ttl).await
     }
 
     /// Whether this handle's owner holds the lock now.
@@ -166,11 +177,13 @@ impl<B: LockBackend> Lock<B> {
     ///
     /// [`LockError::Backend`] when the backend fails.
     pub async fn is_owned(&self) -> Result<bool, LockError> {
-        Ok(self.store.backend().owner(&self.prepared).await?.as_ref() == Some(&self.owner))
+        let inner = &*self.inner;
+        Ok(inner.store.backend().owner(&inner.prepared).await?.as_ref() == Some(&inner.owner))
     }
 
     async fn attempt(&self) -> Result<Try<LockGuard<B>>, LockError> {
-        match self.store.backend().acquire(&self.prepared, &self.owner, self.ttl).await? {
+        let inner = &*self.inner;
+        match inner.store.backend().acquire(&inner.prepared, &inner.owner, inner.ttl).await? {
             Attempt::Acquired(fence) => Ok(Try::Acquired(LockGuard::new(self.clone(), fence))),
             Attempt::Busy { retry_after } => Ok(Try::Busy(retry_after)),
         }
@@ -187,32 +200,26 @@ impl<B: LockBackend> Lock<B> {
     }
 
     pub(crate) fn store(&self) -> &LockStore<B> {
-        &self.store
+        &self.inner.store
     }
 
     pub(crate) fn prepared(&self) -> &Arc<B::Prepared> {
-        &self.prepared
+        &self.inner.prepared
     }
 }
 
 impl<B: LockBackend> Clone for Lock<B> {
     fn clone(&self) -> Self {
-        Self {
-            store: self.store.clone(),
-            name: self.name.clone(),
-            prepared: Arc::clone(&self.prepared),
-            owner: self.owner.clone(),
-            ttl: self.ttl,
-        }
+        Self { inner: Arc::clone(&self.inner) }
     }
 }
 
 impl<B: LockBackend> fmt::Debug for Lock<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
-            .field("name", &self.name)
-            .field("owner", &self.owner)
-            .field("ttl", &self.ttl)
+            .field("name", &self.inner.name)
+            .field("owner", &self.inner.owner)
+            .field("ttl", &self.inner.ttl)
             .finish_non_exhaustive()
     }
 }

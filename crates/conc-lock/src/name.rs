@@ -15,21 +15,9 @@ pub const MAX_NAME_LEN: usize = 512;
 pub(crate) struct LockName(Arc<str>);
 
 impl LockName {
-    pub(crate) fn new(name: impl Into<String>) -> Result<Self, LockError> {
-        let name = name.into();
-        let reason = if name.is_empty() {
-            Some("must not be empty")
-        } else if name.len() > MAX_NAME_LEN {
-            Some("must be at most 512 bytes")
-        } else if name.chars().any(char::is_control) {
-            Some("must not contain control characters")
-        } else {
-            None
-        };
-        match reason {
-            Some(reason) => Err(LockError::InvalidName { name, reason }),
-            None => Ok(Self(Arc::from(name))),
-        }
+    pub(crate) fn new(name: &str) -> Result<Self, LockError> {
+        check(name)?;
+        Ok(Self(Arc::from(name)))
     }
 
     /// The name of slot `slot` of the funnel named `self`.
@@ -40,6 +28,20 @@ impl LockName {
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Checks that `name` is a valid lock name.
+pub(crate) fn check(name: &str) -> Result<(), LockError> {
+    let reason = if name.is_empty() {
+        "must not be empty"
+    } else if name.len() > MAX_NAME_LEN {
+        "must be at most 512 bytes"
+    } else if name.chars().any(char::is_control) {
+        "must not contain control characters"
+    } else {
+        return Ok(());
+    };
+    Err(LockError::InvalidName { name: name.to_owned(), reason })
 }
 
 impl fmt::Debug for LockName {

@@ -1,13 +1,40 @@
 //! Owner tokens: who holds a lock.
 
+use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::LockError;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The splitmix64 increment: odd, so the counter cycles through all 2^64 values.
+const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The splitmix64 finaliser: a bijection on `u64` that scatters every bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A thread's generator state: a counter start and a key, from std's
+/// randomly keyed hasher over the process id, the time and the thread.
+fn seed() -> (u64, u64) {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let half = |salt: u8| {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u8(salt);
+        hasher.write_u128(nanos);
+        hasher.write_u32(std::process::id());
+        std::thread::current().id().hash(&mut hasher);
+        hasher.finish()
+    };
+    (half(0), half(1))
+}
 
 /// The longest owner token accepted, in bytes.
 pub const MAX_OWNER_LEN: usize = 128;
@@ -20,7 +47,8 @@ pub const MAX_OWNER_LEN: usize = 128;
 /// it, say) can act for the holder through
 /// [`LockStore::restore`](crate::LockStore::restore).
 ///
-/// Cloning is cheap (a reference count).
+/// Cloning is cheap: a random token is 32 bytes kept inline, a given one is
+/// shared behind a reference count.
 ///
 /// # Examples
 ///
@@ -36,34 +64,80 @@ pub const MAX_OWNER_LEN: usize = 128;
 /// assert_eq!(known.as_str(), "job-4711");
 /// # Ok::<(), conc_lock::LockError>(())
 /// ```
-#[derive(Clone, Eq, Hash)]
-pub struct Owner(Arc<str>);
+#[derive(Clone)]
+pub struct Owner(Repr);
+
+impl Eq for Owner {}
+
+#[derive(Clone)]
+enum Repr {
+    /// A token from [`Owner::random`]: ASCII hex digits, copied without
+    /// touching a shared reference count (the in-memory backend stores a
+    /// clone with every hold).
+    Random([u8; 32]),
+    /// A token given to [`Owner::new`].
+    Given(Arc<str>),
+}
+
+impl Owner {
+    fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Random(bytes) => bytes,
+            Repr::Given(text) => text.as_bytes(),
+        }
+    }
+}
+
+impl Hash for Owner {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // By the text, as equality compares it, whatever the representation.
+        self.as_str().hash(state);
+    }
+}
 
 impl PartialEq for Owner {
     fn eq(&self, other: &Self) -> bool {
-        // Holders compare their own token with the stored clone of it: the
-        // pointer check settles that without reading the text.
-        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+        match (&self.0, &other.0) {
+            // The common case (a holder's token against the stored copy),
+            // compared inline.
+            (Repr::Random(a), Repr::Random(b)) => a == b,
+            // By the text otherwise: a token given to `Owner::new` equals the
+            // random token it was copied from.
+            _ => self.bytes() == other.bytes(),
+        }
     }
 }
 
 impl Owner {
-    /// A fresh random owner token: 128 bits from the operating system's
+    /// A fresh random owner token: 32 lowercase hex digits (128 bits),
+    /// unique across threads, processes and machines.
+    ///
+    /// Each thread seeds a generator once, from the operating system's
     /// randomness (through std's `RandomState` keys) mixed with the process
-    /// id, the time and a counter, as 32 lowercase hex digits.
+    /// id, the time and the thread; each token then costs a counter step and
+    /// two bit mixes, without a system call (a lock handle is made per use in
+    /// keyed code, so this is on its hot path). Tokens are unique, not
+    /// secret: anyone who can reach the store can force-release a lock
+    /// anyway. A process forked without `exec` shares its parent's generator
+    /// state in the forking thread, and must not make owners on that thread.
     pub fn random() -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let half = |state: RandomState| {
-            let mut hasher = state.build_hasher();
-            hasher.write_u64(count);
-            hasher.write_u128(nanos);
-            hasher.write_u32(std::process::id());
-            hasher.finish()
-        };
-        let (high, low) = (half(RandomState::new()), half(RandomState::new()));
-        Self(Arc::from(format!("{high:016x}{low:016x}")))
+        thread_local! {
+            static GENERATOR: Cell<(u64, u64)> = Cell::new(seed());
+        }
+        let (high, low) = GENERATOR.with(|generator| {
+            let (counter, key) = generator.get();
+            let counter = counter.wrapping_add(GOLDEN_GAMMA);
+            generator.set((counter, key));
+            // `mix` is a bijection, so `high` differs for every step of this
+            // thread's counter; `key` sets this thread apart from others.
+            (mix(counter), mix(counter ^ key))
+        });
+        let bits = (u128::from(high) << 64) | u128::from(low);
+        let mut text = [0_u8; 32];
+        for (i, digit) in text.iter_mut().enumerate() {
+            *digit = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
+        }
+        Self(Repr::Random(text))
     }
 
     /// An owner token with a known value, to act for a holder elsewhere.
@@ -85,24 +159,29 @@ impl Owner {
         };
         match reason {
             Some(reason) => Err(LockError::InvalidOwner { owner: token, reason }),
-            None => Ok(Self(Arc::from(token))),
+            None => Ok(Self(Repr::Given(Arc::from(token)))),
         }
     }
 
     /// The token as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Random(bytes) => {
+                std::str::from_utf8(bytes).unwrap_or_else(|_| unreachable!("hex digits are ASCII"))
+            }
+            Repr::Given(text) => text,
+        }
     }
 }
 
 impl fmt::Debug for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Owner").field(&&*self.0).finish()
+        f.debug_tuple("Owner").field(&self.as_str()).finish()
     }
 }
 
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }

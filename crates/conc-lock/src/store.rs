@@ -7,7 +7,7 @@ use std::time::Duration;
 use conc_core::backoff::{Backoff, Jitter};
 
 use crate::memory::MemoryBackend;
-use crate::name::LockName;
+use crate::name::{self, LockName};
 use crate::{Funnel, Lock, LockBackend, LockError, Owner, ttl};
 
 /// Where locks live, and the factory of [`Lock`] and [`Funnel`] handles.
@@ -85,7 +85,7 @@ impl<B: LockBackend> LockStore<B> {
     /// bytes or one with control characters; [`LockError::InvalidTtl`] for a
     /// `ttl` below 1 ms or above [`MAX_TTL`](crate::MAX_TTL). A `ttl` with a
     /// fraction of a millisecond is rounded up.
-    pub fn lock(&self, name: impl Into<String>, ttl: Duration) -> Result<Lock<B>, LockError> {
+    pub fn lock(&self, name: impl AsRef<str>, ttl: Duration) -> Result<Lock<B>, LockError> {
         self.restore(name, Owner::random(), ttl)
     }
 
@@ -98,11 +98,11 @@ impl<B: LockBackend> LockStore<B> {
     /// As [`lock`](LockStore::lock).
     pub fn restore(
         &self,
-        name: impl Into<String>,
+        name: impl AsRef<str>,
         owner: Owner,
         ttl: Duration,
     ) -> Result<Lock<B>, LockError> {
-        let name = LockName::new(name)?;
+        let name = LockName::new(name.as_ref())?;
         let ttl = ttl::validate(ttl)?;
         Ok(Lock::new(self.clone(), name, owner, ttl))
     }
@@ -112,9 +112,8 @@ impl<B: LockBackend> LockStore<B> {
     /// # Errors
     ///
     /// [`LockError::InvalidName`], or [`LockError::Backend`] when the backend fails.
-    pub async fn force_release(&self, name: impl Into<String>) -> Result<bool, LockError> {
-        let name = LockName::new(name)?;
-        let prepared = self.inner.backend.prepare(name.as_str());
+    pub async fn force_release(&self, name: impl AsRef<str>) -> Result<bool, LockError> {
+        let prepared = self.prepare(name.as_ref())?;
         self.inner.backend.force_release(&prepared).await
     }
 
@@ -123,9 +122,8 @@ impl<B: LockBackend> LockStore<B> {
     /// # Errors
     ///
     /// [`LockError::InvalidName`], or [`LockError::Backend`] when the backend fails.
-    pub async fn owner_of(&self, name: impl Into<String>) -> Result<Option<Owner>, LockError> {
-        let name = LockName::new(name)?;
-        let prepared = self.inner.backend.prepare(name.as_str());
+    pub async fn owner_of(&self, name: impl AsRef<str>) -> Result<Option<Owner>, LockError> {
+        let prepared = self.prepare(name.as_ref())?;
         self.inner.backend.owner(&prepared).await
     }
 
@@ -135,19 +133,26 @@ impl<B: LockBackend> LockStore<B> {
     /// # Errors
     ///
     /// [`LockError::InvalidName`], [`LockError::InvalidTtl`], or
-    /// [`LockError::InvalidLimit`] for a `limit` of zero.
+    /// [`LockError::InvalidLimit`] for a `limit` of zero or above
+    /// [`MAX_FUNNEL_LIMIT`] (each slot is a lock, tried in order).
     pub fn funnel(
         &self,
-        name: impl Into<String>,
+        name: impl AsRef<str>,
         limit: u32,
         ttl: Duration,
     ) -> Result<Funnel<B>, LockError> {
-        let name = LockName::new(name)?;
+        let name = LockName::new(name.as_ref())?;
         let ttl = ttl::validate(ttl)?;
-        if limit == 0 {
-            return Err(LockError::InvalidLimit { limit });
+        if !(1..=MAX_FUNNEL_LIMIT).contains(&limit) {
+            return Err(LockError::InvalidLimit { limit, max: MAX_FUNNEL_LIMIT });
         }
         Ok(Funnel::new(self.clone(), &name, limit, ttl))
+    }
+
+    /// Validates `name` and prepares it, without keeping a copy of it.
+    fn prepare(&self, name: &str) -> Result<Arc<B::Prepared>, LockError> {
+        name::check(name)?;
+        Ok(self.inner.backend.prepare(name))
     }
 
     pub(crate) fn shared_backend(&self) -> &Arc<B> {
@@ -158,6 +163,11 @@ impl<B: LockBackend> LockStore<B> {
         &self.inner.block_backoff
     }
 }
+
+/// The most slots a [`Funnel`] may have: 1024. Each slot is a lock of its own
+/// that an acquisition may have to try, so larger limits belong in a
+/// counting semaphore, not a funnel.
+pub const MAX_FUNNEL_LIMIT: u32 = 1024;
 
 fn default_block_backoff() -> Backoff {
     Backoff::exponential(Duration::from_millis(10))

@@ -18,6 +18,10 @@ pub(crate) fn validate(ttl: Duration) -> Result<Duration, LockError> {
 }
 
 /// `ttl` in whole milliseconds (it is validated, so it fits).
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "redis")),
+    allow(dead_code, reason = "used by the SQLite and Redis backends")
+)]
 pub(crate) fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }

@@ -17,13 +17,15 @@
 //! | `fan` | `conc-fan` | `fan` | planned |
 //! | `ratelimit` | `conc-ratelimit` | `ratelimit` | planned |
 //! | `resilience` | `conc-resilience` | `resilience` | planned |
-//! | `lock` | `conc-lock` | `lock` | planned |
+//! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
 //! | `bus` | `conc-bus` | `bus` | planned |
 //! | `process` | `conc-process` | `process` | planned |
 //!
 //! # Feature flags
 //!
-//! - `full`: every sub-crate. Off by default; `default = []`.
+//! - `lock`: [`lock`], the in-memory lock store; `lock-sqlite` and
+//!   `lock-redis` add its SQLite and Redis stores.
+//! - `full`: every sub-crate with every backend. Off by default; `default = []`.
 //!
 //! # Examples
 //!
@@ -54,6 +56,11 @@
 
 #[doc(inline)]
 pub use conc_core as core;
+
+#[cfg(feature = "lock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lock")))]
+#[doc(inline)]
+pub use conc_lock as lock;
 
 #[doc(no_inline)]
 pub use conc_core::{BoxError, BoxFuture};

@@ -21,3 +21,13 @@ fn core_is_reexported() {
     assert_eq!(error.to_string(), "boxed");
     assert!(conc::core::metrics::ALL.len() > 1);
 }
+
+#[cfg(feature = "lock")]
+#[tokio::test]
+async fn lock_is_reexported() {
+    let store = conc::lock::LockStore::memory();
+    let lock = store.lock("smoke", Duration::from_secs(1)).unwrap();
+    let guard = lock.get().await.unwrap().expect("a free lock");
+    assert!(store.lock("smoke", Duration::from_secs(1)).unwrap().get().await.unwrap().is_none());
+    guard.release().await.unwrap();
+}

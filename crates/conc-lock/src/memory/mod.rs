@@ -1,31 +1,32 @@
 //! The in-memory backend: locks shared by the tasks and threads of one process.
 
+mod hash;
 mod slot;
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use conc_core::time::{Clock, CoarseClock};
 
+use hash::NameHash;
 use slot::Hold;
 pub use slot::MemorySlot;
 
-use crate::{Attempt, Fence, LockBackend, LockError, Owner};
+use crate::{Attempt, LockBackend, LockError, Owner};
 
 /// Locks in this process's memory.
 ///
-/// Names are spread over shards, each with its own small map and fence
-/// counter, so threads working on different names rarely meet. A lock handle
-/// keeps its name's slot, so acquiring and releasing through a handle takes
-/// one uncontended mutex and never looks the name up again. Slots nobody holds
-/// and no handle refers to are removed as the map grows, so memory stays
-/// proportional to the names in use. Fences come from the shard's counter,
-/// which only grows, so they only grow per name even across removal.
+/// Names are spread over shards, each with its own small map, so threads
+/// working on different names rarely meet. A lock handle keeps its name's
+/// slot, so acquiring and releasing through a handle takes one uncontended
+/// mutex and never looks the name up again. Slots nobody holds and no handle
+/// refers to are removed as the map grows, so memory stays proportional to
+/// the names in use. Fences come from a counter in the slot; the shard keeps
+/// the highest fence of the slots it removed and new slots continue above it,
+/// so fences only grow per name even across removal.
 ///
 /// Times come from a [`Clock`]: the process-wide [`CoarseClock`] by default
 /// (expiry is then accurate to about a millisecond), a
@@ -51,19 +52,23 @@ use crate::{Attempt, Fence, LockBackend, LockError, Owner};
 /// ```
 pub struct MemoryBackend<C: Clock = CoarseClock> {
     shards: Box<[Shard]>,
-    hasher: RandomState,
+    /// Picks a name's shard; each shard's map hashes with its own keys, so
+    /// the names of one shard spread over its buckets.
+    hasher: NameHash,
     clock: C,
 }
 
 struct Shard {
     slots: Mutex<Slots>,
-    last_fence: AtomicU64,
 }
 
 struct Slots {
-    by_name: HashMap<Arc<str>, Arc<MemorySlot>>,
+    by_name: HashMap<Arc<str>, Arc<MemorySlot>, NameHash>,
     /// The map's size that triggers the next sweep of unused slots.
     sweep_at: usize,
+    /// The highest fence of any slot removed from this shard: new slots
+    /// continue above it.
+    removed_fence: u64,
 }
 
 /// The smallest map size that triggers a sweep.
@@ -89,11 +94,14 @@ impl<C: Clock> MemoryBackend<C> {
         let shards = (parallelism * 4).next_power_of_two().max(8);
         let shards = (0..shards)
             .map(|_| Shard {
-                slots: Mutex::new(Slots { by_name: HashMap::new(), sweep_at: MIN_SWEEP_AT }),
-                last_fence: AtomicU64::new(0),
+                slots: Mutex::new(Slots {
+                    by_name: HashMap::with_hasher(NameHash::random()),
+                    sweep_at: MIN_SWEEP_AT,
+                    removed_fence: 0,
+                }),
             })
             .collect();
-        Self { shards, hasher: RandomState::new(), clock }
+        Self { shards, hasher: NameHash::random(), clock }
     }
 
     /// How many names have a slot now (held, or referred to by a handle, or
@@ -110,10 +118,6 @@ impl<C: Clock> MemoryBackend<C> {
     fn shard_of(&self, name: &str) -> usize {
         // The shard count is a power of two.
         (self.hasher.hash_one(name) as usize) & (self.shards.len() - 1)
-    }
-
-    fn next_fence(&self, slot: &MemorySlot) -> Fence {
-        Fence::new(self.shards[slot.shard()].last_fence.fetch_add(1, Ordering::Relaxed) + 1)
     }
 }
 
@@ -134,13 +138,25 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         }
         if slots.by_name.len() >= slots.sweep_at {
             let now = self.clock.now();
+            let Slots { by_name, sweep_at, removed_fence } = &mut *slots;
             // A slot only this map refers to cannot gain a handle while the
             // shard is locked, since handles are made here.
-            slots.by_name.retain(|_, slot| Arc::strong_count(slot) > 1 || slot.is_held(now));
-            slots.sweep_at = (slots.by_name.len() * 2).max(MIN_SWEEP_AT);
+            by_name.retain(|_, slot| {
+                if Arc::strong_count(slot) > 1 {
+                    return true;
+                }
+                match slot.removable(now) {
+                    Some(last_fence) => {
+                        *removed_fence = (*removed_fence).max(last_fence);
+                        false
+                    }
+                    None => true,
+                }
+            });
+            *sweep_at = (by_name.len() * 2).max(MIN_SWEEP_AT);
         }
         let name: Arc<str> = Arc::from(name);
-        let slot = Arc::new(MemorySlot::new(Arc::clone(&name), shard_index));
+        let slot = Arc::new(MemorySlot::new(Arc::clone(&name), slots.removed_fence));
         slots.by_name.insert(name, Arc::clone(&slot));
         slot
     }
@@ -152,12 +168,12 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         ttl: Duration,
     ) -> Result<Attempt, LockError> {
         let now = self.clock.now();
-        let mut hold = slot.hold();
-        if let Some(current) = hold.as_ref().filter(|current| current.expires_at > now) {
+        let mut state = slot.state();
+        if let Some(current) = state.hold.as_ref().filter(|current| current.expires_at > now) {
             return Ok(Attempt::Busy { retry_after: Some(current.expires_at - now) });
         }
-        let fence = self.next_fence(slot);
-        *hold = Some(Hold { owner: owner.clone(), fence, expires_at: now + ttl });
+        let fence = state.next_fence();
+        state.hold = Some(Hold { owner: owner.clone(), fence, expires_at: now + ttl });
         Ok(Attempt::Acquired(fence))
     }
 
@@ -172,8 +188,8 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         ttl: Duration,
     ) -> Result<bool, LockError> {
         let now = self.clock.now();
-        let mut hold = slot.hold();
-        match hold.as_mut() {
+        let mut state = slot.state();
+        match state.hold.as_mut() {
             Some(current) if current.expires_at > now && current.owner == *owner => {
                 current.expires_at = now + ttl;
                 Ok(true)
@@ -185,7 +201,8 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
     async fn owner(&self, slot: &MemorySlot) -> Result<Option<Owner>, LockError> {
         let now = self.clock.now();
         Ok(slot
-            .hold()
+            .state()
+            .hold
             .as_ref()
             .filter(|current| current.expires_at > now)
             .map(|current| current.owner.clone()))
@@ -193,7 +210,7 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
 
     async fn force_release(&self, slot: &MemorySlot) -> Result<bool, LockError> {
         let now = self.clock.now();
-        Ok(slot.hold().take().is_some_and(|current| current.expires_at > now))
+        Ok(slot.state().hold.take().is_some_and(|current| current.expires_at > now))
     }
 
     fn release_on_drop(self: Arc<Self>, slot: Arc<MemorySlot>, owner: Owner) {

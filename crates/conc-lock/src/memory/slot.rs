@@ -11,8 +11,15 @@ use crate::{Fence, Owner};
 /// shared by every handle on that name.
 pub struct MemorySlot {
     name: Arc<str>,
-    shard: usize,
-    hold: Mutex<Option<Hold>>,
+    state: Mutex<State>,
+}
+
+/// What a slot's mutex guards.
+pub(super) struct State {
+    /// The current hold, if any (it may have expired).
+    pub(super) hold: Option<Hold>,
+    /// The last fence handed out for this name.
+    last_fence: u64,
 }
 
 /// A hold on a slot.
@@ -22,30 +29,40 @@ pub(super) struct Hold {
     pub(super) expires_at: Instant,
 }
 
+impl State {
+    /// The next fence for this name.
+    pub(super) fn next_fence(&mut self) -> Fence {
+        self.last_fence += 1;
+        Fence::new(self.last_fence)
+    }
+}
+
 impl MemorySlot {
-    pub(super) fn new(name: Arc<str>, shard: usize) -> Self {
-        Self { name, shard, hold: Mutex::new(None) }
+    /// A slot whose fences continue above `last_fence`.
+    pub(super) fn new(name: Arc<str>, last_fence: u64) -> Self {
+        Self { name, state: Mutex::new(State { hold: None, last_fence }) }
     }
 
-    pub(super) fn shard(&self) -> usize {
-        self.shard
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
     }
 
-    pub(super) fn hold(&self) -> MutexGuard<'_, Option<Hold>> {
-        lock(&self.hold)
-    }
-
-    /// Whether an unexpired hold exists at `now`.
-    pub(super) fn is_held(&self, now: Instant) -> bool {
-        self.hold().as_ref().is_some_and(|hold| hold.expires_at > now)
+    /// `None` while an unexpired hold exists at `now`; otherwise the last
+    /// fence handed out, which a slot replacing this one must continue from.
+    pub(super) fn removable(&self, now: Instant) -> Option<u64> {
+        let state = self.state();
+        match &state.hold {
+            Some(hold) if hold.expires_at > now => None,
+            _ => Some(state.last_fence),
+        }
     }
 
     /// Removes `owner`'s unexpired hold; `false` when it had none.
     pub(super) fn release(&self, owner: &Owner, now: Instant) -> bool {
-        let mut hold = self.hold();
-        match hold.as_ref() {
+        let mut state = self.state();
+        match &state.hold {
             Some(current) if current.expires_at > now && current.owner == *owner => {
-                *hold = None;
+                state.hold = None;
                 true
             }
             _ => false,
@@ -55,11 +72,11 @@ impl MemorySlot {
 
 impl fmt::Debug for MemorySlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hold = self.hold();
+        let state = self.state();
         f.debug_struct("MemorySlot")
             .field("name", &self.name)
-            .field("owner", &hold.as_ref().map(|hold| &hold.owner))
-            .field("fence", &hold.as_ref().map(|hold| hold.fence))
-            .finish()
+            .field("owner", &state.hold.as_ref().map(|hold| &hold.owner))
+            .field("fence", &state.hold.as_ref().map(|hold| hold.fence))
+            .finish_non_exhaustive()
     }
 }
