@@ -5,6 +5,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use backon::BackoffBuilder as _;
 use conc_core::backoff::{Backoff, Jitter};
 use conc_core::time::{Clock, CoarseClock, ManualClock};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -26,7 +27,7 @@ fn clock_read(c: &mut Criterion) {
 
 /// A full ten-retry exponential schedule with full jitter and a cap, the
 /// shape a retry loop computes per failing call; `backon` is the peer.
-fn backoff_schedule(c: &mut Criterion) {
+fn backoff_exponential_jitter(c: &mut Criterion) {
     let mut group = c.benchmark_group("core/backoff_exponential_jitter_10");
     let ours = Backoff::exponential(Duration::from_millis(100))
         .jitter(Jitter::Full)
@@ -38,7 +39,6 @@ fn backoff_schedule(c: &mut Criterion) {
         b.iter(|| black_box(&ours).delays().fold(Duration::ZERO, |sum, d| sum + d));
     });
     group.bench_function("peer/backon", |b| {
-        use backon::BackoffBuilder;
         let builder = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
             .with_max_delay(Duration::from_secs(10))
@@ -47,23 +47,84 @@ fn backoff_schedule(c: &mut Criterion) {
         b.iter(|| black_box(builder).build().fold(Duration::ZERO, |sum, d| sum + d));
     });
     group.finish();
+}
 
-    let mut group = c.benchmark_group("core/backoff_schedule_10");
-    let strategies = [
-        ("ours/fixed", Backoff::fixed(Duration::from_millis(100))),
-        ("ours/linear", Backoff::linear(Duration::from_millis(100), Duration::from_millis(100))),
-        ("ours/fibonacci", Backoff::fibonacci(Duration::from_millis(100))),
-        ("ours/decorrelated_jitter", Backoff::decorrelated_jitter(Duration::from_millis(100))),
-    ];
-    for (name, builder) in strategies {
-        let backoff =
-            builder.max_delay(Duration::from_secs(10)).max_retries(10).build().expect("valid");
-        group.bench_function(name, |b| {
-            b.iter(|| black_box(&backoff).delays().fold(Duration::ZERO, |sum, d| sum + d));
-        });
-    }
+/// The total of a schedule: consuming every delay is what a retry loop does.
+fn total(delays: impl Iterator<Item = Duration>) -> Duration {
+    delays.fold(Duration::ZERO, |sum, d| sum + d)
+}
+
+/// A ten-retry fixed schedule of 100 ms; `backon::ConstantBuilder` is the peer. Neither side
+/// has a cap (a fixed delay needs none), so both compute the same ten delays.
+fn backoff_fixed(c: &mut Criterion) {
+    let mut group = c.benchmark_group("core/backoff_fixed_10");
+    let ours = Backoff::fixed(Duration::from_millis(100)).max_retries(10).build().expect("valid");
+    let peer =
+        backon::ConstantBuilder::new().with_delay(Duration::from_millis(100)).with_max_times(10);
+    assert_eq!(
+        ours.delays().collect::<Vec<_>>(),
+        peer.build().collect::<Vec<_>>(),
+        "the two sides must compute the same schedule"
+    );
+    group.bench_function("ours", |b| b.iter(|| total(black_box(&ours).delays())));
+    group.bench_function("peer/backon", |b| b.iter(|| total(black_box(peer).build())));
     group.finish();
 }
 
-criterion_group!(benches, clock_read, backoff_schedule);
+/// A ten-retry Fibonacci schedule from 100 ms with a 10 s cap; `backon::FibonacciBuilder` is
+/// the peer. The cap is not reached in ten retries (the tenth delay is 5.5 s), so both sides
+/// compute the same ten delays.
+fn backoff_fibonacci(c: &mut Criterion) {
+    let mut group = c.benchmark_group("core/backoff_fibonacci_10");
+    let ours = Backoff::fibonacci(Duration::from_millis(100))
+        .max_delay(Duration::from_secs(10))
+        .max_retries(10)
+        .build()
+        .expect("valid");
+    let peer = backon::FibonacciBuilder::new()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(10))
+        .with_max_times(10);
+    assert_eq!(
+        ours.delays().collect::<Vec<_>>(),
+        peer.build().collect::<Vec<_>>(),
+        "the two sides must compute the same schedule"
+    );
+    group.bench_function("ours", |b| b.iter(|| total(black_box(&ours).delays())));
+    group.bench_function("peer/backon", |b| b.iter(|| total(black_box(peer).build())));
+    group.finish();
+}
+
+/// Ten-retry linear (100 ms + 100 ms per retry) and decorrelated-jitter (base 100 ms)
+/// schedules with a 10 s cap. Ours only: backon 1.x, the peer of the other backoff groups,
+/// has no linear or decorrelated-jitter builder (only constant, exponential and Fibonacci),
+/// so these groups have no peer and the summary shows our times alone.
+fn backoff_without_peers(c: &mut Criterion) {
+    let strategies = [
+        (
+            "core/backoff_linear_10",
+            Backoff::linear(Duration::from_millis(100), Duration::from_millis(100)),
+        ),
+        (
+            "core/backoff_decorrelated_jitter_10",
+            Backoff::decorrelated_jitter(Duration::from_millis(100)),
+        ),
+    ];
+    for (name, builder) in strategies {
+        let mut group = c.benchmark_group(name);
+        let ours =
+            builder.max_delay(Duration::from_secs(10)).max_retries(10).build().expect("valid");
+        group.bench_function("ours", |b| b.iter(|| total(black_box(&ours).delays())));
+        group.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    clock_read,
+    backoff_exponential_jitter,
+    backoff_fixed,
+    backoff_fibonacci,
+    backoff_without_peers
+);
 criterion_main!(benches);

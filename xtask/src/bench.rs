@@ -8,8 +8,15 @@
 //! ```
 //!
 //! then reads the results criterion wrote during this run (`<criterion dir>/**/new/benchmark.json`
-//! newer than the start, beside `estimates.json`; the criterion dir is `CRITERION_HOME` or
-//! `<target>/criterion`) and prints a table of median times.
+//! newer than the start, beside `estimates.json`) and prints a table of median times.
+//!
+//! The criterion dir is fixed before the run as an absolute path: `CRITERION_HOME` resolved
+//! against the directory xtask was started in, else `<target>/criterion` with the target dir
+//! cargo reports (so `CARGO_TARGET_DIR` and `[build] target-dir` count). It is handed to
+//! criterion as `CRITERION_HOME=<absolute path>`, because criterion runs in `benches/` and
+//! would resolve a relative path against that. A run that writes no results there fails,
+//! unless the criterion arguments ask for a mode that measures nothing (`--list`, `--test`,
+//! `--help`, `--version`).
 //!
 //! # Naming convention of the suites
 //!
@@ -26,6 +33,7 @@
 //! git revision and host) to `<target>/bench-summary.json`.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,6 +44,9 @@ use crate::{Result, cmd, workspace};
 
 /// Criterion arguments added by `--quick`: stop at the significance level, short phases.
 const QUICK_ARGS: [&str; 5] = ["--quick", "--warm-up-time", "1", "--measurement-time", "2"];
+
+/// Criterion arguments that select a mode which measures nothing and writes no results.
+const NO_RESULT_ARGS: [&str; 6] = ["--list", "--test", "--help", "-h", "--version", "-V"];
 
 /// The parsed command line of `bench`.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -80,6 +91,12 @@ impl Options {
         quick.iter().copied().chain(self.criterion_args.iter().map(String::as_str)).collect()
     }
 
+    /// Whether this run should write results: false when a criterion argument selects a
+    /// mode that measures nothing, such as `--list`.
+    fn expects_results(&self) -> bool {
+        !self.criterion_args.iter().any(|arg| NO_RESULT_ARGS.contains(&arg.as_str()))
+    }
+
     /// This command line as the user would type it, recorded in the summary.
     fn command_line(&self) -> String {
         let mut line = "cargo xtask bench".to_owned();
@@ -96,9 +113,11 @@ impl Options {
     }
 }
 
-/// The `cargo bench` invocation for these options.
-fn command(root: &Path, options: &Options) -> cmd::Cmd {
-    let mut command = cmd::cargo(root).args(["bench", "-p", "benches"]);
+/// The `cargo bench` invocation for these options, with criterion writing to
+/// `criterion_dir` (absolute).
+fn command(root: &Path, options: &Options, criterion_dir: &Path) -> cmd::Cmd {
+    let mut command =
+        cmd::cargo(root).env("CRITERION_HOME", criterion_dir).args(["bench", "-p", "benches"]);
     for suite in &options.suites {
         command = command.args(["--bench", suite]);
     }
@@ -109,21 +128,28 @@ fn command(root: &Path, options: &Options) -> cmd::Cmd {
     command
 }
 
+/// Where criterion writes its results, as an absolute path: `criterion_home` (the value of
+/// `CRITERION_HOME`) resolved against `cwd` when it is set and not empty, else
+/// `<target>/criterion`. `cwd` and `target` are absolute.
+fn criterion_dir(criterion_home: Option<&OsStr>, cwd: &Path, target: &Path) -> PathBuf {
+    match criterion_home {
+        Some(home) if !home.is_empty() => cwd.join(home),
+        _ => target.join("criterion"),
+    }
+}
+
 /// Runs the suites, then prints and writes the ours/peer summary of the results of this run.
 pub(crate) fn run(root: &Path, options: &Options) -> Result {
+    // Fixed before anything runs: the directory xtask started in, and the target dir as
+    // cargo (run from the root, as below) sees it.
+    let cwd = std::env::current_dir().map_err(|e| format!("reading the current dir: {e}"))?;
+    let target = workspace::target_dir(root)?;
+    let criterion_dir = criterion_dir(std::env::var_os("CRITERION_HOME").as_deref(), &cwd, &target);
     let start = SystemTime::now();
-    command(root, options).run()?;
-    let criterion_dir = match std::env::var_os("CRITERION_HOME") {
-        Some(dir) if !dir.is_empty() => root.join(dir),
-        _ => workspace::target_dir(root).join("criterion"),
-    };
+    command(root, options, &criterion_dir).run()?;
     let measurements = collect(&criterion_dir, start)?;
     if measurements.is_empty() {
-        eprintln!(
-            "bench: no results were written to {} by this run (do the suites define benchmarks?)",
-            criterion_dir.display()
-        );
-        return Ok(());
+        return no_results(options, &criterion_dir);
     }
     let summary = Summary {
         rows: compare(&measurements),
@@ -132,7 +158,6 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result {
         host: host_name(),
     };
     print!("\n{}", summary.text());
-    let target = workspace::target_dir(root);
     fs::create_dir_all(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
     for (name, contents) in
         [("bench-summary.md", summary.markdown()), ("bench-summary.json", summary.json())]
@@ -142,6 +167,22 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result {
         eprintln!("bench: wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The outcome of a run that wrote no results to `criterion_dir`: fine when criterion was
+/// asked not to measure (`--list`), else a failure, since a summary of nothing would pass
+/// for a successful benchmark run.
+fn no_results(options: &Options, criterion_dir: &Path) -> Result {
+    if options.expects_results() {
+        Err(format!(
+            "no benchmark results were written to {} by this run (does a suite define \
+             benchmarks, and does the filter after `--` match any?)",
+            criterion_dir.display()
+        ))
+    } else {
+        eprintln!("bench: criterion was asked not to measure, so there is no summary");
+        Ok(())
+    }
 }
 
 /// The machine's name, from `/etc/hostname` or `HOSTNAME`.
@@ -476,14 +517,53 @@ mod tests {
 
     #[test]
     fn builds_the_cargo_bench_command() {
+        let criterion = Path::new("/srv/target/criterion");
         let quick = Options::parse(&strings(&["--quick", "core"])).unwrap();
         assert_eq!(
-            command(Path::new("."), &quick).display(),
-            "cargo bench -p benches --bench core -- --quick --warm-up-time 1 --measurement-time 2"
+            command(Path::new("."), &quick, criterion).display(),
+            "CRITERION_HOME=/srv/target/criterion cargo bench -p benches --bench core -- \
+             --quick --warm-up-time 1 --measurement-time 2"
         );
         assert_eq!(quick.command_line(), "cargo xtask bench --quick core");
         let plain = Options::default();
-        assert_eq!(command(Path::new("."), &plain).display(), "cargo bench -p benches");
+        assert_eq!(
+            command(Path::new("."), &plain, criterion).display(),
+            "CRITERION_HOME=/srv/target/criterion cargo bench -p benches"
+        );
+    }
+
+    #[test]
+    fn the_criterion_dir_is_absolute() {
+        let cwd = Path::new("/opt/me/project/crates/conc-pool");
+        let target = Path::new("/srv/target");
+        // A relative CRITERION_HOME is taken from where xtask was started, not from
+        // `benches/`, where criterion runs.
+        assert_eq!(
+            criterion_dir(Some(OsStr::new("out/criterion")), cwd, target),
+            Path::new("/opt/me/project/crates/conc-pool/out/criterion")
+        );
+        assert_eq!(
+            criterion_dir(Some(OsStr::new("/tmp/criterion")), cwd, target),
+            Path::new("/tmp/criterion")
+        );
+        assert_eq!(criterion_dir(Some(OsStr::new("")), cwd, target), target.join("criterion"));
+        assert_eq!(criterion_dir(None, cwd, target), Path::new("/srv/target/criterion"));
+    }
+
+    #[test]
+    fn a_run_without_results_fails_unless_it_measures_nothing() {
+        let dir = Path::new("/srv/target/criterion");
+        for args in [&[][..], &["--quick", "core"], &["--quick", "--", "no_such_filter"]] {
+            let options = Options::parse(&strings(args)).unwrap();
+            assert!(options.expects_results(), "{args:?}");
+            let error = no_results(&options, dir).unwrap_err();
+            assert!(error.contains("/srv/target/criterion"), "{error}");
+        }
+        for arg in ["--list", "--test", "--help"] {
+            let options = Options::parse(&strings(&["core", "--", arg])).unwrap();
+            assert!(!options.expects_results(), "{arg}");
+            assert_eq!(no_results(&options, dir), Ok(()));
+        }
     }
 
     #[test]

@@ -67,7 +67,7 @@ fn steps(root: &Path) -> Vec<(&'static str, Action)> {
             Action::Command(Box::new(
                 cmd::cargo(root)
                     .args(["doc", "--workspace", "--no-deps", "--all-features"])
-                    .env("RUSTDOCFLAGS", &cmd::flags_with("RUSTDOCFLAGS", "-D warnings")),
+                    .env("RUSTDOCFLAGS", cmd::flags_with("RUSTDOCFLAGS", "-D warnings")),
             )),
         ),
         ("tidy", Action::Tidy),

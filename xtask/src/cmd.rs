@@ -51,8 +51,9 @@ impl Cmd {
     }
 
     /// Sets an environment variable for the command; it is shown in the echoed line.
-    pub(crate) fn env(mut self, key: &str, value: &str) -> Self {
-        let _ = write!(self.env_display, "{key}={} ", quote(value));
+    pub(crate) fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+        let value = value.as_ref();
+        let _ = write!(self.env_display, "{key}={} ", quote(&value.to_string_lossy()));
         self.command.env(key, value);
         self
     }

@@ -1,5 +1,5 @@
 //! A small JSON reader (and string escaper), enough for criterion's `benchmark.json` and
-//! `estimates.json` without a serde dependency.
+//! `estimates.json` and for `cargo metadata` without a serde dependency.
 
 use std::fmt::Write as _;
 

@@ -9,7 +9,9 @@
 //!   CARGO_TARGET_DIR=target/loom cargo test -p <crate> --lib --release -- loom_
 //! ```
 //!
-//! The separate target directory keeps the normal build cache when the cfg changes. Release
+//! `target/loom` stands for `loom` under the workspace's target directory, wherever
+//! `CARGO_TARGET_DIR` or `.cargo/config.toml` put it. The separate target directory keeps
+//! the normal build cache when the cfg changes. Release
 //! mode keeps the exhaustive search fast; `-C debug-assertions` keeps the overflow checks and
 //! `debug_assert!`s the models rely on. `LOOM_MAX_PREEMPTIONS` and `LOOM_MAX_BRANCHES` already
 //! in the environment win over these defaults; `RUSTFLAGS` in the environment is kept and
@@ -54,15 +56,14 @@ pub(crate) fn run(root: &Path, crates: &[String]) -> Result {
         crates.to_vec()
     };
     let rustflags = cmd::flags_with("RUSTFLAGS", "--cfg conc_loom -C debug-assertions");
-    let target_dir = workspace::target_dir(root).join("loom");
-    let target_dir = target_dir.to_string_lossy();
+    let target_dir = workspace::target_dir(root)?.join("loom");
     for krate in &crates {
         eprintln!("loom: {krate}");
         cmd::cargo(root)
             .args(["test", "-p", krate, "--lib", "--release", "--", "loom_"])
             .env("RUSTFLAGS", &rustflags)
-            .env("LOOM_MAX_PREEMPTIONS", &cmd::env_or("LOOM_MAX_PREEMPTIONS", "2"))
-            .env("LOOM_MAX_BRANCHES", &cmd::env_or("LOOM_MAX_BRANCHES", "10000"))
+            .env("LOOM_MAX_PREEMPTIONS", cmd::env_or("LOOM_MAX_PREEMPTIONS", "2"))
+            .env("LOOM_MAX_BRANCHES", cmd::env_or("LOOM_MAX_BRANCHES", "10000"))
             .env("CARGO_TARGET_DIR", &target_dir)
             .run()
             .map_err(|error| format!("loom models of {krate} failed: {error}"))?;

@@ -44,6 +44,8 @@ Commands:
                           Run the criterion suites in benches/ (all, or the named ones:
                             core, pool, ...), then print each of our benchmarks against the
                             peers of its group and write target/bench-summary.{md,json}.
+                            Fails when the run writes no results (say, a filter after `--`
+                            that matches nothing).
                             --quick: criterion --quick --warm-up-time 1 --measurement-time 2
   tidy                    Check repository conventions; lists every offence as path:line.
   help                    Print this text.

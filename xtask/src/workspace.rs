@@ -3,7 +3,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::Result;
+use crate::json::{self, Value};
+use crate::{Result, cmd};
 
 /// The workspace root: the parent of this crate's directory.
 pub(crate) fn root() -> PathBuf {
@@ -11,13 +12,30 @@ pub(crate) fn root() -> PathBuf {
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
-/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the root) when set, else
-/// `<root>/target`.
-pub(crate) fn target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => root.join(dir),
-        _ => root.join("target"),
-    }
+/// Cargo's target directory, absolute, as the `cargo` commands xtask runs in `root` see it.
+///
+/// It comes from `cargo metadata`, so every way of moving it counts: `CARGO_TARGET_DIR`
+/// (absolute, or relative to `root`, where xtask runs cargo) and `[build] target-dir` in a
+/// `.cargo/config.toml`. Callers hand it on as an absolute path, so a child process with
+/// another working directory (criterion runs in `benches/`) finds the same place.
+pub(crate) fn target_dir(root: &Path) -> Result<PathBuf> {
+    let metadata =
+        cmd::cargo(root).args(["metadata", "--format-version", "1", "--no-deps"]).read().ok_or(
+            "`cargo metadata --format-version 1 --no-deps` failed: cannot find the target dir",
+        )?;
+    target_directory(&metadata, root)
+}
+
+/// The `target_directory` of `cargo metadata` output, made absolute against `root` should
+/// cargo ever report a relative one.
+fn target_directory(metadata: &str, root: &Path) -> Result<PathBuf> {
+    let metadata = json::parse(metadata).map_err(|e| format!("cargo metadata: {e}"))?;
+    let dir = metadata
+        .get("target_directory")
+        .and_then(Value::as_str)
+        .filter(|dir| !dir.is_empty())
+        .ok_or("cargo metadata has no target_directory")?;
+    Ok(root.join(dir))
 }
 
 /// A crate under `crates/`, read from its manifest.
@@ -155,6 +173,29 @@ loom = { workspace = true }
         assert!(krate.is_published());
         assert!(!krate.has_loom_models());
         assert_eq!(package_name("[workspace]\nname = \"x\"\n"), None);
+    }
+
+    #[test]
+    fn reads_the_target_directory_of_cargo_metadata() {
+        let root = Path::new("/srv/repo");
+        let metadata = r#"{"packages":[{"name":"x","targets":[]}],"workspace_root":"/srv/repo",
+            "target_directory":"/elsewhere/target","version":1}"#;
+        assert_eq!(target_directory(metadata, root), Ok(PathBuf::from("/elsewhere/target")));
+        let relative = r#"{"target_directory":"out/target"}"#;
+        assert_eq!(target_directory(relative, root), Ok(PathBuf::from("/srv/repo/out/target")));
+        assert!(target_directory(r#"{"target_directory":""}"#, root).is_err());
+        assert!(target_directory("{}", root).is_err());
+        assert!(target_directory("not json", root).is_err());
+    }
+
+    #[test]
+    fn the_target_dir_is_absolute_and_holds_this_test() {
+        let target = target_dir(&root()).expect("cargo metadata runs");
+        assert!(target.is_absolute(), "{}", target.display());
+        // This test binary was built into the same target dir, whatever moved it.
+        let exe = std::env::current_exe().unwrap();
+        let target = target.canonicalize().unwrap();
+        assert!(exe.canonicalize().unwrap().starts_with(&target), "{}", exe.display());
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Test harnesses for the conc workspace: a real `redis-server` per test, and the rule for
 //! tests whose service is missing.
 //!
+//! **Unix only**: on other platforms the crate does not compile (a `compile_error!` says why),
+//! because it signals and tracks server processes through `libc`. See
+//! [Platform support](#platform-support).
+//!
 //! # Overview
 //!
 //! Tests of Redis backends run against a real server, never a mock. [`RedisServer`] starts
@@ -17,8 +21,17 @@
 //! there but fails to start is always a failure. The binary is `$CONC_REDIS_SERVER` when
 //! set, else `redis-server` on `PATH`.
 //!
-//! This crate is for tests only (`publish = false`) and supports Unix only: it signals
-//! processes through `libc`.
+//! This crate is for tests only (`publish = false`).
+//!
+//! # Platform support
+//!
+//! | platform | status |
+//! |---|---|
+//! | Linux (and Android) | supported; a server also dies when the test process is killed (`PR_SET_PDEATHSIG`) |
+//! | other Unix (macOS, the BSDs) | supported; a test process killed with `SIGKILL` leaves its servers running |
+//! | Windows and other non-Unix targets | not supported: the crate fails to compile |
+//!
+//! [`RedisServer`] explains what happens to a server when its test process is killed.
 //!
 //! # Feature flags
 //!

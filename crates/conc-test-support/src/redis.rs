@@ -68,6 +68,19 @@ const MAX_LOG_IN_ERROR: usize = 16 * 1024;
 /// Dropping it kills the process (`SIGKILL`, after `SIGCONT` in case it is paused), reaps it
 /// and removes the directory, also when the test panics.
 ///
+/// # When the test process itself is killed
+///
+/// `Drop` does not run when the test binary is killed with `SIGKILL` (a CI timeout, the OOM
+/// killer). On Linux the server goes anyway: it is spawned with `PR_SET_PDEATHSIG(SIGKILL)`,
+/// so the kernel kills it when the test process dies. The kernel sends that signal when the
+/// *thread* that spawned the child exits, and a test thread ends with its test while a server
+/// it started may be shared with other tests (kept in a static) and must outlive it; so
+/// servers are not spawned on the calling thread but on one harness thread that runs until
+/// the process ends, and a server dies with the process, never with a thread. Only its
+/// temporary directory is left behind. On other Unix systems there is no such hook: a killed
+/// test process leaves its servers running (each on its own loopback port and directory, so
+/// later runs are not disturbed), and they must be stopped by hand.
+///
 /// # Examples
 ///
 /// ```no_run
@@ -256,7 +269,7 @@ impl RedisServer {
     /// ```no_run
     /// let mut redis = conc_test_support::RedisServer::start_durable()?;
     /// redis.kill()?;
-    /// assert!(std::net::TcpStream::connect(redis.addr()).is_err());
+    /// assert!(redis.pause().is_err()); // nothing to signal until the restart
     /// redis.restart()?;
     /// # Ok::<(), conc_test_support::HarnessError>(())
     /// ```
@@ -432,6 +445,10 @@ impl RedisServerBuilder {
     }
 
     /// How long the server has to answer `PING` after each (re)start. Defaults to 5 s.
+    ///
+    /// A limit too long to be a deadline (`Instant::now() + limit` does not fit an
+    /// [`Instant`], as with `Duration::MAX`) means no limit: the start waits until the server
+    /// answers or exits. A zero limit still probes once.
     ///
     /// # Examples
     ///
@@ -639,7 +656,8 @@ fn launch(
         open_output(dir).map_err(|source| Launch::Failed(HarnessError::TempDir { source }))?;
     // The log file is appended to across restarts: judge this launch by what it added.
     let log_start = fs::metadata(dir.join(LOG_FILE)).map_or(0, |meta| meta.len());
-    let mut child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .args(args)
         .arg("--port")
         .arg(port.to_string())
@@ -649,11 +667,10 @@ fn launch(
         .arg(dir.join(LOG_FILE))
         .stdin(Stdio::null())
         .stdout(stdout)
-        .stderr(stderr)
-        .spawn()
-        .map_err(|source| {
-            Launch::Failed(HarnessError::Spawn { binary: binary.to_path_buf(), source })
-        })?;
+        .stderr(stderr);
+    let mut child = sys::spawn_tied(command).map_err(|source| {
+        Launch::Failed(HarnessError::Spawn { binary: binary.to_path_buf(), source })
+    })?;
     let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
     match wait_ready(&mut child, addr, ready_timeout) {
         Ok(()) => Ok(child),
@@ -690,7 +707,7 @@ fn wait_ready(
     addr: SocketAddr,
     limit: Duration,
 ) -> Result<(), Option<ExitStatus>> {
-    let deadline = Instant::now() + limit;
+    let deadline = deadline_after(limit);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(Some(status));
@@ -698,11 +715,17 @@ fn wait_ready(
         if resp::probe(addr, child.id()) == Probe::Ready {
             return Ok(());
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Err(None);
         }
         thread::sleep(POLL_INTERVAL);
     }
+}
+
+/// The instant `limit` from now, or `None` (no deadline) when that is too far in the future
+/// for an [`Instant`], as with `Duration::MAX`.
+fn deadline_after(limit: Duration) -> Option<Instant> {
+    Instant::now().checked_add(limit)
 }
 
 /// Whether the log says this launch could not listen on `port` because it was in use.
@@ -833,6 +856,13 @@ mod tests {
                 panic!("launched a second server on a busy port");
             }
         }
+    }
+
+    #[test]
+    fn a_limit_too_long_for_an_instant_means_no_deadline() {
+        assert_eq!(deadline_after(Duration::MAX), None);
+        let soon = deadline_after(Duration::from_secs(5)).expect("5 s from now fits an Instant");
+        assert!(soon > Instant::now());
     }
 
     #[test]

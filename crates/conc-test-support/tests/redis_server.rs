@@ -4,7 +4,6 @@
 //! `CONC_REQUIRE_SERVICES=1`, when it fails instead.
 
 use std::io;
-use std::net::TcpStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::time::Duration;
@@ -31,10 +30,6 @@ fn process_exists(pid: u32) -> bool {
     // memory of ours, and the pid is positive so it names one process, not a group.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-fn refuses_connections(server: &RedisServer) -> bool {
-    TcpStream::connect_timeout(&server.addr(), Duration::from_secs(1)).is_err()
 }
 
 #[test]
@@ -124,8 +119,8 @@ fn kill_then_restart() {
     let () = connect(&redis).set("acked", "1").unwrap();
 
     redis.kill().unwrap();
+    // Not "the port refuses connections": a server started concurrently may take it now.
     assert!(!process_exists(pid), "killed server was not reaped");
-    assert!(refuses_connections(&redis));
     assert_eq!(redis.pid(), pid, "pid() keeps the last pid after kill");
     redis.kill().unwrap(); // a second kill is harmless
     assert!(matches!(redis.pause(), Err(HarnessError::NotRunning { pid: p }) if p == pid));
@@ -252,4 +247,141 @@ fn restart_on_a_port_that_stays_busy_fails_then_recovers() {
     drop(squatter);
     redis.restart().unwrap();
     assert_eq!(ping(&redis), "PONG");
+}
+
+#[test]
+fn a_ready_timeout_too_long_for_a_deadline_waits_without_one() {
+    let Some(redis) = RedisServer::builder().ready_timeout(Duration::MAX).require() else {
+        return;
+    };
+    assert_eq!(ping(&redis), "PONG");
+
+    // Without a deadline a server that exits still ends the wait.
+    let err = RedisServer::builder()
+        .binary(conc_test_support::redis::find_binary().expect("found for the first server"))
+        .ready_timeout(Duration::MAX)
+        .arg("--no-such-directive", "1")
+        .start()
+        .expect_err("redis-server must reject an unknown directive");
+    assert!(matches!(err, HarnessError::NotReady { exit: Some(_), .. }), "{err:?}");
+}
+
+/// Waits until the thread with this id is gone from `/proc/self/task`: by then the kernel has
+/// done everything it does when a thread exits, including sending parent-death signals.
+#[cfg(target_os = "linux")]
+fn wait_until_thread_is_gone(tid: libc::pid_t) {
+    let task = Path::new("/proc/self/task").join(tid.to_string());
+    for _ in 0..5_000 {
+        if !task.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("thread {tid} is still in {}", task.display());
+}
+
+/// Whether process `pid` is running: it exists and is not a zombie. A server whose parent was
+/// killed is re-parented, and whoever adopts it may be slow to reap it.
+#[cfg(target_os = "linux")]
+fn process_is_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // `pid (comm) state ...`: the state follows the last `)`, as comm may contain one.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X' | 'x') | None)
+}
+
+/// A server started on a test thread that has since ended keeps running, so servers can be
+/// shared across tests: the parent-death signal is tied to a harness thread, not this one.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_server_outlives_the_thread_that_started_it() {
+    if let Err(err) = conc_test_support::redis::find_binary() {
+        return conc_test_support::skip_unavailable("redis-server", err);
+    }
+    let (redis, tid) = std::thread::spawn(|| {
+        // SAFETY: gettid(2) has no arguments and no preconditions.
+        let tid = unsafe { libc::gettid() };
+        (RedisServer::start().expect("the server starts"), tid)
+    })
+    .join()
+    .expect("the starting thread did not panic");
+    wait_until_thread_is_gone(tid);
+
+    assert!(process_is_running(redis.pid()), "the server died with the thread that started it");
+    assert_eq!(ping(&redis), "PONG");
+}
+
+/// The environment variable that turns [`helper_starts_a_server_and_waits`] into the helper
+/// process of [`servers_die_with_a_killed_test_process`].
+#[cfg(target_os = "linux")]
+const HELPER_ENV: &str = "CONC_TEST_SUPPORT_KILLED_PROCESS_HELPER";
+
+/// What the helper prints before its server's pid.
+#[cfg(target_os = "linux")]
+const PID_MARKER: &str = "helper-server-pid=";
+
+/// Not a test of its own: [`servers_die_with_a_killed_test_process`] runs this test binary
+/// again with [`HELPER_ENV`] set and only this test selected. It starts a server, prints its
+/// pid and waits until its stdin closes. Without the variable it does nothing.
+#[cfg(target_os = "linux")]
+#[test]
+fn helper_starts_a_server_and_waits() {
+    use std::io::{Read as _, Write as _};
+
+    if std::env::var_os(HELPER_ENV).is_none() {
+        return;
+    }
+    let redis = RedisServer::start().expect("the helper's server starts");
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{PID_MARKER}{}", redis.pid()).unwrap();
+    stdout.flush().unwrap();
+    // Until the parent test kills this process (or goes away and closes the pipe).
+    let _ = io::stdin().read_to_end(&mut Vec::new());
+}
+
+/// `Drop` does not run when a test process is killed with `SIGKILL`; its servers must die
+/// anyway rather than be left running.
+#[cfg(target_os = "linux")]
+#[test]
+fn servers_die_with_a_killed_test_process() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+
+    if let Err(err) = conc_test_support::redis::find_binary() {
+        return conc_test_support::skip_unavailable("redis-server", err);
+    }
+    let mut helper = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_starts_a_server_and_waits", "--nocapture", "--test-threads=1"])
+        .env(HELPER_ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the test binary runs again");
+    let stdout = io::BufReader::new(helper.stdout.take().unwrap());
+    let server_pid: u32 = stdout
+        .lines()
+        .map_while(Result::ok)
+        // libtest may have written `test <name> ... ` on the same line first.
+        .find_map(|line| line.split_once(PID_MARKER).map(|(_, pid)| pid.trim().to_owned()))
+        .expect("the helper reports its server's pid before it exits")
+        .parse()
+        .unwrap();
+    assert!(process_is_running(server_pid));
+
+    helper.kill().unwrap(); // SIGKILL: no Drop, no unwinding
+    helper.wait().unwrap();
+
+    for _ in 0..5_000 {
+        if !process_is_running(server_pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Do not leave it running for the next test run.
+    let pid = libc::pid_t::try_from(server_pid).expect("pid fits pid_t");
+    // SAFETY: kill(2) takes two integers and touches no memory of ours; the pid is positive
+    // (it named a running process above), so it addresses one process, not a group.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    panic!("server {server_pid} outlived its killed test process");
 }

@@ -74,7 +74,8 @@ impl Delays {
         self.backoff.max_retries().map(|max| max.saturating_sub(self.retries_so_far()))
     }
 
-    /// Returns the seed this schedule draws its random numbers from.
+    /// Returns the seed this schedule draws its random numbers from (0 for a schedule without
+    /// jitter and without a configured seed, which draws none).
     ///
     /// Store it with [`retries_so_far`](Self::retries_so_far) and [`previous`](Self::previous)
     /// to resume the very same jittered schedule through a policy built with that
@@ -93,11 +94,12 @@ impl Iterator for Delays {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        if self.remaining() == Some(0) {
+        if self.backoff.max_retries().is_some_and(|max| self.position >= u64::from(max)) {
             return None;
         }
         let retry = self.retries_so_far();
-        let random = splitmix64_at(self.seed, self.position);
+        let random =
+            if self.backoff.is_random() { splitmix64_at(self.seed, self.position) } else { 0 };
         let delay = self.backoff.delay_at(retry, self.previous, random);
         self.previous = Some(delay);
         self.position = self.position.saturating_add(1);

@@ -319,8 +319,19 @@ impl Backoff {
     /// # Ok::<(), conc_core::backoff::BackoffError>(())
     /// ```
     pub fn delays_from(&self, next_index: u32, previous: Option<Duration>) -> Delays {
-        let seed = self.seed.unwrap_or_else(fresh_seed);
+        // A schedule without randomness needs no fresh seed; skipping the draw
+        // keeps deterministic schedules as cheap as a plain counter.
+        let seed = match self.seed {
+            Some(seed) => seed,
+            None if self.is_random() => fresh_seed(),
+            None => 0,
+        };
         Delays::new(self.clone(), seed, next_index, previous)
+    }
+
+    /// Whether the schedule draws random numbers: jitter, or decorrelated jitter.
+    pub(crate) fn is_random(&self) -> bool {
+        self.jitter != Jitter::None || matches!(self.strategy, Strategy::DecorrelatedJitter { .. })
     }
 
     /// Computes the delay at `retry`, given the previous delay and 64 random bits.
