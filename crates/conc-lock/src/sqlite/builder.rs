@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -131,6 +131,14 @@ impl SqliteBackendBuilder {
 /// Opens and sets up the connection: busy timeout, WAL, `synchronous=FULL`
 /// (the connection thread lowers it for commits that hand out no fence),
 /// the table, and every statement prepared once.
+/// Whether `error` is SQLite's "database is busy" or "locked".
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, OpenError> {
     let failed = |what: &str| {
         let path = path.to_path_buf();
@@ -139,9 +147,18 @@ fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, Op
     };
     let connection = Connection::open(path).map_err(failed("the file cannot be opened"))?;
     connection.busy_timeout(busy_timeout).map_err(failed("cannot set the busy timeout"))?;
-    let mode: String = connection
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(failed("cannot switch to WAL journal mode"))?;
+    // Switching a new file to WAL needs an exclusive lock, and SQLite can
+    // report "busy" for it at once, without the busy handler, while other
+    // processes open the same new file: retry within the busy timeout.
+    let started = Instant::now();
+    let mode: String = loop {
+        match connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(error) if is_busy(&error) && started.elapsed() < busy_timeout => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            result => break result.map_err(failed("cannot switch to WAL journal mode"))?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(OpenError::other(
             path.to_path_buf(),
