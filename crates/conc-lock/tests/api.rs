@@ -642,7 +642,9 @@ async fn funnel_block_retries_when_the_first_slot_expires() {
 async fn funnel_validation_names_the_field() {
     let store = store();
     match store.funnel("zero", 0, HOUR) {
-        Err(error) => assert_eq!(error.to_string(), "invalid funnel `limit` 0: must be between 1 and 1024"),
+        Err(error) => {
+            assert_eq!(error.to_string(), "invalid funnel `limit` 0: must be between 1 and 1024")
+        }
         Ok(funnel) => panic!("limit 0 accepted: {funnel:?}"),
     }
     assert!(matches!(store.funnel("", 1, HOUR), Err(LockError::InvalidName { .. })));
