@@ -643,7 +643,7 @@ async fn funnel_validation_names_the_field() {
     let store = store();
     match store.funnel("zero", 0, HOUR) {
         Err(error) => {
-            assert_eq!(error.to_string(), "invalid funnel `limit` 0: must be between 1 and 1024")
+            assert_eq!(error.to_string(), "invalid funnel `limit` 0: must be between 1 and 1024");
         }
         Ok(funnel) => panic!("limit 0 accepted: {funnel:?}"),
     }
