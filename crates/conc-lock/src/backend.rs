@@ -113,6 +113,18 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
         owner: &Owner,
     ) -> impl Future<Output = Result<bool, LockError>> + Send;
 
+    /// Releases `name` if `owner` holds it under `fence`, the hold a guard
+    /// was given. Unlike [`release`](Self::release), it cannot free a later
+    /// hold that the same owner took after this one expired (a handle can
+    /// acquire again once its old hold lapsed, while the old guard is still
+    /// around). `Ok(false)` means that hold is gone.
+    fn release_hold(
+        &self,
+        name: &Self::Prepared,
+        owner: &Owner,
+        fence: Fence,
+    ) -> impl Future<Output = Result<bool, LockError>> + Send;
+
     /// Resets the time to live of `owner`'s hold on `name` to `ttl` from now.
     /// `Ok(false)` means `owner` no longer holds it.
     fn extend(
@@ -134,15 +146,16 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
         name: &Self::Prepared,
     ) -> impl Future<Output = Result<bool, LockError>> + Send;
 
-    /// Releases a hold whose guard was dropped without an explicit release.
+    /// Releases the hold (`fence`) whose guard was dropped without an
+    /// explicit release.
     ///
     /// Best effort: the default spawns the release on the current tokio
     /// runtime, and does nothing outside one (the hold then expires with its
     /// time to live). In-memory backends release synchronously.
-    fn release_on_drop(self: Arc<Self>, name: Arc<Self::Prepared>, owner: Owner) {
+    fn release_on_drop(self: Arc<Self>, name: Arc<Self::Prepared>, owner: Owner, fence: Fence) {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(error) = self.release(&name, &owner).await {
+                if let Err(error) = self.release_hold(&name, &owner, fence).await {
                     tracing::debug!(lock = ?name, %error, "release of a dropped lock guard failed");
                 }
             });

@@ -82,11 +82,11 @@ impl<B: LockBackend> LockGuard<B> {
     pub async fn release(mut self) -> Result<(), LockError> {
         self.stop_keep_alive();
         let backend = self.lock.store().backend();
-        let released = backend.release(self.lock.prepared(), self.lock.owner()).await;
+        let released =
+            backend.release_hold(self.lock.prepared(), self.lock.owner(), self.fence).await;
         // Only now: a release future dropped during the round trip leaves the
-        // guard to release on drop. That release is owner-checked: after one
-        // that did reach the backend it frees nothing, unless this handle's
-        // owner took the lock again before it ran.
+        // guard to release on drop. Both releases name this hold's fence, so
+        // neither can free a later hold of the same owner.
         self.released = true;
         if released? { Ok(()) } else { Err(self.lost()) }
     }
@@ -165,7 +165,11 @@ impl<B: LockBackend> Drop for LockGuard<B> {
         self.stop_keep_alive();
         if !self.released {
             let backend = Arc::clone(self.lock.store().shared_backend());
-            backend.release_on_drop(Arc::clone(self.lock.prepared()), self.lock.owner().clone());
+            backend.release_on_drop(
+                Arc::clone(self.lock.prepared()),
+                self.lock.owner().clone(),
+                self.fence,
+            );
         }
     }
 }

@@ -73,6 +73,17 @@ fn boom() -> LockError {
     LockError::Backend("injected failure".into())
 }
 
+impl<B: LockBackend> Recording<B> {
+    /// Counts a release after the configured delay (both release paths).
+    async fn count_release(&self) {
+        let delay = *self.release_delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        *self.releases.lock().unwrap() += 1;
+    }
+}
+
 impl<B: LockBackend> LockBackend for Recording<B> {
     type Prepared = B::Prepared;
 
@@ -94,12 +105,18 @@ impl<B: LockBackend> LockBackend for Recording<B> {
     }
 
     async fn release(&self, name: &B::Prepared, owner: &Owner) -> Result<bool, LockError> {
-        let delay = *self.release_delay.lock().unwrap();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        *self.releases.lock().unwrap() += 1;
+        self.count_release().await;
         self.inner.release(name, owner).await
+    }
+
+    async fn release_hold(
+        &self,
+        name: &B::Prepared,
+        owner: &Owner,
+        fence: Fence,
+    ) -> Result<bool, LockError> {
+        self.count_release().await;
+        self.inner.release_hold(name, owner, fence).await
     }
 
     async fn extend(

@@ -15,7 +15,7 @@ use hash::NameHash;
 use slot::Hold;
 pub use slot::MemorySlot;
 
-use crate::{Attempt, LockBackend, LockError, Owner};
+use crate::{Attempt, Fence, LockBackend, LockError, Owner};
 
 /// Locks in this process's memory.
 ///
@@ -178,7 +178,7 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
     }
 
     async fn release(&self, slot: &MemorySlot, owner: &Owner) -> Result<bool, LockError> {
-        Ok(slot.release(owner, self.clock.now()))
+        Ok(slot.release(owner, None, self.clock.now()))
     }
 
     async fn extend(
@@ -213,8 +213,17 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         Ok(slot.state().hold.take().is_some_and(|current| current.expires_at > now))
     }
 
-    fn release_on_drop(self: Arc<Self>, slot: Arc<MemorySlot>, owner: Owner) {
-        slot.release(&owner, self.clock.now());
+    async fn release_hold(
+        &self,
+        slot: &MemorySlot,
+        owner: &Owner,
+        fence: Fence,
+    ) -> Result<bool, LockError> {
+        Ok(slot.release(owner, Some(fence), self.clock.now()))
+    }
+
+    fn release_on_drop(self: Arc<Self>, slot: Arc<MemorySlot>, owner: Owner, fence: Fence) {
+        slot.release(&owner, Some(fence), self.clock.now());
     }
 }
 

@@ -57,11 +57,16 @@ impl MemorySlot {
         }
     }
 
-    /// Removes `owner`'s unexpired hold; `false` when it had none.
-    pub(super) fn release(&self, owner: &Owner, now: Instant) -> bool {
+    /// Removes `owner`'s unexpired hold (only the one with `fence`, when
+    /// given); `false` when there is none.
+    pub(super) fn release(&self, owner: &Owner, fence: Option<Fence>, now: Instant) -> bool {
         let mut state = self.state();
         match &state.hold {
-            Some(current) if current.expires_at > now && current.owner == *owner => {
+            Some(current)
+                if current.expires_at > now
+                    && current.owner == *owner
+                    && fence.is_none_or(|fence| current.fence == fence) =>
+            {
                 state.hold = None;
                 true
             }

@@ -14,7 +14,7 @@ use redis::aio::ConnectionManager;
 pub use builder::RedisBackendBuilder;
 pub use keys::RedisKeys;
 
-use crate::{Attempt, LockBackend, LockError, Owner, SlotAttempt, ttl};
+use crate::{Attempt, Fence, LockBackend, LockError, Owner, SlotAttempt, ttl};
 
 /// Locks in Redis, shared by every process that reaches the server: the
 /// `SET NX PX` lock with an owner-checked release and a fencing counter.
@@ -292,6 +292,19 @@ impl LockBackend for RedisBackend {
         let reply: Vec<i64> =
             invocation.invoke_async(&mut self.connection()).await.map_err(LockError::backend)?;
         scripts::slot_attempt(&reply, names.len())
+    }
+
+    async fn release_hold(
+        &self,
+        keys: &RedisKeys,
+        owner: &Owner,
+        fence: Fence,
+    ) -> Result<bool, LockError> {
+        let mut invocation = scripts::RELEASE_HOLD_SCRIPT.prepare_invoke();
+        invocation.key(keys.lock_key()).key(keys.fence_key()).arg(owner.as_str()).arg(fence.get());
+        let released: i64 =
+            invocation.invoke_async(&mut self.connection()).await.map_err(LockError::backend)?;
+        Ok(released == 1)
     }
 
     async fn release(&self, keys: &RedisKeys, owner: &Owner) -> Result<bool, LockError> {

@@ -52,6 +52,17 @@ end
 return 0
 ";
 
+/// Deletes the lock if `ARGV[1]` owns it and the fence counter is still at
+/// `ARGV[2]`, the fence of the hold being released (every acquisition bumps
+/// the counter, so a later hold of the same owner has a higher one). Returns
+/// 1, or 0 when that hold is gone.
+const RELEASE_HOLD: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
 /// Resets the lock's ttl to `ARGV[2]` ms if `ARGV[1]` owns it. Returns 1, or
 /// 0 when it did not.
 const EXTEND: &str = r"
@@ -64,6 +75,8 @@ return 0
 pub(super) static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE));
 pub(super) static ACQUIRE_ANY_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE_ANY));
 pub(super) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
+pub(super) static RELEASE_HOLD_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(RELEASE_HOLD));
 pub(super) static EXTEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND));
 
 /// Reads the acquire script's reply.

@@ -37,6 +37,10 @@ const EXPIRES_AT: &str = "SELECT expires_at FROM conc_locks WHERE name = ?1";
 const RELEASE: &str =
     "UPDATE conc_locks SET owner = NULL WHERE name = ?1 AND owner = ?2 AND expires_at > ?3";
 
+/// Releases `?1` if owner `?2` holds it unexpired at `?3` under fence `?4`.
+const RELEASE_HOLD: &str = "UPDATE conc_locks SET owner = NULL \
+     WHERE name = ?1 AND owner = ?2 AND expires_at > ?3 AND fence = ?4";
+
 /// Releases the hold of `?1` by `?2` with fence `?3`, expired or not: the
 /// hold of a caller that went away before hearing it had acquired.
 const ABANDON: &str =
@@ -56,8 +60,8 @@ const FORCE_RELEASE: &str =
 
 /// Every statement the thread runs, prepared once at open so a file with an
 /// incompatible `conc_locks` table is refused there.
-pub(super) const STATEMENTS: [&str; 7] =
-    [ACQUIRE, EXPIRES_AT, RELEASE, ABANDON, EXTEND, OWNER, FORCE_RELEASE];
+pub(super) const STATEMENTS: [&str; 8] =
+    [ACQUIRE, EXPIRES_AT, RELEASE, RELEASE_HOLD, ABANDON, EXTEND, OWNER, FORCE_RELEASE];
 
 /// The most requests run in one transaction. Bounds how long the batch
 /// keeps other processes from writing.
@@ -70,8 +74,9 @@ type Reply<T> = oneshot::Sender<Result<T, LockError>>;
 pub(super) enum Request {
     /// Take the first free name of `names` (one name for a plain acquire).
     Acquire { names: Vec<Arc<str>>, owner: Owner, ttl_ms: i64, reply: Reply<SlotAttempt> },
-    /// Release `name` if `owner` holds it. No reply for a dropped guard.
-    Release { name: Arc<str>, owner: Owner, reply: Option<Reply<bool>> },
+    /// Release `name` if `owner` holds it (under `fence`, when given). No
+    /// reply for a dropped guard.
+    Release { name: Arc<str>, owner: Owner, fence: Option<u64>, reply: Option<Reply<bool>> },
     /// Reset `owner`'s hold on `name` to `ttl_ms` from now.
     Extend { name: Arc<str>, owner: Owner, ttl_ms: i64, reply: Reply<bool> },
     /// Who holds `name`.
@@ -207,12 +212,20 @@ impl Request {
                 }
                 acquire(connection, names, owner, *ttl_ms).map(Outcome::Slot)
             }
-            Self::Release { name, owner, .. } => {
-                let released = connection.prepare_cached(RELEASE)?.execute(params![
-                    name,
-                    owner.as_str(),
-                    now_ms()
-                ])?;
+            Self::Release { name, owner, fence, .. } => {
+                let released = match fence {
+                    Some(fence) => connection.prepare_cached(RELEASE_HOLD)?.execute(params![
+                        name,
+                        owner.as_str(),
+                        now_ms(),
+                        i64::try_from(*fence).unwrap_or(i64::MAX)
+                    ])?,
+                    None => connection.prepare_cached(RELEASE)?.execute(params![
+                        name,
+                        owner.as_str(),
+                        now_ms()
+                    ])?,
+                };
                 Ok(Outcome::Flag(released > 0))
             }
             Self::Extend { name, owner, ttl_ms, .. } => {

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 pub use builder::SqliteBackendBuilder;
 use connection::Request;
 
-use crate::{Attempt, LockBackend, LockError, Owner, SlotAttempt, ttl};
+use crate::{Attempt, Fence, LockBackend, LockError, Owner, SlotAttempt, ttl};
 
 /// Locks in a SQLite file, shared by every process of the machine that opens
 /// the same file.
@@ -255,7 +255,17 @@ impl LockBackend for SqliteBackend {
 
     async fn release(&self, name: &Arc<str>, owner: &Owner) -> Result<bool, LockError> {
         let (name, owner) = (Arc::clone(name), owner.clone());
-        self.call(|reply| Request::Release { name, owner, reply: Some(reply) }).await
+        self.call(|reply| Request::Release { name, owner, fence: None, reply: Some(reply) }).await
+    }
+
+    async fn release_hold(
+        &self,
+        name: &Arc<str>,
+        owner: &Owner,
+        fence: Fence,
+    ) -> Result<bool, LockError> {
+        let (name, owner, fence) = (Arc::clone(name), owner.clone(), Some(fence.get()));
+        self.call(|reply| Request::Release { name, owner, fence, reply: Some(reply) }).await
     }
 
     async fn extend(
@@ -279,9 +289,10 @@ impl LockBackend for SqliteBackend {
     }
 
     /// Queues the release on the connection thread; needs no runtime.
-    fn release_on_drop(self: Arc<Self>, name: Arc<Arc<str>>, owner: Owner) {
+    fn release_on_drop(self: Arc<Self>, name: Arc<Arc<str>>, owner: Owner, fence: Fence) {
         let name = Arc::clone(name.as_ref());
-        if self.requests.send(Request::Release { name, owner, reply: None }).is_err() {
+        let fence = Some(fence.get());
+        if self.requests.send(Request::Release { name, owner, fence, reply: None }).is_err() {
             tracing::debug!("lock guard dropped after the SQLite connection thread stopped");
         }
     }

@@ -62,6 +62,7 @@ macro_rules! suite {
             unusual_names_work,
             distinct_names_are_independent,
             dropped_guard_is_released,
+            stale_guard_cannot_free_a_newer_hold,
             keep_alive_outlives_the_ttl,
             keep_alive_reports_a_lost_hold,
             concurrent_holders_exclude_each_other,
@@ -814,4 +815,35 @@ pub async fn concurrent_funnel_holders_stay_within_the_limit<B: LockBackend>(sto
     for task in tasks {
         task.await.unwrap();
     }
+}
+
+/// A handle's old guard, whose hold expired, cannot free the hold the same
+/// handle (the same owner) took afterwards: neither by `release` nor by
+/// being dropped.
+pub async fn stale_guard_cannot_free_a_newer_hold<B: LockBackend>(store: LockStore<B>) {
+    let lock = store.lock("conformance:stale-guard", SHORT_TTL).unwrap();
+    let stale = lock.get().await.unwrap().expect("free");
+    let dropped_stale = {
+        tokio::time::sleep(PAST_SHORT_TTL).await;
+        let newer = lock.get().await.unwrap().expect("the first hold expired");
+        assert!(newer.fence() > stale.fence());
+        let stale_fence = stale.fence();
+        assert!(
+            matches!(stale.release().await, Err(LockError::Lost { fence, .. }) if fence == stale_fence),
+            "the stale guard's release reports the loss"
+        );
+        assert!(lock.is_owned().await.unwrap(), "and leaves the newer hold alone");
+        newer
+    };
+    // Now the other way round: the newer hold expires, a third is taken, and
+    // the second guard is dropped without release.
+    tokio::time::sleep(PAST_SHORT_TTL).await;
+    let third = lock.get().await.unwrap().expect("the second hold expired");
+    drop(dropped_stale);
+    // Give a background release time to run, then check it freed nothing.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(lock.is_owned().await.unwrap(), "a dropped stale guard freed the newer hold");
+    let other = store.lock("conformance:stale-guard", TTL).unwrap();
+    assert!(other.get().await.unwrap().is_none());
+    third.release().await.unwrap();
 }
