@@ -3,6 +3,11 @@
 //!
 //! Everything runs on a current-thread tokio runtime, so the figures are the
 //! cost of the operations themselves, without contention.
+//!
+//! `lock/redis` puts the Redis store's acquire + release (two scripts) beside
+//! the two raw commands it replaces, `SET NX PX` + `DEL`, sent through the same
+//! client to a `redis-server` the bench starts on loopback. Without a
+//! `redis-server` binary that group is skipped with a message.
 #![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
 
 use std::collections::HashMap;
@@ -118,5 +123,67 @@ fn keyed(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, uncontended, keyed);
+/// Acquire + release on Redis against the raw `SET NX PX` + `DEL` round trips
+/// with the same client (a `ConnectionManager`) and the same server.
+fn redis(c: &mut Criterion) {
+    let server = match conc_test_support::RedisServer::start() {
+        Ok(server) => server,
+        Err(error) => {
+            #[allow(
+                clippy::print_stderr,
+                reason = "a bench reports a skipped group on the terminal"
+            )]
+            {
+                eprintln!("skipping lock/redis: {error}");
+            }
+            return;
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let url = server.url();
+    let (store, raw) = rt.block_on(async {
+        let backend = conc_lock::RedisBackend::connect(&url).await.expect("the bench server");
+        let client = redis::Client::open(url.as_str()).expect("a redis url");
+        let raw = redis::aio::ConnectionManager::new(client).await.expect("the bench server");
+        (LockStore::new(backend), raw)
+    });
+    let lock = store.lock("bench:redis", TTL).expect("valid lock");
+
+    let mut group = c.benchmark_group("lock/redis");
+    group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| async {
+            let guard = lock.get().await.expect("server up").expect("uncontended");
+            black_box(guard.fence());
+            guard.release().await.expect("held");
+        });
+    });
+    group.bench_function("peer/set_nx_px_del", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut raw = raw.clone();
+            async move {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg("bench:raw")
+                    .arg("owner")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(60_000)
+                    .query_async(&mut raw)
+                    .await
+                    .expect("server up");
+                black_box(set);
+                let deleted: i64 = redis::cmd("DEL")
+                    .arg("bench:raw")
+                    .query_async(&mut raw)
+                    .await
+                    .expect("server up");
+                black_box(deleted);
+            }
+        });
+    });
+    group.finish();
+    drop(rt);
+    drop(server);
+}
+
+criterion_group!(benches, uncontended, keyed, redis);
 criterion_main!(benches);
