@@ -5,7 +5,6 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use backon::BackoffBuilder as _;
 use conc_core::backoff::{Backoff, Jitter};
 use conc_core::time::{Clock, CoarseClock, ManualClock};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -25,57 +24,65 @@ fn clock_read(c: &mut Criterion) {
     group.finish();
 }
 
-/// A full ten-retry exponential schedule with full jitter and a cap, the
-/// shape a retry loop computes per failing call; `backon` is the peer.
+/// The total of a schedule: consuming every delay is what a retry loop does.
+fn total(delays: impl Iterator<Item = Duration>) -> Duration {
+    delays.fold(Duration::ZERO, |sum, d| sum + d)
+}
+
+/// One ours-against-backon group: both sides compute a whole schedule per iteration. When
+/// `same_schedule` is set (deterministic strategies) the two schedules are checked equal first,
+/// so the group compares the same work.
+fn against_backon<P>(
+    c: &mut Criterion,
+    group_name: &str,
+    ours: &Backoff,
+    peer: P,
+    same_schedule: bool,
+) where
+    P: backon::BackoffBuilder + Copy,
+{
+    if same_schedule {
+        assert_eq!(
+            ours.delays().collect::<Vec<_>>(),
+            peer.build().collect::<Vec<_>>(),
+            "{group_name}: the two sides must compute the same schedule"
+        );
+    }
+    let mut group = c.benchmark_group(group_name);
+    group.bench_function("ours", |b| b.iter(|| total(black_box(ours).delays())));
+    group.bench_function("peer/backon", |b| b.iter(|| total(black_box(peer).build())));
+    group.finish();
+}
+
+/// A full ten-retry exponential schedule with full jitter and a cap, the shape a retry loop
+/// computes per failing call. Jittered schedules differ by their random draws, so only the
+/// cost is compared.
 fn backoff_exponential_jitter(c: &mut Criterion) {
-    let mut group = c.benchmark_group("core/backoff_exponential_jitter_10");
     let ours = Backoff::exponential(Duration::from_millis(100))
         .jitter(Jitter::Full)
         .max_delay(Duration::from_secs(10))
         .max_retries(10)
         .build()
         .expect("valid backoff");
-    group.bench_function("ours", |b| {
-        b.iter(|| black_box(&ours).delays().fold(Duration::ZERO, |sum, d| sum + d));
-    });
-    group.bench_function("peer/backon", |b| {
-        let builder = backon::ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(10))
-            .with_max_times(10)
-            .with_jitter();
-        b.iter(|| black_box(builder).build().fold(Duration::ZERO, |sum, d| sum + d));
-    });
-    group.finish();
+    let peer = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(10))
+        .with_max_times(10)
+        .with_jitter();
+    against_backon(c, "core/backoff_exponential_jitter_10", &ours, peer, false);
 }
 
-/// The total of a schedule: consuming every delay is what a retry loop does.
-fn total(delays: impl Iterator<Item = Duration>) -> Duration {
-    delays.fold(Duration::ZERO, |sum, d| sum + d)
-}
-
-/// A ten-retry fixed schedule of 100 ms; `backon::ConstantBuilder` is the peer. Neither side
-/// has a cap (a fixed delay needs none), so both compute the same ten delays.
+/// A ten-retry fixed schedule of 100 ms. Neither side has a cap (a fixed delay needs none).
 fn backoff_fixed(c: &mut Criterion) {
-    let mut group = c.benchmark_group("core/backoff_fixed_10");
     let ours = Backoff::fixed(Duration::from_millis(100)).max_retries(10).build().expect("valid");
     let peer =
         backon::ConstantBuilder::new().with_delay(Duration::from_millis(100)).with_max_times(10);
-    assert_eq!(
-        ours.delays().collect::<Vec<_>>(),
-        peer.build().collect::<Vec<_>>(),
-        "the two sides must compute the same schedule"
-    );
-    group.bench_function("ours", |b| b.iter(|| total(black_box(&ours).delays())));
-    group.bench_function("peer/backon", |b| b.iter(|| total(black_box(peer).build())));
-    group.finish();
+    against_backon(c, "core/backoff_fixed_10", &ours, peer, true);
 }
 
-/// A ten-retry Fibonacci schedule from 100 ms with a 10 s cap; `backon::FibonacciBuilder` is
-/// the peer. The cap is not reached in ten retries (the tenth delay is 5.5 s), so both sides
-/// compute the same ten delays.
+/// A ten-retry Fibonacci schedule from 100 ms with a 10 s cap. The cap is not reached in ten
+/// retries (the tenth delay is 5.5 s).
 fn backoff_fibonacci(c: &mut Criterion) {
-    let mut group = c.benchmark_group("core/backoff_fibonacci_10");
     let ours = Backoff::fibonacci(Duration::from_millis(100))
         .max_delay(Duration::from_secs(10))
         .max_retries(10)
@@ -85,14 +92,7 @@ fn backoff_fibonacci(c: &mut Criterion) {
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(10))
         .with_max_times(10);
-    assert_eq!(
-        ours.delays().collect::<Vec<_>>(),
-        peer.build().collect::<Vec<_>>(),
-        "the two sides must compute the same schedule"
-    );
-    group.bench_function("ours", |b| b.iter(|| total(black_box(&ours).delays())));
-    group.bench_function("peer/backon", |b| b.iter(|| total(black_box(peer).build())));
-    group.finish();
+    against_backon(c, "core/backoff_fibonacci_10", &ours, peer, true);
 }
 
 /// Ten-retry linear (100 ms + 100 ms per retry) and decorrelated-jitter (base 100 ms)
