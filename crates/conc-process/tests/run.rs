@@ -122,7 +122,7 @@ async fn callbacks_get_tagged_chunks_and_lines() {
     let output =
         Process::shell("printf 'a\\nb'; printf 'e1\\r\\n' >&2; sleep 0.1; printf 'c\\nlast'")
             .on_output(move |stream, bytes| {
-                chunk_sink.lock().unwrap().push((stream, bytes.to_vec()))
+                chunk_sink.lock().unwrap().push((stream, bytes.to_vec()));
             })
             .on_line(move |stream, line| line_sink.lock().unwrap().push((stream, line.to_owned())))
             .run()
