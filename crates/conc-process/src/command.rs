@@ -367,7 +367,8 @@ impl Process {
     /// is an `Ok` result (see [`ProcessOutput::check`]); timeouts and spawn
     /// failures are errors. Dropping the future kills the process group.
     pub async fn run(self) -> Result<ProcessOutput, ProcessError> {
-        self.start().await?.wait().await
+        let spawned = self.spawn(StdioOverride::default()).await?;
+        running::run_inline(spawned).await
     }
 
     /// Starts the process and returns a handle to it. Timeouts are armed now
@@ -381,9 +382,14 @@ impl Process {
     }
 
     pub(crate) async fn start_with(
-        mut self,
+        self,
         overrides: StdioOverride,
     ) -> Result<RunningProcess, ProcessError> {
+        Ok(running::launch(self.spawn(overrides).await?))
+    }
+
+    /// Validates the settings and spawns the child.
+    async fn spawn(mut self, overrides: StdioOverride) -> Result<Spawned, ProcessError> {
         self.validate()?;
         let program = self.program.to_string_lossy().into_owned();
         let mut command = tokio::process::Command::new(&self.program);
@@ -442,7 +448,7 @@ impl Process {
             drain_grace: self.drain_grace,
             group: self.containment == Containment::ProcessGroup,
         };
-        Ok(running::launch(spawned))
+        Ok(spawned)
     }
 
     fn spawn_error(&self, program: String, source: std::io::Error) -> ProcessError {

@@ -265,21 +265,38 @@ fn stream_index(stream: Stream) -> usize {
     }
 }
 
-/// Starts the driver task for a freshly spawned child.
-pub(crate) fn launch(spawned: Spawned) -> RunningProcess {
+fn shared_for(spawned: &Spawned) -> Arc<Shared> {
     let pid = spawned.child.id().unwrap_or(0);
     metrics::counter!(names::PROCESS_SPAWNED).increment(1);
-    let (notifier, changes) = watch::channel(());
-    let shared = Arc::new(Shared {
+    let (notifier, _) = watch::channel(());
+    Arc::new(Shared {
         pid,
         exited: AtomicBool::new(false),
         state: Mutex::default(),
         changed: notifier,
-    });
+    })
+}
+
+/// Starts the driver task for a freshly spawned child.
+pub(crate) fn launch(spawned: Spawned) -> RunningProcess {
+    let shared = shared_for(&spawned);
+    let changes = shared.changed.subscribe();
     let (control, control_rx) = mpsc::unbounded_channel();
     let program = spawned.program.clone();
-    let span = tracing::debug_span!("process", program = %program, pid);
-    tokio::spawn(drive(spawned, Arc::clone(&shared), control_rx).instrument(span));
+    let span = tracing::debug_span!("process", program = %program, pid = shared.pid);
+    let task_shared = Arc::clone(&shared);
+    tokio::spawn(
+        async move {
+            let result = drive(spawned, Arc::clone(&task_shared), Some(control_rx)).await;
+            let mut state = task_shared.lock();
+            state.chunks = Vec::new();
+            state.result = Some(result);
+            state.finished = true;
+            drop(state);
+            task_shared.changed.send_replace(());
+        }
+        .instrument(span),
+    );
     RunningProcess {
         shared,
         program,
@@ -289,6 +306,15 @@ pub(crate) fn launch(spawned: Spawned) -> RunningProcess {
         seen: [0; 2],
         latest: [0; 2],
     }
+}
+
+/// Drives a freshly spawned child on the caller's task, for `run()`: the
+/// caller polls it to the end, so no task of its own is needed. Dropping the
+/// future kills the process group; tokio reaps the child.
+pub(crate) async fn run_inline(spawned: Spawned) -> Result<ProcessOutput, ProcessError> {
+    let shared = shared_for(&spawned);
+    let span = tracing::debug_span!("process", program = %spawned.program, pid = shared.pid);
+    drive(spawned, shared, None).instrument(span).await
 }
 
 /// Kills what is left of the process if the driver task is dropped before
@@ -418,6 +444,14 @@ async fn read_from<R: AsyncRead + Unpin>(
     }
 }
 
+/// Receives the next request if there is a handle; pends forever otherwise.
+async fn receive(control: &mut Option<mpsc::UnboundedReceiver<Control>>) -> Option<Control> {
+    match control {
+        Some(control) => control.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Sleeps until `deadline` if there is one; pends forever otherwise.
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -442,8 +476,8 @@ async fn write_input(mut stdin: ChildStdin, input: Input) {
 async fn drive(
     spawned: Spawned,
     shared: Arc<Shared>,
-    mut control: mpsc::UnboundedReceiver<Control>,
-) {
+    mut control: Option<mpsc::UnboundedReceiver<Control>>,
+) -> Result<ProcessOutput, ProcessError> {
     let Spawned {
         program,
         mut child,
@@ -482,7 +516,7 @@ async fn drive(
     let mut total_deadline = timeout.map(|timeout| started + timeout);
     let mut idle_deadline = idle_timeout.map(|timeout| started + timeout);
     let mut kill_deadline = None;
-    let mut control_open = true;
+    let mut control_open = control.is_some();
     let mut detached = false;
     let mut outcome = Outcome::Normal;
 
@@ -504,7 +538,7 @@ async fn drive(
                 }
                 _ => { sink.finish(Stream::Stderr); stderr = None; }
             },
-            message = control.recv(), if control_open => match message {
+            message = receive(&mut control), if control_open => match message {
                 Some(Control::Signal(signal, reply)) => {
                     let sent = crate::sys::kill(pid, signal).map_err(|source| ProcessError::Signal { pid, signal, source });
                     let _ = reply.send(sent);
@@ -588,7 +622,7 @@ async fn drive(
         outcome = Outcome::Panicked(message.clone());
     }
 
-    let result = match status {
+    match status {
         Err(source) => Err(ProcessError::Wait { pid, source }),
         Ok(status) => {
             let mut state = shared.lock();
@@ -618,13 +652,7 @@ async fn drive(
                 }
             }
         }
-    };
-    let mut state = shared.lock();
-    state.chunks = Vec::new();
-    state.result = Some(result);
-    state.finished = true;
-    drop(state);
-    shared.changed.send_replace(());
+    }
 }
 
 /// Spawns `command` from one long-lived thread, so that a parent-death signal
