@@ -95,13 +95,18 @@ mod pipe;
 mod pool;
 mod running;
 mod signal;
+mod supervisor;
 mod sys;
 
 pub(crate) use command::Limits;
 pub use command::{Containment, DEFAULT_DRAIN_GRACE, Process};
 pub use error::{ProcessError, TimeoutKind};
-pub use output::{ProcessOutput, Stream};
+pub use output::{ProcessOutput, ResourceUsage, Stream};
 pub use pipe::{Pipeline, PipelineOutput};
 pub use pool::{PoolEvent, PoolResults, ProcessPool, ProcessPoolBuilder};
 pub use running::RunningProcess;
 pub use signal::{ExitStatus, Signal};
+pub use supervisor::{
+    ChildMetrics, ChildState, GiveUpReason, RestartPolicy, Supervisor, SupervisorBuilder,
+    SupervisorEvent,
+};

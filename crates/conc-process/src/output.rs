@@ -24,6 +24,19 @@ impl fmt::Display for Stream {
     }
 }
 
+/// What a finished process used, from the kernel's accounting (`rusage`),
+/// read when it exited. Available on Linux 5.3 and later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub struct ResourceUsage {
+    /// CPU time spent in user mode.
+    pub user_cpu: Duration,
+    /// CPU time spent in the kernel on its behalf.
+    pub system_cpu: Duration,
+    /// Peak resident set size, in bytes.
+    pub max_rss_bytes: u64,
+}
+
 /// The result of a process that ran to its end: how it ended, what it wrote,
 /// how long it took.
 ///
@@ -51,6 +64,7 @@ pub struct ProcessOutput {
     pub(crate) stderr: Vec<u8>,
     pub(crate) duration: Duration,
     pub(crate) output_held_open: bool,
+    pub(crate) usage: Option<ResourceUsage>,
 }
 
 impl ProcessOutput {
@@ -72,6 +86,7 @@ impl ProcessOutput {
             stderr: Vec::new(),
             duration: Duration::ZERO,
             output_held_open: false,
+            usage: None,
         }
     }
 
@@ -169,6 +184,14 @@ impl ProcessOutput {
         self.output_held_open
     }
 
+    /// CPU time and peak memory the process used (Linux 5.3 and later;
+    /// `None` elsewhere, and for results made with [`new`](Self::new)).
+    ///
+    /// Counts the process itself and the descendants it waited for.
+    pub fn usage(&self) -> Option<ResourceUsage> {
+        self.usage
+    }
+
     /// `Ok(self)` if the process succeeded, else [`ProcessError::Failed`]
     /// carrying this result (Laravel's `throw()`).
     ///
@@ -199,6 +222,7 @@ impl fmt::Debug for ProcessOutput {
             .field("stderr", &self.stderr_str())
             .field("duration", &self.duration)
             .field("output_held_open", &self.output_held_open)
+            .field("usage", &self.usage)
             .finish()
     }
 }

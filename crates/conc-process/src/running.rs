@@ -520,10 +520,19 @@ async fn drive(
     let mut detached = false;
     let mut outcome = Outcome::Normal;
 
+    // On Linux, learn of the exit through a pidfd first, so the kernel's
+    // resource usage can be read before the child is reaped.
+    let exit_watch = ExitWatch::new(pid);
+    let mut exited = !exit_watch.available();
+    let mut usage = None;
     let status = loop {
         tokio::select! {
             biased;
-            status = child.wait() => break status,
+            status = child.wait(), if exited => break status,
+            () = exit_watch.exited(), if !exited => {
+                usage = exit_watch.usage();
+                exited = true;
+            }
             read = read_from(&mut stdout, &mut out_buf) => match read {
                 Ok(n) if n > 0 => {
                     sink.deliver(Stream::Stdout, &out_buf[..n]);
@@ -634,6 +643,7 @@ async fn drive(
                 stderr: std::mem::take(&mut state.stderr),
                 duration,
                 output_held_open,
+                usage,
             };
             drop(state);
             metrics::histogram!(names::PROCESS_DURATION).record(duration.as_secs_f64());
@@ -687,4 +697,55 @@ pub(crate) async fn spawn_on_keeper_thread(
         .send(job)
         .map_err(|_| io::Error::other("the process spawner thread is gone"))?;
     answer.await.map_err(|_| io::Error::other("the process spawner thread is gone"))?
+}
+
+/// Exit notification through a pidfd, with the exited child's resource
+/// usage (Linux). Elsewhere, or without pidfd support, it is unavailable and
+/// the driver waits with `Child::wait` alone.
+struct ExitWatch {
+    #[cfg(target_os = "linux")]
+    fd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+    #[cfg(target_os = "linux")]
+    pid: u32,
+}
+
+impl ExitWatch {
+    #[cfg(target_os = "linux")]
+    fn new(pid: u32) -> Self {
+        Self { fd: crate::sys::exit_notifier(pid), pid }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn new(_pid: u32) -> Self {
+        Self {}
+    }
+
+    fn available(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.fd.is_some();
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
+    /// Resolves once the child has exited (it is then a zombie until reaped).
+    async fn exited(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.fd {
+            loop {
+                let Ok(mut ready) = fd.readable().await else { return };
+                match crate::sys::exit_usage(self.pid) {
+                    Ok(None) => ready.clear_ready(),
+                    Ok(Some(_)) | Err(_) => return,
+                }
+            }
+        }
+        std::future::pending::<()>().await;
+    }
+
+    fn usage(&self) -> Option<crate::ResourceUsage> {
+        #[cfg(target_os = "linux")]
+        return crate::sys::exit_usage(self.pid).ok().flatten();
+        #[cfg(not(target_os = "linux"))]
+        None
+    }
 }

@@ -4,6 +4,8 @@
 #![allow(unsafe_code)]
 
 use std::io;
+#[cfg(target_os = "linux")]
+use std::time::Duration;
 
 use crate::{Limits, Signal};
 
@@ -98,4 +100,74 @@ fn set_limit(resource: Resource, value: u64) -> io::Result<()> {
     // SAFETY: `limit` is a valid, initialised `rlimit` that outlives the call.
     let rc = unsafe { libc::setrlimit(resource, &raw const limit) };
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// A file descriptor that becomes readable when process `pid` exits
+/// (`pidfd_open`, Linux 5.3+).
+#[cfg(target_os = "linux")]
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // or -1; no memory is passed.
+    let fd =
+        unsafe { libc::syscall(libc::SYS_pidfd_open, libc::c_long::from(pid), 0 as libc::c_long) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = std::os::fd::RawFd::try_from(fd)
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// The resource usage of child `pid` if it has exited, without reaping it
+/// (`waitid(P_PID, pid, WEXITED | WNOWAIT | WNOHANG)` with the kernel's
+/// `rusage` argument). `None` while it runs.
+#[cfg(target_os = "linux")]
+pub(crate) fn exit_usage(pid: u32) -> io::Result<Option<crate::ResourceUsage>> {
+    // SAFETY: siginfo_t and rusage are plain C structs for which all-zero is valid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live, writable structs of the types the
+    // raw waitid system call expects; WNOWAIT leaves the child to be reaped
+    // by its owner.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_waitid,
+            libc::P_PID,
+            libc::c_long::from(pid),
+            &raw mut info,
+            libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+            &raw mut usage,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: waitid filled `info` (or left it zeroed for a running child).
+    if unsafe { info.si_pid() } == 0 {
+        return Ok(None);
+    }
+    let time = |tv: libc::timeval| {
+        Duration::from_secs(u64::try_from(tv.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(tv.tv_usec).unwrap_or(0))
+    };
+    Ok(Some(crate::ResourceUsage {
+        user_cpu: time(usage.ru_utime),
+        system_cpu: time(usage.ru_stime),
+        max_rss_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0).saturating_mul(1024),
+    }))
+}
+
+/// A pidfd for `pid` registered with the tokio reactor, readable once the
+/// process exits; `None` without pidfd support.
+#[cfg(target_os = "linux")]
+pub(crate) fn exit_notifier(pid: u32) -> Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    let fd = pidfd_open(pid).ok()?;
+    // SAFETY: an `OwnedFd` keeps its descriptor open, and returns the same
+    // one from `as_raw_fd`, for as long as it lives, which is as long as the
+    // `AsyncFd` that owns it.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .ok()
 }

@@ -300,3 +300,14 @@ async fn parent_death_signal_survives_the_spawning_thread() {
 
     drop(handle);
 }
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_kernel_reports_cpu_and_memory_of_each_run() {
+    let output =
+        Process::shell("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done").run().await.unwrap();
+    let usage = output.usage().expect("pidfd and waitid are available on Linux 5.3+");
+    assert!(usage.user_cpu + usage.system_cpu > Duration::ZERO, "{usage:?}");
+    assert!(usage.max_rss_bytes > 0);
+    assert!(ProcessOutput::new("x", ExitStatus::Code(0)).usage().is_none());
+}
