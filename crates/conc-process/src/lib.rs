@@ -110,3 +110,8 @@ pub use supervisor::{
     ChildMetrics, ChildState, GiveUpReason, RestartPolicy, Supervisor, SupervisorBuilder,
     SupervisorEvent,
 };
+
+/// The guide's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/process.md")]
+struct ProcessGuide;
