@@ -103,6 +103,15 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
+    /// A [`FakeRunner`](crate::FakeRunner) refused the run: no pattern
+    /// matched and stray processes are prevented, or a sequence ran out.
+    #[error("fake for `{command}`: {reason}")]
+    Fake {
+        /// The command line.
+        command: String,
+        /// Why.
+        reason: String,
+    },
     /// The run was cancelled before it finished (a pool's fail-fast, or a
     /// shutdown); the process group was killed.
     #[error("`{name}` was cancelled")]

@@ -90,6 +90,7 @@ compile_error!("conc-process supports Unix systems only");
 
 mod command;
 mod error;
+mod fake;
 mod output;
 mod pipe;
 mod pool;
@@ -101,6 +102,7 @@ mod sys;
 pub(crate) use command::Limits;
 pub use command::{Containment, DEFAULT_DRAIN_GRACE, Process};
 pub use error::{ProcessError, TimeoutKind};
+pub use fake::{FakeResult, FakeRun, FakeRunner, ProcessRunner, SystemRunner};
 pub use output::{ProcessOutput, ResourceUsage, Stream};
 pub use pipe::{Pipeline, PipelineOutput};
 pub use pool::{PoolEvent, PoolResults, ProcessPool, ProcessPoolBuilder};

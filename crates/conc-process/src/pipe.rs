@@ -58,6 +58,11 @@ impl Pipeline {
         self
     }
 
+    /// The stages and the pipeline timeout, for runners.
+    pub(crate) fn into_parts(self) -> (Vec<Process>, Option<Duration>) {
+        (self.stages, self.timeout)
+    }
+
     /// Starts every stage, waits for all of them, and returns each stage's
     /// result. Fails without running anything useful if a stage cannot be
     /// started (the stages already started are killed).
@@ -121,6 +126,10 @@ pub struct PipelineOutput {
 }
 
 impl PipelineOutput {
+    pub(crate) fn from_stages(stages: Vec<Result<ProcessOutput, ProcessError>>) -> Self {
+        Self { stages }
+    }
+
     /// Each stage's result, in pipeline order. A timed-out stage is an
     /// error carrying its partial output.
     pub fn stages(&self) -> &[Result<ProcessOutput, ProcessError>] {

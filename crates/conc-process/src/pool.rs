@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
-use crate::{Process, ProcessError, ProcessOutput};
+use crate::{Process, ProcessError, ProcessOutput, ProcessRunner, SystemRunner};
 
 /// Progress of a pool run, passed to [`ProcessPoolBuilder::on_event`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,7 @@ type EventCallback = Arc<dyn Fn(&PoolEvent<'_>) + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct ProcessPool {
+    runner: Arc<dyn ProcessRunner>,
     concurrency: NonZeroUsize,
     fail_fast: bool,
     on_event: Option<EventCallback>,
@@ -75,6 +76,7 @@ pub struct ProcessPool {
 /// Builds a [`ProcessPool`].
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct ProcessPoolBuilder {
+    runner: Arc<dyn ProcessRunner>,
     concurrency: usize,
     fail_fast: bool,
     on_event: Option<EventCallback>,
@@ -84,6 +86,7 @@ impl ProcessPool {
     /// A builder with the defaults.
     pub fn builder() -> ProcessPoolBuilder {
         ProcessPoolBuilder {
+            runner: Arc::new(SystemRunner),
             concurrency: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
             fail_fast: false,
             on_event: None,
@@ -135,7 +138,8 @@ impl ProcessPool {
             while !stopped && running.len() < self.concurrency.get() {
                 let Some((index, (_, process))) = pending.next() else { break };
                 emit(PoolEvent::Started { name: &names[index], running: running.len() + 1 });
-                running.push(async move { (index, process.run().await) });
+                let runner = &self.runner;
+                running.push(async move { (index, runner.run(process).await) });
             }
             let Some((index, result)) = running.next().await else { break };
             completed += 1;
@@ -186,6 +190,13 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// Runs the jobs through `runner` (a [`FakeRunner`](crate::FakeRunner)
+    /// in tests). Defaults to [`SystemRunner`].
+    pub fn runner(mut self, runner: Arc<dyn ProcessRunner>) -> Self {
+        self.runner = runner;
+        self
+    }
+
     /// Validates the settings.
     pub fn build(self) -> Result<ProcessPool, ProcessError> {
         let concurrency =
@@ -194,7 +205,12 @@ impl ProcessPoolBuilder {
                 value: "0".into(),
                 reason: "must be at least 1",
             })?;
-        Ok(ProcessPool { concurrency, fail_fast: self.fail_fast, on_event: self.on_event })
+        Ok(ProcessPool {
+            runner: self.runner,
+            concurrency,
+            fail_fast: self.fail_fast,
+            on_event: self.on_event,
+        })
     }
 }
 
@@ -256,7 +272,7 @@ impl fmt::Debug for ProcessPool {
             .field("concurrency", &self.concurrency)
             .field("fail_fast", &self.fail_fast)
             .field("on_event", &self.on_event.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -266,6 +282,6 @@ impl fmt::Debug for ProcessPoolBuilder {
             .field("concurrency", &self.concurrency)
             .field("fail_fast", &self.fail_fast)
             .field("on_event", &self.on_event.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }

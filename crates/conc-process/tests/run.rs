@@ -191,16 +191,17 @@ async fn tty_mode_inherits_the_terminal() {
 
 #[tokio::test]
 async fn running_handle_reports_progress() {
-    let mut handle = Process::shell("echo one; read line; echo \"$line\" >&2; echo two; sleep 60")
+    let mut handle = Process::shell("echo one; read line; echo two; echo \"$line\" >&2; sleep 60")
         .input("from stdin\n")
         .start()
         .await
         .unwrap();
     assert!(handle.pid() > 0);
     assert_eq!(handle.program(), "/bin/sh");
+    // Stderr is written last, so once it is seen all of stdout was read.
     assert!(
         handle
-            .wait_until(|stream, chunk| stream == Stream::Stdout && chunk.ends_with(b"two\n"))
+            .wait_until(|stream, chunk| stream == Stream::Stderr && chunk.ends_with(b"stdin\n"))
             .await
     );
     assert!(handle.is_running());
