@@ -172,7 +172,7 @@ struct FakeState {
 /// # Examples
 ///
 /// ```
-/// use conc_process::{FakeResult, FakeRunner, Process, ProcessPool, ProcessRunner};
+/// use conc_process::{FakeResult, FakeRunner, Process, ProcessPool};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_process::ProcessError> {
 /// let fake = FakeRunner::new()
