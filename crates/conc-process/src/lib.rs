@@ -89,6 +89,7 @@
 compile_error!("conc-process supports Unix systems only");
 
 mod command;
+pub mod driver;
 mod error;
 mod fake;
 mod output;
