@@ -106,7 +106,7 @@ pub use error::{ProcessError, TimeoutKind};
 pub use fake::{FakeResult, FakeRun, FakeRunner, ProcessRunner, SystemRunner};
 pub use output::{ProcessOutput, ResourceUsage, Stream};
 pub use pipe::{Pipeline, PipelineOutput};
-pub use pool::{PoolEvent, PoolResults, ProcessPool, ProcessPoolBuilder};
+pub use pool::{PoolEvent, PoolMetrics, PoolResults, ProcessPool, ProcessPoolBuilder};
 pub use running::RunningProcess;
 pub use signal::{ExitStatus, Signal};
 pub use supervisor::{

@@ -4,7 +4,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use conc_core::metrics::{MetricEntry, MetricValue, MetricsSnapshot, MetricsSource};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
@@ -67,6 +69,7 @@ type EventCallback = Arc<dyn Fn(&PoolEvent<'_>) + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct ProcessPool {
+    counters: Arc<Counters>,
     runner: Arc<dyn ProcessRunner>,
     concurrency: NonZeroUsize,
     fail_fast: bool,
@@ -138,13 +141,22 @@ impl ProcessPool {
             while !stopped && running.len() < self.concurrency.get() {
                 let Some((index, (_, process))) = pending.next() else { break };
                 emit(PoolEvent::Started { name: &names[index], running: running.len() + 1 });
+                self.counters.started.fetch_add(1, Ordering::Relaxed);
+                self.counters.running.fetch_add(1, Ordering::Relaxed);
+                let guard = RunningGuard(&self.counters);
                 let runner = &self.runner;
-                running.push(async move { (index, runner.run(process).await) });
+                running.push(async move {
+                    let result = runner.run(process).await;
+                    drop(guard);
+                    (index, result)
+                });
             }
             let Some((index, result)) = running.next().await else { break };
             completed += 1;
             let successful = matches!(&result, Ok(output) if output.successful());
             emit(PoolEvent::Finished { name: &names[index], successful, completed, total });
+            let outcome = if successful { &self.counters.succeeded } else { &self.counters.failed };
+            outcome.fetch_add(1, Ordering::Relaxed);
             slots[index] = Some(result);
             if self.fail_fast && !successful {
                 stopped = true;
@@ -158,6 +170,7 @@ impl ProcessPool {
             .map(|(name, slot)| {
                 let result = slot.unwrap_or_else(|| {
                     emit(PoolEvent::Cancelled { name: &name });
+                    self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
                     Err(ProcessError::Cancelled { name: name.clone() })
                 });
                 (name, result)
@@ -206,6 +219,7 @@ impl ProcessPoolBuilder {
                 reason: "must be at least 1",
             })?;
         Ok(ProcessPool {
+            counters: Arc::default(),
             runner: self.runner,
             concurrency,
             fail_fast: self.fail_fast,
@@ -283,5 +297,90 @@ impl fmt::Debug for ProcessPoolBuilder {
             .field("fail_fast", &self.fail_fast)
             .field("on_event", &self.on_event.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// Counters of a pool, shared by its clones.
+#[derive(Debug, Default)]
+struct Counters {
+    started: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
+    running: AtomicU64,
+}
+
+/// Takes a job off the running gauge when its run ends or is dropped.
+struct RunningGuard<'a>(&'a Counters);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of a [`ProcessPool`]'s counters, over every run of the pool
+/// and its clones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PoolMetrics {
+    /// Jobs started.
+    pub started: u64,
+    /// Jobs that exited with code 0.
+    pub succeeded: u64,
+    /// Jobs that failed: non-zero exit, signal, timeout, or a spawn error.
+    pub failed: u64,
+    /// Jobs cancelled by fail-fast.
+    pub cancelled: u64,
+    /// Jobs running now.
+    pub running: u64,
+}
+
+impl MetricsSnapshot for PoolMetrics {
+    fn entries(&self) -> Vec<MetricEntry> {
+        vec![
+            MetricEntry::new("started", MetricValue::Count(self.started)),
+            MetricEntry::new("succeeded", MetricValue::Count(self.succeeded)),
+            MetricEntry::new("failed", MetricValue::Count(self.failed)),
+            MetricEntry::new("cancelled", MetricValue::Count(self.cancelled)),
+            MetricEntry::new("running", MetricValue::Gauge(self.running as f64)),
+        ]
+    }
+}
+
+impl MetricsSource for ProcessPool {
+    type Snapshot = PoolMetrics;
+
+    /// ```
+    /// use conc_core::metrics::MetricsSource;
+    /// use conc_process::{Process, ProcessPool};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_process::ProcessError> {
+    /// let pool = ProcessPool::builder().build()?;
+    /// pool.run([("ok", Process::new("true")), ("bad", Process::new("false"))]).await?;
+    /// let metrics = pool.metrics();
+    /// assert_eq!((metrics.started, metrics.succeeded, metrics.failed, metrics.running), (2, 1, 1, 0));
+    /// # Ok(()) }
+    /// ```
+    fn metrics(&self) -> PoolMetrics {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        PoolMetrics {
+            started: load(&self.counters.started),
+            succeeded: load(&self.counters.succeeded),
+            failed: load(&self.counters.failed),
+            cancelled: load(&self.counters.cancelled),
+            running: load(&self.counters.running),
+        }
+    }
+
+    fn reset_metrics(&self) {
+        for counter in [
+            &self.counters.started,
+            &self.counters.succeeded,
+            &self.counters.failed,
+            &self.counters.cancelled,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
     }
 }

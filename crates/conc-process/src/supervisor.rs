@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use conc_core::backoff::Backoff;
-use conc_core::metrics as names;
+use conc_core::metrics::{self as names, MetricEntry, MetricValue, MetricsSnapshot, MetricsSource};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -136,6 +136,54 @@ pub struct ChildMetrics {
     /// The largest peak resident set size of any finished run, in bytes
     /// (Linux; zero elsewhere).
     pub max_rss_bytes: u64,
+}
+
+/// A snapshot of a [`Supervisor`]: one entry per supervised process.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SupervisorMetrics {
+    /// Each supervised process, in the order it was added.
+    pub children: Vec<ChildMetrics>,
+}
+
+impl SupervisorMetrics {
+    /// The snapshot of the process supervised as `name`.
+    pub fn child(&self, name: &str) -> Option<&ChildMetrics> {
+        self.children.iter().find(|child| child.name == name)
+    }
+}
+
+impl MetricsSnapshot for SupervisorMetrics {
+    /// Totals over the children: restarts, running, gave up, CPU time.
+    fn entries(&self) -> Vec<MetricEntry> {
+        let count =
+            |state| self.children.iter().filter(|child| child.state == state).count() as f64;
+        vec![
+            MetricEntry::new(
+                names::PROCESS_RESTARTS,
+                MetricValue::Count(
+                    self.children.iter().map(|child| u64::from(child.restarts)).sum(),
+                ),
+            ),
+            MetricEntry::new("running", MetricValue::Gauge(count(ChildState::Running))),
+            MetricEntry::new("gave_up", MetricValue::Gauge(count(ChildState::GaveUp))),
+            MetricEntry::new(
+                "cpu_time",
+                MetricValue::Duration(self.children.iter().map(|child| child.cpu_time).sum()),
+            ),
+        ]
+    }
+}
+
+impl MetricsSource for Supervisor {
+    type Snapshot = SupervisorMetrics;
+
+    fn metrics(&self) -> SupervisorMetrics {
+        Supervisor::metrics(self)
+    }
+
+    /// Restart counts and CPU totals are the children's history; nothing is reset.
+    fn reset_metrics(&self) {}
 }
 
 /// Settings shared by the children of a supervisor.
@@ -372,9 +420,11 @@ impl Supervisor {
     }
 
     /// A snapshot of every supervised process, in the order they were added.
-    pub fn metrics(&self) -> Vec<ChildMetrics> {
+    pub fn metrics(&self) -> SupervisorMetrics {
         let children = self.children.lock().unwrap_or_else(PoisonError::into_inner);
-        children.iter().map(|(_, child, _)| snapshot(child)).collect()
+        SupervisorMetrics {
+            children: children.iter().map(|(_, child, _)| snapshot(child)).collect(),
+        }
     }
 
     /// Stops every process (`SIGTERM` to its group, `SIGKILL` after the

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{alive, eventually};
+use conc_core::metrics::MetricsSource;
 use conc_process::{PoolEvent, Process, ProcessError, ProcessPool};
 
 /// Pitfall 18: 1000 jobs under a limit of 8, results keyed and in order.
@@ -21,6 +22,11 @@ async fn a_thousand_jobs_keep_their_keys_and_order() {
         assert!(result.as_ref().unwrap().successful());
     }
     assert!(results.get("job-0999").is_some());
+    let metrics = pool.metrics();
+    assert_eq!(
+        (metrics.started, metrics.succeeded, metrics.failed, metrics.running),
+        (1000, 1000, 0, 0)
+    );
     assert!(results.get("job-1000").is_none());
 }
 
@@ -97,6 +103,12 @@ async fn fail_fast_kills_running_jobs_and_skips_the_rest() {
     assert!(matches!(results.get("never").unwrap(), Err(ProcessError::Cancelled { .. })));
     assert_eq!(results.failed().collect::<Vec<_>>(), ["slow", "broken", "never"]);
     assert_eq!(*cancelled.lock().unwrap(), ["slow", "never"]);
+    let metrics = pool.metrics();
+    assert_eq!(
+        (metrics.started, metrics.failed, metrics.cancelled, metrics.running),
+        (2, 1, 2, 0),
+        "{metrics:?}"
+    );
     let slow: u32 = std::fs::read_to_string(&path).unwrap().trim().parse().unwrap();
     assert!(
         eventually(Duration::from_secs(20), || !alive(slow)).await,

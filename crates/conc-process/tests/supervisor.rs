@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::{alive, eventually};
 use conc_core::backoff::Backoff;
+use conc_core::metrics::MetricsSnapshot;
 use conc_process::{
     ChildState, ExitStatus, GiveUpReason, Process, ProcessError, RestartPolicy, Supervisor,
     SupervisorEvent,
@@ -75,7 +76,15 @@ async fn restart_storm_gives_up_on_a_virtual_clock() {
         (5, GiveUpReason::Intensity { max_restarts: 5, period: Duration::from_secs(10) })
     );
 
-    let metrics = supervisor.metrics();
+    let snapshot = supervisor.metrics();
+    assert_eq!(snapshot.child("crasher"), snapshot.children.first());
+    let restarts = snapshot
+        .entries()
+        .into_iter()
+        .find(|entry| entry.name == conc_core::metrics::PROCESS_RESTARTS)
+        .unwrap();
+    assert_eq!(restarts.value, conc_core::metrics::MetricValue::Count(5));
+    let metrics = snapshot.children;
     assert_eq!(metrics.len(), 1);
     assert_eq!(metrics[0].state, ChildState::GaveUp);
     assert_eq!(metrics[0].restarts, 5);
@@ -146,14 +155,14 @@ async fn policies_decide_what_is_restarted() {
     assert!(matches!(seen[0], SupervisorEvent::Started { run: 1, .. }));
     assert!(matches!(seen[1], SupervisorEvent::Exited { status: Some(ExitStatus::Code(0)), .. }));
     assert_eq!(seen.len(), 3);
-    assert_eq!(on_failure.metrics()[0].state, ChildState::Completed);
+    assert_eq!(on_failure.metrics().children[0].state, ChildState::Completed);
 
     // Never: a failure completes too.
     let never = Supervisor::builder().restart(RestartPolicy::Never).build().unwrap();
     let mut events = never.events();
     never.supervise("once", || Process::new("false")).unwrap();
     while !matches!(next_event(&mut events).await, SupervisorEvent::Completed { .. }) {}
-    assert_eq!(never.metrics()[0].restarts, 0);
+    assert_eq!(never.metrics().children[0].restarts, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -191,7 +200,7 @@ async fn shutdown_stops_children_gracefully() {
         panic!("not started")
     };
     assert!(alive(pid));
-    let metrics = supervisor.metrics();
+    let metrics = supervisor.metrics().children;
     assert_eq!(metrics[0].state, ChildState::Running);
     assert_eq!(metrics[0].pid, Some(pid));
     assert!(metrics[0].uptime.is_some());
@@ -214,7 +223,7 @@ async fn metrics_add_up_cpu_and_memory_of_finished_runs() {
         })
         .unwrap();
     while !matches!(next_event(&mut events).await, SupervisorEvent::Completed { .. }) {}
-    let metrics = &supervisor.metrics()[0];
+    let metrics = &supervisor.metrics().children[0];
     assert!(metrics.cpu_time > Duration::ZERO, "{metrics:?}");
     assert!(metrics.max_rss_bytes > 0, "{metrics:?}");
 }
