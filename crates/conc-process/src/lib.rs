@@ -19,6 +19,9 @@
 //! | `->signal()`, `->stop()`, `->wait()`, `->waitUntil()` | [`RunningProcess::signal`], [`stop`](RunningProcess::stop), [`wait`](RunningProcess::wait), [`wait_until`](RunningProcess::wait_until) |
 //! | `Process::pool(…)` | [`ProcessPool`], with a concurrency limit, fail-fast and progress events |
 //! | `Process::pipe(…)` | [`Pipeline`]: real OS pipes, every stage running at once |
+//! | `Process::fake([...])`, `preventStrayProcesses()`, `assertRan()` | [`FakeRunner`] behind the [`ProcessRunner`] trait |
+//! | — (supervisord, systemd `Restart=`) | [`Supervisor`]: restart policies, backoff with jitter, intensity limit, events |
+//! | `Concurrency::driver('process')` | [`driver::ProcessDriver`]: portable tasks in re-executed child processes |
 //!
 //! Below the API, the things the anchors leave to the caller:
 //!
@@ -76,6 +79,8 @@
 //! | graceful stop | hand-written `kill(TERM)`, sleep, `kill(KILL)` | [`RunningProcess::stop`] |
 //! | bounded parallel runs | `xargs -P`, `futures::stream::buffer_unordered` | [`ProcessPool`] |
 //! | `a \| b \| c` | `sh -c`, or `duct` | [`Pipeline`] |
+//! | keep a process up | supervisord, systemd units, hand-written loops | [`Supervisor`] |
+//! | fake processes in tests | mocking `Command` by hand | [`FakeRunner`] |
 //! | Laravel's `Process` | — | this crate |
 //!
 //! # Supported Rust versions
