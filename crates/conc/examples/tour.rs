@@ -8,6 +8,8 @@
 //!    reporting the one that overran it.
 //! 4. Locks: workers competing for a nightly job, a funnel of two export
 //!    slots, and a fence refusing the late write of a holder that stalled.
+//! 5. Processes: a build step with a timeout that kills the whole process
+//!    tree, a pool of checks under a concurrency limit, and a pipeline.
 #![allow(clippy::print_stdout, reason = "the tour talks to the terminal")]
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use conc::core::lifecycle::{Lifecycle, Registry};
 use conc::core::metrics::{MetricEntry, MetricValue, MetricsSnapshot, MetricsSource};
 use conc::core::time::{Clock, CoarseClock, ManualClock};
 use conc::lock::{Fence, LockStore, MemoryBackend};
+use conc::process::{Pipeline, PoolEvent, Process, ProcessError, ProcessPool};
 use conc::{BoxError, BoxFuture};
 
 #[tokio::main]
@@ -27,6 +30,7 @@ async fn main() -> Result<(), BoxError> {
     clocks();
     shutdown().await?;
     locks().await?;
+    processes().await?;
     Ok(())
 }
 
@@ -263,4 +267,65 @@ async fn locks() -> Result<(), BoxError> {
 
 fn verdict(accepted: bool) -> &'static str {
     if accepted { "accepted" } else { "refused (stale fence)" }
+}
+
+async fn processes() -> Result<(), BoxError> {
+    println!("\n== 5. Processes ==\n");
+    // A "build" that starts a helper and then hangs: the timeout kills the
+    // script and the helper it started (one process group), and hands back
+    // the output read so far.
+    let started = Instant::now();
+    let hung = Process::shell("echo compiling; sleep 60 & echo \"helper pid $!\"; wait")
+        .timeout(Duration::from_millis(500))
+        .run()
+        .await;
+    match hung {
+        Err(ProcessError::TimedOut { kind, output, .. }) => println!(
+            "build timed out ({kind:?}) after {:?}, {}; output kept: {:?}",
+            started.elapsed(),
+            output.status(),
+            output.stdout_str().lines().collect::<Vec<_>>()
+        ),
+        other => println!("build: {other:?}"),
+    }
+
+    // Six checks, at most two at a time, results in the order given.
+    let pool = ProcessPool::builder()
+        .concurrency(2)
+        .on_event(|event| {
+            if let PoolEvent::Finished { name, successful, completed, total, .. } = event {
+                println!(
+                    "  [{completed}/{total}] {name} {}",
+                    if *successful { "ok" } else { "FAILED" }
+                );
+            }
+        })
+        .build()?;
+    let checks = [
+        ("fmt", "exit 0"),
+        ("lint", "exit 0"),
+        ("unit", "exit 0"),
+        ("docs", "echo 'broken link' >&2; exit 1"),
+        ("audit", "exit 0"),
+        ("size", "exit 0"),
+    ]
+    .map(|(name, script)| (name, Process::shell(script)));
+    let results = pool.run(checks).await?;
+    let failed: Vec<&str> = results.failed().collect();
+    println!("pool of 2: {} checks, failed: {failed:?}", results.len());
+
+    // A real pipe: sort | uniq -c | sort -rn | head -1.
+    let top = Pipeline::new()
+        .pipe(Process::new("sort").input("db\nweb\nweb\ncache\nweb\ndb\n"))
+        .pipe(Process::new("uniq").arg("-c"))
+        .pipe(Process::new("sort").arg("-rn"))
+        .pipe(Process::new("head").args(["-n", "1"]))
+        .run()
+        .await?;
+    println!(
+        "most frequent service: {} (stages: {:?})",
+        top.stdout_str().trim(),
+        top.statuses().len()
+    );
+    Ok(())
 }

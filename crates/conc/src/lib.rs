@@ -19,12 +19,14 @@
 //! | `resilience` | `conc-resilience` | `resilience` | planned |
 //! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
 //! | `bus` | `conc-bus` | `bus` | planned |
-//! | `process` | `conc-process` | `process` | planned |
+//! | [`process`] | `conc-process` | `process` | runs with tree-wide timeouts, pools, pipes, supervision |
 //!
 //! # Feature flags
 //!
 //! - `lock`: [`lock`], the in-memory lock store; `lock-sqlite` and
 //!   `lock-redis` add its SQLite and Redis stores.
+//! - `process`: [`process`], running processes with timeouts that reach the
+//!   whole process group, pools, pipes and a supervisor.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.
 //!
 //! # Examples
@@ -61,6 +63,11 @@ pub use conc_core as core;
 #[cfg_attr(docsrs, doc(cfg(feature = "lock")))]
 #[doc(inline)]
 pub use conc_lock as lock;
+
+#[cfg(feature = "process")]
+#[cfg_attr(docsrs, doc(cfg(feature = "process")))]
+#[doc(inline)]
+pub use conc_process as process;
 
 #[doc(no_inline)]
 pub use conc_core::{BoxError, BoxFuture};

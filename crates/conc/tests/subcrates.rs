@@ -31,3 +31,11 @@ async fn lock_is_reexported() {
     assert!(store.lock("smoke", Duration::from_secs(1)).unwrap().get().await.unwrap().is_none());
     guard.release().await.unwrap();
 }
+
+#[cfg(feature = "process")]
+#[tokio::test]
+async fn process_is_reexported() {
+    let output = conc::process::Process::new("echo").arg("smoke").run().await.unwrap();
+    assert!(output.successful());
+    assert_eq!(output.stdout_str(), "smoke\n");
+}

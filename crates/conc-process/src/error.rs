@@ -1,0 +1,132 @@
+//! Why running a process failed.
+
+use std::time::Duration;
+
+use crate::{ProcessOutput, Signal};
+
+/// Which timeout stopped a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// The total run time exceeded [`Process::timeout`](crate::Process::timeout).
+    Total,
+    /// No output arrived for [`Process::idle_timeout`](crate::Process::idle_timeout).
+    Idle,
+}
+
+/// Why running a process failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// A setting is out of range; nothing was started.
+    #[error("invalid process `{field}` {value}: {reason}")]
+    InvalidConfig {
+        /// The builder setting.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The program does not exist (not on `PATH`, or no such file).
+    #[error("program `{program}` not found")]
+    NotFound {
+        /// The program as given.
+        program: String,
+    },
+    /// The program exists but may not be executed.
+    #[error("program `{program}` is not executable: permission denied")]
+    PermissionDenied {
+        /// The program as given.
+        program: String,
+    },
+    /// Spawning failed for another reason.
+    #[error("could not start `{program}`: {source}")]
+    Spawn {
+        /// The program as given.
+        program: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A timeout elapsed; the process (and its process group) was killed.
+    /// Carries everything read until then.
+    #[error("`{}` timed out ({kind:?}) after {after:?}", output.program())]
+    TimedOut {
+        /// Which timeout.
+        kind: TimeoutKind,
+        /// The timeout that elapsed.
+        after: Duration,
+        /// The partial result: output read before the kill, and the kill status.
+        output: Box<ProcessOutput>,
+    },
+    /// The process exited unsuccessfully (from [`ProcessOutput::check`] or a
+    /// pool's fail-fast); carries the result.
+    #[error("`{}` failed: {}", output.program(), output.status())]
+    Failed {
+        /// The result of the failed run.
+        output: Box<ProcessOutput>,
+    },
+    /// An output callback panicked; the process was killed.
+    #[error("output callback of `{program}` panicked: {message}")]
+    CallbackPanicked {
+        /// The program that was running.
+        program: String,
+        /// The panic message.
+        message: String,
+    },
+    /// A signal could not be sent because the process has already exited.
+    #[error("cannot send {signal} to process {pid}: it has exited")]
+    NotRunning {
+        /// The process id it had.
+        pid: u32,
+        /// The signal that was not sent.
+        signal: Signal,
+    },
+    /// Sending a signal failed.
+    #[error("could not send {signal} to process {pid}: {source}")]
+    Signal {
+        /// The process id.
+        pid: u32,
+        /// The signal.
+        signal: Signal,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the process failed.
+    #[error("could not wait for process {pid}: {source}")]
+    Wait {
+        /// The process id.
+        pid: u32,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A [`FakeRunner`](crate::FakeRunner) refused the run: no pattern
+    /// matched and stray processes are prevented, or a sequence ran out.
+    #[error("fake for `{command}`: {reason}")]
+    Fake {
+        /// The command line.
+        command: String,
+        /// Why.
+        reason: String,
+    },
+    /// The run was cancelled before it finished (a pool's fail-fast, or a
+    /// shutdown); the process group was killed.
+    #[error("`{name}` was cancelled")]
+    Cancelled {
+        /// The job or program name.
+        name: String,
+    },
+}
+
+impl ProcessError {
+    /// The partial or final result this error carries, if any.
+    pub fn output(&self) -> Option<&ProcessOutput> {
+        match self {
+            Self::TimedOut { output, .. } | Self::Failed { output } => Some(output),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Supervision of real processes; restart timing on tokio's paused clock.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{alive, eventually};
+use conc_core::backoff::Backoff;
+use conc_core::metrics::MetricsSnapshot;
+use conc_process::{
+    ChildState, ExitStatus, GiveUpReason, Process, ProcessError, RestartPolicy, Supervisor,
+    SupervisorEvent,
+};
+use tokio::sync::broadcast::Receiver;
+use tokio::time::Instant;
+
+static_assertions::assert_impl_all!(Supervisor: Send, Sync);
+
+async fn next_event(events: &mut Receiver<SupervisorEvent>) -> SupervisorEvent {
+    events.recv().await.expect("the supervisor is alive")
+}
+
+/// Pitfall 19: a crash-looping child with exponential backoff from 100 ms
+/// (×2, max 5 s) and an intensity of 5 restarts per 10 s is restarted five
+/// times after exactly the scheduled delays (virtual time), then given up on.
+#[tokio::test(start_paused = true)]
+async fn restart_storm_gives_up_on_a_virtual_clock() {
+    let supervisor = Supervisor::builder()
+        .restart(RestartPolicy::OnFailure)
+        .backoff(
+            Backoff::exponential(Duration::from_millis(100))
+                .factor(2.0)
+                .max_delay(Duration::from_secs(5))
+                .build()
+                .unwrap(),
+        )
+        .intensity(5, Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut events = supervisor.events();
+    supervisor.supervise("crasher", || Process::new("false")).unwrap();
+
+    let mut delays = Vec::new();
+    let mut waited = Vec::new();
+    let mut runs = 0;
+    let mut exited_at = Instant::now();
+    let gave_up = loop {
+        match next_event(&mut events).await {
+            SupervisorEvent::Started { name, run, .. } => {
+                assert_eq!(name, "crasher");
+                runs += 1;
+                assert_eq!(run, runs);
+                if run > 1 {
+                    waited.push(exited_at.elapsed());
+                }
+            }
+            SupervisorEvent::Exited { status, error, .. } => {
+                assert_eq!(status, Some(ExitStatus::Code(1)));
+                assert_eq!(error, None);
+                exited_at = Instant::now();
+            }
+            SupervisorEvent::Restarting { delay, restart, .. } => {
+                delays.push(delay);
+                assert_eq!(restart as usize, delays.len());
+            }
+            SupervisorEvent::GaveUp { restarts, reason, .. } => break (restarts, reason),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let expected: Vec<Duration> = [100, 200, 400, 800, 1600].map(Duration::from_millis).to_vec();
+    assert_eq!(delays, expected);
+    assert_eq!(waited, expected, "restarts happened after exactly the scheduled delays");
+    assert_eq!(runs, 6, "the first run and five restarts");
+    assert_eq!(
+        gave_up,
+        (5, GiveUpReason::Intensity { max_restarts: 5, period: Duration::from_secs(10) })
+    );
+
+    let snapshot = supervisor.metrics();
+    assert_eq!(snapshot.child("crasher"), snapshot.children.first());
+    let restarts = snapshot
+        .entries()
+        .into_iter()
+        .find(|entry| entry.name == conc_core::metrics::PROCESS_RESTARTS)
+        .unwrap();
+    assert_eq!(restarts.value, conc_core::metrics::MetricValue::Count(5));
+    let metrics = snapshot.children;
+    assert_eq!(metrics.len(), 1);
+    assert_eq!(metrics[0].state, ChildState::GaveUp);
+    assert_eq!(metrics[0].restarts, 5);
+    supervisor.shutdown().await;
+}
+
+/// Restarts spread wider than the period never trip the intensity limit;
+/// a finite backoff schedule gives up when it runs out instead.
+#[tokio::test(start_paused = true)]
+async fn slow_restarts_stay_under_the_intensity_limit() {
+    let supervisor = Supervisor::builder()
+        .backoff(Backoff::fixed(Duration::from_secs(20)).max_retries(7).build().unwrap())
+        .intensity(2, Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let mut events = supervisor.events();
+    supervisor.supervise("slow", || Process::new("false")).unwrap();
+    let reason = loop {
+        if let SupervisorEvent::GaveUp { restarts, reason, .. } = next_event(&mut events).await {
+            assert_eq!(restarts, 7);
+            break reason;
+        }
+    };
+    assert_eq!(reason, GiveUpReason::BackoffExhausted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn policies_decide_what_is_restarted() {
+    // Always: a successful exit is restarted too.
+    let always = Supervisor::builder()
+        .restart(RestartPolicy::Always)
+        .backoff(Backoff::fixed(Duration::from_millis(50)).build().unwrap())
+        .intensity(3, Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut events = always.events();
+    always.supervise("ok", || Process::new("true")).unwrap();
+    let mut exits = 0;
+    loop {
+        match next_event(&mut events).await {
+            SupervisorEvent::Exited { status, .. } => {
+                assert_eq!(status, Some(ExitStatus::Code(0)));
+                exits += 1;
+            }
+            SupervisorEvent::GaveUp { restarts, .. } => {
+                assert_eq!(restarts, 3);
+                break;
+            }
+            SupervisorEvent::Completed { .. } => panic!("Always never completes"),
+            _ => {}
+        }
+    }
+    assert_eq!(exits, 4);
+
+    // OnFailure: a successful exit completes.
+    let on_failure = Supervisor::builder().build().unwrap();
+    let mut events = on_failure.events();
+    on_failure.supervise("ok", || Process::new("true")).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let event = next_event(&mut events).await;
+        let done = matches!(event, SupervisorEvent::Completed { .. });
+        seen.push(event);
+        if done {
+            break;
+        }
+    }
+    assert!(matches!(seen[0], SupervisorEvent::Started { run: 1, .. }));
+    assert!(matches!(seen[1], SupervisorEvent::Exited { status: Some(ExitStatus::Code(0)), .. }));
+    assert_eq!(seen.len(), 3);
+    assert_eq!(on_failure.metrics().children[0].state, ChildState::Completed);
+
+    // Never: a failure completes too.
+    let never = Supervisor::builder().restart(RestartPolicy::Never).build().unwrap();
+    let mut events = never.events();
+    never.supervise("once", || Process::new("false")).unwrap();
+    while !matches!(next_event(&mut events).await, SupervisorEvent::Completed { .. }) {}
+    assert_eq!(never.metrics().children[0].restarts, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_failures_and_factory_panics_count_as_failures() {
+    let supervisor = Supervisor::builder()
+        .backoff(Backoff::fixed(Duration::from_millis(10)).build().unwrap())
+        .intensity(2, Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut events = supervisor.events();
+    supervisor.supervise("missing", || Process::new("conc-no-such-program")).unwrap();
+    supervisor.supervise("panicky", || panic!("no config")).unwrap();
+    let mut errors = Vec::new();
+    let mut gave_up = 0;
+    while gave_up < 2 {
+        match next_event(&mut events).await {
+            SupervisorEvent::Exited { name, status, error, .. } => {
+                assert_eq!(status, None);
+                errors.push((name, error.unwrap()));
+            }
+            SupervisorEvent::GaveUp { .. } => gave_up += 1,
+            _ => {}
+        }
+    }
+    assert!(errors.iter().any(|(name, error)| name == "missing" && error.contains("not found")));
+    assert!(errors.iter().any(|(name, error)| name == "panicky" && error.contains("no config")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_children_gracefully() {
+    let supervisor = Supervisor::builder().shutdown_grace(Duration::from_secs(30)).build().unwrap();
+    let mut events = supervisor.events();
+    supervisor.supervise("sleeper", || Process::new("sleep").arg("60").quiet()).unwrap();
+    let SupervisorEvent::Started { pid, .. } = next_event(&mut events).await else {
+        panic!("not started")
+    };
+    assert!(alive(pid));
+    let metrics = supervisor.metrics().children;
+    assert_eq!(metrics[0].state, ChildState::Running);
+    assert_eq!(metrics[0].pid, Some(pid));
+    assert!(metrics[0].uptime.is_some());
+
+    supervisor.shutdown().await;
+    assert!(
+        matches!(next_event(&mut events).await, SupervisorEvent::Stopped { name } if name == "sleeper")
+    );
+    assert!(eventually(Duration::from_secs(20), || !alive(pid)).await);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn metrics_add_up_cpu_and_memory_of_finished_runs() {
+    let supervisor = Supervisor::builder().restart(RestartPolicy::Never).build().unwrap();
+    let mut events = supervisor.events();
+    supervisor
+        .supervise("busy", || {
+            Process::shell("i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; exit 1")
+        })
+        .unwrap();
+    while !matches!(next_event(&mut events).await, SupervisorEvent::Completed { .. }) {}
+    let metrics = &supervisor.metrics().children[0];
+    assert!(metrics.cpu_time > Duration::ZERO, "{metrics:?}");
+    assert!(metrics.max_rss_bytes > 0, "{metrics:?}");
+}
+
+#[tokio::test]
+async fn bad_supervisor_settings_are_refused() {
+    let err = Supervisor::builder().intensity(0, Duration::from_secs(1)).build().unwrap_err();
+    assert!(matches!(err, ProcessError::InvalidConfig { field: "max_restarts", .. }), "{err}");
+    let err = Supervisor::builder().intensity(1, Duration::ZERO).build().unwrap_err();
+    assert!(matches!(err, ProcessError::InvalidConfig { field: "period", .. }), "{err}");
+    let err = Supervisor::builder().event_capacity(0).build().unwrap_err();
+    assert!(matches!(err, ProcessError::InvalidConfig { field: "event_capacity", .. }), "{err}");
+
+    let supervisor = Supervisor::builder().restart(RestartPolicy::Never).build().unwrap();
+    supervisor.supervise("a", || Process::new("true")).unwrap();
+    let err = supervisor.supervise("a", || Process::new("true")).unwrap_err();
+    assert!(matches!(err, ProcessError::InvalidConfig { field: "name", .. }), "{err}");
+    supervisor.shutdown().await;
+}
