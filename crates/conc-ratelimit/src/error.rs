@@ -31,6 +31,17 @@ pub enum QuotaError {
         /// The period given.
         period: Duration,
     },
+    /// A setting larger than another setting allows (an initial fill above
+    /// the capacity).
+    #[error("invalid `{field}` {value}: must be at most {max}")]
+    AboveMaximum {
+        /// The field that is too large.
+        field: &'static str,
+        /// The value given.
+        value: u64,
+        /// The largest value accepted.
+        max: u64,
+    },
     /// A value too large to represent in nanoseconds (about 584 years), or a
     /// burst whose tolerance would overflow.
     #[error("invalid `{field}` {value}: too large to represent")]

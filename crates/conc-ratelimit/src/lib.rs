@@ -75,6 +75,7 @@ mod keyed;
 mod loom;
 mod quota;
 mod time;
+mod token_bucket;
 mod wait;
 
 pub use error::{QuotaError, RateLimitError};
@@ -82,3 +83,4 @@ pub use gcra::Gcra;
 pub use keyed::{Keyed, KeyedMetrics};
 pub use quota::Quota;
 pub use time::TokioClock;
+pub use token_bucket::{TokenBucket, TokenBucketBuilder};
