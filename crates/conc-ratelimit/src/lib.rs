@@ -72,6 +72,7 @@
 mod error;
 mod gcra;
 mod keyed;
+mod leaky_bucket;
 mod loom;
 mod quota;
 mod time;
@@ -81,6 +82,7 @@ mod wait;
 pub use error::{QuotaError, RateLimitError};
 pub use gcra::Gcra;
 pub use keyed::{Keyed, KeyedMetrics};
+pub use leaky_bucket::{DequeueError, Full, LeakyBucket, LeakyBucketBuilder};
 pub use quota::Quota;
 pub use time::TokioClock;
 pub use token_bucket::{TokenBucket, TokenBucketBuilder};
