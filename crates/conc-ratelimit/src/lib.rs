@@ -69,21 +69,25 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod decision;
 mod error;
 mod gcra;
 mod keyed;
 mod leaky_bucket;
 mod loom;
+mod named;
 mod quota;
 mod sliding;
 mod time;
 mod token_bucket;
 mod wait;
 
+pub use decision::{Decision, Decisions};
 pub use error::{QuotaError, RateLimitError};
 pub use gcra::Gcra;
 pub use keyed::{Keyed, KeyedMetrics};
 pub use leaky_bucket::{DequeueError, Full, LeakyBucket, LeakyBucketBuilder};
+pub use named::{Limit, Limits, NamedError, RateLimiter, TooManyAttempts};
 pub use quota::Quota;
 pub use sliding::{SlidingLog, SlidingWindow};
 pub use time::TokioClock;

@@ -85,3 +85,9 @@ impl<C: Clock> Timeline<C> {
 pub(crate) fn ns(nanos: u64) -> Duration {
     Duration::from_nanos(nanos)
 }
+
+/// `duration` in whole nanoseconds, saturating.
+#[inline]
+pub(crate) fn to_ns(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
