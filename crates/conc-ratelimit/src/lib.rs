@@ -26,7 +26,9 @@
 //!
 //! # Feature flags
 //!
-//! None yet; the in-memory limiters are always available.
+//! - `tower`: [`RateLimitLayer`], tower middleware over a shared keyed limiter.
+//!
+//! The in-memory limiters are always available.
 //!
 //! # Examples
 //!
@@ -73,6 +75,8 @@ mod decision;
 mod error;
 mod gcra;
 mod keyed;
+#[cfg(feature = "tower")]
+mod layer;
 mod leaky_bucket;
 mod loom;
 mod named;
@@ -86,6 +90,9 @@ pub use decision::{Decision, Decisions};
 pub use error::{QuotaError, RateLimitError};
 pub use gcra::Gcra;
 pub use keyed::{Keyed, KeyedMetrics};
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use layer::{Mode, RateLimit, RateLimitLayer, ResponseFuture};
 pub use leaky_bucket::{DequeueError, Full, LeakyBucket, LeakyBucketBuilder};
 pub use named::{Limit, Limits, NamedError, RateLimiter, TooManyAttempts};
 pub use quota::Quota;
