@@ -15,7 +15,7 @@
 //! | `pool` | `conc-pool` | `pool` | planned |
 //! | `pipeline` | `conc-pipeline` | `pipeline` | planned |
 //! | `fan` | `conc-fan` | `fan` | planned |
-//! | `ratelimit` | `conc-ratelimit` | `ratelimit` | planned |
+//! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer |
 //! | `resilience` | `conc-resilience` | `resilience` | planned |
 //! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
 //! | `bus` | `conc-bus` | `bus` | planned |
@@ -25,6 +25,8 @@
 //!
 //! - `lock`: [`lock`], the in-memory lock store; `lock-sqlite` and
 //!   `lock-redis` add its SQLite and Redis stores.
+//! - `ratelimit`: [`ratelimit`], the in-memory rate limiters;
+//!   `ratelimit-tower` adds its tower layer.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.
 //!
 //! # Examples
@@ -64,3 +66,8 @@ pub use conc_lock as lock;
 
 #[doc(no_inline)]
 pub use conc_core::{BoxError, BoxFuture};
+
+#[cfg(feature = "ratelimit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ratelimit")))]
+#[doc(inline)]
+pub use conc_ratelimit as ratelimit;

@@ -31,3 +31,17 @@ async fn lock_is_reexported() {
     assert!(store.lock("smoke", Duration::from_secs(1)).unwrap().get().await.unwrap().is_none());
     guard.release().await.unwrap();
 }
+
+#[cfg(feature = "ratelimit")]
+#[test]
+fn ratelimit_is_reexported() {
+    use conc::core::time::ManualClock;
+    use conc::ratelimit::{Gcra, Quota, RateLimitError};
+
+    let limiter = Gcra::with_clock(Quota::per_second(2).unwrap(), ManualClock::new());
+    limiter.try_acquire(2).unwrap();
+    assert_eq!(
+        limiter.try_acquire(1),
+        Err(RateLimitError::Limited { retry_after: Duration::from_millis(500) })
+    );
+}
