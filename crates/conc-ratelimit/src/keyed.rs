@@ -156,7 +156,10 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
             Some(cell) => cell.charge(now, cost, self.params.tolerance),
             None => self.insert_and(key, |cell| cell.charge(now, cost, self.params.tolerance)),
         };
-        charged.map(drop).map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) })
+        charged.map(drop).map_err(|wait| {
+            metrics::counter!(conc_core::metrics::RATELIMIT_REJECTED).increment(1);
+            RateLimitError::Limited { retry_after: ns(wait) }
+        })
     }
 
     /// Waits until `n` units can be taken for `key`, then takes them.
@@ -233,6 +236,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
         self.sweep.sweeps.fetch_add(1, Ordering::Relaxed);
         self.sweep.threshold.store(kept.max(MIN_SWEEP_INTERVAL), Ordering::Relaxed);
         self.sweep.inserts.store(0, Ordering::Relaxed);
+        metrics::gauge!(conc_core::metrics::RATELIMIT_KEYS).set(kept as f64);
         tracing::trace!(evicted, kept, "conc-ratelimit: swept idle keys");
         evicted
     }

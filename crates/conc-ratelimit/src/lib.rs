@@ -7,6 +7,11 @@
 //! |---|---|---|---|
 //! | [`Gcra`] | generic cell rate algorithm | one `AtomicU64` | the default: N per period with a burst, lock-free |
 //! | [`Keyed`] | GCRA per key | 8 bytes + the key, per key | per user / IP / token limits; idle keys evicted by themselves |
+//! | [`TokenBucket`] | token bucket, discrete refill | one `AtomicU64` | "R tokens every interval, at most C" |
+//! | [`LeakyBucket`] | leaky bucket as a queue | a bounded queue | shaping: work leaves at a fixed rate |
+//! | [`SlidingWindow`] | sliding window counter | 24 bytes | about N in any window, O(1) memory |
+//! | [`SlidingLog`] | sliding log | ≤ N entries of 16 bytes | never more than N in any window, exactly |
+//! | [`RateLimiter`] | fixed window per key (Laravel) | one window per key | named limiters, atomic `attempt`, all-or-nothing limits, [`Decisions`] headers |
 //!
 //! Every limiter has the same method family: `try_acquire(n)` (non-blocking;
 //! a refusal says exactly how long until the same call would succeed),
@@ -23,6 +28,17 @@
 //! so that a clock stepping backwards never panics and never refuses what an
 //! earlier reading admitted. Times are exact integer nanoseconds and saturate
 //! instead of overflowing.
+//!
+//! # Metrics and tracing
+//!
+//! Through the `metrics` facade (names in `conc_core::metrics`):
+//! `conc.ratelimit.permitted` and `conc.ratelimit.rejected` from named-limiter
+//! checks (labelled `limiter`), `conc.ratelimit.rejected` from refusals of the
+//! other limiters, `conc.ratelimit.keys` after each keyed sweep and
+//! `conc.ratelimit.wait` for every `acquire` that had to wait. Admissions of
+//! `Gcra`, `Keyed` and the buckets are not counted on the hot path (a shared
+//! counter would double the cost of a contended check). Sweeps and rejections
+//! in the tower layer are traced at `trace` / `debug` level.
 //!
 //! # Feature flags
 //!
@@ -63,6 +79,11 @@
 //! |---|---|---|
 //! | GCRA in one atomic word | `governor::RateLimiter::direct` | [`Gcra`]: same maths, coarse clock by default, clamped clock, batch takes |
 //! | keyed limits | `governor` keyed + a timer calling `retain_recent` | [`Keyed`]: evicts idle keys by itself, memory bounded |
+//! | token bucket | `leaky-bucket` (a token bucket behind a mutex) | [`TokenBucket`]: one atomic word |
+//! | traffic shaping | a hand-rolled queue + interval timer | [`LeakyBucket`] |
+//! | "never more than N per window" | hand-rolled Redis sorted sets | [`SlidingLog`], [`SlidingWindow`] |
+//! | Laravel `RateLimiter`, `ThrottleRequests` | — | [`RateLimiter`], [`Decisions::headers`] |
+//! | tower `RateLimitLayer` (not `Clone`, per service) | `Buffer` around it | `RateLimitLayer` (feature `tower`): `Clone`, shared, keyed |
 //!
 //! # Supported Rust versions
 //!
@@ -99,3 +120,8 @@ pub use quota::Quota;
 pub use sliding::{SlidingLog, SlidingWindow};
 pub use time::TokioClock;
 pub use token_bucket::{TokenBucket, TokenBucketBuilder};
+
+/// The guide's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/ratelimit.md")]
+struct RateLimitGuide;

@@ -264,7 +264,14 @@ impl<R, C: Clock> RateLimiter<R, C> {
         let Limits(limits) = resolver(request);
         let keyed: Vec<(String, Limit)> =
             limits.into_iter().map(|limit| (format!("{name}:{}", limit.key), limit)).collect();
-        Ok(self.charge_all(name, &keyed, 1))
+        let decisions = self.charge_all(name, &keyed, 1);
+        let metric = if decisions.allowed() {
+            conc_core::metrics::RATELIMIT_PERMITTED
+        } else {
+            conc_core::metrics::RATELIMIT_REJECTED
+        };
+        metrics::counter!(metric, "limiter" => name.to_owned()).increment(1);
+        Ok(decisions)
     }
 
     /// Runs `f` if `key` has had fewer than `max` hits in its window, hitting

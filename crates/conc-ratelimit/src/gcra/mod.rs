@@ -106,10 +106,10 @@ impl<C: Clock> Gcra<C> {
     pub fn try_acquire(&self, n: u32) -> Result<(), RateLimitError> {
         let cost = self.cost(n)?;
         let now = self.time.now();
-        self.cell
-            .charge(now, cost, self.params.tolerance)
-            .map(drop)
-            .map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) })
+        self.cell.charge(now, cost, self.params.tolerance).map(drop).map_err(|wait| {
+            metrics::counter!(conc_core::metrics::RATELIMIT_REJECTED).increment(1);
+            RateLimitError::Limited { retry_after: ns(wait) }
+        })
     }
 
     /// Waits until `n` units can be taken, then takes them.
