@@ -10,6 +10,9 @@
 //!    slots, and a fence refusing the late write of a holder that stalled.
 //! 5. Processes: a build step with a timeout that kills the whole process
 //!    tree, a pool of checks under a concurrency limit, and a pipeline.
+//! 5. Rate limits: a per-user API limit with exact retry-after, and a
+//!    Laravel-style named limiter charging two limits all or nothing, with the
+//!    response headers it renders.
 #![allow(clippy::print_stdout, reason = "the tour talks to the terminal")]
 
 use std::sync::Arc;
@@ -31,6 +34,7 @@ async fn main() -> Result<(), BoxError> {
     shutdown().await?;
     locks().await?;
     processes().await?;
+    rate_limits()?;
     Ok(())
 }
 
@@ -326,6 +330,67 @@ async fn processes() -> Result<(), BoxError> {
         "most frequent service: {} (stages: {:?})",
         top.stdout_str().trim(),
         top.statuses().len()
+fn rate_limits() -> Result<(), BoxError> {
+    use conc::ratelimit::{Keyed, Limit, Quota, RateLimitError, RateLimiter};
+
+    println!("\n== 5. Rate limits ==\n");
+    // 5 requests per second per user, bursts of up to 5, on a clock we move by hand.
+    let clock = ManualClock::new();
+    let per_user = Keyed::with_clock(Quota::per_second(5)?, clock.clone());
+    for (ms, user) in [
+        (0, "ann"),
+        (0, "ann"),
+        (0, "ann"),
+        (0, "ann"),
+        (0, "ann"),
+        (0, "ann"),
+        (0, "bob"),
+        (200, "ann"),
+    ] {
+        clock.advance(Duration::from_millis(ms));
+        let verdict = match per_user.try_acquire(&user, 1) {
+            Ok(()) => "allowed".to_owned(),
+            Err(RateLimitError::Limited { retry_after }) => {
+                format!("429, retry after {retry_after:?}")
+            }
+            Err(other) => other.to_string(),
+        };
+        println!("  t={:>4?} {user}: {verdict}", clock.elapsed());
+    }
+
+    // Laravel's RateLimiter::for, with both limits charged or neither.
+    struct Upload {
+        user: u32,
+        ip: &'static str,
+    }
+    let limiter = RateLimiter::<Upload, _>::with_clock(clock.clone());
+    limiter.for_name("uploads", |req: &Upload| {
+        [
+            Limit::per_minute(2).by(format!("user:{}", req.user)),
+            Limit::per_hour(3).by(format!("ip:{}", req.ip)),
+        ]
+    });
+    let now = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    for upload in [
+        Upload { user: 1, ip: "10.0.0.9" },
+        Upload { user: 1, ip: "10.0.0.9" },
+        Upload { user: 1, ip: "10.0.0.9" },
+        Upload { user: 2, ip: "10.0.0.9" },
+    ] {
+        let decisions = limiter.check("uploads", &upload)?;
+        println!(
+            "\n  upload by user {} from {}: {}",
+            upload.user,
+            upload.ip,
+            if decisions.allowed() { "allowed" } else { "refused" }
+        );
+        for (name, value) in decisions.headers(now) {
+            println!("    {name}: {value}");
+        }
+    }
+    println!(
+        "\n  IP counter: {} of 3 used; the refused upload was charged to neither limit",
+        limiter.attempts("uploads:ip:10.0.0.9")
     );
     Ok(())
 }

@@ -15,7 +15,7 @@
 //! | `pool` | `conc-pool` | `pool` | planned |
 //! | `pipeline` | `conc-pipeline` | `pipeline` | planned |
 //! | `fan` | `conc-fan` | `fan` | planned |
-//! | `ratelimit` | `conc-ratelimit` | `ratelimit` | planned |
+//! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer |
 //! | `resilience` | `conc-resilience` | `resilience` | planned |
 //! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
 //! | `bus` | `conc-bus` | `bus` | planned |
@@ -27,6 +27,8 @@
 //!   `lock-redis` add its SQLite and Redis stores.
 //! - `process`: [`process`], running processes with timeouts that reach the
 //!   whole process group, pools, pipes and a supervisor.
+//! - `ratelimit`: [`ratelimit`], the in-memory rate limiters;
+//!   `ratelimit-tower` adds its tower layer.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.
 //!
 //! # Examples
@@ -71,3 +73,8 @@ pub use conc_process as process;
 
 #[doc(no_inline)]
 pub use conc_core::{BoxError, BoxFuture};
+
+#[cfg(feature = "ratelimit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ratelimit")))]
+#[doc(inline)]
+pub use conc_ratelimit as ratelimit;

@@ -38,4 +38,16 @@ async fn process_is_reexported() {
     let output = conc::process::Process::new("echo").arg("smoke").run().await.unwrap();
     assert!(output.successful());
     assert_eq!(output.stdout_str(), "smoke\n");
+#[cfg(feature = "ratelimit")]
+#[test]
+fn ratelimit_is_reexported() {
+    use conc::core::time::ManualClock;
+    use conc::ratelimit::{Gcra, Quota, RateLimitError};
+
+    let limiter = Gcra::with_clock(Quota::per_second(2).unwrap(), ManualClock::new());
+    limiter.try_acquire(2).unwrap();
+    assert_eq!(
+        limiter.try_acquire(1),
+        Err(RateLimitError::Limited { retry_after: Duration::from_millis(500) })
+    );
 }

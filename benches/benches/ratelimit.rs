@@ -1,0 +1,216 @@
+//! `conc-ratelimit`: GCRA checks, direct and keyed, beside governor (the Rust
+//! anchor: GCRA in one atomic word, keyed on a `DashMap`).
+//!
+//! Both sides get the same quotas and their default clock: ours reads the
+//! process-wide coarse clock, governor its quanta TSC clock. The direct
+//! limiters allow 10⁹ per second with a burst of 10⁶; the keyed ones 10⁶ per
+//! day per key with the same burst. Either way every check is admitted, so
+//! every check is a compare-and-swap, and keyed state stays live (a key whose
+//! state is fully replenished would be evicted by ours, turning the scenario
+//! into an insert benchmark).
+//!
+//! - `ratelimit/direct_1t`: one thread, one limiter.
+//! - `ratelimit/direct_2t`: two threads on one limiter; one iteration is one
+//!   check on each thread (wall time, so threads that scale halve it).
+//! - `ratelimit/keyed_100k_2t`: 100 000 keys already present, two threads
+//!   each checking keys in a scrambled order; one iteration is one check on
+//!   each thread.
+//!
+//! Before the groups run, the suite prints the bytes allocated per key by
+//! each keyed store holding 1 000 000 live `u64` keys (a counting allocator).
+#![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use conc_ratelimit::{Gcra, Keyed, Quota};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+/// Counts live heap bytes, so the suite can report memory per key.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counter only observes sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size().cast_signed(), Ordering::Relaxed);
+        // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size().cast_signed(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size.cast_signed() - layout.size().cast_signed(), Ordering::Relaxed);
+        // SAFETY: as for `realloc`'s caller.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const RATE: u32 = 1_000_000_000;
+const BURST: u32 = 1_000_000;
+const KEYS: u64 = 100_000;
+
+fn ours_quota() -> Quota {
+    Quota::per_second(RATE).and_then(|q| q.with_burst(BURST)).expect("valid quota")
+}
+
+fn ours_keyed_quota() -> Quota {
+    Quota::per_day(BURST).expect("valid quota")
+}
+
+fn peer_keyed_quota() -> governor::Quota {
+    governor::Quota::with_period(Duration::from_nanos(86_400_000_000_000 / u64::from(BURST)))
+        .expect("non-zero period")
+        .allow_burst(NonZeroU32::new(BURST).expect("non-zero"))
+}
+
+fn peer_quota() -> governor::Quota {
+    governor::Quota::per_second(NonZeroU32::new(RATE).expect("non-zero"))
+        .allow_burst(NonZeroU32::new(BURST).expect("non-zero"))
+}
+
+/// A scrambled walk over `0..KEYS` (multiplication by an odd constant modulo a
+/// power of two above `KEYS`, skipping values past it), so consecutive checks
+/// land in different shards and cache lines.
+fn scrambled_keys() -> Vec<u64> {
+    (0..131_072u64).map(|i| i.wrapping_mul(0x9E37_79B9) & 131_071).filter(|k| *k < KEYS).collect()
+}
+
+/// Runs `per_thread(thread_index, iters)` on two threads at once and returns
+/// the wall time from the common start to the last finish.
+fn two_threads(iters: u64, per_thread: impl Fn(usize, u64) + Sync) -> Duration {
+    let barrier = Barrier::new(3);
+    std::thread::scope(|scope| {
+        for index in 0..2 {
+            let barrier = &barrier;
+            let per_thread = &per_thread;
+            scope.spawn(move || {
+                barrier.wait();
+                per_thread(index, iters);
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        barrier.wait();
+        start.elapsed()
+    })
+}
+
+fn direct_1t(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ratelimit/direct_1t");
+    let ours = Gcra::new(ours_quota());
+    group.bench_function("ours", |b| b.iter(|| black_box(ours.try_acquire(1)).is_ok()));
+    let peer = governor::RateLimiter::direct(peer_quota());
+    group.bench_function("peer/governor", |b| b.iter(|| black_box(peer.check()).is_ok()));
+    group.finish();
+}
+
+fn direct_2t(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ratelimit/direct_2t");
+    let ours = Gcra::new(ours_quota());
+    group.bench_function("ours", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |_, n| {
+                for _ in 0..n {
+                    black_box(ours.try_acquire(1)).ok();
+                }
+            })
+        });
+    });
+    let peer = governor::RateLimiter::direct(peer_quota());
+    group.bench_function("peer/governor", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |_, n| {
+                for _ in 0..n {
+                    black_box(peer.check()).ok();
+                }
+            })
+        });
+    });
+    group.finish();
+}
+
+fn keyed_100k_2t(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ratelimit/keyed_100k_2t");
+    let keys = scrambled_keys();
+    let ours: Keyed<u64> = Keyed::new(ours_keyed_quota());
+    let peer = governor::RateLimiter::keyed(peer_keyed_quota());
+    for key in &keys {
+        ours.try_acquire(key, 1).expect("admitted");
+        peer.check_key(key).expect("admitted");
+    }
+    let walk = |index: usize, n: u64, check: &dyn Fn(&u64)| {
+        let mut i = index * keys.len() / 2;
+        for _ in 0..n {
+            check(&keys[i]);
+            i += 1;
+            if i == keys.len() {
+                i = 0;
+            }
+        }
+    };
+    group.bench_function("ours", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |index, n| {
+                walk(index, n, &|key| {
+                    black_box(ours.try_acquire(key, 1)).ok();
+                });
+            })
+        });
+    });
+    group.bench_function("peer/governor", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |index, n| {
+                walk(index, n, &|key| {
+                    black_box(peer.check_key(key)).ok();
+                });
+            })
+        });
+    });
+    group.finish();
+}
+
+/// Heap bytes per key with 1 000 000 `u64` keys in each keyed store.
+#[allow(clippy::print_stdout, reason = "the suite reports memory per key on the terminal")]
+fn memory_per_key(_: &mut Criterion) {
+    const N: u64 = 1_000_000;
+    let before = LIVE.load(Ordering::Relaxed);
+    // One request per day per key: every key stays live (not evictable) for
+    // the whole measurement.
+    let ours: Keyed<u64> = Keyed::new(Quota::per_day(1).expect("valid quota"));
+    for key in 0..N {
+        ours.try_acquire(&key, 1).expect("admitted");
+    }
+    let ours_bytes = LIVE.load(Ordering::Relaxed) - before;
+    drop(ours);
+    let before = LIVE.load(Ordering::Relaxed);
+    let peer = governor::RateLimiter::keyed(
+        governor::Quota::with_period(Duration::from_secs(86_400)).expect("non-zero period"),
+    );
+    for key in 0..N {
+        peer.check_key(&key).expect("admitted");
+    }
+    let peer_bytes = LIVE.load(Ordering::Relaxed) - before;
+    drop(peer);
+    println!(
+        "ratelimit/memory_per_key (1M u64 keys): ours {:.1} B/key, governor {:.1} B/key",
+        ours_bytes as f64 / N as f64,
+        peer_bytes as f64 / N as f64
+    );
+}
+
+criterion_group!(benches, memory_per_key, direct_1t, direct_2t, keyed_100k_2t);
+criterion_main!(benches);

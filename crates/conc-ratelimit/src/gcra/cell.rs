@@ -1,0 +1,118 @@
+//! The GCRA state of one limiter or key: its theoretical arrival time (TAT) in
+//! one atomic word, updated by compare-and-swap.
+//!
+//! Times are nanoseconds since the owning limiter's origin. A TAT at or before
+//! `now` means "fully replenished", exactly like a key never seen, which is
+//! what makes evicting such keys safe.
+
+use crate::loom::sync::atomic::{AtomicU64, Ordering};
+
+/// One GCRA cell: 8 bytes.
+#[derive(Debug)]
+pub(crate) struct GcraCell {
+    tat: AtomicU64,
+}
+
+/// The parameters a cell is charged with, in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Params {
+    /// Time one unit is worth.
+    pub(crate) emission: u64,
+    /// `emission × burst`: how far ahead of now the TAT may run after a charge.
+    pub(crate) tolerance: u64,
+}
+
+impl GcraCell {
+    pub(crate) fn new() -> Self {
+        Self { tat: AtomicU64::new(0) }
+    }
+
+    /// Charges `cost` nanoseconds (`n × emission`, at most the tolerance) at
+    /// `now`: `Ok(new_tat)` when admitted, `Err(wait)` with the exact wait
+    /// until the same charge would be admitted. A refusal writes nothing.
+    ///
+    /// Orderings are `Relaxed`: the cell guards no other memory, and all
+    /// read-modify-writes of one atomic are totally ordered anyway.
+    #[inline]
+    pub(crate) fn charge(&self, now: u64, cost: u64, tolerance: u64) -> Result<u64, u64> {
+        let mut current = self.tat.load(Ordering::Relaxed);
+        loop {
+            let new_tat = current.max(now).saturating_add(cost);
+            let allowed_at = new_tat.saturating_sub(tolerance);
+            if allowed_at > now {
+                return Err(allowed_at - now);
+            }
+            match self.tat.compare_exchange_weak(
+                current,
+                new_tat,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(new_tat),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Charges as many units as are available now, up to `max`, at least one:
+    /// `Ok((granted, new_tat))`, or `Err(wait)` for a single unit.
+    pub(crate) fn charge_up_to(
+        &self,
+        now: u64,
+        max: u64,
+        params: Params,
+    ) -> Result<(u64, u64), u64> {
+        let mut current = self.tat.load(Ordering::Relaxed);
+        loop {
+            let tat = current.max(now);
+            // Units that fit: (now + tolerance − tat) / emission.
+            let room = now.saturating_add(params.tolerance).saturating_sub(tat) / params.emission;
+            if room == 0 {
+                let allowed_at =
+                    tat.saturating_add(params.emission).saturating_sub(params.tolerance);
+                return Err(allowed_at.saturating_sub(now).max(1));
+            }
+            let granted = room.min(max);
+            let new_tat = tat.saturating_add(granted * params.emission);
+            match self.tat.compare_exchange_weak(
+                current,
+                new_tat,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok((granted, new_tat)),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// The stored TAT (0 when never charged or reset).
+    #[inline]
+    pub(crate) fn tat(&self) -> u64 {
+        self.tat.load(Ordering::Relaxed)
+    }
+
+    /// Forgets every charge.
+    pub(crate) fn reset(&self) {
+        self.tat.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether the cell is fully replenished at `now`: indistinguishable from
+    /// a fresh cell.
+    #[inline]
+    pub(crate) fn is_idle(&self, now: u64) -> bool {
+        self.tat() <= now
+    }
+}
+
+/// Units admitted at once from a cell with TAT `tat` at `now`.
+#[inline]
+pub(crate) fn remaining(tat: u64, now: u64, params: Params) -> u64 {
+    now.saturating_add(params.tolerance).saturating_sub(tat.max(now)) / params.emission
+}
+
+/// The wait before `cost` nanoseconds of charge would be admitted, without charging.
+#[inline]
+pub(crate) fn wait_for(tat: u64, now: u64, cost: u64, tolerance: u64) -> u64 {
+    tat.max(now).saturating_add(cost).saturating_sub(tolerance).saturating_sub(now)
+}

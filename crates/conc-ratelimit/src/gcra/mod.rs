@@ -1,0 +1,248 @@
+//! [`Gcra`]: the generic cell rate algorithm on one atomic word.
+
+mod cell;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::time::Duration;
+
+use conc_core::time::{Clock, CoarseClock};
+
+pub(crate) use cell::{GcraCell, Params, remaining, wait_for};
+
+use crate::time::{Timeline, default_clock, ns};
+use crate::{Quota, RateLimitError, wait};
+
+/// A rate limiter using the generic cell rate algorithm (GCRA): the default.
+///
+/// Its whole state is one `AtomicU64` holding the *theoretical arrival time*
+/// (TAT) of the next request. A check reads the clock, computes the new TAT
+/// and publishes it with one compare-and-swap; a refusal writes nothing. It
+/// behaves like a token bucket with continuous refill: up to
+/// [`burst`](Quota::burst) at once, then one per
+/// [`emission interval`](Quota::emission_interval).
+///
+/// Time comes from a [`Clock`]: the process-wide [`CoarseClock`] by default
+/// (one atomic load, 1 ms resolution), a
+/// [`ManualClock`](conc_core::time::ManualClock) in tests, or
+/// [`TokioClock`](crate::TokioClock) to follow tokio's paused time. A clock
+/// that steps backwards is clamped to the highest reading seen, so it never
+/// panics and never refuses a request that an earlier reading would admit.
+///
+/// # Burst semantics
+///
+/// With `burst = B` and emission interval `T`, a request for `n` units at
+/// `now` is admitted when `max(tat, now) + n·T − B·T ≤ now`. This admits B at
+/// once from rest (governor's `check_n` and `redis_rate` agree; redis-cell's
+/// `max_burst = M` is `B = M + 1`, see [`Quota::redis_cell`]). Over any window
+/// `w`, at most `B + ⌊w / T⌋` units pass.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_core::time::ManualClock;
+/// use conc_ratelimit::{Gcra, Quota, RateLimitError};
+///
+/// let clock = ManualClock::new();
+/// let limiter = Gcra::with_clock(Quota::per_second(2)?, clock.clone());
+///
+/// assert!(limiter.try_acquire(2).is_ok()); // the whole burst
+/// assert_eq!(
+///     limiter.try_acquire(1),
+///     Err(RateLimitError::Limited { retry_after: Duration::from_millis(500) })
+/// );
+/// clock.advance(Duration::from_millis(500));
+/// assert!(limiter.try_acquire(1).is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Gcra<C = CoarseClock> {
+    cell: GcraCell,
+    params: Params,
+    quota: Quota,
+    time: Timeline<C>,
+}
+
+impl Gcra<CoarseClock> {
+    /// A limiter for `quota` on the process-wide coarse clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_ratelimit::{Gcra, Quota};
+    ///
+    /// let limiter = Gcra::new(Quota::per_second(100)?);
+    /// assert!(limiter.try_acquire(1).is_ok());
+    /// # Ok::<(), conc_ratelimit::QuotaError>(())
+    /// ```
+    pub fn new(quota: Quota) -> Self {
+        Self::with_clock(quota, default_clock())
+    }
+}
+
+impl<C: Clock> Gcra<C> {
+    /// A limiter for `quota` reading `clock`.
+    pub fn with_clock(quota: Quota, clock: C) -> Self {
+        Self {
+            cell: GcraCell::new(),
+            params: Params { emission: quota.emission_ns(), tolerance: quota.tolerance_ns() },
+            quota,
+            time: Timeline::new(clock),
+        }
+    }
+
+    /// Takes `n` units now, all or nothing.
+    ///
+    /// `n = 0` always succeeds and changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::Limited`] with the exact wait after which the same
+    /// call would succeed (if nothing else takes the capacity first);
+    /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
+    #[inline]
+    pub fn try_acquire(&self, n: u32) -> Result<(), RateLimitError> {
+        let cost = self.cost(n)?;
+        let now = self.time.now();
+        self.cell.charge(now, cost, self.params.tolerance).map(drop).map_err(|wait| {
+            metrics::counter!(conc_core::metrics::RATELIMIT_REJECTED).increment(1);
+            RateLimitError::Limited { retry_after: ns(wait) }
+        })
+    }
+
+    /// Waits until `n` units can be taken, then takes them.
+    ///
+    /// Cancellation-safe: nothing is reserved while waiting, so dropping the
+    /// future consumes nothing. Waiters are not queued: when capacity returns,
+    /// whichever waiter checks first gets it.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst
+    /// (it would wait forever); never `Limited`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_ratelimit::{Gcra, Quota, TokioClock};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let limiter = Gcra::with_clock(Quota::per_second(10)?, TokioClock);
+    /// let started = tokio::time::Instant::now();
+    /// limiter.acquire(10).await?;
+    /// limiter.acquire(5).await?;
+    /// assert_eq!(started.elapsed(), std::time::Duration::from_millis(500));
+    /// # Ok(()) }
+    /// ```
+    pub async fn acquire(&self, n: u32) -> Result<(), RateLimitError> {
+        wait::until_ready(|| self.try_acquire(n)).await
+    }
+
+    /// Takes as many units as are available now, up to `max`, and at least
+    /// one; returns how many were taken. For draining work in batches sized
+    /// to what the limit allows.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::Limited`] when not even one unit is available, with
+    /// the wait for one. `max = 0` returns `Ok(0)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_core::time::ManualClock;
+    /// use conc_ratelimit::{Gcra, Quota};
+    ///
+    /// let limiter = Gcra::with_clock(Quota::per_second(5)?, ManualClock::new());
+    /// assert_eq!(limiter.try_acquire_batch(3)?, 3);
+    /// assert_eq!(limiter.try_acquire_batch(100)?, 2);
+    /// assert!(limiter.try_acquire_batch(1).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_acquire_batch(&self, max: u32) -> Result<u32, RateLimitError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let now = self.time.now();
+        match self.cell.charge_up_to(now, u64::from(max), self.params) {
+            Ok((granted, _)) => Ok(granted as u32),
+            Err(wait) => Err(RateLimitError::Limited { retry_after: ns(wait) }),
+        }
+    }
+
+    /// Units that could be taken at once now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_core::time::ManualClock;
+    /// use conc_ratelimit::{Gcra, Quota};
+    ///
+    /// let limiter = Gcra::with_clock(Quota::per_minute(60)?, ManualClock::new());
+    /// limiter.try_acquire(45)?;
+    /// assert_eq!(limiter.remaining(), 15);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remaining(&self) -> u32 {
+        remaining(self.cell.tat(), self.time.now(), self.params) as u32
+    }
+
+    /// How long until `n` units could be taken, without taking them
+    /// (`Duration::ZERO` when they could be taken now).
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
+    pub fn retry_after(&self, n: u32) -> Result<Duration, RateLimitError> {
+        let cost = self.cost(n)?;
+        Ok(ns(wait_for(self.cell.tat(), self.time.now(), cost, self.params.tolerance)))
+    }
+
+    /// How long until the limiter is fully replenished (the whole burst available).
+    pub fn reset_after(&self) -> Duration {
+        ns(self.cell.tat().saturating_sub(self.time.now()))
+    }
+
+    /// Forgets every charge: the whole burst is available again.
+    pub fn reset(&self) {
+        self.cell.reset();
+    }
+
+    /// The most units one call can take: the burst.
+    pub fn capacity(&self) -> u32 {
+        self.quota.burst()
+    }
+
+    /// The quota this limiter enforces.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    /// The clock this limiter reads.
+    pub fn clock(&self) -> &C {
+        self.time.clock()
+    }
+
+    #[inline]
+    fn cost(&self, n: u32) -> Result<u64, RateLimitError> {
+        if n > self.quota.burst() {
+            return Err(RateLimitError::ExceedsCapacity {
+                requested: n,
+                capacity: self.quota.burst(),
+            });
+        }
+        Ok(self.params.emission * u64::from(n))
+    }
+}
+
+impl<C: Clock> fmt::Debug for Gcra<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gcra")
+            .field("quota", &self.quota)
+            .field("tat_ns", &self.cell.tat())
+            .field("clock", self.time.clock())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,320 @@
+//! [`Keyed`]: one GCRA cell per key, in a sharded map that evicts idle keys by itself.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::time::Duration;
+
+use conc_core::time::{Clock, CoarseClock};
+use dashmap::DashMap;
+
+use crate::gcra::{GcraCell, Params, remaining, wait_for};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::time::{Timeline, default_clock, ns};
+use crate::{Quota, RateLimitError, wait};
+
+/// The fewest new keys between two automatic sweeps.
+const MIN_SWEEP_INTERVAL: u64 = 1_024;
+
+/// A GCRA limiter per key (user id, IP address, API token), all with the same
+/// [`Quota`], in a sharded map with automatic eviction.
+///
+/// # Hit path
+///
+/// A check for a key already present takes the read lock of one shard of a
+/// [`DashMap`] and does one compare-and-swap on the key's cell; no shard is
+/// write-locked and nothing is allocated. A new key takes its shard's write
+/// lock once, to insert.
+///
+/// # Bounded memory without a prune call
+///
+/// A key whose state is fully replenished (its TAT at or before now) decides
+/// exactly like a key never seen, so dropping it changes no decision. The map
+/// counts insertions; once the insertions since the last sweep reach the
+/// number of keys the last sweep kept (and at least 1 024), the inserting
+/// caller sweeps: it walks the shards one at a time, write-locking only the
+/// shard it is on, and drops idle keys. A sweep costs about as much as the
+/// insertions that triggered it, so the cost per insertion stays constant
+/// (like a growing vector's), and the map holds at most about twice the keys
+/// that were active recently, plus 1 024, however many distinct keys pass
+/// through it over time.
+///
+/// # Memory per key
+///
+/// A key costs `size_of::<K>() + 8` bytes of payload (the key and its TAT)
+/// plus one control byte in the map's table, times the table's load-factor
+/// slack (between 8/7 and 16/7 since it doubles when it grows). For `u64`
+/// keys that is 17 bytes of state; `cargo xtask bench ratelimit` reports the
+/// measured figure. governor's keyed store holds the same 16-byte payload.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_core::time::ManualClock;
+/// use conc_ratelimit::{Keyed, Quota};
+///
+/// let clock = ManualClock::new();
+/// let per_user = Keyed::with_clock(Quota::per_second(2)?, clock.clone());
+///
+/// assert!(per_user.try_acquire(&"alice", 2).is_ok());
+/// assert!(per_user.try_acquire(&"alice", 1).is_err());
+/// assert!(per_user.try_acquire(&"bob", 1).is_ok()); // keys are independent
+///
+/// clock.advance(Duration::from_secs(1));
+/// assert_eq!(per_user.evict_idle(), 2); // both fully replenished
+/// assert!(per_user.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Keyed<K, C = CoarseClock, S = RandomState> {
+    map: DashMap<K, GcraCell, S>,
+    params: Params,
+    quota: Quota,
+    time: Timeline<C>,
+    sweep: Sweep,
+}
+
+/// Bookkeeping for the automatic sweeps.
+#[derive(Debug)]
+struct Sweep {
+    inserts: AtomicU64,
+    threshold: AtomicU64,
+    running: AtomicBool,
+    evicted: AtomicU64,
+    sweeps: AtomicU64,
+}
+
+/// A snapshot of a [`Keyed`] limiter's bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyedMetrics {
+    /// Keys holding state now.
+    pub keys: u64,
+    /// Keys dropped because they were fully replenished, since creation.
+    pub evicted: u64,
+    /// Sweeps run, automatic or by [`Keyed::evict_idle`].
+    pub sweeps: u64,
+}
+
+impl<K: Hash + Eq + Clone> Keyed<K, CoarseClock, RandomState> {
+    /// A keyed limiter for `quota` on the process-wide coarse clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_ratelimit::{Keyed, Quota};
+    ///
+    /// let per_ip: Keyed<[u8; 4]> = Keyed::new(Quota::per_minute(600)?);
+    /// assert!(per_ip.try_acquire(&[10, 0, 0, 1], 1).is_ok());
+    /// # Ok::<(), conc_ratelimit::QuotaError>(())
+    /// ```
+    pub fn new(quota: Quota) -> Self {
+        Self::with_clock(quota, default_clock())
+    }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock> Keyed<K, C, RandomState> {
+    /// A keyed limiter for `quota` reading `clock`.
+    pub fn with_clock(quota: Quota, clock: C) -> Self {
+        Self::with_clock_and_hasher(quota, clock, RandomState::new())
+    }
+}
+
+impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
+    /// A keyed limiter for `quota` reading `clock`, hashing keys with `hasher`.
+    ///
+    /// The default [`RandomState`] resists hash flooding by keys an attacker
+    /// chooses (IP addresses, user names); a faster hasher is safe only for
+    /// keys the application controls.
+    pub fn with_clock_and_hasher(quota: Quota, clock: C, hasher: S) -> Self {
+        Self {
+            map: DashMap::with_hasher(hasher),
+            params: Params { emission: quota.emission_ns(), tolerance: quota.tolerance_ns() },
+            quota,
+            time: Timeline::new(clock),
+            sweep: Sweep {
+                inserts: AtomicU64::new(0),
+                threshold: AtomicU64::new(MIN_SWEEP_INTERVAL),
+                running: AtomicBool::new(false),
+                evicted: AtomicU64::new(0),
+                sweeps: AtomicU64::new(0),
+            },
+        }
+    }
+
+    /// Takes `n` units for `key` now, all or nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::Limited`] with the exact wait for this key;
+    /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
+    #[inline]
+    pub fn try_acquire(&self, key: &K, n: u32) -> Result<(), RateLimitError> {
+        let cost = self.cost(n)?;
+        let now = self.time.now();
+        let charged = match self.map.get(key) {
+            Some(cell) => cell.charge(now, cost, self.params.tolerance),
+            None => self.insert_and(key, |cell| cell.charge(now, cost, self.params.tolerance)),
+        };
+        charged.map(drop).map_err(|wait| {
+            metrics::counter!(conc_core::metrics::RATELIMIT_REJECTED).increment(1);
+            RateLimitError::Limited { retry_after: ns(wait) }
+        })
+    }
+
+    /// Waits until `n` units can be taken for `key`, then takes them.
+    /// Cancellation-safe: a dropped wait consumes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
+    pub async fn acquire(&self, key: &K, n: u32) -> Result<(), RateLimitError> {
+        wait::until_ready(|| self.try_acquire(key, n)).await
+    }
+
+    /// Takes as many units as `key` has now, up to `max` and at least one;
+    /// returns how many were taken (`max = 0` returns `Ok(0)`).
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::Limited`] with the wait for one unit.
+    pub fn try_acquire_batch(&self, key: &K, max: u32) -> Result<u32, RateLimitError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let now = self.time.now();
+        let charge = |cell: &GcraCell| cell.charge_up_to(now, u64::from(max), self.params);
+        let charged = match self.map.get(key) {
+            Some(cell) => charge(&cell),
+            None => self.insert_and(key, charge),
+        };
+        charged
+            .map(|(granted, _)| granted as u32)
+            .map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) })
+    }
+
+    /// Units `key` could take at once now (the burst for an unknown key).
+    pub fn remaining(&self, key: &K) -> u32 {
+        remaining(self.tat(key), self.time.now(), self.params) as u32
+    }
+
+    /// How long until `n` units could be taken for `key`, without taking them.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
+    pub fn retry_after(&self, key: &K, n: u32) -> Result<Duration, RateLimitError> {
+        let cost = self.cost(n)?;
+        Ok(ns(wait_for(self.tat(key), self.time.now(), cost, self.params.tolerance)))
+    }
+
+    /// How long until `key` is fully replenished.
+    pub fn reset_after(&self, key: &K) -> Duration {
+        ns(self.tat(key).saturating_sub(self.time.now()))
+    }
+
+    /// Forgets `key`'s charges (its whole burst is available again).
+    pub fn reset(&self, key: &K) {
+        self.map.remove(key);
+    }
+
+    /// Forgets every key.
+    pub fn reset_all(&self) {
+        self.map.clear();
+    }
+
+    /// Drops every fully replenished key now and returns how many were
+    /// dropped. Never needed for bounded memory (sweeps run by themselves);
+    /// useful before measuring or to release memory after a burst of traffic.
+    pub fn evict_idle(&self) -> u64 {
+        let now = self.time.now();
+        let before = self.map.len() as u64;
+        self.map.retain(|_, cell| !cell.is_idle(now));
+        let kept = self.map.len() as u64;
+        let evicted = before.saturating_sub(kept);
+        self.sweep.evicted.fetch_add(evicted, Ordering::Relaxed);
+        self.sweep.sweeps.fetch_add(1, Ordering::Relaxed);
+        self.sweep.threshold.store(kept.max(MIN_SWEEP_INTERVAL), Ordering::Relaxed);
+        self.sweep.inserts.store(0, Ordering::Relaxed);
+        metrics::gauge!(conc_core::metrics::RATELIMIT_KEYS).set(kept as f64);
+        tracing::trace!(evicted, kept, "conc-ratelimit: swept idle keys");
+        evicted
+    }
+
+    /// Keys holding state now.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no key holds state.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// A snapshot of the key count and eviction counters.
+    pub fn metrics(&self) -> KeyedMetrics {
+        KeyedMetrics {
+            keys: self.map.len() as u64,
+            evicted: self.sweep.evicted.load(Ordering::Relaxed),
+            sweeps: self.sweep.sweeps.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The most units one call can take: the burst.
+    pub fn capacity(&self) -> u32 {
+        self.quota.burst()
+    }
+
+    /// The quota every key gets.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    fn tat(&self, key: &K) -> u64 {
+        self.map.get(key).map_or(0, |cell| cell.tat())
+    }
+
+    /// The slow path: insert `key` (write-locking its shard), run `f` on its
+    /// cell while still holding the lock, then sweep if it is time.
+    #[cold]
+    fn insert_and<T>(&self, key: &K, f: impl FnOnce(&GcraCell) -> T) -> T {
+        let result = {
+            let cell = self.map.entry(key.clone()).or_insert_with(GcraCell::new);
+            f(&cell)
+        };
+        let inserts = self.sweep.inserts.fetch_add(1, Ordering::Relaxed) + 1;
+        if inserts >= self.sweep.threshold.load(Ordering::Relaxed)
+            && !self.sweep.running.swap(true, Ordering::Acquire)
+        {
+            self.evict_idle();
+            self.sweep.running.store(false, Ordering::Release);
+        }
+        result
+    }
+
+    #[inline]
+    fn cost(&self, n: u32) -> Result<u64, RateLimitError> {
+        if n > self.quota.burst() {
+            return Err(RateLimitError::ExceedsCapacity {
+                requested: n,
+                capacity: self.quota.burst(),
+            });
+        }
+        Ok(self.params.emission * u64::from(n))
+    }
+}
+
+impl<K, C, S> fmt::Debug for Keyed<K, C, S>
+where
+    K: Hash + Eq,
+    C: Clock,
+    S: BuildHasher + Clone,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyed")
+            .field("quota", &self.quota)
+            .field("keys", &self.map.len())
+            .field("clock", self.time.clock())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,336 @@
+//! [`LeakyBucket`]: a bounded queue that lets items out at a fixed rate.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::pin;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use conc_core::time::{Clock, CoarseClock};
+use tokio::sync::Notify;
+
+use crate::QuotaError;
+use crate::gcra::{GcraCell, Params, wait_for};
+use crate::time::{Timeline, default_clock, ns};
+
+/// A leaky bucket as a queue: producers put items in (up to `capacity`
+/// waiting), consumers take them out no faster than one every `interval`
+/// (after an optional `burst`), so work leaves smoothly whatever the arrival
+/// pattern.
+///
+/// Where a [`Gcra`](crate::Gcra) or [`TokenBucket`](crate::TokenBucket)
+/// *meters* callers (admit or refuse now), this *shapes* traffic: nothing is
+/// refused while there is room in the queue, and the output is paced.
+///
+/// - [`try_enqueue`](Self::try_enqueue) puts an item in or hands it back when
+///   the queue is full; [`enqueue`](Self::enqueue) waits for room.
+/// - [`try_dequeue`](Self::try_dequeue) takes the next item if it may leave
+///   now, or says how long until it may; [`dequeue`](Self::dequeue) waits for
+///   an item and its turn.
+///
+/// Both waits are cancellation-safe: a dropped `enqueue` drops the item it
+/// was holding and took no room; a dropped `dequeue` took no item and used
+/// no pacing slot.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_ratelimit::{LeakyBucket, TokioClock};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let outbox = LeakyBucket::builder()
+///     .capacity(100)
+///     .interval(Duration::from_millis(100)) // 10 emails a second, evenly spaced
+///     .clock(TokioClock)
+///     .build()?;
+///
+/// for n in 0..3 {
+///     outbox.try_enqueue(format!("email {n}")).map_err(|full| full.to_string())?;
+/// }
+/// let started = tokio::time::Instant::now();
+/// assert_eq!(outbox.dequeue().await, "email 0");
+/// assert_eq!(outbox.dequeue().await, "email 1");
+/// assert_eq!(outbox.dequeue().await, "email 2");
+/// assert_eq!(started.elapsed(), Duration::from_millis(200));
+/// # Ok(()) }
+/// ```
+pub struct LeakyBucket<T, C = CoarseClock> {
+    queue: Mutex<VecDeque<T>>,
+    capacity: usize,
+    pace: GcraCell,
+    params: Params,
+    time: Timeline<C>,
+    items: Notify,
+    room: Notify,
+}
+
+/// The queue was full: the item is handed back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("leaky bucket is full ({capacity} items waiting)")]
+pub struct Full<T> {
+    /// The item that was not queued.
+    pub item: T,
+    /// The queue's capacity.
+    pub capacity: usize,
+}
+
+/// Why [`LeakyBucket::try_dequeue`] returned no item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DequeueError {
+    /// No item is waiting.
+    #[error("leaky bucket is empty")]
+    Empty,
+    /// An item is waiting but may not leave yet.
+    #[error("next item may leave in {retry_after:?}")]
+    NotYet {
+        /// How long until the next item may leave.
+        retry_after: Duration,
+    },
+}
+
+/// Builds a [`LeakyBucket`]; see [`LeakyBucket::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct LeakyBucketBuilder<T, C = CoarseClock> {
+    capacity: usize,
+    interval: Duration,
+    burst: u32,
+    clock: C,
+    item: PhantomData<fn() -> T>,
+}
+
+impl<T, C: fmt::Debug> fmt::Debug for LeakyBucketBuilder<T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeakyBucketBuilder")
+            .field("capacity", &self.capacity)
+            .field("interval", &self.interval)
+            .field("burst", &self.burst)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+impl<T> LeakyBucket<T, CoarseClock> {
+    /// A builder: capacity 1 024 items, one leaves every 100 ms, burst 1, on
+    /// the process-wide coarse clock.
+    pub fn builder() -> LeakyBucketBuilder<T, CoarseClock> {
+        LeakyBucketBuilder {
+            capacity: 1_024,
+            interval: Duration::from_millis(100),
+            burst: 1,
+            clock: default_clock(),
+            item: PhantomData,
+        }
+    }
+}
+
+impl<T, C: Clock> LeakyBucketBuilder<T, C> {
+    /// Most items waiting at once. Defaults to 1 024.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Time between two items leaving. Defaults to 100 ms.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Items that may leave back to back after the bucket has been idle.
+    /// Defaults to 1 (perfectly even spacing).
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.burst = burst;
+        self
+    }
+
+    /// The clock the pacing is measured on. Defaults to the process-wide
+    /// [`CoarseClock`].
+    pub fn clock<C2: Clock>(self, clock: C2) -> LeakyBucketBuilder<T, C2> {
+        LeakyBucketBuilder {
+            capacity: self.capacity,
+            interval: self.interval,
+            burst: self.burst,
+            clock,
+            item: PhantomData,
+        }
+    }
+
+    /// Validates the settings and builds the bucket.
+    ///
+    /// # Errors
+    ///
+    /// [`QuotaError::ZeroCapacity`] for a zero `capacity` or `burst`,
+    /// [`QuotaError::ZeroPeriod`] for a zero `interval`,
+    /// [`QuotaError::TooLarge`] when `interval × burst` passes about 584 years.
+    pub fn build(self) -> Result<LeakyBucket<T, C>, QuotaError> {
+        if self.capacity == 0 {
+            return Err(QuotaError::ZeroCapacity { field: "capacity" });
+        }
+        if self.burst == 0 {
+            return Err(QuotaError::ZeroCapacity { field: "burst" });
+        }
+        if self.interval.is_zero() {
+            return Err(QuotaError::ZeroPeriod { field: "interval", value: self.interval });
+        }
+        let too_large =
+            || QuotaError::TooLarge { field: "interval", value: format!("{:?}", self.interval) };
+        let emission = u64::try_from(self.interval.as_nanos()).map_err(|_| too_large())?;
+        let tolerance = emission.checked_mul(self.burst.into()).ok_or_else(too_large)?;
+        Ok(LeakyBucket {
+            queue: Mutex::new(VecDeque::new()),
+            capacity: self.capacity,
+            pace: GcraCell::new(),
+            params: Params { emission, tolerance },
+            time: Timeline::new(self.clock),
+            items: Notify::new(),
+            room: Notify::new(),
+        })
+    }
+}
+
+impl<T, C: Clock> LeakyBucket<T, C> {
+    /// Puts `item` at the back of the queue.
+    ///
+    /// # Errors
+    ///
+    /// [`Full`] with the item when `capacity` items are already waiting.
+    pub fn try_enqueue(&self, item: T) -> Result<(), Full<T>> {
+        {
+            let mut queue = self.lock();
+            if queue.len() >= self.capacity {
+                return Err(Full { item, capacity: self.capacity });
+            }
+            queue.push_back(item);
+        }
+        self.items.notify_one();
+        Ok(())
+    }
+
+    /// Puts `item` at the back of the queue, waiting for room.
+    pub async fn enqueue(&self, mut item: T) {
+        loop {
+            let mut room = pin!(self.room.notified());
+            room.as_mut().enable();
+            match self.try_enqueue(item) {
+                Ok(()) => return,
+                Err(full) => item = full.item,
+            }
+            room.await;
+        }
+    }
+
+    /// Takes the next item if it may leave now.
+    ///
+    /// # Errors
+    ///
+    /// [`DequeueError::Empty`] when nothing waits; [`DequeueError::NotYet`]
+    /// with the wait until the next item may leave.
+    pub fn try_dequeue(&self) -> Result<T, DequeueError> {
+        let item = {
+            let mut queue = self.lock();
+            if queue.is_empty() {
+                return Err(DequeueError::Empty);
+            }
+            let now = self.time.now();
+            if let Err(wait) = self.pace.charge(now, self.params.emission, self.params.tolerance) {
+                return Err(DequeueError::NotYet { retry_after: ns(wait) });
+            }
+            queue.pop_front()
+        };
+        self.room.notify_one();
+        item.ok_or(DequeueError::Empty)
+    }
+
+    /// Takes every item that may leave now, up to `max`, in order (empty when
+    /// none may).
+    pub fn try_dequeue_batch(&self, max: usize) -> Vec<T> {
+        let items: Vec<T> = {
+            let mut queue = self.lock();
+            let wanted = queue.len().min(max) as u64;
+            if wanted == 0 {
+                return Vec::new();
+            }
+            let now = self.time.now();
+            match self.pace.charge_up_to(now, wanted, self.params) {
+                Ok((granted, _)) => queue.drain(..granted as usize).collect(),
+                Err(_) => return Vec::new(),
+            }
+        };
+        if !items.is_empty() {
+            self.room.notify_waiters();
+        }
+        items
+    }
+
+    /// Waits for the next item and for its turn to leave, then takes it.
+    pub async fn dequeue(&self) -> T {
+        loop {
+            let mut arrived = pin!(self.items.notified());
+            arrived.as_mut().enable();
+            match self.try_dequeue() {
+                Ok(item) => return item,
+                Err(DequeueError::NotYet { retry_after }) => {
+                    tokio::time::sleep(retry_after.max(Duration::from_nanos(1))).await;
+                }
+                Err(DequeueError::Empty) => arrived.await,
+            }
+        }
+    }
+
+    /// How long until the next item may leave (zero when it may now, or when
+    /// the queue is empty and the next arrival could leave at once).
+    pub fn retry_after(&self) -> Duration {
+        ns(wait_for(self.pace.tat(), self.time.now(), self.params.emission, self.params.tolerance))
+    }
+
+    /// Items waiting.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no item waits.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Room left in the queue.
+    pub fn remaining(&self) -> usize {
+        self.capacity - self.len()
+    }
+
+    /// Most items waiting at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forgets the pacing history: the next `burst` items may leave at once.
+    pub fn reset(&self) {
+        self.pace.reset();
+    }
+
+    /// Takes every waiting item out at once, ignoring the pace, and hands them back.
+    pub fn clear(&self) -> Vec<T> {
+        let items: Vec<T> = self.lock().drain(..).collect();
+        self.room.notify_waiters();
+        items
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
+        // No user code runs under this lock, so a poisoned lock still holds a
+        // consistent queue.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<T, C: Clock> fmt::Debug for LeakyBucket<T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeakyBucket")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity)
+            .field("interval", &ns(self.params.emission))
+            .finish_non_exhaustive()
+    }
+}

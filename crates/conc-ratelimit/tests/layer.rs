@@ -1,0 +1,72 @@
+//! The tower layer: shared across clones, keyed, reject or wait, and the
+//! `poll_ready` contract of the inner service honoured.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use conc_core::time::ManualClock;
+use conc_ratelimit::{Keyed, Mode, Quota, RateLimitError, RateLimitLayer, TokioClock};
+use tower::{Layer, Service, ServiceExt};
+use tower_test::mock;
+
+#[tokio::test]
+async fn rejects_over_the_limit_per_key_and_clones_share_the_limit() {
+    let clock = ManualClock::new();
+    let limiter = Arc::new(Keyed::with_clock(Quota::per_second(2).unwrap(), clock.clone()));
+    let layer = RateLimitLayer::new(limiter, |req: &(u32, &str)| req.0);
+    let (inner, mut handle) = mock::pair::<(u32, &str), &str>();
+    let mut first = layer.layer(inner);
+    let mut second = first.clone();
+    handle.allow(10);
+
+    let respond = tokio::spawn(async move {
+        for _ in 0..3 {
+            let (request, reply) = handle.next_request().await.unwrap();
+            reply.send_response(request.1);
+        }
+        handle
+    });
+    assert_eq!(first.ready().await.unwrap().call((1, "a")).await.unwrap(), "a");
+    assert_eq!(second.ready().await.unwrap().call((1, "b")).await.unwrap(), "b");
+    // The clone charged the same limiter: user 1 is over its limit.
+    let refused = first.ready().await.unwrap().call((1, "c")).await.unwrap_err();
+    let refused = refused.downcast::<RateLimitError>().unwrap();
+    assert_eq!(*refused, RateLimitError::Limited { retry_after: Duration::from_millis(500) });
+    // Another user is not.
+    assert_eq!(second.ready().await.unwrap().call((2, "d")).await.unwrap(), "d");
+    let _handle = respond.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_mode_delays_instead_of_rejecting() {
+    let limiter = Arc::new(Keyed::with_clock(Quota::per_second(1).unwrap(), TokioClock));
+    let layer = RateLimitLayer::new(limiter, |_: &u32| ()).mode(Mode::Wait);
+    let (inner, mut handle) = mock::pair::<u32, u32>();
+    let mut svc = layer.layer(inner);
+    handle.allow(10);
+    let respond = tokio::spawn(async move {
+        loop {
+            let Some((request, reply)) = handle.next_request().await else { break };
+            reply.send_response(request * 10);
+        }
+    });
+    let started = tokio::time::Instant::now();
+    assert_eq!(svc.ready().await.unwrap().call(1).await.unwrap(), 10);
+    assert_eq!(svc.ready().await.unwrap().call(2).await.unwrap(), 20);
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    drop(svc);
+    respond.await.unwrap();
+}
+
+#[tokio::test]
+async fn poll_ready_is_the_inner_services() {
+    let limiter = Arc::new(Keyed::new(Quota::per_second(10).unwrap()));
+    let layer = RateLimitLayer::new(limiter, |_: &u32| ());
+    let (inner, mut handle) = mock::pair::<u32, u32>();
+    let mut svc = tower_test::mock::Spawn::new(layer.layer(inner));
+    handle.allow(0);
+    assert!(svc.poll_ready().is_pending());
+    handle.allow(1);
+    assert!(svc.poll_ready().is_ready());
+    assert!(format!("{layer:?}").contains("Reject"));
+}

@@ -1,0 +1,173 @@
+//! Laravel-style named limiters: atomic attempt, all-or-nothing multi-limit
+//! charging, the Laravel method family, bounded memory, header rendering.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use conc_core::time::ManualClock;
+use conc_ratelimit::{Decision, Decisions, Limit, NamedError, RateLimiter};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn limiter<R>() -> (RateLimiter<R, ManualClock>, ManualClock) {
+    let clock = ManualClock::new();
+    (RateLimiter::with_clock(clock.clone()), clock)
+}
+
+#[test]
+fn the_laravel_method_family() {
+    let (limiter, clock) = limiter::<()>();
+    assert!(!limiter.too_many_attempts("login:ann", 3));
+    assert_eq!(limiter.hit("login:ann", MINUTE), 1);
+    assert_eq!(limiter.increment("login:ann", MINUTE, 2), 3);
+    assert!(limiter.too_many_attempts("login:ann", 3));
+    assert_eq!(limiter.remaining("login:ann", 5), 2);
+    assert_eq!(limiter.decrement("login:ann", 1), 2);
+    assert_eq!(limiter.attempts("login:ann"), 2);
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(limiter.available_in("login:ann"), Duration::from_secs(40));
+    // The window opened at the first hit and closes `decay` later.
+    clock.advance(Duration::from_secs(40));
+    assert_eq!(limiter.attempts("login:ann"), 0);
+    assert_eq!(limiter.available_in("login:ann"), Duration::ZERO);
+    assert_eq!(limiter.hit("login:ann", MINUTE), 1);
+    limiter.clear("login:ann");
+    assert_eq!(limiter.attempts("login:ann"), 0);
+    assert_eq!(limiter.decrement("login:ann", 1), 0);
+}
+
+#[test]
+fn attempt_runs_the_callback_only_when_allowed() {
+    let (limiter, clock) = limiter::<()>();
+    let mut runs = 0;
+    for _ in 0..3 {
+        limiter.attempt("report", 3, MINUTE, || runs += 1).unwrap();
+    }
+    let refused = limiter.attempt("report", 3, MINUTE, || runs += 1).unwrap_err();
+    assert_eq!(runs, 3);
+    assert_eq!(refused.decision.retry_after(), MINUTE);
+    assert_eq!(refused.decision.remaining(), 0);
+    assert_eq!(limiter.attempts("report"), 3, "a refused attempt is not counted");
+    clock.advance(MINUTE);
+    assert_eq!(limiter.attempt("report", 3, MINUTE, || 42), Ok(42));
+}
+
+#[test]
+fn attempt_is_atomic_under_concurrency() {
+    let (limiter, _clock) = limiter::<()>();
+    let limiter = Arc::new(limiter);
+    let admitted: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let limiter = Arc::clone(&limiter);
+                scope.spawn(move || {
+                    (0..500).filter(|_| limiter.attempt("hot", 250, MINUTE, || ()).is_ok()).count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(admitted, 250);
+}
+
+struct Request {
+    user: u32,
+    ip: &'static str,
+}
+
+#[test]
+fn several_limits_are_charged_all_or_nothing() {
+    let (limiter, clock) = limiter::<Request>();
+    limiter.for_name("api", |req: &Request| {
+        [
+            Limit::per_minute(3).by(format!("user:{}", req.user)),
+            Limit::per_hour(5).by(format!("ip:{}", req.ip)),
+        ]
+    });
+    let ann = Request { user: 1, ip: "10.0.0.1" };
+    let bob = Request { user: 2, ip: "10.0.0.1" };
+    for _ in 0..3 {
+        assert!(limiter.check("api", &ann).unwrap().allowed());
+    }
+    // Ann's per-minute limit refuses: the shared per-hour IP limit is not charged.
+    let refused = limiter.check("api", &ann).unwrap();
+    assert!(!refused.allowed());
+    assert_eq!(refused.retry_after(), MINUTE);
+    assert_eq!(limiter.attempts("api:ip:10.0.0.1"), 3);
+    // Bob shares the IP: two more fit under the per-hour limit, then it refuses
+    // and Bob's per-minute counter stays where it was.
+    assert!(limiter.check("api", &bob).unwrap().allowed());
+    assert!(limiter.check("api", &bob).unwrap().allowed());
+    let refused = limiter.check("api", &bob).unwrap();
+    assert!(!refused.allowed());
+    assert_eq!(refused.retry_after(), Duration::from_secs(3_600));
+    assert_eq!(limiter.attempts("api:user:2"), 2);
+    let strictest = refused.most_restrictive().unwrap();
+    assert_eq!(strictest.policy(), "api:ip:10.0.0.1");
+    clock.advance(MINUTE);
+    assert!(!limiter.check("api", &ann).unwrap().allowed(), "the hour is not over");
+    assert_eq!(limiter.check("nope", &ann), Err(NamedError::Unknown { name: "nope".to_owned() }));
+}
+
+#[test]
+fn a_limit_without_a_key_is_named_after_the_limiter() {
+    let (limiter, _clock) = limiter::<()>();
+    limiter.for_name("global", |()| Limit::per_second(1));
+    let allowed = limiter.check("global", &()).unwrap();
+    assert_eq!(allowed.decisions()[0].policy(), "global");
+    assert_eq!(allowed.decisions()[0].remaining(), 0);
+    assert!(!limiter.check("global", &()).unwrap().allowed());
+    assert!(format!("{limiter:?}").contains("global"));
+}
+
+#[test]
+fn expired_windows_are_dropped_without_a_prune_call() {
+    let (limiter, clock) = limiter::<()>();
+    for key in 0..100_000u32 {
+        if key % 100 == 0 {
+            clock.advance(Duration::from_secs(1));
+        }
+        limiter.hit(&format!("k{key}"), Duration::from_secs(2));
+    }
+    // About 200 keys are in open windows at any time.
+    assert!(limiter.len() < 64 * 2 * 64, "{} windows held", limiter.len());
+    assert!(!limiter.is_empty());
+}
+
+#[test]
+fn headers_render_ietf_and_laravel_fields() {
+    let (limiter, _clock) = limiter::<()>();
+    limiter.for_name("search", |()| Limit::per_minute(2).by("all"));
+    let first = limiter.check("search", &()).unwrap();
+    let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    assert_eq!(
+        first.headers(now),
+        vec![
+            ("RateLimit-Policy", "\"search:all\";q=2;w=60".to_owned()),
+            ("RateLimit", "\"search:all\";r=1;t=60".to_owned()),
+            ("X-RateLimit-Limit", "2".to_owned()),
+            ("X-RateLimit-Remaining", "1".to_owned()),
+        ]
+    );
+    limiter.check("search", &()).unwrap();
+    let refused = limiter.check("search", &()).unwrap();
+    let headers = refused.headers(now);
+    assert!(headers.contains(&("Retry-After", "60".to_owned())));
+    assert!(headers.contains(&("X-RateLimit-Reset", "1700000060".to_owned())));
+    assert!(headers.contains(&("X-RateLimit-Remaining", "0".to_owned())));
+    assert!(Decisions::default().headers(now).is_empty());
+    assert!(Decisions::default().allowed());
+}
+
+#[test]
+fn header_seconds_round_up() {
+    let decision = Decision::new("p", false, 10, 0, Duration::from_millis(1_500))
+        .with_retry_after(Duration::from_millis(200))
+        .with_reset_after(Duration::from_millis(1_001));
+    assert_eq!(decision.ietf_limit(), "\"p\";r=0;t=2");
+    assert_eq!(decision.ietf_policy(), "\"p\";q=10;w=2");
+    let headers = Decisions::new(vec![decision]).headers(UNIX_EPOCH);
+    assert!(headers.contains(&("Retry-After", "1".to_owned())));
+}
+
+static_assertions::assert_impl_all!(RateLimiter<String>: Send, Sync);
