@@ -1,0 +1,64 @@
+//! Fault tolerance for code that calls other services: circuit breaker,
+//! bulkhead, retry, timeout, fallback and load shedding.
+//!
+//! # Overview
+//!
+//! | primitive | what it does |
+//! |---|---|
+//! | [`CircuitBreaker`] | stops calling a failing dependency; count or time window, failure and slow-call rates, exactly N half-open probes, manual states, events |
+//!
+//! Every primitive admits work with a `#[must_use]` permit that is released on
+//! `Drop`, so a cancelled future never leaks capacity, and every rejection is
+//! a cheap value (no allocation, no backtrace) that says when to retry.
+//!
+//! # Feature flags
+//!
+//! None yet: everything is always available.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use conc_resilience::{CircuitBreaker, Rejected};
+//!
+//! let breaker = CircuitBreaker::builder()
+//!     .minimum_calls(2)
+//!     .wait_in_open(Duration::from_secs(30))
+//!     .build()?;
+//!
+//! fn fetch() -> Result<String, std::io::Error> {
+//!     Err(std::io::Error::other("connection reset"))
+//! }
+//!
+//! for _ in 0..2 {
+//!     let permit = breaker.try_acquire()?;
+//!     permit.record(&fetch());
+//! }
+//! let rejected: Rejected = breaker.try_acquire().unwrap_err();
+//! assert!(rejected.retry_after().unwrap() <= Duration::from_secs(30));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What it replaces
+//!
+//! | need | usual choice | here |
+//! |---|---|---|
+//! | circuit breaker | `failsafe` (a mutex per call, every call admitted in half-open), `recloser`, Resilience4j / Polly in other languages | [`CircuitBreaker`]: lock-free closed path, exactly N probes |
+//!
+//! # Supported Rust versions
+//!
+//! The minimum supported Rust version is 1.88.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod breaker;
+mod error;
+mod loom;
+
+pub use breaker::{
+    BreakerConfig, BreakerError, BreakerEvent, BreakerMetrics, BreakerState, CircuitBreaker,
+    CircuitBreakerBuilder, HalfOpenTimeout, OpenWait, Outcome, OwnedPermit, Permit, Rejected,
+    SlidingWindow, TransitionReason,
+};
+pub use error::ConfigError;
