@@ -1,3 +1,232 @@
-//! `conc-resilience` benches (filled in below).
+//! `conc-resilience`: the circuit breaker's closed path (admit + record) and
+//! open path (rejection) beside `failsafe` and `recloser`, the Rust circuit
+//! breakers a user would pick instead, on one and two threads.
+//!
+//! A counting global allocator checks, before any measurement, that our
+//! closed and open paths allocate nothing per call: the bench panics if they
+//! do. Each peer runs with its defaults (failsafe `Config::new()`, recloser
+//! `Recloser::default()`), which is what a user gets; ours runs with its
+//! defaults too (count window of 100 calls on the coarse clock).
 #![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
-fn main() {}
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use conc_resilience::{CircuitBreaker, SlidingWindow};
+use criterion::{Criterion, criterion_group, criterion_main};
+use failsafe::CircuitBreaker as _;
+
+/// Counts every allocation of the process.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged; counting has no effect on the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this `layout` (above).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `dealloc`; `new_size` is the caller's, checked by its contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `op` 100 000 times and returns the allocations per call.
+fn allocations_per_call(mut op: impl FnMut()) -> f64 {
+    const CALLS: u64 = 100_000;
+    op();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..CALLS {
+        op();
+    }
+    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / CALLS as f64
+}
+
+#[allow(clippy::print_stderr, reason = "the allocation counts are part of the bench's output")]
+fn assert_no_allocation(what: &str, op: impl FnMut()) {
+    let per_call = allocations_per_call(op);
+    eprintln!("allocations per call, {what}: {per_call}");
+    assert!(per_call == 0.0, "{what} allocates {per_call} times per call");
+}
+
+#[allow(clippy::print_stderr, reason = "the allocation counts are part of the bench's output")]
+fn report_allocations(what: &str, op: impl FnMut()) {
+    eprintln!("allocations per call, {what}: {}", allocations_per_call(op));
+}
+
+fn ours() -> CircuitBreaker {
+    CircuitBreaker::builder().build().expect("valid breaker")
+}
+
+fn ours_time_window() -> CircuitBreaker {
+    CircuitBreaker::builder()
+        .sliding_window(SlidingWindow::time(Duration::from_secs(60)))
+        .build()
+        .expect("valid")
+}
+
+type Failsafe = failsafe::StateMachine<
+    failsafe::failure_policy::OrElse<
+        failsafe::failure_policy::SuccessRateOverTimeWindow<failsafe::backoff::EqualJittered>,
+        failsafe::failure_policy::ConsecutiveFailures<failsafe::backoff::EqualJittered>,
+    >,
+    (),
+>;
+
+fn failsafe_default() -> Failsafe {
+    failsafe::Config::new().build()
+}
+
+fn ours_closed(breaker: &CircuitBreaker) {
+    let permit = black_box(breaker).try_acquire().expect("closed");
+    permit.record(&black_box(Ok::<u32, ()>(1)));
+}
+
+/// One call through a closed breaker: admit, run a trivial call, record success.
+fn closed_one_thread(c: &mut Criterion) {
+    let breaker = ours();
+    let timed = ours_time_window();
+    let failsafe = failsafe_default();
+    let recloser = recloser::Recloser::default();
+    assert_no_allocation("ours, closed", || ours_closed(&breaker));
+    assert_no_allocation("ours, closed, time window", || ours_closed(&timed));
+    report_allocations("failsafe, closed", || drop(black_box(failsafe.call(|| Ok::<u32, ()>(1)))));
+    report_allocations("recloser, closed", || drop(black_box(recloser.call(|| Ok::<u32, ()>(1)))));
+
+    let mut group = c.benchmark_group("resilience/breaker_closed");
+    group.bench_function("ours", |b| b.iter(|| ours_closed(&breaker)));
+    group.bench_function("ours/time_window", |b| b.iter(|| ours_closed(&timed)));
+    group.bench_function("peer/failsafe", |b| {
+        b.iter(|| black_box(failsafe.call(|| black_box(Ok::<u32, ()>(1)))));
+    });
+    group.bench_function("peer/recloser", |b| {
+        b.iter(|| black_box(recloser.call(|| black_box(Ok::<u32, ()>(1)))));
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("resilience/baseline");
+    let call = || black_box(Ok::<u32, ()>(1));
+    group.bench_function("bare_call", |b| b.iter(|| black_box(call())));
+    group.finish();
+}
+
+/// Runs `op` `iters` times on each of two threads at once; the time per
+/// iteration is the wall time over `iters`, so it is the cost of one call on
+/// each thread while the other thread calls too.
+fn two_threads(iters: u64, op: impl Fn() + Sync) -> Duration {
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            barrier.wait();
+            for _ in 0..iters {
+                op();
+            }
+        });
+        barrier.wait();
+        let start = Instant::now();
+        for _ in 0..iters {
+            op();
+        }
+        worker.join().expect("worker");
+        start.elapsed()
+    })
+}
+
+/// The closed path with two threads calling one shared breaker.
+fn closed_two_threads(c: &mut Criterion) {
+    let breaker = ours();
+    let failsafe = failsafe_default();
+    let recloser = recloser::Recloser::default();
+    let mut group = c.benchmark_group("resilience/breaker_closed_2_threads");
+    group.bench_function("ours", |b| {
+        b.iter_custom(|iters| two_threads(iters, || ours_closed(&breaker)));
+    });
+    group.bench_function("peer/failsafe", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || drop(black_box(failsafe.call(|| black_box(Ok::<u32, ()>(1))))))
+        });
+    });
+    group.bench_function("peer/recloser", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || drop(black_box(recloser.call(|| black_box(Ok::<u32, ()>(1))))))
+        });
+    });
+    group.finish();
+}
+
+/// A call refused by an open breaker.
+fn open(c: &mut Criterion) {
+    let breaker = CircuitBreaker::builder()
+        .minimum_calls(1)
+        .wait_in_open(Duration::from_secs(3600))
+        .build()
+        .expect("valid");
+    breaker.try_acquire().expect("closed").failure();
+    assert!(breaker.try_acquire().is_err(), "ours is open");
+    let failsafe = failsafe::Config::new()
+        .failure_policy(failsafe::failure_policy::consecutive_failures(
+            1,
+            failsafe::backoff::constant(Duration::from_secs(3600)),
+        ))
+        .build();
+    let _ = failsafe.call(|| Err::<(), ()>(()));
+    assert!(!failsafe.is_call_permitted(), "failsafe is open");
+    let recloser =
+        recloser::Recloser::custom().closed_len(1).open_wait(Duration::from_secs(3600)).build();
+    for _ in 0..2 {
+        let _ = recloser.call(|| Err::<(), ()>(()));
+    }
+    assert!(
+        matches!(recloser.call(|| Ok::<(), ()>(())), Err(recloser::Error::Rejected)),
+        "recloser is open"
+    );
+
+    let ours_open = || {
+        let rejected = black_box(&breaker).try_acquire().expect_err("open");
+        black_box(rejected.retry_after());
+    };
+    assert_no_allocation("ours, open", ours_open);
+
+    let mut group = c.benchmark_group("resilience/breaker_open");
+    group.bench_function("ours", |b| b.iter(ours_open));
+    group.bench_function("peer/failsafe", |b| {
+        b.iter(|| black_box(failsafe.call(|| black_box(Ok::<u32, ()>(1)))));
+    });
+    group.bench_function("peer/recloser", |b| {
+        b.iter(|| black_box(recloser.call(|| black_box(Ok::<u32, ()>(1)))));
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("resilience/breaker_open_2_threads");
+    group.bench_function("ours", |b| b.iter_custom(|iters| two_threads(iters, ours_open)));
+    group.bench_function("peer/failsafe", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || drop(black_box(failsafe.call(|| black_box(Ok::<u32, ()>(1))))))
+        });
+    });
+    group.bench_function("peer/recloser", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, || drop(black_box(recloser.call(|| black_box(Ok::<u32, ()>(1))))))
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, closed_one_thread, closed_two_threads, open);
+criterion_main!(benches);

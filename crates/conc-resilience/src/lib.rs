@@ -53,6 +53,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod breaker;
+pub mod bulkhead;
 mod error;
 mod loom;
 
@@ -60,5 +61,8 @@ pub use breaker::{
     BreakerConfig, BreakerError, BreakerEvent, BreakerMetrics, BreakerState, CircuitBreaker,
     CircuitBreakerBuilder, HalfOpenTimeout, OpenWait, Outcome, OwnedPermit, Permit, Rejected,
     SlidingWindow, TransitionReason,
+};
+pub use bulkhead::{
+    Bulkhead, BulkheadBuilder, BulkheadError, BulkheadPermit, BulkheadSnapshot, Refused,
 };
 pub use error::ConfigError;
