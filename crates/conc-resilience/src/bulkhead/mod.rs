@@ -27,7 +27,7 @@
 //!
 //! let first = bulkhead.try_acquire().unwrap();
 //! let _second = bulkhead.try_acquire().unwrap();
-//! assert!(bulkhead.try_acquire().is_err());
+//! assert!(matches!(bulkhead.try_acquire(), Err(BulkheadError::Full { .. })));
 //! drop(first);
 //! let value = bulkhead.call(async { 42 }).await.unwrap();
 //! assert_eq!(value, 42);
