@@ -56,6 +56,8 @@ pub mod breaker;
 pub mod bulkhead;
 mod error;
 mod loom;
+pub mod retry;
+mod timeout;
 
 pub use breaker::{
     BreakerConfig, BreakerError, BreakerEvent, BreakerMetrics, BreakerState, CircuitBreaker,
@@ -66,3 +68,7 @@ pub use bulkhead::{
     Bulkhead, BulkheadBuilder, BulkheadError, BulkheadPermit, BulkheadSnapshot, Refused,
 };
 pub use error::ConfigError;
+pub use retry::{
+    Attempt, Retry, RetryBudget, RetryBudgetBuilder, RetryBuilder, RetryMetrics, StopReason,
+};
+pub use timeout::{Elapsed, Timeout};

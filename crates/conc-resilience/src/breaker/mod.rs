@@ -59,7 +59,7 @@ mod event;
 mod metrics;
 mod permit;
 mod state;
-mod window;
+pub(crate) mod window;
 
 #[cfg(test)]
 mod tests;

@@ -209,7 +209,7 @@ impl TimeWindow {
         }
     }
 
-    fn record(&self, now: u64, outcome: u8) -> Totals {
+    pub(crate) fn record(&self, now: u64, outcome: u8) -> Totals {
         let tick = now / self.bucket_nanos;
         let bucket = &self.buckets[(tick % self.buckets.len() as u64) as usize];
         loop {
@@ -245,7 +245,7 @@ impl TimeWindow {
         self.totals(tick)
     }
 
-    fn totals(&self, tick: u64) -> Totals {
+    pub(crate) fn totals(&self, tick: u64) -> Totals {
         let span = self.buckets.len() as u64;
         let mut totals = Totals::default();
         for bucket in &*self.buckets {
