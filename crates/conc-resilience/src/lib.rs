@@ -56,7 +56,9 @@ pub mod breaker;
 pub mod bulkhead;
 mod error;
 mod loom;
+mod pipeline;
 pub mod retry;
+mod shed;
 mod timeout;
 
 pub use breaker::{
@@ -68,7 +70,9 @@ pub use bulkhead::{
     Bulkhead, BulkheadBuilder, BulkheadError, BulkheadPermit, BulkheadSnapshot, Refused,
 };
 pub use error::ConfigError;
+pub use pipeline::{ErrorKind, Fallback, Pipeline, PipelineBuilder, ResilienceError};
 pub use retry::{
     Attempt, Retry, RetryBudget, RetryBudgetBuilder, RetryBuilder, RetryMetrics, StopReason,
 };
+pub use shed::{LoadPermit, LoadShedder, LoadShedderBuilder, Shed, ShedSnapshot};
 pub use timeout::{Elapsed, Timeout};

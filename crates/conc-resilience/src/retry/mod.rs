@@ -57,6 +57,9 @@ pub use budget::{RetryBudget, RetryBudgetBuilder};
 use crate::ConfigError;
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
 
+/// The first attempt of a run.
+pub(crate) const FIRST: Attempt = Attempt { number: 1 };
+
 /// Which attempt an operation is running, handed to it by [`Retry::run`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
@@ -264,6 +267,20 @@ impl fmt::Debug for Retry {
     }
 }
 
+/// Where one run stands: the schedule and the attempt number.
+#[derive(Debug)]
+pub(crate) struct RunState {
+    delays: Option<conc_core::backoff::Delays>,
+    number: u32,
+    started: tokio::time::Instant,
+}
+
+impl RunState {
+    pub(crate) fn attempt(&self) -> Attempt {
+        Attempt { number: self.number }
+    }
+}
+
 /// Counts of a [`Retry`]'s runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -321,33 +338,44 @@ impl Retry {
         T: 'static,
         E: 'static,
     {
-        let inner = &*self.inner;
-        inner.calls.fetch_add(1, Ordering::Relaxed);
-        if let Some(budget) = &inner.budget {
-            budget.deposit();
-        }
-        let started = tokio::time::Instant::now();
-        let mut delays = None;
-        let mut number = 1;
+        let mut run = self.begin();
         loop {
-            let result = operation(Attempt { number }).await;
+            let result = operation(run.attempt()).await;
             if !self.should_retry(&result) {
                 return result;
             }
-            let stop = self.next_delay(&mut delays, number, started);
-            match stop {
-                Ok(delay) => {
-                    tokio::time::sleep(delay).await;
-                    number += 1;
-                    inner.retried.fetch_add(1, Ordering::Relaxed);
-                    inner.attempts_counter.increment(1);
-                }
-                Err(reason) => {
-                    inner.exhausted.fetch_add(1, Ordering::Relaxed);
-                    inner.exhausted_counter.increment(1);
-                    tracing::debug!(target: "conc_resilience::retry", retry = %inner.name, attempts = number, ?reason, "retrying stopped");
-                    return result;
-                }
+            if !self.pause(&mut run).await {
+                return result;
+            }
+        }
+    }
+
+    /// Starts a run: counts it and deposits it in the budget.
+    pub(crate) fn begin(&self) -> RunState {
+        self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(budget) = &self.inner.budget {
+            budget.deposit();
+        }
+        RunState { delays: None, number: 1, started: tokio::time::Instant::now() }
+    }
+
+    /// After a retryable outcome: sleeps the next delay and returns true, or
+    /// returns false when retrying stops.
+    pub(crate) async fn pause(&self, run: &mut RunState) -> bool {
+        let inner = &*self.inner;
+        match self.next_delay(&mut run.delays, run.number, run.started) {
+            Ok(delay) => {
+                tokio::time::sleep(delay).await;
+                run.number += 1;
+                inner.retried.fetch_add(1, Ordering::Relaxed);
+                inner.attempts_counter.increment(1);
+                true
+            }
+            Err(reason) => {
+                inner.exhausted.fetch_add(1, Ordering::Relaxed);
+                inner.exhausted_counter.increment(1);
+                tracing::debug!(target: "conc_resilience::retry", retry = %inner.name, attempts = run.number, ?reason, "retrying stopped");
+                false
             }
         }
     }
@@ -379,6 +407,16 @@ impl Retry {
             return Err(StopReason::Budget);
         }
         Ok(delay)
+    }
+
+    /// Whether an `Ok` value is retried.
+    pub(crate) fn retry_value(&self, value: &dyn Any) -> bool {
+        self.inner.result_predicates.iter().any(|predicate| predicate(value) == Some(true))
+    }
+
+    /// Whether an error is retried.
+    pub(crate) fn retry_error(&self, error: &dyn Any) -> bool {
+        self.inner.error_predicates.iter().all(|predicate| predicate(error) != Some(false))
     }
 
     /// Counts of runs, retries and give-ups so far.
