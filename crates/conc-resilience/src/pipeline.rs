@@ -112,7 +112,7 @@ type Handler<T, E> = Arc<dyn Fn(&ResilienceError<E>) -> Option<T> + Send + Sync>
 /// let refused = conc_resilience::CircuitBreaker::builder().build()?;
 /// refused.force_open();
 /// let rejected = refused.try_acquire().unwrap_err();
-/// assert_eq!(fallback.apply(Err(ResilienceError::BreakerOpen(rejected))), Ok("cached page"));
+/// assert_eq!(fallback.apply(Err(ResilienceError::BreakerOpen(rejected))).unwrap(), "cached page");
 /// # Ok::<(), conc_resilience::ConfigError>(())
 /// ```
 pub struct Fallback<T, E> {
@@ -291,7 +291,9 @@ impl PipelineBuilder {
 ///     .build();
 ///
 /// let answer = pipeline
-///     .run(|attempt| async move { if attempt.is_retry() { Ok(42) } else { Err("first try fails") } })
+///     .run(|attempt| async move {
+///         if attempt.is_retry() { Ok(42) } else { Err(std::io::Error::other("first try fails")) }
+///     })
 ///     .await?;
 /// assert_eq!(answer, 42);
 /// # Ok(()) }
