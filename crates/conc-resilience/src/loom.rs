@@ -5,7 +5,7 @@
 //! `crate::loom::…`, never `std::sync::atomic` directly.
 
 #[cfg(all(test, conc_loom))]
-pub(crate) use loom::{hint, sync};
+pub(crate) use loom::sync;
 
 #[cfg(not(all(test, conc_loom)))]
-pub(crate) use std::{hint, sync};
+pub(crate) use std::sync;

@@ -280,7 +280,6 @@ impl Shared {
     fn reject(&self, state: BreakerState, retry_after: Option<Duration>) -> Rejected {
         self.not_permitted.fetch_add(1, Ordering::Relaxed);
         self.handles.rejected.increment(1);
-        tracing::trace!(target: "conc_resilience::breaker", breaker = %self.name, %state, ?retry_after, "call rejected");
         if !self.subscribers.is_empty() {
             self.emit(&BreakerEvent::Rejected { state, retry_after });
         }

@@ -15,7 +15,6 @@
 //! bucket of the current tick, first resetting it when it still holds an old
 //! tick; totals are summed over the buckets still inside the window.
 
-use crate::loom::hint;
 use crate::loom::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// An outcome byte: the call was recorded.
@@ -65,7 +64,7 @@ impl Window {
     pub(crate) fn record(&self, now: u64, outcome: u8) -> Option<Totals> {
         match self {
             Self::Count(window) => window.record(outcome),
-            Self::Time(window) => Some(window.record(now, outcome)),
+            Self::Time(window) => window.record(now, outcome),
         }
     }
 
@@ -132,7 +131,15 @@ impl CountWindow {
     #[inline]
     fn record(&self, outcome: u8) -> Option<Totals> {
         let index = self.head.fetch_add(1, Ordering::Relaxed);
-        let old = self.slots[self.slot_of(index)].swap(outcome, Ordering::AcqRel);
+        let slot = &self.slots[self.slot_of(index)];
+        // The steady state replaces an outcome with the same outcome: a read
+        // is enough, and keeps the slot's cache line shared between cores. (A
+        // writer racing on the same slot, N records ahead, may then win the
+        // slot for both; the totals still match the slots.)
+        if slot.load(Ordering::Acquire) == outcome {
+            return None;
+        }
+        let old = slot.swap(outcome, Ordering::AcqRel);
         if old == outcome {
             return None;
         }
@@ -176,22 +183,31 @@ impl CountWindow {
     }
 }
 
-const EMPTY: u64 = u64::MAX - 1;
-const RESETTING: u64 = u64::MAX;
+const EMPTY: u64 = u64::MAX;
 
 #[derive(Debug)]
 struct Bucket {
-    tick: AtomicU64,
     calls: AtomicU64,
     failures: AtomicU64,
     slow: AtomicU64,
 }
 
 /// The outcomes of the last `buckets × bucket_nanos` nanoseconds.
+///
+/// Running totals are kept beside the buckets, so a record is two
+/// `fetch_add`s (bucket and totals) plus a load of the newest tick. The first
+/// record of a new tick sweeps the buckets that aged out: it swaps each one's
+/// counts to zero and subtracts them from the totals. A record racing a sweep
+/// can leave the totals briefly inconsistent; such readings are recognised
+/// and skipped, and the totals are exact again once both finish.
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
     buckets: Box<[Bucket]>,
     bucket_nanos: u64,
+    newest: AtomicU64,
+    calls: AtomicU64,
+    failures: AtomicU64,
+    slow: AtomicU64,
 }
 
 impl TimeWindow {
@@ -199,60 +215,103 @@ impl TimeWindow {
         Self {
             buckets: (0..buckets)
                 .map(|_| Bucket {
-                    tick: AtomicU64::new(EMPTY),
                     calls: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
                     slow: AtomicU64::new(0),
                 })
                 .collect(),
             bucket_nanos: (duration_nanos / u64::from(buckets)).max(1),
+            newest: AtomicU64::new(EMPTY),
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
         }
     }
 
-    pub(crate) fn record(&self, now: u64, outcome: u8) -> Totals {
-        let tick = now / self.bucket_nanos;
-        let bucket = &self.buckets[(tick % self.buckets.len() as u64) as usize];
+    fn span(&self) -> u64 {
+        self.buckets.len() as u64
+    }
+
+    /// Makes `tick` the newest tick, sweeping the buckets that left the window.
+    /// Returns the newest tick after the call (a later one if another caller
+    /// moved it further).
+    fn advance(&self, tick: u64) -> u64 {
+        let mut newest = self.newest.load(Ordering::Acquire);
         loop {
-            let seen = bucket.tick.load(Ordering::Acquire);
-            if seen == RESETTING {
-                hint::spin_loop();
-                continue;
+            if newest != EMPTY && newest >= tick {
+                return newest;
             }
-            // Same tick, or a newer one (a caller whose clock reading is a
-            // little behind): count into it.
-            if seen != EMPTY && seen >= tick {
-                break;
-            }
-            if bucket
-                .tick
-                .compare_exchange(seen, RESETTING, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                bucket.calls.store(0, Ordering::Relaxed);
-                bucket.failures.store(0, Ordering::Relaxed);
-                bucket.slow.store(0, Ordering::Relaxed);
-                bucket.tick.store(tick, Ordering::Release);
-                break;
+            match self.newest.compare_exchange(newest, tick, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(seen) => newest = seen,
             }
         }
+        // Ticks newest+1 ..= tick enter the window; the buckets they reuse
+        // held ticks that are now out of it.
+        let first = if newest == EMPTY { tick.saturating_sub(self.span() - 1) } else { newest + 1 };
+        let count = (tick - first + 1).min(self.span());
+        for step in 0..count {
+            let bucket = &self.buckets[((tick - step) % self.span()) as usize];
+            let calls = bucket.calls.swap(0, Ordering::AcqRel);
+            let failures = bucket.failures.swap(0, Ordering::AcqRel);
+            let slow = bucket.slow.swap(0, Ordering::AcqRel);
+            self.calls.fetch_sub(calls, Ordering::AcqRel);
+            self.failures.fetch_sub(failures, Ordering::AcqRel);
+            self.slow.fetch_sub(slow, Ordering::AcqRel);
+        }
+        tick
+    }
+
+    pub(crate) fn record(&self, now: u64, outcome: u8) -> Option<Totals> {
+        let mut tick = now / self.bucket_nanos;
+        let newest = self.newest.load(Ordering::Acquire);
+        if newest == EMPTY || tick > newest {
+            self.advance(tick);
+        } else if newest - tick >= self.span() {
+            // A reading so late its bucket has left the window: count it now.
+            tick = newest;
+        }
+        let bucket = &self.buckets[(tick % self.span()) as usize];
         bucket.calls.fetch_add(1, Ordering::AcqRel);
+        let calls = self.calls.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        let mut failures = 0;
+        let mut slow = 0;
         if outcome & FAIL != 0 {
             bucket.failures.fetch_add(1, Ordering::AcqRel);
+            failures = self.failures.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        } else {
+            failures = self.failures.load(Ordering::Acquire).max(failures);
         }
         if outcome & SLOW != 0 {
             bucket.slow.fetch_add(1, Ordering::AcqRel);
+            slow = self.slow.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        } else {
+            slow = self.slow.load(Ordering::Acquire).max(slow);
         }
-        self.totals(tick)
+        let totals = Totals { calls, failures, slow };
+        (failures <= calls && slow <= calls && calls < 1 << 62).then_some(totals)
     }
 
+    /// The totals at `tick`, sweeping buckets that left the window first.
     pub(crate) fn totals(&self, tick: u64) -> Totals {
-        let span = self.buckets.len() as u64;
+        self.advance(tick);
+        let calls = self.calls.load(Ordering::Acquire);
+        let totals = Totals {
+            calls,
+            failures: self.failures.load(Ordering::Acquire),
+            slow: self.slow.load(Ordering::Acquire),
+        };
+        if totals.failures <= calls && totals.slow <= calls && calls < 1 << 62 {
+            totals
+        } else {
+            self.recount()
+        }
+    }
+
+    /// Sums the buckets: the answer while the running totals are mid-update.
+    fn recount(&self) -> Totals {
         let mut totals = Totals::default();
         for bucket in &*self.buckets {
-            let seen = bucket.tick.load(Ordering::Acquire);
-            if seen >= EMPTY || seen > tick || tick - seen >= span {
-                continue;
-            }
             totals.calls += bucket.calls.load(Ordering::Acquire);
             totals.failures += bucket.failures.load(Ordering::Acquire);
             totals.slow += bucket.slow.load(Ordering::Acquire);
@@ -262,8 +321,14 @@ impl TimeWindow {
 
     fn reset(&self) {
         for bucket in &*self.buckets {
-            bucket.tick.store(EMPTY, Ordering::Release);
+            bucket.calls.store(0, Ordering::Relaxed);
+            bucket.failures.store(0, Ordering::Relaxed);
+            bucket.slow.store(0, Ordering::Relaxed);
         }
+        self.calls.store(0, Ordering::Relaxed);
+        self.failures.store(0, Ordering::Relaxed);
+        self.slow.store(0, Ordering::Relaxed);
+        self.newest.store(EMPTY, Ordering::Release);
     }
 }
 
@@ -310,11 +375,73 @@ mod tests {
         assert_eq!(window.totals(1), Totals { calls: 2, failures: 1, slow: 0 });
         // At 5 s the bucket of second 0 has left the window.
         let at_five = window.record(5 * second, CALL);
-        assert_eq!(at_five, Totals { calls: 2, failures: 0, slow: 0 });
+        assert_eq!(at_five, Some(Totals { calls: 2, failures: 0, slow: 0 }));
         // At 20 s everything before has left; the reused bucket is reset.
         assert_eq!(
             window.record(20 * second, CALL | SLOW),
-            Totals { calls: 1, failures: 0, slow: 1 }
+            Some(Totals { calls: 1, failures: 0, slow: 1 })
         );
+        assert_eq!(window.totals(30), Totals::default());
+        // A reading from before the window counts in the newest bucket.
+        assert_eq!(
+            window.record(2 * second, CALL),
+            Some(Totals { calls: 1, failures: 0, slow: 0 })
+        );
+        window.reset();
+        assert_eq!(window.totals(30), Totals::default());
+    }
+
+    proptest::proptest! {
+        /// A count window's totals always equal those of its last `size` outcomes.
+        #[test]
+        fn count_window_matches_a_model(size in 1_u32..12, outcomes in proptest::collection::vec(0_u8..4, 0..200)) {
+            let window = CountWindow::new(size);
+            let mut model = std::collections::VecDeque::new();
+            for outcome in outcomes {
+                let bits = CALL | ((outcome & 1) * FAIL) | (((outcome >> 1) & 1) * SLOW);
+                window.record(bits);
+                model.push_back(bits);
+                if model.len() > size as usize {
+                    model.pop_front();
+                }
+                let expected = Totals {
+                    calls: model.len() as u64,
+                    failures: model.iter().filter(|bits| *bits & FAIL != 0).count() as u64,
+                    slow: model.iter().filter(|bits| *bits & SLOW != 0).count() as u64,
+                };
+                proptest::prop_assert_eq!(window.totals(), expected);
+            }
+        }
+
+        /// A time window's totals always equal those of the records in the last
+        /// `buckets` ticks, for records at non-decreasing times.
+        #[test]
+        fn time_window_matches_a_model(
+            buckets in 1_u32..8,
+            steps in proptest::collection::vec((0_u64..3_000, 0_u8..4), 0..100),
+        ) {
+            let bucket_nanos = 1_000_u64;
+            let window = TimeWindow::new(bucket_nanos * u64::from(buckets), buckets);
+            let mut now = 0;
+            let mut model: Vec<(u64, u8)> = Vec::new();
+            for (advance, outcome) in steps {
+                now += advance;
+                let bits = CALL | ((outcome & 1) * FAIL) | (((outcome >> 1) & 1) * SLOW);
+                window.record(now, bits);
+                let tick = now / bucket_nanos;
+                model.push((tick, bits));
+                let live: Vec<u8> = model
+                    .iter()
+                    .filter(|(at, _)| tick - at < u64::from(buckets))
+                    .map(|(_, bits)| *bits)
+                    .collect();
+                let expected = Totals {
+                    calls: live.len() as u64,
+                    failures: live.iter().filter(|bits| *bits & FAIL != 0).count() as u64,
+                    slow: live.iter().filter(|bits| *bits & SLOW != 0).count() as u64,
+                };
+                proptest::prop_assert_eq!(window.totals(tick), expected);
+            }
+        }
     }
 }
