@@ -10,8 +10,8 @@
 #![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::hint::black_box;
 use std::cell::Cell;
+use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use conc_resilience::{CircuitBreaker, SlidingWindow};

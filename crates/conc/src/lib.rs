@@ -16,7 +16,7 @@
 //! | `pipeline` | `conc-pipeline` | `pipeline` | planned |
 //! | `fan` | `conc-fan` | `fan` | planned |
 //! | `ratelimit` | `conc-ratelimit` | `ratelimit` | planned |
-//! | `resilience` | `conc-resilience` | `resilience` | planned |
+//! | [`resilience`] | `conc-resilience` | `resilience` | circuit breaker, bulkhead, retry, timeout, fallback, load shedding, pipeline |
 //! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
 //! | `bus` | `conc-bus` | `bus` | planned |
 //! | `process` | `conc-process` | `process` | planned |
@@ -25,6 +25,7 @@
 //!
 //! - `lock`: [`lock`], the in-memory lock store; `lock-sqlite` and
 //!   `lock-redis` add its SQLite and Redis stores.
+//! - `resilience`: [`resilience`], fault tolerance for calls to other services.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.
 //!
 //! # Examples
@@ -61,6 +62,11 @@ pub use conc_core as core;
 #[cfg_attr(docsrs, doc(cfg(feature = "lock")))]
 #[doc(inline)]
 pub use conc_lock as lock;
+
+#[cfg(feature = "resilience")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
+#[doc(inline)]
+pub use conc_resilience as resilience;
 
 #[doc(no_inline)]
 pub use conc_core::{BoxError, BoxFuture};

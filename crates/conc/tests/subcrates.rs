@@ -31,3 +31,14 @@ async fn lock_is_reexported() {
     assert!(store.lock("smoke", Duration::from_secs(1)).unwrap().get().await.unwrap().is_none());
     guard.release().await.unwrap();
 }
+
+#[cfg(feature = "resilience")]
+#[test]
+fn resilience_is_reexported() {
+    use conc::resilience::{BreakerState, CircuitBreaker};
+
+    let breaker = CircuitBreaker::builder().minimum_calls(1).build().unwrap();
+    breaker.try_acquire().unwrap().failure();
+    assert_eq!(breaker.state(), BreakerState::Open);
+    assert!(breaker.try_acquire().unwrap_err().retry_after().is_some());
+}
