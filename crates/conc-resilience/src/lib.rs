@@ -5,7 +5,16 @@
 //!
 //! | primitive | what it does |
 //! |---|---|
-//! | [`CircuitBreaker`] | stops calling a failing dependency; count or time window, failure and slow-call rates, exactly N half-open probes, manual states, events |
+//! | [`CircuitBreaker`] | stops calling a failing dependency; count or time window, failure and slow-call rates, exactly N half-open probes, growing wait in open, manual states, events, run-time changes |
+//! | [`Bulkhead`] | at most N calls at once, with an optional bounded FIFO wait queue |
+//! | [`Retry`], [`RetryBudget`] | retries with a [`Backoff`](conc_core::backoff::Backoff), attempt limits, a deadline never slept past, a budget with exact fractional maths |
+//! | [`Timeout`] | bounds one call and drops it when time is up |
+//! | [`Fallback`] | answers failures by kind, rejections included |
+//! | [`LoadShedder`] | admits work by load units, sheds above a maximum, cools down |
+//! | [`Pipeline`] | stacks them in one documented order and runs a closure |
+//!
+//! The guide (`docs/resilience.md`) has the defaults of every primitive beside
+//! Resilience4j's and Polly's.
 //!
 //! Every primitive admits work with a `#[must_use]` permit that is released on
 //! `Drop`, so a cancelled future never leaks capacity, and every rejection is
@@ -44,6 +53,10 @@
 //! | need | usual choice | here |
 //! |---|---|---|
 //! | circuit breaker | `failsafe` (a mutex per call, every call admitted in half-open), `recloser`, Resilience4j / Polly in other languages | [`CircuitBreaker`]: lock-free closed path, exactly N probes |
+//! | bulkhead | tower `ConcurrencyLimit` (queues without bound), a `tokio::sync::Semaphore` | [`Bulkhead`]: bounded queue, max wait, snapshot |
+//! | retry | `backoff` (unmaintained), `backon`, tower `Retry` + `TpsBudget` (over-allocates, tower#857) | [`Retry`], [`RetryBudget`] |
+//! | load shedding | tower `LoadShed` (sheds whenever the service is pending) | [`LoadShedder`]: load units, cooldown, queue-wait shedding |
+//! | pipelines | Polly's `ResiliencePipeline`, Resilience4j's `Decorators` | [`Pipeline`] |
 //!
 //! # Supported Rust versions
 //!
@@ -76,3 +89,8 @@ pub use retry::{
 };
 pub use shed::{LoadPermit, LoadShedder, LoadShedderBuilder, Shed, ShedSnapshot};
 pub use timeout::{Elapsed, Timeout};
+
+/// The guide's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/resilience.md")]
+struct ResilienceGuide;
