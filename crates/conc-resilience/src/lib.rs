@@ -22,7 +22,8 @@
 //!
 //! # Feature flags
 //!
-//! None yet: everything is always available.
+//! - `tower`: [`layer`], tower `Layer`s and `Service`s for the circuit breaker
+//!   and the bulkhead (`CircuitBreakerLayer`, `BulkheadLayer`).
 //!
 //! # Examples
 //!
@@ -68,6 +69,9 @@
 pub mod breaker;
 pub mod bulkhead;
 mod error;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod layer;
 mod loom;
 mod pipeline;
 pub mod retry;
@@ -83,6 +87,10 @@ pub use bulkhead::{
     Bulkhead, BulkheadBuilder, BulkheadError, BulkheadPermit, BulkheadSnapshot, Refused,
 };
 pub use error::ConfigError;
+#[cfg(feature = "tower")]
+pub use layer::{
+    BulkheadLayer, BulkheadService, CircuitBreakerLayer, CircuitBreakerService, NotReady,
+};
 pub use pipeline::{ErrorKind, Fallback, Pipeline, PipelineBuilder, ResilienceError};
 pub use retry::{
     Attempt, Retry, RetryBudget, RetryBudgetBuilder, RetryBuilder, RetryMetrics, StopReason,

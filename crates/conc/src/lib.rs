@@ -25,7 +25,8 @@
 //!
 //! - `lock`: [`lock`], the in-memory lock store; `lock-sqlite` and
 //!   `lock-redis` add its SQLite and Redis stores.
-//! - `resilience`: [`resilience`], fault tolerance for calls to other services.
+//! - `resilience`: [`resilience`], fault tolerance for calls to other services;
+//!   `resilience-tower` adds its tower layers.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.
 //!
 //! # Examples

@@ -354,6 +354,11 @@ impl Bulkhead {
         }
     }
 
+    /// Whether callers of [`acquire`](Self::acquire) can wait in a queue.
+    pub fn has_queue(&self) -> bool {
+        self.inner.max_queued > 0
+    }
+
     /// Slots free, callers queued and calls refused so far.
     pub fn snapshot(&self) -> BulkheadSnapshot {
         let inner = &*self.inner;
