@@ -1,6 +1,9 @@
 //! `conc-resilience`: the circuit breaker's closed path (admit + record) and
 //! open path (rejection) beside `failsafe` and `recloser`, the Rust circuit
-//! breakers a user would pick instead, on one and two threads.
+//! breakers a user would pick instead, on one and two threads; the bulkhead
+//! and the retry (no retry needed) beside tower's `ConcurrencyLimit` and
+//! `Retry`; and the whole pipeline (timeout + retry + breaker + bulkhead)
+//! beside a lone breaker and a bare call, on a current-thread tokio runtime.
 //!
 //! A counting global allocator checks, before any measurement, that our
 //! closed and open paths allocate nothing per call: the bench panics if they
@@ -14,9 +17,10 @@ use std::cell::Cell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use conc_resilience::{CircuitBreaker, SlidingWindow};
+use conc_resilience::{Attempt, Bulkhead, BulkheadLayer, CircuitBreaker, Pipeline, Retry, SlidingWindow, Timeout};
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::CircuitBreaker as _;
+use tower::{Layer, Service, ServiceExt};
 
 /// Counts the allocations of each thread (other threads, such as the coarse
 /// clock's updater starting up, do not disturb the count of the thread measured).
@@ -239,5 +243,93 @@ fn open(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, closed_one_thread, closed_two_threads, open);
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime")
+}
+
+async fn op(_: Attempt) -> Result<u32, std::io::Error> {
+    Ok(black_box(1))
+}
+
+/// One async call: bare, through a lone breaker, and through the whole stack.
+fn stack(c: &mut Criterion) {
+    let rt = runtime();
+    let breaker = ours();
+    let pipeline = Pipeline::builder()
+        .total_timeout(Timeout::new(Duration::from_secs(30)).expect("valid"))
+        .retry(Retry::builder().max_attempts(3).build().expect("valid"))
+        .circuit_breaker(ours())
+        .bulkhead(Bulkhead::builder().max_concurrent(64).build().expect("valid"))
+        .build();
+    let first = Attempt::first();
+    let mut group = c.benchmark_group("resilience/stack");
+    group.bench_function("bare_call", |b| b.to_async(&rt).iter(|| async { black_box(op(first).await) }));
+    group.bench_function("breaker", |b| {
+        b.to_async(&rt).iter(|| async { black_box(breaker.call(op(first)).await) });
+    });
+    group.bench_function("pipeline", |b| {
+        b.to_async(&rt).iter(|| async { black_box(pipeline.run(op).await) });
+    });
+    group.finish();
+}
+
+/// A tower service behind a concurrency limit: `ready().await` + `call`.
+fn bulkhead(c: &mut Criterion) {
+    let rt = runtime();
+    let inner = tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(black_box(n)) });
+    let bulkhead = Bulkhead::builder().max_concurrent(64).build().expect("valid");
+    let ours = BulkheadLayer::new(bulkhead.clone()).layer(inner);
+    let peer = tower::limit::ConcurrencyLimitLayer::new(64).layer(inner);
+    assert_no_allocation("ours, bulkhead try_acquire + drop", || drop(black_box(bulkhead.try_acquire().expect("free"))));
+    let mut group = c.benchmark_group("resilience/bulkhead");
+    group.bench_function("ours/permit", |b| b.iter(|| drop(black_box(bulkhead.try_acquire().expect("free")))));
+    group.bench_function("ours/layer", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut service = ours.clone();
+            async move { black_box(service.ready().await.expect("ready").call(1).await) }
+        });
+    });
+    group.bench_function("peer/tower_concurrency_limit", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut service = peer.clone();
+            async move { black_box(service.ready().await.expect("ready").call(1).await) }
+        });
+    });
+    group.finish();
+}
+
+/// A tower retry policy that never needs to retry: the peer of our no-retry path.
+#[derive(Clone)]
+struct NeverNeeded;
+
+impl<E> tower::retry::Policy<u32, u32, E> for NeverNeeded {
+    type Future = std::future::Ready<()>;
+
+    fn retry(&mut self, _: &mut u32, result: &mut Result<u32, E>) -> Option<Self::Future> {
+        result.is_err().then(|| std::future::ready(()))
+    }
+
+    fn clone_request(&mut self, request: &u32) -> Option<u32> {
+        Some(*request)
+    }
+}
+
+/// An operation that succeeds the first time, through a retry.
+fn retry(c: &mut Criterion) {
+    let rt = runtime();
+    let retry = Retry::builder().max_attempts(3).build().expect("valid");
+    let peer = tower::retry::RetryLayer::new(NeverNeeded)
+        .layer(tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(black_box(n)) }));
+    let mut group = c.benchmark_group("resilience/retry_no_retry");
+    group.bench_function("ours", |b| b.to_async(&rt).iter(|| async { black_box(retry.run(op).await) }));
+    group.bench_function("peer/tower_retry", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut service = peer.clone();
+            async move { black_box(service.ready().await.expect("ready").call(1).await) }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, closed_one_thread, closed_two_threads, open, stack, bulkhead, retry);
 criterion_main!(benches);

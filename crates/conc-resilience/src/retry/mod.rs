@@ -67,6 +67,11 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// The first attempt of a run, for calling an operation outside a retry.
+    pub const fn first() -> Self {
+        FIRST
+    }
+
     /// 1 for the first call, 2 for the first retry, …
     pub fn number(self) -> u32 {
         self.number
