@@ -13,6 +13,8 @@
 //! 5. Rate limits: a per-user API limit with exact retry-after, and a
 //!    Laravel-style named limiter charging two limits all or nothing, with the
 //!    response headers it renders.
+//! 5. Resilience: a flaky price service behind retries, a circuit breaker and
+//!    a bulkhead, with a cached fallback while the circuit is open.
 #![allow(clippy::print_stdout, reason = "the tour talks to the terminal")]
 
 use std::sync::Arc;
@@ -35,6 +37,7 @@ async fn main() -> Result<(), BoxError> {
     locks().await?;
     processes().await?;
     rate_limits()?;
+    resilience().await?;
     Ok(())
 }
 
@@ -391,6 +394,83 @@ fn rate_limits() -> Result<(), BoxError> {
     println!(
         "\n  IP counter: {} of 3 used; the refused upload was charged to neither limit",
         limiter.attempts("uploads:ip:10.0.0.9")
+/// A price service that is down from its 5th to its 12th request.
+struct PriceService {
+    requests: AtomicU64,
+}
+
+impl PriceService {
+    async fn price(&self, sku: &str) -> Result<u64, std::io::Error> {
+        let n = self.requests.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        if (4..12).contains(&n) {
+            Err(std::io::Error::other(format!("price service unavailable for {sku}")))
+        } else {
+            Ok(1_999)
+        }
+    }
+}
+
+async fn resilience() -> Result<(), BoxError> {
+    use conc::resilience::{
+        Bulkhead, CircuitBreaker, ErrorKind, Fallback, Pipeline, ResilienceError, Retry,
+        SlidingWindow, Timeout,
+    };
+
+    println!("\n== 5. Resilience: retries, a circuit breaker, a bulkhead and a fallback ==\n");
+    let breaker = CircuitBreaker::builder()
+        .name("prices")
+        .sliding_window(SlidingWindow::count(10))
+        .minimum_calls(5)
+        .failure_rate_threshold(0.5)
+        .wait_in_open(Duration::from_millis(30))
+        .permitted_calls_in_half_open(2)
+        .on_event(|event| {
+            if let conc::resilience::BreakerEvent::StateTransition { from, to, reason } = event {
+                println!("  breaker: {from} -> {to} ({reason})");
+            }
+        })
+        .build()?;
+    let pipeline = Pipeline::builder()
+        .total_timeout(Timeout::new(Duration::from_secs(1))?)
+        .retry(
+            Retry::builder()
+                .backoff(Backoff::fixed(Duration::from_millis(2)).build()?)
+                .max_attempts(2)
+                .build()?,
+        )
+        .circuit_breaker(breaker.clone())
+        .bulkhead(Bulkhead::builder().max_concurrent(8).build()?)
+        .attempt_timeout(Timeout::new(Duration::from_millis(100))?)
+        .build();
+    let cached: Fallback<u64, std::io::Error> =
+        Fallback::new().on(ErrorKind::BreakerOpen, |_| 1_899);
+    let service = PriceService { requests: AtomicU64::new(0) };
+
+    let (mut live, mut fallback, mut failed) = (0, 0, 0);
+    for _ in 0..30 {
+        let result = pipeline
+            .run(|_| service.price("sku-42"))
+            .await
+            .map(|price| (price, true))
+            .or_else(|error| cached.apply(Err(error)).map(|price| (price, false)));
+        match result {
+            Ok((_, true)) => live += 1,
+            Ok((_, false)) => fallback += 1,
+            Err(ResilienceError::Inner(_)) => failed += 1,
+            Err(other) => return Err(other.into()),
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let metrics = breaker.metrics();
+    println!(
+        "\n  30 requests: {live} live prices, {fallback} cached prices while the circuit was open, {failed} failed"
+    );
+    println!(
+        "  the price service saw {} requests; the breaker refused {} and is {}",
+        service.requests.load(Ordering::SeqCst),
+        metrics.not_permitted,
+        metrics.state
     );
     Ok(())
 }

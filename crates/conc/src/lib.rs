@@ -17,6 +17,8 @@
 //! | `fan` | `conc-fan` | `fan` | planned |
 //! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer |
 //! | `resilience` | `conc-resilience` | `resilience` | planned |
+//! | `ratelimit` | `conc-ratelimit` | `ratelimit` | planned |
+//! | [`resilience`] | `conc-resilience` | `resilience` | circuit breaker, bulkhead, retry, timeout, fallback, load shedding, pipeline |
 //! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
 //! | `bus` | `conc-bus` | `bus` | planned |
 //! | [`process`] | `conc-process` | `process` | runs with tree-wide timeouts, pools, pipes, supervision |
@@ -29,6 +31,8 @@
 //!   whole process group, pools, pipes and a supervisor.
 //! - `ratelimit`: [`ratelimit`], the in-memory rate limiters;
 //!   `ratelimit-tower` adds its tower layer.
+//! - `resilience`: [`resilience`], fault tolerance for calls to other services;
+//!   `resilience-tower` adds its tower layers.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.
 //!
 //! # Examples
@@ -70,6 +74,10 @@ pub use conc_lock as lock;
 #[cfg_attr(docsrs, doc(cfg(feature = "process")))]
 #[doc(inline)]
 pub use conc_process as process;
+#[cfg(feature = "resilience")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
+#[doc(inline)]
+pub use conc_resilience as resilience;
 
 #[doc(no_inline)]
 pub use conc_core::{BoxError, BoxFuture};

@@ -50,4 +50,13 @@ fn ratelimit_is_reexported() {
         limiter.try_acquire(1),
         Err(RateLimitError::Limited { retry_after: Duration::from_millis(500) })
     );
+#[cfg(feature = "resilience")]
+#[test]
+fn resilience_is_reexported() {
+    use conc::resilience::{BreakerState, CircuitBreaker};
+
+    let breaker = CircuitBreaker::builder().minimum_calls(1).build().unwrap();
+    breaker.try_acquire().unwrap().failure();
+    assert_eq!(breaker.state(), BreakerState::Open);
+    assert!(breaker.try_acquire().unwrap_err().retry_after().is_some());
 }

@@ -1,0 +1,2 @@
+#[cfg(conc_loom)]
+mod loom_bulkhead;

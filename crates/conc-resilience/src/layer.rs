@@ -1,0 +1,263 @@
+//! tower `Layer`s and `Service`s for the circuit breaker and the bulkhead.
+//!
+//! Both follow the tower contract:
+//!
+//! - `poll_ready` takes the admission (a breaker permit, a bulkhead slot)
+//!   and keeps it in *this* service instance until `call`, so N clones can
+//!   never spend one slot; a clone starts with no admission of its own.
+//! - A refusal is returned from `call` as an error, never from `poll_ready`
+//!   (which `Buffer` and balancers treat as fatal). When the breaker or
+//!   bulkhead refuses, `poll_ready` is `Ready` at once and the inner service's
+//!   `poll_ready` is not polled.
+//! - A bulkhead with a wait queue makes `poll_ready` `Pending` while waiting,
+//!   with the task's waker registered; a bulkhead without one refuses at once.
+//! - Dropping the response future, or the service holding an unused
+//!   admission, releases it: a breaker probe slot is given back without an
+//!   outcome, a bulkhead slot is freed.
+//!
+//! Errors are [`BoxError`]s: the inner service's error, or the
+//! [`Rejected`] / [`BulkheadError`] refusal (downcast to tell them apart).
+//! Response futures are boxed.
+
+use std::fmt;
+use std::task::{Context, Poll};
+
+use conc_core::{BoxError, BoxFuture};
+use tower::{Layer, Service};
+
+use crate::{Bulkhead, BulkheadError, BulkheadPermit, CircuitBreaker, OwnedPermit, Rejected};
+
+/// `call` without a successful `poll_ready` first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("service called before poll_ready returned ready")]
+pub struct NotReady;
+
+/// Wraps services in a [`CircuitBreakerService`] sharing one breaker.
+///
+/// # Examples
+///
+/// ```
+/// use conc_resilience::{CircuitBreaker, CircuitBreakerLayer};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::BoxError> {
+/// let breaker = CircuitBreaker::builder().build()?;
+/// let mut service = CircuitBreakerLayer::new(breaker.clone())
+///     .layer(service_fn(|name: &'static str| async move { Ok::<_, std::io::Error>(format!("hello {name}")) }));
+/// let reply = service.ready().await?.call("world").await?;
+/// assert_eq!(reply, "hello world");
+/// assert_eq!(breaker.metrics().calls, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CircuitBreakerLayer {
+    breaker: CircuitBreaker,
+}
+
+impl CircuitBreakerLayer {
+    /// A layer guarding every service it wraps with `breaker`.
+    pub fn new(breaker: CircuitBreaker) -> Self {
+        Self { breaker }
+    }
+}
+
+impl<S> Layer<S> for CircuitBreakerLayer {
+    type Service = CircuitBreakerService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreakerService { inner, breaker: self.breaker.clone(), admission: None }
+    }
+}
+
+/// A service guarded by a circuit breaker. See the [module docs](self) for the contract.
+pub struct CircuitBreakerService<S> {
+    inner: S,
+    breaker: CircuitBreaker,
+    admission: Option<Result<OwnedPermit, Rejected>>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for CircuitBreakerService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerService")
+            .field("inner", &self.inner)
+            .field("breaker", &self.breaker)
+            .field("admission", &self.admission)
+            .finish()
+    }
+}
+
+impl<S: Clone> Clone for CircuitBreakerService<S> {
+    /// A clone shares the breaker but not this instance's admission.
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone(), breaker: self.breaker.clone(), admission: None }
+    }
+}
+
+impl<S, Request> Service<Request> for CircuitBreakerService<S>
+where
+    S: Service<Request>,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        let admission = self.admission.get_or_insert_with(|| self.breaker.try_acquire_owned());
+        match admission {
+            Err(_) => Poll::Ready(Ok(())),
+            Ok(_) => self.inner.poll_ready(cx).map_err(Into::into),
+        }
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match self.admission.take() {
+            None => Box::pin(async { Err(NotReady.into()) }),
+            Some(Err(rejected)) => Box::pin(async move { Err(rejected.into()) }),
+            Some(Ok(permit)) => {
+                let response = self.inner.call(request);
+                Box::pin(async move {
+                    let result = response.await;
+                    permit.record(&result);
+                    result.map_err(Into::into)
+                })
+            }
+        }
+    }
+}
+
+/// Wraps services in a [`BulkheadService`] sharing one bulkhead.
+///
+/// # Examples
+///
+/// ```
+/// use conc_resilience::{Bulkhead, BulkheadLayer};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::BoxError> {
+/// let bulkhead = Bulkhead::builder().max_concurrent(4).build()?;
+/// let mut service = BulkheadLayer::new(bulkhead.clone())
+///     .layer(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n * 2) }));
+/// assert_eq!(service.ready().await?.call(21).await?, 42);
+/// assert_eq!(bulkhead.snapshot().available, 4);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct BulkheadLayer {
+    bulkhead: Bulkhead,
+}
+
+impl BulkheadLayer {
+    /// A layer running every service it wraps inside `bulkhead`.
+    pub fn new(bulkhead: Bulkhead) -> Self {
+        Self { bulkhead }
+    }
+}
+
+impl<S> Layer<S> for BulkheadLayer {
+    type Service = BulkheadService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BulkheadService { inner, bulkhead: self.bulkhead.clone(), admission: Admission::None }
+    }
+}
+
+enum Admission {
+    None,
+    Waiting(BoxFuture<'static, Result<BulkheadPermit, BulkheadError>>),
+    Admitted(BulkheadPermit),
+    Refused(BulkheadError),
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Waiting(_) => f.write_str("Waiting"),
+            Self::Admitted(permit) => f.debug_tuple("Admitted").field(permit).finish(),
+            Self::Refused(error) => f.debug_tuple("Refused").field(error).finish(),
+        }
+    }
+}
+
+/// A service run inside a bulkhead. See the [module docs](self) for the contract.
+pub struct BulkheadService<S> {
+    inner: S,
+    bulkhead: Bulkhead,
+    admission: Admission,
+}
+
+impl<S: fmt::Debug> fmt::Debug for BulkheadService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BulkheadService")
+            .field("inner", &self.inner)
+            .field("bulkhead", &self.bulkhead)
+            .field("admission", &self.admission)
+            .finish()
+    }
+}
+
+impl<S: Clone> Clone for BulkheadService<S> {
+    /// A clone shares the bulkhead but not this instance's slot.
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            bulkhead: self.bulkhead.clone(),
+            admission: Admission::None,
+        }
+    }
+}
+
+impl<S, Request> Service<Request> for BulkheadService<S>
+where
+    S: Service<Request>,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        loop {
+            match &mut self.admission {
+                Admission::None => {
+                    self.admission = if self.bulkhead.has_queue() {
+                        let bulkhead = self.bulkhead.clone();
+                        Admission::Waiting(Box::pin(async move { bulkhead.acquire().await }))
+                    } else {
+                        match self.bulkhead.try_acquire() {
+                            Ok(permit) => Admission::Admitted(permit),
+                            Err(error) => Admission::Refused(error),
+                        }
+                    };
+                }
+                Admission::Waiting(wait) => match wait.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(permit)) => self.admission = Admission::Admitted(permit),
+                    Poll::Ready(Err(error)) => self.admission = Admission::Refused(error),
+                },
+                Admission::Admitted(_) => return self.inner.poll_ready(cx).map_err(Into::into),
+                Admission::Refused(_) => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match std::mem::replace(&mut self.admission, Admission::None) {
+            Admission::None | Admission::Waiting(_) => Box::pin(async { Err(NotReady.into()) }),
+            Admission::Refused(error) => Box::pin(async move { Err(error.into()) }),
+            Admission::Admitted(permit) => {
+                let response = self.inner.call(request);
+                Box::pin(async move {
+                    let result = response.await;
+                    drop(permit);
+                    result.map_err(Into::into)
+                })
+            }
+        }
+    }
+}

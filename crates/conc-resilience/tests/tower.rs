@@ -1,0 +1,178 @@
+//! The tower contract for the breaker and bulkhead services, with `tower-test` mocks.
+
+use std::task::Poll;
+use std::time::Duration;
+
+use conc_core::BoxError;
+use conc_core::time::ManualClock;
+use conc_resilience::{
+    BreakerState, Bulkhead, BulkheadError, BulkheadLayer, CircuitBreaker, CircuitBreakerLayer,
+    NotReady, Rejected, SlidingWindow,
+};
+use tower_test::mock::{self, Spawn};
+
+type Mock = mock::Mock<&'static str, &'static str>;
+
+fn breaker() -> CircuitBreaker {
+    CircuitBreaker::builder()
+        .sliding_window(SlidingWindow::count(2))
+        .minimum_calls(2)
+        .permitted_calls_in_half_open(1)
+        .clock(ManualClock::new())
+        .build()
+        .unwrap()
+}
+
+fn is_ready<T>(poll: &Poll<Result<(), T>>) -> bool {
+    matches!(poll, Poll::Ready(Ok(())))
+}
+
+#[tokio::test]
+async fn breaker_records_responses_and_rejects_from_call() {
+    let breaker = breaker();
+    let (mut service, mut handle) =
+        mock::spawn_layer::<&str, &str, _>(CircuitBreakerLayer::new(breaker.clone()));
+    for _ in 0..2 {
+        handle.allow(1);
+        assert!(is_ready(&service.poll_ready()));
+        let response = service.call("req");
+        let (request, send) = handle.next_request().await.unwrap();
+        assert_eq!(request, "req");
+        send.send_error("upstream down");
+        assert_eq!(response.await.unwrap_err().to_string(), "upstream down");
+    }
+    assert_eq!(breaker.state(), BreakerState::Open);
+    // Open: ready at once, although the inner service is not ready (allow(0)),
+    // and the refusal comes from `call`.
+    handle.allow(0);
+    assert!(is_ready(&service.poll_ready()), "a rejection is never a poll_ready error");
+    let error = service.call("req").await.unwrap_err();
+    let rejected = error.downcast_ref::<Rejected>().expect("a breaker rejection");
+    assert_eq!(rejected.state(), BreakerState::Open);
+    assert!(matches!(handle.poll_request(), Poll::Pending), "the inner service never saw it");
+}
+
+#[tokio::test]
+async fn breaker_probe_is_reserved_across_clones_and_freed_by_dropping_the_response() {
+    let breaker = breaker();
+    breaker.transition_to_half_open();
+    let (mut first, mut handle) =
+        mock::spawn_layer::<&str, &str, _>(CircuitBreakerLayer::new(breaker.clone()));
+    let mut second = Spawn::new(first.get_ref().clone());
+    handle.allow(2);
+    assert!(is_ready(&first.poll_ready()), "the first clone takes the only probe");
+    assert!(is_ready(&second.poll_ready()));
+    let refused = second.call("b").await.unwrap_err();
+    assert!(
+        refused.downcast_ref::<Rejected>().is_some(),
+        "the second clone cannot spend the same probe"
+    );
+
+    // The first clone's call is dropped mid-flight: the probe comes back without an outcome.
+    let response = first.call("a");
+    let _request = handle.next_request().await.unwrap();
+    drop(response);
+    assert_eq!(breaker.state(), BreakerState::HalfOpen);
+    assert_eq!(breaker.metrics().calls, 0);
+    assert!(is_ready(&second.poll_ready()));
+    let response = second.call("b");
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response("ok");
+    assert_eq!(response.await.unwrap(), "ok");
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}
+
+#[tokio::test]
+async fn breaker_service_dropped_with_a_reserved_probe_releases_it() {
+    let breaker = breaker();
+    breaker.transition_to_half_open();
+    let (mut service, mut handle) =
+        mock::spawn_layer::<&str, &str, _>(CircuitBreakerLayer::new(breaker.clone()));
+    handle.allow(0);
+    assert!(matches!(service.poll_ready(), Poll::Pending), "inner not ready: pending, probe held");
+    assert!(breaker.try_acquire().is_err());
+    drop(service);
+    breaker.try_acquire().expect("the probe came back").success();
+}
+
+#[tokio::test]
+async fn readiness_errors_are_preserved_and_call_without_ready_fails() {
+    let (mut service, mut handle) =
+        mock::spawn_layer::<&str, &str, _>(CircuitBreakerLayer::new(breaker()));
+    let error = service.call("too early").await.unwrap_err();
+    assert!(error.downcast_ref::<NotReady>().is_some());
+    handle.send_error("inner broke");
+    let Poll::Ready(Err(error)) = service.poll_ready() else {
+        panic!("expected the inner readiness error")
+    };
+    assert_eq!(error.to_string(), "inner broke");
+}
+
+#[tokio::test]
+async fn bulkhead_reserves_across_clones_and_refuses_from_call() {
+    let bulkhead = Bulkhead::builder().max_concurrent(1).build().unwrap();
+    let (mut first, mut handle) =
+        mock::spawn_layer::<&str, &str, _>(BulkheadLayer::new(bulkhead.clone()));
+    let mut second = Spawn::new(first.get_ref().clone());
+    handle.allow(2);
+    assert!(is_ready(&first.poll_ready()));
+    assert_eq!(bulkhead.snapshot().available, 0, "the slot is reserved by poll_ready");
+    assert!(is_ready(&second.poll_ready()));
+    let error = second.call("b").await.unwrap_err();
+    assert!(matches!(error.downcast_ref::<BulkheadError>(), Some(BulkheadError::Full { .. })));
+
+    let response = first.call("a");
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error("failed");
+    assert!(response.await.is_err());
+    assert_eq!(bulkhead.snapshot().available, 1, "an error response releases the slot");
+
+    // Dropping a service with a reserved slot frees it.
+    assert!(is_ready(&second.poll_ready()));
+    assert_eq!(bulkhead.snapshot().available, 0);
+    drop(second);
+    assert_eq!(bulkhead.snapshot().available, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bulkhead_queue_waits_with_a_registered_waker() {
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(1)
+        .max_queued(1)
+        .max_wait(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let (mut first, mut handle) =
+        mock::spawn_layer::<&str, &str, _>(BulkheadLayer::new(bulkhead.clone()));
+    let mut second: Spawn<conc_resilience::BulkheadService<Mock>> =
+        Spawn::new(first.get_ref().clone());
+    handle.allow(2);
+    assert!(is_ready(&first.poll_ready()));
+    assert!(matches!(second.poll_ready(), Poll::Pending));
+    assert!(!second.is_woken());
+    let response = first.call("a");
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response("done");
+    response.await.unwrap();
+    assert!(second.is_woken(), "the freed slot woke the waiting service");
+    assert!(is_ready(&second.poll_ready()));
+    let response = second.call("b");
+    drop(response);
+    assert_eq!(bulkhead.snapshot().available, 1, "a dropped response future releases the slot");
+}
+
+#[tokio::test(start_paused = true)]
+async fn bulkhead_queue_timeout_is_returned_from_call() {
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(1)
+        .max_queued(1)
+        .max_wait(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let _held = bulkhead.try_acquire().unwrap();
+    let service = BulkheadLayer::new(bulkhead.clone());
+    let mut service =
+        tower::Layer::layer(&service, tower::service_fn(|(): ()| async { Ok::<_, BoxError>(()) }));
+    let error = tower::ServiceExt::oneshot(&mut service, ()).await.unwrap_err();
+    assert!(matches!(error.downcast_ref::<BulkheadError>(), Some(BulkheadError::Timeout { .. })));
+}
