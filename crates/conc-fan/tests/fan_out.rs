@@ -91,8 +91,11 @@ async fn round_robin_gives_each_worker_its_share_and_custom_balance_is_obeyed() 
         .balance(Balance::LeastLoaded)
         .build(|i: u32| async move { Io::Ok(i) })
         .unwrap();
-    let got: Vec<u32> =
-        least.process_stream(futures::stream::iter(0..1_000)).map(Result::unwrap).collect().await;
+    let got: Vec<u32> = least_loaded
+        .process_stream(futures::stream::iter(0..1_000))
+        .map(Result::unwrap)
+        .collect()
+        .await;
     assert_eq!(got, (0..1_000).collect::<Vec<_>>());
 }
 
