@@ -324,7 +324,7 @@ impl<T: Send + 'static> Stream for FanIn<T> {
 /// use futures::StreamExt;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let mut fan_in = FanIn::new();
+/// let fan_in = FanIn::new();
 /// let handle = fan_in.handle();
 /// tokio::spawn(async move {
 ///     handle.add(futures::stream::iter([1, 2]));
