@@ -13,8 +13,8 @@
 //! |---|---|---|---|
 //! | [`core`] | `conc-core` | always on | clocks, backoff, metric names, lifecycle, driver trait |
 //! | `pool` | `conc-pool` | `pool` | planned |
-//! | `pipeline` | `conc-pipeline` | `pipeline` | planned |
-//! | `fan` | `conc-fan` | `fan` | planned |
+//! | [`pipeline`] | `conc-pipeline` | `pipeline` | typed staged pipelines: per-stage concurrency, bounded buffers, retries, dead letters, metrics |
+//! | [`fan`] | `conc-fan` | `fan` | fan-out over N workers with balancing; fan-in of many streams, fair, priority or custom |
 //! | `ratelimit` | `conc-ratelimit` | `ratelimit` | planned |
 //! | `resilience` | `conc-resilience` | `resilience` | planned |
 //! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
@@ -25,6 +25,8 @@
 //!
 //! - `lock`: [`lock`], the in-memory lock store; `lock-sqlite` and
 //!   `lock-redis` add its SQLite and Redis stores.
+//! - `pipeline`: [`pipeline`], staged pipelines.
+//! - `fan`: [`fan`], fan-out and fan-in.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.
 //!
 //! # Examples
@@ -61,6 +63,16 @@ pub use conc_core as core;
 #[cfg_attr(docsrs, doc(cfg(feature = "lock")))]
 #[doc(inline)]
 pub use conc_lock as lock;
+
+#[cfg(feature = "pipeline")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pipeline")))]
+#[doc(inline)]
+pub use conc_pipeline as pipeline;
+
+#[cfg(feature = "fan")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fan")))]
+#[doc(inline)]
+pub use conc_fan as fan;
 
 #[doc(no_inline)]
 pub use conc_core::{BoxError, BoxFuture};
