@@ -334,14 +334,12 @@ async fn fan() -> Result<(), BoxError> {
     feeds.add_with_priority(futures::stream::iter((1..=4).map(|n| format!("web-{n}"))), 1);
     feeds.add_with_priority(futures::stream::iter((1..=4).map(|n| format!("shop-{n}"))), 1);
     feeds.add_with_priority(futures::stream::iter((1..=2).map(|n| format!("express-{n}"))), 9);
-    let packers = FanOut::builder()
-        .workers(4)
-        .batch(1)
-        .balance(Balance::LeastLoaded)
-        .build(|order: String| async move {
+    let packers = FanOut::builder().workers(4).batch(1).balance(Balance::LeastLoaded).build(
+        |order: String| async move {
             tokio::time::sleep(Duration::from_millis(5)).await;
             Ok::<_, BoxError>(format!("packed {order}"))
-        })?;
+        },
+    )?;
     let mut packed = packers.process_stream(feeds);
     let mut order = Vec::new();
     while let Some(result) = packed.next().await {
