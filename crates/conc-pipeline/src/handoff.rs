@@ -29,7 +29,7 @@ pub(crate) fn spawn_boundary<T: Send + 'static>(
 ) -> BoxStream<'static, Slot<T>> {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         let error = PipelineError::NoRuntime { stage };
-        return futures::stream::once(async move { Slot::gone(0, Gone::Failed(error)) }).boxed();
+        return futures::stream::once(async move { Slot::gone(0, Gone::Failed(Box::new(error))) }).boxed();
     };
     let capacity = (buffer / batch).max(1);
     let (tx, rx) = mpsc::channel(capacity);
@@ -113,7 +113,7 @@ impl<T> Stream for HandOff<T> {
                 Poll::Ready(None) => {
                     this.done = true;
                     let error = PipelineError::TaskLost { stage: Arc::clone(&this.stage) };
-                    return Poll::Ready(Some(Slot::gone(u64::MAX, Gone::Failed(error))));
+                    return Poll::Ready(Some(Slot::gone(u64::MAX, Gone::Failed(Box::new(error)))));
                 }
             }
         }

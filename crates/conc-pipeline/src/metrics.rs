@@ -105,7 +105,9 @@ impl StageStats {
     }
 
     pub(crate) fn set_in_flight(&self, items: usize) {
-        if self.in_flight.swap(items, Relaxed) != items {
+        // A plain load first: the depth rarely changes between polls.
+        if self.in_flight.load(Relaxed) != items {
+            self.in_flight.store(items, Relaxed);
             self.depth_gauge.set(items as f64);
         }
     }

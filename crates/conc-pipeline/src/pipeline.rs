@@ -191,7 +191,7 @@ impl<In: Send + 'static, Out: Send + 'static> PipelineBuilder<In, Out> {
                                     stage: Arc::clone(&after),
                                     message,
                                 };
-                                Slot::gone(slot.index, Gone::Failed(error))
+                                Slot::gone(slot.index, Gone::Failed(Box::new(error)))
                             }
                         }
                     }
@@ -363,7 +363,7 @@ impl<T> Stream for PipelineStream<T> {
                     State::Gone(Gone::Failed(error)) => {
                         // Fail fast: drop every stage now.
                         this.inner = None;
-                        return Poll::Ready(Some(Err(error)));
+                        return Poll::Ready(Some(Err(*error)));
                     }
                     State::Gone(_) => {}
                 },

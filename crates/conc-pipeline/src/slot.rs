@@ -22,13 +22,14 @@ pub(crate) enum State<T> {
     Gone(Gone),
 }
 
-/// Why an input produced no item.
+/// Why an input produced no item. The rare, large cases are boxed so a slot
+/// stays small on the hot path.
 #[derive(Debug)]
 pub(crate) enum Gone {
     Filtered(Arc<str>),
-    Skipped { stage: Arc<str>, attempts: u32, error: ItemError },
+    Skipped(Box<(Arc<str>, u32, ItemError)>),
     DeadLettered(Arc<str>),
-    Failed(PipelineError),
+    Failed(Box<PipelineError>),
 }
 
 impl<T> Slot<T> {
@@ -106,11 +107,12 @@ impl<T> From<State<T>> for Outcome<T> {
         match state {
             State::Item(item) => Self::Output(item),
             State::Gone(Gone::Filtered(after)) => Self::Filtered { after },
-            State::Gone(Gone::Skipped { stage, attempts, error }) => {
-                Self::Skipped { stage, attempts, error }
+            State::Gone(Gone::Skipped(skipped)) => {
+                let (failed_at, attempts, error) = *skipped;
+                Self::Skipped { stage: failed_at, attempts, error }
             }
             State::Gone(Gone::DeadLettered(failed_at)) => Self::DeadLettered { stage: failed_at },
-            State::Gone(Gone::Failed(error)) => Self::Failed(error),
+            State::Gone(Gone::Failed(error)) => Self::Failed(*error),
         }
     }
 }

@@ -283,9 +283,10 @@ impl<In, Out> Stage<In, Out> {
     }
 }
 
-struct Shared<In, P> {
-    ctx: StageCtx<In>,
-    processor: P,
+/// A stage's processor and settings, shared by its runs.
+pub(crate) struct Shared<In, P> {
+    pub(crate) ctx: StageCtx<In>,
+    pub(crate) processor: P,
 }
 
 fn transform<In, P>(ctx: StageCtx<In>, processor: P) -> Transform<In, P::Out>
@@ -294,71 +295,53 @@ where
     P: Processor<In>,
 {
     let shared = Arc::new(Shared { ctx, processor });
-    Arc::new(move |upstream| {
-        let config = &shared.ctx.config;
-        let window = if config.ordered {
-            config.concurrency.saturating_add(config.buffer)
-        } else {
-            config.concurrency
-        };
-        let stats = Arc::clone(&shared.ctx.stats);
-        let ordered = config.ordered;
-        let concurrency = config.concurrency;
-        let shared = Arc::clone(&shared);
-        Box::pin(StageStream::new(
-            upstream,
-            move |index, item| run_item(Arc::clone(&shared), index, item),
-            ordered,
-            concurrency,
-            window,
-            stats,
-        ))
-    })
+    Arc::new(move |upstream| Box::pin(StageStream::new(upstream, Arc::clone(&shared))))
 }
 
-/// Every attempt at one item, with retries and the error policy.
-async fn run_item<In, P>(shared: Arc<Shared<In, P>>, index: u64, mut item: In) -> Slot<P::Out>
-where
-    In: Send + 'static,
-    P: Processor<In>,
-{
-    let ctx = &shared.ctx;
-    let mut attempts = 0_u32;
-    let mut delays = None;
-    let mut first_failure = None;
-    let started = StageStats::start(index);
-    loop {
-        attempts += 1;
-        let mut kept = ctx.cloner.map(|clone| clone(&item));
-        let attempt = AssertUnwindSafe(async { shared.processor.call(item).await }).catch_unwind();
-        let result = match ctx.config.timeout {
+impl<In: Send + 'static, P: Processor<In>> Shared<In, P> {
+    /// Whether a failed item needs the slow path (a retry or a dead letter).
+    pub(crate) fn recovers(&self) -> bool {
+        self.ctx.cloner.is_some()
+    }
+
+    /// A copy of the item for a retry or a dead letter, when either is set.
+    pub(crate) fn keep(&self, item: &In) -> Option<In> {
+        self.ctx.cloner.map(|clone| clone(item))
+    }
+
+    /// Starts the first attempt: the processor's future, or the error of a
+    /// panic in the processor's synchronous part.
+    pub(crate) fn begin(&self, item: In) -> Result<P::Fut, ItemError> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.processor.call(item)))
+            .map_err(|panic| ItemError::from_panic(&*panic))
+    }
+
+    /// One whole attempt, with the timeout and panics caught.
+    async fn attempt(&self, item: In) -> Result<P::Out, ItemError> {
+        let attempt = AssertUnwindSafe(async { self.processor.call(item).await }).catch_unwind();
+        let result = match self.ctx.config.timeout {
             None => attempt.await,
             Some(limit) => tokio::time::timeout(limit, attempt)
                 .await
                 .unwrap_or(Ok(Err(ItemError::TimedOut(limit)))),
         };
-        let error = match result {
-            Ok(Ok(out)) => {
-                ctx.stats.processed(started);
-                return Slot { index, state: State::Item(out) };
-            }
-            Ok(Err(error)) => error,
-            Err(panic) => ItemError::from_panic(&*panic),
-        };
-        let now = tokio::time::Instant::now();
-        let first = *first_failure.get_or_insert(now);
-        if let Some(backoff) = &ctx.retry {
-            let delays = delays.get_or_insert_with(|| backoff.delays());
-            if let Some(delay) = delays.next()
-                && let Some(again) = kept.take()
-            {
-                ctx.stats.retried();
-                tracing::debug!(stage = %ctx.config.name, attempts, ?delay, %error, "retrying item");
-                tokio::time::sleep(delay).await;
-                item = again;
-                continue;
-            }
-        }
+        result.unwrap_or_else(|panic| Err(ItemError::from_panic(&*panic)))
+    }
+
+    /// What becomes of an item the stage gives up on: a dead letter, a skip
+    /// or the end of the run.
+    #[expect(clippy::too_many_arguments, reason = "one call site each; a struct would only rename them")]
+    pub(crate) fn give_up(
+        &self,
+        index: u64,
+        kept: Option<In>,
+        error: ItemError,
+        attempts: u32,
+        first_failure: tokio::time::Instant,
+        last_failure: tokio::time::Instant,
+        started: Option<std::time::Instant>,
+    ) -> Slot<P::Out> {
+        let ctx = &self.ctx;
         ctx.stats.failed(started);
         let stage = Arc::clone(&ctx.config.name);
         if let (Some(sink), Some(item)) = (&ctx.dead_letter, kept) {
@@ -369,21 +352,86 @@ where
                 stage: Arc::clone(&stage),
                 error,
                 attempts,
-                first_failure: first,
-                last_failure: now,
+                first_failure,
+                last_failure,
             });
             return Slot::gone(index, Gone::DeadLettered(stage));
         }
-        return match ctx.policy {
+        match ctx.policy {
             ErrorPolicy::Skip => {
                 tracing::warn!(stage = %stage, attempts, %error, "item skipped");
                 ctx.stats.skipped();
-                Slot::gone(index, Gone::Skipped { stage, attempts, error })
+                Slot::gone(index, Gone::Skipped(Box::new((stage, attempts, error))))
             }
             ErrorPolicy::Fail => {
                 tracing::error!(stage = %stage, attempts, %error, "stage failed; ending the run");
-                Slot::gone(index, Gone::Failed(PipelineError::Stage { stage, attempts, error }))
+                let error = PipelineError::Stage { stage, attempts, error };
+                Slot::gone(index, Gone::Failed(Box::new(error)))
             }
-        };
+        }
+    }
+}
+
+/// Every attempt of an item whose stage has a timeout (the first attempt
+/// cannot take the unboxed fast path then).
+pub(crate) async fn run_timed<In, P>(
+    shared: Arc<Shared<In, P>>,
+    index: u64,
+    item: In,
+    started: Option<std::time::Instant>,
+) -> Slot<P::Out>
+where
+    In: Send + 'static,
+    P: Processor<In>,
+{
+    let kept = shared.keep(&item);
+    match shared.attempt(item).await {
+        Ok(out) => {
+            shared.ctx.stats.processed(started);
+            Slot { index, state: State::Item(out) }
+        }
+        Err(error) => recover(shared, index, kept, error, started).await,
+    }
+}
+
+/// The slow path after a first failed attempt: retries on the backoff
+/// schedule (tokio's clock), then [`Shared::give_up`].
+pub(crate) async fn recover<In, P>(
+    shared: Arc<Shared<In, P>>,
+    index: u64,
+    mut kept: Option<In>,
+    mut error: ItemError,
+    started: Option<std::time::Instant>,
+) -> Slot<P::Out>
+where
+    In: Send + 'static,
+    P: Processor<In>,
+{
+    let first_failure = tokio::time::Instant::now();
+    let mut last_failure = first_failure;
+    let mut attempts = 1_u32;
+    let mut delays = shared.ctx.retry.as_ref().map(Backoff::delays);
+    loop {
+        if let Some(delay) = delays.as_mut().and_then(Iterator::next)
+            && let Some(item) = kept.take()
+        {
+            shared.ctx.stats.retried();
+            tracing::debug!(stage = %shared.ctx.config.name, attempts, ?delay, %error, "retrying item");
+            tokio::time::sleep(delay).await;
+            kept = shared.keep(&item);
+            attempts += 1;
+            match shared.attempt(item).await {
+                Ok(out) => {
+                    shared.ctx.stats.processed(started);
+                    return Slot { index, state: State::Item(out) };
+                }
+                Err(next) => {
+                    error = next;
+                    last_failure = tokio::time::Instant::now();
+                    continue;
+                }
+            }
+        }
+        return shared.give_up(index, kept, error, attempts, first_failure, last_failure, started);
     }
 }

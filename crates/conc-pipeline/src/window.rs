@@ -2,72 +2,92 @@
 //! `concurrency` items at once, each in a reusable slot, emitted in input
 //! order or as they finish.
 //!
-//! Slots are boxed once and reused (`Pin::set`), so a stage allocates nothing
-//! per item. A new item's future is polled at once; if it finishes there it
-//! never waits anywhere. A future that is pending is polled again only when
-//! its own waker fires (see [`ReadyQueue`]), never by scanning the window.
+//! Slots are boxed once and reused (`Pin::set`), and a slot holds only the
+//! processor's own future (with `catch_unwind`), so a stage allocates nothing
+//! per item on the fast path. A new item's future is polled at once; if it
+//! finishes there it never waits anywhere. A future that is pending is polled
+//! again only when its own waker fires (see [`ReadyQueue`]), never by scanning
+//! the window. The rare paths (retries, dead letters, timeouts) run as a
+//! boxed future in the same slot.
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
+use futures::FutureExt;
 use futures::Stream;
+use futures::future::{BoxFuture, CatchUnwind};
 use futures::stream::BoxStream;
 
+use crate::error::ItemError;
 use crate::metrics::StageStats;
+use crate::processor::Processor;
 use crate::ready::ReadyQueue;
 use crate::slot::{Gone, Slot, State};
+use crate::stage::{Shared, recover, run_timed};
 
-pub(crate) struct StageStream<In, Out, G, Fut> {
+/// A reusable slot for the processor's future: boxed once, refilled per item.
+type FastSlot<F> = Pin<Box<Option<CatchUnwind<AssertUnwindSafe<F>>>>>;
+
+/// What a slot knows about the item in it.
+struct Meta<In> {
+    /// Arrival number (ordered mode).
+    seq: u64,
+    /// Input index.
+    index: u64,
+    /// A copy for a retry or a dead letter, when the stage has either.
+    kept: Option<In>,
+    started: Option<Instant>,
+}
+
+pub(crate) struct StageStream<In, P: Processor<In>> {
+    shared: Arc<Shared<In, P>>,
     /// `None` once the source ended or the run failed: nothing more is pulled.
     upstream: Option<BoxStream<'static, Slot<In>>>,
-    make: G,
     ordered: bool,
     concurrency: usize,
     /// Ordered mode: the most items between "pulled" and "emitted".
     window: usize,
-    slots: Vec<Pin<Box<Option<Fut>>>>,
-    /// The arrival number of the item in each slot (ordered mode).
-    slot_seq: Vec<u64>,
+    fast: Vec<FastSlot<P::Fut>>,
+    slow: Vec<Option<BoxFuture<'static, Slot<P::Out>>>>,
+    meta: Vec<Meta<In>>,
     wakers: Vec<Waker>,
     free: Vec<usize>,
     queue: Arc<ReadyQueue>,
     woken: Vec<usize>,
     running: usize,
     /// Ordered mode: results by arrival number, from `head_seq`.
-    reorder: VecDeque<Option<Slot<Out>>>,
+    reorder: VecDeque<Option<Slot<P::Out>>>,
     head_seq: u64,
     next_seq: u64,
     /// Unordered mode: results not yet emitted.
-    finished: VecDeque<Slot<Out>>,
+    finished: VecDeque<Slot<P::Out>>,
     stats: Arc<StageStats>,
-    _in: PhantomData<fn(In)>,
 }
 
-impl<In, Out, G, Fut> StageStream<In, Out, G, Fut>
-where
-    G: FnMut(u64, In) -> Fut,
-    Fut: Future<Output = Slot<Out>>,
-{
-    pub(crate) fn new(
-        upstream: BoxStream<'static, Slot<In>>,
-        make: G,
-        ordered: bool,
-        concurrency: usize,
-        window: usize,
-        stats: Arc<StageStats>,
-    ) -> Self {
+// The futures are pinned in their own boxes; nothing else is pinned.
+impl<In, P: Processor<In>> Unpin for StageStream<In, P> {}
+
+impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
+    pub(crate) fn new(upstream: BoxStream<'static, Slot<In>>, shared: Arc<Shared<In, P>>) -> Self {
+        let config = &shared.ctx.config;
+        let window = if config.ordered {
+            config.concurrency.saturating_add(config.buffer)
+        } else {
+            config.concurrency
+        };
         Self {
             upstream: Some(upstream),
-            make,
-            ordered,
-            concurrency,
-            window: window.max(concurrency),
-            slots: Vec::new(),
-            slot_seq: Vec::new(),
+            ordered: config.ordered,
+            concurrency: config.concurrency,
+            window: window.max(config.concurrency),
+            fast: Vec::new(),
+            slow: Vec::new(),
+            meta: Vec::new(),
             wakers: Vec::new(),
             free: Vec::new(),
             queue: ReadyQueue::new(),
@@ -77,8 +97,8 @@ where
             head_seq: 0,
             next_seq: 0,
             finished: VecDeque::new(),
-            stats,
-            _in: PhantomData,
+            stats: Arc::clone(&shared.ctx.stats),
+            shared,
         }
     }
 
@@ -94,41 +114,86 @@ where
         if self.ordered {
             self.reorder.push_back(None);
         }
-        match slot.state {
-            State::Gone(gone) => self.complete(seq, Slot::gone(slot.index, gone)),
-            State::Item(item) => {
-                let i = if let Some(i) = self.free.pop() {
-                    i
-                } else {
-                    let i = self.slots.len();
-                    self.slots.push(Box::pin(None));
-                    self.slot_seq.push(0);
-                    self.wakers.push(self.queue.waker(i));
-                    i
-                };
-                self.slots[i].set(Some((self.make)(slot.index, item)));
-                self.slot_seq[i] = seq;
-                self.running += 1;
-                self.poll_slot(i);
+        let item = match slot.state {
+            State::Gone(gone) => return self.complete(seq, Slot::gone(slot.index, gone)),
+            State::Item(item) => item,
+        };
+        let i = if let Some(i) = self.free.pop() {
+            i
+        } else {
+            let i = self.fast.len();
+            self.fast.push(Box::pin(None));
+            self.slow.push(None);
+            self.meta.push(Meta { seq: 0, index: 0, kept: None, started: None });
+            self.wakers.push(self.queue.waker(i));
+            i
+        };
+        let index = slot.index;
+        let started = StageStats::start(index);
+        self.running += 1;
+        if self.shared.ctx.config.timeout.is_some() {
+            self.meta[i] = Meta { seq, index, kept: None, started };
+            self.slow[i] = Some(Box::pin(run_timed(Arc::clone(&self.shared), index, item, started)));
+        } else {
+            let kept = self.shared.keep(&item);
+            self.meta[i] = Meta { seq, index, kept, started };
+            match self.shared.begin(item) {
+                Ok(future) => self.fast[i].set(Some(AssertUnwindSafe(future).catch_unwind())),
+                Err(error) => return self.failed(i, error),
             }
         }
+        self.poll_slot(i);
     }
 
     fn poll_slot(&mut self, i: usize) {
         let mut cx = Context::from_waker(&self.wakers[i]);
-        let Some(future) = self.slots[i].as_mut().as_pin_mut() else {
+        if let Some(slow) = self.slow[i].as_mut() {
+            if let Poll::Ready(out) = slow.as_mut().poll(&mut cx) {
+                self.slow[i] = None;
+                self.finish(i, out);
+            }
+            return;
+        }
+        let Some(future) = self.fast[i].as_mut().as_pin_mut() else {
             return; // a late wake-up for a slot that has finished
         };
-        if let Poll::Ready(out) = future.poll(&mut cx) {
-            self.slots[i].set(None);
-            self.running -= 1;
-            self.free.push(i);
-            let seq = self.slot_seq[i];
-            self.complete(seq, out);
+        let Poll::Ready(result) = future.poll(&mut cx) else { return };
+        self.fast[i].set(None);
+        match result {
+            Ok(Ok(out)) => {
+                self.stats.processed(self.meta[i].started);
+                let index = self.meta[i].index;
+                self.finish(i, Slot { index, state: State::Item(out) });
+            }
+            Ok(Err(error)) => self.failed(i, error),
+            Err(panic) => self.failed(i, ItemError::from_panic(&*panic)),
         }
     }
 
-    fn complete(&mut self, seq: u64, out: Slot<Out>) {
+    /// The first attempt failed: recover on the slow path, or give up now.
+    fn failed(&mut self, i: usize, error: ItemError) {
+        let meta = &mut self.meta[i];
+        if self.shared.recovers() {
+            let kept = meta.kept.take();
+            let slow = recover(Arc::clone(&self.shared), meta.index, kept, error, meta.started);
+            self.slow[i] = Some(Box::pin(slow));
+            self.poll_slot(i);
+        } else {
+            let now = tokio::time::Instant::now();
+            let out = self.shared.give_up(meta.index, None, error, 1, now, now, meta.started);
+            self.finish(i, out);
+        }
+    }
+
+    fn finish(&mut self, i: usize, out: Slot<P::Out>) {
+        self.running -= 1;
+        self.free.push(i);
+        self.meta[i].kept = None;
+        let seq = self.meta[i].seq;
+        self.complete(seq, out);
+    }
+
+    fn complete(&mut self, seq: u64, out: Slot<P::Out>) {
         if matches!(out.state, State::Gone(Gone::Failed(_))) {
             // Fail fast: stop pulling; what is in flight still drains.
             self.upstream = None;
@@ -141,7 +206,7 @@ where
         }
     }
 
-    fn pop_ready(&mut self) -> Option<Slot<Out>> {
+    fn pop_ready(&mut self) -> Option<Slot<P::Out>> {
         if self.ordered {
             if matches!(self.reorder.front(), Some(Some(_))) {
                 self.head_seq += 1;
@@ -158,17 +223,10 @@ where
     }
 }
 
-// The futures are pinned in their own boxes; nothing else is pinned.
-impl<In, Out, G: Unpin, Fut> Unpin for StageStream<In, Out, G, Fut> {}
+impl<In: Send + 'static, P: Processor<In>> Stream for StageStream<In, P> {
+    type Item = Slot<P::Out>;
 
-impl<In, Out, G, Fut> Stream for StageStream<In, Out, G, Fut>
-where
-    G: FnMut(u64, In) -> Fut + Unpin,
-    Fut: Future<Output = Slot<Out>>,
-{
-    type Item = Slot<Out>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Slot<Out>>> {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Slot<P::Out>>> {
         let this = self.get_mut();
         let result = loop {
             if let Some(out) = this.pop_ready() {
