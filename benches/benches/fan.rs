@@ -38,7 +38,11 @@ fn fan_out(c: &mut Criterion) {
     let unordered =
         FanOut::builder().workers(WORKERS).unordered().batch(64).build(work).expect("valid");
     let ordered = FanOut::builder().workers(WORKERS).batch(64).build(work).expect("valid");
-    for (name, fan) in [("ours", &unordered), ("ours/ordered", &ordered)] {
+    let large =
+        FanOut::builder().workers(WORKERS).unordered().batch(512).build(work).expect("valid");
+    for (name, fan) in
+        [("ours", &unordered), ("ours/ordered", &ordered), ("ours/batch_512", &large)]
+    {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
                 black_box(

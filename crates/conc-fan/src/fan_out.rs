@@ -211,13 +211,15 @@ impl FanOut<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerLoad {
-    /// Items queued for it or running on it now.
+    /// Items queued for it or running on it now (updated once per batch).
     pub pending: usize,
     /// Items it has finished.
     pub processed: u64,
 }
 
+/// One worker's counters, on their own cache lines so workers do not share one.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 struct WorkerStats {
     pending: AtomicUsize,
     processed: AtomicU64,
@@ -275,13 +277,14 @@ impl<F> FanOut<F> {
             let timeout = config.timeout;
             stream.tasks.push(runtime.spawn(async move {
                 while let Some(batch) = rx.recv().await {
-                    let mut results = Vec::with_capacity(batch.len());
+                    let count = batch.len();
+                    let mut results = Vec::with_capacity(count);
                     for (seq, item) in batch {
-                        let result = run_one(&*f, item, worker, timeout).await;
-                        stats[worker].pending.fetch_sub(1, Relaxed);
-                        stats[worker].processed.fetch_add(1, Relaxed);
-                        results.push((seq, result));
+                        results.push((seq, run_one(&*f, item, worker, timeout).await));
                     }
+                    // Loads move once per batch, not once per item.
+                    stats[worker].pending.fetch_sub(count, Relaxed);
+                    stats[worker].processed.fetch_add(count as u64, Relaxed);
                     if out.send(results).await.is_err() {
                         return;
                     }

@@ -29,7 +29,8 @@ pub(crate) fn spawn_boundary<T: Send + 'static>(
 ) -> BoxStream<'static, Slot<T>> {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         let error = PipelineError::NoRuntime { stage };
-        return futures::stream::once(async move { Slot::gone(0, Gone::Failed(Box::new(error))) }).boxed();
+        return futures::stream::once(async move { Slot::gone(0, Gone::Failed(Box::new(error))) })
+            .boxed();
     };
     let capacity = (buffer / batch).max(1);
     let (tx, rx) = mpsc::channel(capacity);

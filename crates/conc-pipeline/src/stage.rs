@@ -330,7 +330,10 @@ impl<In: Send + 'static, P: Processor<In>> Shared<In, P> {
 
     /// What becomes of an item the stage gives up on: a dead letter, a skip
     /// or the end of the run.
-    #[expect(clippy::too_many_arguments, reason = "one call site each; a struct would only rename them")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site each; a struct would only rename them"
+    )]
     pub(crate) fn give_up(
         &self,
         index: u64,

@@ -133,7 +133,8 @@ impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
         self.running += 1;
         if self.shared.ctx.config.timeout.is_some() {
             self.meta[i] = Meta { seq, index, kept: None, started };
-            self.slow[i] = Some(Box::pin(run_timed(Arc::clone(&self.shared), index, item, started)));
+            self.slow[i] =
+                Some(Box::pin(run_timed(Arc::clone(&self.shared), index, item, started)));
         } else {
             let kept = self.shared.keep(&item);
             self.meta[i] = Meta { seq, index, kept, started };
