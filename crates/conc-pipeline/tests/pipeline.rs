@@ -296,32 +296,50 @@ async fn memory_stays_bounded_under_a_fast_source_and_a_slow_consumer() {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_spawned_stage_keeps_working_while_the_consumer_is_busy() {
-    // The futures-rs `buffered` footgun: with stages polled only by the
-    // consumer, work stalls while the consumer sleeps and timeouts fire. A
-    // spawned stage is driven by its own task, so none do.
-    let pipeline = Pipeline::builder()
-        .then(
-            Stage::map("fetch", |n: u32| async move {
-                sleep(Duration::from_millis(50)).await;
-                n
-            })
-            .concurrency(4)
-            .buffer(64)
-            .timeout(Duration::from_millis(100))
-            .spawn()
-            .hand_off_batch(1),
-        )
-        .build()
-        .unwrap();
+/// Work that needs polling to progress: each step's timer starts only when
+/// the previous one has been polled to completion (like a multi-step request).
+async fn stepwise(n: u32) -> u32 {
+    for _ in 0..5 * (n % 4 + 1) {
+        sleep(Duration::from_millis(10)).await;
+    }
+    n
+}
+
+async fn run_with_busy_consumer(spawn: bool) -> Vec<Result<u32, PipelineError>> {
+    let mut fetch =
+        Stage::map("fetch", stepwise).concurrency(4).buffer(64).timeout(Duration::from_millis(300));
+    if spawn {
+        fetch = fetch.spawn().hand_off_batch(1);
+    }
+    let pipeline = Pipeline::builder().then(fetch).build().unwrap();
     let mut out = pipeline.process_stream(futures::stream::iter(0..20));
     let mut got = Vec::new();
     while let Some(item) = out.next().await {
-        got.push(item.expect("no attempt times out"));
-        sleep(Duration::from_secs(1)).await;
+        got.push(item);
+        sleep(Duration::from_secs(1)).await; // the consumer is busy
     }
-    assert_eq!(got, (0..20).collect::<Vec<_>>());
+    got
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_spawned_stage_keeps_working_while_the_consumer_is_busy() {
+    // The futures-rs `buffered` trap: a stage polled only by the consumer
+    // makes no progress while the consumer is busy, so per-item timeouts fire
+    // although the work takes 200 ms at most. A spawned stage is driven by
+    // its own task, so none does.
+    let spawned = run_with_busy_consumer(true).await;
+    let spawned: Vec<u32> =
+        spawned.into_iter().map(|item| item.expect("no attempt times out")).collect();
+    assert_eq!(spawned, (0..20).collect::<Vec<_>>());
+
+    let inline = run_with_busy_consumer(false).await;
+    assert!(
+        matches!(
+            inline.last(),
+            Some(Err(PipelineError::Stage { error: ItemError::TimedOut(_), .. }))
+        ),
+        "inline stages starve while the consumer is busy: {inline:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
