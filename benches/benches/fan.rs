@@ -64,6 +64,45 @@ fn fan_out(c: &mut Criterion) {
     group.finish();
 }
 
+/// About a microsecond of CPU work per item: what a fan-out is for.
+async fn heavy(n: u64) -> Result<u64, std::convert::Infallible> {
+    let mut acc = black_box(n);
+    for i in 0..2_000 {
+        acc = acc.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i);
+    }
+    Ok(acc)
+}
+
+/// The same fan-out with about 1 µs of CPU work per item, over 100,000
+/// items: the workers run on both runtime threads, `buffer_unordered` on the
+/// consumer's task only.
+fn fan_out_cpu(c: &mut Criterion) {
+    const CPU_ITEMS: u64 = 100_000;
+    let rt = runtime();
+    let mut group = c.benchmark_group("fan/out_8_workers_cpu_100k");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(CPU_ITEMS));
+    let fan = FanOut::builder().workers(WORKERS).unordered().batch(64).build(heavy).expect("valid");
+    group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                sum(fan.process_stream(futures::stream::iter(0..CPU_ITEMS)).map(Result::unwrap))
+                    .await,
+            )
+        });
+    });
+    group.bench_function("peer/buffer_unordered_8", |b| {
+        b.to_async(&rt).iter(|| async {
+            let stream = futures::stream::iter(0..CPU_ITEMS)
+                .map(heavy)
+                .buffer_unordered(WORKERS)
+                .map(Result::unwrap);
+            black_box(sum(stream).await)
+        });
+    });
+    group.finish();
+}
+
 fn fan_in(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime");
     for inputs in [8_u64, 1_000, 10_000] {
@@ -91,5 +130,5 @@ fn fan_in(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, fan_out, fan_in);
+criterion_group!(benches, fan_out, fan_out_cpu, fan_in);
 criterion_main!(benches);
