@@ -15,6 +15,10 @@
 //!    response headers it renders.
 //! 5. Resilience: a flaky price service behind retries, a circuit breaker and
 //!    a bulkhead, with a cached fallback while the circuit is open.
+//! 5. A pipeline importing order lines: parse, price with retries against a
+//!    flaky service, dead letters for bad lines, per-stage metrics.
+//! 6. Fan-in of three shop feeds (the express one first) and fan-out of the
+//!    merged orders over four workers, with their loads.
 #![allow(clippy::print_stdout, reason = "the tour talks to the terminal")]
 
 use std::sync::Arc;
@@ -28,6 +32,7 @@ use conc::core::time::{Clock, CoarseClock, ManualClock};
 use conc::lock::{Fence, LockStore, MemoryBackend};
 use conc::process::{Pipeline, PoolEvent, Process, ProcessError, ProcessPool};
 use conc::{BoxError, BoxFuture};
+use futures::StreamExt;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -38,6 +43,8 @@ async fn main() -> Result<(), BoxError> {
     processes().await?;
     rate_limits()?;
     resilience().await?;
+    pipeline().await?;
+    fan().await?;
     Ok(())
 }
 
@@ -472,5 +479,81 @@ async fn resilience() -> Result<(), BoxError> {
         metrics.not_permitted,
         metrics.state
     );
+async fn pipeline() -> Result<(), BoxError> {
+    use conc::pipeline::{DeadLetterQueue, Pipeline, Stage};
+
+    println!("\n== 5. A pipeline importing order lines ==\n");
+    let rejected = DeadLetterQueue::new(100);
+    let flaky_calls = Arc::new(AtomicU64::new(0));
+    let calls = Arc::clone(&flaky_calls);
+    let pipeline = Pipeline::builder()
+        .then(
+            Stage::new("parse", |line: String| async move {
+                let (sku, qty) = line.split_once(',').ok_or("no comma")?;
+                Ok::<_, BoxError>((sku.to_owned(), qty.trim().parse::<u32>()?))
+            })
+            .concurrency(4)
+            .dead_letter(rejected.clone()),
+        )
+        .filter(|(_, qty)| *qty > 0)
+        .then(
+            Stage::new("price", move |(sku, qty): (String, u32)| {
+                let calls = Arc::clone(&calls);
+                async move {
+                    // The price service fails every third call.
+                    if calls.fetch_add(1, Ordering::Relaxed) % 3 == 2 {
+                        return Err("price service unavailable");
+                    }
+                    Ok(format!("{sku} x{qty} = {:.2}", f64::from(qty) * 2.5))
+                }
+            })
+            .concurrency(8)
+            .retry(Backoff::exponential(Duration::from_millis(5)).max_retries(3).build()?),
+        )
+        .build()?;
+
+    let lines = ["apple, 4", "pear, x", "plum, 0", "fig, 2", "no-comma", "kiwi, 10"];
+    let priced: Vec<String> = pipeline
+        .process_stream(futures::stream::iter(lines.map(String::from)))
+        .filter_map(|line| async move { line.ok() })
+        .collect()
+        .await;
+    for line in &priced {
+        println!("  priced   {line}");
+    }
+    for letter in rejected.take() {
+        println!("  rejected {:?} at `{}`: {}", letter.item, letter.stage, letter.error);
+    }
+    for stage in pipeline.metrics().stages {
+        println!(
+            "  stage {:<6} processed {} failed {} retried {} dead-lettered {}",
+            stage.name, stage.processed, stage.failed, stage.retried, stage.dead_lettered
+        );
+    }
+    Ok(())
+}
+
+async fn fan() -> Result<(), BoxError> {
+    use conc::fan::{Balance, FanIn, FanOut, Priority};
+
+    println!("\n== 6. Fan-in of shop feeds, fan-out over workers ==\n");
+    let mut feeds = FanIn::with_strategy(Priority::default());
+    feeds.add_with_priority(futures::stream::iter((1..=4).map(|n| format!("web-{n}"))), 1);
+    feeds.add_with_priority(futures::stream::iter((1..=4).map(|n| format!("shop-{n}"))), 1);
+    feeds.add_with_priority(futures::stream::iter((1..=2).map(|n| format!("express-{n}"))), 9);
+    let packers = FanOut::builder().workers(4).batch(1).balance(Balance::LeastLoaded).build(
+        |order: String| async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            Ok::<_, BoxError>(format!("packed {order}"))
+        },
+    )?;
+    let mut packed = packers.process_stream(feeds);
+    let mut order = Vec::new();
+    while let Some(result) = packed.next().await {
+        order.push(result?);
+    }
+    println!("  in merge order: {}", order.join(", "));
+    let loads: Vec<u64> = packed.loads().iter().map(|load| load.processed).collect();
+    println!("  orders packed per worker: {loads:?}");
     Ok(())
 }

@@ -16,6 +16,9 @@
 //! | `pipeline` | `conc-pipeline` | `pipeline` | planned |
 //! | `fan` | `conc-fan` | `fan` | planned |
 //! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer |
+//! | [`pipeline`] | `conc-pipeline` | `pipeline` | typed staged pipelines: per-stage concurrency, bounded buffers, retries, dead letters, metrics |
+//! | [`fan`] | `conc-fan` | `fan` | fan-out over N workers with balancing; fan-in of many streams, fair, priority or custom |
+//! | `ratelimit` | `conc-ratelimit` | `ratelimit` | planned |
 //! | `resilience` | `conc-resilience` | `resilience` | planned |
 //! | `ratelimit` | `conc-ratelimit` | `ratelimit` | planned |
 //! | [`resilience`] | `conc-resilience` | `resilience` | circuit breaker, bulkhead, retry, timeout, fallback, load shedding, pipeline |
@@ -33,6 +36,8 @@
 //!   `ratelimit-tower` adds its tower layer.
 //! - `resilience`: [`resilience`], fault tolerance for calls to other services;
 //!   `resilience-tower` adds its tower layers.
+//! - `pipeline`: [`pipeline`], staged pipelines.
+//! - `fan`: [`fan`], fan-out and fan-in.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.
 //!
 //! # Examples
@@ -78,6 +83,15 @@ pub use conc_process as process;
 #[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
 #[doc(inline)]
 pub use conc_resilience as resilience;
+#[cfg(feature = "pipeline")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pipeline")))]
+#[doc(inline)]
+pub use conc_pipeline as pipeline;
+
+#[cfg(feature = "fan")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fan")))]
+#[doc(inline)]
+pub use conc_fan as fan;
 
 #[doc(no_inline)]
 pub use conc_core::{BoxError, BoxFuture};

@@ -59,4 +59,30 @@ fn resilience_is_reexported() {
     breaker.try_acquire().unwrap().failure();
     assert_eq!(breaker.state(), BreakerState::Open);
     assert!(breaker.try_acquire().unwrap_err().retry_after().is_some());
+#[cfg(feature = "pipeline")]
+#[tokio::test]
+async fn pipeline_is_reexported() {
+    let pipeline = conc::pipeline::Pipeline::builder()
+        .map("double", 2, 2, |n: u32| async move { n * 2 })
+        .filter(|n| *n > 2)
+        .build()
+        .unwrap();
+    assert_eq!(pipeline.process(1).await.unwrap(), None);
+    assert_eq!(pipeline.process(3).await.unwrap(), Some(6));
+}
+
+#[cfg(feature = "fan")]
+#[tokio::test]
+async fn fan_is_reexported() {
+    use futures::StreamExt;
+
+    let mut fan_in = conc::fan::FanIn::new();
+    fan_in.add(futures::stream::iter([1, 3]));
+    fan_in.add(futures::stream::iter([2]));
+    let fan_out = conc::fan::FanOut::builder()
+        .workers(2)
+        .build(|n: u32| async move { Ok::<_, std::io::Error>(n * 10) })
+        .unwrap();
+    let out: Vec<u32> = fan_out.process_stream(fan_in).map(Result::unwrap).collect().await;
+    assert_eq!(out, [10, 20, 30]);
 }

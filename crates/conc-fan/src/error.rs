@@ -1,0 +1,71 @@
+//! Errors of fan-out runs and of fan-out configuration.
+
+use std::time::Duration;
+
+use conc_core::BoxError;
+
+/// Why an item failed in a [`FanOut`](crate::FanOut).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FanError {
+    /// The processor returned an error.
+    #[error("worker {worker} failed: {error}")]
+    Failed {
+        /// The worker's index.
+        worker: usize,
+        /// The processor's error.
+        #[source]
+        error: BoxError,
+    },
+    /// The processor panicked; the panic was caught.
+    #[error("worker {worker} panicked: {message}")]
+    Panicked {
+        /// The worker's index.
+        worker: usize,
+        /// The panic message.
+        message: String,
+    },
+    /// The item took longer than the timeout and was dropped.
+    #[error("worker {worker} timed out after {after:?}")]
+    TimedOut {
+        /// The worker's index.
+        worker: usize,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The fan-out was started outside a tokio runtime.
+    #[error("a fan-out needs a tokio runtime to spawn its workers on")]
+    NoRuntime,
+    /// A worker task ended without reporting its items.
+    #[error("a fan-out worker task ended unexpectedly")]
+    WorkerLost,
+}
+
+impl FanError {
+    pub(crate) fn panicked(worker: usize, payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic payload".to_owned());
+        Self::Panicked { worker, message }
+    }
+}
+
+/// A fan-out configuration that [`FanOutBuilder::build`](crate::FanOutBuilder::build) refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `workers` was zero.
+    #[error("workers must be at least 1, got {0}")]
+    ZeroWorkers(usize),
+    /// `batch` was zero.
+    #[error("batch must be at least 1, got {0}")]
+    ZeroBatch(usize),
+    /// `queue` was zero.
+    #[error("queue must be at least 1 batch, got {0}")]
+    ZeroQueue(usize),
+    /// `timeout` was zero.
+    #[error("timeout must be greater than zero, got {0:?}")]
+    ZeroTimeout(Duration),
+}

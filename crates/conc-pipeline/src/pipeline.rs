@@ -1,0 +1,373 @@
+//! The typed builder and the built pipeline.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use conc_core::BoxError;
+use futures::stream::{AbortHandle, BoxStream};
+use futures::{Stream, StreamExt};
+
+use crate::error::{BuildError, ItemError, PipelineError};
+use crate::handoff::spawn_boundary;
+use crate::metrics::{PipelineMetrics, StageStats};
+use crate::slot::{Gone, Outcome, Slot, State};
+use crate::stage::{Stage, StageConfig, Transform};
+
+/// A built pipeline from `In` to `Out`: cheap to clone, and every call runs
+/// its own pass through the stages.
+///
+/// # Examples
+///
+/// ```
+/// use futures::StreamExt;
+/// use conc_pipeline::Pipeline;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pipeline = Pipeline::builder()
+///     .stage("parse", 4, 16, |line: &'static str| async move { line.trim().parse::<u64>() })
+///     .filter(|n| n % 2 == 1)
+///     .map("square", 4, 16, |n: u64| async move { n * n })
+///     .build()?;
+///
+/// let squares: Vec<u64> = pipeline
+///     .process_stream(futures::stream::iter([" 1", "2", "3 ", "5"]))
+///     .map(|item| item.expect("all parse"))
+///     .collect()
+///     .await;
+/// assert_eq!(squares, [1, 9, 25]);
+/// # Ok(()) }
+/// ```
+pub struct Pipeline<In, Out = In> {
+    transform: Transform<In, Out>,
+    stats: Arc<[Arc<StageStats>]>,
+}
+
+impl<In, Out> Clone for Pipeline<In, Out> {
+    fn clone(&self) -> Self {
+        Self { transform: Arc::clone(&self.transform), stats: Arc::clone(&self.stats) }
+    }
+}
+
+impl<In, Out> fmt::Debug for Pipeline<In, Out> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.stats.iter().map(|s| s.name()).collect();
+        f.debug_struct("Pipeline").field("stages", &names).finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> Pipeline<T, T> {
+    /// Starts a pipeline whose input type is `T` (inferred from the first stage).
+    pub fn builder() -> PipelineBuilder<T, T> {
+        PipelineBuilder {
+            transform: Arc::new(|stream| stream),
+            configs: Vec::new(),
+            stats: Vec::new(),
+            last: Arc::from("source"),
+        }
+    }
+}
+
+/// Builds a [`Pipeline`] stage by stage; each stage's input type is the
+/// previous stage's output type, checked at compile time. Settings are
+/// validated by [`build`](Self::build).
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PipelineBuilder<In, Out> {
+    transform: Transform<In, Out>,
+    configs: Vec<StageConfig>,
+    stats: Vec<Arc<StageStats>>,
+    last: Arc<str>,
+}
+
+impl<In, Out> fmt::Debug for PipelineBuilder<In, Out> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineBuilder").field("stages", &self.configs).finish_non_exhaustive()
+    }
+}
+
+impl<In: Send + 'static, Out: Send + 'static> PipelineBuilder<In, Out> {
+    /// Appends a stage built with [`Stage`]'s setters.
+    pub fn then<Next: Send + 'static>(self, stage: Stage<Out, Next>) -> PipelineBuilder<In, Next> {
+        let config = stage.config.clone();
+        let stats = Arc::new(StageStats::new(Arc::clone(&config.name)));
+        let this_stage = stage.into_transform(Arc::clone(&stats));
+        let previous = self.transform;
+        let (spawn, name, buffer, batch) =
+            (config.spawn, Arc::clone(&config.name), config.buffer, config.hand_off_batch.max(1));
+        let transform: Transform<In, Next> = Arc::new(move |source| {
+            let out = this_stage(previous(source));
+            if spawn { spawn_boundary(Arc::clone(&name), out, buffer, batch) } else { out }
+        });
+        let mut configs = self.configs;
+        let mut all_stats = self.stats;
+        let last = Arc::clone(&config.name);
+        configs.push(config);
+        all_stats.push(stats);
+        PipelineBuilder { transform, configs, stats: all_stats, last }
+    }
+
+    /// Appends a stage running the async, fallible `f` on up to `concurrency`
+    /// items at once, in order, holding up to `buffer` finished items (see
+    /// [`Stage::buffer`]). An error fails the run; use [`then`](Self::then)
+    /// with a [`Stage`] for other policies.
+    pub fn stage<Next, F, Fut, E>(
+        self,
+        name: impl Into<Arc<str>>,
+        concurrency: usize,
+        buffer: usize,
+        f: F,
+    ) -> PipelineBuilder<In, Next>
+    where
+        Next: Send + 'static,
+        F: Fn(Out) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Next, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        self.then(Stage::new(name, f).concurrency(concurrency).buffer(buffer))
+    }
+
+    /// Appends a stage running the async, infallible `f`; otherwise as [`stage`](Self::stage).
+    pub fn map<Next, F, Fut>(
+        self,
+        name: impl Into<Arc<str>>,
+        concurrency: usize,
+        buffer: usize,
+        f: F,
+    ) -> PipelineBuilder<In, Next>
+    where
+        Next: Send + 'static,
+        F: Fn(Out) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Next> + Send + 'static,
+    {
+        self.then(Stage::map(name, f).concurrency(concurrency).buffer(buffer))
+    }
+
+    /// Appends a stage running the blocking, fallible `f` on tokio's blocking
+    /// pool; otherwise as [`stage`](Self::stage).
+    pub fn blocking<Next, F, E>(
+        self,
+        name: impl Into<Arc<str>>,
+        concurrency: usize,
+        buffer: usize,
+        f: F,
+    ) -> PipelineBuilder<In, Next>
+    where
+        Next: Send + 'static,
+        F: Fn(Out) -> Result<Next, E> + Send + Sync + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        self.then(Stage::blocking(name, f).concurrency(concurrency).buffer(buffer))
+    }
+
+    /// Drops the items for which `keep` returns `false`. Dropped items leave
+    /// no gap: ordered stages after it do not wait for them. A panic in
+    /// `keep` fails the run.
+    pub fn filter<P>(self, keep: P) -> Self
+    where
+        P: Fn(&Out) -> bool + Send + Sync + 'static,
+    {
+        let previous = self.transform;
+        let after = Arc::clone(&self.last);
+        let keep = Arc::new(keep);
+        let transform: Transform<In, Out> = Arc::new(move |source| {
+            let after = Arc::clone(&after);
+            let keep = Arc::clone(&keep);
+            previous(source)
+                .map(move |slot| match slot.state {
+                    State::Item(item) => {
+                        match std::panic::catch_unwind(AssertUnwindSafe(|| keep(&item))) {
+                            Ok(true) => Slot { index: slot.index, state: State::Item(item) },
+                            Ok(false) => Slot::gone(slot.index, Gone::Filtered(Arc::clone(&after))),
+                            Err(panic) => {
+                                let ItemError::Panicked(message) = ItemError::from_panic(&*panic)
+                                else {
+                                    unreachable!("from_panic makes a Panicked error")
+                                };
+                                let error = PipelineError::FilterPanicked {
+                                    stage: Arc::clone(&after),
+                                    message,
+                                };
+                                Slot::gone(slot.index, Gone::Failed(Box::new(error)))
+                            }
+                        }
+                    }
+                    gone @ State::Gone(_) => Slot { index: slot.index, state: gone },
+                })
+                .boxed()
+        });
+        PipelineBuilder { transform, ..self }
+    }
+
+    /// Checks every stage's settings and builds the pipeline.
+    pub fn build(self) -> Result<Pipeline<In, Out>, BuildError> {
+        let mut names = HashSet::new();
+        for config in &self.configs {
+            let stage = config.name.to_string();
+            if stage.is_empty() {
+                return Err(BuildError::EmptyName);
+            }
+            if !names.insert(Arc::clone(&config.name)) {
+                return Err(BuildError::DuplicateName { stage });
+            }
+            if config.concurrency == 0 {
+                return Err(BuildError::ZeroConcurrency { stage, value: 0 });
+            }
+            if config.hand_off_batch == 0 {
+                return Err(BuildError::ZeroHandOffBatch { stage, value: 0 });
+            }
+            if let Some(value) = config.timeout.filter(std::time::Duration::is_zero) {
+                return Err(BuildError::ZeroTimeout { stage, value });
+            }
+        }
+        Ok(Pipeline { transform: self.transform, stats: self.stats.into() })
+    }
+}
+
+impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
+    fn run<S>(&self, source: S) -> BoxStream<'static, Slot<Out>>
+    where
+        S: Stream<Item = In> + Send + 'static,
+    {
+        let slots = source
+            .enumerate()
+            .map(|(index, item)| Slot { index: index as u64, state: State::Item(item) });
+        (self.transform)(slots.boxed())
+    }
+
+    /// Runs every item of `source` through the stages and returns the
+    /// outputs as a stream, each `Ok`, or one `Err` that ends it (a stage with
+    /// [`ErrorPolicy::Fail`](crate::ErrorPolicy::Fail) failed). Filtered,
+    /// skipped and dead-lettered items do not appear.
+    ///
+    /// Nothing runs until the stream is polled. Memory stays bounded: each
+    /// stage holds at most its window of items, so a slow consumer slows the
+    /// source. Dropping the stream cancels every stage, spawned ones
+    /// included; [`PipelineStream::drain`] stops the source and lets what is
+    /// in flight finish.
+    pub fn process_stream<S>(&self, source: S) -> PipelineStream<Out>
+    where
+        S: Stream<Item = In> + Send + 'static,
+    {
+        let (source, drain) = futures::stream::abortable(source);
+        PipelineStream { inner: Some(self.run(source)), drain }
+    }
+
+    /// Runs one item through the stages: `Ok(Some(output))`, `Ok(None)` if it
+    /// was filtered, skipped or dead-lettered, or the error that failed it.
+    pub async fn process(&self, item: In) -> Result<Option<Out>, PipelineError> {
+        let mut outcomes = self.process_batch(vec![item]).await;
+        match outcomes.pop() {
+            Some(Outcome::Output(out)) => Ok(Some(out)),
+            Some(Outcome::Failed(error)) => Err(error),
+            _ => Ok(None),
+        }
+    }
+
+    /// Runs a batch through the stages and returns exactly one [`Outcome`]
+    /// per input, in input order, whatever order the stages finish in.
+    pub async fn process_batch(&self, items: Vec<In>) -> Vec<Outcome<Out>> {
+        let len = items.len();
+        let mut outcomes: Vec<Option<Outcome<Out>>> =
+            std::iter::repeat_with(|| None).take(len).collect();
+        let mut stream = self.run(futures::stream::iter(items));
+        let mut lost = None;
+        while let Some(slot) = stream.next().await {
+            let failed = matches!(slot.state, State::Gone(Gone::Failed(_)));
+            match usize::try_from(slot.index).ok().filter(|&i| i < len) {
+                Some(i) => outcomes[i] = Some(slot.state.into()),
+                None => lost = Some(Outcome::from(slot.state)),
+            }
+            if failed {
+                break;
+            }
+        }
+        drop(stream);
+        outcomes
+            .into_iter()
+            .map(|outcome| outcome.or_else(|| lost.take()).unwrap_or(Outcome::Cancelled))
+            .collect()
+    }
+
+    /// A snapshot of every stage's counters, queue depth and latency.
+    pub fn metrics(&self) -> PipelineMetrics {
+        PipelineMetrics { stages: self.stats.iter().map(|s| s.snapshot()).collect() }
+    }
+
+    /// Resets every stage's counters and latencies; queue depths are kept.
+    pub fn reset_metrics(&self) {
+        for stats in self.stats.iter() {
+            stats.reset();
+        }
+    }
+}
+
+/// The output of [`Pipeline::process_stream`].
+#[must_use = "streams do nothing unless polled"]
+pub struct PipelineStream<T> {
+    inner: Option<BoxStream<'static, Slot<T>>>,
+    drain: AbortHandle,
+}
+
+impl<T> fmt::Debug for PipelineStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineStream")
+            .field("finished", &self.inner.is_none())
+            .field("draining", &self.drain.is_aborted())
+            .finish()
+    }
+}
+
+impl<T> PipelineStream<T> {
+    /// Stops pulling the source; items already pulled finish every stage and
+    /// are still yielded, then the stream ends.
+    pub fn drain(&self) {
+        self.drain.abort();
+    }
+
+    /// A handle that calls [`drain`](Self::drain) from elsewhere (a shutdown hook).
+    pub fn drain_handle(&self) -> DrainHandle {
+        DrainHandle(self.drain.clone())
+    }
+}
+
+/// Drains a [`PipelineStream`] from another task; see [`PipelineStream::drain`].
+#[derive(Debug, Clone)]
+pub struct DrainHandle(AbortHandle);
+
+impl DrainHandle {
+    /// Stops the source; what is in flight finishes.
+    pub fn drain(&self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Stream for PipelineStream<T> {
+    type Item = Result<T, PipelineError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+            match inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    this.inner = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(slot)) => match slot.state {
+                    State::Item(item) => return Poll::Ready(Some(Ok(item))),
+                    State::Gone(Gone::Failed(error)) => {
+                        // Fail fast: drop every stage now.
+                        this.inner = None;
+                        return Poll::Ready(Some(Err(*error)));
+                    }
+                    State::Gone(_) => {}
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! A readiness queue fed by per-slot wakers.
+//!
+//! Each in-flight future sits in a numbered slot and is polled with that
+//! slot's own waker. Waking it appends the slot number to a shared list (once,
+//! however often it is woken) and wakes the stream that owns the slots, which
+//! then polls only the slots on the list: O(1) per wake-up, never a scan of
+//! every slot. Futures that finish on their first poll never touch the list.
+//!
+//! The list is a `Mutex<Vec<usize>>`: it is locked once per wake-up and once
+//! per drain, only while some future is pending.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Wake, Waker};
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Slots woken since the owner last drained the list.
+    woken: Vec<usize>,
+    /// `queued[i]` is true while slot `i` is on `woken`.
+    queued: Vec<bool>,
+    /// The owner's waker, taken by the first wake-up after it registered.
+    owner: Option<Waker>,
+}
+
+/// The shared half: slot wakers push onto it, the owner drains it.
+#[derive(Debug, Default)]
+pub(crate) struct ReadyQueue {
+    inner: Mutex<Inner>,
+}
+
+impl ReadyQueue {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Nothing user-supplied runs under this lock, so poisoning cannot
+        // leave the list half-updated.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A waker that queues `slot` when woken.
+    pub(crate) fn waker(self: &Arc<Self>, slot: usize) -> Waker {
+        {
+            let mut inner = self.lock();
+            if inner.queued.len() <= slot {
+                inner.queued.resize(slot + 1, false);
+            }
+        }
+        Waker::from(Arc::new(SlotWaker { queue: Arc::clone(self), slot }))
+    }
+
+    fn wake(&self, slot: usize) {
+        let owner = {
+            let mut inner = self.lock();
+            if inner.queued.get(slot).copied().unwrap_or(true) {
+                return;
+            }
+            inner.queued[slot] = true;
+            inner.woken.push(slot);
+            inner.owner.take()
+        };
+        if let Some(owner) = owner {
+            owner.wake();
+        }
+    }
+
+    /// Moves the woken slots into `into` (which must be empty) and clears
+    /// their flags. When none were woken, stores `owner` to be woken by the
+    /// next wake-up.
+    pub(crate) fn drain(&self, into: &mut Vec<usize>, owner: &Waker) {
+        let mut inner = self.lock();
+        if inner.woken.is_empty() {
+            match &inner.owner {
+                Some(stored) if stored.will_wake(owner) => {}
+                _ => inner.owner = Some(owner.clone()),
+            }
+            return;
+        }
+        std::mem::swap(into, &mut inner.woken);
+        for &slot in into.iter() {
+            inner.queued[slot] = false;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SlotWaker {
+    queue: Arc<ReadyQueue>,
+    slot: usize,
+}
+
+impl Wake for SlotWaker {
+    fn wake(self: Arc<Self>) {
+        self.queue.wake(self.slot);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.queue.wake(self.slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_slot_is_queued_once_and_the_owner_woken_once() {
+        let queue = ReadyQueue::new();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let owner = Waker::from(Arc::clone(&count));
+        let a = queue.waker(0);
+        let b = queue.waker(3);
+        let mut woken = Vec::new();
+        queue.drain(&mut woken, &owner);
+        assert!(woken.is_empty());
+
+        a.wake_by_ref();
+        a.wake_by_ref();
+        b.wake_by_ref();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        queue.drain(&mut woken, &owner);
+        assert_eq!(woken, [0, 3]);
+
+        woken.clear();
+        a.wake();
+        queue.drain(&mut woken, &owner);
+        assert_eq!(woken, [0]);
+    }
+}

@@ -1,0 +1,271 @@
+//! The stream that runs one stage inside whoever polls it: up to
+//! `concurrency` items at once, each in a reusable slot, emitted in input
+//! order or as they finish.
+//!
+//! Slots are boxed once and reused (`Pin::set`), and a slot holds only the
+//! processor's own future (with `catch_unwind`), so a stage allocates nothing
+//! per item on the fast path. A new item's future is polled at once; if it
+//! finishes there it never waits anywhere. A future that is pending is polled
+//! again only when its own waker fires (see [`ReadyQueue`]), never by scanning
+//! the window. The rare paths (retries, dead letters, timeouts) run as a
+//! boxed future in the same slot.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use futures::FutureExt;
+use futures::Stream;
+use futures::future::{BoxFuture, CatchUnwind};
+use futures::stream::BoxStream;
+
+use crate::error::ItemError;
+use crate::metrics::StageStats;
+use crate::processor::Processor;
+use crate::ready::ReadyQueue;
+use crate::slot::{Gone, Slot, State};
+use crate::stage::{Shared, recover, run_timed};
+
+/// A reusable slot for the processor's future: boxed once, refilled per item.
+type FastSlot<F> = Pin<Box<Option<CatchUnwind<AssertUnwindSafe<F>>>>>;
+
+/// What a slot knows about the item in it.
+struct Meta<In> {
+    /// Arrival number (ordered mode).
+    seq: u64,
+    /// Input index.
+    index: u64,
+    /// A copy for a retry or a dead letter, when the stage has either.
+    kept: Option<In>,
+    started: Option<Instant>,
+}
+
+pub(crate) struct StageStream<In, P: Processor<In>> {
+    shared: Arc<Shared<In, P>>,
+    /// `None` once the source ended or the run failed: nothing more is pulled.
+    upstream: Option<BoxStream<'static, Slot<In>>>,
+    ordered: bool,
+    concurrency: usize,
+    /// Ordered mode: the most items between "pulled" and "emitted".
+    window: usize,
+    fast: Vec<FastSlot<P::Fut>>,
+    slow: Vec<Option<BoxFuture<'static, Slot<P::Out>>>>,
+    meta: Vec<Meta<In>>,
+    wakers: Vec<Waker>,
+    free: Vec<usize>,
+    queue: Arc<ReadyQueue>,
+    woken: Vec<usize>,
+    running: usize,
+    /// Ordered mode: results by arrival number, from `head_seq`.
+    reorder: VecDeque<Option<Slot<P::Out>>>,
+    head_seq: u64,
+    next_seq: u64,
+    /// Unordered mode: results not yet emitted.
+    finished: VecDeque<Slot<P::Out>>,
+    stats: Arc<StageStats>,
+}
+
+// The futures are pinned in their own boxes; nothing else is pinned.
+impl<In, P: Processor<In>> Unpin for StageStream<In, P> {}
+
+impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
+    pub(crate) fn new(upstream: BoxStream<'static, Slot<In>>, shared: Arc<Shared<In, P>>) -> Self {
+        let config = &shared.ctx.config;
+        let window = if config.ordered {
+            config.concurrency.saturating_add(config.buffer)
+        } else {
+            config.concurrency
+        };
+        Self {
+            upstream: Some(upstream),
+            ordered: config.ordered,
+            concurrency: config.concurrency,
+            window: window.max(config.concurrency),
+            fast: Vec::new(),
+            slow: Vec::new(),
+            meta: Vec::new(),
+            wakers: Vec::new(),
+            free: Vec::new(),
+            queue: ReadyQueue::new(),
+            woken: Vec::new(),
+            running: 0,
+            reorder: VecDeque::new(),
+            head_seq: 0,
+            next_seq: 0,
+            finished: VecDeque::new(),
+            stats: Arc::clone(&shared.ctx.stats),
+            shared,
+        }
+    }
+
+    fn can_pull(&self) -> bool {
+        self.upstream.is_some()
+            && self.running < self.concurrency
+            && (!self.ordered || self.reorder.len() < self.window)
+    }
+
+    fn start(&mut self, slot: Slot<In>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if self.ordered {
+            self.reorder.push_back(None);
+        }
+        let item = match slot.state {
+            State::Gone(gone) => return self.complete(seq, Slot::gone(slot.index, gone)),
+            State::Item(item) => item,
+        };
+        let i = if let Some(i) = self.free.pop() {
+            i
+        } else {
+            let i = self.fast.len();
+            self.fast.push(Box::pin(None));
+            self.slow.push(None);
+            self.meta.push(Meta { seq: 0, index: 0, kept: None, started: None });
+            self.wakers.push(self.queue.waker(i));
+            i
+        };
+        let index = slot.index;
+        let started = StageStats::start(index);
+        self.running += 1;
+        if self.shared.ctx.config.timeout.is_some() {
+            self.meta[i] = Meta { seq, index, kept: None, started };
+            self.slow[i] =
+                Some(Box::pin(run_timed(Arc::clone(&self.shared), index, item, started)));
+        } else {
+            let kept = self.shared.keep(&item);
+            self.meta[i] = Meta { seq, index, kept, started };
+            match self.shared.begin(item) {
+                Ok(future) => self.fast[i].set(Some(AssertUnwindSafe(future).catch_unwind())),
+                Err(error) => return self.failed(i, error),
+            }
+        }
+        self.poll_slot(i);
+    }
+
+    fn poll_slot(&mut self, i: usize) {
+        let mut cx = Context::from_waker(&self.wakers[i]);
+        if let Some(slow) = self.slow[i].as_mut() {
+            if let Poll::Ready(out) = slow.as_mut().poll(&mut cx) {
+                self.slow[i] = None;
+                self.finish(i, out);
+            }
+            return;
+        }
+        let Some(future) = self.fast[i].as_mut().as_pin_mut() else {
+            return; // a late wake-up for a slot that has finished
+        };
+        let Poll::Ready(result) = future.poll(&mut cx) else { return };
+        self.fast[i].set(None);
+        match result {
+            Ok(Ok(out)) => {
+                self.stats.processed(self.meta[i].started);
+                let index = self.meta[i].index;
+                self.finish(i, Slot { index, state: State::Item(out) });
+            }
+            Ok(Err(error)) => self.failed(i, error),
+            Err(panic) => self.failed(i, ItemError::from_panic(&*panic)),
+        }
+    }
+
+    /// The first attempt failed: recover on the slow path, or give up now.
+    fn failed(&mut self, i: usize, error: ItemError) {
+        let meta = &mut self.meta[i];
+        if self.shared.recovers() {
+            let kept = meta.kept.take();
+            let slow = recover(Arc::clone(&self.shared), meta.index, kept, error, meta.started);
+            self.slow[i] = Some(Box::pin(slow));
+            self.poll_slot(i);
+        } else {
+            let now = tokio::time::Instant::now();
+            let out = self.shared.give_up(meta.index, None, error, 1, now, now, meta.started);
+            self.finish(i, out);
+        }
+    }
+
+    fn finish(&mut self, i: usize, out: Slot<P::Out>) {
+        self.running -= 1;
+        self.free.push(i);
+        self.meta[i].kept = None;
+        let seq = self.meta[i].seq;
+        self.complete(seq, out);
+    }
+
+    fn complete(&mut self, seq: u64, out: Slot<P::Out>) {
+        if matches!(out.state, State::Gone(Gone::Failed(_))) {
+            // Fail fast: stop pulling; what is in flight still drains.
+            self.upstream = None;
+        }
+        if self.ordered {
+            let at = usize::try_from(seq - self.head_seq).unwrap_or(usize::MAX);
+            self.reorder[at] = Some(out);
+        } else {
+            self.finished.push_back(out);
+        }
+    }
+
+    fn pop_ready(&mut self) -> Option<Slot<P::Out>> {
+        if self.ordered {
+            if matches!(self.reorder.front(), Some(Some(_))) {
+                self.head_seq += 1;
+                return self.reorder.pop_front().flatten();
+            }
+            None
+        } else {
+            self.finished.pop_front()
+        }
+    }
+
+    fn held(&self) -> usize {
+        if self.ordered { self.reorder.len() } else { self.running + self.finished.len() }
+    }
+}
+
+impl<In: Send + 'static, P: Processor<In>> Stream for StageStream<In, P> {
+    type Item = Slot<P::Out>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Slot<P::Out>>> {
+        let this = self.get_mut();
+        let result = loop {
+            if let Some(out) = this.pop_ready() {
+                break Poll::Ready(Some(out));
+            }
+            if this.can_pull()
+                && let Some(upstream) = this.upstream.as_mut()
+            {
+                match upstream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(slot)) => {
+                        this.start(slot);
+                        continue;
+                    }
+                    Poll::Ready(None) => {
+                        this.upstream = None;
+                        continue;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if this.running == 0 {
+                if this.upstream.is_none() && this.reorder.is_empty() && this.finished.is_empty() {
+                    break Poll::Ready(None);
+                }
+                break Poll::Pending; // the upstream has our waker
+            }
+            let mut woken = std::mem::take(&mut this.woken);
+            this.queue.drain(&mut woken, cx.waker());
+            if woken.is_empty() {
+                this.woken = woken;
+                break Poll::Pending;
+            }
+            for i in woken.drain(..) {
+                this.poll_slot(i);
+            }
+            this.woken = woken;
+        };
+        this.stats.set_in_flight(this.held());
+        result
+    }
+}
