@@ -602,16 +602,14 @@ impl AsyncPool {
                 }
             }
         };
-        match room {
-            Some(room) => self.place_handle_with(room, TaskOptions::new(), operation, retrying),
-            None => {
-                let (tx, handle) = TaskHandle::channel();
-                self.core().count_caller_ran();
-                let outcome = HandleFuture::new(retrying(operation), tx, None).await;
-                self.core().count_outside(outcome);
-                Ok(handle)
-            }
+        if let Some(room) = room {
+            return self.place_handle_with(room, TaskOptions::new(), operation, retrying);
         }
+        let (tx, handle) = TaskHandle::channel();
+        self.core().count_caller_ran();
+        let outcome = HandleFuture::new(retrying(operation), tx, None).await;
+        self.core().count_outside(outcome);
+        Ok(handle)
     }
 
     /// A typed processor around this pool: every input goes through `process`.

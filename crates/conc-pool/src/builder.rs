@@ -65,7 +65,6 @@ macro_rules! common_setters {
     () => {
         /// Worker count. Must be at least 1. Defaults to the machine's
         /// available parallelism.
-        #[must_use]
         pub fn workers(mut self, workers: usize) -> Self {
             self.raw.workers = workers;
             self
@@ -73,21 +72,18 @@ macro_rules! common_setters {
 
         /// Bounds the queue to `capacity` waiting tasks (running tasks do not
         /// count). Must be at least 1. Defaults to unbounded.
-        #[must_use]
         pub fn queue_capacity(mut self, capacity: usize) -> Self {
             self.raw.capacity = Some(capacity);
             self
         }
 
         /// Makes the queue unbounded (the default).
-        #[must_use]
         pub fn unbounded(mut self) -> Self {
             self.raw.capacity = None;
             self
         }
 
         /// What `submit` does on a full queue. Defaults to [`Rejection::Reject`](crate::Rejection::Reject).
-        #[must_use]
         pub fn rejection(mut self, rejection: $crate::Rejection) -> Self {
             self.raw.settings.rejection = rejection;
             self
@@ -97,7 +93,6 @@ macro_rules! common_setters {
         /// before it, so a low priority waits at most `(high - low) × step`
         /// dequeues under a saturating stream of high-priority work. Must be at
         /// least 1. Defaults to [`DEFAULT_AGING_STEP`](crate::DEFAULT_AGING_STEP) (64).
-        #[must_use]
         pub fn aging_step(mut self, step: u64) -> Self {
             self.raw.aging_step = Some(step);
             self
@@ -105,7 +100,6 @@ macro_rules! common_setters {
 
         /// Strict priorities without aging: a steady stream of high-priority
         /// work starves lower priorities. Defaults to aging on.
-        #[must_use]
         pub fn strict_priorities(mut self) -> Self {
             self.raw.aging_step = None;
             self
@@ -113,7 +107,6 @@ macro_rules! common_setters {
 
         /// The pool's name, in worker thread names, tracing spans and metric
         /// labels. Defaults to `conc-pool`.
-        #[must_use]
         pub fn name(mut self, name: impl Into<String>) -> Self {
             self.raw.settings.name = name.into();
             self
@@ -122,7 +115,6 @@ macro_rules! common_setters {
         /// A worker running one task for at least `threshold` is reported as
         /// stuck by `health()` and counted in `metrics().stuck`. Defaults to
         /// no detection.
-        #[must_use]
         pub fn stuck_after(mut self, threshold: std::time::Duration) -> Self {
             self.raw.settings.stuck_after = Some(threshold);
             self

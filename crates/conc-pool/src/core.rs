@@ -70,7 +70,7 @@ impl WorkerSlot {
     /// Records the start of a task queued at `enqueued`, at `now`.
     pub(crate) fn start(&self, enqueued: u64, now: u64) {
         let wait = now.saturating_sub(enqueued);
-        let bucket = if wait == 0 { 0 } else { (63 - wait.leading_zeros()) as usize };
+        let bucket = if wait == 0 { 0 } else { wait.ilog2() as usize };
         bump(&self.waits[bucket.min(WAIT_BUCKETS - 1)]);
         self.running_since.store(now + 1, Ordering::Relaxed);
     }

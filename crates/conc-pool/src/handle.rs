@@ -93,7 +93,7 @@ impl<T> fmt::Debug for TaskHandle<T> {
         f.debug_struct("TaskHandle")
             .field("finished", &self.is_finished())
             .field("cancelled", &self.cancelled)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -191,6 +191,6 @@ impl<T> Future for Batch<T> {
 
 impl<T> fmt::Debug for Batch<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Batch").field("len", &self.handles.len()).finish()
+        f.debug_struct("Batch").field("len", &self.handles.len()).finish_non_exhaustive()
     }
 }

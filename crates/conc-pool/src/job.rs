@@ -232,17 +232,17 @@ where
                 }
             });
         }
-        if let Some(tx) = this.tx.as_mut() {
-            if tx.poll_closed(cx).is_ready() {
-                *this.tx = None;
-                return Poll::Ready(Outcome::Cancelled);
-            }
+        if let Some(tx) = this.tx.as_mut()
+            && tx.poll_closed(cx).is_ready()
+        {
+            *this.tx = None;
+            return Poll::Ready(Outcome::Cancelled);
         }
-        if let Some(sleep) = this.sleep.as_mut() {
-            if sleep.as_mut().poll(cx).is_ready() {
-                let _ = this.tx.take().map(|tx| tx.send(Err(TaskError::DeadlineExceeded)));
-                return Poll::Ready(Outcome::TimedOut);
-            }
+        if let Some(sleep) = this.sleep.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let _ = this.tx.take().map(|tx| tx.send(Err(TaskError::DeadlineExceeded)));
+            return Poll::Ready(Outcome::TimedOut);
         }
         Poll::Pending
     }

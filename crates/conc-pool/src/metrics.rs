@@ -7,8 +7,10 @@ use conc_core::metrics::{MetricEntry, MetricValue, MetricsSnapshot};
 /// A snapshot of a pool's counters and gauges.
 ///
 /// Counters count since the pool was built (or since `reset_metrics`). At a
-/// quiescent moment `submitted = completed + panicked + cancelled + timed_out
-/// + evicted + queued + busy` plus the tasks handed back by a shutdown.
+/// quiescent moment, `submitted` equals the sum of `completed`, `panicked`,
+/// `cancelled`, `timed_out`, `evicted`, `queued` and `busy`, plus the tasks
+/// handed back by a shutdown.
+///
 /// Queue waits are read on the coarse clock (1 ms resolution) and reported as
 /// the upper bound of a power-of-two bucket.
 ///

@@ -126,8 +126,7 @@ fn low_task_position(pool: &BlockingPool) -> usize {
     while order.lock().unwrap().len() < 1_001 {
         std::thread::yield_now();
     }
-    let position = order.lock().unwrap().iter().position(|&i| i == usize::MAX).unwrap();
-    position
+    order.lock().unwrap().iter().position(|&i| i == usize::MAX).unwrap()
 }
 
 #[test]
@@ -229,10 +228,12 @@ fn block_policy_waits_for_room_then_times_out_with_the_task() {
     assert_eq!(task(), 2);
     // Room appears while a submitter waits: it gets in.
     let pool2 = pool.clone();
-    let waiter = std::thread::spawn(move || pool2.submit(|| 3).map(|h| h.join()).map_err(|_| ()));
+    let waiter = std::thread::spawn(move || {
+        pool2.submit(|| 3).map(conc_pool::TaskHandle::join).map_err(|_| ())
+    });
     drop(gate);
     assert_eq!(queued.join(), Ok(1));
-    let _ = waiter.join().unwrap();
+    assert_eq!(waiter.join().unwrap(), Ok(Ok(3)));
 }
 
 #[test]
@@ -287,6 +288,7 @@ fn a_task_whose_deadline_passed_in_the_queue_is_not_started() {
     drop(gate);
     assert_eq!(late.join(), Err(TaskError::DeadlineExceeded));
     assert_eq!(ran.load(Ordering::SeqCst), 0);
+    assert!(pool.shutdown(Duration::from_secs(60)).is_clean());
     assert_eq!(pool.metrics().timed_out, 1);
 }
 

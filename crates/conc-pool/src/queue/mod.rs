@@ -242,22 +242,18 @@ impl<J> Queue<J> {
     pub(crate) fn pop_or_register(&self, id: usize, waker: &Waker) -> Pop<J> {
         let (entry, space) = {
             let mut inner = self.lock();
-            match inner.take_next(self.aging_step) {
-                Some(entry) => {
-                    self.release_one();
-                    (entry, inner.space.pop_front().map(|(_, w)| w))
+            let Some(entry) = inner.take_next(self.aging_step) else {
+                if inner.closed {
+                    return Pop::Closed;
                 }
-                None => {
-                    if inner.closed {
-                        return Pop::Closed;
-                    }
-                    match inner.idle.iter_mut().find(|(worker, _)| *worker == id) {
-                        Some((_, registered)) => registered.clone_from(waker),
-                        None => inner.idle.push((id, waker.clone())),
-                    }
-                    return Pop::Idle;
+                match inner.idle.iter_mut().find(|(worker, _)| *worker == id) {
+                    Some((_, registered)) => registered.clone_from(waker),
+                    None => inner.idle.push((id, waker.clone())),
                 }
-            }
+                return Pop::Idle;
+            };
+            self.release_one();
+            (entry, inner.space.pop_front().map(|(_, w)| w))
         };
         if let Some(space) = space {
             space.wake();
@@ -293,14 +289,15 @@ impl<J> Queue<J> {
             drop(inner);
             return Ok(Some(reservation));
         }
-        match ticket.and_then(|t| inner.space.iter_mut().find(|(id, _)| *id == t)) {
-            Some((_, registered)) => registered.clone_from(waker),
-            None => {
-                inner.space_ids += 1;
-                let id = inner.space_ids;
-                *ticket = Some(id);
-                inner.space.push_back((id, waker.clone()));
-            }
+        if let Some((_, registered)) =
+            ticket.and_then(|t| inner.space.iter_mut().find(|(id, _)| *id == t))
+        {
+            registered.clone_from(waker);
+        } else {
+            inner.space_ids += 1;
+            let id = inner.space_ids;
+            *ticket = Some(id);
+            inner.space.push_back((id, waker.clone()));
         }
         Ok(None)
     }
