@@ -47,7 +47,7 @@ fn bump(counter: &AtomicU64) {
 }
 
 impl WorkerSlot {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             completed: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
@@ -65,6 +65,18 @@ impl WorkerSlot {
 
     pub(crate) fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire) == 1
+    }
+
+    /// Tasks this worker completed.
+    #[cfg(any(test, conc_loom))]
+    pub(crate) fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the worker is running a task now.
+    #[cfg(any(test, conc_loom))]
+    pub(crate) fn is_busy(&self) -> bool {
+        self.running_since.load(Ordering::Relaxed) != 0
     }
 
     /// Records the start of a task queued at `enqueued`, at `now`.

@@ -8,6 +8,15 @@ use conc_core::backoff::Backoff;
 use conc_pool::{AsyncPool, BuildError, Rejection, SubmitError, TaskError, TaskOptions};
 use tokio::sync::Notify;
 
+/// Counts its drops.
+struct OnDrop(Arc<AtomicUsize>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// Occupies every worker until the returned notify is triggered.
 async fn occupy(pool: &AsyncPool, workers: usize) -> Arc<Notify> {
     let gate = Arc::new(Notify::new());
@@ -61,12 +70,6 @@ async fn outputs_panics_and_batch_order() {
 async fn a_running_task_is_cut_off_at_its_deadline() {
     let pool = AsyncPool::builder().workers(1).build().unwrap();
     let dropped = Arc::new(AtomicUsize::new(0));
-    struct OnDrop(Arc<AtomicUsize>);
-    impl Drop for OnDrop {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     let guard = OnDrop(Arc::clone(&dropped));
     let slow = pool
         .submit_with(TaskOptions::new().timeout(Duration::from_secs(5)), async move {
