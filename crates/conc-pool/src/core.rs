@@ -68,13 +68,13 @@ impl WorkerSlot {
     }
 
     /// Tasks this worker completed.
-    #[cfg(any(test, conc_loom))]
+    #[cfg(all(test, conc_loom))]
     pub(crate) fn completed(&self) -> u64 {
         self.completed.load(Ordering::Relaxed)
     }
 
     /// Whether the worker is running a task now.
-    #[cfg(any(test, conc_loom))]
+    #[cfg(all(test, conc_loom))]
     pub(crate) fn is_busy(&self) -> bool {
         self.running_since.load(Ordering::Relaxed) != 0
     }
