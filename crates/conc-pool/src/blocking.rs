@@ -222,12 +222,45 @@ fn thread_waker() -> (Arc<ThreadNotify>, Waker) {
     (Arc::clone(&notify), Waker::from(notify))
 }
 
+/// Spins, then yields, a bounded number of times waiting for the queue to
+/// fill; whether work appeared. Bounded: an idle pool goes to sleep within
+/// microseconds, so it burns no CPU.
+fn spin_for_work(queue: &crate::queue::Queue<BlockingBox>) -> bool {
+    for round in 0..SPIN_ROUNDS {
+        if queue.len() > 0 {
+            return true;
+        }
+        if round < SPIN_ROUNDS / 2 {
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+        } else {
+            thread::yield_now();
+        }
+    }
+    false
+}
+
+/// Rounds of [`spin_for_work`]: half busy-spins of 32 pauses, half yields.
+const SPIN_ROUNDS: u32 = 16;
+
 fn worker(core: &Core<BlockingBox>, index: usize, exits: &Exits) {
     let span = tracing::debug_span!("conc_pool.worker", pool = %core.name, worker = index);
     let _entered = span.enter();
     let (notify, waker) = thread_waker();
     let slot = core.slot(index);
     loop {
+        if let Some(entry) = core.queue.pop() {
+            slot.start(entry.enqueued_nanos, core.now_nanos());
+            let outcome = entry.job.run();
+            slot.finish(outcome);
+            continue;
+        }
+        // Empty: spin briefly before sleeping, so a steady stream of work
+        // costs no wake-ups (a park/unpark round trip costs microseconds).
+        if spin_for_work(&core.queue) {
+            continue;
+        }
         match core.queue.pop_or_register(index, &waker) {
             Pop::Job(entry) => {
                 slot.start(entry.enqueued_nanos, core.now_nanos());

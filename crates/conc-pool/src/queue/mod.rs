@@ -84,11 +84,24 @@ struct Inner<J> {
 #[derive(Debug)]
 pub(crate) struct Queue<J> {
     /// Entries queued plus pushes that reserved room and have not yet landed.
-    reserved: AtomicUsize,
+    /// On its own cache lines, apart from the mutex word.
+    reserved: Padded<AtomicUsize>,
     capacity: Option<usize>,
     /// Every `aging_step` dequeues raise a waiting entry's priority by one.
     aging_step: Option<u64>,
     inner: Mutex<Inner<J>>,
+}
+
+/// Keeps a hot atomic off the cache lines of its neighbours.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// Room reserved for one push; released if dropped unused.
@@ -111,7 +124,7 @@ impl<J> Queue<J> {
     /// A queue holding at most `capacity` entries (`None`: unbounded).
     pub(crate) fn new(capacity: Option<usize>, aging_step: Option<u64>) -> Self {
         Self {
-            reserved: AtomicUsize::new(0),
+            reserved: Padded(AtomicUsize::new(0)),
             capacity,
             aging_step,
             inner: Mutex::new(Inner {
@@ -259,6 +272,20 @@ impl<J> Queue<J> {
             space.wake();
         }
         Pop::Job(entry)
+    }
+
+    /// Takes the entry to run next without registering as idle.
+    pub(crate) fn pop(&self) -> Option<Entry<J>> {
+        let (entry, space) = {
+            let mut inner = self.lock();
+            let entry = inner.take_next(self.aging_step)?;
+            self.release_one();
+            (entry, inner.space.pop_front().map(|(_, w)| w))
+        };
+        if let Some(space) = space {
+            space.wake();
+        }
+        Some(entry)
     }
 
     /// Removes worker `id` from the idle list (it found work another way, or
