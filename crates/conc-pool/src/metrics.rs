@@ -9,7 +9,9 @@ use conc_core::metrics::{MetricEntry, MetricValue, MetricsSnapshot};
 /// Counters count since the pool was built (or since `reset_metrics`). At a
 /// quiescent moment, `submitted` equals the sum of `completed`, `panicked`,
 /// `cancelled`, `timed_out`, `evicted`, `queued` and `busy`, plus the tasks
-/// handed back by a shutdown.
+/// handed back by a shutdown. A worker counts a task just after its handle
+/// resolves, so a count read right after a `join` may lag by that task;
+/// after a shutdown the counts are final.
 ///
 /// Queue waits are read on the coarse clock (1 ms resolution) and reported as
 /// the upper bound of a power-of-two bucket.
@@ -20,9 +22,11 @@ use conc_core::metrics::{MetricEntry, MetricValue, MetricsSnapshot};
 /// use conc_pool::BlockingPool;
 ///
 /// let pool = BlockingPool::builder().workers(2).build()?;
+/// assert_eq!(pool.metrics().workers, 2);
 /// pool.submit(|| ()).unwrap().join()?;
+/// pool.shutdown(std::time::Duration::from_secs(5));
 /// let m = pool.metrics();
-/// assert_eq!((m.workers, m.submitted, m.completed), (2, 1, 1));
+/// assert_eq!((m.workers, m.submitted, m.completed), (0, 1, 1));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
