@@ -1,0 +1,796 @@
+//! The async pool: futures run by a fixed set of worker tasks on tokio.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use conc_core::backoff::Backoff;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::builder::{RawSettings, common_setters};
+use crate::core::Core;
+use crate::handle::{Batch, TaskHandle};
+use crate::job::{AsyncBox, HandleFuture, SpawnFuture};
+use crate::queue::{Entry, Pop, PushError, Queue, Reservation};
+use crate::{
+    BatchError, Health, PoolMetrics, Rejection, ShutdownReport, SubmitError, TaskError, TaskOptions,
+};
+
+type EvictHook = Arc<dyn Fn(UnstartedFuture) + Send + Sync>;
+
+/// Builds an [`AsyncPool`].
+///
+/// # Examples
+///
+/// ```
+/// use conc_pool::AsyncPool;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let pool = AsyncPool::builder().name("fetch").workers(16).queue_capacity(1_000).build()?;
+/// assert_eq!(pool.metrics().capacity, Some(1_000));
+/// # Ok::<(), conc_pool::BuildError>(())
+/// # }).unwrap();
+/// ```
+#[must_use = "a builder does nothing until `build()`"]
+pub struct AsyncPoolBuilder {
+    raw: RawSettings,
+    on_evict: Option<EvictHook>,
+    runtime: Option<Handle>,
+}
+
+impl fmt::Debug for AsyncPoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncPoolBuilder")
+            .field("raw", &self.raw)
+            .field("on_evict", &self.on_evict.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncPoolBuilder {
+    common_setters!();
+
+    /// Called with each task the [`Rejection::DropOldest`] policy evicts. Without
+    /// one, the evicted task's handle resolves to [`TaskError::Evicted`].
+    pub fn on_evict(mut self, callback: impl Fn(UnstartedFuture) + Send + Sync + 'static) -> Self {
+        self.on_evict = Some(Arc::new(callback));
+        self
+    }
+
+    /// The runtime the workers run on. Defaults to the runtime `build()` is
+    /// called in.
+    pub fn runtime(mut self, handle: Handle) -> Self {
+        self.runtime = Some(handle);
+        self
+    }
+
+    /// Validates the settings and starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`](crate::BuildError) naming the bad setting;
+    /// [`BuildError::NoRuntime`](crate::BuildError::NoRuntime) outside a tokio
+    /// runtime without [`runtime`](Self::runtime).
+    pub fn build(self) -> Result<AsyncPool, crate::BuildError> {
+        let settings = self.raw.validate()?;
+        let runtime = match self.runtime {
+            Some(handle) => handle,
+            None => Handle::try_current().map_err(|_| crate::BuildError::NoRuntime)?,
+        };
+        let core = Arc::new(Core::new(&settings));
+        let workers = (0..settings.workers)
+            .map(|index| {
+                core.slot(index).set_alive(true);
+                let span =
+                    tracing::debug_span!("conc_pool.worker", pool = %settings.name, worker = index);
+                runtime.spawn(worker(Arc::clone(&core), index).instrument(span))
+            })
+            .collect();
+        Ok(AsyncPool {
+            shared: Arc::new(Shared {
+                core,
+                on_evict: self.on_evict,
+                workers: Mutex::new(workers),
+                count: settings.workers,
+            }),
+        })
+    }
+}
+
+struct Shared {
+    core: Arc<Core<AsyncBox>>,
+    on_evict: Option<EvictHook>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    count: usize,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last handle is gone: workers finish what is queued, then exit.
+        self.core.queue.close();
+    }
+}
+
+/// A pool of worker tasks running futures on tokio, at most `workers` at a
+/// time: bounded or unbounded queue, priorities with aging, rejection that
+/// hands work back, panics caught into the task's handle, deadlines,
+/// cancellation, graceful and immediate shutdown.
+///
+/// Each worker runs one future at a time, so `workers` is the pool's
+/// concurrency limit. Cloning gives another handle to the same pool.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_pool::{AsyncPool, TaskError, TaskOptions};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let pool = AsyncPool::builder().workers(4).build()?;
+/// let handle = pool.submit(async { "fetched" }).await.unwrap();
+/// assert_eq!(handle.await?, "fetched");
+///
+/// let slow = pool
+///     .submit_with(TaskOptions::new().timeout(Duration::from_millis(10)), async {
+///         tokio::time::sleep(Duration::from_secs(60)).await;
+///     })
+///     .await
+///     .unwrap();
+/// assert_eq!(slow.await, Err(TaskError::DeadlineExceeded));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct AsyncPool {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for AsyncPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncPool")
+            .field("name", &self.shared.core.name)
+            .field("workers", &self.shared.count)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An async task that was accepted and never started, handed back by a
+/// shutdown or an eviction. Await [`run`](Self::run) to resolve its handle
+/// as if the pool had run it; drop it and the handle resolves to
+/// [`TaskError::NotRun`] (or [`TaskError::Evicted`]).
+#[must_use = "dropping an unstarted task abandons it"]
+pub struct UnstartedFuture {
+    job: Option<AsyncBox>,
+    reason: TaskError,
+}
+
+impl UnstartedFuture {
+    fn new(job: AsyncBox, reason: TaskError) -> Self {
+        Self { job: Some(job), reason }
+    }
+
+    /// Runs the task on the caller's task; its handle gets the output.
+    pub async fn run(mut self) {
+        if let Some(job) = self.job.take() {
+            let _ = job.await;
+        }
+    }
+}
+
+impl Drop for UnstartedFuture {
+    fn drop(&mut self) {
+        if let Some(mut job) = self.job.take() {
+            job.as_mut().abandon(self.reason.clone());
+        }
+    }
+}
+
+impl fmt::Debug for UnstartedFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnstartedFuture").field("reason", &self.reason).finish_non_exhaustive()
+    }
+}
+
+/// Waits for the next job: resolves to `None` when the pool closed and the
+/// queue is empty.
+struct Next<'a> {
+    queue: &'a Queue<AsyncBox>,
+    index: usize,
+    registered: bool,
+}
+
+impl Future for Next<'_> {
+    type Output = Option<Entry<AsyncBox>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.queue.pop_or_register(self.index, cx.waker()) {
+            Pop::Job(entry) => {
+                if self.registered {
+                    // Woken by something other than a push (a waker a past
+                    // task kept): make sure no stale registration stays.
+                    self.queue.unregister(self.index);
+                }
+                Poll::Ready(Some(entry))
+            }
+            Pop::Idle => {
+                self.registered = true;
+                Poll::Pending
+            }
+            Pop::Closed => Poll::Ready(None),
+        }
+    }
+}
+
+async fn worker(core: Arc<Core<AsyncBox>>, index: usize) {
+    let slot = core.slot(index);
+    loop {
+        let next = Next { queue: &core.queue, index, registered: false };
+        let Some(entry) = next.await else { break };
+        slot.start(entry.enqueued_nanos, core.now_nanos());
+        let outcome = entry.job.await;
+        slot.finish(outcome);
+    }
+    slot.set_alive(false);
+}
+
+/// Unregisters a submitter waiting for room if its wait is dropped.
+struct WaitGuard<'a> {
+    queue: &'a Queue<AsyncBox>,
+    ticket: Option<u64>,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.queue.cancel_wait(self.ticket);
+    }
+}
+
+enum Room<'a> {
+    Reserved(Reservation<'a, AsyncBox>),
+    Evict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Full,
+    Closed,
+    Timeout,
+}
+
+impl AsyncPool {
+    /// A builder with the defaults: one worker per available CPU, unbounded
+    /// queue, [`Rejection::Reject`], aging every 64 dequeues.
+    pub fn builder() -> AsyncPoolBuilder {
+        AsyncPoolBuilder { raw: RawSettings::new(), on_evict: None, runtime: None }
+    }
+
+    fn core(&self) -> &Core<AsyncBox> {
+        &self.shared.core
+    }
+
+    async fn acquire(&self, honour_policy: bool) -> Result<Room<'_>, Refusal> {
+        let core = self.core();
+        if let Some(reservation) = core.queue.try_reserve() {
+            return Ok(Room::Reserved(reservation));
+        }
+        if !honour_policy {
+            return Err(Refusal::Full);
+        }
+        match core.rejection {
+            Rejection::Reject | Rejection::CallerRuns => Err(Refusal::Full),
+            Rejection::DropOldest => Ok(Room::Evict),
+            Rejection::Block(timeout) => self.wait_for_room(timeout).await.map(Room::Reserved),
+        }
+    }
+
+    fn try_acquire(&self) -> Result<Room<'_>, Refusal> {
+        self.core().queue.try_reserve().map(Room::Reserved).ok_or(Refusal::Full)
+    }
+
+    async fn wait_for_room(&self, timeout: Duration) -> Result<Reservation<'_, AsyncBox>, Refusal> {
+        let queue = &self.core().queue;
+        let mut guard = WaitGuard { queue, ticket: None };
+        let sleep = tokio::time::sleep(timeout);
+        tokio::pin!(sleep);
+        poll_fn(|cx| match queue.reserve_or_wait(cx.waker(), &mut guard.ticket) {
+            Ok(Some(reservation)) => Poll::Ready(Ok(reservation)),
+            Err(()) => Poll::Ready(Err(Refusal::Closed)),
+            Ok(None) => match sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(Refusal::Timeout)),
+                Poll::Pending => Poll::Pending,
+            },
+        })
+        .await
+    }
+
+    fn place<I>(
+        &self,
+        room: Room<'_>,
+        item: I,
+        priority: i32,
+        into_job: impl FnOnce(I) -> AsyncBox,
+    ) -> Result<(), (Refusal, I)> {
+        let core = self.core();
+        let pushed = match room {
+            Room::Reserved(reservation) => {
+                core.queue.push(reservation, item, into_job, priority, core.now_nanos())
+            }
+            Room::Evict => core
+                .queue
+                .push_evicting(item, into_job, priority, core.now_nanos())
+                .map(|evicted| {
+                    core.count_evicted();
+                    let unstarted = UnstartedFuture::new(evicted.job, TaskError::Evicted);
+                    match &self.shared.on_evict {
+                        Some(hook) => hook(unstarted),
+                        None => drop(unstarted),
+                    }
+                }),
+        };
+        pushed.map_err(|error| match error {
+            PushError::Full(item) => (Refusal::Full, item),
+            PushError::Closed(item) => (Refusal::Closed, item),
+        })
+    }
+
+    fn refuse<I>(&self, refusal: Refusal, item: I) -> SubmitError<I> {
+        self.core().count_rejected();
+        match refusal {
+            Refusal::Full => SubmitError::Full(item),
+            Refusal::Closed => SubmitError::Closed(item),
+            Refusal::Timeout => SubmitError::Timeout(item),
+        }
+    }
+
+    fn caller_runs(&self, honour_policy: bool, refusal: Refusal) -> bool {
+        honour_policy
+            && matches!(refusal, Refusal::Full)
+            && matches!(self.core().rejection, Rejection::CallerRuns)
+    }
+
+    fn deadline(options: TaskOptions) -> Option<tokio::time::Instant> {
+        options.get_timeout().map(|t| tokio::time::Instant::now() + t)
+    }
+
+    /// Submits a future; its handle resolves to the output. On a full queue
+    /// the pool's [`Rejection`] policy applies (`CallerRuns` awaits the
+    /// future on the caller's task; `Block` waits for room).
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError`] with the future handed back: `Full` (reject policy),
+    /// `Timeout` (block policy), `Closed` (shut down).
+    pub async fn submit<F>(&self, fut: F) -> Result<TaskHandle<F::Output>, SubmitError<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.submit_with(TaskOptions::new(), fut).await
+    }
+
+    /// [`submit`](Self::submit) with a priority and a deadline.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    pub async fn submit_with<F>(
+        &self,
+        options: TaskOptions,
+        fut: F,
+    ) -> Result<TaskHandle<F::Output>, SubmitError<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let room = match self.acquire(true).await {
+            Ok(room) => room,
+            Err(refusal) if self.caller_runs(true, refusal) => {
+                let (tx, handle) = TaskHandle::channel();
+                self.core().count_caller_ran();
+                let outcome = HandleFuture::new(fut, tx, Self::deadline(options)).await;
+                self.core().count_outside(outcome);
+                return Ok(handle);
+            }
+            Err(refusal) => return Err(self.refuse(refusal, fut)),
+        };
+        self.place_handle(room, options, fut)
+    }
+
+    fn place_handle<F>(
+        &self,
+        room: Room<'_>,
+        options: TaskOptions,
+        fut: F,
+    ) -> Result<TaskHandle<F::Output>, SubmitError<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.place_handle_with(room, options, fut, |fut| fut)
+    }
+
+    /// Places `item`, turned into a future by `make` only once it is sure
+    /// to be queued, so a refused item comes back as it was given.
+    fn place_handle_with<I, Fut>(
+        &self,
+        room: Room<'_>,
+        options: TaskOptions,
+        item: I,
+        make: impl FnOnce(I) -> Fut,
+    ) -> Result<TaskHandle<Fut::Output>, SubmitError<I>>
+    where
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let (tx, handle) = TaskHandle::channel();
+        let deadline = Self::deadline(options);
+        let into_job =
+            move |(item, tx)| Box::pin(HandleFuture::new(make(item), tx, deadline)) as AsyncBox;
+        match self.place(room, (item, tx), options.get_priority(), into_job) {
+            Ok(()) => Ok(handle),
+            Err((refusal, (item, _))) => Err(self.refuse(refusal, item)),
+        }
+    }
+
+    /// Submits without waiting, evicting or running on the caller: on a full
+    /// queue the future comes straight back, with no allocation and no lock.
+    ///
+    /// # Errors
+    ///
+    /// `Full` or `Closed`, with the future handed back.
+    pub fn try_submit<F>(&self, fut: F) -> Result<TaskHandle<F::Output>, SubmitError<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.try_submit_with(TaskOptions::new(), fut)
+    }
+
+    /// [`try_submit`](Self::try_submit) with a priority and a deadline.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_submit`](Self::try_submit).
+    pub fn try_submit_with<F>(
+        &self,
+        options: TaskOptions,
+        fut: F,
+    ) -> Result<TaskHandle<F::Output>, SubmitError<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.try_acquire() {
+            Ok(room) => self.place_handle(room, options, fut),
+            Err(refusal) => Err(self.refuse(refusal, fut)),
+        }
+    }
+
+    /// Submits a fire-and-forget future. A panic is caught, counted and
+    /// logged through `tracing`; the worker keeps serving.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    pub async fn spawn<F>(&self, fut: F) -> Result<(), SubmitError<F>>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let room = match self.acquire(true).await {
+            Ok(room) => room,
+            Err(refusal) if self.caller_runs(true, refusal) => {
+                self.core().count_caller_ran();
+                let outcome = SpawnFuture { fut, done: false }.await;
+                self.core().count_outside(outcome);
+                return Ok(());
+            }
+            Err(refusal) => return Err(self.refuse(refusal, fut)),
+        };
+        self.place_spawn(room, fut)
+    }
+
+    /// [`spawn`](Self::spawn) that never waits, evicts or runs on the caller.
+    ///
+    /// # Errors
+    ///
+    /// `Full` or `Closed`, with the future handed back.
+    pub fn try_spawn<F>(&self, fut: F) -> Result<(), SubmitError<F>>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        match self.try_acquire() {
+            Ok(room) => self.place_spawn(room, fut),
+            Err(refusal) => Err(self.refuse(refusal, fut)),
+        }
+    }
+
+    fn place_spawn<F>(&self, room: Room<'_>, fut: F) -> Result<(), SubmitError<F>>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.place(room, SpawnFuture { fut, done: false }, 0, |job| Box::pin(job) as AsyncBox)
+            .map_err(|(refusal, job)| self.refuse(refusal, job.fut))
+    }
+
+    /// Submits every future, in order; the batch resolves to their outputs
+    /// **in input order**. Each future goes through `submit` (and its policy).
+    ///
+    /// # Errors
+    ///
+    /// On the first refusal, [`BatchError`] with the handles of the futures
+    /// already accepted (they keep running) and every future not accepted.
+    pub async fn submit_batch<I, F>(
+        &self,
+        tasks: I,
+    ) -> Result<Batch<F::Output>, BatchError<F::Output, F>>
+    where
+        I: IntoIterator<Item = F>,
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let mut tasks = tasks.into_iter();
+        let mut handles = Vec::with_capacity(tasks.size_hint().0);
+        while let Some(task) = tasks.next() {
+            match self.submit(task).await {
+                Ok(handle) => handles.push(handle),
+                Err(error) => {
+                    let mut rejected = Vec::new();
+                    let reason = error.map(|task| rejected.push(task));
+                    rejected.extend(tasks);
+                    return Err(BatchError { accepted: Batch::new(handles), rejected, reason });
+                }
+            }
+        }
+        Ok(Batch::new(handles))
+    }
+
+    /// Submits an operation retried with `backoff` while it fails (sleeping
+    /// on tokio's timer between attempts, so a paused clock drives it in
+    /// tests): the handle resolves to the first success or the last error.
+    /// A panic is not retried.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_core::backoff::Backoff;
+    /// use conc_pool::AsyncPool;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = AsyncPool::builder().workers(1).build()?;
+    /// let backoff = Backoff::exponential(Duration::from_millis(1)).max_retries(2).build()?;
+    /// let handle = pool.submit_retry(backoff, || async { Err::<(), _>("still down") }).await.unwrap();
+    /// assert_eq!(handle.await?, Err("still down"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn submit_retry<F, Fut, T, E>(
+        &self,
+        backoff: Backoff,
+        operation: F,
+    ) -> Result<TaskHandle<Result<T, E>>, SubmitError<F>>
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        // Acquire first, so a refusal can hand the operation back untouched.
+        let room = match self.acquire(true).await {
+            Ok(room) => Some(room),
+            Err(refusal) if self.caller_runs(true, refusal) => None,
+            Err(refusal) => return Err(self.refuse(refusal, operation)),
+        };
+        let retrying = |mut operation: F| async move {
+            let mut delays = backoff.delays();
+            loop {
+                match operation().await {
+                    Ok(value) => return Ok(value),
+                    Err(error) => match delays.next() {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => return Err(error),
+                    },
+                }
+            }
+        };
+        if let Some(room) = room {
+            return self.place_handle_with(room, TaskOptions::new(), operation, retrying);
+        }
+        let (tx, handle) = TaskHandle::channel();
+        self.core().count_caller_ran();
+        let outcome = HandleFuture::new(retrying(operation), tx, None).await;
+        self.core().count_outside(outcome);
+        Ok(handle)
+    }
+
+    /// A typed processor around this pool: every input goes through `process`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_pool::AsyncPool;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pool = AsyncPool::builder().workers(2).build()?;
+    /// let double = pool.processor(|n: u32| async move { n * 2 });
+    /// assert_eq!(double.submit(21).await.unwrap().await?, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn processor<I, P, Fut>(&self, process: P) -> AsyncProcessor<I, Fut::Output>
+    where
+        P: Fn(I) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Send + 'static,
+        I: Send + 'static,
+    {
+        let process: ProcessFn<I, Fut::Output> =
+            Arc::new(move |input| Box::pin(process(input)) as conc_core::BoxFuture<'static, _>);
+        AsyncProcessor { pool: self.clone(), process }
+    }
+
+    /// A snapshot of the pool's counters and gauges.
+    pub fn metrics(&self) -> PoolMetrics {
+        self.core().metrics()
+    }
+
+    /// Resets the counters and the queue-wait histogram.
+    pub fn reset_metrics(&self) {
+        self.core().reset_metrics();
+    }
+
+    /// Workers stuck on one task longer than the `stuck_after` threshold.
+    pub fn health(&self) -> Health {
+        self.core().health()
+    }
+
+    /// Whether the pool stopped accepting work.
+    pub fn is_shut_down(&self) -> bool {
+        self.core().queue.is_closed()
+    }
+
+    /// Graceful shutdown: stops accepting work, lets the workers finish the
+    /// queue until `timeout`, then cancels the tasks still running (their
+    /// handles resolve to [`TaskError::Cancelled`]) and hands back every
+    /// task that did not start.
+    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport<UnstartedFuture> {
+        self.core().queue.close();
+        let workers = std::mem::take(
+            &mut *self.shared.workers.lock().unwrap_or_else(PoisonError::into_inner),
+        );
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut still_running = 0;
+        for mut worker in workers {
+            if tokio::time::timeout_at(deadline, &mut worker).await.is_err() {
+                worker.abort();
+                let _ = worker.await;
+            }
+        }
+        // Workers that were aborted mid-task left their slot marked busy.
+        for index in 0..self.shared.count {
+            let slot = self.core().slot(index);
+            if slot.is_alive() {
+                slot.set_alive(false);
+                still_running += 1;
+            }
+        }
+        ShutdownReport { unstarted: self.drain(), still_running }
+    }
+
+    /// Immediate shutdown: stops accepting work, hands back every queued
+    /// task and cancels the running ones (their handles resolve to
+    /// [`TaskError::Cancelled`]).
+    pub async fn shutdown_now(&self) -> ShutdownReport<UnstartedFuture> {
+        self.core().queue.close();
+        let unstarted = self.drain();
+        let report = self.shutdown(Duration::ZERO).await;
+        ShutdownReport { unstarted, still_running: report.still_running }
+    }
+
+    fn drain(&self) -> Vec<UnstartedFuture> {
+        self.core()
+            .queue
+            .drain()
+            .into_iter()
+            .map(|entry| UnstartedFuture::new(entry.job, TaskError::NotRun))
+            .collect()
+    }
+}
+
+type ProcessFn<I, O> = Arc<dyn Fn(I) -> conc_core::BoxFuture<'static, O> + Send + Sync>;
+
+/// A typed processor over an [`AsyncPool`]: one async function, many inputs.
+/// Made by [`AsyncPool::processor`].
+pub struct AsyncProcessor<I, O> {
+    pool: AsyncPool,
+    process: ProcessFn<I, O>,
+}
+
+impl<I, O> Clone for AsyncProcessor<I, O> {
+    fn clone(&self) -> Self {
+        Self { pool: self.pool.clone(), process: Arc::clone(&self.process) }
+    }
+}
+
+impl<I, O> fmt::Debug for AsyncProcessor<I, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncProcessor").field("pool", &self.pool).finish_non_exhaustive()
+    }
+}
+
+impl<I: Send + 'static, O: Send + 'static> AsyncProcessor<I, O> {
+    /// Processes `input` on the pool.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncPool::submit`], with the input handed back.
+    pub async fn submit(&self, input: I) -> Result<TaskHandle<O>, SubmitError<I>> {
+        self.submit_with(TaskOptions::new(), input).await
+    }
+
+    /// Processes `input` with a priority and a deadline.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncPool::submit`], with the input handed back.
+    pub async fn submit_with(
+        &self,
+        options: TaskOptions,
+        input: I,
+    ) -> Result<TaskHandle<O>, SubmitError<I>> {
+        let pool = &self.pool;
+        let room = match pool.acquire(true).await {
+            Ok(room) => room,
+            Err(refusal) if pool.caller_runs(true, refusal) => {
+                let (tx, handle) = TaskHandle::channel();
+                pool.core().count_caller_ran();
+                let fut = (self.process)(input);
+                let outcome = HandleFuture::new(fut, tx, AsyncPool::deadline(options)).await;
+                pool.core().count_outside(outcome);
+                return Ok(handle);
+            }
+            Err(refusal) => return Err(pool.refuse(refusal, input)),
+        };
+        let process = Arc::clone(&self.process);
+        pool.place_handle_with(room, options, input, move |input| process(input))
+    }
+
+    /// Processes every input; outputs in input order.
+    ///
+    /// # Errors
+    ///
+    /// As [`AsyncPool::submit_batch`], with the inputs handed back.
+    pub async fn submit_batch(
+        &self,
+        inputs: impl IntoIterator<Item = I>,
+    ) -> Result<Batch<O>, BatchError<O, I>> {
+        let mut inputs = inputs.into_iter();
+        let mut handles = Vec::with_capacity(inputs.size_hint().0);
+        while let Some(input) = inputs.next() {
+            match self.submit(input).await {
+                Ok(handle) => handles.push(handle),
+                Err(error) => {
+                    let mut rejected = Vec::new();
+                    let reason = error.map(|input| rejected.push(input));
+                    rejected.extend(inputs);
+                    return Err(BatchError { accepted: Batch::new(handles), rejected, reason });
+                }
+            }
+        }
+        Ok(Batch::new(handles))
+    }
+
+    /// The pool underneath.
+    pub fn pool(&self) -> &AsyncPool {
+        &self.pool
+    }
+}

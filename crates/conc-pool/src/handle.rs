@@ -1,0 +1,196 @@
+//! Task handles: await (or block on) a task's output, or cancel it.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::sync::oneshot;
+
+use crate::TaskError;
+
+pub(crate) type ResultSender<T> = oneshot::Sender<Result<T, TaskError>>;
+
+/// The handle of one submitted task: a future resolving to the task's output,
+/// or to the [`TaskError`] saying why there is none.
+///
+/// Dropping the handle cancels the task (like `futures`' `RemoteHandle`): a
+/// queued task is then never started, a running async task is dropped at its
+/// next suspension point. Use `spawn` for fire-and-forget work.
+///
+/// # Examples
+///
+/// ```
+/// use conc_pool::{AsyncPool, TaskError};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let pool = AsyncPool::builder().workers(2).build()?;
+/// let handle = pool.submit(async { 21 * 2 }).await.unwrap();
+/// assert_eq!(handle.await?, 42);
+///
+/// let panics = pool.submit(async { if true { panic!("bad row") } else { 0 } }).await.unwrap();
+/// assert!(matches!(panics.await, Err(TaskError::Panicked { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[must_use = "dropping a task handle cancels the task; use `spawn` for fire-and-forget work"]
+pub struct TaskHandle<T> {
+    rx: oneshot::Receiver<Result<T, TaskError>>,
+    cancelled: bool,
+}
+
+impl<T> TaskHandle<T> {
+    pub(crate) fn channel() -> (ResultSender<T>, Self) {
+        let (tx, rx) = oneshot::channel();
+        (tx, Self { rx, cancelled: false })
+    }
+
+    /// Cancels the task: a queued task will not start, a running async task
+    /// is dropped at its next suspension point, a running blocking closure
+    /// sees it through [`CancelToken::is_cancelled`](crate::CancelToken::is_cancelled).
+    /// The handle then resolves to [`TaskError::Cancelled`], unless the task
+    /// had already finished, in which case its output is kept.
+    pub fn cancel(&mut self) {
+        self.cancelled = true;
+        self.rx.close();
+    }
+
+    /// Whether the task has finished (its result is waiting in the handle).
+    pub fn is_finished(&self) -> bool {
+        !self.rx.is_empty() || self.rx.is_terminated()
+    }
+
+    /// Blocks the current thread until the task finishes.
+    ///
+    /// # Panics
+    ///
+    /// When called from inside an async runtime (await the handle there).
+    pub fn join(self) -> Result<T, TaskError> {
+        let cancelled = self.cancelled;
+        self.rx.blocking_recv().unwrap_or_else(|_| Err(gone(cancelled)))
+    }
+}
+
+fn gone(_cancelled: bool) -> TaskError {
+    // The sender is dropped without a result only when the task was
+    // cancelled: through the handle, or by an immediate shutdown dropping a
+    // running async task. Every other path sends its reason.
+    TaskError::Cancelled
+}
+
+impl<T> Future for TaskHandle<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let cancelled = self.cancelled;
+        let result = ready!(Pin::new(&mut self.rx).poll(cx));
+        Poll::Ready(result.unwrap_or_else(|_| Err(gone(cancelled))))
+    }
+}
+
+impl<T> fmt::Debug for TaskHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("finished", &self.is_finished())
+            .field("cancelled", &self.cancelled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The handles of a batch: resolves to every task's result, **in input
+/// order**, whatever order the tasks finished in.
+///
+/// # Examples
+///
+/// ```
+/// use conc_pool::BlockingPool;
+///
+/// let pool = BlockingPool::builder().workers(4).build()?;
+/// let batch = pool.submit_batch((0..10).map(|i| move || i * i)).unwrap();
+/// let squares: Vec<u64> = batch.join().into_iter().collect::<Result<_, _>>()?;
+/// assert_eq!(squares, (0..10).map(|i| i * i).collect::<Vec<_>>());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "dropping a batch cancels its tasks"]
+pub struct Batch<T> {
+    handles: Vec<Option<TaskHandle<T>>>,
+    results: Vec<Option<Result<T, TaskError>>>,
+}
+
+impl<T> Batch<T> {
+    pub(crate) fn new(handles: Vec<TaskHandle<T>>) -> Self {
+        let results = handles.iter().map(|_| None).collect();
+        Self { handles: handles.into_iter().map(Some).collect(), results }
+    }
+
+    /// How many tasks the batch holds.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// Cancels every task of the batch that has not finished.
+    pub fn cancel(&mut self) {
+        for handle in self.handles.iter_mut().flatten() {
+            handle.cancel();
+        }
+    }
+
+    /// Blocks the current thread until every task finished; results in input order.
+    ///
+    /// # Panics
+    ///
+    /// When called from inside an async runtime (await the batch there).
+    pub fn join(self) -> Vec<Result<T, TaskError>> {
+        self.handles
+            .into_iter()
+            .zip(self.results)
+            .map(|(handle, done)| match (done, handle) {
+                (Some(result), _) => result,
+                (None, Some(handle)) => handle.join(),
+                (None, None) => Err(TaskError::Cancelled),
+            })
+            .collect()
+    }
+}
+
+impl<T> Unpin for Batch<T> {}
+
+impl<T> Future for Batch<T> {
+    type Output = Vec<Result<T, TaskError>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut pending = false;
+        for (handle, slot) in this.handles.iter_mut().zip(this.results.iter_mut()) {
+            if let Some(inner) = handle {
+                match Pin::new(inner).poll(cx) {
+                    Poll::Ready(result) => {
+                        *slot = Some(result);
+                        *handle = None;
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            return Poll::Pending;
+        }
+        Poll::Ready(
+            std::mem::take(&mut this.results)
+                .into_iter()
+                .map(|r| r.unwrap_or(Err(TaskError::Cancelled)))
+                .collect(),
+        )
+    }
+}
+
+impl<T> fmt::Debug for Batch<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch").field("len", &self.handles.len()).finish_non_exhaustive()
+    }
+}

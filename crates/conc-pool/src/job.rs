@@ -1,0 +1,321 @@
+//! The type-erased jobs the queue holds: a task plus where its result goes.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use conc_core::driver::panic_message;
+use pin_project_lite::pin_project;
+
+use crate::TaskError;
+use crate::core::Outcome;
+use crate::handle::ResultSender;
+
+/// A blocking job: run it, or abandon it (its handle learns why).
+pub(crate) trait BlockingJob: Send {
+    fn run(self: Box<Self>) -> Outcome;
+    fn abandon(self: Box<Self>, reason: TaskError);
+}
+
+pub(crate) type BlockingBox = Box<dyn BlockingJob>;
+
+/// Lets a running blocking closure see that its handle was cancelled.
+///
+/// # Examples
+///
+/// ```
+/// use conc_pool::BlockingPool;
+///
+/// let pool = BlockingPool::builder().workers(1).build()?;
+/// let mut handle = pool.submit_cancellable(|token| {
+///     let mut rounds = 0_u64;
+///     while !token.is_cancelled() {
+///         rounds += 1;
+///         std::thread::yield_now();
+///     }
+///     rounds
+/// }).unwrap();
+/// handle.cancel();
+/// assert!(handle.join().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct CancelToken<'a> {
+    closed: &'a dyn Fn() -> bool,
+}
+
+impl CancelToken<'_> {
+    /// Whether the task's handle was cancelled or dropped.
+    pub fn is_cancelled(&self) -> bool {
+        (self.closed)()
+    }
+}
+
+impl std::fmt::Debug for CancelToken<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelToken").field("cancelled", &self.is_cancelled()).finish()
+    }
+}
+
+/// A closure whose result goes to a [`TaskHandle`](crate::TaskHandle).
+/// `call` says how to invoke `f` (with or without the token); it is a
+/// zero-sized function item, so `f` stays recoverable as it was given.
+pub(crate) struct HandleTask<F, C, T> {
+    pub(crate) f: F,
+    pub(crate) call: C,
+    pub(crate) tx: ResultSender<T>,
+    pub(crate) deadline: Option<std::time::Instant>,
+}
+
+/// Runs `f` with a token, catching a panic, and reports to `tx`.
+pub(crate) fn run_with_handle<T, R>(
+    tx: ResultSender<T>,
+    deadline: Option<std::time::Instant>,
+    f: R,
+) -> Outcome
+where
+    R: FnOnce(&CancelToken<'_>) -> T,
+{
+    if tx.is_closed() {
+        return Outcome::Cancelled;
+    }
+    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+        let _ = tx.send(Err(TaskError::DeadlineExceeded));
+        return Outcome::TimedOut;
+    }
+    let closed = || tx.is_closed();
+    let token = CancelToken { closed: &closed };
+    match catch_unwind(AssertUnwindSafe(|| f(&token))) {
+        Ok(value) => {
+            let cancelled = tx.is_closed();
+            let _ = tx.send(Ok(value));
+            if cancelled { Outcome::Cancelled } else { Outcome::Completed }
+        }
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            let _ = tx.send(Err(TaskError::Panicked { message }));
+            Outcome::Panicked
+        }
+    }
+}
+
+impl<F, C, T> HandleTask<F, C, T>
+where
+    C: FnOnce(F, &CancelToken<'_>) -> T,
+{
+    pub(crate) fn run_here(self) -> Outcome {
+        let HandleTask { f, call, tx, deadline } = self;
+        run_with_handle(tx, deadline, move |token| call(f, token))
+    }
+}
+
+impl<F, C, T> BlockingJob for HandleTask<F, C, T>
+where
+    F: Send,
+    C: FnOnce(F, &CancelToken<'_>) -> T + Send,
+    T: Send,
+{
+    fn run(self: Box<Self>) -> Outcome {
+        (*self).run_here()
+    }
+
+    fn abandon(self: Box<Self>, reason: TaskError) {
+        let _ = self.tx.send(Err(reason));
+    }
+}
+
+/// A fire-and-forget closure: a panic is logged and counted.
+pub(crate) struct SpawnTask<F> {
+    pub(crate) f: F,
+}
+
+/// Reports the panic of a fire-and-forget task (the worker's span names the pool).
+pub(crate) fn log_panic(message: &str) {
+    tracing::error!(target: "conc_pool", panic = message, "spawned task panicked");
+}
+
+impl<F> BlockingJob for SpawnTask<F>
+where
+    F: FnOnce() + Send,
+{
+    fn run(self: Box<Self>) -> Outcome {
+        let SpawnTask { f } = *self;
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => Outcome::Completed,
+            Err(payload) => {
+                log_panic(&panic_message(payload.as_ref()));
+                Outcome::Panicked
+            }
+        }
+    }
+
+    fn abandon(self: Box<Self>, reason: TaskError) {
+        tracing::warn!(target: "conc_pool", %reason, "spawned task dropped unstarted");
+    }
+}
+
+/// An async job: poll it to completion, or abandon it before its first poll.
+pub(crate) trait AsyncJob: Future<Output = Outcome> + Send {
+    fn abandon(self: Pin<&mut Self>, reason: TaskError);
+}
+
+pub(crate) type AsyncBox = Pin<Box<dyn AsyncJob>>;
+
+fn poll_catching<F: Future>(
+    fut: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<F::Output, String>> {
+    match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+        Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
+    }
+}
+
+pin_project! {
+    /// A future whose output goes to a [`TaskHandle`](crate::TaskHandle).
+    pub(crate) struct HandleFuture<F: Future> {
+        #[pin]
+        pub(crate) fut: F,
+        pub(crate) tx: Option<ResultSender<F::Output>>,
+        pub(crate) deadline: Option<tokio::time::Instant>,
+        pub(crate) sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+        pub(crate) started: bool,
+    }
+}
+
+impl<F: Future> HandleFuture<F> {
+    pub(crate) fn new(
+        fut: F,
+        tx: ResultSender<F::Output>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Self {
+        Self { fut, tx: Some(tx), deadline, sleep: None, started: false }
+    }
+}
+
+impl<F> Future for HandleFuture<F>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let mut this = self.project();
+        let Some(tx) = this.tx.as_mut() else { return Poll::Ready(Outcome::Cancelled) };
+        if !*this.started {
+            *this.started = true;
+            if tx.is_closed() {
+                *this.tx = None;
+                return Poll::Ready(Outcome::Cancelled);
+            }
+            if let Some(deadline) = *this.deadline {
+                if tokio::time::Instant::now() >= deadline {
+                    let _ = this.tx.take().map(|tx| tx.send(Err(TaskError::DeadlineExceeded)));
+                    return Poll::Ready(Outcome::TimedOut);
+                }
+                *this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)));
+            }
+        }
+        if let Poll::Ready(result) = poll_catching(this.fut.as_mut(), cx) {
+            let tx = this.tx.take();
+            return Poll::Ready(match result {
+                Ok(value) => {
+                    let cancelled = tx.as_ref().is_none_or(ResultSender::is_closed);
+                    let _ = tx.map(|tx| tx.send(Ok(value)));
+                    if cancelled { Outcome::Cancelled } else { Outcome::Completed }
+                }
+                Err(message) => {
+                    let _ = tx.map(|tx| tx.send(Err(TaskError::Panicked { message })));
+                    Outcome::Panicked
+                }
+            });
+        }
+        if let Some(tx) = this.tx.as_mut()
+            && tx.poll_closed(cx).is_ready()
+        {
+            *this.tx = None;
+            return Poll::Ready(Outcome::Cancelled);
+        }
+        if let Some(sleep) = this.sleep.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let _ = this.tx.take().map(|tx| tx.send(Err(TaskError::DeadlineExceeded)));
+            return Poll::Ready(Outcome::TimedOut);
+        }
+        Poll::Pending
+    }
+}
+
+impl<F> AsyncJob for HandleFuture<F>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    fn abandon(self: Pin<&mut Self>, reason: TaskError) {
+        let this = self.project();
+        if let Some(tx) = this.tx.take() {
+            let _ = tx.send(Err(reason));
+        }
+    }
+}
+
+pin_project! {
+    /// A fire-and-forget future: a panic is logged and counted.
+    pub(crate) struct SpawnFuture<F> {
+        #[pin]
+        pub(crate) fut: F,
+        pub(crate) done: bool,
+    }
+}
+
+impl<F> Future for SpawnFuture<F>
+where
+    F: Future<Output = ()> + Send,
+{
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(Outcome::Cancelled);
+        }
+        match poll_catching(this.fut, cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                *this.done = true;
+                Poll::Ready(match result {
+                    Ok(()) => Outcome::Completed,
+                    Err(message) => {
+                        log_panic(&message);
+                        Outcome::Panicked
+                    }
+                })
+            }
+        }
+    }
+}
+
+impl<F> AsyncJob for SpawnFuture<F>
+where
+    F: Future<Output = ()> + Send,
+{
+    fn abandon(self: Pin<&mut Self>, reason: TaskError) {
+        let this = self.project();
+        *this.done = true;
+        tracing::warn!(target: "conc_pool", %reason, "spawned task dropped unstarted");
+    }
+}
+
+impl std::fmt::Debug for dyn BlockingJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlockingJob")
+    }
+}
+
+impl std::fmt::Debug for dyn AsyncJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AsyncJob")
+    }
+}

@@ -1,0 +1,99 @@
+//! Worker pools for async and blocking work: priorities with aging, bounded
+//! queues that hand rejected work back, panics as errors, graceful shutdown.
+//!
+//! # Overview
+//!
+//! Two pools with one API shape:
+//!
+//! | pool | runs | on |
+//! |---|---|---|
+//! | [`AsyncPool`] | futures | worker tasks on a tokio runtime |
+//! | [`BlockingPool`] | closures | the pool's own OS threads |
+//!
+//! Both offer `submit(task) -> TaskHandle` (await or `join` the output, or
+//! `cancel`), `try_submit` (a full queue hands the task straight back, with
+//! no allocation), `submit_batch` (outputs in input order), `spawn` (fire and
+//! forget), `submit_retry` (retries with a [`conc_core::backoff::Backoff`]),
+//! `submit_with(TaskOptions)` (priority, deadline) and a typed processor
+//! form built around one function.
+//!
+//! The queue is bounded or unbounded. On a full queue `submit` follows the
+//! pool's [`Rejection`] policy: hand the task back, run it on the caller,
+//! evict the oldest task (handing *that* one back), or wait with a timeout.
+//! Higher priorities run first, FIFO within a priority, and a waiting task
+//! gains a level every `aging_step` dequeues, so no priority starves.
+//!
+//! A panicking task becomes [`TaskError::Panicked`] in its handle and the
+//! worker keeps serving. `shutdown(timeout)` stops accepting work, lets the
+//! queue drain until the timeout, then hands back what never started;
+//! `shutdown_now()` hands the queue back at once. Nothing accepted is lost.
+//!
+//! Workers are fixed in number. Idle workers sleep (no spinning) and a
+//! submission wakes one only when a worker is idle: a busy pool pays no
+//! wake-ups. `metrics()` and `health()` give cheap snapshots (per-worker
+//! counters, queue-wait percentiles, stuck-worker detection).
+//!
+//! # Feature flags
+//!
+//! None. The crate always builds the same.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use conc_pool::{BlockingPool, Rejection, SubmitError, TaskOptions};
+//!
+//! let pool = BlockingPool::builder()
+//!     .name("resize")
+//!     .workers(2)
+//!     .queue_capacity(100)
+//!     .rejection(Rejection::Block(Duration::from_millis(100)))
+//!     .build()?;
+//!
+//! let batch = pool.submit_batch((1..=5).map(|n| move || n * 10)).unwrap();
+//! let outputs: Vec<u32> = batch.join().into_iter().collect::<Result<_, _>>()?;
+//! assert_eq!(outputs, [10, 20, 30, 40, 50]);
+//!
+//! let urgent = pool.submit_with(TaskOptions::new().priority(9), || "now").unwrap();
+//! assert_eq!(urgent.join()?, "now");
+//!
+//! let report = pool.shutdown(Duration::from_secs(1));
+//! assert!(report.is_clean());
+//! assert!(matches!(pool.submit(|| 1), Err(SubmitError::Closed(_))));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # What it replaces
+//!
+//! | need | usual choice | here |
+//! |---|---|---|
+//! | CPU work off the async runtime | `rayon::spawn` (aborts the process on a panic), `threadpool` | [`BlockingPool`]: panics in the handle, bounded queue, priorities |
+//! | a concurrency limit on async tasks | `JoinSet` + `Semaphore` | [`AsyncPool`] with N workers |
+//! | Java's `ThreadPoolExecutor` rejection policies | hand-written | [`Rejection`] |
+//! | priorities | several pools (ants, pond advice) | [`TaskOptions::priority`] with aging |
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+mod asynchronous;
+mod blocking;
+mod builder;
+mod core;
+mod error;
+mod handle;
+mod job;
+mod loom;
+mod metrics;
+mod options;
+mod queue;
+mod shutdown;
+
+pub use asynchronous::{AsyncPool, AsyncPoolBuilder, AsyncProcessor, UnstartedFuture};
+pub use blocking::{BlockingPool, BlockingPoolBuilder, Processor, Unstarted};
+pub use builder::DEFAULT_AGING_STEP;
+pub use error::{BatchError, BuildError, SubmitError, TaskError};
+pub use handle::{Batch, TaskHandle};
+pub use job::CancelToken;
+pub use metrics::{Health, PoolMetrics, StuckWorker};
+pub use options::{Rejection, TaskOptions};
+pub use shutdown::ShutdownReport;

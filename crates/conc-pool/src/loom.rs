@@ -1,0 +1,11 @@
+//! The one place atomics come from, so loom models can swap them in.
+//!
+//! Under `--cfg conc_loom` (set by `cargo xtask loom`) the crate's own test build
+//! uses loom's atomics; every other build uses `std`'s. Library code imports
+//! `crate::loom::sync::atomic::…`, never `std::sync::atomic` directly.
+
+#[cfg(all(test, conc_loom))]
+pub(crate) use loom::sync;
+
+#[cfg(not(all(test, conc_loom)))]
+pub(crate) use std::sync;

@@ -1,0 +1,4 @@
+#[cfg(conc_loom)]
+mod loom_queue;
+
+mod unit;

@@ -1,0 +1,77 @@
+//! Unit tests of the queue core, without threads.
+
+use std::task::Waker;
+
+use super::super::{Pop, PushError, Queue};
+
+fn push(queue: &Queue<u32>, job: u32, priority: i32) {
+    let reservation = queue.try_reserve().expect("room");
+    queue.push(reservation, job, |j| j, priority, 0).expect("open");
+}
+
+fn pop(queue: &Queue<u32>) -> Option<u32> {
+    match queue.pop_or_register(0, Waker::noop()) {
+        Pop::Job(entry) => Some(entry.job),
+        Pop::Idle | Pop::Closed => None,
+    }
+}
+
+#[test]
+fn reservations_respect_capacity_and_come_back_when_dropped() {
+    let queue = Queue::<u32>::new(Some(2), None);
+    let a = queue.try_reserve().unwrap();
+    let b = queue.try_reserve().unwrap();
+    assert!(queue.try_reserve().is_none());
+    drop(a);
+    assert!(queue.try_reserve().is_some());
+    drop(b);
+    assert_eq!(queue.len(), 0);
+}
+
+#[test]
+fn strict_order_is_priority_then_fifo() {
+    let queue = Queue::new(None, None);
+    for (job, priority) in [(1, 0), (2, 9), (3, 0), (4, 9), (5, -3)] {
+        push(&queue, job, priority);
+    }
+    let order: Vec<_> = std::iter::from_fn(|| pop(&queue)).collect();
+    assert_eq!(order, [2, 4, 1, 3, 5]);
+}
+
+#[test]
+fn many_distinct_priorities_keep_order_and_prune_empty_levels() {
+    let queue = Queue::new(None, None);
+    for round in 0..3 {
+        for p in 0..40 {
+            push(&queue, u32::try_from(p + round * 100).unwrap(), p);
+        }
+        let order: Vec<_> = std::iter::from_fn(|| pop(&queue)).collect();
+        let expected: Vec<u32> =
+            (0..40).rev().map(|p| u32::try_from(p + round * 100).unwrap()).collect();
+        assert_eq!(order, expected);
+    }
+}
+
+#[test]
+fn eviction_takes_the_oldest_of_the_lowest_level() {
+    let queue = Queue::new(Some(3), None);
+    push(&queue, 1, 5);
+    push(&queue, 2, 0);
+    push(&queue, 3, 0);
+    let evicted = queue.push_evicting(4, |j| j, 5, 0).unwrap();
+    assert_eq!(evicted.job, 2);
+    let order: Vec<_> = std::iter::from_fn(|| pop(&queue)).collect();
+    assert_eq!(order, [1, 4, 3]);
+}
+
+#[test]
+fn a_closed_queue_refuses_and_drains() {
+    let queue = Queue::new(None, None);
+    push(&queue, 1, 0);
+    queue.close();
+    let reservation = queue.try_reserve().unwrap();
+    assert!(matches!(queue.push(reservation, 2, |j| j, 0, 0), Err(PushError::Closed(2))));
+    assert_eq!(queue.drain().into_iter().map(|e| e.job).collect::<Vec<_>>(), [1]);
+    assert!(matches!(queue.pop_or_register(0, Waker::noop()), Pop::Closed));
+    assert_eq!(queue.len(), 0);
+}

@@ -1,0 +1,311 @@
+//! Behaviour of the async pool, on tokio's paused clock where time matters.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conc_core::backoff::Backoff;
+use conc_pool::{AsyncPool, BuildError, Rejection, SubmitError, TaskError, TaskOptions};
+use tokio::sync::Notify;
+
+/// Counts its drops.
+struct OnDrop(Arc<AtomicUsize>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Occupies every worker until the returned notify is triggered.
+async fn occupy(pool: &AsyncPool, workers: usize) -> Arc<Notify> {
+    let gate = Arc::new(Notify::new());
+    for _ in 0..workers {
+        let gate = Arc::clone(&gate);
+        pool.spawn(async move { gate.notified().await }).await.unwrap();
+    }
+    while pool.metrics().busy < workers {
+        tokio::task::yield_now().await;
+    }
+    gate
+}
+
+fn release(gate: &Notify, workers: usize) {
+    for _ in 0..workers {
+        gate.notify_one();
+    }
+}
+
+#[test]
+fn build_needs_a_runtime() {
+    assert_eq!(AsyncPool::builder().build().unwrap_err(), BuildError::NoRuntime);
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    assert!(AsyncPool::builder().runtime(rt.handle().clone()).workers(1).build().is_ok());
+}
+
+#[tokio::test]
+async fn outputs_panics_and_batch_order() {
+    let pool = AsyncPool::builder().workers(4).build().unwrap();
+    assert_eq!(pool.submit(async { 7 }).await.unwrap().await, Ok(7));
+    let bad = pool.submit(async { if true { panic!("boom") } else { 1 } }).await.unwrap();
+    assert_eq!(bad.await, Err(TaskError::Panicked { message: "boom".into() }));
+    let batch = pool
+        .submit_batch((0..100_u64).map(|i| async move {
+            for _ in 0..(100 - i) % 7 {
+                tokio::task::yield_now().await;
+            }
+            i
+        }))
+        .await
+        .unwrap();
+    let out: Vec<u64> = batch.await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(out, (0..100).collect::<Vec<_>>());
+    let report = pool.shutdown(Duration::from_secs(1)).await;
+    assert!(report.is_clean());
+    let m = pool.metrics();
+    assert_eq!((m.completed, m.panicked, m.submitted), (101, 1, 102));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_running_task_is_cut_off_at_its_deadline() {
+    let pool = AsyncPool::builder().workers(1).build().unwrap();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let guard = OnDrop(Arc::clone(&dropped));
+    let slow = pool
+        .submit_with(TaskOptions::new().timeout(Duration::from_secs(5)), async move {
+            let _guard = guard;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        })
+        .await
+        .unwrap();
+    assert_eq!(slow.await, Err(TaskError::DeadlineExceeded));
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    // A queued task whose deadline passes before it starts is not started.
+    let gate = occupy(&pool, 1).await;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = Arc::clone(&ran);
+    let late = pool
+        .submit_with(TaskOptions::new().timeout(Duration::from_secs(1)), async move {
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    release(&gate, 1);
+    assert_eq!(late.await, Err(TaskError::DeadlineExceeded));
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_queued_and_running_tasks() {
+    let pool = AsyncPool::builder().workers(1).build().unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    // Running: dropped at its next suspension point.
+    let r = Arc::clone(&ran);
+    let mut running = pool
+        .submit(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .await
+        .unwrap();
+    while pool.metrics().busy == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Queued behind it: never started.
+    let r = Arc::clone(&ran);
+    let mut queued = pool.submit(async move { r.fetch_add(1, Ordering::SeqCst) }).await.unwrap();
+    queued.cancel();
+    running.cancel();
+    assert_eq!(running.await, Err(TaskError::Cancelled));
+    assert_eq!(queued.await, Err(TaskError::Cancelled));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(pool.submit(async { 1 }).await.unwrap().await, Ok(1));
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    assert!(pool.shutdown(Duration::from_secs(1)).await.is_clean());
+    assert_eq!(pool.metrics().cancelled, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn priorities_and_try_submit_on_a_full_queue() {
+    let pool =
+        AsyncPool::builder().workers(1).queue_capacity(3).strict_priorities().build().unwrap();
+    let gate = occupy(&pool, 1).await;
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut handles = Vec::new();
+    for (name, priority) in [("low", -1), ("high", 3), ("mid", 0)] {
+        let order = Arc::clone(&order);
+        handles.push(
+            pool.submit_with(TaskOptions::new().priority(priority), async move {
+                order.lock().unwrap().push(name);
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    let Err(SubmitError::Full(fut)) = pool.try_submit(async { "handed back" }) else {
+        panic!("queue should be full")
+    };
+    assert_eq!(fut.await, "handed back");
+    release(&gate, 1);
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), ["high", "mid", "low"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn block_policy_waits_on_the_paused_clock() {
+    let pool = AsyncPool::builder()
+        .workers(1)
+        .queue_capacity(1)
+        .rejection(Rejection::Block(Duration::from_secs(5)))
+        .build()
+        .unwrap();
+    let gate = occupy(&pool, 1).await;
+    let first = pool.submit(async { 1 }).await.unwrap();
+    let Err(SubmitError::Timeout(fut)) = pool.submit(async { 2 }).await else {
+        panic!("should time out")
+    };
+    assert_eq!(fut.await, 2);
+    // A waiter gets in as soon as room appears.
+    let p = pool.clone();
+    let waiter = tokio::spawn(async move { p.submit(async { 3 }).await.map_err(|_| ()) });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    release(&gate, 1);
+    assert_eq!(first.await, Ok(1));
+    assert_eq!(waiter.await.unwrap().unwrap().await, Ok(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn caller_runs_and_drop_oldest() {
+    let pool = AsyncPool::builder()
+        .workers(1)
+        .queue_capacity(1)
+        .rejection(Rejection::CallerRuns)
+        .build()
+        .unwrap();
+    let gate = occupy(&pool, 1).await;
+    let _queued = pool.submit(async { 0 }).await.unwrap();
+    let inline = pool.submit(async { 5 }).await.unwrap();
+    assert!(inline.is_finished());
+    assert_eq!(inline.await, Ok(5));
+    release(&gate, 1);
+
+    let evicted = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&evicted);
+    let pool = AsyncPool::builder()
+        .workers(1)
+        .queue_capacity(1)
+        .rejection(Rejection::DropOldest)
+        .on_evict(move |task| sink.lock().unwrap().push(task))
+        .build()
+        .unwrap();
+    let gate = occupy(&pool, 1).await;
+    let old = pool.submit(async { "old" }).await.unwrap();
+    let new = pool.submit(async { "new" }).await.unwrap();
+    let task = evicted.lock().unwrap().pop().unwrap();
+    task.run().await;
+    assert_eq!(old.await, Ok("old"));
+    release(&gate, 1);
+    assert_eq!(new.await, Ok("new"));
+    assert_eq!(pool.metrics().evicted, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn graceful_shutdown_cancels_what_outlives_the_deadline_and_hands_back_the_queue() {
+    let pool = AsyncPool::builder().workers(2).build().unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for i in 0..10_u64 {
+        let ran = Arc::clone(&ran);
+        handles.push(
+            pool.submit(async move {
+                tokio::time::sleep(Duration::from_secs(if i < 2 { 100 } else { 1 })).await;
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    // The two long tasks hold both workers past the deadline.
+    let report = pool.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.still_running, 2);
+    assert_eq!(report.unstarted.len(), 8);
+    for task in report.unstarted {
+        task.run().await;
+    }
+    let results: Vec<_> = futures_join(handles).await;
+    assert_eq!(results[..2], [Err(TaskError::Cancelled), Err(TaskError::Cancelled)]);
+    assert!(results[2..].iter().all(Result::is_ok));
+    assert_eq!(ran.load(Ordering::SeqCst), 8);
+    assert!(matches!(pool.submit(async {}).await, Err(SubmitError::Closed(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_now_hands_back_everything_queued() {
+    let pool = AsyncPool::builder().workers(1).build().unwrap();
+    let gate = occupy(&pool, 1).await;
+    let handles: Vec<_> = {
+        let mut v = Vec::new();
+        for i in 0..100 {
+            v.push(pool.submit(async move { i }).await.unwrap());
+        }
+        v
+    };
+    let report = pool.shutdown_now().await;
+    assert_eq!(report.unstarted.len(), 100);
+    assert_eq!(report.still_running, 1);
+    drop(report);
+    let results = futures_join(handles).await;
+    assert!(results.iter().all(|r| *r == Err(TaskError::NotRun)));
+    drop(gate);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_with_backoff_on_the_paused_clock() {
+    let pool = AsyncPool::builder().workers(1).build().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let backoff = Backoff::fixed(Duration::from_secs(30)).max_retries(4).build().unwrap();
+    let start = tokio::time::Instant::now();
+    let handle = pool
+        .submit_retry(backoff, move || {
+            let c = Arc::clone(&c);
+            async move { if c.fetch_add(1, Ordering::SeqCst) < 3 { Err("down") } else { Ok("up") } }
+        })
+        .await
+        .unwrap();
+    assert_eq!(handle.await, Ok(Ok("up")));
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(start.elapsed(), Duration::from_secs(90));
+}
+
+#[tokio::test]
+async fn processor_and_flood_within_capacity() {
+    let pool = AsyncPool::builder().workers(2).queue_capacity(16).build().unwrap();
+    let double = pool.processor(|n: u64| async move { n * 2 });
+    let batch = double.submit_batch(0..10).await.unwrap();
+    let out: Vec<u64> = batch.await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(out, (0..10).map(|n| n * 2).collect::<Vec<_>>());
+    let (mut accepted, mut refused) = (0_u64, 0_u64);
+    for _ in 0..10_000 {
+        match pool.try_spawn(async {}) {
+            Ok(()) => accepted += 1,
+            Err(SubmitError::Full(_)) => refused += 1,
+            Err(other) => panic!("{other}"),
+        }
+        assert!(pool.metrics().queued <= 16);
+    }
+    assert!(pool.shutdown(Duration::from_secs(10)).await.is_clean());
+    let m = pool.metrics();
+    assert_eq!((m.completed, m.rejected), (accepted + 10, refused));
+}
+
+async fn futures_join<T>(handles: Vec<conc_pool::TaskHandle<T>>) -> Vec<Result<T, TaskError>> {
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await);
+    }
+    out
+}

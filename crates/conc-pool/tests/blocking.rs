@@ -1,0 +1,408 @@
+//! Behaviour of the blocking pool: ordering, policies, panics, cancellation,
+//! deadlines, shutdown. No test asserts on elapsed time.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conc_pool::{BlockingPool, BuildError, Rejection, SubmitError, TaskError, TaskOptions};
+
+/// Occupies every worker of `pool` until the returned sender is dropped.
+fn occupy(pool: &BlockingPool, workers: usize) -> mpsc::Sender<()> {
+    let (release, gate) = mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new(gate));
+    let started = Arc::new(AtomicUsize::new(0));
+    for _ in 0..workers {
+        let gate = Arc::clone(&gate);
+        let started = Arc::clone(&started);
+        pool.spawn(move || {
+            started.fetch_add(1, Ordering::SeqCst);
+            let _ = gate.lock().unwrap().recv();
+        })
+        .unwrap();
+    }
+    while started.load(Ordering::SeqCst) < workers.min(1) || pool.metrics().busy < workers {
+        std::thread::yield_now();
+    }
+    release
+}
+
+#[test]
+fn build_validates_settings() {
+    assert_eq!(
+        BlockingPool::builder().workers(0).build().unwrap_err(),
+        BuildError::Workers { value: 0 }
+    );
+    assert_eq!(
+        BlockingPool::builder().queue_capacity(0).build().unwrap_err(),
+        BuildError::QueueCapacity { value: 0 }
+    );
+    assert_eq!(
+        BlockingPool::builder().aging_step(0).build().unwrap_err(),
+        BuildError::AgingStep { value: 0 }
+    );
+    assert!(BuildError::Workers { value: 0 }.to_string().contains("workers: 0"));
+}
+
+#[test]
+fn batch_outputs_come_back_in_input_order() {
+    let pool = BlockingPool::builder().workers(4).build().unwrap();
+    let batch = pool
+        .submit_batch((0..200_u64).map(|i| {
+            move || {
+                // Later items finish first.
+                std::thread::sleep(Duration::from_micros((200 - i) * 5));
+                i
+            }
+        }))
+        .unwrap();
+    let outputs: Vec<u64> = batch.join().into_iter().map(Result::unwrap).collect();
+    assert_eq!(outputs, (0..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_panic_becomes_an_error_and_the_worker_keeps_serving() {
+    let pool = BlockingPool::builder().workers(1).build().unwrap();
+    let bad = pool.submit(|| -> u8 { panic!("corrupt row 7") }).unwrap();
+    assert_eq!(bad.join(), Err(TaskError::Panicked { message: "corrupt row 7".into() }));
+    pool.spawn(|| panic!("fire and forget")).unwrap();
+    for i in 0..10 {
+        assert_eq!(pool.submit(move || i).unwrap().join(), Ok(i));
+    }
+    // After a shutdown every worker has counted its last task.
+    assert!(pool.shutdown(Duration::from_secs(60)).is_clean());
+    let m = pool.metrics();
+    assert_eq!((m.workers, m.panicked, m.completed), (0, 2, 10));
+}
+
+#[test]
+fn priorities_run_highest_first_and_fifo_within_a_priority() {
+    let pool = BlockingPool::builder().workers(1).strict_priorities().build().unwrap();
+    let gate = occupy(&pool, 1);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut handles = Vec::new();
+    for (name, priority) in [("low-a", 0), ("high-a", 5), ("low-b", 0), ("mid", 2), ("high-b", 5)] {
+        let order = Arc::clone(&order);
+        handles.push(
+            pool.submit_with(TaskOptions::new().priority(priority), move || {
+                order.lock().unwrap().push(name);
+            })
+            .unwrap(),
+        );
+    }
+    drop(gate);
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), ["high-a", "high-b", "mid", "low-a", "low-b"]);
+}
+
+/// Runs one low-priority task against a saturating stream of 1 000
+/// priority-5 tasks (each running task submits the next, so the queue always
+/// holds 20 fresh ones); returns how many high tasks ran before the low one.
+fn low_task_position(pool: &BlockingPool) -> usize {
+    fn high(pool: &BlockingPool, order: &Arc<Mutex<Vec<usize>>>, next: &Arc<AtomicUsize>) {
+        let (p, o, n) = (pool.clone(), Arc::clone(order), Arc::clone(next));
+        pool.spawn_with(TaskOptions::new().priority(5), move || {
+            let i = n.fetch_add(1, Ordering::SeqCst);
+            o.lock().unwrap().push(i);
+            if i < 1_000 - 20 {
+                high(&p, &o, &n);
+            }
+        })
+        .unwrap();
+    }
+    let gate = occupy(pool, 1);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let o = Arc::clone(&order);
+    let low = pool.submit(move || o.lock().unwrap().push(usize::MAX)).unwrap();
+    for _ in 0..20 {
+        high(pool, &order, &next);
+    }
+    drop(gate);
+    low.join().unwrap();
+    while order.lock().unwrap().len() < 1_001 {
+        std::thread::yield_now();
+    }
+    order.lock().unwrap().iter().position(|&i| i == usize::MAX).unwrap()
+}
+
+#[test]
+fn aging_bounds_the_wait_of_a_low_priority_task() {
+    // Aging step 10, gap of 5 levels, 20 fresh high tasks always queued: the
+    // low task catches up after about (5 + 2) × 10 dequeues.
+    let aging = BlockingPool::builder().workers(1).aging_step(10).build().unwrap();
+    let position = low_task_position(&aging);
+    assert!(position <= 100, "low-priority task started after {position} others");
+    // Strict priorities starve it for the whole stream.
+    let strict = BlockingPool::builder().workers(1).strict_priorities().build().unwrap();
+    assert_eq!(low_task_position(&strict), 1_000);
+}
+
+#[test]
+fn try_submit_on_a_full_queue_hands_the_task_back() {
+    let pool = BlockingPool::builder().workers(1).queue_capacity(2).build().unwrap();
+    let gate = occupy(&pool, 1);
+    let a = pool.try_submit(|| "a").unwrap();
+    let b = pool.try_submit(|| "b").unwrap();
+    let Err(SubmitError::Full(task)) = pool.try_submit(|| "c") else {
+        panic!("queue should be full")
+    };
+    assert_eq!(task(), "c");
+    let Err(SubmitError::Full(task)) = pool.submit(|| "d") else { panic!("reject policy refuses") };
+    assert_eq!(task(), "d");
+    assert_eq!(pool.metrics().rejected, 2);
+    drop(gate);
+    assert_eq!((a.join(), b.join()), (Ok("a"), Ok("b")));
+}
+
+#[test]
+fn caller_runs_runs_the_task_on_the_submitter() {
+    let pool = BlockingPool::builder()
+        .workers(1)
+        .queue_capacity(1)
+        .rejection(Rejection::CallerRuns)
+        .build()
+        .unwrap();
+    let gate = occupy(&pool, 1);
+    let _queued = pool.submit(|| std::thread::current().id()).unwrap();
+    let here = pool.submit(|| std::thread::current().id()).unwrap();
+    assert_eq!(here.join(), Ok(std::thread::current().id()));
+    assert_eq!(pool.metrics().caller_ran, 1);
+    drop(gate);
+}
+
+#[test]
+fn drop_oldest_evicts_and_hands_the_evicted_task_over() {
+    let evicted = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&evicted);
+    let pool = BlockingPool::builder()
+        .workers(1)
+        .queue_capacity(2)
+        .rejection(Rejection::DropOldest)
+        .on_evict(move |task| sink.lock().unwrap().push(task))
+        .build()
+        .unwrap();
+    let gate = occupy(&pool, 1);
+    let first = pool.submit(|| 1).unwrap();
+    let second = pool.submit(|| 2).unwrap();
+    let third = pool.submit(|| 3).unwrap();
+    // The oldest was handed to the callback; running it resolves its handle.
+    let mut taken = evicted.lock().unwrap();
+    assert_eq!(taken.len(), 1);
+    taken.pop().unwrap().run();
+    drop(taken);
+    assert_eq!(first.join(), Ok(1));
+    drop(gate);
+    assert_eq!((second.join(), third.join()), (Ok(2), Ok(3)));
+    assert_eq!(pool.metrics().evicted, 1);
+
+    // Without a callback the evicted handle says so.
+    let pool = BlockingPool::builder()
+        .workers(1)
+        .queue_capacity(1)
+        .rejection(Rejection::DropOldest)
+        .build()
+        .unwrap();
+    let gate = occupy(&pool, 1);
+    let old = pool.submit(|| 1).unwrap();
+    let new = pool.submit(|| 2).unwrap();
+    assert_eq!(old.join(), Err(TaskError::Evicted));
+    drop(gate);
+    assert_eq!(new.join(), Ok(2));
+}
+
+#[test]
+fn block_policy_waits_for_room_then_times_out_with_the_task() {
+    let pool = BlockingPool::builder()
+        .workers(1)
+        .queue_capacity(1)
+        .rejection(Rejection::Block(Duration::from_millis(20)))
+        .build()
+        .unwrap();
+    let gate = occupy(&pool, 1);
+    let queued = pool.submit(|| 1).unwrap();
+    let Err(SubmitError::Timeout(task)) = pool.submit(|| 2) else { panic!("should time out") };
+    assert_eq!(task(), 2);
+    // Room appears while a submitter waits: it gets in.
+    let pool2 = pool.clone();
+    let waiter = std::thread::spawn(move || {
+        pool2.submit(|| 3).map(conc_pool::TaskHandle::join).map_err(|_| ())
+    });
+    drop(gate);
+    assert_eq!(queued.join(), Ok(1));
+    assert_eq!(waiter.join().unwrap(), Ok(Ok(3)));
+}
+
+#[test]
+fn cancelling_a_queued_task_means_it_never_runs() {
+    let pool = BlockingPool::builder().workers(1).build().unwrap();
+    let gate = occupy(&pool, 1);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = Arc::clone(&ran);
+    let mut handle = pool.submit(move || r.fetch_add(1, Ordering::SeqCst)).unwrap();
+    handle.cancel();
+    // A dropped handle cancels too.
+    let r = Arc::clone(&ran);
+    drop(pool.submit(move || r.fetch_add(1, Ordering::SeqCst)).unwrap());
+    drop(gate);
+    assert_eq!(handle.join(), Err(TaskError::Cancelled));
+    pool.submit(|| ()).unwrap().join().unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    assert_eq!(pool.metrics().cancelled, 2);
+}
+
+#[test]
+fn a_running_task_sees_cancellation_through_its_token() {
+    let pool = BlockingPool::builder().workers(1).build().unwrap();
+    let (started_tx, started) = mpsc::channel();
+    let mut handle = pool
+        .submit_cancellable(move |token| {
+            started_tx.send(()).unwrap();
+            while !token.is_cancelled() {
+                std::thread::yield_now();
+            }
+            "stopped"
+        })
+        .unwrap();
+    started.recv().unwrap();
+    handle.cancel();
+    assert_eq!(handle.join(), Err(TaskError::Cancelled));
+    // The worker is free again.
+    assert_eq!(pool.submit(|| 5).unwrap().join(), Ok(5));
+}
+
+#[test]
+fn a_task_whose_deadline_passed_in_the_queue_is_not_started() {
+    let pool = BlockingPool::builder().workers(1).build().unwrap();
+    let gate = occupy(&pool, 1);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = Arc::clone(&ran);
+    let late = pool
+        .submit_with(TaskOptions::new().timeout(Duration::ZERO), move || {
+            r.fetch_add(1, Ordering::SeqCst)
+        })
+        .unwrap();
+    drop(gate);
+    assert_eq!(late.join(), Err(TaskError::DeadlineExceeded));
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    assert!(pool.shutdown(Duration::from_secs(60)).is_clean());
+    assert_eq!(pool.metrics().timed_out, 1);
+}
+
+#[test]
+fn graceful_shutdown_runs_everything_queued() {
+    let pool = BlockingPool::builder().workers(2).build().unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..1_000)
+        .map(|_| {
+            let ran = Arc::clone(&ran);
+            pool.submit(move || ran.fetch_add(1, Ordering::SeqCst)).unwrap()
+        })
+        .collect();
+    let report = pool.shutdown(Duration::from_secs(60));
+    assert!(report.is_clean());
+    assert_eq!(ran.load(Ordering::SeqCst), 1_000);
+    assert!(handles.into_iter().all(|h| h.join().is_ok()));
+    assert!(matches!(pool.submit(|| ()), Err(SubmitError::Closed(_))));
+    assert_eq!(pool.metrics().workers, 0);
+}
+
+#[test]
+fn shutdown_now_hands_back_exactly_what_did_not_run() {
+    let pool = BlockingPool::builder().workers(2).build().unwrap();
+    let gate = occupy(&pool, 2);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..1_000)
+        .map(|_| {
+            let ran = Arc::clone(&ran);
+            pool.submit(move || ran.fetch_add(1, Ordering::SeqCst)).unwrap()
+        })
+        .collect();
+    let report = pool.shutdown_now();
+    drop(gate);
+    assert_eq!(report.unstarted.len(), 1_000);
+    assert_eq!(report.still_running, 2);
+    // Run half of them by hand, drop the rest: every handle learns its fate.
+    let mut unstarted = report.unstarted;
+    let dropped = unstarted.split_off(500);
+    for task in unstarted {
+        task.run();
+    }
+    drop(dropped);
+    let results: Vec<_> = handles.into_iter().map(conc_pool::TaskHandle::join).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 500);
+    assert!(results[500..].iter().all(|r| *r == Err(TaskError::NotRun)));
+    assert_eq!(ran.load(Ordering::SeqCst), 500);
+    assert!(pool.join(Duration::from_secs(60)));
+}
+
+#[test]
+fn a_flood_never_holds_more_than_the_queue_capacity() {
+    // A producer far faster than the workers: live (not yet dropped) tasks
+    // stay within capacity + workers, and every task is run or handed back.
+    struct Live(Arc<AtomicUsize>);
+    impl Drop for Live {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let pool = BlockingPool::builder().workers(2).queue_capacity(64).build().unwrap();
+    let live = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..100_000 {
+        let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+        peak.fetch_max(now, Ordering::SeqCst);
+        let guard = Live(Arc::clone(&live));
+        match pool.try_spawn(move || drop(guard)) {
+            Ok(()) => accepted += 1,
+            Err(error) => {
+                refused += 1;
+                drop(error.into_task());
+            }
+        }
+    }
+    assert!(pool.shutdown(Duration::from_secs(60)).is_clean());
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+    assert!(peak.load(Ordering::SeqCst) <= 64 + 2 + 1, "peak {}", peak.load(Ordering::SeqCst));
+    let m = pool.metrics();
+    assert_eq!(m.completed, accepted);
+    assert_eq!(m.rejected, refused);
+}
+
+#[test]
+fn stuck_workers_are_reported() {
+    let pool =
+        BlockingPool::builder().workers(2).stuck_after(Duration::from_millis(1)).build().unwrap();
+    let gate = occupy(&pool, 1);
+    while pool.health().is_healthy() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(pool.health().stuck.len(), 1);
+    assert_eq!(pool.metrics().stuck, 1);
+    drop(gate);
+}
+
+#[test]
+fn processor_maps_inputs_in_order() {
+    let pool = BlockingPool::builder().workers(3).build().unwrap();
+    let words = pool.processor(|s: &'static str| s.to_uppercase());
+    let batch = words.submit_batch(["a", "b", "c"]).unwrap();
+    let out: Vec<String> = batch.join().into_iter().map(Result::unwrap).collect();
+    assert_eq!(out, ["A", "B", "C"]);
+}
+
+#[test]
+fn a_refused_batch_hands_back_the_rest() {
+    let pool = BlockingPool::builder().workers(1).queue_capacity(2).build().unwrap();
+    let gate = occupy(&pool, 1);
+    let err = pool.submit_batch((0..5).map(|i| move || i)).unwrap_err();
+    assert_eq!(err.accepted.len(), 2);
+    assert_eq!(err.rejected.len(), 3);
+    assert_eq!(err.rejected.into_iter().map(|f| f()).collect::<Vec<_>>(), [2, 3, 4]);
+    drop(gate);
+    assert_eq!(err.accepted.join(), [Ok(0), Ok(1)]);
+}
