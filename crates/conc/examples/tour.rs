@@ -10,15 +10,19 @@
 //!    slots, and a fence refusing the late write of a holder that stalled.
 //! 5. Processes: a build step with a timeout that kills the whole process
 //!    tree, a pool of checks under a concurrency limit, and a pipeline.
-//! 5. Rate limits: a per-user API limit with exact retry-after, and a
+//! 6. Rate limits: a per-user API limit with exact retry-after, and a
 //!    Laravel-style named limiter charging two limits all or nothing, with the
 //!    response headers it renders.
-//! 5. Resilience: a flaky price service behind retries, a circuit breaker and
+//! 7. Resilience: a flaky price service behind retries, a circuit breaker and
 //!    a bulkhead, with a cached fallback while the circuit is open.
-//! 5. A pipeline importing order lines: parse, price with retries against a
+//! 8. A pipeline importing order lines: parse, price with retries against a
 //!    flaky service, dead letters for bad lines, per-stage metrics.
-//! 6. Fan-in of three shop feeds (the express one first) and fan-out of the
+//! 9. Fan-in of three shop feeds (the express one first) and fan-out of the
 //!    merged orders over four workers, with their loads.
+//! 10. Pools: thumbnails on a blocking pool with a bounded queue that makes
+//!    the producer run overflow itself, an async pool serving urgent
+//!    requests first, a panic reported in its handle, and a shutdown that
+//!    hands back what never started.
 #![allow(clippy::print_stdout, reason = "the tour talks to the terminal")]
 
 use std::sync::Arc;
@@ -45,6 +49,7 @@ async fn main() -> Result<(), BoxError> {
     resilience().await?;
     pipeline().await?;
     fan().await?;
+    pools().await?;
     Ok(())
 }
 
@@ -340,10 +345,19 @@ async fn processes() -> Result<(), BoxError> {
         "most frequent service: {} (stages: {:?})",
         top.stdout_str().trim(),
         top.statuses().len()
+    );
+    Ok(())
+}
+
 fn rate_limits() -> Result<(), BoxError> {
     use conc::ratelimit::{Keyed, Limit, Quota, RateLimitError, RateLimiter};
 
-    println!("\n== 5. Rate limits ==\n");
+    struct Upload {
+        user: u32,
+        ip: &'static str,
+    }
+
+    println!("\n== 6. Rate limits ==\n");
     // 5 requests per second per user, bursts of up to 5, on a clock we move by hand.
     let clock = ManualClock::new();
     let per_user = Keyed::with_clock(Quota::per_second(5)?, clock.clone());
@@ -369,10 +383,6 @@ fn rate_limits() -> Result<(), BoxError> {
     }
 
     // Laravel's RateLimiter::for, with both limits charged or neither.
-    struct Upload {
-        user: u32,
-        ip: &'static str,
-    }
     let limiter = RateLimiter::<Upload, _>::with_clock(clock.clone());
     limiter.for_name("uploads", |req: &Upload| {
         [
@@ -401,6 +411,10 @@ fn rate_limits() -> Result<(), BoxError> {
     println!(
         "\n  IP counter: {} of 3 used; the refused upload was charged to neither limit",
         limiter.attempts("uploads:ip:10.0.0.9")
+    );
+    Ok(())
+}
+
 /// A price service that is down from its 5th to its 12th request.
 struct PriceService {
     requests: AtomicU64,
@@ -424,7 +438,7 @@ async fn resilience() -> Result<(), BoxError> {
         SlidingWindow, Timeout,
     };
 
-    println!("\n== 5. Resilience: retries, a circuit breaker, a bulkhead and a fallback ==\n");
+    println!("\n== 7. Resilience: retries, a circuit breaker, a bulkhead and a fallback ==\n");
     let breaker = CircuitBreaker::builder()
         .name("prices")
         .sliding_window(SlidingWindow::count(10))
@@ -479,10 +493,13 @@ async fn resilience() -> Result<(), BoxError> {
         metrics.not_permitted,
         metrics.state
     );
+    Ok(())
+}
+
 async fn pipeline() -> Result<(), BoxError> {
     use conc::pipeline::{DeadLetterQueue, Pipeline, Stage};
 
-    println!("\n== 5. A pipeline importing order lines ==\n");
+    println!("\n== 8. A pipeline importing order lines ==\n");
     let rejected = DeadLetterQueue::new(100);
     let flaky_calls = Arc::new(AtomicU64::new(0));
     let calls = Arc::clone(&flaky_calls);
@@ -536,7 +553,7 @@ async fn pipeline() -> Result<(), BoxError> {
 async fn fan() -> Result<(), BoxError> {
     use conc::fan::{Balance, FanIn, FanOut, Priority};
 
-    println!("\n== 6. Fan-in of shop feeds, fan-out over workers ==\n");
+    println!("\n== 9. Fan-in of shop feeds, fan-out over workers ==\n");
     let mut feeds = FanIn::with_strategy(Priority::default());
     feeds.add_with_priority(futures::stream::iter((1..=4).map(|n| format!("web-{n}"))), 1);
     feeds.add_with_priority(futures::stream::iter((1..=4).map(|n| format!("shop-{n}"))), 1);
@@ -555,5 +572,84 @@ async fn fan() -> Result<(), BoxError> {
     println!("  in merge order: {}", order.join(", "));
     let loads: Vec<u64> = packed.loads().iter().map(|load| load.processed).collect();
     println!("  orders packed per worker: {loads:?}");
+    Ok(())
+}
+
+async fn pools() -> Result<(), BoxError> {
+    use conc::pool::{AsyncPool, BlockingPool, Rejection, TaskError, TaskOptions};
+
+    println!("\n== 10. Worker pools ==\n");
+    // CPU work: 40 thumbnails through 2 threads and a queue of 8. When the
+    // queue is full, the producer renders the thumbnail itself (caller runs),
+    // which slows it down to the pool's pace instead of piling work up.
+    let thumbnails = BlockingPool::builder()
+        .name("thumbnails")
+        .workers(2)
+        .queue_capacity(8)
+        .rejection(Rejection::CallerRuns)
+        .build()?;
+    let render =
+        |id: u32| move || (0..20_000u32).fold(id, |acc, x| acc.wrapping_mul(31).wrapping_add(x));
+    let batch = thumbnails.submit_batch((0..40).map(render)).map_err(|e| e.to_string())?;
+    let rendered = tokio::task::spawn_blocking(move || batch.join()).await?;
+    let m = thumbnails.metrics();
+    println!(
+        "  thumbnails: {} rendered in input order; {} by the pool, {} by the producer when the queue was full",
+        rendered.iter().filter(|r| r.is_ok()).count(),
+        m.submitted,
+        m.caller_ran
+    );
+
+    // I/O work: one worker, so the queue order shows. Urgent requests jump
+    // the queue; a request that panics fails alone.
+    let api = AsyncPool::builder().name("api").workers(1).build()?;
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let held = Arc::clone(&gate);
+    api.spawn(async move { held.notified().await }).await.map_err(|e| e.to_string())?;
+    let served = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut requests = Vec::new();
+    for (name, priority) in [("report", 0), ("login", 10), ("export", 0), ("payment", 10)] {
+        let log = Arc::clone(&served);
+        let request = api.submit_with(TaskOptions::new().priority(priority), async move {
+            log.lock().expect("log").push(name);
+        });
+        requests.push(request.await.map_err(|e| e.to_string())?);
+    }
+    let broken = api
+        .submit(async {
+            let rows: Vec<u32> = Vec::new();
+            rows[3]
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    gate.notify_one();
+    for request in requests {
+        request.await?;
+    }
+    let served = served.lock().expect("log").join(", ");
+    println!("  api: served {served} (priority 10 first, FIFO within a priority)");
+    if let Err(TaskError::Panicked { message }) = broken.await {
+        println!("  api: a request panicked ({message}); the worker kept serving");
+    }
+
+    // Shutdown with work still queued: nothing is lost, it is handed back.
+    let stalled = Arc::new(tokio::sync::Notify::new());
+    let held = Arc::clone(&stalled);
+    api.spawn(async move { held.notified().await }).await.map_err(|e| e.to_string())?;
+    let late: Vec<_> = [1, 2, 3].into_iter().map(|n| api.try_submit(async move { n })).collect();
+    let report = api.shutdown(Duration::from_millis(20)).await;
+    println!(
+        "  shutdown: {} still running was cancelled, {} queued handed back",
+        report.still_running,
+        report.unstarted.len()
+    );
+    for task in report.unstarted {
+        task.run().await; // run them here instead; their handles resolve
+    }
+    let mut outputs = Vec::new();
+    for handle in late.into_iter().flatten() {
+        outputs.push(handle.await?);
+    }
+    println!("  the handed-back requests ran on the caller: {outputs:?}");
     Ok(())
 }

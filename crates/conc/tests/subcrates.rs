@@ -38,6 +38,8 @@ async fn process_is_reexported() {
     let output = conc::process::Process::new("echo").arg("smoke").run().await.unwrap();
     assert!(output.successful());
     assert_eq!(output.stdout_str(), "smoke\n");
+}
+
 #[cfg(feature = "ratelimit")]
 #[test]
 fn ratelimit_is_reexported() {
@@ -50,6 +52,8 @@ fn ratelimit_is_reexported() {
         limiter.try_acquire(1),
         Err(RateLimitError::Limited { retry_after: Duration::from_millis(500) })
     );
+}
+
 #[cfg(feature = "resilience")]
 #[test]
 fn resilience_is_reexported() {
@@ -59,6 +63,8 @@ fn resilience_is_reexported() {
     breaker.try_acquire().unwrap().failure();
     assert_eq!(breaker.state(), BreakerState::Open);
     assert!(breaker.try_acquire().unwrap_err().retry_after().is_some());
+}
+
 #[cfg(feature = "pipeline")]
 #[tokio::test]
 async fn pipeline_is_reexported() {
@@ -85,4 +91,15 @@ async fn fan_is_reexported() {
         .unwrap();
     let out: Vec<u32> = fan_out.process_stream(fan_in).map(Result::unwrap).collect().await;
     assert_eq!(out, [10, 20, 30]);
+}
+
+#[cfg(feature = "pool")]
+#[tokio::test]
+async fn pool_is_reexported() {
+    let pool = conc::pool::AsyncPool::builder().workers(1).build().unwrap();
+    let handle = pool.submit(async { 6 * 7 }).await.unwrap();
+    assert_eq!(handle.await, Ok(42));
+    let blocking = conc::pool::BlockingPool::builder().workers(1).build().unwrap();
+    let handle = blocking.submit(|| 7).unwrap();
+    assert_eq!(tokio::task::spawn_blocking(move || handle.join()).await.unwrap(), Ok(7));
 }
