@@ -9,19 +9,14 @@
 //! The facade holds no logic of its own. Libraries that need one piece can
 //! depend on that crate directly (`conc-ratelimit`, …) and stay smaller.
 //!
-//! | module | crate | feature | status |
+//! | module | crate | feature | what it is |
 //! |---|---|---|---|
 //! | [`core`] | `conc-core` | always on | clocks, backoff, metric names, lifecycle, driver trait |
-//! | `pool` | `conc-pool` | `pool` | planned |
-//! | `pipeline` | `conc-pipeline` | `pipeline` | planned |
-//! | `fan` | `conc-fan` | `fan` | planned |
-//! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer |
+//! | [`pool`] | `conc-pool` | `pool` | async and blocking worker pools: priorities with aging, bounded queues, rejection policies, shutdown; the `Concurrency` facade |
 //! | [`pipeline`] | `conc-pipeline` | `pipeline` | typed staged pipelines: per-stage concurrency, bounded buffers, retries, dead letters, metrics |
 //! | [`fan`] | `conc-fan` | `fan` | fan-out over N workers with balancing; fan-in of many streams, fair, priority or custom |
-//! | `ratelimit` | `conc-ratelimit` | `ratelimit` | planned |
-//! | `resilience` | `conc-resilience` | `resilience` | planned |
-//! | `ratelimit` | `conc-ratelimit` | `ratelimit` | planned |
-//! | [`resilience`] | `conc-resilience` | `resilience` | circuit breaker, bulkhead, retry, timeout, fallback, load shedding, pipeline |
+//! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer |
+//! | [`resilience`] | `conc-resilience` | `resilience` (+ `resilience-tower`) | circuit breaker, bulkhead, retry, timeout, fallback, load shedding, pipeline |
 //! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
 //! | `bus` | `conc-bus` | `bus` | planned |
 //! | [`process`] | `conc-process` | `process` | runs with tree-wide timeouts, pools, pipes, supervision |
@@ -30,6 +25,7 @@
 //!
 //! - `lock`: [`lock`], the in-memory lock store; `lock-sqlite` and
 //!   `lock-redis` add its SQLite and Redis stores.
+//! - `pool`: [`pool`], the async and blocking worker pools.
 //! - `process`: [`process`], running processes with timeouts that reach the
 //!   whole process group, pools, pipes and a supervisor.
 //! - `ratelimit`: [`ratelimit`], the in-memory rate limiters;
@@ -70,19 +66,11 @@
 #[doc(inline)]
 pub use conc_core as core;
 
-#[cfg(feature = "lock")]
-#[cfg_attr(docsrs, doc(cfg(feature = "lock")))]
+#[cfg(feature = "pool")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
 #[doc(inline)]
-pub use conc_lock as lock;
+pub use conc_pool as pool;
 
-#[cfg(feature = "process")]
-#[cfg_attr(docsrs, doc(cfg(feature = "process")))]
-#[doc(inline)]
-pub use conc_process as process;
-#[cfg(feature = "resilience")]
-#[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
-#[doc(inline)]
-pub use conc_resilience as resilience;
 #[cfg(feature = "pipeline")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pipeline")))]
 #[doc(inline)]
@@ -93,10 +81,25 @@ pub use conc_pipeline as pipeline;
 #[doc(inline)]
 pub use conc_fan as fan;
 
-#[doc(no_inline)]
-pub use conc_core::{BoxError, BoxFuture};
-
 #[cfg(feature = "ratelimit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ratelimit")))]
 #[doc(inline)]
 pub use conc_ratelimit as ratelimit;
+
+#[cfg(feature = "resilience")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
+#[doc(inline)]
+pub use conc_resilience as resilience;
+
+#[cfg(feature = "lock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lock")))]
+#[doc(inline)]
+pub use conc_lock as lock;
+
+#[cfg(feature = "process")]
+#[cfg_attr(docsrs, doc(cfg(feature = "process")))]
+#[doc(inline)]
+pub use conc_process as process;
+
+#[doc(no_inline)]
+pub use conc_core::{BoxError, BoxFuture};
