@@ -19,10 +19,10 @@ use serde::de::DeserializeOwned;
 
 use crate::{Process, ProcessError};
 
-/// The environment variable naming the handler a worker child runs.
-pub const WORKER_ENV: &str = "CONC_PROCESS_WORKER";
-/// The environment variable naming the file a worker child writes its result to.
-pub const RESULT_ENV: &str = "CONC_PROCESS_RESULT";
+/// The first argument of a worker child: `<binary> --conc-process-worker
+/// <handler> <result file>`. Arguments, unlike environment variables, are not
+/// inherited by the processes a handler starts in turn.
+pub const WORKER_FLAG: &str = "--conc-process-worker";
 
 type Handler = Box<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 
@@ -92,7 +92,7 @@ enum Report {
 }
 
 /// Call first thing in `main`: if this process was started by a
-/// [`ProcessDriver`] as a worker, runs the requested handler on the input
+/// [`ProcessDriver`] as a worker (its first argument is [`WORKER_FLAG`]), runs the requested handler on the input
 /// from standard input, reports the result to the parent, and **exits**;
 /// otherwise returns at once and `main` goes on.
 ///
@@ -109,13 +109,18 @@ enum Report {
     reason = "`init(Handlers::new()...)` reads best at the top of main"
 )]
 pub fn init(handlers: Handlers) {
-    let Some(name) = std::env::var_os(WORKER_ENV) else { return };
-    let code = run_worker(&handlers, &name);
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(std::ffi::OsStr::new(WORKER_FLAG)) {
+        return;
+    }
+    let code = match (args.next(), args.next()) {
+        (Some(name), Some(result_path)) => run_worker(&handlers, &name, &result_path),
+        _ => 2,
+    };
     std::process::exit(code);
 }
 
-fn run_worker(handlers: &Handlers, name: &OsString) -> i32 {
-    let Some(result_path) = std::env::var_os(RESULT_ENV) else { return 2 };
+fn run_worker(handlers: &Handlers, name: &OsString, result_path: &OsString) -> i32 {
     let name = name.to_string_lossy();
     let mut input = Vec::new();
     let report = match std::io::stdin().read_to_end(&mut input) {
@@ -135,7 +140,7 @@ fn run_worker(handlers: &Handlers, name: &OsString) -> i32 {
         Report::Panic(_) => 101,
     };
     let written = serde_json::to_vec(&report).ok().and_then(|bytes| {
-        std::fs::File::create(&result_path).and_then(|mut file| file.write_all(&bytes)).ok()
+        std::fs::File::create(result_path).and_then(|mut file| file.write_all(&bytes)).ok()
     });
     if written.is_none() { 3 } else { code }
 }
@@ -164,8 +169,8 @@ pub fn decode<O: DeserializeOwned>(output: TaskOutput) -> Result<O, TaskError> {
 
 /// A [`Driver`] that runs portable tasks in child processes: each task
 /// re-executes the current binary (or [`program`](ProcessDriverBuilder::program)),
-/// whose `main` calls [`init`] first, with the handler name in the
-/// environment and the JSON input on standard input. A handler's error, a
+/// whose `main` calls [`init`] first, with [`WORKER_FLAG`], the handler name
+/// and a result file as arguments and the JSON input on standard input. A handler's error, a
 /// panic, a crash or a timeout in the child is that task's error in the
 /// parent; the parent never goes down with a child.
 ///
@@ -212,8 +217,9 @@ impl ProcessDriver {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let mut process = Process::new(&self.program)
-            .env(WORKER_ENV, &handler)
-            .env(RESULT_ENV, &result_path)
+            .arg(WORKER_FLAG)
+            .arg(&handler)
+            .arg(&result_path)
             .input(input);
         if let Some(timeout) = self.timeout {
             process = process.timeout(timeout);

@@ -179,15 +179,16 @@ async fn graceful_stop_escalates() {
 /// Pitfall 13: output resets the idle timeout; silence trips it.
 #[tokio::test]
 async fn idle_timeout_is_reset_by_output() {
-    // Twelve outputs 0.25 s apart: three seconds in all, twice the idle timeout.
+    // Twenty outputs 0.2 s apart: four seconds in all, well past the idle
+    // timeout, which is still ten times the gap between outputs.
     let output =
-        Process::shell("i=0; while [ $i -lt 12 ]; do echo tick; sleep 0.25; i=$((i+1)); done")
-            .idle_timeout(Duration::from_millis(1500))
+        Process::shell("i=0; while [ $i -lt 20 ]; do echo tick; sleep 0.2; i=$((i+1)); done")
+            .idle_timeout(Duration::from_secs(2))
             .run()
             .await
             .unwrap();
     assert!(output.successful());
-    assert_eq!(output.stdout_str().lines().count(), 12);
+    assert_eq!(output.stdout_str().lines().count(), 20);
 
     let err = Process::shell("echo hello; sleep 60")
         .idle_timeout(Duration::from_millis(300))

@@ -52,8 +52,8 @@ async fn peak_concurrency_never_exceeds_the_limit() {
         })
         .build()
         .unwrap();
-    let jobs = (0..60).map(|i| {
-        let script = r#"echo "+" >> "$1"; sleep 0.02; echo "-" >> "$1""#;
+    let jobs = (0..45).map(|i| {
+        let script = r#"echo "+" >> "$1"; sleep 0.1; echo "-" >> "$1""#;
         (i.to_string(), Process::shell(script).arg("sh").arg(&path))
     });
     let results = pool.run(jobs).await.unwrap();
@@ -69,7 +69,7 @@ async fn peak_concurrency_never_exceeds_the_limit() {
     assert!(peak >= 2, "the jobs did run concurrently (peak {peak})");
     let (reported_peak, finished) = *events.lock().unwrap();
     assert!(reported_peak <= limit);
-    assert_eq!(finished, 60);
+    assert_eq!(finished, 45);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +91,13 @@ async fn fail_fast_kills_running_jobs_and_skips_the_rest() {
     let results = pool
         .run([
             ("slow", Process::shell("echo $$ > \"$1\"; exec sleep 60").arg("sh").arg(&path)),
-            ("broken", Process::shell("sleep 0.3; exit 1")),
+            // Fails once "slow" is surely running.
+            (
+                "broken",
+                Process::shell(r#"while [ ! -s "$1" ]; do sleep 0.05; done; exit 1"#)
+                    .arg("sh")
+                    .arg(&path),
+            ),
             ("never", Process::new("true")),
         ])
         .await

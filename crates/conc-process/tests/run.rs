@@ -253,9 +253,12 @@ async fn dropping_the_handle_kills_the_group_and_detach_does_not() {
 async fn dropping_run_future_kills_the_process() {
     let marker = tempfile::NamedTempFile::new().unwrap();
     let path = marker.path().to_owned();
-    let run = Process::shell("echo $$ > \"$1\"; exec sleep 60").arg("sh").arg(&path).run();
-    // Cancel the run after the child wrote its pid.
-    let _ = tokio::time::timeout(Duration::from_millis(500), run).await;
+    let run =
+        tokio::spawn(Process::shell("echo $$ > \"$1\"; exec sleep 60").arg("sh").arg(&path).run());
+    // Cancel the run once the child has written its pid.
+    let written = || std::fs::read_to_string(&path).is_ok_and(|text| text.ends_with('\n'));
+    assert!(eventually(Duration::from_secs(20), written).await);
+    run.abort();
     let pid: u32 = std::fs::read_to_string(&path).unwrap().trim().parse().unwrap();
     assert!(
         eventually(Duration::from_secs(20), || !alive(pid)).await,
