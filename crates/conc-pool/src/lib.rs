@@ -97,3 +97,8 @@ pub use job::CancelToken;
 pub use metrics::{Health, PoolMetrics, StuckWorker};
 pub use options::{Rejection, TaskOptions};
 pub use shutdown::ShutdownReport;
+
+/// The guide's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/pool.md")]
+struct PoolGuide;

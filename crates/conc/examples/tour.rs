@@ -8,6 +8,10 @@
 //!    reporting the one that overran it.
 //! 4. Locks: workers competing for a nightly job, a funnel of two export
 //!    slots, and a fence refusing the late write of a holder that stalled.
+//! 5. Pools: thumbnails on a blocking pool with a bounded queue that makes
+//!    the producer run overflow itself, an async pool serving urgent
+//!    requests first, a panic reported in its handle, and a shutdown that
+//!    hands back what never started.
 #![allow(clippy::print_stdout, reason = "the tour talks to the terminal")]
 
 use std::sync::Arc;
@@ -27,6 +31,7 @@ async fn main() -> Result<(), BoxError> {
     clocks();
     shutdown().await?;
     locks().await?;
+    pools().await?;
     Ok(())
 }
 
@@ -263,4 +268,83 @@ async fn locks() -> Result<(), BoxError> {
 
 fn verdict(accepted: bool) -> &'static str {
     if accepted { "accepted" } else { "refused (stale fence)" }
+}
+
+async fn pools() -> Result<(), BoxError> {
+    use conc::pool::{AsyncPool, BlockingPool, Rejection, TaskError, TaskOptions};
+
+    println!("\n== 5. Worker pools ==\n");
+    // CPU work: 40 thumbnails through 2 threads and a queue of 8. When the
+    // queue is full, the producer renders the thumbnail itself (caller runs),
+    // which slows it down to the pool's pace instead of piling work up.
+    let thumbnails = BlockingPool::builder()
+        .name("thumbnails")
+        .workers(2)
+        .queue_capacity(8)
+        .rejection(Rejection::CallerRuns)
+        .build()?;
+    let render =
+        |id: u32| move || (0..20_000u32).fold(id, |acc, x| acc.wrapping_mul(31).wrapping_add(x));
+    let batch = thumbnails.submit_batch((0..40).map(render)).map_err(|e| e.to_string())?;
+    let rendered = tokio::task::spawn_blocking(move || batch.join()).await?;
+    let m = thumbnails.metrics();
+    println!(
+        "  thumbnails: {} rendered in input order; {} by the pool, {} by the producer when the queue was full",
+        rendered.iter().filter(|r| r.is_ok()).count(),
+        m.submitted,
+        m.caller_ran
+    );
+
+    // I/O work: one worker, so the queue order shows. Urgent requests jump
+    // the queue; a request that panics fails alone.
+    let api = AsyncPool::builder().name("api").workers(1).build()?;
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let held = Arc::clone(&gate);
+    api.spawn(async move { held.notified().await }).await.map_err(|e| e.to_string())?;
+    let served = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut requests = Vec::new();
+    for (name, priority) in [("report", 0), ("login", 10), ("export", 0), ("payment", 10)] {
+        let log = Arc::clone(&served);
+        let request = api.submit_with(TaskOptions::new().priority(priority), async move {
+            log.lock().expect("log").push(name);
+        });
+        requests.push(request.await.map_err(|e| e.to_string())?);
+    }
+    let broken = api
+        .submit(async {
+            let rows: Vec<u32> = Vec::new();
+            rows[3]
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    gate.notify_one();
+    for request in requests {
+        request.await?;
+    }
+    let served = served.lock().expect("log").join(", ");
+    println!("  api: served {served} (priority 10 first, FIFO within a priority)");
+    if let Err(TaskError::Panicked { message }) = broken.await {
+        println!("  api: a request panicked ({message}); the worker kept serving");
+    }
+
+    // Shutdown with work still queued: nothing is lost, it is handed back.
+    let stalled = Arc::new(tokio::sync::Notify::new());
+    let held = Arc::clone(&stalled);
+    api.spawn(async move { held.notified().await }).await.map_err(|e| e.to_string())?;
+    let late: Vec<_> = [1, 2, 3].into_iter().map(|n| api.try_submit(async move { n })).collect();
+    let report = api.shutdown(Duration::from_millis(20)).await;
+    println!(
+        "  shutdown: {} still running was cancelled, {} queued handed back",
+        report.still_running,
+        report.unstarted.len()
+    );
+    for task in report.unstarted {
+        task.run().await; // run them here instead; their handles resolve
+    }
+    let mut outputs = Vec::new();
+    for handle in late.into_iter().flatten() {
+        outputs.push(handle.await?);
+    }
+    println!("  the handed-back requests ran on the caller: {outputs:?}");
+    Ok(())
 }

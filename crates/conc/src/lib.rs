@@ -12,7 +12,7 @@
 //! | module | crate | feature | status |
 //! |---|---|---|---|
 //! | [`core`] | `conc-core` | always on | clocks, backoff, metric names, lifecycle, driver trait |
-//! | `pool` | `conc-pool` | `pool` | planned |
+//! | [`pool`] | `conc-pool` | `pool` | async and blocking worker pools: priorities with aging, bounded queues, rejection policies, shutdown |
 //! | `pipeline` | `conc-pipeline` | `pipeline` | planned |
 //! | `fan` | `conc-fan` | `fan` | planned |
 //! | `ratelimit` | `conc-ratelimit` | `ratelimit` | planned |
@@ -25,6 +25,7 @@
 //!
 //! - `lock`: [`lock`], the in-memory lock store; `lock-sqlite` and
 //!   `lock-redis` add its SQLite and Redis stores.
+//! - `pool`: [`pool`], the async and blocking worker pools.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.
 //!
 //! # Examples
@@ -61,6 +62,11 @@ pub use conc_core as core;
 #[cfg_attr(docsrs, doc(cfg(feature = "lock")))]
 #[doc(inline)]
 pub use conc_lock as lock;
+
+#[cfg(feature = "pool")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pool")))]
+#[doc(inline)]
+pub use conc_pool as pool;
 
 #[doc(no_inline)]
 pub use conc_core::{BoxError, BoxFuture};

@@ -31,3 +31,14 @@ async fn lock_is_reexported() {
     assert!(store.lock("smoke", Duration::from_secs(1)).unwrap().get().await.unwrap().is_none());
     guard.release().await.unwrap();
 }
+
+#[cfg(feature = "pool")]
+#[tokio::test]
+async fn pool_is_reexported() {
+    let pool = conc::pool::AsyncPool::builder().workers(1).build().unwrap();
+    let handle = pool.submit(async { 6 * 7 }).await.unwrap();
+    assert_eq!(handle.await, Ok(42));
+    let blocking = conc::pool::BlockingPool::builder().workers(1).build().unwrap();
+    let handle = blocking.submit(|| 7).unwrap();
+    assert_eq!(tokio::task::spawn_blocking(move || handle.join()).await.unwrap(), Ok(7));
+}
