@@ -175,8 +175,8 @@ impl<J> Core<J> {
 
     pub(crate) fn count_rejected(&self) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(conc_core::metrics::POOL_TASKS_REJECTED, "pool" => self.name.clone())
-            .increment(1);
+        // A static key without labels: a refusal allocates nothing.
+        metrics::counter!(conc_core::metrics::POOL_TASKS_REJECTED).increment(1);
     }
 
     pub(crate) fn count_evicted(&self) {
