@@ -28,6 +28,10 @@
 //! queue drain until the timeout, then hands back what never started;
 //! `shutdown_now()` hands the queue back at once. Nothing accepted is lost.
 //!
+//! [`Concurrency`] runs batches of `conc_core::driver::Task`s on named
+//! drivers ([`SyncDriver`], [`ThreadDriver`], or your own) with results in
+//! input order, and defers batches to the background.
+//!
 //! Workers are fixed in number. Idle workers sleep (no spinning) and a
 //! submission wakes one only when a worker is idle: a busy pool pays no
 //! wake-ups. `metrics()` and `health()` give cheap snapshots (per-worker
@@ -71,6 +75,7 @@
 //! | a concurrency limit on async tasks | `JoinSet` + `Semaphore` | [`AsyncPool`] with N workers |
 //! | Java's `ThreadPoolExecutor` rejection policies | hand-written | [`Rejection`] |
 //! | priorities | several pools (ants, pond advice) | [`TaskOptions::priority`] with aging |
+//! | Laravel's `Concurrency::run` / `defer` | – | [`Concurrency`] |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
@@ -78,6 +83,7 @@
 mod asynchronous;
 mod blocking;
 mod builder;
+mod concurrency;
 mod core;
 mod error;
 mod handle;
@@ -91,6 +97,7 @@ mod shutdown;
 pub use asynchronous::{AsyncPool, AsyncPoolBuilder, AsyncProcessor, UnstartedFuture};
 pub use blocking::{BlockingPool, BlockingPoolBuilder, Processor, Unstarted};
 pub use builder::DEFAULT_AGING_STEP;
+pub use concurrency::{Concurrency, ConcurrencyError, SyncDriver, ThreadDriver};
 pub use error::{BatchError, BuildError, SubmitError, TaskError};
 pub use handle::{Batch, TaskHandle};
 pub use job::CancelToken;
