@@ -318,7 +318,7 @@ impl AsyncPool {
         let core = self.core();
         let pushed = match room {
             Room::Reserved(reservation) => {
-                core.queue.push(reservation, item, into_job, priority, core.now_nanos())
+                core.queue.push(reservation, item, into_job, priority, core.now_nanos()).map(|_| ())
             }
             Room::Evict => core
                 .queue
