@@ -485,7 +485,8 @@ impl AsyncPool {
             Ok(room) => room,
             Err(refusal) if self.caller_runs(true, refusal) => {
                 self.core().count_caller_ran();
-                let outcome = SpawnFuture { fut, done: false }.await;
+                let outcome =
+                    SpawnFuture { fut, done: false, span: tracing::Span::current() }.await;
                 self.core().count_outside(outcome);
                 return Ok(());
             }
@@ -513,8 +514,13 @@ impl AsyncPool {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.place(room, SpawnFuture { fut, done: false }, 0, |job| Box::pin(job) as AsyncBox)
-            .map_err(|(refusal, job)| self.refuse(refusal, job.fut))
+        self.place(
+            room,
+            SpawnFuture { fut, done: false, span: tracing::Span::current() },
+            0,
+            |job| Box::pin(job) as AsyncBox,
+        )
+        .map_err(|(refusal, job)| self.refuse(refusal, job.fut))
     }
 
     /// Submits every future, in order; the batch resolves to their outputs

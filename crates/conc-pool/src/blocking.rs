@@ -663,7 +663,13 @@ impl BlockingPool {
             Ok(room) => room,
             Err(refusal) if self.caller_runs(honour_policy, refusal) => {
                 let (tx, handle) = TaskHandle::channel();
-                let task = HandleTask { f, call, tx, deadline: deadline() };
+                let task = HandleTask {
+                    f,
+                    call,
+                    tx,
+                    deadline: deadline(),
+                    span: tracing::Span::current(),
+                };
                 self.core().count_caller_ran();
                 self.core().count_outside(task.run_here());
                 return Ok(handle);
@@ -672,7 +678,7 @@ impl BlockingPool {
             Err(refusal) => return Err(self.refuse(refusal, f)),
         };
         let (tx, handle) = TaskHandle::channel();
-        let task = HandleTask { f, call, tx, deadline: deadline() };
+        let task = HandleTask { f, call, tx, deadline: deadline(), span: tracing::Span::current() };
         match self.place(room, task, options.get_priority(), |t| Box::new(t) as BlockingBox) {
             Ok(()) => Ok(handle),
             Err((refusal, task)) => Err(self.refuse(refusal, task.f)),
@@ -730,13 +736,19 @@ impl BlockingPool {
             Ok(room) => room,
             Err(refusal) if self.caller_runs(honour_policy, refusal) => {
                 self.core().count_caller_ran();
-                self.core().count_outside(Box::new(SpawnTask { f }).run());
+                self.core()
+                    .count_outside(Box::new(SpawnTask { f, span: tracing::Span::none() }).run());
                 return Ok(());
             }
             Err(refusal) => return Err(self.refuse(refusal, f)),
         };
-        self.place(room, SpawnTask { f }, options.get_priority(), |t| Box::new(t) as BlockingBox)
-            .map_err(|(refusal, task)| self.refuse(refusal, task.f))
+        self.place(
+            room,
+            SpawnTask { f, span: tracing::Span::current() },
+            options.get_priority(),
+            |t| Box::new(t) as BlockingBox,
+        )
+        .map_err(|(refusal, task)| self.refuse(refusal, task.f))
     }
 
     /// Submits every closure, in order; the batch resolves to their outputs
