@@ -11,6 +11,7 @@ struct Counting;
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static BYTES: Cell<u64> = const { Cell::new(0) };
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the
@@ -19,6 +20,7 @@ thread_local! {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        let _ = BYTES.try_with(|n| n.set(n.get() + layout.size() as u64));
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -82,4 +84,48 @@ fn async_try_submit_on_a_full_queue_allocates_nothing() {
         assert_eq!(allocations() - before, 0);
         assert_eq!(queued.await, Ok(1));
     });
+}
+
+fn bytes() -> u64 {
+    BYTES.with(Cell::get)
+}
+
+fn hold_worker(pool: &BlockingPool) -> mpsc::Sender<()> {
+    let (release, gate) = mpsc::channel::<()>();
+    let (started_tx, started) = mpsc::channel::<()>();
+    pool.spawn(move || {
+        started_tx.send(()).unwrap();
+        let _ = gate.recv();
+    })
+    .unwrap();
+    started.recv().unwrap();
+    release
+}
+
+/// Heap bytes one queued `submit` costs beyond its (here zero-sized)
+/// closure, measured on the submitting thread after a first round grew the
+/// queue's slot storage: 144 bytes (the boxed task with its result sender
+/// and span, and the result channel). The figure is in docs/performance.md;
+/// this guards it against growth.
+#[test]
+fn a_queued_blocking_task_costs_a_bounded_number_of_bytes() {
+    const N: u64 = 10_000;
+    let pool = BlockingPool::builder().workers(1).build().unwrap();
+    let mut handles = Vec::with_capacity(N as usize);
+    // Round one grows the queue's slot storage; round two is measured.
+    for round in 0..2 {
+        let release = hold_worker(&pool);
+        let before = bytes();
+        for _ in 0..N {
+            handles.push(pool.submit(|| 0_u8).unwrap());
+        }
+        let per_task = (bytes() - before) / N;
+        drop(release);
+        for handle in handles.drain(..) {
+            assert_eq!(handle.join(), Ok(0));
+        }
+        if round == 1 {
+            assert!(per_task <= 144, "a queued task costs {per_task} bytes");
+        }
+    }
 }
