@@ -32,11 +32,10 @@
 //! drivers ([`SyncDriver`], [`ThreadDriver`], or your own) with results in
 //! input order, and defers batches to the background.
 //!
-//! The blocking pool can be dynamic: between `workers` and `max_workers`
-//! threads, growing when a task would wait with no idle worker (before it
-//! queues) and retiring threads idle past the keep-alive; `scale_up`,
-//! `scale_down` and `resize` change it by hand. The async pool has a fixed
-//! worker count. Idle workers sleep (after a bounded spin of a few
+//! Either pool can be dynamic: between `workers` and `max_workers`,
+//! growing when a task would wait with no idle worker (before it queues) and
+//! retiring workers idle past the keep-alive; `scale_up`, `scale_down` and
+//! `resize` change the size by hand. Idle workers sleep (after a bounded spin of a few
 //! microseconds) and a submission wakes one only when a worker is idle: a
 //! busy pool pays no wake-ups. `metrics()` and `health()` give cheap snapshots (per-worker
 //! counters, queue-wait percentiles, stuck-worker detection).
