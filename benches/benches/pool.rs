@@ -110,7 +110,11 @@ struct Latch {
 
 impl Latch {
     fn new() -> Arc<Self> {
-        Arc::new(Self { done: AtomicUsize::new(0), finished: Mutex::new(false), cv: Condvar::new() })
+        Arc::new(Self {
+            done: AtomicUsize::new(0),
+            finished: Mutex::new(false),
+            cv: Condvar::new(),
+        })
     }
 
     fn count(&self) {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub struct AsyncPoolBuilder {
     raw: RawSettings,
     on_evict: Option<EvictHook>,
     runtime: Option<Handle>,
+    keep_alive: Duration,
 }
 
 impl fmt::Debug for AsyncPoolBuilder {
@@ -59,6 +61,24 @@ impl AsyncPoolBuilder {
     /// one, the evicted task's handle resolves to [`TaskError::Evicted`].
     pub fn on_evict(mut self, callback: impl Fn(UnstartedFuture) + Send + Sync + 'static) -> Self {
         self.on_evict = Some(Arc::new(callback));
+        self
+    }
+
+    /// Makes the pool dynamic: it starts with `workers` worker tasks (its
+    /// minimum), adds one whenever a task is queued while no worker is idle,
+    /// up to `max`, and retires a worker idle for the keep-alive while more
+    /// than the minimum remain. Must be at least `workers`. Defaults to
+    /// `workers` (a fixed pool).
+    pub fn max_workers(mut self, max: usize) -> Self {
+        self.raw.max_workers = Some(max);
+        self
+    }
+
+    /// How long a worker above the minimum may stay idle before it retires
+    /// (on tokio's clock, so a paused clock drives it in tests). Must be
+    /// longer than zero. Defaults to 10 s.
+    pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.keep_alive = keep_alive;
         self
     }
 
@@ -82,31 +102,83 @@ impl AsyncPoolBuilder {
             Some(handle) => handle,
             None => Handle::try_current().map_err(|_| crate::BuildError::NoRuntime)?,
         };
+        if self.keep_alive.is_zero() {
+            return Err(crate::BuildError::KeepAlive { value: self.keep_alive });
+        }
         let core = Arc::new(Core::new(&settings));
-        let workers = (0..settings.workers)
-            .map(|index| {
-                core.slot(index).set_alive(true);
-                let span =
-                    tracing::debug_span!("conc_pool.worker", pool = %settings.name, worker = index);
-                runtime.spawn(worker(Arc::clone(&core), index).instrument(span))
-            })
-            .collect();
-        Ok(AsyncPool {
-            shared: Arc::new(Shared {
-                core,
-                on_evict: self.on_evict,
-                workers: Mutex::new(workers),
-                count: settings.workers,
-            }),
-        })
+        let sizing = Arc::new(Sizing {
+            min: settings.workers,
+            max: settings.max_workers,
+            keep_alive: self.keep_alive,
+            live: AtomicUsize::new(0),
+            retire: AtomicUsize::new(0),
+            scaled_up: AtomicU64::new(0),
+            scaled_down: AtomicU64::new(0),
+            runtime,
+            handles: Mutex::new(Vec::new()),
+        });
+        for _ in 0..settings.workers {
+            spawn_worker(&core, &sizing, false);
+        }
+        Ok(AsyncPool { shared: Arc::new(Shared { core, on_evict: self.on_evict, sizing }) })
     }
+}
+
+/// The async pool's size and what changes it.
+#[derive(Debug)]
+struct Sizing {
+    min: usize,
+    max: usize,
+    keep_alive: Duration,
+    live: AtomicUsize,
+    retire: AtomicUsize,
+    scaled_up: AtomicU64,
+    scaled_down: AtomicU64,
+    runtime: Handle,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Sizing {
+    fn dynamic(&self) -> bool {
+        self.max > self.min
+    }
+
+    fn try_leave(&self, floor: usize) -> bool {
+        self.live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live > floor).then(|| live - 1)
+            })
+            .is_ok()
+    }
+}
+
+/// Starts one worker task on a free slot if fewer than `max` are alive.
+fn spawn_worker(core: &Arc<Core<AsyncBox>>, sizing: &Arc<Sizing>, scaling: bool) -> bool {
+    let Ok(live) = sizing.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+        (live < sizing.max).then_some(live + 1)
+    }) else {
+        return false;
+    };
+    let Some(index) = (0..core.worker_slots()).find(|&i| core.slot(i).try_claim()) else {
+        sizing.live.fetch_sub(1, Ordering::AcqRel);
+        return false;
+    };
+    let span = tracing::debug_span!("conc_pool.worker", pool = %core.name, worker = index);
+    let handle =
+        sizing.runtime.spawn(worker(Arc::clone(core), index, Arc::clone(sizing)).instrument(span));
+    sizing.handles.lock().unwrap_or_else(PoisonError::into_inner).push(handle);
+    if scaling {
+        sizing.scaled_up.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(conc_core::metrics::POOL_SCALE_EVENTS, "direction" => "up").increment(1);
+        tracing::debug!(target: "conc_pool", pool = %core.name, workers = live + 1, "scaled up");
+    }
+    true
 }
 
 struct Shared {
     core: Arc<Core<AsyncBox>>,
     on_evict: Option<EvictHook>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
-    count: usize,
+    sizing: Arc<Sizing>,
 }
 
 impl Drop for Shared {
@@ -154,7 +226,7 @@ impl fmt::Debug for AsyncPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncPool")
             .field("name", &self.shared.core.name)
-            .field("workers", &self.shared.count)
+            .field("workers", &self.shared.sizing.live.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -202,35 +274,78 @@ struct Next<'a> {
     queue: &'a Queue<AsyncBox>,
     index: usize,
     registered: bool,
+    /// Retirement requests: a pending one ends the wait (with `Err`).
+    retire: &'a AtomicUsize,
 }
 
 impl Future for Next<'_> {
-    type Output = Option<Entry<AsyncBox>>;
+    type Output = Result<Option<Entry<AsyncBox>>, ()>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.queue.pop_or_register(self.index, cx.waker()) {
+        if self.registered && self.retire.load(Ordering::Acquire) > 0 {
+            self.queue.unregister(self.index);
+            return Poll::Ready(Err(()));
+        }
+        Poll::Ready(Ok(match self.queue.pop_or_register(self.index, cx.waker()) {
             Pop::Job(entry) => {
                 if self.registered {
                     // Woken by something other than a push (a waker a past
                     // task kept): make sure no stale registration stays.
                     self.queue.unregister(self.index);
                 }
-                Poll::Ready(Some(entry))
+                Some(entry)
             }
             Pop::Idle => {
                 self.registered = true;
-                Poll::Pending
+                return Poll::Pending;
             }
-            Pop::Closed => Poll::Ready(None),
-        }
+            Pop::Closed => None,
+        }))
     }
 }
 
-async fn worker(core: Arc<Core<AsyncBox>>, index: usize) {
+async fn worker(core: Arc<Core<AsyncBox>>, index: usize, sizing: Arc<Sizing>) {
     let slot = core.slot(index);
     loop {
-        let next = Next { queue: &core.queue, index, registered: false };
-        let Some(entry) = next.await else { break };
+        if sizing.retire.load(Ordering::Acquire) > 0
+            && sizing
+                .retire
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok()
+            && sizing.try_leave(1)
+        {
+            sizing.scaled_down.fetch_add(1, Ordering::Relaxed);
+            break;
+        }
+        let next = Next { queue: &core.queue, index, registered: false, retire: &sizing.retire };
+        let entry = if sizing.dynamic() {
+            if let Ok(next) = tokio::time::timeout(sizing.keep_alive, next).await {
+                let Ok(next) = next else { continue };
+                next
+            } else {
+                // Idle past the keep-alive. Leave the idle list under the
+                // queue lock, then take any job a push raced in.
+                core.queue.unregister(index);
+                match core.queue.pop() {
+                    Some(entry) => Some(entry),
+                    None if sizing.try_leave(sizing.min) => {
+                        sizing.scaled_down.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!(conc_core::metrics::POOL_SCALE_EVENTS, "direction" => "down")
+                            .increment(1);
+                        tracing::debug!(target: "conc_pool", pool = %core.name, worker = index, "scaled down after keep-alive");
+                        break;
+                    }
+                    None => continue,
+                }
+            }
+        } else {
+            let Ok(next) = next.await else { continue };
+            next
+        };
+        let Some(entry) = entry else {
+            sizing.live.fetch_sub(1, Ordering::AcqRel);
+            break;
+        };
         slot.start(entry.enqueued_nanos, core.now_nanos());
         let outcome = entry.job.await;
         slot.finish(outcome);
@@ -266,7 +381,12 @@ impl AsyncPool {
     /// A builder with the defaults: one worker per available CPU, unbounded
     /// queue, [`Rejection::Reject`], aging every 64 dequeues.
     pub fn builder() -> AsyncPoolBuilder {
-        AsyncPoolBuilder { raw: RawSettings::new(), on_evict: None, runtime: None }
+        AsyncPoolBuilder {
+            raw: RawSettings::new(),
+            on_evict: None,
+            runtime: None,
+            keep_alive: Duration::from_secs(10),
+        }
     }
 
     fn core(&self) -> &Core<AsyncBox> {
@@ -318,7 +438,18 @@ impl AsyncPool {
         let core = self.core();
         let pushed = match room {
             Room::Reserved(reservation) => {
-                core.queue.push(reservation, item, into_job, priority, core.now_nanos())
+                core.queue.push(reservation, item, into_job, priority, core.now_nanos()).map(
+                    |woke| {
+                        // Grow before work waits: no idle worker took it.
+                        let sizing = &self.shared.sizing;
+                        if !woke
+                            && sizing.dynamic()
+                            && sizing.live.load(Ordering::Relaxed) < sizing.max
+                        {
+                            spawn_worker(&self.shared.core, sizing, true);
+                        }
+                    },
+                )
             }
             Room::Evict => core
                 .queue
@@ -485,7 +616,8 @@ impl AsyncPool {
             Ok(room) => room,
             Err(refusal) if self.caller_runs(true, refusal) => {
                 self.core().count_caller_ran();
-                let outcome = SpawnFuture { fut, done: false }.await;
+                let outcome =
+                    SpawnFuture { fut, done: false, span: tracing::Span::current() }.await;
                 self.core().count_outside(outcome);
                 return Ok(());
             }
@@ -513,8 +645,13 @@ impl AsyncPool {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.place(room, SpawnFuture { fut, done: false }, 0, |job| Box::pin(job) as AsyncBox)
-            .map_err(|(refusal, job)| self.refuse(refusal, job.fut))
+        self.place(
+            room,
+            SpawnFuture { fut, done: false, span: tracing::Span::current() },
+            0,
+            |job| Box::pin(job) as AsyncBox,
+        )
+        .map_err(|(refusal, job)| self.refuse(refusal, job.fut))
     }
 
     /// Submits every future, in order; the batch resolves to their outputs
@@ -640,7 +777,45 @@ impl AsyncPool {
 
     /// A snapshot of the pool's counters and gauges.
     pub fn metrics(&self) -> PoolMetrics {
-        self.core().metrics()
+        let mut metrics = self.core().metrics();
+        metrics.scaled_up = self.shared.sizing.scaled_up.load(Ordering::Relaxed);
+        metrics.scaled_down = self.shared.sizing.scaled_down.load(Ordering::Relaxed);
+        metrics
+    }
+
+    /// Adds up to `n` worker tasks, never above `max_workers`; how many started.
+    pub fn scale_up(&self, n: usize) -> usize {
+        let mut started = 0;
+        while started < n && spawn_worker(&self.shared.core, &self.shared.sizing, true) {
+            started += 1;
+        }
+        started
+    }
+
+    /// Asks up to `n` workers to retire, never below one. Idle workers leave
+    /// at once; busy ones after their current task. Returns how many were asked.
+    pub fn scale_down(&self, n: usize) -> usize {
+        let sizing = &self.shared.sizing;
+        let pending = sizing.retire.load(Ordering::Acquire);
+        let asked = n.min(sizing.live.load(Ordering::Acquire).saturating_sub(1 + pending));
+        sizing.retire.fetch_add(asked, Ordering::AcqRel);
+        self.core().queue.wake_idle();
+        asked
+    }
+
+    /// Scales towards `workers` workers (within one and `max_workers`).
+    pub fn resize(&self, workers: usize) {
+        let live = self.workers();
+        if workers > live {
+            self.scale_up(workers - live);
+        } else {
+            self.scale_down(live - workers);
+        }
+    }
+
+    /// Workers alive now.
+    pub fn workers(&self) -> usize {
+        self.shared.sizing.live.load(Ordering::Acquire)
     }
 
     /// Resets the counters and the queue-wait histogram.
@@ -665,7 +840,7 @@ impl AsyncPool {
     pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport<UnstartedFuture> {
         self.core().queue.close();
         let workers = std::mem::take(
-            &mut *self.shared.workers.lock().unwrap_or_else(PoisonError::into_inner),
+            &mut *self.shared.sizing.handles.lock().unwrap_or_else(PoisonError::into_inner),
         );
         let deadline = tokio::time::Instant::now() + timeout;
         let mut still_running = 0;
@@ -676,13 +851,14 @@ impl AsyncPool {
             }
         }
         // Workers that were aborted mid-task left their slot marked busy.
-        for index in 0..self.shared.count {
+        for index in 0..self.core().worker_slots() {
             let slot = self.core().slot(index);
             if slot.is_alive() {
                 slot.set_alive(false);
                 still_running += 1;
             }
         }
+        self.shared.sizing.live.store(0, Ordering::Release);
         ShutdownReport { unstarted: self.drain(), still_running }
     }
 

@@ -1,7 +1,7 @@
 //! The blocking pool: closures on the pool's own OS threads.
 
 use std::fmt;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Wake, Waker};
 use std::thread::{self, Thread};
@@ -41,6 +41,7 @@ pub struct BlockingPoolBuilder {
     raw: RawSettings,
     on_evict: Option<EvictHook>,
     stack_size: Option<usize>,
+    keep_alive: Duration,
 }
 
 impl fmt::Debug for BlockingPoolBuilder {
@@ -49,6 +50,7 @@ impl fmt::Debug for BlockingPoolBuilder {
             .field("raw", &self.raw)
             .field("on_evict", &self.on_evict.is_some())
             .field("stack_size", &self.stack_size)
+            .field("keep_alive", &self.keep_alive)
             .finish()
     }
 }
@@ -72,6 +74,23 @@ impl BlockingPoolBuilder {
         self
     }
 
+    /// Makes the pool dynamic: it starts with `workers` threads (its
+    /// minimum), adds one whenever a task is queued while no worker is idle
+    /// (growth comes before queueing), up to `max`, and retires a worker
+    /// idle for the keep-alive while more than the minimum remain. Must be at
+    /// least `workers`. Defaults to `workers` (a fixed pool).
+    pub fn max_workers(mut self, max: usize) -> Self {
+        self.raw.max_workers = Some(max);
+        self
+    }
+
+    /// How long a worker above the minimum may stay idle before it retires.
+    /// Must be longer than zero. Defaults to 10 s.
+    pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
     /// Validates the settings and starts the workers.
     ///
     /// # Errors
@@ -81,44 +100,133 @@ impl BlockingPoolBuilder {
     /// (the threads already started are stopped again).
     pub fn build(self) -> Result<BlockingPool, crate::BuildError> {
         let settings = self.raw.validate()?;
+        if self.keep_alive.is_zero() {
+            return Err(crate::BuildError::KeepAlive { value: self.keep_alive });
+        }
         let core = Arc::new(Core::new(&settings));
-        let exits = Arc::new(Exits { count: Mutex::new(0), changed: Condvar::new() });
-        let shared = Arc::new(Shared {
-            core: Arc::clone(&core),
-            exits: Arc::clone(&exits),
-            on_evict: self.on_evict,
-            workers: settings.workers,
+        let sizing = Arc::new(Sizing {
+            min: settings.workers,
+            max: settings.max_workers,
+            keep_alive: self.keep_alive,
+            live: AtomicUsize::new(0),
+            retire: AtomicUsize::new(0),
+            exits: Mutex::new(0),
+            changed: Condvar::new(),
+            scaled_up: AtomicU64::new(0),
+            scaled_down: AtomicU64::new(0),
+            stack_size: self.stack_size,
         });
-        for index in 0..settings.workers {
-            let mut thread = thread::Builder::new().name(format!("{}-{index}", settings.name));
-            if let Some(bytes) = self.stack_size {
-                thread = thread.stack_size(bytes);
-            }
-            let worker_core = Arc::clone(&core);
-            let exits = Arc::clone(&exits);
-            core.slot(index).set_alive(true);
-            let spawned = thread.spawn(move || worker(&worker_core, index, &exits));
-            if let Err(err) = spawned {
-                core.slot(index).set_alive(false);
+        for _ in 0..settings.workers {
+            if let Err(error) = spawn_worker(&core, &sizing, false) {
                 core.queue.close();
-                return Err(crate::BuildError::Spawn { index, message: err.to_string() });
+                return Err(error);
             }
         }
+        let shared = Arc::new(Shared { core, sizing, on_evict: self.on_evict });
         Ok(BlockingPool { shared })
     }
 }
 
+/// The pool's size and what changes it.
 #[derive(Debug)]
-struct Exits {
-    count: Mutex<usize>,
+struct Sizing {
+    min: usize,
+    max: usize,
+    keep_alive: Duration,
+    /// Workers alive (mirrors the slots; the fast check before growing).
+    live: AtomicUsize,
+    /// Workers asked to retire by `scale_down`.
+    retire: AtomicUsize,
+    /// Workers alive, under the lock shutdown waits on.
+    exits: Mutex<usize>,
     changed: Condvar,
+    scaled_up: AtomicU64,
+    scaled_down: AtomicU64,
+    stack_size: Option<usize>,
+}
+
+impl Sizing {
+    fn dynamic(&self) -> bool {
+        self.max > self.min
+    }
+
+    /// Takes one worker off `live` if more than `floor` remain.
+    fn try_leave(&self, floor: usize) -> bool {
+        let mut live = self.live.load(Ordering::Acquire);
+        loop {
+            if live <= floor {
+                return false;
+            }
+            match self.live.compare_exchange_weak(
+                live,
+                live - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => live = actual,
+            }
+        }
+    }
+}
+
+/// Starts one worker on a free slot if fewer than `max` are alive; whether
+/// it started. `scaling` counts and reports it as a scaling decision.
+fn spawn_worker(
+    core: &Arc<Core<BlockingBox>>,
+    sizing: &Arc<Sizing>,
+    scaling: bool,
+) -> Result<bool, crate::BuildError> {
+    let mut live = sizing.live.load(Ordering::Acquire);
+    loop {
+        if live >= sizing.max {
+            return Ok(false);
+        }
+        match sizing.live.compare_exchange_weak(live, live + 1, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => break,
+            Err(actual) => live = actual,
+        }
+    }
+    let Some(index) = (0..core.worker_slots()).find(|&i| core.slot(i).try_claim()) else {
+        sizing.live.fetch_sub(1, Ordering::AcqRel);
+        return Ok(false);
+    };
+    *sizing.exits.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    let mut thread = thread::Builder::new().name(format!("{}-{index}", core.name));
+    if let Some(bytes) = sizing.stack_size {
+        thread = thread.stack_size(bytes);
+    }
+    let (worker_core, worker_sizing) = (Arc::clone(core), Arc::clone(sizing));
+    match thread.spawn(move || worker(&worker_core, index, &worker_sizing)) {
+        Ok(_) => {
+            if scaling {
+                sizing.scaled_up.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(conc_core::metrics::POOL_SCALE_EVENTS, "direction" => "up")
+                    .increment(1);
+                tracing::debug!(target: "conc_pool", pool = %core.name, workers = live + 1, "scaled up");
+            }
+            Ok(true)
+        }
+        Err(err) => {
+            core.slot(index).set_alive(false);
+            sizing.live.fetch_sub(1, Ordering::AcqRel);
+            worker_exited(sizing);
+            Err(crate::BuildError::Spawn { index, message: err.to_string() })
+        }
+    }
+}
+
+fn worker_exited(sizing: &Sizing) {
+    let mut alive = sizing.exits.lock().unwrap_or_else(PoisonError::into_inner);
+    *alive -= 1;
+    sizing.changed.notify_all();
 }
 
 struct Shared {
     core: Arc<Core<BlockingBox>>,
-    exits: Arc<Exits>,
+    sizing: Arc<Sizing>,
     on_evict: Option<EvictHook>,
-    workers: usize,
 }
 
 impl Drop for Shared {
@@ -156,7 +264,7 @@ impl fmt::Debug for BlockingPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BlockingPool")
             .field("name", &self.shared.core.name)
-            .field("workers", &self.shared.workers)
+            .field("workers", &self.shared.sizing.live.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -244,12 +352,24 @@ fn spin_for_work(queue: &crate::queue::Queue<BlockingBox>) -> bool {
 /// Rounds of [`spin_for_work`]: half busy-spins of 32 pauses, half yields.
 const SPIN_ROUNDS: u32 = 16;
 
-fn worker(core: &Core<BlockingBox>, index: usize, exits: &Exits) {
+fn worker(core: &Core<BlockingBox>, index: usize, sizing: &Sizing) {
     let span = tracing::debug_span!("conc_pool.worker", pool = %core.name, worker = index);
     let _entered = span.enter();
     let (notify, waker) = thread_waker();
     let slot = core.slot(index);
     loop {
+        // A manual scale-down asked some worker to retire: this one, if it
+        // takes the request (never below one worker).
+        if sizing.retire.load(Ordering::Acquire) > 0 {
+            let took = sizing
+                .retire
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok();
+            if took && sizing.try_leave(1) {
+                sizing.scaled_down.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        }
         if let Some(entry) = core.queue.pop() {
             slot.start(entry.enqueued_nanos, core.now_nanos());
             let outcome = entry.job.run();
@@ -268,24 +388,68 @@ fn worker(core: &Core<BlockingBox>, index: usize, exits: &Exits) {
                 slot.finish(outcome);
             }
             Pop::Idle => {
-                while !notify.notified.swap(false, std::sync::atomic::Ordering::Acquire) {
-                    thread::park();
+                if sizing.dynamic() {
+                    if idle_until_keep_alive(core, index, sizing, &notify) {
+                        sizing.scaled_down.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!(conc_core::metrics::POOL_SCALE_EVENTS, "direction" => "down")
+                            .increment(1);
+                        tracing::debug!(target: "conc_pool", pool = %core.name, worker = index, "scaled down after keep-alive");
+                        break;
+                    }
+                } else {
+                    while !notify.notified.swap(false, std::sync::atomic::Ordering::Acquire) {
+                        thread::park();
+                    }
                 }
             }
-            Pop::Closed => break,
+            Pop::Closed => {
+                sizing.live.fetch_sub(1, Ordering::AcqRel);
+                break;
+            }
         }
     }
     slot.set_alive(false);
-    let mut count = exits.count.lock().unwrap_or_else(PoisonError::into_inner);
-    *count += 1;
-    exits.changed.notify_all();
+    worker_exited(sizing);
+}
+
+/// Sleeps until woken or until the keep-alive passes; whether the worker
+/// should retire (idle past the keep-alive with more than the minimum alive).
+fn idle_until_keep_alive(
+    core: &Core<BlockingBox>,
+    index: usize,
+    sizing: &Sizing,
+    notify: &ThreadNotify,
+) -> bool {
+    let deadline = Instant::now() + sizing.keep_alive;
+    loop {
+        if notify.notified.swap(false, std::sync::atomic::Ordering::Acquire) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        thread::park_timeout(deadline - now);
+    }
+    // Leave the idle list under the queue lock: after that no push can pick
+    // this worker, and a push that picked it just before has set the flag.
+    core.queue.unregister(index);
+    if notify.notified.swap(false, std::sync::atomic::Ordering::Acquire) {
+        return false;
+    }
+    sizing.try_leave(sizing.min)
 }
 
 impl BlockingPool {
     /// A builder with the defaults: one worker per available CPU, unbounded
     /// queue, [`Rejection::Reject`], aging every 64 dequeues.
     pub fn builder() -> BlockingPoolBuilder {
-        BlockingPoolBuilder { raw: RawSettings::new(), on_evict: None, stack_size: None }
+        BlockingPoolBuilder {
+            raw: RawSettings::new(),
+            on_evict: None,
+            stack_size: None,
+            keep_alive: Duration::from_secs(10),
+        }
     }
 
     fn core(&self) -> &Core<BlockingBox> {
@@ -321,7 +485,20 @@ impl BlockingPool {
         let core = self.core();
         let pushed = match room {
             Room::Reserved(reservation) => {
-                core.queue.push(reservation, item, into_job, priority, core.now_nanos())
+                match core.queue.push(reservation, item, into_job, priority, core.now_nanos()) {
+                    Ok(woke) => {
+                        // Grow before work waits: no idle worker took it.
+                        let sizing = &self.shared.sizing;
+                        if !woke
+                            && sizing.dynamic()
+                            && sizing.live.load(Ordering::Relaxed) < sizing.max
+                        {
+                            let _ = spawn_worker(&self.shared.core, sizing, true);
+                        }
+                        Ok(())
+                    }
+                    Err(error) => Err(error),
+                }
             }
             Room::Evict => {
                 match core.queue.push_evicting(item, into_job, priority, core.now_nanos()) {
@@ -486,7 +663,13 @@ impl BlockingPool {
             Ok(room) => room,
             Err(refusal) if self.caller_runs(honour_policy, refusal) => {
                 let (tx, handle) = TaskHandle::channel();
-                let task = HandleTask { f, call, tx, deadline: deadline() };
+                let task = HandleTask {
+                    f,
+                    call,
+                    tx,
+                    deadline: deadline(),
+                    span: tracing::Span::current(),
+                };
                 self.core().count_caller_ran();
                 self.core().count_outside(task.run_here());
                 return Ok(handle);
@@ -495,7 +678,7 @@ impl BlockingPool {
             Err(refusal) => return Err(self.refuse(refusal, f)),
         };
         let (tx, handle) = TaskHandle::channel();
-        let task = HandleTask { f, call, tx, deadline: deadline() };
+        let task = HandleTask { f, call, tx, deadline: deadline(), span: tracing::Span::current() };
         match self.place(room, task, options.get_priority(), |t| Box::new(t) as BlockingBox) {
             Ok(()) => Ok(handle),
             Err((refusal, task)) => Err(self.refuse(refusal, task.f)),
@@ -553,13 +736,19 @@ impl BlockingPool {
             Ok(room) => room,
             Err(refusal) if self.caller_runs(honour_policy, refusal) => {
                 self.core().count_caller_ran();
-                self.core().count_outside(Box::new(SpawnTask { f }).run());
+                self.core()
+                    .count_outside(Box::new(SpawnTask { f, span: tracing::Span::none() }).run());
                 return Ok(());
             }
             Err(refusal) => return Err(self.refuse(refusal, f)),
         };
-        self.place(room, SpawnTask { f }, options.get_priority(), |t| Box::new(t) as BlockingBox)
-            .map_err(|(refusal, task)| self.refuse(refusal, task.f))
+        self.place(
+            room,
+            SpawnTask { f, span: tracing::Span::current() },
+            options.get_priority(),
+            |t| Box::new(t) as BlockingBox,
+        )
+        .map_err(|(refusal, task)| self.refuse(refusal, task.f))
     }
 
     /// Submits every closure, in order; the batch resolves to their outputs
@@ -674,7 +863,10 @@ impl BlockingPool {
 
     /// A snapshot of the pool's counters and gauges.
     pub fn metrics(&self) -> PoolMetrics {
-        self.core().metrics()
+        let mut metrics = self.core().metrics();
+        metrics.scaled_up = self.shared.sizing.scaled_up.load(Ordering::Relaxed);
+        metrics.scaled_down = self.shared.sizing.scaled_down.load(Ordering::Relaxed);
+        metrics
     }
 
     /// Resets the counters and the queue-wait histogram.
@@ -698,9 +890,9 @@ impl BlockingPool {
     /// counted in the report and finish on their own.
     pub fn shutdown(&self, timeout: Duration) -> ShutdownReport<Unstarted> {
         self.core().queue.close();
-        let exited = self.wait_exits(Instant::now() + timeout);
+        let alive = self.wait_exits(Instant::now() + timeout);
         let unstarted = self.drain();
-        ShutdownReport { unstarted, still_running: self.shared.workers - exited }
+        ShutdownReport { unstarted, still_running: alive.min(self.core().metrics().busy) }
     }
 
     /// Immediate shutdown: stops accepting work and hands back every queued
@@ -715,7 +907,7 @@ impl BlockingPool {
     /// Blocks until every worker has exited (after a shutdown), or until
     /// `timeout`; whether they all had.
     pub fn join(&self, timeout: Duration) -> bool {
-        self.wait_exits(Instant::now() + timeout) == self.shared.workers
+        self.wait_exits(Instant::now() + timeout) == 0
     }
 
     fn drain(&self) -> Vec<Unstarted> {
@@ -727,21 +919,73 @@ impl BlockingPool {
             .collect()
     }
 
+    /// Waits until no worker is alive or until `deadline`; the workers
+    /// still alive.
     fn wait_exits(&self, deadline: Instant) -> usize {
-        let exits = &self.shared.exits;
-        let mut count = exits.count.lock().unwrap_or_else(PoisonError::into_inner);
-        while *count < self.shared.workers {
+        let sizing = &self.shared.sizing;
+        let mut alive = sizing.exits.lock().unwrap_or_else(PoisonError::into_inner);
+        while *alive > 0 {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            count = exits
+            alive = sizing
                 .changed
-                .wait_timeout(count, deadline - now)
+                .wait_timeout(alive, deadline - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        *count
+        *alive
+    }
+
+    /// Adds up to `n` workers, never above `max_workers`; how many started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_pool::BlockingPool;
+    ///
+    /// let pool = BlockingPool::builder().workers(1).max_workers(4).build()?;
+    /// assert_eq!(pool.scale_up(5), 3);
+    /// assert_eq!(pool.workers(), 4);
+    /// # Ok::<(), conc_pool::BuildError>(())
+    /// ```
+    pub fn scale_up(&self, n: usize) -> usize {
+        let mut started = 0;
+        while started < n
+            && matches!(spawn_worker(&self.shared.core, &self.shared.sizing, true), Ok(true))
+        {
+            started += 1;
+        }
+        started
+    }
+
+    /// Asks up to `n` workers to retire, never below one worker. Idle
+    /// workers leave at once; busy ones after their current task (running
+    /// tasks are never interrupted). Returns how many were asked.
+    pub fn scale_down(&self, n: usize) -> usize {
+        let sizing = &self.shared.sizing;
+        let pending = sizing.retire.load(Ordering::Acquire);
+        let available = sizing.live.load(Ordering::Acquire).saturating_sub(1 + pending);
+        let asked = n.min(available);
+        sizing.retire.fetch_add(asked, Ordering::AcqRel);
+        self.core().queue.wake_idle();
+        asked
+    }
+
+    /// Scales towards `workers` workers (within one and `max_workers`).
+    pub fn resize(&self, workers: usize) {
+        let live = self.workers();
+        if workers > live {
+            self.scale_up(workers - live);
+        } else {
+            self.scale_down(live - workers);
+        }
+    }
+
+    /// Workers alive now.
+    pub fn workers(&self) -> usize {
+        self.shared.sizing.live.load(Ordering::Acquire)
     }
 }
 

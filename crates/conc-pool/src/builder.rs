@@ -13,6 +13,7 @@ pub const DEFAULT_AGING_STEP: u64 = 64;
 pub(crate) fn default_settings() -> Settings {
     Settings {
         workers: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        max_workers: 0,
         capacity: None,
         aging_step: Some(DEFAULT_AGING_STEP),
         rejection: Rejection::Reject,
@@ -25,6 +26,7 @@ pub(crate) fn default_settings() -> Settings {
 #[derive(Debug, Clone)]
 pub(crate) struct RawSettings {
     pub(crate) workers: usize,
+    pub(crate) max_workers: Option<usize>,
     pub(crate) capacity: Option<usize>,
     pub(crate) aging_step: Option<u64>,
     pub(crate) settings: Settings,
@@ -35,6 +37,7 @@ impl RawSettings {
         let settings = default_settings();
         Self {
             workers: settings.workers,
+            max_workers: None,
             capacity: settings.capacity,
             aging_step: settings.aging_step,
             settings,
@@ -45,6 +48,11 @@ impl RawSettings {
         if self.workers == 0 {
             return Err(BuildError::Workers { value: self.workers });
         }
+        if let Some(max) = self.max_workers
+            && max < self.workers
+        {
+            return Err(BuildError::MaxWorkers { value: max, workers: self.workers });
+        }
         if self.capacity == Some(0) {
             return Err(BuildError::QueueCapacity { value: 0 });
         }
@@ -53,6 +61,7 @@ impl RawSettings {
         }
         Ok(Settings {
             workers: self.workers,
+            max_workers: self.max_workers.unwrap_or(self.workers),
             capacity: self.capacity,
             aging_step: self.aging_step,
             ..self.settings.clone()

@@ -63,6 +63,11 @@ impl WorkerSlot {
         self.alive.store(u64::from(alive), Ordering::Release);
     }
 
+    /// Claims a free slot for a new worker; whether it was free.
+    pub(crate) fn try_claim(&self) -> bool {
+        self.alive.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
     pub(crate) fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire) == 1
     }
@@ -126,6 +131,9 @@ pub(crate) struct Core<J> {
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) workers: usize,
+    /// The most workers that can exist at once (equal to `workers` for a
+    /// fixed pool).
+    pub(crate) max_workers: usize,
     pub(crate) capacity: Option<usize>,
     pub(crate) aging_step: Option<u64>,
     pub(crate) rejection: Rejection,
@@ -138,7 +146,7 @@ impl<J> Core<J> {
         let clock = CoarseClock::global();
         Self {
             queue: Queue::new(settings.capacity, settings.aging_step),
-            slots: (0..=settings.workers).map(|_| WorkerSlot::new()).collect(),
+            slots: (0..=settings.max_workers).map(|_| WorkerSlot::new()).collect(),
             rejection: settings.rejection,
             name: settings.name.clone(),
             stuck_after: settings.stuck_after,
@@ -155,6 +163,11 @@ impl<J> Core<J> {
     pub(crate) fn now_nanos(&self) -> u64 {
         u64::try_from(self.clock.now().saturating_duration_since(self.origin).as_nanos())
             .unwrap_or(u64::MAX)
+    }
+
+    /// Worker slots (the last, shared one excluded).
+    pub(crate) fn worker_slots(&self) -> usize {
+        self.slots.len() - 1
     }
 
     pub(crate) fn slot(&self, worker: usize) -> &WorkerSlot {
@@ -175,8 +188,8 @@ impl<J> Core<J> {
 
     pub(crate) fn count_rejected(&self) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(conc_core::metrics::POOL_TASKS_REJECTED, "pool" => self.name.clone())
-            .increment(1);
+        // A static key without labels: a refusal allocates nothing.
+        metrics::counter!(conc_core::metrics::POOL_TASKS_REJECTED).increment(1);
     }
 
     pub(crate) fn count_evicted(&self) {

@@ -115,6 +115,20 @@ pub enum BuildError {
         /// The value given.
         value: usize,
     },
+    /// `max_workers` must be at least `workers` (the minimum).
+    #[error("invalid max_workers: {value} (must be at least workers, {workers})")]
+    MaxWorkers {
+        /// The value given.
+        value: usize,
+        /// The `workers` (minimum) setting.
+        workers: usize,
+    },
+    /// `keep_alive` must be longer than zero.
+    #[error("invalid keep_alive: {value:?} (must be longer than zero)")]
+    KeepAlive {
+        /// The value given.
+        value: std::time::Duration,
+    },
     /// `queue_capacity` must be at least 1 (use `unbounded()` for no limit).
     #[error("invalid queue_capacity: {value} (must be at least 1)")]
     QueueCapacity {

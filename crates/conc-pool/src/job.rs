@@ -65,6 +65,8 @@ pub(crate) struct HandleTask<F, C, T> {
     pub(crate) call: C,
     pub(crate) tx: ResultSender<T>,
     pub(crate) deadline: Option<std::time::Instant>,
+    /// The submitter's span, entered while the task runs.
+    pub(crate) span: tracing::Span,
 }
 
 /// Runs `f` with a token, catching a panic, and reports to `tx`.
@@ -104,7 +106,8 @@ where
     C: FnOnce(F, &CancelToken<'_>) -> T,
 {
     pub(crate) fn run_here(self) -> Outcome {
-        let HandleTask { f, call, tx, deadline } = self;
+        let HandleTask { f, call, tx, deadline, span } = self;
+        let _entered = span.enter();
         run_with_handle(tx, deadline, move |token| call(f, token))
     }
 }
@@ -127,6 +130,8 @@ where
 /// A fire-and-forget closure: a panic is logged and counted.
 pub(crate) struct SpawnTask<F> {
     pub(crate) f: F,
+    /// The submitter's span, entered while the task runs.
+    pub(crate) span: tracing::Span,
 }
 
 /// Reports the panic of a fire-and-forget task (the worker's span names the pool).
@@ -139,7 +144,8 @@ where
     F: FnOnce() + Send,
 {
     fn run(self: Box<Self>) -> Outcome {
-        let SpawnTask { f } = *self;
+        let SpawnTask { f, span } = *self;
+        let _entered = span.enter();
         match catch_unwind(AssertUnwindSafe(f)) {
             Ok(()) => Outcome::Completed,
             Err(payload) => {
@@ -181,6 +187,8 @@ pin_project! {
         pub(crate) deadline: Option<tokio::time::Instant>,
         pub(crate) sleep: Option<Pin<Box<tokio::time::Sleep>>>,
         pub(crate) started: bool,
+        // The submitter's span, entered on every poll.
+        pub(crate) span: tracing::Span,
     }
 }
 
@@ -190,7 +198,14 @@ impl<F: Future> HandleFuture<F> {
         tx: ResultSender<F::Output>,
         deadline: Option<tokio::time::Instant>,
     ) -> Self {
-        Self { fut, tx: Some(tx), deadline, sleep: None, started: false }
+        Self {
+            fut,
+            tx: Some(tx),
+            deadline,
+            sleep: None,
+            started: false,
+            span: tracing::Span::current(),
+        }
     }
 }
 
@@ -203,6 +218,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
         let mut this = self.project();
+        let _entered = this.span.enter();
         let Some(tx) = this.tx.as_mut() else { return Poll::Ready(Outcome::Cancelled) };
         if !*this.started {
             *this.started = true;
@@ -267,6 +283,8 @@ pin_project! {
         #[pin]
         pub(crate) fut: F,
         pub(crate) done: bool,
+        // The submitter's span, entered on every poll.
+        pub(crate) span: tracing::Span,
     }
 }
 
@@ -278,6 +296,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
         let this = self.project();
+        let _entered = this.span.enter();
         if *this.done {
             return Poll::Ready(Outcome::Cancelled);
         }

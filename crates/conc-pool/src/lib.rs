@@ -28,9 +28,16 @@
 //! queue drain until the timeout, then hands back what never started;
 //! `shutdown_now()` hands the queue back at once. Nothing accepted is lost.
 //!
-//! Workers are fixed in number. Idle workers sleep (no spinning) and a
-//! submission wakes one only when a worker is idle: a busy pool pays no
-//! wake-ups. `metrics()` and `health()` give cheap snapshots (per-worker
+//! [`Concurrency`] runs batches of `conc_core::driver::Task`s on named
+//! drivers ([`SyncDriver`], [`ThreadDriver`], or your own) with results in
+//! input order, and defers batches to the background.
+//!
+//! Either pool can be dynamic: between `workers` and `max_workers`,
+//! growing when a task would wait with no idle worker (before it queues) and
+//! retiring workers idle past the keep-alive; `scale_up`, `scale_down` and
+//! `resize` change the size by hand. Idle workers sleep (after a bounded spin of a few
+//! microseconds) and a submission wakes one only when a worker is idle: a
+//! busy pool pays no wake-ups. `metrics()` and `health()` give cheap snapshots (per-worker
 //! counters, queue-wait percentiles, stuck-worker detection).
 //!
 //! # Feature flags
@@ -71,6 +78,7 @@
 //! | a concurrency limit on async tasks | `JoinSet` + `Semaphore` | [`AsyncPool`] with N workers |
 //! | Java's `ThreadPoolExecutor` rejection policies | hand-written | [`Rejection`] |
 //! | priorities | several pools (ants, pond advice) | [`TaskOptions::priority`] with aging |
+//! | Laravel's `Concurrency::run` / `defer` | – | [`Concurrency`] |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
@@ -78,6 +86,7 @@
 mod asynchronous;
 mod blocking;
 mod builder;
+mod concurrency;
 mod core;
 mod error;
 mod handle;
@@ -91,9 +100,15 @@ mod shutdown;
 pub use asynchronous::{AsyncPool, AsyncPoolBuilder, AsyncProcessor, UnstartedFuture};
 pub use blocking::{BlockingPool, BlockingPoolBuilder, Processor, Unstarted};
 pub use builder::DEFAULT_AGING_STEP;
+pub use concurrency::{Concurrency, ConcurrencyError, SyncDriver, ThreadDriver};
 pub use error::{BatchError, BuildError, SubmitError, TaskError};
 pub use handle::{Batch, TaskHandle};
 pub use job::CancelToken;
 pub use metrics::{Health, PoolMetrics, StuckWorker};
 pub use options::{Rejection, TaskOptions};
 pub use shutdown::ShutdownReport;
+
+/// The guide's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/pool.md")]
+struct PoolGuide;

@@ -60,6 +60,10 @@ pub struct PoolMetrics {
     pub evicted: u64,
     /// Tasks the caller-runs policy ran on the submitter.
     pub caller_ran: u64,
+    /// Workers added by scaling (automatic or manual).
+    pub scaled_up: u64,
+    /// Workers retired by scaling (idle past the keep-alive, or manual).
+    pub scaled_down: u64,
     /// Median time from submission to start.
     pub wait_p50: Duration,
     /// 99th percentile of the time from submission to start.

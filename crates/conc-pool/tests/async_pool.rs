@@ -309,3 +309,73 @@ async fn futures_join<T>(handles: Vec<conc_pool::TaskHandle<T>>) -> Vec<Result<T
     }
     out
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dynamic_async_pool_scales_on_the_paused_clock() {
+    let pool = AsyncPool::builder()
+        .workers(1)
+        .max_workers(4)
+        .keep_alive(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    // Four sleeping tasks: each queued while no worker is idle starts one.
+    let mut handles = Vec::new();
+    for i in 0..4_u64 {
+        handles.push(
+            pool.submit(async move {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                i
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    assert_eq!(pool.workers(), 4);
+    let start = tokio::time::Instant::now();
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.await, Ok(i as u64));
+    }
+    // They ran side by side: one sleep, not four.
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    assert_eq!(pool.metrics().scaled_up, 3);
+    // Idle for less than the keep-alive: nobody leaves.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(pool.workers(), 4);
+    // Past it: back to the minimum, never below.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert_eq!(pool.workers(), 1);
+    assert_eq!(pool.metrics().scaled_down, 3);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(pool.workers(), 1);
+    assert_eq!(pool.submit(async { 9 }).await.unwrap().await, Ok(9));
+}
+
+#[tokio::test(start_paused = true)]
+async fn manual_async_scaling_never_cancels_a_running_task() {
+    let pool = AsyncPool::builder().workers(1).max_workers(3).build().unwrap();
+    assert_eq!(pool.scale_up(5), 2);
+    assert_eq!(pool.workers(), 3);
+    let busy = pool
+        .submit(async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "finished"
+        })
+        .await
+        .unwrap();
+    while pool.metrics().busy == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(pool.scale_down(10), 2);
+    assert_eq!(busy.await, Ok("finished"));
+    for _ in 0..100 {
+        if pool.workers() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.workers(), 1);
+    pool.resize(2);
+    assert_eq!(pool.workers(), 2);
+    assert!(pool.shutdown(Duration::from_secs(1)).await.is_clean());
+    assert_eq!(pool.workers(), 0);
+}

@@ -406,3 +406,78 @@ fn a_refused_batch_hands_back_the_rest() {
     drop(gate);
     assert_eq!(err.accepted.join(), [Ok(0), Ok(1)]);
 }
+
+/// Waits (bounded) for `condition`; panics naming `what` if it never holds.
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..20_000 {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("never happened: {what}");
+}
+
+#[test]
+fn a_dynamic_pool_grows_before_queueing_and_retires_idle_workers() {
+    let pool = BlockingPool::builder()
+        .workers(1)
+        .max_workers(4)
+        .keep_alive(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    assert_eq!(
+        BlockingPool::builder().workers(3).max_workers(2).build().unwrap_err(),
+        BuildError::MaxWorkers { value: 2, workers: 3 }
+    );
+    let (release, gate) = mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new(gate));
+    let started = Arc::new(AtomicUsize::new(0));
+    // Four blocking tasks at once: each one that finds no idle worker starts one.
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (gate, started) = (Arc::clone(&gate), Arc::clone(&started));
+            pool.submit(move || {
+                started.fetch_add(1, Ordering::SeqCst);
+                let _ = gate.lock().unwrap().recv();
+            })
+            .unwrap()
+        })
+        .collect();
+    eventually("all four tasks running at once", || started.load(Ordering::SeqCst) == 4);
+    assert_eq!(pool.workers(), 4);
+    assert!(pool.metrics().scaled_up >= 3);
+    // A fifth waits: the pool is at its maximum.
+    let fifth = pool.submit(|| 5).unwrap();
+    assert_eq!(pool.workers(), 4);
+    drop(release);
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    assert_eq!(fifth.join(), Ok(5));
+    // Idle past the keep-alive: back to the minimum, never below.
+    eventually("idle workers retired to the minimum", || pool.workers() == 1);
+    assert_eq!(pool.metrics().scaled_down, 3);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(pool.workers(), 1);
+    assert_eq!(pool.submit(|| 6).unwrap().join(), Ok(6));
+}
+
+#[test]
+fn manual_scaling_stays_within_bounds_and_never_interrupts_a_task() {
+    let pool = BlockingPool::builder().workers(1).max_workers(3).build().unwrap();
+    assert_eq!(pool.scale_up(10), 2);
+    assert_eq!(pool.workers(), 3);
+    eventually("three workers alive", || pool.metrics().workers == 3);
+    let gate = occupy(&pool, 3);
+    assert_eq!(pool.scale_down(10), 2);
+    // The busy workers leave only after their task.
+    drop(gate);
+    eventually("scaled down to one", || pool.workers() == 1);
+    eventually("slots released", || pool.metrics().workers == 1);
+    pool.resize(2);
+    assert_eq!(pool.workers(), 2);
+    assert_eq!(pool.submit(|| 1).unwrap().join(), Ok(1));
+    assert!(pool.shutdown(Duration::from_secs(60)).is_clean());
+    assert_eq!(pool.workers(), 0);
+}

@@ -209,7 +209,7 @@ impl<J> Queue<J> {
         into_job: impl FnOnce(T) -> J,
         priority: i32,
         now_nanos: u64,
-    ) -> Result<(), PushError<T>> {
+    ) -> Result<bool, PushError<T>> {
         let waker = {
             let mut inner = self.lock();
             if inner.closed {
@@ -220,10 +220,19 @@ impl<J> Queue<J> {
             inner.insert(into_job(item), priority, now_nanos);
             inner.idle.pop().map(|(_, waker)| waker)
         };
+        let woke = waker.is_some();
         if let Some(waker) = waker {
             waker.wake();
         }
-        Ok(())
+        Ok(woke)
+    }
+
+    /// Wakes every idle worker (so they can see a change of size).
+    pub(crate) fn wake_idle(&self) {
+        let idle = std::mem::take(&mut self.lock().idle);
+        for (_, waker) in idle {
+            waker.wake();
+        }
     }
 
     /// Pushes `job` into a full queue by evicting the oldest entry of the
