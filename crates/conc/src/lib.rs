@@ -15,7 +15,7 @@
 //! | [`pool`] | `conc-pool` | `pool` | async and blocking worker pools: priorities with aging, bounded queues, rejection policies, shutdown; the `Concurrency` facade |
 //! | [`pipeline`] | `conc-pipeline` | `pipeline` | typed staged pipelines: per-stage concurrency, bounded buffers, retries, dead letters, metrics |
 //! | [`fan`] | `conc-fan` | `fan` | fan-out over N workers with balancing; fan-in of many streams, fair, priority or custom |
-//! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer |
+//! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`, `ratelimit-redis`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer; Redis |
 //! | [`resilience`] | `conc-resilience` | `resilience` (+ `resilience-tower`) | circuit breaker, bulkhead, retry, timeout, fallback, load shedding, pipeline |
 //! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
 //! | `bus` | `conc-bus` | `bus` | planned |
@@ -23,17 +23,19 @@
 //!
 //! # Feature flags
 //!
-//! - `lock`: [`lock`], the in-memory lock store; `lock-sqlite` and
-//!   `lock-redis` add its SQLite and Redis stores.
-//! - `pool`: [`pool`], the async and blocking worker pools.
-//! - `process`: [`process`], running processes with timeouts that reach the
-//!   whole process group, pools, pipes and a supervisor.
-//! - `ratelimit`: [`ratelimit`], the in-memory rate limiters;
-//!   `ratelimit-tower` adds its tower layer.
-//! - `resilience`: [`resilience`], fault tolerance for calls to other services;
-//!   `resilience-tower` adds its tower layers.
+//! - `pool`: [`pool`], the async and blocking worker pools and the
+//!   `Concurrency` facade.
 //! - `pipeline`: [`pipeline`], staged pipelines.
 //! - `fan`: [`fan`], fan-out and fan-in.
+//! - `ratelimit`: [`ratelimit`], the in-memory rate limiters;
+//!   `ratelimit-tower` adds its tower layer and `ratelimit-redis` its Redis
+//!   limiter.
+//! - `resilience`: [`resilience`], fault tolerance for calls to other services;
+//!   `resilience-tower` adds its tower layers.
+//! - `lock`: [`lock`], the in-memory lock store; `lock-sqlite` and
+//!   `lock-redis` add its SQLite and Redis stores.
+//! - `process`: [`process`], running processes with timeouts that reach the
+//!   whole process group, pools, pipes, a supervisor and the process driver.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.
 //!
 //! # Examples
