@@ -160,7 +160,13 @@ where
                 let future = self.inner.call(request);
                 Box::pin(async move { future.await.map_err(Into::into) })
             }
-            (Err(refused @ RateLimitError::ExceedsCapacity { .. }), _)
+            (
+                Err(
+                    refused
+                    @ (RateLimitError::ExceedsCapacity { .. } | RateLimitError::Unavailable),
+                ),
+                _,
+            )
             | (Err(refused), Mode::Reject) => {
                 tracing::debug!(retry_after = ?refused.retry_after(), "conc-ratelimit: request rejected");
                 Box::pin(async move { Err(refused.into()) })

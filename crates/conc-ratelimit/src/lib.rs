@@ -44,6 +44,9 @@
 //!
 //! - `tower`: [`RateLimitLayer`], tower middleware over a shared keyed limiter.
 //!
+//! - `redis`: [`RedisLimiter`], GCRA (one Lua script, server clock) and
+//!   Laravel's fixed window in Redis, with a fail-open / fail-closed policy.
+//!
 //! The in-memory limiters are always available.
 //!
 //! # Examples
@@ -83,6 +86,7 @@
 //! | traffic shaping | a hand-rolled queue + interval timer | [`LeakyBucket`] |
 //! | "never more than N per window" | hand-rolled Redis sorted sets | [`SlidingLog`], [`SlidingWindow`] |
 //! | Laravel `RateLimiter`, `ThrottleRequests` | — | [`RateLimiter`], [`Decisions::headers`] |
+//! | redis-cell (a module managed Redis cannot load), hand-written Lua | `RedisLimiter` (feature `redis`): GCRA in one script on the server clock, fail-open / fail-closed |
 //! | tower `RateLimitLayer` (not `Clone`, per service) | `Buffer` around it | `RateLimitLayer` (feature `tower`): `Clone`, shared, keyed |
 //!
 //! # Supported Rust versions
@@ -102,6 +106,8 @@ mod leaky_bucket;
 mod loom;
 mod named;
 mod quota;
+#[cfg(feature = "redis")]
+mod redis;
 mod sliding;
 mod time;
 mod token_bucket;
@@ -117,6 +123,9 @@ pub use layer::{Mode, RateLimit, RateLimitLayer, ResponseFuture};
 pub use leaky_bucket::{DequeueError, Full, LeakyBucket, LeakyBucketBuilder};
 pub use named::{Limit, Limits, NamedError, RateLimiter, TooManyAttempts};
 pub use quota::Quota;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{FailurePolicy, RedisLimiter, RedisLimiterBuilder, RedisSetupError};
 pub use sliding::{SlidingLog, SlidingWindow};
 pub use time::TokioClock;
 pub use token_bucket::{TokenBucket, TokenBucketBuilder};

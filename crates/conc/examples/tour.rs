@@ -272,6 +272,11 @@ fn verdict(accepted: bool) -> &'static str {
 fn rate_limits() -> Result<(), BoxError> {
     use conc::ratelimit::{Keyed, Limit, Quota, RateLimitError, RateLimiter};
 
+    struct Upload {
+        user: u32,
+        ip: &'static str,
+    }
+
     println!("\n== 5. Rate limits ==\n");
     // 5 requests per second per user, bursts of up to 5, on a clock we move by hand.
     let clock = ManualClock::new();
@@ -298,10 +303,6 @@ fn rate_limits() -> Result<(), BoxError> {
     }
 
     // Laravel's RateLimiter::for, with both limits charged or neither.
-    struct Upload {
-        user: u32,
-        ip: &'static str,
-    }
     let limiter = RateLimiter::<Upload, _>::with_clock(clock.clone());
     limiter.for_name("uploads", |req: &Upload| {
         [

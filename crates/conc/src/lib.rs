@@ -15,7 +15,7 @@
 //! | `pool` | `conc-pool` | `pool` | planned |
 //! | `pipeline` | `conc-pipeline` | `pipeline` | planned |
 //! | `fan` | `conc-fan` | `fan` | planned |
-//! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer |
+//! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`, `ratelimit-redis`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer |
 //! | `resilience` | `conc-resilience` | `resilience` | planned |
 //! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
 //! | `bus` | `conc-bus` | `bus` | planned |
@@ -26,7 +26,7 @@
 //! - `lock`: [`lock`], the in-memory lock store; `lock-sqlite` and
 //!   `lock-redis` add its SQLite and Redis stores.
 //! - `ratelimit`: [`ratelimit`], the in-memory rate limiters;
-//!   `ratelimit-tower` adds its tower layer.
+//!   `ratelimit-tower` adds its tower layer, `ratelimit-redis` its Redis limiter.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.
 //!
 //! # Examples
