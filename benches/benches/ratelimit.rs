@@ -16,6 +16,10 @@
 //!   each checking keys in a scrambled order; one iteration is one check on
 //!   each thread.
 //!
+//! - `ratelimit/redis`: one GCRA check on a loopback `redis-server` the
+//!   bench starts, against one raw `EVALSHA` of an equivalent hand-written
+//!   script with the same client (skipped without a `redis-server` binary).
+//!
 //! Before the groups run, the suite prints the bytes allocated per key by
 //! each keyed store holding 1 000 000 live `u64` keys (a counting allocator).
 #![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
@@ -212,5 +216,79 @@ fn memory_per_key(_: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, memory_per_key, direct_1t, direct_2t, keyed_100k_2t);
+/// A GCRA check on Redis against one raw `EVALSHA` of a hand-written GCRA
+/// script doing the same work (read TIME, GET, compare, SET PX), through the
+/// same kind of client (a `ConnectionManager`) on the same server: the cost
+/// of our wrapper on top of the round trip.
+fn redis(c: &mut Criterion) {
+    let server = match conc_test_support::RedisServer::start() {
+        Ok(server) => server,
+        Err(error) => {
+            #[allow(
+                clippy::print_stderr,
+                reason = "a bench reports a skipped group on the terminal"
+            )]
+            {
+                eprintln!("skipping ratelimit/redis: {error}");
+            }
+            return;
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let url = server.url();
+    let (ours, raw) = rt.block_on(async {
+        let ours =
+            conc_ratelimit::RedisLimiter::connect(url.clone()).await.expect("the bench server");
+        let client = redis::Client::open(url.as_str()).expect("a redis url");
+        let raw = redis::aio::ConnectionManager::new(client).await.expect("the bench server");
+        (ours, raw)
+    });
+    let quota = ours_keyed_quota();
+    let script = redis::Script::new(
+        r"
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + ARGV[1]
+if new_tat - ARGV[2] > now then return 0 end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+return 1
+",
+    );
+    let emission_us = quota.emission_interval().as_micros() as u64;
+    let tolerance_us = emission_us * u64::from(quota.burst());
+
+    let mut group = c.benchmark_group("ratelimit/redis");
+    let mut n = 0u64;
+    group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| {
+            n = (n + 1) % 1_000;
+            let key = format!("user:{n}");
+            let ours = &ours;
+            async move {
+                black_box(ours.try_acquire(&key, quota, 1).await).expect("admitted");
+            }
+        });
+    });
+    let mut n = 0u64;
+    group.bench_function("peer/evalsha", |b| {
+        b.to_async(&rt).iter(|| {
+            n = (n + 1) % 1_000;
+            let key = format!("raw:{{user:{n}}}");
+            let mut raw = raw.clone();
+            let mut invocation = script.prepare_invoke();
+            invocation.key(key).arg(emission_us).arg(tolerance_us);
+            async move {
+                let admitted: i64 = invocation.invoke_async(&mut raw).await.expect("server up");
+                black_box(admitted);
+            }
+        });
+    });
+    group.finish();
+    drop(rt);
+    drop(server);
+}
+
+criterion_group!(benches, memory_per_key, direct_1t, direct_2t, keyed_100k_2t, redis);
 criterion_main!(benches);
