@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use crate::gcra::{GcraCell, Params, remaining, wait_for};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::time::{Timeline, default_clock, ns};
-use crate::{Quota, RateLimitError, wait};
+use crate::{Decision, Quota, RateLimitError, wait};
 
 /// The fewest new keys between two automatic sweeps.
 const MIN_SWEEP_INTERVAL: u64 = 1_024;
@@ -160,6 +160,24 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
             metrics::counter!(conc_core::metrics::RATELIMIT_REJECTED).increment(1);
             RateLimitError::Limited { retry_after: ns(wait) }
         })
+    }
+
+    /// Takes `n` units for `key` like [`try_acquire`](Self::try_acquire) and
+    /// reports the outcome as a [`Decision`] named `policy` (see
+    /// [`Gcra::decide`](crate::Gcra::decide)).
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
+    pub fn decide(&self, policy: &str, key: &K, n: u32) -> Result<Decision, RateLimitError> {
+        let cost = self.cost(n)?;
+        let now = self.time.now();
+        let charge = |cell: &GcraCell| (cell.charge(now, cost, self.params.tolerance), cell.tat());
+        let (charged, tat) = match self.map.get(key) {
+            Some(cell) => charge(&cell),
+            None => self.insert_and(key, charge),
+        };
+        Ok(crate::gcra::decision(policy, self.quota, self.params, now, tat, charged))
     }
 
     /// Waits until `n` units can be taken for `key`, then takes them.

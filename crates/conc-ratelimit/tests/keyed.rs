@@ -36,6 +36,16 @@ fn keys_are_independent_with_exact_waits() {
 }
 
 #[test]
+fn decide_is_per_key() {
+    let (limiter, _clock) = keyed::<u64>(Quota::per_minute(2).unwrap());
+    assert!(limiter.decide("per-user", &1, 2).unwrap().allowed());
+    let refused = limiter.decide("per-user", &1, 1).unwrap();
+    assert!(!refused.allowed());
+    assert_eq!(refused.retry_after(), Duration::from_secs(30));
+    assert_eq!(limiter.decide("per-user", &2, 1).unwrap().remaining(), 1);
+}
+
+#[test]
 fn batches_queries_and_resets() {
     let (limiter, _clock) = keyed::<u64>(Quota::per_second(5).unwrap());
     assert_eq!(limiter.try_acquire_batch(&1, 0), Ok(0));

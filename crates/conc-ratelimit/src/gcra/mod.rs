@@ -13,7 +13,7 @@ use conc_core::time::{Clock, CoarseClock};
 pub(crate) use cell::{GcraCell, Params, remaining, wait_for};
 
 use crate::time::{Timeline, default_clock, ns};
-use crate::{Quota, RateLimitError, wait};
+use crate::{Decision, Quota, RateLimitError, wait};
 
 /// A rate limiter using the generic cell rate algorithm (GCRA): the default.
 ///
@@ -110,6 +110,34 @@ impl<C: Clock> Gcra<C> {
             metrics::counter!(conc_core::metrics::RATELIMIT_REJECTED).increment(1);
             RateLimitError::Limited { retry_after: ns(wait) }
         })
+    }
+
+    /// Takes `n` units like [`try_acquire`](Self::try_acquire) and reports
+    /// the outcome as a [`Decision`] named `policy`, ready to render as
+    /// response headers: limit = burst, window = the time a full burst takes
+    /// to replenish.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_core::time::ManualClock;
+    /// use conc_ratelimit::{Gcra, Quota};
+    ///
+    /// let limiter = Gcra::with_clock(Quota::per_minute(60)?, ManualClock::new());
+    /// let decision = limiter.decide("api", 1)?;
+    /// assert!(decision.allowed());
+    /// assert_eq!(decision.ietf_limit(), "\"api\";r=59;t=1");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn decide(&self, policy: &str, n: u32) -> Result<Decision, RateLimitError> {
+        let cost = self.cost(n)?;
+        let now = self.time.now();
+        let charged = self.cell.charge(now, cost, self.params.tolerance);
+        Ok(decision(policy, self.quota, self.params, now, self.cell.tat(), charged))
     }
 
     /// Waits until `n` units can be taken, then takes them.
@@ -235,6 +263,30 @@ impl<C: Clock> Gcra<C> {
         }
         Ok(self.params.emission * u64::from(n))
     }
+}
+
+/// The [`Decision`] for a charge made at `now` (`tat` read after it).
+pub(crate) fn decision(
+    policy: &str,
+    quota: Quota,
+    params: Params,
+    now: u64,
+    tat: u64,
+    charged: Result<u64, u64>,
+) -> Decision {
+    let (allowed, tat, retry_after) = match charged {
+        Ok(new_tat) => (true, new_tat, 0),
+        Err(wait) => (false, tat, wait),
+    };
+    Decision::new(
+        policy,
+        allowed,
+        quota.burst().into(),
+        remaining(tat, now, params),
+        quota.replenish_all(),
+    )
+    .with_reset_after(ns(tat.saturating_sub(now)))
+    .with_retry_after(ns(retry_after))
 }
 
 impl<C: Clock> fmt::Debug for Gcra<C> {
