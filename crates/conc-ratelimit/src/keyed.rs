@@ -255,6 +255,8 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
         self.sweep.threshold.store(kept.max(MIN_SWEEP_INTERVAL), Ordering::Relaxed);
         self.sweep.inserts.store(0, Ordering::Relaxed);
         metrics::gauge!(conc_core::metrics::RATELIMIT_KEYS).set(kept as f64);
+        metrics::counter!(conc_core::metrics::RATELIMIT_EVICTED).increment(evicted);
+        metrics::counter!(conc_core::metrics::RATELIMIT_SWEEPS).increment(1);
         tracing::trace!(evicted, kept, "conc-ratelimit: swept idle keys");
         evicted
     }
@@ -319,6 +321,38 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
             });
         }
         Ok(self.params.emission * u64::from(n))
+    }
+}
+
+impl conc_core::metrics::MetricsSnapshot for KeyedMetrics {
+    fn entries(&self) -> Vec<conc_core::metrics::MetricEntry> {
+        use conc_core::metrics::{
+            MetricEntry, MetricValue, RATELIMIT_EVICTED, RATELIMIT_KEYS, RATELIMIT_SWEEPS,
+        };
+        vec![
+            MetricEntry::new(RATELIMIT_KEYS, MetricValue::Gauge(self.keys as f64)),
+            MetricEntry::new(RATELIMIT_EVICTED, MetricValue::Count(self.evicted)),
+            MetricEntry::new(RATELIMIT_SWEEPS, MetricValue::Count(self.sweeps)),
+        ]
+    }
+}
+
+impl<K, C, S> conc_core::metrics::MetricsSource for Keyed<K, C, S>
+where
+    K: Hash + Eq + Clone,
+    C: Clock,
+    S: BuildHasher + Clone,
+{
+    type Snapshot = KeyedMetrics;
+
+    fn metrics(&self) -> KeyedMetrics {
+        Keyed::metrics(self)
+    }
+
+    /// Resets the eviction and sweep counters; the key count describes the present.
+    fn reset_metrics(&self) {
+        self.sweep.evicted.store(0, Ordering::Relaxed);
+        self.sweep.sweeps.store(0, Ordering::Relaxed);
     }
 }
 

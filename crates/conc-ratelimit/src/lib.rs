@@ -34,7 +34,8 @@
 //! Through the `metrics` facade (names in `conc_core::metrics`):
 //! `conc.ratelimit.permitted` and `conc.ratelimit.rejected` from named-limiter
 //! checks (labelled `limiter`), `conc.ratelimit.rejected` from refusals of the
-//! other limiters, `conc.ratelimit.keys` after each keyed sweep and
+//! other limiters, `conc.ratelimit.keys`, `conc.ratelimit.evicted` and
+//! `conc.ratelimit.sweeps` after each keyed sweep, and
 //! `conc.ratelimit.wait` for every `acquire` that had to wait. Admissions of
 //! `Gcra`, `Keyed` and the buckets are not counted on the hot path (a shared
 //! counter would double the cost of a contended check). Sweeps and rejections
@@ -121,7 +122,7 @@ pub use keyed::{Keyed, KeyedMetrics};
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{Mode, RateLimit, RateLimitLayer, ResponseFuture};
 pub use leaky_bucket::{DequeueError, Full, LeakyBucket, LeakyBucketBuilder};
-pub use named::{Limit, Limits, NamedError, RateLimiter, TooManyAttempts};
+pub use named::{Limit, Limits, NamedError, NamedMetrics, RateLimiter, TooManyAttempts};
 pub use quota::Quota;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

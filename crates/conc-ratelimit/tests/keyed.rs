@@ -82,6 +82,9 @@ fn memory_stays_bounded_while_keys_churn() {
     assert!(metrics.evicted >= 170_000, "{metrics:?}");
     assert!(metrics.sweeps > 5, "{metrics:?}");
     assert_eq!(metrics.keys, limiter.len() as u64);
+    conc_core::metrics::MetricsSource::reset_metrics(&limiter);
+    assert_eq!(limiter.metrics().evicted, 0);
+    assert_eq!(conc_core::metrics::MetricsSnapshot::entries(&limiter.metrics()).len(), 3);
 }
 
 #[test]
