@@ -33,8 +33,8 @@
 //!
 //! Through the `metrics` facade (names in `conc_core::metrics`):
 //! `conc.ratelimit.permitted` and `conc.ratelimit.rejected` from named-limiter
-//! checks (labelled `limiter`), `conc.ratelimit.rejected` from refusals of the
-//! other limiters, `conc.ratelimit.keys`, `conc.ratelimit.evicted` and
+//! checks (labelled `limiter`), `conc.ratelimit.rejected` from refusals of
+//! `Gcra` and `Keyed`, `conc.ratelimit.keys`, `conc.ratelimit.evicted` and
 //! `conc.ratelimit.sweeps` after each keyed sweep, and
 //! `conc.ratelimit.wait` for every `acquire` that had to wait. Admissions of
 //! `Gcra`, `Keyed` and the buckets are not counted on the hot path (a shared
