@@ -1,11 +1,43 @@
-//! The keyed limiter: independent keys, exact waits, automatic eviction that
-//! bounds memory and never changes a decision.
+//! The keyed limiter: the conformance suite it shares with the Redis
+//! limiter, independent keys, exact waits, automatic eviction that bounds
+//! memory and never changes a decision.
+
+mod conformance;
 
 use std::time::Duration;
 
 use conc_core::time::ManualClock;
 use conc_ratelimit::{Keyed, Quota, RateLimitError, TokioClock};
 use proptest::prelude::*;
+
+/// The in-memory limiter under the conformance suite, on a manual clock.
+struct Memory {
+    limiter: Keyed<String, ManualClock>,
+    clock: ManualClock,
+}
+
+impl conformance::Subject for Memory {
+    async fn try_acquire(&self, key: &str, n: u32) -> Result<(), RateLimitError> {
+        self.limiter.try_acquire(&key.to_owned(), n)
+    }
+
+    async fn remaining(&self, key: &str) -> u32 {
+        self.limiter.remaining(&key.to_owned())
+    }
+
+    async fn reset(&self, key: &str) {
+        self.limiter.reset(&key.to_owned());
+    }
+
+    async fn pass(&self, elapsed: Duration) {
+        self.clock.advance(elapsed);
+    }
+}
+
+conformance::suite!(async |quota: Quota| {
+    let (limiter, clock) = keyed::<String>(quota);
+    Some((Memory { limiter, clock }, Box::new(()) as conformance::KeepAlive))
+});
 
 fn keyed<K: std::hash::Hash + Eq + Clone>(quota: Quota) -> (Keyed<K, ManualClock>, ManualClock) {
     let clock = ManualClock::new();

@@ -1,14 +1,48 @@
-//! The Redis limiter against a real `redis-server`: GCRA decisions matching
-//! the in-memory limiter's, the key layout, Laravel's fixed window, several
+//! The Redis limiter against a real `redis-server`: the conformance suite it
+//! shares with the in-memory limiter, the key layout, Laravel's fixed window, several
 //! clients never exceeding the limit together, and the failure policies.
 //!
 //! Every test starts its own server through `conc-test-support` and skips
 //! when the binary is missing, unless `CONC_REQUIRE_SERVICES=1`.
 
+mod conformance;
+
 use std::time::Duration;
 
 use conc_ratelimit::{FailurePolicy, Quota, RateLimitError, RedisLimiter, RedisSetupError};
 use conc_test_support::RedisServer;
+
+/// The Redis limiter under the conformance suite: one quota, real time.
+struct Shared {
+    limiter: RedisLimiter,
+    quota: Quota,
+}
+
+impl conformance::Subject for Shared {
+    async fn try_acquire(&self, key: &str, n: u32) -> Result<(), RateLimitError> {
+        self.limiter.try_acquire(key, self.quota, n).await
+    }
+
+    async fn remaining(&self, key: &str) -> u32 {
+        self.limiter.remaining(key, self.quota).await.unwrap()
+    }
+
+    async fn reset(&self, key: &str) {
+        self.limiter.clear(key).await.unwrap();
+    }
+
+    /// The server's clock runs on its own: sleep the time out, plus 10 ms
+    /// for the round trips on either side.
+    async fn pass(&self, elapsed: Duration) {
+        tokio::time::sleep(elapsed + Duration::from_millis(10)).await;
+    }
+}
+
+conformance::suite!(async |quota: Quota| {
+    let redis = conc_test_support::require_redis()?;
+    let limiter = RedisLimiter::connect(redis.url()).await.unwrap();
+    Some((Shared { limiter, quota }, Box::new(redis) as conformance::KeepAlive))
+});
 
 async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
     redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
