@@ -16,6 +16,16 @@
 //!   each checking keys in a scrambled order; one iteration is one check on
 //!   each thread.
 //!
+//! - `ratelimit/acquire_async`: one `acquire(1).await` on a current-thread
+//!   tokio runtime that never has to wait: our `Gcra` and `TokenBucket`
+//!   against `leaky_bucket::RateLimiter` (10⁹ permits refilled every
+//!   millisecond, starting full).
+//! - `ratelimit/try_acquire_sync`: the same three, non-blocking.
+//! - `ratelimit/tower_call`: `ready().await` then `call(..).await` through
+//!   our `RateLimitLayer` (one shared keyed limiter, one key) against tower's
+//!   `RateLimit` (10¹⁸ requests per second), both over a `service_fn` that
+//!   answers at once.
+//!
 //! - `ratelimit/redis`: one GCRA check on a loopback `redis-server` the
 //!   bench starts, against one raw `EVALSHA` of an equivalent hand-written
 //!   script with the same client (skipped without a `redis-server` binary).
@@ -31,8 +41,11 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use conc_ratelimit::{Gcra, Keyed, Quota};
+use std::sync::Arc;
+
+use conc_ratelimit::{Gcra, Keyed, Quota, RateLimitLayer, TokenBucket};
 use criterion::{Criterion, criterion_group, criterion_main};
+use tower::{Layer as _, Service as _, ServiceExt as _};
 
 /// Counts live heap bytes, so the suite can report memory per key.
 struct Counting;
@@ -290,5 +303,129 @@ return 1
     drop(server);
 }
 
-criterion_group!(benches, memory_per_key, direct_1t, direct_2t, keyed_100k_2t, redis);
+/// Our token bucket holding 10⁹ tokens refilled every millisecond, like the peer.
+fn ours_token_bucket() -> TokenBucket {
+    TokenBucket::builder()
+        .capacity(1_000_000_000)
+        .refill(1_000_000_000)
+        .interval(Duration::from_millis(1))
+        .build()
+        .expect("valid bucket")
+}
+
+/// `leaky_bucket::RateLimiter` holding 10⁹ permits refilled every millisecond.
+fn peer_leaky_bucket() -> leaky_bucket::RateLimiter {
+    leaky_bucket::RateLimiter::builder()
+        .max(1_000_000_000)
+        .initial(1_000_000_000)
+        .refill(1_000_000_000)
+        .interval(Duration::from_millis(1))
+        .build()
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime")
+}
+
+/// Times `iters` runs of `step` inside one `block_on`.
+fn timed<F: Future<Output = ()>>(
+    rt: &tokio::runtime::Runtime,
+    iters: u64,
+    mut step: impl FnMut() -> F,
+) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            step().await;
+        }
+        start.elapsed()
+    })
+}
+
+fn acquire_async(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut group = c.benchmark_group("ratelimit/acquire_async");
+    let gcra = Gcra::new(ours_quota());
+    group.bench_function("ours/gcra", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || async { black_box(gcra.acquire(1).await).expect("admitted") })
+        });
+    });
+    let bucket = ours_token_bucket();
+    group.bench_function("ours/token_bucket", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || async { black_box(bucket.acquire(1).await).expect("admitted") })
+        });
+    });
+    let peer = peer_leaky_bucket();
+    group.bench_function("peer/leaky-bucket", |b| {
+        b.iter_custom(|iters| timed(&rt, iters, || async { peer.acquire(1).await }));
+    });
+    group.finish();
+}
+
+fn try_acquire_sync(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ratelimit/try_acquire_sync");
+    let gcra = Gcra::new(ours_quota());
+    group.bench_function("ours/gcra", |b| b.iter(|| black_box(gcra.try_acquire(1)).is_ok()));
+    let bucket = ours_token_bucket();
+    group.bench_function("ours/token_bucket", |b| {
+        b.iter(|| black_box(bucket.try_acquire(1)).is_ok());
+    });
+    let peer = peer_leaky_bucket();
+    group.bench_function("peer/leaky-bucket", |b| b.iter(|| black_box(peer.try_acquire(1))));
+    group.finish();
+}
+
+fn tower_call(c: &mut Criterion) {
+    let rt = current_thread();
+    let answer =
+        tower::service_fn(|request: u64| async move { Ok::<_, std::convert::Infallible>(request) });
+    let mut group = c.benchmark_group("ratelimit/tower_call");
+    let limiter = Arc::new(Keyed::new(ours_quota()));
+    let mut ours = RateLimitLayer::new(limiter, |_: &u64| ()).layer(answer);
+    group.bench_function("ours", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let ready = ours.ready().await.expect("ready");
+                    black_box(ready.call(7).await.expect("admitted"));
+                }
+                start.elapsed()
+            })
+        });
+    });
+    let mut peer = rt.block_on(async {
+        tower::limit::RateLimit::new(
+            answer,
+            tower::limit::rate::Rate::new(1_000_000_000_000_000_000, Duration::from_secs(1)),
+        )
+    });
+    group.bench_function("peer/tower", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let ready = peer.ready().await.expect("ready");
+                    black_box(ready.call(7).await.expect("admitted"));
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    memory_per_key,
+    direct_1t,
+    direct_2t,
+    keyed_100k_2t,
+    acquire_async,
+    try_acquire_sync,
+    tower_call,
+    redis
+);
 criterion_main!(benches);
