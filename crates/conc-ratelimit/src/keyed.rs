@@ -187,7 +187,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     ///
     /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
     pub async fn acquire(&self, key: &K, n: u32) -> Result<(), RateLimitError> {
-        wait::until_ready(|| self.try_acquire(key, n)).await
+        wait::until_ready(None, || self.try_acquire(key, n)).await
     }
 
     /// Takes as many units as `key` has now, up to `max` and at least one;

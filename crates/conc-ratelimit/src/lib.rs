@@ -31,15 +31,26 @@
 //!
 //! # Metrics and tracing
 //!
+//! [`Gcra`], [`TokenBucket`], [`LeakyBucket`], [`SlidingWindow`] and
+//! [`SlidingLog`] keep allowed / rejected / waiting counts, read with
+//! `metrics()` as a [`LimiterMetrics`] (also through
+//! `conc_core::metrics::MetricsSource`). Allowed and rejected are striped
+//! over cache-line padded per-thread slots, so counting an admission does not
+//! make threads contend; `waiting` is a gauge of the `acquire` (or
+//! `LeakyBucket::enqueue`) futures pending now, released when the future
+//! completes or is dropped.
+//!
 //! Through the `metrics` facade (names in `conc_core::metrics`):
 //! `conc.ratelimit.permitted` and `conc.ratelimit.rejected` from named-limiter
 //! checks (labelled `limiter`), `conc.ratelimit.rejected` from refusals of
-//! `Gcra` and `Keyed`, `conc.ratelimit.keys`, `conc.ratelimit.evicted` and
+//! every limiter, `conc.ratelimit.waiting` (gauge) while a caller waits,
+//! `conc.ratelimit.keys`, `conc.ratelimit.evicted` and
 //! `conc.ratelimit.sweeps` after each keyed sweep, and
 //! `conc.ratelimit.wait` for every `acquire` that had to wait. Admissions of
-//! `Gcra`, `Keyed` and the buckets are not counted on the hot path (a shared
-//! counter would double the cost of a contended check). Sweeps and rejections
-//! in the tower layer are traced at `trace` / `debug` level.
+//! the direct limiters and `Keyed` reach the facade only through the
+//! snapshot's `allowed` (a facade call per admitted check would cost as much
+//! as the check). Sweeps and rejections in the tower layer are traced at
+//! `trace` / `debug` level.
 //!
 //! # Feature flags
 //!
@@ -110,6 +121,7 @@ mod quota;
 #[cfg(feature = "redis")]
 mod redis;
 mod sliding;
+mod stats;
 mod time;
 mod token_bucket;
 mod wait;
@@ -128,6 +140,7 @@ pub use quota::Quota;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{FailurePolicy, RedisLimiter, RedisLimiterBuilder, RedisSetupError};
 pub use sliding::{SlidingLog, SlidingWindow};
+pub use stats::LimiterMetrics;
 pub use time::TokioClock;
 pub use token_bucket::{TokenBucket, TokenBucketBuilder};
 

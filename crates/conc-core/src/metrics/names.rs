@@ -114,6 +114,8 @@ metric_names! {
     RATELIMIT_EVICTED = "conc.ratelimit.evicted", Counter, Count, "fully replenished keys a keyed limiter dropped";
     /// Rate limit: sweeps of a keyed limiter for idle keys.
     RATELIMIT_SWEEPS = "conc.ratelimit.sweeps", Counter, Count, "sweeps a keyed limiter ran to drop idle keys";
+    /// Rate limit: callers waiting for capacity now.
+    RATELIMIT_WAITING = "conc.ratelimit.waiting", Gauge, Count, "callers waiting for rate-limit capacity";
     /// Rate limit: time callers waited for capacity.
     RATELIMIT_WAIT = "conc.ratelimit.wait", Histogram, Seconds, "time a caller waited for rate-limit capacity";
 
