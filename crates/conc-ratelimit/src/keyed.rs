@@ -151,10 +151,11 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     #[inline]
     pub fn try_acquire(&self, key: &K, n: u32) -> Result<(), RateLimitError> {
         let cost = self.cost(n)?;
-        let now = self.time.now();
+        let tolerance = self.params.tolerance;
+        let charge = |cell: &GcraCell| cell.charge_now(|| self.time.now(), cost, tolerance);
         let charged = match self.map.get(key) {
-            Some(cell) => cell.charge(now, cost, self.params.tolerance),
-            None => self.insert_and(key, |cell| cell.charge(now, cost, self.params.tolerance)),
+            Some(cell) => charge(&cell),
+            None => self.insert_and(key, charge),
         };
         charged.map(drop).map_err(|wait| {
             metrics::counter!(conc_core::metrics::RATELIMIT_REJECTED).increment(1);

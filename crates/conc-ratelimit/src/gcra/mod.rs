@@ -114,9 +114,8 @@ impl<C: Clock> Gcra<C> {
     #[inline]
     fn charge(&self, n: u32) -> Result<(), RateLimitError> {
         let cost = self.cost(n)?;
-        let now = self.time.now();
         self.cell
-            .charge(now, cost, self.params.tolerance)
+            .charge_now(|| self.time.now(), cost, self.params.tolerance)
             .map(drop)
             .map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) })
     }
