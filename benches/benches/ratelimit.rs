@@ -16,6 +16,20 @@
 //!   each checking keys in a scrambled order; one iteration is one check on
 //!   each thread.
 //!
+//! - `ratelimit/acquire_async`: one `acquire(1).await` on a current-thread
+//!   tokio runtime that never has to wait: our `Gcra` and `TokenBucket`
+//!   against `leaky_bucket::RateLimiter` (10⁹ permits refilled every
+//!   millisecond, starting full).
+//! - `ratelimit/try_acquire_sync`: the same three, non-blocking.
+//! - `ratelimit/tower_call`: `ready().await` then `call(..).await` through
+//!   our `RateLimitLayer` (one shared keyed limiter, one key) against tower's
+//!   `RateLimit` (10¹⁸ requests per second), both over a `service_fn` that
+//!   answers at once.
+//!
+//! - `ratelimit/redis`: one GCRA check on a loopback `redis-server` the
+//!   bench starts, against one raw `EVALSHA` of an equivalent hand-written
+//!   script with the same client (skipped without a `redis-server` binary).
+//!
 //! Before the groups run, the suite prints the bytes allocated per key by
 //! each keyed store holding 1 000 000 live `u64` keys (a counting allocator).
 #![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
@@ -27,8 +41,11 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use conc_ratelimit::{Gcra, Keyed, Quota};
+use std::sync::Arc;
+
+use conc_ratelimit::{Gcra, Keyed, Quota, RateLimitLayer, TokenBucket};
 use criterion::{Criterion, criterion_group, criterion_main};
+use tower::{Layer as _, Service as _, ServiceExt as _};
 
 /// Counts live heap bytes, so the suite can report memory per key.
 struct Counting;
@@ -212,5 +229,203 @@ fn memory_per_key(_: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, memory_per_key, direct_1t, direct_2t, keyed_100k_2t);
+/// A GCRA check on Redis against one raw `EVALSHA` of a hand-written GCRA
+/// script doing the same work (read TIME, GET, compare, SET PX), through the
+/// same kind of client (a `ConnectionManager`) on the same server: the cost
+/// of our wrapper on top of the round trip.
+fn redis(c: &mut Criterion) {
+    let server = match conc_test_support::RedisServer::start() {
+        Ok(server) => server,
+        Err(error) => {
+            #[allow(
+                clippy::print_stderr,
+                reason = "a bench reports a skipped group on the terminal"
+            )]
+            {
+                eprintln!("skipping ratelimit/redis: {error}");
+            }
+            return;
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let url = server.url();
+    let (ours, raw) = rt.block_on(async {
+        let ours =
+            conc_ratelimit::RedisLimiter::connect(url.clone()).await.expect("the bench server");
+        let client = redis::Client::open(url.as_str()).expect("a redis url");
+        let raw = redis::aio::ConnectionManager::new(client).await.expect("the bench server");
+        (ours, raw)
+    });
+    let quota = ours_keyed_quota();
+    let script = redis::Script::new(
+        r"
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + ARGV[1]
+if new_tat - ARGV[2] > now then return 0 end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+return 1
+",
+    );
+    let emission_us = quota.emission_interval().as_micros() as u64;
+    let tolerance_us = emission_us * u64::from(quota.burst());
+
+    let mut group = c.benchmark_group("ratelimit/redis");
+    let mut n = 0u64;
+    group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| {
+            n = (n + 1) % 1_000;
+            let key = format!("user:{n}");
+            let ours = &ours;
+            async move {
+                black_box(ours.try_acquire(&key, quota, 1).await).expect("admitted");
+            }
+        });
+    });
+    let mut n = 0u64;
+    group.bench_function("peer/evalsha", |b| {
+        b.to_async(&rt).iter(|| {
+            n = (n + 1) % 1_000;
+            let key = format!("raw:{{user:{n}}}");
+            let mut raw = raw.clone();
+            let mut invocation = script.prepare_invoke();
+            invocation.key(key).arg(emission_us).arg(tolerance_us);
+            async move {
+                let admitted: i64 = invocation.invoke_async(&mut raw).await.expect("server up");
+                black_box(admitted);
+            }
+        });
+    });
+    group.finish();
+    drop(rt);
+    drop(server);
+}
+
+/// Our token bucket holding 10⁹ tokens refilled every millisecond, like the peer.
+fn ours_token_bucket() -> TokenBucket {
+    TokenBucket::builder()
+        .capacity(1_000_000_000)
+        .refill(1_000_000_000)
+        .interval(Duration::from_millis(1))
+        .build()
+        .expect("valid bucket")
+}
+
+/// `leaky_bucket::RateLimiter` holding 10⁹ permits refilled every millisecond.
+fn peer_leaky_bucket() -> leaky_bucket::RateLimiter {
+    leaky_bucket::RateLimiter::builder()
+        .max(1_000_000_000)
+        .initial(1_000_000_000)
+        .refill(1_000_000_000)
+        .interval(Duration::from_millis(1))
+        .build()
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime")
+}
+
+/// Times `iters` runs of `step` inside one `block_on`.
+fn timed<F: Future<Output = ()>>(
+    rt: &tokio::runtime::Runtime,
+    iters: u64,
+    mut step: impl FnMut() -> F,
+) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            step().await;
+        }
+        start.elapsed()
+    })
+}
+
+fn acquire_async(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut group = c.benchmark_group("ratelimit/acquire_async");
+    let gcra = Gcra::new(ours_quota());
+    group.bench_function("ours/gcra", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || async { black_box(gcra.acquire(1).await).expect("admitted") })
+        });
+    });
+    let bucket = ours_token_bucket();
+    group.bench_function("ours/token_bucket", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || async { black_box(bucket.acquire(1).await).expect("admitted") })
+        });
+    });
+    let peer = peer_leaky_bucket();
+    group.bench_function("peer/leaky-bucket", |b| {
+        b.iter_custom(|iters| timed(&rt, iters, || async { peer.acquire(1).await }));
+    });
+    group.finish();
+}
+
+fn try_acquire_sync(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ratelimit/try_acquire_sync");
+    let gcra = Gcra::new(ours_quota());
+    group.bench_function("ours/gcra", |b| b.iter(|| black_box(gcra.try_acquire(1)).is_ok()));
+    let bucket = ours_token_bucket();
+    group.bench_function("ours/token_bucket", |b| {
+        b.iter(|| black_box(bucket.try_acquire(1)).is_ok());
+    });
+    let peer = peer_leaky_bucket();
+    group.bench_function("peer/leaky-bucket", |b| b.iter(|| black_box(peer.try_acquire(1))));
+    group.finish();
+}
+
+fn tower_call(c: &mut Criterion) {
+    let rt = current_thread();
+    let answer =
+        tower::service_fn(|request: u64| async move { Ok::<_, std::convert::Infallible>(request) });
+    let mut group = c.benchmark_group("ratelimit/tower_call");
+    let limiter = Arc::new(Keyed::new(ours_quota()));
+    let mut ours = RateLimitLayer::new(limiter, |_: &u64| ()).layer(answer);
+    group.bench_function("ours", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let ready = ours.ready().await.expect("ready");
+                    black_box(ready.call(7).await.expect("admitted"));
+                }
+                start.elapsed()
+            })
+        });
+    });
+    let mut peer = rt.block_on(async {
+        tower::limit::RateLimit::new(
+            answer,
+            tower::limit::rate::Rate::new(1_000_000_000_000_000_000, Duration::from_secs(1)),
+        )
+    });
+    group.bench_function("peer/tower", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let ready = peer.ready().await.expect("ready");
+                    black_box(ready.call(7).await.expect("admitted"));
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    memory_per_key,
+    direct_1t,
+    direct_2t,
+    keyed_100k_2t,
+    acquire_async,
+    try_acquire_sync,
+    tower_call,
+    redis
+);
 criterion_main!(benches);

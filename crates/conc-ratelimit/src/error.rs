@@ -75,6 +75,10 @@ pub enum RateLimitError {
         /// The most units the limiter can admit at once.
         capacity: u32,
     },
+    /// The limiter's shared store (Redis) could not be reached and its
+    /// failure policy is to refuse.
+    #[error("rate limiter store unavailable")]
+    Unavailable,
 }
 
 impl RateLimitError {
@@ -93,7 +97,7 @@ impl RateLimitError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Limited { retry_after } => Some(*retry_after),
-            Self::ExceedsCapacity { .. } => None,
+            Self::ExceedsCapacity { .. } | Self::Unavailable => None,
         }
     }
 }

@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use crate::gcra::{GcraCell, Params, remaining, wait_for};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::time::{Timeline, default_clock, ns};
-use crate::{Quota, RateLimitError, wait};
+use crate::{Decision, Quota, RateLimitError, wait};
 
 /// The fewest new keys between two automatic sweeps.
 const MIN_SWEEP_INTERVAL: u64 = 1_024;
@@ -151,15 +151,34 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     #[inline]
     pub fn try_acquire(&self, key: &K, n: u32) -> Result<(), RateLimitError> {
         let cost = self.cost(n)?;
-        let now = self.time.now();
+        let tolerance = self.params.tolerance;
+        let charge = |cell: &GcraCell| cell.charge_now(|| self.time.now(), cost, tolerance);
         let charged = match self.map.get(key) {
-            Some(cell) => cell.charge(now, cost, self.params.tolerance),
-            None => self.insert_and(key, |cell| cell.charge(now, cost, self.params.tolerance)),
+            Some(cell) => charge(&cell),
+            None => self.insert_and(key, charge),
         };
         charged.map(drop).map_err(|wait| {
             metrics::counter!(conc_core::metrics::RATELIMIT_REJECTED).increment(1);
             RateLimitError::Limited { retry_after: ns(wait) }
         })
+    }
+
+    /// Takes `n` units for `key` like [`try_acquire`](Self::try_acquire) and
+    /// reports the outcome as a [`Decision`] named `policy` (see
+    /// [`Gcra::decide`](crate::Gcra::decide)).
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
+    pub fn decide(&self, policy: &str, key: &K, n: u32) -> Result<Decision, RateLimitError> {
+        let cost = self.cost(n)?;
+        let now = self.time.now();
+        let charge = |cell: &GcraCell| (cell.charge(now, cost, self.params.tolerance), cell.tat());
+        let (charged, tat) = match self.map.get(key) {
+            Some(cell) => charge(&cell),
+            None => self.insert_and(key, charge),
+        };
+        Ok(crate::gcra::decision(policy, self.quota, self.params, now, tat, charged))
     }
 
     /// Waits until `n` units can be taken for `key`, then takes them.
@@ -169,7 +188,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     ///
     /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
     pub async fn acquire(&self, key: &K, n: u32) -> Result<(), RateLimitError> {
-        wait::until_ready(|| self.try_acquire(key, n)).await
+        wait::until_ready(None, || self.try_acquire(key, n)).await
     }
 
     /// Takes as many units as `key` has now, up to `max` and at least one;
@@ -237,6 +256,8 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
         self.sweep.threshold.store(kept.max(MIN_SWEEP_INTERVAL), Ordering::Relaxed);
         self.sweep.inserts.store(0, Ordering::Relaxed);
         metrics::gauge!(conc_core::metrics::RATELIMIT_KEYS).set(kept as f64);
+        metrics::counter!(conc_core::metrics::RATELIMIT_EVICTED).increment(evicted);
+        metrics::counter!(conc_core::metrics::RATELIMIT_SWEEPS).increment(1);
         tracing::trace!(evicted, kept, "conc-ratelimit: swept idle keys");
         evicted
     }
@@ -301,6 +322,38 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
             });
         }
         Ok(self.params.emission * u64::from(n))
+    }
+}
+
+impl conc_core::metrics::MetricsSnapshot for KeyedMetrics {
+    fn entries(&self) -> Vec<conc_core::metrics::MetricEntry> {
+        use conc_core::metrics::{
+            MetricEntry, MetricValue, RATELIMIT_EVICTED, RATELIMIT_KEYS, RATELIMIT_SWEEPS,
+        };
+        vec![
+            MetricEntry::new(RATELIMIT_KEYS, MetricValue::Gauge(self.keys as f64)),
+            MetricEntry::new(RATELIMIT_EVICTED, MetricValue::Count(self.evicted)),
+            MetricEntry::new(RATELIMIT_SWEEPS, MetricValue::Count(self.sweeps)),
+        ]
+    }
+}
+
+impl<K, C, S> conc_core::metrics::MetricsSource for Keyed<K, C, S>
+where
+    K: Hash + Eq + Clone,
+    C: Clock,
+    S: BuildHasher + Clone,
+{
+    type Snapshot = KeyedMetrics;
+
+    fn metrics(&self) -> KeyedMetrics {
+        Keyed::metrics(self)
+    }
+
+    /// Resets the eviction and sweep counters; the key count describes the present.
+    fn reset_metrics(&self) {
+        self.sweep.evicted.store(0, Ordering::Relaxed);
+        self.sweep.sweeps.store(0, Ordering::Relaxed);
     }
 }
 

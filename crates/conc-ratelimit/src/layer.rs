@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use conc_core::BoxError;
 use conc_core::time::Clock;
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::{Keyed, RateLimitError};
@@ -132,22 +133,116 @@ impl<S, K, E, C> fmt::Debug for RateLimit<S, K, E, C> {
     }
 }
 
-/// The response future of [`RateLimit`].
-pub type ResponseFuture<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
+pin_project! {
+    /// The response future of [`RateLimit`]: the inner service's future
+    /// once admitted, an immediate error when rejected, or (in
+    /// [`Mode::Wait`]) a wait for capacity followed by the call. No
+    /// allocation per request: the states live in this value.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<S, Req, K, C>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S, Req, K, C>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, Req, K, C>
+    where
+        S: Service<Req>,
+    {
+        Called {
+            #[pin]
+            future: S::Future,
+        },
+        Rejected {
+            error: RateLimitError,
+        },
+        Waiting {
+            limiter: Arc<Keyed<K, C>>,
+            key: K,
+            // The readied service and the request, handed over once admitted.
+            ready: Option<(S, Req)>,
+            started: tokio::time::Instant,
+            #[pin]
+            sleep: tokio::time::Sleep,
+        },
+    }
+}
+
+impl<S, Req, K, C> Future for ResponseFuture<S, Req, K, C>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    K: std::hash::Hash + Eq + Clone,
+    C: Clock,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            let next = match state.as_mut().project() {
+                StateProj::Called { future } => return future.poll(cx).map_err(Into::into),
+                StateProj::Rejected { error } => return Poll::Ready(Err((*error).into())),
+                StateProj::Waiting { limiter, key, ready, started, mut sleep } => {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    match limiter.try_acquire(key, 1) {
+                        Err(RateLimitError::Limited { retry_after }) => {
+                            // A coarse clock can lag its retry-after: never
+                            // spin on a zero sleep.
+                            let wait = retry_after.max(std::time::Duration::from_nanos(1));
+                            sleep.reset(tokio::time::Instant::now() + wait);
+                            continue;
+                        }
+                        Err(error) => State::Rejected { error },
+                        Ok(()) => {
+                            metrics::histogram!(conc_core::metrics::RATELIMIT_WAIT)
+                                .record(started.elapsed().as_secs_f64());
+                            match ready.take() {
+                                Some((mut service, request)) => {
+                                    State::Called { future: service.call(request) }
+                                }
+                                // Only after completion: answer as a refusal
+                                // would, never panic.
+                                None => State::Rejected { error: RateLimitError::Unavailable },
+                            }
+                        }
+                    }
+                }
+            };
+            state.set(next);
+        }
+    }
+}
+
+impl<S: Service<Req>, Req, K, C> fmt::Debug for ResponseFuture<S, Req, K, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Called { .. } => "called",
+            State::Rejected { .. } => "rejected",
+            State::Waiting { .. } => "waiting",
+        };
+        f.debug_struct("ResponseFuture").field("state", &state).finish()
+    }
+}
 
 impl<S, Req, K, E, C> Service<Req> for RateLimit<S, K, E, C>
 where
-    S: Service<Req> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
-    Req: Send + 'static,
-    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    K: std::hash::Hash + Eq + Clone,
     E: Fn(&Req) -> K,
-    C: Clock + 'static,
+    C: Clock,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Response>;
+    type Future = ResponseFuture<S, Req, K, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -155,28 +250,38 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let key = (self.extract)(&request);
-        match (self.limiter.try_acquire(&key, 1), self.mode) {
-            (Ok(()), _) => {
-                let future = self.inner.call(request);
-                Box::pin(async move { future.await.map_err(Into::into) })
-            }
-            (Err(refused @ RateLimitError::ExceedsCapacity { .. }), _)
+        let state = match (self.limiter.try_acquire(&key, 1), self.mode) {
+            (Ok(()), _) => State::Called { future: self.inner.call(request) },
+            (
+                Err(
+                    refused
+                    @ (RateLimitError::ExceedsCapacity { .. } | RateLimitError::Unavailable),
+                ),
+                _,
+            )
             | (Err(refused), Mode::Reject) => {
                 tracing::debug!(retry_after = ?refused.retry_after(), "conc-ratelimit: request rejected");
-                Box::pin(async move { Err(refused.into()) })
+                State::Rejected { error: refused }
             }
-            (Err(_), Mode::Wait) => {
+            (Err(refused), Mode::Wait) => {
                 // The readied service goes with the request; this one gets a
                 // fresh clone that must be polled ready again (tower's
                 // clone-and-swap pattern).
                 let fresh = self.inner.clone();
-                let mut ready = std::mem::replace(&mut self.inner, fresh);
-                let limiter = Arc::clone(&self.limiter);
-                Box::pin(async move {
-                    limiter.acquire(&key, 1).await?;
-                    ready.call(request).await.map_err(Into::into)
-                })
+                let ready = std::mem::replace(&mut self.inner, fresh);
+                let wait = refused.retry_after().unwrap_or_default();
+                let now = tokio::time::Instant::now();
+                State::Waiting {
+                    limiter: Arc::clone(&self.limiter),
+                    key,
+                    ready: Some((ready, request)),
+                    started: now,
+                    sleep: tokio::time::sleep_until(
+                        now + wait.max(std::time::Duration::from_nanos(1)),
+                    ),
+                }
             }
-        }
+        };
+        ResponseFuture { state }
     }
 }

@@ -10,9 +10,10 @@ use std::time::Duration;
 use conc_core::time::{Clock, CoarseClock};
 use tokio::sync::Notify;
 
-use crate::QuotaError;
 use crate::gcra::{GcraCell, Params, wait_for};
+use crate::stats::{Stats, metrics_source};
 use crate::time::{Timeline, default_clock, ns};
+use crate::{LimiterMetrics, QuotaError};
 
 /// A leaky bucket as a queue: producers put items in (up to `capacity`
 /// waiting), consumers take them out no faster than one every `interval`
@@ -64,6 +65,7 @@ pub struct LeakyBucket<T, C = CoarseClock> {
     time: Timeline<C>,
     items: Notify,
     room: Notify,
+    stats: Stats,
 }
 
 /// The queue was full: the item is handed back.
@@ -187,6 +189,7 @@ impl<T, C: Clock> LeakyBucketBuilder<T, C> {
             time: Timeline::new(self.clock),
             items: Notify::new(),
             room: Notify::new(),
+            stats: Stats::new(),
         })
     }
 }
@@ -198,6 +201,17 @@ impl<T, C: Clock> LeakyBucket<T, C> {
     ///
     /// [`Full`] with the item when `capacity` items are already waiting.
     pub fn try_enqueue(&self, item: T) -> Result<(), Full<T>> {
+        self.stats.record(self.push(item))
+    }
+
+    /// A snapshot of the enqueues allowed, rejected (queue full) and waiting
+    /// for room now.
+    pub fn metrics(&self) -> LimiterMetrics {
+        self.stats.snapshot()
+    }
+
+    /// [`try_enqueue`](Self::try_enqueue) without counting.
+    fn push(&self, item: T) -> Result<(), Full<T>> {
         {
             let mut queue = self.lock();
             if queue.len() >= self.capacity {
@@ -210,13 +224,25 @@ impl<T, C: Clock> LeakyBucket<T, C> {
     }
 
     /// Puts `item` at the back of the queue, waiting for room.
+    ///
+    /// While it waits for room the caller counts as waiting in
+    /// [`metrics`](Self::metrics), until the item is queued or the future is
+    /// dropped (which hands nothing to the queue).
     pub async fn enqueue(&self, mut item: T) {
+        let mut waiting = None;
         loop {
             let mut room = pin!(self.room.notified());
             room.as_mut().enable();
-            match self.try_enqueue(item) {
-                Ok(()) => return,
+            match self.push(item) {
+                Ok(()) => {
+                    drop(waiting);
+                    self.stats.allowed();
+                    return;
+                }
                 Err(full) => item = full.item,
+            }
+            if waiting.is_none() {
+                waiting = Some(self.stats.waiting());
             }
             room.await;
         }
@@ -324,6 +350,8 @@ impl<T, C: Clock> LeakyBucket<T, C> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+metrics_source!(LeakyBucket<T, C> where C: Clock);
 
 impl<T, C: Clock> fmt::Debug for LeakyBucket<T, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

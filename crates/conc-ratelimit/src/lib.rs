@@ -31,18 +31,33 @@
 //!
 //! # Metrics and tracing
 //!
+//! [`Gcra`], [`TokenBucket`], [`LeakyBucket`], [`SlidingWindow`] and
+//! [`SlidingLog`] keep allowed / rejected / waiting counts, read with
+//! `metrics()` as a [`LimiterMetrics`] (also through
+//! `conc_core::metrics::MetricsSource`). Allowed and rejected are striped
+//! over cache-line padded per-thread slots, so counting an admission does not
+//! make threads contend; `waiting` is a gauge of the `acquire` (or
+//! `LeakyBucket::enqueue`) futures pending now, released when the future
+//! completes or is dropped.
+//!
 //! Through the `metrics` facade (names in `conc_core::metrics`):
 //! `conc.ratelimit.permitted` and `conc.ratelimit.rejected` from named-limiter
-//! checks (labelled `limiter`), `conc.ratelimit.rejected` from refusals of the
-//! other limiters, `conc.ratelimit.keys` after each keyed sweep and
+//! checks (labelled `limiter`), `conc.ratelimit.rejected` from refusals of
+//! every limiter, `conc.ratelimit.waiting` (gauge) while a caller waits,
+//! `conc.ratelimit.keys`, `conc.ratelimit.evicted` and
+//! `conc.ratelimit.sweeps` after each keyed sweep, and
 //! `conc.ratelimit.wait` for every `acquire` that had to wait. Admissions of
-//! `Gcra`, `Keyed` and the buckets are not counted on the hot path (a shared
-//! counter would double the cost of a contended check). Sweeps and rejections
-//! in the tower layer are traced at `trace` / `debug` level.
+//! the direct limiters and `Keyed` reach the facade only through the
+//! snapshot's `allowed` (a facade call per admitted check would cost as much
+//! as the check). Sweeps and rejections in the tower layer are traced at
+//! `trace` / `debug` level.
 //!
 //! # Feature flags
 //!
 //! - `tower`: [`RateLimitLayer`], tower middleware over a shared keyed limiter.
+//!
+//! - `redis`: [`RedisLimiter`], GCRA (one Lua script, server clock) and
+//!   Laravel's fixed window in Redis, with a fail-open / fail-closed policy.
 //!
 //! The in-memory limiters are always available.
 //!
@@ -83,6 +98,7 @@
 //! | traffic shaping | a hand-rolled queue + interval timer | [`LeakyBucket`] |
 //! | "never more than N per window" | hand-rolled Redis sorted sets | [`SlidingLog`], [`SlidingWindow`] |
 //! | Laravel `RateLimiter`, `ThrottleRequests` | — | [`RateLimiter`], [`Decisions::headers`] |
+//! | redis-cell (a module managed Redis cannot load), hand-written Lua | `RedisLimiter` (feature `redis`): GCRA in one script on the server clock, fail-open / fail-closed |
 //! | tower `RateLimitLayer` (not `Clone`, per service) | `Buffer` around it | `RateLimitLayer` (feature `tower`): `Clone`, shared, keyed |
 //!
 //! # Supported Rust versions
@@ -102,7 +118,10 @@ mod leaky_bucket;
 mod loom;
 mod named;
 mod quota;
+#[cfg(feature = "redis")]
+mod redis;
 mod sliding;
+mod stats;
 mod time;
 mod token_bucket;
 mod wait;
@@ -115,9 +134,13 @@ pub use keyed::{Keyed, KeyedMetrics};
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{Mode, RateLimit, RateLimitLayer, ResponseFuture};
 pub use leaky_bucket::{DequeueError, Full, LeakyBucket, LeakyBucketBuilder};
-pub use named::{Limit, Limits, NamedError, RateLimiter, TooManyAttempts};
+pub use named::{Limit, Limits, NamedError, NamedMetrics, RateLimiter, TooManyAttempts};
 pub use quota::Quota;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{FailurePolicy, RedisLimiter, RedisLimiterBuilder, RedisSetupError};
 pub use sliding::{SlidingLog, SlidingWindow};
+pub use stats::LimiterMetrics;
 pub use time::TokioClock;
 pub use token_bucket::{TokenBucket, TokenBucketBuilder};
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -139,6 +140,45 @@ pub struct TooManyAttempts {
     pub decision: Decision,
 }
 
+/// A snapshot of a [`RateLimiter`]'s decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NamedMetrics {
+    /// Checks and attempts admitted (every limit charged).
+    pub permitted: u64,
+    /// Checks and attempts refused (no limit charged).
+    pub rejected: u64,
+    /// Windows held now, open or expired but not yet swept.
+    pub windows: u64,
+}
+
+impl conc_core::metrics::MetricsSnapshot for NamedMetrics {
+    fn entries(&self) -> Vec<conc_core::metrics::MetricEntry> {
+        use conc_core::metrics::{
+            MetricEntry, MetricValue, RATELIMIT_KEYS, RATELIMIT_PERMITTED, RATELIMIT_REJECTED,
+        };
+        vec![
+            MetricEntry::new(RATELIMIT_PERMITTED, MetricValue::Count(self.permitted)),
+            MetricEntry::new(RATELIMIT_REJECTED, MetricValue::Count(self.rejected)),
+            MetricEntry::new(RATELIMIT_KEYS, MetricValue::Gauge(self.windows as f64)),
+        ]
+    }
+}
+
+impl<R, C: Clock> conc_core::metrics::MetricsSource for RateLimiter<R, C> {
+    type Snapshot = NamedMetrics;
+
+    fn metrics(&self) -> NamedMetrics {
+        RateLimiter::metrics(self)
+    }
+
+    /// Resets the permitted and rejected counts; the window count describes the present.
+    fn reset_metrics(&self) {
+        self.permitted.store(0, Ordering::Relaxed);
+        self.rejected.store(0, Ordering::Relaxed);
+    }
+}
+
 type Resolver<R> = Arc<dyn Fn(&R) -> Limits + Send + Sync>;
 
 /// A fixed window: hits since it opened, and when it closes.
@@ -206,6 +246,8 @@ struct Stripe {
 /// # Ok::<(), conc_ratelimit::NamedError>(())
 /// ```
 pub struct RateLimiter<R = (), C = CoarseClock> {
+    permitted: AtomicU64,
+    rejected: AtomicU64,
     stripes: Box<[Mutex<Stripe>]>,
     hasher: RandomState,
     named: RwLock<HashMap<String, Resolver<R>>>,
@@ -229,6 +271,8 @@ impl<R, C: Clock> RateLimiter<R, C> {
     /// A limiter reading `clock`.
     pub fn with_clock(clock: C) -> Self {
         Self {
+            permitted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
             stripes: (0..STRIPES).map(|_| Mutex::new(Stripe::default())).collect(),
             hasher: RandomState::new(),
             named: RwLock::new(HashMap::new()),
@@ -385,6 +429,28 @@ impl<R, C: Clock> RateLimiter<R, C> {
         self.len() == 0
     }
 
+    /// A snapshot of the checks and attempts decided so far and the windows held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_ratelimit::RateLimiter;
+    ///
+    /// let limiter: RateLimiter = RateLimiter::new();
+    /// let _ = limiter.attempt("k", 1, Duration::from_secs(60), || ());
+    /// let _ = limiter.attempt("k", 1, Duration::from_secs(60), || ());
+    /// let metrics = limiter.metrics();
+    /// assert_eq!((metrics.permitted, metrics.rejected, metrics.windows), (1, 1, 1));
+    /// ```
+    pub fn metrics(&self) -> NamedMetrics {
+        NamedMetrics {
+            permitted: self.permitted.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            windows: self.len() as u64,
+        }
+    }
+
     /// Checks `limits` (already keyed) and hits them all, or none.
     fn charge_all(&self, policy: &str, limits: &[(String, Limit)], cost: u64) -> Decisions {
         let now = self.time.now();
@@ -424,6 +490,8 @@ impl<R, C: Clock> RateLimiter<R, C> {
                 if ok { decision } else { decision.with_retry_after(reset_after) }
             })
             .collect();
+        let counter = if allowed { &self.permitted } else { &self.rejected };
+        counter.fetch_add(1, Ordering::Relaxed);
         if allowed {
             for (key, limit) in limits {
                 let index = guard_of(self.stripe_of(key));

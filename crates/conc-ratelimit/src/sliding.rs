@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use conc_core::time::{Clock, CoarseClock};
 
+use crate::stats::{Stats, metrics_source};
 use crate::time::{Timeline, default_clock, ns};
-use crate::{QuotaError, RateLimitError, wait};
+use crate::{LimiterMetrics, QuotaError, RateLimitError, wait};
 
 /// Validates `limit` and `window`, returning the window in nanoseconds.
 fn validate(limit: u32, window: Duration) -> Result<u64, QuotaError> {
@@ -81,6 +82,7 @@ pub struct SlidingWindow<C = CoarseClock> {
     limit: u32,
     window: u64,
     time: Timeline<C>,
+    stats: Stats,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -115,6 +117,7 @@ impl<C: Clock> SlidingWindow<C> {
             limit,
             window,
             time: Timeline::new(clock),
+            stats: Stats::new(),
         })
     }
 
@@ -126,6 +129,16 @@ impl<C: Clock> SlidingWindow<C> {
     /// request arrives meanwhile); [`RateLimitError::ExceedsCapacity`] when
     /// `n > limit`.
     pub fn try_acquire(&self, n: u32) -> Result<(), RateLimitError> {
+        self.stats.record(self.take(n))
+    }
+
+    /// A snapshot of the calls allowed, rejected and waiting now.
+    pub fn metrics(&self) -> LimiterMetrics {
+        self.stats.snapshot()
+    }
+
+    /// [`try_acquire`](Self::try_acquire) without counting.
+    fn take(&self, n: u32) -> Result<(), RateLimitError> {
         exceeds(n, self.limit)?;
         let now = self.time.now();
         let mut state = lock(&self.state);
@@ -144,7 +157,7 @@ impl<C: Clock> SlidingWindow<C> {
     ///
     /// [`RateLimitError::ExceedsCapacity`] when `n > limit`.
     pub async fn acquire(&self, n: u32) -> Result<(), RateLimitError> {
-        wait::until_ready(|| self.try_acquire(n)).await
+        wait::until_ready(Some(&self.stats), || self.take(n)).await
     }
 
     /// Takes as many units as fit now, up to `max` and at least one.
@@ -153,6 +166,10 @@ impl<C: Clock> SlidingWindow<C> {
     ///
     /// [`RateLimitError::Limited`] with the wait for one unit.
     pub fn try_acquire_batch(&self, max: u32) -> Result<u32, RateLimitError> {
+        self.stats.record(self.take_up_to(max))
+    }
+
+    fn take_up_to(&self, max: u32) -> Result<u32, RateLimitError> {
         if max == 0 {
             return Ok(0);
         }
@@ -261,6 +278,8 @@ impl<C: Clock> SlidingWindow<C> {
     }
 }
 
+metrics_source!(SlidingWindow<C> where C: Clock);
+
 impl<C: Clock> fmt::Debug for SlidingWindow<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SlidingWindow")
@@ -305,6 +324,7 @@ pub struct SlidingLog<C = CoarseClock> {
     limit: u32,
     window: u64,
     time: Timeline<C>,
+    stats: Stats,
 }
 
 #[derive(Debug, Default)]
@@ -332,7 +352,13 @@ impl<C: Clock> SlidingLog<C> {
     /// As [`SlidingWindow::new`].
     pub fn with_clock(limit: u32, window: Duration, clock: C) -> Result<Self, QuotaError> {
         let window = validate(limit, window)?;
-        Ok(Self { state: Mutex::new(Log::default()), limit, window, time: Timeline::new(clock) })
+        Ok(Self {
+            state: Mutex::new(Log::default()),
+            limit,
+            window,
+            time: Timeline::new(clock),
+            stats: Stats::new(),
+        })
     }
 
     /// Takes `n` units now, all or nothing.
@@ -343,6 +369,16 @@ impl<C: Clock> SlidingLog<C> {
     /// admissions have aged out; [`RateLimitError::ExceedsCapacity`] when
     /// `n > limit`.
     pub fn try_acquire(&self, n: u32) -> Result<(), RateLimitError> {
+        self.stats.record(self.take(n))
+    }
+
+    /// A snapshot of the calls allowed, rejected and waiting now.
+    pub fn metrics(&self) -> LimiterMetrics {
+        self.stats.snapshot()
+    }
+
+    /// [`try_acquire`](Self::try_acquire) without counting.
+    fn take(&self, n: u32) -> Result<(), RateLimitError> {
         exceeds(n, self.limit)?;
         if n == 0 {
             return Ok(());
@@ -364,7 +400,7 @@ impl<C: Clock> SlidingLog<C> {
     ///
     /// [`RateLimitError::ExceedsCapacity`] when `n > limit`.
     pub async fn acquire(&self, n: u32) -> Result<(), RateLimitError> {
-        wait::until_ready(|| self.try_acquire(n)).await
+        wait::until_ready(Some(&self.stats), || self.take(n)).await
     }
 
     /// Takes as many units as fit now, up to `max` and at least one.
@@ -373,6 +409,10 @@ impl<C: Clock> SlidingLog<C> {
     ///
     /// [`RateLimitError::Limited`] with the wait for one unit.
     pub fn try_acquire_batch(&self, max: u32) -> Result<u32, RateLimitError> {
+        self.stats.record(self.take_up_to(max))
+    }
+
+    fn take_up_to(&self, max: u32) -> Result<u32, RateLimitError> {
         if max == 0 {
             return Ok(0);
         }
@@ -466,6 +506,8 @@ impl<C: Clock> SlidingLog<C> {
         self.window
     }
 }
+
+metrics_source!(SlidingLog<C> where C: Clock);
 
 impl<C: Clock> fmt::Debug for SlidingLog<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

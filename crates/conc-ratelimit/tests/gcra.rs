@@ -218,3 +218,23 @@ static_assertions::assert_impl_all!(Gcra: Send, Sync);
 static_assertions::assert_impl_all!(Gcra<ManualClock>: Send, Sync);
 static_assertions::assert_impl_all!(RateLimitError: Send, Sync, std::error::Error);
 static_assertions::assert_impl_all!(QuotaError: Send, Sync, std::error::Error);
+
+#[test]
+fn decide_reports_a_decision_for_headers() {
+    let (gcra, clock) = limiter(Quota::per_second(2).unwrap());
+    let first = gcra.decide("api", 2).unwrap();
+    assert!(first.allowed());
+    assert_eq!((first.limit(), first.remaining()), (2, 0));
+    assert_eq!(first.reset_after(), Duration::from_secs(1));
+    assert_eq!(first.window(), Duration::from_secs(1));
+    let refused = gcra.decide("api", 1).unwrap();
+    assert!(!refused.allowed());
+    assert_eq!(refused.retry_after(), Duration::from_millis(500));
+    assert_eq!(refused.remaining(), 0);
+    clock.advance(Duration::from_millis(500));
+    assert_eq!(gcra.decide("api", 1).unwrap().retry_after(), Duration::ZERO);
+    assert_eq!(
+        gcra.decide("api", 3),
+        Err(RateLimitError::ExceedsCapacity { requested: 3, capacity: 2 })
+    );
+}

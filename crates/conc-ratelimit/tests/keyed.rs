@@ -1,11 +1,43 @@
-//! The keyed limiter: independent keys, exact waits, automatic eviction that
-//! bounds memory and never changes a decision.
+//! The keyed limiter: the conformance suite it shares with the Redis
+//! limiter, independent keys, exact waits, automatic eviction that bounds
+//! memory and never changes a decision.
+
+mod conformance;
 
 use std::time::Duration;
 
 use conc_core::time::ManualClock;
 use conc_ratelimit::{Keyed, Quota, RateLimitError, TokioClock};
 use proptest::prelude::*;
+
+/// The in-memory limiter under the conformance suite, on a manual clock.
+struct Memory {
+    limiter: Keyed<String, ManualClock>,
+    clock: ManualClock,
+}
+
+impl conformance::Subject for Memory {
+    async fn try_acquire(&self, key: &str, n: u32) -> Result<(), RateLimitError> {
+        self.limiter.try_acquire(&key.to_owned(), n)
+    }
+
+    async fn remaining(&self, key: &str) -> u32 {
+        self.limiter.remaining(&key.to_owned())
+    }
+
+    async fn reset(&self, key: &str) {
+        self.limiter.reset(&key.to_owned());
+    }
+
+    async fn pass(&self, elapsed: Duration) {
+        self.clock.advance(elapsed);
+    }
+}
+
+conformance::suite!(async |quota: Quota| {
+    let (limiter, clock) = keyed::<String>(quota);
+    Some((Memory { limiter, clock }, Box::new(()) as conformance::KeepAlive))
+});
 
 fn keyed<K: std::hash::Hash + Eq + Clone>(quota: Quota) -> (Keyed<K, ManualClock>, ManualClock) {
     let clock = ManualClock::new();
@@ -33,6 +65,16 @@ fn keys_are_independent_with_exact_waits() {
         limiter.try_acquire(&alice, 3),
         Err(RateLimitError::ExceedsCapacity { requested: 3, capacity: 2 })
     );
+}
+
+#[test]
+fn decide_is_per_key() {
+    let (limiter, _clock) = keyed::<u64>(Quota::per_minute(2).unwrap());
+    assert!(limiter.decide("per-user", &1, 2).unwrap().allowed());
+    let refused = limiter.decide("per-user", &1, 1).unwrap();
+    assert!(!refused.allowed());
+    assert_eq!(refused.retry_after(), Duration::from_secs(30));
+    assert_eq!(limiter.decide("per-user", &2, 1).unwrap().remaining(), 1);
 }
 
 #[test]
@@ -72,6 +114,9 @@ fn memory_stays_bounded_while_keys_churn() {
     assert!(metrics.evicted >= 170_000, "{metrics:?}");
     assert!(metrics.sweeps > 5, "{metrics:?}");
     assert_eq!(metrics.keys, limiter.len() as u64);
+    conc_core::metrics::MetricsSource::reset_metrics(&limiter);
+    assert_eq!(limiter.metrics().evicted, 0);
+    assert_eq!(conc_core::metrics::MetricsSnapshot::entries(&limiter.metrics()).len(), 3);
 }
 
 #[test]

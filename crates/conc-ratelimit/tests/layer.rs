@@ -70,3 +70,47 @@ async fn poll_ready_is_the_inner_services() {
     assert!(svc.poll_ready().is_ready());
     assert!(format!("{layer:?}").contains("Reject"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_wait_calls_nothing_and_consumes_nothing() {
+    let limiter = Arc::new(Keyed::with_clock(Quota::per_second(1).unwrap(), TokioClock));
+    let layer = RateLimitLayer::new(Arc::clone(&limiter), |_: &u32| ()).mode(Mode::Wait);
+    let (inner, mut handle) = mock::pair::<u32, u32>();
+    let mut svc = layer.layer(inner);
+    handle.allow(10);
+    // The only unit is taken: a call has to wait about a second.
+    limiter.try_acquire(&(), 1).unwrap();
+    let waiting = svc.ready().await.unwrap().call(1);
+    assert!(format!("{waiting:?}").contains("waiting"));
+    tokio::time::timeout(Duration::from_millis(500), waiting).await.unwrap_err();
+    // Given up half-way: the inner service never saw the request...
+    tokio::time::timeout(Duration::from_secs(2), handle.next_request()).await.unwrap_err();
+    // ...and the wait took nothing: the unit that came back is there.
+    assert_eq!(limiter.try_acquire(&(), 1), Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_mode_hands_the_readied_service_over_and_polls_the_inner_again() {
+    let limiter = Arc::new(Keyed::with_clock(Quota::per_second(1).unwrap(), TokioClock));
+    let layer = RateLimitLayer::new(Arc::clone(&limiter), |_: &u32| ()).mode(Mode::Wait);
+    let (inner, mut handle) = mock::pair::<u32, u32>();
+    let mut svc = tower_test::mock::Spawn::new(layer.layer(inner));
+    limiter.try_acquire(&(), 1).unwrap();
+    handle.allow(1);
+    assert!(svc.poll_ready().is_ready());
+    // The readied inner service leaves with the waiting request (the mock
+    // panics when a service it did not ready is called).
+    let waiting = svc.call(7);
+    let respond = tokio::spawn(async move {
+        let (request, reply) = handle.next_request().await.unwrap();
+        reply.send_response(request + 1);
+        handle
+    });
+    assert_eq!(waiting.await.unwrap(), 8);
+    let mut handle = respond.await.unwrap();
+    // The call used the inner service's only allowance: the service left
+    // behind is not ready until the inner one is.
+    assert!(svc.poll_ready().is_pending());
+    handle.allow(1);
+    assert!(svc.poll_ready().is_ready());
+}

@@ -68,6 +68,12 @@ fn attempt_is_atomic_under_concurrency() {
         handles.into_iter().map(|h| h.join().unwrap()).sum()
     });
     assert_eq!(admitted, 250);
+    let metrics = limiter.metrics();
+    assert_eq!((metrics.permitted, metrics.rejected, metrics.windows), (250, 1_750, 1));
+    conc_core::metrics::MetricsSource::reset_metrics(&*limiter);
+    assert_eq!(limiter.metrics().rejected, 0);
+    let entries = conc_core::metrics::MetricsSnapshot::entries(&limiter.metrics());
+    assert_eq!(entries.len(), 3);
 }
 
 struct Request {

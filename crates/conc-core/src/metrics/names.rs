@@ -110,6 +110,12 @@ metric_names! {
     RATELIMIT_REJECTED = "conc.ratelimit.rejected", Counter, Count, "requests a rate limiter refused";
     /// Rate limit: keys tracked by a keyed limiter.
     RATELIMIT_KEYS = "conc.ratelimit.keys", Gauge, Count, "keys a keyed limiter holds state for";
+    /// Rate limit: idle keys a keyed limiter dropped by itself.
+    RATELIMIT_EVICTED = "conc.ratelimit.evicted", Counter, Count, "fully replenished keys a keyed limiter dropped";
+    /// Rate limit: sweeps of a keyed limiter for idle keys.
+    RATELIMIT_SWEEPS = "conc.ratelimit.sweeps", Counter, Count, "sweeps a keyed limiter ran to drop idle keys";
+    /// Rate limit: callers waiting for capacity now.
+    RATELIMIT_WAITING = "conc.ratelimit.waiting", Gauge, Count, "callers waiting for rate-limit capacity";
     /// Rate limit: time callers waited for capacity.
     RATELIMIT_WAIT = "conc.ratelimit.wait", Histogram, Seconds, "time a caller waited for rate-limit capacity";
 

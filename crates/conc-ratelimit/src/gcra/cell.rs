@@ -54,6 +54,25 @@ impl GcraCell {
         }
     }
 
+    /// [`charge`](Self::charge) at the time `now()` reads, reading it once
+    /// more when refused. A thread preempted between its clock read and the
+    /// charge holds a reading older than the TAT other threads wrote since;
+    /// measured against that stale reading the charge would be refused
+    /// early. The second read costs only refusals.
+    #[inline]
+    pub(crate) fn charge_now(
+        &self,
+        now: impl Fn() -> u64,
+        cost: u64,
+        tolerance: u64,
+    ) -> Result<u64, u64> {
+        let first = now();
+        self.charge(first, cost, tolerance).or_else(|wait| {
+            let later = now();
+            if later > first { self.charge(later, cost, tolerance) } else { Err(wait) }
+        })
+    }
+
     /// Charges as many units as are available now, up to `max`, at least one:
     /// `Ok((granted, new_tat))`, or `Err(wait)` for a single unit.
     pub(crate) fn charge_up_to(
@@ -115,4 +134,42 @@ pub(crate) fn remaining(tat: u64, now: u64, params: Params) -> u64 {
 #[inline]
 pub(crate) fn wait_for(tat: u64, now: u64, cost: u64, tolerance: u64) -> u64 {
     tat.max(now).saturating_add(cost).saturating_sub(tolerance).saturating_sub(now)
+}
+
+#[cfg(all(test, not(conc_loom)))]
+mod charge_now_tests {
+    use std::cell::Cell;
+
+    use super::GcraCell;
+
+    /// A clock that returns `readings` in turn, then the last one forever.
+    fn clock(readings: &[u64]) -> impl Fn() -> u64 + '_ {
+        let next = Cell::new(0);
+        move || {
+            let i = next.get().min(readings.len() - 1);
+            next.set(i + 1);
+            readings[i]
+        }
+    }
+
+    #[test]
+    fn a_stale_reading_is_read_again_before_refusing() {
+        // One unit per 10 ns, burst 1: a charge at 1 000 leaves the TAT at 1 010.
+        let cell = GcraCell::new();
+        cell.charge(1_000, 10, 10).unwrap();
+        // Refused at the stale reading 500; admitted at the fresh 1 010.
+        assert_eq!(cell.charge_now(clock(&[500, 1_010]), 10, 10), Ok(1_020));
+    }
+
+    #[test]
+    fn a_refusal_at_the_same_reading_stands() {
+        let cell = GcraCell::new();
+        cell.charge(1_000, 10, 10).unwrap();
+        assert_eq!(cell.charge_now(clock(&[1_005]), 10, 10), Err(5));
+        assert_eq!(
+            cell.charge_now(clock(&[500, 1_004]), 10, 10),
+            Err(6),
+            "the wait is from the fresh reading"
+        );
+    }
 }

@@ -12,8 +12,9 @@ use conc_core::time::{Clock, CoarseClock};
 
 pub(crate) use cell::{GcraCell, Params, remaining, wait_for};
 
+use crate::stats::{Stats, metrics_source};
 use crate::time::{Timeline, default_clock, ns};
-use crate::{Quota, RateLimitError, wait};
+use crate::{Decision, LimiterMetrics, Quota, RateLimitError, wait};
 
 /// A rate limiter using the generic cell rate algorithm (GCRA): the default.
 ///
@@ -63,6 +64,7 @@ pub struct Gcra<C = CoarseClock> {
     params: Params,
     quota: Quota,
     time: Timeline<C>,
+    stats: Stats,
 }
 
 impl Gcra<CoarseClock> {
@@ -90,6 +92,7 @@ impl<C: Clock> Gcra<C> {
             params: Params { emission: quota.emission_ns(), tolerance: quota.tolerance_ns() },
             quota,
             time: Timeline::new(clock),
+            stats: Stats::new(),
         }
     }
 
@@ -104,12 +107,54 @@ impl<C: Clock> Gcra<C> {
     /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
     #[inline]
     pub fn try_acquire(&self, n: u32) -> Result<(), RateLimitError> {
+        self.stats.record(self.charge(n))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) without counting.
+    #[inline]
+    fn charge(&self, n: u32) -> Result<(), RateLimitError> {
+        let cost = self.cost(n)?;
+        self.cell
+            .charge_now(|| self.time.now(), cost, self.params.tolerance)
+            .map(drop)
+            .map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) })
+    }
+
+    /// A snapshot of the calls allowed, rejected and waiting now.
+    pub fn metrics(&self) -> LimiterMetrics {
+        self.stats.snapshot()
+    }
+
+    /// Takes `n` units like [`try_acquire`](Self::try_acquire) and reports
+    /// the outcome as a [`Decision`] named `policy`, ready to render as
+    /// response headers: limit = burst, window = the time a full burst takes
+    /// to replenish.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_core::time::ManualClock;
+    /// use conc_ratelimit::{Gcra, Quota};
+    ///
+    /// let limiter = Gcra::with_clock(Quota::per_minute(60)?, ManualClock::new());
+    /// let decision = limiter.decide("api", 1)?;
+    /// assert!(decision.allowed());
+    /// assert_eq!(decision.ietf_limit(), "\"api\";r=59;t=1");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn decide(&self, policy: &str, n: u32) -> Result<Decision, RateLimitError> {
         let cost = self.cost(n)?;
         let now = self.time.now();
-        self.cell.charge(now, cost, self.params.tolerance).map(drop).map_err(|wait| {
-            metrics::counter!(conc_core::metrics::RATELIMIT_REJECTED).increment(1);
-            RateLimitError::Limited { retry_after: ns(wait) }
-        })
+        let charged = self.cell.charge(now, cost, self.params.tolerance);
+        match charged {
+            Ok(_) => self.stats.allowed(),
+            Err(_) => self.stats.rejected(),
+        }
+        Ok(decision(policy, self.quota, self.params, now, self.cell.tat(), charged))
     }
 
     /// Waits until `n` units can be taken, then takes them.
@@ -137,7 +182,7 @@ impl<C: Clock> Gcra<C> {
     /// # Ok(()) }
     /// ```
     pub async fn acquire(&self, n: u32) -> Result<(), RateLimitError> {
-        wait::until_ready(|| self.try_acquire(n)).await
+        wait::until_ready(Some(&self.stats), || self.charge(n)).await
     }
 
     /// Takes as many units as are available now, up to `max`, and at least
@@ -166,10 +211,10 @@ impl<C: Clock> Gcra<C> {
             return Ok(0);
         }
         let now = self.time.now();
-        match self.cell.charge_up_to(now, u64::from(max), self.params) {
+        self.stats.record(match self.cell.charge_up_to(now, u64::from(max), self.params) {
             Ok((granted, _)) => Ok(granted as u32),
             Err(wait) => Err(RateLimitError::Limited { retry_after: ns(wait) }),
-        }
+        })
     }
 
     /// Units that could be taken at once now.
@@ -236,6 +281,32 @@ impl<C: Clock> Gcra<C> {
         Ok(self.params.emission * u64::from(n))
     }
 }
+
+/// The [`Decision`] for a charge made at `now` (`tat` read after it).
+pub(crate) fn decision(
+    policy: &str,
+    quota: Quota,
+    params: Params,
+    now: u64,
+    tat: u64,
+    charged: Result<u64, u64>,
+) -> Decision {
+    let (allowed, tat, retry_after) = match charged {
+        Ok(new_tat) => (true, new_tat, 0),
+        Err(wait) => (false, tat, wait),
+    };
+    Decision::new(
+        policy,
+        allowed,
+        quota.burst().into(),
+        remaining(tat, now, params),
+        quota.replenish_all(),
+    )
+    .with_reset_after(ns(tat.saturating_sub(now)))
+    .with_retry_after(ns(retry_after))
+}
+
+metrics_source!(Gcra<C> where C: Clock);
 
 impl<C: Clock> fmt::Debug for Gcra<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use conc_core::time::{Clock, CoarseClock};
 
+use crate::stats::{Stats, metrics_source};
 use crate::time::{Timeline, default_clock, ns};
-use crate::{QuotaError, RateLimitError, wait};
+use crate::{LimiterMetrics, QuotaError, RateLimitError, wait};
 
 use cell::TokenCell;
 
@@ -59,6 +60,7 @@ pub struct TokenBucket<C = CoarseClock> {
     refill: u64,
     interval: u64,
     time: Timeline<C>,
+    stats: Stats,
 }
 
 /// Builds a [`TokenBucket`]; see [`TokenBucket::builder`].
@@ -168,6 +170,7 @@ impl<C: Clock> TokenBucketBuilder<C> {
             refill: self.refill.into(),
             interval,
             time: Timeline::new(self.clock),
+            stats: Stats::new(),
         })
     }
 }
@@ -181,6 +184,17 @@ impl<C: Clock> TokenBucket<C> {
     /// `n` available; [`RateLimitError::ExceedsCapacity`] when `n > capacity`.
     #[inline]
     pub fn try_acquire(&self, n: u32) -> Result<(), RateLimitError> {
+        self.stats.record(self.take(n))
+    }
+
+    /// A snapshot of the calls allowed, rejected and waiting now.
+    pub fn metrics(&self) -> LimiterMetrics {
+        self.stats.snapshot()
+    }
+
+    /// [`try_acquire`](Self::try_acquire) without counting.
+    #[inline]
+    fn take(&self, n: u32) -> Result<(), RateLimitError> {
         self.check(n)?;
         let now = self.time.now();
         let supply = self.supply(now);
@@ -199,7 +213,7 @@ impl<C: Clock> TokenBucket<C> {
     ///
     /// [`RateLimitError::ExceedsCapacity`] when `n > capacity`.
     pub async fn acquire(&self, n: u32) -> Result<(), RateLimitError> {
-        wait::until_ready(|| self.try_acquire(n)).await
+        wait::until_ready(Some(&self.stats), || self.take(n)).await
     }
 
     /// Takes every token available now, up to `max` and at least one;
@@ -213,12 +227,12 @@ impl<C: Clock> TokenBucket<C> {
             return Ok(0);
         }
         let now = self.time.now();
-        match self.cell.take_up_to(self.supply(now), self.capacity, max.into()) {
+        self.stats.record(match self.cell.take_up_to(self.supply(now), self.capacity, max.into()) {
             Ok(taken) => Ok(taken as u32),
             Err(missing) => {
                 Err(RateLimitError::Limited { retry_after: self.wait_for(now, missing) })
             }
-        }
+        })
     }
 
     /// Tokens in the bucket now.
@@ -282,6 +296,8 @@ impl<C: Clock> TokenBucket<C> {
         ns(next_tick.saturating_mul(self.interval).saturating_sub(now))
     }
 }
+
+metrics_source!(TokenBucket<C> where C: Clock);
 
 impl<C: Clock> fmt::Debug for TokenBucket<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
