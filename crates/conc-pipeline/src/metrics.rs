@@ -80,8 +80,18 @@ impl StageStats {
     }
 
     pub(crate) fn processed(&self, started: Option<Instant>) {
-        self.processed.fetch_add(1, Relaxed);
-        self.processed_counter.increment(1);
+        self.processed_many(1);
+        self.finish(started);
+    }
+
+    /// Adds items counted locally by a stage's fast path.
+    pub(crate) fn processed_many(&self, items: u64) {
+        self.processed.fetch_add(items, Relaxed);
+        self.processed_counter.increment(items);
+    }
+
+    /// Records a sampled item's time; counting it is the caller's business.
+    pub(crate) fn sampled(&self, started: Option<Instant>) {
         self.finish(started);
     }
 
@@ -167,7 +177,10 @@ impl StageStats {
 pub struct StageMetrics {
     /// The stage's name.
     pub name: Arc<str>,
-    /// Items the stage finished with an output.
+    /// Items the stage finished with an output. While a run is busy this can
+    /// trail by up to 64 items per run (the stage counts locally and
+    /// publishes when it waits, ends or has counted 64); it is exact once
+    /// the run's output stream is finished or dropped.
     pub processed: u64,
     /// Items the stage gave up on (after retries), whatever the policy did next.
     pub failed: u64,

@@ -67,6 +67,28 @@ pub(crate) struct StageStream<In, P: Processor<In>> {
     /// Unordered mode: results not yet emitted.
     finished: VecDeque<Slot<P::Out>>,
     stats: Arc<StageStats>,
+    /// Items finished on the fast path and not yet added to `stats`: the
+    /// shared counter moves once per `FLUSH_EVERY` items, when the stage
+    /// waits or ends, and on drop.
+    unflushed: u64,
+}
+
+/// How many fast-path completions a stage counts locally before publishing.
+const FLUSH_EVERY: u64 = 64;
+
+impl<In, P: Processor<In>> Drop for StageStream<In, P> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl<In, P: Processor<In>> StageStream<In, P> {
+    fn flush(&mut self) {
+        if self.unflushed > 0 {
+            self.stats.processed_many(self.unflushed);
+            self.unflushed = 0;
+        }
+    }
 }
 
 // The futures are pinned in their own boxes; nothing else is pinned.
@@ -98,6 +120,7 @@ impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
             next_seq: 0,
             finished: VecDeque::new(),
             stats: Arc::clone(&shared.ctx.stats),
+            unflushed: 0,
             shared,
         }
     }
@@ -162,7 +185,11 @@ impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
         self.fast[i].set(None);
         match result {
             Ok(Ok(out)) => {
-                self.stats.processed(self.meta[i].started);
+                self.stats.sampled(self.meta[i].started);
+                self.unflushed += 1;
+                if self.unflushed == FLUSH_EVERY {
+                    self.flush();
+                }
                 let index = self.meta[i].index;
                 self.finish(i, Slot { index, state: State::Item(out) });
             }
@@ -265,6 +292,9 @@ impl<In: Send + 'static, P: Processor<In>> Stream for StageStream<In, P> {
             }
             this.woken = woken;
         };
+        if !matches!(result, Poll::Ready(Some(_))) {
+            this.flush();
+        }
         this.stats.set_in_flight(this.held());
         result
     }
