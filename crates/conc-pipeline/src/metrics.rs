@@ -13,7 +13,7 @@ use conc_core::metrics::{
 
 /// One item in this many has its processing time measured (two clock reads),
 /// so the latency figures cost nothing measurable on the hot path.
-const SAMPLE_EVERY: u64 = 16;
+const SAMPLE_EVERY: u64 = 128;
 
 /// Latency buckets: bucket `b` holds times in `[2^(b-1), 2^b)` nanoseconds.
 const BUCKETS: usize = 48;
@@ -170,7 +170,7 @@ impl StageStats {
 
 /// A snapshot of one stage's counters since the pipeline was built (or last reset).
 ///
-/// Latencies are measured on one item in 16 and rounded up to a power of two
+/// Latencies are measured on one item in 128 and rounded up to a power of two
 /// nanoseconds; they are zero until a sampled item has finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
