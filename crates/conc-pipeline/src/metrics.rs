@@ -13,7 +13,7 @@ use conc_core::metrics::{
 
 /// One item in this many has its processing time measured (two clock reads),
 /// so the latency figures cost nothing measurable on the hot path.
-const SAMPLE_EVERY: u64 = 16;
+const SAMPLE_EVERY: u64 = 128;
 
 /// Latency buckets: bucket `b` holds times in `[2^(b-1), 2^b)` nanoseconds.
 const BUCKETS: usize = 48;
@@ -80,8 +80,18 @@ impl StageStats {
     }
 
     pub(crate) fn processed(&self, started: Option<Instant>) {
-        self.processed.fetch_add(1, Relaxed);
-        self.processed_counter.increment(1);
+        self.processed_many(1);
+        self.finish(started);
+    }
+
+    /// Adds items counted locally by a stage's fast path.
+    pub(crate) fn processed_many(&self, items: u64) {
+        self.processed.fetch_add(items, Relaxed);
+        self.processed_counter.increment(items);
+    }
+
+    /// Records a sampled item's time; counting it is the caller's business.
+    pub(crate) fn sampled(&self, started: Option<Instant>) {
         self.finish(started);
     }
 
@@ -160,14 +170,17 @@ impl StageStats {
 
 /// A snapshot of one stage's counters since the pipeline was built (or last reset).
 ///
-/// Latencies are measured on one item in 16 and rounded up to a power of two
+/// Latencies are measured on one item in 128 and rounded up to a power of two
 /// nanoseconds; they are zero until a sampled item has finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StageMetrics {
     /// The stage's name.
     pub name: Arc<str>,
-    /// Items the stage finished with an output.
+    /// Items the stage finished with an output. While a run is busy this can
+    /// trail by up to 64 items per run (the stage counts locally and
+    /// publishes when it waits, ends or has counted 64); it is exact once
+    /// the run's output stream is finished or dropped.
     pub processed: u64,
     /// Items the stage gave up on (after retries), whatever the policy did next.
     pub failed: u64,

@@ -10,6 +10,7 @@
 //! the window. The rare paths (retries, dead letters, timeouts) run as a
 //! boxed future in the same slot.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -67,6 +68,28 @@ pub(crate) struct StageStream<In, P: Processor<In>> {
     /// Unordered mode: results not yet emitted.
     finished: VecDeque<Slot<P::Out>>,
     stats: Arc<StageStats>,
+    /// Items finished on the fast path and not yet added to `stats`: the
+    /// shared counter moves once per `FLUSH_EVERY` items, when the stage
+    /// waits or ends, and on drop.
+    unflushed: u64,
+}
+
+/// How many fast-path completions a stage counts locally before publishing.
+const FLUSH_EVERY: u64 = 64;
+
+impl<In, P: Processor<In>> Drop for StageStream<In, P> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl<In, P: Processor<In>> StageStream<In, P> {
+    fn flush(&mut self) {
+        if self.unflushed > 0 {
+            self.stats.processed_many(self.unflushed);
+            self.unflushed = 0;
+        }
+    }
 }
 
 // The futures are pinned in their own boxes; nothing else is pinned.
@@ -98,6 +121,7 @@ impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
             next_seq: 0,
             finished: VecDeque::new(),
             stats: Arc::clone(&shared.ctx.stats),
+            unflushed: 0,
             shared,
         }
     }
@@ -108,14 +132,22 @@ impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
             && (!self.ordered || self.reorder.len() < self.window)
     }
 
-    fn start(&mut self, slot: Slot<In>) {
+    /// Starts an item. Returns its output at once when it finished on its
+    /// first poll and nothing before it is waiting: the fast path, which
+    /// never touches the reorder window.
+    fn start(&mut self, slot: Slot<In>) -> Option<Slot<P::Out>> {
         let seq = self.next_seq;
         self.next_seq += 1;
-        if self.ordered {
-            self.reorder.push_back(None);
-        }
+        // Ordered: nothing earlier is waiting, so this item is next out.
+        let direct = !self.ordered || self.reorder.is_empty();
         let item = match slot.state {
-            State::Gone(gone) => return self.complete(seq, Slot::gone(slot.index, gone)),
+            State::Gone(gone) => {
+                if self.ordered {
+                    self.reorder.push_back(None);
+                }
+                self.complete(seq, Slot::gone(slot.index, gone));
+                return None;
+            }
             State::Item(item) => item,
         };
         let i = if let Some(i) = self.free.pop() {
@@ -132,18 +164,53 @@ impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
         let started = StageStats::start(index);
         self.running += 1;
         if self.shared.ctx.config.timeout.is_some() {
+            if self.ordered {
+                self.reorder.push_back(None);
+            }
             self.meta[i] = Meta { seq, index, kept: None, started };
             self.slow[i] =
                 Some(Box::pin(run_timed(Arc::clone(&self.shared), index, item, started)));
-        } else {
-            let kept = self.shared.keep(&item);
-            self.meta[i] = Meta { seq, index, kept, started };
-            match self.shared.begin(item) {
-                Ok(future) => self.fast[i].set(Some(AssertUnwindSafe(future).catch_unwind())),
-                Err(error) => return self.failed(i, error),
+            self.poll_slot(i);
+            return None;
+        }
+        let kept = self.shared.keep(&item);
+        self.meta[i] = Meta { seq, index, kept, started };
+        let begun = self.shared.begin(item);
+        if self.ordered {
+            self.reorder.push_back(None);
+        }
+        match begun {
+            Ok(future) => self.fast[i].set(Some(AssertUnwindSafe(future).catch_unwind())),
+            Err(error) => {
+                self.failed(i, error);
+                return None;
             }
         }
-        self.poll_slot(i);
+        let mut cx = Context::from_waker(&self.wakers[i]);
+        let future = self.fast[i].as_mut().as_pin_mut()?;
+        let Poll::Ready(result) = future.poll(&mut cx) else { return None };
+        self.fast[i].set(None);
+        if direct && let Ok(Ok(out)) = result {
+            self.running -= 1;
+            self.free.push(i);
+            self.meta[i].kept = None;
+            self.count_processed(started);
+            if self.ordered {
+                self.reorder.pop_back();
+                self.head_seq += 1;
+            }
+            return Some(Slot { index, state: State::Item(out) });
+        }
+        self.on_result(i, result);
+        None
+    }
+
+    fn count_processed(&mut self, started: Option<Instant>) {
+        self.stats.sampled(started);
+        self.unflushed += 1;
+        if self.unflushed == FLUSH_EVERY {
+            self.flush();
+        }
     }
 
     fn poll_slot(&mut self, i: usize) {
@@ -160,9 +227,17 @@ impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
         };
         let Poll::Ready(result) = future.poll(&mut cx) else { return };
         self.fast[i].set(None);
+        self.on_result(i, result);
+    }
+
+    fn on_result(
+        &mut self,
+        i: usize,
+        result: Result<Result<P::Out, ItemError>, Box<dyn Any + Send>>,
+    ) {
         match result {
             Ok(Ok(out)) => {
-                self.stats.processed(self.meta[i].started);
+                self.count_processed(self.meta[i].started);
                 let index = self.meta[i].index;
                 self.finish(i, Slot { index, state: State::Item(out) });
             }
@@ -238,7 +313,9 @@ impl<In: Send + 'static, P: Processor<In>> Stream for StageStream<In, P> {
             {
                 match upstream.as_mut().poll_next(cx) {
                     Poll::Ready(Some(slot)) => {
-                        this.start(slot);
+                        if let Some(out) = this.start(slot) {
+                            break Poll::Ready(Some(out));
+                        }
                         continue;
                     }
                     Poll::Ready(None) => {
@@ -265,6 +342,9 @@ impl<In: Send + 'static, P: Processor<In>> Stream for StageStream<In, P> {
             }
             this.woken = woken;
         };
+        if !matches!(result, Poll::Ready(Some(_))) {
+            this.flush();
+        }
         this.stats.set_in_flight(this.held());
         result
     }
