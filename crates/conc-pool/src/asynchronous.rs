@@ -18,8 +18,10 @@ use crate::core::Core;
 use crate::handle::{Batch, TaskHandle};
 use crate::job::{AsyncBox, HandleFuture, SpawnFuture};
 use crate::queue::{Entry, Pop, PushError, Queue, Reservation};
+use crate::scale::{ScaleHook, Scaling};
 use crate::{
-    BatchError, Health, PoolMetrics, Rejection, ShutdownReport, SubmitError, TaskError, TaskOptions,
+    BatchError, Health, PoolMetrics, Rejection, ScaleDecision, ScalePolicy, ScaleSnapshot,
+    ScaleTrigger, ShutdownReport, SubmitError, TaskError, TaskOptions,
 };
 
 type EvictHook = Arc<dyn Fn(UnstartedFuture) + Send + Sync>;
@@ -43,6 +45,7 @@ pub struct AsyncPoolBuilder {
     on_evict: Option<EvictHook>,
     runtime: Option<Handle>,
     keep_alive: Duration,
+    scaling: Scaling,
 }
 
 impl fmt::Debug for AsyncPoolBuilder {
@@ -50,6 +53,7 @@ impl fmt::Debug for AsyncPoolBuilder {
         f.debug_struct("AsyncPoolBuilder")
             .field("raw", &self.raw)
             .field("on_evict", &self.on_evict.is_some())
+            .field("scaling", &self.scaling)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +73,9 @@ impl AsyncPoolBuilder {
     /// up to `max`, and retires a worker idle for the keep-alive while more
     /// than the minimum remain. Must be at least `workers`. Defaults to
     /// `workers` (a fixed pool).
+    ///
+    /// That is the default [`GrowWhenQueued`](crate::GrowWhenQueued) policy;
+    /// [`scale_policy`](Self::scale_policy) replaces it.
     pub fn max_workers(mut self, max: usize) -> Self {
         self.raw.max_workers = Some(max);
         self
@@ -79,6 +86,25 @@ impl AsyncPoolBuilder {
     /// longer than zero. Defaults to 10 s.
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
         self.keep_alive = keep_alive;
+        self
+    }
+
+    /// How a dynamic pool decides to grow and shrink. Defaults to
+    /// [`GrowWhenQueued`](crate::GrowWhenQueued); [`QueueUtilisation`](crate::QueueUtilisation)
+    /// scales on queue length and utilisation.
+    pub fn scale_policy(mut self, policy: impl ScalePolicy) -> Self {
+        self.scaling.policy = Box::new(policy);
+        self
+    }
+
+    /// Called with the snapshot and the decision each time the scale policy
+    /// is consulted (every decision, `Hold` included), on the submitting or
+    /// retiring task. Keep it cheap.
+    pub fn on_scale(
+        mut self,
+        callback: impl Fn(&ScaleSnapshot, ScaleDecision) + Send + Sync + 'static,
+    ) -> Self {
+        self.scaling.hook = Some(Box::new(callback) as ScaleHook);
         self
     }
 
@@ -114,6 +140,7 @@ impl AsyncPoolBuilder {
             retire: AtomicUsize::new(0),
             scaled_up: AtomicU64::new(0),
             scaled_down: AtomicU64::new(0),
+            scaling: self.scaling,
             runtime,
             handles: Mutex::new(Vec::new()),
         });
@@ -134,6 +161,7 @@ struct Sizing {
     retire: AtomicUsize,
     scaled_up: AtomicU64,
     scaled_down: AtomicU64,
+    scaling: Scaling,
     runtime: Handle,
     handles: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -141,6 +169,11 @@ struct Sizing {
 impl Sizing {
     fn dynamic(&self) -> bool {
         self.max > self.min
+    }
+
+    /// Asks the policy, reports the decision, and returns it.
+    fn decide(&self, core: &Core<AsyncBox>, trigger: ScaleTrigger) -> ScaleDecision {
+        self.scaling.decide(core, trigger, self.live.load(Ordering::Acquire), self.min, self.max)
     }
 
     fn try_leave(&self, floor: usize) -> bool {
@@ -328,7 +361,10 @@ async fn worker(core: Arc<Core<AsyncBox>>, index: usize, sizing: Arc<Sizing>) {
                 core.queue.unregister(index);
                 match core.queue.pop() {
                     Some(entry) => Some(entry),
-                    None if sizing.try_leave(sizing.min) => {
+                    None if sizing.live.load(Ordering::Acquire) > sizing.min
+                        && leave_after_idle(&core, &sizing)
+                        && sizing.try_leave(sizing.min) =>
+                    {
                         sizing.scaled_down.fetch_add(1, Ordering::Relaxed);
                         metrics::counter!(conc_core::metrics::POOL_SCALE_EVENTS, "direction" => "down")
                             .increment(1);
@@ -351,6 +387,27 @@ async fn worker(core: Arc<Core<AsyncBox>>, index: usize, sizing: Arc<Sizing>) {
         slot.finish(outcome);
     }
     slot.set_alive(false);
+}
+
+/// Asks the policy whether a worker idle past the keep-alive leaves; a
+/// `Shrink(n)` above one also asks `n - 1` others to retire.
+fn leave_after_idle(core: &Core<AsyncBox>, sizing: &Sizing) -> bool {
+    match sizing.decide(core, ScaleTrigger::IdleTimeout) {
+        ScaleDecision::Shrink(0) | ScaleDecision::Grow(_) | ScaleDecision::Hold => false,
+        ScaleDecision::Shrink(n) => {
+            let others = (n - 1).min(
+                sizing
+                    .live
+                    .load(Ordering::Acquire)
+                    .saturating_sub(sizing.min + 1 + sizing.retire.load(Ordering::Acquire)),
+            );
+            if others > 0 {
+                sizing.retire.fetch_add(others, Ordering::AcqRel);
+                core.queue.wake_idle();
+            }
+            true
+        }
+    }
 }
 
 /// Unregisters a submitter waiting for room if its wait is dropped.
@@ -386,6 +443,7 @@ impl AsyncPool {
             on_evict: None,
             runtime: None,
             keep_alive: Duration::from_secs(10),
+            scaling: Scaling::new(),
         }
     }
 
@@ -446,7 +504,15 @@ impl AsyncPool {
                             && sizing.dynamic()
                             && sizing.live.load(Ordering::Relaxed) < sizing.max
                         {
-                            spawn_worker(&self.shared.core, sizing, true);
+                            match sizing.decide(core, ScaleTrigger::Queued) {
+                                ScaleDecision::Grow(n) => {
+                                    self.scale_up(n);
+                                }
+                                ScaleDecision::Shrink(n) => {
+                                    self.scale_down(n);
+                                }
+                                ScaleDecision::Hold => {}
+                            }
                         }
                     },
                 )

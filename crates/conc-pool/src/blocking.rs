@@ -42,6 +42,7 @@ pub struct BlockingPoolBuilder {
     on_evict: Option<EvictHook>,
     stack_size: Option<usize>,
     keep_alive: Duration,
+    scaling: crate::scale::Scaling,
 }
 
 impl fmt::Debug for BlockingPoolBuilder {
@@ -51,6 +52,7 @@ impl fmt::Debug for BlockingPoolBuilder {
             .field("on_evict", &self.on_evict.is_some())
             .field("stack_size", &self.stack_size)
             .field("keep_alive", &self.keep_alive)
+            .field("scaling", &self.scaling)
             .finish()
     }
 }
@@ -79,6 +81,9 @@ impl BlockingPoolBuilder {
     /// (growth comes before queueing), up to `max`, and retires a worker
     /// idle for the keep-alive while more than the minimum remain. Must be at
     /// least `workers`. Defaults to `workers` (a fixed pool).
+    ///
+    /// That is the default [`GrowWhenQueued`](crate::GrowWhenQueued) policy;
+    /// [`scale_policy`](Self::scale_policy) replaces it.
     pub fn max_workers(mut self, max: usize) -> Self {
         self.raw.max_workers = Some(max);
         self
@@ -88,6 +93,26 @@ impl BlockingPoolBuilder {
     /// Must be longer than zero. Defaults to 10 s.
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
         self.keep_alive = keep_alive;
+        self
+    }
+
+    /// How a dynamic pool decides to grow and shrink. Defaults to
+    /// [`GrowWhenQueued`](crate::GrowWhenQueued);
+    /// [`QueueUtilisation`](crate::QueueUtilisation) scales on queue length
+    /// and utilisation.
+    pub fn scale_policy(mut self, policy: impl crate::ScalePolicy) -> Self {
+        self.scaling.policy = Box::new(policy);
+        self
+    }
+
+    /// Called with the snapshot and the decision each time the scale policy
+    /// is consulted (every decision, `Hold` included), on the submitting or
+    /// retiring thread. Keep it cheap.
+    pub fn on_scale(
+        mut self,
+        callback: impl Fn(&crate::ScaleSnapshot, crate::ScaleDecision) + Send + Sync + 'static,
+    ) -> Self {
+        self.scaling.hook = Some(Box::new(callback));
         self
     }
 
@@ -114,6 +139,7 @@ impl BlockingPoolBuilder {
             changed: Condvar::new(),
             scaled_up: AtomicU64::new(0),
             scaled_down: AtomicU64::new(0),
+            scaling: self.scaling,
             stack_size: self.stack_size,
         });
         for _ in 0..settings.workers {
@@ -142,12 +168,22 @@ struct Sizing {
     changed: Condvar,
     scaled_up: AtomicU64,
     scaled_down: AtomicU64,
+    scaling: crate::scale::Scaling,
     stack_size: Option<usize>,
 }
 
 impl Sizing {
     fn dynamic(&self) -> bool {
         self.max > self.min
+    }
+
+    /// Asks the policy, reports the decision, and returns it.
+    fn decide(
+        &self,
+        core: &Core<BlockingBox>,
+        trigger: crate::ScaleTrigger,
+    ) -> crate::ScaleDecision {
+        self.scaling.decide(core, trigger, self.live.load(Ordering::Acquire), self.min, self.max)
     }
 
     /// Takes one worker off `live` if more than `floor` remain.
@@ -437,6 +473,26 @@ fn idle_until_keep_alive(
     if notify.notified.swap(false, std::sync::atomic::Ordering::Acquire) {
         return false;
     }
+    if sizing.live.load(Ordering::Acquire) <= sizing.min {
+        return false;
+    }
+    match sizing.decide(core, crate::ScaleTrigger::IdleTimeout) {
+        crate::ScaleDecision::Shrink(0)
+        | crate::ScaleDecision::Grow(_)
+        | crate::ScaleDecision::Hold => return false,
+        crate::ScaleDecision::Shrink(n) => {
+            let others = (n - 1).min(
+                sizing
+                    .live
+                    .load(Ordering::Acquire)
+                    .saturating_sub(sizing.min + 1 + sizing.retire.load(Ordering::Acquire)),
+            );
+            if others > 0 {
+                sizing.retire.fetch_add(others, Ordering::AcqRel);
+                core.queue.wake_idle();
+            }
+        }
+    }
     sizing.try_leave(sizing.min)
 }
 
@@ -449,6 +505,7 @@ impl BlockingPool {
             on_evict: None,
             stack_size: None,
             keep_alive: Duration::from_secs(10),
+            scaling: crate::scale::Scaling::new(),
         }
     }
 
@@ -493,7 +550,15 @@ impl BlockingPool {
                             && sizing.dynamic()
                             && sizing.live.load(Ordering::Relaxed) < sizing.max
                         {
-                            let _ = spawn_worker(&self.shared.core, sizing, true);
+                            match sizing.decide(core, crate::ScaleTrigger::Queued) {
+                                crate::ScaleDecision::Grow(n) => {
+                                    self.scale_up(n);
+                                }
+                                crate::ScaleDecision::Shrink(n) => {
+                                    self.scale_down(n);
+                                }
+                                crate::ScaleDecision::Hold => {}
+                            }
                         }
                         Ok(())
                     }

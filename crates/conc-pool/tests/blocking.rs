@@ -481,3 +481,47 @@ fn manual_scaling_stays_within_bounds_and_never_interrupts_a_task() {
     assert!(pool.shutdown(Duration::from_secs(60)).is_clean());
     assert_eq!(pool.workers(), 0);
 }
+
+/// Grows by three whenever work queues.
+struct GrowByThree;
+
+impl conc_pool::ScalePolicy for GrowByThree {
+    fn decide(&self, snapshot: &conc_pool::ScaleSnapshot) -> conc_pool::ScaleDecision {
+        match snapshot.trigger {
+            conc_pool::ScaleTrigger::Queued => conc_pool::ScaleDecision::Grow(3),
+            _ => conc_pool::ScaleDecision::Hold,
+        }
+    }
+}
+
+#[test]
+fn a_blocking_pool_obeys_a_custom_scale_policy() {
+    let decisions = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&decisions);
+    let pool = BlockingPool::builder()
+        .workers(1)
+        .max_workers(4)
+        .scale_policy(GrowByThree)
+        .on_scale(move |s, d| sink.lock().unwrap().push((*s, d)))
+        .build()
+        .unwrap();
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new(gate));
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let gate = Arc::clone(&gate);
+        handles.push(pool.submit(move || gate.lock().unwrap().recv().is_ok()).unwrap());
+    }
+    // The default policy would stop at two workers for two tasks; this one
+    // grew by three on the first decision (capped at the maximum).
+    assert_eq!(pool.workers(), 4);
+    let seen = decisions.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|(s, d)| s.trigger == conc_pool::ScaleTrigger::Queued
+        && *d == conc_pool::ScaleDecision::Grow(3)
+        && s.max_workers == 4));
+    drop(release);
+    for handle in handles {
+        assert!(!handle.join().unwrap());
+    }
+}
