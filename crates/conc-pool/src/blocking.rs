@@ -139,6 +139,7 @@ impl BlockingPoolBuilder {
             changed: Condvar::new(),
             scaled_up: AtomicU64::new(0),
             scaled_down: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
             scaling: self.scaling,
             stack_size: self.stack_size,
         });
@@ -168,6 +169,7 @@ struct Sizing {
     changed: Condvar,
     scaled_up: AtomicU64,
     scaled_down: AtomicU64,
+    replaced: AtomicU64,
     scaling: crate::scale::Scaling,
     stack_size: Option<usize>,
 }
@@ -249,6 +251,20 @@ fn spawn_worker(
             sizing.live.fetch_sub(1, Ordering::AcqRel);
             worker_exited(sizing);
             Err(crate::BuildError::Spawn { index, message: err.to_string() })
+        }
+    }
+}
+
+/// Replaces workers stuck past the threshold (checked at most every quarter
+/// threshold): each stuck one stops counting as a worker and leaves when its
+/// task ends, and a fresh worker takes its place, so capacity is kept.
+fn replace_stuck(core: &Arc<Core<BlockingBox>>, sizing: &Arc<Sizing>) {
+    for _ in 0..core.abandon_stuck() {
+        sizing.live.fetch_sub(1, Ordering::AcqRel);
+        sizing.replaced.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(target: "conc_pool", pool = %core.name, "replacing a stuck worker");
+        if let Err(error) = spawn_worker(core, sizing, false) {
+            tracing::error!(target: "conc_pool", pool = %core.name, %error, "could not start a replacement worker");
         }
     }
 }
@@ -388,12 +404,18 @@ fn spin_for_work(queue: &crate::queue::Queue<BlockingBox>) -> bool {
 /// Rounds of [`spin_for_work`]: half busy-spins of 32 pauses, half yields.
 const SPIN_ROUNDS: u32 = 16;
 
-fn worker(core: &Core<BlockingBox>, index: usize, sizing: &Sizing) {
+fn worker(core: &Arc<Core<BlockingBox>>, index: usize, sizing: &Arc<Sizing>) {
     let span = tracing::debug_span!("conc_pool.worker", pool = %core.name, worker = index);
     let _entered = span.enter();
     let (notify, waker) = thread_waker();
     let slot = core.slot(index);
     loop {
+        // Replaced while stuck: the task has ended, leave (no longer counted
+        // in `live`).
+        if slot.is_abandoned() {
+            break;
+        }
+        replace_stuck(core, sizing);
         // A manual scale-down asked some worker to retire: this one, if it
         // takes the request (never below one worker).
         if sizing.retire.load(Ordering::Acquire) > 0 {
@@ -545,7 +567,11 @@ impl BlockingPool {
                 match core.queue.push(reservation, item, into_job, priority, core.now_nanos()) {
                     Ok(woke) => {
                         // Grow before work waits: no idle worker took it.
+                        // A stuck worker is replaced first, so capacity is kept.
                         let sizing = &self.shared.sizing;
+                        if !woke {
+                            replace_stuck(&self.shared.core, sizing);
+                        }
                         if !woke
                             && sizing.dynamic()
                             && sizing.live.load(Ordering::Relaxed) < sizing.max
@@ -931,6 +957,7 @@ impl BlockingPool {
         let mut metrics = self.core().metrics();
         metrics.scaled_up = self.shared.sizing.scaled_up.load(Ordering::Relaxed);
         metrics.scaled_down = self.shared.sizing.scaled_down.load(Ordering::Relaxed);
+        metrics.replaced = self.shared.sizing.replaced.load(Ordering::Relaxed);
         metrics
     }
 

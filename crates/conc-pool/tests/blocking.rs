@@ -525,3 +525,32 @@ fn a_blocking_pool_obeys_a_custom_scale_policy() {
         assert!(!handle.join().unwrap());
     }
 }
+
+#[test]
+fn a_stuck_worker_is_replaced_and_capacity_is_kept() {
+    let pool =
+        BlockingPool::builder().workers(1).stuck_after(Duration::from_millis(20)).build().unwrap();
+    let (release, hang) = mpsc::channel::<&'static str>();
+    let stuck = pool.submit(move || hang.recv().unwrap()).unwrap();
+    while pool.health().is_healthy() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The only worker is stuck; this task queues, which replaces it.
+    let next = pool.submit(|| "served by the replacement").unwrap();
+    assert_eq!(next.join(), Ok("served by the replacement"));
+    let m = pool.metrics();
+    assert_eq!(m.replaced, 1);
+    assert_eq!(m.workers, 1, "the stuck worker no longer counts, its replacement does");
+    // The stuck one is still reported until its task ends.
+    assert_eq!(pool.health().stuck.len(), 1);
+    release.send("finished late").unwrap();
+    assert_eq!(stuck.join(), Ok("finished late"));
+    while !pool.health().is_healthy() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Still one worker, serving; no further replacement.
+    assert_eq!(pool.submit(|| 5).unwrap().join(), Ok(5));
+    assert_eq!(pool.workers(), 1);
+    assert_eq!(pool.metrics().replaced, 1);
+    assert!(pool.shutdown(Duration::from_secs(5)).is_clean());
+}
