@@ -140,6 +140,7 @@ impl AsyncPoolBuilder {
             retire: AtomicUsize::new(0),
             scaled_up: AtomicU64::new(0),
             scaled_down: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
             scaling: self.scaling,
             runtime,
             handles: Mutex::new(Vec::new()),
@@ -161,6 +162,7 @@ struct Sizing {
     retire: AtomicUsize,
     scaled_up: AtomicU64,
     scaled_down: AtomicU64,
+    replaced: AtomicU64,
     scaling: Scaling,
     runtime: Handle,
     handles: Mutex<Vec<JoinHandle<()>>>,
@@ -206,6 +208,18 @@ fn spawn_worker(core: &Arc<Core<AsyncBox>>, sizing: &Arc<Sizing>, scaling: bool)
         tracing::debug!(target: "conc_pool", pool = %core.name, workers = live + 1, "scaled up");
     }
     true
+}
+
+/// Replaces workers stuck past the threshold (checked at most every quarter
+/// threshold): each stuck one stops counting as a worker and leaves when its
+/// task ends, and a fresh worker takes its place, so capacity is kept.
+fn replace_stuck(core: &Arc<Core<AsyncBox>>, sizing: &Arc<Sizing>) {
+    for _ in 0..core.abandon_stuck() {
+        sizing.live.fetch_sub(1, Ordering::AcqRel);
+        sizing.replaced.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(target: "conc_pool", pool = %core.name, "replacing a stuck worker");
+        spawn_worker(core, sizing, false);
+    }
 }
 
 struct Shared {
@@ -340,6 +354,12 @@ impl Future for Next<'_> {
 async fn worker(core: Arc<Core<AsyncBox>>, index: usize, sizing: Arc<Sizing>) {
     let slot = core.slot(index);
     loop {
+        // Replaced while stuck: the task has ended, leave (no longer counted
+        // in `live`).
+        if slot.is_abandoned() {
+            break;
+        }
+        replace_stuck(&core, &sizing);
         if sizing.retire.load(Ordering::Acquire) > 0
             && sizing
                 .retire
@@ -499,7 +519,11 @@ impl AsyncPool {
                 core.queue.push(reservation, item, into_job, priority, core.now_nanos()).map(
                     |woke| {
                         // Grow before work waits: no idle worker took it.
+                        // A stuck worker is replaced first, so capacity is kept.
                         let sizing = &self.shared.sizing;
+                        if !woke {
+                            replace_stuck(&self.shared.core, sizing);
+                        }
                         if !woke
                             && sizing.dynamic()
                             && sizing.live.load(Ordering::Relaxed) < sizing.max
@@ -846,6 +870,7 @@ impl AsyncPool {
         let mut metrics = self.core().metrics();
         metrics.scaled_up = self.shared.sizing.scaled_up.load(Ordering::Relaxed);
         metrics.scaled_down = self.shared.sizing.scaled_down.load(Ordering::Relaxed);
+        metrics.replaced = self.shared.sizing.replaced.load(Ordering::Relaxed);
         metrics
     }
 

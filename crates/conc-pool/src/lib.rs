@@ -39,8 +39,8 @@
 //! utilisation); `scale_up`, `scale_down` and `resize` change the size by hand. Idle workers sleep (after a bounded spin of a few
 //! microseconds) and a submission wakes one only when a worker is idle: a
 //! busy pool pays no wake-ups. `metrics()` and `health()` give cheap snapshots (per-worker
-//! counters, queue-wait percentiles, stuck-worker detection); the blocking pool
-//! replaces a stuck worker with a fresh one so a hung closure costs no capacity.
+//! counters, queue-wait percentiles, stuck-worker detection); a stuck worker is
+//! replaced with a fresh one, so a hung task costs no capacity.
 //!
 //! # Feature flags
 //!

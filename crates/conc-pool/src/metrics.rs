@@ -65,7 +65,7 @@ pub struct PoolMetrics {
     /// Workers retired by scaling (idle past the keep-alive, or manual).
     pub scaled_down: u64,
     /// Stuck workers (past `stuck_after`) replaced by fresh ones; the stuck
-    /// one leaves when its task ends. Blocking pool only.
+    /// one leaves when its task ends.
     pub replaced: u64,
     /// Median time from submission to start.
     pub wait_p50: Duration,

@@ -512,3 +512,32 @@ async fn the_queue_utilisation_policy_grows_with_the_queue_and_shrinks_when_idle
             .any(|(s, d)| s.trigger == ScaleTrigger::IdleTimeout && *d == ScaleDecision::Shrink(1))
     );
 }
+
+/// Stuck detection reads the pool's own (real) clock, so this test runs on a
+/// normal runtime and waits for conditions, never for a fixed time.
+#[tokio::test]
+async fn a_stuck_async_worker_is_replaced_and_capacity_is_kept() {
+    let pool =
+        AsyncPool::builder().workers(1).stuck_after(Duration::from_millis(20)).build().unwrap();
+    let (release, hang) = tokio::sync::oneshot::channel::<&'static str>();
+    let stuck = pool.submit(async move { hang.await.unwrap() }).await.unwrap();
+    while pool.health().is_healthy() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // The only worker is stuck; this task queues, which replaces it.
+    let next = pool.submit(async { "served by the replacement" }).await.unwrap();
+    assert_eq!(next.await, Ok("served by the replacement"));
+    let m = pool.metrics();
+    assert_eq!(m.replaced, 1);
+    assert_eq!(m.workers, 1, "the stuck worker no longer counts, its replacement does");
+    assert_eq!(pool.health().stuck.len(), 1);
+    release.send("finished late").unwrap();
+    assert_eq!(stuck.await, Ok("finished late"));
+    while !pool.health().is_healthy() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(pool.submit(async { 5 }).await.unwrap().await, Ok(5));
+    assert_eq!(pool.workers(), 1);
+    assert_eq!(pool.metrics().replaced, 1);
+    assert!(pool.shutdown(Duration::from_secs(5)).await.is_clean());
+}
