@@ -1,6 +1,8 @@
 //! `conc-pool`: the async pool against `tokio::spawn` + join and a `JoinSet`
 //! limited by a `Semaphore`; the blocking pool against `rayon::spawn` and the
-//! `threadpool` crate.
+//! `threadpool` crate; and the ants-style workload (many tasks each sleeping
+//! 10 ms, at a fixed concurrency) against one tokio task per job, timed and
+//! with the peak of live heap bytes printed per side.
 //!
 //! Every iteration pushes [`TASKS`] trivial tasks through and waits for all of
 //! them; the figures are per batch, so divide by [`TASKS`] for per-task cost.
@@ -9,16 +11,63 @@
 //! side pays for spawning from outside the runtime.
 #![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
-use conc_pool::{AsyncPool, BlockingPool};
+use conc_pool::{AsyncPool, BlockingPool, Rejection};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 
 /// Tasks per measured batch.
 const TASKS: usize = 1_000_000;
+
+/// Tracks live heap bytes and their peak, only while [`TRACKING`] is on, so
+/// the other groups pay one relaxed load per allocation.
+struct PeakTracking;
+
+static TRACKING: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counters are plain atomics that never allocate.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for PeakTracking {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if TRACKING.load(Ordering::Relaxed) {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if TRACKING.load(Ordering::Relaxed) {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: PeakTracking = PeakTracking;
+
+/// Runs `work` once with tracking on; the peak of live bytes above the
+/// level at the start. Frees made during the run of memory allocated before
+/// it can only lower the count, never raise the peak.
+fn peak_bytes(work: impl FnOnce()) -> usize {
+    LIVE.store(0, Ordering::Relaxed);
+    PEAK.store(0, Ordering::Relaxed);
+    TRACKING.store(true, Ordering::SeqCst);
+    work();
+    TRACKING.store(false, Ordering::SeqCst);
+    PEAK.load(Ordering::Relaxed)
+}
 
 /// Workers on every side.
 const WORKERS: usize = 2;
@@ -176,5 +225,108 @@ fn blocking_closures(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, async_tasks, blocking_closures);
+/// Tasks in the ants-style workload: 100k rather than ants' 1M, so a
+/// `--quick` run stays short (at 1 000 at a time, 100 rounds of 10 ms).
+const SLEEP_TASKS: usize = 100_000;
+
+/// The fixed concurrency of the ants-style workload.
+const SLEEP_CONCURRENCY: usize = 1_000;
+
+/// How long each task of the ants-style workload sleeps.
+const SLEEP: Duration = Duration::from_millis(10);
+
+/// Waits for [`SLEEP_TASKS`] completions on the runtime.
+struct AsyncLatch {
+    left: AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+impl AsyncLatch {
+    fn new() -> Arc<Self> {
+        Arc::new(Self { left: AtomicUsize::new(SLEEP_TASKS), done: tokio::sync::Notify::new() })
+    }
+
+    fn count(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_one();
+        }
+    }
+
+    async fn wait(&self) {
+        while self.left.load(Ordering::Acquire) != 0 {
+            self.done.notified().await;
+        }
+    }
+}
+
+/// One batch on the pool: every task submitted fire-and-forget up front.
+async fn sleepers_on_pool(pool: &AsyncPool) {
+    let latch = AsyncLatch::new();
+    for _ in 0..SLEEP_TASKS {
+        let latch = Arc::clone(&latch);
+        pool.spawn(async move {
+            tokio::time::sleep(SLEEP).await;
+            latch.count();
+        })
+        .await
+        .expect("open");
+    }
+    latch.wait().await;
+}
+
+/// One batch as one tokio task per job.
+async fn sleepers_on_tokio() {
+    let latch = AsyncLatch::new();
+    for _ in 0..SLEEP_TASKS {
+        let latch = Arc::clone(&latch);
+        drop(tokio::spawn(async move {
+            tokio::time::sleep(SLEEP).await;
+            latch.count();
+        }));
+    }
+    latch.wait().await;
+}
+
+/// The ants-style workload: [`SLEEP_TASKS`] tasks each sleeping 10 ms, ours at
+/// [`SLEEP_CONCURRENCY`] workers with a queue of as many (submission waits
+/// for room, as ants' `Submit` does) against one tokio task per job. Prints the
+/// peak of live heap bytes of one batch per side before timing.
+#[allow(
+    clippy::print_stdout,
+    clippy::cast_precision_loss,
+    reason = "the bench prints its memory figures; byte counts are far below 2^52"
+)]
+fn sleeping_tasks(c: &mut Criterion) {
+    let rt = runtime();
+    let pool = rt.block_on(async {
+        // ants' model: a submitter blocks while the pool is full, so at most
+        // the workers' tasks plus a bounded queue are alive at once.
+        AsyncPool::builder()
+            .workers(SLEEP_CONCURRENCY)
+            .queue_capacity(SLEEP_CONCURRENCY)
+            .rejection(Rejection::Block(Duration::from_secs(60)))
+            .build()
+            .expect("valid")
+    });
+    // Let the workers start before measuring.
+    rt.block_on(sleepers_on_pool(&pool));
+    let ours = peak_bytes(|| rt.block_on(sleepers_on_pool(&pool)));
+    let peer = peak_bytes(|| rt.block_on(sleepers_on_tokio()));
+    println!(
+        "pool/sleep_10ms_100k: peak live heap ours {ours} B ({} B/task), \
+         peer/tokio_spawn {peer} B ({} B/task), ratio ours/peer {:.2}",
+        ours / SLEEP_TASKS,
+        peer / SLEEP_TASKS,
+        ours as f64 / peer as f64,
+    );
+
+    let mut group = c.benchmark_group("pool/sleep_10ms_100k");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(SLEEP_TASKS as u64));
+    group.bench_function("ours", |b| b.iter(|| rt.block_on(sleepers_on_pool(&pool))));
+    group.bench_function("peer/tokio_spawn", |b| b.iter(|| rt.block_on(sleepers_on_tokio())));
+    group.finish();
+}
+
+criterion_group!(benches, async_tasks, blocking_closures, sleeping_tasks);
 criterion_main!(benches);

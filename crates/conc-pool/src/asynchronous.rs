@@ -18,8 +18,10 @@ use crate::core::Core;
 use crate::handle::{Batch, TaskHandle};
 use crate::job::{AsyncBox, HandleFuture, SpawnFuture};
 use crate::queue::{Entry, Pop, PushError, Queue, Reservation};
+use crate::scale::{ScaleHook, Scaling};
 use crate::{
-    BatchError, Health, PoolMetrics, Rejection, ShutdownReport, SubmitError, TaskError, TaskOptions,
+    BatchError, Health, PoolMetrics, Rejection, ScaleDecision, ScalePolicy, ScaleSnapshot,
+    ScaleTrigger, ShutdownReport, SubmitError, TaskError, TaskOptions,
 };
 
 type EvictHook = Arc<dyn Fn(UnstartedFuture) + Send + Sync>;
@@ -43,6 +45,7 @@ pub struct AsyncPoolBuilder {
     on_evict: Option<EvictHook>,
     runtime: Option<Handle>,
     keep_alive: Duration,
+    scaling: Scaling,
 }
 
 impl fmt::Debug for AsyncPoolBuilder {
@@ -50,6 +53,7 @@ impl fmt::Debug for AsyncPoolBuilder {
         f.debug_struct("AsyncPoolBuilder")
             .field("raw", &self.raw)
             .field("on_evict", &self.on_evict.is_some())
+            .field("scaling", &self.scaling)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +73,9 @@ impl AsyncPoolBuilder {
     /// up to `max`, and retires a worker idle for the keep-alive while more
     /// than the minimum remain. Must be at least `workers`. Defaults to
     /// `workers` (a fixed pool).
+    ///
+    /// That is the default [`GrowWhenQueued`](crate::GrowWhenQueued) policy;
+    /// [`scale_policy`](Self::scale_policy) replaces it.
     pub fn max_workers(mut self, max: usize) -> Self {
         self.raw.max_workers = Some(max);
         self
@@ -79,6 +86,25 @@ impl AsyncPoolBuilder {
     /// longer than zero. Defaults to 10 s.
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
         self.keep_alive = keep_alive;
+        self
+    }
+
+    /// How a dynamic pool decides to grow and shrink. Defaults to
+    /// [`GrowWhenQueued`](crate::GrowWhenQueued); [`QueueUtilisation`](crate::QueueUtilisation)
+    /// scales on queue length and utilisation.
+    pub fn scale_policy(mut self, policy: impl ScalePolicy) -> Self {
+        self.scaling.policy = Box::new(policy);
+        self
+    }
+
+    /// Called with the snapshot and the decision each time the scale policy
+    /// is consulted (every decision, `Hold` included), on the submitting or
+    /// retiring task. Keep it cheap.
+    pub fn on_scale(
+        mut self,
+        callback: impl Fn(&ScaleSnapshot, ScaleDecision) + Send + Sync + 'static,
+    ) -> Self {
+        self.scaling.hook = Some(Box::new(callback) as ScaleHook);
         self
     }
 
@@ -114,6 +140,8 @@ impl AsyncPoolBuilder {
             retire: AtomicUsize::new(0),
             scaled_up: AtomicU64::new(0),
             scaled_down: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
+            scaling: self.scaling,
             runtime,
             handles: Mutex::new(Vec::new()),
         });
@@ -134,6 +162,8 @@ struct Sizing {
     retire: AtomicUsize,
     scaled_up: AtomicU64,
     scaled_down: AtomicU64,
+    replaced: AtomicU64,
+    scaling: Scaling,
     runtime: Handle,
     handles: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -141,6 +171,11 @@ struct Sizing {
 impl Sizing {
     fn dynamic(&self) -> bool {
         self.max > self.min
+    }
+
+    /// Asks the policy, reports the decision, and returns it.
+    fn decide(&self, core: &Core<AsyncBox>, trigger: ScaleTrigger) -> ScaleDecision {
+        self.scaling.decide(core, trigger, self.live.load(Ordering::Acquire), self.min, self.max)
     }
 
     fn try_leave(&self, floor: usize) -> bool {
@@ -173,6 +208,18 @@ fn spawn_worker(core: &Arc<Core<AsyncBox>>, sizing: &Arc<Sizing>, scaling: bool)
         tracing::debug!(target: "conc_pool", pool = %core.name, workers = live + 1, "scaled up");
     }
     true
+}
+
+/// Replaces workers stuck past the threshold (checked at most every quarter
+/// threshold): each stuck one stops counting as a worker and leaves when its
+/// task ends, and a fresh worker takes its place, so capacity is kept.
+fn replace_stuck(core: &Arc<Core<AsyncBox>>, sizing: &Arc<Sizing>) {
+    for _ in 0..core.abandon_stuck() {
+        sizing.live.fetch_sub(1, Ordering::AcqRel);
+        sizing.replaced.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(target: "conc_pool", pool = %core.name, "replacing a stuck worker");
+        spawn_worker(core, sizing, false);
+    }
 }
 
 struct Shared {
@@ -307,6 +354,12 @@ impl Future for Next<'_> {
 async fn worker(core: Arc<Core<AsyncBox>>, index: usize, sizing: Arc<Sizing>) {
     let slot = core.slot(index);
     loop {
+        // Replaced while stuck: the task has ended, leave (no longer counted
+        // in `live`).
+        if slot.is_abandoned() {
+            break;
+        }
+        replace_stuck(&core, &sizing);
         if sizing.retire.load(Ordering::Acquire) > 0
             && sizing
                 .retire
@@ -328,7 +381,10 @@ async fn worker(core: Arc<Core<AsyncBox>>, index: usize, sizing: Arc<Sizing>) {
                 core.queue.unregister(index);
                 match core.queue.pop() {
                     Some(entry) => Some(entry),
-                    None if sizing.try_leave(sizing.min) => {
+                    None if sizing.live.load(Ordering::Acquire) > sizing.min
+                        && leave_after_idle(&core, &sizing)
+                        && sizing.try_leave(sizing.min) =>
+                    {
                         sizing.scaled_down.fetch_add(1, Ordering::Relaxed);
                         metrics::counter!(conc_core::metrics::POOL_SCALE_EVENTS, "direction" => "down")
                             .increment(1);
@@ -351,6 +407,27 @@ async fn worker(core: Arc<Core<AsyncBox>>, index: usize, sizing: Arc<Sizing>) {
         slot.finish(outcome);
     }
     slot.set_alive(false);
+}
+
+/// Asks the policy whether a worker idle past the keep-alive leaves; a
+/// `Shrink(n)` above one also asks `n - 1` others to retire.
+fn leave_after_idle(core: &Core<AsyncBox>, sizing: &Sizing) -> bool {
+    match sizing.decide(core, ScaleTrigger::IdleTimeout) {
+        ScaleDecision::Shrink(0) | ScaleDecision::Grow(_) | ScaleDecision::Hold => false,
+        ScaleDecision::Shrink(n) => {
+            let others = (n - 1).min(
+                sizing
+                    .live
+                    .load(Ordering::Acquire)
+                    .saturating_sub(sizing.min + 1 + sizing.retire.load(Ordering::Acquire)),
+            );
+            if others > 0 {
+                sizing.retire.fetch_add(others, Ordering::AcqRel);
+                core.queue.wake_idle();
+            }
+            true
+        }
+    }
 }
 
 /// Unregisters a submitter waiting for room if its wait is dropped.
@@ -386,6 +463,7 @@ impl AsyncPool {
             on_evict: None,
             runtime: None,
             keep_alive: Duration::from_secs(10),
+            scaling: Scaling::new(),
         }
     }
 
@@ -441,12 +519,24 @@ impl AsyncPool {
                 core.queue.push(reservation, item, into_job, priority, core.now_nanos()).map(
                     |woke| {
                         // Grow before work waits: no idle worker took it.
+                        // A stuck worker is replaced first, so capacity is kept.
                         let sizing = &self.shared.sizing;
+                        if !woke {
+                            replace_stuck(&self.shared.core, sizing);
+                        }
                         if !woke
                             && sizing.dynamic()
                             && sizing.live.load(Ordering::Relaxed) < sizing.max
                         {
-                            spawn_worker(&self.shared.core, sizing, true);
+                            match sizing.decide(core, ScaleTrigger::Queued) {
+                                ScaleDecision::Grow(n) => {
+                                    self.scale_up(n);
+                                }
+                                ScaleDecision::Shrink(n) => {
+                                    self.scale_down(n);
+                                }
+                                ScaleDecision::Hold => {}
+                            }
                         }
                     },
                 )
@@ -780,6 +870,7 @@ impl AsyncPool {
         let mut metrics = self.core().metrics();
         metrics.scaled_up = self.shared.sizing.scaled_up.load(Ordering::Relaxed);
         metrics.scaled_down = self.shared.sizing.scaled_down.load(Ordering::Relaxed);
+        metrics.replaced = self.shared.sizing.replaced.load(Ordering::Relaxed);
         metrics
     }
 

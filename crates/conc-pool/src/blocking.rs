@@ -42,6 +42,7 @@ pub struct BlockingPoolBuilder {
     on_evict: Option<EvictHook>,
     stack_size: Option<usize>,
     keep_alive: Duration,
+    scaling: crate::scale::Scaling,
 }
 
 impl fmt::Debug for BlockingPoolBuilder {
@@ -51,6 +52,7 @@ impl fmt::Debug for BlockingPoolBuilder {
             .field("on_evict", &self.on_evict.is_some())
             .field("stack_size", &self.stack_size)
             .field("keep_alive", &self.keep_alive)
+            .field("scaling", &self.scaling)
             .finish()
     }
 }
@@ -79,6 +81,9 @@ impl BlockingPoolBuilder {
     /// (growth comes before queueing), up to `max`, and retires a worker
     /// idle for the keep-alive while more than the minimum remain. Must be at
     /// least `workers`. Defaults to `workers` (a fixed pool).
+    ///
+    /// That is the default [`GrowWhenQueued`](crate::GrowWhenQueued) policy;
+    /// [`scale_policy`](Self::scale_policy) replaces it.
     pub fn max_workers(mut self, max: usize) -> Self {
         self.raw.max_workers = Some(max);
         self
@@ -88,6 +93,26 @@ impl BlockingPoolBuilder {
     /// Must be longer than zero. Defaults to 10 s.
     pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
         self.keep_alive = keep_alive;
+        self
+    }
+
+    /// How a dynamic pool decides to grow and shrink. Defaults to
+    /// [`GrowWhenQueued`](crate::GrowWhenQueued);
+    /// [`QueueUtilisation`](crate::QueueUtilisation) scales on queue length
+    /// and utilisation.
+    pub fn scale_policy(mut self, policy: impl crate::ScalePolicy) -> Self {
+        self.scaling.policy = Box::new(policy);
+        self
+    }
+
+    /// Called with the snapshot and the decision each time the scale policy
+    /// is consulted (every decision, `Hold` included), on the submitting or
+    /// retiring thread. Keep it cheap.
+    pub fn on_scale(
+        mut self,
+        callback: impl Fn(&crate::ScaleSnapshot, crate::ScaleDecision) + Send + Sync + 'static,
+    ) -> Self {
+        self.scaling.hook = Some(Box::new(callback));
         self
     }
 
@@ -114,6 +139,8 @@ impl BlockingPoolBuilder {
             changed: Condvar::new(),
             scaled_up: AtomicU64::new(0),
             scaled_down: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
+            scaling: self.scaling,
             stack_size: self.stack_size,
         });
         for _ in 0..settings.workers {
@@ -142,12 +169,23 @@ struct Sizing {
     changed: Condvar,
     scaled_up: AtomicU64,
     scaled_down: AtomicU64,
+    replaced: AtomicU64,
+    scaling: crate::scale::Scaling,
     stack_size: Option<usize>,
 }
 
 impl Sizing {
     fn dynamic(&self) -> bool {
         self.max > self.min
+    }
+
+    /// Asks the policy, reports the decision, and returns it.
+    fn decide(
+        &self,
+        core: &Core<BlockingBox>,
+        trigger: crate::ScaleTrigger,
+    ) -> crate::ScaleDecision {
+        self.scaling.decide(core, trigger, self.live.load(Ordering::Acquire), self.min, self.max)
     }
 
     /// Takes one worker off `live` if more than `floor` remain.
@@ -213,6 +251,20 @@ fn spawn_worker(
             sizing.live.fetch_sub(1, Ordering::AcqRel);
             worker_exited(sizing);
             Err(crate::BuildError::Spawn { index, message: err.to_string() })
+        }
+    }
+}
+
+/// Replaces workers stuck past the threshold (checked at most every quarter
+/// threshold): each stuck one stops counting as a worker and leaves when its
+/// task ends, and a fresh worker takes its place, so capacity is kept.
+fn replace_stuck(core: &Arc<Core<BlockingBox>>, sizing: &Arc<Sizing>) {
+    for _ in 0..core.abandon_stuck() {
+        sizing.live.fetch_sub(1, Ordering::AcqRel);
+        sizing.replaced.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(target: "conc_pool", pool = %core.name, "replacing a stuck worker");
+        if let Err(error) = spawn_worker(core, sizing, false) {
+            tracing::error!(target: "conc_pool", pool = %core.name, %error, "could not start a replacement worker");
         }
     }
 }
@@ -352,12 +404,18 @@ fn spin_for_work(queue: &crate::queue::Queue<BlockingBox>) -> bool {
 /// Rounds of [`spin_for_work`]: half busy-spins of 32 pauses, half yields.
 const SPIN_ROUNDS: u32 = 16;
 
-fn worker(core: &Core<BlockingBox>, index: usize, sizing: &Sizing) {
+fn worker(core: &Arc<Core<BlockingBox>>, index: usize, sizing: &Arc<Sizing>) {
     let span = tracing::debug_span!("conc_pool.worker", pool = %core.name, worker = index);
     let _entered = span.enter();
     let (notify, waker) = thread_waker();
     let slot = core.slot(index);
     loop {
+        // Replaced while stuck: the task has ended, leave (no longer counted
+        // in `live`).
+        if slot.is_abandoned() {
+            break;
+        }
+        replace_stuck(core, sizing);
         // A manual scale-down asked some worker to retire: this one, if it
         // takes the request (never below one worker).
         if sizing.retire.load(Ordering::Acquire) > 0 {
@@ -437,6 +495,26 @@ fn idle_until_keep_alive(
     if notify.notified.swap(false, std::sync::atomic::Ordering::Acquire) {
         return false;
     }
+    if sizing.live.load(Ordering::Acquire) <= sizing.min {
+        return false;
+    }
+    match sizing.decide(core, crate::ScaleTrigger::IdleTimeout) {
+        crate::ScaleDecision::Shrink(0)
+        | crate::ScaleDecision::Grow(_)
+        | crate::ScaleDecision::Hold => return false,
+        crate::ScaleDecision::Shrink(n) => {
+            let others = (n - 1).min(
+                sizing
+                    .live
+                    .load(Ordering::Acquire)
+                    .saturating_sub(sizing.min + 1 + sizing.retire.load(Ordering::Acquire)),
+            );
+            if others > 0 {
+                sizing.retire.fetch_add(others, Ordering::AcqRel);
+                core.queue.wake_idle();
+            }
+        }
+    }
     sizing.try_leave(sizing.min)
 }
 
@@ -449,6 +527,7 @@ impl BlockingPool {
             on_evict: None,
             stack_size: None,
             keep_alive: Duration::from_secs(10),
+            scaling: crate::scale::Scaling::new(),
         }
     }
 
@@ -488,12 +567,24 @@ impl BlockingPool {
                 match core.queue.push(reservation, item, into_job, priority, core.now_nanos()) {
                     Ok(woke) => {
                         // Grow before work waits: no idle worker took it.
+                        // A stuck worker is replaced first, so capacity is kept.
                         let sizing = &self.shared.sizing;
+                        if !woke {
+                            replace_stuck(&self.shared.core, sizing);
+                        }
                         if !woke
                             && sizing.dynamic()
                             && sizing.live.load(Ordering::Relaxed) < sizing.max
                         {
-                            let _ = spawn_worker(&self.shared.core, sizing, true);
+                            match sizing.decide(core, crate::ScaleTrigger::Queued) {
+                                crate::ScaleDecision::Grow(n) => {
+                                    self.scale_up(n);
+                                }
+                                crate::ScaleDecision::Shrink(n) => {
+                                    self.scale_down(n);
+                                }
+                                crate::ScaleDecision::Hold => {}
+                            }
                         }
                         Ok(())
                     }
@@ -866,6 +957,7 @@ impl BlockingPool {
         let mut metrics = self.core().metrics();
         metrics.scaled_up = self.shared.sizing.scaled_up.load(Ordering::Relaxed);
         metrics.scaled_down = self.shared.sizing.scaled_down.load(Ordering::Relaxed);
+        metrics.replaced = self.shared.sizing.replaced.load(Ordering::Relaxed);
         metrics
     }
 

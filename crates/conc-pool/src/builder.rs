@@ -122,8 +122,9 @@ macro_rules! common_setters {
         }
 
         /// A worker running one task for at least `threshold` is reported as
-        /// stuck by `health()` and counted in `metrics().stuck`. Defaults to
-        /// no detection.
+        /// stuck by `health()` and counted in `metrics().stuck`, and replaced
+        /// by a fresh worker (counted in `metrics().replaced`) so capacity is
+        /// kept. Defaults to no detection.
         pub fn stuck_after(mut self, threshold: std::time::Duration) -> Self {
             self.raw.settings.stuck_after = Some(threshold);
             self

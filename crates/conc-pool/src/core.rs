@@ -36,7 +36,8 @@ pub(crate) struct WorkerSlot {
     /// Nanoseconds (on the pool clock, plus one) at which the running task
     /// started; 0 when the worker is idle.
     running_since: AtomicU64,
-    /// 1 while a worker owns the slot.
+    /// 1 while a worker owns the slot; 2 once that worker, stuck, was
+    /// replaced (it leaves when its task ends); 0 when free.
     alive: AtomicU64,
     waits: [AtomicU64; WAIT_BUCKETS],
 }
@@ -70,6 +71,17 @@ impl WorkerSlot {
 
     pub(crate) fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire) == 1
+    }
+
+    /// Whether this slot's worker was replaced as stuck and must leave once
+    /// its task ends.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.alive.load(Ordering::Acquire) == 2
+    }
+
+    /// Marks a live, stuck worker as replaced; whether this call did.
+    fn abandon(&self) -> bool {
+        self.alive.compare_exchange(1, 2, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Tasks this worker completed.
@@ -125,6 +137,8 @@ pub(crate) struct Core<J> {
     caller_ran: AtomicU64,
     clock: &'static CoarseClock,
     origin: Instant,
+    /// When `abandon_stuck` last scanned the slots (pool clock nanoseconds).
+    last_stuck_check: AtomicU64,
 }
 
 /// Builder settings shared by both pools.
@@ -146,7 +160,10 @@ impl<J> Core<J> {
         let clock = CoarseClock::global();
         Self {
             queue: Queue::new(settings.capacity, settings.aging_step),
-            slots: (0..=settings.max_workers).map(|_| WorkerSlot::new()).collect(),
+            // `max_workers` live workers, as many replaced stuck ones still
+            // finishing, and the shared slot.
+            slots: (0..=2 * settings.max_workers).map(|_| WorkerSlot::new()).collect(),
+            last_stuck_check: AtomicU64::new(0),
             rejection: settings.rejection,
             name: settings.name.clone(),
             stuck_after: settings.stuck_after,
@@ -255,6 +272,36 @@ impl<J> Core<J> {
         self.caller_ran.store(0, Ordering::Relaxed);
     }
 
+    /// Marks workers stuck past the threshold as replaced and returns how
+    /// many; the caller starts that many fresh workers. Scans at most every
+    /// quarter threshold (one clock read and a compare otherwise); does
+    /// nothing without a threshold.
+    pub(crate) fn abandon_stuck(&self) -> usize {
+        let Some(limit) = self.stuck_after else { return 0 };
+        let now = self.now_nanos();
+        let interval = u64::try_from((limit / 4).as_nanos()).unwrap_or(u64::MAX);
+        let last = self.last_stuck_check.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < interval
+            || self
+                .last_stuck_check
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return 0;
+        }
+        let mut abandoned = 0;
+        for slot in &self.slots[..self.slots.len() - 1] {
+            let since = slot.running_since.load(Ordering::Relaxed);
+            if since != 0
+                && Duration::from_nanos(now.saturating_sub(since - 1)) >= limit
+                && slot.abandon()
+            {
+                abandoned += 1;
+            }
+        }
+        abandoned
+    }
+
     /// Workers running the same task for at least the stuck threshold.
     pub(crate) fn health(&self) -> Health {
         let now = self.now_nanos();
@@ -262,7 +309,7 @@ impl<J> Core<J> {
         if let Some(limit) = self.stuck_after {
             for (worker, slot) in self.slots[..self.slots.len() - 1].iter().enumerate() {
                 let since = slot.running_since.load(Ordering::Relaxed);
-                if slot.is_alive() && since != 0 {
+                if (slot.is_alive() || slot.is_abandoned()) && since != 0 {
                     let running_for = Duration::from_nanos(now.saturating_sub(since - 1));
                     if running_for >= limit {
                         stuck.push(StuckWorker { worker, running_for });

@@ -34,11 +34,13 @@
 //!
 //! Either pool can be dynamic: between `workers` and `max_workers`,
 //! growing when a task would wait with no idle worker (before it queues) and
-//! retiring workers idle past the keep-alive; `scale_up`, `scale_down` and
-//! `resize` change the size by hand. Idle workers sleep (after a bounded spin of a few
+//! retiring workers idle past the keep-alive, or as a pluggable
+//! [`ScalePolicy`] decides ([`QueueUtilisation`] scales on queue length and
+//! utilisation); `scale_up`, `scale_down` and `resize` change the size by hand. Idle workers sleep (after a bounded spin of a few
 //! microseconds) and a submission wakes one only when a worker is idle: a
 //! busy pool pays no wake-ups. `metrics()` and `health()` give cheap snapshots (per-worker
-//! counters, queue-wait percentiles, stuck-worker detection).
+//! counters, queue-wait percentiles, stuck-worker detection); a stuck worker is
+//! replaced with a fresh one, so a hung task costs no capacity.
 //!
 //! # Feature flags
 //!
@@ -95,6 +97,7 @@ mod loom;
 mod metrics;
 mod options;
 mod queue;
+mod scale;
 mod shutdown;
 
 pub use asynchronous::{AsyncPool, AsyncPoolBuilder, AsyncProcessor, UnstartedFuture};
@@ -106,6 +109,9 @@ pub use handle::{Batch, TaskHandle};
 pub use job::CancelToken;
 pub use metrics::{Health, PoolMetrics, StuckWorker};
 pub use options::{Rejection, TaskOptions};
+pub use scale::{
+    GrowWhenQueued, QueueUtilisation, ScaleDecision, ScalePolicy, ScaleSnapshot, ScaleTrigger,
+};
 pub use shutdown::ShutdownReport;
 
 /// The guide's examples are compiled and run as doc tests.

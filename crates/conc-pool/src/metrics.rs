@@ -64,6 +64,9 @@ pub struct PoolMetrics {
     pub scaled_up: u64,
     /// Workers retired by scaling (idle past the keep-alive, or manual).
     pub scaled_down: u64,
+    /// Stuck workers (past `stuck_after`) replaced by fresh ones; the stuck
+    /// one leaves when its task ends.
+    pub replaced: u64,
     /// Median time from submission to start.
     pub wait_p50: Duration,
     /// 99th percentile of the time from submission to start.

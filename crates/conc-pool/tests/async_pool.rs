@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conc_core::backoff::Backoff;
-use conc_pool::{AsyncPool, BuildError, Rejection, SubmitError, TaskError, TaskOptions};
+use conc_pool::{
+    AsyncPool, BuildError, QueueUtilisation, Rejection, ScaleDecision, ScalePolicy, ScaleSnapshot,
+    ScaleTrigger, SubmitError, TaskError, TaskOptions,
+};
 use tokio::sync::Notify;
 
 /// Counts its drops.
@@ -378,4 +381,163 @@ async fn manual_async_scaling_never_cancels_a_running_task() {
     assert_eq!(pool.workers(), 2);
     assert!(pool.shutdown(Duration::from_secs(1)).await.is_clean());
     assert_eq!(pool.workers(), 0);
+}
+
+/// Grows by two on every queued task and never shrinks.
+struct GrowByTwoNeverShrink;
+
+impl ScalePolicy for GrowByTwoNeverShrink {
+    fn decide(&self, snapshot: &ScaleSnapshot) -> ScaleDecision {
+        match snapshot.trigger {
+            ScaleTrigger::Queued => ScaleDecision::Grow(2),
+            _ => ScaleDecision::Hold,
+        }
+    }
+}
+
+type Decisions = Arc<std::sync::Mutex<Vec<(ScaleSnapshot, ScaleDecision)>>>;
+
+fn recorder() -> (Decisions, impl Fn(&ScaleSnapshot, ScaleDecision) + Send + Sync + 'static) {
+    let decisions: Decisions = Arc::default();
+    let sink = Arc::clone(&decisions);
+    (decisions, move |s: &ScaleSnapshot, d| sink.lock().unwrap().push((*s, d)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_custom_scale_policy_is_consulted_and_obeyed() {
+    let (decisions, on_scale) = recorder();
+    let pool = AsyncPool::builder()
+        .workers(1)
+        .max_workers(6)
+        .keep_alive(Duration::from_secs(5))
+        .scale_policy(GrowByTwoNeverShrink)
+        .on_scale(on_scale)
+        .build()
+        .unwrap();
+    // Let the first worker start and wait for work.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        handles.push(pool.submit(tokio::time::sleep(Duration::from_secs(10))).await.unwrap());
+        // Let the new workers pick up queued work before the next submit.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // First task: the one worker was idle, no decision. Second: queued with
+    // none idle, grow by 2 -> 3. Third: the two new workers are idle, no decision.
+    {
+        let seen = decisions.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let (snapshot, decision) = seen[0];
+        assert_eq!(decision, ScaleDecision::Grow(2));
+        assert_eq!(snapshot.trigger, ScaleTrigger::Queued);
+        assert_eq!((snapshot.workers, snapshot.min_workers, snapshot.max_workers), (1, 1, 6));
+        assert_eq!(snapshot.busy, 1);
+        assert_eq!(snapshot.queued, 1);
+    }
+    assert_eq!(pool.workers(), 3);
+    assert_eq!(pool.metrics().scaled_up, 2);
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    // Far past the keep-alive: the policy says hold, so nobody retires, and
+    // each idle worker asked again after every keep-alive.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(pool.workers(), 3);
+    assert_eq!(pool.metrics().scaled_down, 0);
+    let seen = decisions.lock().unwrap();
+    let idle: Vec<_> =
+        seen.iter().filter(|(s, _)| s.trigger == ScaleTrigger::IdleTimeout).collect();
+    assert!(idle.len() >= 2 * 10, "{} idle decisions", idle.len());
+    assert!(idle.iter().all(|(_, d)| *d == ScaleDecision::Hold));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_queue_utilisation_policy_grows_with_the_queue_and_shrinks_when_idle() {
+    let (decisions, on_scale) = recorder();
+    let pool = AsyncPool::builder()
+        .workers(1)
+        .max_workers(4)
+        .keep_alive(Duration::from_secs(5))
+        .scale_policy(QueueUtilisation::new(2, 0.5))
+        .on_scale(on_scale)
+        .build()
+        .unwrap();
+    let (release, gate) = tokio::sync::watch::channel(false);
+    let mut handles = Vec::new();
+    for _ in 0..7 {
+        let mut gate = gate.clone();
+        handles.push(
+            pool.submit(async move {
+                let _ = gate.wait_for(|open| *open).await;
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    // Queued 1 and 2 with one worker: within 2 per worker, hold. Queued 3:
+    // two workers wanted, grow by one; and so on, never above 4.
+    assert!(pool.workers() > 1);
+    assert!(pool.workers() <= 4);
+    {
+        let seen = decisions.lock().unwrap();
+        assert_eq!(seen[0].1, ScaleDecision::Hold);
+        assert!(seen.iter().any(|(_, d)| matches!(d, ScaleDecision::Grow(_))));
+        for (s, d) in seen.iter() {
+            let wanted = s.queued.div_ceil(2);
+            let expected = if wanted > s.workers {
+                ScaleDecision::Grow(wanted - s.workers)
+            } else {
+                ScaleDecision::Hold
+            };
+            assert_eq!(*d, expected, "{s:?}");
+        }
+    }
+    release.send(true).unwrap();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    // Idle: utilisation 0 < 0.5, so workers above the minimum retire.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(pool.workers(), 1);
+    assert!(pool.metrics().scaled_down >= 1);
+    assert!(
+        decisions
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(s, d)| s.trigger == ScaleTrigger::IdleTimeout && *d == ScaleDecision::Shrink(1))
+    );
+}
+
+/// Stuck detection reads the pool's own (real) clock, so this test runs on a
+/// normal runtime and waits for conditions, never for a fixed time.
+#[tokio::test]
+async fn a_stuck_async_worker_is_replaced_and_capacity_is_kept() {
+    let pool =
+        AsyncPool::builder().workers(1).stuck_after(Duration::from_millis(20)).build().unwrap();
+    let (release, hang) = tokio::sync::oneshot::channel::<&'static str>();
+    let stuck = pool.submit(async move { hang.await.unwrap() }).await.unwrap();
+    while pool.health().is_healthy() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // The only worker is stuck; this task queues, which replaces it.
+    let next = pool.submit(async { "served by the replacement" }).await.unwrap();
+    assert_eq!(next.await, Ok("served by the replacement"));
+    let m = pool.metrics();
+    assert_eq!(m.replaced, 1);
+    assert_eq!(m.workers, 1, "the stuck worker no longer counts, its replacement does");
+    assert_eq!(pool.health().stuck.len(), 1);
+    release.send("finished late").unwrap();
+    assert_eq!(stuck.await, Ok("finished late"));
+    while !pool.health().is_healthy() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(pool.submit(async { 5 }).await.unwrap().await, Ok(5));
+    assert_eq!(pool.workers(), 1);
+    assert_eq!(pool.metrics().replaced, 1);
+    assert!(pool.shutdown(Duration::from_secs(5)).await.is_clean());
 }

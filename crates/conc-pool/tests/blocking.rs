@@ -481,3 +481,76 @@ fn manual_scaling_stays_within_bounds_and_never_interrupts_a_task() {
     assert!(pool.shutdown(Duration::from_secs(60)).is_clean());
     assert_eq!(pool.workers(), 0);
 }
+
+/// Grows by three whenever work queues.
+struct GrowByThree;
+
+impl conc_pool::ScalePolicy for GrowByThree {
+    fn decide(&self, snapshot: &conc_pool::ScaleSnapshot) -> conc_pool::ScaleDecision {
+        match snapshot.trigger {
+            conc_pool::ScaleTrigger::Queued => conc_pool::ScaleDecision::Grow(3),
+            _ => conc_pool::ScaleDecision::Hold,
+        }
+    }
+}
+
+#[test]
+fn a_blocking_pool_obeys_a_custom_scale_policy() {
+    let decisions = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&decisions);
+    let pool = BlockingPool::builder()
+        .workers(1)
+        .max_workers(4)
+        .scale_policy(GrowByThree)
+        .on_scale(move |s, d| sink.lock().unwrap().push((*s, d)))
+        .build()
+        .unwrap();
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Arc::new(Mutex::new(gate));
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let gate = Arc::clone(&gate);
+        handles.push(pool.submit(move || gate.lock().unwrap().recv().is_ok()).unwrap());
+    }
+    // The default policy would stop at two workers for two tasks; this one
+    // grew by three on the first decision (capped at the maximum).
+    assert_eq!(pool.workers(), 4);
+    let seen = decisions.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|(s, d)| s.trigger == conc_pool::ScaleTrigger::Queued
+        && *d == conc_pool::ScaleDecision::Grow(3)
+        && s.max_workers == 4));
+    drop(release);
+    for handle in handles {
+        assert!(!handle.join().unwrap());
+    }
+}
+
+#[test]
+fn a_stuck_worker_is_replaced_and_capacity_is_kept() {
+    let pool =
+        BlockingPool::builder().workers(1).stuck_after(Duration::from_millis(20)).build().unwrap();
+    let (release, hang) = mpsc::channel::<&'static str>();
+    let stuck = pool.submit(move || hang.recv().unwrap()).unwrap();
+    while pool.health().is_healthy() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The only worker is stuck; this task queues, which replaces it.
+    let next = pool.submit(|| "served by the replacement").unwrap();
+    assert_eq!(next.join(), Ok("served by the replacement"));
+    let m = pool.metrics();
+    assert_eq!(m.replaced, 1);
+    assert_eq!(m.workers, 1, "the stuck worker no longer counts, its replacement does");
+    // The stuck one is still reported until its task ends.
+    assert_eq!(pool.health().stuck.len(), 1);
+    release.send("finished late").unwrap();
+    assert_eq!(stuck.join(), Ok("finished late"));
+    while !pool.health().is_healthy() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Still one worker, serving; no further replacement.
+    assert_eq!(pool.submit(|| 5).unwrap().join(), Ok(5));
+    assert_eq!(pool.workers(), 1);
+    assert_eq!(pool.metrics().replaced, 1);
+    assert!(pool.shutdown(Duration::from_secs(5)).is_clean());
+}
