@@ -76,6 +76,7 @@ mod loom;
 mod pipeline;
 pub mod retry;
 mod shed;
+mod time;
 mod timeout;
 
 pub use breaker::{

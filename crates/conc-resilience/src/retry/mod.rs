@@ -277,7 +277,7 @@ impl fmt::Debug for Retry {
 pub(crate) struct RunState {
     delays: Option<conc_core::backoff::Delays>,
     number: u32,
-    started: tokio::time::Instant,
+    started: Option<tokio::time::Instant>,
 }
 
 impl RunState {
@@ -361,7 +361,9 @@ impl Retry {
         if let Some(budget) = &self.inner.budget {
             budget.deposit();
         }
-        RunState { delays: None, number: 1, started: tokio::time::Instant::now() }
+        // The start is read only when a deadline needs it.
+        let started = self.inner.deadline.map(|_| tokio::time::Instant::now());
+        RunState { delays: None, number: 1, started }
     }
 
     /// After a retryable outcome: sleeps the next delay and returns true, or
@@ -390,7 +392,7 @@ impl Retry {
         &self,
         delays: &mut Option<conc_core::backoff::Delays>,
         attempts: u32,
-        started: tokio::time::Instant,
+        started: Option<tokio::time::Instant>,
     ) -> Result<Duration, StopReason> {
         let inner = &*self.inner;
         if attempts > inner.retries {
@@ -400,7 +402,7 @@ impl Retry {
             .get_or_insert_with(|| inner.backoff.delays())
             .next()
             .unwrap_or_else(|| inner.backoff.base_delay(attempts - 1));
-        if let Some(deadline) = inner.deadline
+        if let (Some(deadline), Some(started)) = (inner.deadline, started)
             && started.elapsed().saturating_add(delay) >= deadline
         {
             return Err(StopReason::Deadline);
