@@ -113,7 +113,12 @@ impl RetryBudgetBuilder {
             });
         }
         if !(self.ratio.is_finite() && (0.0..=1000.0).contains(&self.ratio)) {
-            return Err(ConfigError::InvalidNumber { field: "retry_ratio", value: self.ratio });
+            return Err(ConfigError::NumberOutOfRange {
+                field: "retry_ratio",
+                value: self.ratio,
+                min: 0.0,
+                max: 1000.0,
+            });
         }
         let ttl_nanos = u64::try_from(self.ttl.as_nanos()).unwrap_or(u64::MAX);
         let buckets = 10;
