@@ -266,7 +266,7 @@ fn stack(c: &mut Criterion) {
     let first = Attempt::first();
     let mut group = c.benchmark_group("resilience/stack");
     group.bench_function("bare_call", |b| {
-        b.to_async(&rt).iter(|| async { black_box(op(first).await) })
+        b.to_async(&rt).iter(|| async { black_box(op(first).await) });
     });
     group.bench_function("breaker", |b| {
         b.to_async(&rt).iter(|| async { black_box(breaker.call(op(first)).await) });
@@ -285,11 +285,11 @@ fn bulkhead(c: &mut Criterion) {
     let ours = BulkheadLayer::new(bulkhead.clone()).layer(inner);
     let peer = tower::limit::ConcurrencyLimitLayer::new(64).layer(inner);
     assert_no_allocation("ours, bulkhead try_acquire + drop", || {
-        drop(black_box(bulkhead.try_acquire().expect("free")))
+        drop(black_box(bulkhead.try_acquire().expect("free")));
     });
     let mut group = c.benchmark_group("resilience/bulkhead");
     group.bench_function("ours/permit", |b| {
-        b.iter(|| drop(black_box(bulkhead.try_acquire().expect("free"))))
+        b.iter(|| drop(black_box(bulkhead.try_acquire().expect("free"))));
     });
     group.bench_function("ours/layer", |b| {
         b.to_async(&rt).iter(|| {
@@ -330,7 +330,7 @@ fn retry(c: &mut Criterion) {
         .layer(tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(black_box(n)) }));
     let mut group = c.benchmark_group("resilience/retry_no_retry");
     group.bench_function("ours", |b| {
-        b.to_async(&rt).iter(|| async { black_box(retry.run(op).await) })
+        b.to_async(&rt).iter(|| async { black_box(retry.run(op).await) });
     });
     group.bench_function("peer/tower_retry", |b| {
         b.to_async(&rt).iter(|| {
