@@ -58,7 +58,7 @@ impl Shed {
 ///
 /// | setting | default |
 /// |---|---|
-/// | [`max_load`](Self::max_load) | required (no default) |
+/// | `max_load` (the argument of [`LoadShedder::builder`]) | required (no default) |
 /// | [`cooldown`](Self::cooldown) | 0: no cooldown |
 /// | [`max_queue_wait`](Self::max_queue_wait) | none |
 /// | [`clock`](Self::clock) | [`CoarseClock::global()`](conc_core::time::CoarseClock::global) |
