@@ -25,7 +25,9 @@ use std::task::{Context, Poll};
 use conc_core::{BoxError, BoxFuture};
 use tower::{Layer, Service};
 
-use crate::{Bulkhead, BulkheadError, BulkheadPermit, CircuitBreaker, OwnedPermit, Rejected};
+use crate::{
+    Bulkhead, BulkheadError, BulkheadPermit, CircuitBreaker, OwnedPermit, Rejected, Retry,
+};
 
 /// `call` without a successful `poll_ready` first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -259,5 +261,104 @@ where
                 })
             }
         }
+    }
+}
+
+/// Wraps services in a [`RetryService`] retrying by one [`Retry`] policy.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::Duration;
+/// use conc_core::backoff::Backoff;
+/// use conc_resilience::{Retry, RetryLayer};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), conc_core::BoxError> {
+/// let retry = Retry::builder()
+///     .backoff(Backoff::fixed(Duration::from_millis(10)).build()?)
+///     .max_attempts(3)
+///     .build()?;
+/// let calls = Arc::new(AtomicU32::new(0));
+/// let counted = Arc::clone(&calls);
+/// let mut service = RetryLayer::new(retry).layer(service_fn(move |n: u32| {
+///     let attempt = counted.fetch_add(1, Ordering::SeqCst) + 1;
+///     async move { if attempt < 3 { Err(std::io::Error::other("flaky")) } else { Ok(n + 1) } }
+/// }));
+/// assert_eq!(service.ready().await?.call(41).await?, 42);
+/// assert_eq!(calls.load(Ordering::SeqCst), 3);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RetryLayer {
+    retry: Retry,
+}
+
+impl RetryLayer {
+    /// A layer retrying every service it wraps by `retry`.
+    pub fn new(retry: Retry) -> Self {
+        Self { retry }
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = RetryService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RetryService { inner, retry: self.retry.clone() }
+    }
+}
+
+/// A service whose failed calls are retried by a [`Retry`] policy.
+///
+/// The first attempt goes to the instance `poll_ready` readied; every retry
+/// first waits for the inner service to be ready again (its `poll_ready`, on
+/// a clone owned by the response future), so a retry never skips the inner
+/// service's backpressure. The request is cloned for each attempt.
+///
+/// Which outcomes are retried is the policy's: its `retry_if` predicates see
+/// the inner service's error type. The error is the inner service's last
+/// error (or a readiness error met before a retry), as a [`BoxError`].
+#[derive(Debug, Clone)]
+pub struct RetryService<S> {
+    inner: S,
+    retry: Retry,
+}
+
+impl<S, Request> Service<Request> for RetryService<S>
+where
+    S: Service<Request> + Clone + Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+    Request: Clone + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The readied instance moves into the future; this one keeps a fresh clone.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let retry = self.retry.clone();
+        let first = inner.call(request.clone());
+        Box::pin(async move {
+            let mut run = retry.begin();
+            let mut result = first.await;
+            loop {
+                if !retry.should_retry(&result) || !retry.pause(&mut run).await {
+                    return result.map_err(Into::into);
+                }
+                std::future::poll_fn(|cx| inner.poll_ready(cx)).await.map_err(Into::into)?;
+                result = inner.call(request.clone()).await;
+            }
+        })
     }
 }

@@ -1,13 +1,14 @@
-//! The tower contract for the breaker and bulkhead services, with `tower-test` mocks.
+//! The tower contract for every layer of the crate, with `tower-test` mocks.
 
 use std::task::Poll;
 use std::time::Duration;
 
 use conc_core::BoxError;
+use conc_core::backoff::Backoff;
 use conc_core::time::ManualClock;
 use conc_resilience::{
     BreakerState, Bulkhead, BulkheadError, BulkheadLayer, CircuitBreaker, CircuitBreakerLayer,
-    NotReady, Rejected, SlidingWindow,
+    NotReady, Rejected, Retry, RetryLayer, SlidingWindow,
 };
 use tower_test::mock::{self, Spawn};
 
@@ -175,4 +176,66 @@ async fn bulkhead_queue_timeout_is_returned_from_call() {
         tower::Layer::layer(&service, tower::service_fn(|(): ()| async { Ok::<_, BoxError>(()) }));
     let error = tower::ServiceExt::oneshot(&mut service, ()).await.unwrap_err();
     assert!(matches!(error.downcast_ref::<BulkheadError>(), Some(BulkheadError::Timeout { .. })));
+}
+
+fn retry(attempts: u32) -> Retry {
+    Retry::builder()
+        .backoff(Backoff::fixed(Duration::from_millis(100)).build().unwrap())
+        .max_attempts(attempts)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_waits_for_the_inner_service_to_be_ready_before_each_retry() {
+    let retry = retry(3);
+    let (mut service, mut handle) =
+        mock::spawn_layer::<&str, &str, _>(RetryLayer::new(retry.clone()));
+    handle.allow(1);
+    assert!(is_ready(&service.poll_ready()));
+    let response = tokio::spawn(service.call("req"));
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request, "req");
+    send.send_error("flaky");
+
+    // Far past the backoff, but the mock allows no more calls: no retry is sent.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(matches!(handle.poll_request(), Poll::Pending), "retried before the mock was ready");
+    assert!(!response.is_finished());
+
+    handle.allow(1);
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request, "req", "the retry sends a clone of the request");
+    send.send_response("ok");
+    assert_eq!(response.await.unwrap().unwrap(), "ok");
+    assert_eq!(retry.metrics().retries, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_gives_up_after_max_attempts_with_the_last_error() {
+    let retry = retry(2);
+    let (mut service, mut handle) =
+        mock::spawn_layer::<&str, &str, _>(RetryLayer::new(retry.clone()));
+    handle.allow(5);
+    assert!(is_ready(&service.poll_ready()));
+    let response = tokio::spawn(service.call("req"));
+    for message in ["first", "second"] {
+        let (_, send) = handle.next_request().await.unwrap();
+        send.send_error(message);
+    }
+    assert_eq!(response.await.unwrap().unwrap_err().to_string(), "second");
+    assert!(matches!(handle.poll_request(), Poll::Pending), "no third attempt");
+    assert_eq!(retry.metrics().exhausted, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_returns_a_readiness_error_met_before_a_retry() {
+    let (mut service, mut handle) = mock::spawn_layer::<&str, &str, _>(RetryLayer::new(retry(3)));
+    handle.allow(1);
+    assert!(is_ready(&service.poll_ready()));
+    let response = tokio::spawn(service.call("req"));
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error("flaky");
+    handle.send_error("inner broke");
+    assert_eq!(response.await.unwrap().unwrap_err().to_string(), "inner broke");
 }
