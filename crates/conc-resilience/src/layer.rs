@@ -26,7 +26,7 @@ use conc_core::{BoxError, BoxFuture};
 use tower::{Layer, Service};
 
 use crate::{
-    Bulkhead, BulkheadError, BulkheadPermit, CircuitBreaker, OwnedPermit, Rejected, Retry,
+    Bulkhead, BulkheadError, BulkheadPermit, CircuitBreaker, OwnedPermit, Rejected, Retry, Timeout,
 };
 
 /// `call` without a successful `poll_ready` first.
@@ -358,6 +358,85 @@ where
                 }
                 std::future::poll_fn(|cx| inner.poll_ready(cx)).await.map_err(Into::into)?;
                 result = inner.call(request.clone()).await;
+            }
+        })
+    }
+}
+
+/// Wraps services in a [`TimeoutService`] bounding each call by one [`Timeout`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_resilience::{Elapsed, Timeout, TimeoutLayer};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), conc_core::BoxError> {
+/// let mut service = TimeoutLayer::new(Timeout::new(Duration::from_secs(1))?)
+///     .layer(service_fn(|delay: Duration| async move {
+///         tokio::time::sleep(delay).await;
+///         Ok::<_, std::io::Error>("done")
+///     }));
+/// assert_eq!(service.ready().await?.call(Duration::from_millis(10)).await?, "done");
+/// let error = service.ready().await?.call(Duration::from_secs(5)).await.unwrap_err();
+/// assert_eq!(error.downcast_ref::<Elapsed>(), Some(&Elapsed { after: Duration::from_secs(1) }));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TimeoutLayer {
+    timeout: Timeout,
+}
+
+impl TimeoutLayer {
+    /// A layer bounding every call of the services it wraps by `timeout`.
+    pub fn new(timeout: Timeout) -> Self {
+        Self { timeout }
+    }
+}
+
+impl<S> Layer<S> for TimeoutLayer {
+    type Service = TimeoutService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TimeoutService { inner, timeout: self.timeout.clone() }
+    }
+}
+
+/// A service whose calls are bounded by a [`Timeout`].
+///
+/// The time counts from the first poll of the response future (readiness
+/// waits are not included: bound those with the service's own backpressure).
+/// When it runs out the inner response future is dropped, releasing whatever
+/// it held, and the call fails with [`Elapsed`] as a [`BoxError`].
+#[derive(Debug, Clone)]
+pub struct TimeoutService<S> {
+    inner: S,
+    timeout: Timeout,
+}
+
+impl<S, Request> Service<Request> for TimeoutService<S>
+where
+    S: Service<Request>,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let response = self.inner.call(request);
+        let timeout = self.timeout.clone();
+        Box::pin(async move {
+            match timeout.call(response).await {
+                Ok(result) => result.map_err(Into::into),
+                Err(elapsed) => Err(elapsed.into()),
             }
         })
     }

@@ -91,7 +91,7 @@ pub use error::ConfigError;
 #[cfg(feature = "tower")]
 pub use layer::{
     BulkheadLayer, BulkheadService, CircuitBreakerLayer, CircuitBreakerService, NotReady,
-    RetryLayer, RetryService,
+    RetryLayer, RetryService, TimeoutLayer, TimeoutService,
 };
 pub use pipeline::{ErrorKind, Fallback, Pipeline, PipelineBuilder, ResilienceError};
 pub use retry::{

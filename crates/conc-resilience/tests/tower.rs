@@ -8,8 +8,10 @@ use conc_core::backoff::Backoff;
 use conc_core::time::ManualClock;
 use conc_resilience::{
     BreakerState, Bulkhead, BulkheadError, BulkheadLayer, CircuitBreaker, CircuitBreakerLayer,
-    NotReady, Rejected, Retry, RetryLayer, SlidingWindow,
+    Elapsed, NotReady, Rejected, Retry, RetryLayer, SlidingWindow, Timeout, TimeoutLayer,
 };
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tower_test::mock::{self, Spawn};
 
 type Mock = mock::Mock<&'static str, &'static str>;
@@ -238,4 +240,61 @@ async fn retry_returns_a_readiness_error_met_before_a_retry() {
     send.send_error("flaky");
     handle.send_error("inner broke");
     assert_eq!(response.await.unwrap().unwrap_err().to_string(), "inner broke");
+}
+
+/// Sets its flag when dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_cuts_a_slow_call_off_and_drops_the_inner_future() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&dropped);
+    let layer = TimeoutLayer::new(Timeout::new(Duration::from_secs(1)).unwrap());
+    let mut service = tower::Layer::layer(
+        &layer,
+        tower::service_fn(move |delay: Duration| {
+            let guard = DropFlag(Arc::clone(&flag));
+            async move {
+                tokio::time::sleep(delay).await;
+                drop(guard);
+                Ok::<_, BoxError>("done")
+            }
+        }),
+    );
+    let started = tokio::time::Instant::now();
+    let error =
+        tower::ServiceExt::oneshot(&mut service, Duration::from_secs(60)).await.unwrap_err();
+    assert_eq!(error.downcast_ref::<Elapsed>(), Some(&Elapsed { after: Duration::from_secs(1) }));
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(1),
+        "cut off at the timeout, on the paused clock"
+    );
+    assert!(dropped.load(Ordering::SeqCst), "the inner future was dropped");
+
+    let reply = tower::ServiceExt::oneshot(&mut service, Duration::from_millis(999)).await.unwrap();
+    assert_eq!(reply, "done");
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_passes_inner_errors_and_readiness_through() {
+    let layer = TimeoutLayer::new(Timeout::new(Duration::from_secs(1)).unwrap());
+    let (mut service, mut handle) = mock::spawn_layer::<&str, &str, _>(layer);
+    handle.allow(0);
+    assert!(matches!(service.poll_ready(), Poll::Pending), "the inner service's backpressure");
+    handle.allow(1);
+    assert!(service.is_woken());
+    assert!(is_ready(&service.poll_ready()));
+    let response = tokio::spawn(service.call("req"));
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error("upstream down");
+    let error = response.await.unwrap().unwrap_err();
+    assert!(error.downcast_ref::<Elapsed>().is_none());
+    assert_eq!(error.to_string(), "upstream down");
 }
