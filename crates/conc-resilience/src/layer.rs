@@ -26,7 +26,8 @@ use conc_core::{BoxError, BoxFuture};
 use tower::{Layer, Service};
 
 use crate::{
-    Bulkhead, BulkheadError, BulkheadPermit, CircuitBreaker, OwnedPermit, Rejected, Retry, Timeout,
+    Bulkhead, BulkheadError, BulkheadPermit, CircuitBreaker, LoadShedder, OwnedPermit, Rejected,
+    Retry, Timeout,
 };
 
 /// `call` without a successful `poll_ready` first.
@@ -439,5 +440,139 @@ where
                 Err(elapsed) => Err(elapsed.into()),
             }
         })
+    }
+}
+
+/// How many load units a request costs, for a [`LoadShedLayer`].
+///
+/// Implemented by [`OneUnit`] and by every `Fn(&Request) -> u64`.
+pub trait LoadUnits<Request> {
+    /// The units `request` costs.
+    fn units(&self, request: &Request) -> u64;
+}
+
+/// Every request costs one load unit: the shedder's maximum is a count of calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OneUnit;
+
+impl<Request> LoadUnits<Request> for OneUnit {
+    fn units(&self, _request: &Request) -> u64 {
+        1
+    }
+}
+
+impl<Request, F: Fn(&Request) -> u64> LoadUnits<Request> for F {
+    fn units(&self, request: &Request) -> u64 {
+        self(request)
+    }
+}
+
+/// Wraps services in a [`LoadShedService`] sharing one [`LoadShedder`].
+///
+/// # Examples
+///
+/// ```
+/// use conc_resilience::{LoadShedLayer, LoadShedder, Shed};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::BoxError> {
+/// let shedder = LoadShedder::builder(100).build()?;
+/// // A request costs one unit per kilobyte, at least one.
+/// let mut service = LoadShedLayer::new(shedder.clone())
+///     .units(|body: &Vec<u8>| (body.len() as u64 / 1024).max(1))
+///     .layer(service_fn(|body: Vec<u8>| async move { Ok::<_, std::io::Error>(body.len()) }));
+/// assert_eq!(service.ready().await?.call(vec![0; 4096]).await?, 4096);
+/// let error = service.ready().await?.call(vec![0; 200 * 1024]).await.unwrap_err();
+/// assert!(matches!(error.downcast_ref::<Shed>(), Some(Shed::Overloaded { units: 200, .. })));
+/// assert_eq!(shedder.snapshot().load, 0, "the first call's units came back");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct LoadShedLayer<U = OneUnit> {
+    shedder: LoadShedder,
+    units: U,
+}
+
+impl<U> fmt::Debug for LoadShedLayer<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadShedLayer").field("shedder", &self.shedder).finish_non_exhaustive()
+    }
+}
+
+impl LoadShedLayer {
+    /// A layer admitting every call of the services it wraps through
+    /// `shedder`, at one load unit per request.
+    pub fn new(shedder: LoadShedder) -> Self {
+        Self { shedder, units: OneUnit }
+    }
+}
+
+impl<U> LoadShedLayer<U> {
+    /// Charges each request the units `units` gives it (a closure
+    /// `Fn(&Request) -> u64`, or any [`LoadUnits`]).
+    pub fn units<V>(self, units: V) -> LoadShedLayer<V> {
+        LoadShedLayer { shedder: self.shedder, units }
+    }
+}
+
+impl<S, U: Clone> Layer<S> for LoadShedLayer<U> {
+    type Service = LoadShedService<S, U>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LoadShedService { inner, shedder: self.shedder.clone(), units: self.units.clone() }
+    }
+}
+
+/// A service whose calls are admitted by a [`LoadShedder`].
+///
+/// `poll_ready` is the inner service's; the shedder decides in `call`, so a
+/// shed request fails from `call` with [`Shed`] (as a [`BoxError`]) and is
+/// never sent to the inner service, and `poll_ready` never fails for
+/// shedding. An admitted call holds its units until its response future
+/// completes or is dropped.
+#[derive(Clone)]
+pub struct LoadShedService<S, U = OneUnit> {
+    inner: S,
+    shedder: LoadShedder,
+    units: U,
+}
+
+impl<S: fmt::Debug, U> fmt::Debug for LoadShedService<S, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadShedService")
+            .field("inner", &self.inner)
+            .field("shedder", &self.shedder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, U, Request> Service<Request> for LoadShedService<S, U>
+where
+    S: Service<Request>,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+    U: LoadUnits<Request>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match self.shedder.try_admit(self.units.units(&request)) {
+            Err(shed) => Box::pin(async move { Err(shed.into()) }),
+            Ok(permit) => {
+                let response = self.inner.call(request);
+                Box::pin(async move {
+                    let result = response.await;
+                    drop(permit);
+                    result.map_err(Into::into)
+                })
+            }
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! The tower contract for every layer of the crate, with `tower-test` mocks.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -8,10 +10,9 @@ use conc_core::backoff::Backoff;
 use conc_core::time::ManualClock;
 use conc_resilience::{
     BreakerState, Bulkhead, BulkheadError, BulkheadLayer, CircuitBreaker, CircuitBreakerLayer,
-    Elapsed, NotReady, Rejected, Retry, RetryLayer, SlidingWindow, Timeout, TimeoutLayer,
+    Elapsed, LoadShedLayer, LoadShedder, NotReady, Rejected, Retry, RetryLayer, Shed,
+    SlidingWindow, Timeout, TimeoutLayer,
 };
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tower_test::mock::{self, Spawn};
 
 type Mock = mock::Mock<&'static str, &'static str>;
@@ -297,4 +298,55 @@ async fn timeout_passes_inner_errors_and_readiness_through() {
     let error = response.await.unwrap().unwrap_err();
     assert!(error.downcast_ref::<Elapsed>().is_none());
     assert_eq!(error.to_string(), "upstream down");
+}
+
+#[tokio::test]
+async fn load_shed_rejects_from_call_and_a_dropped_response_releases_its_units() {
+    let shedder = LoadShedder::builder(3).build().unwrap();
+    let layer = LoadShedLayer::new(shedder.clone()).units(|request: &&str| request.len() as u64);
+    let (mut service, mut handle) = mock::spawn_layer::<&str, &str, _>(layer);
+    handle.allow(3);
+    assert!(is_ready(&service.poll_ready()));
+    let first = service.call("ab");
+    let _request = handle.next_request().await.unwrap();
+    assert_eq!(shedder.snapshot().load, 2);
+
+    assert!(is_ready(&service.poll_ready()), "shedding is never a poll_ready error");
+    let error = service.call("cd").await.unwrap_err();
+    assert_eq!(
+        error.downcast_ref::<Shed>(),
+        Some(&Shed::Overloaded { load: 2, units: 2, max_load: 3 })
+    );
+    assert!(
+        matches!(handle.poll_request(), Poll::Pending),
+        "the shed request never reached the inner service"
+    );
+
+    drop(first);
+    assert_eq!(shedder.snapshot().load, 0, "dropping the response future released its units");
+    assert!(is_ready(&service.poll_ready()));
+    let response = service.call("cd");
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request, "cd");
+    send.send_response("ok");
+    assert_eq!(response.await.unwrap(), "ok");
+    assert_eq!(shedder.snapshot().load, 0);
+    assert_eq!(shedder.snapshot().rejected(), 1);
+}
+
+#[tokio::test]
+async fn load_shed_counts_one_unit_per_request_and_passes_readiness_through() {
+    let shedder = LoadShedder::builder(1).build().unwrap();
+    let (mut service, mut handle) =
+        mock::spawn_layer::<&str, &str, _>(LoadShedLayer::new(shedder.clone()));
+    handle.allow(0);
+    assert!(matches!(service.poll_ready(), Poll::Pending), "the inner service's backpressure");
+    handle.allow(1);
+    assert!(is_ready(&service.poll_ready()));
+    let response = service.call("a long request is still one unit");
+    let (_, send) = handle.next_request().await.unwrap();
+    assert_eq!(shedder.snapshot().load, 1);
+    send.send_error("failed");
+    assert!(response.await.is_err());
+    assert_eq!(shedder.snapshot().load, 0, "an error response releases its unit");
 }
