@@ -26,8 +26,8 @@ use conc_core::{BoxError, BoxFuture};
 use tower::{Layer, Service};
 
 use crate::{
-    Bulkhead, BulkheadError, BulkheadPermit, CircuitBreaker, LoadShedder, OwnedPermit, Rejected,
-    Retry, Timeout,
+    Bulkhead, BulkheadError, BulkheadPermit, CircuitBreaker, Elapsed, Fallback, LoadShedder,
+    OwnedPermit, Rejected, ResilienceError, Retry, Shed, Timeout,
 };
 
 /// `call` without a successful `poll_ready` first.
@@ -574,5 +574,145 @@ where
                 })
             }
         }
+    }
+}
+
+/// Wraps services in a [`FallbackService`] answering failures with a [`Fallback`].
+///
+/// The fallback sees every failure as a [`ResilienceError<BoxError>`]: the
+/// refusals and timeouts of the other layers of this crate (wherever they sit
+/// below it in the stack) are recognised by type and get their own
+/// [`ErrorKind`](crate::ErrorKind); anything else is [`ResilienceError::Inner`].
+///
+/// # Examples
+///
+/// ```
+/// use conc_resilience::{CircuitBreaker, CircuitBreakerLayer, ErrorKind, Fallback, FallbackLayer};
+/// use tower::{Layer, Service, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::BoxError> {
+/// let breaker = CircuitBreaker::builder().build()?;
+/// let fallback = Fallback::new().on(ErrorKind::BreakerOpen, |_| "cached page".to_owned());
+/// let mut service = FallbackLayer::new(fallback).layer(
+///     CircuitBreakerLayer::new(breaker.clone())
+///         .layer(service_fn(|path: &'static str| async move { Ok::<_, std::io::Error>(format!("page {path}")) })),
+/// );
+/// assert_eq!(service.ready().await?.call("/").await?, "page /");
+/// breaker.force_open();
+/// assert_eq!(service.ready().await?.call("/").await?, "cached page");
+/// # Ok(()) }
+/// ```
+pub struct FallbackLayer<T> {
+    fallback: Fallback<T, BoxError>,
+}
+
+impl<T> FallbackLayer<T> {
+    /// A layer answering the failures `fallback` handles.
+    pub fn new(fallback: Fallback<T, BoxError>) -> Self {
+        Self { fallback }
+    }
+}
+
+impl<T> Clone for FallbackLayer<T> {
+    fn clone(&self) -> Self {
+        Self { fallback: self.fallback.clone() }
+    }
+}
+
+impl<T> fmt::Debug for FallbackLayer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackLayer").field("fallback", &self.fallback).finish()
+    }
+}
+
+impl<S, T> Layer<S> for FallbackLayer<T> {
+    type Service = FallbackService<S, T>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FallbackService { inner, fallback: self.fallback.clone() }
+    }
+}
+
+/// A service whose failed calls are answered by a [`Fallback`] where it can.
+///
+/// Only response failures are answered: a readiness error from `poll_ready`
+/// is passed on unchanged (tower treats it as the service being broken, and
+/// no layer of this crate refuses from `poll_ready`). A failure no handler
+/// answers is returned as it came, so it can still be downcast to its type.
+pub struct FallbackService<S, T> {
+    inner: S,
+    fallback: Fallback<T, BoxError>,
+}
+
+impl<S: Clone, T> Clone for FallbackService<S, T> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone(), fallback: self.fallback.clone() }
+    }
+}
+
+impl<S: fmt::Debug, T> fmt::Debug for FallbackService<S, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackService")
+            .field("inner", &self.inner)
+            .field("fallback", &self.fallback)
+            .finish()
+    }
+}
+
+impl<S, Request> Service<Request> for FallbackService<S, S::Response>
+where
+    S: Service<Request>,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let response = self.inner.call(request);
+        let fallback = self.fallback.clone();
+        Box::pin(async move {
+            match response.await {
+                Ok(value) => Ok(value),
+                Err(error) => fallback.apply(Err(classify(error.into()))).map_err(unclassify),
+            }
+        })
+    }
+}
+
+/// Tells the refusals and timeouts of this crate's layers from the inner service's errors.
+fn classify(error: BoxError) -> ResilienceError<BoxError> {
+    let error = match error.downcast::<Rejected>() {
+        Ok(rejected) => return ResilienceError::BreakerOpen(*rejected),
+        Err(error) => error,
+    };
+    let error = match error.downcast::<BulkheadError>() {
+        Ok(refused) => return ResilienceError::BulkheadFull(*refused),
+        Err(error) => error,
+    };
+    let error = match error.downcast::<Elapsed>() {
+        Ok(elapsed) => return ResilienceError::Timeout(*elapsed),
+        Err(error) => error,
+    };
+    match error.downcast::<Shed>() {
+        Ok(shed) => ResilienceError::Shed(*shed),
+        Err(error) => ResilienceError::Inner(error),
+    }
+}
+
+/// The failure as the layer below returned it.
+fn unclassify(error: ResilienceError<BoxError>) -> BoxError {
+    match error {
+        ResilienceError::Inner(error) => error,
+        ResilienceError::BreakerOpen(rejected) => rejected.into(),
+        ResilienceError::BulkheadFull(refused) => refused.into(),
+        ResilienceError::Timeout(elapsed) => elapsed.into(),
+        ResilienceError::Shed(shed) => shed.into(),
     }
 }

@@ -90,9 +90,9 @@ pub use bulkhead::{
 pub use error::ConfigError;
 #[cfg(feature = "tower")]
 pub use layer::{
-    BulkheadLayer, BulkheadService, CircuitBreakerLayer, CircuitBreakerService, LoadShedLayer,
-    LoadShedService, LoadUnits, NotReady, OneUnit, RetryLayer, RetryService, TimeoutLayer,
-    TimeoutService,
+    BulkheadLayer, BulkheadService, CircuitBreakerLayer, CircuitBreakerService, FallbackLayer,
+    FallbackService, LoadShedLayer, LoadShedService, LoadUnits, NotReady, OneUnit, RetryLayer,
+    RetryService, TimeoutLayer, TimeoutService,
 };
 pub use pipeline::{ErrorKind, Fallback, Pipeline, PipelineBuilder, ResilienceError};
 pub use retry::{

@@ -10,8 +10,8 @@ use conc_core::backoff::Backoff;
 use conc_core::time::ManualClock;
 use conc_resilience::{
     BreakerState, Bulkhead, BulkheadError, BulkheadLayer, CircuitBreaker, CircuitBreakerLayer,
-    Elapsed, LoadShedLayer, LoadShedder, NotReady, Rejected, Retry, RetryLayer, Shed,
-    SlidingWindow, Timeout, TimeoutLayer,
+    Elapsed, ErrorKind, Fallback, FallbackLayer, LoadShedLayer, LoadShedder, NotReady, Rejected,
+    Retry, RetryLayer, Shed, SlidingWindow, Timeout, TimeoutLayer,
 };
 use tower_test::mock::{self, Spawn};
 
@@ -349,4 +349,78 @@ async fn load_shed_counts_one_unit_per_request_and_passes_readiness_through() {
     send.send_error("failed");
     assert!(response.await.is_err());
     assert_eq!(shedder.snapshot().load, 0, "an error response releases its unit");
+}
+
+#[tokio::test]
+async fn fallback_answers_a_breaker_rejection_without_touching_the_inner_service() {
+    let breaker = breaker();
+    let (inner, mut handle) = mock::pair::<&str, &str>();
+    let fallback = Fallback::new().on(ErrorKind::BreakerOpen, |_| "cached");
+    let service = tower::Layer::layer(
+        &FallbackLayer::new(fallback),
+        tower::Layer::layer(&CircuitBreakerLayer::new(breaker.clone()), inner),
+    );
+    let mut service = Spawn::new(service);
+    breaker.force_open();
+    handle.allow(0);
+    assert!(is_ready(&service.poll_ready()));
+    assert_eq!(service.call("req").await.unwrap(), "cached");
+    assert!(matches!(handle.poll_request(), Poll::Pending));
+}
+
+#[tokio::test]
+async fn fallback_answers_inner_errors_it_handles_and_passes_the_rest_unchanged() {
+    let fallback = Fallback::new()
+        .on_inner(|error: &BoxError| (error.to_string() == "not found").then_some("empty"));
+    let (mut service, mut handle) =
+        mock::spawn_layer::<&str, &str, _>(FallbackLayer::new(fallback));
+    handle.allow(2);
+    assert!(is_ready(&service.poll_ready()));
+    let response = service.call("a");
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error("not found");
+    assert_eq!(response.await.unwrap(), "empty");
+
+    assert!(is_ready(&service.poll_ready()));
+    let response = service.call("b");
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error("upstream down");
+    assert_eq!(response.await.unwrap_err().to_string(), "upstream down");
+
+    handle.send_error("inner broke");
+    let Poll::Ready(Err(error)) = service.poll_ready() else {
+        panic!("a readiness error is not answered by the fallback")
+    };
+    assert_eq!(error.to_string(), "inner broke");
+}
+
+#[tokio::test(start_paused = true)]
+async fn fallback_tells_rejections_from_timeouts() {
+    let shedder = LoadShedder::builder(1).build().unwrap();
+    let _held = shedder.try_admit(1).unwrap();
+    let fallback = Fallback::new().on_rejection(|error| {
+        assert_eq!(error.kind(), ErrorKind::Shed);
+        "shed"
+    });
+    let stack = |shedder: LoadShedder| {
+        tower::Layer::layer(
+            &FallbackLayer::new(fallback.clone()),
+            tower::Layer::layer(
+                &LoadShedLayer::new(shedder),
+                tower::Layer::layer(
+                    &TimeoutLayer::new(Timeout::new(Duration::from_secs(1)).unwrap()),
+                    tower::service_fn(|(): ()| async {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        Ok::<_, BoxError>("done")
+                    }),
+                ),
+            ),
+        )
+    };
+    let mut service = stack(shedder.clone());
+    assert_eq!(tower::ServiceExt::oneshot(&mut service, ()).await.unwrap(), "shed");
+
+    let mut service = stack(LoadShedder::builder(1).build().unwrap());
+    let error = tower::ServiceExt::oneshot(&mut service, ()).await.unwrap_err();
+    assert!(error.downcast_ref::<Elapsed>().is_some(), "an unanswered timeout keeps its type");
 }
