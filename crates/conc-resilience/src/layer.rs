@@ -1,23 +1,38 @@
-//! tower `Layer`s and `Service`s for the circuit breaker and the bulkhead.
+//! tower `Layer`s and `Service`s for every primitive of the crate.
 //!
-//! Both follow the tower contract:
+//! | layer | service | refuses with (from `call`) |
+//! |---|---|---|
+//! | [`CircuitBreakerLayer`] | [`CircuitBreakerService`] | [`Rejected`] |
+//! | [`BulkheadLayer`] | [`BulkheadService`] | [`BulkheadError`] |
+//! | [`RetryLayer`] | [`RetryService`] | the inner service's last error |
+//! | [`TimeoutLayer`] | [`TimeoutService`] | [`Elapsed`] |
+//! | [`LoadShedLayer`] | [`LoadShedService`] | [`Shed`] |
+//! | [`FallbackLayer`] | [`FallbackService`] | the failure no handler answered |
 //!
-//! - `poll_ready` takes the admission (a breaker permit, a bulkhead slot)
-//!   and keeps it in *this* service instance until `call`, so N clones can
-//!   never spend one slot; a clone starts with no admission of its own.
+//! All follow the tower contract:
+//!
+//! - `poll_ready` is driven before every call of the inner service, internal
+//!   retries included: [`RetryService`] waits for the inner `poll_ready` (on a
+//!   clone owned by the response future) before each retry.
+//! - The breaker and the bulkhead take the admission (a breaker permit, a
+//!   bulkhead slot) in `poll_ready` and keep it in *this* service instance
+//!   until `call`, so N clones can never spend one slot; a clone starts with
+//!   no admission of its own.
 //! - A refusal is returned from `call` as an error, never from `poll_ready`
-//!   (which `Buffer` and balancers treat as fatal). When the breaker or
-//!   bulkhead refuses, `poll_ready` is `Ready` at once and the inner service's
-//!   `poll_ready` is not polled.
+//!   (which `Buffer` and balancers treat as fatal), and the refused request
+//!   never reaches the inner service. When the breaker or bulkhead refuses,
+//!   `poll_ready` is `Ready` at once and the inner service's `poll_ready` is
+//!   not polled. The load shedder decides in `call`.
 //! - A bulkhead with a wait queue makes `poll_ready` `Pending` while waiting,
 //!   with the task's waker registered; a bulkhead without one refuses at once.
-//! - Dropping the response future, or the service holding an unused
-//!   admission, releases it: a breaker probe slot is given back without an
-//!   outcome, a bulkhead slot is freed.
+//! - Dropping the response future drops the inner future and releases what
+//!   the call holds: a breaker probe slot is given back without an outcome, a
+//!   bulkhead slot is freed, load units are returned. Dropping a service
+//!   holding an unused admission releases it.
 //!
-//! Errors are [`BoxError`]s: the inner service's error, or the
-//! [`Rejected`] / [`BulkheadError`] refusal (downcast to tell them apart).
-//! Response futures are boxed.
+//! Errors are [`BoxError`]s: the inner service's error, or the refusal
+//! (downcast to tell them apart; [`FallbackService`] does it for you).
+//! Response futures are boxed: one allocation per call per layer.
 
 use std::fmt;
 use std::task::{Context, Poll};

@@ -22,8 +22,12 @@
 //!
 //! # Feature flags
 //!
-//! - `tower`: [`layer`], tower `Layer`s and `Service`s for the circuit breaker
-//!   and the bulkhead (`CircuitBreakerLayer`, `BulkheadLayer`).
+//! - `tower`: [`layer`], a tower `Layer` and `Service` for every primitive:
+//!   `CircuitBreakerLayer`, `BulkheadLayer`, `RetryLayer`, `TimeoutLayer`,
+//!   `LoadShedLayer` and `FallbackLayer`. They honour the tower contract
+//!   (`poll_ready` before every call, retries included; admission reserved
+//!   per instance; refusals from `call`, never from `poll_ready`; dropping a
+//!   response future releases what it holds).
 //!
 //! # Examples
 //!
