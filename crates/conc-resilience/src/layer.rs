@@ -35,9 +35,12 @@
 //! Response futures are boxed: one allocation per call per layer.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use conc_core::{BoxError, BoxFuture};
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::{
@@ -434,27 +437,98 @@ pub struct TimeoutService<S> {
 impl<S, Request> Service<Request> for TimeoutService<S>
 where
     S: Service<Request>,
-    S::Response: Send + 'static,
-    S::Error: Into<BoxError> + Send + 'static,
-    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+    type Future = TimeoutFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let response = self.inner.call(request);
-        let timeout = self.timeout.clone();
-        Box::pin(async move {
-            match timeout.call(response).await {
-                Ok(result) => result.map_err(Into::into),
-                Err(elapsed) => Err(elapsed.into()),
+        TimeoutFuture {
+            response: Running::Running { future: self.inner.call(request) },
+            timer: Timer::Unarmed,
+            timeout: self.timeout.clone(),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of a [`TimeoutService`]: the inner response, cut
+    /// off with [`Elapsed`] when the time runs out.
+    ///
+    /// The timer is armed only when the inner future first returns
+    /// `Pending`; the inner future is dropped as soon as the time is up.
+    ///
+    /// # Panics
+    ///
+    /// When polled again after it completed.
+    #[derive(Debug)]
+    pub struct TimeoutFuture<F> {
+        #[pin]
+        response: Running<F>,
+        #[pin]
+        timer: Timer,
+        timeout: Timeout,
+    }
+}
+
+pin_project! {
+    /// A future that is dropped in place once it is no longer wanted.
+    #[derive(Debug)]
+    #[project = RunningProj]
+    enum Running<F> {
+        Running { #[pin] future: F },
+        Dropped,
+    }
+}
+
+pin_project! {
+    /// A timer set on the first wait.
+    #[derive(Debug)]
+    #[project = TimerProj]
+    enum Timer {
+        Unarmed,
+        Armed { #[pin] sleep: tokio::time::Sleep },
+    }
+}
+
+impl<F, T, E> Future for TimeoutFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        match this.response.as_mut().project() {
+            RunningProj::Running { future } => {
+                if let Poll::Ready(result) = future.poll(cx) {
+                    this.response.set(Running::Dropped);
+                    return Poll::Ready(result.map_err(Into::into));
+                }
             }
-        })
+            RunningProj::Dropped => panic!("TimeoutFuture polled after completion"),
+        }
+        loop {
+            match this.timer.as_mut().project() {
+                TimerProj::Unarmed => {
+                    this.timer
+                        .set(Timer::Armed { sleep: tokio::time::sleep(this.timeout.duration()) });
+                }
+                TimerProj::Armed { sleep } => {
+                    if sleep.poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.response.set(Running::Dropped);
+                    return Poll::Ready(Err(this.timeout.expired().into()));
+                }
+            }
+        }
     }
 }
 

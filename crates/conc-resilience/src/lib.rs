@@ -96,7 +96,7 @@ pub use error::ConfigError;
 pub use layer::{
     BulkheadLayer, BulkheadService, CircuitBreakerLayer, CircuitBreakerService, FallbackLayer,
     FallbackService, LoadShedLayer, LoadShedService, LoadUnits, NotReady, OneUnit, RetryLayer,
-    RetryService, TimeoutLayer, TimeoutService,
+    RetryService, TimeoutFuture, TimeoutLayer, TimeoutService,
 };
 pub use pipeline::{ErrorKind, Fallback, Pipeline, PipelineBuilder, ResilienceError};
 pub use retry::{

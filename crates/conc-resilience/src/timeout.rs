@@ -60,6 +60,13 @@ impl Timeout {
         self.after
     }
 
+    /// Counts a call cut off and returns its error.
+    #[cfg(feature = "tower")]
+    pub(crate) fn expired(&self) -> Elapsed {
+        self.elapsed.increment(1);
+        Elapsed { after: self.after }
+    }
+
     /// Runs `work` for at most the timeout.
     ///
     /// # Errors

@@ -269,15 +269,16 @@ async fn timeout_cuts_a_slow_call_off_and_drops_the_inner_future() {
         }),
     );
     let started = tokio::time::Instant::now();
-    let error =
-        tower::ServiceExt::oneshot(&mut service, Duration::from_secs(60)).await.unwrap_err();
+    tower::ServiceExt::ready(&mut service).await.unwrap();
+    let mut response = std::pin::pin!(tower::Service::call(&mut service, Duration::from_secs(60)));
+    let error = response.as_mut().await.unwrap_err();
     assert_eq!(error.downcast_ref::<Elapsed>(), Some(&Elapsed { after: Duration::from_secs(1) }));
     assert_eq!(
         started.elapsed(),
         Duration::from_secs(1),
         "cut off at the timeout, on the paused clock"
     );
-    assert!(dropped.load(Ordering::SeqCst), "the inner future was dropped");
+    assert!(dropped.load(Ordering::SeqCst), "the inner future was dropped when the time ran out");
 
     let reply = tower::ServiceExt::oneshot(&mut service, Duration::from_millis(999)).await.unwrap();
     assert_eq!(reply, "done");
