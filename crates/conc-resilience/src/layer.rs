@@ -32,11 +32,15 @@
 //!
 //! Errors are [`BoxError`]s: the inner service's error, or the refusal
 //! (downcast to tell them apart; [`FallbackService`] does it for you).
-//! Response futures are boxed: one allocation per call per layer.
+//! The response futures of [`TimeoutService`], [`LoadShedService`] and
+//! [`FallbackService`] are hand-written (no allocation); those of
+//! [`CircuitBreakerService`], [`BulkheadService`] and [`RetryService`] are
+//! boxed: one allocation per call.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use conc_core::{BoxError, BoxFuture};
@@ -44,8 +48,8 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::{
-    Bulkhead, BulkheadError, BulkheadPermit, CircuitBreaker, Elapsed, Fallback, LoadShedder,
-    OwnedPermit, Rejected, ResilienceError, Retry, Shed, Timeout,
+    Bulkhead, BulkheadError, BulkheadPermit, CircuitBreaker, Elapsed, Fallback, LoadPermit,
+    LoadShedder, OwnedPermit, Rejected, ResilienceError, Retry, Shed, Timeout,
 };
 
 /// `call` without a successful `poll_ready` first.
@@ -638,29 +642,68 @@ impl<S: fmt::Debug, U> fmt::Debug for LoadShedService<S, U> {
 impl<S, U, Request> Service<Request> for LoadShedService<S, U>
 where
     S: Service<Request>,
-    S::Response: Send + 'static,
-    S::Error: Into<BoxError> + Send + 'static,
-    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
     U: LoadUnits<Request>,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+    type Future = LoadShedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        match self.shedder.try_admit(self.units.units(&request)) {
-            Err(shed) => Box::pin(async move { Err(shed.into()) }),
+        let state = match self.shedder.try_admit(self.units.units(&request)) {
+            Err(shed) => ShedState::Shed { shed: Some(shed) },
             Ok(permit) => {
-                let response = self.inner.call(request);
-                Box::pin(async move {
-                    let result = response.await;
-                    drop(permit);
-                    result.map_err(Into::into)
-                })
+                ShedState::Admitted { future: self.inner.call(request), permit: Some(permit) }
+            }
+        };
+        LoadShedFuture { state }
+    }
+}
+
+pin_project! {
+    /// The response future of a [`LoadShedService`]: the refusal, or the
+    /// inner response holding its load units until it completes or is dropped.
+    ///
+    /// # Panics
+    ///
+    /// When polled again after it completed.
+    #[derive(Debug)]
+    pub struct LoadShedFuture<F> {
+        #[pin]
+        state: ShedState<F>,
+    }
+}
+
+pin_project! {
+    #[derive(Debug)]
+    #[project = ShedStateProj]
+    enum ShedState<F> {
+        Shed { shed: Option<Shed> },
+        Admitted { #[pin] future: F, permit: Option<LoadPermit> },
+    }
+}
+
+impl<F, T, E> Future for LoadShedFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            ShedStateProj::Shed { shed } => Poll::Ready(Err(shed
+                .take()
+                .expect("LoadShedFuture polled after completion")
+                .into())),
+            ShedStateProj::Admitted { future, permit } => {
+                let result = std::task::ready!(future.poll(cx));
+                drop(permit.take());
+                Poll::Ready(result.map_err(Into::into))
             }
         }
     }
@@ -692,19 +735,19 @@ where
 /// # Ok(()) }
 /// ```
 pub struct FallbackLayer<T> {
-    fallback: Fallback<T, BoxError>,
+    fallback: Arc<Fallback<T, BoxError>>,
 }
 
 impl<T> FallbackLayer<T> {
     /// A layer answering the failures `fallback` handles.
     pub fn new(fallback: Fallback<T, BoxError>) -> Self {
-        Self { fallback }
+        Self { fallback: Arc::new(fallback) }
     }
 }
 
 impl<T> Clone for FallbackLayer<T> {
     fn clone(&self) -> Self {
-        Self { fallback: self.fallback.clone() }
+        Self { fallback: Arc::clone(&self.fallback) }
     }
 }
 
@@ -718,7 +761,7 @@ impl<S, T> Layer<S> for FallbackLayer<T> {
     type Service = FallbackService<S, T>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        FallbackService { inner, fallback: self.fallback.clone() }
+        FallbackService { inner, fallback: Arc::clone(&self.fallback) }
     }
 }
 
@@ -730,12 +773,12 @@ impl<S, T> Layer<S> for FallbackLayer<T> {
 /// answers is returned as it came, so it can still be downcast to its type.
 pub struct FallbackService<S, T> {
     inner: S,
-    fallback: Fallback<T, BoxError>,
+    fallback: Arc<Fallback<T, BoxError>>,
 }
 
 impl<S: Clone, T> Clone for FallbackService<S, T> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone(), fallback: self.fallback.clone() }
+        Self { inner: self.inner.clone(), fallback: Arc::clone(&self.fallback) }
     }
 }
 
@@ -751,27 +794,55 @@ impl<S: fmt::Debug, T> fmt::Debug for FallbackService<S, T> {
 impl<S, Request> Service<Request> for FallbackService<S, S::Response>
 where
     S: Service<Request>,
-    S::Response: Send + 'static,
-    S::Error: Into<BoxError> + Send + 'static,
-    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+    type Future = FallbackFuture<S::Future, S::Response>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let response = self.inner.call(request);
-        let fallback = self.fallback.clone();
-        Box::pin(async move {
-            match response.await {
-                Ok(value) => Ok(value),
-                Err(error) => fallback.apply(Err(classify(error.into()))).map_err(unclassify),
+        FallbackFuture { future: self.inner.call(request), fallback: Arc::clone(&self.fallback) }
+    }
+}
+
+pin_project! {
+    /// The response future of a [`FallbackService`]: the inner response, or
+    /// the fallback's answer to its failure.
+    pub struct FallbackFuture<F, T> {
+        #[pin]
+        future: F,
+        fallback: Arc<Fallback<T, BoxError>>,
+    }
+}
+
+impl<F: fmt::Debug, T> fmt::Debug for FallbackFuture<F, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackFuture")
+            .field("future", &self.future)
+            .field("fallback", &self.fallback)
+            .finish()
+    }
+}
+
+impl<F, T, E> Future for FallbackFuture<F, T>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match std::task::ready!(this.future.poll(cx)) {
+            Ok(value) => Poll::Ready(Ok(value)),
+            Err(error) => {
+                Poll::Ready(this.fallback.apply(Err(classify(error.into()))).map_err(unclassify))
             }
-        })
+        }
     }
 }
 

@@ -27,6 +27,8 @@ fn breaker() -> CircuitBreaker {
         .unwrap()
 }
 
+fn assert_send<T: Send>(_: &T) {}
+
 fn is_ready<T>(poll: &Poll<Result<(), T>>) -> bool {
     matches!(poll, Poll::Ready(Ok(())))
 }
@@ -309,6 +311,7 @@ async fn load_shed_rejects_from_call_and_a_dropped_response_releases_its_units()
     handle.allow(3);
     assert!(is_ready(&service.poll_ready()));
     let first = service.call("ab");
+    assert_send(&first);
     let _request = handle.next_request().await.unwrap();
     assert_eq!(shedder.snapshot().load, 2);
 
@@ -378,6 +381,7 @@ async fn fallback_answers_inner_errors_it_handles_and_passes_the_rest_unchanged(
     handle.allow(2);
     assert!(is_ready(&service.poll_ready()));
     let response = service.call("a");
+    assert_send(&response);
     let (_, send) = handle.next_request().await.unwrap();
     send.send_error("not found");
     assert_eq!(response.await.unwrap(), "empty");
