@@ -32,10 +32,9 @@
 //!
 //! Errors are [`BoxError`]s: the inner service's error, or the refusal
 //! (downcast to tell them apart; [`FallbackService`] does it for you).
-//! The response futures of [`TimeoutService`], [`LoadShedService`] and
-//! [`FallbackService`] are hand-written (no allocation); those of
-//! [`CircuitBreakerService`], [`BulkheadService`] and [`RetryService`] are
-//! boxed: one allocation per call.
+//! Response futures are hand-written (no allocation per call), except
+//! [`RetryService`]'s, which is boxed (one allocation per call); a bulkhead
+//! service waiting in the bulkhead's queue also boxes that wait.
 
 use std::fmt;
 use std::future::Future;
@@ -121,13 +120,12 @@ impl<S: Clone> Clone for CircuitBreakerService<S> {
 impl<S, Request> Service<Request> for CircuitBreakerService<S>
 where
     S: Service<Request>,
-    S::Response: Send + 'static,
-    S::Error: Into<BoxError> + Send + 'static,
-    S::Future: Send + 'static,
+    S::Response: 'static,
+    S::Error: Into<BoxError> + 'static,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+    type Future = CircuitBreakerFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         let admission = self.admission.get_or_insert_with(|| self.breaker.try_acquire_owned());
@@ -138,16 +136,81 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        match self.admission.take() {
-            None => Box::pin(async { Err(NotReady.into()) }),
-            Some(Err(rejected)) => Box::pin(async move { Err(rejected.into()) }),
+        let state = match self.admission.take() {
+            None => Guarded::NotReady { done: false },
+            Some(Err(rejected)) => Guarded::Refused { error: Some(rejected) },
             Some(Ok(permit)) => {
-                let response = self.inner.call(request);
-                Box::pin(async move {
-                    let result = response.await;
-                    permit.record(&result);
-                    result.map_err(Into::into)
-                })
+                Guarded::Admitted { future: self.inner.call(request), permit: Some(permit) }
+            }
+        };
+        CircuitBreakerFuture { state }
+    }
+}
+
+pin_project! {
+    /// The response future of a [`CircuitBreakerService`]: the refusal, or
+    /// the inner response, recorded in the breaker when it completes (a
+    /// dropped future gives its permit back without an outcome).
+    ///
+    /// # Panics
+    ///
+    /// When polled again after it completed.
+    #[derive(Debug)]
+    pub struct CircuitBreakerFuture<F> {
+        #[pin]
+        state: Guarded<F, OwnedPermit, Rejected>,
+    }
+}
+
+impl<F, T, E> Future for CircuitBreakerFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+    T: 'static,
+    E: 'static,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().state.poll_with(cx, OwnedPermit::record)
+    }
+}
+
+pin_project! {
+    /// A call guarded by an admission: not ready, refused, or running with its permit.
+    #[derive(Debug)]
+    #[project = GuardedProj]
+    enum Guarded<F, P, R> {
+        NotReady { done: bool },
+        Refused { error: Option<R> },
+        Admitted { #[pin] future: F, permit: Option<P> },
+    }
+}
+
+impl<F, P, R> Guarded<F, P, R> {
+    /// Polls the call; `finish` gets the permit and the result when it completes.
+    fn poll_with<T, E>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        finish: impl FnOnce(P, &Result<T, E>),
+    ) -> Poll<Result<T, BoxError>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: Into<BoxError>,
+        R: std::error::Error + Send + Sync + 'static,
+    {
+        const DONE: &str = "response future polled after completion";
+        match self.project() {
+            GuardedProj::NotReady { done } => {
+                assert!(!*done, "{DONE}");
+                *done = true;
+                Poll::Ready(Err(NotReady.into()))
+            }
+            GuardedProj::Refused { error } => Poll::Ready(Err(error.take().expect(DONE).into())),
+            GuardedProj::Admitted { future, permit } => {
+                let result = std::task::ready!(future.poll(cx));
+                finish(permit.take().expect(DONE), &result);
+                Poll::Ready(result.map_err(Into::into))
             }
         }
     }
@@ -238,13 +301,11 @@ impl<S: Clone> Clone for BulkheadService<S> {
 impl<S, Request> Service<Request> for BulkheadService<S>
 where
     S: Service<Request>,
-    S::Response: Send + 'static,
-    S::Error: Into<BoxError> + Send + 'static,
-    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+    type Future = BulkheadFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         loop {
@@ -272,18 +333,40 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        match std::mem::replace(&mut self.admission, Admission::None) {
-            Admission::None | Admission::Waiting(_) => Box::pin(async { Err(NotReady.into()) }),
-            Admission::Refused(error) => Box::pin(async move { Err(error.into()) }),
+        let state = match std::mem::replace(&mut self.admission, Admission::None) {
+            Admission::None | Admission::Waiting(_) => Guarded::NotReady { done: false },
+            Admission::Refused(error) => Guarded::Refused { error: Some(error) },
             Admission::Admitted(permit) => {
-                let response = self.inner.call(request);
-                Box::pin(async move {
-                    let result = response.await;
-                    drop(permit);
-                    result.map_err(Into::into)
-                })
+                Guarded::Admitted { future: self.inner.call(request), permit: Some(permit) }
             }
-        }
+        };
+        BulkheadFuture { state }
+    }
+}
+
+pin_project! {
+    /// The response future of a [`BulkheadService`]: the refusal, or the
+    /// inner response holding its slot until it completes or is dropped.
+    ///
+    /// # Panics
+    ///
+    /// When polled again after it completed.
+    #[derive(Debug)]
+    pub struct BulkheadFuture<F> {
+        #[pin]
+        state: Guarded<F, BulkheadPermit, BulkheadError>,
+    }
+}
+
+impl<F, T, E> Future for BulkheadFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().state.poll_with(cx, |permit, _| drop(permit))
     }
 }
 

@@ -94,9 +94,10 @@ pub use bulkhead::{
 pub use error::ConfigError;
 #[cfg(feature = "tower")]
 pub use layer::{
-    BulkheadLayer, BulkheadService, CircuitBreakerLayer, CircuitBreakerService, FallbackFuture,
-    FallbackLayer, FallbackService, LoadShedFuture, LoadShedLayer, LoadShedService, LoadUnits,
-    NotReady, OneUnit, RetryLayer, RetryService, TimeoutFuture, TimeoutLayer, TimeoutService,
+    BulkheadFuture, BulkheadLayer, BulkheadService, CircuitBreakerFuture, CircuitBreakerLayer,
+    CircuitBreakerService, FallbackFuture, FallbackLayer, FallbackService, LoadShedFuture,
+    LoadShedLayer, LoadShedService, LoadUnits, NotReady, OneUnit, RetryLayer, RetryService,
+    TimeoutFuture, TimeoutLayer, TimeoutService,
 };
 pub use pipeline::{ErrorKind, Fallback, Pipeline, PipelineBuilder, ResilienceError};
 pub use retry::{
