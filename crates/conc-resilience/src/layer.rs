@@ -32,9 +32,8 @@
 //!
 //! Errors are [`BoxError`]s: the inner service's error, or the refusal
 //! (downcast to tell them apart; [`FallbackService`] does it for you).
-//! Response futures are hand-written (no allocation per call), except
-//! [`RetryService`]'s, which is boxed (one allocation per call); a bulkhead
-//! service waiting in the bulkhead's queue also boxes that wait.
+//! Response futures are hand-written: no allocation per call. (A bulkhead
+//! service waiting in the bulkhead's queue boxes that wait.)
 
 use std::fmt;
 use std::future::Future;
@@ -46,6 +45,7 @@ use conc_core::{BoxError, BoxFuture};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use crate::retry::RunState;
 use crate::{
     Bulkhead, BulkheadError, BulkheadPermit, CircuitBreaker, Elapsed, Fallback, LoadPermit,
     LoadShedder, OwnedPermit, Rejected, ResilienceError, Retry, Shed, Timeout,
@@ -421,7 +421,7 @@ impl<S> Layer<S> for RetryLayer {
 ///
 /// The first attempt goes to the instance `poll_ready` readied; every retry
 /// first waits for the inner service to be ready again (its `poll_ready`, on
-/// a clone owned by the response future), so a retry never skips the inner
+/// the instance owned by the response future, a clone left in its place), so a retry never skips the inner
 /// service's backpressure. The request is cloned for each attempt.
 ///
 /// Which outcomes are retried is the policy's: its `retry_if` predicates see
@@ -435,15 +435,14 @@ pub struct RetryService<S> {
 
 impl<S, Request> Service<Request> for RetryService<S>
 where
-    S: Service<Request> + Clone + Send + 'static,
-    S::Response: Send + 'static,
-    S::Error: Into<BoxError> + Send + 'static,
-    S::Future: Send + 'static,
-    Request: Clone + Send + 'static,
+    S: Service<Request> + Clone,
+    S::Response: 'static,
+    S::Error: Into<BoxError> + 'static,
+    Request: Clone,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<S::Response, BoxError>>;
+    type Future = RetryFuture<S, Request>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -453,19 +452,99 @@ where
         // The readied instance moves into the future; this one keeps a fresh clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let retry = self.retry.clone();
-        let first = inner.call(request.clone());
-        Box::pin(async move {
-            let mut run = retry.begin();
-            let mut result = first.await;
-            loop {
-                if !retry.should_retry(&result) || !retry.pause(&mut run).await {
-                    return result.map_err(Into::into);
+        let state = RetryState::Calling { future: inner.call(request.clone()) };
+        RetryFuture { state, inner, request, run: self.retry.begin(), retry: self.retry.clone() }
+    }
+}
+
+pin_project! {
+    /// The response future of a [`RetryService`]: attempts, the delays
+    /// between them, and the wait for the inner service's readiness before
+    /// each retry.
+    ///
+    /// # Panics
+    ///
+    /// When polled again after it completed.
+    pub struct RetryFuture<S, Request>
+    where
+        S: Service<Request>,
+    {
+        #[pin]
+        state: RetryState<S::Future>,
+        inner: S,
+        request: Request,
+        run: RunState,
+        retry: Retry,
+    }
+}
+
+impl<S, Request> fmt::Debug for RetryFuture<S, Request>
+where
+    S: Service<Request>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryFuture")
+            .field("attempt", &self.run.attempt())
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    #[project = RetryStateProj]
+    enum RetryState<F> {
+        Calling { #[pin] future: F },
+        Sleeping { #[pin] sleep: tokio::time::Sleep },
+        Readying,
+        Done,
+    }
+}
+
+impl<S, Request> Future for RetryFuture<S, Request>
+where
+    S: Service<Request>,
+    S::Response: 'static,
+    S::Error: Into<BoxError> + 'static,
+    Request: Clone,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                RetryStateProj::Calling { future } => {
+                    let result = std::task::ready!(future.poll(cx));
+                    let delay = if this.retry.should_retry(&result) {
+                        this.retry.plan_retry(this.run)
+                    } else {
+                        None
+                    };
+                    if let Some(delay) = delay {
+                        this.state.set(RetryState::Sleeping { sleep: tokio::time::sleep(delay) });
+                    } else {
+                        this.state.set(RetryState::Done);
+                        return Poll::Ready(result.map_err(Into::into));
+                    }
                 }
-                std::future::poll_fn(|cx| inner.poll_ready(cx)).await.map_err(Into::into)?;
-                result = inner.call(request.clone()).await;
+                RetryStateProj::Sleeping { sleep } => {
+                    std::task::ready!(sleep.poll(cx));
+                    this.retry.begin_retry(this.run);
+                    this.state.set(RetryState::Readying);
+                }
+                RetryStateProj::Readying => match std::task::ready!(this.inner.poll_ready(cx)) {
+                    Ok(()) => {
+                        let future = this.inner.call(this.request.clone());
+                        this.state.set(RetryState::Calling { future });
+                    }
+                    Err(error) => {
+                        this.state.set(RetryState::Done);
+                        return Poll::Ready(Err(error.into()));
+                    }
+                },
+                RetryStateProj::Done => panic!("RetryFuture polled after completion"),
             }
-        })
+        }
     }
 }
 

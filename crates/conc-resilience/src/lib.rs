@@ -96,8 +96,8 @@ pub use error::ConfigError;
 pub use layer::{
     BulkheadFuture, BulkheadLayer, BulkheadService, CircuitBreakerFuture, CircuitBreakerLayer,
     CircuitBreakerService, FallbackFuture, FallbackLayer, FallbackService, LoadShedFuture,
-    LoadShedLayer, LoadShedService, LoadUnits, NotReady, OneUnit, RetryLayer, RetryService,
-    TimeoutFuture, TimeoutLayer, TimeoutService,
+    LoadShedLayer, LoadShedService, LoadUnits, NotReady, OneUnit, RetryFuture, RetryLayer,
+    RetryService, TimeoutFuture, TimeoutLayer, TimeoutService,
 };
 pub use pipeline::{ErrorKind, Fallback, Pipeline, PipelineBuilder, ResilienceError};
 pub use retry::{

@@ -198,7 +198,9 @@ async fn retry_waits_for_the_inner_service_to_be_ready_before_each_retry() {
         mock::spawn_layer::<&str, &str, _>(RetryLayer::new(retry.clone()));
     handle.allow(1);
     assert!(is_ready(&service.poll_ready()));
-    let response = tokio::spawn(service.call("req"));
+    let response = service.call("req");
+    assert_send(&response);
+    let response = tokio::spawn(response);
     let (request, send) = handle.next_request().await.unwrap();
     assert_eq!(request, "req");
     send.send_error("flaky");

@@ -369,22 +369,37 @@ impl Retry {
     /// After a retryable outcome: sleeps the next delay and returns true, or
     /// returns false when retrying stops.
     pub(crate) async fn pause(&self, run: &mut RunState) -> bool {
-        let inner = &*self.inner;
-        match self.next_delay(&mut run.delays, run.number, run.started) {
-            Ok(delay) => {
+        match self.plan_retry(run) {
+            Some(delay) => {
                 tokio::time::sleep(delay).await;
-                run.number += 1;
-                inner.retried.fetch_add(1, Ordering::Relaxed);
-                inner.attempts_counter.increment(1);
+                self.begin_retry(run);
                 true
             }
+            None => false,
+        }
+    }
+
+    /// After a retryable outcome: the delay to sleep before retrying, or
+    /// `None` (counted as exhausted) when retrying stops.
+    pub(crate) fn plan_retry(&self, run: &mut RunState) -> Option<Duration> {
+        let inner = &*self.inner;
+        match self.next_delay(&mut run.delays, run.number, run.started) {
+            Ok(delay) => Some(delay),
             Err(reason) => {
                 inner.exhausted.fetch_add(1, Ordering::Relaxed);
                 inner.exhausted_counter.increment(1);
                 tracing::debug!(target: "conc_resilience::retry", retry = %inner.name, attempts = run.number, ?reason, "retrying stopped");
-                false
+                None
             }
         }
+    }
+
+    /// After the delay [`plan_retry`](Self::plan_retry) gave: counts the retry.
+    pub(crate) fn begin_retry(&self, run: &mut RunState) {
+        let inner = &*self.inner;
+        run.number += 1;
+        inner.retried.fetch_add(1, Ordering::Relaxed);
+        inner.attempts_counter.increment(1);
     }
 
     /// The delay before the next attempt, or why there is none.
