@@ -431,3 +431,56 @@ async fn fallback_tells_rejections_from_timeouts() {
     let error = tower::ServiceExt::oneshot(&mut service, ()).await.unwrap_err();
     assert!(error.downcast_ref::<Elapsed>().is_some(), "an unanswered timeout keeps its type");
 }
+
+#[tokio::test(start_paused = true)]
+async fn retry_over_a_breaker_takes_a_fresh_permit_for_every_attempt() {
+    let breaker = CircuitBreaker::builder().minimum_calls(10).build().unwrap();
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let inner = tower::service_fn(move |(): ()| {
+        let attempt = counted.fetch_add(1, Ordering::SeqCst) + 1;
+        async move { if attempt < 3 { Err::<u32, BoxError>("flaky".into()) } else { Ok(attempt) } }
+    });
+    let mut service = tower::Layer::layer(
+        &RetryLayer::new(retry(3)),
+        tower::Layer::layer(&CircuitBreakerLayer::new(breaker.clone()), inner),
+    );
+    assert_eq!(tower::ServiceExt::oneshot(&mut service, ()).await.unwrap(), 3);
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.calls, 3, "each retry went through the breaker's poll_ready and call");
+    assert_eq!(metrics.failed_calls, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_retry_waiting_for_readiness_releases_the_bulkhead_slot() {
+    let bulkhead = Bulkhead::builder().max_concurrent(1).build().unwrap();
+    let (inner, mut handle) = mock::pair::<&str, &str>();
+    let service = tower::Layer::layer(
+        &RetryLayer::new(retry(3)),
+        tower::Layer::layer(&BulkheadLayer::new(bulkhead.clone()), inner),
+    );
+    let mut service = Spawn::new(service);
+    handle.allow(1);
+    assert!(is_ready(&service.poll_ready()));
+    assert_eq!(bulkhead.snapshot().available, 0);
+    let response = tokio::spawn(service.call("req"));
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_error("flaky");
+    tokio::task::yield_now().await;
+    assert_eq!(
+        bulkhead.snapshot().available,
+        1,
+        "the failed attempt's slot is free during the backoff"
+    );
+
+    // Past the backoff the retry readies the bulkhead (a slot taken) and waits for the mock.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        bulkhead.snapshot().available,
+        0,
+        "the retry holds a slot while the inner is not ready"
+    );
+    response.abort();
+    assert!(response.await.unwrap_err().is_cancelled());
+    assert_eq!(bulkhead.snapshot().available, 1, "the dropped retry gave its slot back");
+}
