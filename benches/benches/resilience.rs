@@ -17,7 +17,9 @@ use std::cell::Cell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use conc_resilience::{Attempt, Bulkhead, BulkheadLayer, CircuitBreaker, Pipeline, Retry, SlidingWindow, Timeout};
+use conc_resilience::{
+    Attempt, Bulkhead, BulkheadLayer, CircuitBreaker, Pipeline, Retry, SlidingWindow, Timeout,
+};
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::CircuitBreaker as _;
 use tower::{Layer, Service, ServiceExt};
@@ -263,7 +265,9 @@ fn stack(c: &mut Criterion) {
         .build();
     let first = Attempt::first();
     let mut group = c.benchmark_group("resilience/stack");
-    group.bench_function("bare_call", |b| b.to_async(&rt).iter(|| async { black_box(op(first).await) }));
+    group.bench_function("bare_call", |b| {
+        b.to_async(&rt).iter(|| async { black_box(op(first).await) });
+    });
     group.bench_function("breaker", |b| {
         b.to_async(&rt).iter(|| async { black_box(breaker.call(op(first)).await) });
     });
@@ -280,9 +284,13 @@ fn bulkhead(c: &mut Criterion) {
     let bulkhead = Bulkhead::builder().max_concurrent(64).build().expect("valid");
     let ours = BulkheadLayer::new(bulkhead.clone()).layer(inner);
     let peer = tower::limit::ConcurrencyLimitLayer::new(64).layer(inner);
-    assert_no_allocation("ours, bulkhead try_acquire + drop", || drop(black_box(bulkhead.try_acquire().expect("free"))));
+    assert_no_allocation("ours, bulkhead try_acquire + drop", || {
+        drop(black_box(bulkhead.try_acquire().expect("free")));
+    });
     let mut group = c.benchmark_group("resilience/bulkhead");
-    group.bench_function("ours/permit", |b| b.iter(|| drop(black_box(bulkhead.try_acquire().expect("free")))));
+    group.bench_function("ours/permit", |b| {
+        b.iter(|| drop(black_box(bulkhead.try_acquire().expect("free"))));
+    });
     group.bench_function("ours/layer", |b| {
         b.to_async(&rt).iter(|| {
             let mut service = ours.clone();
@@ -321,7 +329,9 @@ fn retry(c: &mut Criterion) {
     let peer = tower::retry::RetryLayer::new(NeverNeeded)
         .layer(tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(black_box(n)) }));
     let mut group = c.benchmark_group("resilience/retry_no_retry");
-    group.bench_function("ours", |b| b.to_async(&rt).iter(|| async { black_box(retry.run(op).await) }));
+    group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| async { black_box(retry.run(op).await) });
+    });
     group.bench_function("peer/tower_retry", |b| {
         b.to_async(&rt).iter(|| {
             let mut service = peer.clone();

@@ -61,13 +61,17 @@ pub enum ConfigError {
         /// The longest value accepted.
         max: Duration,
     },
-    /// A value that cannot be negative, infinite or not a number was.
-    #[error("{field} must be a finite number at least 0, got {value}")]
-    InvalidNumber {
+    /// A number outside the range the setter accepts (or not a number).
+    #[error("{field} must be between {min} and {max}, got {value}")]
+    NumberOutOfRange {
         /// The setter that was given the value.
         field: &'static str,
         /// The value given.
         value: f64,
+        /// The smallest value accepted.
+        min: f64,
+        /// The largest value accepted.
+        max: f64,
     },
     /// A state the component cannot be put in from this setter.
     #[error("{field} cannot be {value}")]

@@ -22,8 +22,12 @@
 //!
 //! # Feature flags
 //!
-//! - `tower`: [`layer`], tower `Layer`s and `Service`s for the circuit breaker
-//!   and the bulkhead (`CircuitBreakerLayer`, `BulkheadLayer`).
+//! - `tower`: [`layer`], a tower `Layer` and `Service` for every primitive:
+//!   `CircuitBreakerLayer`, `BulkheadLayer`, `RetryLayer`, `TimeoutLayer`,
+//!   `LoadShedLayer` and `FallbackLayer`. They honour the tower contract
+//!   (`poll_ready` before every call, retries included; admission reserved
+//!   per instance; refusals from `call`, never from `poll_ready`; dropping a
+//!   response future releases what it holds).
 //!
 //! # Examples
 //!
@@ -76,6 +80,7 @@ mod loom;
 mod pipeline;
 pub mod retry;
 mod shed;
+mod time;
 mod timeout;
 
 pub use breaker::{
@@ -89,7 +94,10 @@ pub use bulkhead::{
 pub use error::ConfigError;
 #[cfg(feature = "tower")]
 pub use layer::{
-    BulkheadLayer, BulkheadService, CircuitBreakerLayer, CircuitBreakerService, NotReady,
+    BulkheadFuture, BulkheadLayer, BulkheadService, CircuitBreakerFuture, CircuitBreakerLayer,
+    CircuitBreakerService, FallbackFuture, FallbackLayer, FallbackService, LoadShedFuture,
+    LoadShedLayer, LoadShedService, LoadUnits, NotReady, OneUnit, RetryFuture, RetryLayer,
+    RetryService, TimeoutFuture, TimeoutLayer, TimeoutService,
 };
 pub use pipeline::{ErrorKind, Fallback, Pipeline, PipelineBuilder, ResilienceError};
 pub use retry::{

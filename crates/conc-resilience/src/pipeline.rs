@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use conc_core::metrics::FALLBACK_USED;
+use tracing::Instrument;
 
 use crate::{
     Attempt, Bulkhead, BulkheadError, CircuitBreaker, Elapsed, LoadShedder, Rejected, Retry, Shed,
@@ -272,7 +273,8 @@ impl PipelineBuilder {
 /// slot is held only while an attempt runs (not during backoff delays); the
 /// attempt timeout bounds one try, counting as a breaker failure when it
 /// fires. Rejections are not retried. Apply a [`Fallback`] to the result with
-/// [`Pipeline::run_with_fallback`].
+/// [`Pipeline::run_with_fallback`]. Each run is wrapped in a `tracing` span
+/// (`resilience_pipeline`, debug level, target `conc_resilience::pipeline`).
 ///
 /// # Examples
 ///
@@ -333,12 +335,18 @@ impl Pipeline {
             }
             None => None,
         };
-        match &self.total_timeout {
-            Some(timeout) => {
-                timeout.call(self.retried(operation)).await.map_err(ResilienceError::Timeout)?
+        // One span per run (a no-op unless a subscriber enables debug spans
+        // for this target); retries and rejections are logged inside it.
+        let span = tracing::debug_span!(target: "conc_resilience::pipeline", "resilience_pipeline");
+        let run = async {
+            match &self.total_timeout {
+                Some(timeout) => {
+                    timeout.call(self.retried(operation)).await.map_err(ResilienceError::Timeout)?
+                }
+                None => self.retried(operation).await,
             }
-            None => self.retried(operation).await,
-        }
+        };
+        run.instrument(span).await
     }
 
     /// Runs `operation` and answers handled failures with `fallback`.

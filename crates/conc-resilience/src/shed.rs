@@ -3,15 +3,16 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use conc_core::metrics::{
     MetricEntry, MetricValue, MetricsSnapshot, MetricsSource, SHED_LOAD, SHED_REJECTED,
 };
-use conc_core::time::{Clock, CoarseClock};
+use conc_core::time::Clock;
 
 use crate::ConfigError;
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
+use crate::time::TimeSource;
 
 /// Why a [`LoadShedder`] refused work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -57,17 +58,17 @@ impl Shed {
 ///
 /// | setting | default |
 /// |---|---|
-/// | [`max_load`](Self::max_load) | required (no default) |
+/// | `max_load` (the argument of [`LoadShedder::builder`]) | required (no default) |
 /// | [`cooldown`](Self::cooldown) | 0: no cooldown |
 /// | [`max_queue_wait`](Self::max_queue_wait) | none |
-/// | [`clock`](Self::clock) | [`CoarseClock::global()`] |
+/// | [`clock`](Self::clock) | [`CoarseClock::global()`](conc_core::time::CoarseClock::global) |
 #[derive(Debug)]
 #[must_use = "a builder does nothing until build() is called"]
 pub struct LoadShedderBuilder {
     max_load: u64,
     cooldown: Duration,
     max_queue_wait: Option<Duration>,
-    clock: Option<Arc<dyn Clock>>,
+    clock: Option<TimeSource>,
     name: String,
 }
 
@@ -86,9 +87,9 @@ impl LoadShedderBuilder {
         self
     }
 
-    /// The clock deciding cooldowns. Defaults to [`CoarseClock::global()`].
+    /// The clock deciding cooldowns. Defaults to [`CoarseClock::global()`](conc_core::time::CoarseClock::global).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(Arc::new(clock));
+        self.clock = Some(TimeSource::new(clock));
         self
     }
 
@@ -107,7 +108,6 @@ impl LoadShedderBuilder {
         if self.max_load == 0 {
             return Err(ConfigError::Zero { field: "max_load" });
         }
-        let clock = self.clock.unwrap_or_else(|| Arc::new(CoarseClock::global().clone()));
         Ok(LoadShedder {
             inner: Arc::new(Inner {
                 load: AtomicU64::new(0),
@@ -119,8 +119,7 @@ impl LoadShedderBuilder {
                 max_load: self.max_load,
                 cooldown: u64::try_from(self.cooldown.as_nanos()).unwrap_or(u64::MAX),
                 max_queue_wait: self.max_queue_wait,
-                origin: clock.now(),
-                clock,
+                clock: self.clock.unwrap_or_default(),
                 rejected_counter: metrics::counter!(SHED_REJECTED, "shedder" => self.name.clone()),
                 load_gauge: metrics::gauge!(SHED_LOAD, "shedder" => self.name.clone()),
                 name: self.name,
@@ -139,8 +138,7 @@ struct Inner {
     max_load: u64,
     cooldown: u64,
     max_queue_wait: Option<Duration>,
-    clock: Arc<dyn Clock>,
-    origin: Instant,
+    clock: TimeSource,
     rejected_counter: metrics::Counter,
     load_gauge: metrics::Gauge,
     name: String,
@@ -148,8 +146,7 @@ struct Inner {
 
 impl Inner {
     fn now(&self) -> u64 {
-        u64::try_from(self.clock.now().saturating_duration_since(self.origin).as_nanos())
-            .unwrap_or(u64::MAX)
+        self.clock.now()
     }
 
     fn start_cooldown(&self) {

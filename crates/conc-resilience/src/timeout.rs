@@ -18,6 +18,9 @@ pub struct Elapsed {
 /// Bounds how long a call may take; the call's future is dropped when the
 /// time is up (so permits it holds are released).
 ///
+/// The clock starts when the call first waits: a call that completes on its
+/// first poll never arms a timer.
+///
 /// Waits on tokio's timer, so tests run on tokio's paused clock.
 ///
 /// # Examples
@@ -57,12 +60,30 @@ impl Timeout {
         self.after
     }
 
+    /// Counts a call cut off and returns its error.
+    #[cfg(feature = "tower")]
+    pub(crate) fn expired(&self) -> Elapsed {
+        self.elapsed.increment(1);
+        Elapsed { after: self.after }
+    }
+
     /// Runs `work` for at most the timeout.
     ///
     /// # Errors
     ///
     /// [`Elapsed`] when the time ran out first; `work` has been dropped then.
     pub async fn call<F: Future>(&self, work: F) -> Result<F::Output, Elapsed> {
+        // Poll once before arming the timer: work that is ready at once (a
+        // cache hit, an error found early) never touches the timer wheel.
+        let mut work = std::pin::pin!(work);
+        let first = std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
+            std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+            std::task::Poll::Pending => std::task::Poll::Ready(None),
+        })
+        .await;
+        if let Some(output) = first {
+            return Ok(output);
+        }
         if let Ok(output) = tokio::time::timeout(self.after, work).await {
             Ok(output)
         } else {

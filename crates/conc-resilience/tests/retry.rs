@@ -204,7 +204,7 @@ fn builders_validate() {
     ));
     assert_eq!(
         RetryBudget::builder().retry_ratio(-0.1).build().unwrap_err().to_string(),
-        "retry_ratio must be a finite number at least 0, got -0.1"
+        "retry_ratio must be between 0 and 1000, got -0.1"
     );
     assert_eq!(
         Timeout::new(Duration::ZERO).unwrap_err(),

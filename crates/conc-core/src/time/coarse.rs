@@ -127,6 +127,28 @@ impl CoarseClock {
         self.inner.origin
     }
 
+    /// The time from [`origin`](Self::origin) to the last refresh: one atomic
+    /// load, without the `Instant` arithmetic of [`now`](Clock::now). For hot
+    /// paths that keep their own times as offsets from the origin.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_core::time::{Clock, CoarseClock};
+    ///
+    /// let clock = CoarseClock::global();
+    /// let elapsed = clock.elapsed();
+    /// assert!(clock.origin() + elapsed <= clock.now());
+    /// ```
+    #[inline]
+    pub fn elapsed(&self) -> Duration {
+        let inner = &*self.inner;
+        if inner.precise_fallback {
+            return inner.origin.elapsed();
+        }
+        Duration::from_nanos(inner.elapsed.get())
+    }
+
     fn new_inner(resolution: Duration, precise_fallback: bool) -> Arc<Inner> {
         Arc::new(Inner {
             origin: Instant::now(),

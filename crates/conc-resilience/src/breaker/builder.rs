@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conc_core::backoff::Backoff;
-use conc_core::time::{Clock, CoarseClock};
+use conc_core::time::Clock;
 
 use super::config::{BreakerConfig, HalfOpenTimeout, SlidingWindow, initial_state_ok};
 use super::core::{ErrorClassifier, Parts, Shared};
@@ -15,6 +15,7 @@ use super::state::BreakerState;
 use super::window::{CountWindow, TimeWindow, Window};
 use super::{CircuitBreaker, Outcome};
 use crate::ConfigError;
+use crate::time::TimeSource;
 
 /// Builds a [`CircuitBreaker`]. Defaults follow Resilience4j:
 ///
@@ -29,7 +30,7 @@ use crate::ConfigError;
 /// | [`max_wait_in_half_open`](Self::max_wait_in_half_open) | none |
 /// | error classification | every `Err` is a failure, every `Ok` a success |
 /// | [`initial_state`](Self::initial_state) | closed |
-/// | [`clock`](Self::clock) | [`CoarseClock::global()`] |
+/// | [`clock`](Self::clock) | [`CoarseClock::global()`](conc_core::time::CoarseClock::global) |
 /// | [`name`](Self::name) | `"default"` |
 ///
 /// # Examples
@@ -58,7 +59,7 @@ use crate::ConfigError;
 pub struct CircuitBreakerBuilder {
     config: BreakerConfig,
     window: SlidingWindow,
-    clock: Option<Arc<dyn Clock>>,
+    clock: Option<TimeSource>,
     subscribers: Vec<Subscriber>,
     error_classifiers: Vec<ErrorClassifier>,
     result_classifiers: Vec<ErrorClassifier>,
@@ -235,10 +236,10 @@ impl CircuitBreakerBuilder {
     }
 
     /// The clock that decides waits, windows and slow calls. Defaults to
-    /// [`CoarseClock::global()`] (one atomic load per read, 1 ms resolution);
+    /// [`CoarseClock::global()`](conc_core::time::CoarseClock::global) (one atomic load per read, 1 ms resolution);
     /// tests pass a [`ManualClock`](conc_core::time::ManualClock).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(Arc::new(clock));
+        self.clock = Some(TimeSource::new(clock));
         self
     }
 
@@ -263,7 +264,7 @@ impl CircuitBreakerBuilder {
                 buckets,
             )),
         };
-        let clock = self.clock.unwrap_or_else(|| Arc::new(CoarseClock::global().clone()));
+        let clock = self.clock.unwrap_or_default();
         let shared = Shared::new(Parts {
             config: self.config,
             window,

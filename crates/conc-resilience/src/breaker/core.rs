@@ -16,9 +16,7 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, PoisonError};
-use std::time::{Duration, Instant};
-
-use conc_core::time::Clock;
+use std::time::Duration;
 
 use crate::loom::sync::Mutex;
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +30,7 @@ use super::state::{
 };
 use super::window::{CALL, FAIL, SLOW, Totals, Window};
 use super::{Outcome, Rejected};
+use crate::time::{TimeSource, nanos};
 
 /// A start time meaning "not measured".
 pub(crate) const NO_START: u64 = u64::MAX;
@@ -67,8 +66,7 @@ pub(crate) struct Shared {
     max_half_open_nanos: AtomicU64,
     half_open_timeout_target: AtomicU64,
     cold: Mutex<Cold>,
-    clock: Arc<dyn Clock>,
-    origin: Instant,
+    clock: TimeSource,
     subscribers: Box<[Subscriber]>,
     error_classifiers: Box<[ErrorClassifier]>,
     result_classifiers: Box<[ErrorClassifier]>,
@@ -90,7 +88,7 @@ impl std::fmt::Debug for Shared {
 pub(crate) struct Parts {
     pub(crate) config: BreakerConfig,
     pub(crate) window: Window,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) clock: TimeSource,
     pub(crate) subscribers: Vec<Subscriber>,
     pub(crate) error_classifiers: Vec<ErrorClassifier>,
     pub(crate) result_classifiers: Vec<ErrorClassifier>,
@@ -98,13 +96,8 @@ pub(crate) struct Parts {
     pub(crate) initial: BreakerState,
 }
 
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
 impl Shared {
     pub(crate) fn new(parts: Parts) -> Self {
-        let origin = parts.clock.now();
         let handles = Handles::new(&parts.name);
         let shared = Self {
             state: AtomicU64::new(pack(0, parts.initial.code())),
@@ -123,7 +116,6 @@ impl Shared {
             half_open_timeout_target: AtomicU64::new(OPEN),
             cold: Mutex::new(Cold { config: parts.config.clone(), consecutive_opens: 0 }),
             clock: parts.clock,
-            origin,
             subscribers: parts.subscribers.into_boxed_slice(),
             error_classifiers: parts.error_classifiers.into_boxed_slice(),
             result_classifiers: parts.result_classifiers.into_boxed_slice(),
@@ -135,7 +127,9 @@ impl Shared {
             let mut cold = shared.lock();
             cold.consecutive_opens = 1;
             let wait = cold.config.wait_in_open.wait(1);
-            shared.open_until.store(nanos(wait), Ordering::Relaxed);
+            let now = shared.now();
+            shared.since.store(now, Ordering::Relaxed);
+            shared.open_until.store(now.saturating_add(nanos(wait)), Ordering::Relaxed);
         }
         shared.handles.state.set(parts.initial.gauge_value());
         shared
@@ -175,10 +169,12 @@ impl Shared {
         cold.config = config;
     }
 
-    /// Nanoseconds since the breaker's origin.
-    #[inline]
+    /// Nanoseconds since the breaker's origin. Kept out of line: the closed
+    /// path of a count window without slow-call detection never reads the
+    /// clock, and inlining the clock's match would bloat it.
+    #[inline(never)]
     fn now(&self) -> u64 {
-        nanos(self.clock.now().saturating_duration_since(self.origin))
+        self.clock.now()
     }
 
     /// The start stamp of a call: the time when slow calls are detected.

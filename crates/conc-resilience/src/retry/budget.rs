@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use conc_core::time::{Clock, CoarseClock};
+use conc_core::time::Clock;
 
 use crate::ConfigError;
 use crate::breaker::window::{CALL, FAIL, TimeWindow};
+use crate::time::TimeSource;
 
 /// Caps retries at a fraction of recent traffic, so a struggling dependency
 /// is not hit by a retry storm (Finagle's and tower's retry budget).
@@ -42,8 +43,7 @@ struct Inner {
     bucket_nanos: u64,
     reserve_ppm: u64,
     ratio_ppm: u64,
-    clock: Arc<dyn Clock>,
-    origin: Instant,
+    clock: TimeSource,
 }
 
 impl fmt::Debug for RetryBudget {
@@ -69,7 +69,7 @@ pub struct RetryBudgetBuilder {
     ttl: Duration,
     min_per_second: u32,
     ratio: f64,
-    clock: Option<Arc<dyn Clock>>,
+    clock: Option<TimeSource>,
 }
 
 impl RetryBudgetBuilder {
@@ -91,9 +91,9 @@ impl RetryBudgetBuilder {
         self
     }
 
-    /// The clock that ages the window. Defaults to [`CoarseClock::global()`].
+    /// The clock that ages the window. Defaults to [`CoarseClock::global()`](conc_core::time::CoarseClock::global).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(Arc::new(clock));
+        self.clock = Some(TimeSource::new(clock));
         self
     }
 
@@ -113,11 +113,15 @@ impl RetryBudgetBuilder {
             });
         }
         if !(self.ratio.is_finite() && (0.0..=1000.0).contains(&self.ratio)) {
-            return Err(ConfigError::InvalidNumber { field: "retry_ratio", value: self.ratio });
+            return Err(ConfigError::NumberOutOfRange {
+                field: "retry_ratio",
+                value: self.ratio,
+                min: 0.0,
+                max: 1000.0,
+            });
         }
         let ttl_nanos = u64::try_from(self.ttl.as_nanos()).unwrap_or(u64::MAX);
         let buckets = 10;
-        let clock = self.clock.unwrap_or_else(|| Arc::new(CoarseClock::global().clone()));
         Ok(RetryBudget {
             inner: Arc::new(Inner {
                 window: TimeWindow::new(ttl_nanos, buckets),
@@ -125,8 +129,7 @@ impl RetryBudgetBuilder {
                 // min_per_second × ttl, in millionths: min × ttl_µs.
                 reserve_ppm: u64::from(self.min_per_second) * (ttl_nanos / 1_000),
                 ratio_ppm: (self.ratio * 1_000_000.0).round() as u64,
-                origin: clock.now(),
-                clock,
+                clock: self.clock.unwrap_or_default(),
             }),
         })
     }
@@ -144,8 +147,7 @@ impl RetryBudget {
     }
 
     fn now(&self) -> u64 {
-        let elapsed = self.inner.clock.now().saturating_duration_since(self.inner.origin);
-        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+        self.inner.clock.now()
     }
 
     /// Records a first attempt, which earns `retry_ratio` of a retry.

@@ -277,7 +277,7 @@ impl fmt::Debug for Retry {
 pub(crate) struct RunState {
     delays: Option<conc_core::backoff::Delays>,
     number: u32,
-    started: tokio::time::Instant,
+    started: Option<tokio::time::Instant>,
 }
 
 impl RunState {
@@ -361,28 +361,45 @@ impl Retry {
         if let Some(budget) = &self.inner.budget {
             budget.deposit();
         }
-        RunState { delays: None, number: 1, started: tokio::time::Instant::now() }
+        // The start is read only when a deadline needs it.
+        let started = self.inner.deadline.map(|_| tokio::time::Instant::now());
+        RunState { delays: None, number: 1, started }
     }
 
     /// After a retryable outcome: sleeps the next delay and returns true, or
     /// returns false when retrying stops.
     pub(crate) async fn pause(&self, run: &mut RunState) -> bool {
-        let inner = &*self.inner;
-        match self.next_delay(&mut run.delays, run.number, run.started) {
-            Ok(delay) => {
+        match self.plan_retry(run) {
+            Some(delay) => {
                 tokio::time::sleep(delay).await;
-                run.number += 1;
-                inner.retried.fetch_add(1, Ordering::Relaxed);
-                inner.attempts_counter.increment(1);
+                self.begin_retry(run);
                 true
             }
+            None => false,
+        }
+    }
+
+    /// After a retryable outcome: the delay to sleep before retrying, or
+    /// `None` (counted as exhausted) when retrying stops.
+    pub(crate) fn plan_retry(&self, run: &mut RunState) -> Option<Duration> {
+        let inner = &*self.inner;
+        match self.next_delay(&mut run.delays, run.number, run.started) {
+            Ok(delay) => Some(delay),
             Err(reason) => {
                 inner.exhausted.fetch_add(1, Ordering::Relaxed);
                 inner.exhausted_counter.increment(1);
                 tracing::debug!(target: "conc_resilience::retry", retry = %inner.name, attempts = run.number, ?reason, "retrying stopped");
-                false
+                None
             }
         }
+    }
+
+    /// After the delay [`plan_retry`](Self::plan_retry) gave: counts the retry.
+    pub(crate) fn begin_retry(&self, run: &mut RunState) {
+        let inner = &*self.inner;
+        run.number += 1;
+        inner.retried.fetch_add(1, Ordering::Relaxed);
+        inner.attempts_counter.increment(1);
     }
 
     /// The delay before the next attempt, or why there is none.
@@ -390,7 +407,7 @@ impl Retry {
         &self,
         delays: &mut Option<conc_core::backoff::Delays>,
         attempts: u32,
-        started: tokio::time::Instant,
+        started: Option<tokio::time::Instant>,
     ) -> Result<Duration, StopReason> {
         let inner = &*self.inner;
         if attempts > inner.retries {
@@ -400,7 +417,7 @@ impl Retry {
             .get_or_insert_with(|| inner.backoff.delays())
             .next()
             .unwrap_or_else(|| inner.backoff.base_delay(attempts - 1));
-        if let Some(deadline) = inner.deadline
+        if let (Some(deadline), Some(started)) = (inner.deadline, started)
             && started.elapsed().saturating_add(delay) >= deadline
         {
             return Err(StopReason::Deadline);
