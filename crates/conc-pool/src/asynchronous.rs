@@ -707,7 +707,8 @@ impl AsyncPool {
             Err(refusal) if self.caller_runs(true, refusal) => {
                 self.core().count_caller_ran();
                 let outcome =
-                    SpawnFuture { fut, done: false, span: tracing::Span::current() }.await;
+                    SpawnFuture { fut, done: false, span: crate::job::CarriedSpan::current() }
+                        .await;
                 self.core().count_outside(outcome);
                 return Ok(());
             }
@@ -737,7 +738,7 @@ impl AsyncPool {
     {
         self.place(
             room,
-            SpawnFuture { fut, done: false, span: tracing::Span::current() },
+            SpawnFuture { fut, done: false, span: crate::job::CarriedSpan::current() },
             0,
             |job| Box::pin(job) as AsyncBox,
         )

@@ -759,7 +759,7 @@ impl BlockingPool {
                     call,
                     tx,
                     deadline: deadline(),
-                    span: tracing::Span::current(),
+                    span: crate::job::CarriedSpan::current(),
                 };
                 self.core().count_caller_ran();
                 self.core().count_outside(task.run_here());
@@ -769,7 +769,13 @@ impl BlockingPool {
             Err(refusal) => return Err(self.refuse(refusal, f)),
         };
         let (tx, handle) = TaskHandle::channel();
-        let task = HandleTask { f, call, tx, deadline: deadline(), span: tracing::Span::current() };
+        let task = HandleTask {
+            f,
+            call,
+            tx,
+            deadline: deadline(),
+            span: crate::job::CarriedSpan::current(),
+        };
         match self.place(room, task, options.get_priority(), |t| Box::new(t) as BlockingBox) {
             Ok(()) => Ok(handle),
             Err((refusal, task)) => Err(self.refuse(refusal, task.f)),
@@ -827,15 +833,16 @@ impl BlockingPool {
             Ok(room) => room,
             Err(refusal) if self.caller_runs(honour_policy, refusal) => {
                 self.core().count_caller_ran();
-                self.core()
-                    .count_outside(Box::new(SpawnTask { f, span: tracing::Span::none() }).run());
+                self.core().count_outside(
+                    Box::new(SpawnTask { f, span: crate::job::CarriedSpan::none() }).run(),
+                );
                 return Ok(());
             }
             Err(refusal) => return Err(self.refuse(refusal, f)),
         };
         self.place(
             room,
-            SpawnTask { f, span: tracing::Span::current() },
+            SpawnTask { f, span: crate::job::CarriedSpan::current() },
             options.get_priority(),
             |t| Box::new(t) as BlockingBox,
         )

@@ -12,6 +12,29 @@ use crate::TaskError;
 use crate::core::Outcome;
 use crate::handle::ResultSender;
 
+/// The submitter's tracing span, carried into the task. Boxed only when
+/// there is one (the common case without an entered span stores 8 bytes,
+/// not a 40-byte `Span`), which keeps a queued task small.
+pub(crate) struct CarriedSpan(Option<Box<tracing::Span>>);
+
+impl CarriedSpan {
+    /// The current span, if any.
+    pub(crate) fn current() -> Self {
+        let span = tracing::Span::current();
+        if span.is_none() { Self(None) } else { Self(Some(Box::new(span))) }
+    }
+
+    /// No span.
+    pub(crate) fn none() -> Self {
+        Self(None)
+    }
+
+    /// Enters the span until the guard drops.
+    pub(crate) fn enter(&self) -> Option<tracing::span::Entered<'_>> {
+        self.0.as_deref().map(tracing::Span::enter)
+    }
+}
+
 /// A blocking job: run it, or abandon it (its handle learns why).
 pub(crate) trait BlockingJob: Send {
     fn run(self: Box<Self>) -> Outcome;
@@ -66,7 +89,7 @@ pub(crate) struct HandleTask<F, C, T> {
     pub(crate) tx: ResultSender<T>,
     pub(crate) deadline: Option<std::time::Instant>,
     /// The submitter's span, entered while the task runs.
-    pub(crate) span: tracing::Span,
+    pub(crate) span: CarriedSpan,
 }
 
 /// Runs `f` with a token, catching a panic, and reports to `tx`.
@@ -131,7 +154,7 @@ where
 pub(crate) struct SpawnTask<F> {
     pub(crate) f: F,
     /// The submitter's span, entered while the task runs.
-    pub(crate) span: tracing::Span,
+    pub(crate) span: CarriedSpan,
 }
 
 /// Reports the panic of a fire-and-forget task (the worker's span names the pool).
@@ -188,7 +211,7 @@ pin_project! {
         pub(crate) sleep: Option<Pin<Box<tokio::time::Sleep>>>,
         pub(crate) started: bool,
         // The submitter's span, entered on every poll.
-        pub(crate) span: tracing::Span,
+        pub(crate) span: CarriedSpan,
     }
 }
 
@@ -204,7 +227,7 @@ impl<F: Future> HandleFuture<F> {
             deadline,
             sleep: None,
             started: false,
-            span: tracing::Span::current(),
+            span: crate::job::CarriedSpan::current(),
         }
     }
 }
@@ -284,7 +307,7 @@ pin_project! {
         pub(crate) fut: F,
         pub(crate) done: bool,
         // The submitter's span, entered on every poll.
-        pub(crate) span: tracing::Span,
+        pub(crate) span: CarriedSpan,
     }
 }
 
