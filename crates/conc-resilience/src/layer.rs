@@ -784,7 +784,9 @@ impl<S, U: Clone> Layer<S> for LoadShedLayer<U> {
 /// shed request fails from `call` with [`Shed`] (as a [`BoxError`]) and is
 /// never sent to the inner service, and `poll_ready` never fails for
 /// shedding. An admitted call holds its units until its response future
-/// completes or is dropped.
+/// completes or is dropped. A shed request leaves the inner service ready,
+/// with whatever admission its `poll_ready` reserved, for the next call (or
+/// until this service is dropped).
 #[derive(Clone)]
 pub struct LoadShedService<S, U = OneUnit> {
     inner: S,

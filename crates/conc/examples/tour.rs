@@ -20,9 +20,9 @@
 //! 9. Fan-in of three shop feeds (the express one first) and fan-out of the
 //!    merged orders over four workers, with their loads.
 //! 10. Pools: thumbnails on a blocking pool with a bounded queue that makes
-//!    the producer run overflow itself, an async pool serving urgent
-//!    requests first, a panic reported in its handle, and a shutdown that
-//!    hands back what never started.
+//!     the producer run overflow itself, an async pool serving urgent
+//!     requests first, a panic reported in its handle, and a shutdown that
+//!     hands back what never started.
 #![allow(clippy::print_stdout, reason = "the tour talks to the terminal")]
 
 use std::sync::Arc;
