@@ -16,6 +16,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
+use crate::dead_letter::{ErasedRecovery, Recovery, run_recovering};
 use crate::error::{BuildError, FanError};
 
 /// A balancing function: the workers' loads in, a worker index out.
@@ -66,6 +67,7 @@ struct Config {
     queue: usize,
     timeout: Option<Duration>,
     policy: ErrorPolicy,
+    recovery: Option<ErasedRecovery>,
 }
 
 /// Configures a [`FanOut`]; settings are checked by [`build`](Self::build).
@@ -121,6 +123,47 @@ impl FanOutBuilder {
         self
     }
 
+    /// Retries failed items and keeps the ones given up on, per `recovery`
+    /// (see [`Recovery`]). Only an item that failed its last attempt and
+    /// has no dead letter sink reaches the [`ErrorPolicy`]. Call it last: it
+    /// returns a builder whose `build` ties the recovery's item type to the
+    /// processor's input type.
+    ///
+    /// A worker runs one item at a time, so an item waiting for its next
+    /// attempt holds its worker: the items queued behind it on that worker
+    /// wait too (other workers go on, and [`Balance::LeastLoaded`] sends
+    /// new batches to them).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use conc_core::backoff::Backoff;
+    /// use conc_fan::{DeadLetterQueue, FanOut, Recovery};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dead = DeadLetterQueue::new(1_000);
+    /// let fetch = FanOut::builder()
+    ///     .workers(8)
+    ///     .recover(
+    ///         Recovery::new()
+    ///             .retry(Backoff::exponential(Duration::from_millis(50)).max_retries(3).build()?)
+    ///             .dead_letter(dead.clone()),
+    ///     )
+    ///     .build(|id: u32| async move {
+    ///         if id == 13 { Err(std::io::Error::other("unlucky")) } else { Ok(id) }
+    ///     })?;
+    /// let got = fetch.process_batch((10..15).collect()).await;
+    /// assert!(got[3].is_err());
+    /// let letter = &dead.take()[0];
+    /// assert_eq!((letter.item, letter.attempts), (13, 4));
+    /// # Ok(()) }
+    /// ```
+    pub fn recover<In: Send + 'static>(self, recovery: Recovery<In>) -> RecoveringBuilder<In> {
+        RecoveringBuilder { builder: self, recovery }
+    }
+
     /// What the output stream does with a failed item. Defaults to [`ErrorPolicy::Fail`].
     pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
         self.config.policy = policy;
@@ -143,6 +186,31 @@ impl FanOutBuilder {
             return Err(BuildError::ZeroTimeout(timeout));
         }
         Ok(FanOut { config: Arc::new(config), f: Arc::new(f) })
+    }
+}
+
+/// A [`FanOutBuilder`] with a [`Recovery`] for items of type `In`, from
+/// [`FanOutBuilder::recover`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RecoveringBuilder<In> {
+    builder: FanOutBuilder,
+    recovery: Recovery<In>,
+}
+
+impl<In: Send + 'static> RecoveringBuilder<In> {
+    /// Checks the settings and builds a fan-out running `f` on each item,
+    /// with the recovery.
+    pub fn build<F, Fut>(self, f: F) -> Result<FanOut<F>, BuildError>
+    where
+        F: Fn(In) -> Fut,
+    {
+        let mut builder = self.builder;
+        builder.config.recovery = Some(ErasedRecovery {
+            recovery: Arc::new(self.recovery),
+            item_type: std::any::type_name::<In>(),
+        });
+        builder.build(f)
     }
 }
 
@@ -202,6 +270,7 @@ impl FanOut<()> {
                 queue: 2,
                 timeout: None,
                 policy: ErrorPolicy::Fail,
+                recovery: None,
             },
         }
     }
@@ -259,12 +328,21 @@ impl<F> FanOut<F> {
             config: Arc::clone(&config),
             finished: false,
             skipped: 0,
+            dead_lettered: 0,
         };
+        let mut recovery = None;
+        if let Some(erased) = &config.recovery {
+            let Ok(typed) = Arc::clone(&erased.recovery).downcast::<Recovery<In>>() else {
+                let error = FanError::RecoveryType {
+                    recovery: erased.item_type,
+                    input: std::any::type_name::<In>(),
+                };
+                return stream.failed_at_start(error);
+            };
+            recovery = Some(typed);
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            let (tx, rx) = mpsc::channel(1);
-            let _ = tx.try_send(vec![(0, Err(FanError::NoRuntime))]);
-            stream.rx = Some(rx);
-            return stream;
+            return stream.failed_at_start(FanError::NoRuntime);
         };
         let (out_tx, out_rx) = mpsc::channel::<Results<Out>>(config.workers * 2);
         let mut senders = Vec::with_capacity(config.workers);
@@ -275,12 +353,19 @@ impl<F> FanOut<F> {
             let f = Arc::clone(&self.f);
             let stats = Arc::clone(&stats);
             let timeout = config.timeout;
+            let recovery = recovery.clone();
             stream.tasks.push(runtime.spawn(async move {
                 while let Some(batch) = rx.recv().await {
                     let count = batch.len();
                     let mut results = Vec::with_capacity(count);
                     for (seq, item) in batch {
-                        results.push((seq, run_one(&*f, item, worker, timeout).await));
+                        let result = match &recovery {
+                            None => run_one(&*f, item, worker, timeout).await,
+                            Some(recovery) => {
+                                run_recovering(&*f, item, worker, timeout, recovery).await
+                            }
+                        };
+                        results.push((seq, result));
                     }
                     // Loads move once per batch, not once per item.
                     stats[worker].pending.fetch_sub(count, Relaxed);
@@ -321,7 +406,7 @@ impl<F> FanOut<F> {
     }
 }
 
-async fn run_one<In, Out, E, Fut, F>(
+pub(crate) async fn run_one<In, Out, E, Fut, F>(
     f: &F,
     item: In,
     worker: usize,
@@ -482,6 +567,7 @@ pub struct FanOutStream<Out> {
     config: Arc<Config>,
     finished: bool,
     skipped: u64,
+    dead_lettered: u64,
 }
 
 impl<Out> fmt::Debug for FanOutStream<Out> {
@@ -489,6 +575,7 @@ impl<Out> fmt::Debug for FanOutStream<Out> {
         f.debug_struct("FanOutStream")
             .field("loads", &self.loads())
             .field("skipped", &self.skipped)
+            .field("dead_lettered", &self.dead_lettered)
             .finish_non_exhaustive()
     }
 }
@@ -519,6 +606,19 @@ impl<Out> FanOutStream<Out> {
     /// Failed items dropped under [`ErrorPolicy::Skip`] so far.
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    /// Items sent to the dead letter sink so far (see [`Recovery::dead_letter`]).
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered
+    }
+
+    /// A stream that yields `error` and ends.
+    fn failed_at_start(mut self, error: FanError) -> Self {
+        let (tx, rx) = mpsc::channel(1);
+        let _ = tx.try_send(vec![(0, Err(error))]);
+        self.rx = Some(rx);
+        self
     }
 
     fn release(&mut self, items: usize) {
@@ -609,9 +709,17 @@ impl<Out> Stream for FanOutStream<Out> {
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some((_, Ok(out)))) => return Poll::Ready(Some(Ok(out))),
+                Poll::Ready(Some((_, Err(FanError::DeadLettered { .. })))) => {
+                    this.dead_lettered += 1;
+                }
                 Poll::Ready(Some((seq, Err(error)))) => match this.config.policy {
                     ErrorPolicy::Skip
-                        if !matches!(error, FanError::NoRuntime | FanError::WorkerLost) =>
+                        if !matches!(
+                            error,
+                            FanError::NoRuntime
+                                | FanError::WorkerLost
+                                | FanError::RecoveryType { .. }
+                        ) =>
                     {
                         tracing::warn!(item = seq, %error, "fan-out item skipped");
                         this.skipped += 1;

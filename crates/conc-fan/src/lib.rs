@@ -66,6 +66,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod dead_letter;
 mod error;
 mod fan_in;
 mod fan_out;
@@ -73,10 +74,12 @@ mod pattern;
 mod ready;
 mod strategy;
 
+pub use dead_letter::{DeadLetter, DeadLetterQueue, DeadLetterSink, Recovery};
 pub use error::{BuildError, FanError};
 pub use fan_in::{FanIn, FanInHandle};
 pub use fan_out::{
-    Balance, ErrorPolicy, FanOut, FanOutBuilder, FanOutStream, PickWorker, WorkerLoad,
+    Balance, ErrorPolicy, FanOut, FanOutBuilder, FanOutStream, PickWorker, RecoveringBuilder,
+    WorkerLoad,
 };
 pub use pattern::FanPattern;
 pub use strategy::{InputKey, MergeStrategy, Priority, RoundRobin};

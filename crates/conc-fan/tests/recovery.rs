@@ -1,0 +1,199 @@
+//! Fan-out retries (on tokio's paused clock) and dead letters.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conc_core::backoff::Backoff;
+use conc_fan::{DeadLetterQueue, ErrorPolicy, FanError, FanOut, Recovery};
+use futures::StreamExt;
+use tokio::time::{Instant, sleep};
+
+type Io<T> = Result<T, std::io::Error>;
+
+fn fixed(delay_ms: u64, retries: u32) -> Backoff {
+    Backoff::fixed(Duration::from_millis(delay_ms)).max_retries(retries).build().unwrap()
+}
+
+/// Counts calls per item; item `i` fails its first `fails(i)` calls.
+fn flaky(
+    calls: &Arc<Mutex<HashMap<u32, u32>>>,
+    fails: fn(u32) -> u32,
+) -> impl Fn(u32) -> std::pin::Pin<Box<dyn Future<Output = Io<u32>> + Send>> + Send + Sync + 'static
+{
+    let calls = Arc::clone(calls);
+    move |i: u32| {
+        let call = {
+            let mut calls = calls.lock().unwrap();
+            let n = calls.entry(i).or_default();
+            *n += 1;
+            *n
+        };
+        Box::pin(async move {
+            if call <= fails(i) {
+                Err(std::io::Error::other(format!("{i} failed #{call}")))
+            } else {
+                Ok(i * 10)
+            }
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_item_is_retried_on_the_backoff_schedule_and_then_succeeds() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let fan_out =
+        FanOut::builder()
+            .workers(2)
+            .recover(Recovery::new().retry(
+                Backoff::exponential(Duration::from_secs(1)).max_retries(3).build().unwrap(),
+            ))
+            .build(flaky(&calls, |i| if i == 3 { 2 } else { 0 }))
+            .unwrap();
+    let start = Instant::now();
+    let out: Vec<u32> =
+        fan_out.process_stream(futures::stream::iter(0..6)).map(Result::unwrap).collect().await;
+    assert_eq!(out, [0, 10, 20, 30, 40, 50]);
+    assert_eq!(calls.lock().unwrap()[&3], 3);
+    assert_eq!(calls.lock().unwrap()[&4], 1);
+    // Waited 1 s then 2 s on tokio's (paused) clock.
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_exhausted_yield_the_last_error_with_the_attempt_count() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let fan_out = FanOut::builder()
+        .workers(2)
+        .recover(Recovery::new().retry(fixed(100, 2)))
+        .build(flaky(&calls, |i| if i == 1 { u32::MAX } else { 0 }))
+        .unwrap();
+    let results = fan_out.process_batch((0..4).collect()).await;
+    let error = results[1].as_ref().unwrap_err();
+    assert_eq!(error.attempts(), 3);
+    match error {
+        FanError::Retried { attempts: 3, last } => {
+            assert!(
+                matches!(&**last, FanError::Failed { error, .. } if error.to_string() == "1 failed #3")
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(error.to_string(), "gave up after 3 attempts: worker 1 failed: 1 failed #3");
+    assert_eq!(*results[3].as_ref().unwrap(), 30);
+
+    // Under Fail the stream yields the error and ends.
+    let items: Vec<_> = fan_out.process_stream(futures::stream::iter(0..1)).collect().await;
+    assert!(items.is_empty() || items.iter().all(Result::is_ok));
+    let items: Vec<_> = fan_out.process_stream(futures::stream::iter([1])).collect().await;
+    assert!(matches!(items[..], [Err(FanError::Retried { attempts: 3, .. })]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_attempt_is_retried() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = Arc::clone(&calls);
+    let fan_out = FanOut::builder()
+        .timeout(Duration::from_secs(1))
+        .recover(Recovery::new().retry(fixed(10, 1)))
+        .build(move |i: u32| {
+            let first = c.fetch_add(1, SeqCst) == 0;
+            async move {
+                if first {
+                    sleep(Duration::from_secs(60)).await;
+                }
+                Io::Ok(i)
+            }
+        })
+        .unwrap();
+    let out = fan_out.process_batch(vec![7]).await;
+    assert_eq!(*out[0].as_ref().unwrap(), 7);
+    assert_eq!(calls.load(SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dead_letters_keep_the_item_and_error_and_the_stream_goes_on() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let dead = DeadLetterQueue::new(10);
+    let fan_out = FanOut::builder()
+        .workers(3)
+        .on_error(ErrorPolicy::Fail)
+        .recover(Recovery::new().retry(fixed(500, 1)).dead_letter(dead.clone()))
+        .build(flaky(&calls, |i| if i % 4 == 2 { u32::MAX } else { 0 }))
+        .unwrap();
+    let start = Instant::now();
+    let mut stream = fan_out.process_stream(futures::stream::iter(0..12));
+    let mut out = Vec::new();
+    while let Some(item) = stream.next().await {
+        out.push(item.unwrap());
+    }
+    assert_eq!(out, [0, 10, 30, 40, 50, 70, 80, 90, 110]);
+    assert_eq!(stream.dead_lettered(), 3);
+    assert_eq!(stream.skipped(), 0);
+    let letters = dead.take();
+    let mut items: Vec<u32> = letters.iter().map(|l| l.item).collect();
+    items.sort_unstable();
+    assert_eq!(items, [2, 6, 10]);
+    for letter in &letters {
+        assert_eq!(letter.attempts, 2);
+        assert_eq!(letter.last_failure - letter.first_failure, Duration::from_millis(500));
+        assert!(letter.first_failure >= start);
+        let expected = format!("{} failed #2", letter.item);
+        assert!(
+            matches!(&letter.error, FanError::Failed { error, .. } if error.to_string() == expected),
+            "{:?}",
+            letter.error
+        );
+    }
+    assert!(dead.is_empty());
+
+    // process_batch reports a dead-lettered item in its slot.
+    let results = fan_out.process_batch(vec![1, 2]).await;
+    assert_eq!(*results[0].as_ref().unwrap(), 10);
+    assert!(matches!(results[1], Err(FanError::DeadLettered { attempts: 2, .. })));
+    assert_eq!(dead.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_dead_letter_queue_is_bounded_and_counts_what_it_dropped() {
+    let dead = DeadLetterQueue::new(2);
+    let fan_out = FanOut::builder()
+        .workers(1)
+        .recover(Recovery::new().dead_letter(dead.clone()))
+        .build(|i: u32| async move { Io::<u32>::Err(std::io::Error::other(i.to_string())) })
+        .unwrap();
+    let results = fan_out.process_batch((0..5).collect()).await;
+    assert!(results.iter().all(|r| matches!(r, Err(FanError::DeadLettered { attempts: 1, .. }))));
+    assert_eq!(dead.capacity(), 2);
+    assert_eq!(dead.dropped(), 3);
+    let items: Vec<u32> = dead.take().into_iter().map(|l| l.item).collect();
+    assert_eq!(items, [3, 4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retrying_item_holds_only_its_own_worker() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let fan_out = FanOut::builder()
+        .workers(2)
+        .batch(1)
+        .unordered()
+        .recover(Recovery::new().retry(fixed(10_000, 1)))
+        .build(flaky(&calls, |i| u32::from(i == 0)))
+        .unwrap();
+    let start = Instant::now();
+    let mut stream = fan_out.process_stream(futures::stream::iter(0..9));
+    let mut early = Vec::new();
+    while let Some(item) = stream.next().await {
+        let item = item.unwrap();
+        if item == 0 {
+            break;
+        }
+        early.push((item, start.elapsed()));
+    }
+    // While item 0 waits 10 s for its retry, the other worker processes
+    // items at once; round robin gives it every other batch.
+    assert!(early.iter().all(|&(_, at)| at == Duration::ZERO), "{early:?}");
+    assert!(early.iter().any(|&(out, _)| out == 10), "{early:?}");
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+}
