@@ -197,3 +197,62 @@ async fn a_retrying_item_holds_only_its_own_worker() {
     assert!(early.iter().any(|&(out, _)| out == 10), "{early:?}");
     assert_eq!(start.elapsed(), Duration::from_secs(10));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_lettered_panic_carries_its_message() {
+    let dead = DeadLetterQueue::new(10);
+    let fan_out = FanOut::builder()
+        .workers(2)
+        .recover(Recovery::new().retry(fixed(100, 1)).dead_letter(dead.clone()))
+        .build(|i: u32| async move {
+            match i {
+                1 => panic!("bad record {i}"),
+                2 => std::panic::panic_any(42_u8),
+                _ => Io::Ok(i),
+            }
+        })
+        .unwrap();
+    let mut stream = fan_out.process_stream(futures::stream::iter(0..4));
+    let mut out = Vec::new();
+    while let Some(item) = stream.next().await {
+        out.push(item.unwrap());
+    }
+    assert_eq!(out, [0, 3]);
+    assert_eq!(stream.dead_lettered(), 2);
+    let mut letters = dead.take();
+    letters.sort_by_key(|l| l.item);
+    assert_eq!(letters.len(), 2);
+    assert_eq!((letters[0].item, letters[0].attempts), (1, 2));
+    assert!(
+        matches!(&letters[0].error, FanError::Panicked { message, .. } if message == "bad record 1"),
+        "{:?}",
+        letters[0].error
+    );
+    assert!(letters[0].error.to_string().ends_with("panicked: bad record 1"));
+    assert!(matches!(
+        &letters[1].error,
+        FanError::Panicked { message, .. } if message == "a non-string panic payload"
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_the_synchronous_part_is_dead_lettered_with_its_message() {
+    let dead = DeadLetterQueue::new(10);
+    let fan_out = FanOut::builder()
+        .recover(Recovery::new().dead_letter(dead.clone()))
+        .build(|i: u32| {
+            assert!(i != 5, "refused {i} before awaiting");
+            async move { Io::Ok(i) }
+        })
+        .unwrap();
+    let results = fan_out.process_batch(vec![4, 5]).await;
+    assert_eq!(*results[0].as_ref().unwrap(), 4);
+    assert!(matches!(results[1], Err(FanError::DeadLettered { attempts: 1, .. })));
+    let letter = &dead.take()[0];
+    assert_eq!(letter.item, 5);
+    assert!(
+        matches!(&letter.error, FanError::Panicked { message, .. } if message == "refused 5 before awaiting"),
+        "{:?}",
+        letter.error
+    );
+}
