@@ -148,9 +148,8 @@ impl<T: Send + 'static> DeadLetterSink<T> for DeadLetterQueue<T> {
 ///
 /// Each attempt gets a clone of the item, so the item type must be `Clone`;
 /// items are cloned only when a recovery is set. Set it with
-/// [`FanOutBuilder::recover`](crate::FanOutBuilder::recover); its item type
-/// must be the fan-out's input type, or the output stream yields
-/// [`FanError::RecoveryType`].
+/// [`FanOutBuilder::recover`](crate::FanOutBuilder::recover), whose builder
+/// ties its item type to the processor's input type.
 ///
 /// # Examples
 ///

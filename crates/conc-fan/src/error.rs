@@ -60,7 +60,8 @@ pub enum FanError {
         attempts: u32,
     },
     /// The [`Recovery`](crate::Recovery) set on the builder is for another
-    /// item type than the one the fan-out was given.
+    /// item type than the one the fan-out was given (possible only with a
+    /// processor type that takes several input types).
     #[error("the recovery is for items of type `{recovery}`, but the fan-out got `{input}`")]
     RecoveryType {
         /// The recovery's item type.
