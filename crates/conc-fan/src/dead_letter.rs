@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use conc_core::backoff::Backoff;
+use conc_core::backoff::{Backoff, Delays};
 use tokio::time::Instant;
 
 use crate::error::FanError;
@@ -227,54 +227,99 @@ impl fmt::Debug for ErasedRecovery {
     }
 }
 
-/// Every attempt at one item under a recovery, then a dead letter or the
-/// last error (wrapped in [`FanError::Retried`] after retries).
-pub(crate) async fn run_recovering<In, Out, E, Fut, F>(
+/// An item waiting for its next attempt.
+pub(crate) struct Waiting<In> {
+    pub(crate) at: Instant,
+    pub(crate) seq: u64,
+    item: In,
+    attempts: u32,
+    delays: Option<Delays>,
+    first_failure: Instant,
+}
+
+/// What one attempt under a recovery came to.
+pub(crate) enum Attempt<In, Out> {
+    /// The item is done: its output, or the error after giving up.
+    Done(u64, Result<Out, FanError>),
+    /// The item failed and waits for its next attempt.
+    Again(Waiting<In>),
+}
+
+/// Runs one attempt at `item` (attempt number `attempts + 1` when it comes
+/// back from waiting); a failure schedules the next attempt on the backoff
+/// or gives up (dead letter, or the last error wrapped in
+/// [`FanError::Retried`] after retries).
+pub(crate) async fn attempt<In, Out, E, Fut, F>(
     f: &F,
+    seq: u64,
     item: In,
     worker: usize,
     timeout: Option<std::time::Duration>,
     recovery: &Recovery<In>,
-) -> Result<Out, FanError>
+) -> Attempt<In, Out>
 where
     F: Fn(In) -> Fut,
     Fut: std::future::Future<Output = Result<Out, E>>,
     E: Into<conc_core::BoxError>,
     In: 'static,
 {
-    let mut delays = recovery.retry.as_ref().map(Backoff::delays);
-    let mut attempts = 1_u32;
-    let mut first_failure = None;
-    loop {
-        let error = match crate::fan_out::run_one(f, (recovery.clone)(&item), worker, timeout).await
-        {
-            Ok(out) => return Ok(out),
-            Err(error) => error,
-        };
-        let now = Instant::now();
-        let first_failure = *first_failure.get_or_insert(now);
-        if let Some(delay) = delays.as_mut().and_then(Iterator::next) {
-            tracing::debug!(worker, attempts, %error, ?delay, "fan-out item failed; retrying");
-            tokio::time::sleep(delay).await;
-            attempts += 1;
-            continue;
-        }
-        if let Some(sink) = &recovery.dead_letter {
-            tracing::warn!(worker, attempts, %error, "fan-out item sent to the dead letter sink");
-            sink.send(DeadLetter {
-                item,
-                error,
-                attempts,
-                worker,
-                first_failure,
-                last_failure: now,
-            });
-            return Err(FanError::DeadLettered { worker, attempts });
-        }
-        return Err(if attempts > 1 {
-            FanError::Retried { attempts, last: Box::new(error) }
-        } else {
-            error
-        });
+    let error = match crate::fan_out::run_one(f, (recovery.clone)(&item), worker, timeout).await {
+        Ok(out) => return Attempt::Done(seq, Ok(out)),
+        Err(error) => error,
+    };
+    let now = Instant::now();
+    let waiting = Waiting {
+        at: now,
+        seq,
+        item,
+        attempts: 1,
+        delays: recovery.retry.as_ref().map(Backoff::delays),
+        first_failure: now,
+    };
+    failed(waiting, error, worker, recovery)
+}
+
+/// The next attempt at an item that waited for it.
+pub(crate) async fn retry<In, Out, E, Fut, F>(
+    f: &F,
+    mut waiting: Waiting<In>,
+    worker: usize,
+    timeout: Option<std::time::Duration>,
+    recovery: &Recovery<In>,
+) -> Attempt<In, Out>
+where
+    F: Fn(In) -> Fut,
+    Fut: std::future::Future<Output = Result<Out, E>>,
+    E: Into<conc_core::BoxError>,
+    In: 'static,
+{
+    waiting.attempts += 1;
+    match crate::fan_out::run_one(f, (recovery.clone)(&waiting.item), worker, timeout).await {
+        Ok(out) => Attempt::Done(waiting.seq, Ok(out)),
+        Err(error) => failed(waiting, error, worker, recovery),
     }
+}
+
+fn failed<In: 'static, Out>(
+    mut waiting: Waiting<In>,
+    error: FanError,
+    worker: usize,
+    recovery: &Recovery<In>,
+) -> Attempt<In, Out> {
+    let now = Instant::now();
+    let attempts = waiting.attempts;
+    if let Some(delay) = waiting.delays.as_mut().and_then(Iterator::next) {
+        tracing::debug!(worker, attempts, %error, ?delay, "fan-out item failed; retrying");
+        waiting.at = now + delay;
+        return Attempt::Again(waiting);
+    }
+    let Waiting { seq, item, first_failure, .. } = waiting;
+    if let Some(sink) = &recovery.dead_letter {
+        tracing::warn!(worker, attempts, %error, "fan-out item sent to the dead letter sink");
+        sink.send(DeadLetter { item, error, attempts, worker, first_failure, last_failure: now });
+        return Attempt::Done(seq, Err(FanError::DeadLettered { worker, attempts }));
+    }
+    let error =
+        if attempts > 1 { FanError::Retried { attempts, last: Box::new(error) } } else { error };
+    Attempt::Done(seq, Err(error))
 }

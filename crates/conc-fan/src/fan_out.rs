@@ -16,7 +16,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::dead_letter::{ErasedRecovery, Recovery, run_recovering};
+use crate::dead_letter::{Attempt, ErasedRecovery, Recovery, Waiting, attempt, retry};
 use crate::error::{BuildError, FanError};
 
 /// A balancing function: the workers' loads in, a worker index out.
@@ -129,10 +129,11 @@ impl FanOutBuilder {
     /// returns a builder whose `build` ties the recovery's item type to the
     /// processor's input type.
     ///
-    /// A worker runs one item at a time, so an item waiting for its next
-    /// attempt holds its worker: the items queued behind it on that worker
-    /// wait too (other workers go on, and [`Balance::LeastLoaded`] sends
-    /// new batches to them).
+    /// An item waiting for its next attempt is set aside by its worker, which
+    /// goes on with the items after it and runs the retry when its delay is
+    /// up (still one attempt at a time per worker). The item stays in its
+    /// worker's load until it is done, and in input order the items after it
+    /// wait in the reorder window.
     ///
     /// # Examples
     ///
@@ -353,19 +354,17 @@ impl<F> FanOut<F> {
             let f = Arc::clone(&self.f);
             let stats = Arc::clone(&stats);
             let timeout = config.timeout;
-            let recovery = recovery.clone();
+            if let Some(recovery) = recovery.clone() {
+                let worker = RecoveringWorker { worker, f, stats, out, recovery, timeout };
+                stream.tasks.push(runtime.spawn(async move { worker.run(rx).await }));
+                continue;
+            }
             stream.tasks.push(runtime.spawn(async move {
                 while let Some(batch) = rx.recv().await {
                     let count = batch.len();
                     let mut results = Vec::with_capacity(count);
                     for (seq, item) in batch {
-                        let result = match &recovery {
-                            None => run_one(&*f, item, worker, timeout).await,
-                            Some(recovery) => {
-                                run_recovering(&*f, item, worker, timeout, recovery).await
-                            }
-                        };
-                        results.push((seq, result));
+                        results.push((seq, run_one(&*f, item, worker, timeout).await));
                     }
                     // Loads move once per batch, not once per item.
                     stats[worker].pending.fetch_sub(count, Relaxed);
@@ -403,6 +402,84 @@ impl<F> FanOut<F> {
             }
         }
         results.into_iter().map(|r| r.unwrap_or(Err(FanError::WorkerLost))).collect()
+    }
+}
+
+/// A worker with a [`Recovery`]: an item waiting for its next attempt is set
+/// aside, so the items after it on the same worker go on meanwhile.
+struct RecoveringWorker<F, In, Out> {
+    worker: usize,
+    f: Arc<F>,
+    stats: Arc<[WorkerStats]>,
+    out: mpsc::Sender<Results<Out>>,
+    recovery: Arc<Recovery<In>>,
+    timeout: Option<Duration>,
+}
+
+impl<F, In, Out, E, Fut> RecoveringWorker<F, In, Out>
+where
+    F: Fn(In) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Out, E>> + Send + 'static,
+    E: Into<BoxError>,
+    In: Send + 'static,
+    Out: Send + 'static,
+{
+    async fn run(self, mut rx: mpsc::Receiver<Vec<(u64, In)>>) {
+        let Self { worker, f, stats, out, recovery, timeout } = self;
+        let mut waiting: Vec<Waiting<In>> = Vec::new();
+        let mut open = true;
+        loop {
+            let next_at = waiting.iter().map(|w| w.at).min();
+            if let Some(at) = next_at.filter(|&at| at <= tokio::time::Instant::now()) {
+                let index = waiting.iter().position(|w| w.at == at).unwrap_or_default();
+                let due = waiting.swap_remove(index);
+                match retry(&*f, due, worker, timeout, &recovery).await {
+                    Attempt::Again(again) => waiting.push(again),
+                    Attempt::Done(seq, result) => {
+                        stats[worker].pending.fetch_sub(1, Relaxed);
+                        stats[worker].processed.fetch_add(1, Relaxed);
+                        if out.send(vec![(seq, result)]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
+            if !open && waiting.is_empty() {
+                return;
+            }
+            let mut sleep = next_at.map(|at| Box::pin(tokio::time::sleep_until(at)));
+            let batch = futures::future::poll_fn(|cx| {
+                if open && let Poll::Ready(batch) = rx.poll_recv(cx) {
+                    return Poll::Ready(Some(batch));
+                }
+                if let Some(sleep) = sleep.as_mut()
+                    && sleep.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(None);
+                }
+                Poll::Pending
+            })
+            .await;
+            let Some(batch) = batch else { continue };
+            let Some(batch) = batch else {
+                open = false;
+                continue;
+            };
+            let mut results = Vec::with_capacity(batch.len());
+            for (seq, item) in batch {
+                match attempt(&*f, seq, item, worker, timeout, &recovery).await {
+                    Attempt::Done(seq, result) => results.push((seq, result)),
+                    Attempt::Again(again) => waiting.push(again),
+                }
+            }
+            // Items set aside stay pending until they are done.
+            stats[worker].pending.fetch_sub(results.len(), Relaxed);
+            stats[worker].processed.fetch_add(results.len() as u64, Relaxed);
+            if !results.is_empty() && out.send(results).await.is_err() {
+                return;
+            }
+        }
     }
 }
 

@@ -27,9 +27,8 @@
 //!
 //! 1. With a [`Recovery`] set by [`FanOutBuilder::recover`], the item is
 //!    retried with a clone of the input after each delay of its
-//!    [`conc_core::backoff::Backoff`], waited on tokio's clock. A worker runs
-//!    one item at a time, so a retrying item holds its worker (the other
-//!    workers go on; [`Balance::LeastLoaded`] routes new batches around it).
+//!    [`conc_core::backoff::Backoff`], waited on tokio's clock. While it
+//!    waits, its worker goes on with the items after it.
 //! 2. An item that failed its last attempt goes to the recovery's dead letter
 //!    sink ([`DeadLetterQueue`], bounded, or your [`DeadLetterSink`]) as a
 //!    [`DeadLetter`] holding the item, the last error, the attempts, the

@@ -172,7 +172,7 @@ async fn the_dead_letter_queue_is_bounded_and_counts_what_it_dropped() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_retrying_item_holds_only_its_own_worker() {
+async fn a_retrying_item_does_not_hold_up_the_items_after_it_on_its_worker() {
     let calls = Arc::new(Mutex::new(HashMap::new()));
     let fan_out = FanOut::builder()
         .workers(2)
@@ -183,19 +183,43 @@ async fn a_retrying_item_holds_only_its_own_worker() {
         .unwrap();
     let start = Instant::now();
     let mut stream = fan_out.process_stream(futures::stream::iter(0..9));
-    let mut early = Vec::new();
+    let mut seen = Vec::new();
     while let Some(item) = stream.next().await {
-        let item = item.unwrap();
-        if item == 0 {
-            break;
-        }
-        early.push((item, start.elapsed()));
+        seen.push((item.unwrap(), start.elapsed()));
     }
-    // While item 0 waits 10 s for its retry, the other worker processes
-    // items at once; round robin gives it every other batch.
+    // Item 0 waits 10 s for its second attempt; every other item, those
+    // round robin queued behind it on the same worker included, is done at once.
+    let (last, early) = seen.split_last().unwrap();
+    assert_eq!(*last, (0, Duration::from_secs(10)));
+    let mut early_items: Vec<u32> = early.iter().map(|&(out, _)| out).collect();
+    early_items.sort_unstable();
+    assert_eq!(early_items, [10, 20, 30, 40, 50, 60, 70, 80]);
     assert!(early.iter().all(|&(_, at)| at == Duration::ZERO), "{early:?}");
-    assert!(early.iter().any(|&(out, _)| out == 10), "{early:?}");
-    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    let loads = stream.loads();
+    assert_eq!(loads.iter().map(|l| l.processed).sum::<u64>(), 9);
+    assert!(loads.iter().all(|l| l.pending == 0 && l.processed >= 4), "{loads:?}");
+    assert_eq!(calls.lock().unwrap()[&0], 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ordered_output_waits_for_a_retrying_item_and_keeps_input_order() {
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let fan_out = FanOut::builder()
+        .workers(1)
+        .batch(4)
+        .recover(Recovery::new().retry(fixed(1_000, 2)))
+        .build(flaky(&calls, |i| match i {
+            1 => 2,
+            5 => 1,
+            _ => 0,
+        }))
+        .unwrap();
+    let start = Instant::now();
+    let out: Vec<u32> =
+        fan_out.process_stream(futures::stream::iter(0..8)).map(Result::unwrap).collect().await;
+    assert_eq!(out, [0, 10, 20, 30, 40, 50, 60, 70]);
+    // Item 1 needs two waits of 1 s; item 5's single wait runs alongside.
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
 }
 
 #[tokio::test(start_paused = true)]
@@ -255,4 +279,24 @@ async fn a_panic_in_the_synchronous_part_is_dead_lettered_with_its_message() {
         "{:?}",
         letter.error
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_stream_cancels_items_waiting_for_a_retry() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = Arc::clone(&calls);
+    let fan_out = FanOut::builder()
+        .workers(1)
+        .recover(Recovery::new().retry(fixed(1_000, 5)))
+        .build(move |_: u32| {
+            c.fetch_add(1, SeqCst);
+            async { Io::<u32>::Err(std::io::Error::other("down")) }
+        })
+        .unwrap();
+    let mut stream = fan_out.process_stream(futures::stream::iter(0..1));
+    assert!(tokio::time::timeout(Duration::from_millis(1_500), stream.next()).await.is_err());
+    assert_eq!(calls.load(SeqCst), 2);
+    drop(stream);
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(calls.load(SeqCst), 2);
 }
