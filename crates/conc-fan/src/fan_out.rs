@@ -427,8 +427,11 @@ where
     async fn run(self, mut rx: mpsc::Receiver<Vec<(u64, In)>>) {
         let Self { worker, f, stats, out, recovery, timeout } = self;
         let mut waiting: Vec<Waiting<In>> = Vec::new();
+        let mut current = Vec::new().into_iter();
+        let mut results: Results<Out> = Vec::new();
         let mut open = true;
         loop {
+            // A due retry goes first, also between the items of a batch.
             let next_at = waiting.iter().map(|w| w.at).min();
             if let Some(at) = next_at.filter(|&at| at <= tokio::time::Instant::now()) {
                 let index = waiting.iter().position(|w| w.at == at).unwrap_or_default();
@@ -441,6 +444,21 @@ where
                         if out.send(vec![(seq, result)]).await.is_err() {
                             return;
                         }
+                    }
+                }
+                continue;
+            }
+            if let Some((seq, item)) = current.next() {
+                match attempt(&*f, seq, item, worker, timeout, &recovery).await {
+                    Attempt::Done(seq, result) => results.push((seq, result)),
+                    Attempt::Again(again) => waiting.push(again),
+                }
+                if current.len() == 0 && !results.is_empty() {
+                    // Items set aside stay pending until they are done.
+                    stats[worker].pending.fetch_sub(results.len(), Relaxed);
+                    stats[worker].processed.fetch_add(results.len() as u64, Relaxed);
+                    if out.send(std::mem::take(&mut results)).await.is_err() {
+                        return;
                     }
                 }
                 continue;
@@ -461,23 +479,13 @@ where
                 Poll::Pending
             })
             .await;
-            let Some(batch) = batch else { continue };
-            let Some(batch) = batch else {
-                open = false;
-                continue;
-            };
-            let mut results = Vec::with_capacity(batch.len());
-            for (seq, item) in batch {
-                match attempt(&*f, seq, item, worker, timeout, &recovery).await {
-                    Attempt::Done(seq, result) => results.push((seq, result)),
-                    Attempt::Again(again) => waiting.push(again),
+            match batch {
+                None => {}
+                Some(None) => open = false,
+                Some(Some(batch)) => {
+                    results = Vec::with_capacity(batch.len());
+                    current = batch.into_iter();
                 }
-            }
-            // Items set aside stay pending until they are done.
-            stats[worker].pending.fetch_sub(results.len(), Relaxed);
-            stats[worker].processed.fetch_add(results.len() as u64, Relaxed);
-            if !results.is_empty() && out.send(results).await.is_err() {
-                return;
             }
         }
     }

@@ -300,3 +300,33 @@ async fn dropping_the_stream_cancels_items_waiting_for_a_retry() {
     sleep(Duration::from_secs(60)).await;
     assert_eq!(calls.load(SeqCst), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_due_retry_runs_between_the_items_of_a_batch() {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let o = Arc::clone(&order);
+    let fan_out = FanOut::builder()
+        .workers(1)
+        .batch(8)
+        .recover(Recovery::new().retry(fixed(1_500, 1)))
+        .build(move |i: u32| {
+            let first = {
+                let mut order = o.lock().unwrap();
+                order.push(i);
+                order.iter().filter(|&&seen| seen == i).count() == 1
+            };
+            async move {
+                if i == 0 && first {
+                    return Err(std::io::Error::other("first try"));
+                }
+                sleep(Duration::from_secs(1)).await;
+                Io::Ok(i)
+            }
+        })
+        .unwrap();
+    let out = fan_out.process_batch((0..5).collect()).await;
+    assert!(out.iter().all(Result::is_ok));
+    // Item 0's retry is due at 1.5 s, during item 2 (1 s to 2 s): it runs
+    // right after item 2, before item 3.
+    assert_eq!(*order.lock().unwrap(), [0, 1, 2, 0, 3, 4]);
+}
