@@ -47,7 +47,8 @@ impl fmt::Debug for Balance {
     }
 }
 
-/// What a fan-out stream does with a failed item.
+/// What a fan-out stream does with a failed item that was not retried to
+/// success or dead-lettered by a [`Recovery`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ErrorPolicy {
@@ -300,7 +301,9 @@ type Results<Out> = Vec<(u64, Result<Out, FanError>)>;
 impl<F> FanOut<F> {
     /// Runs every item of `source` through the workers. The stream yields
     /// `Ok(output)` per item, in input order unless built
-    /// [`unordered`](FanOutBuilder::unordered); a failed item yields its
+    /// [`unordered`](FanOutBuilder::unordered). A failed item is first
+    /// retried and dead-lettered per the [`Recovery`], if one is set (a
+    /// dead-lettered item is left out of the stream); otherwise it yields its
     /// error and ends the stream under [`ErrorPolicy::Fail`], or is dropped
     /// under [`ErrorPolicy::Skip`]. Needs a tokio runtime.
     pub fn process_stream<In, Out, E, Fut, S>(&self, source: S) -> FanOutStream<Out>
