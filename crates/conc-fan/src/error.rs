@@ -39,9 +39,48 @@ pub enum FanError {
     /// A worker task ended without reporting its items.
     #[error("a fan-out worker task ended unexpectedly")]
     WorkerLost,
+    /// Every attempt the retry schedule allowed failed; `last` is the last
+    /// attempt's error.
+    #[error("gave up after {attempts} attempts: {last}")]
+    Retried {
+        /// Attempts made, the first call included.
+        attempts: u32,
+        /// The last attempt's error.
+        #[source]
+        last: Box<FanError>,
+    },
+    /// The item failed and went to the dead letter sink, which holds the
+    /// item and the error. The output stream skips these whatever the policy;
+    /// [`FanOut::process_batch`](crate::FanOut::process_batch) returns them.
+    #[error("worker {worker} sent the item to the dead letter sink after {attempts} attempt(s)")]
+    DeadLettered {
+        /// The worker's index.
+        worker: usize,
+        /// Attempts made, the first call included.
+        attempts: u32,
+    },
+    /// The [`Recovery`](crate::Recovery) set on the builder is for another
+    /// item type than the one the fan-out was given (possible only with a
+    /// processor type that takes several input types).
+    #[error("the recovery is for items of type `{recovery}`, but the fan-out got `{input}`")]
+    RecoveryType {
+        /// The recovery's item type.
+        recovery: &'static str,
+        /// The fan-out's input type.
+        input: &'static str,
+    },
 }
 
 impl FanError {
+    /// Attempts made at the item: the count in [`Retried`](Self::Retried) and
+    /// [`DeadLettered`](Self::DeadLettered), 1 for an item that failed without retries.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Self::Retried { attempts, .. } | Self::DeadLettered { attempts, .. } => *attempts,
+            _ => 1,
+        }
+    }
+
     pub(crate) fn panicked(worker: usize, payload: &(dyn std::any::Any + Send)) -> Self {
         let message = payload
             .downcast_ref::<&str>()

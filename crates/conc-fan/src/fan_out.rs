@@ -16,6 +16,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
+use crate::dead_letter::{Attempt, ErasedRecovery, Recovery, Waiting, attempt, retry};
 use crate::error::{BuildError, FanError};
 
 /// A balancing function: the workers' loads in, a worker index out.
@@ -46,7 +47,8 @@ impl fmt::Debug for Balance {
     }
 }
 
-/// What a fan-out stream does with a failed item.
+/// What a fan-out stream does with a failed item that was not retried to
+/// success or dead-lettered by a [`Recovery`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ErrorPolicy {
@@ -66,6 +68,7 @@ struct Config {
     queue: usize,
     timeout: Option<Duration>,
     policy: ErrorPolicy,
+    recovery: Option<ErasedRecovery>,
 }
 
 /// Configures a [`FanOut`]; settings are checked by [`build`](Self::build).
@@ -121,6 +124,48 @@ impl FanOutBuilder {
         self
     }
 
+    /// Retries failed items and keeps the ones given up on, per `recovery`
+    /// (see [`Recovery`]). Only an item that failed its last attempt and
+    /// has no dead letter sink reaches the [`ErrorPolicy`]. Call it last: it
+    /// returns a builder whose `build` ties the recovery's item type to the
+    /// processor's input type.
+    ///
+    /// An item waiting for its next attempt is set aside by its worker, which
+    /// goes on with the items after it and runs the retry when its delay is
+    /// up (still one attempt at a time per worker). The item stays in its
+    /// worker's load until it is done, and in input order the items after it
+    /// wait in the reorder window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use conc_core::backoff::Backoff;
+    /// use conc_fan::{DeadLetterQueue, FanOut, Recovery};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dead = DeadLetterQueue::new(1_000);
+    /// let fetch = FanOut::builder()
+    ///     .workers(8)
+    ///     .recover(
+    ///         Recovery::new()
+    ///             .retry(Backoff::exponential(Duration::from_millis(50)).max_retries(3).build()?)
+    ///             .dead_letter(dead.clone()),
+    ///     )
+    ///     .build(|id: u32| async move {
+    ///         if id == 13 { Err(std::io::Error::other("unlucky")) } else { Ok(id) }
+    ///     })?;
+    /// let got = fetch.process_batch((10..15).collect()).await;
+    /// assert!(got[3].is_err());
+    /// let letter = &dead.take()[0];
+    /// assert_eq!((letter.item, letter.attempts), (13, 4));
+    /// # Ok(()) }
+    /// ```
+    pub fn recover<In: Send + 'static>(self, recovery: Recovery<In>) -> RecoveringBuilder<In> {
+        RecoveringBuilder { builder: self, recovery }
+    }
+
     /// What the output stream does with a failed item. Defaults to [`ErrorPolicy::Fail`].
     pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
         self.config.policy = policy;
@@ -143,6 +188,31 @@ impl FanOutBuilder {
             return Err(BuildError::ZeroTimeout(timeout));
         }
         Ok(FanOut { config: Arc::new(config), f: Arc::new(f) })
+    }
+}
+
+/// A [`FanOutBuilder`] with a [`Recovery`] for items of type `In`, from
+/// [`FanOutBuilder::recover`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RecoveringBuilder<In> {
+    builder: FanOutBuilder,
+    recovery: Recovery<In>,
+}
+
+impl<In: Send + 'static> RecoveringBuilder<In> {
+    /// Checks the settings and builds a fan-out running `f` on each item,
+    /// with the recovery.
+    pub fn build<F, Fut>(self, f: F) -> Result<FanOut<F>, BuildError>
+    where
+        F: Fn(In) -> Fut,
+    {
+        let mut builder = self.builder;
+        builder.config.recovery = Some(ErasedRecovery {
+            recovery: Arc::new(self.recovery),
+            item_type: std::any::type_name::<In>(),
+        });
+        builder.build(f)
     }
 }
 
@@ -202,6 +272,7 @@ impl FanOut<()> {
                 queue: 2,
                 timeout: None,
                 policy: ErrorPolicy::Fail,
+                recovery: None,
             },
         }
     }
@@ -230,7 +301,9 @@ type Results<Out> = Vec<(u64, Result<Out, FanError>)>;
 impl<F> FanOut<F> {
     /// Runs every item of `source` through the workers. The stream yields
     /// `Ok(output)` per item, in input order unless built
-    /// [`unordered`](FanOutBuilder::unordered); a failed item yields its
+    /// [`unordered`](FanOutBuilder::unordered). A failed item is first
+    /// retried and dead-lettered per the [`Recovery`], if one is set (a
+    /// dead-lettered item is left out of the stream); otherwise it yields its
     /// error and ends the stream under [`ErrorPolicy::Fail`], or is dropped
     /// under [`ErrorPolicy::Skip`]. Needs a tokio runtime.
     pub fn process_stream<In, Out, E, Fut, S>(&self, source: S) -> FanOutStream<Out>
@@ -259,12 +332,21 @@ impl<F> FanOut<F> {
             config: Arc::clone(&config),
             finished: false,
             skipped: 0,
+            dead_lettered: 0,
         };
+        let mut recovery = None;
+        if let Some(erased) = &config.recovery {
+            let Ok(typed) = Arc::clone(&erased.recovery).downcast::<Recovery<In>>() else {
+                let error = FanError::RecoveryType {
+                    recovery: erased.item_type,
+                    input: std::any::type_name::<In>(),
+                };
+                return stream.failed_at_start(error);
+            };
+            recovery = Some(typed);
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            let (tx, rx) = mpsc::channel(1);
-            let _ = tx.try_send(vec![(0, Err(FanError::NoRuntime))]);
-            stream.rx = Some(rx);
-            return stream;
+            return stream.failed_at_start(FanError::NoRuntime);
         };
         let (out_tx, out_rx) = mpsc::channel::<Results<Out>>(config.workers * 2);
         let mut senders = Vec::with_capacity(config.workers);
@@ -275,6 +357,11 @@ impl<F> FanOut<F> {
             let f = Arc::clone(&self.f);
             let stats = Arc::clone(&stats);
             let timeout = config.timeout;
+            if let Some(recovery) = recovery.clone() {
+                let worker = RecoveringWorker { worker, f, stats, out, recovery, timeout };
+                stream.tasks.push(runtime.spawn(async move { worker.run(rx).await }));
+                continue;
+            }
             stream.tasks.push(runtime.spawn(async move {
                 while let Some(batch) = rx.recv().await {
                     let count = batch.len();
@@ -321,7 +408,93 @@ impl<F> FanOut<F> {
     }
 }
 
-async fn run_one<In, Out, E, Fut, F>(
+/// A worker with a [`Recovery`]: an item waiting for its next attempt is set
+/// aside, so the items after it on the same worker go on meanwhile.
+struct RecoveringWorker<F, In, Out> {
+    worker: usize,
+    f: Arc<F>,
+    stats: Arc<[WorkerStats]>,
+    out: mpsc::Sender<Results<Out>>,
+    recovery: Arc<Recovery<In>>,
+    timeout: Option<Duration>,
+}
+
+impl<F, In, Out, E, Fut> RecoveringWorker<F, In, Out>
+where
+    F: Fn(In) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Out, E>> + Send + 'static,
+    E: Into<BoxError>,
+    In: Send + 'static,
+    Out: Send + 'static,
+{
+    async fn run(self, mut rx: mpsc::Receiver<Vec<(u64, In)>>) {
+        let Self { worker, f, stats, out, recovery, timeout } = self;
+        let mut waiting: Vec<Waiting<In>> = Vec::new();
+        let mut current = Vec::new().into_iter();
+        let mut results: Results<Out> = Vec::new();
+        let mut open = true;
+        loop {
+            // A due retry goes first, also between the items of a batch.
+            let next_at = waiting.iter().map(|w| w.at).min();
+            if let Some(at) = next_at.filter(|&at| at <= tokio::time::Instant::now()) {
+                let index = waiting.iter().position(|w| w.at == at).unwrap_or_default();
+                let due = waiting.swap_remove(index);
+                match retry(&*f, due, worker, timeout, &recovery).await {
+                    Attempt::Again(again) => waiting.push(again),
+                    Attempt::Done(seq, result) => {
+                        stats[worker].pending.fetch_sub(1, Relaxed);
+                        stats[worker].processed.fetch_add(1, Relaxed);
+                        if out.send(vec![(seq, result)]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
+            if let Some((seq, item)) = current.next() {
+                match attempt(&*f, seq, item, worker, timeout, &recovery).await {
+                    Attempt::Done(seq, result) => results.push((seq, result)),
+                    Attempt::Again(again) => waiting.push(again),
+                }
+                if current.len() == 0 && !results.is_empty() {
+                    // Items set aside stay pending until they are done.
+                    stats[worker].pending.fetch_sub(results.len(), Relaxed);
+                    stats[worker].processed.fetch_add(results.len() as u64, Relaxed);
+                    if out.send(std::mem::take(&mut results)).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            if !open && waiting.is_empty() {
+                return;
+            }
+            let mut sleep = next_at.map(|at| Box::pin(tokio::time::sleep_until(at)));
+            let batch = futures::future::poll_fn(|cx| {
+                if open && let Poll::Ready(batch) = rx.poll_recv(cx) {
+                    return Poll::Ready(Some(batch));
+                }
+                if let Some(sleep) = sleep.as_mut()
+                    && sleep.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(None);
+                }
+                Poll::Pending
+            })
+            .await;
+            match batch {
+                None => {}
+                Some(None) => open = false,
+                Some(Some(batch)) => {
+                    results = Vec::with_capacity(batch.len());
+                    current = batch.into_iter();
+                }
+            }
+        }
+    }
+}
+
+pub(crate) async fn run_one<In, Out, E, Fut, F>(
     f: &F,
     item: In,
     worker: usize,
@@ -482,6 +655,7 @@ pub struct FanOutStream<Out> {
     config: Arc<Config>,
     finished: bool,
     skipped: u64,
+    dead_lettered: u64,
 }
 
 impl<Out> fmt::Debug for FanOutStream<Out> {
@@ -489,6 +663,7 @@ impl<Out> fmt::Debug for FanOutStream<Out> {
         f.debug_struct("FanOutStream")
             .field("loads", &self.loads())
             .field("skipped", &self.skipped)
+            .field("dead_lettered", &self.dead_lettered)
             .finish_non_exhaustive()
     }
 }
@@ -519,6 +694,19 @@ impl<Out> FanOutStream<Out> {
     /// Failed items dropped under [`ErrorPolicy::Skip`] so far.
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    /// Items sent to the dead letter sink so far (see [`Recovery::dead_letter`]).
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered
+    }
+
+    /// A stream that yields `error` and ends.
+    fn failed_at_start(mut self, error: FanError) -> Self {
+        let (tx, rx) = mpsc::channel(1);
+        let _ = tx.try_send(vec![(0, Err(error))]);
+        self.rx = Some(rx);
+        self
     }
 
     fn release(&mut self, items: usize) {
@@ -609,9 +797,17 @@ impl<Out> Stream for FanOutStream<Out> {
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some((_, Ok(out)))) => return Poll::Ready(Some(Ok(out))),
+                Poll::Ready(Some((_, Err(FanError::DeadLettered { .. })))) => {
+                    this.dead_lettered += 1;
+                }
                 Poll::Ready(Some((seq, Err(error)))) => match this.config.policy {
                     ErrorPolicy::Skip
-                        if !matches!(error, FanError::NoRuntime | FanError::WorkerLost) =>
+                        if !matches!(
+                            error,
+                            FanError::NoRuntime
+                                | FanError::WorkerLost
+                                | FanError::RecoveryType { .. }
+                        ) =>
                     {
                         tracing::warn!(item = seq, %error, "fan-out item skipped");
                         this.skipped += 1;

@@ -7,8 +7,9 @@
 //!   batches, picking workers by [`Balance`] (round robin, least loaded or a
 //!   function of the loads), and gives the results back in input order or as
 //!   they finish. Per-worker loads are visible ([`FanOutStream::loads`]).
-//!   Timeouts, caught panics and an [`ErrorPolicy`] (fail or skip) apply per
-//!   item. The items in flight are bounded, so a slow consumer slows the source.
+//!   Timeouts, caught panics, retries, dead letters and an [`ErrorPolicy`]
+//!   apply per item (see [Error policy](#error-policy)). The items in flight
+//!   are bounded, so a slow consumer slows the source.
 //! - [`FanIn`] merges any number of streams, added and removed while it runs
 //!   (also from other tasks, through a [`FanInHandle`]), in the order a
 //!   [`MergeStrategy`] decides: [`RoundRobin`] (fair: every ready input
@@ -17,6 +18,29 @@
 //!   from 8 inputs to 10,000, where merges that scan every input per poll
 //!   slow down linearly.
 //! - [`FanPattern`] chains the two: merge many sources, process on N workers.
+//!
+//! # Error policy
+//!
+//! An item fails when its processor returns an error, panics (the panic is
+//! caught and becomes [`FanError::Panicked`] with its message) or outlives the
+//! [`timeout`](FanOutBuilder::timeout). Then, in order:
+//!
+//! 1. With a [`Recovery`] set by [`FanOutBuilder::recover`], the item is
+//!    retried with a clone of the input after each delay of its
+//!    [`conc_core::backoff::Backoff`], waited on tokio's clock. While it
+//!    waits, its worker goes on with the items after it.
+//! 2. An item that failed its last attempt goes to the recovery's dead letter
+//!    sink ([`DeadLetterQueue`], bounded, or your [`DeadLetterSink`]) as a
+//!    [`DeadLetter`] holding the item, the last error, the attempts, the
+//!    worker and the failure times. The output stream skips it and counts it
+//!    ([`FanOutStream::dead_lettered`]).
+//! 3. Otherwise the [`ErrorPolicy`] decides: [`Fail`](ErrorPolicy::Fail)
+//!    yields the error and stops the workers, [`Skip`](ErrorPolicy::Skip)
+//!    drops it and counts it. After retries the error is
+//!    [`FanError::Retried`], carrying the attempt count and the last error.
+//!
+//! [`FanOut::process_batch`] processes every item whatever the policy and
+//! returns each one's result in its slot.
 //!
 //! # Feature flags
 //!
@@ -58,6 +82,7 @@
 //! | merge N streams | futures `select_all`, tokio-stream `StreamMap` (scans every input) | [`FanIn`]: readiness queue, add/remove while running |
 //! | a custom merge order | futures `select_with_strategy` (two streams only) | [`MergeStrategy`] over any number |
 //! | prioritised merge | Akka `MergePrioritized` | [`Priority`] |
+//! | retry failed items, keep the rest | a retry loop inside the task | [`Recovery`]: a conc-core backoff, then a [`DeadLetterQueue`] |
 //!
 //! # Supported Rust versions
 //!
@@ -66,6 +91,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod dead_letter;
 mod error;
 mod fan_in;
 mod fan_out;
@@ -73,10 +99,12 @@ mod pattern;
 mod ready;
 mod strategy;
 
+pub use dead_letter::{DeadLetter, DeadLetterQueue, DeadLetterSink, Recovery};
 pub use error::{BuildError, FanError};
 pub use fan_in::{FanIn, FanInHandle};
 pub use fan_out::{
-    Balance, ErrorPolicy, FanOut, FanOutBuilder, FanOutStream, PickWorker, WorkerLoad,
+    Balance, ErrorPolicy, FanOut, FanOutBuilder, FanOutStream, PickWorker, RecoveringBuilder,
+    WorkerLoad,
 };
 pub use pattern::FanPattern;
 pub use strategy::{InputKey, MergeStrategy, Priority, RoundRobin};
