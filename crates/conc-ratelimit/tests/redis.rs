@@ -7,7 +7,7 @@
 
 mod conformance;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use conc_ratelimit::{FailurePolicy, Quota, RateLimitError, RedisLimiter, RedisSetupError};
 use conc_test_support::RedisServer;
@@ -44,6 +44,13 @@ conformance::suite!(async |quota: Quota| {
     Some((Shared { limiter, quota }, Box::new(redis) as conformance::KeepAlive))
 });
 
+/// The least a server-side duration of `full`, started after `started`, can
+/// still have left now: the server's clock cannot have moved on more than
+/// ours since (1 ms for the server's rounding to milliseconds and clock slew).
+fn at_least(full: Duration, started: Instant) -> Duration {
+    full.saturating_sub(started.elapsed() + Duration::from_millis(1))
+}
+
 async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
     redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
 }
@@ -53,13 +60,16 @@ async fn gcra_admits_the_burst_then_names_the_wait() {
     let Some(redis) = conc_test_support::require_redis() else { return };
     let limiter = RedisLimiter::connect(redis.url()).await.unwrap();
     let quota = Quota::per_minute(3).unwrap();
+    let started = Instant::now();
     for _ in 0..3 {
         limiter.try_acquire("user:1", quota, 1).await.unwrap();
     }
-    // One unit is worth 20 s; the server's clock moved a little since the
-    // first admission, so the wait is at most 20 s and close to it.
+    // One unit is worth 20 s, counted from the first admission on the
+    // server's clock; the server's clock cannot have moved on more than ours
+    // since before that admission was sent.
     let wait = limiter.try_acquire("user:1", quota, 1).await.unwrap_err().retry_after().unwrap();
-    assert!(wait <= Duration::from_secs(20) && wait > Duration::from_secs(19), "{wait:?}");
+    let least = at_least(Duration::from_secs(20), started);
+    assert!(wait <= Duration::from_secs(20) && wait >= least, "{wait:?}, least {least:?}");
     assert_eq!(limiter.remaining("user:1", quota).await.unwrap(), 0);
     // Keys are independent; n > burst is a typed error, as in memory.
     assert_eq!(limiter.remaining("user:2", quota).await.unwrap(), 3);
@@ -79,12 +89,15 @@ async fn keys_carry_a_hash_tag_and_expire_when_replenished() {
     let limiter =
         RedisLimiter::builder(redis.url()).key_prefix("shop:rl:").connect().await.unwrap();
     assert_eq!(limiter.key("ip:10.0.0.1"), "shop:rl:{ip:10.0.0.1}");
-    limiter.try_acquire("ip:10.0.0.1", Quota::per_second(10).unwrap(), 5).await.unwrap();
     let mut raw = raw(&redis).await;
+    let started = Instant::now();
+    limiter.try_acquire("ip:10.0.0.1", Quota::per_second(10).unwrap(), 5).await.unwrap();
     let pttl: i64 =
         redis::cmd("PTTL").arg("shop:rl:{ip:10.0.0.1}").query_async(&mut raw).await.unwrap();
-    // Five units of 100 ms: the key lives until the state is fully replenished.
-    assert!((400..=500).contains(&pttl), "pttl {pttl}");
+    // Five units of 100 ms: the key lives until the state is fully replenished,
+    // 500 ms from the admission, less what the server's clock moved since.
+    let least = i64::try_from(at_least(Duration::from_millis(500), started).as_millis()).unwrap();
+    assert!((least..=500).contains(&pttl), "pttl {pttl}, least {least}");
     let err = RedisLimiter::builder(redis.url()).key_prefix("bad{").connect().await.unwrap_err();
     assert!(matches!(err, RedisSetupError::Invalid { field: "key_prefix", .. }));
 }
@@ -94,11 +107,14 @@ async fn fixed_window_attempt_is_atomic_like_laravel() {
     let Some(redis) = conc_test_support::require_redis() else { return };
     let limiter = RedisLimiter::connect(redis.url()).await.unwrap();
     let minute = Duration::from_secs(60);
+    let started = Instant::now();
     assert_eq!(limiter.attempt("login:ann", 2, minute).await, Ok(1));
     assert_eq!(limiter.attempt("login:ann", 2, minute).await, Ok(2));
     let refused = limiter.attempt("login:ann", 2, minute).await.unwrap_err();
+    // The window opened with the first attempt and lasts a minute.
     let wait = refused.retry_after().unwrap();
-    assert!(wait <= minute && wait > Duration::from_secs(59), "{wait:?}");
+    let least = at_least(minute, started);
+    assert!(wait <= minute && wait >= least, "{wait:?}, least {least:?}");
     let mut raw = raw(&redis).await;
     let hits: u64 =
         redis::cmd("GET").arg(limiter.key("login:ann")).query_async(&mut raw).await.unwrap();
@@ -157,11 +173,19 @@ async fn an_unreachable_server_fails_closed_or_open_by_policy() {
 async fn acquire_waits_for_the_server_clock() {
     let Some(redis) = conc_test_support::require_redis() else { return };
     let limiter = RedisLimiter::connect(redis.url()).await.unwrap();
-    let quota = Quota::per_second(20).unwrap().with_burst(1).unwrap();
+    // One unit every second, no burst: after an admission the next unit is
+    // a whole second away, far longer than the round trip that checks it.
+    let unit = Duration::from_secs(1);
+    let quota = Quota::with_period(unit).unwrap();
+    let started = Instant::now();
     limiter.acquire("paced", quota, 1).await.unwrap();
-    // The second unit needs 50 ms of server time; acquire sleeps it out.
+    // The second unit needs a second of server time; acquire sleeps it out.
     limiter.acquire("paced", quota, 1).await.unwrap();
-    assert!(limiter.try_acquire("paced", quota, 1).await.is_err());
+    let waited = started.elapsed();
+    assert!(waited + Duration::from_millis(1) >= unit, "admitted after {waited:?}");
+    // It was charged: the third unit is refused, with a wait of at most a unit.
+    let wait = limiter.try_acquire("paced", quota, 1).await.unwrap_err().retry_after().unwrap();
+    assert!(wait > Duration::ZERO && wait <= unit, "{wait:?}");
 }
 
 static_assertions::assert_impl_all!(RedisLimiter: Send, Sync, Clone, std::fmt::Debug);

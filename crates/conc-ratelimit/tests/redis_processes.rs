@@ -3,7 +3,10 @@
 //! key on one `redis-server`. Together they never pass more than the limit.
 //!
 //! The environment variable `CONC_RATELIMIT_CHILD` holds the server's URL in
-//! a child; without it the child role returns at once.
+//! a child. The child's role is the entry point
+//! [`child_entry_point_for_the_multi_process_test`]: it is not a test of its
+//! own, and without that variable (a normal run) it only says so and returns;
+//! the parent checks that every child ran it and reported its count.
 
 #![cfg(unix)]
 #![allow(clippy::print_stdout, reason = "a child reports to its parent on stdout")]
@@ -27,10 +30,17 @@ fn quota() -> Quota {
     Quota::per_hour(100).unwrap()
 }
 
-/// The child's role: charge the shared key and report how many passed.
+/// Not a test on its own: the entry point of each child process
+/// [`clients_in_several_processes_never_exceed_the_limit_together`] starts.
+/// With `CONC_RATELIMIT_CHILD` set it charges the shared key and reports on
+/// stdout how many units passed; the parent fails unless every child did.
+/// In a normal run (no such variable) there is nothing to do.
 #[test]
-fn child_charges_the_shared_key() {
-    let Ok(url) = std::env::var(CHILD) else { return };
+fn child_entry_point_for_the_multi_process_test() {
+    let Ok(url) = std::env::var(CHILD) else {
+        println!("child entry point only: run by the multi-process test with {CHILD} set");
+        return;
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let admitted = runtime.block_on(async {
         let limiter = RedisLimiter::connect(url).await.unwrap();
@@ -57,7 +67,7 @@ fn clients_in_several_processes_never_exceed_the_limit_together() {
             Command::new(std::env::current_exe().unwrap())
                 .args([
                     "--exact",
-                    "child_charges_the_shared_key",
+                    "child_entry_point_for_the_multi_process_test",
                     "--nocapture",
                     "--test-threads=1",
                 ])

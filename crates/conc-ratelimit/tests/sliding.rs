@@ -164,25 +164,59 @@ proptest! {
         }
     }
 
-    /// The counter's waits are exact: refused 1 ns before, admitted at.
+    /// The counter's waits are exact (refused 1 ns before, admitted at), and
+    /// what it admits never passes the estimate's bound: after each admission
+    /// at `elapsed` into window `k`, `count(k − 1) × (W − elapsed) / W +
+    /// count(k) ≤ limit`, so no fixed window ever holds more than `limit`.
     #[test]
     fn counter_waits_are_exact_everywhere(
         limit in 1u32..20,
         steps in proptest::collection::vec((0u64..90_000_000_000, 1u32..6), 1..60),
     ) {
         let (limiter, clock) = counter(limit);
+        let window = W.as_nanos() as u64;
+        // Units admitted per fixed window, by the window's index.
+        let mut counts: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+        let mut now = 0u64;
+        let admit = |now: u64, n: u32, counts: &mut std::collections::BTreeMap<u64, u64>| {
+            let index = now / window;
+            let elapsed = u128::from(now % window);
+            *counts.entry(index).or_default() += u64::from(n);
+            let current = u128::from(counts[&index]);
+            let previous = u128::from(index.checked_sub(1).and_then(|i| counts.get(&i).copied()).unwrap_or(0));
+            previous * (u128::from(window) - elapsed) + current * u128::from(window)
+                <= u128::from(limit) * u128::from(window)
+        };
         for (gap, n) in steps {
             clock.advance(Duration::from_nanos(gap));
-            if n > limit {
-                continue;
+            now += gap;
+            match limiter.try_acquire(n) {
+                Ok(()) => {
+                    prop_assert!(n <= limit);
+                    prop_assert!(admit(now, n, &mut counts), "admitted {n} past the bound at {now}");
+                }
+                Err(RateLimitError::Limited { retry_after }) => {
+                    prop_assert!(n <= limit);
+                    prop_assert!(retry_after > Duration::ZERO);
+                    let before = retry_after.checked_sub(Duration::from_nanos(1)).unwrap();
+                    clock.advance(before);
+                    now += before.as_nanos() as u64;
+                    prop_assert!(
+                        matches!(limiter.try_acquire(n), Err(RateLimitError::Limited { .. })),
+                        "admitted 1 ns before the wait it named"
+                    );
+                    clock.advance(Duration::from_nanos(1));
+                    now += 1;
+                    prop_assert_eq!(limiter.try_acquire(n), Ok(()));
+                    prop_assert!(admit(now, n, &mut counts), "admitted {n} past the bound at {now}");
+                }
+                Err(RateLimitError::ExceedsCapacity { requested, capacity }) => {
+                    prop_assert!(n > limit);
+                    prop_assert_eq!((requested, capacity), (n, limit));
+                }
+                Err(other) => prop_assert!(false, "unexpected error {other:?}"),
             }
-            if let Err(RateLimitError::Limited { retry_after }) = limiter.try_acquire(n) {
-                prop_assert!(retry_after > Duration::ZERO);
-                clock.advance(retry_after.checked_sub(Duration::from_nanos(1)).unwrap());
-                prop_assert!(limiter.try_acquire(n).is_err());
-                clock.advance(Duration::from_nanos(1));
-                prop_assert_eq!(limiter.try_acquire(n), Ok(()));
-            }
+            prop_assert!(counts.values().all(|&count| count <= u64::from(limit)));
         }
     }
 }

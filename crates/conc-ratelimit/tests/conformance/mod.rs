@@ -16,10 +16,12 @@
 //!
 //! Quotas are slow (units worth seconds) wherever a check needs nothing to
 //! replenish while it runs, so a server's real clock moving on cannot change
-//! a decision; the one check about replenishment uses 50 ms units and lets
-//! time pass through [`Subject::pass`] (a manual clock's advance, or a real
-//! sleep with a small tolerance). Waits are only checked against what the
-//! quota logically implies (positive, at most the units missing).
+//! a decision; the one check about replenishment uses 800 ms units (so a
+//! refusal still holds after a stall of several hundred milliseconds between
+//! two calls) and lets time pass through [`Subject::pass`] (a manual clock's
+//! advance, or a real sleep with a small tolerance). Waits are only checked
+//! against what the quota logically implies (positive, at most the units
+//! missing).
 
 #![allow(dead_code, reason = "each test binary uses the part of the suite it instantiates")]
 #![allow(unreachable_pub, reason = "the checks are the suite's interface to the macro")]
@@ -166,16 +168,20 @@ pub async fn reset_restores_the_burst<S: Subject>(
 pub async fn units_replenish_after_waiting<S: Subject>(
     factory: impl AsyncFnOnce(Quota) -> Option<(S, KeepAlive)>,
 ) {
-    // Twenty per second with a burst of two: one unit every 50 ms.
-    let quota = Quota::per_second(20).unwrap().with_burst(2).unwrap();
+    // One unit every 800 ms with a burst of two: each refusal below holds
+    // as long as less than 800 ms passes between two calls, while the waits
+    // (real sleeps for a server, about 2.4 s in all) stay short.
+    let unit = Duration::from_millis(800);
+    let quota = Quota::with_period(unit).unwrap().with_burst(2).unwrap();
     let Some((limiter, _keep)) = factory(quota).await else { return };
     assert_eq!(limiter.try_acquire("paced", 2).await, Ok(()));
-    let wait = assert_limited(limiter.try_acquire("paced", 1).await, Duration::from_millis(50));
-    // After the wait it named, the unit is there.
+    let wait = assert_limited(limiter.try_acquire("paced", 1).await, unit);
+    // After the wait it named, the unit is there, and only that one.
     limiter.pass(wait).await;
     assert_eq!(limiter.try_acquire("paced", 1).await, Ok(()));
+    assert_limited(limiter.try_acquire("paced", 1).await, unit);
     // After the time for the whole burst, the whole burst is there.
-    limiter.pass(Duration::from_millis(100)).await;
+    limiter.pass(unit * 2).await;
     assert_eq!(limiter.remaining("paced").await, 2);
     assert_eq!(limiter.try_acquire("paced", 2).await, Ok(()));
 }
