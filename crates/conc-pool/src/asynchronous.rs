@@ -3,7 +3,6 @@
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -17,6 +16,7 @@ use crate::builder::{RawSettings, common_setters};
 use crate::core::Core;
 use crate::handle::{Batch, TaskHandle};
 use crate::job::{AsyncBox, HandleFuture, SpawnFuture};
+use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::queue::{Entry, Pop, PushError, Queue, Reservation};
 use crate::scale::{ScaleHook, Scaling};
 use crate::{
@@ -575,7 +575,8 @@ impl AsyncPool {
     }
 
     fn deadline(options: TaskOptions) -> Option<tokio::time::Instant> {
-        options.get_timeout().map(|t| tokio::time::Instant::now() + t)
+        // A timeout too long to represent (`Duration::MAX`) is no deadline.
+        options.get_timeout().and_then(|t| tokio::time::Instant::now().checked_add(t))
     }
 
     /// Submits a future; its handle resolves to the output. On a full queue
@@ -934,10 +935,17 @@ impl AsyncPool {
         let workers = std::mem::take(
             &mut *self.shared.sizing.handles.lock().unwrap_or_else(PoisonError::into_inner),
         );
-        let deadline = tokio::time::Instant::now() + timeout;
+        // A timeout too long to represent (`Duration::MAX`) waits forever.
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
         let mut still_running = 0;
         for mut worker in workers {
-            if tokio::time::timeout_at(deadline, &mut worker).await.is_err() {
+            let timed_out = if let Some(deadline) = deadline {
+                tokio::time::timeout_at(deadline, &mut worker).await.is_err()
+            } else {
+                let _ = (&mut worker).await;
+                false
+            };
+            if timed_out {
                 worker.abort();
                 let _ = worker.await;
             }

@@ -1,7 +1,6 @@
 //! The blocking pool: closures on the pool's own OS threads.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Wake, Waker};
 use std::thread::{self, Thread};
@@ -13,6 +12,7 @@ use crate::builder::{RawSettings, common_setters};
 use crate::core::Core;
 use crate::handle::{Batch, TaskHandle};
 use crate::job::{BlockingBox, BlockingJob, CancelToken, HandleTask, SpawnTask};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::queue::{Pop, PushError};
 use crate::{
     BatchError, Health, PoolMetrics, Rejection, ShutdownReport, SubmitError, TaskError, TaskOptions,
@@ -365,13 +365,23 @@ struct ThreadNotify {
     notified: AtomicBool,
 }
 
+impl ThreadNotify {
+    /// Parks until woken and consumes the wake-up; one that came before the
+    /// call returns at once (the flag keeps it), so none is lost.
+    fn wait(&self) {
+        while !self.notified.swap(false, Ordering::Acquire) {
+            thread::park();
+        }
+    }
+}
+
 impl Wake for ThreadNotify {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.notified.store(true, std::sync::atomic::Ordering::Release);
+        self.notified.store(true, Ordering::Release);
         self.thread.unpark();
     }
 }
@@ -455,9 +465,7 @@ fn worker(core: &Arc<Core<BlockingBox>>, index: usize, sizing: &Arc<Sizing>) {
                         break;
                     }
                 } else {
-                    while !notify.notified.swap(false, std::sync::atomic::Ordering::Acquire) {
-                        thread::park();
-                    }
+                    notify.wait();
                 }
             }
             Pop::Closed => {
@@ -478,11 +486,16 @@ fn idle_until_keep_alive(
     sizing: &Sizing,
     notify: &ThreadNotify,
 ) -> bool {
-    let deadline = Instant::now() + sizing.keep_alive;
+    // A keep-alive too long to represent never expires.
+    let deadline = Instant::now().checked_add(sizing.keep_alive);
     loop {
-        if notify.notified.swap(false, std::sync::atomic::Ordering::Acquire) {
+        if notify.notified.swap(false, Ordering::Acquire) {
             return false;
         }
+        let Some(deadline) = deadline else {
+            notify.wait();
+            return false;
+        };
         let now = Instant::now();
         if now >= deadline {
             break;
@@ -492,7 +505,7 @@ fn idle_until_keep_alive(
     // Leave the idle list under the queue lock: after that no push can pick
     // this worker, and a push that picked it just before has set the flag.
     core.queue.unregister(index);
-    if notify.notified.swap(false, std::sync::atomic::Ordering::Acquire) {
+    if notify.notified.swap(false, Ordering::Acquire) {
         return false;
     }
     if sizing.live.load(Ordering::Acquire) <= sizing.min {
@@ -634,7 +647,8 @@ impl BlockingPool {
         timeout: Duration,
     ) -> Result<crate::queue::Reservation<'_, BlockingBox>, Refusal> {
         let queue = &self.core().queue;
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to represent (`Duration::MAX`) waits forever.
+        let deadline = Instant::now().checked_add(timeout);
         let (notify, waker) = thread_waker();
         let mut ticket = None;
         loop {
@@ -647,9 +661,13 @@ impl BlockingPool {
                 Err(()) => return Err(Refusal::Closed),
             }
             loop {
-                if notify.notified.swap(false, std::sync::atomic::Ordering::Acquire) {
+                if notify.notified.swap(false, Ordering::Acquire) {
                     break;
                 }
+                let Some(deadline) = deadline else {
+                    notify.wait();
+                    break;
+                };
                 let now = Instant::now();
                 if now >= deadline {
                     queue.cancel_wait(ticket);
@@ -749,7 +767,8 @@ impl BlockingPool {
         T: Send + 'static,
         C: FnOnce(F, &CancelToken<'_>) -> T + Send + 'static,
     {
-        let deadline = || options.get_timeout().map(|t| Instant::now() + t);
+        // A timeout too long to represent (`Duration::MAX`) is no deadline.
+        let deadline = || options.get_timeout().and_then(|t| Instant::now().checked_add(t));
         let room = match self.acquire(honour_policy) {
             Ok(room) => room,
             Err(refusal) if self.caller_runs(honour_policy, refusal) => {
@@ -989,7 +1008,7 @@ impl BlockingPool {
     /// counted in the report and finish on their own.
     pub fn shutdown(&self, timeout: Duration) -> ShutdownReport<Unstarted> {
         self.core().queue.close();
-        let alive = self.wait_exits(Instant::now() + timeout);
+        let alive = self.wait_exits(Instant::now().checked_add(timeout));
         let unstarted = self.drain();
         ShutdownReport { unstarted, still_running: alive.min(self.core().metrics().busy) }
     }
@@ -1006,7 +1025,7 @@ impl BlockingPool {
     /// Blocks until every worker has exited (after a shutdown), or until
     /// `timeout`; whether they all had.
     pub fn join(&self, timeout: Duration) -> bool {
-        self.wait_exits(Instant::now() + timeout) == 0
+        self.wait_exits(Instant::now().checked_add(timeout)) == 0
     }
 
     fn drain(&self) -> Vec<Unstarted> {
@@ -1018,12 +1037,17 @@ impl BlockingPool {
             .collect()
     }
 
-    /// Waits until no worker is alive or until `deadline`; the workers
-    /// still alive.
-    fn wait_exits(&self, deadline: Instant) -> usize {
+    /// Waits until no worker is alive or until `deadline` (`None`: no
+    /// deadline, for a timeout too long to represent); the workers still
+    /// alive.
+    fn wait_exits(&self, deadline: Option<Instant>) -> usize {
         let sizing = &self.shared.sizing;
         let mut alive = sizing.exits.lock().unwrap_or_else(PoisonError::into_inner);
         while *alive > 0 {
+            let Some(deadline) = deadline else {
+                alive = sizing.changed.wait(alive).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
             let now = Instant::now();
             if now >= deadline {
                 break;

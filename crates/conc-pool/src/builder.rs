@@ -59,6 +59,11 @@ impl RawSettings {
         if self.aging_step == Some(0) {
             return Err(BuildError::AgingStep { value: 0 });
         }
+        if let Some(threshold) = self.settings.stuck_after
+            && threshold.is_zero()
+        {
+            return Err(BuildError::StuckAfter { value: threshold });
+        }
         Ok(Settings {
             workers: self.workers,
             max_workers: self.max_workers.unwrap_or(self.workers),
@@ -124,7 +129,7 @@ macro_rules! common_setters {
         /// A worker running one task for at least `threshold` is reported as
         /// stuck by `health()` and counted in `metrics().stuck`, and replaced
         /// by a fresh worker (counted in `metrics().replaced`) so capacity is
-        /// kept. Defaults to no detection.
+        /// kept. Must be longer than zero. Defaults to no detection.
         pub fn stuck_after(mut self, threshold: std::time::Duration) -> Self {
             self.raw.settings.stuck_after = Some(threshold);
             self

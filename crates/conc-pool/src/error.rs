@@ -141,6 +141,13 @@ pub enum BuildError {
         /// The value given.
         value: u64,
     },
+    /// `stuck_after` must be longer than zero (a zero threshold would count
+    /// every busy worker as stuck).
+    #[error("invalid stuck_after: {value:?} (must be longer than zero)")]
+    StuckAfter {
+        /// The value given.
+        value: std::time::Duration,
+    },
     /// An async pool needs a tokio runtime: build it inside one or pass a handle.
     #[error("invalid runtime: no tokio runtime is running and none was given")]
     NoRuntime,

@@ -46,6 +46,33 @@ fn build_needs_a_runtime() {
     assert!(AsyncPool::builder().runtime(rt.handle().clone()).workers(1).build().is_ok());
 }
 
+/// `Duration::MAX` ("forever") as a task timeout or a shutdown timeout
+/// means no deadline: nothing overflows, every task runs to completion.
+#[tokio::test(start_paused = true)]
+async fn duration_max_means_no_deadline() {
+    let pool = AsyncPool::builder().workers(1).build().unwrap();
+    let handle = pool
+        .submit_with(TaskOptions::new().timeout(Duration::MAX), async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            7
+        })
+        .await
+        .unwrap();
+    assert_eq!(handle.await, Ok(7));
+    let gate = occupy(&pool, 1).await;
+    let queued = pool
+        .submit(async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            8
+        })
+        .await
+        .unwrap();
+    release(&gate, 1);
+    let report = pool.shutdown(Duration::MAX).await;
+    assert!(report.is_clean());
+    assert_eq!(queued.await, Ok(8));
+}
+
 #[tokio::test]
 async fn outputs_panics_and_batch_order() {
     let pool = AsyncPool::builder().workers(4).build().unwrap();

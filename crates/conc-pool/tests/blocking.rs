@@ -43,6 +43,39 @@ fn build_validates_settings() {
         BuildError::AgingStep { value: 0 }
     );
     assert!(BuildError::Workers { value: 0 }.to_string().contains("workers: 0"));
+    let error = BlockingPool::builder().stuck_after(Duration::ZERO).build().unwrap_err();
+    assert_eq!(error, BuildError::StuckAfter { value: Duration::ZERO });
+    assert!(error.to_string().contains("stuck_after: 0ns"));
+    assert!(
+        BlockingPool::builder().workers(1).stuck_after(Duration::from_nanos(1)).build().is_ok()
+    );
+}
+
+/// `Duration::MAX` ("forever") as a task timeout, block timeout, keep-alive,
+/// shutdown or join timeout means no deadline: nothing overflows, every task runs.
+#[test]
+fn duration_max_means_no_deadline() {
+    let pool = BlockingPool::builder()
+        .workers(1)
+        .max_workers(2)
+        .keep_alive(Duration::MAX)
+        .queue_capacity(1)
+        .rejection(Rejection::Block(Duration::MAX))
+        .build()
+        .unwrap();
+    let handle = pool.submit_with(TaskOptions::new().timeout(Duration::MAX), || 7).unwrap();
+    assert_eq!(handle.join(), Ok(7));
+    // Both workers busy and the queue full: a blocking submit waits for room.
+    let release = occupy(&pool, 2);
+    let queued = pool.submit(|| 1).unwrap();
+    let releaser = std::thread::spawn(move || drop(release));
+    let blocked = pool.submit(|| 2).map_err(|_| "refused").unwrap();
+    releaser.join().unwrap();
+    let report = pool.shutdown(Duration::MAX);
+    assert!(report.is_clean());
+    assert!(pool.join(Duration::MAX));
+    assert_eq!(queued.join(), Ok(1));
+    assert_eq!(blocked.join(), Ok(2));
 }
 
 #[test]
