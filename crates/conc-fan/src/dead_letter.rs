@@ -188,7 +188,11 @@ impl<In> Recovery<In> {
     /// Retries a failed item (an error, a panic or a timeout) with the same
     /// input after each of `backoff`'s delays, waited on tokio's clock. The
     /// schedule's `max_retries`/`max_attempts` bound the attempts; without
-    /// one the item is retried until it succeeds.
+    /// one the item is retried until it succeeds. A delay too long to be
+    /// reached on the clock (an exponential schedule without `max_delay`
+    /// saturates at [`Duration::MAX`](std::time::Duration::MAX)) ends the
+    /// retries as if the schedule were over: the item goes to the dead letter
+    /// sink, or fails with its last error.
     #[must_use]
     pub fn retry(mut self, backoff: Backoff) -> Self {
         self.retry = Some(backoff);
@@ -309,9 +313,16 @@ fn failed<In: 'static, Out>(
     let now = Instant::now();
     let attempts = waiting.attempts;
     if let Some(delay) = waiting.delays.as_mut().and_then(Iterator::next) {
-        tracing::debug!(worker, attempts, %error, ?delay, "fan-out item failed; retrying");
-        waiting.at = now + delay;
-        return Attempt::Again(waiting);
+        // A delay too long to add to the clock (an unbounded exponential
+        // schedule saturates at `Duration::MAX`) would never come due: give
+        // up now, like after the last retry, so the item is dead-lettered or
+        // its last error returned rather than held forever.
+        if let Some(at) = now.checked_add(delay) {
+            tracing::debug!(worker, attempts, %error, ?delay, "fan-out item failed; retrying");
+            waiting.at = at;
+            return Attempt::Again(waiting);
+        }
+        tracing::debug!(worker, attempts, %error, ?delay, "fan-out retry delay out of range; giving up");
     }
     let Waiting { seq, item, first_failure, .. } = waiting;
     if let Some(sink) = &recovery.dead_letter {

@@ -108,3 +108,40 @@ pub enum BuildError {
     #[error("timeout must be greater than zero, got {0:?}")]
     ZeroTimeout(Duration),
 }
+
+/// A fan-out that could not start, from
+/// [`FanOut::try_process_stream`](crate::FanOut::try_process_stream): the
+/// reason, and the input stream handed back untouched (no item was taken).
+#[non_exhaustive]
+pub struct StartError<S> {
+    /// Why it could not start: [`FanError::NoRuntime`] or
+    /// [`FanError::RecoveryType`].
+    pub error: FanError,
+    /// The input stream, as it was passed in.
+    pub input: S,
+}
+
+impl<S> StartError<S> {
+    /// The input stream, as it was passed in.
+    pub fn into_input(self) -> S {
+        self.input
+    }
+}
+
+impl<S> std::fmt::Debug for StartError<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartError").field("error", &self.error).finish_non_exhaustive()
+    }
+}
+
+impl<S> std::fmt::Display for StartError<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fan-out not started: {}", self.error)
+    }
+}
+
+impl<S> std::error::Error for StartError<S> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}

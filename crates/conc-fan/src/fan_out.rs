@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::dead_letter::{Attempt, ErasedRecovery, Recovery, Waiting, attempt, retry};
-use crate::error::{BuildError, FanError};
+use crate::error::{BuildError, FanError, StartError};
 
 /// A balancing function: the workers' loads in, a worker index out.
 pub type PickWorker = Arc<dyn Fn(&[usize]) -> usize + Send + Sync>;
@@ -306,6 +306,12 @@ impl<F> FanOut<F> {
     /// dead-lettered item is left out of the stream); otherwise it yields its
     /// error and ends the stream under [`ErrorPolicy::Fail`], or is dropped
     /// under [`ErrorPolicy::Skip`]. Needs a tokio runtime.
+    ///
+    /// A fan-out that cannot start (no tokio runtime, or a [`Recovery`] for
+    /// another item type) yields [`FanError::NoRuntime`] or
+    /// [`FanError::RecoveryType`] and ends, dropping `source`; use
+    /// [`try_process_stream`](Self::try_process_stream) to get `source` back
+    /// instead.
     pub fn process_stream<In, Out, E, Fut, S>(&self, source: S) -> FanOutStream<Out>
     where
         F: Fn(In) -> Fut + Send + Sync + 'static,
@@ -315,25 +321,48 @@ impl<F> FanOut<F> {
         Out: Send + 'static,
         S: Stream<Item = In> + Send + 'static,
     {
+        self.try_process_stream(source).unwrap_or_else(|rejected| {
+            FanOutStream::new(Arc::clone(&self.config)).failed_at_start(rejected.error)
+        })
+    }
+
+    /// Like [`process_stream`](Self::process_stream), but a fan-out that
+    /// cannot start hands `source` back, untouched, in a [`StartError`]
+    /// whose `error` is [`FanError::NoRuntime`] or [`FanError::RecoveryType`].
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`] when called outside a tokio runtime or when the
+    /// [`Recovery`] was set for another item type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_fan::{FanError, FanOut};
+    /// use futures::StreamExt;
+    ///
+    /// let double = FanOut::builder()
+    ///     .build(|n: u32| async move { Ok::<_, std::io::Error>(n * 2) })
+    ///     .unwrap();
+    /// // No tokio runtime here: the items come back.
+    /// let rejected = double.try_process_stream(futures::stream::iter(0..3)).unwrap_err();
+    /// assert!(matches!(rejected.error, FanError::NoRuntime));
+    /// let items: Vec<u32> = futures::executor::block_on(rejected.input.collect());
+    /// assert_eq!(items, [0, 1, 2]);
+    /// ```
+    pub fn try_process_stream<In, Out, E, Fut, S>(
+        &self,
+        source: S,
+    ) -> Result<FanOutStream<Out>, StartError<S>>
+    where
+        F: Fn(In) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Out, E>> + Send + 'static,
+        E: Into<BoxError>,
+        In: Send + 'static,
+        Out: Send + 'static,
+        S: Stream<Item = In> + Send + 'static,
+    {
         let config = Arc::clone(&self.config);
-        let stats: Arc<[WorkerStats]> =
-            (0..config.workers).map(|_| WorkerStats::default()).collect();
-        let window = config.workers * config.batch * (config.queue + 2);
-        let permits = Arc::new(Semaphore::new(window));
-        let mut stream = FanOutStream {
-            rx: None,
-            current: Vec::new().into_iter(),
-            reorder: VecDeque::new(),
-            head: 0,
-            permits: Arc::clone(&permits),
-            to_release: 0,
-            tasks: Vec::new(),
-            stats: Arc::clone(&stats),
-            config: Arc::clone(&config),
-            finished: false,
-            skipped: 0,
-            dead_lettered: 0,
-        };
         let mut recovery = None;
         if let Some(erased) = &config.recovery {
             let Ok(typed) = Arc::clone(&erased.recovery).downcast::<Recovery<In>>() else {
@@ -341,13 +370,16 @@ impl<F> FanOut<F> {
                     recovery: erased.item_type,
                     input: std::any::type_name::<In>(),
                 };
-                return stream.failed_at_start(error);
+                return Err(StartError { error, input: source });
             };
             recovery = Some(typed);
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return stream.failed_at_start(FanError::NoRuntime);
+            return Err(StartError { error: FanError::NoRuntime, input: source });
         };
+        let mut stream = FanOutStream::new(Arc::clone(&config));
+        let stats = Arc::clone(&stream.stats);
+        let permits = Arc::clone(&stream.permits);
         let (out_tx, out_rx) = mpsc::channel::<Results<Out>>(config.workers * 2);
         let mut senders = Vec::with_capacity(config.workers);
         for worker in 0..config.workers {
@@ -381,7 +413,7 @@ impl<F> FanOut<F> {
         drop(out_tx);
         stream.tasks.push(runtime.spawn(dispatch(source, senders, permits, stats, config)));
         stream.rx = Some(out_rx);
-        stream
+        Ok(stream)
     }
 
     /// Runs a batch through the workers and returns one result per input, in
@@ -699,6 +731,27 @@ impl<Out> FanOutStream<Out> {
     /// Items sent to the dead letter sink so far (see [`Recovery::dead_letter`]).
     pub fn dead_lettered(&self) -> u64 {
         self.dead_lettered
+    }
+
+    /// A stream not started yet, with fresh counters and an empty window.
+    fn new(config: Arc<Config>) -> Self {
+        let stats: Arc<[WorkerStats]> =
+            (0..config.workers).map(|_| WorkerStats::default()).collect();
+        let window = config.workers * config.batch * (config.queue + 2);
+        Self {
+            rx: None,
+            current: Vec::new().into_iter(),
+            reorder: VecDeque::new(),
+            head: 0,
+            permits: Arc::new(Semaphore::new(window)),
+            to_release: 0,
+            tasks: Vec::new(),
+            stats,
+            config,
+            finished: false,
+            skipped: 0,
+            dead_lettered: 0,
+        }
     }
 
     /// A stream that yields `error` and ends.

@@ -100,7 +100,7 @@ mod ready;
 mod strategy;
 
 pub use dead_letter::{DeadLetter, DeadLetterQueue, DeadLetterSink, Recovery};
-pub use error::{BuildError, FanError};
+pub use error::{BuildError, FanError, StartError};
 pub use fan_in::{FanIn, FanInHandle};
 pub use fan_out::{
     Balance, ErrorPolicy, FanOut, FanOutBuilder, FanOutStream, PickWorker, RecoveringBuilder,

@@ -229,6 +229,15 @@ fn build_names_the_bad_setting() {
         outside.process_stream(futures::stream::iter(0..3)).collect::<Vec<_>>(),
     );
     assert!(matches!(&items[..], [Err(FanError::NoRuntime)]));
+    // The fallible entry point hands the input back untouched.
+    let rejected = outside.try_process_stream(futures::stream::iter(0..3)).unwrap_err();
+    assert!(matches!(rejected.error, FanError::NoRuntime));
+    assert_eq!(
+        rejected.to_string(),
+        "fan-out not started: a fan-out needs a tokio runtime to spawn its workers on"
+    );
+    let back: Vec<u32> = futures::executor::block_on(rejected.into_input().collect());
+    assert_eq!(back, [0, 1, 2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

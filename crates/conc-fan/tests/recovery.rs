@@ -330,3 +330,36 @@ async fn a_due_retry_runs_between_the_items_of_a_batch() {
     // right after item 2, before item 3.
     assert_eq!(*order.lock().unwrap(), [0, 1, 2, 0, 3, 4]);
 }
+
+/// A retry delay too long to be reached on the clock ends the retries: the
+/// item is dead-lettered (or fails with its last error), not lost in a panic.
+#[tokio::test(start_paused = true)]
+async fn a_retry_delay_beyond_the_clock_gives_up_without_losing_the_item() {
+    let huge = || Backoff::fixed(Duration::MAX).max_retries(3).build().unwrap();
+    let calls = Arc::new(Mutex::new(HashMap::new()));
+    let dead = DeadLetterQueue::new(10);
+    let fan_out = FanOut::builder()
+        .recover(Recovery::new().retry(huge()).dead_letter(dead.clone()))
+        .build(flaky(&calls, |i| if i == 1 { u32::MAX } else { 0 }))
+        .unwrap();
+    let results = fan_out.process_batch(vec![0, 1, 2]).await;
+    assert_eq!(*results[0].as_ref().unwrap(), 0);
+    assert!(matches!(results[1], Err(FanError::DeadLettered { attempts: 1, .. })));
+    assert_eq!(*results[2].as_ref().unwrap(), 20);
+    let letters = dead.take();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].item, 1);
+    assert_eq!(calls.lock().unwrap()[&1], 1);
+
+    // Without a sink the item fails with its error.
+    let fan_out = FanOut::builder()
+        .recover(Recovery::new().retry(huge()))
+        .build(flaky(&calls, |i| if i == 1 { u32::MAX } else { 0 }))
+        .unwrap();
+    let results = fan_out.process_batch(vec![1]).await;
+    assert!(
+        matches!(&results[0], Err(FanError::Failed { error, .. }) if error.to_string() == "1 failed #2"),
+        "{:?}",
+        results[0]
+    );
+}

@@ -71,6 +71,42 @@ pub enum PipelineError {
     },
 }
 
+/// A pipeline that could not start, from
+/// [`Pipeline::try_process_stream`](crate::Pipeline::try_process_stream): the
+/// reason, and the input stream handed back untouched (no item was taken).
+#[non_exhaustive]
+pub struct StartError<S> {
+    /// Why it could not start: [`PipelineError::NoRuntime`].
+    pub error: PipelineError,
+    /// The input stream, as it was passed in.
+    pub input: S,
+}
+
+impl<S> StartError<S> {
+    /// The input stream, as it was passed in.
+    pub fn into_input(self) -> S {
+        self.input
+    }
+}
+
+impl<S> std::fmt::Debug for StartError<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartError").field("error", &self.error).finish_non_exhaustive()
+    }
+}
+
+impl<S> std::fmt::Display for StartError<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pipeline not started: {}", self.error)
+    }
+}
+
+impl<S> std::error::Error for StartError<S> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 /// A pipeline configuration that [`PipelineBuilder::build`](crate::PipelineBuilder::build)
 /// refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

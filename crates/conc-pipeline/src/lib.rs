@@ -109,7 +109,7 @@ mod stage;
 mod window;
 
 pub use dead_letter::{DeadLetter, DeadLetterQueue, DeadLetterSink};
-pub use error::{BuildError, ItemError, PipelineError};
+pub use error::{BuildError, ItemError, PipelineError, StartError};
 pub use metrics::{PipelineMetrics, StageMetrics};
 pub use pipeline::{DrainHandle, Pipeline, PipelineBuilder, PipelineStream};
 pub use slot::Outcome;

@@ -12,7 +12,7 @@ use conc_core::BoxError;
 use futures::stream::{AbortHandle, BoxStream};
 use futures::{Stream, StreamExt};
 
-use crate::error::{BuildError, ItemError, PipelineError};
+use crate::error::{BuildError, ItemError, PipelineError, StartError};
 use crate::handoff::spawn_boundary;
 use crate::metrics::{PipelineMetrics, StageStats};
 use crate::slot::{Gone, Outcome, Slot, State};
@@ -45,11 +45,17 @@ use crate::stage::{Stage, StageConfig, Transform};
 pub struct Pipeline<In, Out = In> {
     transform: Transform<In, Out>,
     stats: Arc<[Arc<StageStats>]>,
+    /// The first [spawned](Stage::spawn) stage, which needs a tokio runtime.
+    spawned: Option<Arc<str>>,
 }
 
 impl<In, Out> Clone for Pipeline<In, Out> {
     fn clone(&self) -> Self {
-        Self { transform: Arc::clone(&self.transform), stats: Arc::clone(&self.stats) }
+        Self {
+            transform: Arc::clone(&self.transform),
+            stats: Arc::clone(&self.stats),
+            spawned: self.spawned.clone(),
+        }
     }
 }
 
@@ -223,7 +229,8 @@ impl<In: Send + 'static, Out: Send + 'static> PipelineBuilder<In, Out> {
                 return Err(BuildError::ZeroTimeout { stage, value });
             }
         }
-        Ok(Pipeline { transform: self.transform, stats: self.stats.into() })
+        let spawned = self.configs.iter().find(|c| c.spawn).map(|c| Arc::clone(&c.name));
+        Ok(Pipeline { transform: self.transform, stats: self.stats.into(), spawned })
     }
 }
 
@@ -248,12 +255,55 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
     /// source. Dropping the stream cancels every stage, spawned ones
     /// included; [`PipelineStream::drain`] stops the source and lets what is
     /// in flight finish.
+    ///
+    /// A pipeline with a [spawned](Stage::spawn) stage needs a tokio runtime;
+    /// outside one the stream yields [`PipelineError::NoRuntime`] and ends,
+    /// dropping `source`. Use [`try_process_stream`](Self::try_process_stream)
+    /// to get `source` back instead.
     pub fn process_stream<S>(&self, source: S) -> PipelineStream<Out>
     where
         S: Stream<Item = In> + Send + 'static,
     {
         let (source, drain) = futures::stream::abortable(source);
         PipelineStream { inner: Some(self.run(source)), drain }
+    }
+
+    /// Like [`process_stream`](Self::process_stream), but a pipeline that
+    /// cannot start hands `source` back, untouched, in a [`StartError`].
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`] with [`PipelineError::NoRuntime`] naming the first
+    /// spawned stage, when a stage is [spawned](Stage::spawn) and there is no
+    /// tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_pipeline::{Pipeline, PipelineError, Stage};
+    /// use futures::StreamExt;
+    ///
+    /// let pipeline = Pipeline::builder()
+    ///     .then(Stage::map("double", |n: u32| async move { n * 2 }).spawn())
+    ///     .build()
+    ///     .unwrap();
+    /// // No tokio runtime here: the items come back.
+    /// let rejected = pipeline.try_process_stream(futures::stream::iter(0..3)).unwrap_err();
+    /// assert!(matches!(rejected.error, PipelineError::NoRuntime { .. }));
+    /// let items: Vec<u32> = futures::executor::block_on(rejected.input.collect());
+    /// assert_eq!(items, [0, 1, 2]);
+    /// ```
+    pub fn try_process_stream<S>(&self, source: S) -> Result<PipelineStream<Out>, StartError<S>>
+    where
+        S: Stream<Item = In> + Send + 'static,
+    {
+        if let Some(stage) = &self.spawned
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            let error = PipelineError::NoRuntime { stage: Arc::clone(stage) };
+            return Err(StartError { error, input: source });
+        }
+        Ok(self.process_stream(source))
     }
 
     /// Runs one item through the stages: `Ok(Some(output))`, `Ok(None)` if it

@@ -373,16 +373,32 @@ async fn a_spawned_stage_outside_a_runtime_reports_no_runtime() {
         .then(Stage::map("spawned", |n: u32| async move { n }).spawn())
         .build()
         .unwrap();
-    let items = std::thread::spawn(move || {
-        futures::executor::block_on(
+    let (items, back) = std::thread::spawn(move || {
+        let items = futures::executor::block_on(
             pipeline.process_stream(futures::stream::iter(0..3)).collect::<Vec<_>>(),
-        )
+        );
+        // The fallible entry point hands the input back untouched.
+        let rejected = pipeline.try_process_stream(futures::stream::iter(0..3)).unwrap_err();
+        assert!(
+            matches!(&rejected.error, PipelineError::NoRuntime { stage } if &**stage == "spawned")
+        );
+        let back = futures::executor::block_on(rejected.into_input().collect::<Vec<u32>>());
+        (items, back)
     })
     .join()
     .unwrap();
     assert!(
         matches!(&items[..], [Err(PipelineError::NoRuntime { stage })] if &**stage == "spawned")
     );
+    assert_eq!(back, [0, 1, 2]);
+    // Inside a runtime it starts.
+    let pipeline = Pipeline::builder()
+        .then(Stage::map("spawned", |n: u32| async move { n + 1 }).spawn())
+        .build()
+        .unwrap();
+    let out = pipeline.try_process_stream(futures::stream::iter(0..3)).unwrap();
+    let out: Vec<u32> = out.map(Result::unwrap).collect().await;
+    assert_eq!(out, [1, 2, 3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

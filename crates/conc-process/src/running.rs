@@ -285,15 +285,11 @@ pub(crate) fn launch(spawned: Spawned) -> RunningProcess {
     let program = spawned.program.clone();
     let span = tracing::debug_span!("process", program = %program, pid = shared.pid);
     let task_shared = Arc::clone(&shared);
+    let publish = Publish { shared: Arc::clone(&shared), name: program.clone() };
     tokio::spawn(
         async move {
             let result = drive(spawned, Arc::clone(&task_shared), Some(control_rx)).await;
-            let mut state = task_shared.lock();
-            state.chunks = Vec::new();
-            state.result = Some(result);
-            state.finished = true;
-            drop(state);
-            task_shared.changed.send_replace(());
+            publish.finish(result);
         }
         .instrument(span),
     );
@@ -305,6 +301,39 @@ pub(crate) fn launch(spawned: Spawned) -> RunningProcess {
         chunk_cursor: 0,
         seen: [0; 2],
         latest: [0; 2],
+    }
+}
+
+/// Publishes the driver task's result to the handle. Dropped without one
+/// (the task panicked, or its runtime shut down), it publishes
+/// [`ProcessError::Cancelled`], so a waiting handle does not wait forever:
+/// the handle keeps the notifier alive, so its closing cannot tell it.
+struct Publish {
+    shared: Arc<Shared>,
+    name: String,
+}
+
+impl Publish {
+    fn finish(self, result: Result<ProcessOutput, ProcessError>) {
+        self.publish(result);
+    }
+
+    fn publish(&self, result: Result<ProcessOutput, ProcessError>) {
+        let mut state = self.shared.lock();
+        if state.finished {
+            return;
+        }
+        state.chunks = Vec::new();
+        state.result = Some(result);
+        state.finished = true;
+        drop(state);
+        self.shared.changed.send_replace(());
+    }
+}
+
+impl Drop for Publish {
+    fn drop(&mut self) {
+        self.publish(Err(ProcessError::Cancelled { name: self.name.clone() }));
     }
 }
 
@@ -513,8 +542,9 @@ async fn drive(
         panicked: None,
     };
 
-    let mut total_deadline = timeout.map(|timeout| started + timeout);
-    let mut idle_deadline = idle_timeout.map(|timeout| started + timeout);
+    // A deadline too far away to represent is no deadline at all.
+    let mut total_deadline = timeout.and_then(|timeout| started.checked_add(timeout));
+    let mut idle_deadline = idle_timeout.and_then(|timeout| started.checked_add(timeout));
     let mut kill_deadline = None;
     let mut control_open = control.is_some();
     let mut detached = false;
@@ -536,14 +566,14 @@ async fn drive(
             read = read_from(&mut stdout, &mut out_buf) => match read {
                 Ok(n) if n > 0 => {
                     sink.deliver(Stream::Stdout, &out_buf[..n]);
-                    idle_deadline = idle_timeout.filter(|_| idle_deadline.is_some()).map(|timeout| Instant::now() + timeout);
+                    idle_deadline = idle_timeout.filter(|_| idle_deadline.is_some()).and_then(|timeout| Instant::now().checked_add(timeout));
                 }
                 _ => { sink.finish(Stream::Stdout); stdout = None; }
             },
             read = read_from(&mut stderr, &mut err_buf) => match read {
                 Ok(n) if n > 0 => {
                     sink.deliver(Stream::Stderr, &err_buf[..n]);
-                    idle_deadline = idle_timeout.filter(|_| idle_deadline.is_some()).map(|timeout| Instant::now() + timeout);
+                    idle_deadline = idle_timeout.filter(|_| idle_deadline.is_some()).and_then(|timeout| Instant::now().checked_add(timeout));
                 }
                 _ => { sink.finish(Stream::Stderr); stderr = None; }
             },
@@ -556,7 +586,7 @@ async fn drive(
                     tracing::debug!(?grace, "stopping");
                     guard.kill(Signal::TERM);
                     guard.kill(Signal::CONT);
-                    kill_deadline = Some(Instant::now() + grace);
+                    kill_deadline = Instant::now().checked_add(grace);
                 }
                 Some(Control::Detach) => { detached = true; control_open = false; }
                 None => {
@@ -603,7 +633,7 @@ async fn drive(
     // Keep reading what the child wrote before it exited, for a bounded time:
     // a descendant that inherited the pipes may hold them open forever.
     let mut output_held_open = false;
-    let drain_deadline = Instant::now() + drain_grace;
+    let drain_deadline = Instant::now().checked_add(drain_grace);
     while stdout.is_some() || stderr.is_some() {
         tokio::select! {
             biased;
@@ -615,7 +645,7 @@ async fn drive(
                 Ok(n) if n > 0 => sink.deliver(Stream::Stderr, &err_buf[..n]),
                 _ => { sink.finish(Stream::Stderr); stderr = None; }
             },
-            () = tokio::time::sleep_until(drain_deadline) => {
+            () = sleep_until(drain_deadline) => {
                 output_held_open = true;
                 tracing::debug!(?drain_grace, "output still held open by a descendant");
                 sink.finish(Stream::Stdout);

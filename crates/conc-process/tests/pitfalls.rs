@@ -176,6 +176,28 @@ async fn graceful_stop_escalates() {
     assert_eq!(output.exit_code(), None);
 }
 
+/// Durations too long to add to the clock mean "no deadline", not a panic
+/// in the driving task.
+#[tokio::test]
+async fn huge_durations_mean_no_deadline() {
+    let output = Process::new("echo")
+        .arg("hi")
+        .timeout(Duration::MAX)
+        .idle_timeout(Duration::MAX)
+        .drain_grace(Duration::MAX)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(output.status(), ExitStatus::Code(0));
+    assert_eq!(output.stdout_str(), "hi\n");
+
+    let mut polite =
+        Process::new("sh").arg("-c").arg("echo ready; exec sleep 60").start().await.unwrap();
+    assert!(polite.wait_until(|_, chunk| chunk.starts_with(b"ready")).await);
+    let output = polite.stop(Duration::MAX).await.unwrap();
+    assert_eq!(output.status(), ExitStatus::Signaled(Signal::TERM));
+}
+
 /// Pitfall 13: output resets the idle timeout; silence trips it.
 #[tokio::test]
 async fn idle_timeout_is_reset_by_output() {
@@ -209,4 +231,22 @@ async fn idle_timeout_is_reset_by_output() {
         .await
         .unwrap_err();
     assert!(matches!(err, ProcessError::TimedOut { kind: TimeoutKind::Idle, .. }));
+}
+
+/// A handle whose driver task is gone without a result (its runtime shut
+/// down) reports `Cancelled` instead of waiting forever.
+#[test]
+fn a_handle_outliving_its_runtime_is_cancelled() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let running = runtime.block_on(Process::new("sleep").arg("60").start()).unwrap();
+    let pid = running.pid();
+    drop(runtime);
+    // Waited on from another runtime: the first one is gone.
+    let other = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let result = other.block_on(running.wait());
+    assert!(
+        matches!(&result, Err(ProcessError::Cancelled { name }) if name == "sleep"),
+        "{result:?}"
+    );
+    kill(pid);
 }
