@@ -14,6 +14,7 @@
 //! | [`backoff`] | the one backoff implementation: fixed, linear, exponential, fibonacci, decorrelated jitter, custom; jitter; caps; limits |
 //! | [`metrics`] | every metric name as a constant, `describe_metrics()`, the [`MetricsSource`](metrics::MetricsSource) snapshot trait |
 //! | [`lifecycle`] | the [`Lifecycle`](lifecycle::Lifecycle) trait and a [`Registry`](lifecycle::Registry) that shuts components down in reverse order by a deadline |
+//! | [`ready`] | [`ReadyQueue`](ready::ReadyQueue): per-slot wakers that queue only the woken slots, for streams over many futures |
 //! | [`driver`] | the [`Driver`](driver::Driver) trait behind `Concurrency::run`: a batch of tasks in, results in input order out |
 //!
 //! Most users reach these through the umbrella crate `conc` (`conc::core`).
@@ -69,6 +70,7 @@ mod future;
 pub mod lifecycle;
 mod loom;
 pub mod metrics;
+pub mod ready;
 pub mod time;
 
 pub use error::BoxError;

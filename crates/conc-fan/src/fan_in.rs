@@ -9,8 +9,8 @@ use conc_core::metrics::FAN_ITEMS_MERGED;
 use futures::Stream;
 use futures::stream::BoxStream;
 
-use crate::ready::ReadyQueue;
 use crate::strategy::{InputKey, MergeStrategy, RoundRobin};
+use conc_core::ready::ReadyQueue;
 
 /// The slot whose wake-up means "a handle queued commands".
 const CONTROL: usize = 0;

@@ -96,7 +96,6 @@ mod error;
 mod fan_in;
 mod fan_out;
 mod pattern;
-mod ready;
 mod strategy;
 
 pub use dead_letter::{DeadLetter, DeadLetterQueue, DeadLetterSink, Recovery};

@@ -103,7 +103,6 @@ mod handoff;
 mod metrics;
 mod pipeline;
 mod processor;
-mod ready;
 mod slot;
 mod stage;
 mod window;

@@ -27,9 +27,9 @@ use futures::stream::BoxStream;
 use crate::error::ItemError;
 use crate::metrics::StageStats;
 use crate::processor::Processor;
-use crate::ready::ReadyQueue;
 use crate::slot::{Gone, Slot, State};
 use crate::stage::{Shared, recover, run_timed};
+use conc_core::ready::ReadyQueue;
 
 /// A reusable slot for the processor's future: boxed once, refilled per item.
 type FastSlot<F> = Pin<Box<Option<CatchUnwind<AssertUnwindSafe<F>>>>>;

@@ -1,13 +1,39 @@
-//! A readiness queue fed by per-slot wakers.
+//! A readiness queue fed by per-slot wakers, for streams that poll many
+//! futures or inputs.
 //!
-//! Each input (or in-flight future) sits in a numbered slot and is polled with that
-//! slot's own waker. Waking it appends the slot number to a shared list (once,
-//! however often it is woken) and wakes the stream that owns the slots, which
-//! then polls only the slots on the list: O(1) per wake-up, never a scan of
-//! every slot. Futures that finish on their first poll never touch the list.
+//! Each input (or in-flight future) sits in a numbered slot and is polled with
+//! that slot's own waker. Waking it appends the slot number to a shared list
+//! (once, however often it is woken) and wakes the owner that holds the slots,
+//! which then polls only the slots on the list: O(1) per wake-up, never a scan
+//! of every slot. Futures that finish on their first poll never touch the list.
+//! `conc-fan`'s fan-in and `conc-pipeline`'s stage windows are built on it.
 //!
 //! The list is a `Mutex<Vec<usize>>`: it is locked once per wake-up and once
 //! per drain, only while some future is pending.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::task::{Wake, Waker};
+//! use conc_core::ready::ReadyQueue;
+//!
+//! struct Owner;
+//! impl Wake for Owner {
+//!     fn wake(self: Arc<Self>) {}
+//! }
+//! let owner = Waker::from(Arc::new(Owner));
+//!
+//! let queue = ReadyQueue::new();
+//! let (first, second) = (queue.waker(0), queue.waker(1));
+//! second.wake_by_ref();
+//! second.wake_by_ref();
+//! first.wake();
+//!
+//! let mut woken = Vec::new();
+//! queue.drain(&mut woken, &owner);
+//! assert_eq!(woken, [1, 0], "in wake-up order, each slot once");
+//! ```
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Wake, Waker};
@@ -22,14 +48,16 @@ struct Inner {
     owner: Option<Waker>,
 }
 
-/// The shared half: slot wakers push onto it, the owner drains it.
+/// The shared half of a readiness queue: slot wakers push onto it, the owner
+/// drains it (see the [module docs](self)).
 #[derive(Debug, Default)]
-pub(crate) struct ReadyQueue {
+pub struct ReadyQueue {
     inner: Mutex<Inner>,
 }
 
 impl ReadyQueue {
-    pub(crate) fn new() -> Arc<Self> {
+    /// An empty queue, shared by the owner and the wakers it hands out.
+    pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
@@ -40,7 +68,7 @@ impl ReadyQueue {
     }
 
     /// A waker that queues `slot` when woken.
-    pub(crate) fn waker(self: &Arc<Self>, slot: usize) -> Waker {
+    pub fn waker(self: &Arc<Self>, slot: usize) -> Waker {
         {
             let mut inner = self.lock();
             if inner.queued.len() <= slot {
@@ -68,7 +96,7 @@ impl ReadyQueue {
     /// Moves the woken slots into `into` (which must be empty) and clears
     /// their flags. When none were woken, stores `owner` to be woken by the
     /// next wake-up.
-    pub(crate) fn drain(&self, into: &mut Vec<usize>, owner: &Waker) {
+    pub fn drain(&self, into: &mut Vec<usize>, owner: &Waker) {
         let mut inner = self.lock();
         if inner.woken.is_empty() {
             match &inner.owner {
