@@ -15,6 +15,7 @@
 //! | [`metrics`] | every metric name as a constant, `describe_metrics()`, the [`MetricsSource`](metrics::MetricsSource) snapshot trait |
 //! | [`lifecycle`] | the [`Lifecycle`](lifecycle::Lifecycle) trait and a [`Registry`](lifecycle::Registry) that shuts components down in reverse order by a deadline |
 //! | [`ready`] | [`ReadyQueue`](ready::ReadyQueue): per-slot wakers that queue only the woken slots, for streams over many futures |
+//! | [`recent`] | [`RecentLog`](recent::RecentLog): a shared, bounded log keeping the newest entries and counting the dropped ones |
 //! | [`driver`] | the [`Driver`](driver::Driver) trait behind `Concurrency::run`: a batch of tasks in, results in input order out |
 //!
 //! Most users reach these through the umbrella crate `conc` (`conc::core`).
@@ -71,6 +72,7 @@ pub mod lifecycle;
 mod loom;
 pub mod metrics;
 pub mod ready;
+pub mod recent;
 pub mod time;
 
 pub use error::BoxError;

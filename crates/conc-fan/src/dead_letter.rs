@@ -1,11 +1,11 @@
 //! Retries and dead letters for fan-out items.
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use conc_core::backoff::{Backoff, Delays};
+use conc_core::recent::RecentLog;
 use tokio::time::Instant;
 
 use crate::error::FanError;
@@ -39,8 +39,10 @@ pub trait DeadLetterSink<T>: Send + Sync + 'static {
 }
 
 /// A bounded in-memory dead letter queue. When full, the oldest letter is
-/// dropped and counted in [`dropped`](Self::dropped), so memory stays bounded
-/// whatever the failure rate. Clones share the queue.
+/// dropped and counted in [`dropped`](RecentLog::dropped), so memory stays bounded
+/// whatever the failure rate. Clones share the queue. It is conc-core's
+/// [`RecentLog`] of [`DeadLetter`]s: `take`, `len`, `dropped` and `capacity`
+/// come from there.
 ///
 /// # Examples
 ///
@@ -59,87 +61,11 @@ pub trait DeadLetterSink<T>: Send + Sync + 'static {
 /// assert_eq!(letters[0].attempts, 1);
 /// # Ok(()) }
 /// ```
-pub struct DeadLetterQueue<T> {
-    shared: Arc<Shared<T>>,
-}
+pub type DeadLetterQueue<T> = RecentLog<DeadLetter<T>>;
 
-struct Shared<T> {
-    capacity: usize,
-    state: Mutex<QueueState<T>>,
-}
-
-struct QueueState<T> {
-    letters: VecDeque<DeadLetter<T>>,
-    dropped: u64,
-}
-
-impl<T> DeadLetterQueue<T> {
-    /// A queue keeping at most `capacity` letters (at least one).
-    pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        Self {
-            shared: Arc::new(Shared {
-                capacity,
-                state: Mutex::new(QueueState { letters: VecDeque::new(), dropped: 0 }),
-            }),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState<T>> {
-        self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Removes and returns every letter, oldest first.
-    pub fn take(&self) -> Vec<DeadLetter<T>> {
-        self.lock().letters.drain(..).collect()
-    }
-
-    /// How many letters it holds.
-    pub fn len(&self) -> usize {
-        self.lock().letters.len()
-    }
-
-    /// Whether it holds no letter.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// How many letters were dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.lock().dropped
-    }
-
-    /// The most letters it keeps.
-    pub fn capacity(&self) -> usize {
-        self.shared.capacity
-    }
-}
-
-impl<T> Clone for DeadLetterQueue<T> {
-    fn clone(&self) -> Self {
-        Self { shared: Arc::clone(&self.shared) }
-    }
-}
-
-impl<T> fmt::Debug for DeadLetterQueue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.lock();
-        f.debug_struct("DeadLetterQueue")
-            .field("capacity", &self.shared.capacity)
-            .field("len", &state.letters.len())
-            .field("dropped", &state.dropped)
-            .finish()
-    }
-}
-
-impl<T: Send + 'static> DeadLetterSink<T> for DeadLetterQueue<T> {
+impl<T: Send + 'static> DeadLetterSink<T> for RecentLog<DeadLetter<T>> {
     fn send(&self, letter: DeadLetter<T>) {
-        let mut state = self.lock();
-        if state.letters.len() == self.shared.capacity {
-            state.letters.pop_front();
-            state.dropped += 1;
-        }
-        state.letters.push_back(letter);
+        self.push(letter);
     }
 }
 
