@@ -10,8 +10,10 @@
 //!
 //! | module | what it gives you |
 //! |---|---|
-//! | [`time`] | the [`Clock`](time::Clock) trait; precise, coarse (cached, for hot paths) and manual (for tests) clocks |
+//! | [`time`] | the [`Clock`](time::Clock) trait; precise, coarse (cached, for hot paths) and manual (for tests) clocks; the [`Timeline`](time::Timeline) components read them through |
 //! | [`backoff`] | the one backoff implementation: fixed, linear, exponential, fibonacci, decorrelated jitter, custom; jitter; caps; limits |
+//! | [`config`] | [`ConfigError`](config::ConfigError), the one shape of a refused setting (field, value, reason), and the checks builders use |
+//! | [`item`] | the vocabulary of item processors: [`ItemError`](item::ItemError), [`ErrorPolicy`](item::ErrorPolicy), [`DeadLetter`](item::DeadLetter) and its sink, [`StartError`](item::StartError) |
 //! | [`metrics`] | every metric name as a constant, `describe_metrics()`, the [`MetricsSource`](metrics::MetricsSource) snapshot trait |
 //! | [`lifecycle`] | the [`Lifecycle`](lifecycle::Lifecycle) trait and a [`Registry`](lifecycle::Registry) that shuts components down in reverse order by a deadline |
 //! | [`ready`] | [`ReadyQueue`](ready::ReadyQueue): per-slot wakers that queue only the woken slots, for streams over many futures |
@@ -43,7 +45,7 @@
 //!     clock.advance(delay); // a real caller sleeps here
 //! }
 //! assert_eq!(clock.now() - start, Duration::from_millis(100 + 200 + 400 + 800 + 1000));
-//! # Ok::<(), conc_core::backoff::BackoffError>(())
+//! # Ok::<(), conc_core::config::ConfigError>(())
 //! ```
 //!
 //! # What it replaces
@@ -65,9 +67,11 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod backoff;
+pub mod config;
 pub mod driver;
 mod error;
 mod future;
+pub mod item;
 pub mod lifecycle;
 mod loom;
 pub mod metrics;

@@ -41,9 +41,22 @@ struct State<T> {
 }
 
 impl<T> RecentLog<T> {
-    /// A log keeping at most `capacity` entries (at least one).
+    /// A log keeping at most `capacity` entries. Memory grows with the
+    /// entries held, not with `capacity`, so a large capacity costs nothing
+    /// up front. A capacity of zero keeps nothing: every entry pushed is
+    /// dropped at once and counted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_core::recent::RecentLog;
+    ///
+    /// let log = RecentLog::new(0);
+    /// log.push("kept nowhere");
+    /// assert!(log.is_empty());
+    /// assert_eq!(log.dropped(), 1);
+    /// ```
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
         let state = State { entries: VecDeque::new(), dropped: 0 };
         Self { shared: Arc::new(Shared { capacity, state: Mutex::new(state) }) }
     }
@@ -57,6 +70,10 @@ impl<T> RecentLog<T> {
     /// Appends `entry`, dropping (and counting) the oldest when full.
     pub fn push(&self, entry: T) {
         let mut state = self.lock();
+        if self.shared.capacity == 0 {
+            state.dropped += 1;
+            return;
+        }
         if state.entries.len() == self.shared.capacity {
             state.entries.pop_front();
             state.dropped += 1;

@@ -129,7 +129,7 @@ fn duplicate_names_are_refused() {
         handled: AtomicU64::new(0),
     });
     let err = fixture.registry.register(again).unwrap_err();
-    assert_eq!(err, RegistryError::Duplicate { name: "pool".into() });
+    assert!(matches!(err, RegistryError::Duplicate { ref name } if name == "pool"));
     assert_eq!(err.to_string(), "a component named `pool` is already registered");
     assert_eq!(fixture.registry.len(), 1);
 }
@@ -151,10 +151,10 @@ fn get_list_and_unregister() {
 
     let removed = fixture.registry.unregister("pool").unwrap();
     assert_eq!(removed.name(), "pool");
-    assert_eq!(
+    assert!(matches!(
         fixture.registry.unregister("pool").unwrap_err(),
-        RegistryError::NotFound { name: "pool".into() }
-    );
+        RegistryError::NotFound { ref name } if name == "pool"
+    ));
     assert_eq!(fixture.registry.len(), 1);
     assert!(!fixture.registry.is_empty());
 }
@@ -186,8 +186,9 @@ fn a_failed_start_names_the_component_and_starts_nothing_after_it() {
     fixture.add("worker", OnStop::Stop, false);
 
     let err = block_on(fixture.registry.start_all()).unwrap_err();
-    assert_eq!(err.name, "http");
-    assert_eq!(err.source.to_string(), "port in use");
+    let RegistryError::StartFailed { name, source } = err else { panic!("{err:?}") };
+    assert_eq!(name, "http");
+    assert_eq!(source.to_string(), "port in use");
     assert_eq!(fixture.journal(), ["start db", "start http"]);
 }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use conc_core::time::{
     Clock, ClockError, CoarseClock, MAX_RESOLUTION, MIN_RESOLUTION, ManualClock, SystemClock,
+    Timeline, saturating_nanos,
 };
 
 #[test]
@@ -113,7 +114,7 @@ fn coarse_clock_rejects_resolutions_out_of_range() {
         MAX_RESOLUTION * 2,
     ] {
         let err = CoarseClock::with_resolution(bad).unwrap_err();
-        assert!(matches!(err, ClockError::InvalidResolution { value, .. } if value == bad));
+        assert!(matches!(err, ClockError::Config(ref e) if e.value == format!("{bad:?}")));
         assert!(err.to_string().contains(&format!("{bad:?}")), "{err} should name {bad:?}");
     }
 }
@@ -150,4 +151,54 @@ fn global_coarse_clock_is_shared() {
     assert!(std::ptr::eq(a, b));
     assert_eq!(a.origin(), b.origin());
     assert!(b.now() >= a.origin());
+}
+
+#[test]
+fn timeline_counts_nanoseconds_from_the_clock_origin_and_never_goes_back() {
+    let clock = ManualClock::new();
+    let timeline = Timeline::new(clock.clone());
+    assert_eq!(timeline.origin(), clock.origin());
+    assert_eq!(timeline.now(), 0);
+    clock.advance(Duration::from_micros(7));
+    assert_eq!(timeline.now(), 7_000);
+    clock.rewind(Duration::from_micros(5)).unwrap();
+    assert_eq!(timeline.now(), 7_000, "a clock stepping back holds the timeline");
+    clock.advance(Duration::from_micros(10));
+    assert_eq!(timeline.now(), 12_000);
+    assert_eq!(timeline.instant(12_000), clock.now());
+}
+
+#[test]
+fn timeline_reads_any_clock_through_the_trait() {
+    // A clock with no origin of its own counts from its first reading.
+    let timeline = Timeline::new(SystemClock);
+    let before = timeline.now();
+    thread::sleep(Duration::from_millis(2));
+    assert!(timeline.now() >= before + 2_000_000);
+
+    // Behind a trait object the coarse and manual clocks keep their fast path.
+    let manual = ManualClock::new();
+    let shared: Arc<dyn Clock> = Arc::new(manual.clone());
+    let timeline = Timeline::new(shared);
+    manual.advance(Duration::from_secs(3));
+    assert_eq!(timeline.now(), 3_000_000_000);
+    assert_eq!(manual.nanos_since(manual.origin()), 3_000_000_000);
+    let later = manual.now() + Duration::from_secs(1);
+    assert_eq!(manual.nanos_since(later), 0, "an origin after now reads zero");
+
+    let coarse = CoarseClock::global();
+    let timeline = Timeline::new(coarse.clone());
+    assert_eq!(timeline.origin(), coarse.origin());
+    assert!(timeline.now() <= saturating_nanos(coarse.origin().elapsed()));
+}
+
+#[test]
+fn timeline_saturates_far_in_the_future() {
+    let clock = ManualClock::new();
+    clock.advance(Duration::MAX);
+    let timeline = Timeline::new(clock.clone());
+    assert_eq!(timeline.now(), u64::MAX);
+    let far = timeline.instant(u64::MAX);
+    assert!(far >= timeline.origin());
+    assert_eq!(saturating_nanos(Duration::MAX), u64::MAX);
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use conc_core::time::ManualClock;
+use conc_core::time::{Clock, ManualClock};
 use conc_ratelimit::{Gcra, Quota, RateLimitError};
 use proptest::prelude::*;
 

@@ -29,7 +29,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use conc::core::backoff::{Backoff, BackoffBuilder, BackoffError, Jitter};
+use conc::core::backoff::{Backoff, BackoffBuilder, Jitter};
+use conc::core::config::ConfigError;
 use conc::core::lifecycle::{Lifecycle, Registry};
 use conc::core::metrics::{MetricEntry, MetricValue, MetricsSnapshot, MetricsSource};
 use conc::core::time::{Clock, CoarseClock, ManualClock};
@@ -53,7 +54,7 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-fn backoff_table() -> Result<(), BackoffError> {
+fn backoff_table() -> Result<(), ConfigError> {
     println!("== 1. Backoff schedules (initial 100ms, 6 retries) ==\n");
     let ms = Duration::from_millis;
     let rows: [(&str, BackoffBuilder); 6] = [

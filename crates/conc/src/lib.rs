@@ -47,7 +47,7 @@
 //! let backoff = Backoff::fibonacci(Duration::from_millis(100)).max_retries(4).build()?;
 //! let delays: Vec<_> = backoff.delays().collect();
 //! assert_eq!(delays, [100, 100, 200, 300].map(Duration::from_millis));
-//! # Ok::<(), conc::core::backoff::BackoffError>(())
+//! # Ok::<(), conc::core::config::ConfigError>(())
 //! ```
 //!
 //! Run the tour for a guided look: `cargo run -p conc --example tour`.

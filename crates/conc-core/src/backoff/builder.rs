@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
-use super::{Backoff, BackoffError, Jitter, Strategy};
+use super::{Backoff, Jitter, Strategy};
+use crate::config::{self, ConfigError};
 
 /// Configures a [`Backoff`]; created by the strategy constructors on [`Backoff`]
 /// ([`exponential`](Backoff::exponential), [`fixed`](Backoff::fixed), …).
 ///
 /// Setters take and return the builder; [`build`](Self::build) validates everything at once and
-/// reports the first problem as a [`BackoffError`] naming the setting and its value. Nothing is
+/// reports the first problem as a [`ConfigError`] naming the setting and its value. Nothing is
 /// clamped silently and nothing panics.
 ///
 /// ```
@@ -26,7 +27,7 @@ use super::{Backoff, BackoffError, Jitter, Strategy};
 /// let delays: Vec<Duration> = backoff.delays().collect();
 /// assert_eq!(delays.len(), 5);
 /// assert!(delays.iter().all(|d| *d <= Duration::from_secs(10)));
-/// # Ok::<(), conc_core::backoff::BackoffError>(())
+/// # Ok::<(), conc_core::config::ConfigError>(())
 /// ```
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until `build` is called"]
@@ -116,64 +117,81 @@ impl BackoffBuilder {
     ///
     /// # Errors
     ///
-    /// The first problem found, in this order:
-    /// - [`BackoffError::ZeroDuration`] for a zero `delay`, `initial`, `increment` or `base`;
-    /// - [`BackoffError::FactorNotApplicable`] for a factor on a strategy other than exponential,
-    ///   [`BackoffError::InvalidFactor`] for a factor below 1.0, NaN or infinite;
-    /// - [`BackoffError::ZeroDuration`] for a zero `max_delay`, then
-    ///   [`BackoffError::MaxDelayBelowInitial`] for a cap below the first delay;
-    /// - [`BackoffError::ZeroAttempts`] for `max_attempts(0)`;
-    /// - [`BackoffError::ConflictingLimits`] when both `max_retries` and `max_attempts` are set;
-    /// - [`BackoffError::JitterOnDecorrelated`] for jitter on decorrelated jitter.
+    /// A [`ConfigError`] naming the first setting found wrong, in this order:
+    /// - a zero `delay`, `initial`, `increment` or `base`;
+    /// - a `factor` on a strategy other than exponential, or a factor below 1.0, NaN or infinite;
+    /// - a zero `max_delay`, then a cap below the first delay;
+    /// - `max_attempts(0)`;
+    /// - both `max_retries` and `max_attempts` set;
+    /// - a `jitter` other than `None` on decorrelated jitter.
     ///
     /// ```
     /// use std::time::Duration;
     ///
-    /// use conc_core::backoff::{Backoff, BackoffError};
+    /// use conc_core::backoff::Backoff;
     ///
     /// let err = Backoff::fixed(Duration::from_secs(1))
     ///     .max_delay(Duration::from_millis(500))
     ///     .build()
     ///     .unwrap_err();
-    /// assert!(matches!(err, BackoffError::MaxDelayBelowInitial { field: "delay", .. }));
-    /// assert_eq!(err.to_string(), "`max_delay` must be at least `delay` (1s), got 500ms");
+    /// assert_eq!(err.field, "max_delay");
+    /// assert_eq!(err.to_string(), "invalid `max_delay` 500ms: must be at least `delay` (1s)");
     /// ```
-    pub fn build(self) -> Result<Backoff, BackoffError> {
-        if let Some((field, _)) = self.strategy.durations().find(|(_, value)| value.is_zero()) {
-            return Err(BackoffError::ZeroDuration { field });
+    pub fn build(self) -> Result<Backoff, ConfigError> {
+        for (field, value) in self.strategy.durations() {
+            config::positive(field, value)?;
         }
         let strategy = match (self.strategy, self.factor) {
             (Strategy::Exponential { initial, .. }, Some(factor)) => {
                 if !(factor.is_finite() && factor >= 1.0) {
-                    return Err(BackoffError::InvalidFactor { value: factor });
+                    return Err(ConfigError::new(
+                        "factor",
+                        factor,
+                        "must be a finite number of at least 1.0",
+                    ));
                 }
                 Strategy::Exponential { initial, factor }
             }
             (strategy, Some(value)) => {
-                return Err(BackoffError::FactorNotApplicable { strategy: strategy.name(), value });
+                let reason = format!(
+                    "applies only to exponential backoff, not to {} backoff",
+                    strategy.name()
+                );
+                return Err(ConfigError::new("factor", value, reason));
             }
             (strategy, None) => strategy,
         };
         if let Some(max_delay) = self.max_delay {
-            if max_delay.is_zero() {
-                return Err(BackoffError::ZeroDuration { field: "max_delay" });
-            }
+            config::positive("max_delay", max_delay)?;
             if let Some((field, initial)) = strategy.durations().next()
                 && max_delay < initial
             {
-                return Err(BackoffError::MaxDelayBelowInitial { field, initial, max_delay });
+                let reason = format!("must be at least `{field}` ({initial:?})");
+                return Err(ConfigError::new("max_delay", max_delay, reason));
             }
         }
         let max_retries = match (self.max_retries, self.max_attempts) {
-            (_, Some(0)) => return Err(BackoffError::ZeroAttempts),
+            (_, Some(0)) => {
+                return Err(ConfigError::new(
+                    "max_attempts",
+                    0,
+                    "must be at least 1 because it counts the first call",
+                ));
+            }
             (Some(max_retries), Some(max_attempts)) => {
-                return Err(BackoffError::ConflictingLimits { max_retries, max_attempts });
+                let reason =
+                    format!("must not be set with `max_retries` ({max_retries}): set only one");
+                return Err(ConfigError::new("max_attempts", max_attempts, reason));
             }
             (None, Some(max_attempts)) => Some(max_attempts - 1),
             (max_retries, None) => max_retries,
         };
         if matches!(strategy, Strategy::DecorrelatedJitter { .. }) && self.jitter != Jitter::None {
-            return Err(BackoffError::JitterOnDecorrelated { jitter: self.jitter });
+            return Err(ConfigError::new(
+                "jitter",
+                self.jitter,
+                "must be `Jitter::None` for decorrelated jitter, which is random already",
+            ));
         }
         Ok(Backoff::from_validated(strategy, self.jitter, self.max_delay, max_retries, self.seed))
     }

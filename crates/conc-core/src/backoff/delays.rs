@@ -30,7 +30,7 @@ use super::rng::splitmix64_at;
 /// assert_eq!(delays.previous(), Some(Duration::from_secs(1)));
 /// assert_eq!(delays.next(), Some(Duration::from_secs(1)));
 /// assert_eq!(delays.next(), None); // a third attempt failed: give up
-/// # Ok::<(), conc_core::backoff::BackoffError>(())
+/// # Ok::<(), conc_core::config::ConfigError>(())
 /// ```
 #[derive(Clone, Debug)]
 #[must_use = "a schedule does nothing unless iterated"]

@@ -22,7 +22,7 @@
 //! let delays: Vec<Duration> = backoff.delays().collect();
 //! assert_eq!(delays.len(), 5);
 //! assert!(delays.iter().all(|delay| *delay <= Duration::from_secs(10)));
-//! # Ok::<(), conc_core::backoff::BackoffError>(())
+//! # Ok::<(), conc_core::config::ConfigError>(())
 //! ```
 //!
 //! The strategies, with `n` the 0-based retry index (formulas before the cap and jitter):
@@ -62,7 +62,7 @@
 //!   included: the schedule yields `n - 1` delays. `max_attempts(1)` equals `max_retries(0)`;
 //!   `max_attempts(0)` is an error, since the first call always happens.
 //!
-//! Setting both on one builder is an error ([`BackoffError::ConflictingLimits`]). Setting neither
+//! Setting both on one builder is an error (a [`ConfigError`](crate::config::ConfigError) naming `max_attempts`). Setting neither
 //! gives an infinite schedule. [`Backoff::max_retries`] and [`Backoff::max_attempts`] report the
 //! limit in both terms, whichever was set.
 //!
@@ -83,7 +83,7 @@
 //! Capping first keeps full jitter uniform over `[0, min(raw, cap)]` instead of piling delays up
 //! at the cap. Decorrelated jitter is random by construction: it is
 //! `delay = min(cap, random(base, 3 * previous))`, and combining it with a [`Jitter`] other than
-//! `None` is an error ([`BackoffError::JitterOnDecorrelated`]). [`Backoff::delay_bounds`] gives
+//! `None` is an error (a [`ConfigError`](crate::config::ConfigError) naming `jitter`). [`Backoff::delay_bounds`] gives
 //! the range each delay can take.
 //!
 //! # Golden tables
@@ -136,7 +136,7 @@
 //!
 //! # Validation and saturation
 //!
-//! [`BackoffBuilder::build`] rejects, with a [`BackoffError`] that names the setting and its
+//! [`BackoffBuilder::build`] rejects, with a [`ConfigError`](crate::config::ConfigError) that names the setting and its
 //! value: a zero duration, a factor below 1.0 or not finite (NaN included), a factor on a strategy
 //! other than exponential, a `max_delay` below the first delay, `max_attempts(0)`, both limits at
 //! once, and jitter on decorrelated jitter. Nothing is clamped silently.
@@ -185,12 +185,11 @@
 //! assert_eq!(result, Err("unavailable"));
 //! assert_eq!(calls, 3); // max_attempts counts the first call
 //! assert_eq!(slept, [Duration::from_millis(100), Duration::from_millis(200)]);
-//! # Ok::<(), conc_core::backoff::BackoffError>(())
+//! # Ok::<(), conc_core::config::ConfigError>(())
 //! ```
 
 mod builder;
 mod delays;
-mod error;
 mod jitter;
 mod math;
 mod policy;
@@ -199,7 +198,6 @@ mod strategy;
 
 pub use builder::BackoffBuilder;
 pub use delays::Delays;
-pub use error::BackoffError;
 pub use jitter::Jitter;
 pub use policy::Backoff;
 pub use strategy::{DelayFn, Strategy};

@@ -32,7 +32,7 @@ use super::{BackoffBuilder, Delays, Jitter, Strategy};
 /// let delays: Vec<u64> = backoff.delays().map(|d| d.as_millis() as u64).collect();
 /// assert_eq!(delays, [100, 200, 400, 800, 1000]);
 /// assert_eq!(backoff.max_retries(), Some(5));
-/// # Ok::<(), conc_core::backoff::BackoffError>(())
+/// # Ok::<(), conc_core::config::ConfigError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Backoff {
@@ -53,7 +53,7 @@ impl Backoff {
     ///
     /// let backoff = Backoff::fixed(Duration::from_millis(100)).max_retries(3).build()?;
     /// assert_eq!(backoff.delays().collect::<Vec<_>>(), [Duration::from_millis(100); 3]);
-    /// # Ok::<(), conc_core::backoff::BackoffError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn fixed(delay: Duration) -> BackoffBuilder {
         BackoffBuilder::new(Strategy::Fixed { delay })
@@ -70,7 +70,7 @@ impl Backoff {
     /// let ms = Duration::from_millis;
     /// let backoff = Backoff::linear(ms(100), ms(50)).max_retries(3).build()?;
     /// assert_eq!(backoff.delays().collect::<Vec<_>>(), [ms(100), ms(150), ms(200)]);
-    /// # Ok::<(), conc_core::backoff::BackoffError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn linear(initial: Duration, increment: Duration) -> BackoffBuilder {
         BackoffBuilder::new(Strategy::Linear { initial, increment })
@@ -88,7 +88,7 @@ impl Backoff {
     /// let ms = Duration::from_millis;
     /// let backoff = Backoff::exponential(ms(100)).factor(3.0).max_retries(3).build()?;
     /// assert_eq!(backoff.delays().collect::<Vec<_>>(), [ms(100), ms(300), ms(900)]);
-    /// # Ok::<(), conc_core::backoff::BackoffError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn exponential(initial: Duration) -> BackoffBuilder {
         BackoffBuilder::new(Strategy::Exponential { initial, factor: 2.0 })
@@ -107,7 +107,7 @@ impl Backoff {
     /// let backoff = Backoff::fibonacci(Duration::from_secs(1)).max_retries(6).build()?;
     /// let secs: Vec<u64> = backoff.delays().map(|d| d.as_secs()).collect();
     /// assert_eq!(secs, [1, 1, 2, 3, 5, 8]);
-    /// # Ok::<(), conc_core::backoff::BackoffError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn fibonacci(initial: Duration) -> BackoffBuilder {
         BackoffBuilder::new(Strategy::Fibonacci { initial })
@@ -132,7 +132,7 @@ impl Backoff {
     /// for delay in backoff.delays().take(20) {
     ///     assert!(ms(100) <= delay && delay <= ms(1000));
     /// }
-    /// # Ok::<(), conc_core::backoff::BackoffError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn decorrelated_jitter(base: Duration) -> BackoffBuilder {
         BackoffBuilder::new(Strategy::DecorrelatedJitter { base })
@@ -155,7 +155,7 @@ impl Backoff {
     ///     .build()?;
     /// let secs: Vec<u64> = backoff.delays().map(|d| d.as_secs()).collect();
     /// assert_eq!(secs, [1, 5, 10, 10]);
-    /// # Ok::<(), conc_core::backoff::BackoffError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn custom<F>(f: F) -> BackoffBuilder
     where
@@ -228,7 +228,7 @@ impl Backoff {
     /// let backoff = Backoff::exponential(Duration::from_millis(100)).build()?;
     /// assert_eq!(backoff.base_delay(3), Duration::from_millis(800));
     /// assert_eq!(backoff.base_delay(u32::MAX), Duration::MAX);
-    /// # Ok::<(), conc_core::backoff::BackoffError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn base_delay(&self, retry: u32) -> Duration {
         self.strategy.base_delay(retry, self.cap())
@@ -249,7 +249,7 @@ impl Backoff {
     /// let ms = Duration::from_millis;
     /// let backoff = Backoff::exponential(ms(100)).jitter(Jitter::Equal).build()?;
     /// assert_eq!(backoff.delay_bounds(2), ms(200)..=ms(400));
-    /// # Ok::<(), conc_core::backoff::BackoffError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn delay_bounds(&self, retry: u32) -> RangeInclusive<Duration> {
         let high = self.base_delay(retry);
@@ -277,7 +277,7 @@ impl Backoff {
     ///     .seed(7)
     ///     .build()?;
     /// assert_eq!(backoff.delays().collect::<Vec<_>>(), backoff.delays().collect::<Vec<_>>());
-    /// # Ok::<(), conc_core::backoff::BackoffError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn delays(&self) -> Delays {
         self.delays_from(0, None)
@@ -316,7 +316,7 @@ impl Backoff {
     /// // Persist `first.retries_so_far()` and `first.previous()`; later:
     /// let resumed = backoff.delays_from(first.retries_so_far(), first.previous());
     /// assert_eq!(resumed.collect::<Vec<_>>(), first.collect::<Vec<_>>());
-    /// # Ok::<(), conc_core::backoff::BackoffError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn delays_from(&self, next_index: u32, previous: Option<Duration>) -> Delays {
         // A schedule without randomness needs no fresh seed; skipping the draw

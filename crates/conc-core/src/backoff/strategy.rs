@@ -25,7 +25,7 @@ use super::math::{from_f64_nanos, scale, uniform};
 ///     }
 ///     other => panic!("unexpected strategy {other:?}"),
 /// }
-/// # Ok::<(), conc_core::backoff::BackoffError>(())
+/// # Ok::<(), conc_core::config::ConfigError>(())
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
@@ -223,7 +223,7 @@ impl DelayFn {
     /// if let Strategy::Custom(f) = backoff.strategy() {
     ///     assert_eq!(f.delay(2), Duration::from_secs(3));
     /// }
-    /// # Ok::<(), conc_core::backoff::BackoffError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn delay(&self, retry: u32) -> Duration {
         (self.0)(retry)

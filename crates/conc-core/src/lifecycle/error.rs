@@ -4,8 +4,8 @@ use std::fmt;
 
 use crate::BoxError;
 
-/// Why a registry refused a request.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a registry refused a request or could not carry it out.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
     /// A component with this name is already registered.
@@ -20,6 +20,15 @@ pub enum RegistryError {
         /// The name that was looked up.
         name: String,
     },
+    /// A component failed to start.
+    #[error("component `{name}` failed to start")]
+    StartFailed {
+        /// The component that failed.
+        name: String,
+        /// What it reported.
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// Why one component did not stop cleanly.
@@ -32,18 +41,6 @@ pub enum StopError {
     /// `stop` had not finished when the deadline passed; it was abandoned.
     #[error("did not stop before the deadline")]
     DeadlineExceeded,
-}
-
-/// Why one component did not start.
-#[derive(Debug, thiserror::Error)]
-#[error("component `{name}` failed to start")]
-#[non_exhaustive]
-pub struct StartError {
-    /// The component that failed.
-    pub name: String,
-    /// What it reported.
-    #[source]
-    pub source: BoxError,
 }
 
 /// The outcome of [`Registry::shutdown_all`](super::Registry::shutdown_all):

@@ -15,5 +15,5 @@ mod error;
 mod registry;
 
 pub use component::{Component, Lifecycle};
-pub use error::{RegistryError, ShutdownReport, StartError, StopError};
+pub use error::{RegistryError, ShutdownReport, StopError};
 pub use registry::{ComponentStatus, Registry, RegistryMetrics};

@@ -6,7 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use super::deadline::DeadlineTimer;
-use super::{Component, RegistryError, ShutdownReport, StartError, StopError};
+use super::{Component, RegistryError, ShutdownReport, StopError};
 use crate::metrics::{MetricEntry, MetricValue};
 
 /// A set of named components, started in registration order and stopped in
@@ -228,14 +228,14 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// [`StartError`] naming the component that failed and carrying its error.
-    pub async fn start_all(&self) -> Result<(), StartError> {
+    /// [`RegistryError::StartFailed`] naming the component that failed and carrying its error.
+    pub async fn start_all(&self) -> Result<(), RegistryError> {
         for entry in self.snapshot() {
             entry
                 .component
                 .start()
                 .await
-                .map_err(|source| StartError { name: entry.name, source })?;
+                .map_err(|source| RegistryError::StartFailed { name: entry.name, source })?;
         }
         Ok(())
     }

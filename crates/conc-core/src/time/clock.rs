@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A source of monotonic time.
 ///
@@ -29,6 +29,56 @@ use std::time::Instant;
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time.
     fn now(&self) -> Instant;
+
+    /// A fixed instant, at or before the first reading, from which
+    /// [`nanos_since`](Clock::nanos_since) is cheapest to read. A
+    /// [`Timeline`](super::Timeline) counts from it.
+    ///
+    /// Defaults to [`now`](Clock::now): clocks that keep their reading as an
+    /// offset from an origin of their own ([`CoarseClock`](super::CoarseClock),
+    /// [`ManualClock`](super::ManualClock)) return that origin instead.
+    fn origin(&self) -> Instant {
+        self.now()
+    }
+
+    /// Whole nanoseconds from `origin` to now: zero when now is before
+    /// `origin`, `u64::MAX` past about 584 years.
+    ///
+    /// The default subtracts `origin` from [`now`](Clock::now); clocks that
+    /// keep an offset from their own [`origin`](Clock::origin) answer for it
+    /// with one atomic load, without `Instant` arithmetic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_core::time::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::from_micros(3));
+    /// assert_eq!(clock.nanos_since(clock.origin()), 3_000);
+    /// assert_eq!(clock.nanos_since(clock.now() + Duration::from_secs(1)), 0);
+    /// ```
+    #[inline]
+    fn nanos_since(&self, origin: Instant) -> u64 {
+        saturating_nanos(self.now().saturating_duration_since(origin))
+    }
+}
+
+/// `duration` in whole nanoseconds, saturating at `u64::MAX` (about 584 years).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_core::time::saturating_nanos;
+///
+/// assert_eq!(saturating_nanos(Duration::from_micros(2)), 2_000);
+/// assert_eq!(saturating_nanos(Duration::MAX), u64::MAX);
+/// ```
+#[inline]
+pub fn saturating_nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The precise monotonic clock: every read is [`Instant::now()`].
@@ -59,6 +109,16 @@ impl<C: Clock + ?Sized> Clock for &C {
     fn now(&self) -> Instant {
         (**self).now()
     }
+
+    #[inline]
+    fn origin(&self) -> Instant {
+        (**self).origin()
+    }
+
+    #[inline]
+    fn nanos_since(&self, origin: Instant) -> u64 {
+        (**self).nanos_since(origin)
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Arc<C> {
@@ -66,11 +126,31 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> Instant {
         (**self).now()
     }
+
+    #[inline]
+    fn origin(&self) -> Instant {
+        (**self).origin()
+    }
+
+    #[inline]
+    fn nanos_since(&self, origin: Instant) -> u64 {
+        (**self).nanos_since(origin)
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for Box<C> {
     #[inline]
     fn now(&self) -> Instant {
         (**self).now()
+    }
+
+    #[inline]
+    fn origin(&self) -> Instant {
+        (**self).origin()
+    }
+
+    #[inline]
+    fn nanos_since(&self, origin: Instant) -> u64 {
+        (**self).nanos_since(origin)
     }
 }

@@ -5,7 +5,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::cell::{ElapsedCell, nanos_of};
-use super::{Clock, ClockError};
+use super::{Clock, ClockError, saturating_nanos};
+use crate::config;
 
 /// A cheap, cached monotonic clock for hot paths.
 ///
@@ -89,7 +90,7 @@ impl CoarseClock {
     ///
     /// # Errors
     ///
-    /// [`ClockError::InvalidResolution`] when `resolution` is below
+    /// [`ClockError::Config`] when `resolution` is below
     /// [`MIN_RESOLUTION`] or above [`MAX_RESOLUTION`]; [`ClockError::Spawn`] when
     /// the updater thread cannot be started.
     ///
@@ -103,17 +104,11 @@ impl CoarseClock {
     /// assert_eq!(clock.resolution(), Duration::from_millis(5));
     ///
     /// let err = CoarseClock::with_resolution(Duration::ZERO).unwrap_err();
-    /// assert!(matches!(err, ClockError::InvalidResolution { .. }));
+    /// assert!(matches!(err, ClockError::Config(ref e) if e.field == "resolution"));
     /// # Ok::<(), ClockError>(())
     /// ```
     pub fn with_resolution(resolution: Duration) -> Result<CoarseClock, ClockError> {
-        if !(MIN_RESOLUTION..=MAX_RESOLUTION).contains(&resolution) {
-            return Err(ClockError::InvalidResolution {
-                value: resolution,
-                min: MIN_RESOLUTION,
-                max: MAX_RESOLUTION,
-            });
-        }
+        config::between("resolution", resolution, MIN_RESOLUTION, MAX_RESOLUTION)?;
         Self::spawn(resolution)
     }
 
@@ -122,12 +117,7 @@ impl CoarseClock {
         self.inner.resolution
     }
 
-    /// The instant this clock counts from.
-    pub fn origin(&self) -> Instant {
-        self.inner.origin
-    }
-
-    /// The time from [`origin`](Self::origin) to the last refresh: one atomic
+    /// The time from [`origin`](Clock::origin) to the last refresh: one atomic
     /// load, without the `Instant` arithmetic of [`now`](Clock::now). For hot
     /// paths that keep their own times as offsets from the origin.
     ///
@@ -193,5 +183,19 @@ impl Clock for CoarseClock {
             return Instant::now();
         }
         inner.origin + Duration::from_nanos(inner.elapsed.get())
+    }
+
+    fn origin(&self) -> Instant {
+        self.inner.origin
+    }
+
+    #[inline]
+    fn nanos_since(&self, origin: Instant) -> u64 {
+        let inner = &*self.inner;
+        if origin == inner.origin && !inner.precise_fallback {
+            inner.elapsed.get()
+        } else {
+            saturating_nanos(self.now().saturating_duration_since(origin))
+        }
     }
 }

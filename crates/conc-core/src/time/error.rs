@@ -2,20 +2,15 @@
 
 use std::time::Duration;
 
+use crate::config::ConfigError;
+
 /// Why a clock could not be built or moved.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClockError {
     /// The coarse clock's resolution is outside the supported range.
-    #[error("coarse clock `resolution` must be between {min:?} and {max:?}, got {value:?}")]
-    InvalidResolution {
-        /// The resolution asked for.
-        value: Duration,
-        /// The smallest supported resolution.
-        min: Duration,
-        /// The largest supported resolution.
-        max: Duration,
-    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A manual clock was asked to move before its origin.
     #[error("manual clock cannot move {by:?} before its origin")]
     BeforeOrigin {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cell::{ElapsedCell, MAX_ELAPSED, nanos_of};
-use super::{Clock, ClockError};
+use super::{Clock, ClockError, saturating_nanos};
 
 /// A clock that only moves when told to: the time source for deterministic tests.
 ///
@@ -69,11 +69,6 @@ impl ManualClock {
     /// ```
     pub fn with_origin(origin: Instant) -> Self {
         Self { inner: Arc::new(Inner { origin, elapsed: ElapsedCell::new(0) }) }
-    }
-
-    /// The instant the clock counts from.
-    pub fn origin(&self) -> Instant {
-        self.inner.origin
     }
 
     /// Time elapsed since the origin.
@@ -236,5 +231,18 @@ impl Clock for ManualClock {
     #[inline]
     fn now(&self) -> Instant {
         self.inner.origin + Duration::from_nanos(self.inner.elapsed.get())
+    }
+
+    fn origin(&self) -> Instant {
+        self.inner.origin
+    }
+
+    #[inline]
+    fn nanos_since(&self, origin: Instant) -> u64 {
+        if origin == self.inner.origin {
+            self.inner.elapsed.get()
+        } else {
+            saturating_nanos(self.now().saturating_duration_since(origin))
+        }
     }
 }

@@ -8,6 +8,11 @@
 //! | [`CoarseClock`] | one atomic load (~1 ns) | [`DEFAULT_RESOLUTION`] (1 ms) by default | hot-path decisions: rate limits, breaker windows, idle timeouts |
 //! | [`ManualClock`] | one atomic load | exact, moved by hand | deterministic tests |
 //!
+//! Components read the clock they are given through a [`Timeline`]:
+//! nanoseconds since the clock's origin as a `u64`, never going back. A
+//! builder takes it one way everywhere, `.clock(c)`, defaulting to the
+//! process-wide [`CoarseClock::global`].
+//!
 //! The costs are measured by `cargo xtask bench core` (see `docs/performance.md`).
 //!
 //! Async waiting is not this module's job: components wait with `tokio::time`,
@@ -43,11 +48,13 @@ mod clock;
 mod coarse;
 mod error;
 mod manual;
+mod timeline;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, SystemClock, saturating_nanos};
 pub use coarse::{CoarseClock, DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION};
 pub use error::ClockError;
 pub use manual::ManualClock;
+pub use timeline::Timeline;
 
 #[cfg(test)]
 mod tests;

@@ -134,7 +134,7 @@ impl Default for SlidingWindow {
 /// // 5 s the first time, 7.5 s when it re-opens straight from half-open, …
 /// let growing = OpenWait::Backoff(Backoff::exponential(Duration::from_secs(5)).factor(1.5).build()?);
 /// assert_ne!(format!("{fixed:?}"), format!("{growing:?}"));
-/// # Ok::<(), conc_core::backoff::BackoffError>(())
+/// # Ok::<(), conc_core::config::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
