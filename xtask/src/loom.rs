@@ -1,8 +1,8 @@
 //! `cargo xtask loom`: run the loom models.
 //!
-//! Loom models are unit tests named `loom_*` compiled only under `--cfg conc_loom` (DESIGN.md
-//! §2). A crate has them when its `Cargo.toml` mentions `cfg(conc_loom)`, which it does to
-//! declare loom as a dev-dependency for that cfg. Each crate is tested on its own:
+//! Loom models are unit tests named `loom_*` compiled only under `--cfg conc_loom`
+//! (`docs/architecture.md`, "Testing"). A crate has them when its `Cargo.toml` mentions
+//! `cfg(conc_loom)`, which it does to declare loom as a dev-dependency for that cfg. Each crate is tested on its own:
 //!
 //! ```text
 //! RUSTFLAGS="--cfg conc_loom -C debug-assertions" LOOM_MAX_PREEMPTIONS=2 LOOM_MAX_BRANCHES=10000 \

@@ -5,7 +5,7 @@
 //!
 //! Each command lives in its own module: [`ci`] (everything CI checks, in order), [`loom`]
 //! (the loom models), [`bench`](mod@bench) (criterion suites and the ours/peer summary) and
-//! [`tidy`] (repository conventions). [`cmd`] runs and echoes external commands, [`workspace`]
+//! [`tidy`] (repository conventions, with the crate [`layers`]). [`cmd`] runs and echoes external commands, [`workspace`]
 //! knows the layout of the tree and [`json`] reads criterion's output files.
 #![allow(
     clippy::print_stdout,
@@ -17,6 +17,7 @@ mod bench;
 mod ci;
 mod cmd;
 mod json;
+mod layers;
 mod loom;
 mod tidy;
 mod workspace;

@@ -7,8 +7,10 @@
 //! - No text file (`*.rs`, `*.toml`, `*.md`, `*.sh`, `.ci/run`) names an absolute path on some
 //!   machine (a home directory or the build machine's work directory).
 //! - Every crate's `src/lib.rs` opens with its crate docs (`//!` on line 1).
-//! - Every published crate under `crates/` except the umbrella `conc` (whose guide is the
-//!   README) has a guide, `docs/<name without conc->.md`.
+//! - Every published crate under `crates/` except the umbrella (whose guide is the README)
+//!   has a guide, `docs/<name without conc->.md`.
+//! - The crates depend on each other as `docs/architecture.md` lays out ([`layers`]): each
+//!   broken rule is reported at the offending dependency line of the manifest.
 //!
 //! The tree is walked from the workspace root, skipping `target` and `.git` directories.
 //! The checks run as `#[test]`s too, so `cargo test` enforces them. This file spells the
@@ -18,8 +20,8 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::Result;
 use crate::workspace::{self, Crate};
+use crate::{Result, cmd, json, layers};
 
 /// Patterns forbidden in Rust files, with the reason given for each.
 const RUST_PATTERNS: [(&str, &str); 4] = [
@@ -88,6 +90,7 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Offence>> {
             }),
         }
     }
+    offences.extend(layering(root)?);
     for krate in workspace::crates(root)? {
         let lib_rs = fs::read_to_string(krate.dir.join("src/lib.rs")).ok();
         let guide = guide_path(&krate);
@@ -100,6 +103,37 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Offence>> {
         ));
     }
     Ok(offences)
+}
+
+/// The broken dependency rules of the workspace at `root`, each at its manifest line.
+fn layering(root: &Path) -> Result<Vec<Offence>> {
+    let metadata = cmd::cargo(root)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .read()
+        .ok_or("`cargo metadata --format-version 1 --no-deps` failed: cannot check the layering")?;
+    let metadata = json::parse(&metadata).map_err(|e| format!("cargo metadata: {e}"))?;
+    let root_text = root.to_string_lossy();
+    let packages = layers::packages(&metadata, &root_text)?;
+    Ok(layers::check(&packages)
+        .into_iter()
+        .map(|violation| {
+            let manifest = fs::read_to_string(root.join(&violation.manifest)).unwrap_or_default();
+            let line = manifest
+                .lines()
+                .position(|line| {
+                    line.split(['=', '.']).next().is_some_and(|key| key.trim() == violation.to)
+                })
+                .map_or(1, |index| index + 1);
+            Offence {
+                path: violation.manifest,
+                line,
+                message: format!(
+                    "{} depends on {}: {}",
+                    violation.from, violation.to, violation.rule
+                ),
+            }
+        })
+        .collect())
 }
 
 /// Collects the files tidy reads under `dir`, skipping `target`, `.git` and symlinks.
@@ -155,7 +189,7 @@ fn scan_text(path: &str, text: &str) -> Vec<Offence> {
 /// The guide a crate must have, relative to the root: `docs/<name without conc->.md`, or
 /// `None` for the umbrella and unpublished crates.
 fn guide_path(krate: &Crate) -> Option<String> {
-    if krate.name == "conc" || !krate.is_published() {
+    if krate.name == layers::UMBRELLA || !krate.is_published() {
         return None;
     }
     let short = krate.name.strip_prefix("conc-").unwrap_or(&krate.name);
@@ -272,7 +306,7 @@ mod tests {
 
     #[test]
     fn the_umbrella_and_unpublished_crates_need_no_guide() {
-        let umbrella = krate("conc", "");
+        let umbrella = krate(layers::UMBRELLA, "");
         let support = krate("conc-test-support", "publish = false\n");
         assert_eq!(guide_path(&umbrella), None);
         assert_eq!(guide_path(&support), None);

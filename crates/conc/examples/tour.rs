@@ -1,5 +1,5 @@
 //! A guided tour of what `conc` offers today. Run it with
-//! `cargo run -p conc --example tour`.
+//! `cargo run -p conc-kit --example tour`.
 //!
 //! 1. Backoff schedules: the one backoff implementation every retrying
 //!    component shares, shown as a table.

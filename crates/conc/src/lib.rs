@@ -50,7 +50,7 @@
 //! # Ok::<(), conc::core::config::ConfigError>(())
 //! ```
 //!
-//! Run the tour for a guided look: `cargo run -p conc --example tour`.
+//! Run the tour for a guided look: `cargo run -p conc-kit --example tour`.
 //!
 //! `conc::core` shares its name with the standard library's `core` crate. In a
 //! module that brings it into scope with `use conc::core;`, write `::core::…`
