@@ -171,6 +171,14 @@ metric_names! {
     BUS_QUEUE_DEPTH = "conc.bus.queue.depth", Gauge, Count, "jobs waiting in a queue";
     /// Bus: time a job ran.
     BUS_JOB_DURATION = "conc.bus.job.duration", Histogram, Seconds, "time one job attempt ran";
+    /// Bus: time a job waited between becoming available and starting.
+    BUS_JOB_WAIT = "conc.bus.job.wait", Histogram, Seconds, "time a job waited between becoming available and starting";
+    /// Bus: jobs put back by their handler, not as failures.
+    BUS_JOBS_RELEASED = "conc.bus.jobs.released", Counter, Count, "jobs put back on their queue by their handler";
+    /// Bus: attempts abandoned because their lease was lost.
+    BUS_LEASES_LOST = "conc.bus.leases.lost", Counter, Count, "job attempts abandoned because their lease was lost";
+    /// Bus: jobs in the failed store.
+    BUS_FAILED_SIZE = "conc.bus.failed.size", Gauge, Count, "jobs kept in the failed store";
 
     /// Process: processes started.
     PROCESS_SPAWNED = "conc.process.spawned", Counter, Count, "processes started";

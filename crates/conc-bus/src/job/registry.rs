@@ -1,0 +1,202 @@
+//! [`Handlers`]: the table from a job's name (and payload version) to the code
+//! that decodes and runs it.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use conc_core::BoxFuture;
+use serde::de::DeserializeOwned;
+
+use super::context::JobContext;
+use super::error::{DecodeError, JobError};
+use super::options::JobOptions;
+use super::{Envelope, Job};
+
+/// Turns an older payload (JSON) into the current job type, boxed.
+type Upcaster = Box<dyn Fn(&str) -> Result<Box<dyn Any + Send>, String> + Send + Sync>;
+
+/// A job type's handler with its type erased: decodes a payload (upcasting
+/// older versions) and runs it.
+pub(crate) trait ErasedHandler: Send + Sync {
+    /// The job type's options (for the backoff policy set on the type).
+    fn options(&self) -> JobOptions;
+
+    /// Decodes `envelope`'s payload and starts the handler on it.
+    fn start(
+        &self,
+        envelope: &Envelope,
+        upcasters: Option<&HashMap<u32, Upcaster>>,
+        ctx: JobContext,
+    ) -> Result<BoxFuture<'static, Result<(), JobError>>, DecodeError>;
+}
+
+struct TypedHandler<J, F> {
+    handler: F,
+    _job: std::marker::PhantomData<fn(J)>,
+}
+
+impl<J, F, Fut> ErasedHandler for TypedHandler<J, F>
+where
+    J: Job,
+    F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+{
+    fn options(&self) -> JobOptions {
+        J::options()
+    }
+
+    fn start(
+        &self,
+        envelope: &Envelope,
+        upcasters: Option<&HashMap<u32, Upcaster>>,
+        ctx: JobContext,
+    ) -> Result<BoxFuture<'static, Result<(), JobError>>, DecodeError> {
+        let job = decode::<J>(envelope, upcasters)?;
+        Ok(Box::pin((self.handler)(job, ctx)))
+    }
+}
+
+/// `envelope`'s payload as a `J`, upcast from an older version when needed.
+fn decode<J: Job>(
+    envelope: &Envelope,
+    upcasters: Option<&HashMap<u32, Upcaster>>,
+) -> Result<J, DecodeError> {
+    let payload_error = |message: String| DecodeError::Payload {
+        name: envelope.name.clone(),
+        version: envelope.version,
+        message,
+    };
+    if envelope.version == J::VERSION {
+        return serde_json::from_str(&envelope.payload).map_err(|e| payload_error(e.to_string()));
+    }
+    let upcast = upcasters.and_then(|map| map.get(&envelope.version)).ok_or_else(|| {
+        DecodeError::UnknownVersion {
+            name: envelope.name.clone(),
+            version: envelope.version,
+            current: J::VERSION,
+        }
+    })?;
+    let boxed = upcast(&envelope.payload).map_err(payload_error)?;
+    boxed.downcast::<J>().map(|job| *job).map_err(|_| {
+        payload_error(format!("the upcaster did not produce a `{}`", std::any::type_name::<J>()))
+    })
+}
+
+/// The table workers run jobs from: for each job name, the handler of its
+/// current payload version and the upcasters of older versions.
+///
+/// A handler is any `Fn(J, JobContext) -> impl Future<Output = Result<(), JobError>>`,
+/// an `async fn` included. A payload whose name has no handler, or whose
+/// version has neither the handler nor an upcaster, goes to the failed store
+/// with a [`DecodeError`]; nothing panics.
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus::{Handlers, Job, JobContext, JobError};
+/// use serde::{Deserialize, Serialize};
+///
+/// /// The payload before version 2 had one `name` field.
+/// #[derive(Deserialize)]
+/// struct GreetV1 { name: String }
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Greet { first: String, last: String }
+/// impl Job for Greet {
+///     const NAME: &'static str = "greet";
+///     const VERSION: u32 = 2;
+/// }
+///
+/// let handlers = Handlers::new()
+///     .handle(|job: Greet, _ctx: JobContext| async move {
+///         println!("hello {} {}", job.first, job.last);
+///         Ok::<(), JobError>(())
+///     })
+///     .upcast(1, |old: GreetV1| {
+///         let (first, last) = old.name.split_once(' ').unwrap_or((&old.name, ""));
+///         Greet { first: first.into(), last: last.into() }
+///     });
+/// assert!(handlers.knows("greet"));
+/// ```
+#[derive(Default)]
+pub struct Handlers {
+    handlers: HashMap<&'static str, Arc<dyn ErasedHandler>>,
+    upcasters: HashMap<&'static str, HashMap<u32, Upcaster>>,
+}
+
+impl Handlers {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `handler` for jobs of type `J` (by [`Job::NAME`]), replacing
+    /// any handler registered for that name before.
+    #[must_use]
+    pub fn handle<J, F, Fut>(mut self, handler: F) -> Self
+    where
+        J: Job,
+        F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), JobError>> + Send + 'static,
+    {
+        let typed = TypedHandler::<J, F> { handler, _job: std::marker::PhantomData };
+        self.handlers.insert(J::NAME, Arc::new(typed));
+        self
+    }
+
+    /// Registers how a payload of `J` written as `version` (an older shape,
+    /// `Old`) becomes a `J`.
+    #[must_use]
+    pub fn upcast<J, Old, F>(mut self, version: u32, upcast: F) -> Self
+    where
+        J: Job,
+        Old: DeserializeOwned,
+        F: Fn(Old) -> J + Send + Sync + 'static,
+    {
+        let upcaster: Upcaster = Box::new(move |payload: &str| {
+            let old: Old = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+            Ok(Box::new(upcast(old)) as Box<dyn Any + Send>)
+        });
+        self.upcasters.entry(J::NAME).or_default().insert(version, upcaster);
+        self
+    }
+
+    /// Whether a handler is registered for `name`.
+    pub fn knows(&self, name: &str) -> bool {
+        self.handlers.contains_key(name)
+    }
+
+    /// The names with a handler, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.handlers.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Decodes `envelope` and starts its handler.
+    pub(crate) fn start(
+        &self,
+        envelope: &Envelope,
+        ctx: JobContext,
+    ) -> Result<BoxFuture<'static, Result<(), JobError>>, DecodeError> {
+        let handler = self
+            .handlers
+            .get(envelope.name.as_str())
+            .ok_or_else(|| DecodeError::UnknownJob { name: envelope.name.clone() })?;
+        handler.start(envelope, self.upcasters.get(envelope.name.as_str()), ctx)
+    }
+
+    /// The options the job type named `name` sets, if it has a handler.
+    pub(crate) fn options(&self, name: &str) -> Option<JobOptions> {
+        self.handlers.get(name).map(|handler| handler.options())
+    }
+}
+
+impl fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handlers").field("jobs", &self.names()).finish()
+    }
+}

@@ -1,0 +1,94 @@
+//! Command bus and durable job queues: typed jobs, leased queues in memory
+//! and SQLite, workers, failed jobs, and testing support.
+//!
+//! # Overview
+//!
+//! - [`Job`]: a serializable payload with a stable name, a version and
+//!   default [`JobOptions`] (queue, delay, priority, attempts, backoff,
+//!   exceptions, deadline, timeout). Its handler is an `async fn(job,
+//!   JobContext) -> Result<(), JobError>` registered on [`Handlers`].
+//! - [`Queue`]: the typed front of a [`QueueBackend`]: push now, later, with a
+//!   priority, in bulk; sizes, pause, resume, clear, bounded depth; the failed
+//!   store (list, retry, forget, flush, prune).
+//! - [`Worker`]: runs jobs from its queues with leases renewed while they run,
+//!   timeouts, caught panics, retries with backoff, stop conditions and a
+//!   graceful stop; a [`Lifecycle`](conc_core::lifecycle::Lifecycle) and a
+//!   [`MetricsSource`](conc_core::metrics::MetricsSource).
+//! - Backends: [`MemoryQueue`] (fast, not durable); a SQLite file (feature
+//!   `sqlite`, durable). Every backend passes one conformance suite.
+//!
+//! Delivery is at least once: every transition of a leased job carries its
+//! lease token and a stale one is refused ([`LeaseLost`]); attempts are
+//! counted at reservation; a dead worker's jobs come back within one lease.
+//! `docs/bus.md` is the guide.
+//!
+//! # Feature flags
+//!
+//! - `sqlite`: a durable queue and failed store in a SQLite file.
+//!
+//! # Examples
+//!
+//! ```
+//! use conc_bus::{Handlers, Job, JobContext, JobError, MemoryQueue, Queue, Worker};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct SendWelcome { user: u64 }
+//! impl Job for SendWelcome { const NAME: &'static str = "send-welcome"; }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = MemoryQueue::new();
+//! Queue::new(backend.clone()).push(SendWelcome { user: 42 }).await?;
+//!
+//! let handlers = Handlers::new().handle(|job: SendWelcome, ctx: JobContext| async move {
+//!     assert_eq!((job.user, ctx.attempt()), (42, 1));
+//!     Ok::<(), JobError>(())
+//! });
+//! let worker = Worker::builder(backend, handlers).stop_when_empty(true).build()?;
+//! worker.run().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # What it replaces
+//!
+//! | need | usual choice | here |
+//! |---|---|---|
+//! | background jobs | Laravel Queue, Sidekiq, BullMQ, apalis | [`Queue`], [`Worker`] |
+//! | crash-safe delivery | Sidekiq Pro `super_fetch`, `BullMQ` locks | leases with owner tokens on every backend |
+//! | failed jobs | Laravel `failed_jobs`, Sidekiq dead set | the failed store, with which limit tripped |
+//! | payload evolution | hand-written migrations | versioned payloads with upcasters |
+//!
+//! # Supported Rust versions
+//!
+//! The minimum supported Rust version is 1.88.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+mod clock;
+pub mod failed;
+mod id;
+pub mod job;
+pub mod queue;
+pub mod worker;
+
+pub use failed::{FailReason, FailedJob, FailedQuery, Selection};
+pub use id::{JobId, ParseIdError};
+pub use job::{
+    AttemptRecord, Cancelled, DEFAULT_QUEUE, DecodeError, Envelope, Handlers, Job, JobBackoff,
+    JobContext, JobError, JobOptions, MAX_HISTORY, MAX_PRIORITY, MAX_QUEUE_NAME,
+};
+pub use queue::{
+    EnqueueError, FailedStore, Lease, LeaseLost, LeaseToken, MemoryQueue, MemoryQueueBuilder,
+    Overflow, PendingDispatch, PushError, Pushed, Queue, QueueBackend, QueueError, QueueSize,
+    Reservation, ReserveRequest, Reserved, Settled, Settlement, Transition,
+};
+pub use worker::{
+    AlreadyStarted, JobStats, StopReason, Worker, WorkerBuilder, WorkerEvent, WorkerHealth,
+    WorkerMetrics, WorkerState,
+};
+
+/// The guide's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/bus.md")]
+struct BusGuide;
