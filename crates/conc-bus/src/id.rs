@@ -36,10 +36,25 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 pub struct JobId(u128);
 
 impl JobId {
-    /// A fresh id, stamped with the current Unix time.
+    /// A fresh id, stamped with the current Unix time. Ids made one after
+    /// another on one thread always grow, within a millisecond too (the
+    /// random part of the previous id plus one), like a monotonic ULID.
     pub fn new() -> Self {
+        thread_local! {
+            static LAST: Cell<u128> = const { Cell::new(0) };
+        }
         let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        Self::from_parts(u64::try_from(millis).unwrap_or(u64::MAX), random_80())
+        let fresh = Self::from_parts(u64::try_from(millis).unwrap_or(u64::MAX), random_80());
+        LAST.try_with(|last| {
+            let previous = last.get();
+            // Same millisecond (or a clock that stepped back): follow the
+            // previous id instead of a random one.
+            let id =
+                if fresh.0 <= previous && previous < u128::MAX { previous + 1 } else { fresh.0 };
+            last.set(id);
+            Self(id)
+        })
+        .unwrap_or(fresh)
     }
 
     /// An id from its Unix milliseconds (the low 48 bits are kept) and 80
@@ -190,6 +205,12 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.millis(), 1_700_000_000_000);
         assert!(JobId::new().millis() > 1_700_000_000_000);
+    }
+
+    #[test]
+    fn ids_made_in_a_row_grow() {
+        let ids: Vec<JobId> = (0..10_000).map(|_| JobId::new()).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
     }
 
     #[test]

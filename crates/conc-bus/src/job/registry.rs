@@ -16,7 +16,7 @@ use super::options::JobOptions;
 use super::{Envelope, Job};
 
 /// Turns an older payload (JSON) into the current job type, boxed.
-type Upcaster = Box<dyn Fn(&str) -> Result<Box<dyn Any + Send>, String> + Send + Sync>;
+type Upcaster = Arc<dyn Fn(&str) -> Result<Box<dyn Any + Send>, String> + Send + Sync>;
 
 /// A job type's handler with its type erased: decodes a payload (upcasting
 /// older versions) and runs it.
@@ -86,7 +86,8 @@ fn decode<J: Job>(
 }
 
 /// The table workers run jobs from: for each job name, the handler of its
-/// current payload version and the upcasters of older versions.
+/// current payload version and the upcasters of older versions. Clones share
+/// the handlers, so one table can serve many workers.
 ///
 /// A handler is any `Fn(J, JobContext) -> impl Future<Output = Result<(), JobError>>`,
 /// an `async fn` included. A payload whose name has no handler, or whose
@@ -121,7 +122,7 @@ fn decode<J: Job>(
 ///     });
 /// assert!(handlers.knows("greet"));
 /// ```
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Handlers {
     handlers: HashMap<&'static str, Arc<dyn ErasedHandler>>,
     upcasters: HashMap<&'static str, HashMap<u32, Upcaster>>,
@@ -156,7 +157,7 @@ impl Handlers {
         Old: DeserializeOwned,
         F: Fn(Old) -> J + Send + Sync + 'static,
     {
-        let upcaster: Upcaster = Box::new(move |payload: &str| {
+        let upcaster: Upcaster = Arc::new(move |payload: &str| {
             let old: Old = serde_json::from_str(payload).map_err(|e| e.to_string())?;
             Ok(Box::new(upcast(old)) as Box<dyn Any + Send>)
         });

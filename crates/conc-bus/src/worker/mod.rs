@@ -217,6 +217,7 @@ impl<B: QueueBackend> Worker<B> {
         if self.shared.started.swap(true, Ordering::AcqRel) {
             return Err(AlreadyStarted);
         }
+        self.shared.state.send_replace(WorkerState::Running);
         tokio::spawn(run::run(Arc::clone(&self.shared)));
         Ok(())
     }

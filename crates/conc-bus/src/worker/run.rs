@@ -122,6 +122,8 @@ struct Runner<B> {
     more_available: bool,
     stopping: Option<StopReason>,
     grace_deadline: Option<TokioInstant>,
+    /// When a stopping worker gives up sending what the backend did not take.
+    give_up_at: Option<TokioInstant>,
     max_time_deadline: Option<TokioInstant>,
     backend_down_until: Option<TokioInstant>,
     backend_retry: Option<Delays>,
@@ -145,6 +147,7 @@ pub(super) async fn run<B: QueueBackend>(shared: Arc<Shared<B>>) -> StopReason {
         more_available: true,
         stopping: None,
         grace_deadline: None,
+        give_up_at: None,
         max_time_deadline,
         backend_down_until: None,
         backend_retry: None,
@@ -175,17 +178,28 @@ impl<B: QueueBackend> Runner<B> {
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.check_max_jobs();
-            if let Some(reason) = self.stopping
-                && self.running.is_empty()
-                && self.buffer.is_empty()
-                && self.pending.is_empty()
-            {
-                return reason;
-            }
             let backend_up =
                 self.backend_down_until.is_none_or(|until| TokioInstant::now() >= until);
             if backend_up {
                 self.flush().await;
+            }
+            if let Some(reason) = self.stopping
+                && self.running.is_empty()
+                && self.buffer.is_empty()
+            {
+                if self.pending.is_empty() {
+                    return reason;
+                }
+                if self.give_up_at.is_some_and(|at| TokioInstant::now() >= at) {
+                    // The backend stayed down past the grace: the leases
+                    // still held expire on their own and the jobs come back.
+                    tracing::warn!(
+                        target: "conc_bus",
+                        unsent = self.pending.len(),
+                        "worker stopped with transitions the backend never took"
+                    );
+                    return reason;
+                }
             }
             let backend_up =
                 self.backend_down_until.is_none_or(|until| TokioInstant::now() >= until);
@@ -222,7 +236,9 @@ impl<B: QueueBackend> Runner<B> {
                 Wake::StopRequested => self.begin_stop(StopReason::Requested),
                 Wake::GraceOver => self.abandon_running(),
                 Wake::MaxTime => self.begin_stop(StopReason::MaxTime),
-                Wake::Retry => {}
+                // The wait is over: the next call tells whether the backend is
+                // back (the backoff goes on from where it was if it is not).
+                Wake::Retry => self.backend_down_until = None,
                 Wake::Work => self.more_available = true,
             }
         }
@@ -554,7 +570,9 @@ impl<B: QueueBackend> Runner<B> {
         }
         let configured = self.shared.config.grace;
         let grace = lock(&self.shared.grace).map_or(configured, |asked| asked.min(configured));
-        self.grace_deadline = Some(TokioInstant::now() + grace);
+        let now = TokioInstant::now();
+        self.grace_deadline = Some(now + grace);
+        self.give_up_at = Some(now + grace + self.shared.config.lease / 3);
     }
 
     /// The grace is over: signal the running jobs, release their leases, drop them.
@@ -588,10 +606,11 @@ impl<B: QueueBackend> Runner<B> {
     }
 
     fn backend_ok(&mut self) {
-        if self.backend_down_until.take().is_some() {
+        self.backend_down_until = None;
+        // A backoff under way means the backend had failed: it is back.
+        if self.backend_retry.take().is_some() {
             self.emit(|| WorkerEvent::BackendRecovered);
         }
-        self.backend_retry = None;
         let mut contact = lock(&self.shared.contact);
         contact.last_ok = Some(Instant::now());
         contact.error = None;
