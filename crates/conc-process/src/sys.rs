@@ -52,8 +52,8 @@ pub(crate) fn install_pre_exec(
     let _ = parent_death;
     let hook = move || -> io::Result<()> {
         // Only async-signal-safe calls below: setrlimit, prctl, getppid, raise.
-        if let Some(cpu) = limits.cpu_seconds {
-            set_limit(libc::RLIMIT_CPU, cpu)?;
+        if let Some(cpu) = limits.cpu {
+            set_limit(libc::RLIMIT_CPU, cpu.as_secs())?;
         }
         if let Some(bytes) = limits.memory_bytes {
             set_limit(libc::RLIMIT_AS, bytes)?;

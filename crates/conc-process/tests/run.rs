@@ -44,7 +44,7 @@ async fn a_missing_program_is_named() {
     assert_eq!(err.to_string(), "program `conc-no-such-program` not found");
 
     let err = Process::new("true").current_dir("/no/such/dir").run().await.unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "current_dir", .. }), "{err}");
+    assert_eq!(err.config().map(|config| &*config.field), Some("current_dir"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("not-executable");
@@ -66,10 +66,7 @@ async fn bad_settings_are_refused_naming_the_field() {
     ];
     for (process, field) in cases {
         let err = process.run().await.unwrap_err();
-        assert!(
-            matches!(&err, ProcessError::InvalidConfig { field: f, .. } if *f == field),
-            "{field}: {err}"
-        );
+        assert!(err.config().is_some_and(|config| config.field == field), "{field}: {err}");
     }
 }
 

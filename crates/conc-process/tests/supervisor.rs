@@ -7,9 +7,9 @@ use std::time::Duration;
 use common::{alive, eventually};
 use conc_core::backoff::Backoff;
 use conc_core::metrics::MetricsSnapshot;
+use conc_core::time::ManualClock;
 use conc_process::{
-    ChildState, ExitStatus, GiveUpReason, Process, ProcessError, RestartPolicy, Supervisor,
-    SupervisorEvent,
+    ChildState, ExitStatus, GiveUpReason, Process, RestartPolicy, Supervisor, SupervisorEvent,
 };
 use tokio::sync::broadcast::Receiver;
 use tokio::time::Instant;
@@ -35,6 +35,7 @@ async fn restart_storm_gives_up_on_a_virtual_clock() {
                 .unwrap(),
         )
         .intensity(5, Duration::from_secs(10))
+        .clock(ManualClock::new())
         .build()
         .unwrap();
     let mut events = supervisor.events();
@@ -91,24 +92,38 @@ async fn restart_storm_gives_up_on_a_virtual_clock() {
     supervisor.shutdown().await;
 }
 
-/// Restarts spread wider than the period never trip the intensity limit;
-/// a finite backoff schedule gives up when it runs out instead.
+/// Restarts spread wider than the period (on the supervisor's clock) never
+/// trip the intensity limit; a finite backoff schedule gives up when it runs
+/// out instead. The same restarts close together do trip it.
 #[tokio::test(start_paused = true)]
 async fn slow_restarts_stay_under_the_intensity_limit() {
-    let supervisor = Supervisor::builder()
-        .backoff(Backoff::fixed(Duration::from_secs(20)).max_retries(7).build().unwrap())
-        .intensity(2, Duration::from_secs(15))
-        .build()
-        .unwrap();
-    let mut events = supervisor.events();
-    supervisor.supervise("slow", || Process::new("false")).unwrap();
-    let reason = loop {
-        if let SupervisorEvent::GaveUp { restarts, reason, .. } = next_event(&mut events).await {
-            assert_eq!(restarts, 7);
-            break reason;
-        }
-    };
-    assert_eq!(reason, GiveUpReason::BackoffExhausted);
+    for (spread, expected) in [
+        (Duration::from_secs(20), (7, GiveUpReason::BackoffExhausted)),
+        (
+            Duration::from_secs(14),
+            (2, GiveUpReason::Intensity { max_restarts: 2, period: Duration::from_secs(15) }),
+        ),
+    ] {
+        let clock = ManualClock::new();
+        let supervisor = Supervisor::builder()
+            .backoff(Backoff::fixed(Duration::from_secs(20)).max_retries(7).build().unwrap())
+            .intensity(2, Duration::from_secs(15))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let mut events = supervisor.events();
+        supervisor.supervise("slow", || Process::new("false")).unwrap();
+        let gave_up = loop {
+            match next_event(&mut events).await {
+                // The supervisor's clock moves while it waits out the delay.
+                SupervisorEvent::Restarting { .. } => clock.advance(spread),
+                SupervisorEvent::GaveUp { restarts, reason, .. } => break (restarts, reason),
+                _ => {}
+            }
+        };
+        assert_eq!(gave_up, expected, "restarts {spread:?} apart");
+        supervisor.shutdown().await;
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -231,15 +246,19 @@ async fn metrics_add_up_cpu_and_memory_of_finished_runs() {
 #[tokio::test]
 async fn bad_supervisor_settings_are_refused() {
     let err = Supervisor::builder().intensity(0, Duration::from_secs(1)).build().unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "max_restarts", .. }), "{err}");
+    assert_eq!(err.field, "max_restarts", "{err}");
     let err = Supervisor::builder().intensity(1, Duration::ZERO).build().unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "period", .. }), "{err}");
+    assert_eq!(err.field, "period", "{err}");
     let err = Supervisor::builder().event_capacity(0).build().unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "event_capacity", .. }), "{err}");
+    assert_eq!(err.field, "event_capacity", "{err}");
+    let err = Supervisor::builder().name("").build().unwrap_err();
+    assert_eq!(err.field, "name", "{err}");
 
     let supervisor = Supervisor::builder().restart(RestartPolicy::Never).build().unwrap();
     supervisor.supervise("a", || Process::new("true")).unwrap();
     let err = supervisor.supervise("a", || Process::new("true")).unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "name", .. }), "{err}");
+    assert_eq!(err.config().map(|config| &*config.field), Some("name"), "{err}");
+    let err = supervisor.supervise("", || Process::new("true")).unwrap_err();
+    assert_eq!(err.config().map(|config| &*config.field), Some("name"), "{err}");
     supervisor.shutdown().await;
 }
