@@ -318,8 +318,9 @@ impl Process {
     /// **Forces fork + exec.** Limits and [`parent_death_signal`](Self::parent_death_signal)
     /// need code to run in the child before `exec`, so spawning cannot use
     /// `posix_spawn`: forking copies the parent's page tables, and spawn time
-    /// grows with the parent's resident memory (tens of milliseconds per
-    /// spawn for a parent with a GiB resident, against under a millisecond).
+    /// grows with the parent's resident memory (`process/spawn_parent_rss` in
+    /// `docs/performance.md` measured 126 ms per spawn from a parent with
+    /// 1 GiB resident, against 0.85 ms on the default path).
     pub fn limit_cpu(mut self, cpu: Duration) -> Self {
         self.limits.cpu = Some(cpu);
         self

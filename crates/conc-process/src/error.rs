@@ -87,8 +87,7 @@ pub enum ProcessError {
         /// The partial result: output read before the kill, and the kill status.
         output: Box<ProcessOutput>,
     },
-    /// The process exited unsuccessfully (from [`ProcessOutput::check`] or a
-    /// pool's fail-fast); carries the result.
+    /// The process exited unsuccessfully (from [`ProcessOutput::check`]); carries the result.
     #[error("`{}` failed: {}", output.program(), output.status())]
     Failed {
         /// The result of the failed run.
@@ -139,8 +138,7 @@ pub enum ProcessError {
         /// Why.
         reason: String,
     },
-    /// The run was cancelled before it finished (a pool's fail-fast, or a
-    /// shutdown); the process group was killed.
+    /// The run was cancelled (a pool's fail-fast or stop, a driver gone); its group was killed.
     #[error("`{name}` was cancelled")]
     Cancelled {
         /// The job or program name.

@@ -192,3 +192,14 @@ async fn pipelines_run_through_the_fake_stage_by_stage() {
         .unwrap();
     assert_eq!(real.stdout_str().trim(), "2");
 }
+
+/// Patterns are tried in the order added: the first match answers.
+#[tokio::test]
+async fn the_first_matching_pattern_answers() {
+    let fake = FakeRunner::new()
+        .on("git *", FakeResult::success().stdout("general"))
+        .on("git status", FakeResult::success().stdout("specific"))
+        .prevent_stray_processes();
+    let output = fake.run(Process::new("git").arg("status")).await.unwrap();
+    assert_eq!(output.stdout_str(), "general");
+}

@@ -94,3 +94,19 @@ async fn bad_pipelines_are_refused() {
         .unwrap_err();
     assert!(matches!(err, ProcessError::NotFound { .. }), "{err}");
 }
+
+/// The pipe's timeout caps a stage's own, longer timeout.
+#[tokio::test]
+async fn the_pipe_timeout_caps_a_longer_stage_timeout() {
+    let output = Pipe::new()
+        .pipe(Process::new("sleep").arg("60").timeout(Duration::from_secs(3600)))
+        .pipe(Process::new("cat"))
+        .timeout(Duration::from_millis(300))
+        .run()
+        .await
+        .unwrap();
+    let Err(ProcessError::TimedOut { after, .. }) = &output.stages()[0] else {
+        panic!("{:?}", output.stages()[0])
+    };
+    assert_eq!(*after, Duration::from_millis(300));
+}

@@ -155,3 +155,31 @@ async fn bad_pool_settings_are_refused() {
     let results = pool.run(Vec::<(String, Process)>::new()).await.unwrap();
     assert!(results.is_empty());
 }
+
+/// Dropping the future of a run kills every running job's process group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_run_kills_its_jobs() {
+    let marker = tempfile::tempdir().unwrap();
+    let dir = marker.path().to_owned();
+    let pool = ProcessPool::builder().concurrency(2).build().unwrap();
+    let jobs = (0..2).map(move |i| {
+        let path = dir.join(i.to_string());
+        (i.to_string(), Process::shell(r#"echo $$ > "$1"; exec sleep 60"#).arg("sh").arg(path))
+    });
+    let run = tokio::spawn(async move { pool.run(jobs).await });
+    let pids = || -> Option<Vec<u32>> {
+        (0..2)
+            .map(|i| {
+                let text = std::fs::read_to_string(marker.path().join(i.to_string())).ok()?;
+                text.strip_suffix('\n')?.parse().ok()
+            })
+            .collect()
+    };
+    assert!(eventually(Duration::from_secs(20), || pids().is_some()).await);
+    let pids = pids().unwrap();
+    run.abort();
+    assert!(
+        eventually(Duration::from_secs(20), || pids.iter().all(|&pid| !alive(pid))).await,
+        "a dropped run left {pids:?}"
+    );
+}
