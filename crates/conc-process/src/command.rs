@@ -2,6 +2,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -110,7 +111,9 @@ pub struct Process {
 
 impl Process {
     /// A process running `program` directly, without a shell. A program
-    /// without a `/` is looked up on `PATH`.
+    /// without a `/` is looked up on `PATH`. An empty program, or a NUL byte
+    /// in the program, an argument, the working directory or the environment,
+    /// is refused when the process is run ([`ProcessError::Config`]).
     pub fn new(program: impl AsRef<OsStr>) -> Self {
         Self {
             program: program.as_ref().to_owned(),
@@ -178,6 +181,7 @@ impl Process {
 
     /// Sets an environment variable for the child. The child inherits the
     /// parent's environment unless [`env_clear`](Self::env_clear) is called.
+    /// A key that is empty or holds `=` is refused when the process is run.
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.env.push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
         self
@@ -347,8 +351,9 @@ impl Process {
     /// (`PR_SET_PDEATHSIG`). The kernel ties this to the *thread* that
     /// spawned the child, so such children are spawned from one long-lived
     /// thread kept for the purpose; the child also checks, after arming it,
-    /// that the parent did not already die. **Forces fork + exec** (see
-    /// [`limit_cpu`](Self::limit_cpu)). Ignored on other systems.
+    /// that the parent did not already die. A number that is no signal is
+    /// refused. **Forces fork + exec** (see [`limit_cpu`](Self::limit_cpu)).
+    /// Ignored on other systems.
     pub fn parent_death_signal(mut self, signal: Signal) -> Self {
         self.parent_death = Some(signal);
         self
@@ -489,6 +494,26 @@ impl Process {
         if self.program.is_empty() {
             return Err(ConfigError::new("program", &self.program, "must not be empty"));
         }
+        no_nul("program", &self.program)?;
+        for arg in &self.args {
+            no_nul("args", arg)?;
+        }
+        if let Some(cwd) = &self.cwd {
+            no_nul("current_dir", cwd.as_os_str())?;
+        }
+        for (key, value) in &self.env {
+            if key.is_empty() || key.as_bytes().contains(&b'=') {
+                return Err(ConfigError::new(
+                    "env",
+                    key,
+                    "must name a variable: not empty, without `=`",
+                ));
+            }
+            no_nul("env", key)?;
+            if let Some(value) = value {
+                no_nul("env", value)?;
+            }
+        }
         if let Some(timeout) = self.timeout {
             config::positive("timeout", timeout)?;
         }
@@ -525,6 +550,23 @@ impl Process {
         if let Some(files) = self.limits.open_files {
             config::at_least("limit_open_files", files, 1)?;
         }
+        if let Some(signal) = self.parent_death {
+            let max = crate::sys::max_signal();
+            if !(1..=max).contains(&signal.as_raw()) {
+                let reason = format!("must be a signal number from 1 to {max}");
+                return Err(ConfigError::new("parent_death_signal", signal, reason));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `text` when it has no NUL byte, which no C string (and so no program,
+/// argument, path or environment entry) can carry.
+fn no_nul(field: &'static str, text: &OsStr) -> Result<(), ConfigError> {
+    if text.as_bytes().contains(&0) {
+        Err(ConfigError::new(field, text, "must not contain a NUL byte"))
+    } else {
         Ok(())
     }
 }

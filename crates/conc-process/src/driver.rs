@@ -325,8 +325,8 @@ impl ProcessDriverBuilder {
     ///
     /// # Errors
     ///
-    /// [`ProcessError::Config`] naming `concurrency` (zero) or `timeout`
-    /// (zero); [`ProcessError::Spawn`] if no [`program`](Self::program) was
+    /// [`ProcessError::Config`] naming `program` (empty, or with a NUL
+    /// byte), `concurrency` (zero) or `timeout` (zero); [`ProcessError::Spawn`] if no [`program`](Self::program) was
     /// set and the current executable cannot be found.
     pub fn build(self) -> Result<ProcessDriver, ProcessError> {
         let concurrency = NonZeroUsize::new(self.concurrency)
@@ -335,7 +335,14 @@ impl ProcessDriverBuilder {
             config::positive("timeout", timeout)?;
         }
         let program = match self.program {
-            Some(program) => program,
+            Some(program) => {
+                let text = program.as_os_str();
+                if text.is_empty() || text.as_encoded_bytes().contains(&0) {
+                    let reason = "must be a path: not empty, without a NUL byte";
+                    return Err(ConfigError::new("program", &program, reason).into());
+                }
+                program
+            }
             None => std::env::current_exe().map_err(|source| ProcessError::Spawn {
                 program: "current executable".into(),
                 source,

@@ -9,6 +9,14 @@ use std::time::Duration;
 
 use crate::{Limits, Signal};
 
+/// The highest signal number of this system (`SIGRTMAX` on Linux).
+pub(crate) fn max_signal() -> i32 {
+    #[cfg(target_os = "linux")]
+    return libc::SIGRTMAX();
+    #[cfg(not(target_os = "linux"))]
+    31
+}
+
 /// Sends `signal` to one process.
 pub(crate) fn kill(pid: u32, signal: Signal) -> io::Result<()> {
     let pid =

@@ -133,6 +133,10 @@ async fn timeouts_and_unsupported_tasks() {
 fn bad_settings_are_refused() {
     let err = ProcessDriver::builder().concurrency(0).build().unwrap_err();
     assert_eq!(err.config().map(|config| &*config.field), Some("concurrency"), "{err}");
+    for program in ["", "wor\0ker"] {
+        let err = ProcessDriver::builder().program(program).build().unwrap_err();
+        assert_eq!(err.config().map(|config| &*config.field), Some("program"), "{err}");
+    }
     let err = ProcessDriver::builder().timeout(Duration::ZERO).build().unwrap_err();
     assert_eq!(err.config().map(|config| &*config.field), Some("timeout"), "{err}");
     println!("ok: bad settings are refused");

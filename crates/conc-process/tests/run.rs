@@ -63,6 +63,18 @@ async fn bad_settings_are_refused_naming_the_field() {
         (Process::new("true").limit_memory(0), "limit_memory"),
         (Process::new("true").limit_open_files(0), "limit_open_files"),
         (Process::new("true").tty(true).input("x"), "input"),
+        (Process::new("true").limit_cpu(Duration::from_millis(1500)), "limit_cpu"),
+        (Process::new("tr\0ue"), "program"),
+        (Process::new("echo").arg("a\0b"), "args"),
+        (Process::new("true").current_dir("/tm\0p"), "current_dir"),
+        (Process::new("true").env("A\0", "x"), "env"),
+        (Process::new("true").env("A", "x\0"), "env"),
+        (Process::new("true").env("A=B", "x"), "env"),
+        (Process::new("true").env("", "x"), "env"),
+        (Process::new("true").env_remove("A\0"), "env"),
+        (Process::new("true").parent_death_signal(Signal::from_raw(0)), "parent_death_signal"),
+        (Process::new("true").parent_death_signal(Signal::from_raw(-1)), "parent_death_signal"),
+        (Process::new("true").parent_death_signal(Signal::from_raw(1000)), "parent_death_signal"),
     ];
     for (process, field) in cases {
         let err = process.run().await.unwrap_err();

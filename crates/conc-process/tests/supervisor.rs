@@ -252,6 +252,14 @@ async fn bad_supervisor_settings_are_refused() {
     assert_eq!(err.field, "period", "{err}");
     let err = Supervisor::builder().event_capacity(0).build().unwrap_err();
     assert_eq!(err.field, "event_capacity", "{err}");
+    for huge in [65_537, u32::MAX as usize, usize::MAX / 2, usize::MAX] {
+        let err = Supervisor::builder().event_capacity(huge).build().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("invalid `event_capacity` {huge}: must be at most 65536")
+        );
+    }
+    assert!(Supervisor::builder().event_capacity(65_536).build().is_ok());
     let err = Supervisor::builder().name("").build().unwrap_err();
     assert_eq!(err.field, "name", "{err}");
 

@@ -13,6 +13,10 @@ use super::{Config, RestartPolicy, Supervisor};
 /// The name a supervisor has unless [`SupervisorBuilder::name`] sets one.
 const DEFAULT_NAME: &str = "supervisor";
 
+/// The most events a subscriber may have buffered: the channel allocates a
+/// slot for each (rounded up to a power of two) when the supervisor is built.
+const MAX_EVENT_CAPACITY: usize = 1 << 16;
+
 /// Builds a [`Supervisor`].
 ///
 /// | setting | default |
@@ -119,7 +123,8 @@ impl SupervisorBuilder {
     }
 
     /// Events buffered per subscriber before a slow one starts missing the
-    /// oldest; at least 1. Defaults to 1024.
+    /// oldest; at least 1 and at most 65,536 (the buffer is allocated when the
+    /// supervisor is built). Defaults to 1024.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
         self
@@ -139,7 +144,7 @@ impl SupervisorBuilder {
     ///
     /// A [`ConfigError`] naming the first setting found wrong: `name` (empty,
     /// or with a NUL byte), `max_restarts` (zero), `period` (zero) or
-    /// `event_capacity` (zero).
+    /// `event_capacity` (zero, or above 65,536).
     pub fn build(self) -> Result<Supervisor, ConfigError> {
         config::name("name", &self.name)?;
         if self.max_restarts == 0 {
@@ -151,6 +156,7 @@ impl SupervisorBuilder {
         }
         config::positive("period", self.period)?;
         config::at_least("event_capacity", self.event_capacity, 1)?;
+        config::at_most("event_capacity", self.event_capacity, MAX_EVENT_CAPACITY)?;
         let backoff = match self.backoff {
             Some(backoff) => backoff,
             None => Backoff::exponential(Duration::from_millis(100))
