@@ -13,13 +13,25 @@
 //!   target bounds (≤ 2x); `peer/std_command_large_parent` shows what the
 //!   same large parent costs std's `Command`. `ours/forced_fork` adds a resource limit, which
 //!   forces fork + exec, to show the cliff the default path avoids.
+//! - `process/supervisor_restart`: a supervised child that exits 1 at once,
+//!   restarted after a fixed 1 ms backoff until it has run 10 times (the
+//!   intensity limit then gives up). The floor, `peer/tokio_respawn_loop`, is
+//!   the loop a user writes by hand: spawn the same child through
+//!   `tokio::process` in its own process group, wait, sleep 1 ms, 10 times.
+//! - `process/pipe`: `head -c 1048576 /dev/zero | wc -c` through `Pipe`,
+//!   against the same two commands joined by hand with `tokio::process`
+//!   (the first stage's stdout handed to the second as its stdin).
 #![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
 
 use std::hint::black_box;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use conc_process::{Process, ProcessPool};
+use std::time::Duration;
+
+use conc_core::backoff::Backoff;
+use conc_core::time::ManualClock;
+use conc_process::{Pipe, Process, ProcessPool, Supervisor, SupervisorEvent};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use tokio::runtime::Runtime;
@@ -202,5 +214,102 @@ fn parent_rss(c: &mut Criterion) {
     drop(resident);
 }
 
-criterion_group!(benches, spawn_true, capture_true, pool, parent_rss);
+/// Runs of the crashing child per iteration of `process/supervisor_restart`.
+const RUNS: u32 = 10;
+/// The backoff before each restart, waited for by ours and the floor alike.
+const RESTART_DELAY: Duration = Duration::from_millis(1);
+
+fn supervisor_restart(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut group = c.benchmark_group("process/supervisor_restart");
+    group.sample_size(10);
+    group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| async {
+            let supervisor = Supervisor::builder()
+                .backoff(Backoff::fixed(RESTART_DELAY).build().expect("a valid backoff"))
+                .intensity(RUNS - 1, Duration::from_secs(3600))
+                .clock(ManualClock::new())
+                .build()
+                .expect("a valid supervisor");
+            let mut events = supervisor.events();
+            supervisor.supervise("crasher", || Process::new("false").quiet()).expect("supervised");
+            loop {
+                match events.recv().await.expect("the supervisor is alive") {
+                    SupervisorEvent::GaveUp { restarts, .. } => {
+                        assert_eq!(restarts, RUNS - 1);
+                        break;
+                    }
+                    event => drop(black_box(event)),
+                }
+            }
+            supervisor.shutdown().await;
+        });
+    });
+    group.bench_function("peer/tokio_respawn_loop", |b| {
+        b.to_async(&rt).iter(|| async {
+            for run in 1..=RUNS {
+                let status = tokio::process::Command::new("false")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .process_group(0)
+                    .kill_on_drop(true)
+                    .status()
+                    .await
+                    .expect("false runs");
+                assert!(!status.success());
+                if run < RUNS {
+                    tokio::time::sleep(RESTART_DELAY).await;
+                }
+            }
+        });
+    });
+    group.finish();
+}
+
+fn pipe(c: &mut Criterion) {
+    const BYTES: &str = "1048576";
+    let rt = current_thread();
+    let mut group = c.benchmark_group("process/pipe");
+    group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| async {
+            let output = Pipe::new()
+                .pipe(Process::new("head").args(["-c", BYTES, "/dev/zero"]).quiet())
+                .pipe(Process::new("wc").arg("-c"))
+                .run()
+                .await
+                .expect("the pipe runs");
+            assert!(output.successful());
+            assert_eq!(output.stdout_str().trim(), BYTES);
+        });
+    });
+    group.bench_function("peer/tokio_pipe", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut head = tokio::process::Command::new("head")
+                .args(["-c", BYTES, "/dev/zero"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("head runs");
+            let between: Stdio =
+                head.stdout.take().expect("piped").try_into().expect("a pipe to hand on");
+            let wc = tokio::process::Command::new("wc")
+                .arg("-c")
+                .stdin(between)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("wc runs");
+            let (head, wc) = tokio::join!(head.wait(), wc.wait_with_output());
+            assert!(head.expect("head exits").success());
+            let wc = wc.expect("wc exits");
+            assert!(wc.status.success());
+            assert_eq!(String::from_utf8_lossy(&wc.stdout).trim(), BYTES);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, spawn_true, capture_true, pool, parent_rss, supervisor_restart, pipe);
 criterion_main!(benches);

@@ -2,11 +2,13 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use conc_core::config::{self, ConfigError};
 use tokio::io::AsyncRead;
 
 use crate::running::{self, RunningProcess, Spawned};
@@ -52,14 +54,14 @@ pub enum Containment {
 /// `posix_spawn`; see [`Process::limit_cpu`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Limits {
-    pub(crate) cpu_seconds: Option<u64>,
+    pub(crate) cpu: Option<Duration>,
     pub(crate) memory_bytes: Option<u64>,
     pub(crate) open_files: Option<u64>,
 }
 
 impl Limits {
     fn any(self) -> bool {
-        self.cpu_seconds.is_some() || self.memory_bytes.is_some() || self.open_files.is_some()
+        self.cpu.is_some() || self.memory_bytes.is_some() || self.open_files.is_some()
     }
 }
 
@@ -109,7 +111,9 @@ pub struct Process {
 
 impl Process {
     /// A process running `program` directly, without a shell. A program
-    /// without a `/` is looked up on `PATH`.
+    /// without a `/` is looked up on `PATH`. An empty program, or a NUL byte
+    /// in the program, an argument, the working directory or the environment,
+    /// is refused when the process is run ([`ProcessError::Config`]).
     pub fn new(program: impl AsRef<OsStr>) -> Self {
         Self {
             program: program.as_ref().to_owned(),
@@ -177,6 +181,7 @@ impl Process {
 
     /// Sets an environment variable for the child. The child inherits the
     /// parent's environment unless [`env_clear`](Self::env_clear) is called.
+    /// A key that is empty or holds `=` is refused when the process is run.
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.env.push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
         self
@@ -225,7 +230,9 @@ impl Process {
 
     /// Kills the process group when the process has run this long, and fails
     /// the run with [`ProcessError::TimedOut`] carrying the output read so
-    /// far. Armed at spawn: it fires whether or not anyone is waiting.
+    /// far. Armed at spawn: it fires whether or not anyone is waiting. Zero
+    /// is refused ([`ProcessError::Config`]); a timeout too long for the
+    /// clock to represent (such as `Duration::MAX`) means no timeout.
     /// Defaults to no timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -234,7 +241,8 @@ impl Process {
 
     /// Kills the process group when it has written nothing to standard
     /// output or error for this long ([`TimeoutKind::Idle`](crate::TimeoutKind::Idle)).
-    /// Defaults to no idle timeout.
+    /// Zero is refused; a timeout too long for the clock to represent means
+    /// none. Defaults to no idle timeout.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = Some(timeout);
         self
@@ -291,7 +299,9 @@ impl Process {
     /// How long to keep reading output after the process exited. Output
     /// pipes normally close when the process exits; if a descendant still
     /// holds them, the run ends after this grace anyway and the result
-    /// reports [`output_held_open`](ProcessOutput::output_held_open).
+    /// reports [`output_held_open`](ProcessOutput::output_held_open). Zero
+    /// stops reading at the exit; a grace too long for the clock to represent
+    /// waits for the pipes to close however long that takes.
     /// Defaults to [`DEFAULT_DRAIN_GRACE`] (200 ms).
     pub fn drain_grace(mut self, grace: Duration) -> Self {
         self.drain_grace = grace;
@@ -304,28 +314,34 @@ impl Process {
         self
     }
 
-    /// Limits the child's CPU time (`RLIMIT_CPU`, whole seconds, at least 1);
-    /// past it the child gets `SIGXCPU`.
+    /// Limits the child's CPU time (`RLIMIT_CPU`); past it the child gets
+    /// `SIGXCPU`. The kernel counts whole seconds, so a limit under one
+    /// second or with a fraction of a second is refused
+    /// ([`ProcessError::Config`]) rather than rounded. Defaults to no limit.
     ///
     /// **Forces fork + exec.** Limits and [`parent_death_signal`](Self::parent_death_signal)
     /// need code to run in the child before `exec`, so spawning cannot use
     /// `posix_spawn`: forking copies the parent's page tables, and spawn time
-    /// grows with the parent's resident memory (tens of milliseconds per
-    /// spawn for a parent with a GiB resident, against under a millisecond).
+    /// grows with the parent's resident memory (`process/spawn_parent_rss` in
+    /// `docs/performance.md` measured 126 ms per spawn from a parent with
+    /// 1 GiB resident, against 0.85 ms on the default path).
     pub fn limit_cpu(mut self, cpu: Duration) -> Self {
-        self.limits.cpu_seconds = Some(cpu.as_secs());
+        self.limits.cpu = Some(cpu);
         self
     }
 
     /// Limits the child's address space in bytes (`RLIMIT_AS`); allocations
-    /// past it fail. **Forces fork + exec** (see [`limit_cpu`](Self::limit_cpu)).
+    /// past it fail. Zero is refused; `u64::MAX` is the kernel's "unlimited".
+    /// Defaults to no limit. **Forces fork + exec** (see [`limit_cpu`](Self::limit_cpu)).
     pub fn limit_memory(mut self, bytes: u64) -> Self {
         self.limits.memory_bytes = Some(bytes);
         self
     }
 
     /// Limits the number of files the child may have open (`RLIMIT_NOFILE`).
-    /// **Forces fork + exec** (see [`limit_cpu`](Self::limit_cpu)).
+    /// Zero is refused; a limit above what the system allows fails the spawn
+    /// ([`ProcessError::Spawn`]). Defaults to no limit. **Forces fork + exec**
+    /// (see [`limit_cpu`](Self::limit_cpu)).
     pub fn limit_open_files(mut self, files: u64) -> Self {
         self.limits.open_files = Some(files);
         self
@@ -335,8 +351,9 @@ impl Process {
     /// (`PR_SET_PDEATHSIG`). The kernel ties this to the *thread* that
     /// spawned the child, so such children are spawned from one long-lived
     /// thread kept for the purpose; the child also checks, after arming it,
-    /// that the parent did not already die. **Forces fork + exec** (see
-    /// [`limit_cpu`](Self::limit_cpu)). Ignored on other systems.
+    /// that the parent did not already die. A number that is no signal is
+    /// refused. **Forces fork + exec** (see [`limit_cpu`](Self::limit_cpu)).
+    /// Ignored on other systems.
     pub fn parent_death_signal(mut self, signal: Signal) -> Self {
         self.parent_death = Some(signal);
         self
@@ -348,7 +365,14 @@ impl Process {
     }
 
     /// The arguments as given.
-    pub fn get_args(&self) -> &[OsString] {
+    ///
+    /// ```
+    /// use conc_process::Process;
+    ///
+    /// let process = Process::new("git").args(["log", "-1"]);
+    /// assert_eq!(process.arguments(), ["log", "-1"]);
+    /// ```
+    pub fn arguments(&self) -> &[OsString] {
         &self.args
     }
 
@@ -455,11 +479,8 @@ impl Process {
         match source.kind() {
             std::io::ErrorKind::NotFound => {
                 if let Some(cwd) = self.cwd.as_ref().filter(|cwd| !cwd.is_dir()) {
-                    return ProcessError::InvalidConfig {
-                        field: "current_dir",
-                        value: format!("{}", cwd.display()),
-                        reason: "no such directory",
-                    };
+                    return ConfigError::new("current_dir", cwd, "must be an existing directory")
+                        .into();
                 }
                 ProcessError::NotFound { program }
             }
@@ -468,38 +489,84 @@ impl Process {
         }
     }
 
-    fn validate(&self) -> Result<(), ProcessError> {
-        let invalid = |field, value: String, reason| {
-            Err(ProcessError::InvalidConfig { field, value, reason })
-        };
+    /// Checks the settings, naming the first one found wrong.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.program.is_empty() {
-            return invalid("program", "\"\"".into(), "must not be empty");
+            return Err(ConfigError::new("program", &self.program, "must not be empty"));
         }
-        if let Some(timeout) = self.timeout.filter(Duration::is_zero) {
-            return invalid("timeout", format!("{timeout:?}"), "must be greater than zero");
+        no_nul("program", &self.program)?;
+        for arg in &self.args {
+            no_nul("args", arg)?;
         }
-        if let Some(timeout) = self.idle_timeout.filter(Duration::is_zero) {
-            return invalid("idle_timeout", format!("{timeout:?}"), "must be greater than zero");
+        if let Some(cwd) = &self.cwd {
+            no_nul("current_dir", cwd.as_os_str())?;
+        }
+        for (key, value) in &self.env {
+            if key.is_empty() || key.as_bytes().contains(&b'=') {
+                return Err(ConfigError::new(
+                    "env",
+                    key,
+                    "must name a variable: not empty, without `=`",
+                ));
+            }
+            no_nul("env", key)?;
+            if let Some(value) = value {
+                no_nul("env", value)?;
+            }
+        }
+        if let Some(timeout) = self.timeout {
+            config::positive("timeout", timeout)?;
+        }
+        if let Some(timeout) = self.idle_timeout {
+            config::positive("idle_timeout", timeout)?;
         }
         if self.tty && self.idle_timeout.is_some() {
-            return invalid(
+            return Err(ConfigError::new(
                 "idle_timeout",
-                format!("{:?}", self.idle_timeout),
-                "cannot watch output of a tty process",
-            );
+                self.idle_timeout,
+                "must not be set on a tty process, whose output is not watched",
+            ));
         }
         if self.tty && self.input.is_some() {
-            return invalid("input", "Some(..)".into(), "a tty process reads the terminal");
+            return Err(ConfigError::new(
+                "input",
+                "Some(..)",
+                "must not be set on a tty process, which reads the terminal",
+            ));
         }
-        if self.limits.cpu_seconds == Some(0) {
-            return invalid("limit_cpu", "0s".into(), "must be at least one second");
+        if let Some(cpu) = self.limits.cpu {
+            config::at_least("limit_cpu", cpu, Duration::from_secs(1))?;
+            if cpu.subsec_nanos() != 0 {
+                return Err(ConfigError::new(
+                    "limit_cpu",
+                    cpu,
+                    "must be a whole number of seconds, as the kernel counts them",
+                ));
+            }
         }
-        if self.limits.memory_bytes == Some(0) {
-            return invalid("limit_memory", "0".into(), "must be greater than zero");
+        if let Some(bytes) = self.limits.memory_bytes {
+            config::at_least("limit_memory", bytes, 1)?;
         }
-        if self.limits.open_files == Some(0) {
-            return invalid("limit_open_files", "0".into(), "must be greater than zero");
+        if let Some(files) = self.limits.open_files {
+            config::at_least("limit_open_files", files, 1)?;
         }
+        if let Some(signal) = self.parent_death {
+            let max = crate::sys::max_signal();
+            if !(1..=max).contains(&signal.as_raw()) {
+                let reason = format!("must be a signal number from 1 to {max}");
+                return Err(ConfigError::new("parent_death_signal", signal, reason));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `text` when it has no NUL byte, which no C string (and so no program,
+/// argument, path or environment entry) can carry.
+fn no_nul(field: &'static str, text: &OsStr) -> Result<(), ConfigError> {
+    if text.as_bytes().contains(&0) {
+        Err(ConfigError::new(field, text, "must not contain a NUL byte"))
+    } else {
         Ok(())
     }
 }

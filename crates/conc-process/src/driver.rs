@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use conc_core::BoxFuture;
+use conc_core::config::{self, ConfigError};
 use conc_core::driver::{Driver, Task, TaskError, TaskOutput};
 use futures::StreamExt;
 use serde::Serialize;
@@ -39,6 +40,7 @@ type Handler = Box<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 /// assert_eq!(handlers.names().count(), 2);
 /// ```
 #[derive(Default)]
+#[must_use = "handlers do nothing until passed to `init`"]
 pub struct Handlers {
     handlers: HashMap<String, Handler>,
 }
@@ -51,7 +53,6 @@ impl Handlers {
 
     /// Registers `f` under `name`. Its input and output travel as JSON; an
     /// `Err` is reported to the parent as a failed task with its message.
-    #[must_use]
     pub fn handler<I, O, E, F>(mut self, name: impl Into<String>, f: F) -> Self
     where
         I: DeserializeOwned,
@@ -176,6 +177,18 @@ pub fn decode<O: DeserializeOwned>(output: TaskOutput) -> Result<O, TaskError> {
 ///
 /// Local tasks (closures) cannot cross a process boundary and get
 /// [`TaskError::Unsupported`].
+///
+/// # Examples
+///
+/// ```
+/// use conc_core::driver::Driver;
+/// use conc_process::driver::ProcessDriver;
+///
+/// let driver = ProcessDriver::builder().concurrency(4).build()?;
+/// assert_eq!(driver.name(), "process");
+/// # Ok::<(), conc_process::ProcessError>(())
+/// ```
+#[must_use = "a ProcessDriver does nothing until tasks are run on it"]
 pub struct ProcessDriver {
     program: PathBuf,
     concurrency: NonZeroUsize,
@@ -183,6 +196,16 @@ pub struct ProcessDriver {
 }
 
 /// Builds a [`ProcessDriver`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_process::driver::ProcessDriver;
+///
+/// let err = ProcessDriver::builder().timeout(Duration::ZERO).build().unwrap_err();
+/// assert_eq!(err.to_string(), "invalid `timeout` 0ns: must be longer than zero");
+/// ```
 #[derive(Debug)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct ProcessDriverBuilder {
@@ -283,36 +306,43 @@ impl ProcessDriverBuilder {
         self
     }
 
-    /// At most this many worker processes at once. Defaults to the number of CPUs.
+    /// At most this many worker processes at once; at least 1. Defaults to
+    /// the number of CPUs.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency;
         self
     }
 
     /// Kills a worker (and its process group) that runs longer than this;
-    /// its task fails. Defaults to no timeout.
+    /// its task fails. Zero is refused; a timeout too long for the clock to
+    /// represent means none. Defaults to no timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
-    /// Validates the settings.
+    /// Checks the settings and builds the driver.
+    ///
+    /// # Errors
+    ///
+    /// [`ProcessError::Config`] naming `program` (empty, or with a NUL
+    /// byte), `concurrency` (zero) or `timeout` (zero); [`ProcessError::Spawn`] if no [`program`](Self::program) was
+    /// set and the current executable cannot be found.
     pub fn build(self) -> Result<ProcessDriver, ProcessError> {
-        let concurrency =
-            NonZeroUsize::new(self.concurrency).ok_or(ProcessError::InvalidConfig {
-                field: "concurrency",
-                value: "0".into(),
-                reason: "must be at least 1",
-            })?;
-        if let Some(timeout) = self.timeout.filter(Duration::is_zero) {
-            return Err(ProcessError::InvalidConfig {
-                field: "timeout",
-                value: format!("{timeout:?}"),
-                reason: "must be greater than zero",
-            });
+        let concurrency = NonZeroUsize::new(self.concurrency)
+            .ok_or_else(|| ConfigError::below("concurrency", 0, 1))?;
+        if let Some(timeout) = self.timeout {
+            config::positive("timeout", timeout)?;
         }
         let program = match self.program {
-            Some(program) => program,
+            Some(program) => {
+                let text = program.as_os_str();
+                if text.is_empty() || text.as_encoded_bytes().contains(&0) {
+                    let reason = "must be a path: not empty, without a NUL byte";
+                    return Err(ConfigError::new("program", &program, reason).into());
+                }
+                program
+            }
             None => std::env::current_exe().map_err(|source| ProcessError::Spawn {
                 program: "current executable".into(),
                 source,

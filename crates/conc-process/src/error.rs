@@ -2,9 +2,23 @@
 
 use std::time::Duration;
 
+use conc_core::config::ConfigError;
+
 use crate::{ProcessOutput, Signal};
 
 /// Which timeout stopped a process.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_process::{Process, ProcessError, TimeoutKind};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let err = Process::new("sleep").arg("30").idle_timeout(Duration::from_millis(50)).run().await.unwrap_err();
+/// assert!(matches!(err, ProcessError::TimedOut { kind: TimeoutKind::Idle, .. }));
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TimeoutKind {
@@ -15,19 +29,32 @@ pub enum TimeoutKind {
 }
 
 /// Why running a process failed.
+///
+/// A process that ran and exited unsuccessfully is not an error: it is a
+/// [`ProcessOutput`] whose [`check`](ProcessOutput::check) turns it into
+/// [`ProcessError::Failed`]. Errors are for runs that were refused, could not
+/// start, or did not end on their own.
+///
+/// # Examples
+///
+/// ```
+/// use conc_process::{Process, ProcessError};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let err = Process::new("conc-no-such-program").run().await.unwrap_err();
+/// assert!(matches!(err, ProcessError::NotFound { .. }));
+/// assert_eq!(err.to_string(), "program `conc-no-such-program` not found");
+///
+/// let err = Process::new("").run().await.unwrap_err();
+/// assert_eq!(err.to_string(), r#"invalid `program` "": must not be empty"#);
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProcessError {
-    /// A setting is out of range; nothing was started.
-    #[error("invalid process `{field}` {value}: {reason}")]
-    InvalidConfig {
-        /// The builder setting.
-        field: &'static str,
-        /// The value given.
-        value: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    /// A setting was refused (its name, value and the rule it broke); nothing was started.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The program does not exist (not on `PATH`, or no such file).
     #[error("program `{program}` not found")]
     NotFound {
@@ -60,8 +87,7 @@ pub enum ProcessError {
         /// The partial result: output read before the kill, and the kill status.
         output: Box<ProcessOutput>,
     },
-    /// The process exited unsuccessfully (from [`ProcessOutput::check`] or a
-    /// pool's fail-fast); carries the result.
+    /// The process exited unsuccessfully (from [`ProcessOutput::check`]); carries the result.
     #[error("`{}` failed: {}", output.program(), output.status())]
     Failed {
         /// The result of the failed run.
@@ -112,8 +138,7 @@ pub enum ProcessError {
         /// Why.
         reason: String,
     },
-    /// The run was cancelled before it finished (a pool's fail-fast, or a
-    /// shutdown); the process group was killed.
+    /// The run was cancelled (a pool's fail-fast or stop, a driver gone); its group was killed.
     #[error("`{name}` was cancelled")]
     Cancelled {
         /// The job or program name.
@@ -123,9 +148,34 @@ pub enum ProcessError {
 
 impl ProcessError {
     /// The partial or final result this error carries, if any.
+    ///
+    /// ```
+    /// use conc_process::{ExitStatus, ProcessOutput};
+    ///
+    /// let err = ProcessOutput::new("false", ExitStatus::Code(1)).check().unwrap_err();
+    /// assert_eq!(err.output().map(ProcessOutput::exit_code), Some(Some(1)));
+    /// ```
     pub fn output(&self) -> Option<&ProcessOutput> {
         match self {
             Self::TimedOut { output, .. } | Self::Failed { output } => Some(output),
+            _ => None,
+        }
+    }
+
+    /// The refused setting, if this is a [`ProcessError::Config`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_process::Process;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = Process::new("true").timeout(Duration::ZERO).run().await.unwrap_err();
+    /// assert_eq!(err.config().map(|config| &*config.field), Some("timeout"));
+    /// # }
+    /// ```
+    pub fn config(&self) -> Option<&ConfigError> {
+        match self {
+            Self::Config(config) => Some(config),
             _ => None,
         }
     }

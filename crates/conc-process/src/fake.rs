@@ -9,9 +9,8 @@ use conc_core::BoxFuture;
 use tokio::io::AsyncReadExt;
 
 use crate::command::Input;
-use crate::pipe::PipelineOutput;
 use crate::{
-    ExitStatus, Pipeline, Process, ProcessError, ProcessOutput, Signal, Stream, TimeoutKind,
+    ExitStatus, Pipe, PipeOutput, Process, ProcessError, ProcessOutput, Signal, Stream, TimeoutKind,
 };
 
 /// Something that runs processes: the real system ([`SystemRunner`]) or a
@@ -41,11 +40,8 @@ pub trait ProcessRunner: Send + Sync {
     /// Runs one process to its end ([`Process::run`]).
     fn run(&self, process: Process) -> BoxFuture<'_, Result<ProcessOutput, ProcessError>>;
 
-    /// Runs a pipeline ([`Pipeline::run`]).
-    fn run_pipeline(
-        &self,
-        pipeline: Pipeline,
-    ) -> BoxFuture<'_, Result<PipelineOutput, ProcessError>>;
+    /// Runs a pipe of processes ([`Pipe::run`]).
+    fn run_pipe(&self, pipe: Pipe) -> BoxFuture<'_, Result<PipeOutput, ProcessError>>;
 }
 
 /// The real system: spawns the processes.
@@ -57,11 +53,8 @@ impl ProcessRunner for SystemRunner {
         Box::pin(process.run())
     }
 
-    fn run_pipeline(
-        &self,
-        pipeline: Pipeline,
-    ) -> BoxFuture<'_, Result<PipelineOutput, ProcessError>> {
-        Box::pin(pipeline.run())
+    fn run_pipe(&self, pipe: Pipe) -> BoxFuture<'_, Result<PipeOutput, ProcessError>> {
+        Box::pin(pipe.run())
     }
 }
 
@@ -78,6 +71,7 @@ impl ProcessRunner for SystemRunner {
 /// # let _ = (ok, failing, killed, slow);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a FakeResult does nothing until a FakeRunner answers with it"]
 pub struct FakeResult {
     status: ExitStatus,
     stdout: Vec<u8>,
@@ -107,14 +101,12 @@ impl FakeResult {
     }
 
     /// Writes this to standard output.
-    #[must_use]
     pub fn stdout(mut self, stdout: impl Into<Vec<u8>>) -> Self {
         self.stdout = stdout.into();
         self
     }
 
     /// Writes this to standard error.
-    #[must_use]
     pub fn stderr(mut self, stderr: impl Into<Vec<u8>>) -> Self {
         self.stderr = stderr.into();
         self
@@ -123,7 +115,6 @@ impl FakeResult {
     /// Ends after `duration` (on tokio's clock, so a paused test clock
     /// skips it). If the process has a shorter [`timeout`](Process::timeout),
     /// the run fails with [`ProcessError::TimedOut`] at the timeout instead.
-    #[must_use]
     pub fn after(mut self, duration: Duration) -> Self {
         self.after = duration;
         self
@@ -147,7 +138,7 @@ pub struct FakeRun {
     pub current_dir: Option<std::path::PathBuf>,
     /// The environment variables it set (`None` values were removed).
     pub env: Vec<(String, Option<String>)>,
-    /// The input it was given (for pipeline stages after the first: the
+    /// The input it was given (for pipe stages after the first: the
     /// previous stage's output).
     pub input: Option<Vec<u8>>,
 }
@@ -180,12 +171,14 @@ struct FakeState {
 ///     .on("*", FakeResult::success())
 ///     .shared();
 /// let pool = ProcessPool::builder().runner(fake.clone()).build()?;
-/// pool.run([("a", Process::new("deploy").arg("a")), ("b", Process::new("deploy").arg("b"))]).await?;
+/// let results = pool.run([("a", Process::new("deploy").arg("a")), ("b", Process::new("deploy").arg("b"))]).await?;
+/// assert_eq!(results.failed().collect::<Vec<_>>(), ["a"]);
 /// fake.assert_ran_times("deploy *", 2);
 /// fake.assert_not_ran("rollback*");
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Default)]
+#[must_use = "a FakeRunner does nothing until processes are run through it"]
 pub struct FakeRunner {
     state: Arc<Mutex<FakeState>>,
     prevent_stray: bool,
@@ -199,7 +192,6 @@ impl FakeRunner {
     }
 
     /// Every run of a command matching `pattern` gets `result`.
-    #[must_use]
     pub fn on(self, pattern: impl Into<String>, result: FakeResult) -> Self {
         self.lock().rules.push((pattern.into(), Answer::Always(result)));
         self
@@ -207,7 +199,6 @@ impl FakeRunner {
 
     /// Runs of a command matching `pattern` get these results in turn; a run
     /// after the last one fails with [`ProcessError::Fake`].
-    #[must_use]
     pub fn on_sequence(
         self,
         pattern: impl Into<String>,
@@ -219,7 +210,6 @@ impl FakeRunner {
 
     /// Commands no pattern matches fail with [`ProcessError::Fake`] instead
     /// of running for real.
-    #[must_use]
     pub fn prevent_stray_processes(mut self) -> Self {
         self.prevent_stray = true;
         self
@@ -350,6 +340,9 @@ impl FakeRunner {
         mut process: Process,
         input: Option<Vec<u8>>,
     ) -> Result<ProcessOutput, ProcessError> {
+        // A setting the real run would refuse is refused here too, before
+        // anything is recorded, so a fake cannot hide a bad configuration.
+        process.validate()?;
         let input = match (input, process.input.take()) {
             (Some(input), _) => Some(input),
             (None, Some(Input::Bytes(bytes))) => Some(bytes.to_vec()),
@@ -429,19 +422,10 @@ impl ProcessRunner for FakeRunner {
 
     /// Runs each stage through the fake in order, feeding each stage's
     /// output to the next as its recorded input.
-    fn run_pipeline(
-        &self,
-        pipeline: Pipeline,
-    ) -> BoxFuture<'_, Result<PipelineOutput, ProcessError>> {
+    fn run_pipe(&self, pipe: Pipe) -> BoxFuture<'_, Result<PipeOutput, ProcessError>> {
         Box::pin(async move {
-            let (stages, timeout) = pipeline.into_parts();
-            if stages.is_empty() {
-                return Err(ProcessError::InvalidConfig {
-                    field: "stages",
-                    value: "[]".into(),
-                    reason: "a pipeline needs at least one stage",
-                });
-            }
+            pipe.validate()?;
+            let (stages, timeout) = pipe.into_parts();
             let mut results = Vec::with_capacity(stages.len());
             let mut carried = None;
             for mut stage in stages {
@@ -457,7 +441,7 @@ impl ProcessRunner for FakeRunner {
                 });
                 results.push(result);
             }
-            Ok(PipelineOutput::from_stages(results))
+            Ok(PipeOutput::from_stages(results))
         })
     }
 }
@@ -467,11 +451,8 @@ impl<T: ProcessRunner + ?Sized> ProcessRunner for Arc<T> {
         (**self).run(process)
     }
 
-    fn run_pipeline(
-        &self,
-        pipeline: Pipeline,
-    ) -> BoxFuture<'_, Result<PipelineOutput, ProcessError>> {
-        (**self).run_pipeline(pipeline)
+    fn run_pipe(&self, pipe: Pipe) -> BoxFuture<'_, Result<PipeOutput, ProcessError>> {
+        (**self).run_pipe(pipe)
     }
 }
 

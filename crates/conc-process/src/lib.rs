@@ -18,7 +18,7 @@
 //! | `->start()`, `->id()`, `->running()`, `->latestOutput()` | [`Process::start`], [`RunningProcess::pid`], [`is_running`](RunningProcess::is_running), [`latest_output`](RunningProcess::latest_output) |
 //! | `->signal()`, `->stop()`, `->wait()`, `->waitUntil()` | [`RunningProcess::signal`], [`stop`](RunningProcess::stop), [`wait`](RunningProcess::wait), [`wait_until`](RunningProcess::wait_until) |
 //! | `Process::pool(…)` | [`ProcessPool`], with a concurrency limit, fail-fast and progress events |
-//! | `Process::pipe(…)` | [`Pipeline`]: real OS pipes, every stage running at once |
+//! | `Process::pipe(…)` | [`Pipe`]: real OS pipes, every stage running at once |
 //! | `Process::fake([...])`, `preventStrayProcesses()`, `assertRan()` | [`FakeRunner`] behind the [`ProcessRunner`] trait |
 //! | — (supervisord, systemd `Restart=`) | [`Supervisor`]: restart policies, backoff with jitter, intensity limit, events |
 //! | `Concurrency::driver('process')` | [`driver::ProcessDriver`]: portable tasks in re-executed child processes |
@@ -41,6 +41,12 @@
 //! - **Opt-in costs.** Resource limits and the parent-death signal need code
 //!   in the child before `exec`, which forces fork + exec; only the processes
 //!   that ask for them pay ([`Process::limit_cpu`]).
+//!
+//! - **One house.** Builders refuse bad settings with
+//!   [`conc_core::config::ConfigError`] (inside [`ProcessError::Config`]
+//!   where a run could also fail for other reasons); [`ProcessPool`] and
+//!   [`Supervisor`] report through `MetricsSource` and stop with the rest of
+//!   an application through `Lifecycle` and a `Registry`.
 //!
 //! Unix only (Linux, macOS, the BSDs).
 //!
@@ -78,7 +84,7 @@
 //! | timeout that kills the tree | `timeout(child.wait())` + manual `killpg` | [`Process::timeout`] |
 //! | graceful stop | hand-written `kill(TERM)`, sleep, `kill(KILL)` | [`RunningProcess::stop`] |
 //! | bounded parallel runs | `xargs -P`, `futures::stream::buffer_unordered` | [`ProcessPool`] |
-//! | `a \| b \| c` | `sh -c`, or `duct` | [`Pipeline`] |
+//! | `a \| b \| c` | `sh -c`, or `duct` | [`Pipe`] |
 //! | keep a process up | supervisord, systemd units, hand-written loops | [`Supervisor`] |
 //! | fake processes in tests | mocking `Command` by hand | [`FakeRunner`] |
 //! | Laravel's `Process` | — | this crate |
@@ -104,19 +110,22 @@ mod running;
 mod signal;
 mod supervisor;
 mod sys;
+mod time;
 
 pub(crate) use command::Limits;
 pub use command::{Containment, DEFAULT_DRAIN_GRACE, Process};
 pub use error::{ProcessError, TimeoutKind};
 pub use fake::{FakeResult, FakeRun, FakeRunner, ProcessRunner, SystemRunner};
 pub use output::{ProcessOutput, ResourceUsage, Stream};
-pub use pipe::{Pipeline, PipelineOutput};
-pub use pool::{PoolEvent, PoolMetrics, PoolResults, ProcessPool, ProcessPoolBuilder};
+pub use pipe::{Pipe, PipeOutput};
+pub use pool::{
+    ProcessPool, ProcessPoolBuilder, ProcessPoolEvent, ProcessPoolMetrics, ProcessPoolResults,
+};
 pub use running::RunningProcess;
 pub use signal::{ExitStatus, Signal};
 pub use supervisor::{
     ChildMetrics, ChildState, GiveUpReason, RestartPolicy, Supervisor, SupervisorBuilder,
-    SupervisorEvent,
+    SupervisorEvent, SupervisorMetrics,
 };
 
 /// The guide's examples are compiled and run as doc tests.

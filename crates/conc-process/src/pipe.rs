@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use conc_core::config::{self, ConfigError};
+
 use crate::command::StdioOverride;
 use crate::{ExitStatus, Process, ProcessError, ProcessOutput};
 
@@ -11,16 +13,17 @@ use crate::{ExitStatus, Process, ProcessError, ProcessOutput};
 /// another with buffered output; here the data streams.
 ///
 /// Each stage keeps its own standard error, status and timeouts; input set
-/// on the first stage feeds the pipeline, and the last stage's output is
-/// captured as usual.
+/// on the first stage feeds the pipe, and the last stage's output is
+/// captured as usual. (Named `Pipe`, not `Pipeline`: `conc-pipeline`'s
+/// `Pipeline` is the staged pipeline of async functions.)
 ///
 /// # Examples
 ///
 /// ```
-/// use conc_process::{Pipeline, Process};
+/// use conc_process::{Pipe, Process};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_process::ProcessError> {
-/// let output = Pipeline::new()
+/// let output = Pipe::new()
 ///     .pipe(Process::new("printf").arg("pear\napple\nfig\n"))
 ///     .pipe(Process::new("sort"))
 ///     .pipe(Process::new("head").args(["-n", "2"]))
@@ -32,14 +35,14 @@ use crate::{ExitStatus, Process, ProcessError, ProcessOutput};
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Default)]
-#[must_use = "a Pipeline does nothing until `run` is called"]
-pub struct Pipeline {
+#[must_use = "a Pipe does nothing until `run` is called"]
+pub struct Pipe {
     stages: Vec<Process>,
     timeout: Option<Duration>,
 }
 
-impl Pipeline {
-    /// An empty pipeline.
+impl Pipe {
+    /// A pipe with no stages yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -50,37 +53,48 @@ impl Pipeline {
         self
     }
 
-    /// Kills every stage still running when the pipeline has run this long.
-    /// Stages start together, so this caps each stage's own timeout.
+    /// Kills every stage still running when the pipe has run this long.
+    /// Stages start together, so this caps each stage's own timeout. Zero is
+    /// refused; a timeout too long for the clock to represent means none.
     /// Defaults to no timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
-    /// The stages and the pipeline timeout, for runners.
+    /// Checks the pipe's own settings and each stage's, naming the stage.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.stages.is_empty() {
+            return Err(ConfigError::new("stages", "[]", "must hold at least one stage"));
+        }
+        if let Some(timeout) = self.timeout {
+            config::positive("timeout", timeout)?;
+        }
+        for (index, stage) in self.stages.iter().enumerate() {
+            stage.validate().map_err(|err| err.within(format_args!("stage {index}")))?;
+            if index > 0 && stage.input.is_some() {
+                return Err(ConfigError::new(
+                    "input",
+                    "Some(..)",
+                    "must not be set: only the first stage of a pipe takes input",
+                )
+                .within(format_args!("stage {index}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The stages and the pipe timeout, for runners.
     pub(crate) fn into_parts(self) -> (Vec<Process>, Option<Duration>) {
         (self.stages, self.timeout)
     }
 
     /// Starts every stage, waits for all of them, and returns each stage's
-    /// result. Fails without running anything useful if a stage cannot be
-    /// started (the stages already started are killed).
-    pub async fn run(self) -> Result<PipelineOutput, ProcessError> {
-        if self.stages.is_empty() {
-            return Err(ProcessError::InvalidConfig {
-                field: "stages",
-                value: "[]".into(),
-                reason: "a pipeline needs at least one stage",
-            });
-        }
-        if let Some(timeout) = self.timeout.filter(Duration::is_zero) {
-            return Err(ProcessError::InvalidConfig {
-                field: "timeout",
-                value: format!("{timeout:?}"),
-                reason: "must be greater than zero",
-            });
-        }
+    /// result. Every stage's settings are checked before any starts
+    /// ([`ProcessError::Config`] names the stage); if a stage then cannot be
+    /// started, the stages already started are killed and the error returned.
+    pub async fn run(self) -> Result<PipeOutput, ProcessError> {
+        self.validate()?;
         let last = self.stages.len() - 1;
         let mut handles = Vec::with_capacity(self.stages.len());
         let mut upstream = None;
@@ -90,13 +104,6 @@ impl Pipeline {
             }
             let mut overrides = StdioOverride::default();
             if let Some(reader) = upstream.take() {
-                if stage.input.is_some() {
-                    return Err(ProcessError::InvalidConfig {
-                        field: "input",
-                        value: format!("stage {index}"),
-                        reason: "only the first stage of a pipeline takes input",
-                    });
-                }
                 overrides.stdin = Some(std::process::Stdio::from(reader));
             }
             if index < last {
@@ -115,22 +122,35 @@ impl Pipeline {
         for handle in handles {
             stages.push(handle.wait().await);
         }
-        Ok(PipelineOutput { stages })
+        Ok(PipeOutput { stages })
     }
 }
 
-/// The results of a [`Pipeline`]: one per stage, in order.
+/// The results of a [`Pipe`]: one per stage, in order.
+///
+/// # Examples
+///
+/// ```
+/// use conc_process::{ExitStatus, Pipe, Process};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_process::ProcessError> {
+/// let output = Pipe::new().pipe(Process::new("false")).pipe(Process::new("cat")).run().await?;
+/// assert_eq!(output.statuses(), [Some(ExitStatus::Code(1)), Some(ExitStatus::Code(0))]);
+/// assert!(!output.successful(), "pipefail: any failing stage fails the pipe");
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
-pub struct PipelineOutput {
+#[must_use = "a pipe's output says whether every stage succeeded"]
+pub struct PipeOutput {
     stages: Vec<Result<ProcessOutput, ProcessError>>,
 }
 
-impl PipelineOutput {
+impl PipeOutput {
     pub(crate) fn from_stages(stages: Vec<Result<ProcessOutput, ProcessError>>) -> Self {
         Self { stages }
     }
 
-    /// Each stage's result, in pipeline order. A timed-out stage is an
+    /// Each stage's result, in pipe order. A timed-out stage is an
     /// error carrying its partial output.
     pub fn stages(&self) -> &[Result<ProcessOutput, ProcessError>] {
         &self.stages

@@ -482,7 +482,7 @@ async fn receive(control: &mut Option<mpsc::UnboundedReceiver<Control>>) -> Opti
 }
 
 /// Sleeps until `deadline` if there is one; pends forever otherwise.
-async fn sleep_until(deadline: Option<Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,

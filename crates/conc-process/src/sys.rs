@@ -9,6 +9,14 @@ use std::time::Duration;
 
 use crate::{Limits, Signal};
 
+/// The highest signal number of this system (`SIGRTMAX` on Linux).
+pub(crate) fn max_signal() -> i32 {
+    #[cfg(target_os = "linux")]
+    return libc::SIGRTMAX();
+    #[cfg(not(target_os = "linux"))]
+    31
+}
+
 /// Sends `signal` to one process.
 pub(crate) fn kill(pid: u32, signal: Signal) -> io::Result<()> {
     let pid =
@@ -52,8 +60,8 @@ pub(crate) fn install_pre_exec(
     let _ = parent_death;
     let hook = move || -> io::Result<()> {
         // Only async-signal-safe calls below: setrlimit, prctl, getppid, raise.
-        if let Some(cpu) = limits.cpu_seconds {
-            set_limit(libc::RLIMIT_CPU, cpu)?;
+        if let Some(cpu) = limits.cpu {
+            set_limit(libc::RLIMIT_CPU, cpu.as_secs())?;
         }
         if let Some(bytes) = limits.memory_bytes {
             set_limit(libc::RLIMIT_AS, bytes)?;

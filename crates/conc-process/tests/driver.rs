@@ -2,6 +2,7 @@
 //! `main` calls `driver::init` first, as a user's binary would, so the
 //! driver's children re-execute it and run the handlers below.
 #![allow(clippy::print_stdout, reason = "a harness-less test reports on stdout")]
+#![allow(clippy::print_stderr, reason = "handlers write to stderr to show it is kept apart")]
 
 use std::time::Duration;
 
@@ -19,8 +20,18 @@ fn handlers() -> Handlers {
                 if b == 0 { Err("division by zero".to_owned()) } else { Ok(a / b) }
             },
         )
+        .handler("noisy", |n: u64| {
+            // Output of the handler goes to the child's stdout and stderr,
+            // never into the result.
+            println!("{{\"Ok\":[1,2,3]}} not a result");
+            eprintln!("noise on stderr");
+            Ok::<_, String>(n + 1)
+        })
         .handler("panic", |message: String| -> Result<(), String> { panic!("{message}") })
-        .handler("abort", |(): ()| -> Result<(), String> { std::process::abort() })
+        .handler("abort", |(): ()| -> Result<(), String> {
+            eprintln!("about to abort");
+            std::process::abort()
+        })
         .handler("hang", |(): ()| -> Result<(), String> {
             std::thread::sleep(Duration::from_secs(60));
             Ok(())
@@ -48,6 +59,10 @@ async fn results_come_back_in_order_from_other_processes() {
     let squares: Vec<u64> =
         results.into_iter().map(|result| driver::decode(result.unwrap()).unwrap()).collect();
     assert_eq!(squares, [1, 4, 9, 16, 25, 36, 49, 64]);
+
+    let results = driver.run(vec![driver::task("noisy", &41u64).unwrap()]).await;
+    let answer: u64 = driver::decode(results.into_iter().next().unwrap().unwrap()).unwrap();
+    assert_eq!(answer, 42, "what the handler printed did not corrupt its result");
 
     let results = driver.run(vec![driver::task("pid", &()).unwrap()]).await;
     let child: u32 = driver::decode(results.into_iter().next().unwrap().unwrap()).unwrap();
@@ -81,6 +96,7 @@ async fn failures_panics_and_crashes_are_task_errors() {
     let err = results.next().unwrap().unwrap_err();
     let TaskError::Failed(source) = &err else { panic!("{err}") };
     assert!(source.to_string().contains("SIGABRT"), "a crash names its signal: {source}");
+    assert!(source.to_string().contains("about to abort"), "and the child's stderr: {source}");
     let err = results.next().unwrap().unwrap_err();
     assert!(
         matches!(&err, TaskError::Failed(source) if source.to_string().contains("no handler named `no-such-handler`")),
@@ -116,8 +132,12 @@ async fn timeouts_and_unsupported_tasks() {
 
 fn bad_settings_are_refused() {
     let err = ProcessDriver::builder().concurrency(0).build().unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "concurrency", .. }), "{err}");
+    assert_eq!(err.config().map(|config| &*config.field), Some("concurrency"), "{err}");
+    for program in ["", "wor\0ker"] {
+        let err = ProcessDriver::builder().program(program).build().unwrap_err();
+        assert_eq!(err.config().map(|config| &*config.field), Some("program"), "{err}");
+    }
     let err = ProcessDriver::builder().timeout(Duration::ZERO).build().unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "timeout", .. }), "{err}");
+    assert_eq!(err.config().map(|config| &*config.field), Some("timeout"), "{err}");
     println!("ok: bad settings are refused");
 }

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conc_process::{
-    ExitStatus, FakeResult, FakeRunner, Pipeline, Process, ProcessError, ProcessPool,
-    ProcessRunner, Signal, Stream, SystemRunner, TimeoutKind,
+    ExitStatus, FakeResult, FakeRunner, Pipe, Process, ProcessError, ProcessPool, ProcessRunner,
+    Signal, Stream, SystemRunner, TimeoutKind,
 };
 
 static_assertions::assert_impl_all!(FakeRunner: Send, Sync, Clone);
@@ -172,23 +172,34 @@ async fn pipelines_run_through_the_fake_stage_by_stage() {
         .on("grep GET", FakeResult::success().stdout("GET /\nGET /\n"))
         .on("wc -l", FakeResult::success().stdout("2\n"))
         .prevent_stray_processes();
-    let pipeline = Pipeline::new()
+    let pipeline = Pipe::new()
         .pipe(Process::new("cat").arg("access.log"))
         .pipe(Process::new("grep").arg("GET"))
         .pipe(Process::new("wc").arg("-l"));
-    let output = fake.run_pipeline(pipeline).await.unwrap();
+    let output = fake.run_pipe(pipeline).await.unwrap();
     assert!(output.successful());
     assert_eq!(output.stdout_str(), "2\n");
     fake.assert_ran_with("wc -l", |run| run.input.as_deref() == Some(b"GET /\nGET /\n"));
 
     // The system runner runs the same pipeline shape for real.
     let real = SystemRunner
-        .run_pipeline(
-            Pipeline::new()
+        .run_pipe(
+            Pipe::new()
                 .pipe(Process::new("printf").arg("x\ny\n"))
                 .pipe(Process::new("wc").arg("-l")),
         )
         .await
         .unwrap();
     assert_eq!(real.stdout_str().trim(), "2");
+}
+
+/// Patterns are tried in the order added: the first match answers.
+#[tokio::test]
+async fn the_first_matching_pattern_answers() {
+    let fake = FakeRunner::new()
+        .on("git *", FakeResult::success().stdout("general"))
+        .on("git status", FakeResult::success().stdout("specific"))
+        .prevent_stray_processes();
+    let output = fake.run(Process::new("git").arg("status")).await.unwrap();
+    assert_eq!(output.stdout_str(), "general");
 }

@@ -250,3 +250,61 @@ fn a_handle_outliving_its_runtime_is_cancelled() {
     );
     kill(pid);
 }
+
+/// `stop()` and a dropped `run()` future signal the whole group: the
+/// grandchild a script started goes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_and_a_dropped_run_reach_grandchildren() {
+    let mut handle = Process::shell("sleep 60 & echo $!; wait").start().await.unwrap();
+    assert!(handle.wait_until(|_, chunk| chunk.ends_with(b"\n")).await);
+    let grandchild: u32 = String::from_utf8(handle.output()).unwrap().trim().parse().unwrap();
+    let output = handle.stop(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(output.signal(), Some(Signal::TERM));
+    assert!(eventually(LIMIT, || !alive(grandchild)).await, "stop left {grandchild} running");
+
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    let path = marker.path().to_owned();
+    let run = tokio::spawn(
+        Process::shell(r#"sleep 60 & echo $! > "$1"; wait"#).arg("sh").arg(&path).run(),
+    );
+    let written = || std::fs::read_to_string(&path).is_ok_and(|text| text.ends_with('\n'));
+    assert!(eventually(LIMIT, written).await);
+    run.abort();
+    let grandchild: u32 = std::fs::read_to_string(&path).unwrap().trim().parse().unwrap();
+    assert!(eventually(LIMIT, || !alive(grandchild)).await, "a dropped run left {grandchild}");
+}
+
+/// The default drain grace is 200 ms: on tokio's paused clock, a run whose
+/// grandchild holds the pipe ends exactly that long after the child exited.
+#[tokio::test(start_paused = true)]
+async fn the_default_drain_grace_is_200ms() {
+    assert_eq!(conc_process::DEFAULT_DRAIN_GRACE, Duration::from_millis(200));
+    let began = tokio::time::Instant::now();
+    let output = Process::shell("sleep 60 & echo $!").run().await.unwrap();
+    let took = began.elapsed();
+    let grandchild: u32 = output.stdout_str().trim().parse().unwrap();
+    kill(grandchild);
+    assert!(output.output_held_open());
+    assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(250), "{took:?}");
+}
+
+/// A descendant that leaves the group on purpose (`setsid`) escapes a
+/// timeout, as the guide says.
+#[allow(clippy::print_stderr, reason = "a test without its tool says why it skipped")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_descendant_in_a_new_session_escapes() {
+    if Process::new("setsid").arg("--version").quiet().run().await.is_err() {
+        eprintln!("skipped: no setsid(1) on this system");
+        return;
+    }
+    let err = Process::shell("setsid sleep 60 > /dev/null 2>&1 < /dev/null & echo $!; sleep 60")
+        .timeout(Duration::from_millis(500))
+        .run()
+        .await
+        .unwrap_err();
+    let ProcessError::TimedOut { output, .. } = err else { panic!("{err}") };
+    let escaped: u32 = output.stdout_str().trim().parse().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(alive(escaped), "a new session is out of the group's reach");
+    kill(escaped);
+}

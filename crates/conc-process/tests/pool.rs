@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{alive, eventually};
 use conc_core::metrics::MetricsSource;
-use conc_process::{PoolEvent, Process, ProcessError, ProcessPool};
+use conc_process::{Process, ProcessError, ProcessPool, ProcessPoolEvent};
 
 /// Pitfall 18: 1000 jobs under a limit of 8, results keyed and in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,8 +45,8 @@ async fn peak_concurrency_never_exceeds_the_limit() {
         .on_event(move |event| {
             let mut counts = sink.lock().unwrap();
             match event {
-                PoolEvent::Started { running, .. } => counts.0 = counts.0.max(*running),
-                PoolEvent::Finished { .. } => counts.1 += 1,
+                ProcessPoolEvent::Started { running, .. } => counts.0 = counts.0.max(*running),
+                ProcessPoolEvent::Finished { .. } => counts.1 += 1,
                 _ => {}
             }
         })
@@ -80,7 +80,7 @@ async fn fail_fast_kills_running_jobs_and_skips_the_rest() {
         .concurrency(2)
         .fail_fast(true)
         .on_event(move |event| {
-            if let PoolEvent::Cancelled { name } = event {
+            if let ProcessPoolEvent::Cancelled { name } = event {
                 sink.lock().unwrap().push((*name).to_owned());
             }
         })
@@ -142,7 +142,7 @@ async fn without_fail_fast_every_job_runs() {
 #[tokio::test]
 async fn bad_pool_settings_are_refused() {
     let err = ProcessPool::builder().concurrency(0).build().unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "concurrency", .. }), "{err}");
+    assert_eq!(err.field, "concurrency", "{err}");
 
     let pool = ProcessPool::builder().build().unwrap();
     assert!(pool.concurrency() >= 1);
@@ -150,8 +150,36 @@ async fn bad_pool_settings_are_refused() {
         .run([("same", Process::new("true")), ("same", Process::new("true"))])
         .await
         .unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "name", .. }), "{err}");
+    assert_eq!(err.config().map(|config| &*config.field), Some("name"), "{err}");
 
     let results = pool.run(Vec::<(String, Process)>::new()).await.unwrap();
     assert!(results.is_empty());
+}
+
+/// Dropping the future of a run kills every running job's process group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_run_kills_its_jobs() {
+    let marker = tempfile::tempdir().unwrap();
+    let dir = marker.path().to_owned();
+    let pool = ProcessPool::builder().concurrency(2).build().unwrap();
+    let jobs = (0..2).map(move |i| {
+        let path = dir.join(i.to_string());
+        (i.to_string(), Process::shell(r#"echo $$ > "$1"; exec sleep 60"#).arg("sh").arg(path))
+    });
+    let run = tokio::spawn(async move { pool.run(jobs).await });
+    let pids = || -> Option<Vec<u32>> {
+        (0..2)
+            .map(|i| {
+                let text = std::fs::read_to_string(marker.path().join(i.to_string())).ok()?;
+                text.strip_suffix('\n')?.parse().ok()
+            })
+            .collect()
+    };
+    assert!(eventually(Duration::from_secs(20), || pids().is_some()).await);
+    let pids = pids().unwrap();
+    run.abort();
+    assert!(
+        eventually(Duration::from_secs(20), || pids.iter().all(|&pid| !alive(pid))).await,
+        "a dropped run left {pids:?}"
+    );
 }

@@ -44,7 +44,7 @@ async fn a_missing_program_is_named() {
     assert_eq!(err.to_string(), "program `conc-no-such-program` not found");
 
     let err = Process::new("true").current_dir("/no/such/dir").run().await.unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "current_dir", .. }), "{err}");
+    assert_eq!(err.config().map(|config| &*config.field), Some("current_dir"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("not-executable");
@@ -63,13 +63,22 @@ async fn bad_settings_are_refused_naming_the_field() {
         (Process::new("true").limit_memory(0), "limit_memory"),
         (Process::new("true").limit_open_files(0), "limit_open_files"),
         (Process::new("true").tty(true).input("x"), "input"),
+        (Process::new("true").limit_cpu(Duration::from_millis(1500)), "limit_cpu"),
+        (Process::new("tr\0ue"), "program"),
+        (Process::new("echo").arg("a\0b"), "args"),
+        (Process::new("true").current_dir("/tm\0p"), "current_dir"),
+        (Process::new("true").env("A\0", "x"), "env"),
+        (Process::new("true").env("A", "x\0"), "env"),
+        (Process::new("true").env("A=B", "x"), "env"),
+        (Process::new("true").env("", "x"), "env"),
+        (Process::new("true").env_remove("A\0"), "env"),
+        (Process::new("true").parent_death_signal(Signal::from_raw(0)), "parent_death_signal"),
+        (Process::new("true").parent_death_signal(Signal::from_raw(-1)), "parent_death_signal"),
+        (Process::new("true").parent_death_signal(Signal::from_raw(1000)), "parent_death_signal"),
     ];
     for (process, field) in cases {
         let err = process.run().await.unwrap_err();
-        assert!(
-            matches!(&err, ProcessError::InvalidConfig { field: f, .. } if *f == field),
-            "{field}: {err}"
-        );
+        assert!(err.config().is_some_and(|config| config.field == field), "{field}: {err}");
     }
 }
 
@@ -314,4 +323,178 @@ async fn the_kernel_reports_cpu_and_memory_of_each_run() {
     assert!(usage.user_cpu + usage.system_cpu > Duration::ZERO, "{usage:?}");
     assert!(usage.max_rss_bytes > 0);
     assert!(ProcessOutput::new("x", ExitStatus::Code(0)).usage().is_none());
+}
+
+/// No timeout and no idle timeout unless set: on tokio's paused clock any
+/// timer would fire at once while the child runs (time jumps to it), so a
+/// one-second child that completes had no timer. With a timeout set, the
+/// same run is cut short, which shows the check can fail.
+#[tokio::test(start_paused = true)]
+async fn no_timeout_unless_one_is_set() {
+    let output = Process::new("sleep").arg("1").quiet().run().await.unwrap();
+    assert!(output.successful(), "{output:?}");
+    let handle = Process::new("sleep").arg("1").quiet().start().await.unwrap();
+    assert!(handle.wait().await.unwrap().successful());
+
+    let err = Process::new("sleep")
+        .arg("1")
+        .quiet()
+        .timeout(Duration::from_secs(3600))
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProcessError::TimedOut { .. }), "{err}");
+}
+
+/// The process group of `pid`, from `/proc`.
+#[cfg(target_os = "linux")]
+fn process_group(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    rest.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+/// Each child leads a process group of its own; `Containment::None` keeps it in ours.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn each_child_leads_its_own_process_group() {
+    let child = Process::new("sleep").arg("60").quiet().start().await.unwrap();
+    assert_eq!(process_group(child.pid()), child.pid());
+    let shared = Process::new("sleep")
+        .arg("60")
+        .quiet()
+        .containment(conc_process::Containment::None)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(process_group(shared.pid()), process_group(std::process::id()));
+}
+
+/// Quiet without callbacks or an idle timeout: no pipes at all, output to
+/// `/dev/null`; captured output goes through pipes.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_quiet_process_writes_to_dev_null_through_no_pipe() {
+    let target = |pid: u32, fd: u32| {
+        std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap().display().to_string()
+    };
+    let quiet = Process::new("sleep").arg("60").quiet().start().await.unwrap();
+    for fd in 0..=2 {
+        assert_eq!(target(quiet.pid(), fd), "/dev/null", "fd {fd}");
+    }
+    let captured = Process::new("sleep").arg("60").start().await.unwrap();
+    assert!(target(captured.pid(), 1).starts_with("pipe:"), "{}", target(captured.pid(), 1));
+    let watched = Process::new("sleep").arg("60").quiet().on_line(|_, _| {}).start().await.unwrap();
+    assert!(target(watched.pid(), 1).starts_with("pipe:"), "a callback needs the pipe");
+}
+
+/// A relative program path with a `/` is resolved against `current_dir`.
+#[tokio::test]
+async fn a_relative_program_path_is_resolved_against_the_working_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    let tool = dir.path().join("bin/tool");
+    std::fs::write(&tool, "#!/bin/sh\necho tool ran\n").unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Process::new("./bin/tool").current_dir(dir.path()).run().await.unwrap();
+    assert_eq!(output.stdout_str(), "tool ran\n");
+}
+
+/// Lines with invalid UTF-8 reach `on_line` with `U+FFFD` in place.
+#[tokio::test]
+async fn invalid_utf8_in_a_line_is_replaced() {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    let output = Process::shell(r"printf 'a\377b\n'")
+        .on_line(move |_, line| sink.lock().unwrap().push(line.to_owned()))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(output.stdout(), b"a\xffb\n", "the captured bytes are kept as they are");
+    assert_eq!(*lines.lock().unwrap(), ["a\u{FFFD}b"]);
+}
+
+/// `wait_until` shows each chunk once across calls; on a quiet process
+/// (nothing captured) it waits for the end.
+#[tokio::test]
+async fn wait_until_shows_each_chunk_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let mut handle = Process::shell(
+        r#"echo first; while [ ! -e "$1" ]; do sleep 0.02; done; echo second; sleep 60"#,
+    )
+    .arg("sh")
+    .arg(&go)
+    .start()
+    .await
+    .unwrap();
+    assert!(handle.wait_until(|_, chunk| chunk.starts_with(b"first")).await);
+    // Only now is "second" written, in a chunk of its own.
+    std::fs::write(&go, "").unwrap();
+    let mut shown = Vec::new();
+    assert!(
+        handle
+            .wait_until(|_, chunk| {
+                shown.push(chunk.to_vec());
+                chunk.ends_with(b"second\n")
+            })
+            .await
+    );
+    assert!(shown.iter().all(|chunk| !chunk.starts_with(b"first")), "{shown:?}");
+
+    let mut quiet = Process::new("echo").arg("unseen").quiet().start().await.unwrap();
+    assert!(!quiet.wait_until(|_, _| true).await, "nothing is captured, so the end comes first");
+    assert!(!quiet.is_running());
+}
+
+/// A detached process is no longer killed on drop, but its timeout still applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_process_keeps_its_timeout() {
+    let handle =
+        Process::new("sleep").arg("60").timeout(Duration::from_millis(300)).start().await.unwrap();
+    let pid = handle.pid();
+    handle.detach();
+    assert!(eventually(Duration::from_secs(20), || !alive(pid)).await, "the timeout still fired");
+}
+
+/// `signal` reaches the process itself, not its group: the grandchild a
+/// script started lives on (unlike with `stop`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_reaches_the_process_not_its_group() {
+    let mut handle = Process::shell("sleep 60 & echo $!; wait").start().await.unwrap();
+    assert!(handle.wait_until(|_, chunk| chunk.ends_with(b"\n")).await);
+    let grandchild: u32 = String::from_utf8(handle.output()).unwrap().trim().parse().unwrap();
+    handle.signal(Signal::KILL).await.unwrap();
+    let output = handle.wait().await.unwrap();
+    assert_eq!(output.signal(), Some(Signal::KILL));
+    assert!(alive(grandchild), "the signal went to the shell only");
+    kill(grandchild);
+}
+
+/// A tty process shares the parent's standard streams.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_tty_process_inherits_the_parent_streams() {
+    let handle = Process::new("sleep").arg("60").tty(true).start().await.unwrap();
+    for fd in 0..=2 {
+        let ours = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+        let its = std::fs::read_link(format!("/proc/{}/fd/{fd}", handle.pid())).ok();
+        assert_eq!(its, ours, "fd {fd}");
+    }
+}
+
+/// The kernel's usage counts the descendants a process waited for: a shell
+/// whose child does the work reports about the work's CPU time.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn usage_counts_the_children_a_process_waited_for() {
+    let work = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done";
+    let cpu = |output: ProcessOutput| {
+        let usage = output.usage().unwrap();
+        usage.user_cpu + usage.system_cpu
+    };
+    let direct = cpu(Process::shell(work).run().await.unwrap());
+    let nested = cpu(Process::shell(format!("sh -c '{work}'; true")).run().await.unwrap());
+    assert!(nested >= direct / 2, "nested {nested:?} against direct {direct:?}");
 }

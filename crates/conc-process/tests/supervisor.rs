@@ -4,14 +4,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{alive, eventually};
+use common::{alive, eventually, kill};
 use conc_core::backoff::Backoff;
 use conc_core::metrics::MetricsSnapshot;
+use conc_core::time::ManualClock;
 use conc_process::{
-    ChildState, ExitStatus, GiveUpReason, Process, ProcessError, RestartPolicy, Supervisor,
-    SupervisorEvent,
+    ChildState, ExitStatus, GiveUpReason, Process, RestartPolicy, Supervisor, SupervisorEvent,
 };
 use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 static_assertions::assert_impl_all!(Supervisor: Send, Sync);
@@ -35,6 +36,7 @@ async fn restart_storm_gives_up_on_a_virtual_clock() {
                 .unwrap(),
         )
         .intensity(5, Duration::from_secs(10))
+        .clock(ManualClock::new())
         .build()
         .unwrap();
     let mut events = supervisor.events();
@@ -91,24 +93,38 @@ async fn restart_storm_gives_up_on_a_virtual_clock() {
     supervisor.shutdown().await;
 }
 
-/// Restarts spread wider than the period never trip the intensity limit;
-/// a finite backoff schedule gives up when it runs out instead.
+/// Restarts spread wider than the period (on the supervisor's clock) never
+/// trip the intensity limit; a finite backoff schedule gives up when it runs
+/// out instead. The same restarts close together do trip it.
 #[tokio::test(start_paused = true)]
 async fn slow_restarts_stay_under_the_intensity_limit() {
-    let supervisor = Supervisor::builder()
-        .backoff(Backoff::fixed(Duration::from_secs(20)).max_retries(7).build().unwrap())
-        .intensity(2, Duration::from_secs(15))
-        .build()
-        .unwrap();
-    let mut events = supervisor.events();
-    supervisor.supervise("slow", || Process::new("false")).unwrap();
-    let reason = loop {
-        if let SupervisorEvent::GaveUp { restarts, reason, .. } = next_event(&mut events).await {
-            assert_eq!(restarts, 7);
-            break reason;
-        }
-    };
-    assert_eq!(reason, GiveUpReason::BackoffExhausted);
+    for (spread, expected) in [
+        (Duration::from_secs(20), (7, GiveUpReason::BackoffExhausted)),
+        (
+            Duration::from_secs(14),
+            (2, GiveUpReason::Intensity { max_restarts: 2, period: Duration::from_secs(15) }),
+        ),
+    ] {
+        let clock = ManualClock::new();
+        let supervisor = Supervisor::builder()
+            .backoff(Backoff::fixed(Duration::from_secs(20)).max_retries(7).build().unwrap())
+            .intensity(2, Duration::from_secs(15))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let mut events = supervisor.events();
+        supervisor.supervise("slow", || Process::new("false")).unwrap();
+        let gave_up = loop {
+            match next_event(&mut events).await {
+                // The supervisor's clock moves while it waits out the delay.
+                SupervisorEvent::Restarting { .. } => clock.advance(spread),
+                SupervisorEvent::GaveUp { restarts, reason, .. } => break (restarts, reason),
+                _ => {}
+            }
+        };
+        assert_eq!(gave_up, expected, "restarts {spread:?} apart");
+        supervisor.shutdown().await;
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -231,15 +247,189 @@ async fn metrics_add_up_cpu_and_memory_of_finished_runs() {
 #[tokio::test]
 async fn bad_supervisor_settings_are_refused() {
     let err = Supervisor::builder().intensity(0, Duration::from_secs(1)).build().unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "max_restarts", .. }), "{err}");
+    assert_eq!(err.field, "max_restarts", "{err}");
     let err = Supervisor::builder().intensity(1, Duration::ZERO).build().unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "period", .. }), "{err}");
+    assert_eq!(err.field, "period", "{err}");
     let err = Supervisor::builder().event_capacity(0).build().unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "event_capacity", .. }), "{err}");
+    assert_eq!(err.field, "event_capacity", "{err}");
+    for huge in [65_537, u32::MAX as usize, usize::MAX / 2, usize::MAX] {
+        let err = Supervisor::builder().event_capacity(huge).build().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("invalid `event_capacity` {huge}: must be at most 65536")
+        );
+    }
+    assert!(Supervisor::builder().event_capacity(65_536).build().is_ok());
+    let err = Supervisor::builder().name("").build().unwrap_err();
+    assert_eq!(err.field, "name", "{err}");
 
     let supervisor = Supervisor::builder().restart(RestartPolicy::Never).build().unwrap();
     supervisor.supervise("a", || Process::new("true")).unwrap();
     let err = supervisor.supervise("a", || Process::new("true")).unwrap_err();
-    assert!(matches!(err, ProcessError::InvalidConfig { field: "name", .. }), "{err}");
+    assert_eq!(err.config().map(|config| &*config.field), Some("name"), "{err}");
+    let err = supervisor.supervise("", || Process::new("true")).unwrap_err();
+    assert_eq!(err.config().map(|config| &*config.field), Some("name"), "{err}");
+    supervisor.shutdown().await;
+}
+
+// The defaults the builder documents, each observed through what it changes.
+
+/// Default intensity: 5 restarts per 10 s. Five restarts 2.49 s apart fall
+/// within 10 s (the first and fifth are 9.96 s apart) and the supervisor
+/// gives up; 2.5 s apart they never do.
+#[tokio::test(start_paused = true)]
+async fn default_intensity_is_five_restarts_per_ten_seconds() {
+    for (spread, gives_up) in
+        [(Duration::from_millis(2490), true), (Duration::from_millis(2500), false)]
+    {
+        let clock = ManualClock::new();
+        let supervisor = Supervisor::builder().clock(clock.clone()).build().unwrap();
+        let mut events = supervisor.events();
+        // Refused at start: a failure that spawns nothing.
+        supervisor.supervise("refused", || Process::new("")).unwrap();
+        let mut restarts = 0;
+        let outcome = loop {
+            match next_event(&mut events).await {
+                SupervisorEvent::Restarting { restart, .. } => {
+                    restarts = restart;
+                    if restart > 12 {
+                        break None;
+                    }
+                    clock.advance(spread);
+                }
+                SupervisorEvent::GaveUp { restarts, reason, .. } => break Some((restarts, reason)),
+                _ => {}
+            }
+        };
+        let expected = gives_up.then_some((
+            5,
+            GiveUpReason::Intensity { max_restarts: 5, period: Duration::from_secs(10) },
+        ));
+        assert_eq!(outcome, expected, "restarts {spread:?} apart ({restarts} restarts)");
+        supervisor.shutdown().await;
+    }
+}
+
+/// Default backoff: exponential from 100 ms, doubling, capped at 30 s, full
+/// jitter. Every delay lies in `[0, min(100 ms × 2^n, 30 s)]`; past the cap
+/// the delays spread over the whole `[0, 30 s]` (one above 27 s, one below
+/// 15 s, which equal or no jitter would not give); below it they are not the
+/// bare schedule.
+#[tokio::test(start_paused = true)]
+async fn default_backoff_is_exponential_from_100ms_capped_at_30s_with_full_jitter() {
+    const RESTARTS: u32 = 150;
+    let supervisor = Supervisor::builder()
+        .intensity(RESTARTS + 1, Duration::from_secs(10))
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    let mut events = supervisor.events();
+    supervisor.supervise("refused", || Process::new("")).unwrap();
+    let mut delays = Vec::new();
+    while delays.len() < RESTARTS as usize {
+        if let SupervisorEvent::Restarting { delay, .. } = next_event(&mut events).await {
+            delays.push(delay);
+        }
+    }
+    supervisor.shutdown().await;
+    let bound = |n: usize| {
+        Duration::from_millis(100).saturating_mul(1 << n.min(20)).min(Duration::from_secs(30))
+    };
+    for (n, delay) in delays.iter().enumerate() {
+        assert!(*delay <= bound(n), "delay {n} is {delay:?}, above {:?}", bound(n));
+    }
+    let capped = &delays[9..];
+    assert!(capped.iter().any(|delay| *delay > Duration::from_secs(27)), "{capped:?}");
+    assert!(capped.iter().any(|delay| *delay < Duration::from_secs(15)), "{capped:?}");
+    assert!((0..9).any(|n| delays[n] != bound(n)), "no jitter: {:?}", &delays[..9]);
+}
+
+/// Default `reset_after`: 30 s. A run that lasted 29.999 s on the
+/// supervisor's clock leaves the schedule where it was; one that lasted 30 s
+/// starts it over.
+#[tokio::test(start_paused = true)]
+async fn default_reset_after_is_thirty_seconds() {
+    let clock = ManualClock::new();
+    let supervisor = Supervisor::builder()
+        .backoff(Backoff::exponential(Duration::from_millis(100)).build().unwrap())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut events = supervisor.events();
+    supervisor.supervise("sleeper", || Process::new("sleep").arg("60").quiet()).unwrap();
+    let uptimes =
+        [Duration::ZERO, Duration::ZERO, Duration::from_millis(29_999), Duration::from_secs(30)];
+    let mut seen = Vec::new();
+    for uptime in uptimes {
+        let pid = loop {
+            if let SupervisorEvent::Started { pid, .. } = next_event(&mut events).await {
+                break pid;
+            }
+        };
+        clock.advance(uptime);
+        kill(pid);
+        loop {
+            match next_event(&mut events).await {
+                SupervisorEvent::Exited { uptime: reported, .. } => assert_eq!(reported, uptime),
+                SupervisorEvent::Restarting { delay, .. } => {
+                    seen.push(delay);
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(seen, [100, 200, 400, 100].map(Duration::from_millis));
+    supervisor.shutdown().await;
+}
+
+/// Default shutdown grace: 10 s. A child that ignores `SIGTERM` is killed
+/// 10 s (on tokio's paused clock) after the shutdown began.
+#[tokio::test(start_paused = true)]
+async fn default_shutdown_grace_is_ten_seconds() {
+    let marker = tempfile::tempdir().unwrap();
+    let ready = marker.path().join("ready");
+    let supervisor = Supervisor::builder().build().unwrap();
+    let mut events = supervisor.events();
+    let path = ready.clone();
+    supervisor
+        .supervise("deaf", move || {
+            // `exec` keeps the ignored TERM: the sleep ignores it too.
+            Process::shell(r#"trap '' TERM; : > "$1"; exec sleep 60"#).arg("sh").arg(&path).quiet()
+        })
+        .unwrap();
+    let SupervisorEvent::Started { pid, .. } = next_event(&mut events).await else {
+        panic!("not started")
+    };
+    assert!(eventually(Duration::from_secs(20), || ready.exists()).await);
+    let began = Instant::now();
+    supervisor.shutdown().await;
+    let took = began.elapsed();
+    assert!(took >= Duration::from_secs(10) && took < Duration::from_secs(11), "{took:?}");
+    assert!(!alive(pid));
+}
+
+/// Default event capacity: 1024. A subscriber that reads nothing while 1,202
+/// events go by misses the oldest 178 and still gets the newest 1,024.
+#[tokio::test(start_paused = true)]
+async fn default_event_capacity_is_1024() {
+    let supervisor = Supervisor::builder()
+        .backoff(Backoff::fixed(Duration::from_nanos(1)).build().unwrap())
+        .intensity(600, Duration::from_secs(3600))
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    let mut events = supervisor.events();
+    supervisor.supervise("refused", || Process::new("")).unwrap();
+    let gave_up = || supervisor.metrics().children[0].state == ChildState::GaveUp;
+    assert!(eventually(Duration::from_secs(20), gave_up).await);
+    // 600 × (Exited, Restarting), then Exited and GaveUp.
+    let total = 600 * 2 + 2;
+    let Err(RecvError::Lagged(missed)) = events.recv().await else { panic!("no lag") };
+    let mut received = 0;
+    while events.try_recv().is_ok() {
+        received += 1;
+    }
+    assert_eq!((missed, received), (total - 1024, 1024));
     supervisor.shutdown().await;
 }

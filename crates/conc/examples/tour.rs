@@ -35,7 +35,7 @@ use conc::core::lifecycle::{Lifecycle, Registry};
 use conc::core::metrics::{MetricEntry, MetricValue, MetricsSnapshot, MetricsSource};
 use conc::core::time::{Clock, CoarseClock, ManualClock};
 use conc::lock::{Fence, LockStore, MemoryBackend};
-use conc::process::{Pipeline, PoolEvent, Process, ProcessError, ProcessPool};
+use conc::process::{Pipe, Process, ProcessError, ProcessPool, ProcessPoolEvent};
 use conc::{BoxError, BoxFuture};
 use futures::StreamExt;
 
@@ -321,7 +321,7 @@ async fn processes() -> Result<(), BoxError> {
     let pool = ProcessPool::builder()
         .concurrency(2)
         .on_event(|event| {
-            if let PoolEvent::Finished { name, successful, completed, total, .. } = event {
+            if let ProcessPoolEvent::Finished { name, successful, completed, total, .. } = event {
                 println!(
                     "  [{completed}/{total}] {name} {}",
                     if *successful { "ok" } else { "FAILED" }
@@ -343,7 +343,7 @@ async fn processes() -> Result<(), BoxError> {
     println!("pool of 2: {} checks, failed: {failed:?}", results.len());
 
     // A real pipe: sort | uniq -c | sort -rn | head -1.
-    let top = Pipeline::new()
+    let top = Pipe::new()
         .pipe(Process::new("sort").input("db\nweb\nweb\ncache\nweb\ndb\n"))
         .pipe(Process::new("uniq").arg("-c"))
         .pipe(Process::new("sort").arg("-rn"))

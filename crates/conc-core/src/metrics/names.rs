@@ -188,6 +188,10 @@ metric_names! {
     PROCESS_TIMED_OUT = "conc.process.timed_out", Counter, Count, "processes stopped because a timeout elapsed";
     /// Process: supervised processes restarted.
     PROCESS_RESTARTS = "conc.process.restarts", Counter, Count, "supervised processes restarted";
+    /// Process: supervised processes a supervisor stopped restarting because they kept failing.
+    PROCESS_GAVE_UP = "conc.process.gave_up", Counter, Count, "supervised processes given up on after too many restarts";
+    /// Process: pool jobs cancelled by fail-fast or a stop, before or while running.
+    PROCESS_CANCELLED = "conc.process.cancelled", Counter, Count, "process pool jobs cancelled before they finished";
     /// Process: time a process ran.
     PROCESS_DURATION = "conc.process.duration", Histogram, Seconds, "time from spawn to exit of a process";
 }
