@@ -99,7 +99,7 @@ async fn keys_carry_a_hash_tag_and_expire_when_replenished() {
     let least = i64::try_from(at_least(Duration::from_millis(500), started).as_millis()).unwrap();
     assert!((least..=500).contains(&pttl), "pttl {pttl}, least {least}");
     let err = RedisLimiter::builder(redis.url()).key_prefix("bad{").connect().await.unwrap_err();
-    assert!(matches!(err, RedisSetupError::Invalid { field: "key_prefix", .. }));
+    assert!(matches!(err, RedisSetupError::Config(ref error) if error.field == "key_prefix"));
 }
 
 #[tokio::test]

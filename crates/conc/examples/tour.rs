@@ -264,7 +264,7 @@ async fn locks() -> Result<(), BoxError> {
 
     // A holder that stalls past its time to live, on a clock we move by hand.
     let clock = ManualClock::new();
-    let store = LockStore::new(MemoryBackend::with_clock(clock.clone()));
+    let store = LockStore::new(MemoryBackend::builder().clock(clock.clone()).build());
     let mut register = FencedRegister::default();
     let slow = store.lock("account:7", Duration::from_secs(5))?.get().await?.ok_or("free")?;
     clock.advance(Duration::from_secs(6)); // the holder is paused for 6 s
