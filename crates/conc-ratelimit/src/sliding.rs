@@ -455,7 +455,10 @@ impl<C: Clock> SlidingLog<C> {
         let now = self.time.now();
         let mut log = lock(&self.state);
         self.prune(&mut log, now);
-        ns(log.entries.back().map_or(0, |&(at, _)| (at + self.window).saturating_sub(now)))
+        ns(log
+            .entries
+            .back()
+            .map_or(0, |&(at, _)| at.saturating_add(self.window).saturating_sub(now)))
     }
 
     /// Forgets every admission.
