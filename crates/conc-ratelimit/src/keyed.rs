@@ -31,8 +31,9 @@ const MIN_SWEEP_PERIOD_NS: u64 = 1_000_000_000;
 /// A check for a key already present reads the clock once, compares it with
 /// the time of the next sweep (one load of a word written once per sweep),
 /// takes the read lock of one shard of a [`DashMap`] and does one
-/// compare-and-swap on the key's cell; no shard is write-locked and nothing
-/// is allocated. A new key takes its shard's write lock once, to insert.
+/// compare-and-swap on the key's cell (repeated only when another thread
+/// changed that key in between); no shard is write-locked and nothing is
+/// allocated. A new key takes its shard's write lock once, to insert.
 ///
 /// # Bounded memory without a prune call
 ///
@@ -467,5 +468,43 @@ where
             .field("keys", &self.map.len())
             .field("clock", self.time.clock())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(conc_loom)))]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use conc_core::time::ManualClock;
+
+    use super::Keyed;
+    use crate::Quota;
+
+    /// A check of a known key takes only its shard's read lock: it completes
+    /// while another reader holds that shard (a write lock would wait).
+    #[test]
+    fn a_known_key_takes_only_a_read_lock() {
+        let limiter = std::sync::Arc::new(Keyed::with_clock(
+            Quota::per_second(1_000).unwrap(),
+            ManualClock::new(),
+        ));
+        limiter.try_acquire(&7_u64, 1).unwrap();
+        let reader = limiter.map.get(&7).expect("the key is stored");
+        let (done, finished) = mpsc::channel();
+        let checker = {
+            let limiter = std::sync::Arc::clone(&limiter);
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    limiter.try_acquire(&7, 1).unwrap();
+                }
+                done.send(()).unwrap();
+            })
+        };
+        let outcome = finished.recv_timeout(Duration::from_secs(10));
+        drop(reader);
+        checker.join().unwrap();
+        assert!(outcome.is_ok(), "a known-key check waited for a write lock");
+        assert_eq!(limiter.remaining(&7), 1_000 - 101);
     }
 }

@@ -62,6 +62,13 @@ fn a_burst_of_keys_is_given_back_without_a_prune_call() {
         "heap {after} B after the burst, bound {bound} B (baseline {baseline})"
     );
     assert!(limiter.metrics().evicted >= 1_000_000, "{:?}", limiter.metrics());
+
+    // Checks of known keys allocate nothing.
+    let before = counting::allocations();
+    for round in 0..1_000 {
+        let _ = limiter.try_acquire(&active[round % active.len()], 1);
+    }
+    assert_eq!(counting::allocations(), before, "known-key checks allocated");
 }
 
 #[test]

@@ -17,7 +17,8 @@ pin_project! {
     /// The response future of [`RateLimit`](super::RateLimit): the inner
     /// service's future once admitted, an immediate error when rejected, or
     /// (in [`Mode::Wait`](super::Mode::Wait)) a wait for capacity followed by
-    /// the call. No allocation per request: the states live in this value.
+    /// the call. The states live in this value: an admitted request
+    /// allocates nothing, a refused one only its boxed error.
     ///
     /// # Examples
     ///
