@@ -152,10 +152,11 @@ fn upkeep_clock() -> governor::clock::QuantaUpkeepClock {
         .expect("an upkeep thread")
 }
 
-fn direct_1t(c: &mut Criterion) {
-    let mut group = c.benchmark_group("ratelimit/direct_1t");
-    let ours = Gcra::new(ours_quota());
-    group.bench_function("ours", |b| b.iter(|| black_box(ours.try_acquire(1)).is_ok()));
+/// governor's direct check, one thread, with its default clock and with its
+/// upkeep clock: the two peer rows of a single-threaded group.
+fn governor_direct_rows(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+) {
     let peer = governor::RateLimiter::direct(peer_quota());
     group.bench_function("peer/governor_default_clock", |b| {
         b.iter(|| black_box(peer.check()).is_ok());
@@ -164,40 +165,47 @@ fn direct_1t(c: &mut Criterion) {
     group.bench_function("peer/governor_upkeep_clock", |b| {
         b.iter(|| black_box(peer.check()).is_ok());
     });
+}
+
+fn direct_1t(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ratelimit/direct_1t");
+    let ours = Gcra::new(ours_quota());
+    group.bench_function("ours", |b| b.iter(|| black_box(ours.try_acquire(1)).is_ok()));
+    governor_direct_rows(&mut group);
     group.finish();
+}
+
+/// A row of `group` timing `check` on two threads at once; one iteration is
+/// one check on each thread.
+fn two_thread_row(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    check: impl Fn() + Sync,
+) {
+    group.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |_, n| {
+                for _ in 0..n {
+                    check();
+                }
+            })
+        });
+    });
 }
 
 fn direct_2t(c: &mut Criterion) {
     let mut group = c.benchmark_group("ratelimit/direct_2t");
     let ours = Gcra::new(ours_quota());
-    group.bench_function("ours", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, |_, n| {
-                for _ in 0..n {
-                    black_box(ours.try_acquire(1)).ok();
-                }
-            })
-        });
+    two_thread_row(&mut group, "ours", || {
+        let _ = black_box(ours.try_acquire(1));
     });
     let peer = governor::RateLimiter::direct(peer_quota());
-    group.bench_function("peer/governor_default_clock", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, |_, n| {
-                for _ in 0..n {
-                    black_box(peer.check()).ok();
-                }
-            })
-        });
+    two_thread_row(&mut group, "peer/governor_default_clock", || {
+        let _ = black_box(peer.check());
     });
     let peer = governor::RateLimiter::direct_with_clock(peer_quota(), upkeep_clock());
-    group.bench_function("peer/governor_upkeep_clock", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, |_, n| {
-                for _ in 0..n {
-                    black_box(peer.check()).ok();
-                }
-            })
-        });
+    two_thread_row(&mut group, "peer/governor_upkeep_clock", || {
+        let _ = black_box(peer.check());
     });
     group.finish();
 }
@@ -282,14 +290,7 @@ fn sliding(c: &mut Criterion) {
     group.bench_function("ours/window", |b| b.iter(|| black_box(window.try_acquire(1)).is_ok()));
     let log = SlidingLog::new(RATE, Duration::from_secs(1)).expect("valid log");
     group.bench_function("ours/log", |b| b.iter(|| black_box(log.try_acquire(1)).is_ok()));
-    let peer = governor::RateLimiter::direct(peer_quota());
-    group.bench_function("peer/governor_default_clock", |b| {
-        b.iter(|| black_box(peer.check()).is_ok());
-    });
-    let peer = governor::RateLimiter::direct_with_clock(peer_quota(), upkeep_clock());
-    group.bench_function("peer/governor_upkeep_clock", |b| {
-        b.iter(|| black_box(peer.check()).is_ok());
-    });
+    governor_direct_rows(&mut group);
     group.finish();
 }
 

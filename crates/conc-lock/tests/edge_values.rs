@@ -13,80 +13,18 @@
 //! `busy_timeout` and `open`, `RedisBackend::builder` with `key_prefix`,
 //! `response_timeout`, `connection_timeout`, `reconnect_retries` and `connect`.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use conc_core::time::ManualClock;
 use conc_lock::{Fence, LockError, LockStore, MemoryBackend, Owner};
 use proptest::prelude::*;
 
-/// Runs `check` on another thread and fails when it has not finished within
-/// `limit`: a hang becomes a failure.
-fn within(limit: Duration, check: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        check();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(limit) {
-        Ok(()) => worker.join().expect("the check panicked"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("still running after {limit:?}: a hang"),
-    }
-}
+use conc_test_support::edge::{durations, texts, u32s, within};
 
 /// `f()`, failing the property (with `what`) if it panicked.
 fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, TestCaseError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
-        let message = conc_core::driver::panic_message(&*panic);
-        TestCaseError::fail(format!("{what} panicked: {message}"))
-    })
-}
-
-fn edge_u32() -> impl Strategy<Value = u32> {
-    prop_oneof![
-        Just(0),
-        Just(1),
-        Just(1_024),
-        Just(1_025),
-        Just(u32::MAX),
-        Just(u32::MAX - 1),
-        Just(u32::MAX / 2),
-        any::<u32>(),
-    ]
-}
-
-fn edge_duration() -> impl Strategy<Value = Duration> {
-    prop_oneof![
-        Just(Duration::ZERO),
-        Just(Duration::from_nanos(1)),
-        Just(Duration::from_millis(1)),
-        Just(Duration::from_secs(365 * 24 * 3_600)),
-        Just(Duration::MAX),
-        Just(Duration::from_secs(u64::MAX)),
-        Just(Duration::from_secs(u64::MAX / 2)),
-        Just(Duration::from_nanos(u64::MAX)),
-        Just(Duration::from_nanos(u64::MAX - 1)),
-        any::<u64>().prop_map(Duration::from_nanos),
-    ]
-}
-
-fn edge_text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just(String::new()),
-        Just("a".to_owned()),
-        Just("a\0b".to_owned()),
-        Just("\0".to_owned()),
-        Just("{tag}".to_owned()),
-        Just("x".repeat(4_096)),
-        Just("\u{1f}slot0".to_owned()),
-        ".{0,16}",
-    ]
+    conc_test_support::edge::no_panic(f)
+        .map_err(|message| TestCaseError::fail(format!("{what} panicked: {message}")))
 }
 
 fn config(cases: u32) -> ProptestConfig {
@@ -101,8 +39,8 @@ fn runtime() -> tokio::runtime::Runtime {
 fn memory_store_locks_and_funnels() {
     within(Duration::from_secs(60), || {
         let runtime = runtime();
-        proptest!(config(128), |(name in edge_text(), owner in edge_text(), ttl in edge_duration(),
-                                 wait in edge_duration(), limit in edge_u32(), fence in any::<u64>())| {
+        proptest!(config(128), |(name in texts(), owner in texts(), ttl in durations(),
+                                 wait in durations(), limit in u32s(), fence in any::<u64>())| {
             let _ = no_panic("Fence::new", || Fence::new(fence))?;
             let _ = no_panic("Owner::random", Owner::random)?;
             let owner = no_panic("Owner::new", || Owner::new(owner.clone()))?;
@@ -158,12 +96,20 @@ fn sqlite_builder() {
 
     within(Duration::from_secs(60), || {
         let dir = tempfile::tempdir().unwrap();
-        proptest!(config(16), |(timeout in edge_duration())| {
-            let path = dir.path().join("locks.db");
+        proptest!(config(16), |(timeout in durations(), file in 0..1_000u32)| {
+            let path = dir.path().join(format!("locks-{file}.db"));
             let built = no_panic("SqliteBackend::builder", || {
                 SqliteBackend::builder(&path).busy_timeout(timeout).open()
             })?;
-            prop_assert!(built.is_ok() == (timeout <= Duration::from_millis(i32::MAX as u64)), "{built:?}");
+            let valid = timeout <= Duration::from_millis(i32::MAX as u64);
+            // A valid setting opens the file, or fails as the backend (a
+            // zero busy timeout can meet a busy file); never as a setting.
+            let as_expected = match &built {
+                Ok(_) | Err(LockError::Backend(_)) => valid,
+                Err(LockError::Config(error)) => !valid && error.field == "busy_timeout",
+                Err(_) => false,
+            };
+            prop_assert!(as_expected, "{timeout:?}: {built:?}");
             let _ = no_panic("SqliteBackend::open", || SqliteBackend::open(&path))?;
             let nul = no_panic("SqliteBackend::open with NUL", || SqliteBackend::open(dir.path().join("a\0b")))?;
             prop_assert!(nul.is_err());
@@ -178,8 +124,8 @@ fn redis_builder_refuses_bad_settings_before_connecting() {
 
     within(Duration::from_secs(60), || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        proptest!(config(64), |(prefix in edge_text(), response in edge_duration(),
-                                connection in edge_duration(), retries in prop_oneof![Just(0usize), Just(1), Just(usize::MAX), Just(1_001), 0..4usize])| {
+        proptest!(config(64), |(prefix in texts(), response in durations(),
+                                connection in durations(), retries in prop_oneof![Just(0usize), Just(1), Just(usize::MAX), Just(1_001), 0..4usize])| {
             let builder = no_panic("RedisBackend::builder", || {
                 RedisBackend::builder("redis://127.0.0.1:1/")
                     .key_prefix(prefix.clone())

@@ -17,8 +17,6 @@
 //! and (features) `RateLimitLayer::new`, `RateLimit::new`,
 //! `RedisLimiter::builder` with `key_prefix`, `response_timeout`, `on_failure`.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use conc_core::time::ManualClock;
@@ -28,95 +26,12 @@ use conc_ratelimit::{
 };
 use proptest::prelude::*;
 
-/// Runs `check` on another thread and fails when it has not finished within
-/// `limit`: a hang becomes a failure.
-fn within(limit: Duration, check: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        check();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(limit) {
-        Ok(()) => worker.join().expect("the check panicked"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("still running after {limit:?}: a hang"),
-    }
-}
+use conc_test_support::edge::{durations, texts, u32s, u64s, usizes, within};
 
 /// `f()`, failing the property (with `what`) if it panicked.
 fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, TestCaseError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
-        let message = conc_core::driver::panic_message(&*panic);
-        TestCaseError::fail(format!("{what} panicked: {message}"))
-    })
-}
-
-fn edge_u32() -> impl Strategy<Value = u32> {
-    prop_oneof![
-        Just(0),
-        Just(1),
-        Just(2),
-        Just(u32::MAX),
-        Just(u32::MAX - 1),
-        Just(u32::MAX / 2),
-        any::<u32>(),
-    ]
-}
-
-fn edge_u64() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        Just(0),
-        Just(1),
-        Just(u64::MAX),
-        Just(u64::MAX - 1),
-        Just(u64::MAX / 2),
-        Just(u64::from(u32::MAX)),
-        any::<u64>(),
-    ]
-}
-
-fn edge_usize() -> impl Strategy<Value = usize> {
-    prop_oneof![
-        Just(0),
-        Just(1),
-        Just(usize::MAX),
-        Just(usize::MAX - 1),
-        Just(usize::MAX / 2),
-        Just(u32::MAX as usize),
-        0..4_096usize,
-    ]
-}
-
-fn edge_duration() -> impl Strategy<Value = Duration> {
-    prop_oneof![
-        Just(Duration::ZERO),
-        Just(Duration::from_nanos(1)),
-        Just(Duration::from_millis(1)),
-        Just(Duration::from_secs(1)),
-        Just(Duration::MAX),
-        Just(Duration::from_secs(u64::MAX)),
-        Just(Duration::from_secs(u64::MAX / 2)),
-        Just(Duration::from_nanos(u64::MAX)),
-        Just(Duration::from_nanos(u64::MAX - 1)),
-        any::<u64>().prop_map(Duration::from_nanos),
-        any::<u64>().prop_map(Duration::from_secs),
-    ]
-}
-
-fn edge_text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just(String::new()),
-        Just("a".to_owned()),
-        Just("a\0b".to_owned()),
-        Just("\0".to_owned()),
-        Just("{tag}".to_owned()),
-        Just("x".repeat(4_096)),
-        ".{0,16}",
-    ]
+    conc_test_support::edge::no_panic(f)
+        .map_err(|message| TestCaseError::fail(format!("{what} panicked: {message}")))
 }
 
 fn config() -> ProptestConfig {
@@ -136,8 +51,8 @@ fn drive<L: Limiter>(limiter: &L, key: &L::Key, n: u32) -> Result<(), TestCaseEr
 #[test]
 fn quotas_and_direct_limiters() {
     within(Duration::from_secs(60), || {
-        proptest!(config(), |(rate in edge_u32(), burst in edge_u32(), n in edge_u32(),
-                              period in edge_duration(), step in edge_duration())| {
+        proptest!(config(), |(rate in u32s(), burst in u32s(), n in u32s(),
+                              period in durations(), step in durations())| {
             let quotas = [
                 no_panic("Quota::new", || Quota::new(rate, period))?,
                 no_panic("Quota::per_second", || Quota::per_second(rate))?,
@@ -183,9 +98,9 @@ fn quotas_and_direct_limiters() {
 #[test]
 fn buckets_and_windows() {
     within(Duration::from_secs(60), || {
-        proptest!(config(), |(capacity in edge_u32(), refill in edge_u32(), initial in edge_u32(),
-                              queue in edge_usize(), burst in edge_u32(), n in edge_u32(),
-                              interval in edge_duration(), step in edge_duration())| {
+        proptest!(config(), |(capacity in u32s(), refill in u32s(), initial in u32s(),
+                              queue in usizes(), burst in u32s(), n in u32s(),
+                              interval in durations(), step in durations())| {
             let clock = ManualClock::new();
             let bucket = no_panic("TokenBucket builder", || {
                 TokenBucket::builder()
@@ -253,9 +168,9 @@ fn buckets_and_windows() {
 #[test]
 fn named_limits_and_decisions() {
     within(Duration::from_secs(60), || {
-        proptest!(config(), |(max in edge_u64(), minutes in edge_u64(), decay in edge_duration(),
-                              wait in edge_duration(), key in edge_text(), step in edge_duration(),
-                              unix in edge_duration())| {
+        proptest!(config(), |(max in u64s(), minutes in u64s(), decay in durations(),
+                              wait in durations(), key in texts(), step in durations(),
+                              unix in durations())| {
             let limits = [
                 no_panic("Limit::new", || Limit::new(max, decay))?,
                 no_panic("Limit::per_second", || Limit::per_second(max))?,
@@ -312,7 +227,7 @@ fn tower_middleware() {
     use tower::{Layer, Service};
 
     within(Duration::from_secs(60), || {
-        proptest!(ProptestConfig { cases: 32, ..config() }, |(burst in 1..=u32::MAX, period in edge_duration())| {
+        proptest!(ProptestConfig { cases: 32, ..config() }, |(burst in 1..=u32::MAX, period in durations())| {
             let Ok(quota) = Quota::new(burst, period) else { return Ok(()) };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
             let _entered = runtime.enter();
@@ -337,7 +252,7 @@ fn redis_builder_refuses_bad_settings_before_connecting() {
 
     within(Duration::from_secs(60), || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        proptest!(ProptestConfig { cases: 64, ..config() }, |(prefix in edge_text(), timeout in edge_duration())| {
+        proptest!(ProptestConfig { cases: 64, ..config() }, |(prefix in texts(), timeout in durations())| {
             // Port 1 on loopback: nothing listens, so a valid setting fails fast to connect.
             let builder = no_panic("RedisLimiter::builder", || {
                 RedisLimiter::builder("redis://127.0.0.1:1/")
