@@ -282,6 +282,11 @@ async fn locks() -> Result<(), BoxError> {
     );
     fast.release().await?;
     println!("  register holds {:?}", register.value);
+    let m = store.metrics();
+    println!(
+        "  store metrics: {} acquired, {} released, {} lost (expired)",
+        m.acquired, m.released, m.expired
+    );
     Ok(())
 }
 
@@ -382,6 +387,9 @@ fn rate_limits() -> Result<(), BoxError> {
         };
         println!("  t={:>4?} {user}: {verdict}", clock.elapsed());
     }
+
+    let m = per_user.metrics();
+    println!("  per-user limiter: {} allowed, {} refused, {} keys", m.allowed, m.rejected, m.keys);
 
     // Laravel's RateLimiter::for, with both limits charged or neither.
     let limiter = RateLimiter::<Upload, _>::with_clock(clock.clone());
