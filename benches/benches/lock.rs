@@ -4,6 +4,10 @@
 //! Everything runs on a current-thread tokio runtime, so the figures are the
 //! cost of the operations themselves, without contention.
 //!
+//! `lock/funnel` takes and frees one slot of a funnel of 4 (`get` +
+//! `release`, uncontended) against the in-process peer for "at most N at
+//! once", a `tokio::sync::Semaphore` of 4 permits (`acquire` + drop).
+//!
 //! `lock/redis` puts the Redis store's acquire + release (two scripts) beside
 //! the two raw commands it replaces, `SET NX PX` + `DEL`, sent through the same
 //! client to a `redis-server` the bench starts on loopback. Without a
@@ -185,5 +189,29 @@ fn redis(c: &mut Criterion) {
     drop(server);
 }
 
-criterion_group!(benches, uncontended, keyed, redis);
+/// One slot of a funnel of 4 taken and freed, against a semaphore of 4.
+fn funnel(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("lock/funnel");
+    let store = LockStore::memory();
+    let funnel = store.funnel("bench:funnel", 4, TTL).expect("valid funnel");
+    group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| async {
+            let permit = funnel.get().await.expect("in memory").expect("a free slot");
+            black_box(permit.fence());
+            permit.release().await.expect("held");
+        });
+    });
+    let semaphore = tokio::sync::Semaphore::new(4);
+    group.bench_function("peer/tokio_semaphore", |b| {
+        b.to_async(&rt).iter(|| async {
+            let permit = semaphore.acquire().await.expect("open");
+            black_box(&permit);
+            drop(permit);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, uncontended, keyed, funnel, redis);
 criterion_main!(benches);

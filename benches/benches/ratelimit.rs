@@ -1,8 +1,11 @@
 //! `conc-ratelimit`: GCRA checks, direct and keyed, beside governor (the Rust
 //! anchor: GCRA in one atomic word, keyed on a `DashMap`).
 //!
-//! Both sides get the same quotas and their default clock: ours reads the
-//! process-wide coarse clock, governor its quanta TSC clock. The direct
+//! Both sides get the same quotas. Ours reads its default clock, the
+//! process-wide coarse clock (one atomic load). governor runs twice: with its
+//! default clock, quanta's TSC reading (`peer/governor_default_clock`), and
+//! with its fastest, `QuantaUpkeepClock`, a coarse clock kept by an upkeep
+//! thread like ours (`peer/governor_upkeep_clock`). The direct
 //! limiters allow 10⁹ per second with a burst of 10⁶; the keyed ones 10⁶ per
 //! day per key with the same burst. Either way every check is admitted, so
 //! every check is a compare-and-swap, and keyed state stays live (a key whose
@@ -26,6 +29,19 @@
 //!   `RateLimit` (10¹⁸ requests per second), both over a `service_fn` that
 //!   answers at once.
 //!
+//! - `ratelimit/leaky_bucket`: one admitted `try_acquire(1)` on our
+//!   `LeakyBucket` used as a meter (its pacing cell, through the `Limiter`
+//!   trait) against `leaky_bucket::RateLimiter::try_acquire(1)`; and one
+//!   `try_enqueue` + `try_dequeue` round trip through our queue against the
+//!   peer's `try_acquire` that would let the same item out.
+//! - `ratelimit/sliding`: one admitted `try_acquire(1)` on our
+//!   `SlidingWindow` and `SlidingLog` (10⁹ per second) against governor's
+//!   direct check, the nearest peer (no sliding window in governor or
+//!   leaky-bucket), with its default and its upkeep clock.
+//! - `ratelimit/named`: one admitted `RateLimiter::attempt` on one of 1 000
+//!   string keys against governor's keyed check on the same `String` keys
+//!   (both with their default clock).
+//!
 //! - `ratelimit/redis`: one GCRA check on a loopback `redis-server` the
 //!   bench starts, against one raw `EVALSHA` of an equivalent hand-written
 //!   script with the same client (skipped without a `redis-server` binary).
@@ -43,7 +59,10 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use conc_ratelimit::{Gcra, Keyed, Quota, RateLimitLayer, TokenBucket};
+use conc_ratelimit::{
+    Gcra, Keyed, LeakyBucket, Limiter, Quota, RateLimitLayer, RateLimiter, SlidingLog,
+    SlidingWindow, TokenBucket,
+};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::{Layer as _, Service as _, ServiceExt as _};
 
@@ -126,36 +145,67 @@ fn two_threads(iters: u64, per_thread: impl Fn(usize, u64) + Sync) -> Duration {
     })
 }
 
+/// governor's fastest clock: a coarse TSC reading refreshed by an upkeep
+/// thread every millisecond (the resolution of our coarse clock).
+fn upkeep_clock() -> governor::clock::QuantaUpkeepClock {
+    governor::clock::QuantaUpkeepClock::from_interval(Duration::from_millis(1))
+        .expect("an upkeep thread")
+}
+
+/// governor's direct check, one thread, with its default clock and with its
+/// upkeep clock: the two peer rows of a single-threaded group.
+fn governor_direct_rows(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+) {
+    let peer = governor::RateLimiter::direct(peer_quota());
+    group.bench_function("peer/governor_default_clock", |b| {
+        b.iter(|| black_box(peer.check()).is_ok());
+    });
+    let peer = governor::RateLimiter::direct_with_clock(peer_quota(), upkeep_clock());
+    group.bench_function("peer/governor_upkeep_clock", |b| {
+        b.iter(|| black_box(peer.check()).is_ok());
+    });
+}
+
 fn direct_1t(c: &mut Criterion) {
     let mut group = c.benchmark_group("ratelimit/direct_1t");
     let ours = Gcra::new(ours_quota());
     group.bench_function("ours", |b| b.iter(|| black_box(ours.try_acquire(1)).is_ok()));
-    let peer = governor::RateLimiter::direct(peer_quota());
-    group.bench_function("peer/governor", |b| b.iter(|| black_box(peer.check()).is_ok()));
+    governor_direct_rows(&mut group);
     group.finish();
+}
+
+/// A row of `group` timing `check` on two threads at once; one iteration is
+/// one check on each thread.
+fn two_thread_row(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    check: impl Fn() + Sync,
+) {
+    group.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |_, n| {
+                for _ in 0..n {
+                    check();
+                }
+            })
+        });
+    });
 }
 
 fn direct_2t(c: &mut Criterion) {
     let mut group = c.benchmark_group("ratelimit/direct_2t");
     let ours = Gcra::new(ours_quota());
-    group.bench_function("ours", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, |_, n| {
-                for _ in 0..n {
-                    black_box(ours.try_acquire(1)).ok();
-                }
-            })
-        });
+    two_thread_row(&mut group, "ours", || {
+        let _ = black_box(ours.try_acquire(1));
     });
     let peer = governor::RateLimiter::direct(peer_quota());
-    group.bench_function("peer/governor", |b| {
-        b.iter_custom(|iters| {
-            two_threads(iters, |_, n| {
-                for _ in 0..n {
-                    black_box(peer.check()).ok();
-                }
-            })
-        });
+    two_thread_row(&mut group, "peer/governor_default_clock", || {
+        let _ = black_box(peer.check());
+    });
+    let peer = governor::RateLimiter::direct_with_clock(peer_quota(), upkeep_clock());
+    two_thread_row(&mut group, "peer/governor_upkeep_clock", || {
+        let _ = black_box(peer.check());
     });
     group.finish();
 }
@@ -165,9 +215,11 @@ fn keyed_100k_2t(c: &mut Criterion) {
     let keys = scrambled_keys();
     let ours: Keyed<u64> = Keyed::new(ours_keyed_quota());
     let peer = governor::RateLimiter::keyed(peer_keyed_quota());
+    let peer_upkeep = governor::RateLimiter::dashmap_with_clock(peer_keyed_quota(), upkeep_clock());
     for key in &keys {
         ours.try_acquire(key, 1).expect("admitted");
         peer.check_key(key).expect("admitted");
+        peer_upkeep.check_key(key).expect("admitted");
     }
     let walk = |index: usize, n: u64, check: &dyn Fn(&u64)| {
         let mut i = index * keys.len() / 2;
@@ -188,13 +240,78 @@ fn keyed_100k_2t(c: &mut Criterion) {
             })
         });
     });
-    group.bench_function("peer/governor", |b| {
+    group.bench_function("peer/governor_default_clock", |b| {
         b.iter_custom(|iters| {
             two_threads(iters, |index, n| {
                 walk(index, n, &|key| {
                     black_box(peer.check_key(key)).ok();
                 });
             })
+        });
+    });
+    group.bench_function("peer/governor_upkeep_clock", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, |index, n| {
+                walk(index, n, &|key| {
+                    black_box(peer_upkeep.check_key(key)).ok();
+                });
+            })
+        });
+    });
+    group.finish();
+}
+
+fn leaky_bucket(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ratelimit/leaky_bucket");
+    // Pacing of one unit per nanosecond with a burst of 10⁹: every take admitted.
+    let ours: LeakyBucket<u64> = LeakyBucket::builder()
+        .capacity(1_024)
+        .interval(Duration::from_nanos(1))
+        .burst(1_000_000_000)
+        .build()
+        .expect("valid bucket");
+    group.bench_function("ours/meter", |b| {
+        b.iter(|| black_box(Limiter::try_acquire(&ours, &(), 1)).is_ok());
+    });
+    group.bench_function("ours/enqueue_dequeue", |b| {
+        b.iter(|| {
+            ours.try_enqueue(7).expect("room");
+            black_box(ours.try_dequeue()).expect("paced through");
+        });
+    });
+    let peer = peer_leaky_bucket();
+    group.bench_function("peer/leaky-bucket", |b| b.iter(|| black_box(peer.try_acquire(1))));
+    group.finish();
+}
+
+fn sliding(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ratelimit/sliding");
+    let window = SlidingWindow::new(RATE, Duration::from_secs(1)).expect("valid window");
+    group.bench_function("ours/window", |b| b.iter(|| black_box(window.try_acquire(1)).is_ok()));
+    let log = SlidingLog::new(RATE, Duration::from_secs(1)).expect("valid log");
+    group.bench_function("ours/log", |b| b.iter(|| black_box(log.try_acquire(1)).is_ok()));
+    governor_direct_rows(&mut group);
+    group.finish();
+}
+
+fn named(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ratelimit/named");
+    let keys: Vec<String> = (0..1_000).map(|i| format!("user:{i}")).collect();
+    let ours: RateLimiter = RateLimiter::new();
+    let day = Duration::from_secs(86_400);
+    let mut next = 0;
+    group.bench_function("ours/attempt", |b| {
+        b.iter(|| {
+            next = (next + 1) % keys.len();
+            black_box(ours.attempt(&keys[next], u64::MAX, day, || ())).ok();
+        });
+    });
+    let peer = governor::RateLimiter::keyed(peer_keyed_quota());
+    let mut next = 0;
+    group.bench_function("peer/governor_default_clock", |b| {
+        b.iter(|| {
+            next = (next + 1) % keys.len();
+            black_box(peer.check_key(&keys[next])).ok();
         });
     });
     group.finish();
@@ -382,7 +499,7 @@ fn tower_call(c: &mut Criterion) {
     let answer =
         tower::service_fn(|request: u64| async move { Ok::<_, std::convert::Infallible>(request) });
     let mut group = c.benchmark_group("ratelimit/tower_call");
-    let limiter = Arc::new(Keyed::new(ours_quota()));
+    let limiter: Arc<Keyed<()>> = Arc::new(Keyed::new(ours_quota()));
     let mut ours = RateLimitLayer::new(limiter, |_: &u64| ()).layer(answer);
     group.bench_function("ours", |b| {
         b.iter_custom(|iters| {
@@ -426,6 +543,9 @@ criterion_group!(
     acquire_async,
     try_acquire_sync,
     tower_call,
+    leaky_bucket,
+    sliding,
+    named,
     redis
 );
 criterion_main!(benches);

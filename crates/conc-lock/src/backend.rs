@@ -10,7 +10,7 @@ use crate::{Fence, LockError, Owner};
 /// The outcome of one acquisition attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Attempt {
+pub enum Acquisition {
     /// The lock was free (or its holder's time to live had run out) and is
     /// now held by the caller, with this fence.
     Acquired(Fence),
@@ -24,7 +24,7 @@ pub enum Attempt {
 /// The outcome of an attempt to take any one of several slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum SlotAttempt {
+pub enum SlotAcquisition {
     /// Slot `slot` (an index into the names given) is now held by the caller.
     Acquired {
         /// The index of the slot taken.
@@ -76,7 +76,7 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
         name: &Self::Prepared,
         owner: &Owner,
         ttl: Duration,
-    ) -> impl Future<Output = Result<Attempt, LockError>> + Send;
+    ) -> impl Future<Output = Result<Acquisition, LockError>> + Send;
 
     /// Takes the first free name of `names` for `owner` for `ttl`.
     ///
@@ -87,13 +87,15 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
         names: &[Arc<Self::Prepared>],
         owner: &Owner,
         ttl: Duration,
-    ) -> impl Future<Output = Result<SlotAttempt, LockError>> + Send {
+    ) -> impl Future<Output = Result<SlotAcquisition, LockError>> + Send {
         async move {
             let mut soonest: Option<Duration> = None;
             for (slot, name) in names.iter().enumerate() {
                 match self.acquire(name, owner, ttl).await? {
-                    Attempt::Acquired(fence) => return Ok(SlotAttempt::Acquired { slot, fence }),
-                    Attempt::Busy { retry_after } => {
+                    Acquisition::Acquired(fence) => {
+                        return Ok(SlotAcquisition::Acquired { slot, fence });
+                    }
+                    Acquisition::Busy { retry_after } => {
                         soonest = match (soonest, retry_after) {
                             (Some(a), Some(b)) => Some(a.min(b)),
                             (a, b) => a.or(b),
@@ -101,7 +103,7 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
                     }
                 }
             }
-            Ok(SlotAttempt::Busy { retry_after: soonest })
+            Ok(SlotAcquisition::Busy { retry_after: soonest })
         }
     }
 

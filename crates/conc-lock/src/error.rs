@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use conc_core::BoxError;
+use conc_core::config::ConfigError;
 
 use crate::Fence;
 
@@ -10,38 +11,10 @@ use crate::Fence;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
-    /// The lock name is empty or too long.
-    #[error("invalid lock name {name:?}: {reason}")]
-    InvalidName {
-        /// The name given.
-        name: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A time to live of zero, or one too long to represent in milliseconds.
-    #[error("invalid lock `ttl` {ttl:?}: must be between 1ms and {max:?}")]
-    InvalidTtl {
-        /// The time to live given.
-        ttl: Duration,
-        /// The longest time to live accepted.
-        max: Duration,
-    },
-    /// A funnel limit of zero slots, or more than the largest supported.
-    #[error("invalid funnel `limit` {limit}: must be between 1 and {max}")]
-    InvalidLimit {
-        /// The limit given.
-        limit: u32,
-        /// The largest limit accepted.
-        max: u32,
-    },
-    /// An owner token that is empty or too long.
-    #[error("invalid lock owner {owner:?}: {reason}")]
-    InvalidOwner {
-        /// The owner given.
-        owner: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    /// A setting was refused: a lock `name`, `ttl`, funnel `limit`, `owner`
+    /// token, or a backend option (the field names which).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// `block` gave up: the lock was still held by someone else at the deadline.
     #[error("lock `{name}` was still held after waiting {waited:?}")]
     Timeout {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::name::LockName;
 use crate::wait::{self, Try};
-use crate::{Fence, Lock, LockBackend, LockError, LockGuard, LockStore, Owner, SlotAttempt};
+use crate::{Fence, Lock, LockBackend, LockError, LockGuard, LockStore, Owner, SlotAcquisition};
 
 /// A concurrency limiter: at most `limit` holders of `name` at once, each
 /// slot held for the funnel's time to live unless extended or released
@@ -101,7 +101,7 @@ impl<B: LockBackend> Funnel<B> {
     async fn attempt(&self) -> Result<Try<FunnelPermit<B>>, LockError> {
         let owner = Owner::random();
         match self.store.backend().acquire_any(&self.slots, &owner, self.ttl).await? {
-            SlotAttempt::Acquired { slot, fence } => {
+            SlotAcquisition::Acquired { slot, fence } => {
                 let lock = Lock::from_prepared(
                     self.store.clone(),
                     self.slot_names[slot].clone(),
@@ -112,7 +112,10 @@ impl<B: LockBackend> Funnel<B> {
                 let slot = u32::try_from(slot).unwrap_or(u32::MAX);
                 Ok(Try::Acquired(FunnelPermit { guard: LockGuard::new(lock, fence), slot }))
             }
-            SlotAttempt::Busy { retry_after } => Ok(Try::Busy(retry_after)),
+            SlotAcquisition::Busy { retry_after } => {
+                self.store.counters().contended();
+                Ok(Try::Busy(retry_after))
+            }
         }
     }
 }
@@ -160,7 +163,7 @@ impl<B: LockBackend> FunnelPermit<B> {
     ///
     /// # Errors
     ///
-    /// [`LockError::InvalidTtl`], [`LockError::Lost`], [`LockError::Backend`].
+    /// [`LockError::Config`] for a bad `ttl`, [`LockError::Lost`], [`LockError::Backend`].
     pub async fn extend(&self, ttl: Duration) -> Result<(), LockError> {
         self.guard.extend(ttl).await
     }

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use conc_core::time::{Clock, CoarseClock};
 use tokio::task::JoinHandle;
 
 use crate::{Fence, Lock, LockBackend, LockError, Owner};
@@ -43,6 +44,9 @@ pub struct LockGuard<B: LockBackend> {
     // move through the futures that return and release it.
     keep_alive: Option<Box<KeepAlive>>,
     released: bool,
+    /// When the hold was taken, on the coarse clock (one atomic load), for
+    /// the `conc.lock.hold` histogram.
+    acquired_at: Instant,
 }
 
 /// The background task of [`LockGuard::keep_alive`].
@@ -54,7 +58,13 @@ struct KeepAlive {
 
 impl<B: LockBackend> LockGuard<B> {
     pub(crate) fn new(lock: Lock<B>, fence: Fence) -> Self {
-        Self { lock, fence, keep_alive: None, released: false }
+        lock.store().counters().acquired();
+        let acquired_at = CoarseClock::global().now();
+        Self { lock, fence, keep_alive: None, released: false, acquired_at }
+    }
+
+    fn held(&self) -> Duration {
+        CoarseClock::global().now().saturating_duration_since(self.acquired_at)
     }
 
     /// The fencing token of this hold.
@@ -88,17 +98,29 @@ impl<B: LockBackend> LockGuard<B> {
         // guard to release on drop. Both releases name this hold's fence, so
         // neither can free a later hold of the same owner.
         self.released = true;
-        if released? { Ok(()) } else { Err(self.lost()) }
+        let counters = self.lock.store().counters();
+        if released? {
+            counters.released(Some(self.held()));
+            Ok(())
+        } else {
+            counters.expired();
+            Err(self.lost())
+        }
     }
 
     /// Resets the hold's time to live to `ttl` from now.
     ///
     /// # Errors
     ///
-    /// [`LockError::InvalidTtl`]; [`LockError::Lost`] when the hold had
+    /// [`LockError::Config`] for a bad `ttl`; [`LockError::Lost`] when the hold had
     /// already expired; [`LockError::Backend`] when the backend fails.
     pub async fn extend(&self, ttl: Duration) -> Result<(), LockError> {
-        if self.lock.extend(ttl).await? { Ok(()) } else { Err(self.lost()) }
+        if self.lock.extend(ttl).await? {
+            Ok(())
+        } else {
+            self.lock.store().counters().expired();
+            Err(self.lost())
+        }
     }
 
     /// Keeps the hold alive in the background: a tokio task extends it by the
@@ -118,6 +140,7 @@ impl<B: LockBackend> LockGuard<B> {
         let ttl = self.lock.ttl();
         let period = (ttl / 3).max(Duration::from_millis(1));
         let flag = Arc::clone(&lost);
+        let store = self.lock.store().clone();
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -127,6 +150,7 @@ impl<B: LockBackend> LockGuard<B> {
                     Ok(true) => {}
                     Ok(false) => {
                         flag.store(true, Ordering::Release);
+                        store.counters().expired();
                         tracing::warn!(lock = ?prepared, "kept-alive lock was lost");
                         return;
                     }
@@ -164,6 +188,7 @@ impl<B: LockBackend> Drop for LockGuard<B> {
     fn drop(&mut self) {
         self.stop_keep_alive();
         if !self.released {
+            self.lock.store().counters().released(Some(self.held()));
             let backend = Arc::clone(self.lock.store().shared_backend());
             backend.release_on_drop(
                 Arc::clone(self.lock.prepared()),

@@ -76,6 +76,7 @@ mod funnel;
 mod guard;
 mod lock;
 mod memory;
+mod metrics;
 mod name;
 mod owner;
 #[cfg(feature = "redis")]
@@ -86,13 +87,14 @@ mod store;
 mod ttl;
 mod wait;
 
-pub use backend::{Attempt, LockBackend, SlotAttempt};
+pub use backend::{Acquisition, LockBackend, SlotAcquisition};
 pub use error::LockError;
 pub use fence::Fence;
 pub use funnel::{Funnel, FunnelPermit};
 pub use guard::LockGuard;
 pub use lock::Lock;
-pub use memory::{MemoryBackend, MemorySlot};
+pub use memory::{MemoryBackend, MemoryBackendBuilder, MemorySlot};
+pub use metrics::LockMetrics;
 pub use name::MAX_NAME_LEN;
 pub use owner::{MAX_OWNER_LEN, Owner};
 #[cfg(feature = "redis")]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::name::LockName;
 use crate::wait::{self, Try};
-use crate::{Attempt, Fence, LockBackend, LockError, LockGuard, LockStore, Owner, ttl};
+use crate::{Acquisition, Fence, LockBackend, LockError, LockGuard, LockStore, Owner, ttl};
 
 /// A handle on the lock `name` for one owner, made by
 /// [`LockStore::lock`] or [`LockStore::restore`].
@@ -91,8 +91,11 @@ impl<B: LockBackend> Lock<B> {
         // uncontended path.
         let inner = &*self.inner;
         match inner.store.backend().acquire(&inner.prepared, &inner.owner, inner.ttl).await? {
-            Attempt::Acquired(fence) => Ok(Some(LockGuard::new(self.clone(), fence))),
-            Attempt::Busy { .. } => Ok(None),
+            Acquisition::Acquired(fence) => Ok(Some(LockGuard::new(self.clone(), fence))),
+            Acquisition::Busy { .. } => {
+                inner.store.counters().contended();
+                Ok(None)
+            }
         }
     }
 
@@ -156,7 +159,11 @@ impl<B: LockBackend> Lock<B> {
     /// [`LockError::Backend`] when the backend fails.
     pub async fn release(&self) -> Result<bool, LockError> {
         let inner = &*self.inner;
-        inner.store.backend().release(&inner.prepared, &inner.owner).await
+        let released = inner.store.backend().release(&inner.prepared, &inner.owner).await?;
+        if released {
+            inner.store.counters().released(None);
+        }
+        Ok(released)
     }
 
     /// Resets the hold's time to live to `ttl` from now, if this handle's
@@ -164,7 +171,7 @@ impl<B: LockBackend> Lock<B> {
     ///
     /// # Errors
     ///
-    /// [`LockError::InvalidTtl`], or [`LockError::Backend`] when the backend fails.
+    /// [`LockError::Config`] for a bad `ttl`, or [`LockError::Backend`] when the backend fails.
     pub async fn extend(&self, ttl: Duration) -> Result<bool, LockError> {
         let ttl = ttl::validate(ttl)?;
         let inner = &*self.inner;
@@ -184,8 +191,11 @@ impl<B: LockBackend> Lock<B> {
     async fn attempt(&self) -> Result<Try<LockGuard<B>>, LockError> {
         let inner = &*self.inner;
         match inner.store.backend().acquire(&inner.prepared, &inner.owner, inner.ttl).await? {
-            Attempt::Acquired(fence) => Ok(Try::Acquired(LockGuard::new(self.clone(), fence))),
-            Attempt::Busy { retry_after } => Ok(Try::Busy(retry_after)),
+            Acquisition::Acquired(fence) => Ok(Try::Acquired(LockGuard::new(self.clone(), fence))),
+            Acquisition::Busy { retry_after } => {
+                inner.store.counters().contended();
+                Ok(Try::Busy(retry_after))
+            }
         }
     }
 

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use conc_core::config::ConfigError;
+
 use crate::LockError;
 
 /// The longest lock name accepted, in bytes.
@@ -41,7 +43,7 @@ pub(crate) fn check(name: &str) -> Result<(), LockError> {
     } else {
         return Ok(());
     };
-    Err(LockError::InvalidName { name: name.to_owned(), reason })
+    Err(ConfigError::new("name", name, reason).into())
 }
 
 impl fmt::Debug for LockName {

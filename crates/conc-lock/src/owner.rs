@@ -7,6 +7,8 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use conc_core::config::ConfigError;
+
 use crate::LockError;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -144,7 +146,7 @@ impl Owner {
     ///
     /// # Errors
     ///
-    /// [`LockError::InvalidOwner`] when `token` is empty, longer than
+    /// [`LockError::Config`] naming `owner` when `token` is empty, longer than
     /// [`MAX_OWNER_LEN`] bytes or contains control characters.
     pub fn new(token: impl Into<String>) -> Result<Self, LockError> {
         let token = token.into();
@@ -158,7 +160,7 @@ impl Owner {
             None
         };
         match reason {
-            Some(reason) => Err(LockError::InvalidOwner { owner: token, reason }),
+            Some(reason) => Err(ConfigError::new("owner", token, reason).into()),
             None => Ok(Self(Repr::Given(Arc::from(token)))),
         }
     }

@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conc_core::backoff::{Backoff, Jitter};
+use conc_core::config::ConfigError;
 
+use crate::LockMetrics;
 use crate::memory::MemoryBackend;
+use crate::metrics::Counters;
 use crate::name::{self, LockName};
 use crate::{Funnel, Lock, LockBackend, LockError, Owner, ttl};
 
@@ -36,6 +39,7 @@ pub struct LockStore<B: LockBackend = MemoryBackend> {
 struct Inner<B> {
     backend: Arc<B>,
     block_backoff: Backoff,
+    counters: Arc<Counters>,
 }
 
 impl LockStore<MemoryBackend> {
@@ -52,6 +56,7 @@ impl<B: LockBackend> LockStore<B> {
             inner: Arc::new(Inner {
                 backend: Arc::new(backend),
                 block_backoff: default_block_backoff(),
+                counters: Arc::default(),
             }),
         }
     }
@@ -66,7 +71,8 @@ impl<B: LockBackend> LockStore<B> {
     #[must_use]
     pub fn with_block_backoff(self, backoff: Backoff) -> Self {
         let backend = Arc::clone(&self.inner.backend);
-        Self { inner: Arc::new(Inner { backend, block_backoff: backoff }) }
+        let counters = Arc::clone(&self.inner.counters);
+        Self { inner: Arc::new(Inner { backend, block_backoff: backoff, counters }) }
     }
 
     /// The backend.
@@ -81,8 +87,8 @@ impl<B: LockBackend> LockStore<B> {
     ///
     /// # Errors
     ///
-    /// [`LockError::InvalidName`] for an empty name, one longer than 512
-    /// bytes or one with control characters; [`LockError::InvalidTtl`] for a
+    /// [`LockError::Config`] naming `name` for an empty name, one longer than 512
+    /// bytes or one with control characters; naming `ttl` for a
     /// `ttl` below 1 ms or above [`MAX_TTL`](crate::MAX_TTL). A `ttl` with a
     /// fraction of a millisecond is rounded up.
     pub fn lock(&self, name: impl AsRef<str>, ttl: Duration) -> Result<Lock<B>, LockError> {
@@ -111,7 +117,7 @@ impl<B: LockBackend> LockStore<B> {
     ///
     /// # Errors
     ///
-    /// [`LockError::InvalidName`], or [`LockError::Backend`] when the backend fails.
+    /// [`LockError::Config`] for a bad `name`, or [`LockError::Backend`] when the backend fails.
     pub async fn force_release(&self, name: impl AsRef<str>) -> Result<bool, LockError> {
         let prepared = self.prepare(name.as_ref())?;
         self.inner.backend.force_release(&prepared).await
@@ -121,7 +127,7 @@ impl<B: LockBackend> LockStore<B> {
     ///
     /// # Errors
     ///
-    /// [`LockError::InvalidName`], or [`LockError::Backend`] when the backend fails.
+    /// [`LockError::Config`] for a bad `name`, or [`LockError::Backend`] when the backend fails.
     pub async fn owner_of(&self, name: impl AsRef<str>) -> Result<Option<Owner>, LockError> {
         let prepared = self.prepare(name.as_ref())?;
         self.inner.backend.owner(&prepared).await
@@ -132,8 +138,8 @@ impl<B: LockBackend> LockStore<B> {
     ///
     /// # Errors
     ///
-    /// [`LockError::InvalidName`], [`LockError::InvalidTtl`], or
-    /// [`LockError::InvalidLimit`] for a `limit` of zero or above
+    /// [`LockError::Config`] naming `name`, `ttl`, or
+    /// `limit` for a `limit` of zero or above
     /// [`MAX_FUNNEL_LIMIT`] (each slot is a lock, tried in order).
     pub fn funnel(
         &self,
@@ -144,7 +150,8 @@ impl<B: LockBackend> LockStore<B> {
         let name = LockName::new(name.as_ref())?;
         let ttl = ttl::validate(ttl)?;
         if !(1..=MAX_FUNNEL_LIMIT).contains(&limit) {
-            return Err(LockError::InvalidLimit { limit, max: MAX_FUNNEL_LIMIT });
+            let reason = format!("must be between 1 and {MAX_FUNNEL_LIMIT}");
+            return Err(ConfigError::new("limit", limit, reason).into());
         }
         Ok(Funnel::new(self.clone(), &name, limit, ttl))
     }
@@ -157,6 +164,16 @@ impl<B: LockBackend> LockStore<B> {
 
     pub(crate) fn shared_backend(&self) -> &Arc<B> {
         &self.inner.backend
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// A snapshot of the acquisitions, refusals, releases and losses of this
+    /// store's locks and funnels (shared by its clones).
+    pub fn metrics(&self) -> LockMetrics {
+        self.inner.counters.snapshot()
     }
 
     pub(crate) fn block_backoff(&self) -> &Backoff {
@@ -189,5 +206,17 @@ impl<B: LockBackend> fmt::Debug for LockStore<B> {
             .field("backend", &self.inner.backend)
             .field("block_backoff", &self.inner.block_backoff)
             .finish()
+    }
+}
+
+impl<B: LockBackend> conc_core::metrics::MetricsSource for LockStore<B> {
+    type Snapshot = LockMetrics;
+
+    fn metrics(&self) -> LockMetrics {
+        LockStore::metrics(self)
+    }
+
+    fn reset_metrics(&self) {
+        self.inner.counters.reset();
     }
 }

@@ -10,9 +10,7 @@ pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// Validates `ttl` and rounds it up to whole milliseconds, the unit every
 /// backend stores.
 pub(crate) fn validate(ttl: Duration) -> Result<Duration, LockError> {
-    if ttl < Duration::from_millis(1) || ttl > MAX_TTL {
-        return Err(LockError::InvalidTtl { ttl, max: MAX_TTL });
-    }
+    conc_core::config::between("ttl", ttl, Duration::from_millis(1), MAX_TTL)?;
     let millis = ttl.as_nanos().div_ceil(1_000_000);
     Ok(Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX)))
 }
@@ -44,7 +42,7 @@ mod tests {
     fn rejects_zero_sub_millisecond_and_huge() {
         for bad in [Duration::ZERO, Duration::from_micros(999), MAX_TTL + Duration::from_secs(1)] {
             let err = validate(bad).unwrap_err();
-            assert!(matches!(err, LockError::InvalidTtl { ttl, .. } if ttl == bad));
+            assert!(matches!(&err, LockError::Config(error) if error.field == "ttl"), "{err}");
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
         }
     }

@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conc_core::backoff::Backoff;
+use conc_core::config::ConfigError;
 use conc_core::time::{Clock, ManualClock};
 use conc_lock::{
-    Attempt, Fence, LockBackend, LockError, LockStore, MAX_OWNER_LEN, MAX_TTL, MemoryBackend, Owner,
+    Acquisition, Fence, LockBackend, LockError, LockStore, MAX_OWNER_LEN, MAX_TTL, MemoryBackend,
+    Owner,
 };
 use tokio::time::Instant;
 
@@ -96,7 +98,7 @@ impl<B: LockBackend> LockBackend for Recording<B> {
         name: &B::Prepared,
         owner: &Owner,
         ttl: Duration,
-    ) -> Result<Attempt, LockError> {
+    ) -> Result<Acquisition, LockError> {
         self.acquires.lock().unwrap().push((owner.clone(), Instant::now()));
         if self.fail_acquire.load(Ordering::SeqCst) {
             return Err(boom());
@@ -145,7 +147,7 @@ type Store = LockStore<Recording<MemoryBackend<TokioClock>>>;
 
 /// A store on tokio's clock whose backend records calls.
 fn store() -> Store {
-    LockStore::new(Recording::new(MemoryBackend::with_clock(TokioClock)))
+    LockStore::new(Recording::new(MemoryBackend::builder().clock(TokioClock).build()))
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -167,12 +169,15 @@ fn owner_tokens_are_validated_and_name_the_value() {
     ];
     for (token, why) in cases {
         match Owner::new(token.clone()) {
-            Err(error @ LockError::InvalidOwner { .. }) => {
+            Err(error @ LockError::Config(_)) => {
                 let message = error.to_string();
                 assert!(message.contains(&format!("{token:?}")), "{message}");
                 assert!(message.contains(why), "{message}");
-                let LockError::InvalidOwner { owner, reason } = error else { unreachable!() };
-                assert_eq!((owner.as_str(), reason), (token.as_str(), why));
+                let LockError::Config(config) = error else { unreachable!() };
+                assert_eq!(
+                    (&*config.field, config.value, &*config.reason),
+                    ("owner", format!("{token:?}"), why)
+                );
             }
             other => panic!("{token:?}: expected InvalidOwner, got {other:?}"),
         }
@@ -217,10 +222,11 @@ fn fences_order_and_display_by_value() {
 #[test]
 fn error_messages_are_lowercase_without_a_trailing_period() {
     let errors = [
-        LockError::InvalidName { name: "n".into(), reason: "must not be empty" },
-        LockError::InvalidTtl { ttl: Duration::ZERO, max: MAX_TTL },
-        LockError::InvalidLimit { limit: 0, max: conc_lock::MAX_FUNNEL_LIMIT },
-        LockError::InvalidOwner { owner: String::new(), reason: "must not be empty" },
+        LockError::Config(ConfigError::new("name", "", "must not be empty")),
+        LockError::Config(
+            conc_core::config::between("ttl", Duration::ZERO, Duration::from_millis(1), MAX_TTL)
+                .unwrap_err(),
+        ),
         LockError::Timeout { name: "report".into(), waited: Duration::from_secs(1) },
         LockError::Lost { name: "report".into(), fence: Fence::new(7) },
         boom(),
@@ -230,9 +236,9 @@ fn error_messages_are_lowercase_without_a_trailing_period() {
         assert!(message.starts_with(|c: char| c.is_lowercase()), "{message}");
         assert!(!message.ends_with('.'), "{message}");
     }
-    assert!(errors[5].to_string().contains("fence 7"), "{}", errors[5]);
+    assert!(errors[3].to_string().contains("fence 7"), "{}", errors[3]);
     assert!(errors[1].to_string().contains("1ms"), "{}", errors[1]);
-    let source = std::error::Error::source(&errors[6]).expect("a backend error keeps its cause");
+    let source = std::error::Error::source(&errors[4]).expect("a backend error keeps its cause");
     assert_eq!(source.to_string(), "injected failure");
 }
 
@@ -278,7 +284,7 @@ async fn ttls_round_up_to_whole_milliseconds() {
     }
     // The rounded ttl is what the backend holds the lock for.
     let clock = ManualClock::new();
-    let store = LockStore::new(MemoryBackend::with_clock(clock.clone()));
+    let store = LockStore::new(MemoryBackend::builder().clock(clock.clone()).build());
     let lock = store.lock("ttl", Duration::from_micros(1_500)).unwrap();
     let guard = lock.get().await.unwrap().unwrap();
     clock.advance(Duration::from_nanos(1_999_999));
@@ -290,7 +296,7 @@ async fn ttls_round_up_to_whole_milliseconds() {
 
 #[tokio::test]
 async fn debug_output_names_the_parts() {
-    let store = LockStore::new(MemoryBackend::with_clock(ManualClock::new()));
+    let store = LockStore::new(MemoryBackend::builder().clock(ManualClock::new()).build());
     let debug = format!("{store:?}");
     assert!(debug.starts_with("LockStore"), "{debug}");
     assert!(debug.contains("MemoryBackend") && debug.contains("block_backoff"), "{debug}");
@@ -524,7 +530,8 @@ async fn a_cancelled_release_still_releases() {
 #[test]
 fn a_guard_dropped_outside_a_runtime_expires_with_its_ttl() {
     let clock = ManualClock::new();
-    let store = LockStore::new(Recording::new(MemoryBackend::with_clock(clock.clone())));
+    let store =
+        LockStore::new(Recording::new(MemoryBackend::builder().clock(clock.clone()).build()));
     let runtime = || tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     let lock = store.lock("outside", Duration::from_secs(1)).unwrap();
     let guard = runtime().block_on(lock.get()).unwrap().unwrap();
@@ -535,7 +542,7 @@ fn a_guard_dropped_outside_a_runtime_expires_with_its_ttl() {
     assert!(!runtime.block_on(lock.is_owned()).unwrap(), "expired");
 
     // The in-memory backend releases synchronously, runtime or not.
-    let store = LockStore::new(MemoryBackend::with_clock(clock));
+    let store = LockStore::new(MemoryBackend::builder().clock(clock).build());
     let lock = store.lock("outside", Duration::from_secs(1)).unwrap();
     drop(runtime.block_on(lock.get()).unwrap().unwrap());
     assert!(!runtime.block_on(lock.is_owned()).unwrap());
@@ -660,10 +667,14 @@ async fn funnel_validation_names_the_field() {
     let store = store();
     match store.funnel("zero", 0, HOUR) {
         Err(error) => {
-            assert_eq!(error.to_string(), "invalid funnel `limit` 0: must be between 1 and 1024");
+            assert_eq!(error.to_string(), "invalid `limit` 0: must be between 1 and 1024");
         }
         Ok(funnel) => panic!("limit 0 accepted: {funnel:?}"),
     }
-    assert!(matches!(store.funnel("", 1, HOUR), Err(LockError::InvalidName { .. })));
-    assert!(matches!(store.funnel("f", 1, Duration::ZERO), Err(LockError::InvalidTtl { .. })));
+    assert!(
+        matches!(store.funnel("", 1, HOUR), Err(LockError::Config(ref e)) if e.field == "name")
+    );
+    assert!(
+        matches!(store.funnel("f", 1, Duration::ZERO), Err(LockError::Config(ref e)) if e.field == "ttl")
+    );
 }

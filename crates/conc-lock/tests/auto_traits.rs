@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use conc_core::time::ManualClock;
 use conc_lock::{
-    Attempt, Fence, Funnel, FunnelPermit, Lock, LockBackend, LockError, LockGuard, LockStore,
-    MemoryBackend, MemorySlot, Owner, SlotAttempt,
+    Acquisition, Fence, Funnel, FunnelPermit, Lock, LockBackend, LockError, LockGuard, LockMetrics,
+    LockStore, MemoryBackend, MemoryBackendBuilder, MemorySlot, Owner, SlotAcquisition,
 };
 use static_assertions::{assert_impl_all, assert_not_impl_any};
 
@@ -26,8 +26,21 @@ assert_impl_all!(MemorySlot: Send, Sync, Debug);
 assert_impl_all!(LockError: Send, Sync, Debug, std::error::Error);
 assert_impl_all!(Fence: Send, Sync, Copy, Ord, Hash, Debug, std::fmt::Display);
 assert_impl_all!(Owner: Send, Sync, Clone, Eq, Hash, Debug, std::fmt::Display);
-assert_impl_all!(Attempt: Send, Sync, Copy, Eq, Debug);
-assert_impl_all!(SlotAttempt: Send, Sync, Copy, Eq, Debug);
+assert_impl_all!(Acquisition: Send, Sync, Copy, Eq, Debug);
+assert_impl_all!(SlotAcquisition: Send, Sync, Copy, Eq, Debug);
+assert_impl_all!(LockMetrics: Send, Sync, Copy, Eq, Debug);
+assert_impl_all!(MemoryBackendBuilder: Send, Sync, Clone, Debug);
+assert_impl_all!(LockStore: conc_core::metrics::MetricsSource<Snapshot = LockMetrics>);
+#[cfg(feature = "sqlite")]
+assert_impl_all!(conc_lock::SqliteBackend: Send, Sync, Debug, LockBackend);
+#[cfg(feature = "sqlite")]
+assert_impl_all!(conc_lock::SqliteBackendBuilder: Send, Sync, Clone, Debug);
+#[cfg(feature = "redis")]
+assert_impl_all!(conc_lock::RedisBackend: Send, Sync, Clone, Debug, LockBackend);
+#[cfg(feature = "redis")]
+assert_impl_all!(conc_lock::RedisBackendBuilder: Send, Sync, Clone, Debug);
+#[cfg(feature = "redis")]
+assert_impl_all!(conc_lock::RedisKeys: Send, Sync, Debug);
 
 // A guard or permit is released exactly once: it cannot be cloned.
 assert_not_impl_any!(LockGuard<MemoryBackend>: Clone);

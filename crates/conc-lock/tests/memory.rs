@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use conc_core::time::{Clock, ManualClock};
-use conc_lock::{Attempt, LockBackend, LockError, LockStore, MemoryBackend, Owner};
+use conc_lock::{Acquisition, LockBackend, LockError, LockStore, MemoryBackend, Owner};
 
 conformance::suite!(|| async {
     Some((LockStore::memory(), Box::new(()) as conformance::KeepAlive))
@@ -32,7 +32,7 @@ mod on_a_manual_clock {
 
     #[tokio::test]
     async fn basic_and_fences() {
-        let store = LockStore::new(MemoryBackend::with_clock(ManualClock::new()));
+        let store = LockStore::new(MemoryBackend::builder().clock(ManualClock::new()).build());
         conformance::acquire_then_busy_then_release(store.clone()).await;
         conformance::fences_only_grow(store.clone()).await;
         conformance::release_is_owner_checked(store.clone()).await;
@@ -46,7 +46,7 @@ type ManualStore = LockStore<MemoryBackend<ManualClock>>;
 
 fn manual() -> (ManualStore, ManualClock) {
     let clock = ManualClock::new();
-    (LockStore::new(MemoryBackend::with_clock(clock.clone())), clock)
+    (LockStore::new(MemoryBackend::builder().clock(clock.clone()).build()), clock)
 }
 
 const NANO: Duration = Duration::from_nanos(1);
@@ -72,7 +72,7 @@ async fn a_hold_expires_exactly_at_its_ttl() {
     let probe = Owner::new("probe").unwrap();
     assert_eq!(
         backend.acquire(&slot, &probe, ttl).await.unwrap(),
-        Attempt::Busy { retry_after: Some(ttl) },
+        Acquisition::Busy { retry_after: Some(ttl) },
         "the whole ttl is left right after acquiring"
     );
 
@@ -81,7 +81,7 @@ async fn a_hold_expires_exactly_at_its_ttl() {
     assert!(holder.is_owned().await.unwrap());
     assert_eq!(
         backend.acquire(&slot, &probe, ttl).await.unwrap(),
-        Attempt::Busy { retry_after: Some(NANO) }
+        Acquisition::Busy { retry_after: Some(NANO) }
     );
 
     clock.advance(NANO);
@@ -205,7 +205,7 @@ async fn memory_stays_bounded() {
     let orphan = backend.prepare("keep:orphan-hold");
     assert!(matches!(
         backend.acquire(&orphan, &orphan_owner, ttl).await.unwrap(),
-        Attempt::Acquired(_)
+        Acquisition::Acquired(_)
     ));
     drop(orphan);
     let idle_handle = store.lock("keep:idle-handle", ttl).unwrap();
@@ -230,7 +230,7 @@ async fn memory_stays_bounded() {
     for i in 0..NAMES {
         let slot = backend.prepare(&format!("expiring:{i}"));
         let attempt = backend.acquire(&slot, &crashed, Duration::from_millis(5)).await.unwrap();
-        assert!(matches!(attempt, Attempt::Acquired(_)));
+        assert!(matches!(attempt, Acquisition::Acquired(_)));
     }
     assert!(backend.len() >= NAMES, "live holds are kept");
     // …and are swept once expired, as new names (lookups make slots too) fill

@@ -10,14 +10,14 @@
 mod conformance;
 
 use std::collections::{BTreeSet, HashSet};
-use std::error::Error as _;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use conc_lock::{
-    Attempt, LockBackend, LockError, LockStore, Owner, RedisBackend, RedisBackendBuilder, RedisKeys,
+    Acquisition, LockBackend, LockError, LockStore, Owner, RedisBackend, RedisBackendBuilder,
+    RedisKeys,
 };
 use conc_test_support::RedisServer;
 use redis::aio::MultiplexedConnection;
@@ -163,9 +163,12 @@ async fn busy_reports_the_time_left_from_the_server() {
     let keys = backend.prepare("busy");
     let ttl = Duration::from_secs(10);
     let holder = Owner::random();
-    assert!(matches!(backend.acquire(&keys, &holder, ttl).await.unwrap(), Attempt::Acquired(_)));
+    assert!(matches!(
+        backend.acquire(&keys, &holder, ttl).await.unwrap(),
+        Acquisition::Acquired(_)
+    ));
     match backend.acquire(&keys, &Owner::random(), ttl).await.unwrap() {
-        Attempt::Busy { retry_after: Some(left) } => assert!(left <= ttl, "{left:?}"),
+        Acquisition::Busy { retry_after: Some(left) } => assert!(left <= ttl, "{left:?}"),
         other => panic!("expected busy with the time left, got {other:?}"),
     }
 
@@ -174,7 +177,7 @@ async fn busy_reports_the_time_left_from_the_server() {
     let () = query(&mut raw, &["SET", keys.lock_key(), "someone"]).await;
     assert_eq!(
         backend.acquire(&keys, &Owner::random(), ttl).await.unwrap(),
-        Attempt::Busy { retry_after: None }
+        Acquisition::Busy { retry_after: None }
     );
     assert_eq!(store.owner_of("foreign").await.unwrap(), Some(Owner::new("someone").unwrap()));
 
@@ -340,17 +343,17 @@ async fn key_prefix_is_configurable_and_checked() {
     for prefix in ["a{b", "a}b", "{app}:"] {
         let error =
             RedisBackend::builder(redis.url()).key_prefix(prefix).connect().await.unwrap_err();
-        let LockError::Backend(source) = &error else { panic!("{error:?}") };
-        assert!(source.to_string().contains("`key_prefix`"), "{source}");
+        let LockError::Config(config) = &error else { panic!("{error:?}") };
+        assert_eq!(config.field, "key_prefix", "{config}");
         let manager = store.backend().clone();
-        assert!(matches!(manager.with_key_prefix(prefix), Err(LockError::Backend(_))));
+        assert!(matches!(manager.with_key_prefix(prefix), Err(LockError::Config(_))));
     }
     let error = RedisBackend::builder(redis.url())
         .response_timeout(Duration::ZERO)
         .connect()
         .await
         .unwrap_err();
-    assert!(error.source().unwrap().to_string().contains("`response_timeout`"), "{error:?}");
+    assert!(error.to_string().contains("`response_timeout`"), "{error:?}");
     let renamed = store.backend().clone().with_key_prefix("").unwrap();
     assert_eq!(renamed.prepare("x").lock_key(), "{x}");
 }

@@ -132,10 +132,10 @@ async fn busy_reports_when_the_hold_expires() {
     let owner = conc_lock::Owner::random();
     let ttl = Duration::from_secs(60);
     let attempt = conc_lock::LockBackend::acquire(backend, &name, &owner, ttl).await.unwrap();
-    assert!(matches!(attempt, conc_lock::Attempt::Acquired(_)));
+    assert!(matches!(attempt, conc_lock::Acquisition::Acquired(_)));
     let other = conc_lock::Owner::random();
     match conc_lock::LockBackend::acquire(backend, &name, &other, ttl).await.unwrap() {
-        conc_lock::Attempt::Busy { retry_after: Some(left) } => {
+        conc_lock::Acquisition::Busy { retry_after: Some(left) } => {
             assert!(left <= ttl && left > Duration::ZERO, "{left:?}");
         }
         other => panic!("expected Busy with a retry time, got {other:?}"),

@@ -7,140 +7,30 @@
 //! - Kleppmann's paused client: a holder is stopped (`SIGSTOP`) past its time
 //!   to live, another process takes the lock with a greater fence, and the
 //!   holder, continued, is told by its release that it lost the lock.
+//! - A crashed holder: a process holding a lock and a funnel slot is killed
+//!   (`SIGKILL`, no destructor runs); its holds stay until their time to
+//!   live runs out, then another process takes both, with greater fences.
+//! - A funnel's limit across processes: four processes take slots of one
+//!   funnel of 2 over and over; the holds they log never number more than 2.
 
 #![cfg(unix)]
 
-use std::fs::OpenOptions;
+#[path = "support/processes.rs"]
+mod processes;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use conc_lock::{LockError, LockStore, SqliteBackend};
-
-/// Selects a child's role; absent in the parent.
-const ROLE: &str = "CONC_LOCK_SQLITE_CHILD";
-/// The lock file a child opens.
-const DB: &str = "CONC_LOCK_SQLITE_DB";
-/// The log a worker child appends to.
-const LOG: &str = "CONC_LOCK_SQLITE_LOG";
-/// How many rounds a worker child makes.
-const ROUNDS: &str = "CONC_LOCK_SQLITE_ROUNDS";
-/// Marks the lines a child reports on (libtest writes around them).
-const MARK: &str = "@conc ";
+use processes::{
+    ChildProcess, DB, LOG, ROUNDS, append, check_funnel_log, child_role, env_path, funnel_worker,
+    report, reports, runtime, signal, wait_stopped,
+};
 
 const WORKERS: usize = 4;
 const WORKER_ROUNDS: usize = 25;
 const HOLDER_TTL: Duration = Duration::from_millis(300);
-
-/// The role this process plays, if it is a child playing `role`.
-fn child_role(role: &str) -> bool {
-    std::env::var(ROLE).is_ok_and(|value| value == role)
-}
-
-fn env_path(name: &str) -> std::path::PathBuf {
-    std::env::var_os(name).unwrap_or_else(|| panic!("{name} is set for children")).into()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-/// A child process killed (and reaped) if the test ends before it does, so a
-/// failing test never leaves a stopped process behind.
-struct ChildProcess(Option<Child>);
-
-impl ChildProcess {
-    /// Re-executes this test binary running only the test `test` in `role`.
-    fn spawn(
-        test: &str,
-        role: &str,
-        envs: &[(&str, &Path)],
-        configure: impl FnOnce(&mut Command),
-    ) -> Self {
-        let mut command = Command::new(std::env::current_exe().unwrap());
-        command
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(ROLE, role)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (name, value) in envs {
-            command.env(name, value);
-        }
-        configure(&mut command);
-        Self(Some(command.spawn().unwrap()))
-    }
-
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("not yet waited for")
-    }
-
-    fn pid(&mut self) -> libc::pid_t {
-        libc::pid_t::try_from(self.child().id()).unwrap()
-    }
-
-    /// Waits for the child; panics with its output unless it succeeded.
-    fn wait_success(mut self) -> String {
-        let output = self.0.take().unwrap().wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "child failed with {}\n--- stdout\n{stdout}\n--- stderr\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
-    }
-}
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Sends `signal` to the child `pid`, which is not reaped yet (so the pid is
-/// still its own).
-fn signal(pid: libc::pid_t, signal: libc::c_int) {
-    assert!(pid > 0);
-    // SAFETY: kill(2) takes two integers and touches no memory of ours; a
-    // positive pid names exactly one process, our unreaped child.
-    let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(rc, 0, "kill({pid}, {signal}): {}", std::io::Error::last_os_error());
-}
-
-/// Waits until the child `pid` has stopped, without reaping it.
-fn wait_stopped(pid: libc::pid_t) {
-    let mut status: libc::c_int = 0;
-    // SAFETY: `status` is a valid, writable c_int for the length of the
-    // call; WUNTRACED reports a stop and does not reap the child.
-    let rc = unsafe { libc::waitpid(pid, &raw mut status, libc::WUNTRACED) };
-    assert_eq!(rc, pid, "waitpid({pid}): {}", std::io::Error::last_os_error());
-    assert!(libc::WIFSTOPPED(status), "child {pid} did not stop: status {status:#x}");
-}
-
-/// Appends `line` to `path` in one `write` on an `O_APPEND` file, so lines
-/// from different processes never interleave.
-fn append(path: &Path, line: &str) {
-    let mut file = OpenOptions::new().create(true).append(true).open(path).unwrap();
-    file.write_all(line.as_bytes()).unwrap();
-}
-
-/// Reports `line` to the parent on stdout.
-fn report(line: &str) {
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "\n{MARK}{line}").unwrap();
-    stdout.flush().unwrap();
-}
-
-/// The reports in a child's output.
-fn reports(output: &str) -> impl Iterator<Item = &str> {
-    output.lines().filter_map(|line| line.split_once(MARK).map(|(_, report)| report))
-}
 
 #[test]
 fn child_worker() {
@@ -288,4 +178,101 @@ fn a_paused_holder_loses_the_lock_and_its_release_says_so() {
         assert_eq!(store.owner_of("processes:paused").await.unwrap().as_ref(), Some(guard.owner()));
         guard.release().await.expect("the late release left the new hold alone");
     });
+}
+
+const CRASH_TTL: Duration = Duration::from_secs(1);
+
+#[test]
+fn child_crasher() {
+    if !child_role("crasher") {
+        return;
+    }
+    let db = env_path(DB);
+    runtime().block_on(async {
+        let store = LockStore::new(SqliteBackend::open(&db).unwrap());
+        let guard = store.lock("processes:crashed", CRASH_TTL).unwrap().get().await.unwrap();
+        let guard = guard.expect("the lock is free");
+        let funnel = store.funnel("processes:crashed-funnel", 1, CRASH_TTL).unwrap();
+        let permit = funnel.get().await.unwrap().expect("the slot is free");
+        report(&format!("acquired {} {}", guard.fence(), permit.fence()));
+        // Hold until killed.
+        std::thread::sleep(Duration::from_secs(120));
+        drop((guard, permit));
+    });
+}
+
+#[test]
+fn a_holder_killed_with_sigkill_loses_its_holds_when_their_ttl_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("locks.db");
+    let mut crasher = ChildProcess::spawn("child_crasher", "crasher", &[(DB, &db)], |_| {});
+    let pid = crasher.pid();
+    let mut stdout = BufReader::new(crasher.child().stdout.take().unwrap());
+    let (lock_fence, slot_fence): (u64, u64) = loop {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the crasher ended before acquiring");
+        if let Some(fences) = reports(&line).find_map(|report| report.strip_prefix("acquired ")) {
+            let (lock, slot) = fences.trim().split_once(' ').unwrap();
+            break (lock.parse().unwrap(), slot.parse().unwrap());
+        }
+    };
+    // The holds were taken before this: they expire at most a ttl from now.
+    let reported_at = std::time::Instant::now();
+    let store = LockStore::new(SqliteBackend::open(&db).unwrap());
+    let runtime = runtime();
+    let lock = store.lock("processes:crashed", Duration::from_secs(30)).unwrap();
+    let funnel = store.funnel("processes:crashed-funnel", 1, Duration::from_secs(30)).unwrap();
+    signal(pid, libc::SIGKILL);
+    let status = crasher.0.take().unwrap().wait().unwrap();
+    assert!(!status.success(), "killed: {status}");
+
+    runtime.block_on(async {
+        // Killed, but still within its time to live (the holds were taken
+        // moments before the report; half a ttl leaves room for a slow
+        // machine): nobody gets in.
+        if reported_at.elapsed() < CRASH_TTL / 2 {
+            assert!(lock.get().await.unwrap().is_none(), "the dead holder's hold stands");
+            assert!(funnel.get().await.unwrap().is_none(), "so does its funnel slot");
+        }
+        // Once it has run out, both are free, with greater fences.
+        let guard = lock.block(Duration::from_secs(10)).await.unwrap();
+        let permit = funnel.block(Duration::from_secs(10)).await.unwrap();
+        assert!(guard.fence().get() > lock_fence, "{:?} after {lock_fence}", guard.fence());
+        assert!(permit.fence().get() > slot_fence, "{:?} after {slot_fence}", permit.fence());
+        guard.release().await.unwrap();
+        permit.release().await.unwrap();
+    });
+}
+
+const FUNNEL_LIMIT: u32 = 2;
+const FUNNEL_WORKERS: usize = 4;
+const FUNNEL_ROUNDS: usize = 15;
+
+#[test]
+fn child_funnel_worker() {
+    if !child_role("funnel") {
+        return;
+    }
+    let (db, log) = (env_path(DB), env_path(LOG));
+    runtime().block_on(async {
+        let store = LockStore::new(SqliteBackend::open(&db).unwrap());
+        funnel_worker(store, FUNNEL_LIMIT, &log, FUNNEL_ROUNDS).await;
+    });
+}
+
+#[test]
+fn a_funnel_limits_holders_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, log) = (dir.path().join("locks.db"), dir.path().join("funnel.log"));
+    let workers: Vec<ChildProcess> = (0..FUNNEL_WORKERS)
+        .map(|_| {
+            ChildProcess::spawn("child_funnel_worker", "funnel", &[(DB, &db), (LOG, &log)], |_| {})
+        })
+        .collect();
+    for worker in workers {
+        worker.wait_success();
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let most = check_funnel_log(&text, FUNNEL_LIMIT as usize, FUNNEL_WORKERS, FUNNEL_ROUNDS);
+    assert!(most >= 1, "{text}");
 }

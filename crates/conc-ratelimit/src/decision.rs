@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// assert_eq!(decision.ietf_policy(), "\"api\";q=100;w=60");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub struct Decision {
     policy: Arc<str>,
     allowed: bool,
@@ -52,14 +53,12 @@ impl Decision {
     }
 
     /// Sets how long until the quota is whole again.
-    #[must_use]
     pub fn with_reset_after(mut self, reset_after: Duration) -> Self {
         self.reset_after = reset_after;
         self
     }
 
     /// Sets how long until the refused request would be allowed.
-    #[must_use]
     pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
         self.retry_after = retry_after;
         self
@@ -111,9 +110,10 @@ impl Decision {
     }
 }
 
-/// Whole seconds, rounded up: headers never promise a retry earlier than true.
+/// Whole seconds, rounded up: headers never promise a retry earlier than
+/// true. Saturates at `u64::MAX` (for `Duration::MAX`).
 fn ceil_secs(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+    duration.as_secs().saturating_add(u64::from(duration.subsec_nanos() > 0))
 }
 
 /// The verdicts of every limit that applied to one request: allowed only if
@@ -139,6 +139,7 @@ fn ceil_secs(duration: Duration) -> u64 {
 /// assert!(headers.contains(&("X-RateLimit-Remaining", "0".to_owned())));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[must_use]
 pub struct Decisions {
     decisions: Vec<Decision>,
 }
@@ -190,6 +191,9 @@ impl Decisions {
     ///   restrictive limit (Laravel's `ThrottleRequests`);
     /// - on a refusal, `Retry-After` (seconds, rounded up) and
     ///   `X-RateLimit-Reset` (Unix time of the retry).
+    ///
+    /// Seconds saturate at `u64::MAX` rather than overflow (a window or wait
+    /// of `Duration::MAX`).
     pub fn headers(&self, now: SystemTime) -> Vec<(&'static str, String)> {
         let mut headers = Vec::new();
         if self.decisions.is_empty() {
@@ -215,7 +219,7 @@ impl Decisions {
             let retry = ceil_secs(self.retry_after());
             let unix = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
             headers.push(("Retry-After", retry.to_string()));
-            headers.push(("X-RateLimit-Reset", (unix + retry).to_string()));
+            headers.push(("X-RateLimit-Reset", unix.saturating_add(retry).to_string()));
         }
         headers
     }

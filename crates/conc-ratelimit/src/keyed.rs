@@ -5,47 +5,65 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
-use conc_core::time::{Clock, CoarseClock};
+use conc_core::time::{Clock, CoarseClock, Timeline};
 use dashmap::DashMap;
 
 use crate::gcra::{GcraCell, Params, remaining, wait_for};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::time::{Timeline, default_clock, ns};
+use crate::stats::Stats;
+use crate::time::{default_clock, ns};
 use crate::{Decision, Quota, RateLimitError, wait};
 
-/// The fewest new keys between two automatic sweeps.
-const MIN_SWEEP_INTERVAL: u64 = 1_024;
+/// The fewest new keys between two automatic sweeps, and the slack in the
+/// memory bound: the map holds at most about twice the recently active keys
+/// plus this many.
+pub(crate) const MIN_SWEEP_INTERVAL: u64 = 1_024;
+
+/// The shortest time between two sweeps driven by time passing: one second,
+/// or the time a key takes to replenish fully, whichever is longer.
+const MIN_SWEEP_PERIOD_NS: u64 = 1_000_000_000;
 
 /// A GCRA limiter per key (user id, IP address, API token), all with the same
 /// [`Quota`], in a sharded map with automatic eviction.
 ///
 /// # Hit path
 ///
-/// A check for a key already present takes the read lock of one shard of a
-/// [`DashMap`] and does one compare-and-swap on the key's cell; no shard is
-/// write-locked and nothing is allocated. A new key takes its shard's write
-/// lock once, to insert.
+/// A check for a key already present reads the clock once, compares it with
+/// the time of the next sweep (one load of a word written once per sweep),
+/// takes the read lock of one shard of a [`DashMap`] and does one
+/// compare-and-swap on the key's cell (repeated only when another thread
+/// changed that key in between); no shard is write-locked and nothing is
+/// allocated. A new key takes its shard's write lock once, to insert.
 ///
 /// # Bounded memory without a prune call
 ///
 /// A key whose state is fully replenished (its TAT at or before now) decides
-/// exactly like a key never seen, so dropping it changes no decision. The map
-/// counts insertions; once the insertions since the last sweep reach the
-/// number of keys the last sweep kept (and at least 1 024), the inserting
-/// caller sweeps: it walks the shards one at a time, write-locking only the
-/// shard it is on, and drops idle keys. A sweep costs about as much as the
-/// insertions that triggered it, so the cost per insertion stays constant
-/// (like a growing vector's), and the map holds at most about twice the keys
-/// that were active recently, plus 1 024, however many distinct keys pass
-/// through it over time.
+/// exactly like a key never seen, so dropping it changes no decision. Two
+/// things make a caller sweep (walk the shards one at a time, write-locking
+/// only the shard it is on, and drop idle keys):
+///
+/// - **time**: the first call of any kind (known key or new) once the sweep
+///   period has passed since the last sweep. The period is the time a key
+///   takes to replenish fully ([`Quota::replenish_all`]), at least one
+///   second. So keys idle since a burst are dropped even when only known keys
+///   are seen afterwards.
+/// - **new keys**: once the insertions since the last sweep reach the number
+///   of keys the last sweep kept (and at least 1 024). A sweep then costs
+///   about as much as the insertions that triggered it, so the cost per
+///   insertion stays constant (like a growing vector's).
+///
+/// After a sweep that leaves the table less than a quarter full, the table is
+/// shrunk, so the memory of a burst of keys is given back. The map holds at
+/// most about twice the keys active within the last two sweep periods, plus
+/// 1 024, however many distinct keys pass through it over time.
 ///
 /// # Memory per key
 ///
 /// A key costs `size_of::<K>() + 8` bytes of payload (the key and its TAT)
 /// plus one control byte in the map's table, times the table's load-factor
-/// slack (between 8/7 and 16/7 since it doubles when it grows). For `u64`
-/// keys that is 17 bytes of state; `cargo xtask bench ratelimit` reports the
-/// measured figure. governor's keyed store holds the same 16-byte payload.
+/// slack (between 8/7 and 16/7, since it doubles when it grows): for `u64`
+/// keys, between 19 and 39 bytes per key (`tests/keyed_memory.rs` measures
+/// it). governor's keyed store holds the same 16-byte payload.
 ///
 /// # Examples
 ///
@@ -72,6 +90,7 @@ pub struct Keyed<K, C = CoarseClock, S = RandomState> {
     quota: Quota,
     time: Timeline<C>,
     sweep: Sweep,
+    stats: Stats,
 }
 
 /// Bookkeeping for the automatic sweeps.
@@ -79,15 +98,40 @@ pub struct Keyed<K, C = CoarseClock, S = RandomState> {
 struct Sweep {
     inserts: AtomicU64,
     threshold: AtomicU64,
+    /// The timeline reading at or after which the next call sweeps.
+    due: AtomicU64,
+    /// The time between sweeps driven by time passing, in nanoseconds.
+    period: u64,
     running: AtomicBool,
     evicted: AtomicU64,
     sweeps: AtomicU64,
 }
 
-/// A snapshot of a [`Keyed`] limiter's bookkeeping.
+/// A snapshot of a [`Keyed`] limiter's counts and bookkeeping.
+///
+/// # Examples
+///
+/// ```
+/// use conc_core::time::ManualClock;
+/// use conc_ratelimit::{Keyed, Quota};
+///
+/// let per_user = Keyed::with_clock(Quota::per_second(1)?, ManualClock::new());
+/// let _ = per_user.try_acquire(&"ann", 1);
+/// let _ = per_user.try_acquire(&"ann", 1);
+/// let metrics = per_user.metrics();
+/// assert_eq!((metrics.allowed, metrics.rejected, metrics.keys), (1, 1, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub struct KeyedMetrics {
+    /// Calls admitted since creation (or the last reset).
+    pub allowed: u64,
+    /// Calls refused since creation (or the last reset).
+    pub rejected: u64,
+    /// Callers waiting for capacity now.
+    pub waiting: u64,
     /// Keys holding state now.
     pub keys: u64,
     /// Keys dropped because they were fully replenished, since creation.
@@ -106,7 +150,7 @@ impl<K: Hash + Eq + Clone> Keyed<K, CoarseClock, RandomState> {
     ///
     /// let per_ip: Keyed<[u8; 4]> = Keyed::new(Quota::per_minute(600)?);
     /// assert!(per_ip.try_acquire(&[10, 0, 0, 1], 1).is_ok());
-    /// # Ok::<(), conc_ratelimit::QuotaError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn new(quota: Quota) -> Self {
         Self::with_clock(quota, default_clock())
@@ -127,6 +171,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     /// chooses (IP addresses, user names); a faster hasher is safe only for
     /// keys the application controls.
     pub fn with_clock_and_hasher(quota: Quota, clock: C, hasher: S) -> Self {
+        let period = quota.tolerance_ns().max(MIN_SWEEP_PERIOD_NS);
         Self {
             map: DashMap::with_hasher(hasher),
             params: Params { emission: quota.emission_ns(), tolerance: quota.tolerance_ns() },
@@ -135,10 +180,13 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
             sweep: Sweep {
                 inserts: AtomicU64::new(0),
                 threshold: AtomicU64::new(MIN_SWEEP_INTERVAL),
+                due: AtomicU64::new(period),
+                period,
                 running: AtomicBool::new(false),
                 evicted: AtomicU64::new(0),
                 sweeps: AtomicU64::new(0),
             },
+            stats: Stats::new(),
         }
     }
 
@@ -150,17 +198,42 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
     #[inline]
     pub fn try_acquire(&self, key: &K, n: u32) -> Result<(), RateLimitError> {
+        self.stats.record(self.charge(key, n))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) without counting.
+    #[inline]
+    fn charge(&self, key: &K, n: u32) -> Result<(), RateLimitError> {
         let cost = self.cost(n)?;
         let tolerance = self.params.tolerance;
-        let charge = |cell: &GcraCell| cell.charge_now(|| self.time.now(), cost, tolerance);
+        let now = self.now();
+        let charge = |cell: &GcraCell| cell.charge_from(now, || self.time.now(), cost, tolerance);
         let charged = match self.map.get(key) {
             Some(cell) => charge(&cell),
             None => self.insert_and(key, charge),
         };
-        charged.map(drop).map_err(|wait| {
-            metrics::counter!(conc_core::metrics::RATELIMIT_REJECTED).increment(1);
-            RateLimitError::Limited { retry_after: ns(wait) }
-        })
+        charged.map(drop).map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) })
+    }
+
+    /// The time now, sweeping first when the sweep period has passed.
+    #[inline]
+    fn now(&self) -> u64 {
+        let now = self.time.now();
+        if now >= self.sweep.due.load(Ordering::Relaxed) {
+            self.sweep_now(now);
+        }
+        now
+    }
+
+    /// Runs a sweep unless another caller is running one.
+    #[cold]
+    fn sweep_now(&self, now: u64) {
+        if !self.sweep.running.swap(true, Ordering::Acquire) {
+            // Other callers skip the check until the next period.
+            self.sweep.due.store(now.saturating_add(self.sweep.period), Ordering::Relaxed);
+            self.evict_idle_at(now);
+            self.sweep.running.store(false, Ordering::Release);
+        }
     }
 
     /// Takes `n` units for `key` like [`try_acquire`](Self::try_acquire) and
@@ -172,12 +245,16 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
     pub fn decide(&self, policy: &str, key: &K, n: u32) -> Result<Decision, RateLimitError> {
         let cost = self.cost(n)?;
-        let now = self.time.now();
+        let now = self.now();
         let charge = |cell: &GcraCell| (cell.charge(now, cost, self.params.tolerance), cell.tat());
         let (charged, tat) = match self.map.get(key) {
             Some(cell) => charge(&cell),
             None => self.insert_and(key, charge),
         };
+        match charged {
+            Ok(_) => self.stats.allowed(),
+            Err(_) => self.stats.rejected(),
+        }
         Ok(crate::gcra::decision(policy, self.quota, self.params, now, tat, charged))
     }
 
@@ -188,7 +265,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     ///
     /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
     pub async fn acquire(&self, key: &K, n: u32) -> Result<(), RateLimitError> {
-        wait::until_ready(None, || self.try_acquire(key, n)).await
+        wait::until_ready(Some(&self.stats), || self.charge(key, n)).await
     }
 
     /// Takes as many units as `key` has now, up to `max` and at least one;
@@ -201,15 +278,17 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
         if max == 0 {
             return Ok(0);
         }
-        let now = self.time.now();
+        let now = self.now();
         let charge = |cell: &GcraCell| cell.charge_up_to(now, u64::from(max), self.params);
         let charged = match self.map.get(key) {
             Some(cell) => charge(&cell),
             None => self.insert_and(key, charge),
         };
-        charged
-            .map(|(granted, _)| granted as u32)
-            .map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) })
+        self.stats.record(
+            charged
+                .map(|(granted, _)| granted as u32)
+                .map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) }),
+        )
     }
 
     /// Units `key` could take at once now (the burst for an unknown key).
@@ -237,19 +316,28 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
         self.map.remove(key);
     }
 
-    /// Forgets every key.
+    /// Forgets every key, and gives the table's memory back.
     pub fn reset_all(&self) {
         self.map.clear();
+        self.map.shrink_to_fit();
     }
 
     /// Drops every fully replenished key now and returns how many were
-    /// dropped. Never needed for bounded memory (sweeps run by themselves);
-    /// useful before measuring or to release memory after a burst of traffic.
+    /// dropped; when that leaves the table less than a quarter full, the
+    /// table is shrunk and its memory given back. Never needed for bounded
+    /// memory (sweeps run by themselves, driven by time and by new keys);
+    /// useful before measuring.
     pub fn evict_idle(&self) -> u64 {
-        let now = self.time.now();
+        self.evict_idle_at(self.time.now())
+    }
+
+    fn evict_idle_at(&self, now: u64) -> u64 {
         let before = self.map.len() as u64;
         self.map.retain(|_, cell| !cell.is_idle(now));
         let kept = self.map.len() as u64;
+        if self.map.capacity() > 4 * self.map.len().max(16) {
+            self.map.shrink_to_fit();
+        }
         let evicted = before.saturating_sub(kept);
         self.sweep.evicted.fetch_add(evicted, Ordering::Relaxed);
         self.sweep.sweeps.fetch_add(1, Ordering::Relaxed);
@@ -272,9 +360,14 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
         self.map.is_empty()
     }
 
-    /// A snapshot of the key count and eviction counters.
+    /// A snapshot of the calls allowed, rejected and waiting, the key count
+    /// and the eviction counters.
     pub fn metrics(&self) -> KeyedMetrics {
+        let calls = self.stats.snapshot();
         KeyedMetrics {
+            allowed: calls.allowed,
+            rejected: calls.rejected,
+            waiting: calls.waiting,
             keys: self.map.len() as u64,
             evicted: self.sweep.evicted.load(Ordering::Relaxed),
             sweeps: self.sweep.sweeps.load(Ordering::Relaxed),
@@ -328,9 +421,13 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
 impl conc_core::metrics::MetricsSnapshot for KeyedMetrics {
     fn entries(&self) -> Vec<conc_core::metrics::MetricEntry> {
         use conc_core::metrics::{
-            MetricEntry, MetricValue, RATELIMIT_EVICTED, RATELIMIT_KEYS, RATELIMIT_SWEEPS,
+            MetricEntry, MetricValue, RATELIMIT_EVICTED, RATELIMIT_KEYS, RATELIMIT_PERMITTED,
+            RATELIMIT_REJECTED, RATELIMIT_SWEEPS, RATELIMIT_WAITING,
         };
         vec![
+            MetricEntry::new(RATELIMIT_PERMITTED, MetricValue::Count(self.allowed)),
+            MetricEntry::new(RATELIMIT_REJECTED, MetricValue::Count(self.rejected)),
+            MetricEntry::new(RATELIMIT_WAITING, MetricValue::Gauge(self.waiting as f64)),
             MetricEntry::new(RATELIMIT_KEYS, MetricValue::Gauge(self.keys as f64)),
             MetricEntry::new(RATELIMIT_EVICTED, MetricValue::Count(self.evicted)),
             MetricEntry::new(RATELIMIT_SWEEPS, MetricValue::Count(self.sweeps)),
@@ -350,8 +447,10 @@ where
         Keyed::metrics(self)
     }
 
-    /// Resets the eviction and sweep counters; the key count describes the present.
+    /// Resets the call, eviction and sweep counters; the key count and
+    /// `waiting` describe the present.
     fn reset_metrics(&self) {
+        self.stats.reset();
         self.sweep.evicted.store(0, Ordering::Relaxed);
         self.sweep.sweeps.store(0, Ordering::Relaxed);
     }
@@ -369,5 +468,43 @@ where
             .field("keys", &self.map.len())
             .field("clock", self.time.clock())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(conc_loom)))]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use conc_core::time::ManualClock;
+
+    use super::Keyed;
+    use crate::Quota;
+
+    /// A check of a known key takes only its shard's read lock: it completes
+    /// while another reader holds that shard (a write lock would wait).
+    #[test]
+    fn a_known_key_takes_only_a_read_lock() {
+        let limiter = std::sync::Arc::new(Keyed::with_clock(
+            Quota::per_second(1_000).unwrap(),
+            ManualClock::new(),
+        ));
+        limiter.try_acquire(&7_u64, 1).unwrap();
+        let reader = limiter.map.get(&7).expect("the key is stored");
+        let (done, finished) = mpsc::channel();
+        let checker = {
+            let limiter = std::sync::Arc::clone(&limiter);
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    limiter.try_acquire(&7, 1).unwrap();
+                }
+                done.send(()).unwrap();
+            })
+        };
+        let outcome = finished.recv_timeout(Duration::from_secs(10));
+        drop(reader);
+        checker.join().unwrap();
+        assert!(outcome.is_ok(), "a known-key check waited for a write lock");
+        assert_eq!(limiter.remaining(&7), 1_000 - 101);
     }
 }

@@ -7,13 +7,15 @@ use std::pin::pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use conc_core::time::{Clock, CoarseClock};
+use conc_core::config::{self, ConfigError};
+use conc_core::time::{Clock, CoarseClock, Timeline};
 use tokio::sync::Notify;
 
-use crate::gcra::{GcraCell, Params, wait_for};
+use crate::gcra::{GcraCell, Params, remaining, wait_for};
+use crate::quota::nanos;
 use crate::stats::{Stats, metrics_source};
-use crate::time::{Timeline, default_clock, ns};
-use crate::{LimiterMetrics, QuotaError};
+use crate::time::{default_clock, ns};
+use crate::{LimiterMetrics, RateLimitError};
 
 /// A leaky bucket as a queue: producers put items in (up to `capacity`
 /// waiting), consumers take them out no faster than one every `interval`
@@ -164,23 +166,17 @@ impl<T, C: Clock> LeakyBucketBuilder<T, C> {
     ///
     /// # Errors
     ///
-    /// [`QuotaError::ZeroCapacity`] for a zero `capacity` or `burst`,
-    /// [`QuotaError::ZeroPeriod`] for a zero `interval`,
-    /// [`QuotaError::TooLarge`] when `interval × burst` passes about 584 years.
-    pub fn build(self) -> Result<LeakyBucket<T, C>, QuotaError> {
-        if self.capacity == 0 {
-            return Err(QuotaError::ZeroCapacity { field: "capacity" });
-        }
-        if self.burst == 0 {
-            return Err(QuotaError::ZeroCapacity { field: "burst" });
-        }
-        if self.interval.is_zero() {
-            return Err(QuotaError::ZeroPeriod { field: "interval", value: self.interval });
-        }
-        let too_large =
-            || QuotaError::TooLarge { field: "interval", value: format!("{:?}", self.interval) };
-        let emission = u64::try_from(self.interval.as_nanos()).map_err(|_| too_large())?;
-        let tolerance = emission.checked_mul(self.burst.into()).ok_or_else(too_large)?;
+    /// A [`ConfigError`] naming `capacity` (zero), `burst` (zero, or so
+    /// large that `interval × burst` passes about 584 years) or `interval`
+    /// (zero, or past about 584 years).
+    pub fn build(self) -> Result<LeakyBucket<T, C>, ConfigError> {
+        config::at_least("capacity", self.capacity, 1)?;
+        config::at_least("burst", self.burst, 1)?;
+        let emission = nanos("interval", self.interval)?;
+        let Some(tolerance) = emission.checked_mul(self.burst.into()) else {
+            let max = u32::try_from(u64::MAX / emission).unwrap_or(u32::MAX);
+            return Err(ConfigError::above("burst", self.burst, max));
+        };
         Ok(LeakyBucket {
             queue: Mutex::new(VecDeque::new()),
             capacity: self.capacity,
@@ -342,6 +338,39 @@ impl<T, C: Clock> LeakyBucket<T, C> {
         let items: Vec<T> = self.lock().drain(..).collect();
         self.room.notify_waiters();
         items
+    }
+
+    /// Items that may leave back to back after the bucket has been idle.
+    pub fn burst(&self) -> u32 {
+        (self.params.tolerance / self.params.emission) as u32
+    }
+
+    /// Takes `n` pacing slots now (the [`Limiter`](crate::Limiter) view).
+    pub(crate) fn meter_take(&self, n: u32) -> Result<(), RateLimitError> {
+        let cost = self.meter_cost(n)?;
+        self.pace
+            .charge_now(|| self.time.now(), cost, self.params.tolerance)
+            .map(drop)
+            .map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) })
+    }
+
+    /// Pacing slots free now.
+    pub(crate) fn meter_remaining(&self) -> u32 {
+        remaining(self.pace.tat(), self.time.now(), self.params) as u32
+    }
+
+    /// The wait until `n` pacing slots are free.
+    pub(crate) fn meter_retry_after(&self, n: u32) -> Result<Duration, RateLimitError> {
+        let cost = self.meter_cost(n)?;
+        Ok(ns(wait_for(self.pace.tat(), self.time.now(), cost, self.params.tolerance)))
+    }
+
+    fn meter_cost(&self, n: u32) -> Result<u64, RateLimitError> {
+        let burst = self.burst();
+        if n > burst {
+            return Err(RateLimitError::ExceedsCapacity { requested: n, capacity: burst });
+        }
+        Ok(self.params.emission * u64::from(n))
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {

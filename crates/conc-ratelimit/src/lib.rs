@@ -6,11 +6,11 @@
 //! | type | algorithm | state | use it for |
 //! |---|---|---|---|
 //! | [`Gcra`] | generic cell rate algorithm | one `AtomicU64` | the default: N per period with a burst, lock-free |
-//! | [`Keyed`] | GCRA per key | 8 bytes + the key, per key | per user / IP / token limits; idle keys evicted by themselves |
+//! | [`Keyed`] | GCRA per key | the key + 8 bytes, per key, plus table slack (19–39 B for `u64` keys) | per user / IP / token limits; idle keys evicted by themselves |
 //! | [`TokenBucket`] | token bucket, discrete refill | one `AtomicU64` | "R tokens every interval, at most C" |
 //! | [`LeakyBucket`] | leaky bucket as a queue | a bounded queue | shaping: work leaves at a fixed rate |
-//! | [`SlidingWindow`] | sliding window counter | 24 bytes | about N in any window, O(1) memory |
-//! | [`SlidingLog`] | sliding log | ≤ N entries of 16 bytes | never more than N in any window, exactly |
+//! | [`SlidingWindow`] | sliding window counter | 24 bytes of counters | about N in any window, O(1) memory |
+//! | [`SlidingLog`] | sliding log | ≤ N entries of 16 bytes (queue capacity up to 2×) | never more than N in any window, exactly |
 //! | [`RateLimiter`] | fixed window per key (Laravel) | one window per key | named limiters, atomic `attempt`, all-or-nothing limits, [`Decisions`] headers |
 //!
 //! Every limiter has the same method family: `try_acquire(n)` (non-blocking;
@@ -20,6 +20,10 @@
 //! state queries (`remaining`, `retry_after`, `reset_after`) and `reset`.
 //! Asking for more than a limiter can ever admit at once is a typed error
 //! ([`RateLimitError::ExceedsCapacity`]), never a wait that lasts forever.
+//! Every limiter but [`RateLimiter`] implements the [`Limiter`] trait (the
+//! direct ones with the key `()`), so generic code and the tower layer take
+//! any of them. Invalid settings are refused with conc-core's
+//! [`ConfigError`](conc_core::config::ConfigError), naming field, value and rule.
 //!
 //! Decisions read a [`Clock`](conc_core::time::Clock): the process-wide
 //! [`CoarseClock`](conc_core::time::CoarseClock) (one atomic load, 1 ms
@@ -31,10 +35,12 @@
 //!
 //! # Metrics and tracing
 //!
-//! [`Gcra`], [`TokenBucket`], [`LeakyBucket`], [`SlidingWindow`] and
-//! [`SlidingLog`] keep allowed / rejected / waiting counts, read with
-//! `metrics()` as a [`LimiterMetrics`] (also through
-//! `conc_core::metrics::MetricsSource`). Allowed and rejected are striped
+//! Every limiter implements `conc_core::metrics::MetricsSource`
+//! (`metrics()`, `reset_metrics()`). [`Gcra`], [`TokenBucket`],
+//! [`LeakyBucket`], [`SlidingWindow`], [`SlidingLog`] and `RedisLimiter`
+//! keep allowed / rejected / waiting counts, read as a [`LimiterMetrics`];
+//! [`Keyed`] the same counts and its keys, evictions and sweeps, as a
+//! [`KeyedMetrics`]; [`RateLimiter`] a [`NamedMetrics`]. Allowed and rejected are striped
 //! over cache-line padded per-thread slots, so counting an admission does not
 //! make threads contend; `waiting` is a gauge of the `acquire` (or
 //! `LeakyBucket::enqueue`) futures pending now, released when the future
@@ -54,7 +60,9 @@
 //!
 //! # Feature flags
 //!
-//! - `tower`: [`RateLimitLayer`], tower middleware over a shared keyed limiter.
+//! - `tower`: [`RateLimitLayer`] and the service [`RateLimit`] (module
+//!   [`rate_limit`], future at `rate_limit::future::ResponseFuture`), tower
+//!   middleware over any shared [`Limiter`].
 //!
 //! - `redis`: [`RedisLimiter`], GCRA (one Lua script, server clock) and
 //!   Laravel's fixed window in Redis, with a fail-open / fail-closed policy.
@@ -99,7 +107,7 @@
 //! | "never more than N per window" | hand-rolled Redis sorted sets | [`SlidingLog`], [`SlidingWindow`] |
 //! | Laravel `RateLimiter`, `ThrottleRequests` | — | [`RateLimiter`], [`Decisions::headers`] |
 //! | redis-cell (a module managed Redis cannot load), hand-written Lua | `RedisLimiter` (feature `redis`): GCRA in one script on the server clock, fail-open / fail-closed |
-//! | tower `RateLimitLayer` (not `Clone`, per service) | `Buffer` around it | `RateLimitLayer` (feature `tower`): `Clone`, shared, keyed |
+//! | tower `RateLimitLayer` (not `Clone`, per service) | `Buffer` around it | `RateLimitLayer` (feature `tower`): `Clone`, shared, any [`Limiter`], keyed or not |
 //!
 //! # Supported Rust versions
 //!
@@ -112,12 +120,14 @@ mod decision;
 mod error;
 mod gcra;
 mod keyed;
-#[cfg(feature = "tower")]
-mod layer;
 mod leaky_bucket;
+mod limiter;
 mod loom;
 mod named;
 mod quota;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis;
 mod sliding;
@@ -127,15 +137,16 @@ mod token_bucket;
 mod wait;
 
 pub use decision::{Decision, Decisions};
-pub use error::{QuotaError, RateLimitError};
+pub use error::RateLimitError;
 pub use gcra::Gcra;
 pub use keyed::{Keyed, KeyedMetrics};
-#[cfg(feature = "tower")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
-pub use layer::{Mode, RateLimit, RateLimitLayer, ResponseFuture};
 pub use leaky_bucket::{DequeueError, Full, LeakyBucket, LeakyBucketBuilder};
+pub use limiter::Limiter;
 pub use named::{Limit, Limits, NamedError, NamedMetrics, RateLimiter, TooManyAttempts};
 pub use quota::Quota;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use rate_limit::{Mode, RateLimit, RateLimitLayer};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{FailurePolicy, RedisLimiter, RedisLimiterBuilder, RedisSetupError};

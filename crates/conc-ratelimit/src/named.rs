@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use conc_core::time::{Clock, CoarseClock};
+use conc_core::time::{Clock, CoarseClock, Timeline};
 
-use crate::time::{Timeline, default_clock, ns};
+use crate::time::{default_clock, ns};
 use crate::{Decision, Decisions};
 
 /// Stripes of the key table; keys hash to one, and multi-limit checks lock
@@ -59,9 +59,20 @@ impl Limit {
         Self::new(max, Duration::from_secs(60))
     }
 
-    /// At most `max` per `minutes` minutes.
+    /// At most `max` per `minutes` minutes (saturating at `u64::MAX`
+    /// seconds, about 584 billion years, for huge `minutes`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_ratelimit::Limit;
+    ///
+    /// assert_eq!(Limit::per_minutes(5, 10).decay(), Duration::from_secs(300));
+    /// assert_eq!(Limit::per_minutes(u64::MAX, 10).decay(), Duration::from_secs(u64::MAX));
+    /// ```
     pub fn per_minutes(minutes: u64, max: u64) -> Self {
-        Self::new(max, Duration::from_secs(60 * minutes))
+        Self::new(max, Duration::from_secs(minutes.saturating_mul(60)))
     }
 
     /// At most `max` per hour.
@@ -143,6 +154,7 @@ pub struct TooManyAttempts {
 /// A snapshot of a [`RateLimiter`]'s decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub struct NamedMetrics {
     /// Checks and attempts admitted (every limit charged).
     pub permitted: u64,
@@ -467,8 +479,10 @@ impl<R, C: Clock> RateLimiter<R, C> {
             let stripe = &guards[guard_of(self.stripe_of(key))].1;
             let window = stripe.windows.get(key).copied().filter(|w| w.closes_at > now);
             let hits = window.map_or(0, |w| w.hits);
-            let closes_at =
-                window.map_or(now.saturating_add(crate::time::to_ns(limit.decay)), |w| w.closes_at);
+            let closes_at = window
+                .map_or(now.saturating_add(conc_core::time::saturating_nanos(limit.decay)), |w| {
+                    w.closes_at
+                });
             let ok = hits.saturating_add(cost) <= limit.max;
             allowed &= ok;
             verdicts.push((ok, hits, closes_at));
@@ -508,7 +522,10 @@ impl<R, C: Clock> RateLimiter<R, C> {
 
     /// The open window of `key`, opening a new one if none is.
     fn open<'a>(stripe: &'a mut Stripe, key: &str, now: u64, decay: Duration) -> &'a mut Window {
-        let fresh = Window { hits: 0, closes_at: now.saturating_add(crate::time::to_ns(decay)) };
+        let fresh = Window {
+            hits: 0,
+            closes_at: now.saturating_add(conc_core::time::saturating_nanos(decay)),
+        };
         let window = stripe.windows.entry(key.to_owned()).or_insert(fresh);
         if window.closes_at <= now {
             *window = fresh;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::QuotaError;
+use conc_core::config::{self, ConfigError};
 
 /// How many requests a [`Gcra`](crate::Gcra) limiter admits: one every
 /// *emission interval*, and up to *burst* at once.
@@ -28,14 +28,17 @@ use crate::QuotaError;
 ///
 /// ```
 /// use std::time::Duration;
-/// use conc_ratelimit::{Quota, QuotaError};
+/// use conc_core::config::ConfigError;
+/// use conc_ratelimit::Quota;
 ///
 /// let quota = Quota::per_second(10)?.with_burst(20)?;
 /// assert_eq!(quota.emission_interval(), Duration::from_millis(100));
 /// assert_eq!(quota.burst(), 20);
 ///
-/// assert_eq!(Quota::per_minute(0), Err(QuotaError::ZeroRate));
-/// # Ok::<(), QuotaError>(())
+/// let refused = Quota::per_minute(0).unwrap_err();
+/// assert_eq!(refused.field, "rate");
+/// assert_eq!(refused.to_string(), "invalid `rate` 0: must be at least 1");
+/// # Ok::<(), ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Quota {
@@ -48,9 +51,8 @@ impl Quota {
     ///
     /// # Errors
     ///
-    /// [`QuotaError::ZeroRate`], [`QuotaError::ZeroPeriod`],
-    /// [`QuotaError::RateTooHigh`] (more than one request per nanosecond) or
-    /// [`QuotaError::TooLarge`] (a period past about 584 years).
+    /// A [`ConfigError`] naming `rate` (zero, or more than one request per
+    /// nanosecond) or `period` (zero, or past about 584 years).
     ///
     /// # Examples
     ///
@@ -60,20 +62,16 @@ impl Quota {
     ///
     /// let quota = Quota::new(700, Duration::from_secs(60))?;
     /// assert_eq!(quota.emission_interval(), Duration::from_nanos(85_714_285));
-    /// # Ok::<(), conc_ratelimit::QuotaError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
-    pub fn new(rate: u32, period: Duration) -> Result<Quota, QuotaError> {
-        if rate == 0 {
-            return Err(QuotaError::ZeroRate);
-        }
-        if period.is_zero() {
-            return Err(QuotaError::ZeroPeriod { field: "period", value: period });
-        }
-        let period_ns = u64::try_from(period.as_nanos())
-            .map_err(|_| QuotaError::TooLarge { field: "period", value: format!("{period:?}") })?;
+    pub fn new(rate: u32, period: Duration) -> Result<Quota, ConfigError> {
+        config::at_least("rate", rate, 1)?;
+        let period_ns = nanos("period", period)?;
         let emission_ns = period_ns / u64::from(rate);
         if emission_ns == 0 {
-            return Err(QuotaError::RateTooHigh { rate: u64::from(rate), period });
+            let reason =
+                format!("must be at most one request per nanosecond of `period` {period:?}");
+            return Err(ConfigError::new("rate", rate, reason));
         }
         Quota { emission_ns, burst: 1 }.with_burst(rate)
     }
@@ -83,7 +81,7 @@ impl Quota {
     /// # Errors
     ///
     /// As [`Quota::new`].
-    pub fn per_second(rate: u32) -> Result<Quota, QuotaError> {
+    pub fn per_second(rate: u32) -> Result<Quota, ConfigError> {
         Self::new(rate, Duration::from_secs(1))
     }
 
@@ -92,7 +90,7 @@ impl Quota {
     /// # Errors
     ///
     /// As [`Quota::new`].
-    pub fn per_minute(rate: u32) -> Result<Quota, QuotaError> {
+    pub fn per_minute(rate: u32) -> Result<Quota, ConfigError> {
         Self::new(rate, Duration::from_secs(60))
     }
 
@@ -101,7 +99,7 @@ impl Quota {
     /// # Errors
     ///
     /// As [`Quota::new`].
-    pub fn per_hour(rate: u32) -> Result<Quota, QuotaError> {
+    pub fn per_hour(rate: u32) -> Result<Quota, ConfigError> {
         Self::new(rate, Duration::from_secs(3_600))
     }
 
@@ -110,7 +108,7 @@ impl Quota {
     /// # Errors
     ///
     /// As [`Quota::new`].
-    pub fn per_day(rate: u32) -> Result<Quota, QuotaError> {
+    pub fn per_day(rate: u32) -> Result<Quota, ConfigError> {
         Self::new(rate, Duration::from_secs(86_400))
     }
 
@@ -118,7 +116,7 @@ impl Quota {
     ///
     /// # Errors
     ///
-    /// [`QuotaError::ZeroPeriod`] or [`QuotaError::TooLarge`].
+    /// A [`ConfigError`] naming `period`: zero, or past about 584 years.
     ///
     /// # Examples
     ///
@@ -128,9 +126,9 @@ impl Quota {
     ///
     /// let quota = Quota::with_period(Duration::from_millis(250))?.with_burst(4)?;
     /// assert_eq!(quota.burst(), 4);
-    /// # Ok::<(), conc_ratelimit::QuotaError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
-    pub fn with_period(interval: Duration) -> Result<Quota, QuotaError> {
+    pub fn with_period(interval: Duration) -> Result<Quota, ConfigError> {
         Self::new(1, interval)
     }
 
@@ -139,7 +137,7 @@ impl Quota {
     ///
     /// # Errors
     ///
-    /// As [`Quota::new`], and [`QuotaError::TooLarge`] for `max_burst = u32::MAX`.
+    /// As [`Quota::new`], and a [`ConfigError`] naming `max_burst` for `u32::MAX`.
     ///
     /// # Examples
     ///
@@ -150,12 +148,10 @@ impl Quota {
     /// let quota = Quota::redis_cell(15, 30, Duration::from_secs(60))?;
     /// assert_eq!(quota.burst(), 16);
     /// assert_eq!(quota.emission_interval(), Duration::from_secs(2));
-    /// # Ok::<(), conc_ratelimit::QuotaError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
-    pub fn redis_cell(max_burst: u32, count: u32, period: Duration) -> Result<Quota, QuotaError> {
-        let burst = max_burst
-            .checked_add(1)
-            .ok_or(QuotaError::TooLarge { field: "max_burst", value: max_burst.to_string() })?;
+    pub fn redis_cell(max_burst: u32, count: u32, period: Duration) -> Result<Quota, ConfigError> {
+        let burst = config::at_most("max_burst", max_burst, u32::MAX - 1)? + 1;
         Self::new(count, period)?.with_burst(burst)
     }
 
@@ -163,14 +159,13 @@ impl Quota {
     ///
     /// # Errors
     ///
-    /// [`QuotaError::ZeroCapacity`] for a burst of zero; [`QuotaError::TooLarge`]
-    /// when `burst × emission interval` passes about 584 years.
-    pub fn with_burst(self, burst: u32) -> Result<Quota, QuotaError> {
-        if burst == 0 {
-            return Err(QuotaError::ZeroCapacity { field: "burst" });
-        }
+    /// A [`ConfigError`] naming `burst`: zero, or so large that
+    /// `burst × emission interval` passes about 584 years.
+    pub fn with_burst(self, burst: u32) -> Result<Quota, ConfigError> {
+        config::at_least("burst", burst, 1)?;
         if self.emission_ns.checked_mul(u64::from(burst)).is_none() {
-            return Err(QuotaError::TooLarge { field: "burst", value: burst.to_string() });
+            let max = u32::try_from(u64::MAX / self.emission_ns).unwrap_or(u32::MAX);
+            return Err(ConfigError::above("burst", burst, max));
         }
         Ok(Quota { burst, ..self })
     }
@@ -195,7 +190,7 @@ impl Quota {
     ///
     /// let quota = Quota::per_minute(60)?;
     /// assert_eq!(quota.replenish_all(), Duration::from_secs(60));
-    /// # Ok::<(), conc_ratelimit::QuotaError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn replenish_all(&self) -> Duration {
         Duration::from_nanos(self.tolerance_ns())
@@ -210,4 +205,13 @@ impl Quota {
     pub(crate) fn tolerance_ns(&self) -> u64 {
         self.emission_ns * u64::from(self.burst)
     }
+}
+
+/// `duration` (a period, window or interval named `field`) in whole
+/// nanoseconds: longer than zero and at most `u64::MAX` ns (about 584 years).
+pub(crate) fn nanos(field: &'static str, duration: Duration) -> Result<u64, ConfigError> {
+    config::positive(field, duration)?;
+    u64::try_from(duration.as_nanos()).map_err(|_| {
+        ConfigError::new(field, duration, "must be at most 584 years (u64::MAX nanoseconds)")
+    })
 }

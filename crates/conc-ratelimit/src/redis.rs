@@ -5,10 +5,12 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::Script;
+use conc_core::config::{self, ConfigError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, RedisError, Script, ScriptInvocation};
 
-use crate::{Quota, RateLimitError};
+use crate::stats::Stats;
+use crate::{LimiterMetrics, Quota, RateLimitError};
 
 /// GCRA on the server's clock, in integer microseconds (exact in Lua's
 /// doubles until the year 2255).
@@ -110,22 +112,28 @@ pub struct RedisLimiter {
     connection: ConnectionManager,
     prefix: Arc<str>,
     failure: FailurePolicy,
+    response_timeout: Duration,
+    stats: Arc<Stats>,
 }
 
 /// Why a [`RedisLimiter`] could not be built.
+///
+/// # Examples
+///
+/// ```
+/// use conc_ratelimit::{RedisLimiter, RedisSetupError};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let refused = RedisLimiter::builder("redis://127.0.0.1:1/").key_prefix("a{b}").connect().await;
+/// assert!(matches!(refused, Err(RedisSetupError::Config(error)) if error.field == "key_prefix"));
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisSetupError {
     /// A setting is invalid.
-    #[error("invalid `{field}` {value:?}: {reason}")]
-    Invalid {
-        /// The setting.
-        field: &'static str,
-        /// The value given.
-        value: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The URL could not be parsed or the first connection failed.
     #[error("cannot connect to redis")]
     Connect(#[source] redis::RedisError),
@@ -181,12 +189,52 @@ impl RedisLimiter {
             .arg(emission)
             .arg(emission * u64::from(quota.burst()))
             .arg(emission * u64::from(n));
-        match invocation.invoke_async::<(u8, u64, u64)>(&mut self.connection.clone()).await {
+        let outcome = match self.invoke::<(u8, u64, u64)>(&invocation).await {
             Ok((1, _, _)) => Ok(()),
             Ok((_, wait, _)) => {
                 Err(RateLimitError::Limited { retry_after: Duration::from_micros(wait) })
             }
             Err(error) => self.failed(&error),
+        };
+        self.stats.record(outcome)
+    }
+
+    /// A snapshot of the checks allowed, refused (over the limit, or Redis
+    /// unreachable under [`FailurePolicy::Closed`]) and waiting now.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use conc_ratelimit::{Quota, RedisLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let limiter = RedisLimiter::connect("redis://127.0.0.1:6379/").await?;
+    /// let _ = limiter.try_acquire("k", Quota::per_minute(1)?, 1).await;
+    /// assert_eq!(limiter.metrics().allowed, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn metrics(&self) -> LimiterMetrics {
+        self.stats.snapshot()
+    }
+
+    /// Runs `invocation`. A call that finds the connection dropped (the
+    /// server restarted or the network broke since the last call) tries once
+    /// more on the connection the manager re-establishes, within the response
+    /// timeout, so a server that is back answers the first call after it.
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, RedisError> {
+        match invocation.invoke_async::<T>(&mut self.connection.clone()).await {
+            Err(error) if dropped(&error) => {
+                let mut connection = self.connection.clone();
+                let retry = invocation.invoke_async::<T>(&mut connection);
+                match tokio::time::timeout(self.response_timeout, retry).await {
+                    Ok(result) => result,
+                    Err(_elapsed) => Err(error),
+                }
+            }
+            other => other,
         }
     }
 
@@ -199,7 +247,7 @@ impl RedisLimiter {
         let emission = micros(quota)?;
         let mut invocation = GCRA_SCRIPT.prepare_invoke();
         invocation.key(self.key(key)).arg(emission).arg(emission * u64::from(quota.burst())).arg(0);
-        match invocation.invoke_async::<(u8, u64, u64)>(&mut self.connection.clone()).await {
+        match self.invoke::<(u8, u64, u64)>(&invocation).await {
             Ok((_, _, remaining)) => Ok(remaining.min(u64::from(quota.burst())) as u32),
             Err(error) => {
                 tracing::warn!(%error, "conc-ratelimit: redis unreachable");
@@ -215,9 +263,13 @@ impl RedisLimiter {
     ///
     /// As [`try_acquire`](Self::try_acquire), never `Limited`.
     pub async fn acquire(&self, key: &str, quota: Quota, n: u32) -> Result<(), RateLimitError> {
+        let mut waiting = None;
         loop {
             match self.try_acquire(key, quota, n).await {
                 Err(RateLimitError::Limited { retry_after }) => {
+                    if waiting.is_none() {
+                        waiting = Some(self.stats.waiting());
+                    }
                     tokio::time::sleep(retry_after.max(Duration::from_millis(1))).await;
                 }
                 other => return other,
@@ -242,13 +294,14 @@ impl RedisLimiter {
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut invocation = FIXED_WINDOW_SCRIPT.prepare_invoke();
         invocation.key(self.key(key)).arg(max).arg(window_ms).arg(1);
-        match invocation.invoke_async::<(u8, u64, i64)>(&mut self.connection.clone()).await {
+        let outcome = match self.invoke::<(u8, u64, i64)>(&invocation).await {
             Ok((1, hits, _)) => Ok(hits),
             Ok((_, _, pttl)) => Err(RateLimitError::Limited {
                 retry_after: Duration::from_millis(pttl.max(0).unsigned_abs()),
             }),
             Err(error) => self.failed(&error).map(|()| 0),
-        }
+        };
+        self.stats.record(outcome)
     }
 
     /// Forgets `key`'s state (GCRA or fixed window).
@@ -277,6 +330,15 @@ impl RedisLimiter {
             FailurePolicy::Closed => Err(RateLimitError::Unavailable),
         }
     }
+}
+
+/// Whether `error` says the connection is gone (not a timeout, not a reply).
+fn dropped(error: &RedisError) -> bool {
+    !error.is_timeout()
+        && (error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.is_io_error()
+            || error.is_unrecoverable_error())
 }
 
 /// The emission interval in whole microseconds (at least 1).
@@ -313,7 +375,7 @@ impl RedisLimiterBuilder {
     }
 
     /// How long one check may wait for Redis before the failure policy
-    /// applies. Defaults to 250 ms.
+    /// applies; between 1 ns and one hour. Defaults to 250 ms.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
@@ -323,23 +385,16 @@ impl RedisLimiterBuilder {
     ///
     /// # Errors
     ///
-    /// [`RedisSetupError::Invalid`] for a prefix with braces or a zero
-    /// timeout; [`RedisSetupError::Connect`] when the server cannot be reached.
+    /// [`RedisSetupError::Config`] for a prefix with braces or a NUL byte,
+    /// or a zero timeout; [`RedisSetupError::Connect`] when the server cannot
+    /// be reached.
     pub async fn connect(self) -> Result<RedisLimiter, RedisSetupError> {
-        if self.prefix.contains(['{', '}']) {
-            return Err(RedisSetupError::Invalid {
-                field: "key_prefix",
-                value: self.prefix,
-                reason: "must not contain `{` or `}`",
-            });
+        if self.prefix.contains(['{', '}', '\0']) {
+            let reason = "must not contain `{`, `}` or a NUL byte";
+            return Err(ConfigError::new("key_prefix", &self.prefix, reason).into());
         }
-        if self.response_timeout.is_zero() {
-            return Err(RedisSetupError::Invalid {
-                field: "response_timeout",
-                value: "0ns".to_owned(),
-                reason: "must be greater than zero",
-            });
-        }
+        config::positive("response_timeout", self.response_timeout)?;
+        config::at_most("response_timeout", self.response_timeout, Duration::from_secs(3_600))?;
         let client = redis::Client::open(self.url.as_str()).map_err(RedisSetupError::Connect)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.response_timeout))
@@ -348,6 +403,26 @@ impl RedisLimiterBuilder {
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(RedisSetupError::Connect)?;
-        Ok(RedisLimiter { connection, prefix: self.prefix.into(), failure: self.failure })
+        Ok(RedisLimiter {
+            connection,
+            prefix: self.prefix.into(),
+            failure: self.failure,
+            response_timeout: self.response_timeout,
+            stats: Arc::new(Stats::new()),
+        })
+    }
+}
+
+impl conc_core::metrics::MetricsSource for RedisLimiter {
+    type Snapshot = LimiterMetrics;
+
+    fn metrics(&self) -> LimiterMetrics {
+        RedisLimiter::metrics(self)
+    }
+
+    /// Resets allowed and rejected (for this client and its clones); `waiting`
+    /// describes the present.
+    fn reset_metrics(&self) {
+        self.stats.reset();
     }
 }

@@ -11,22 +11,24 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use conc_core::time::{Clock, CoarseClock};
+use conc_core::time::{Clock, CoarseClock, Timeline};
 
 use crate::stats::{Stats, metrics_source};
-use crate::time::{Timeline, default_clock, ns};
-use crate::{LimiterMetrics, QuotaError, RateLimitError, wait};
+use crate::time::{default_clock, ns};
+use conc_core::config::{self, ConfigError};
+
+use crate::quota::nanos;
+use crate::{LimiterMetrics, RateLimitError, wait};
 
 /// Validates `limit` and `window`, returning the window in nanoseconds.
-fn validate(limit: u32, window: Duration) -> Result<u64, QuotaError> {
-    if limit == 0 {
-        return Err(QuotaError::ZeroCapacity { field: "limit" });
-    }
-    if window.is_zero() {
-        return Err(QuotaError::ZeroPeriod { field: "window", value: window });
-    }
-    u64::try_from(window.as_nanos())
-        .map_err(|_| QuotaError::TooLarge { field: "window", value: format!("{window:?}") })
+fn validate(limit: u32, window: Duration) -> Result<u64, ConfigError> {
+    config::at_least("limit", limit, 1)?;
+    nanos("window", window)
+}
+
+/// `value` as a `u64`, saturating (a wait past a window near `u64::MAX` ns).
+fn saturate(value: u128) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,9 +99,9 @@ impl SlidingWindow<CoarseClock> {
     ///
     /// # Errors
     ///
-    /// [`QuotaError::ZeroCapacity`] for a zero `limit`, [`QuotaError::ZeroPeriod`]
-    /// for a zero `window`, [`QuotaError::TooLarge`] past about 584 years.
-    pub fn new(limit: u32, window: Duration) -> Result<Self, QuotaError> {
+    /// A [`ConfigError`] naming `limit` (zero) or `window` (zero, or past
+    /// about 584 years).
+    pub fn new(limit: u32, window: Duration) -> Result<Self, ConfigError> {
         Self::with_clock(limit, window, default_clock())
     }
 }
@@ -110,7 +112,7 @@ impl<C: Clock> SlidingWindow<C> {
     /// # Errors
     ///
     /// As [`SlidingWindow::new`].
-    pub fn with_clock(limit: u32, window: Duration, clock: C) -> Result<Self, QuotaError> {
+    pub fn with_clock(limit: u32, window: Duration, clock: C) -> Result<Self, ConfigError> {
         let window = validate(limit, window)?;
         Ok(Self {
             state: Mutex::new(Counters::default()),
@@ -212,7 +214,7 @@ impl<C: Clock> SlidingWindow<C> {
         self.roll(&mut state, now);
         let start = state.index * self.window;
         let end = if state.current > 0 {
-            start.saturating_add(2 * self.window)
+            start.saturating_add(self.window.saturating_mul(2))
         } else if state.previous > 0 {
             start.saturating_add(self.window)
         } else {
@@ -270,11 +272,11 @@ impl<C: Clock> SlidingWindow<C> {
             // Fits in this window once enough of the previous one has slid out:
             // previous × (window − e) ≤ (limit − current − n) × window.
             let keep = (limit - current - n) * window / previous;
-            return (window - keep - elapsed) as u64;
+            return saturate(window - keep - elapsed);
         }
         // Only in the next window, where this window's count becomes `previous`.
         let keep = (limit - n) * window / current;
-        (window - elapsed + window - keep) as u64
+        saturate(window - elapsed + window - keep)
     }
 }
 
@@ -339,7 +341,7 @@ impl SlidingLog<CoarseClock> {
     /// # Errors
     ///
     /// As [`SlidingWindow::new`].
-    pub fn new(limit: u32, window: Duration) -> Result<Self, QuotaError> {
+    pub fn new(limit: u32, window: Duration) -> Result<Self, ConfigError> {
         Self::with_clock(limit, window, default_clock())
     }
 }
@@ -350,7 +352,7 @@ impl<C: Clock> SlidingLog<C> {
     /// # Errors
     ///
     /// As [`SlidingWindow::new`].
-    pub fn with_clock(limit: u32, window: Duration, clock: C) -> Result<Self, QuotaError> {
+    pub fn with_clock(limit: u32, window: Duration, clock: C) -> Result<Self, ConfigError> {
         let window = validate(limit, window)?;
         Ok(Self {
             state: Mutex::new(Log::default()),
@@ -453,7 +455,10 @@ impl<C: Clock> SlidingLog<C> {
         let now = self.time.now();
         let mut log = lock(&self.state);
         self.prune(&mut log, now);
-        ns(log.entries.back().map_or(0, |&(at, _)| (at + self.window).saturating_sub(now)))
+        ns(log
+            .entries
+            .back()
+            .map_or(0, |&(at, _)| at.saturating_add(self.window).saturating_sub(now)))
     }
 
     /// Forgets every admission.
@@ -518,5 +523,15 @@ impl<C: Clock> fmt::Debug for SlidingLog<C> {
             .field("entries", &log.entries.len())
             .field("total", &log.total)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(conc_loom)))]
+mod tests {
+    /// The window's state is the 24 bytes the docs give; a log entry 16.
+    #[test]
+    fn state_sizes_are_as_documented() {
+        assert_eq!(size_of::<super::Counters>(), 24);
+        assert_eq!(size_of::<(u64, u64)>(), 16);
     }
 }

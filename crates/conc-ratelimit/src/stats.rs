@@ -171,6 +171,7 @@ impl Drop for Waiting<'_> {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
+#[must_use]
 pub struct LimiterMetrics {
     /// Calls admitted since creation (or the last reset).
     pub allowed: u64,

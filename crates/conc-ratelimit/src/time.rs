@@ -1,11 +1,9 @@
-//! The limiters' view of time: nanoseconds since the limiter was built, never
-//! going backwards, and a [`Clock`] that follows tokio's (pausable) time.
+//! The limiters' view of time: conc-core's [`Timeline`](conc_core::time::Timeline)
+//! over any [`Clock`], and a [`Clock`] that follows tokio's (pausable) time.
 
 use std::time::{Duration, Instant};
 
 use conc_core::time::{Clock, CoarseClock};
-
-use crate::loom::sync::atomic::{AtomicU64, Ordering};
 
 /// A [`Clock`] that reads `tokio::time::Instant::now()`.
 ///
@@ -42,52 +40,8 @@ pub(crate) fn default_clock() -> CoarseClock {
     CoarseClock::global().clone()
 }
 
-/// A clock reading as nanoseconds since an origin, clamped so that it never
-/// goes backwards: a clock that steps back makes no decision stricter than the
-/// highest reading seen.
-#[derive(Debug)]
-pub(crate) struct Timeline<C> {
-    clock: C,
-    origin: Instant,
-    high_water: AtomicU64,
-}
-
-impl<C: Clock> Timeline<C> {
-    pub(crate) fn new(clock: C) -> Self {
-        let origin = clock.now();
-        Self { clock, origin, high_water: AtomicU64::new(0) }
-    }
-
-    /// Nanoseconds since the origin, saturating at `u64::MAX`, never below an
-    /// earlier reading.
-    #[inline]
-    pub(crate) fn now(&self) -> u64 {
-        let read = self.clock.now().saturating_duration_since(self.origin);
-        let read = u64::try_from(read.as_nanos()).unwrap_or(u64::MAX);
-        // A plain load on the common path; the RMW happens once per clock tick
-        // per thread with a coarse clock.
-        let high = self.high_water.load(Ordering::Relaxed);
-        if read > high {
-            self.high_water.fetch_max(read, Ordering::Relaxed);
-            read
-        } else {
-            high
-        }
-    }
-
-    pub(crate) fn clock(&self) -> &C {
-        &self.clock
-    }
-}
-
 /// `nanos` as a [`Duration`].
 #[inline]
 pub(crate) fn ns(nanos: u64) -> Duration {
     Duration::from_nanos(nanos)
-}
-
-/// `duration` in whole nanoseconds, saturating.
-#[inline]
-pub(crate) fn to_ns(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -6,8 +6,9 @@ use std::pin::pin;
 use std::task::Context;
 use std::time::Duration;
 
+use conc_core::config::ConfigError;
 use conc_core::time::ManualClock;
-use conc_ratelimit::{Gcra, Quota, QuotaError, RateLimitError, TokioClock};
+use conc_ratelimit::{Gcra, Quota, RateLimitError, TokioClock};
 
 fn limiter(quota: Quota) -> (Gcra<ManualClock>, ManualClock) {
     let clock = ManualClock::new();
@@ -64,27 +65,15 @@ fn more_than_the_burst_is_a_typed_error_and_zero_is_free() {
 
 #[test]
 fn invalid_quotas_are_typed_errors() {
-    assert_eq!(Quota::per_second(0), Err(QuotaError::ZeroRate));
-    assert_eq!(
-        Quota::new(1, Duration::ZERO),
-        Err(QuotaError::ZeroPeriod { field: "period", value: Duration::ZERO })
-    );
-    assert_eq!(
-        Quota::per_second(1).unwrap().with_burst(0),
-        Err(QuotaError::ZeroCapacity { field: "burst" })
-    );
-    assert!(matches!(
-        Quota::new(10, Duration::from_nanos(5)),
-        Err(QuotaError::RateTooHigh { rate: 10, .. })
-    ));
-    assert!(matches!(
-        Quota::per_day(1).unwrap().with_burst(u32::MAX),
-        Err(QuotaError::TooLarge { field: "burst", .. })
-    ));
-    assert!(matches!(
-        Quota::new(1, Duration::MAX),
-        Err(QuotaError::TooLarge { field: "period", .. })
-    ));
+    let field = |result: Result<Quota, ConfigError>| result.unwrap_err().field;
+    assert_eq!(field(Quota::per_second(0)), "rate");
+    assert_eq!(field(Quota::new(1, Duration::ZERO)), "period");
+    assert_eq!(field(Quota::per_second(1).unwrap().with_burst(0)), "burst");
+    assert_eq!(field(Quota::new(10, Duration::from_nanos(5))), "rate");
+    let err = Quota::per_day(1).unwrap().with_burst(u32::MAX).unwrap_err();
+    assert_eq!(err.to_string(), "invalid `burst` 4294967295: must be at most 213503");
+    assert_eq!(field(Quota::new(1, Duration::MAX)), "period");
+    assert_eq!(field(Quota::redis_cell(u32::MAX, 1, Duration::from_secs(1))), "max_burst");
     let err = Quota::per_minute(0).unwrap_err().to_string();
     assert!(err.contains("`rate` 0"), "{err}");
 }
@@ -217,7 +206,6 @@ fn concurrent_checks_never_admit_more_than_the_burst() {
 static_assertions::assert_impl_all!(Gcra: Send, Sync);
 static_assertions::assert_impl_all!(Gcra<ManualClock>: Send, Sync);
 static_assertions::assert_impl_all!(RateLimitError: Send, Sync, std::error::Error);
-static_assertions::assert_impl_all!(QuotaError: Send, Sync, std::error::Error);
 
 #[test]
 fn decide_reports_a_decision_for_headers() {

@@ -116,7 +116,7 @@ fn memory_stays_bounded_while_keys_churn() {
     assert_eq!(metrics.keys, limiter.len() as u64);
     conc_core::metrics::MetricsSource::reset_metrics(&limiter);
     assert_eq!(limiter.metrics().evicted, 0);
-    assert_eq!(conc_core::metrics::MetricsSnapshot::entries(&limiter.metrics()).len(), 3);
+    assert_eq!(conc_core::metrics::MetricsSnapshot::entries(&limiter.metrics()).len(), 6);
 }
 
 #[test]

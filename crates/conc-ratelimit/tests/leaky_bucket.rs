@@ -7,7 +7,7 @@ use std::task::Context;
 use std::time::Duration;
 
 use conc_core::time::ManualClock;
-use conc_ratelimit::{DequeueError, Full, LeakyBucket, QuotaError, TokioClock};
+use conc_ratelimit::{DequeueError, Full, LeakyBucket, TokioClock};
 
 fn bucket(
     capacity: usize,
@@ -78,13 +78,19 @@ fn burst_lets_several_leave_after_idle_and_batches_take_what_may_leave() {
 #[test]
 fn invalid_settings_are_typed_errors() {
     let err = LeakyBucket::<()>::builder().capacity(0).build().unwrap_err();
-    assert_eq!(err, QuotaError::ZeroCapacity { field: "capacity" });
+    assert_eq!(err.to_string(), "invalid `capacity` 0: must be at least 1");
     let err = LeakyBucket::<()>::builder().burst(0).build().unwrap_err();
-    assert_eq!(err, QuotaError::ZeroCapacity { field: "burst" });
+    assert_eq!(err.field, "burst");
     let err = LeakyBucket::<()>::builder().interval(Duration::ZERO).build().unwrap_err();
-    assert_eq!(err, QuotaError::ZeroPeriod { field: "interval", value: Duration::ZERO });
+    assert_eq!(err.to_string(), "invalid `interval` 0ns: must be longer than zero");
     let err = LeakyBucket::<()>::builder().interval(Duration::MAX).build().unwrap_err();
-    assert!(matches!(err, QuotaError::TooLarge { field: "interval", .. }));
+    assert_eq!(err.field, "interval");
+    let err = LeakyBucket::<()>::builder()
+        .interval(Duration::from_secs(86_400))
+        .burst(u32::MAX)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field, "burst");
 }
 
 #[tokio::test(start_paused = true)]

@@ -155,7 +155,7 @@ fn headers_render_ietf_and_laravel_fields() {
             ("X-RateLimit-Remaining", "1".to_owned()),
         ]
     );
-    limiter.check("search", &()).unwrap();
+    let _ = limiter.check("search", &()).unwrap();
     let refused = limiter.check("search", &()).unwrap();
     let headers = refused.headers(now);
     assert!(headers.contains(&("Retry-After", "60".to_owned())));

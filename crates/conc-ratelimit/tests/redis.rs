@@ -99,7 +99,7 @@ async fn keys_carry_a_hash_tag_and_expire_when_replenished() {
     let least = i64::try_from(at_least(Duration::from_millis(500), started).as_millis()).unwrap();
     assert!((least..=500).contains(&pttl), "pttl {pttl}, least {least}");
     let err = RedisLimiter::builder(redis.url()).key_prefix("bad{").connect().await.unwrap_err();
-    assert!(matches!(err, RedisSetupError::Invalid { field: "key_prefix", .. }));
+    assert!(matches!(err, RedisSetupError::Config(ref error) if error.field == "key_prefix"));
 }
 
 #[tokio::test]
@@ -167,6 +167,31 @@ async fn an_unreachable_server_fails_closed_or_open_by_policy() {
     assert_eq!(open.attempt("k2", 1, Duration::from_secs(1)).await, Ok(0));
     assert_eq!(closed.remaining("k", quota).await, Err(RateLimitError::Unavailable));
     redis.restart().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_call_after_a_restart_is_answered_by_the_server() {
+    let Some(mut redis) = conc_test_support::require_redis() else { return };
+    let limiter = RedisLimiter::connect(redis.url()).await.unwrap();
+    let quota = Quota::per_second(100).unwrap();
+    limiter.try_acquire("k", quota, 1).await.unwrap();
+
+    // Restarted between two calls: the connection the client holds is dead.
+    redis.restart().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(limiter.try_acquire("k", quota, 1).await, Ok(()), "first call after a restart");
+
+    // Down while calls are made (they fail closed), then up for a while.
+    redis.kill().unwrap();
+    for _ in 0..3 {
+        assert_eq!(limiter.try_acquire("k", quota, 1).await, Err(RateLimitError::Unavailable));
+    }
+    redis.restart().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(limiter.try_acquire("k", quota, 1).await, Ok(()), "first call after the outage");
+    assert_eq!(limiter.remaining("k", quota).await.map(|left| left > 0), Ok(true));
+    let metrics = limiter.metrics();
+    assert_eq!((metrics.allowed, metrics.rejected), (3, 3), "{metrics:?}");
 }
 
 #[tokio::test(start_paused = false)]

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use conc_core::time::ManualClock;
-use conc_ratelimit::{QuotaError, RateLimitError, TokenBucket, TokioClock};
+use conc_ratelimit::{RateLimitError, TokenBucket, TokioClock};
 use proptest::prelude::*;
 
 fn bucket(capacity: u32, refill: u32, interval_ms: u64) -> (TokenBucket<ManualClock>, ManualClock) {
@@ -73,22 +73,16 @@ fn starting_empty_admits_no_burst() {
 
 #[test]
 fn invalid_settings_are_typed_errors() {
+    assert_eq!(TokenBucket::builder().capacity(0).build().unwrap_err().field, "capacity");
+    assert_eq!(TokenBucket::builder().refill(0).build().unwrap_err().field, "refill");
     assert_eq!(
-        TokenBucket::builder().capacity(0).build().unwrap_err(),
-        QuotaError::ZeroCapacity { field: "capacity" }
+        TokenBucket::builder().interval(Duration::ZERO).build().unwrap_err().field,
+        "interval"
     );
     assert_eq!(
-        TokenBucket::builder().refill(0).build().unwrap_err(),
-        QuotaError::ZeroCapacity { field: "refill" }
+        TokenBucket::builder().interval(Duration::MAX).build().unwrap_err().field,
+        "interval"
     );
-    assert_eq!(
-        TokenBucket::builder().interval(Duration::ZERO).build().unwrap_err(),
-        QuotaError::ZeroPeriod { field: "interval", value: Duration::ZERO }
-    );
-    assert!(matches!(
-        TokenBucket::builder().interval(Duration::MAX).build(),
-        Err(QuotaError::TooLarge { field: "interval", .. })
-    ));
     let (bucket, _) = bucket(3, 1, 1);
     assert_eq!(
         bucket.try_acquire(4),

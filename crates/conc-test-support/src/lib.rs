@@ -69,6 +69,7 @@
 #[cfg(not(unix))]
 compile_error!("conc-test-support supports Unix only: it signals server processes through libc");
 
+pub mod edge;
 mod error;
 pub mod redis;
 mod resp;

@@ -272,7 +272,7 @@ async fn locks() -> Result<(), BoxError> {
 
     // A holder that stalls past its time to live, on a clock we move by hand.
     let clock = ManualClock::new();
-    let store = LockStore::new(MemoryBackend::with_clock(clock.clone()));
+    let store = LockStore::new(MemoryBackend::builder().clock(clock.clone()).build());
     let mut register = FencedRegister::default();
     let slow = store.lock("account:7", Duration::from_secs(5))?.get().await?.ok_or("free")?;
     clock.advance(Duration::from_secs(6)); // the holder is paused for 6 s
@@ -290,6 +290,11 @@ async fn locks() -> Result<(), BoxError> {
     );
     fast.release().await?;
     println!("  register holds {:?}", register.value);
+    let m = store.metrics();
+    println!(
+        "  store metrics: {} acquired, {} released, {} lost (expired)",
+        m.acquired, m.released, m.expired
+    );
     Ok(())
 }
 
@@ -390,6 +395,9 @@ fn rate_limits() -> Result<(), BoxError> {
         };
         println!("  t={:>4?} {user}: {verdict}", clock.elapsed());
     }
+
+    let m = per_user.metrics();
+    println!("  per-user limiter: {} allowed, {} refused, {} keys", m.allowed, m.rejected, m.keys);
 
     // Laravel's RateLimiter::for, with both limits charged or neither.
     let limiter = RateLimiter::<Upload, _>::with_clock(clock.clone());

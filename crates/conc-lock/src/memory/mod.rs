@@ -9,13 +9,13 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use conc_core::time::{Clock, CoarseClock};
+use conc_core::time::{Clock, CoarseClock, Timeline, saturating_nanos};
 
 use hash::NameHash;
 use slot::Hold;
 pub use slot::MemorySlot;
 
-use crate::{Attempt, Fence, LockBackend, LockError, Owner};
+use crate::{Acquisition, Fence, LockBackend, LockError, Owner};
 
 /// Locks in this process's memory.
 ///
@@ -41,7 +41,7 @@ use crate::{Attempt, Fence, LockBackend, LockError, Owner};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_lock::LockError> {
 /// let clock = ManualClock::new();
-/// let store = LockStore::new(MemoryBackend::with_clock(clock.clone()));
+/// let store = LockStore::new(MemoryBackend::builder().clock(clock.clone()).build());
 /// let held = store.lock("job", Duration::from_secs(1))?.get().await?.unwrap();
 ///
 /// clock.advance(Duration::from_secs(1));
@@ -55,7 +55,48 @@ pub struct MemoryBackend<C: Clock = CoarseClock> {
     /// Picks a name's shard; each shard's map hashes with its own keys, so
     /// the names of one shard spread over its buckets.
     hasher: NameHash,
+    time: Timeline<C>,
+}
+
+/// Builds a [`MemoryBackend`]; see [`MemoryBackend::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use conc_core::time::ManualClock;
+/// use conc_lock::MemoryBackend;
+///
+/// let backend = MemoryBackend::builder().clock(ManualClock::new()).build();
+/// assert!(backend.is_empty());
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct MemoryBackendBuilder<C = CoarseClock> {
     clock: C,
+}
+
+impl<C: Clock> MemoryBackendBuilder<C> {
+    /// The clock holds expire on. Defaults to the process-wide
+    /// [`CoarseClock`] (expiry accurate to about a millisecond).
+    pub fn clock<C2: Clock>(self, clock: C2) -> MemoryBackendBuilder<C2> {
+        MemoryBackendBuilder { clock }
+    }
+
+    /// Builds the backend (nothing here can be invalid).
+    pub fn build(self) -> MemoryBackend<C> {
+        let parallelism = std::thread::available_parallelism().map_or(4, usize::from);
+        let shards = (parallelism * 4).next_power_of_two().max(8);
+        let shards = (0..shards)
+            .map(|_| Shard {
+                slots: Mutex::new(Slots {
+                    by_name: HashMap::with_hasher(NameHash::random()),
+                    sweep_at: MIN_SWEEP_AT,
+                    removed_fence: 0,
+                }),
+            })
+            .collect();
+        MemoryBackend { shards, hasher: NameHash::random(), time: Timeline::new(self.clock) }
+    }
 }
 
 struct Shard {
@@ -77,7 +118,13 @@ const MIN_SWEEP_AT: usize = 64;
 impl MemoryBackend<CoarseClock> {
     /// A backend on the process-wide coarse clock.
     pub fn new() -> Self {
-        Self::with_clock(CoarseClock::global().clone())
+        Self::builder().build()
+    }
+
+    /// A builder: the process-wide coarse clock unless
+    /// [`clock`](MemoryBackendBuilder::clock) says otherwise.
+    pub fn builder() -> MemoryBackendBuilder<CoarseClock> {
+        MemoryBackendBuilder { clock: CoarseClock::global().clone() }
     }
 }
 
@@ -88,22 +135,6 @@ impl Default for MemoryBackend<CoarseClock> {
 }
 
 impl<C: Clock> MemoryBackend<C> {
-    /// A backend reading time from `clock`.
-    pub fn with_clock(clock: C) -> Self {
-        let parallelism = std::thread::available_parallelism().map_or(4, usize::from);
-        let shards = (parallelism * 4).next_power_of_two().max(8);
-        let shards = (0..shards)
-            .map(|_| Shard {
-                slots: Mutex::new(Slots {
-                    by_name: HashMap::with_hasher(NameHash::random()),
-                    sweep_at: MIN_SWEEP_AT,
-                    removed_fence: 0,
-                }),
-            })
-            .collect();
-        Self { shards, hasher: NameHash::random(), clock }
-    }
-
     /// How many names have a slot now (held, or referred to by a handle, or
     /// not yet swept).
     pub fn len(&self) -> usize {
@@ -137,7 +168,7 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
             return Arc::clone(slot);
         }
         if slots.by_name.len() >= slots.sweep_at {
-            let now = self.clock.now();
+            let now = self.time.now();
             let Slots { by_name, sweep_at, removed_fence } = &mut *slots;
             // A slot only this map refers to cannot gain a handle while the
             // shard is locked, since handles are made here.
@@ -166,19 +197,25 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         slot: &MemorySlot,
         owner: &Owner,
         ttl: Duration,
-    ) -> Result<Attempt, LockError> {
-        let now = self.clock.now();
+    ) -> Result<Acquisition, LockError> {
+        let now = self.time.now();
         let mut state = slot.state();
         if let Some(current) = state.hold.as_ref().filter(|current| current.expires_at > now) {
-            return Ok(Attempt::Busy { retry_after: Some(current.expires_at - now) });
+            return Ok(Acquisition::Busy {
+                retry_after: Some(Duration::from_nanos(current.expires_at - now)),
+            });
         }
         let fence = state.next_fence();
-        state.hold = Some(Hold { owner: owner.clone(), fence, expires_at: now + ttl });
-        Ok(Attempt::Acquired(fence))
+        state.hold = Some(Hold {
+            owner: owner.clone(),
+            fence,
+            expires_at: now.saturating_add(saturating_nanos(ttl)),
+        });
+        Ok(Acquisition::Acquired(fence))
     }
 
     async fn release(&self, slot: &MemorySlot, owner: &Owner) -> Result<bool, LockError> {
-        Ok(slot.release(owner, None, self.clock.now()))
+        Ok(slot.release(owner, None, self.time.now()))
     }
 
     async fn extend(
@@ -187,11 +224,11 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         owner: &Owner,
         ttl: Duration,
     ) -> Result<bool, LockError> {
-        let now = self.clock.now();
+        let now = self.time.now();
         let mut state = slot.state();
         match state.hold.as_mut() {
             Some(current) if current.expires_at > now && current.owner == *owner => {
-                current.expires_at = now + ttl;
+                current.expires_at = now.saturating_add(saturating_nanos(ttl));
                 Ok(true)
             }
             _ => Ok(false),
@@ -199,7 +236,7 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
     }
 
     async fn owner(&self, slot: &MemorySlot) -> Result<Option<Owner>, LockError> {
-        let now = self.clock.now();
+        let now = self.time.now();
         Ok(slot
             .state()
             .hold
@@ -209,7 +246,7 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
     }
 
     async fn force_release(&self, slot: &MemorySlot) -> Result<bool, LockError> {
-        let now = self.clock.now();
+        let now = self.time.now();
         Ok(slot.state().hold.take().is_some_and(|current| current.expires_at > now))
     }
 
@@ -219,11 +256,11 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         owner: &Owner,
         fence: Fence,
     ) -> Result<bool, LockError> {
-        Ok(slot.release(owner, Some(fence), self.clock.now()))
+        Ok(slot.release(owner, Some(fence), self.time.now()))
     }
 
     fn release_on_drop(self: Arc<Self>, slot: Arc<MemorySlot>, owner: Owner, fence: Fence) {
-        slot.release(&owner, Some(fence), self.clock.now());
+        slot.release(&owner, Some(fence), self.time.now());
     }
 }
 
@@ -231,7 +268,7 @@ impl<C: Clock> fmt::Debug for MemoryBackend<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryBackend")
             .field("shards", &self.shards.len())
-            .field("clock", &self.clock)
+            .field("clock", self.time.clock())
             .finish_non_exhaustive()
     }
 }

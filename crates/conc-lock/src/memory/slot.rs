@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use super::lock;
 use crate::{Fence, Owner};
@@ -26,7 +25,7 @@ pub(super) struct State {
 pub(super) struct Hold {
     pub(super) owner: Owner,
     pub(super) fence: Fence,
-    pub(super) expires_at: Instant,
+    pub(super) expires_at: u64,
 }
 
 impl State {
@@ -49,7 +48,7 @@ impl MemorySlot {
 
     /// `None` while an unexpired hold exists at `now`; otherwise the last
     /// fence handed out, which a slot replacing this one must continue from.
-    pub(super) fn removable(&self, now: Instant) -> Option<u64> {
+    pub(super) fn removable(&self, now: u64) -> Option<u64> {
         let state = self.state();
         match &state.hold {
             Some(hold) if hold.expires_at > now => None,
@@ -59,7 +58,7 @@ impl MemorySlot {
 
     /// Removes `owner`'s unexpired hold (only the one with `fence`, when
     /// given); `false` when there is none.
-    pub(super) fn release(&self, owner: &Owner, fence: Option<Fence>, now: Instant) -> bool {
+    pub(super) fn release(&self, owner: &Owner, fence: Option<Fence>, now: u64) -> bool {
         let mut state = self.state();
         match &state.hold {
             Some(current)

@@ -1,9 +1,8 @@
 //! [`RedisBackendBuilder`]: connection and key options of a [`RedisBackend`].
 
-use std::error::Error;
-use std::fmt;
 use std::time::Duration;
 
+use conc_core::config::{self, ConfigError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::RedisBackend;
@@ -16,6 +15,10 @@ const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_RECONNECT_RETRIES: usize = 3;
 const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
 const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
+/// The longest response or connection timeout accepted: one hour.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3_600);
+/// The most reconnection attempts accepted after a dropped connection.
+const MAX_RECONNECT_RETRIES: usize = 1_000;
 
 /// Options for a [`RedisBackend`]; made by [`RedisBackend::builder`],
 /// finished by [`connect`](RedisBackendBuilder::connect).
@@ -86,7 +89,7 @@ impl RedisBackendBuilder {
     /// server later (an acquire then holds the lock until its time to live
     /// runs out).
     ///
-    /// Defaults to 500 ms. Must be greater than zero.
+    /// Defaults to 500 ms. Must be greater than zero and at most one hour.
     ///
     /// # Examples
     ///
@@ -108,7 +111,7 @@ impl RedisBackendBuilder {
 
     /// Sets how long one attempt to open a connection may take.
     ///
-    /// Defaults to 1 s. Must be greater than zero.
+    /// Defaults to 1 s. Must be greater than zero and at most one hour.
     ///
     /// # Examples
     ///
@@ -136,7 +139,7 @@ impl RedisBackendBuilder {
     /// [`connect`](RedisBackendBuilder::connect).
     ///
     /// Defaults to 3 (so a call made while the server is down fails after
-    /// about a second at most, plus the connection timeouts).
+    /// about a second at most, plus the connection timeouts). At most 1 000.
     ///
     /// # Examples
     ///
@@ -174,12 +177,14 @@ impl RedisBackendBuilder {
     /// ```
     pub async fn connect(self) -> Result<RedisBackend, LockError> {
         validate_prefix(&self.key_prefix)?;
-        if self.response_timeout.is_zero() {
-            return Err(invalid("response_timeout", "0ns", "must be greater than zero"));
+        for (field, timeout) in [
+            ("response_timeout", self.response_timeout),
+            ("connection_timeout", self.connection_timeout),
+        ] {
+            config::positive(field, timeout)?;
+            config::at_most(field, timeout, MAX_TIMEOUT)?;
         }
-        if self.connection_timeout.is_zero() {
-            return Err(invalid("connection_timeout", "0ns", "must be greater than zero"));
-        }
+        config::at_most("reconnect_retries", self.reconnect_retries, MAX_RECONNECT_RETRIES)?;
         let client = redis::Client::open(self.url.as_str()).map_err(LockError::backend)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.response_timeout))
@@ -195,32 +200,9 @@ impl RedisBackendBuilder {
 
 /// Checks that a key prefix leaves the hash tag to the backend.
 pub(super) fn validate_prefix(prefix: &str) -> Result<(), LockError> {
-    if prefix.contains(['{', '}']) {
-        return Err(invalid(
-            "key_prefix",
-            &format!("{prefix:?}"),
-            "must not contain `{` or `}` (the backend adds the hash tag)",
-        ));
+    if prefix.contains(['{', '}', '\0']) {
+        let reason = "must not contain `{`, `}` (the backend adds the hash tag) or a NUL byte";
+        return Err(ConfigError::new("key_prefix", prefix, reason).into());
     }
     Ok(())
 }
-
-fn invalid(field: &'static str, value: &str, reason: &'static str) -> LockError {
-    LockError::backend(InvalidOption { field, value: value.to_owned(), reason })
-}
-
-/// An option of the Redis backend that cannot be used.
-#[derive(Debug)]
-struct InvalidOption {
-    field: &'static str,
-    value: String,
-    reason: &'static str,
-}
-
-impl fmt::Display for InvalidOption {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid redis backend `{}` {}: {}", self.field, self.value, self.reason)
-    }
-}
-
-impl Error for InvalidOption {}

@@ -14,7 +14,7 @@ use redis::aio::ConnectionManager;
 pub use builder::RedisBackendBuilder;
 pub use keys::RedisKeys;
 
-use crate::{Attempt, Fence, LockBackend, LockError, Owner, SlotAttempt, ttl};
+use crate::{Acquisition, Fence, LockBackend, LockError, Owner, SlotAcquisition, ttl};
 
 /// Locks in Redis, shared by every process that reaches the server: the
 /// `SET NX PX` lock with an owner-checked release and a fencing counter.
@@ -263,7 +263,7 @@ impl LockBackend for RedisBackend {
         keys: &RedisKeys,
         owner: &Owner,
         ttl: Duration,
-    ) -> Result<Attempt, LockError> {
+    ) -> Result<Acquisition, LockError> {
         let mut invocation = scripts::ACQUIRE_SCRIPT.prepare_invoke();
         invocation
             .key(keys.lock_key())
@@ -280,9 +280,9 @@ impl LockBackend for RedisBackend {
         names: &[Arc<RedisKeys>],
         owner: &Owner,
         ttl: Duration,
-    ) -> Result<SlotAttempt, LockError> {
+    ) -> Result<SlotAcquisition, LockError> {
         if names.is_empty() {
-            return Ok(SlotAttempt::Busy { retry_after: None });
+            return Ok(SlotAcquisition::Busy { retry_after: None });
         }
         let mut invocation = scripts::ACQUIRE_ANY_SCRIPT.prepare_invoke();
         for keys in names {

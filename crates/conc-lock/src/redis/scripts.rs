@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use redis::Script;
 
-use crate::{Attempt, Fence, LockError, SlotAttempt};
+use crate::{Acquisition, Fence, LockError, SlotAcquisition};
 
 /// Takes the lock if free and bumps its fence.
 ///
@@ -80,22 +80,24 @@ pub(super) static RELEASE_HOLD_SCRIPT: LazyLock<Script> =
 pub(super) static EXTEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EXTEND));
 
 /// Reads the acquire script's reply.
-pub(super) fn attempt(reply: &[i64]) -> Result<Attempt, LockError> {
+pub(super) fn attempt(reply: &[i64]) -> Result<Acquisition, LockError> {
     match *reply {
-        [1, fence] => Ok(Attempt::Acquired(to_fence(fence)?)),
-        [0, pttl] => Ok(Attempt::Busy { retry_after: retry_after(pttl) }),
+        [1, fence] => Ok(Acquisition::Acquired(to_fence(fence)?)),
+        [0, pttl] => Ok(Acquisition::Busy { retry_after: retry_after(pttl) }),
         _ => Err(unexpected("acquire", reply)),
     }
 }
 
 /// Reads the acquire-any script's reply for `slots` slots.
-pub(super) fn slot_attempt(reply: &[i64], slots: usize) -> Result<SlotAttempt, LockError> {
+pub(super) fn slot_attempt(reply: &[i64], slots: usize) -> Result<SlotAcquisition, LockError> {
     match *reply {
         [1, fence, slot] => match usize::try_from(slot) {
-            Ok(slot) if slot < slots => Ok(SlotAttempt::Acquired { slot, fence: to_fence(fence)? }),
+            Ok(slot) if slot < slots => {
+                Ok(SlotAcquisition::Acquired { slot, fence: to_fence(fence)? })
+            }
             _ => Err(unexpected("acquire_any", reply)),
         },
-        [0, pttl] => Ok(SlotAttempt::Busy { retry_after: retry_after(pttl) }),
+        [0, pttl] => Ok(SlotAcquisition::Busy { retry_after: retry_after(pttl) }),
         _ => Err(unexpected("acquire_any", reply)),
     }
 }
@@ -126,21 +128,21 @@ mod tests {
     use std::time::Duration;
 
     use super::{attempt, slot_attempt};
-    use crate::{Attempt, Fence, LockError, SlotAttempt};
+    use crate::{Acquisition, Fence, LockError, SlotAcquisition};
 
     #[test]
     fn replies_are_read() {
-        assert_eq!(attempt(&[1, 7]).unwrap(), Attempt::Acquired(Fence::new(7)));
+        assert_eq!(attempt(&[1, 7]).unwrap(), Acquisition::Acquired(Fence::new(7)));
         assert_eq!(
             attempt(&[0, 250]).unwrap(),
-            Attempt::Busy { retry_after: Some(Duration::from_millis(250)) }
+            Acquisition::Busy { retry_after: Some(Duration::from_millis(250)) }
         );
-        assert_eq!(attempt(&[0, -1]).unwrap(), Attempt::Busy { retry_after: None });
+        assert_eq!(attempt(&[0, -1]).unwrap(), Acquisition::Busy { retry_after: None });
         assert_eq!(
             slot_attempt(&[1, 3, 2], 3).unwrap(),
-            SlotAttempt::Acquired { slot: 2, fence: Fence::new(3) }
+            SlotAcquisition::Acquired { slot: 2, fence: Fence::new(3) }
         );
-        assert_eq!(slot_attempt(&[0, -1], 3).unwrap(), SlotAttempt::Busy { retry_after: None });
+        assert_eq!(slot_attempt(&[0, -1], 3).unwrap(), SlotAcquisition::Busy { retry_after: None });
     }
 
     #[test]

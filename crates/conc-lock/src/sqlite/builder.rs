@@ -105,14 +105,7 @@ impl SqliteBackendBuilder {
     /// ```
     pub fn open(self) -> Result<SqliteBackend, LockError> {
         let Self { path, busy_timeout } = self;
-        if busy_timeout > MAX_BUSY_TIMEOUT {
-            return Err(LockError::backend(OpenError::other(
-                path,
-                format!(
-                    "invalid `busy_timeout` {busy_timeout:?}: must be at most {MAX_BUSY_TIMEOUT:?}"
-                ),
-            )));
-        }
+        conc_core::config::at_most("busy_timeout", busy_timeout, MAX_BUSY_TIMEOUT)?;
         let connection = open_connection(&path, busy_timeout).map_err(LockError::backend)?;
         let (requests, receiver) = mpsc::channel();
         std::thread::Builder::new()

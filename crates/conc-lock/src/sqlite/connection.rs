@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::error;
-use crate::{Fence, LockError, Owner, SlotAttempt};
+use crate::{Fence, LockError, Owner, SlotAcquisition};
 
 /// The table, created when missing. Rows are never deleted: a name's row
 /// carries its fence, which must keep growing across releases.
@@ -73,7 +73,7 @@ type Reply<T> = oneshot::Sender<Result<T, LockError>>;
 /// One operation for the connection thread.
 pub(super) enum Request {
     /// Take the first free name of `names` (one name for a plain acquire).
-    Acquire { names: Vec<Arc<str>>, owner: Owner, ttl_ms: i64, reply: Reply<SlotAttempt> },
+    Acquire { names: Vec<Arc<str>>, owner: Owner, ttl_ms: i64, reply: Reply<SlotAcquisition> },
     /// Release `name` if `owner` holds it (under `fence`, when given). No
     /// reply for a dropped guard.
     Release { name: Arc<str>, owner: Owner, fence: Option<u64>, reply: Option<Reply<bool>> },
@@ -91,7 +91,7 @@ pub(super) enum Request {
 enum Outcome {
     /// Nothing: an acquisition nobody waits for any more.
     Skipped,
-    Slot(SlotAttempt),
+    Slot(SlotAcquisition),
     Flag(bool),
     Owner(Option<Owner>),
 }
@@ -276,9 +276,9 @@ impl Request {
             (Self::Acquire { names, owner, reply, .. }, result) => {
                 let result = result.map(|outcome| match outcome {
                     Outcome::Slot(attempt) => attempt,
-                    _ => SlotAttempt::Busy { retry_after: None },
+                    _ => SlotAcquisition::Busy { retry_after: None },
                 });
-                if let Err(Ok(SlotAttempt::Acquired { slot, fence })) = reply.send(result) {
+                if let Err(Ok(SlotAcquisition::Acquired { slot, fence })) = reply.send(result) {
                     let name = Arc::clone(&names[slot]);
                     abandoned.push(Self::Abandon { name, owner, fence: fence.get() });
                 }
@@ -317,7 +317,7 @@ fn acquire(
     names: &[Arc<str>],
     owner: &Owner,
     ttl_ms: i64,
-) -> rusqlite::Result<SlotAttempt> {
+) -> rusqlite::Result<SlotAcquisition> {
     let now = now_ms();
     let mut acquire = connection.prepare_cached(ACQUIRE)?;
     let mut soonest: Option<Duration> = None;
@@ -326,7 +326,7 @@ fn acquire(
             .query_row(params![name, owner.as_str(), now + ttl_ms, now], |row| row.get(0))
             .optional()?;
         if let Some(fence) = fence {
-            return Ok(SlotAttempt::Acquired { slot, fence: Fence::new(fence) });
+            return Ok(SlotAcquisition::Acquired { slot, fence: Fence::new(fence) });
         }
         let expires_at: i64 =
             connection.prepare_cached(EXPIRES_AT)?.query_row(params![name], |row| row.get(0))?;
@@ -334,7 +334,7 @@ fn acquire(
         let left = Duration::from_millis(u64::try_from(expires_at - now).unwrap_or(1).max(1));
         soonest = Some(soonest.map_or(left, |soonest| soonest.min(left)));
     }
-    Ok(SlotAttempt::Busy { retry_after: soonest })
+    Ok(SlotAcquisition::Busy { retry_after: soonest })
 }
 
 /// Milliseconds since the UNIX epoch on the system clock: the time every

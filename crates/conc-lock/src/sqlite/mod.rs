@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 pub use builder::SqliteBackendBuilder;
 use connection::Request;
 
-use crate::{Attempt, Fence, LockBackend, LockError, Owner, SlotAttempt, ttl};
+use crate::{Acquisition, Fence, LockBackend, LockError, Owner, SlotAcquisition, ttl};
 
 /// Locks in a SQLite file, shared by every process of the machine that opens
 /// the same file.
@@ -232,12 +232,12 @@ impl LockBackend for SqliteBackend {
         name: &Arc<str>,
         owner: &Owner,
         ttl: Duration,
-    ) -> Result<Attempt, LockError> {
+    ) -> Result<Acquisition, LockError> {
         let names = vec![Arc::clone(name)];
         let (owner, ttl_ms) = (owner.clone(), ttl_ms(ttl));
         match self.call(|reply| Request::Acquire { names, owner, ttl_ms, reply }).await? {
-            SlotAttempt::Acquired { fence, .. } => Ok(Attempt::Acquired(fence)),
-            SlotAttempt::Busy { retry_after } => Ok(Attempt::Busy { retry_after }),
+            SlotAcquisition::Acquired { fence, .. } => Ok(Acquisition::Acquired(fence)),
+            SlotAcquisition::Busy { retry_after } => Ok(Acquisition::Busy { retry_after }),
         }
     }
 
@@ -247,7 +247,7 @@ impl LockBackend for SqliteBackend {
         names: &[Arc<Arc<str>>],
         owner: &Owner,
         ttl: Duration,
-    ) -> Result<SlotAttempt, LockError> {
+    ) -> Result<SlotAcquisition, LockError> {
         let names = names.iter().map(|name| Arc::clone(name.as_ref())).collect();
         let (owner, ttl_ms) = (owner.clone(), ttl_ms(ttl));
         self.call(|reply| Request::Acquire { names, owner, ttl_ms, reply }).await

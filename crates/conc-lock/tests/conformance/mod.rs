@@ -521,10 +521,11 @@ pub async fn funnel_block_times_out_and_block_with_releases<B: LockBackend>(stor
 pub async fn funnel_limit_zero_is_refused<B: LockBackend>(store: LockStore<B>) {
     for limit in [0, conc_lock::MAX_FUNNEL_LIMIT + 1, u32::MAX] {
         match store.funnel("conformance:funnel-bad-limit", limit, TTL) {
-            Err(error @ LockError::InvalidLimit { limit: got, .. }) if got == limit => {
+            Err(LockError::Config(error)) if error.field == "limit" => {
                 assert!(error.to_string().contains(&limit.to_string()), "{error}");
+                assert_eq!(error.value, limit.to_string());
             }
-            other => panic!("expected InvalidLimit for {limit}, got {other:?}"),
+            other => panic!("expected a `limit` error for {limit}, got {other:?}"),
         }
     }
     assert!(store.funnel("conformance:funnel-max", conc_lock::MAX_FUNNEL_LIMIT, TTL).is_ok());
@@ -543,12 +544,11 @@ pub async fn invalid_names_are_refused<B: LockBackend>(store: LockStore<B>) {
     ];
     let owner = Owner::new("conformance-owner").unwrap();
     let check = |result: Result<(), LockError>, name: &str| match result {
-        Err(error @ LockError::InvalidName { .. }) => {
+        Err(LockError::Config(error)) if error.field == "name" => {
             assert!(error.to_string().contains(&format!("{name:?}")), "{error}");
-            let LockError::InvalidName { name: given, .. } = error else { unreachable!() };
-            assert_eq!(given, name);
+            assert_eq!(error.value, format!("{name:?}"));
         }
-        other => panic!("{name:?}: expected InvalidName, got {other:?}"),
+        other => panic!("{name:?}: expected a `name` error, got {other:?}"),
     };
     for name in &bad {
         check(store.lock(name.clone(), TTL).map(drop), name);
@@ -571,10 +571,11 @@ pub async fn invalid_ttls_are_refused<B: LockBackend>(store: LockStore<B>) {
         Duration::MAX,
     ];
     let check = |result: Result<(), LockError>, ttl: Duration| match result {
-        Err(LockError::InvalidTtl { ttl: given, max }) => {
-            assert_eq!((given, max), (ttl, MAX_TTL));
+        Err(LockError::Config(error)) if error.field == "ttl" => {
+            assert_eq!(error.value, format!("{ttl:?}"));
+            assert!(error.reason.contains(&format!("{MAX_TTL:?}")), "{error}");
         }
-        other => panic!("{ttl:?}: expected InvalidTtl, got {other:?}"),
+        other => panic!("{ttl:?}: expected a `ttl` error, got {other:?}"),
     };
     let lock = store.lock(name, TTL).unwrap();
     let guard = lock.get().await.unwrap().unwrap();

@@ -66,7 +66,19 @@ impl GcraCell {
         cost: u64,
         tolerance: u64,
     ) -> Result<u64, u64> {
-        let first = now();
+        self.charge_from(now(), now, cost, tolerance)
+    }
+
+    /// [`charge`](Self::charge) at `first`, a reading just taken, reading
+    /// `now()` again when refused (see [`charge_now`](Self::charge_now)).
+    #[inline]
+    pub(crate) fn charge_from(
+        &self,
+        first: u64,
+        now: impl Fn() -> u64,
+        cost: u64,
+        tolerance: u64,
+    ) -> Result<u64, u64> {
         self.charge(first, cost, tolerance).or_else(|wait| {
             let later = now();
             if later > first { self.charge(later, cost, tolerance) } else { Err(wait) }

@@ -8,12 +8,12 @@ mod tests;
 use std::fmt;
 use std::time::Duration;
 
-use conc_core::time::{Clock, CoarseClock};
+use conc_core::time::{Clock, CoarseClock, Timeline};
 
 pub(crate) use cell::{GcraCell, Params, remaining, wait_for};
 
 use crate::stats::{Stats, metrics_source};
-use crate::time::{Timeline, default_clock, ns};
+use crate::time::{default_clock, ns};
 use crate::{Decision, LimiterMetrics, Quota, RateLimitError, wait};
 
 /// A rate limiter using the generic cell rate algorithm (GCRA): the default.
@@ -77,7 +77,7 @@ impl Gcra<CoarseClock> {
     ///
     /// let limiter = Gcra::new(Quota::per_second(100)?);
     /// assert!(limiter.try_acquire(1).is_ok());
-    /// # Ok::<(), conc_ratelimit::QuotaError>(())
+    /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn new(quota: Quota) -> Self {
         Self::with_clock(quota, default_clock())

@@ -9,11 +9,14 @@ mod tests;
 use std::fmt;
 use std::time::Duration;
 
-use conc_core::time::{Clock, CoarseClock};
+use conc_core::time::{Clock, CoarseClock, Timeline};
 
 use crate::stats::{Stats, metrics_source};
-use crate::time::{Timeline, default_clock, ns};
-use crate::{LimiterMetrics, QuotaError, RateLimitError, wait};
+use crate::time::{default_clock, ns};
+use conc_core::config::{self, ConfigError};
+
+use crate::quota::nanos;
+use crate::{LimiterMetrics, RateLimitError, wait};
 
 use cell::TokenCell;
 
@@ -130,40 +133,23 @@ impl<C: Clock> TokenBucketBuilder<C> {
     ///
     /// # Errors
     ///
-    /// [`QuotaError::ZeroCapacity`] for a zero `capacity` or `refill`,
-    /// [`QuotaError::ZeroPeriod`] for a zero `interval`,
-    /// [`QuotaError::TooLarge`] for an interval past about 584 years,
-    /// [`QuotaError::AboveMaximum`] for `initial` above `capacity`.
+    /// A [`ConfigError`] naming `capacity` or `refill` (zero), `interval`
+    /// (zero, or past about 584 years) or `initial` (above `capacity`).
     ///
     /// # Examples
     ///
     /// ```
-    /// use conc_ratelimit::{QuotaError, TokenBucket};
+    /// use conc_ratelimit::TokenBucket;
     ///
     /// let err = TokenBucket::builder().capacity(5).initial(6).build().unwrap_err();
-    /// assert_eq!(err, QuotaError::AboveMaximum { field: "initial", value: 6, max: 5 });
+    /// assert_eq!(err.to_string(), "invalid `initial` 6: must be at most 5");
     /// ```
-    pub fn build(self) -> Result<TokenBucket<C>, QuotaError> {
-        if self.capacity == 0 {
-            return Err(QuotaError::ZeroCapacity { field: "capacity" });
-        }
-        if self.refill == 0 {
-            return Err(QuotaError::ZeroCapacity { field: "refill" });
-        }
-        if self.interval.is_zero() {
-            return Err(QuotaError::ZeroPeriod { field: "interval", value: self.interval });
-        }
-        let interval = u64::try_from(self.interval.as_nanos()).map_err(|_| {
-            QuotaError::TooLarge { field: "interval", value: format!("{:?}", self.interval) }
-        })?;
-        let initial = self.initial.unwrap_or(self.capacity);
-        if initial > self.capacity {
-            return Err(QuotaError::AboveMaximum {
-                field: "initial",
-                value: initial.into(),
-                max: self.capacity.into(),
-            });
-        }
+    pub fn build(self) -> Result<TokenBucket<C>, ConfigError> {
+        config::at_least("capacity", self.capacity, 1)?;
+        config::at_least("refill", self.refill, 1)?;
+        let interval = nanos("interval", self.interval)?;
+        let initial =
+            config::at_most("initial", self.initial.unwrap_or(self.capacity), self.capacity)?;
         Ok(TokenBucket {
             cell: TokenCell::new(u64::from(self.capacity - initial)),
             capacity: self.capacity.into(),

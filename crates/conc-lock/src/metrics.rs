@@ -1,0 +1,108 @@
+//! [`LockMetrics`]: what a [`LockStore`](crate::LockStore) counted, and the
+//! `conc.lock.*` metrics it emits.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use conc_core::metrics::{
+    LOCK_ACQUIRED, LOCK_CONTENDED, LOCK_EXPIRED, LOCK_HOLD, LOCK_RELEASED, MetricEntry,
+    MetricValue, MetricsSnapshot,
+};
+
+/// A snapshot of the acquisitions, refusals, releases and losses of every
+/// lock and funnel of one [`LockStore`](crate::LockStore) (and its clones).
+///
+/// The same events reach the `metrics` facade as `conc.lock.acquired`,
+/// `conc.lock.contended`, `conc.lock.released`, `conc.lock.expired` and the
+/// `conc.lock.hold` histogram (seconds from acquisition to release).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_lock::LockStore;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_lock::LockError> {
+/// let store = LockStore::memory();
+/// let guard = store.lock("job", Duration::from_secs(5))?.get().await?.expect("free");
+/// assert!(store.lock("job", Duration::from_secs(5))?.get().await?.is_none());
+/// guard.release().await?;
+/// let metrics = store.metrics();
+/// assert_eq!((metrics.acquired, metrics.contended, metrics.released, metrics.expired), (1, 1, 1, 0));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+#[must_use]
+pub struct LockMetrics {
+    /// Locks and funnel slots acquired.
+    pub acquired: u64,
+    /// Attempts refused because someone else held the lock (or every slot).
+    pub contended: u64,
+    /// Holds released by their owner (explicitly, or by a dropped guard).
+    pub released: u64,
+    /// Holds found gone at release or extension: their time to live ran out
+    /// first (the lock was lost).
+    pub expired: u64,
+}
+
+impl MetricsSnapshot for LockMetrics {
+    fn entries(&self) -> Vec<MetricEntry> {
+        vec![
+            MetricEntry::new(LOCK_ACQUIRED, MetricValue::Count(self.acquired)),
+            MetricEntry::new(LOCK_CONTENDED, MetricValue::Count(self.contended)),
+            MetricEntry::new(LOCK_RELEASED, MetricValue::Count(self.released)),
+            MetricEntry::new(LOCK_EXPIRED, MetricValue::Count(self.expired)),
+        ]
+    }
+}
+
+/// The counts behind [`LockMetrics`], shared by a store and its clones.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    acquired: AtomicU64,
+    contended: AtomicU64,
+    released: AtomicU64,
+    expired: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn acquired(&self) {
+        self.acquired.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(LOCK_ACQUIRED).increment(1);
+    }
+
+    pub(crate) fn contended(&self) {
+        self.contended.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(LOCK_CONTENDED).increment(1);
+    }
+
+    /// A hold released after `held` (unknown for a restored handle).
+    pub(crate) fn released(&self, held: Option<Duration>) {
+        self.released.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(LOCK_RELEASED).increment(1);
+        if let Some(held) = held {
+            metrics::histogram!(LOCK_HOLD).record(held.as_secs_f64());
+        }
+    }
+
+    pub(crate) fn expired(&self) {
+        self.expired.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(LOCK_EXPIRED).increment(1);
+    }
+
+    pub(crate) fn snapshot(&self) -> LockMetrics {
+        LockMetrics {
+            acquired: self.acquired.load(Ordering::Relaxed),
+            contended: self.contended.load(Ordering::Relaxed),
+            released: self.released.load(Ordering::Relaxed),
+            expired: self.expired.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        for count in [&self.acquired, &self.contended, &self.released, &self.expired] {
+            count.store(0, Ordering::Relaxed);
+        }
+    }
+}
