@@ -24,11 +24,11 @@ use futures::Stream;
 use futures::future::{BoxFuture, CatchUnwind};
 use futures::stream::BoxStream;
 
-use crate::error::ItemError;
 use crate::metrics::StageStats;
 use crate::processor::Processor;
 use crate::slot::{Gone, Slot, State};
 use crate::stage::{Shared, recover, run_timed};
+use conc_core::item::ItemError;
 use conc_core::ready::ReadyQueue;
 
 /// A reusable slot for the processor's future: boxed once, refilled per item.
@@ -107,7 +107,7 @@ impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
             upstream: Some(upstream),
             ordered: config.ordered,
             concurrency: config.concurrency,
-            window: window.max(config.concurrency),
+            window,
             fast: Vec::new(),
             slow: Vec::new(),
             meta: Vec::new(),
