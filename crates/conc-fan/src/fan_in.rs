@@ -21,6 +21,10 @@ const CONTROL: usize = 0;
 /// The shared count (and the facade's counter) moves once per this many items.
 const METRIC_BATCH: u64 = 64;
 
+/// How many times one `poll_next` drains the woken inputs and polls them
+/// without finding an item before it yields.
+const MAX_PASSES: u32 = 32;
+
 struct Input<T> {
     stream: BoxStream<'static, T>,
     waker: Waker,
@@ -62,6 +66,11 @@ struct ControlState<T> {
 /// Inputs can be added and removed while it runs, directly or from other
 /// tasks through a [`FanInHandle`]. The stream ends when it has no inputs
 /// left and no handle exists that could add one.
+///
+/// It spends a unit of tokio's cooperative budget per item, so after a run of
+/// items it returns `Pending` once and its runtime runs timers and IO: an
+/// always-ready input cannot starve inputs woken by them, on a current-thread
+/// runtime too.
 ///
 /// # Examples
 ///
@@ -316,6 +325,14 @@ impl<T: Send + 'static> Stream for FanIn<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
+        // Take part in tokio's cooperative budget: after a run of items the
+        // task gives its runtime a turn, so timers and IO wake the other
+        // inputs even when one input is always ready, on any runtime flavour.
+        let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
+            this.publish();
+            return Poll::Pending;
+        };
+        let mut passes = 0;
         loop {
             // Inputs that were pending and have been woken join the line
             // first, so an always-ready input cannot keep them out.
@@ -334,6 +351,7 @@ impl<T: Send + 'static> Stream for FanIn<T> {
                     Poll::Ready(Some(item)) => {
                         this.strategy.ready(key, input.priority);
                         this.count_merged();
+                        coop.made_progress();
                         return Poll::Ready(Some(item));
                     }
                     Poll::Ready(None) => {
@@ -356,6 +374,14 @@ impl<T: Send + 'static> Stream for FanIn<T> {
                 continue;
             }
             if !this.drain_wakeups(cx) {
+                this.publish();
+                return Poll::Pending;
+            }
+            passes += 1;
+            if passes == MAX_PASSES {
+                // Inputs that wake themselves and stay pending would keep
+                // this loop going forever: yield, and come back at once.
+                cx.waker().wake_by_ref();
                 this.publish();
                 return Poll::Pending;
             }
@@ -449,7 +475,8 @@ impl<T: Send + 'static> FanInHandle<T> {
 impl<T> FanInHandle<T> {
     /// A snapshot of the fan-in's inputs and the items it merged, from
     /// another task. The merged count moves once per 64 items and whenever
-    /// the fan-in waits or ends, so it trails a busy fan-in by at most 63.
+    /// the fan-in waits, yields or ends, so it trails a busy fan-in by at
+    /// most 63.
     ///
     /// # Examples
     ///

@@ -17,7 +17,9 @@
 //!   progresses), [`Priority`] (strict) or your own. It keeps a queue of
 //!   ready inputs fed by per-input wakers, so the cost per item stays flat
 //!   from 8 inputs to 10,000, where merges that scan every input per poll
-//!   slow down linearly.
+//!   slow down linearly. It takes part in tokio's cooperative budget, so an
+//!   always-ready input cannot starve inputs woken by timers, whatever the
+//!   runtime flavour.
 //! - [`FanPattern`] chains the two: merge many sources, process on N workers.
 //!
 //! # Error policy

@@ -207,9 +207,11 @@ async fn fan_out_and_fan_in_report_through_metrics_source() {
         fan_in.next().await.unwrap();
     }
     assert_eq!(snapshot(&*fan_in).merged, 200, "the owner sees every item");
-    assert_eq!(snapshot(&handle).merged, 192, "a handle sees them once per 64");
+    // A handle sees them once per 64 and when the fan-in waits or yields.
+    let seen = snapshot(&handle).merged;
+    assert!((200 - 63..=200).contains(&seen), "{seen}");
     handle.reset_metrics();
-    assert_eq!(snapshot(&*fan_in).merged, 8);
+    assert_eq!(snapshot(&*fan_in).merged, 200 - seen);
 }
 
 #[test]

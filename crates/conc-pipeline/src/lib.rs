@@ -33,7 +33,10 @@
 //! it, on its own tokio task and hands items to the next stage through a
 //! bounded queue, in batches of up to [`hand_off_batch`](Stage::hand_off_batch)
 //! items: use it for parallelism across cores, and so that a stage keeps
-//! working while the consumer is busy between items.
+//! working while the consumer is busy between items. The output stream
+//! spends a unit of tokio's cooperative budget per input it takes, so an
+//! always-ready source lets the runtime run its timers and IO between runs
+//! of items, on a current-thread runtime too.
 //!
 //! **Backpressure.** Every stage holds a bounded number of items (its
 //! concurrency plus its buffer; a spawned stage also its hand-off queue), and

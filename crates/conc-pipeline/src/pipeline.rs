@@ -503,6 +503,11 @@ impl<T> Stream for PipelineStream<T> {
         let this = self.get_mut();
         loop {
             let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+            // Every input taken, an output or a hole, spends a unit of tokio's
+            // cooperative budget: after a run of them the task gives its
+            // runtime a turn, so timers fire and the task can be cancelled
+            // even when the source is always ready.
+            let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
             match inner.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
@@ -510,13 +515,16 @@ impl<T> Stream for PipelineStream<T> {
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some(slot)) => match slot.state {
-                    State::Item(item) => return Poll::Ready(Some(Ok(item))),
+                    State::Item(item) => {
+                        coop.made_progress();
+                        return Poll::Ready(Some(Ok(item)));
+                    }
                     State::Gone(Gone::Failed(error)) => {
                         // Fail fast: drop every stage now.
                         this.inner = None;
                         return Poll::Ready(Some(Err(*error)));
                     }
-                    State::Gone(_) => {}
+                    State::Gone(_) => coop.made_progress(),
                 },
             }
         }

@@ -114,6 +114,9 @@ where
             // A due retry goes first, also between the items of a batch.
             let next_at = waiting.iter().map(|w| w.at).min();
             if let Some(at) = next_at.filter(|&at| at <= tokio::time::Instant::now()) {
+                // Retries due at once (zero delays) could run forever without
+                // a yield: each takes a unit of tokio's cooperative budget.
+                tokio::task::coop::consume_budget().await;
                 let index = waiting.iter().position(|w| w.at == at).unwrap_or_default();
                 let due = waiting.swap_remove(index);
                 match attempt(&*f, due.tried, timeout, recovery, &recorder).await {
