@@ -21,6 +21,8 @@ type Work = fn(u32) -> std::future::Ready<Io<u32>>;
 
 assert_impl_all!(FanOut<u32, Work>: Send, Sync, Clone, std::fmt::Debug);
 assert_impl_all!(FanOutBuilder<u32>: Send, Sync, Clone);
+// Neither `Clone` nor `Debug` is asked of the item type.
+assert_impl_all!(FanOutBuilder<std::sync::Mutex<u32>>: Clone, std::fmt::Debug);
 assert_impl_all!(FanOutStream<u32>: Send, Sync, Unpin, futures::Stream);
 assert_impl_all!(FanIn<u32>: Send, Unpin, futures::Stream);
 assert_impl_all!(FanInHandle<u32>: Send, Sync, Clone);

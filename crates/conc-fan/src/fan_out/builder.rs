@@ -88,11 +88,26 @@ impl Config {
 /// let refused = FanOut::builder().workers(0).build(|n: u64| async move { Ok::<_, std::io::Error>(n) });
 /// assert_eq!(refused.unwrap_err().to_string(), "invalid `workers` 0: must be at least 1");
 /// ```
-#[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct FanOutBuilder<In> {
     config: Config,
     recovery: Option<Recovery<In>>,
+}
+
+// By hand: the item type needs neither `Clone` nor `Debug`.
+impl<In> Clone for FanOutBuilder<In> {
+    fn clone(&self) -> Self {
+        Self { config: self.config.clone(), recovery: self.recovery.clone() }
+    }
+}
+
+impl<In> std::fmt::Debug for FanOutBuilder<In> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FanOutBuilder")
+            .field("config", &self.config)
+            .field("recovery", &self.recovery)
+            .finish()
+    }
 }
 
 impl<In> FanOut<In, ()> {
