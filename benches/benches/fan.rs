@@ -1,6 +1,6 @@
-//! `conc-fan`: fan-out of 1M items over 8 workers against futures'
-//! `buffer_unordered(8)`, and fan-in of 8, 1,000 and 10,000 streams against
-//! `futures::stream::select_all`.
+//! `conc-fan`: fan-out of 1M items over 8 workers, unordered against futures'
+//! `buffer_unordered(8)` and ordered against `buffered(8)`, and fan-in of 8,
+//! 1,000 and 10,000 streams against `futures::stream::select_all`.
 //!
 //! Every function processes `ITEMS` items per iteration; divide the time per
 //! iteration by `ITEMS` for the time per item. Fan-in groups keep the total
@@ -30,6 +30,8 @@ async fn sum(stream: impl futures::Stream<Item = u64>) -> u64 {
     stream.fold(0_u64, |sum, n| async move { sum.wrapping_add(n) }).await
 }
 
+/// Unordered fan-out against `buffer_unordered(8)`: results as they finish
+/// on both sides.
 fn fan_out(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("fan/out_8_workers_1m");
@@ -37,12 +39,9 @@ fn fan_out(c: &mut Criterion) {
     group.throughput(Throughput::Elements(ITEMS));
     let unordered =
         FanOut::builder().workers(WORKERS).unordered().batch(64).build(work).expect("valid");
-    let ordered = FanOut::builder().workers(WORKERS).batch(64).build(work).expect("valid");
     let large =
         FanOut::builder().workers(WORKERS).unordered().batch(512).build(work).expect("valid");
-    for (name, fan) in
-        [("ours", &unordered), ("ours/ordered", &ordered), ("ours/batch_512", &large)]
-    {
+    for (name, fan) in [("ours", &unordered), ("ours/batch_512", &large)] {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
                 black_box(
@@ -58,6 +57,31 @@ fn fan_out(c: &mut Criterion) {
                 .map(work)
                 .buffer_unordered(WORKERS)
                 .map(Result::unwrap);
+            black_box(sum(stream).await)
+        });
+    });
+    group.finish();
+}
+
+/// Ordered fan-out against `buffered(8)`: results in input order on both sides.
+fn fan_out_ordered(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("fan/out_8_workers_1m_ordered");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(ITEMS));
+    let ordered = FanOut::builder().workers(WORKERS).batch(64).build(work).expect("valid");
+    group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box(
+                sum(ordered.process_stream(futures::stream::iter(0..ITEMS)).map(Result::unwrap))
+                    .await,
+            )
+        });
+    });
+    group.bench_function("peer/buffered_8", |b| {
+        b.to_async(&rt).iter(|| async {
+            let stream =
+                futures::stream::iter(0..ITEMS).map(work).buffered(WORKERS).map(Result::unwrap);
             black_box(sum(stream).await)
         });
     });
@@ -130,5 +154,5 @@ fn fan_in(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, fan_out, fan_out_cpu, fan_in);
+criterion_group!(benches, fan_out, fan_out_ordered, fan_out_cpu, fan_in);
 criterion_main!(benches);

@@ -1,53 +1,47 @@
-//! Errors of fan-out runs and of fan-out configuration.
+//! Errors of fan-out runs.
 
-use std::time::Duration;
+use conc_core::item::ItemError;
 
-use conc_core::BoxError;
-
-/// Why an item failed in a [`FanOut`](crate::FanOut).
+/// Why an item, or a whole run, failed in a [`FanOut`](crate::FanOut).
+///
+/// An item's own failure is [`Worker`](Self::Worker): the worker that gave
+/// up, the attempts made and the last attempt's [`ItemError`] (the
+/// processor's error, a caught panic with its message, or a timeout), the
+/// same error a pipeline stage reports. The other variants are the fan-out's
+/// own.
+///
+/// # Examples
+///
+/// ```
+/// use conc_fan::{FanError, FanOut, ItemError};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::config::ConfigError> {
+/// let parse = FanOut::builder().workers(1).build(|s: &'static str| async move { s.parse::<u8>() })?;
+/// let results = parse.process_batch(vec!["7", "x"]).await;
+/// let Err(FanError::Worker { worker: 0, attempts: 1, error: ItemError::Failed(error) }) = &results[1]
+/// else {
+///     panic!("{results:?}")
+/// };
+/// assert_eq!(error.to_string(), "invalid digit found in string");
+/// assert_eq!(
+///     results[1].as_ref().unwrap_err().to_string(),
+///     "worker 0 failed after 1 attempt(s): invalid digit found in string"
+/// );
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FanError {
-    /// The processor returned an error.
-    #[error("worker {worker} failed: {error}")]
-    Failed {
+    /// An item failed on a worker, after every attempt its recovery allowed.
+    #[error("worker {worker} failed after {attempts} attempt(s): {error}")]
+    Worker {
         /// The worker's index.
         worker: usize,
-        /// The processor's error.
-        #[source]
-        error: BoxError,
-    },
-    /// The processor panicked; the panic was caught.
-    #[error("worker {worker} panicked: {message}")]
-    Panicked {
-        /// The worker's index.
-        worker: usize,
-        /// The panic message.
-        message: String,
-    },
-    /// The item took longer than the timeout and was dropped.
-    #[error("worker {worker} timed out after {after:?}")]
-    TimedOut {
-        /// The worker's index.
-        worker: usize,
-        /// The timeout.
-        after: Duration,
-    },
-    /// The fan-out was started outside a tokio runtime.
-    #[error("a fan-out needs a tokio runtime to spawn its workers on")]
-    NoRuntime,
-    /// A worker task ended without reporting its items.
-    #[error("a fan-out worker task ended unexpectedly")]
-    WorkerLost,
-    /// Every attempt the retry schedule allowed failed; `last` is the last
-    /// attempt's error.
-    #[error("gave up after {attempts} attempts: {last}")]
-    Retried {
         /// Attempts made, the first call included.
         attempts: u32,
         /// The last attempt's error.
         #[source]
-        last: Box<FanError>,
+        error: ItemError,
     },
     /// The item failed and went to the dead letter sink, which holds the
     /// item and the error. The output stream skips these whatever the policy;
@@ -59,89 +53,62 @@ pub enum FanError {
         /// Attempts made, the first call included.
         attempts: u32,
     },
-    /// The [`Recovery`](crate::Recovery) set on the builder is for another
-    /// item type than the one the fan-out was given (possible only with a
-    /// processor type that takes several input types).
-    #[error("the recovery is for items of type `{recovery}`, but the fan-out got `{input}`")]
-    RecoveryType {
-        /// The recovery's item type.
-        recovery: &'static str,
-        /// The fan-out's input type.
-        input: &'static str,
+    /// The source stream or the [`Balance::Custom`](crate::Balance::Custom)
+    /// function panicked; the fan-out took no item after it.
+    #[error("the fan-out's dispatcher panicked: {message}")]
+    DispatchPanicked {
+        /// The panic message.
+        message: String,
     },
+    /// The fan-out was started outside a tokio runtime.
+    #[error("a fan-out needs a tokio runtime to spawn its workers on")]
+    NoRuntime,
+    /// A worker task ended without reporting its items.
+    #[error("a fan-out worker task ended unexpectedly")]
+    WorkerLost,
 }
 
 impl FanError {
-    /// Attempts made at the item: the count in [`Retried`](Self::Retried) and
-    /// [`DeadLettered`](Self::DeadLettered), 1 for an item that failed without retries.
+    /// Attempts made at the item: the count in [`Worker`](Self::Worker) and
+    /// [`DeadLettered`](Self::DeadLettered); 0 for the errors that are not
+    /// about one item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_fan::FanError;
+    ///
+    /// assert_eq!(FanError::DeadLettered { worker: 2, attempts: 4 }.attempts(), 4);
+    /// assert_eq!(FanError::NoRuntime.attempts(), 0);
+    /// ```
     pub fn attempts(&self) -> u32 {
         match self {
-            Self::Retried { attempts, .. } | Self::DeadLettered { attempts, .. } => *attempts,
-            _ => 1,
+            Self::Worker { attempts, .. } | Self::DeadLettered { attempts, .. } => *attempts,
+            _ => 0,
         }
     }
 
-    pub(crate) fn panicked(worker: usize, payload: &(dyn std::any::Any + Send)) -> Self {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string panic payload".to_owned());
-        Self::Panicked { worker, message }
+    /// The last attempt's error, for [`Worker`](Self::Worker).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_fan::{FanError, ItemError};
+    ///
+    /// let error = FanError::Worker { worker: 0, attempts: 1, error: ItemError::Panicked("boom".into()) };
+    /// assert!(matches!(error.item_error(), Some(ItemError::Panicked(message)) if message == "boom"));
+    /// assert!(FanError::WorkerLost.item_error().is_none());
+    /// ```
+    pub fn item_error(&self) -> Option<&ItemError> {
+        match self {
+            Self::Worker { error, .. } => Some(error),
+            _ => None,
+        }
     }
-}
 
-/// A fan-out configuration that [`FanOutBuilder::build`](crate::FanOutBuilder::build) refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// `workers` was zero.
-    #[error("workers must be at least 1, got {0}")]
-    ZeroWorkers(usize),
-    /// `batch` was zero.
-    #[error("batch must be at least 1, got {0}")]
-    ZeroBatch(usize),
-    /// `queue` was zero.
-    #[error("queue must be at least 1 batch, got {0}")]
-    ZeroQueue(usize),
-    /// `timeout` was zero.
-    #[error("timeout must be greater than zero, got {0:?}")]
-    ZeroTimeout(Duration),
-}
-
-/// A fan-out that could not start, from
-/// [`FanOut::try_process_stream`](crate::FanOut::try_process_stream): the
-/// reason, and the input stream handed back untouched (no item was taken).
-#[non_exhaustive]
-pub struct StartError<S> {
-    /// Why it could not start: [`FanError::NoRuntime`] or
-    /// [`FanError::RecoveryType`].
-    pub error: FanError,
-    /// The input stream, as it was passed in.
-    pub input: S,
-}
-
-impl<S> StartError<S> {
-    /// The input stream, as it was passed in.
-    pub fn into_input(self) -> S {
-        self.input
-    }
-}
-
-impl<S> std::fmt::Debug for StartError<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StartError").field("error", &self.error).finish_non_exhaustive()
-    }
-}
-
-impl<S> std::fmt::Display for StartError<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "fan-out not started: {}", self.error)
-    }
-}
-
-impl<S> std::error::Error for StartError<S> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
+    /// Whether the error is about the run rather than one item: the
+    /// [`ErrorPolicy`](crate::ErrorPolicy) cannot skip it.
+    pub(crate) fn ends_the_run(&self) -> bool {
+        matches!(self, Self::DispatchPanicked { .. } | Self::NoRuntime | Self::WorkerLost)
     }
 }

@@ -2,21 +2,28 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use conc_core::metrics::FAN_ITEMS_MERGED;
+use conc_core::metrics::{
+    FAN_ITEMS_MERGED, MetricEntry, MetricValue, MetricsSnapshot, MetricsSource,
+};
+use conc_core::ready::ReadyQueue;
 use futures::Stream;
 use futures::stream::BoxStream;
 
 use crate::strategy::{InputKey, MergeStrategy, RoundRobin};
-use conc_core::ready::ReadyQueue;
 
 /// The slot whose wake-up means "a handle queued commands".
 const CONTROL: usize = 0;
 
-/// The facade counter is bumped once per this many items.
+/// The shared count (and the facade's counter) moves once per this many items.
 const METRIC_BATCH: u64 = 64;
+
+/// How many times one `poll_next` drains the woken inputs and polls them
+/// without finding an item before it yields.
+const MAX_PASSES: u32 = 32;
 
 struct Input<T> {
     stream: BoxStream<'static, T>,
@@ -35,6 +42,10 @@ enum Command<T> {
 struct Control<T> {
     commands: Mutex<ControlState<T>>,
     queue: Arc<ReadyQueue>,
+    /// Items merged and published (see `METRIC_BATCH`).
+    merged: AtomicU64,
+    /// Inputs now.
+    inputs: AtomicUsize,
 }
 
 struct ControlState<T> {
@@ -56,6 +67,11 @@ struct ControlState<T> {
 /// tasks through a [`FanInHandle`]. The stream ends when it has no inputs
 /// left and no handle exists that could add one.
 ///
+/// It spends a unit of tokio's cooperative budget per item, so after a run of
+/// items it returns `Pending` once and its runtime runs timers and IO: an
+/// always-ready input cannot starve inputs woken by them, on a current-thread
+/// runtime too.
+///
 /// # Examples
 ///
 /// ```
@@ -70,6 +86,7 @@ struct ControlState<T> {
 /// assert_eq!(items, [1, 10, 2, 20, 3]);
 /// # });
 /// ```
+#[must_use = "streams do nothing unless polled"]
 pub struct FanIn<T> {
     inputs: Vec<Option<Input<T>>>,
     free: Vec<usize>,
@@ -79,7 +96,8 @@ pub struct FanIn<T> {
     strategy: Box<dyn MergeStrategy>,
     control: Arc<Control<T>>,
     woken: Vec<usize>,
-    merged: u64,
+    /// Items merged and not yet published to `control.merged`.
+    unpublished: u64,
     counter: metrics::Counter,
 }
 
@@ -87,7 +105,7 @@ impl<T> fmt::Debug for FanIn<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FanIn")
             .field("inputs", &self.len)
-            .field("merged", &self.merged)
+            .field("merged", &(self.control.merged.load(Relaxed) + self.unpublished))
             .finish_non_exhaustive()
     }
 }
@@ -118,9 +136,11 @@ impl<T: Send + 'static> FanIn<T> {
             control: Arc::new(Control {
                 commands: Mutex::new(ControlState { commands: Vec::new(), next_generation: 1 }),
                 queue,
+                merged: AtomicU64::new(0),
+                inputs: AtomicUsize::new(0),
             }),
             woken: Vec::new(),
-            merged: 0,
+            unpublished: 0,
             counter: metrics::counter!(FAN_ITEMS_MERGED),
         }
     }
@@ -159,6 +179,7 @@ impl<T: Send + 'static> FanIn<T> {
         let waker = self.control.queue.waker(slot);
         self.inputs[slot] = Some(Input { stream, waker, generation, priority, queued: true });
         self.len += 1;
+        self.control.inputs.store(self.len, Relaxed);
         self.strategy.ready(key, priority);
         key
     }
@@ -180,6 +201,7 @@ impl<T: Send + 'static> FanIn<T> {
             self.waiting -= 1;
         }
         self.len -= 1;
+        self.control.inputs.store(self.len, Relaxed);
         self.free.push(slot);
         Some(input.stream)
     }
@@ -199,9 +221,31 @@ impl<T: Send + 'static> FanIn<T> {
         self.len == 0
     }
 
-    /// Items merged so far.
+    /// Items merged since it was created (or its metrics were last reset).
     pub fn merged(&self) -> u64 {
-        self.merged
+        self.control.merged.load(Relaxed) + self.unpublished
+    }
+
+    /// A snapshot of its inputs and the items merged; see [`FanInMetrics`].
+    pub fn metrics(&self) -> FanInMetrics {
+        FanInMetrics { inputs: self.len, merged: self.merged() }
+    }
+
+    /// Counts one merged item, publishing the count once per `METRIC_BATCH`.
+    fn count_merged(&mut self) {
+        self.unpublished += 1;
+        if self.unpublished == METRIC_BATCH {
+            self.publish();
+        }
+    }
+
+    /// Adds the items counted locally to the shared count and the facade.
+    fn publish(&mut self) {
+        if self.unpublished > 0 {
+            self.control.merged.fetch_add(self.unpublished, Relaxed);
+            self.counter.increment(self.unpublished);
+            self.unpublished = 0;
+        }
     }
 
     fn apply_commands(&mut self) {
@@ -257,7 +301,22 @@ impl<T> Control<T> {
 
 impl<T> Drop for FanIn<T> {
     fn drop(&mut self) {
-        self.counter.increment(self.merged % METRIC_BATCH);
+        self.control.merged.fetch_add(self.unpublished, Relaxed);
+        self.counter.increment(self.unpublished);
+    }
+}
+
+impl<T: Send + 'static> MetricsSource for FanIn<T> {
+    type Snapshot = FanInMetrics;
+
+    fn metrics(&self) -> FanInMetrics {
+        FanIn::metrics(self)
+    }
+
+    /// Sets the merged count back to zero (items counted locally and not
+    /// yet published, at most 63, are added later).
+    fn reset_metrics(&self) {
+        self.control.merged.store(0, Relaxed);
     }
 }
 
@@ -266,6 +325,14 @@ impl<T: Send + 'static> Stream for FanIn<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
+        // Take part in tokio's cooperative budget: after a run of items the
+        // task gives its runtime a turn, so timers and IO wake the other
+        // inputs even when one input is always ready, on any runtime flavour.
+        let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
+            this.publish();
+            return Poll::Pending;
+        };
+        let mut passes = 0;
         loop {
             // Inputs that were pending and have been woken join the line
             // first, so an always-ready input cannot keep them out.
@@ -283,10 +350,8 @@ impl<T: Send + 'static> Stream for FanIn<T> {
                 match input.stream.as_mut().poll_next(&mut input_cx) {
                     Poll::Ready(Some(item)) => {
                         this.strategy.ready(key, input.priority);
-                        this.merged += 1;
-                        if this.merged.is_multiple_of(METRIC_BATCH) {
-                            this.counter.increment(METRIC_BATCH);
-                        }
+                        this.count_merged();
+                        coop.made_progress();
                         return Poll::Ready(Some(item));
                     }
                     Poll::Ready(None) => {
@@ -303,11 +368,21 @@ impl<T: Send + 'static> Stream for FanIn<T> {
             if this.len == 0 && !this.handles_alive() {
                 // A handle dropped after queueing an add still counts.
                 if !this.drain_wakeups(cx) {
+                    this.publish();
                     return Poll::Ready(None);
                 }
                 continue;
             }
             if !this.drain_wakeups(cx) {
+                this.publish();
+                return Poll::Pending;
+            }
+            passes += 1;
+            if passes == MAX_PASSES {
+                // Inputs that wake themselves and stay pending would keep
+                // this loop going forever: yield, and come back at once.
+                cx.waker().wake_by_ref();
+                this.publish();
                 return Poll::Pending;
             }
         }
@@ -336,6 +411,7 @@ impl<T: Send + 'static> Stream for FanIn<T> {
 /// assert_eq!(items, [1, 2, 3]);
 /// # }
 /// ```
+#[must_use = "a handle does nothing unless inputs are added through it"]
 pub struct FanInHandle<T> {
     control: Arc<Control<T>>,
 }
@@ -393,5 +469,95 @@ impl<T: Send + 'static> FanInHandle<T> {
 
     fn wake(&self) {
         self.control.queue.waker(CONTROL).wake();
+    }
+}
+
+impl<T> FanInHandle<T> {
+    /// A snapshot of the fan-in's inputs and the items it merged, from
+    /// another task. The merged count moves once per 64 items and whenever
+    /// the fan-in waits, yields or ends, so it trails a busy fan-in by at
+    /// most 63.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_fan::FanIn;
+    /// use futures::{FutureExt, StreamExt};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let mut fan_in = FanIn::new();
+    /// let watcher = fan_in.handle();
+    /// fan_in.add(futures::stream::iter([1, 2, 3]));
+    /// assert_eq!(watcher.metrics().inputs, 1);
+    /// let mut fan_in = std::pin::pin!(fan_in);
+    /// for _ in 0..3 {
+    ///     fan_in.next().await;
+    /// }
+    /// assert_eq!(watcher.metrics().merged, 0, "published once per 64 items, or when it waits");
+    /// // No input is ready and a handle lives: the fan-in waits, and publishes.
+    /// assert!(fan_in.next().now_or_never().is_none());
+    /// let metrics = watcher.metrics();
+    /// assert_eq!((metrics.inputs, metrics.merged), (0, 3));
+    /// # });
+    /// ```
+    pub fn metrics(&self) -> FanInMetrics {
+        FanInMetrics {
+            inputs: self.control.inputs.load(Relaxed),
+            merged: self.control.merged.load(Relaxed),
+        }
+    }
+}
+
+impl<T: Send + 'static> MetricsSource for FanInHandle<T> {
+    type Snapshot = FanInMetrics;
+
+    fn metrics(&self) -> FanInMetrics {
+        FanInHandle::metrics(self)
+    }
+
+    /// Sets the merged count back to zero.
+    fn reset_metrics(&self) {
+        self.control.merged.store(0, Relaxed);
+    }
+}
+
+/// A snapshot of a [`FanIn`]: its inputs now and the items it merged since
+/// it was created (or its metrics were last reset). From
+/// [`FanIn::metrics`] or [`FanInHandle::metrics`].
+///
+/// # Examples
+///
+/// ```
+/// use conc_core::metrics::MetricsSnapshot;
+/// use conc_fan::FanIn;
+/// use futures::StreamExt;
+///
+/// # futures::executor::block_on(async {
+/// let mut fan_in = FanIn::new();
+/// fan_in.add(futures::stream::iter([1, 2]));
+/// fan_in.add(futures::stream::iter([3]));
+/// assert_eq!(fan_in.metrics().inputs, 2);
+/// let mut fan_in = std::pin::pin!(fan_in);
+/// while fan_in.next().await.is_some() {}
+/// assert_eq!(fan_in.metrics().merged, 3);
+/// assert_eq!(fan_in.metrics().entries()[0].to_string(), "conc.fan.items.merged=3");
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+#[must_use]
+pub struct FanInMetrics {
+    /// Inputs now.
+    pub inputs: usize,
+    /// Items merged.
+    pub merged: u64,
+}
+
+impl MetricsSnapshot for FanInMetrics {
+    fn entries(&self) -> Vec<MetricEntry> {
+        vec![
+            MetricEntry::new(FAN_ITEMS_MERGED, MetricValue::Count(self.merged)),
+            MetricEntry::new("inputs", MetricValue::Gauge(self.inputs as f64)),
+        ]
     }
 }

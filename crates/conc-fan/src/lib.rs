@@ -9,20 +9,23 @@
 //!   they finish. Per-worker loads are visible ([`FanOutStream::loads`]).
 //!   Timeouts, caught panics, retries, dead letters and an [`ErrorPolicy`]
 //!   apply per item (see [Error policy](#error-policy)). The items in flight
-//!   are bounded, so a slow consumer slows the source.
+//!   are bounded, so a slow consumer slows the source. The fan-out counts
+//!   what its workers did over every run ([`FanOut::metrics`]).
 //! - [`FanIn`] merges any number of streams, added and removed while it runs
 //!   (also from other tasks, through a [`FanInHandle`]), in the order a
 //!   [`MergeStrategy`] decides: [`RoundRobin`] (fair: every ready input
 //!   progresses), [`Priority`] (strict) or your own. It keeps a queue of
 //!   ready inputs fed by per-input wakers, so the cost per item stays flat
 //!   from 8 inputs to 10,000, where merges that scan every input per poll
-//!   slow down linearly.
+//!   slow down linearly. It takes part in tokio's cooperative budget, so an
+//!   always-ready input cannot starve inputs woken by timers, whatever the
+//!   runtime flavour.
 //! - [`FanPattern`] chains the two: merge many sources, process on N workers.
 //!
 //! # Error policy
 //!
 //! An item fails when its processor returns an error, panics (the panic is
-//! caught and becomes [`FanError::Panicked`] with its message) or outlives the
+//! caught and becomes [`ItemError::Panicked`] with its message) or outlives the
 //! [`timeout`](FanOutBuilder::timeout). Then, in order:
 //!
 //! 1. With a [`Recovery`] set by [`FanOutBuilder::recover`], the item is
@@ -31,13 +34,18 @@
 //!    waits, its worker goes on with the items after it.
 //! 2. An item that failed its last attempt goes to the recovery's dead letter
 //!    sink ([`DeadLetterQueue`], bounded, or your [`DeadLetterSink`]) as a
-//!    [`DeadLetter`] holding the item, the last error, the attempts, the
-//!    worker and the failure times. The output stream skips it and counts it
-//!    ([`FanOutStream::dead_lettered`]).
+//!    [`DeadLetter`] holding the item, the last error, the worker
+//!    ([`Origin::Worker`]), the attempts and the failure times. The output
+//!    stream skips it and counts it ([`FanOutStream::dead_lettered`]).
 //! 3. Otherwise the [`ErrorPolicy`] decides: [`Fail`](ErrorPolicy::Fail)
 //!    yields the error and stops the workers, [`Skip`](ErrorPolicy::Skip)
-//!    drops it and counts it. After retries the error is
-//!    [`FanError::Retried`], carrying the attempt count and the last error.
+//!    drops it and counts it. The error is [`FanError::Worker`], carrying the
+//!    worker, the attempt count and the last attempt's [`ItemError`].
+//!
+//! The item vocabulary ([`ItemError`], [`ErrorPolicy`], [`DeadLetter`],
+//! [`DeadLetterSink`], [`DeadLetterQueue`], [`Origin`], [`StartError`]) is
+//! conc-core's [`conc_core::item`], re-exported here: `conc-pipeline` speaks
+//! it too, so one sink serves a pipeline stage and a fan-out alike.
 //!
 //! [`FanOut::process_batch`] processes every item whatever the policy and
 //! returns each one's result in its slot.
@@ -52,7 +60,7 @@
 //! use conc_fan::{FanIn, FanOut, Priority};
 //! use futures::StreamExt;
 //!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_fan::BuildError> {
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::config::ConfigError> {
 //! // Urgent items first, then the rest.
 //! let mut inbox = FanIn::with_strategy(Priority::default());
 //! inbox.add_with_priority(futures::stream::iter(["bulk-1", "bulk-2"]), 0);
@@ -91,19 +99,26 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
-mod dead_letter;
 mod error;
 mod fan_in;
 mod fan_out;
 mod pattern;
+mod recovery;
 mod strategy;
 
-pub use dead_letter::{DeadLetter, DeadLetterQueue, DeadLetterSink, Recovery};
-pub use error::{BuildError, FanError, StartError};
-pub use fan_in::{FanIn, FanInHandle};
+pub use conc_core::item::{
+    DeadLetter, DeadLetterQueue, DeadLetterSink, ErrorPolicy, ItemError, Origin, StartError,
+};
+pub use error::FanError;
+pub use fan_in::{FanIn, FanInHandle, FanInMetrics};
 pub use fan_out::{
-    Balance, ErrorPolicy, FanOut, FanOutBuilder, FanOutStream, PickWorker, RecoveringBuilder,
-    WorkerLoad,
+    Balance, FanOut, FanOutBuilder, FanOutMetrics, FanOutStream, PickWorker, WorkerLoad,
 };
 pub use pattern::FanPattern;
+pub use recovery::Recovery;
 pub use strategy::{InputKey, MergeStrategy, Priority, RoundRobin};
+
+/// The guide's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/fan.md")]
+struct FanGuide;

@@ -19,7 +19,7 @@ use crate::fan_out::{FanOut, FanOutStream};
 /// use conc_fan::{FanIn, FanOut, FanPattern};
 /// use futures::StreamExt;
 ///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_fan::BuildError> {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::config::ConfigError> {
 /// let mut sources = FanIn::new();
 /// sources.add(futures::stream::iter([1, 2, 3]));
 /// sources.add(futures::stream::iter([10, 20]));
@@ -30,9 +30,10 @@ use crate::fan_out::{FanOut, FanOutStream};
 /// assert_eq!(doubled, [2, 4, 6, 20, 40]);
 /// # Ok(()) }
 /// ```
+#[must_use = "a fan pattern does nothing until `run` is called"]
 pub struct FanPattern<T, F> {
     fan_in: FanIn<T>,
-    fan_out: FanOut<F>,
+    fan_out: FanOut<T, F>,
 }
 
 impl<T, F> fmt::Debug for FanPattern<T, F> {
@@ -46,7 +47,7 @@ impl<T, F> fmt::Debug for FanPattern<T, F> {
 
 impl<T: Send + 'static, F> FanPattern<T, F> {
     /// Pairs a fan-in of sources with a fan-out of workers.
-    pub fn new(fan_in: FanIn<T>, fan_out: FanOut<F>) -> Self {
+    pub fn new(fan_in: FanIn<T>, fan_out: FanOut<T, F>) -> Self {
         Self { fan_in, fan_out }
     }
 
@@ -61,7 +62,7 @@ impl<T: Send + 'static, F> FanPattern<T, F> {
     where
         F: Fn(T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Out, E>> + Send + 'static,
-        E: Into<BoxError>,
+        E: Into<BoxError> + 'static,
         Out: Send + 'static,
     {
         self.fan_out.process_stream(self.fan_in)

@@ -5,6 +5,19 @@ use std::fmt;
 
 /// Identifies one input of a [`FanIn`](crate::FanIn). Keys are never reused
 /// within one fan-in, so removing by an old key cannot remove a newer input.
+///
+/// # Examples
+///
+/// ```
+/// use conc_fan::FanIn;
+///
+/// let mut fan_in = FanIn::<u32>::new();
+/// let first = fan_in.add(futures::stream::iter([1]));
+/// let second = fan_in.add(futures::stream::iter([2]));
+/// assert_ne!(first, second);
+/// assert!(fan_in.remove(first).is_some());
+/// assert!(fan_in.remove(first).is_none(), "a key removes its input once");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InputKey {
     pub(crate) slot: usize,
@@ -69,6 +82,20 @@ pub trait MergeStrategy: Send + 'static {
 /// Takes one item from each ready input in turn: an input that gave an item
 /// goes to the back of the line, so no ready input waits for more than one
 /// item from each other ready input. The default.
+///
+/// # Examples
+///
+/// ```
+/// use conc_fan::{FanIn, RoundRobin};
+/// use futures::StreamExt;
+///
+/// # futures::executor::block_on(async {
+/// let mut fan_in = FanIn::with_strategy(RoundRobin::default());
+/// fan_in.add(futures::stream::iter(["a1", "a2"]));
+/// fan_in.add(futures::stream::iter(["b1", "b2"]));
+/// assert_eq!(fan_in.collect::<Vec<_>>().await, ["a1", "b1", "a2", "b2"]);
+/// # });
+/// ```
 #[derive(Debug, Default)]
 pub struct RoundRobin {
     ready: VecDeque<InputKey>,
@@ -87,6 +114,20 @@ impl MergeStrategy for RoundRobin {
 /// Strict priority: always takes from the ready input with the highest
 /// priority (round robin among equals). A busy high-priority input starves
 /// lower ones by design; use [`RoundRobin`] when every input must progress.
+///
+/// # Examples
+///
+/// ```
+/// use conc_fan::{FanIn, Priority};
+/// use futures::StreamExt;
+///
+/// # futures::executor::block_on(async {
+/// let mut fan_in = FanIn::with_strategy(Priority::default());
+/// fan_in.add_with_priority(futures::stream::iter(["low"]), 1);
+/// fan_in.add_with_priority(futures::stream::iter(["high-1", "high-2"]), 2);
+/// assert_eq!(fan_in.collect::<Vec<_>>().await, ["high-1", "high-2", "low"]);
+/// # });
+/// ```
 #[derive(Debug, Default)]
 pub struct Priority {
     levels: BTreeMap<u32, VecDeque<InputKey>>,

@@ -8,9 +8,6 @@ use conc_fan::{FanIn, InputKey, MergeStrategy, Priority};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 
-static_assertions::assert_impl_all!(FanIn<u32>: Send, Unpin);
-static_assertions::assert_impl_all!(conc_fan::FanInHandle<u32>: Send, Sync, Clone);
-
 fn channel_stream(rx: mpsc::UnboundedReceiver<u32>) -> impl futures::Stream<Item = u32> + Send {
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
 }

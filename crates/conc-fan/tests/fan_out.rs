@@ -4,13 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
-use conc_fan::{Balance, BuildError, ErrorPolicy, FanError, FanIn, FanOut, FanPattern};
+use conc_core::config::ConfigError;
+use conc_fan::{Balance, ErrorPolicy, FanError, FanIn, FanOut, FanPattern, ItemError};
 use futures::StreamExt;
 use proptest::prelude::*;
 use tokio::time::sleep;
-
-static_assertions::assert_impl_all!(conc_fan::FanOutStream<u32>: Send);
-static_assertions::assert_impl_all!(FanError: Send, Sync, std::error::Error);
 
 type Io<T> = Result<T, std::io::Error>;
 
@@ -154,19 +152,24 @@ async fn errors_panics_and_timeouts_follow_the_policy() {
 
     let results = skip.process_batch((0..10).collect()).await;
     assert_eq!(results.len(), 10);
-    assert!(
-        matches!(&results[3], Err(FanError::Failed { error, .. }) if error.to_string() == "three")
-    );
-    assert!(matches!(&results[5], Err(FanError::Panicked { message, .. }) if message == "five"));
-    assert!(
-        matches!(&results[7], Err(FanError::TimedOut { after, .. }) if *after == Duration::from_secs(1))
-    );
+    assert!(matches!(
+        &results[3],
+        Err(FanError::Worker { error: ItemError::Failed(error), attempts: 1, .. }) if error.to_string() == "three"
+    ));
+    assert!(matches!(
+        &results[5],
+        Err(FanError::Worker { error: ItemError::Panicked(message), .. }) if message == "five"
+    ));
+    assert!(matches!(
+        &results[7],
+        Err(FanError::Worker { error: ItemError::TimedOut(after), .. }) if *after == Duration::from_secs(1)
+    ));
     assert_eq!(*results[9].as_ref().unwrap(), 9);
 
     let fail = FanOut::builder().workers(2).build(work).unwrap();
     let items: Vec<_> = fail.process_stream(futures::stream::iter(0..10)).collect().await;
     assert_eq!(items.len(), 4);
-    assert!(matches!(items[3], Err(FanError::Failed { .. })));
+    assert!(matches!(items[3], Err(FanError::Worker { error: ItemError::Failed(_), .. })));
 }
 
 #[tokio::test(start_paused = true)]
@@ -214,16 +217,21 @@ async fn memory_stays_bounded_and_dropping_the_stream_stops_every_worker() {
 #[test]
 fn build_names_the_bad_setting() {
     let ok = |i: u32| async move { Io::Ok(i) };
-    assert_eq!(FanOut::builder().workers(0).build(ok).unwrap_err(), BuildError::ZeroWorkers(0));
+    let field = |result: Result<FanOut<u32, _>, ConfigError>| result.unwrap_err().field;
+    assert_eq!(field(FanOut::builder().workers(0).build(ok)), "workers");
     assert_eq!(
         FanOut::builder().batch(0).build(ok).unwrap_err().to_string(),
-        "batch must be at least 1, got 0"
+        "invalid `batch` 0: must be at least 1"
     );
-    assert_eq!(FanOut::builder().queue(0).build(ok).unwrap_err(), BuildError::ZeroQueue(0));
-    assert!(matches!(
-        FanOut::builder().timeout(Duration::ZERO).build(ok),
-        Err(BuildError::ZeroTimeout(_))
-    ));
+    assert_eq!(field(FanOut::builder().queue(0).build(ok)), "queue");
+    assert_eq!(
+        FanOut::builder().timeout(Duration::ZERO).build(ok).unwrap_err().to_string(),
+        "invalid `timeout` 0ns: must be longer than zero"
+    );
+    assert_eq!(
+        FanOut::builder().workers(usize::MAX).build(ok).unwrap_err().to_string(),
+        format!("invalid `workers` {}: must be at most 65536", usize::MAX)
+    );
     let outside = FanOut::builder().build(ok).unwrap();
     let items = futures::executor::block_on(
         outside.process_stream(futures::stream::iter(0..3)).collect::<Vec<_>>(),
@@ -234,7 +242,7 @@ fn build_names_the_bad_setting() {
     assert!(matches!(rejected.error, FanError::NoRuntime));
     assert_eq!(
         rejected.to_string(),
-        "fan-out not started: a fan-out needs a tokio runtime to spawn its workers on"
+        "not started: a fan-out needs a tokio runtime to spawn its workers on"
     );
     let back: Vec<u32> = futures::executor::block_on(rejected.into_input().collect());
     assert_eq!(back, [0, 1, 2]);

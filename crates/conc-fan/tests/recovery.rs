@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conc_core::backoff::Backoff;
-use conc_fan::{DeadLetterQueue, ErrorPolicy, FanError, FanOut, Recovery};
+use conc_fan::{DeadLetterQueue, ErrorPolicy, FanError, FanOut, ItemError, Origin, Recovery};
 use futures::StreamExt;
 use tokio::time::{Instant, sleep};
 
@@ -73,21 +73,19 @@ async fn retries_exhausted_yield_the_last_error_with_the_attempt_count() {
     let error = results[1].as_ref().unwrap_err();
     assert_eq!(error.attempts(), 3);
     match error {
-        FanError::Retried { attempts: 3, last } => {
-            assert!(
-                matches!(&**last, FanError::Failed { error, .. } if error.to_string() == "1 failed #3")
-            );
+        FanError::Worker { attempts: 3, error: ItemError::Failed(last), .. } => {
+            assert_eq!(last.to_string(), "1 failed #3");
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert_eq!(error.to_string(), "gave up after 3 attempts: worker 1 failed: 1 failed #3");
+    assert!(error.to_string().ends_with("failed after 3 attempt(s): 1 failed #3"), "{error}");
     assert_eq!(*results[3].as_ref().unwrap(), 30);
 
     // Under Fail the stream yields the error and ends.
     let items: Vec<_> = fan_out.process_stream(futures::stream::iter(0..1)).collect().await;
     assert!(items.is_empty() || items.iter().all(Result::is_ok));
     let items: Vec<_> = fan_out.process_stream(futures::stream::iter([1])).collect().await;
-    assert!(matches!(items[..], [Err(FanError::Retried { attempts: 3, .. })]));
+    assert!(matches!(items[..], [Err(FanError::Worker { attempts: 3, .. })]));
 }
 
 #[tokio::test(start_paused = true)]
@@ -138,13 +136,14 @@ async fn dead_letters_keep_the_item_and_error_and_the_stream_goes_on() {
     for letter in &letters {
         assert_eq!(letter.attempts, 2);
         assert_eq!(letter.last_failure - letter.first_failure, Duration::from_millis(500));
-        assert!(letter.first_failure >= start);
+        assert!(letter.first_failure >= start.into_std());
         let expected = format!("{} failed #2", letter.item);
         assert!(
-            matches!(&letter.error, FanError::Failed { error, .. } if error.to_string() == expected),
+            matches!(&letter.error, ItemError::Failed(error) if error.to_string() == expected),
             "{:?}",
             letter.error
         );
+        assert!(matches!(letter.origin, Origin::Worker(worker) if worker < 3));
     }
     assert!(dead.is_empty());
 
@@ -248,14 +247,14 @@ async fn a_dead_lettered_panic_carries_its_message() {
     assert_eq!(letters.len(), 2);
     assert_eq!((letters[0].item, letters[0].attempts), (1, 2));
     assert!(
-        matches!(&letters[0].error, FanError::Panicked { message, .. } if message == "bad record 1"),
+        matches!(&letters[0].error, ItemError::Panicked(message) if message == "bad record 1"),
         "{:?}",
         letters[0].error
     );
-    assert!(letters[0].error.to_string().ends_with("panicked: bad record 1"));
+    assert_eq!(letters[0].error.to_string(), "panicked: bad record 1");
     assert!(matches!(
         &letters[1].error,
-        FanError::Panicked { message, .. } if message == "a non-string panic payload"
+        ItemError::Panicked(message) if message == "panic with a non-string payload"
     ));
 }
 
@@ -275,7 +274,7 @@ async fn a_panic_in_the_synchronous_part_is_dead_lettered_with_its_message() {
     let letter = &dead.take()[0];
     assert_eq!(letter.item, 5);
     assert!(
-        matches!(&letter.error, FanError::Panicked { message, .. } if message == "refused 5 before awaiting"),
+        matches!(&letter.error, ItemError::Panicked(message) if message == "refused 5 before awaiting"),
         "{:?}",
         letter.error
     );
@@ -358,7 +357,7 @@ async fn a_retry_delay_beyond_the_clock_gives_up_without_losing_the_item() {
         .unwrap();
     let results = fan_out.process_batch(vec![1]).await;
     assert!(
-        matches!(&results[0], Err(FanError::Failed { error, .. }) if error.to_string() == "1 failed #2"),
+        matches!(&results[0], Err(FanError::Worker { attempts: 1, error: ItemError::Failed(error), .. }) if error.to_string() == "1 failed #2"),
         "{:?}",
         results[0]
     );

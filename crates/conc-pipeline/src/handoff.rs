@@ -13,6 +13,9 @@ use tokio::task::JoinHandle;
 use crate::error::PipelineError;
 use crate::slot::{Gone, Slot};
 
+/// A batch is allocated for at most this many items up front.
+const PREALLOCATE: usize = 64;
+
 enum Message<T> {
     One(Slot<T>),
     Many(Vec<Slot<T>>),
@@ -32,6 +35,7 @@ pub(crate) fn spawn_boundary<T: Send + 'static>(
         return futures::stream::once(async move { Slot::gone(0, Gone::Failed(Box::new(error))) })
             .boxed();
     };
+    // `build` refused a zero batch. The queue holds whole batches, at least one.
     let capacity = (buffer / batch).max(1);
     let (tx, rx) = mpsc::channel(capacity);
     let task = runtime.spawn(async move {
@@ -44,7 +48,8 @@ pub(crate) fn spawn_boundary<T: Send + 'static>(
         } else {
             loop {
                 let Some(first) = upstream.next().await else { break };
-                let mut items = Vec::with_capacity(batch);
+                // Room for what is likely ready; a larger batch grows as items come.
+                let mut items = Vec::with_capacity(batch.min(PREALLOCATE));
                 items.push(first);
                 let mut ended = false;
                 // Take what is ready now, without waiting for more.

@@ -16,11 +16,14 @@
 //!   [`retry`](Stage::retry) (a [`conc_core::backoff::Backoff`], waited on
 //!   tokio's clock), [`on_error`](Stage::on_error) ([`ErrorPolicy::Fail`] or
 //!   [`Skip`](ErrorPolicy::Skip)), [`dead_letter`](Stage::dead_letter) and
-//!   [`spawn`](Stage::spawn).
+//!   [`spawn`](Stage::spawn). [`build`](PipelineBuilder::build) checks every
+//!   stage and refuses a bad setting with a
+//!   [`ConfigError`](conc_core::config::ConfigError) naming the stage.
 //! - A built pipeline runs [`process`](Pipeline::process) (one item),
 //!   [`process_batch`](Pipeline::process_batch) (one [`Outcome`] per input, in
 //!   input order) and [`process_stream`](Pipeline::process_stream) (a stream
-//!   in, a stream out).
+//!   in, a stream out), and counts per stage over every run
+//!   ([`Pipeline::metrics`]).
 //!
 //! **How it runs.** By default the stages are stream combinators polled by
 //! the consumer: no task per stage and no channel between stages. Each stage
@@ -30,7 +33,10 @@
 //! it, on its own tokio task and hands items to the next stage through a
 //! bounded queue, in batches of up to [`hand_off_batch`](Stage::hand_off_batch)
 //! items: use it for parallelism across cores, and so that a stage keeps
-//! working while the consumer is busy between items.
+//! working while the consumer is busy between items. The output stream
+//! spends a unit of tokio's cooperative budget per input it takes, so an
+//! always-ready source lets the runtime run its timers and IO between runs
+//! of items, on a current-thread runtime too.
 //!
 //! **Backpressure.** Every stage holds a bounded number of items (its
 //! concurrency plus its buffer; a spawned stage also its hand-off queue), and
@@ -38,9 +44,15 @@
 //! slows the source and memory stays bounded whatever the input rate.
 //!
 //! **Errors.** A processor's error, a caught panic or a timeout fails that
-//! item only. The stage retries it if asked, then hands it to its dead letter
-//! sink ([`DeadLetter`] keeps the item, stage, error, attempts and times),
-//! skips it, or fails the run, which ends the output stream with the error.
+//! item only ([`ItemError`]). The stage retries it if asked, then hands it to
+//! its dead letter sink ([`DeadLetter`] keeps the item, the stage as its
+//! [`Origin`], the error, the attempts and the times), skips it, or fails the
+//! run, which ends the output stream with the error.
+//!
+//! The item vocabulary ([`ItemError`], [`ErrorPolicy`], [`DeadLetter`],
+//! [`DeadLetterSink`], [`DeadLetterQueue`], [`Origin`], [`StartError`]) is
+//! conc-core's [`conc_core::item`], re-exported here: `conc-fan` speaks it
+//! too, so one sink serves a pipeline stage and a fan-out alike.
 //!
 //! **Cancellation.** Dropping the output stream drops every stage and aborts
 //! spawned stage tasks; [`PipelineStream::drain`] stops the source and lets
@@ -56,7 +68,7 @@
 //! use futures::StreamExt;
 //! use conc_pipeline::{DeadLetterQueue, Pipeline, Stage};
 //!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_pipeline::BuildError> {
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::config::ConfigError> {
 //! let rejected = DeadLetterQueue::new(1_000);
 //! let pipeline = Pipeline::builder()
 //!     .then(
@@ -97,7 +109,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
-mod dead_letter;
 mod error;
 mod handoff;
 mod metrics;
@@ -107,9 +118,16 @@ mod slot;
 mod stage;
 mod window;
 
-pub use dead_letter::{DeadLetter, DeadLetterQueue, DeadLetterSink};
-pub use error::{BuildError, ItemError, PipelineError, StartError};
+pub use conc_core::item::{
+    DeadLetter, DeadLetterQueue, DeadLetterSink, ErrorPolicy, ItemError, Origin, StartError,
+};
+pub use error::PipelineError;
 pub use metrics::{PipelineMetrics, StageMetrics};
 pub use pipeline::{DrainHandle, Pipeline, PipelineBuilder, PipelineStream};
 pub use slot::Outcome;
-pub use stage::{ErrorPolicy, Stage};
+pub use stage::Stage;
+
+/// The guide's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/pipeline.md")]
+struct PipelineGuide;

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use conc_core::metrics::{
-    PIPELINE_ITEMS_DEAD_LETTERED, PIPELINE_ITEMS_FAILED, PIPELINE_ITEMS_PROCESSED,
-    PIPELINE_STAGE_DURATION, PIPELINE_STAGE_QUEUE_DEPTH,
+    MetricEntry, MetricValue, MetricsSnapshot, PIPELINE_ITEMS_DEAD_LETTERED, PIPELINE_ITEMS_FAILED,
+    PIPELINE_ITEMS_PROCESSED, PIPELINE_ITEMS_RETRIED, PIPELINE_STAGE_DURATION,
+    PIPELINE_STAGE_QUEUE_DEPTH,
 };
 
 /// One item in this many has its processing time measured (two clock reads),
@@ -33,6 +34,7 @@ pub(crate) struct StageStats {
     sampled: AtomicU64,
     processed_counter: metrics::Counter,
     failed_counter: metrics::Counter,
+    retried_counter: metrics::Counter,
     dead_letter_counter: metrics::Counter,
     depth_gauge: metrics::Gauge,
     duration: metrics::Histogram,
@@ -44,6 +46,7 @@ impl StageStats {
         Self {
             processed_counter: metrics::counter!(PIPELINE_ITEMS_PROCESSED, "stage" => label.clone()),
             failed_counter: metrics::counter!(PIPELINE_ITEMS_FAILED, "stage" => label.clone()),
+            retried_counter: metrics::counter!(PIPELINE_ITEMS_RETRIED, "stage" => label.clone()),
             dead_letter_counter: metrics::counter!(PIPELINE_ITEMS_DEAD_LETTERED, "stage" => label.clone()),
             depth_gauge: metrics::gauge!(PIPELINE_STAGE_QUEUE_DEPTH, "stage" => label.clone()),
             duration: metrics::histogram!(PIPELINE_STAGE_DURATION, "stage" => label),
@@ -103,6 +106,7 @@ impl StageStats {
 
     pub(crate) fn retried(&self) {
         self.retried.fetch_add(1, Relaxed);
+        self.retried_counter.increment(1);
     }
 
     pub(crate) fn skipped(&self) {
@@ -172,8 +176,23 @@ impl StageStats {
 ///
 /// Latencies are measured on one item in 128 and rounded up to a power of two
 /// nanoseconds; they are zero until a sampled item has finished.
+///
+/// # Examples
+///
+/// ```
+/// use conc_pipeline::Pipeline;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::config::ConfigError> {
+/// let pipeline = Pipeline::builder().map("id", 1, 0, |n: u32| async move { n }).build()?;
+/// let _ = pipeline.process_batch((0..200).collect()).await;
+/// let id = pipeline.metrics().stages.remove(0);
+/// assert_eq!((&*id.name, id.processed, id.in_flight), ("id", 200, 0));
+/// assert!(id.latency_max >= id.latency_p50);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub struct StageMetrics {
     /// The stage's name.
     pub name: Arc<str>,
@@ -203,8 +222,29 @@ pub struct StageMetrics {
 
 /// A snapshot of every stage of a pipeline, in order; see
 /// [`Pipeline::metrics`](crate::Pipeline::metrics).
+///
+/// As a [`MetricsSnapshot`] its entries are totals over the stages.
+///
+/// # Examples
+///
+/// ```
+/// use conc_core::metrics::MetricsSnapshot;
+/// use conc_pipeline::Pipeline;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::config::ConfigError> {
+/// let pipeline = Pipeline::builder()
+///     .map("a", 1, 0, |n: u32| async move { n })
+///     .map("b", 1, 0, |n: u32| async move { n })
+///     .build()?;
+/// let _ = pipeline.process_batch(vec![1, 2]).await;
+/// let metrics = pipeline.metrics();
+/// assert_eq!(metrics.stages.len(), 2);
+/// assert_eq!(metrics.entries()[0].to_string(), "conc.pipeline.items.processed=4");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub struct PipelineMetrics {
     /// One entry per stage, first stage first.
     pub stages: Vec<StageMetrics>,
@@ -219,5 +259,25 @@ impl PipelineMetrics {
     /// The stage with the most items in flight: the likely bottleneck.
     pub fn busiest(&self) -> Option<&StageMetrics> {
         self.stages.iter().max_by_key(|stage| stage.in_flight)
+    }
+}
+
+impl MetricsSnapshot for PipelineMetrics {
+    /// Totals over the stages: items processed, failed, retried,
+    /// dead-lettered and skipped by any stage, and items inside the stages now.
+    fn entries(&self) -> Vec<MetricEntry> {
+        let total = |field: fn(&StageMetrics) -> u64| self.stages.iter().map(field).sum();
+        let in_flight: usize = self.stages.iter().map(|stage| stage.in_flight).sum();
+        vec![
+            MetricEntry::new(PIPELINE_ITEMS_PROCESSED, MetricValue::Count(total(|s| s.processed))),
+            MetricEntry::new(PIPELINE_ITEMS_FAILED, MetricValue::Count(total(|s| s.failed))),
+            MetricEntry::new(PIPELINE_ITEMS_RETRIED, MetricValue::Count(total(|s| s.retried))),
+            MetricEntry::new(
+                PIPELINE_ITEMS_DEAD_LETTERED,
+                MetricValue::Count(total(|s| s.dead_lettered)),
+            ),
+            MetricEntry::new("skipped", MetricValue::Count(total(|s| s.skipped))),
+            MetricEntry::new(PIPELINE_STAGE_QUEUE_DEPTH, MetricValue::Gauge(in_flight as f64)),
+        ]
     }
 }

@@ -9,10 +9,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use conc_core::BoxError;
+use conc_core::config::ConfigError;
+use conc_core::item::StartError;
+use conc_core::metrics::MetricsSource;
 use futures::stream::{AbortHandle, BoxStream};
 use futures::{Stream, StreamExt};
 
-use crate::error::{BuildError, ItemError, PipelineError, StartError};
+use crate::error::PipelineError;
 use crate::handoff::spawn_boundary;
 use crate::metrics::{PipelineMetrics, StageStats};
 use crate::slot::{Gone, Outcome, Slot, State};
@@ -67,7 +70,8 @@ impl<In, Out> fmt::Debug for Pipeline<In, Out> {
 }
 
 impl<T: Send + 'static> Pipeline<T, T> {
-    /// Starts a pipeline whose input type is `T` (inferred from the first stage).
+    /// Starts a pipeline whose input type is `T` (inferred from the first
+    /// stage), with no stage: built as is, it passes items through.
     pub fn builder() -> PipelineBuilder<T, T> {
         PipelineBuilder {
             transform: Arc::new(|stream| stream),
@@ -81,6 +85,29 @@ impl<T: Send + 'static> Pipeline<T, T> {
 /// Builds a [`Pipeline`] stage by stage; each stage's input type is the
 /// previous stage's output type, checked at compile time. Settings are
 /// validated by [`build`](Self::build).
+///
+/// # Examples
+///
+/// ```
+/// use conc_pipeline::Pipeline;
+///
+/// let pipeline = Pipeline::builder()
+///     .map("trim", 1, 0, |s: String| async move { s.trim().to_owned() })
+///     .filter(|s| !s.is_empty())
+///     .build();
+/// assert!(pipeline.is_ok());
+/// ```
+///
+/// A stage whose input is not the previous stage's output does not compile:
+///
+/// ```compile_fail,E0631
+/// use conc_pipeline::Pipeline;
+///
+/// let _ = Pipeline::builder()
+///     .map("length", 1, 0, |s: String| async move { s.len() })
+///     .map("shout", 1, 0, |s: String| async move { s.to_uppercase() }) // gets a usize
+///     .build();
+/// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct PipelineBuilder<In, Out> {
     transform: Transform<In, Out>,
@@ -103,7 +130,7 @@ impl<In: Send + 'static, Out: Send + 'static> PipelineBuilder<In, Out> {
         let this_stage = stage.into_transform(Arc::clone(&stats));
         let previous = self.transform;
         let (spawn, name, buffer, batch) =
-            (config.spawn, Arc::clone(&config.name), config.buffer, config.hand_off_batch.max(1));
+            (config.spawn, Arc::clone(&config.name), config.buffer, config.hand_off_batch);
         let transform: Transform<In, Next> = Arc::new(move |source| {
             let out = this_stage(previous(source));
             if spawn { spawn_boundary(Arc::clone(&name), out, buffer, batch) } else { out }
@@ -189,10 +216,7 @@ impl<In: Send + 'static, Out: Send + 'static> PipelineBuilder<In, Out> {
                             Ok(true) => Slot { index: slot.index, state: State::Item(item) },
                             Ok(false) => Slot::gone(slot.index, Gone::Filtered(Arc::clone(&after))),
                             Err(panic) => {
-                                let ItemError::Panicked(message) = ItemError::from_panic(&*panic)
-                                else {
-                                    unreachable!("from_panic makes a Panicked error")
-                                };
+                                let message = conc_core::driver::panic_message(&*panic);
                                 let error = PipelineError::FilterPanicked {
                                     stage: Arc::clone(&after),
                                     message,
@@ -209,24 +233,35 @@ impl<In: Send + 'static, Out: Send + 'static> PipelineBuilder<In, Out> {
     }
 
     /// Checks every stage's settings and builds the pipeline.
-    pub fn build(self) -> Result<Pipeline<In, Out>, BuildError> {
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] for the first stage with a bad setting, naming the
+    /// stage in its field (``stage `parse` concurrency``): an empty name, a
+    /// name with a NUL byte or used twice (named by the stage's position,
+    /// `stage 2 name`), `concurrency` or `hand_off_batch` below 1 or above
+    /// 65,536, `buffer` above 1,048,576, or a zero `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_pipeline::{Pipeline, Stage};
+    ///
+    /// let err = Pipeline::builder()
+    ///     .then(Stage::map("parse", |n: u32| async move { n }).concurrency(0))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.field, "stage `parse` concurrency");
+    /// assert_eq!(err.to_string(), "invalid `stage `parse` concurrency` 0: must be at least 1");
+    /// ```
+    pub fn build(self) -> Result<Pipeline<In, Out>, ConfigError> {
         let mut names = HashSet::new();
-        for config in &self.configs {
-            let stage = config.name.to_string();
-            if stage.is_empty() {
-                return Err(BuildError::EmptyName);
-            }
+        for (position, config) in (1..).zip(&self.configs) {
+            config.check(position)?;
             if !names.insert(Arc::clone(&config.name)) {
-                return Err(BuildError::DuplicateName { stage });
-            }
-            if config.concurrency == 0 {
-                return Err(BuildError::ZeroConcurrency { stage, value: 0 });
-            }
-            if config.hand_off_batch == 0 {
-                return Err(BuildError::ZeroHandOffBatch { stage, value: 0 });
-            }
-            if let Some(value) = config.timeout.filter(std::time::Duration::is_zero) {
-                return Err(BuildError::ZeroTimeout { stage, value });
+                let reason = "must be unique: metrics and errors tell stages apart by name";
+                let error = ConfigError::new("name", &*config.name, reason);
+                return Err(error.within(format!("stage {position}")));
             }
         }
         let spawned = self.configs.iter().find(|c| c.spawn).map(|c| Arc::clone(&c.name));
@@ -290,10 +325,13 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
     /// // No tokio runtime here: the items come back.
     /// let rejected = pipeline.try_process_stream(futures::stream::iter(0..3)).unwrap_err();
     /// assert!(matches!(rejected.error, PipelineError::NoRuntime { .. }));
-    /// let items: Vec<u32> = futures::executor::block_on(rejected.input.collect());
+    /// let items: Vec<u32> = futures::executor::block_on(rejected.into_input().collect());
     /// assert_eq!(items, [0, 1, 2]);
     /// ```
-    pub fn try_process_stream<S>(&self, source: S) -> Result<PipelineStream<Out>, StartError<S>>
+    pub fn try_process_stream<S>(
+        &self,
+        source: S,
+    ) -> Result<PipelineStream<Out>, StartError<S, PipelineError>>
     where
         S: Stream<Item = In> + Send + 'static,
     {
@@ -301,7 +339,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             && tokio::runtime::Handle::try_current().is_err()
         {
             let error = PipelineError::NoRuntime { stage: Arc::clone(stage) };
-            return Err(StartError { error, input: source });
+            return Err(StartError::new(error, source));
         }
         Ok(self.process_stream(source))
     }
@@ -341,8 +379,26 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
             .map(|outcome| outcome.or_else(|| lost.take()).unwrap_or(Outcome::Cancelled))
             .collect()
     }
+}
 
-    /// A snapshot of every stage's counters, queue depth and latency.
+impl<In, Out> Pipeline<In, Out> {
+    /// A snapshot of every stage's counters, queue depth and latency, over
+    /// every run since the pipeline was built (or last reset). Clones share
+    /// them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_pipeline::Pipeline;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::config::ConfigError> {
+    /// let pipeline = Pipeline::builder().map("double", 2, 0, |n: u32| async move { n * 2 }).build()?;
+    /// let _ = pipeline.process_batch(vec![1, 2, 3]).await;
+    /// assert_eq!(pipeline.metrics().stage("double").unwrap().processed, 3);
+    /// pipeline.reset_metrics();
+    /// assert_eq!(pipeline.metrics().stage("double").unwrap().processed, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn metrics(&self) -> PipelineMetrics {
         PipelineMetrics { stages: self.stats.iter().map(|s| s.snapshot()).collect() }
     }
@@ -355,7 +411,36 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
     }
 }
 
-/// The output of [`Pipeline::process_stream`].
+impl<In, Out> MetricsSource for Pipeline<In, Out> {
+    type Snapshot = PipelineMetrics;
+
+    fn metrics(&self) -> PipelineMetrics {
+        Pipeline::metrics(self)
+    }
+
+    fn reset_metrics(&self) {
+        Pipeline::reset_metrics(self);
+    }
+}
+
+/// The output of [`Pipeline::process_stream`]: each output item as `Ok`, or
+/// the one error that ended the run.
+///
+/// # Examples
+///
+/// ```
+/// use conc_pipeline::Pipeline;
+/// use futures::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::config::ConfigError> {
+/// let pipeline = Pipeline::builder().map("inc", 1, 0, |n: u64| async move { n + 1 }).build()?;
+/// let mut out = pipeline.process_stream(futures::stream::iter(0..));
+/// assert_eq!(out.next().await.unwrap().unwrap(), 1);
+/// out.drain(); // take nothing more from the source
+/// let rest: Vec<u64> = out.map(Result::unwrap).collect().await;
+/// assert!(rest.len() <= 1, "only what was already pulled: {rest:?}");
+/// # Ok(()) }
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct PipelineStream<T> {
     inner: Option<BoxStream<'static, Slot<T>>>,
@@ -385,7 +470,23 @@ impl<T> PipelineStream<T> {
 }
 
 /// Drains a [`PipelineStream`] from another task; see [`PipelineStream::drain`].
+///
+/// # Examples
+///
+/// ```
+/// use conc_pipeline::Pipeline;
+/// use futures::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::config::ConfigError> {
+/// let pipeline = Pipeline::builder().map("id", 1, 0, |n: u64| async move { n }).build()?;
+/// let out = pipeline.process_stream(futures::stream::iter(0..));
+/// let shutdown = out.drain_handle();
+/// tokio::spawn(async move { shutdown.drain() }).await.unwrap();
+/// assert!(out.count().await <= 1);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
+#[must_use = "a drain handle does nothing until `drain` is called"]
 pub struct DrainHandle(AbortHandle);
 
 impl DrainHandle {
@@ -402,6 +503,11 @@ impl<T> Stream for PipelineStream<T> {
         let this = self.get_mut();
         loop {
             let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+            // Every input taken, an output or a hole, spends a unit of tokio's
+            // cooperative budget: after a run of them the task gives its
+            // runtime a turn, so timers fire and the task can be cancelled
+            // even when the source is always ready.
+            let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
             match inner.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
@@ -409,13 +515,16 @@ impl<T> Stream for PipelineStream<T> {
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some(slot)) => match slot.state {
-                    State::Item(item) => return Poll::Ready(Some(Ok(item))),
+                    State::Item(item) => {
+                        coop.made_progress();
+                        return Poll::Ready(Some(Ok(item)));
+                    }
                     State::Gone(Gone::Failed(error)) => {
                         // Fail fast: drop every stage now.
                         this.inner = None;
                         return Poll::Ready(Some(Err(*error)));
                     }
-                    State::Gone(_) => {}
+                    State::Gone(_) => coop.made_progress(),
                 },
             }
         }

@@ -10,7 +10,7 @@ use conc_core::BoxError;
 use futures::future::{FutureExt, Map, MapErr, TryFutureExt};
 use tokio::task::JoinHandle;
 
-use crate::error::ItemError;
+use conc_core::item::ItemError;
 
 /// Runs one attempt on one item.
 pub(crate) trait Processor<In>: Send + Sync + 'static {

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use crate::error::{ItemError, PipelineError};
+use conc_core::item::ItemError;
+
+use crate::error::PipelineError;
 
 /// One input's progress through the stages.
 #[derive(Debug)]
@@ -45,7 +47,7 @@ impl<T> Slot<T> {
 /// ```
 /// use conc_pipeline::{Outcome, Pipeline};
 ///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_pipeline::BuildError> {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::config::ConfigError> {
 /// let pipeline = Pipeline::builder()
 ///     .map("double", 2, 4, |n: u32| async move { n * 2 })
 ///     .filter(|n| *n != 4)
@@ -58,6 +60,7 @@ impl<T> Slot<T> {
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]
+#[must_use]
 pub enum Outcome<T> {
     /// The input came out of the last stage as this item.
     Output(T),

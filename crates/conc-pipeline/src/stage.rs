@@ -9,29 +9,23 @@ use std::time::Duration;
 
 use conc_core::BoxError;
 use conc_core::backoff::Backoff;
+use conc_core::config::{self, ConfigError};
+use conc_core::item::{DeadLetter, DeadLetterSink, ErrorPolicy, ItemError, Origin};
 use futures::FutureExt;
 use futures::stream::BoxStream;
 
-use crate::dead_letter::{DeadLetter, DeadLetterSink};
-use crate::error::{ItemError, PipelineError};
+use crate::error::PipelineError;
 use crate::metrics::StageStats;
 use crate::processor::{AsyncMap, AsyncTry, Blocking, Processor};
 use crate::slot::{Gone, Slot, State};
 use crate::window::StageStream;
 
-/// What a stage does with an item once it has failed (after any retries).
-///
-/// Defaults to [`Fail`](Self::Fail). A dead letter sink, set with
-/// [`Stage::dead_letter`], takes precedence over the policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum ErrorPolicy {
-    /// End the run: the output stream yields the error and then ends.
-    #[default]
-    Fail,
-    /// Drop the item, count it and log it at `warn`, and go on with the others.
-    Skip,
-}
+/// The most items a stage runs at once.
+const MAX_CONCURRENCY: usize = 65_536;
+/// The most finished items a stage holds for the next one.
+const MAX_BUFFER: usize = 1 << 20;
+/// The most items a spawned stage hands over at once.
+const MAX_HAND_OFF_BATCH: usize = 65_536;
 
 /// A stage's settings, checked by [`PipelineBuilder::build`](crate::PipelineBuilder::build).
 #[derive(Debug, Clone)]
@@ -43,6 +37,25 @@ pub(crate) struct StageConfig {
     pub(crate) spawn: bool,
     pub(crate) hand_off_batch: usize,
     pub(crate) timeout: Option<Duration>,
+}
+
+impl StageConfig {
+    /// Checks the settings of the stage at `position` (from 1): its name,
+    /// then each setting, named `stage `name` setting`.
+    pub(crate) fn check(&self, position: usize) -> Result<(), ConfigError> {
+        config::name("name", &self.name).map_err(|e| e.within(format!("stage {position}")))?;
+        let within = |error: ConfigError| error.within(format!("stage `{}`", self.name));
+        config::at_least("concurrency", self.concurrency, 1).map_err(within)?;
+        config::at_most("concurrency", self.concurrency, MAX_CONCURRENCY).map_err(within)?;
+        config::at_most("buffer", self.buffer, MAX_BUFFER).map_err(within)?;
+        config::at_least("hand_off_batch", self.hand_off_batch, 1).map_err(within)?;
+        config::at_most("hand_off_batch", self.hand_off_batch, MAX_HAND_OFF_BATCH)
+            .map_err(within)?;
+        if let Some(timeout) = self.timeout {
+            config::positive("timeout", timeout).map_err(within)?;
+        }
+        Ok(())
+    }
 }
 
 /// Everything an item's attempts need besides the processor.
@@ -173,13 +186,15 @@ impl<In, Out> Stage<In, Out> {
         &self.config.name
     }
 
-    /// How many items the stage processes at once. Defaults to 1; must be at least 1.
+    /// How many items the stage processes at once. Defaults to 1; must be
+    /// between 1 and 65,536.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.config.concurrency = concurrency;
         self
     }
 
-    /// How many finished items the stage may hold for the next stage. Defaults to 0.
+    /// How many finished items the stage may hold for the next stage.
+    /// Defaults to 0; must be at most 1,048,576.
     ///
     /// In ordered mode these are items finished behind a slower one: with a
     /// buffer the stage keeps working past a slow item until `buffer` items
@@ -210,14 +225,14 @@ impl<In, Out> Stage<In, Out> {
     /// channel): cheapest, but the stage makes progress only while the
     /// consumer polls. Spawn a stage to run it in parallel with the stages
     /// after it and with a consumer that is busy between items. Dropping the
-    /// output stream aborts the task.
+    /// output stream aborts the task. Not spawned by default.
     pub fn spawn(mut self) -> Self {
         self.config.spawn = true;
         self
     }
 
     /// How many items a spawned stage hands over at once. Defaults to 32;
-    /// must be at least 1.
+    /// must be between 1 and 65,536.
     ///
     /// The task sends what it has as soon as the stage has nothing more ready,
     /// so batching adds no wait: under load it turns up to this many channel
@@ -229,7 +244,9 @@ impl<In, Out> Stage<In, Out> {
     }
 
     /// Gives each attempt at most `timeout`; a slower attempt is dropped and
-    /// fails with [`ItemError::TimedOut`]. Unlimited by default.
+    /// fails with [`ItemError::TimedOut`]. Unlimited by default; must be
+    /// longer than zero. A timeout too long to be reached on the clock
+    /// ([`Duration::MAX`]) never fires.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout = Some(timeout);
         self
@@ -246,7 +263,10 @@ impl<In, Out> Stage<In, Out> {
 impl<In: Clone, Out> Stage<In, Out> {
     /// Retries a failed item with the same input on `backoff`'s schedule
     /// (waits on tokio's clock), keeping its place in ordered output. When the
-    /// schedule runs out, the error policy or dead letter sink applies.
+    /// schedule runs out, the error policy or dead letter sink applies. A
+    /// delay too long to be reached on the clock (an exponential schedule
+    /// without `max_delay` saturates at [`Duration::MAX`]) ends the retries
+    /// as if the schedule were over. No retries by default.
     ///
     /// Each attempt gets a clone of the item, so the item type must be `Clone`
     /// (wrap large items in an `Arc`).
@@ -257,7 +277,9 @@ impl<In: Clone, Out> Stage<In, Out> {
     }
 
     /// Sends items the stage gives up on to `sink`, with their error, and goes
-    /// on with the others. Takes precedence over the [`ErrorPolicy`].
+    /// on with the others. Takes precedence over the [`ErrorPolicy`]. No sink
+    /// by default. The sink's `send` runs on the task polling the stage and
+    /// must not block.
     ///
     /// The stage keeps a clone of each item while it is processed, so the
     /// item type must be `Clone`.
@@ -350,28 +372,25 @@ impl<In: Send + 'static, P: Processor<In>> Shared<In, P> {
         if let (Some(sink), Some(item)) = (&ctx.dead_letter, kept) {
             tracing::warn!(stage = %stage, attempts, %error, "item sent to the dead letter sink");
             ctx.stats.dead_lettered();
-            sink.send(DeadLetter {
+            sink.send(DeadLetter::new(
                 item,
-                stage: Arc::clone(&stage),
                 error,
+                Origin::Stage(Arc::clone(&stage)),
                 attempts,
-                first_failure,
-                last_failure,
-            });
+                first_failure.into_std(),
+                last_failure.into_std(),
+            ));
             return Slot::gone(index, Gone::DeadLettered(stage));
         }
-        match ctx.policy {
-            ErrorPolicy::Skip => {
-                tracing::warn!(stage = %stage, attempts, %error, "item skipped");
-                ctx.stats.skipped();
-                Slot::gone(index, Gone::Skipped(Box::new((stage, attempts, error))))
-            }
-            ErrorPolicy::Fail => {
-                tracing::error!(stage = %stage, attempts, %error, "stage failed; ending the run");
-                let error = PipelineError::Stage { stage, attempts, error };
-                Slot::gone(index, Gone::Failed(Box::new(error)))
-            }
+        if ctx.policy == ErrorPolicy::Skip {
+            tracing::warn!(stage = %stage, attempts, %error, "item skipped");
+            ctx.stats.skipped();
+            return Slot::gone(index, Gone::Skipped(Box::new((stage, attempts, error))));
         }
+        // `Fail`, and any policy added later: ending the run loses nothing silently.
+        tracing::error!(stage = %stage, attempts, %error, "stage failed; ending the run");
+        let error = PipelineError::Stage { stage, attempts, error };
+        Slot::gone(index, Gone::Failed(Box::new(error)))
     }
 }
 
@@ -415,12 +434,15 @@ where
     let mut attempts = 1_u32;
     let mut delays = shared.ctx.retry.as_ref().map(Backoff::delays);
     loop {
+        // A delay too long to add to the clock would never come due: give up
+        // now, as after the last retry, rather than hold the item forever.
         if let Some(delay) = delays.as_mut().and_then(Iterator::next)
+            && let Some(at) = tokio::time::Instant::now().checked_add(delay)
             && let Some(item) = kept.take()
         {
             shared.ctx.stats.retried();
             tracing::debug!(stage = %shared.ctx.config.name, attempts, ?delay, %error, "retrying item");
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep_until(at).await;
             kept = shared.keep(&item);
             attempts += 1;
             match shared.attempt(item).await {

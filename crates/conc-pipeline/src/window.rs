@@ -24,11 +24,11 @@ use futures::Stream;
 use futures::future::{BoxFuture, CatchUnwind};
 use futures::stream::BoxStream;
 
-use crate::error::ItemError;
 use crate::metrics::StageStats;
 use crate::processor::Processor;
 use crate::slot::{Gone, Slot, State};
 use crate::stage::{Shared, recover, run_timed};
+use conc_core::item::ItemError;
 use conc_core::ready::ReadyQueue;
 
 /// A reusable slot for the processor's future: boxed once, refilled per item.
@@ -61,6 +61,8 @@ pub(crate) struct StageStream<In, P: Processor<In>> {
     queue: Arc<ReadyQueue>,
     woken: Vec<usize>,
     running: usize,
+    /// Items started since the woken slots were last polled.
+    since_drain: u32,
     /// Ordered mode: results by arrival number, from `head_seq`.
     reorder: VecDeque<Option<Slot<P::Out>>>,
     head_seq: u64,
@@ -76,6 +78,11 @@ pub(crate) struct StageStream<In, P: Processor<In>> {
 
 /// How many fast-path completions a stage counts locally before publishing.
 const FLUSH_EVERY: u64 = 64;
+
+/// While an item is pending, the stage polls the woken slots at least once
+/// per this many items it starts, so an always-ready upstream whose items
+/// finish at once cannot keep a pending item from its wake-up.
+const DRAIN_EVERY: u32 = 32;
 
 impl<In, P: Processor<In>> Drop for StageStream<In, P> {
     fn drop(&mut self) {
@@ -107,7 +114,7 @@ impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
             upstream: Some(upstream),
             ordered: config.ordered,
             concurrency: config.concurrency,
-            window: window.max(config.concurrency),
+            window,
             fast: Vec::new(),
             slow: Vec::new(),
             meta: Vec::new(),
@@ -116,6 +123,7 @@ impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
             queue: ReadyQueue::new(),
             woken: Vec::new(),
             running: 0,
+            since_drain: 0,
             reorder: VecDeque::new(),
             head_seq: 0,
             next_seq: 0,
@@ -163,6 +171,7 @@ impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
         let index = slot.index;
         let started = StageStats::start(index);
         self.running += 1;
+        self.since_drain += 1;
         if self.shared.ctx.config.timeout.is_some() {
             if self.ordered {
                 self.reorder.push_back(None);
@@ -294,6 +303,20 @@ impl<In: Send + 'static, P: Processor<In>> StageStream<In, P> {
         }
     }
 
+    /// Polls the slots woken since the last call; `false` when none was
+    /// (the queue then wakes `cx`'s task at the next wake-up).
+    fn poll_woken(&mut self, cx: &Context<'_>) -> bool {
+        self.since_drain = 0;
+        let mut woken = std::mem::take(&mut self.woken);
+        self.queue.drain(&mut woken, cx.waker());
+        let any = !woken.is_empty();
+        for i in woken.drain(..) {
+            self.poll_slot(i);
+        }
+        self.woken = woken;
+        any
+    }
+
     fn held(&self) -> usize {
         if self.ordered { self.reorder.len() } else { self.running + self.finished.len() }
     }
@@ -305,6 +328,9 @@ impl<In: Send + 'static, P: Processor<In>> Stream for StageStream<In, P> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Slot<P::Out>>> {
         let this = self.get_mut();
         let result = loop {
+            if this.since_drain >= DRAIN_EVERY && this.running > 0 {
+                this.poll_woken(cx);
+            }
             if let Some(out) = this.pop_ready() {
                 break Poll::Ready(Some(out));
             }
@@ -331,16 +357,9 @@ impl<In: Send + 'static, P: Processor<In>> Stream for StageStream<In, P> {
                 }
                 break Poll::Pending; // the upstream has our waker
             }
-            let mut woken = std::mem::take(&mut this.woken);
-            this.queue.drain(&mut woken, cx.waker());
-            if woken.is_empty() {
-                this.woken = woken;
+            if !this.poll_woken(cx) {
                 break Poll::Pending;
             }
-            for i in woken.drain(..) {
-                this.poll_slot(i);
-            }
-            this.woken = woken;
         };
         if !matches!(result, Poll::Ready(Some(_))) {
             this.flush();

@@ -6,15 +6,10 @@ use std::time::Duration;
 
 use conc_core::backoff::Backoff;
 use conc_pipeline::{
-    BuildError, DeadLetterQueue, ErrorPolicy, ItemError, Outcome, Pipeline, PipelineError, Stage,
+    DeadLetterQueue, ErrorPolicy, ItemError, Origin, Outcome, Pipeline, PipelineError, Stage,
 };
 use futures::StreamExt;
 use tokio::time::sleep;
-
-static_assertions::assert_impl_all!(Pipeline<u32, String>: Send, Sync, Clone);
-static_assertions::assert_impl_all!(conc_pipeline::PipelineStream<u32>: Send);
-static_assertions::assert_impl_all!(DeadLetterQueue<String>: Send, Sync, Clone);
-static_assertions::assert_impl_all!(PipelineError: Send, Sync, std::error::Error);
 
 #[tokio::test]
 async fn types_flow_from_stage_to_stage() {
@@ -122,7 +117,7 @@ async fn retries_wait_the_backoff_then_dead_letter_keeps_item_error_and_times() 
     assert_eq!(letters.len(), 1);
     let letter = &letters[0];
     assert_eq!(letter.item, "bad-1");
-    assert_eq!(&*letter.stage, "send");
+    assert_eq!(letter.origin, Origin::stage("send"));
     assert_eq!(letter.attempts, 4);
     assert_eq!(letter.error.to_string(), "bad-1 refused");
     // 100 + 200 + 400 ms of backoff between the first and the last failure.
@@ -185,25 +180,37 @@ async fn a_slow_attempt_times_out() {
 #[test]
 fn build_names_the_bad_setting() {
     let zero = Pipeline::builder().map("a", 0, 1, |n: u32| async move { n }).build();
-    assert_eq!(zero.unwrap_err(), BuildError::ZeroConcurrency { stage: "a".into(), value: 0 });
+    let zero = zero.unwrap_err();
+    assert_eq!((&*zero.field, &*zero.value), ("stage `a` concurrency", "0"));
+    assert_eq!(zero.to_string(), "invalid `stage `a` concurrency` 0: must be at least 1");
     let twice = Pipeline::builder()
         .map("a", 1, 1, |n: u32| async move { n })
         .map("a", 1, 1, |n: u32| async move { n })
         .build();
-    assert_eq!(twice.unwrap_err().to_string(), "stage name `a` is used twice");
+    assert_eq!(
+        twice.unwrap_err().to_string(),
+        r#"invalid `stage 2 name` "a": must be unique: metrics and errors tell stages apart by name"#
+    );
     let empty = Pipeline::builder().map("", 1, 1, |n: u32| async move { n }).build();
-    assert_eq!(empty.unwrap_err(), BuildError::EmptyName);
+    assert_eq!(empty.unwrap_err().to_string(), r#"invalid `stage 1 name` "": must not be empty"#);
     let batch = Pipeline::builder()
         .then(Stage::map("b", |n: u32| async move { n }).hand_off_batch(0))
         .build();
     assert_eq!(
         batch.unwrap_err().to_string(),
-        "stage `b`: hand_off_batch must be at least 1, got 0"
+        "invalid `stage `b` hand_off_batch` 0: must be at least 1"
     );
     let timeout = Pipeline::builder()
         .then(Stage::map("t", |n: u32| async move { n }).timeout(Duration::ZERO))
         .build();
-    assert!(matches!(timeout.unwrap_err(), BuildError::ZeroTimeout { .. }));
+    assert_eq!(timeout.unwrap_err().field, "stage `t` timeout");
+    let huge = Pipeline::builder()
+        .then(Stage::map("h", |n: u32| async move { n }).buffer(usize::MAX))
+        .build();
+    assert_eq!(
+        huge.unwrap_err().to_string(),
+        format!("invalid `stage `h` buffer` {}: must be at most 1048576", usize::MAX)
+    );
 }
 
 /// Counts live values: the test sees when the pipeline dropped them.

@@ -556,7 +556,7 @@ async fn pipeline() -> Result<(), BoxError> {
         println!("  priced   {line}");
     }
     for letter in rejected.take() {
-        println!("  rejected {:?} at `{}`: {}", letter.item, letter.stage, letter.error);
+        println!("  rejected {:?} at {}: {}", letter.item, letter.origin, letter.error);
     }
     for stage in pipeline.metrics().stages {
         println!(

@@ -92,6 +92,8 @@ metric_names! {
     PIPELINE_ITEMS_PROCESSED = "conc.pipeline.items.processed", Counter, Count, "items a pipeline stage processed";
     /// Pipeline: items a stage failed on.
     PIPELINE_ITEMS_FAILED = "conc.pipeline.items.failed", Counter, Count, "items a pipeline stage failed on";
+    /// Pipeline: retries a stage made after an item's first attempt failed.
+    PIPELINE_ITEMS_RETRIED = "conc.pipeline.items.retried", Counter, Count, "retries a pipeline stage made after a failed attempt";
     /// Pipeline: items sent to a dead letter sink.
     PIPELINE_ITEMS_DEAD_LETTERED = "conc.pipeline.items.dead_lettered", Counter, Count, "items kept with their error in a dead letter sink";
     /// Pipeline: items buffered between stages.
@@ -101,6 +103,14 @@ metric_names! {
 
     /// Fan: items handed to fan-out workers.
     FAN_ITEMS_DISPATCHED = "conc.fan.items.dispatched", Counter, Count, "items handed to fan-out workers";
+    /// Fan: items fan-out workers finished with an output.
+    FAN_ITEMS_PROCESSED = "conc.fan.items.processed", Counter, Count, "items fan-out workers finished with an output";
+    /// Fan: items fan-out workers gave up on.
+    FAN_ITEMS_FAILED = "conc.fan.items.failed", Counter, Count, "items fan-out workers gave up on after their last attempt";
+    /// Fan: retries fan-out workers made.
+    FAN_ITEMS_RETRIED = "conc.fan.items.retried", Counter, Count, "retries fan-out workers made after a failed attempt";
+    /// Fan: items sent to a dead letter sink.
+    FAN_ITEMS_DEAD_LETTERED = "conc.fan.items.dead_lettered", Counter, Count, "items fan-out workers kept with their error in a dead letter sink";
     /// Fan: items merged by fan-in.
     FAN_ITEMS_MERGED = "conc.fan.items.merged", Counter, Count, "items merged from fan-in inputs";
 
