@@ -577,7 +577,7 @@ async fn fan() -> Result<(), BoxError> {
 }
 
 async fn pools() -> Result<(), BoxError> {
-    use conc::pool::{AsyncPool, BlockingPool, Rejection, TaskError, TaskOptions};
+    use conc::pool::{AsyncPool, BlockingPool, JoinError, Rejection, TaskOptions};
 
     println!("\n== 10. Worker pools ==\n");
     // CPU work: 40 thumbnails through 2 threads and a queue of 8. When the
@@ -629,7 +629,7 @@ async fn pools() -> Result<(), BoxError> {
     }
     let served = served.lock().expect("log").join(", ");
     println!("  api: served {served} (priority 10 first, FIFO within a priority)");
-    if let Err(TaskError::Panicked { message }) = broken.await {
+    if let Err(JoinError::Panicked { message }) = broken.await {
         println!("  api: a request panicked ({message}); the worker kept serving");
     }
 

@@ -76,8 +76,10 @@ struct Inner<J> {
     space: VecDeque<(u64, Waker)>,
     space_ids: u64,
     closed: bool,
-    /// Accepted entries, ever.
+    /// Accepted entries, since the queue was made or its counts reset.
     pushed: u64,
+    /// Idle workers woken by a push, since the queue was made or its counts reset.
+    wake_ups: u64,
 }
 
 /// The shared queue.
@@ -137,6 +139,7 @@ impl<J> Queue<J> {
                 space_ids: 0,
                 closed: false,
                 pushed: 0,
+                wake_ups: 0,
             }),
         }
     }
@@ -194,9 +197,21 @@ impl<J> Queue<J> {
         self.lock().closed
     }
 
-    /// Entries accepted since the queue was made.
+    /// Entries accepted since the queue was made (or its counts reset).
     pub(crate) fn pushed(&self) -> u64 {
         self.lock().pushed
+    }
+
+    /// Idle workers a push woke since the queue was made (or its counts reset).
+    pub(crate) fn wake_ups(&self) -> u64 {
+        self.lock().wake_ups
+    }
+
+    /// Zeroes the accepted and wake-up counts.
+    pub(crate) fn reset_counts(&self) {
+        let mut inner = self.lock();
+        inner.pushed = 0;
+        inner.wake_ups = 0;
     }
 
     /// Pushes a job into room reserved by `reservation`, waking one idle
@@ -218,7 +233,9 @@ impl<J> Queue<J> {
             }
             reservation.used = true;
             inner.insert(into_job(item), priority, now_nanos);
-            inner.idle.pop().map(|(_, waker)| waker)
+            let waker = inner.idle.pop().map(|(_, waker)| waker);
+            inner.wake_ups += u64::from(waker.is_some());
+            waker
         };
         let woke = waker.is_some();
         if let Some(waker) = waker {
