@@ -199,10 +199,13 @@ macro_rules! common_setters {
             self
         }
 
-        /// A waiting task gains one priority level per `step` tasks dequeued
-        /// after its submission, so under a saturating stream of priority
-        /// `high` a task of priority `low` starts within `(high - low) × step`
-        /// dequeues, however many high-priority tasks wait. Must be at least 1.
+        /// Aging: a waiting task comes one priority level closer to the top
+        /// per `step` tasks dequeued after its submission, and runs as soon
+        /// as it reaches the highest priority waiting. Under a saturating
+        /// stream of priority `high`, a task of priority `low` starts after at
+        /// most `(high - low) × step` dequeues, however many high-priority
+        /// tasks wait, queued before or after it (tasks of its own or lower
+        /// priority that fell due earlier go first). Must be at least 1.
         /// Defaults to [`DEFAULT_AGING_STEP`](crate::DEFAULT_AGING_STEP) (64).
         pub fn aging_step(mut self, step: u64) -> Self {
             self.raw.aging_step = Some(step);

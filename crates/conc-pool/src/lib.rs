@@ -20,8 +20,10 @@
 //! The queue is bounded or unbounded. On a full queue `submit` follows the
 //! pool's [`Rejection`] policy: hand the task back, run it on the caller,
 //! evict the oldest task (handing *that* one back), or wait with a timeout.
-//! Higher priorities run first, FIFO within a priority, and a waiting task
-//! gains a level every `aging_step` dequeues, so no priority starves.
+//! Higher priorities run first, FIFO within a priority, and aging bounds the
+//! wait of a low priority: under a saturating stream of priority `high`, a
+//! task of priority `low` starts after at most `(high − low) × aging_step`
+//! dequeues, however long the high backlog.
 //!
 //! A panicking task becomes [`JoinError::Panicked`] in its handle and the
 //! worker keeps serving. `shutdown(timeout)` stops accepting work, lets the

@@ -32,9 +32,11 @@ impl TaskOptions {
     }
 
     /// The task's priority: higher runs first; equal priorities run in
-    /// submission order; with aging on (the default), a waiting task gains one
-    /// level per `aging_step` tasks dequeued before it, so no priority starves.
-    /// Any `i32` is accepted. Defaults to 0.
+    /// submission order. With aging on (the default) no priority starves: a
+    /// task `n` levels below the highest priority waiting runs once
+    /// `n × aging_step` tasks were dequeued after its submission, however
+    /// many higher-priority tasks still wait. Any `i32` is accepted.
+    /// Defaults to 0.
     pub fn priority(mut self, priority: i32) -> Self {
         self.priority = priority;
         self

@@ -165,49 +165,6 @@ fn priorities_run_highest_first_and_fifo_within_a_priority() {
     assert_eq!(*order.lock().unwrap(), ["high-a", "high-b", "mid", "low-a", "low-b"]);
 }
 
-/// Runs one low-priority task against a saturating stream of 1 000
-/// priority-5 tasks (each running task submits the next, so the queue always
-/// holds 20 fresh ones); returns how many high tasks ran before the low one.
-fn low_task_position(pool: &BlockingPool) -> usize {
-    fn high(pool: &BlockingPool, order: &Arc<Mutex<Vec<usize>>>, next: &Arc<AtomicUsize>) {
-        let (p, o, n) = (pool.clone(), Arc::clone(order), Arc::clone(next));
-        pool.spawn_with(TaskOptions::new().priority(5), move || {
-            let i = n.fetch_add(1, Ordering::SeqCst);
-            o.lock().unwrap().push(i);
-            if i < 1_000 - 20 {
-                high(&p, &o, &n);
-            }
-        })
-        .unwrap();
-    }
-    let gate = occupy(pool, 1);
-    let order = Arc::new(Mutex::new(Vec::new()));
-    let next = Arc::new(AtomicUsize::new(0));
-    let o = Arc::clone(&order);
-    let low = pool.submit(move || o.lock().unwrap().push(usize::MAX)).unwrap();
-    for _ in 0..20 {
-        high(pool, &order, &next);
-    }
-    drop(gate);
-    low.join().unwrap();
-    while order.lock().unwrap().len() < 1_001 {
-        std::thread::yield_now();
-    }
-    order.lock().unwrap().iter().position(|&i| i == usize::MAX).unwrap()
-}
-
-#[test]
-fn aging_bounds_the_wait_of_a_low_priority_task() {
-    // Aging step 10, gap of 5 levels, 20 fresh high tasks always queued: the
-    // low task catches up after about (5 + 2) × 10 dequeues.
-    let aging = BlockingPool::builder().workers(1).aging_step(10).build().unwrap();
-    let position = low_task_position(&aging);
-    assert!(position <= 100, "low-priority task started after {position} others");
-    // Strict priorities starve it for the whole stream.
-    let strict = BlockingPool::builder().workers(1).strict_priorities().build().unwrap();
-    assert_eq!(low_task_position(&strict), 1_000);
-}
-
 #[test]
 fn try_submit_on_a_full_queue_hands_the_task_back() {
     let pool = BlockingPool::builder().workers(1).queue_capacity(2).build().unwrap();

@@ -297,8 +297,21 @@ impl AsyncPool {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        self.spawn_with(TaskOptions::new(), fut).await
+    }
+
+    /// [`spawn`](Self::spawn) with a priority (the deadline is ignored: a
+    /// fire-and-forget task has no handle to report it to).
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    pub async fn spawn_with<F>(&self, options: TaskOptions, fut: F) -> Result<(), SubmitError<F>>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         match self.admit().await {
-            Ok(Admitted::Queue(room)) => self.place_spawn(room, fut),
+            Ok(Admitted::Queue(room)) => self.place_spawn(room, options, fut),
             Ok(_) => {
                 let outcome = SpawnFuture::new(fut).await;
                 self.engine().core.count_outside(outcome);
@@ -317,18 +330,35 @@ impl AsyncPool {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        self.try_spawn_with(TaskOptions::new(), fut)
+    }
+
+    /// [`try_spawn`](Self::try_spawn) with a priority.
+    ///
+    /// # Errors
+    ///
+    /// `Full` or `Closed`, with the future handed back.
+    pub fn try_spawn_with<F>(&self, options: TaskOptions, fut: F) -> Result<(), SubmitError<F>>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         match self.engine().try_room() {
-            Ok(room) => self.place_spawn(room, fut),
+            Ok(room) => self.place_spawn(room, options, fut),
             Err(refusal) => Err(self.engine().refuse(refusal, fut)),
         }
     }
 
-    fn place_spawn<F>(&self, room: Room<'_, AsyncBox>, fut: F) -> Result<(), SubmitError<F>>
+    fn place_spawn<F>(
+        &self,
+        room: Room<'_, AsyncBox>,
+        options: TaskOptions,
+        fut: F,
+    ) -> Result<(), SubmitError<F>>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         self.engine()
-            .place(room, SpawnFuture::new(fut), 0, |job| Box::pin(job) as AsyncBox)
+            .place(room, SpawnFuture::new(fut), options.priority, |job| Box::pin(job) as AsyncBox)
             .map_err(|(refusal, job)| self.engine().refuse(refusal, job.fut))
     }
 

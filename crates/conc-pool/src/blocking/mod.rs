@@ -303,6 +303,18 @@ impl BlockingPool {
         self.spawn_inner(f, TaskOptions::new(), false)
     }
 
+    /// [`try_spawn`](Self::try_spawn) with a priority.
+    ///
+    /// # Errors
+    ///
+    /// `Full` or `Closed`, with the closure handed back.
+    pub fn try_spawn_with<F>(&self, options: TaskOptions, f: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.spawn_inner(f, options, false)
+    }
+
     fn spawn_inner<F>(
         &self,
         f: F,

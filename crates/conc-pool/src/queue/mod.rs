@@ -29,7 +29,7 @@ pub(crate) struct Entry<J> {
     pub(crate) job: J,
     /// Dequeues that had happened when the entry was queued (for aging).
     mark: u64,
-    /// Global enqueue order, for FIFO between levels of equal effective priority.
+    /// Global enqueue order, for FIFO between tasks due at the same count.
     seq: u64,
     /// When the entry was queued, in nanoseconds on the pool's clock.
     pub(crate) enqueued_nanos: u64,
@@ -89,7 +89,8 @@ pub(crate) struct Queue<J> {
     /// On its own cache lines, apart from the mutex word.
     reserved: Padded<AtomicUsize>,
     capacity: Option<usize>,
-    /// Every `aging_step` dequeues raise a waiting entry's priority by one.
+    /// Every `aging_step` dequeues a waiting entry gets one level closer to
+    /// being due (see `take_next`).
     aging_step: Option<u64>,
     inner: Mutex<Inner<J>>,
 }
@@ -430,38 +431,35 @@ impl<J> Inner<J> {
         }
     }
 
-    /// The head entry with the highest effective priority (its own plus one
-    /// per `aging_step` dequeues it has waited through); ties go to the
-    /// entry queued first.
+    /// The entry to run next.
+    ///
+    /// Without aging: the head of the highest priority. With aging, a task
+    /// of priority `p` queued when the dequeue count was `mark` falls due at
+    /// `mark + (top - p) × aging_step`, `top` being the highest priority
+    /// waiting now: a head past its due count runs first (the earliest due,
+    /// then the earliest queued); otherwise the highest priority's head. Only
+    /// the task that waits gains: the backlog above it does not age with it,
+    /// so however many high-priority tasks wait, a low one runs once it is due.
     fn take_next(&mut self, aging_step: Option<u64>) -> Option<Entry<J>> {
         if self.len == 0 {
             return None;
         }
-        let mut best: Option<(usize, i64, u64)> = None;
-        for (index, level) in self.levels.iter().enumerate() {
-            let Some(head) = level.entries.front() else { continue };
-            let age = match aging_step {
-                Some(step) => i64::try_from((self.pops - head.mark) / step).unwrap_or(i64::MAX),
-                None => 0,
-            };
-            let effective = i64::from(level.priority).saturating_add(age);
-            let better = match best {
-                None => true,
-                Some((_, best_effective, best_seq)) => {
-                    effective > best_effective
-                        || (effective == best_effective && head.seq < best_seq)
+        let top = self.levels.iter().position(|level| !level.entries.is_empty())?;
+        let mut pick = top;
+        if let Some(step) = aging_step {
+            let top_priority = self.levels[top].priority;
+            let mut earliest: Option<(u64, u64)> = None;
+            for (index, level) in self.levels.iter().enumerate().skip(top + 1) {
+                let Some(head) = level.entries.front() else { continue };
+                let gap = u64::from(top_priority.abs_diff(level.priority));
+                let due = head.mark.saturating_add(gap.saturating_mul(step));
+                if due <= self.pops && earliest.is_none_or(|first| (due, head.seq) < first) {
+                    earliest = Some((due, head.seq));
+                    pick = index;
                 }
-            };
-            if better {
-                best = Some((index, effective, head.seq));
-            }
-            // Without aging the first non-empty level (highest priority) wins.
-            if aging_step.is_none() {
-                break;
             }
         }
-        let (index, _, _) = best?;
-        let entry = self.levels[index].entries.pop_front()?;
+        let entry = self.levels[pick].entries.pop_front()?;
         self.len -= 1;
         self.pops += 1;
         Some(entry)
