@@ -139,8 +139,11 @@ impl AsyncPool {
     }
 
     /// Admits one task under the pool's policy, waiting for room under the
-    /// block policy.
+    /// block policy. Spends one unit of tokio's cooperative budget, so a
+    /// task submitting in a loop to a queue with room yields now and then
+    /// and the workers (on a current-thread runtime) get to run.
     async fn admit(&self) -> Result<Admitted<'_, AsyncBox>, Refusal> {
+        tokio::task::coop::consume_budget().await;
         match self.engine().admit(true)? {
             Admitted::Wait(timeout) => {
                 self.wait_for_room(timeout).await.map(|room| Admitted::Queue(Room::Reserved(room)))

@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
@@ -111,7 +111,10 @@ enum Found {
     Closed,
 }
 
-/// Waits for the next job, as worker `index`.
+/// Waits for the next job, as worker `index`. Takes part in tokio's
+/// cooperative budget: a worker that always finds a job still yields once
+/// its task's budget is spent, so on a current-thread runtime the I/O and
+/// timer driver and the other tasks keep running.
 struct Next<'a> {
     engine: &'a Engine<AsyncFlavor>,
     index: usize,
@@ -128,8 +131,11 @@ impl Future for Next<'_> {
             queue.unregister(self.index);
             return Poll::Ready(Found::Retire);
         }
+        // Out of budget: tokio wakes this task again after a turn of others.
+        let budget = ready!(tokio::task::coop::poll_proceed(cx));
         Poll::Ready(match queue.pop_or_register(self.index, cx.waker()) {
             Pop::Job(entry) => {
+                budget.made_progress();
                 if self.registered {
                     // Woken by something other than a push (a waker a past
                     // task kept): make sure no stale registration stays.
