@@ -46,6 +46,26 @@ fn idle(metrics: &PoolMetrics) -> bool {
     metrics.queued == 0 && metrics.busy == 0
 }
 
+/// Queues the low task and `backlog + 1` stream tasks, the low one first or last.
+fn fill(backlog: usize, low_first: bool, mut low: impl FnMut(), mut stream: impl FnMut()) {
+    if low_first {
+        low();
+    }
+    for _ in 0..=backlog {
+        stream();
+    }
+    if !low_first {
+        low();
+    }
+}
+
+/// The low task ran after exactly `(HIGH - LOW) × step` high ones.
+fn assert_within_bound(position: usize, step: u64, backlog: usize, low_first: bool) {
+    let bound = usize::try_from(HIGH - LOW).unwrap() * usize::try_from(step).unwrap();
+    let order = if low_first { "first" } else { "last" };
+    assert_eq!(position, bound, "step {step}, backlog {backlog}, low queued {order}");
+}
+
 fn high() -> TaskOptions {
     TaskOptions::new().priority(HIGH)
 }
@@ -77,15 +97,7 @@ fn blocking_low_position(pool: &BlockingPool, backlog: usize, low_first: bool) -
         let run = Arc::clone(run);
         pool.spawn_with(TaskOptions::new().priority(LOW), move || run.low()).unwrap();
     };
-    if low_first {
-        low(&run);
-    }
-    for _ in 0..=backlog {
-        blocking_stream(pool, &run);
-    }
-    if !low_first {
-        low(&run);
-    }
+    fill(backlog, low_first, || low(&run), || blocking_stream(pool, &run));
     release.send(()).unwrap();
     // Let the rest of the backlog run, so the next run starts on an idle pool.
     while !run.low_ran.load(Ordering::SeqCst) || !idle(&pool.metrics()) {
@@ -101,13 +113,7 @@ fn blocking_pool_aging_bound_is_exact_whatever_the_backlog() {
         for backlog in BACKLOGS {
             for low_first in [true, false] {
                 let position = blocking_low_position(&pool, backlog, low_first);
-                let bound = usize::try_from(HIGH - LOW).unwrap() * usize::try_from(step).unwrap();
-                assert_eq!(
-                    position,
-                    bound,
-                    "step {step}, backlog {backlog}, low queued {}",
-                    if low_first { "first" } else { "last" }
-                );
+                assert_within_bound(position, step, backlog, low_first);
             }
         }
         assert!(pool.shutdown(Duration::from_secs(60)).is_clean());
@@ -169,15 +175,7 @@ async fn async_low_position(pool: &AsyncPool, backlog: usize, low_first: bool) -
         let run = Arc::clone(run);
         pool.try_spawn_with(TaskOptions::new().priority(LOW), async move { run.low() }).unwrap();
     };
-    if low_first {
-        low(&run);
-    }
-    for _ in 0..=backlog {
-        async_stream(pool, &run);
-    }
-    if !low_first {
-        low(&run);
-    }
+    fill(backlog, low_first, || low(&run), || async_stream(pool, &run));
     gate.notify_one();
     while !run.low_ran.load(Ordering::SeqCst) || !idle(&pool.metrics()) {
         tokio::task::yield_now().await;
@@ -192,13 +190,7 @@ async fn async_pool_aging_bound_is_exact_whatever_the_backlog() {
         for backlog in BACKLOGS {
             for low_first in [true, false] {
                 let position = async_low_position(&pool, backlog, low_first).await;
-                let bound = usize::try_from(HIGH - LOW).unwrap() * usize::try_from(step).unwrap();
-                assert_eq!(
-                    position,
-                    bound,
-                    "step {step}, backlog {backlog}, low queued {}",
-                    if low_first { "first" } else { "last" }
-                );
+                assert_within_bound(position, step, backlog, low_first);
             }
         }
         assert!(pool.shutdown(Duration::from_secs(60)).await.is_clean());

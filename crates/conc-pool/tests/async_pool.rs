@@ -10,7 +10,10 @@ use conc_pool::{
     AsyncPool, JoinError, QueueUtilisation, Rejection, ScaleDecision, ScalePolicy, ScaleSnapshot,
     ScaleTrigger, SubmitError, TaskOptions,
 };
+use support::{occupy_async, watched_async};
 use tokio::sync::Notify;
+
+mod support;
 
 /// Counts its drops.
 struct OnDrop(Arc<AtomicUsize>);
@@ -19,19 +22,6 @@ impl Drop for OnDrop {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
-}
-
-/// Occupies every worker until the returned notify is triggered.
-async fn occupy(pool: &AsyncPool, workers: usize) -> Arc<Notify> {
-    let gate = Arc::new(Notify::new());
-    for _ in 0..workers {
-        let gate = Arc::clone(&gate);
-        pool.spawn(async move { gate.notified().await }).await.unwrap();
-    }
-    while pool.metrics().busy < workers {
-        tokio::task::yield_now().await;
-    }
-    gate
 }
 
 fn release(gate: &Notify, workers: usize) {
@@ -65,7 +55,7 @@ async fn duration_max_means_no_deadline() {
         .await
         .unwrap();
     assert_eq!(handle.await, Ok(7));
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let queued = pool
         .submit(async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -117,7 +107,7 @@ async fn a_running_task_is_cut_off_at_its_deadline() {
     assert_eq!(slow.await, Err(JoinError::DeadlineExceeded));
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
     // A queued task whose deadline passes before it starts is not started.
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let ran = Arc::new(AtomicUsize::new(0));
     let r = Arc::clone(&ran);
     let late = pool
@@ -166,7 +156,7 @@ async fn cancelling_queued_and_running_tasks() {
 async fn priorities_and_try_submit_on_a_full_queue() {
     let pool =
         AsyncPool::builder().workers(1).queue_capacity(3).strict_priorities().build().unwrap();
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut handles = Vec::new();
     for (name, priority) in [("low", -1), ("high", 3), ("mid", 0)] {
@@ -198,7 +188,7 @@ async fn block_policy_waits_on_the_paused_clock() {
         .rejection(Rejection::Block(Duration::from_secs(5)))
         .build()
         .unwrap();
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let first = pool.submit(async { 1 }).await.unwrap();
     let Err(SubmitError::Timeout(fut)) = pool.submit(async { 2 }).await else {
         panic!("should time out")
@@ -221,7 +211,7 @@ async fn caller_runs_and_drop_oldest() {
         .rejection(Rejection::CallerRuns)
         .build()
         .unwrap();
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let _queued = pool.submit(async { 0 }).await.unwrap();
     let inline = pool.submit(async { 5 }).await.unwrap();
     assert!(inline.is_finished());
@@ -237,7 +227,7 @@ async fn caller_runs_and_drop_oldest() {
         .on_evict(move |task| sink.lock().unwrap().push(task))
         .build()
         .unwrap();
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let old = pool.submit(async { "old" }).await.unwrap();
     let new = pool.submit(async { "new" }).await.unwrap();
     let task = evicted.lock().unwrap().pop().unwrap();
@@ -281,7 +271,7 @@ async fn graceful_shutdown_cancels_what_outlives_the_deadline_and_hands_back_the
 #[tokio::test(start_paused = true)]
 async fn shutdown_now_hands_back_everything_queued() {
     let pool = AsyncPool::builder().workers(1).build().unwrap();
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let handles: Vec<_> = {
         let mut v = Vec::new();
         for i in 0..100 {
@@ -549,13 +539,7 @@ async fn the_queue_utilisation_policy_grows_with_the_queue_and_shrinks_when_idle
 /// Stuck detection reads the pool's clock: on a manual clock it is exact.
 #[tokio::test]
 async fn a_stuck_async_worker_is_replaced_and_capacity_is_kept() {
-    let clock = ManualClock::new();
-    let pool = AsyncPool::builder()
-        .workers(1)
-        .stuck_after(Duration::from_millis(20))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (pool, clock) = watched_async(1);
     let (release, hang) = tokio::sync::oneshot::channel::<&'static str>();
     let stuck = pool.submit(async move { hang.await.unwrap() }).await.unwrap();
     while pool.metrics().busy == 0 {
@@ -592,7 +576,7 @@ async fn a_stuck_async_worker_is_replaced_and_capacity_is_kept() {
 async fn queue_waits_are_read_on_the_pools_clock() {
     let clock = ManualClock::new();
     let pool = AsyncPool::builder().workers(1).clock(clock.clone()).build().unwrap();
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let waiting: Vec<_> = futures_join_all(&pool, 3).await;
     clock.advance(Duration::from_millis(3));
     release(&gate, 1);

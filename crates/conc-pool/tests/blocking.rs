@@ -9,26 +9,9 @@ use std::time::Duration;
 use conc_core::time::ManualClock;
 
 use conc_pool::{BlockingPool, JoinError, PoolBuildError, Rejection, SubmitError, TaskOptions};
+use support::{caller_runs, occupy, watched};
 
-/// Occupies every worker of `pool` until the returned sender is dropped.
-fn occupy(pool: &BlockingPool, workers: usize) -> mpsc::Sender<()> {
-    let (release, gate) = mpsc::channel::<()>();
-    let gate = Arc::new(Mutex::new(gate));
-    let started = Arc::new(AtomicUsize::new(0));
-    for _ in 0..workers {
-        let gate = Arc::clone(&gate);
-        let started = Arc::clone(&started);
-        pool.spawn(move || {
-            started.fetch_add(1, Ordering::SeqCst);
-            let _ = gate.lock().unwrap().recv();
-        })
-        .unwrap();
-    }
-    while started.load(Ordering::SeqCst) < workers.min(1) || pool.metrics().busy < workers {
-        std::thread::yield_now();
-    }
-    release
-}
+mod support;
 
 /// The refused setting of a build, as `(field, message)`.
 fn refused(builder: conc_pool::BlockingPoolBuilder) -> (String, String) {
@@ -184,12 +167,7 @@ fn try_submit_on_a_full_queue_hands_the_task_back() {
 
 #[test]
 fn caller_runs_runs_the_task_on_the_submitter() {
-    let pool = BlockingPool::builder()
-        .workers(1)
-        .queue_capacity(1)
-        .rejection(Rejection::CallerRuns)
-        .build()
-        .unwrap();
+    let pool = caller_runs();
     let gate = occupy(&pool, 1);
     let _queued = pool.submit(|| std::thread::current().id()).unwrap();
     let here = pool.submit(|| std::thread::current().id()).unwrap();
@@ -395,18 +373,6 @@ fn a_flood_never_holds_more_than_the_queue_capacity() {
     let m = pool.metrics();
     assert_eq!(m.completed, accepted);
     assert_eq!(m.rejected, refused);
-}
-
-/// A pool of `workers` on a manual clock, reporting workers stuck for 20 ms.
-fn watched(workers: usize) -> (BlockingPool, ManualClock) {
-    let clock = ManualClock::new();
-    let pool = BlockingPool::builder()
-        .workers(workers)
-        .stuck_after(Duration::from_millis(20))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
-    (pool, clock)
 }
 
 /// Stuck detection reads the pool's clock: on a manual clock it is exact.

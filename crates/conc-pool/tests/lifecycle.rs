@@ -85,3 +85,28 @@ async fn a_stop_that_hits_its_deadline_is_reported() {
     assert_eq!(queued.await, Err(JoinError::NotRun));
     assert_eq!(MetricsSource::metrics(&*pool).workers, 0);
 }
+
+/// A blocking pool's stop waits on a thread of its own: on a current-thread
+/// runtime the registry's task keeps the runtime free, so the task that lets
+/// the pool's last closure finish still runs, and the stop is clean.
+#[test]
+fn stopping_a_blocking_pool_never_blocks_the_runtime() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let pool = Arc::new(BlockingPool::builder().name("cpu").workers(1).build().unwrap());
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        pool.spawn(move || {
+            let _ = wait.recv();
+        })
+        .unwrap();
+        while pool.metrics().busy == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Runs only if the runtime's one thread is free while the pool stops.
+        tokio::spawn(async move { release.send(()).unwrap() });
+        let registry = Registry::new();
+        registry.register(pool.clone()).unwrap();
+        let report = registry.shutdown_all(Instant::now() + Duration::from_secs(30)).await;
+        assert!(report.is_clean(), "{report}");
+    });
+}

@@ -48,7 +48,9 @@ impl AsyncPoolBuilder {
     common_setters!(AsyncPool, UnstartedFuture);
 
     /// The runtime the worker tasks are spawned on. Defaults to the one
-    /// `build()` is called in.
+    /// `build()` is called in. Its time driver must be on (`enable_time` or
+    /// `enable_all` on tokio's builder): task deadlines, the `Block` timeout,
+    /// the keep-alive and `shutdown` wait on tokio's timer.
     pub fn runtime(self, handle: Handle) -> Self {
         Self { runtime: Some(handle), ..self }
     }

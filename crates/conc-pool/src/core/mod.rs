@@ -242,3 +242,38 @@ fn percentile(buckets: &[u64; WAIT_BUCKETS], q: f64) -> Duration {
     }
     Duration::from_nanos(1_u64 << WAIT_BUCKETS)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use conc_core::time::ManualClock;
+
+    use super::{Core, CoreSettings};
+    use crate::Rejection;
+
+    /// A stuck worker is looked for at most every quarter threshold: one
+    /// compare between scans, never a walk over the slots.
+    #[test]
+    fn the_stuck_scan_runs_at_most_every_quarter_threshold() {
+        let clock = ManualClock::new();
+        let core = Core::<()>::new(CoreSettings {
+            capacity: None,
+            aging_step: None,
+            rejection: Rejection::Reject,
+            name: "scan".to_owned(),
+            stuck_after: Some(Duration::from_millis(20)),
+            clock: Arc::new(clock),
+            slots: 2,
+        });
+        let worker = core.slots.claim().unwrap();
+        core.slot(worker).start(0, 0);
+        let ms = |n: u64| n * 1_000_000;
+        assert_eq!(core.stuck(ms(20)), [worker], "the first scan finds it");
+        assert!(core.stuck(ms(24)).is_empty(), "within 5 ms of the last scan: no scan");
+        assert_eq!(core.stuck(ms(25)), [worker], "a quarter threshold later: scanned again");
+        core.slot(worker).finish(super::Outcome::Completed);
+        assert!(core.stuck(ms(30)).is_empty(), "an idle worker is never stuck");
+    }
+}
