@@ -1,8 +1,10 @@
 //! `conc-pool`: the async pool against `tokio::spawn` + join and a `JoinSet`
 //! limited by a `Semaphore`; the blocking pool against `rayon::spawn` and the
 //! `threadpool` crate; and the ants-style workload (many tasks each sleeping
-//! 10 ms, at a fixed concurrency) against one tokio task per job, timed and
-//! with the peak of live heap bytes printed per side.
+//! 10 ms, at a fixed concurrency of 1 000) against a `JoinSet` limited by a
+//! `Semaphore(1000)` (the same concurrency) and against one tokio task per
+//! job (unlimited), timed and with the peak of live heap bytes printed per
+//! side.
 //!
 //! Every iteration pushes [`TASKS`] trivial tasks through and waits for all of
 //! them; the figures are per batch, so divide by [`TASKS`] for per-task cost.
@@ -287,10 +289,32 @@ async fn sleepers_on_tokio() {
     latch.wait().await;
 }
 
+/// One batch as a `JoinSet` whose spawns wait for one of
+/// [`SLEEP_CONCURRENCY`] semaphore permits: the same concurrency as ours.
+async fn sleepers_on_joinset() {
+    let limit = Arc::new(tokio::sync::Semaphore::new(SLEEP_CONCURRENCY));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..SLEEP_TASKS {
+        let permit = Arc::clone(&limit).acquire_owned().await.expect("open");
+        set.spawn(async move {
+            tokio::time::sleep(SLEEP).await;
+            drop(permit);
+        });
+        // Reap finished tasks as we go, as a long-running producer must.
+        while let Some(done) = set.try_join_next() {
+            done.expect("ran");
+        }
+    }
+    while let Some(done) = set.join_next().await {
+        done.expect("ran");
+    }
+}
+
 /// The ants-style workload: [`SLEEP_TASKS`] tasks each sleeping 10 ms, ours at
 /// [`SLEEP_CONCURRENCY`] workers with a queue of as many (submission waits
-/// for room, as ants' `Submit` does) against one tokio task per job. Prints the
-/// peak of live heap bytes of one batch per side before timing.
+/// for room, as ants' `Submit` does) against a `JoinSet` + `Semaphore` at the
+/// same concurrency and against one tokio task per job (no limit). Prints
+/// the peak of live heap bytes of one batch per side before timing.
 #[allow(
     clippy::print_stdout,
     clippy::cast_precision_loss,
@@ -311,19 +335,26 @@ fn sleeping_tasks(c: &mut Criterion) {
     // Let the workers start before measuring.
     rt.block_on(sleepers_on_pool(&pool));
     let ours = peak_bytes(|| rt.block_on(sleepers_on_pool(&pool)));
-    let peer = peak_bytes(|| rt.block_on(sleepers_on_tokio()));
-    println!(
-        "pool/sleep_10ms_100k: peak live heap ours {ours} B ({} B/task), \
-         peer/tokio_spawn {peer} B ({} B/task), ratio ours/peer {:.2}",
-        ours / SLEEP_TASKS,
-        peer / SLEEP_TASKS,
-        ours as f64 / peer as f64,
-    );
+    for (peer, bytes) in [
+        ("joinset_semaphore", peak_bytes(|| rt.block_on(sleepers_on_joinset()))),
+        ("tokio_spawn", peak_bytes(|| rt.block_on(sleepers_on_tokio()))),
+    ] {
+        println!(
+            "pool/sleep_10ms_100k: peak live heap ours {ours} B ({} B/task), \
+             peer/{peer} {bytes} B ({} B/task), ratio ours/peer {:.2}",
+            ours / SLEEP_TASKS,
+            bytes / SLEEP_TASKS,
+            ours as f64 / bytes as f64,
+        );
+    }
 
     let mut group = c.benchmark_group("pool/sleep_10ms_100k");
     group.sample_size(10);
     group.throughput(Throughput::Elements(SLEEP_TASKS as u64));
     group.bench_function("ours", |b| b.iter(|| rt.block_on(sleepers_on_pool(&pool))));
+    group.bench_function("peer/joinset_semaphore", |b| {
+        b.iter(|| rt.block_on(sleepers_on_joinset()));
+    });
     group.bench_function("peer/tokio_spawn", |b| b.iter(|| rt.block_on(sleepers_on_tokio())));
     group.finish();
 }

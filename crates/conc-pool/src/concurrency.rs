@@ -4,16 +4,18 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-// std, not the loom shim: this counter pairs with tokio's `Notify`, which never runs under loom.
-use std::sync::atomic::{AtomicUsize, Ordering};
+// std, not the loom shim: these counters pair with tokio's `Notify`, which never runs under loom.
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use conc_core::BoxFuture;
 use conc_core::driver::{Driver, Task, TaskError as DriverError, TaskOutput};
+use conc_core::lifecycle::Lifecycle;
+use conc_core::metrics::{MetricEntry, MetricValue, MetricsSnapshot, MetricsSource};
+use conc_core::{BoxError, BoxFuture};
 use tokio::sync::Notify;
 
-use crate::{BlockingPool, BuildError, TaskError};
+use crate::{BlockingPool, JoinError, PoolBuildError};
 
 /// A [`Driver`] that runs tasks one after another on the caller: for tests
 /// and for code that must not spawn. Same observable results as the others.
@@ -59,14 +61,34 @@ impl ThreadDriver {
     ///
     /// # Errors
     ///
-    /// [`BuildError`] when `workers` is 0 or a thread cannot start.
-    pub fn new(workers: usize) -> Result<Self, BuildError> {
+    /// [`PoolBuildError`] when `workers` is refused (0, or above
+    /// [`BlockingPool::MAX_WORKERS`]) or a thread cannot start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_pool::ThreadDriver;
+    ///
+    /// assert!(ThreadDriver::new(2).is_ok());
+    /// assert!(ThreadDriver::new(0).is_err());
+    /// ```
+    pub fn new(workers: usize) -> Result<Self, PoolBuildError> {
         Ok(Self {
             pool: BlockingPool::builder().name("conc-thread-driver").workers(workers).build()?,
         })
     }
 
     /// A driver over an existing pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_pool::{BlockingPool, ThreadDriver};
+    ///
+    /// let driver = ThreadDriver::with_pool(BlockingPool::builder().workers(1).build()?);
+    /// # drop(driver);
+    /// # Ok::<(), conc_pool::PoolBuildError>(())
+    /// ```
     pub fn with_pool(pool: BlockingPool) -> Self {
         Self { pool }
     }
@@ -90,7 +112,7 @@ impl Driver for ThreadDriver {
                 results.push(match handle {
                     Ok(handle) => match handle.await {
                         Ok(result) => result,
-                        Err(TaskError::Panicked { message }) => {
+                        Err(JoinError::Panicked { message }) => {
                             Err(DriverError::Panicked { message })
                         }
                         Err(_) => Err(DriverError::Cancelled),
@@ -119,6 +141,9 @@ pub enum ConcurrencyError {
     /// `defer` needs a tokio runtime to run the tasks in the background.
     #[error("invalid runtime: defer needs a running tokio runtime")]
     NoRuntime,
+    /// The facade was stopped (through [`Lifecycle::stop`]); it defers no more work.
+    #[error("concurrency facade is stopped and defers no more work")]
+    Stopped,
 }
 
 /// Runs batches of tasks on named drivers: `run` returns one result per task
@@ -153,12 +178,70 @@ pub struct Concurrency {
     drivers: RwLock<HashMap<String, Arc<dyn Driver>>>,
     default: RwLock<String>,
     deferred: Arc<Deferred>,
+    stopped: AtomicBool,
 }
 
+/// Deferred batches in flight, and the counts behind [`ConcurrencyMetrics`].
 #[derive(Debug, Default)]
 struct Deferred {
     running: AtomicUsize,
     done: Notify,
+    batches: AtomicU64,
+    tasks: AtomicU64,
+    finished: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Deferred {
+    fn count_batch(&self, tasks: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.tasks.fetch_add(tasks as u64, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of what a [`Concurrency`] facade ran.
+///
+/// # Examples
+///
+/// ```
+/// use conc_core::driver::Task;
+/// use conc_pool::Concurrency;
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let concurrency = Concurrency::new()?;
+/// let _ = concurrency.run_on("sync", vec![Task::new(|| 1), Task::new(|| 2)]).await?;
+/// let m = concurrency.metrics();
+/// assert_eq!((m.batches, m.tasks, m.deferred_pending), (1, 2, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "a metrics snapshot does nothing unless read"]
+pub struct ConcurrencyMetrics {
+    /// Batches run (`run`, `run_on`, `defer`).
+    pub batches: u64,
+    /// Tasks in those batches.
+    pub tasks: u64,
+    /// Deferred batches still running.
+    pub deferred_pending: usize,
+    /// Deferred batches finished.
+    pub deferred_done: u64,
+    /// Tasks of deferred batches that failed (each logged through `tracing`).
+    pub deferred_failed: u64,
+}
+
+impl MetricsSnapshot for ConcurrencyMetrics {
+    fn entries(&self) -> Vec<MetricEntry> {
+        vec![
+            MetricEntry::new("batches", MetricValue::Count(self.batches)),
+            MetricEntry::new("tasks", MetricValue::Count(self.tasks)),
+            MetricEntry::new("deferred_pending", MetricValue::Gauge(self.deferred_pending as f64)),
+            MetricEntry::new("deferred_done", MetricValue::Count(self.deferred_done)),
+            MetricEntry::new("deferred_failed", MetricValue::Count(self.deferred_failed)),
+        ]
+    }
 }
 
 impl fmt::Debug for Concurrency {
@@ -170,6 +253,7 @@ impl fmt::Debug for Concurrency {
             .field("drivers", &names)
             .field("default", &*self.default.read().unwrap_or_else(PoisonError::into_inner))
             .field("deferred", &self.deferred.running.load(Ordering::Relaxed))
+            .field("stopped", &self.stopped.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -179,13 +263,14 @@ impl Concurrency {
     ///
     /// # Errors
     ///
-    /// [`BuildError`] when the thread driver's pool cannot start.
-    pub fn new() -> Result<Self, BuildError> {
+    /// [`PoolBuildError`] when the thread driver's pool cannot start.
+    pub fn new() -> Result<Self, PoolBuildError> {
         let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let concurrency = Self {
             drivers: RwLock::new(HashMap::new()),
             default: RwLock::new("thread".to_owned()),
             deferred: Arc::new(Deferred::default()),
+            stopped: AtomicBool::new(false),
         };
         concurrency.register(Arc::new(SyncDriver));
         concurrency.register(Arc::new(ThreadDriver::new(workers)?));
@@ -238,6 +323,7 @@ impl Concurrency {
         tasks: Vec<Task>,
     ) -> Result<Vec<Result<TaskOutput, DriverError>>, ConcurrencyError> {
         let driver = self.default_driver()?;
+        self.deferred.count_batch(tasks.len());
         Ok(driver.run(tasks).await)
     }
 
@@ -252,6 +338,7 @@ impl Concurrency {
         tasks: Vec<Task>,
     ) -> Result<Vec<Result<TaskOutput, DriverError>>, ConcurrencyError> {
         let driver = self.driver(name)?;
+        self.deferred.count_batch(tasks.len());
         Ok(driver.run(tasks).await)
     }
 
@@ -262,20 +349,27 @@ impl Concurrency {
     /// # Errors
     ///
     /// [`ConcurrencyError::NoRuntime`] outside a tokio runtime;
-    /// [`ConcurrencyError::UnknownDriver`] if the default driver was removed.
+    /// [`ConcurrencyError::UnknownDriver`] if the default driver was removed;
+    /// [`ConcurrencyError::Stopped`] once the facade was stopped.
     pub fn defer(&self, tasks: Vec<Task>) -> Result<(), ConcurrencyError> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(ConcurrencyError::Stopped);
+        }
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| ConcurrencyError::NoRuntime)?;
         let driver = self.default_driver()?;
         let deferred = Arc::clone(&self.deferred);
+        deferred.count_batch(tasks.len());
         deferred.running.fetch_add(1, Ordering::SeqCst);
         runtime.spawn(async move {
             let results = driver.run(tasks).await;
             for (index, result) in results.iter().enumerate() {
                 if let Err(error) = result {
+                    deferred.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(target: "conc_pool", index, %error, "deferred task failed");
                 }
             }
+            deferred.finished.fetch_add(1, Ordering::Relaxed);
             if deferred.running.fetch_sub(1, Ordering::SeqCst) == 1 {
                 deferred.done.notify_waiters();
             }
@@ -288,8 +382,9 @@ impl Concurrency {
         self.deferred.running.load(Ordering::SeqCst)
     }
 
-    /// Waits until every deferred batch finished, or until `timeout`;
-    /// whether they all had.
+    /// Waits until every deferred batch finished, or until `timeout`
+    /// (`Duration::MAX`: no limit); whether they all had.
+    #[must_use = "whether every deferred batch finished"]
     pub async fn wait_deferred(&self, timeout: Duration) -> bool {
         let wait = async {
             loop {
@@ -301,5 +396,75 @@ impl Concurrency {
             }
         };
         tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
+
+impl Concurrency {
+    /// A snapshot of what the facade ran (see [`ConcurrencyMetrics`]).
+    pub fn metrics(&self) -> ConcurrencyMetrics {
+        let d = &self.deferred;
+        ConcurrencyMetrics {
+            batches: d.batches.load(Ordering::Relaxed),
+            tasks: d.tasks.load(Ordering::Relaxed),
+            deferred_pending: d.running.load(Ordering::SeqCst),
+            deferred_done: d.finished.load(Ordering::Relaxed),
+            deferred_failed: d.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Resets the counts; the pending deferred batches keep counting.
+    pub fn reset_metrics(&self) {
+        let d = &self.deferred;
+        for counter in [&d.batches, &d.tasks, &d.finished, &d.failed] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+impl MetricsSource for Concurrency {
+    type Snapshot = ConcurrencyMetrics;
+
+    fn metrics(&self) -> ConcurrencyMetrics {
+        Concurrency::metrics(self)
+    }
+
+    fn reset_metrics(&self) {
+        Concurrency::reset_metrics(self);
+    }
+}
+
+/// Named `concurrency`. Running from `new()` until stopped; `stop` refuses
+/// further `defer` calls and waits for the deferred batches until the
+/// deadline, reporting an error if some are still running then.
+impl Lifecycle for Concurrency {
+    fn name(&self) -> &'static str {
+        "concurrency"
+    }
+
+    fn start(&self) -> BoxFuture<'_, Result<(), BoxError>> {
+        self.stopped.store(false, Ordering::SeqCst);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn stop(&self, deadline: Instant) -> BoxFuture<'_, Result<(), BoxError>> {
+        self.stopped.store(true, Ordering::SeqCst);
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        Box::pin(async move {
+            // Deferred batches run on a tokio runtime; without one there is
+            // nothing to wait with (and nothing could have been deferred).
+            let finished = self.deferred_pending() == 0
+                || (tokio::runtime::Handle::try_current().is_ok()
+                    && self.wait_deferred(timeout).await);
+            if finished {
+                Ok(())
+            } else {
+                let pending = self.deferred_pending();
+                Err(format!("{pending} deferred batches still running at the deadline").into())
+            }
+        })
+    }
+
+    fn is_running(&self) -> bool {
+        !self.stopped.load(Ordering::SeqCst)
     }
 }

@@ -1,7 +1,8 @@
 //! Errors: why work was refused (with the work handed back), why a task gave
-//! no output, why a builder refused its settings.
+//! no output, why a blocking pool could not be built.
 
 use std::fmt;
+use std::future::Future;
 
 /// Why a pool refused a task. The task is handed back in every variant, so
 /// nothing a caller submitted is lost: retry it, run it inline, or drop it.
@@ -78,10 +79,22 @@ impl<T> fmt::Display for SubmitError<T> {
 
 impl<T> std::error::Error for SubmitError<T> {}
 
-/// Why a submitted task produced no output.
+/// Why a submitted task produced no output: what awaiting (or joining) its
+/// [`TaskHandle`](crate::TaskHandle) gives instead.
+///
+/// # Examples
+///
+/// ```
+/// use conc_pool::{BlockingPool, JoinError};
+///
+/// let pool = BlockingPool::builder().workers(1).build()?;
+/// let handle = pool.submit(|| -> u32 { panic!("bad row") }).unwrap();
+/// assert_eq!(handle.join(), Err(JoinError::Panicked { message: "bad row".into() }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum TaskError {
+pub enum JoinError {
     /// The task panicked; the panic was caught and the worker kept serving.
     #[error("task panicked: {message}")]
     Panicked {
@@ -105,65 +118,53 @@ pub enum TaskError {
     NotRun,
 }
 
-/// A setting a pool builder refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why [`BlockingPoolBuilder::build`](crate::BlockingPoolBuilder::build) (or a
+/// facade built on a blocking pool) failed: a refused setting, or the
+/// operating system refusing a worker thread.
+///
+/// # Examples
+///
+/// ```
+/// use conc_pool::{BlockingPool, PoolBuildError};
+///
+/// let err = BlockingPool::builder().workers(0).build().unwrap_err();
+/// assert!(matches!(err, PoolBuildError::Config(ref e) if e.field == "workers"));
+/// assert_eq!(err.to_string(), "invalid `workers` 0: must be at least 1");
+/// ```
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum BuildError {
-    /// `workers` must be at least 1.
-    #[error("invalid workers: {value} (must be at least 1)")]
-    Workers {
-        /// The value given.
-        value: usize,
-    },
-    /// `max_workers` must be at least `workers` (the minimum).
-    #[error("invalid max_workers: {value} (must be at least workers, {workers})")]
-    MaxWorkers {
-        /// The value given.
-        value: usize,
-        /// The `workers` (minimum) setting.
-        workers: usize,
-    },
-    /// `keep_alive` must be longer than zero.
-    #[error("invalid keep_alive: {value:?} (must be longer than zero)")]
-    KeepAlive {
-        /// The value given.
-        value: std::time::Duration,
-    },
-    /// `queue_capacity` must be at least 1 (use `unbounded()` for no limit).
-    #[error("invalid queue_capacity: {value} (must be at least 1)")]
-    QueueCapacity {
-        /// The value given.
-        value: usize,
-    },
-    /// `aging_step` must be at least 1 dequeue.
-    #[error("invalid aging_step: {value} (must be at least 1)")]
-    AgingStep {
-        /// The value given.
-        value: u64,
-    },
-    /// `stuck_after` must be longer than zero (a zero threshold would count
-    /// every busy worker as stuck).
-    #[error("invalid stuck_after: {value:?} (must be longer than zero)")]
-    StuckAfter {
-        /// The value given.
-        value: std::time::Duration,
-    },
-    /// An async pool needs a tokio runtime: build it inside one or pass a handle.
-    #[error("invalid runtime: no tokio runtime is running and none was given")]
-    NoRuntime,
-    /// The operating system refused to start a worker thread.
-    #[error("could not start worker thread {index}: {message}")]
+pub enum PoolBuildError {
+    /// A setting was refused: the error names the setting, its value and the rule.
+    #[error(transparent)]
+    Config(#[from] conc_core::config::ConfigError),
+    /// The operating system refused to start a worker thread (the threads
+    /// already started were stopped again).
+    #[error("could not start worker thread {index}")]
     Spawn {
         /// The worker's index.
         index: usize,
         /// The operating system's error.
-        message: String,
+        #[source]
+        source: std::io::Error,
     },
 }
 
 /// A batch submission stopped at its first refused task. Nothing is lost:
 /// the accepted tasks keep running (their handles are in `accepted`), and
 /// every task not accepted is handed back in `rejected`, in input order.
+///
+/// # Examples
+///
+/// ```
+/// use conc_pool::BlockingPool;
+///
+/// let pool = BlockingPool::builder().workers(1).build()?;
+/// drop(pool.shutdown_now());
+/// let err = pool.submit_batch((0..3).map(|i| move || i)).unwrap_err();
+/// assert_eq!(err.accepted.len(), 0);
+/// assert_eq!(err.rejected.len(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[non_exhaustive]
 pub struct BatchError<T, F> {
     /// Handles of the tasks accepted before the refusal.
@@ -172,6 +173,59 @@ pub struct BatchError<T, F> {
     pub rejected: Vec<F>,
     /// Why the first of `rejected` was refused.
     pub reason: SubmitError<()>,
+}
+
+impl<T, F> BatchError<T, F> {
+    /// The error of a batch that stopped at `refused`: the handles accepted so
+    /// far, the refused task and every one after it.
+    pub(crate) fn stopped(
+        accepted: Vec<crate::TaskHandle<T>>,
+        refused: SubmitError<F>,
+        rest: impl Iterator<Item = F>,
+    ) -> Self {
+        let mut rejected = Vec::new();
+        let reason = refused.map(|task| rejected.push(task));
+        rejected.extend(rest);
+        Self { accepted: crate::Batch::new(accepted), rejected, reason }
+    }
+}
+
+/// Submits every task of a batch through `submit`, stopping at the first refusal.
+pub(crate) async fn collect_batch_async<T, F, Fut>(
+    tasks: impl IntoIterator<Item = F>,
+    mut submit: impl FnMut(F) -> Fut,
+) -> Result<crate::Batch<T>, BatchError<T, F>>
+where
+    Fut: Future<Output = Result<crate::TaskHandle<T>, SubmitError<F>>>,
+{
+    let mut tasks = tasks.into_iter();
+    let mut handles = Vec::with_capacity(batch_capacity(tasks.size_hint().0));
+    while let Some(task) = tasks.next() {
+        match submit(task).await {
+            Ok(handle) => handles.push(handle),
+            Err(refused) => return Err(BatchError::stopped(handles, refused, tasks)),
+        }
+    }
+    Ok(crate::Batch::new(handles))
+}
+
+/// [`collect_batch_async`] for a submit that never waits.
+pub(crate) fn collect_batch<T, F>(
+    tasks: impl IntoIterator<Item = F>,
+    mut submit: impl FnMut(F) -> Result<crate::TaskHandle<T>, SubmitError<F>>,
+) -> Result<crate::Batch<T>, BatchError<T, F>> {
+    let batch = std::pin::pin!(collect_batch_async(tasks, |task| std::future::ready(submit(task))));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match batch.poll(&mut cx) {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => unreachable!("a batch of ready submissions never waits"),
+    }
+}
+
+/// Room reserved up front for a batch's handles: the iterator's lower bound,
+/// but never more than a few thousand (an iterator may claim `usize::MAX`).
+pub(crate) fn batch_capacity(lower_bound: usize) -> usize {
+    lower_bound.min(4_096)
 }
 
 impl<T, F> fmt::Debug for BatchError<T, F> {

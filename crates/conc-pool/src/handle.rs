@@ -7,12 +7,12 @@ use std::task::{Context, Poll, ready};
 
 use tokio::sync::oneshot;
 
-use crate::TaskError;
+use crate::JoinError;
 
-pub(crate) type ResultSender<T> = oneshot::Sender<Result<T, TaskError>>;
+pub(crate) type ResultSender<T> = oneshot::Sender<Result<T, JoinError>>;
 
 /// The handle of one submitted task: a future resolving to the task's output,
-/// or to the [`TaskError`] saying why there is none.
+/// or to the [`JoinError`] saying why there is none.
 ///
 /// Dropping the handle cancels the task (like `futures`' `RemoteHandle`): a
 /// queued task is then never started, a running async task is dropped at its
@@ -21,7 +21,7 @@ pub(crate) type ResultSender<T> = oneshot::Sender<Result<T, TaskError>>;
 /// # Examples
 ///
 /// ```
-/// use conc_pool::{AsyncPool, TaskError};
+/// use conc_pool::{AsyncPool, JoinError};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let pool = AsyncPool::builder().workers(2).build()?;
@@ -29,13 +29,13 @@ pub(crate) type ResultSender<T> = oneshot::Sender<Result<T, TaskError>>;
 /// assert_eq!(handle.await?, 42);
 ///
 /// let panics = pool.submit(async { if true { panic!("bad row") } else { 0 } }).await.unwrap();
-/// assert!(matches!(panics.await, Err(TaskError::Panicked { .. })));
+/// assert!(matches!(panics.await, Err(JoinError::Panicked { .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
 #[must_use = "dropping a task handle cancels the task; use `spawn` for fire-and-forget work"]
 pub struct TaskHandle<T> {
-    rx: oneshot::Receiver<Result<T, TaskError>>,
+    rx: oneshot::Receiver<Result<T, JoinError>>,
     cancelled: bool,
 }
 
@@ -48,7 +48,7 @@ impl<T> TaskHandle<T> {
     /// Cancels the task: a queued task will not start, a running async task
     /// is dropped at its next suspension point, a running blocking closure
     /// sees it through [`CancelToken::is_cancelled`](crate::CancelToken::is_cancelled).
-    /// The handle then resolves to [`TaskError::Cancelled`], unless the task
+    /// The handle then resolves to [`JoinError::Cancelled`], unless the task
     /// had already finished, in which case its output is kept.
     pub fn cancel(&mut self) {
         self.cancelled = true;
@@ -65,26 +65,23 @@ impl<T> TaskHandle<T> {
     /// # Panics
     ///
     /// When called from inside an async runtime (await the handle there).
-    pub fn join(self) -> Result<T, TaskError> {
-        let cancelled = self.cancelled;
-        self.rx.blocking_recv().unwrap_or_else(|_| Err(gone(cancelled)))
+    pub fn join(self) -> Result<T, JoinError> {
+        self.rx.blocking_recv().unwrap_or(Err(GONE))
     }
 }
 
-fn gone(_cancelled: bool) -> TaskError {
-    // The sender is dropped without a result only when the task was
-    // cancelled: through the handle, or by an immediate shutdown dropping a
-    // running async task. Every other path sends its reason.
-    TaskError::Cancelled
-}
+/// What a handle whose task dropped its sender without a result resolves
+/// to: that happens only when the task was cancelled (through the handle, or
+/// by a shutdown dropping a running async task). Every other path sends its
+/// reason.
+const GONE: JoinError = JoinError::Cancelled;
 
 impl<T> Future for TaskHandle<T> {
-    type Output = Result<T, TaskError>;
+    type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let cancelled = self.cancelled;
         let result = ready!(Pin::new(&mut self.rx).poll(cx));
-        Poll::Ready(result.unwrap_or_else(|_| Err(gone(cancelled))))
+        Poll::Ready(result.unwrap_or(Err(GONE)))
     }
 }
 
@@ -114,7 +111,7 @@ impl<T> fmt::Debug for TaskHandle<T> {
 #[must_use = "dropping a batch cancels its tasks"]
 pub struct Batch<T> {
     handles: Vec<Option<TaskHandle<T>>>,
-    results: Vec<Option<Result<T, TaskError>>>,
+    results: Vec<Option<Result<T, JoinError>>>,
 }
 
 impl<T> Batch<T> {
@@ -145,14 +142,14 @@ impl<T> Batch<T> {
     /// # Panics
     ///
     /// When called from inside an async runtime (await the batch there).
-    pub fn join(self) -> Vec<Result<T, TaskError>> {
+    pub fn join(self) -> Vec<Result<T, JoinError>> {
         self.handles
             .into_iter()
             .zip(self.results)
             .map(|(handle, done)| match (done, handle) {
                 (Some(result), _) => result,
                 (None, Some(handle)) => handle.join(),
-                (None, None) => Err(TaskError::Cancelled),
+                (None, None) => Err(JoinError::Cancelled),
             })
             .collect()
     }
@@ -161,7 +158,7 @@ impl<T> Batch<T> {
 impl<T> Unpin for Batch<T> {}
 
 impl<T> Future for Batch<T> {
-    type Output = Vec<Result<T, TaskError>>;
+    type Output = Vec<Result<T, JoinError>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -183,7 +180,7 @@ impl<T> Future for Batch<T> {
         Poll::Ready(
             std::mem::take(&mut this.results)
                 .into_iter()
-                .map(|r| r.unwrap_or(Err(TaskError::Cancelled)))
+                .map(|r| r.unwrap_or(Err(JoinError::Cancelled)))
                 .collect(),
         )
     }

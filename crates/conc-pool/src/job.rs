@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use conc_core::driver::panic_message;
 use pin_project_lite::pin_project;
 
-use crate::TaskError;
+use crate::JoinError;
 use crate::core::Outcome;
 use crate::handle::ResultSender;
 
@@ -24,21 +24,17 @@ impl CarriedSpan {
         if span.is_none() { Self(None) } else { Self(Some(Box::new(span))) }
     }
 
-    /// No span.
-    pub(crate) fn none() -> Self {
-        Self(None)
-    }
-
     /// Enters the span until the guard drops.
     pub(crate) fn enter(&self) -> Option<tracing::span::Entered<'_>> {
         self.0.as_deref().map(tracing::Span::enter)
     }
 }
 
-/// A blocking job: run it, or abandon it (its handle learns why).
+/// A blocking job: run it (`now` on the pool's timeline, for its deadline),
+/// or abandon it (its handle learns why).
 pub(crate) trait BlockingJob: Send {
-    fn run(self: Box<Self>) -> Outcome;
-    fn abandon(self: Box<Self>, reason: TaskError);
+    fn run(self: Box<Self>, now: u64) -> Outcome;
+    fn abandon(self: Box<Self>, reason: JoinError);
 }
 
 pub(crate) type BlockingBox = Box<dyn BlockingJob>;
@@ -87,25 +83,22 @@ pub(crate) struct HandleTask<F, C, T> {
     pub(crate) f: F,
     pub(crate) call: C,
     pub(crate) tx: ResultSender<T>,
-    pub(crate) deadline: Option<std::time::Instant>,
+    /// The deadline on the pool's timeline.
+    pub(crate) deadline: Option<u64>,
     /// The submitter's span, entered while the task runs.
     pub(crate) span: CarriedSpan,
 }
 
-/// Runs `f` with a token, catching a panic, and reports to `tx`.
-pub(crate) fn run_with_handle<T, R>(
-    tx: ResultSender<T>,
-    deadline: Option<std::time::Instant>,
-    f: R,
-) -> Outcome
+/// Runs `f` with a token at `now`, catching a panic, and reports to `tx`.
+fn run_with_handle<T, R>(tx: ResultSender<T>, deadline: Option<u64>, now: u64, f: R) -> Outcome
 where
     R: FnOnce(&CancelToken<'_>) -> T,
 {
     if tx.is_closed() {
         return Outcome::Cancelled;
     }
-    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-        let _ = tx.send(Err(TaskError::DeadlineExceeded));
+    if deadline.is_some_and(|d| now >= d) {
+        let _ = tx.send(Err(JoinError::DeadlineExceeded));
         return Outcome::TimedOut;
     }
     let closed = || tx.is_closed();
@@ -118,7 +111,7 @@ where
         }
         Err(payload) => {
             let message = panic_message(payload.as_ref());
-            let _ = tx.send(Err(TaskError::Panicked { message }));
+            let _ = tx.send(Err(JoinError::Panicked { message }));
             Outcome::Panicked
         }
     }
@@ -128,10 +121,10 @@ impl<F, C, T> HandleTask<F, C, T>
 where
     C: FnOnce(F, &CancelToken<'_>) -> T,
 {
-    pub(crate) fn run_here(self) -> Outcome {
+    pub(crate) fn run_here(self, now: u64) -> Outcome {
         let HandleTask { f, call, tx, deadline, span } = self;
         let _entered = span.enter();
-        run_with_handle(tx, deadline, move |token| call(f, token))
+        run_with_handle(tx, deadline, now, move |token| call(f, token))
     }
 }
 
@@ -141,11 +134,11 @@ where
     C: FnOnce(F, &CancelToken<'_>) -> T + Send,
     T: Send,
 {
-    fn run(self: Box<Self>) -> Outcome {
-        (*self).run_here()
+    fn run(self: Box<Self>, now: u64) -> Outcome {
+        (*self).run_here(now)
     }
 
-    fn abandon(self: Box<Self>, reason: TaskError) {
+    fn abandon(self: Box<Self>, reason: JoinError) {
         let _ = self.tx.send(Err(reason));
     }
 }
@@ -166,7 +159,7 @@ impl<F> BlockingJob for SpawnTask<F>
 where
     F: FnOnce() + Send,
 {
-    fn run(self: Box<Self>) -> Outcome {
+    fn run(self: Box<Self>, _now: u64) -> Outcome {
         let SpawnTask { f, span } = *self;
         let _entered = span.enter();
         match catch_unwind(AssertUnwindSafe(f)) {
@@ -178,14 +171,14 @@ where
         }
     }
 
-    fn abandon(self: Box<Self>, reason: TaskError) {
+    fn abandon(self: Box<Self>, reason: JoinError) {
         tracing::warn!(target: "conc_pool", %reason, "spawned task dropped unstarted");
     }
 }
 
 /// An async job: poll it to completion, or abandon it before its first poll.
 pub(crate) trait AsyncJob: Future<Output = Outcome> + Send {
-    fn abandon(self: Pin<&mut Self>, reason: TaskError);
+    fn abandon(self: Pin<&mut Self>, reason: JoinError);
 }
 
 pub(crate) type AsyncBox = Pin<Box<dyn AsyncJob>>;
@@ -251,7 +244,7 @@ where
             }
             if let Some(deadline) = *this.deadline {
                 if tokio::time::Instant::now() >= deadline {
-                    let _ = this.tx.take().map(|tx| tx.send(Err(TaskError::DeadlineExceeded)));
+                    let _ = this.tx.take().map(|tx| tx.send(Err(JoinError::DeadlineExceeded)));
                     return Poll::Ready(Outcome::TimedOut);
                 }
                 *this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)));
@@ -266,7 +259,7 @@ where
                     if cancelled { Outcome::Cancelled } else { Outcome::Completed }
                 }
                 Err(message) => {
-                    let _ = tx.map(|tx| tx.send(Err(TaskError::Panicked { message })));
+                    let _ = tx.map(|tx| tx.send(Err(JoinError::Panicked { message })));
                     Outcome::Panicked
                 }
             });
@@ -280,7 +273,7 @@ where
         if let Some(sleep) = this.sleep.as_mut()
             && sleep.as_mut().poll(cx).is_ready()
         {
-            let _ = this.tx.take().map(|tx| tx.send(Err(TaskError::DeadlineExceeded)));
+            let _ = this.tx.take().map(|tx| tx.send(Err(JoinError::DeadlineExceeded)));
             return Poll::Ready(Outcome::TimedOut);
         }
         Poll::Pending
@@ -292,7 +285,7 @@ where
     F: Future + Send,
     F::Output: Send,
 {
-    fn abandon(self: Pin<&mut Self>, reason: TaskError) {
+    fn abandon(self: Pin<&mut Self>, reason: JoinError) {
         let this = self.project();
         if let Some(tx) = this.tx.take() {
             let _ = tx.send(Err(reason));
@@ -308,6 +301,13 @@ pin_project! {
         pub(crate) done: bool,
         // The submitter's span, entered on every poll.
         pub(crate) span: CarriedSpan,
+    }
+}
+
+impl<F> SpawnFuture<F> {
+    /// `fut`, run in the submitter's span.
+    pub(crate) fn new(fut: F) -> Self {
+        Self { fut, done: false, span: CarriedSpan::current() }
     }
 }
 
@@ -343,7 +343,7 @@ impl<F> AsyncJob for SpawnFuture<F>
 where
     F: Future<Output = ()> + Send,
 {
-    fn abandon(self: Pin<&mut Self>, reason: TaskError) {
+    fn abandon(self: Pin<&mut Self>, reason: JoinError) {
         let this = self.project();
         *this.done = true;
         tracing::warn!(target: "conc_pool", %reason, "spawned task dropped unstarted");

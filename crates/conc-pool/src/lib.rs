@@ -15,18 +15,21 @@
 //! no allocation), `submit_batch` (outputs in input order), `spawn` (fire and
 //! forget), `submit_retry` (retries with a [`conc_core::backoff::Backoff`]),
 //! `submit_with(TaskOptions)` (priority, deadline) and a typed processor
-//! form built around one function.
+//! ([`Processor`], [`AsyncProcessor`]) built around one function.
 //!
 //! The queue is bounded or unbounded. On a full queue `submit` follows the
 //! pool's [`Rejection`] policy: hand the task back, run it on the caller,
 //! evict the oldest task (handing *that* one back), or wait with a timeout.
-//! Higher priorities run first, FIFO within a priority, and a waiting task
-//! gains a level every `aging_step` dequeues, so no priority starves.
+//! Higher priorities run first, FIFO within a priority, and aging bounds the
+//! wait of a low priority: under a saturating stream of priority `high`, a
+//! task of priority `low` starts after at most `(high − low) × aging_step`
+//! dequeues, however long the high backlog.
 //!
-//! A panicking task becomes [`TaskError::Panicked`] in its handle and the
+//! A panicking task becomes [`JoinError::Panicked`] in its handle and the
 //! worker keeps serving. `shutdown(timeout)` stops accepting work, lets the
-//! queue drain until the timeout, then hands back what never started;
-//! `shutdown_now()` hands the queue back at once. Nothing accepted is lost.
+//! queue drain until the timeout, then hands back what never started in a
+//! [`PoolShutdown`]; `shutdown_now()` hands the queue back at once. Nothing
+//! accepted is lost.
 //!
 //! [`Concurrency`] runs batches of `conc_core::driver::Task`s on named
 //! drivers ([`SyncDriver`], [`ThreadDriver`], or your own) with results in
@@ -36,11 +39,27 @@
 //! growing when a task would wait with no idle worker (before it queues) and
 //! retiring workers idle past the keep-alive, or as a pluggable
 //! [`ScalePolicy`] decides ([`QueueUtilisation`] scales on queue length and
-//! utilisation); `scale_up`, `scale_down` and `resize` change the size by hand. Idle workers sleep (after a bounded spin of a few
-//! microseconds) and a submission wakes one only when a worker is idle: a
-//! busy pool pays no wake-ups. `metrics()` and `health()` give cheap snapshots (per-worker
-//! counters, queue-wait percentiles, stuck-worker detection); a stuck worker is
-//! replaced with a fresh one, so a hung task costs no capacity.
+//! utilisation); `scale_up`, `scale_down` and `resize` change the size by
+//! hand. Idle workers sleep (after a bounded spin of a few microseconds) and
+//! a submission wakes one only when a worker is idle: a busy pool pays no
+//! wake-ups. A stuck worker is replaced with a fresh one, so a hung task
+//! costs no capacity.
+//!
+//! Builders refuse a bad setting with [`conc_core::config::ConfigError`]
+//! (naming the setting, its value and the rule; the blocking pool wraps it
+//! in [`PoolBuildError`], whose other variant is the OS refusing a thread).
+//! Both take the clock they read one way, `.clock(c)` (the coarse clock by
+//! default), so queue waits, task durations and stuck-worker detection run on
+//! a `ManualClock` in tests.
+//!
+//! Both pools (and the facade) are components: they implement
+//! [`MetricsSource`](conc_core::metrics::MetricsSource) (`metrics()`: per-worker
+//! counters, queue-wait percentiles, stuck workers) and
+//! [`Lifecycle`](conc_core::lifecycle::Lifecycle), so
+//! `Registry::shutdown_all(deadline)` stops them. They emit the
+//! `conc.pool.*` metrics of [`conc_core::metrics`] (task wait and duration
+//! included) through handles registered when the pool is built, labelled
+//! `pool` with its name: install the recorder first.
 //!
 //! # Feature flags
 //!
@@ -72,6 +91,28 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A pool registered with a [`Registry`](conc_core::lifecycle::Registry) stops
+//! with the application:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::{Duration, Instant};
+//! use conc_core::lifecycle::Registry;
+//! use conc_pool::AsyncPool;
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! let pool = Arc::new(AsyncPool::builder().name("fetch").workers(4).build()?);
+//! let registry = Registry::new();
+//! registry.register(pool.clone())?;
+//! pool.spawn(async { /* … */ }).await.unwrap();
+//! let report = registry.shutdown_all(Instant::now() + Duration::from_secs(30)).await;
+//! assert!(report.is_clean());
+//! assert!(pool.is_shut_down());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # What it replaces
 //!
 //! | need | usual choice | here |
@@ -90,29 +131,35 @@ mod blocking;
 mod builder;
 mod concurrency;
 mod core;
+mod engine;
 mod error;
+mod front;
 mod handle;
 mod job;
 mod loom;
 mod metrics;
 mod options;
+mod processor;
 mod queue;
 mod scale;
 mod shutdown;
 
-pub use asynchronous::{AsyncPool, AsyncPoolBuilder, AsyncProcessor, UnstartedFuture};
-pub use blocking::{BlockingPool, BlockingPoolBuilder, Processor, Unstarted};
-pub use builder::DEFAULT_AGING_STEP;
-pub use concurrency::{Concurrency, ConcurrencyError, SyncDriver, ThreadDriver};
-pub use error::{BatchError, BuildError, SubmitError, TaskError};
+pub use asynchronous::{AsyncPool, AsyncPoolBuilder, UnstartedFuture};
+pub use blocking::{BlockingPool, BlockingPoolBuilder, Unstarted};
+pub use builder::{DEFAULT_AGING_STEP, DEFAULT_KEEP_ALIVE};
+pub use concurrency::{
+    Concurrency, ConcurrencyError, ConcurrencyMetrics, SyncDriver, ThreadDriver,
+};
+pub use error::{BatchError, JoinError, PoolBuildError, SubmitError};
 pub use handle::{Batch, TaskHandle};
 pub use job::CancelToken;
 pub use metrics::{Health, PoolMetrics, StuckWorker};
 pub use options::{Rejection, TaskOptions};
+pub use processor::{AsyncProcessor, Processor};
 pub use scale::{
     GrowWhenQueued, QueueUtilisation, ScaleDecision, ScalePolicy, ScaleSnapshot, ScaleTrigger,
 };
-pub use shutdown::ShutdownReport;
+pub use shutdown::PoolShutdown;
 
 /// The guide's examples are compiled and run as doc tests.
 #[cfg(doctest)]

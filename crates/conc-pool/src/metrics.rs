@@ -1,8 +1,13 @@
-//! Metrics snapshots and health reports.
+//! Metrics snapshots, health reports, and the instruments a pool emits
+//! through the `metrics` facade.
 
+use std::fmt;
 use std::time::Duration;
 
-use conc_core::metrics::{MetricEntry, MetricValue, MetricsSnapshot};
+use conc_core::metrics::{self as names, MetricEntry, MetricValue, MetricsSnapshot};
+use metrics::{Counter, Gauge, Histogram};
+
+use crate::core::Outcome;
 
 /// A snapshot of a pool's counters and gauges.
 ///
@@ -13,8 +18,8 @@ use conc_core::metrics::{MetricEntry, MetricValue, MetricsSnapshot};
 /// resolves, so a count read right after a `join` may lag by that task;
 /// after a shutdown the counts are final.
 ///
-/// Queue waits are read on the coarse clock (1 ms resolution) and reported as
-/// the upper bound of a power-of-two bucket.
+/// Queue waits are read on the pool's clock (by default the coarse clock, 1 ms
+/// resolution) and reported as the upper bound of a power-of-two bucket.
 ///
 /// # Examples
 ///
@@ -24,13 +29,14 @@ use conc_core::metrics::{MetricEntry, MetricValue, MetricsSnapshot};
 /// let pool = BlockingPool::builder().workers(2).build()?;
 /// assert_eq!(pool.metrics().workers, 2);
 /// pool.submit(|| ()).unwrap().join()?;
-/// pool.shutdown(std::time::Duration::from_secs(5));
+/// assert!(pool.shutdown(std::time::Duration::from_secs(5)).is_clean());
 /// let m = pool.metrics();
 /// assert_eq!((m.workers, m.submitted, m.completed), (0, 1, 1));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use = "a metrics snapshot does nothing unless read"]
 pub struct PoolMetrics {
     /// Workers alive.
     pub workers: usize,
@@ -46,6 +52,9 @@ pub struct PoolMetrics {
     pub capacity: Option<usize>,
     /// Tasks accepted into the queue.
     pub submitted: u64,
+    /// Idle workers woken by a submission. A pool whose workers are all busy
+    /// takes new work without waking anyone, so this stays flat under load.
+    pub wake_ups: u64,
     /// Tasks that finished with an output.
     pub completed: u64,
     /// Tasks that panicked (the panic became an error in their handle).
@@ -114,6 +123,7 @@ impl MetricsSnapshot for PoolMetrics {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use = "a health report does nothing unless read"]
 pub struct Health {
     /// The stuck workers, by worker index.
     pub stuck: Vec<StuckWorker>,
@@ -134,4 +144,100 @@ pub struct StuckWorker {
     pub worker: usize,
     /// How long its current task has been running.
     pub running_for: Duration,
+}
+
+/// The handles a pool emits through, registered once when the pool is built
+/// (labelled `pool` = its name), so emitting allocates nothing. Install the
+/// recorder before building the pool.
+pub(crate) struct Instruments {
+    pub(crate) submitted: Counter,
+    completed: Counter,
+    failed: Counter,
+    panicked: Counter,
+    cancelled: Counter,
+    pub(crate) rejected: Counter,
+    /// Tasks waiting: up on a push, down on a start or a drain.
+    pub(crate) depth: Gauge,
+    busy: Gauge,
+    /// Workers counted live: up when one starts, down when one leaves or is
+    /// replaced as stuck.
+    pub(crate) workers: Gauge,
+    pub(crate) scaled_up: Counter,
+    pub(crate) scaled_down: Counter,
+    wait: Histogram,
+    duration: Histogram,
+}
+
+fn seconds(nanos: u64) -> f64 {
+    Duration::from_nanos(nanos).as_secs_f64()
+}
+
+impl Instruments {
+    pub(crate) fn new(pool: &str) -> Self {
+        Self {
+            submitted: metrics::counter!(names::POOL_TASKS_SUBMITTED, "pool" => pool.to_owned()),
+            completed: metrics::counter!(names::POOL_TASKS_COMPLETED, "pool" => pool.to_owned()),
+            failed: metrics::counter!(names::POOL_TASKS_FAILED, "pool" => pool.to_owned()),
+            panicked: metrics::counter!(names::POOL_TASKS_PANICKED, "pool" => pool.to_owned()),
+            cancelled: metrics::counter!(names::POOL_TASKS_CANCELLED, "pool" => pool.to_owned()),
+            rejected: metrics::counter!(names::POOL_TASKS_REJECTED, "pool" => pool.to_owned()),
+            depth: metrics::gauge!(names::POOL_QUEUE_DEPTH, "pool" => pool.to_owned()),
+            busy: metrics::gauge!(names::POOL_WORKERS_BUSY, "pool" => pool.to_owned()),
+            workers: metrics::gauge!(names::POOL_WORKERS_TOTAL, "pool" => pool.to_owned()),
+            scaled_up: metrics::counter!(
+                names::POOL_SCALE_EVENTS,
+                "pool" => pool.to_owned(),
+                "direction" => "up"
+            ),
+            scaled_down: metrics::counter!(
+                names::POOL_SCALE_EVENTS,
+                "pool" => pool.to_owned(),
+                "direction" => "down"
+            ),
+            wait: metrics::histogram!(names::POOL_TASK_WAIT, "pool" => pool.to_owned()),
+            duration: metrics::histogram!(names::POOL_TASK_DURATION, "pool" => pool.to_owned()),
+        }
+    }
+
+    /// A worker took a task that waited `wait` nanoseconds.
+    pub(crate) fn started(&self, wait: u64) {
+        self.depth.decrement(1.0);
+        self.busy.increment(1.0);
+        self.wait.record(seconds(wait));
+    }
+
+    /// A worker finished a task that ran `ran` nanoseconds.
+    pub(crate) fn finished(&self, outcome: Outcome, ran: u64) {
+        self.busy.decrement(1.0);
+        self.duration.record(seconds(ran));
+        self.outcome(outcome);
+    }
+
+    /// A task ended this way (on a worker or outside).
+    pub(crate) fn outcome(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Completed => self.completed.increment(1),
+            Outcome::Panicked => {
+                self.panicked.increment(1);
+                self.failed.increment(1);
+            }
+            Outcome::Cancelled => {
+                self.cancelled.increment(1);
+                self.failed.increment(1);
+            }
+            Outcome::TimedOut => self.failed.increment(1),
+        }
+    }
+
+    /// A worker that was running a task stopped counting as busy without
+    /// finishing it (cut off by a shutdown).
+    pub(crate) fn abandoned_busy(&self) {
+        self.busy.decrement(1.0);
+    }
+}
+
+impl fmt::Debug for Instruments {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instruments").finish_non_exhaustive()
+    }
 }

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-/// Options for one task: its priority and its deadline.
+/// Options for one task: its priority and its deadline. Set them with the
+/// consuming setters; read them back through the fields.
 ///
 /// # Examples
 ///
@@ -11,13 +12,17 @@ use std::time::Duration;
 /// use conc_pool::TaskOptions;
 ///
 /// let urgent = TaskOptions::new().priority(10).timeout(Duration::from_secs(2));
-/// assert_eq!(urgent.get_priority(), 10);
-/// assert_eq!(urgent.get_timeout(), Some(Duration::from_secs(2)));
+/// assert_eq!(urgent.priority, 10);
+/// assert_eq!(urgent.timeout, Some(Duration::from_secs(2)));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "task options do nothing until passed to a submit"]
 pub struct TaskOptions {
-    priority: i32,
-    timeout: Option<Duration>,
+    /// The task's priority (see [`priority`](Self::priority)).
+    pub priority: i32,
+    /// The task's deadline, counted from submission (see [`timeout`](Self::timeout)).
+    pub timeout: Option<Duration>,
 }
 
 impl TaskOptions {
@@ -27,10 +32,11 @@ impl TaskOptions {
     }
 
     /// The task's priority: higher runs first; equal priorities run in
-    /// submission order; with aging on (the default), a waiting task gains one
-    /// level per `aging_step` tasks dequeued before it, so no priority starves.
+    /// submission order. With aging on (the default) no priority starves: a
+    /// task `n` levels below the highest priority waiting runs once
+    /// `n × aging_step` tasks were dequeued after its submission, however
+    /// many higher-priority tasks still wait. Any `i32` is accepted.
     /// Defaults to 0.
-    #[must_use]
     pub fn priority(mut self, priority: i32) -> Self {
         self.priority = priority;
         self
@@ -40,22 +46,12 @@ impl TaskOptions {
     /// queued at its deadline is not started; a running async task is dropped
     /// at its deadline; a running blocking closure cannot be preempted and
     /// only gets the deadline checked before it starts. The handle then
-    /// resolves to [`TaskError::DeadlineExceeded`](crate::TaskError::DeadlineExceeded).
-    /// Defaults to no deadline.
-    #[must_use]
+    /// resolves to [`JoinError::DeadlineExceeded`](crate::JoinError::DeadlineExceeded).
+    /// A timeout too long to represent as a point in time (`Duration::MAX`)
+    /// means no deadline. Defaults to no deadline.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
-    }
-
-    /// The priority set.
-    pub fn get_priority(&self) -> i32 {
-        self.priority
-    }
-
-    /// The timeout set, if any.
-    pub fn get_timeout(&self) -> Option<Duration> {
-        self.timeout
     }
 }
 
@@ -92,7 +88,7 @@ pub enum Rejection {
     /// Evict the oldest task of the lowest priority level to make room. The
     /// evicted task goes to the `on_evict` callback when one is set (it can
     /// run it, re-submit it or drop it); otherwise its handle resolves to
-    /// [`TaskError::Evicted`](crate::TaskError::Evicted). Never silent.
+    /// [`JoinError::Evicted`](crate::JoinError::Evicted). Never silent.
     DropOldest,
     /// Wait up to the given time for room, then hand the task back in
     /// [`SubmitError::Timeout`](crate::SubmitError::Timeout).

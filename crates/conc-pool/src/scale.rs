@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use conc_core::config::{self, ConfigError};
+
 use crate::core::Core;
 
 /// What the pool looked like when a scaling decision was asked for.
@@ -143,7 +145,7 @@ impl ScalePolicy for GrowWhenQueued {
 /// ```
 /// use conc_pool::{QueueUtilisation, ScaleDecision, ScalePolicy, ScaleSnapshot, ScaleTrigger};
 ///
-/// let policy = QueueUtilisation::new(2, 0.5);
+/// let policy = QueueUtilisation::new(2, 0.5)?;
 /// let mut s = ScaleSnapshot {
 ///     trigger: ScaleTrigger::Queued,
 ///     workers: 2,
@@ -158,6 +160,10 @@ impl ScalePolicy for GrowWhenQueued {
 /// assert_eq!(policy.decide(&s), ScaleDecision::Grow(3));
 /// s.queued = 3;
 /// assert_eq!(policy.decide(&s), ScaleDecision::Hold);
+///
+/// assert!(QueueUtilisation::new(0, 0.5).is_err());
+/// assert!(QueueUtilisation::new(2, f64::NAN).is_err());
+/// # Ok::<(), conc_core::config::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueueUtilisation {
@@ -166,14 +172,18 @@ pub struct QueueUtilisation {
 }
 
 impl QueueUtilisation {
-    /// A policy allowing `tasks_per_worker` queued tasks per worker (at least
-    /// 1; 0 is taken as 1) and shrinking below `shrink_below` utilisation
-    /// (clamped to 0.0..=1.0).
-    pub fn new(tasks_per_worker: usize, shrink_below: f64) -> Self {
-        Self {
-            tasks_per_worker: tasks_per_worker.max(1),
-            shrink_below: shrink_below.clamp(0.0, 1.0),
-        }
+    /// A policy allowing `tasks_per_worker` queued tasks per worker and
+    /// retiring idle workers only while utilisation is below `shrink_below`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when `tasks_per_worker` is 0 or `shrink_below` is not
+    /// between 0.0 and 1.0 (NaN included).
+    pub fn new(tasks_per_worker: usize, shrink_below: f64) -> Result<Self, ConfigError> {
+        Ok(Self {
+            tasks_per_worker: config::at_least("tasks_per_worker", tasks_per_worker, 1)?,
+            shrink_below: config::between("shrink_below", shrink_below, 0.0, 1.0)?,
+        })
     }
 }
 

@@ -1,9 +1,9 @@
-//! What a shutdown hands back.
+//! What a pool's shutdown hands back.
 
-/// The result of shutting a pool down: the tasks that never started, handed
-/// back (run them, re-submit them elsewhere, or drop them: a dropped one
-/// resolves its handle to [`TaskError::NotRun`](crate::TaskError::NotRun)),
-/// and how many tasks were still running when the pool stopped waiting.
+/// What shutting a pool down handed back: the tasks that never started (run
+/// them, re-submit them elsewhere, or drop them: a dropped one resolves its
+/// handle to [`JoinError::NotRun`](crate::JoinError::NotRun)), and how many
+/// tasks were still running when the pool stopped waiting.
 ///
 /// # Examples
 ///
@@ -22,7 +22,8 @@
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct ShutdownReport<U> {
+#[must_use = "a pool shutdown hands back the tasks that never started"]
+pub struct PoolShutdown<U> {
     /// Tasks that were queued and never started, in the order they would have run.
     pub unstarted: Vec<U>,
     /// Tasks still running when the pool stopped waiting. Async tasks are
@@ -31,9 +32,33 @@ pub struct ShutdownReport<U> {
     pub still_running: usize,
 }
 
-impl<U> ShutdownReport<U> {
+impl<U> PoolShutdown<U> {
     /// Whether every accepted task ran to its end before the pool stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_pool::BlockingPool;
+    ///
+    /// let pool = BlockingPool::builder().workers(1).build()?;
+    /// assert!(pool.shutdown(Duration::from_secs(1)).is_clean());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_clean(&self) -> bool {
         self.unstarted.is_empty() && self.still_running == 0
+    }
+
+    /// Why a [`Lifecycle::stop`](conc_core::lifecycle::Lifecycle::stop) that
+    /// ended this way did not stop cleanly; `None` when it did.
+    pub(crate) fn stop_error(&self, pool: &str) -> Option<conc_core::BoxError> {
+        (!self.is_clean()).then(|| {
+            format!(
+                "pool `{pool}` stopped at its deadline with {} queued tasks never started and {} still running",
+                self.unstarted.len(),
+                self.still_running
+            )
+            .into()
+        })
     }
 }

@@ -5,11 +5,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conc_core::backoff::Backoff;
+use conc_core::time::ManualClock;
 use conc_pool::{
-    AsyncPool, BuildError, QueueUtilisation, Rejection, ScaleDecision, ScalePolicy, ScaleSnapshot,
-    ScaleTrigger, SubmitError, TaskError, TaskOptions,
+    AsyncPool, JoinError, QueueUtilisation, Rejection, ScaleDecision, ScalePolicy, ScaleSnapshot,
+    ScaleTrigger, SubmitError, TaskOptions,
 };
+use support::{occupy_async, watched_async};
 use tokio::sync::Notify;
+
+mod support;
 
 /// Counts its drops.
 struct OnDrop(Arc<AtomicUsize>);
@@ -20,19 +24,6 @@ impl Drop for OnDrop {
     }
 }
 
-/// Occupies every worker until the returned notify is triggered.
-async fn occupy(pool: &AsyncPool, workers: usize) -> Arc<Notify> {
-    let gate = Arc::new(Notify::new());
-    for _ in 0..workers {
-        let gate = Arc::clone(&gate);
-        pool.spawn(async move { gate.notified().await }).await.unwrap();
-    }
-    while pool.metrics().busy < workers {
-        tokio::task::yield_now().await;
-    }
-    gate
-}
-
 fn release(gate: &Notify, workers: usize) {
     for _ in 0..workers {
         gate.notify_one();
@@ -41,7 +32,12 @@ fn release(gate: &Notify, workers: usize) {
 
 #[test]
 fn build_needs_a_runtime() {
-    assert_eq!(AsyncPool::builder().build().unwrap_err(), BuildError::NoRuntime);
+    let error = AsyncPool::builder().build().unwrap_err();
+    assert_eq!(error.field, "runtime");
+    assert_eq!(
+        error.to_string(),
+        "invalid `runtime` None: must be given when `build()` runs outside a tokio runtime"
+    );
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     assert!(AsyncPool::builder().runtime(rt.handle().clone()).workers(1).build().is_ok());
 }
@@ -59,7 +55,7 @@ async fn duration_max_means_no_deadline() {
         .await
         .unwrap();
     assert_eq!(handle.await, Ok(7));
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let queued = pool
         .submit(async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -78,7 +74,7 @@ async fn outputs_panics_and_batch_order() {
     let pool = AsyncPool::builder().workers(4).build().unwrap();
     assert_eq!(pool.submit(async { 7 }).await.unwrap().await, Ok(7));
     let bad = pool.submit(async { if true { panic!("boom") } else { 1 } }).await.unwrap();
-    assert_eq!(bad.await, Err(TaskError::Panicked { message: "boom".into() }));
+    assert_eq!(bad.await, Err(JoinError::Panicked { message: "boom".into() }));
     let batch = pool
         .submit_batch((0..100_u64).map(|i| async move {
             for _ in 0..(100 - i) % 7 {
@@ -108,10 +104,10 @@ async fn a_running_task_is_cut_off_at_its_deadline() {
         })
         .await
         .unwrap();
-    assert_eq!(slow.await, Err(TaskError::DeadlineExceeded));
+    assert_eq!(slow.await, Err(JoinError::DeadlineExceeded));
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
     // A queued task whose deadline passes before it starts is not started.
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let ran = Arc::new(AtomicUsize::new(0));
     let r = Arc::clone(&ran);
     let late = pool
@@ -122,7 +118,7 @@ async fn a_running_task_is_cut_off_at_its_deadline() {
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     release(&gate, 1);
-    assert_eq!(late.await, Err(TaskError::DeadlineExceeded));
+    assert_eq!(late.await, Err(JoinError::DeadlineExceeded));
     assert_eq!(ran.load(Ordering::SeqCst), 0);
 }
 
@@ -147,8 +143,8 @@ async fn cancelling_queued_and_running_tasks() {
     let mut queued = pool.submit(async move { r.fetch_add(1, Ordering::SeqCst) }).await.unwrap();
     queued.cancel();
     running.cancel();
-    assert_eq!(running.await, Err(TaskError::Cancelled));
-    assert_eq!(queued.await, Err(TaskError::Cancelled));
+    assert_eq!(running.await, Err(JoinError::Cancelled));
+    assert_eq!(queued.await, Err(JoinError::Cancelled));
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert_eq!(pool.submit(async { 1 }).await.unwrap().await, Ok(1));
     assert_eq!(ran.load(Ordering::SeqCst), 0);
@@ -160,7 +156,7 @@ async fn cancelling_queued_and_running_tasks() {
 async fn priorities_and_try_submit_on_a_full_queue() {
     let pool =
         AsyncPool::builder().workers(1).queue_capacity(3).strict_priorities().build().unwrap();
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut handles = Vec::new();
     for (name, priority) in [("low", -1), ("high", 3), ("mid", 0)] {
@@ -192,7 +188,7 @@ async fn block_policy_waits_on_the_paused_clock() {
         .rejection(Rejection::Block(Duration::from_secs(5)))
         .build()
         .unwrap();
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let first = pool.submit(async { 1 }).await.unwrap();
     let Err(SubmitError::Timeout(fut)) = pool.submit(async { 2 }).await else {
         panic!("should time out")
@@ -215,7 +211,7 @@ async fn caller_runs_and_drop_oldest() {
         .rejection(Rejection::CallerRuns)
         .build()
         .unwrap();
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let _queued = pool.submit(async { 0 }).await.unwrap();
     let inline = pool.submit(async { 5 }).await.unwrap();
     assert!(inline.is_finished());
@@ -231,7 +227,7 @@ async fn caller_runs_and_drop_oldest() {
         .on_evict(move |task| sink.lock().unwrap().push(task))
         .build()
         .unwrap();
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let old = pool.submit(async { "old" }).await.unwrap();
     let new = pool.submit(async { "new" }).await.unwrap();
     let task = evicted.lock().unwrap().pop().unwrap();
@@ -266,7 +262,7 @@ async fn graceful_shutdown_cancels_what_outlives_the_deadline_and_hands_back_the
         task.run().await;
     }
     let results: Vec<_> = futures_join(handles).await;
-    assert_eq!(results[..2], [Err(TaskError::Cancelled), Err(TaskError::Cancelled)]);
+    assert_eq!(results[..2], [Err(JoinError::Cancelled), Err(JoinError::Cancelled)]);
     assert!(results[2..].iter().all(Result::is_ok));
     assert_eq!(ran.load(Ordering::SeqCst), 8);
     assert!(matches!(pool.submit(async {}).await, Err(SubmitError::Closed(_))));
@@ -275,7 +271,7 @@ async fn graceful_shutdown_cancels_what_outlives_the_deadline_and_hands_back_the
 #[tokio::test(start_paused = true)]
 async fn shutdown_now_hands_back_everything_queued() {
     let pool = AsyncPool::builder().workers(1).build().unwrap();
-    let gate = occupy(&pool, 1).await;
+    let gate = occupy_async(&pool, 1).await;
     let handles: Vec<_> = {
         let mut v = Vec::new();
         for i in 0..100 {
@@ -288,7 +284,7 @@ async fn shutdown_now_hands_back_everything_queued() {
     assert_eq!(report.still_running, 1);
     drop(report);
     let results = futures_join(handles).await;
-    assert!(results.iter().all(|r| *r == Err(TaskError::NotRun)));
+    assert!(results.iter().all(|r| *r == Err(JoinError::NotRun)));
     drop(gate);
 }
 
@@ -332,7 +328,7 @@ async fn processor_and_flood_within_capacity() {
     assert_eq!((m.completed, m.rejected), (accepted + 10, refused));
 }
 
-async fn futures_join<T>(handles: Vec<conc_pool::TaskHandle<T>>) -> Vec<Result<T, TaskError>> {
+async fn futures_join<T>(handles: Vec<conc_pool::TaskHandle<T>>) -> Vec<Result<T, JoinError>> {
     let mut out = Vec::new();
     for handle in handles {
         out.push(handle.await);
@@ -489,7 +485,7 @@ async fn the_queue_utilisation_policy_grows_with_the_queue_and_shrinks_when_idle
         .workers(1)
         .max_workers(4)
         .keep_alive(Duration::from_secs(5))
-        .scale_policy(QueueUtilisation::new(2, 0.5))
+        .scale_policy(QueueUtilisation::new(2, 0.5).unwrap())
         .on_scale(on_scale)
         .build()
         .unwrap();
@@ -540,17 +536,19 @@ async fn the_queue_utilisation_policy_grows_with_the_queue_and_shrinks_when_idle
     );
 }
 
-/// Stuck detection reads the pool's own (real) clock, so this test runs on a
-/// normal runtime and waits for conditions, never for a fixed time.
+/// Stuck detection reads the pool's clock: on a manual clock it is exact.
 #[tokio::test]
 async fn a_stuck_async_worker_is_replaced_and_capacity_is_kept() {
-    let pool =
-        AsyncPool::builder().workers(1).stuck_after(Duration::from_millis(20)).build().unwrap();
+    let (pool, clock) = watched_async(1);
     let (release, hang) = tokio::sync::oneshot::channel::<&'static str>();
     let stuck = pool.submit(async move { hang.await.unwrap() }).await.unwrap();
-    while pool.health().is_healthy() {
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    while pool.metrics().busy == 0 {
+        tokio::task::yield_now().await;
     }
+    clock.advance(Duration::from_millis(19));
+    assert!(pool.health().is_healthy());
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(pool.health().stuck.len(), 1);
     // The only worker is stuck; this task queues, which replaces it.
     let next = pool.submit(async { "served by the replacement" }).await.unwrap();
     assert_eq!(next.await, Ok("served by the replacement"));
@@ -560,11 +558,42 @@ async fn a_stuck_async_worker_is_replaced_and_capacity_is_kept() {
     assert_eq!(pool.health().stuck.len(), 1);
     release.send("finished late").unwrap();
     assert_eq!(stuck.await, Ok("finished late"));
-    while !pool.health().is_healthy() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    // A worker counts a task just after its handle resolves: wait for both
+    // to be done before moving the clock past the threshold again.
+    while !pool.health().is_healthy() || pool.metrics().busy != 0 {
+        tokio::task::yield_now().await;
     }
+    // Still one worker, serving; no further replacement.
+    clock.advance(Duration::from_millis(100));
     assert_eq!(pool.submit(async { 5 }).await.unwrap().await, Ok(5));
     assert_eq!(pool.workers(), 1);
     assert_eq!(pool.metrics().replaced, 1);
     assert!(pool.shutdown(Duration::from_secs(5)).await.is_clean());
+}
+
+/// Queue waits are read on the pool's clock.
+#[tokio::test]
+async fn queue_waits_are_read_on_the_pools_clock() {
+    let clock = ManualClock::new();
+    let pool = AsyncPool::builder().workers(1).clock(clock.clone()).build().unwrap();
+    let gate = occupy_async(&pool, 1).await;
+    let waiting: Vec<_> = futures_join_all(&pool, 3).await;
+    clock.advance(Duration::from_millis(3));
+    release(&gate, 1);
+    for handle in waiting {
+        handle.await.unwrap();
+    }
+    let m = pool.metrics();
+    // Three of four tasks waited 3 ms: the p50 is the upper bound of its
+    // power-of-two bucket, [2^21, 2^22) ns.
+    assert_eq!(m.wait_p50, Duration::from_nanos(1 << 22));
+    assert_eq!(m.wait_p99, Duration::from_nanos(1 << 22));
+}
+
+async fn futures_join_all(pool: &AsyncPool, n: usize) -> Vec<conc_pool::TaskHandle<()>> {
+    let mut handles = Vec::new();
+    for _ in 0..n {
+        handles.push(pool.submit(async {}).await.unwrap());
+    }
+    handles
 }

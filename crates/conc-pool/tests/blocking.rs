@@ -6,46 +6,63 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conc_pool::{BlockingPool, BuildError, Rejection, SubmitError, TaskError, TaskOptions};
+use conc_core::time::ManualClock;
 
-/// Occupies every worker of `pool` until the returned sender is dropped.
-fn occupy(pool: &BlockingPool, workers: usize) -> mpsc::Sender<()> {
-    let (release, gate) = mpsc::channel::<()>();
-    let gate = Arc::new(Mutex::new(gate));
-    let started = Arc::new(AtomicUsize::new(0));
-    for _ in 0..workers {
-        let gate = Arc::clone(&gate);
-        let started = Arc::clone(&started);
-        pool.spawn(move || {
-            started.fetch_add(1, Ordering::SeqCst);
-            let _ = gate.lock().unwrap().recv();
-        })
-        .unwrap();
+use conc_pool::{BlockingPool, JoinError, PoolBuildError, Rejection, SubmitError, TaskOptions};
+use support::{caller_runs, occupy, watched};
+
+mod support;
+
+/// The refused setting of a build, as `(field, message)`.
+fn refused(builder: conc_pool::BlockingPoolBuilder) -> (String, String) {
+    match builder.build() {
+        Err(PoolBuildError::Config(error)) => (error.field.to_string(), error.to_string()),
+        other => panic!("expected a refused setting, got {other:?}"),
     }
-    while started.load(Ordering::SeqCst) < workers.min(1) || pool.metrics().busy < workers {
-        std::thread::yield_now();
-    }
-    release
 }
 
 #[test]
 fn build_validates_settings() {
-    assert_eq!(
-        BlockingPool::builder().workers(0).build().unwrap_err(),
-        BuildError::Workers { value: 0 }
-    );
-    assert_eq!(
-        BlockingPool::builder().queue_capacity(0).build().unwrap_err(),
-        BuildError::QueueCapacity { value: 0 }
-    );
-    assert_eq!(
-        BlockingPool::builder().aging_step(0).build().unwrap_err(),
-        BuildError::AgingStep { value: 0 }
-    );
-    assert!(BuildError::Workers { value: 0 }.to_string().contains("workers: 0"));
-    let error = BlockingPool::builder().stuck_after(Duration::ZERO).build().unwrap_err();
-    assert_eq!(error, BuildError::StuckAfter { value: Duration::ZERO });
-    assert!(error.to_string().contains("stuck_after: 0ns"));
+    let refusals = [
+        (BlockingPool::builder().workers(0), "invalid `workers` 0: must be at least 1"),
+        (
+            BlockingPool::builder().queue_capacity(0),
+            "invalid `queue_capacity` 0: must be at least 1",
+        ),
+        (BlockingPool::builder().aging_step(0), "invalid `aging_step` 0: must be at least 1"),
+        (
+            BlockingPool::builder().stuck_after(Duration::ZERO),
+            "invalid `stuck_after` 0ns: must be longer than zero",
+        ),
+        (
+            BlockingPool::builder().keep_alive(Duration::ZERO),
+            "invalid `keep_alive` 0ns: must be longer than zero",
+        ),
+        (
+            BlockingPool::builder().workers(3).max_workers(2),
+            "invalid `max_workers` 2: must be at least `workers` (3)",
+        ),
+        (BlockingPool::builder().name(""), r#"invalid `name` "": must not be empty"#),
+        (
+            BlockingPool::builder().name("a\0b"),
+            r#"invalid `name` "a\0b": must not contain a NUL byte"#,
+        ),
+        (
+            BlockingPool::builder().workers(usize::MAX),
+            "invalid `workers` 18446744073709551615: must be at most 32768",
+        ),
+        (
+            BlockingPool::builder().workers(1).max_workers(usize::MAX / 2),
+            "invalid `max_workers` 9223372036854775807: must be at most 32768",
+        ),
+        (
+            BlockingPool::builder().stack_size(usize::MAX),
+            "invalid `stack_size` 18446744073709551615: must be at most 1073741824",
+        ),
+    ];
+    for (builder, message) in refusals {
+        assert_eq!(refused(builder).1, message);
+    }
     assert!(
         BlockingPool::builder().workers(1).stuck_after(Duration::from_nanos(1)).build().is_ok()
     );
@@ -98,7 +115,7 @@ fn batch_outputs_come_back_in_input_order() {
 fn a_panic_becomes_an_error_and_the_worker_keeps_serving() {
     let pool = BlockingPool::builder().workers(1).build().unwrap();
     let bad = pool.submit(|| -> u8 { panic!("corrupt row 7") }).unwrap();
-    assert_eq!(bad.join(), Err(TaskError::Panicked { message: "corrupt row 7".into() }));
+    assert_eq!(bad.join(), Err(JoinError::Panicked { message: "corrupt row 7".into() }));
     pool.spawn(|| panic!("fire and forget")).unwrap();
     for i in 0..10 {
         assert_eq!(pool.submit(move || i).unwrap().join(), Ok(i));
@@ -131,49 +148,6 @@ fn priorities_run_highest_first_and_fifo_within_a_priority() {
     assert_eq!(*order.lock().unwrap(), ["high-a", "high-b", "mid", "low-a", "low-b"]);
 }
 
-/// Runs one low-priority task against a saturating stream of 1 000
-/// priority-5 tasks (each running task submits the next, so the queue always
-/// holds 20 fresh ones); returns how many high tasks ran before the low one.
-fn low_task_position(pool: &BlockingPool) -> usize {
-    fn high(pool: &BlockingPool, order: &Arc<Mutex<Vec<usize>>>, next: &Arc<AtomicUsize>) {
-        let (p, o, n) = (pool.clone(), Arc::clone(order), Arc::clone(next));
-        pool.spawn_with(TaskOptions::new().priority(5), move || {
-            let i = n.fetch_add(1, Ordering::SeqCst);
-            o.lock().unwrap().push(i);
-            if i < 1_000 - 20 {
-                high(&p, &o, &n);
-            }
-        })
-        .unwrap();
-    }
-    let gate = occupy(pool, 1);
-    let order = Arc::new(Mutex::new(Vec::new()));
-    let next = Arc::new(AtomicUsize::new(0));
-    let o = Arc::clone(&order);
-    let low = pool.submit(move || o.lock().unwrap().push(usize::MAX)).unwrap();
-    for _ in 0..20 {
-        high(pool, &order, &next);
-    }
-    drop(gate);
-    low.join().unwrap();
-    while order.lock().unwrap().len() < 1_001 {
-        std::thread::yield_now();
-    }
-    order.lock().unwrap().iter().position(|&i| i == usize::MAX).unwrap()
-}
-
-#[test]
-fn aging_bounds_the_wait_of_a_low_priority_task() {
-    // Aging step 10, gap of 5 levels, 20 fresh high tasks always queued: the
-    // low task catches up after about (5 + 2) × 10 dequeues.
-    let aging = BlockingPool::builder().workers(1).aging_step(10).build().unwrap();
-    let position = low_task_position(&aging);
-    assert!(position <= 100, "low-priority task started after {position} others");
-    // Strict priorities starve it for the whole stream.
-    let strict = BlockingPool::builder().workers(1).strict_priorities().build().unwrap();
-    assert_eq!(low_task_position(&strict), 1_000);
-}
-
 #[test]
 fn try_submit_on_a_full_queue_hands_the_task_back() {
     let pool = BlockingPool::builder().workers(1).queue_capacity(2).build().unwrap();
@@ -193,12 +167,7 @@ fn try_submit_on_a_full_queue_hands_the_task_back() {
 
 #[test]
 fn caller_runs_runs_the_task_on_the_submitter() {
-    let pool = BlockingPool::builder()
-        .workers(1)
-        .queue_capacity(1)
-        .rejection(Rejection::CallerRuns)
-        .build()
-        .unwrap();
+    let pool = caller_runs();
     let gate = occupy(&pool, 1);
     let _queued = pool.submit(|| std::thread::current().id()).unwrap();
     let here = pool.submit(|| std::thread::current().id()).unwrap();
@@ -242,7 +211,7 @@ fn drop_oldest_evicts_and_hands_the_evicted_task_over() {
     let gate = occupy(&pool, 1);
     let old = pool.submit(|| 1).unwrap();
     let new = pool.submit(|| 2).unwrap();
-    assert_eq!(old.join(), Err(TaskError::Evicted));
+    assert_eq!(old.join(), Err(JoinError::Evicted));
     drop(gate);
     assert_eq!(new.join(), Ok(2));
 }
@@ -281,7 +250,7 @@ fn cancelling_a_queued_task_means_it_never_runs() {
     let r = Arc::clone(&ran);
     drop(pool.submit(move || r.fetch_add(1, Ordering::SeqCst)).unwrap());
     drop(gate);
-    assert_eq!(handle.join(), Err(TaskError::Cancelled));
+    assert_eq!(handle.join(), Err(JoinError::Cancelled));
     pool.submit(|| ()).unwrap().join().unwrap();
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     assert_eq!(pool.metrics().cancelled, 2);
@@ -302,7 +271,7 @@ fn a_running_task_sees_cancellation_through_its_token() {
         .unwrap();
     started.recv().unwrap();
     handle.cancel();
-    assert_eq!(handle.join(), Err(TaskError::Cancelled));
+    assert_eq!(handle.join(), Err(JoinError::Cancelled));
     // The worker is free again.
     assert_eq!(pool.submit(|| 5).unwrap().join(), Ok(5));
 }
@@ -319,7 +288,7 @@ fn a_task_whose_deadline_passed_in_the_queue_is_not_started() {
         })
         .unwrap();
     drop(gate);
-    assert_eq!(late.join(), Err(TaskError::DeadlineExceeded));
+    assert_eq!(late.join(), Err(JoinError::DeadlineExceeded));
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     assert!(pool.shutdown(Duration::from_secs(60)).is_clean());
     assert_eq!(pool.metrics().timed_out, 1);
@@ -367,7 +336,7 @@ fn shutdown_now_hands_back_exactly_what_did_not_run() {
     drop(dropped);
     let results: Vec<_> = handles.into_iter().map(conc_pool::TaskHandle::join).collect();
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 500);
-    assert!(results[500..].iter().all(|r| *r == Err(TaskError::NotRun)));
+    assert!(results[500..].iter().all(|r| *r == Err(JoinError::NotRun)));
     assert_eq!(ran.load(Ordering::SeqCst), 500);
     assert!(pool.join(Duration::from_secs(60)));
 }
@@ -406,15 +375,17 @@ fn a_flood_never_holds_more_than_the_queue_capacity() {
     assert_eq!(m.rejected, refused);
 }
 
+/// Stuck detection reads the pool's clock: on a manual clock it is exact.
 #[test]
-fn stuck_workers_are_reported() {
-    let pool =
-        BlockingPool::builder().workers(2).stuck_after(Duration::from_millis(1)).build().unwrap();
+fn stuck_workers_are_reported_on_the_pools_clock() {
+    let (pool, clock) = watched(2);
     let gate = occupy(&pool, 1);
-    while pool.health().is_healthy() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    assert_eq!(pool.health().stuck.len(), 1);
+    clock.advance(Duration::from_millis(19));
+    assert!(pool.health().is_healthy());
+    clock.advance(Duration::from_millis(1));
+    let health = pool.health();
+    assert_eq!(health.stuck.len(), 1);
+    assert_eq!(health.stuck[0].running_for, Duration::from_millis(20));
     assert_eq!(pool.metrics().stuck, 1);
     drop(gate);
 }
@@ -459,10 +430,6 @@ fn a_dynamic_pool_grows_before_queueing_and_retires_idle_workers() {
         .keep_alive(Duration::from_millis(20))
         .build()
         .unwrap();
-    assert_eq!(
-        BlockingPool::builder().workers(3).max_workers(2).build().unwrap_err(),
-        BuildError::MaxWorkers { value: 2, workers: 3 }
-    );
     let (release, gate) = mpsc::channel::<()>();
     let gate = Arc::new(Mutex::new(gate));
     let started = Arc::new(AtomicUsize::new(0));
@@ -561,13 +528,14 @@ fn a_blocking_pool_obeys_a_custom_scale_policy() {
 
 #[test]
 fn a_stuck_worker_is_replaced_and_capacity_is_kept() {
-    let pool =
-        BlockingPool::builder().workers(1).stuck_after(Duration::from_millis(20)).build().unwrap();
+    let (pool, clock) = watched(1);
     let (release, hang) = mpsc::channel::<&'static str>();
     let stuck = pool.submit(move || hang.recv().unwrap()).unwrap();
-    while pool.health().is_healthy() {
-        std::thread::sleep(Duration::from_millis(2));
+    while pool.metrics().busy == 0 {
+        std::thread::yield_now();
     }
+    clock.advance(Duration::from_millis(20));
+    assert_eq!(pool.health().stuck.len(), 1);
     // The only worker is stuck; this task queues, which replaces it.
     let next = pool.submit(|| "served by the replacement").unwrap();
     assert_eq!(next.join(), Ok("served by the replacement"));
@@ -578,12 +546,32 @@ fn a_stuck_worker_is_replaced_and_capacity_is_kept() {
     assert_eq!(pool.health().stuck.len(), 1);
     release.send("finished late").unwrap();
     assert_eq!(stuck.join(), Ok("finished late"));
-    while !pool.health().is_healthy() {
-        std::thread::sleep(Duration::from_millis(1));
+    // A worker counts a task just after its handle resolves: wait for both
+    // to be done before moving the clock past the threshold again.
+    while !pool.health().is_healthy() || pool.metrics().busy != 0 {
+        std::thread::yield_now();
     }
     // Still one worker, serving; no further replacement.
+    clock.advance(Duration::from_millis(100));
     assert_eq!(pool.submit(|| 5).unwrap().join(), Ok(5));
     assert_eq!(pool.workers(), 1);
     assert_eq!(pool.metrics().replaced, 1);
     assert!(pool.shutdown(Duration::from_secs(5)).is_clean());
+}
+
+/// Deadlines of blocking tasks are checked on the pool's clock.
+#[test]
+fn a_queued_task_past_its_deadline_on_the_pools_clock_is_not_started() {
+    let clock = ManualClock::new();
+    let pool = BlockingPool::builder().workers(1).clock(clock.clone()).build().unwrap();
+    let gate = occupy(&pool, 1);
+    let in_time =
+        pool.submit_with(TaskOptions::new().timeout(Duration::from_millis(10)), || 1).unwrap();
+    let late =
+        pool.submit_with(TaskOptions::new().timeout(Duration::from_millis(9)), || 2).unwrap();
+    clock.advance(Duration::from_millis(9));
+    drop(gate);
+    assert_eq!(in_time.join(), Ok(1));
+    assert_eq!(late.join(), Err(JoinError::DeadlineExceeded));
+    assert_eq!(pool.metrics().timed_out, 1);
 }

@@ -113,3 +113,29 @@ fn defer_needs_a_runtime() {
     let concurrency = Concurrency::new().unwrap();
     assert_eq!(concurrency.defer(Vec::new()).unwrap_err(), ConcurrencyError::NoRuntime);
 }
+
+/// The facade is a component: stopping it waits for the deferred batches
+/// and refuses new ones; its metrics count what it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_facade_waits_for_deferred_work_and_refuses_more() {
+    use conc_core::lifecycle::Lifecycle;
+
+    let concurrency = Concurrency::new().unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&ran);
+    concurrency
+        .defer(vec![Task::new(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            counter.fetch_add(1, Ordering::SeqCst);
+        })])
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    concurrency.stop(deadline).await.unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "stop waited for the deferred batch");
+    assert!(!concurrency.is_running());
+    assert_eq!(concurrency.defer(Vec::new()), Err(ConcurrencyError::Stopped));
+    let m = concurrency.metrics();
+    assert_eq!((m.batches, m.tasks, m.deferred_pending, m.deferred_done), (1, 1, 0, 1));
+    concurrency.start().await.unwrap();
+    assert!(concurrency.defer(Vec::new()).is_ok());
+}

@@ -593,7 +593,7 @@ async fn fan() -> Result<(), BoxError> {
 }
 
 async fn pools() -> Result<(), BoxError> {
-    use conc::pool::{AsyncPool, BlockingPool, Rejection, TaskError, TaskOptions};
+    use conc::pool::{AsyncPool, BlockingPool, JoinError, Rejection, TaskOptions};
 
     println!("\n== 10. Worker pools ==\n");
     // CPU work: 40 thumbnails through 2 threads and a queue of 8. When the
@@ -639,13 +639,19 @@ async fn pools() -> Result<(), BoxError> {
         })
         .await
         .map_err(|e| e.to_string())?;
+    // That request panics on purpose and its handle carries the message, so
+    // the default panic report (and backtrace) stays quiet while it runs.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     gate.notify_one();
     for request in requests {
         request.await?;
     }
+    let broken = broken.await;
+    std::panic::set_hook(report);
     let served = served.lock().expect("log").join(", ");
     println!("  api: served {served} (priority 10 first, FIFO within a priority)");
-    if let Err(TaskError::Panicked { message }) = broken.await {
+    if let Err(JoinError::Panicked { message }) = broken {
         println!("  api: a request panicked ({message}); the worker kept serving");
     }
 

@@ -67,8 +67,8 @@ metric_names! {
     POOL_TASKS_SUBMITTED = "conc.pool.tasks.submitted", Counter, Count, "tasks accepted by a worker pool";
     /// Pool: tasks that ran to completion.
     POOL_TASKS_COMPLETED = "conc.pool.tasks.completed", Counter, Count, "tasks that finished with an output";
-    /// Pool: tasks that returned an error.
-    POOL_TASKS_FAILED = "conc.pool.tasks.failed", Counter, Count, "tasks that finished with an error";
+    /// Pool: tasks that finished without an output.
+    POOL_TASKS_FAILED = "conc.pool.tasks.failed", Counter, Count, "tasks that panicked, were cancelled or passed their deadline";
     /// Pool: tasks that panicked.
     POOL_TASKS_PANICKED = "conc.pool.tasks.panicked", Counter, Count, "tasks whose panic was caught and reported";
     /// Pool: tasks refused because the queue was full or the pool was stopping.

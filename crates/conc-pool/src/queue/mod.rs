@@ -29,7 +29,7 @@ pub(crate) struct Entry<J> {
     pub(crate) job: J,
     /// Dequeues that had happened when the entry was queued (for aging).
     mark: u64,
-    /// Global enqueue order, for FIFO between levels of equal effective priority.
+    /// Global enqueue order, for FIFO between tasks due at the same count.
     seq: u64,
     /// When the entry was queued, in nanoseconds on the pool's clock.
     pub(crate) enqueued_nanos: u64,
@@ -76,8 +76,10 @@ struct Inner<J> {
     space: VecDeque<(u64, Waker)>,
     space_ids: u64,
     closed: bool,
-    /// Accepted entries, ever.
+    /// Accepted entries, since the queue was made or its counts reset.
     pushed: u64,
+    /// Idle workers woken by a push, since the queue was made or its counts reset.
+    wake_ups: u64,
 }
 
 /// The shared queue.
@@ -87,7 +89,8 @@ pub(crate) struct Queue<J> {
     /// On its own cache lines, apart from the mutex word.
     reserved: Padded<AtomicUsize>,
     capacity: Option<usize>,
-    /// Every `aging_step` dequeues raise a waiting entry's priority by one.
+    /// Every `aging_step` dequeues a waiting entry gets one level closer to
+    /// being due (see `take_next`).
     aging_step: Option<u64>,
     inner: Mutex<Inner<J>>,
 }
@@ -137,6 +140,7 @@ impl<J> Queue<J> {
                 space_ids: 0,
                 closed: false,
                 pushed: 0,
+                wake_ups: 0,
             }),
         }
     }
@@ -194,9 +198,21 @@ impl<J> Queue<J> {
         self.lock().closed
     }
 
-    /// Entries accepted since the queue was made.
+    /// Entries accepted since the queue was made (or its counts reset).
     pub(crate) fn pushed(&self) -> u64 {
         self.lock().pushed
+    }
+
+    /// Idle workers a push woke since the queue was made (or its counts reset).
+    pub(crate) fn wake_ups(&self) -> u64 {
+        self.lock().wake_ups
+    }
+
+    /// Zeroes the accepted and wake-up counts.
+    pub(crate) fn reset_counts(&self) {
+        let mut inner = self.lock();
+        inner.pushed = 0;
+        inner.wake_ups = 0;
     }
 
     /// Pushes a job into room reserved by `reservation`, waking one idle
@@ -218,7 +234,9 @@ impl<J> Queue<J> {
             }
             reservation.used = true;
             inner.insert(into_job(item), priority, now_nanos);
-            inner.idle.pop().map(|(_, waker)| waker)
+            let waker = inner.idle.pop().map(|(_, waker)| waker);
+            inner.wake_ups += u64::from(waker.is_some());
+            waker
         };
         let woke = waker.is_some();
         if let Some(waker) = waker {
@@ -413,38 +431,35 @@ impl<J> Inner<J> {
         }
     }
 
-    /// The head entry with the highest effective priority (its own plus one
-    /// per `aging_step` dequeues it has waited through); ties go to the
-    /// entry queued first.
+    /// The entry to run next.
+    ///
+    /// Without aging: the head of the highest priority. With aging, a task
+    /// of priority `p` queued when the dequeue count was `mark` falls due at
+    /// `mark + (top - p) × aging_step`, `top` being the highest priority
+    /// waiting now: a head past its due count runs first (the earliest due,
+    /// then the earliest queued); otherwise the highest priority's head. Only
+    /// the task that waits gains: the backlog above it does not age with it,
+    /// so however many high-priority tasks wait, a low one runs once it is due.
     fn take_next(&mut self, aging_step: Option<u64>) -> Option<Entry<J>> {
         if self.len == 0 {
             return None;
         }
-        let mut best: Option<(usize, i64, u64)> = None;
-        for (index, level) in self.levels.iter().enumerate() {
-            let Some(head) = level.entries.front() else { continue };
-            let age = match aging_step {
-                Some(step) => i64::try_from((self.pops - head.mark) / step).unwrap_or(i64::MAX),
-                None => 0,
-            };
-            let effective = i64::from(level.priority).saturating_add(age);
-            let better = match best {
-                None => true,
-                Some((_, best_effective, best_seq)) => {
-                    effective > best_effective
-                        || (effective == best_effective && head.seq < best_seq)
+        let top = self.levels.iter().position(|level| !level.entries.is_empty())?;
+        let mut pick = top;
+        if let Some(step) = aging_step {
+            let top_priority = self.levels[top].priority;
+            let mut earliest: Option<(u64, u64)> = None;
+            for (index, level) in self.levels.iter().enumerate().skip(top + 1) {
+                let Some(head) = level.entries.front() else { continue };
+                let gap = u64::from(top_priority.abs_diff(level.priority));
+                let due = head.mark.saturating_add(gap.saturating_mul(step));
+                if due <= self.pops && earliest.is_none_or(|first| (due, head.seq) < first) {
+                    earliest = Some((due, head.seq));
+                    pick = index;
                 }
-            };
-            if better {
-                best = Some((index, effective, head.seq));
-            }
-            // Without aging the first non-empty level (highest priority) wins.
-            if aging_step.is_none() {
-                break;
             }
         }
-        let (index, _, _) = best?;
-        let entry = self.levels[index].entries.pop_front()?;
+        let entry = self.levels[pick].entries.pop_front()?;
         self.len -= 1;
         self.pops += 1;
         Some(entry)

@@ -75,3 +75,60 @@ fn a_closed_queue_refuses_and_drains() {
     assert!(matches!(queue.pop_or_register(0, Waker::noop()), Pop::Closed));
     assert_eq!(queue.len(), 0);
 }
+
+/// Pops one entry and, while `stream` holds, queues another priority-5 one:
+/// a saturating stream whose backlog keeps its size.
+fn pop_streaming(queue: &Queue<u32>, stream: bool) -> Option<u32> {
+    let job = pop(queue)?;
+    if stream && job == 5 {
+        push(queue, 5, 5);
+    }
+    Some(job)
+}
+
+/// A priority-0 task behind a saturating priority-5 stream waits exactly
+/// `5 × step` dequeues, whatever the backlog and whether it was queued
+/// before or after it.
+#[test]
+fn aging_bounds_the_wait_exactly_whatever_the_backlog() {
+    for step in [1, 3, 64] {
+        for backlog in [0, 1, 4, 64, 200, 10_000] {
+            for low_first in [true, false] {
+                let queue = Queue::new(None, Some(step));
+                if low_first {
+                    push(&queue, 0, 0);
+                }
+                for _ in 0..=backlog {
+                    push(&queue, 5, 5);
+                }
+                if !low_first {
+                    push(&queue, 0, 0);
+                }
+                let before = std::iter::from_fn(|| pop_streaming(&queue, true))
+                    .take_while(|&job| job != 0)
+                    .count();
+                assert_eq!(
+                    before,
+                    5 * usize::try_from(step).unwrap(),
+                    "step {step}, backlog {backlog}, low first {low_first}"
+                );
+            }
+        }
+    }
+}
+
+/// Each waiting level falls due at its own distance from the top; tasks due
+/// at the same count keep their queueing order.
+#[test]
+fn levels_fall_due_by_their_distance_from_the_top() {
+    let queue = Queue::new(None, Some(2));
+    push(&queue, 0, 0); // due after 10 dequeues
+    push(&queue, 3, 3); // due after 4
+    push(&queue, 4, 4); // due after 2
+    for _ in 0..20 {
+        push(&queue, 5, 5);
+    }
+    let order: Vec<_> = std::iter::from_fn(|| pop(&queue)).collect();
+    let position = |job| order.iter().position(|&j| j == job).unwrap();
+    assert_eq!((position(4), position(3), position(0)), (2, 4, 10));
+}
