@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use conc_core::backoff::Backoff;
 use conc_core::time::ManualClock;
-use conc_resilience::{ConfigError, Elapsed, Retry, RetryBudget, Timeout};
+use conc_resilience::{Elapsed, Retry, RetryBudget, Timeout};
 use proptest::prelude::*;
 use tokio::time::Instant;
 
@@ -190,25 +190,30 @@ async fn budget_stops_retries() {
 
 #[test]
 fn builders_validate() {
+    let message = |error: conc_core::config::ConfigError| error.to_string();
     assert_eq!(
-        Retry::builder().max_attempts(0).build().unwrap_err(),
-        ConfigError::Zero { field: "max_attempts" }
+        message(Retry::builder().max_attempts(0).build().unwrap_err()),
+        "invalid `max_attempts` 0: must be at least 1"
     );
     assert_eq!(
-        Retry::builder().deadline(Duration::ZERO).build().unwrap_err(),
-        ConfigError::ZeroDuration { field: "deadline" }
-    );
-    assert!(matches!(
-        RetryBudget::builder().ttl(Duration::from_secs(61)).build(),
-        Err(ConfigError::DurationOutOfRange { field: "ttl", .. })
-    ));
-    assert_eq!(
-        RetryBudget::builder().retry_ratio(-0.1).build().unwrap_err().to_string(),
-        "retry_ratio must be between 0 and 1000, got -0.1"
+        message(Retry::builder().deadline(Duration::ZERO).build().unwrap_err()),
+        "invalid `deadline` 0ns: must be longer than zero"
     );
     assert_eq!(
-        Timeout::new(Duration::ZERO).unwrap_err(),
-        ConfigError::ZeroDuration { field: "timeout" }
+        message(Retry::builder().name("").build().unwrap_err()),
+        r#"invalid `name` "": must not be empty"#
+    );
+    assert_eq!(
+        message(RetryBudget::builder().ttl(Duration::from_secs(61)).build().unwrap_err()),
+        "invalid `ttl` 61s: must be between 1s and 60s"
+    );
+    assert_eq!(
+        message(RetryBudget::builder().retry_ratio(-0.1).build().unwrap_err()),
+        "invalid `retry_ratio` -0.1: must be between 0.0 and 1000.0"
+    );
+    assert_eq!(
+        message(Timeout::new(Duration::ZERO).unwrap_err()),
+        "invalid `timeout` 0ns: must be longer than zero"
     );
 }
 
@@ -223,7 +228,7 @@ async fn timeout_cuts_off_and_drops_the_call() {
         })
         .await;
     assert_eq!(result, Err(Elapsed { after: Duration::from_millis(100) }));
-    assert_eq!(bulkhead.snapshot().available, 1, "the cut-off call released its permit");
+    assert_eq!(bulkhead.metrics().available, 1, "the cut-off call released its permit");
 }
 
 proptest! {

@@ -10,8 +10,8 @@ use conc_core::backoff::Backoff;
 use conc_core::time::ManualClock;
 use conc_resilience::{
     BreakerState, Bulkhead, BulkheadError, BulkheadLayer, CircuitBreaker, CircuitBreakerLayer,
-    Elapsed, ErrorKind, Fallback, FallbackLayer, LoadShedLayer, LoadShedder, NotReady, Rejected,
-    Retry, RetryLayer, Shed, SlidingWindow, Timeout, TimeoutLayer,
+    Elapsed, ErrorKind, FailureWindow, Fallback, FallbackLayer, LoadShedder, LoadShedderLayer,
+    NotReady, Rejected, Retry, RetryLayer, Shed, Timeout, TimeoutLayer,
 };
 use tower_test::mock::{self, Spawn};
 
@@ -19,7 +19,7 @@ type Mock = mock::Mock<&'static str, &'static str>;
 
 fn breaker() -> CircuitBreaker {
     CircuitBreaker::builder()
-        .sliding_window(SlidingWindow::count(2))
+        .sliding_window(FailureWindow::count(2))
         .minimum_calls(2)
         .permitted_calls_in_half_open(1)
         .clock(ManualClock::new())
@@ -122,7 +122,7 @@ async fn bulkhead_reserves_across_clones_and_refuses_from_call() {
     let mut second = Spawn::new(first.get_ref().clone());
     handle.allow(2);
     assert!(is_ready(&first.poll_ready()));
-    assert_eq!(bulkhead.snapshot().available, 0, "the slot is reserved by poll_ready");
+    assert_eq!(bulkhead.metrics().available, 0, "the slot is reserved by poll_ready");
     assert!(is_ready(&second.poll_ready()));
     let error = second.call("b").await.unwrap_err();
     assert!(matches!(error.downcast_ref::<BulkheadError>(), Some(BulkheadError::Full { .. })));
@@ -131,13 +131,13 @@ async fn bulkhead_reserves_across_clones_and_refuses_from_call() {
     let (_, send) = handle.next_request().await.unwrap();
     send.send_error("failed");
     assert!(response.await.is_err());
-    assert_eq!(bulkhead.snapshot().available, 1, "an error response releases the slot");
+    assert_eq!(bulkhead.metrics().available, 1, "an error response releases the slot");
 
     // Dropping a service with a reserved slot frees it.
     assert!(is_ready(&second.poll_ready()));
-    assert_eq!(bulkhead.snapshot().available, 0);
+    assert_eq!(bulkhead.metrics().available, 0);
     drop(second);
-    assert_eq!(bulkhead.snapshot().available, 1);
+    assert_eq!(bulkhead.metrics().available, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -150,8 +150,7 @@ async fn bulkhead_queue_waits_with_a_registered_waker() {
         .unwrap();
     let (mut first, mut handle) =
         mock::spawn_layer::<&str, &str, _>(BulkheadLayer::new(bulkhead.clone()));
-    let mut second: Spawn<conc_resilience::BulkheadService<Mock>> =
-        Spawn::new(first.get_ref().clone());
+    let mut second: Spawn<conc_resilience::Bulkhead<Mock>> = Spawn::new(first.get_ref().clone());
     handle.allow(2);
     assert!(is_ready(&first.poll_ready()));
     assert!(matches!(second.poll_ready(), Poll::Pending));
@@ -164,7 +163,7 @@ async fn bulkhead_queue_waits_with_a_registered_waker() {
     assert!(is_ready(&second.poll_ready()));
     let response = second.call("b");
     drop(response);
-    assert_eq!(bulkhead.snapshot().available, 1, "a dropped response future releases the slot");
+    assert_eq!(bulkhead.metrics().available, 1, "a dropped response future releases the slot");
 }
 
 #[tokio::test(start_paused = true)]
@@ -308,14 +307,14 @@ async fn timeout_passes_inner_errors_and_readiness_through() {
 #[tokio::test]
 async fn load_shed_rejects_from_call_and_a_dropped_response_releases_its_units() {
     let shedder = LoadShedder::builder(3).build().unwrap();
-    let layer = LoadShedLayer::new(shedder.clone()).units(|request: &&str| request.len() as u64);
+    let layer = LoadShedderLayer::new(shedder.clone()).units(|request: &&str| request.len() as u64);
     let (mut service, mut handle) = mock::spawn_layer::<&str, &str, _>(layer);
     handle.allow(3);
     assert!(is_ready(&service.poll_ready()));
     let first = service.call("ab");
     assert_send(&first);
     let _request = handle.next_request().await.unwrap();
-    assert_eq!(shedder.snapshot().load, 2);
+    assert_eq!(shedder.metrics().load, 2);
 
     assert!(is_ready(&service.poll_ready()), "shedding is never a poll_ready error");
     let error = service.call("cd").await.unwrap_err();
@@ -329,32 +328,32 @@ async fn load_shed_rejects_from_call_and_a_dropped_response_releases_its_units()
     );
 
     drop(first);
-    assert_eq!(shedder.snapshot().load, 0, "dropping the response future released its units");
+    assert_eq!(shedder.metrics().load, 0, "dropping the response future released its units");
     assert!(is_ready(&service.poll_ready()));
     let response = service.call("cd");
     let (request, send) = handle.next_request().await.unwrap();
     assert_eq!(request, "cd");
     send.send_response("ok");
     assert_eq!(response.await.unwrap(), "ok");
-    assert_eq!(shedder.snapshot().load, 0);
-    assert_eq!(shedder.snapshot().rejected(), 1);
+    assert_eq!(shedder.metrics().load, 0);
+    assert_eq!(shedder.metrics().rejected(), 1);
 }
 
 #[tokio::test]
 async fn load_shed_counts_one_unit_per_request_and_passes_readiness_through() {
     let shedder = LoadShedder::builder(1).build().unwrap();
     let (mut service, mut handle) =
-        mock::spawn_layer::<&str, &str, _>(LoadShedLayer::new(shedder.clone()));
+        mock::spawn_layer::<&str, &str, _>(LoadShedderLayer::new(shedder.clone()));
     handle.allow(0);
     assert!(matches!(service.poll_ready(), Poll::Pending), "the inner service's backpressure");
     handle.allow(1);
     assert!(is_ready(&service.poll_ready()));
     let response = service.call("a long request is still one unit");
     let (_, send) = handle.next_request().await.unwrap();
-    assert_eq!(shedder.snapshot().load, 1);
+    assert_eq!(shedder.metrics().load, 1);
     send.send_error("failed");
     assert!(response.await.is_err());
-    assert_eq!(shedder.snapshot().load, 0, "an error response releases its unit");
+    assert_eq!(shedder.metrics().load, 0, "an error response releases its unit");
 }
 
 #[tokio::test]
@@ -413,7 +412,7 @@ async fn fallback_tells_rejections_from_timeouts() {
         tower::Layer::layer(
             &FallbackLayer::new(fallback.clone()),
             tower::Layer::layer(
-                &LoadShedLayer::new(shedder),
+                &LoadShedderLayer::new(shedder),
                 tower::Layer::layer(
                     &TimeoutLayer::new(Timeout::new(Duration::from_secs(1)).unwrap()),
                     tower::service_fn(|(): ()| async {
@@ -462,13 +461,13 @@ async fn dropping_a_retry_waiting_for_readiness_releases_the_bulkhead_slot() {
     let mut service = Spawn::new(service);
     handle.allow(1);
     assert!(is_ready(&service.poll_ready()));
-    assert_eq!(bulkhead.snapshot().available, 0);
+    assert_eq!(bulkhead.metrics().available, 0);
     let response = tokio::spawn(service.call("req"));
     let (_, send) = handle.next_request().await.unwrap();
     send.send_error("flaky");
     tokio::task::yield_now().await;
     assert_eq!(
-        bulkhead.snapshot().available,
+        bulkhead.metrics().available,
         1,
         "the failed attempt's slot is free during the backoff"
     );
@@ -476,11 +475,11 @@ async fn dropping_a_retry_waiting_for_readiness_releases_the_bulkhead_slot() {
     // Past the backoff the retry readies the bulkhead (a slot taken) and waits for the mock.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        bulkhead.snapshot().available,
+        bulkhead.metrics().available,
         0,
         "the retry holds a slot while the inner is not ready"
     );
     response.abort();
     assert!(response.await.unwrap_err().is_cancelled());
-    assert_eq!(bulkhead.snapshot().available, 1, "the dropped retry gave its slot back");
+    assert_eq!(bulkhead.metrics().available, 1, "the dropped retry gave its slot back");
 }

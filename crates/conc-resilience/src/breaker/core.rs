@@ -13,7 +13,6 @@
 //! (a CAS refuses the `N+1`-th) and the probe outcomes (the record that makes
 //! the count reach `N` decides between closing and opening again).
 
-use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -29,8 +28,9 @@ use super::state::{
     generation_of, pack,
 };
 use super::window::{CALL, FAIL, SLOW, Totals, Window};
-use super::{Outcome, Rejected};
-use crate::time::{TimeSource, nanos};
+use super::{CallOutcome, Rejected};
+use crate::time::SharedClock;
+use conc_core::time::{Timeline, saturating_nanos as nanos};
 
 /// A start time meaning "not measured".
 pub(crate) const NO_START: u64 = u64::MAX;
@@ -41,7 +41,14 @@ const HO_FIELD: u32 = 13;
 const HO_MASK: u64 = (1 << HO_FIELD) - 1;
 const HO_GEN_MASK: u64 = (1 << 24) - 1;
 
-pub(crate) type ErrorClassifier = Arc<dyn Fn(&dyn Any) -> Option<Outcome> + Send + Sync>;
+/// What an admission was given: the state word it was admitted under, its
+/// start stamp and whether it holds a half-open probe slot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admission {
+    pub(crate) word: u64,
+    pub(crate) start: u64,
+    pub(crate) probe: bool,
+}
 
 /// What only transitions touch.
 #[derive(Debug)]
@@ -66,10 +73,8 @@ pub(crate) struct Shared {
     max_half_open_nanos: AtomicU64,
     half_open_timeout_target: AtomicU64,
     cold: Mutex<Cold>,
-    clock: TimeSource,
+    clock: Timeline<SharedClock>,
     subscribers: Box<[Subscriber]>,
-    error_classifiers: Box<[ErrorClassifier]>,
-    result_classifiers: Box<[ErrorClassifier]>,
     pub(crate) name: Arc<str>,
     handles: Handles,
 }
@@ -88,10 +93,8 @@ impl std::fmt::Debug for Shared {
 pub(crate) struct Parts {
     pub(crate) config: BreakerConfig,
     pub(crate) window: Window,
-    pub(crate) clock: TimeSource,
+    pub(crate) clock: Timeline<SharedClock>,
     pub(crate) subscribers: Vec<Subscriber>,
-    pub(crate) error_classifiers: Vec<ErrorClassifier>,
-    pub(crate) result_classifiers: Vec<ErrorClassifier>,
     pub(crate) name: Arc<str>,
     pub(crate) initial: BreakerState,
 }
@@ -117,8 +120,6 @@ impl Shared {
             cold: Mutex::new(Cold { config: parts.config.clone(), consecutive_opens: 0 }),
             clock: parts.clock,
             subscribers: parts.subscribers.into_boxed_slice(),
-            error_classifiers: parts.error_classifiers.into_boxed_slice(),
-            result_classifiers: parts.result_classifiers.into_boxed_slice(),
             name: parts.name,
             handles,
         };
@@ -141,7 +142,7 @@ impl Shared {
 
     /// Copies the hot settings of `config` into their atomics.
     fn apply(&self, config: &BreakerConfig) {
-        self.failure_ppm.store(ppm(config.failure_rate), Ordering::Relaxed);
+        self.failure_ppm.store(ppm(config.failure_rate_threshold), Ordering::Relaxed);
         let (slow_nanos, slow_ppm) = match config.slow_call {
             Some((duration, ratio)) => (nanos(duration), ppm(ratio)),
             None => (NO_START, u64::MAX),
@@ -149,7 +150,8 @@ impl Shared {
         self.slow_nanos.store(slow_nanos, Ordering::Relaxed);
         self.slow_ppm.store(slow_ppm, Ordering::Relaxed);
         self.minimum_calls.store(u64::from(config.minimum_calls), Ordering::Relaxed);
-        self.half_open_calls.store(u64::from(config.half_open_calls), Ordering::Relaxed);
+        self.half_open_calls
+            .store(u64::from(config.permitted_calls_in_half_open), Ordering::Relaxed);
         let (max, target) = match config.max_wait_in_half_open {
             Some((wait, HalfOpenTimeout::Open)) => (nanos(wait), OPEN),
             Some((wait, HalfOpenTimeout::Closed)) => (nanos(wait), CLOSED),
@@ -183,19 +185,19 @@ impl Shared {
         if self.slow_nanos.load(Ordering::Relaxed) == NO_START { NO_START } else { self.now() }
     }
 
-    /// Admission: `Ok((state word, start))` or the rejection.
+    /// Admission, or the rejection.
     #[inline]
-    pub(crate) fn acquire(&self) -> Result<(u64, u64, bool), Rejected> {
+    pub(crate) fn acquire(&self) -> Result<Admission, Rejected> {
         let word = self.state.load(Ordering::Acquire);
         if (1 << code_of(word)) & ADMIT_ALL != 0 {
-            return Ok((word, self.start(), false));
+            return Ok(Admission { word, start: self.start(), probe: false });
         }
         self.acquire_slow(word)
     }
 
     #[cold]
     #[inline(never)]
-    fn acquire_slow(&self, mut word: u64) -> Result<(u64, u64, bool), Rejected> {
+    fn acquire_slow(&self, mut word: u64) -> Result<Admission, Rejected> {
         loop {
             match code_of(word) {
                 FORCED_OPEN => return Err(self.reject(BreakerState::ForcedOpen, None)),
@@ -216,12 +218,12 @@ impl Shared {
                         let target = self.half_open_timeout_target.load(Ordering::Relaxed);
                         self.transition(word, target, TransitionReason::HalfOpenTimedOut);
                     } else if self.take_probe(word) {
-                        return Ok((word, self.start(), true));
+                        return Ok(Admission { word, start: self.start(), probe: true });
                     } else {
                         return Err(self.reject(BreakerState::HalfOpen, None));
                     }
                 }
-                _ => return Ok((word, self.start(), false)),
+                _ => return Ok(Admission { word, start: self.start(), probe: false }),
             }
             word = self.state.load(Ordering::Acquire);
         }
@@ -282,25 +284,9 @@ impl Shared {
         Rejected { state, retry_after }
     }
 
-    /// Classifies a call's result with the configured predicates.
-    pub(crate) fn classify<T: 'static, E: 'static>(&self, result: &Result<T, E>) -> Outcome {
-        match result {
-            Ok(value) => self
-                .result_classifiers
-                .iter()
-                .find_map(|classify| classify(value))
-                .unwrap_or(Outcome::Success),
-            Err(error) => self
-                .error_classifiers
-                .iter()
-                .find_map(|classify| classify(error))
-                .unwrap_or(Outcome::Failure),
-        }
-    }
-
     /// Records the outcome of a call admitted under `word`.
     #[inline]
-    pub(crate) fn record(&self, word: u64, start: u64, probe: bool, outcome: Outcome) {
+    pub(crate) fn record(&self, word: u64, start: u64, probe: bool, outcome: CallOutcome) {
         if self.state.load(Ordering::Acquire) != word {
             // The state changed since admission: the outcome belongs to a
             // state that is gone. A probe slot of a gone generation needs no
@@ -318,11 +304,11 @@ impl Shared {
     fn outcome_bits(
         &self,
         start: u64,
-        outcome: Outcome,
+        outcome: CallOutcome,
         needs_now: bool,
     ) -> (u8, u64, Option<Duration>) {
         let mut bits = CALL;
-        if outcome == Outcome::Failure {
+        if outcome == CallOutcome::Failure {
             bits |= FAIL;
         }
         if start == NO_START && !needs_now {
@@ -340,8 +326,8 @@ impl Shared {
     }
 
     #[inline]
-    fn record_closed(&self, word: u64, code: u64, start: u64, outcome: Outcome) {
-        if outcome == Outcome::Ignore {
+    fn record_closed(&self, word: u64, code: u64, start: u64, outcome: CallOutcome) {
+        if outcome == CallOutcome::Ignore {
             self.ignored();
             return;
         }
@@ -416,8 +402,8 @@ impl Shared {
         None
     }
 
-    fn record_probe(&self, word: u64, start: u64, outcome: Outcome) {
-        if outcome == Outcome::Ignore {
+    fn record_probe(&self, word: u64, start: u64, outcome: CallOutcome) {
+        if outcome == CallOutcome::Ignore {
             self.release_probe(word);
             self.ignored();
             return;
