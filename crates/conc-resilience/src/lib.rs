@@ -61,7 +61,7 @@
 //! | layer | service | refuses with (from `call`) |
 //! |---|---|---|
 //! | `CircuitBreakerLayer` | [`CircuitBreaker<S, C>`](CircuitBreaker) | [`Rejected`] |
-//! | `BulkheadLayer` | [`Bulkhead<S>`](Bulkhead) | [`BulkheadError`] |
+//! | `BulkheadLayer` | [`Bulkhead<S>`](Bulkhead) (needs `S: Clone`) | [`BulkheadError`] |
 //! | `RetryLayer` | [`Retry<S>`](Retry) | the inner service's last error |
 //! | `TimeoutLayer` | [`Timeout<S>`](Timeout) | [`Elapsed`] |
 //! | `LoadShedderLayer` | [`LoadShedder<S, U>`](LoadShedder) | [`Shed`] |
@@ -72,27 +72,35 @@
 //! - `poll_ready` is driven before every call of the inner service, internal
 //!   retries included: a `Retry<S>` waits for the inner `poll_ready` (on a
 //!   clone owned by the response future) before each retry.
-//! - The breaker and the bulkhead take the admission (a breaker permit, a
-//!   bulkhead slot) in `poll_ready` and keep it in *this* service instance
-//!   until `call`, so N clones can never spend one slot; a clone starts with
-//!   no admission of its own.
+//! - No admission outlives the request it was taken for: the breaker and the
+//!   bulkhead take theirs (a breaker permit or half-open probe, a bulkhead
+//!   slot) in `call`, for the request given, and keep it in the response
+//!   future. `poll_ready` only looks whether one would be granted, so a
+//!   service readied for a request that never comes (a request cancelled
+//!   while it waits in a `tower::buffer::Buffer`) holds nothing, and clones
+//!   never share one.
 //! - A refusal is returned from `call` as an error, never from `poll_ready`
 //!   (which `Buffer` and balancers treat as fatal), and the refused request
-//!   never reaches the inner service. When the breaker or bulkhead refuses,
-//!   `poll_ready` is `Ready` at once and the inner service's `poll_ready` is
-//!   not polled. The load shedder decides in `call`.
-//! - A bulkhead with a wait queue makes `poll_ready` `Pending` while waiting,
-//!   with the task's waker registered; a bulkhead without one refuses at once.
+//!   never reaches the inner service. When the breaker or bulkhead would
+//!   refuse, `poll_ready` is `Ready` at once and the inner service's
+//!   `poll_ready` is not polled. Should the last probe or slot go to another
+//!   caller between `poll_ready` and `call`, the request is refused (or, for a
+//!   bulkhead with a queue, waits), and the inner service keeps the readiness
+//!   it reserved for the next call. The load shedder decides in `call`.
+//! - A bulkhead with a wait queue and no free slot makes `poll_ready` `Ready`
+//!   while the queue has room; the response future waits in the queue (its
+//!   waker registered), then for a clone of the inner service to be ready,
+//!   then calls it. A bulkhead without a queue refuses at once.
 //! - Dropping the response future drops the inner future and releases what
 //!   the call holds: a breaker probe slot is given back without an outcome, a
-//!   bulkhead slot is freed, load units are returned. Dropping a service
-//!   holding an unused admission releases it.
+//!   bulkhead slot is freed (or its place in the queue left), load units are
+//!   returned.
 //! - A call without a successful `poll_ready` first fails with [`NotReady`].
 //!
 //! Errors are `BoxError`s: the inner service's error, or the refusal
 //! (downcast to tell them apart; a `Fallback` service does it for you).
 //! Response futures are hand-written: no allocation per call. (A bulkhead
-//! service waiting in the bulkhead's queue boxes that wait.)
+//! call that waits in the bulkhead's queue boxes that wait.)
 //!
 //! # What it replaces
 //!
@@ -115,8 +123,6 @@ pub mod breaker;
 pub mod bulkhead;
 mod error;
 pub mod fallback;
-#[cfg(feature = "tower")]
-mod guarded;
 mod loom;
 pub mod retry;
 pub mod shed;

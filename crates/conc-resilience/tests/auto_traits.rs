@@ -83,7 +83,7 @@ mod tower_types {
     assert_impl_all!(Fallback<&'static str, BoxError, Inner>: Send, Sync, Clone);
 
     assert_impl_all!(breaker::future::ResponseFuture<InnerFuture, conc_resilience::ErrIsFailure>: Send, Sync);
-    assert_impl_all!(bulkhead::future::ResponseFuture<InnerFuture>: Send, Sync);
+    assert_impl_all!(bulkhead::future::ResponseFuture<Inner, &'static str>: Send, Sync);
     assert_impl_all!(retry::future::ResponseFuture<Inner, &'static str>: Send, Sync);
     assert_impl_all!(timeout::future::ResponseFuture<InnerFuture>: Send, Sync);
     assert_impl_all!(shed::future::ResponseFuture<InnerFuture>: Send, Sync);

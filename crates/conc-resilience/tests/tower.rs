@@ -29,6 +29,37 @@ fn breaker() -> CircuitBreaker {
 
 fn assert_send<T: Send>(_: &T) {}
 
+/// A future polled by hand, with a waker that records being woken.
+struct Polled<F> {
+    future: std::pin::Pin<Box<F>>,
+    woken: Arc<WakeFlag>,
+}
+
+#[derive(Default)]
+struct WakeFlag(AtomicBool);
+
+impl std::task::Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl<F: std::future::Future> Polled<F> {
+    fn new(future: F) -> Self {
+        Self { future: Box::pin(future), woken: Arc::default() }
+    }
+
+    fn poll(&mut self) -> Poll<F::Output> {
+        self.woken.0.store(false, Ordering::SeqCst);
+        let waker = std::task::Waker::from(Arc::clone(&self.woken));
+        self.future.as_mut().poll(&mut std::task::Context::from_waker(&waker))
+    }
+
+    fn is_woken(&self) -> bool {
+        self.woken.0.load(Ordering::SeqCst)
+    }
+}
+
 fn is_ready<T>(poll: &Poll<Result<(), T>>) -> bool {
     matches!(poll, Poll::Ready(Ok(())))
 }
@@ -59,24 +90,25 @@ async fn breaker_records_responses_and_rejects_from_call() {
 }
 
 #[tokio::test]
-async fn breaker_probe_is_reserved_across_clones_and_freed_by_dropping_the_response() {
+async fn breaker_probe_is_taken_by_call_and_freed_by_dropping_the_response() {
     let breaker = breaker();
     breaker.transition_to_half_open();
     let (mut first, mut handle) =
         mock::spawn_layer::<&str, &str, _>(CircuitBreakerLayer::new(breaker.clone()));
     let mut second = Spawn::new(first.get_ref().clone());
     handle.allow(2);
-    assert!(is_ready(&first.poll_ready()), "the first clone takes the only probe");
+    assert!(is_ready(&first.poll_ready()));
     assert!(is_ready(&second.poll_ready()));
-    let refused = second.call("b").await.unwrap_err();
-    assert!(
-        refused.downcast_ref::<Rejected>().is_some(),
-        "the second clone cannot spend the same probe"
-    );
+    breaker.try_acquire().expect("poll_ready took nothing").ignore();
 
-    // The first clone's call is dropped mid-flight: the probe comes back without an outcome.
+    // The first call takes the only probe; the second is refused from `call`.
     let response = first.call("a");
     let _request = handle.next_request().await.unwrap();
+    let refused = second.call("b").await.unwrap_err();
+    assert!(refused.downcast_ref::<Rejected>().is_some(), "the probe is the first call's");
+    assert!(matches!(handle.poll_request(), Poll::Pending), "the refused call never went in");
+
+    // The first call is dropped mid-flight: the probe comes back without an outcome.
     drop(response);
     assert_eq!(breaker.state(), BreakerState::HalfOpen);
     assert_eq!(breaker.metrics().calls, 0);
@@ -89,16 +121,21 @@ async fn breaker_probe_is_reserved_across_clones_and_freed_by_dropping_the_respo
 }
 
 #[tokio::test]
-async fn breaker_service_dropped_with_a_reserved_probe_releases_it() {
+async fn a_breaker_service_waiting_for_its_inner_service_holds_no_probe() {
     let breaker = breaker();
     breaker.transition_to_half_open();
     let (mut service, mut handle) =
         mock::spawn_layer::<&str, &str, _>(CircuitBreakerLayer::new(breaker.clone()));
     handle.allow(0);
-    assert!(matches!(service.poll_ready(), Poll::Pending), "inner not ready: pending, probe held");
-    assert!(breaker.try_acquire().is_err());
-    drop(service);
-    breaker.try_acquire().expect("the probe came back").success();
+    assert!(matches!(service.poll_ready(), Poll::Pending), "inner not ready: pending");
+    breaker.try_acquire().expect("the probe is free while the service waits").ignore();
+    handle.allow(1);
+    assert!(service.is_woken());
+    assert!(is_ready(&service.poll_ready()));
+    let response = service.call("req");
+    assert!(breaker.try_acquire().is_err(), "the call holds the probe");
+    drop(response);
+    breaker.try_acquire().expect("the dropped call gave it back").success();
 }
 
 #[tokio::test]
@@ -115,33 +152,36 @@ async fn readiness_errors_are_preserved_and_call_without_ready_fails() {
 }
 
 #[tokio::test]
-async fn bulkhead_reserves_across_clones_and_refuses_from_call() {
+async fn bulkhead_slot_is_taken_by_call_and_refused_from_call() {
     let bulkhead = Bulkhead::builder().max_concurrent(1).build().unwrap();
     let (mut first, mut handle) =
         mock::spawn_layer::<&str, &str, _>(BulkheadLayer::new(bulkhead.clone()));
     let mut second = Spawn::new(first.get_ref().clone());
     handle.allow(2);
     assert!(is_ready(&first.poll_ready()));
-    assert_eq!(bulkhead.metrics().available, 0, "the slot is reserved by poll_ready");
     assert!(is_ready(&second.poll_ready()));
-    let error = second.call("b").await.unwrap_err();
-    assert!(matches!(error.downcast_ref::<BulkheadError>(), Some(BulkheadError::Full { .. })));
+    assert_eq!(bulkhead.metrics().available, 1, "poll_ready took no slot");
 
     let response = first.call("a");
-    let (_, send) = handle.next_request().await.unwrap();
-    send.send_error("failed");
-    assert!(response.await.is_err());
-    assert_eq!(bulkhead.metrics().available, 1, "an error response releases the slot");
+    assert_eq!(bulkhead.metrics().available, 0, "the call holds the slot");
+    let error = second.call("b").await.unwrap_err();
+    assert!(matches!(error.downcast_ref::<BulkheadError>(), Some(BulkheadError::Full { .. })));
+    assert!(matches!(handle.poll_request(), Poll::Ready(Some(_))), "only the first call went in");
+    // (The first request was taken just above; answer it through the mock's handle.)
+    drop(response);
+    assert_eq!(bulkhead.metrics().available, 1, "a dropped response releases the slot");
 
-    // Dropping a service with a reserved slot frees it.
-    assert!(is_ready(&second.poll_ready()));
-    assert_eq!(bulkhead.metrics().available, 0);
-    drop(second);
-    assert_eq!(bulkhead.metrics().available, 1);
+    // Full at `poll_ready`: ready at once, without polling the inner service.
+    let _held = bulkhead.try_acquire().unwrap();
+    handle.allow(0);
+    assert!(is_ready(&second.poll_ready()), "refusals are never poll_ready errors");
+    let error = second.call("c").await.unwrap_err();
+    assert!(error.downcast_ref::<BulkheadError>().is_some());
+    assert_eq!(bulkhead.metrics().rejected, 2);
 }
 
 #[tokio::test(start_paused = true)]
-async fn bulkhead_queue_waits_with_a_registered_waker() {
+async fn bulkhead_queue_waits_in_the_response_future() {
     let bulkhead = Bulkhead::builder()
         .max_concurrent(1)
         .max_queued(1)
@@ -153,17 +193,32 @@ async fn bulkhead_queue_waits_with_a_registered_waker() {
     let mut second: Spawn<conc_resilience::Bulkhead<Mock>> = Spawn::new(first.get_ref().clone());
     handle.allow(2);
     assert!(is_ready(&first.poll_ready()));
-    assert!(matches!(second.poll_ready(), Poll::Pending));
-    assert!(!second.is_woken());
-    let response = first.call("a");
-    let (_, send) = handle.next_request().await.unwrap();
-    send.send_response("done");
-    response.await.unwrap();
-    assert!(second.is_woken(), "the freed slot woke the waiting service");
+    let running = first.call("a");
+    let (_, send_a) = handle.next_request().await.unwrap();
+    // No slot, room in the queue: ready at once; the response future waits.
     assert!(is_ready(&second.poll_ready()));
-    let response = second.call("b");
-    drop(response);
-    assert_eq!(bulkhead.metrics().available, 1, "a dropped response future releases the slot");
+    let mut waiting = Polled::new(second.call("b"));
+    assert!(waiting.poll().is_pending());
+    assert_eq!(bulkhead.metrics().queued, 1);
+    send_a.send_response("done");
+    running.await.unwrap();
+    assert!(waiting.is_woken(), "the freed slot woke the waiting call");
+    assert!(waiting.poll().is_pending(), "it called the inner service");
+    let (request, send_b) = handle.next_request().await.unwrap();
+    assert_eq!(request, "b");
+    assert_eq!(bulkhead.metrics().available, 0, "the waiting call holds the slot");
+    send_b.send_response("done too");
+    assert!(matches!(waiting.poll(), Poll::Ready(Ok("done too"))));
+    assert_eq!(bulkhead.metrics().available, 1);
+
+    // A waiting call dropped leaves the queue.
+    let _held = bulkhead.try_acquire().unwrap();
+    assert!(is_ready(&second.poll_ready()));
+    let mut dropped = Polled::new(second.call("c"));
+    assert!(dropped.poll().is_pending());
+    assert_eq!(bulkhead.metrics().queued, 1);
+    drop(dropped);
+    assert_eq!(bulkhead.metrics().queued, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -451,7 +506,7 @@ async fn retry_over_a_breaker_takes_a_fresh_permit_for_every_attempt() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn dropping_a_retry_waiting_for_readiness_releases_the_bulkhead_slot() {
+async fn a_retry_waiting_for_readiness_holds_no_bulkhead_slot() {
     let bulkhead = Bulkhead::builder().max_concurrent(1).build().unwrap();
     let (inner, mut handle) = mock::pair::<&str, &str>();
     let service = tower::Layer::layer(
@@ -461,9 +516,10 @@ async fn dropping_a_retry_waiting_for_readiness_releases_the_bulkhead_slot() {
     let mut service = Spawn::new(service);
     handle.allow(1);
     assert!(is_ready(&service.poll_ready()));
-    assert_eq!(bulkhead.metrics().available, 0);
+    assert_eq!(bulkhead.metrics().available, 1, "readying takes no slot");
     let response = tokio::spawn(service.call("req"));
     let (_, send) = handle.next_request().await.unwrap();
+    assert_eq!(bulkhead.metrics().available, 0, "the attempt holds the slot");
     send.send_error("flaky");
     tokio::task::yield_now().await;
     assert_eq!(
@@ -472,14 +528,11 @@ async fn dropping_a_retry_waiting_for_readiness_releases_the_bulkhead_slot() {
         "the failed attempt's slot is free during the backoff"
     );
 
-    // Past the backoff the retry readies the bulkhead (a slot taken) and waits for the mock.
+    // Past the backoff the retry readies the bulkhead and waits for the mock:
+    // no slot is taken before the retry's call.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        bulkhead.metrics().available,
-        0,
-        "the retry holds a slot while the inner is not ready"
-    );
+    assert_eq!(bulkhead.metrics().available, 1, "waiting for readiness holds no slot");
     response.abort();
     assert!(response.await.unwrap_err().is_cancelled());
-    assert_eq!(bulkhead.metrics().available, 1, "the dropped retry gave its slot back");
+    assert_eq!(bulkhead.metrics().available, 1);
 }

@@ -192,21 +192,41 @@ impl Shared {
         if (1 << code_of(word)) & ADMIT_ALL != 0 {
             return Ok(Admission { word, start: self.start(), probe: false });
         }
-        self.acquire_slow(word)
+        match self.admit_slow(word, true) {
+            Ok(admission) => Ok(admission),
+            Err(refusal) => Err(self.reject(refusal)),
+        }
     }
 
+    /// Whether a call would be admitted now, taking nothing: the refusal it
+    /// would get (not counted yet, see [`reject`](Self::reject)) or `Ok`.
+    /// Due transitions happen, as for [`state`](Self::state).
+    #[cfg(feature = "tower")]
+    #[inline]
+    pub(crate) fn peek(&self) -> Result<(), Rejected> {
+        let word = self.state.load(Ordering::Acquire);
+        if (1 << code_of(word)) & ADMIT_ALL != 0 {
+            return Ok(());
+        }
+        self.admit_slow(word, false).map(drop)
+    }
+
+    /// Admission past the closed path; with `take` false, nothing is taken
+    /// and the admission returned is not to be used.
     #[cold]
     #[inline(never)]
-    fn acquire_slow(&self, mut word: u64) -> Result<Admission, Rejected> {
+    fn admit_slow(&self, mut word: u64, take: bool) -> Result<Admission, Rejected> {
         loop {
             match code_of(word) {
-                FORCED_OPEN => return Err(self.reject(BreakerState::ForcedOpen, None)),
+                FORCED_OPEN => {
+                    return Err(Rejected { state: BreakerState::ForcedOpen, retry_after: None });
+                }
                 OPEN => {
                     let now = self.now();
                     let until = self.open_until.load(Ordering::Relaxed);
                     if now < until {
-                        return Err(self
-                            .reject(BreakerState::Open, Some(Duration::from_nanos(until - now))));
+                        let retry_after = Some(Duration::from_nanos(until - now));
+                        return Err(Rejected { state: BreakerState::Open, retry_after });
                     }
                     self.transition(word, HALF_OPEN, TransitionReason::WaitElapsed);
                 }
@@ -217,16 +237,28 @@ impl Shared {
                     {
                         let target = self.half_open_timeout_target.load(Ordering::Relaxed);
                         self.transition(word, target, TransitionReason::HalfOpenTimedOut);
-                    } else if self.take_probe(word) {
-                        return Ok(Admission { word, start: self.start(), probe: true });
+                    } else if self.probe_free(word, take) {
+                        return Ok(Admission { word, start: self.start(), probe: take });
                     } else {
-                        return Err(self.reject(BreakerState::HalfOpen, None));
+                        return Err(Rejected { state: BreakerState::HalfOpen, retry_after: None });
                     }
                 }
                 _ => return Ok(Admission { word, start: self.start(), probe: false }),
             }
             word = self.state.load(Ordering::Acquire);
         }
+    }
+
+    /// Whether a half-open probe slot of the generation of `word` is free;
+    /// with `take`, takes it.
+    fn probe_free(&self, word: u64, take: bool) -> bool {
+        if take {
+            return self.take_probe(word);
+        }
+        let generation = generation_of(word) & 0xffff_ffff;
+        let current = self.probes.load(Ordering::Acquire);
+        let issued = if current >> 32 == generation { current & 0xffff_ffff } else { 0 };
+        issued < self.half_open_calls.load(Ordering::Relaxed)
     }
 
     /// Takes one of the half-open probe slots of the generation of `word`.
@@ -274,14 +306,16 @@ impl Shared {
         }
     }
 
+    /// Counts `refusal` (the counter, the metric, the event) and returns it.
     #[cold]
-    fn reject(&self, state: BreakerState, retry_after: Option<Duration>) -> Rejected {
+    pub(crate) fn reject(&self, refusal: Rejected) -> Rejected {
         self.not_permitted.fetch_add(1, Ordering::Relaxed);
         self.handles.rejected.increment(1);
         if !self.subscribers.is_empty() {
+            let Rejected { state, retry_after } = refusal;
             self.emit(&BreakerEvent::Rejected { state, retry_after });
         }
-        Rejected { state, retry_after }
+        refusal
     }
 
     /// Records the outcome of a call admitted under `word`.

@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 use super::classify::Classify;
 use super::error::Rejected;
 use super::permit::OwnedPermit;
-use crate::guarded::Guarded;
+use crate::NotReady;
 
 pin_project! {
     /// The response future of a [`CircuitBreaker`](super::CircuitBreaker)
@@ -50,8 +50,16 @@ impl<F: fmt::Debug, C> fmt::Debug for ResponseFuture<F, C> {
 }
 
 impl<F, C> ResponseFuture<F, C> {
-    pub(super) fn new(state: Guarded<F, OwnedPermit<C>, Rejected>) -> Self {
-        Self { state }
+    pub(super) fn not_ready() -> Self {
+        Self { state: Guarded::NotReady { done: false } }
+    }
+
+    pub(super) fn refused(rejected: Rejected) -> Self {
+        Self { state: Guarded::Refused { error: Some(rejected) } }
+    }
+
+    pub(super) fn admitted(future: F, permit: OwnedPermit<C>) -> Self {
+        Self { state: Guarded::Admitted { future, permit: Some(permit) } }
     }
 }
 
@@ -65,5 +73,45 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project().state.poll_with(cx, OwnedPermit::record)
+    }
+}
+
+pin_project! {
+    /// A call: not ready, refused, or running with its permit.
+    #[derive(Debug)]
+    #[project = GuardedProj]
+    enum Guarded<F, P, R> {
+        NotReady { done: bool },
+        Refused { error: Option<R> },
+        Admitted { #[pin] future: F, permit: Option<P> },
+    }
+}
+
+impl<F, P, R> Guarded<F, P, R> {
+    /// Polls the call; `finish` gets the permit and the result when it completes.
+    fn poll_with<T, E>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        finish: impl FnOnce(P, &Result<T, E>),
+    ) -> Poll<Result<T, BoxError>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: Into<BoxError>,
+        R: std::error::Error + Send + Sync + 'static,
+    {
+        const DONE: &str = "response future polled after completion";
+        match self.project() {
+            GuardedProj::NotReady { done } => {
+                assert!(!*done, "{DONE}");
+                *done = true;
+                Poll::Ready(Err(NotReady.into()))
+            }
+            GuardedProj::Refused { error } => Poll::Ready(Err(error.take().expect(DONE).into())),
+            GuardedProj::Admitted { future, permit } => {
+                let result = std::task::ready!(future.poll(cx));
+                finish(permit.take().expect(DONE), &result);
+                Poll::Ready(result.map_err(Into::into))
+            }
+        }
     }
 }

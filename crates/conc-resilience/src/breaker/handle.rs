@@ -45,8 +45,23 @@ pub struct CircuitBreaker<S = (), C = ErrIsFailure> {
     pub(super) shared: Arc<Shared>,
     pub(super) classify: C,
     pub(super) inner: S,
-    /// The service's admission for its next call (tower only).
-    pub(super) admission: Option<Result<OwnedPermit<C>, Rejected>>,
+    /// What the service's `poll_ready` decided for its next call (tower only).
+    pub(super) ready: Readiness,
+}
+
+/// What a breaker service's `poll_ready` decided for its next call. No
+/// admission is taken before `call`, so a service readied for a request that
+/// never comes (a cancelled request in an idle `Buffer`) holds nothing.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+pub(super) enum Readiness {
+    /// `poll_ready` has not answered `Ready` since the last call.
+    Unpolled,
+    /// The breaker admitted calls and the inner service is ready.
+    Inner,
+    /// The breaker refuses: `call` answers with this (counted then), and
+    /// the inner service was not polled.
+    Refused(Rejected),
 }
 
 impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
@@ -56,14 +71,14 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
             .field("state", &self.shared.state())
             .field("shared", &self.shared)
             .field("inner", &self.inner)
-            .field("admission", &self.admission)
+            .field("ready", &self.ready)
             .finish_non_exhaustive()
     }
 }
 
 impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
-    /// A clone shares the breaker's state, but not an admission this
-    /// instance holds for its next call.
+    /// A clone shares the breaker's state, but not what this instance's
+    /// `poll_ready` decided.
     fn clone(&self) -> Self {
         Self::from_parts(Arc::clone(&self.shared), self.classify.clone(), self.inner.clone())
     }
@@ -126,7 +141,7 @@ impl<C> CircuitBreaker<(), C> {
 
 impl<S, C> CircuitBreaker<S, C> {
     pub(crate) fn from_parts(shared: Arc<Shared>, classify: C, inner: S) -> Self {
-        Self { shared, classify, inner, admission: None }
+        Self { shared, classify, inner, ready: Readiness::Unpolled }
     }
 
     /// The same breaker (one shared state) around `inner`.

@@ -1,4 +1,15 @@
 //! The tower `Service` of a [`CircuitBreaker`] around an inner service.
+//!
+//! `poll_ready` takes nothing: it asks the breaker whether it would admit a
+//! call now. When it would not, `poll_ready` is `Ready` at once (without
+//! polling the inner service) and `call` answers with the refusal. When it
+//! would, `poll_ready` is the inner service's. `call` takes the admission
+//! (a permit, a half-open probe) for the request it is given, so the
+//! admission lives in the response future and goes back when that future is
+//! dropped: a service readied for a request that never comes holds nothing.
+//! The breaker can change between `poll_ready` and `call` (another caller
+//! takes the last probe): the request is refused then, and the inner
+//! service keeps the readiness it reserved for the next call.
 
 use std::task::{Context, Poll};
 
@@ -8,7 +19,7 @@ use tower::Service;
 use super::CircuitBreaker;
 use super::classify::Classify;
 use super::future::ResponseFuture;
-use crate::guarded::Guarded;
+use super::handle::Readiness;
 
 impl<S, C, Request> Service<Request> for CircuitBreaker<S, C>
 where
@@ -21,23 +32,26 @@ where
     type Future = ResponseFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.admission.is_none() {
-            self.admission = Some(self.try_acquire_owned());
+        if let Readiness::Refused(_) = self.ready {
+            return Poll::Ready(Ok(()));
         }
-        match &self.admission {
-            Some(Ok(_)) => self.inner.poll_ready(cx).map_err(Into::into),
-            _ => Poll::Ready(Ok(())),
+        if let Err(rejected) = self.shared.peek() {
+            self.ready = Readiness::Refused(rejected);
+            return Poll::Ready(Ok(()));
         }
+        std::task::ready!(self.inner.poll_ready(cx)).map_err(Into::into)?;
+        self.ready = Readiness::Inner;
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let state = match self.admission.take() {
-            None => Guarded::NotReady { done: false },
-            Some(Err(rejected)) => Guarded::Refused { error: Some(rejected) },
-            Some(Ok(permit)) => {
-                Guarded::Admitted { future: self.inner.call(request), permit: Some(permit) }
-            }
-        };
-        ResponseFuture::new(state)
+        match std::mem::replace(&mut self.ready, Readiness::Unpolled) {
+            Readiness::Unpolled => ResponseFuture::not_ready(),
+            Readiness::Refused(rejected) => ResponseFuture::refused(self.shared.reject(rejected)),
+            Readiness::Inner => match self.try_acquire_owned() {
+                Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),
+                Err(rejected) => ResponseFuture::refused(rejected),
+            },
+        }
     }
 }

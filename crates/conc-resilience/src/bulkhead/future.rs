@@ -1,20 +1,28 @@
 //! The response future of a [`Bulkhead`](super::Bulkhead) service.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use conc_core::BoxError;
 use pin_project_lite::pin_project;
+use tower::Service;
 
 use super::error::BulkheadError;
 use super::permit::BulkheadPermit;
-use crate::guarded::Guarded;
+use crate::NotReady;
+
+/// A wait for a slot in the bulkhead's queue.
+pub(super) type Wait =
+    Pin<Box<dyn Future<Output = Result<BulkheadPermit, BulkheadError>> + Send + Sync>>;
 
 pin_project! {
     /// The response future of a [`Bulkhead`](super::Bulkhead) service: the
     /// refusal, or the inner response holding its slot until it completes or
-    /// is dropped.
+    /// is dropped. A request that found no slot free waits here, in the
+    /// bulkhead's queue (the only case that allocates: the wait is boxed),
+    /// then for the inner service to be ready.
     ///
     /// # Panics
     ///
@@ -30,33 +38,135 @@ pin_project! {
     /// let bulkhead = Bulkhead::builder().max_concurrent(1).build()?;
     /// let mut service = BulkheadLayer::new(bulkhead.clone())
     ///     .layer(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
-    /// let future: ResponseFuture<_> = service.ready().await?.call(7);
+    /// let future: ResponseFuture<_, u32> = service.ready().await?.call(7);
+    /// assert_eq!(bulkhead.metrics().available, 0, "the call holds the slot");
     /// assert_eq!(future.await?, 7);
     /// assert_eq!(bulkhead.metrics().available, 1);
     /// # Ok(()) }
     /// ```
-    #[derive(Debug)]
     #[must_use = "futures do nothing unless polled"]
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<S, Request>
+    where
+        S: Service<Request>,
+    {
         #[pin]
-        state: Guarded<F, BulkheadPermit, BulkheadError>,
+        state: State<S::Future>,
+        queued: Option<Queued<S, Request>>,
     }
 }
 
-impl<F> ResponseFuture<F> {
-    pub(super) fn new(state: Guarded<F, BulkheadPermit, BulkheadError>) -> Self {
-        Self { state }
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        NotReady,
+        Refused { error: BulkheadError },
+        Queued,
+        Running { #[pin] future: F, permit: Option<BulkheadPermit> },
+        Done,
     }
 }
 
-impl<F, T, E> Future for ResponseFuture<F>
+/// A request waiting for a slot, then for its inner service.
+struct Queued<S, Request> {
+    wait: Option<Wait>,
+    permit: Option<BulkheadPermit>,
+    inner: S,
+    readied: bool,
+    request: Option<Request>,
+}
+
+impl<S: Service<Request>, Request> ResponseFuture<S, Request> {
+    pub(super) fn not_ready() -> Self {
+        Self { state: State::NotReady, queued: None }
+    }
+
+    pub(super) fn refused(error: BulkheadError) -> Self {
+        Self { state: State::Refused { error }, queued: None }
+    }
+
+    pub(super) fn running(future: S::Future, permit: BulkheadPermit) -> Self {
+        Self { state: State::Running { future, permit: Some(permit) }, queued: None }
+    }
+
+    pub(super) fn queued(wait: Wait, inner: S, readied: bool, request: Request) -> Self {
+        let queued =
+            Queued { wait: Some(wait), permit: None, inner, readied, request: Some(request) };
+        Self { state: State::Queued, queued: Some(queued) }
+    }
+}
+
+impl<S: Service<Request>, Request> fmt::Debug for ResponseFuture<S, Request> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::NotReady => "not ready",
+            State::Refused { .. } => "refused",
+            State::Queued if self.queued.as_ref().is_some_and(|q| q.permit.is_none()) => {
+                "waiting for a slot"
+            }
+            State::Queued => "waiting for the inner service",
+            State::Running { .. } => "running",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture").field("state", &state).finish_non_exhaustive()
+    }
+}
+
+impl<S, Request> Future for ResponseFuture<S, Request>
 where
-    F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
+    S: Service<Request>,
+    S::Error: Into<BoxError>,
 {
-    type Output = Result<T, BoxError>;
+    type Output = Result<S::Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().state.poll_with(cx, |permit, _| drop(permit))
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::NotReady => {
+                    this.state.set(State::Done);
+                    return Poll::Ready(Err(NotReady.into()));
+                }
+                StateProj::Refused { error } => {
+                    let error = *error;
+                    this.state.set(State::Done);
+                    return Poll::Ready(Err(error.into()));
+                }
+                StateProj::Queued => {
+                    let queued = this.queued.as_mut().expect("a queued call keeps its request");
+                    if let Some(wait) = &mut queued.wait {
+                        let granted = std::task::ready!(wait.as_mut().poll(cx));
+                        queued.wait = None;
+                        match granted {
+                            Ok(permit) => queued.permit = Some(permit),
+                            Err(error) => {
+                                this.state.set(State::Done);
+                                *this.queued = None;
+                                return Poll::Ready(Err(error.into()));
+                            }
+                        }
+                    }
+                    if !queued.readied {
+                        if let Err(error) = std::task::ready!(queued.inner.poll_ready(cx)) {
+                            this.state.set(State::Done);
+                            *this.queued = None;
+                            return Poll::Ready(Err(error.into()));
+                        }
+                        queued.readied = true;
+                    }
+                    let request = queued.request.take().expect("called once");
+                    let future = queued.inner.call(request);
+                    let permit = queued.permit.take();
+                    *this.queued = None;
+                    this.state.set(State::Running { future, permit });
+                }
+                StateProj::Running { future, permit } => {
+                    let result = std::task::ready!(future.poll(cx));
+                    drop(permit.take());
+                    this.state.set(State::Done);
+                    return Poll::Ready(result.map_err(Into::into));
+                }
+                StateProj::Done => panic!("bulkhead response future polled after completion"),
+            }
+        }
     }
 }

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use conc_core::metrics::MetricsSource;
@@ -40,28 +39,26 @@ use crate::loom::sync::atomic::Ordering;
 pub struct Bulkhead<S = ()> {
     pub(super) shared: Arc<Shared>,
     pub(super) inner: S,
-    /// The service's admission for its next call (tower only).
-    pub(super) admission: Admission,
+    /// What the service's `poll_ready` decided for its next call (tower only).
+    pub(super) ready: Readiness,
 }
 
-/// Where a service stands with its next call's slot.
+/// What a bulkhead service's `poll_ready` decided for its next call. No slot
+/// is taken before `call`, so a service readied for a request that never
+/// comes (a cancelled request in an idle `Buffer`) holds nothing.
+#[derive(Debug, Clone, Copy)]
 #[cfg_attr(not(feature = "tower"), allow(dead_code))]
-pub(super) enum Admission {
-    None,
-    Waiting(Pin<Box<dyn Future<Output = Result<BulkheadPermit, BulkheadError>> + Send + Sync>>),
-    Admitted(BulkheadPermit),
+pub(super) enum Readiness {
+    /// `poll_ready` has not answered `Ready` since the last call.
+    Unpolled,
+    /// A slot was free and the inner service is ready.
+    Inner,
+    /// No slot was free but the queue had room: the response future waits
+    /// for a slot, then for the inner service (on a clone), then calls it.
+    Queue,
+    /// Full: `call` answers with this (counted then), and the inner service
+    /// was not polled.
     Refused(BulkheadError),
-}
-
-impl fmt::Debug for Admission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::None => f.write_str("None"),
-            Self::Waiting(_) => f.write_str("Waiting"),
-            Self::Admitted(permit) => f.debug_tuple("Admitted").field(permit).finish(),
-            Self::Refused(error) => f.debug_tuple("Refused").field(error).finish(),
-        }
-    }
 }
 
 impl<S: fmt::Debug> fmt::Debug for Bulkhead<S> {
@@ -70,14 +67,14 @@ impl<S: fmt::Debug> fmt::Debug for Bulkhead<S> {
             .field("name", &self.shared.name)
             .field("metrics", &self.metrics())
             .field("inner", &self.inner)
-            .field("admission", &self.admission)
+            .field("ready", &self.ready)
             .finish()
     }
 }
 
 impl<S: Clone> Clone for Bulkhead<S> {
-    /// A clone shares the slots, but not a slot this instance holds for its
-    /// next call.
+    /// A clone shares the slots, but not what this instance's `poll_ready`
+    /// decided.
     fn clone(&self) -> Self {
         Self::from_parts(Arc::clone(&self.shared), self.inner.clone())
     }
@@ -153,7 +150,7 @@ impl Bulkhead {
 
 impl<S> Bulkhead<S> {
     pub(super) fn from_parts(shared: Arc<Shared>, inner: S) -> Self {
-        Self { shared, inner, admission: Admission::None }
+        Self { shared, inner, ready: Readiness::Unpolled }
     }
 
     /// The same bulkhead (the same slots) around `inner`.
@@ -181,7 +178,7 @@ impl<S> Bulkhead<S> {
     #[inline]
     pub fn try_acquire(&self) -> Result<BulkheadPermit, BulkheadError> {
         let shared = &*self.shared;
-        if shared.queued.load(Ordering::SeqCst) == 0 && shared.try_take() {
+        if shared.try_take_fair() {
             return Ok(BulkheadPermit { shared: Arc::clone(&self.shared) });
         }
         Err(shared.refuse())
@@ -272,7 +269,7 @@ impl<S> MetricsSource for Bulkhead<S> {
 /// Takes a slot of `shared_arc`, waiting in its queue for at most `max_wait`.
 pub(super) async fn acquire(shared_arc: &Arc<Shared>) -> Result<BulkheadPermit, BulkheadError> {
     let shared = &**shared_arc;
-    if shared.queued.load(Ordering::SeqCst) == 0 && shared.try_take() {
+    if shared.try_take_fair() {
         return Ok(BulkheadPermit { shared: Arc::clone(shared_arc) });
     }
     let waiter = {

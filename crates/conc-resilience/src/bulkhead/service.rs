@@ -1,5 +1,17 @@
 //! The tower `Service` of a [`Bulkhead`] around an inner service.
+//!
+//! `poll_ready` takes nothing: it looks whether a slot is free now. When
+//! one is, `poll_ready` is the inner service's; when none is and the queue is
+//! full (or there is none), `poll_ready` is `Ready` at once (without polling
+//! the inner service) and `call` answers with the refusal. `call` takes the
+//! slot for the request it is given, so the slot lives in the response
+//! future and goes back when that future is dropped: a service readied for a
+//! request that never comes holds nothing. When no slot is free at `call`
+//! and the bulkhead has a queue, the response future waits in the queue, then
+//! for a clone of the inner service to be ready, then calls it; dropping it
+//! leaves the queue.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use conc_core::BoxError;
@@ -7,51 +19,65 @@ use tower::Service;
 
 use super::Bulkhead;
 use super::future::ResponseFuture;
-use super::handle::{Admission, acquire};
-use crate::guarded::Guarded;
+use super::handle::{Readiness, acquire};
+use super::permit::BulkheadPermit;
+use super::shared::Peek;
 
 impl<S, Request> Service<Request> for Bulkhead<S>
 where
-    S: Service<Request>,
+    S: Service<Request> + Clone,
     S::Error: Into<BoxError>,
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S, Request>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        loop {
-            match &mut self.admission {
-                Admission::None => {
-                    self.admission = if self.has_queue() {
-                        let shared = std::sync::Arc::clone(&self.shared);
-                        Admission::Waiting(Box::pin(async move { acquire(&shared).await }))
-                    } else {
-                        match self.try_acquire() {
-                            Ok(permit) => Admission::Admitted(permit),
-                            Err(error) => Admission::Refused(error),
-                        }
-                    };
-                }
-                Admission::Waiting(wait) => match wait.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(permit)) => self.admission = Admission::Admitted(permit),
-                    Poll::Ready(Err(error)) => self.admission = Admission::Refused(error),
-                },
-                Admission::Admitted(_) => return self.inner.poll_ready(cx).map_err(Into::into),
-                Admission::Refused(_) => return Poll::Ready(Ok(())),
-            }
+        if let Readiness::Refused(_) | Readiness::Queue = self.ready {
+            return Poll::Ready(Ok(()));
         }
+        match self.shared.peek() {
+            Peek::Slot => {
+                std::task::ready!(self.inner.poll_ready(cx)).map_err(Into::into)?;
+                self.ready = Readiness::Inner;
+            }
+            Peek::Queue => self.ready = Readiness::Queue,
+            Peek::Full(error) => self.ready = Readiness::Refused(error),
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let state = match std::mem::replace(&mut self.admission, Admission::None) {
-            Admission::None | Admission::Waiting(_) => Guarded::NotReady { done: false },
-            Admission::Refused(error) => Guarded::Refused { error: Some(error) },
-            Admission::Admitted(permit) => {
-                Guarded::Admitted { future: self.inner.call(request), permit: Some(permit) }
+        match std::mem::replace(&mut self.ready, Readiness::Unpolled) {
+            Readiness::Unpolled => ResponseFuture::not_ready(),
+            Readiness::Refused(error) => {
+                self.shared.count_rejection();
+                ResponseFuture::refused(error)
             }
-        };
-        ResponseFuture::new(state)
+            Readiness::Inner if self.shared.try_take_fair() => {
+                let permit = BulkheadPermit { shared: Arc::clone(&self.shared) };
+                ResponseFuture::running(self.inner.call(request), permit)
+            }
+            Readiness::Inner if self.has_queue() => {
+                // The slot went to someone else since `poll_ready`: wait for
+                // one with the instance `poll_ready` readied.
+                let clone = self.inner.clone();
+                let readied = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::queued(self.wait(), readied, true, request)
+            }
+            Readiness::Inner => ResponseFuture::refused(self.shared.refuse()),
+            Readiness::Queue => {
+                ResponseFuture::queued(self.wait(), self.inner.clone(), false, request)
+            }
+        }
+    }
+}
+
+impl<S> Bulkhead<S> {
+    /// A slot of this bulkhead, waited for in its queue, as a boxed future
+    /// owning a handle to the bulkhead.
+    fn wait(&self) -> super::future::Wait {
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move { acquire(&shared).await })
     }
 }

@@ -9,6 +9,14 @@ use super::error::BulkheadError;
 use super::queue::Queue;
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
 
+/// What [`Shared::peek`] saw.
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
+pub(super) enum Peek {
+    Slot,
+    Queue,
+    Full(BulkheadError),
+}
+
 pub(super) struct Shared {
     pub(super) in_flight: AtomicU64,
     pub(super) queued: AtomicU64,
@@ -37,6 +45,29 @@ impl Shared {
             in_flight_gauge: metrics::gauge!(BULKHEAD_IN_FLIGHT, "bulkhead" => name.clone()),
             queued_gauge: metrics::gauge!(BULKHEAD_QUEUED, "bulkhead" => name.clone()),
             name,
+        }
+    }
+
+    /// Takes a slot if one is free and nobody is queued for one.
+    #[inline]
+    pub(super) fn try_take_fair(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) == 0 && self.try_take()
+    }
+
+    /// What a caller would get now, taking nothing: a slot, a place in the
+    /// queue, or the refusal (not counted yet).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    pub(super) fn peek(&self) -> Peek {
+        let queued = self.queued.load(Ordering::SeqCst);
+        if queued == 0 && self.in_flight.load(Ordering::SeqCst) < self.max {
+            Peek::Slot
+        } else if queued < self.max_queued {
+            Peek::Queue
+        } else {
+            Peek::Full(BulkheadError::Full {
+                max_concurrent: self.max as u32,
+                queued: queued as u32,
+            })
         }
     }
 
