@@ -153,3 +153,22 @@ async fn cancelling_a_run_releases_every_permit() {
     let probes: Vec<_> = (0..10).map(|_| breaker.try_acquire().expect("probe slot")).collect();
     drop(probes);
 }
+
+/// The breaker's `Classify` policy counts the operation's results in a stack.
+#[tokio::test(start_paused = true)]
+async fn the_breakers_policy_counts_the_results() {
+    let breaker = CircuitBreaker::builder()
+        .minimum_calls(1)
+        .classify(|result: &Result<u32, &str>| match result {
+            Err("not found") => conc_resilience::CallOutcome::Ignore,
+            other => conc_resilience::CallOutcome::of(other),
+        })
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    let stack = Stack::builder().circuit_breaker(breaker.clone()).build();
+    assert!(stack.run(|_| async { Err("not found") }).await.is_err());
+    assert_eq!(breaker.metrics().calls, 0, "ignored by the policy");
+    assert!(stack.run(|_| async { Err("down") }).await.is_err());
+    assert_eq!(breaker.state(), BreakerState::Open);
+}

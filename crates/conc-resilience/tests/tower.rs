@@ -536,3 +536,45 @@ async fn a_retry_waiting_for_readiness_holds_no_bulkhead_slot() {
     assert!(response.await.unwrap_err().is_cancelled());
     assert_eq!(bulkhead.metrics().available, 1);
 }
+
+/// Retry predicates see the error type of the service below: a `BoxError`
+/// predicate can leave a breaker's refusal alone; a predicate for another
+/// type does not apply, so every error is retried.
+#[tokio::test(start_paused = true)]
+async fn retry_predicates_see_the_boxed_errors_of_the_layers_below() {
+    let breaker = CircuitBreaker::builder().build().unwrap();
+    breaker.force_open();
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let inner = tower::service_fn(move |(): ()| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<u32, BoxError>(1) }
+    });
+    let stack = |retry: Retry| {
+        tower::Layer::layer(
+            &RetryLayer::new(retry),
+            tower::Layer::layer(&CircuitBreakerLayer::new(breaker.clone()), inner.clone()),
+        )
+    };
+    let backoff = || Backoff::fixed(Duration::from_millis(1)).build().unwrap();
+    let not_refusals = Retry::builder()
+        .backoff(backoff())
+        .max_attempts(5)
+        .retry_if(|error: &BoxError| error.downcast_ref::<Rejected>().is_none())
+        .build()
+        .unwrap();
+    let mut service = stack(not_refusals.clone());
+    assert!(tower::ServiceExt::oneshot(&mut service, ()).await.is_err());
+    assert_eq!(not_refusals.metrics().retries, 0, "the refusal was not retried");
+
+    let other_type = Retry::builder()
+        .backoff(backoff())
+        .max_attempts(5)
+        .retry_if(|_: &std::io::Error| false)
+        .build()
+        .unwrap();
+    let mut service = stack(other_type.clone());
+    assert!(tower::ServiceExt::oneshot(&mut service, ()).await.is_err());
+    assert_eq!(other_type.metrics().retries, 4, "an io::Error predicate does not apply");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}

@@ -60,6 +60,19 @@ impl CallOutcome {
 /// assert_eq!(breaker.metrics().calls, 0, "ignored");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// A result of types the policy does not know does not compile (it is never
+/// counted as a failure by default):
+///
+/// ```compile_fail,E0277
+/// use conc_resilience::{CallOutcome, CircuitBreaker};
+///
+/// let breaker = CircuitBreaker::builder()
+///     .classify(|result: &Result<u16, std::io::Error>| CallOutcome::of(result))
+///     .build()?;
+/// breaker.try_acquire()?.record(&Err::<u16, &str>("an error of another type"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Classify<T, E> {
     /// How `result` counts.
     fn classify(&self, result: &Result<T, E>) -> CallOutcome;

@@ -77,6 +77,10 @@ pub(crate) struct Shared {
     subscribers: Box<[Subscriber]>,
     pub(crate) name: Arc<str>,
     handles: Handles,
+    /// Events built and handed to `emit`, for the test that none is built
+    /// without subscribers.
+    #[cfg(test)]
+    pub(crate) events_built: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -86,6 +90,7 @@ impl std::fmt::Debug for Shared {
             .field("state", &self.state())
             .field("window", &self.window)
             .field("subscribers", &self.subscribers.len())
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +127,8 @@ impl Shared {
             subscribers: parts.subscribers.into_boxed_slice(),
             name: parts.name,
             handles,
+            #[cfg(test)]
+            events_built: AtomicU64::new(0),
         };
         shared.apply(&parts.config);
         if parts.initial == BreakerState::Open {
@@ -136,7 +143,7 @@ impl Shared {
         shared
     }
 
-    fn lock(&self) -> crate::loom::sync::MutexGuard<'_, Cold> {
+    pub(crate) fn lock(&self) -> crate::loom::sync::MutexGuard<'_, Cold> {
         self.cold.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -569,6 +576,8 @@ impl Shared {
     }
 
     fn emit(&self, event: &BreakerEvent) {
+        #[cfg(test)]
+        self.events_built.fetch_add(1, Ordering::Relaxed);
         for subscriber in &*self.subscribers {
             if catch_unwind(AssertUnwindSafe(|| subscriber(event))).is_err() {
                 tracing::error!(target: "conc_resilience::breaker", breaker = %self.name, ?event, "event subscriber panicked");

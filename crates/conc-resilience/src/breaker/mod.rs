@@ -24,10 +24,10 @@
 //! call and admits exactly the permitted number of probes; their rates decide
 //! between closing and opening again.
 //!
-//! The closed path is one atomic load to admit and, to record, one load, one
-//! `fetch_add`, one `swap` and (only when the outcome replaced differs) one
-//! more `fetch_add`: no lock, no allocation, no clock read unless slow calls
-//! or a time window are configured.
+//! The closed path is a few atomic operations (one load to admit; to record,
+//! a `fetch_add` on the ring position and a read of the slot, written only
+//! when the outcome differs): no lock, no allocation, and no clock read
+//! unless slow calls (two reads per call) or a time window are configured.
 //!
 //! With the `tower` feature, `CircuitBreakerLayer` wraps a service in a
 //! [`CircuitBreaker<S, C>`](CircuitBreaker) sharing the breaker's state; its

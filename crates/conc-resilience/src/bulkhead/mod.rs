@@ -9,8 +9,9 @@
 //! slot freed while callers wait is handed straight to the oldest waiter, so
 //! later callers cannot barge past the queue.
 //!
-//! The uncontended path is one compare-and-swap to take a slot and one
-//! `fetch_sub` to give it back; the queue's lock is taken only when someone waits.
+//! The uncontended path takes a slot with a compare-and-swap and gives it
+//! back with a `fetch_sub`, allocating nothing; the queue's lock is taken
+//! only when someone waits.
 //!
 //! With the `tower` feature, `BulkheadLayer` wraps a service in a
 //! [`Bulkhead<S>`](Bulkhead) sharing the bulkhead's slots; its response

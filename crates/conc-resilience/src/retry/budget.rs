@@ -55,6 +55,7 @@ impl fmt::Debug for RetryBudget {
             .field("reserve_ppm", &self.inner.reserve_ppm)
             .field("ratio_ppm", &self.inner.ratio_ppm)
             .field("metrics", &self.metrics())
+            .field("clock", &self.inner.clock)
             .finish()
     }
 }

@@ -48,6 +48,7 @@ impl<S: fmt::Debug, U> fmt::Debug for LoadShedder<S, U> {
         f.debug_struct("LoadShedder")
             .field("name", &self.shared.name)
             .field("metrics", &self.metrics())
+            .field("clock", &self.shared.clock)
             .field("inner", &self.inner)
             .finish_non_exhaustive()
     }

@@ -18,7 +18,7 @@ pub(super) struct Shared {
     pub(super) max_load: u64,
     pub(super) cooldown: u64,
     pub(super) max_queue_wait: Option<Duration>,
-    clock: Timeline<SharedClock>,
+    pub(super) clock: Timeline<SharedClock>,
     rejected_counter: metrics::Counter,
     load_gauge: metrics::Gauge,
     pub(super) name: String,
