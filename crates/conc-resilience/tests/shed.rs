@@ -97,3 +97,20 @@ fn threads_never_exceed_the_maximum() {
     });
     assert_eq!(shedder.metrics().load, 0);
 }
+
+/// A maximum of `u64::MAX`: a request whose units would overflow the load is
+/// refused, not admitted with a wrapped (or panicking) sum.
+#[test]
+fn units_that_would_overflow_the_load_are_refused() {
+    let shedder = LoadShedder::builder(u64::MAX).clock(ManualClock::new()).build().unwrap();
+    let one = shedder.try_admit(1).unwrap();
+    assert_eq!(
+        shedder.try_admit(u64::MAX).unwrap_err(),
+        Shed::Overloaded { load: 1, units: u64::MAX, max_load: u64::MAX }
+    );
+    drop(one);
+    let all = shedder.try_admit(u64::MAX).unwrap();
+    assert_eq!(shedder.metrics().load, u64::MAX);
+    drop(all);
+    assert_eq!(shedder.metrics().load, 0);
+}

@@ -70,15 +70,13 @@ impl Shared {
     pub(super) fn take(&self, units: u64) -> Result<(), u64> {
         let mut load = self.load.load(Ordering::Acquire);
         loop {
-            if load.saturating_add(units) > self.max_load {
-                return Err(load);
-            }
-            match self.load.compare_exchange_weak(
-                load,
-                load + units,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            // Checked, not saturating: with a maximum of `u64::MAX` a sum that
+            // saturated would pass the check and then overflow.
+            let next = match load.checked_add(units) {
+                Some(next) if next <= self.max_load => next,
+                _ => return Err(load),
+            };
+            match self.load.compare_exchange_weak(load, next, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => break,
                 Err(seen) => load = seen,
             }
