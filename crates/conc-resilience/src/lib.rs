@@ -124,6 +124,7 @@ pub mod bulkhead;
 mod error;
 pub mod fallback;
 mod loom;
+mod readiness;
 pub mod retry;
 pub mod shed;
 mod stack;

@@ -30,71 +30,55 @@ pub struct StackBuilder<C = ErrIsFailure> {
 
 impl<C> fmt::Debug for StackBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StackBuilder").field("stages", &self.stages).finish()
+        self.stages.fmt("StackBuilder", f)
     }
 }
 
-/// The configured stages of a [`Stack`].
+/// The configured stages of a [`Stack`]: the breaker (whose type carries
+/// its policy) and the rest.
 struct Stages<C> {
+    breaker: Option<CircuitBreaker<(), C>>,
+    rest: Rest,
+}
+
+/// Every stage but the breaker.
+#[derive(Debug, Clone, Default)]
+struct Rest {
     shed: Option<(LoadShedder, u64)>,
     total_timeout: Option<Timeout>,
     retry: Option<Retry>,
-    breaker: Option<CircuitBreaker<(), C>>,
     bulkhead: Option<Bulkhead>,
     attempt_timeout: Option<Timeout>,
 }
 
 impl<C: Clone> Clone for Stages<C> {
     fn clone(&self) -> Self {
-        Self {
-            shed: self.shed.clone(),
-            total_timeout: self.total_timeout.clone(),
-            retry: self.retry.clone(),
-            breaker: self.breaker.clone(),
-            bulkhead: self.bulkhead.clone(),
-            attempt_timeout: self.attempt_timeout.clone(),
-        }
+        Self { breaker: self.breaker.clone(), rest: self.rest.clone() }
     }
 }
 
-impl<C> fmt::Debug for Stages<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Stages")
-            .field("shed", &self.shed)
-            .field("total_timeout", &self.total_timeout)
-            .field("retry", &self.retry)
-            .field("breaker", &self.breaker)
-            .field("bulkhead", &self.bulkhead)
-            .field("attempt_timeout", &self.attempt_timeout)
-            .finish()
+impl<C> Stages<C> {
+    fn fmt(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name).field("breaker", &self.breaker).field("stages", &self.rest).finish()
     }
 }
 
 impl Default for StackBuilder {
     fn default() -> Self {
-        Self {
-            stages: Stages {
-                shed: None,
-                total_timeout: None,
-                retry: None,
-                breaker: None,
-                bulkhead: None,
-                attempt_timeout: None,
-            },
-        }
+        Self { stages: Stages { breaker: None, rest: Rest::default() } }
     }
 }
 
 impl<C> StackBuilder<C> {
     /// Admits each run through `shedder`, costing `units`. None by default.
     pub fn load_shedder(mut self, shedder: LoadShedder, units: u64) -> Self {
-        self.stages.shed = Some((shedder, units));
+        self.stages.rest.shed = Some((shedder, units));
         self
     }
 
     /// Bounds the whole run, retries and delays included. None by default.
     pub fn total_timeout(mut self, timeout: Timeout) -> Self {
-        self.stages.total_timeout = Some(timeout);
+        self.stages.rest.total_timeout = Some(timeout);
         self
     }
 
@@ -102,7 +86,7 @@ impl<C> StackBuilder<C> {
     /// attempt timeout. Rejections by the breaker or bulkhead are not
     /// retried. None by default.
     pub fn retry(mut self, retry: Retry) -> Self {
-        self.stages.retry = Some(retry);
+        self.stages.rest.retry = Some(retry);
         self
     }
 
@@ -110,29 +94,18 @@ impl<C> StackBuilder<C> {
     /// the operation's results; an attempt timeout counts as a failure. None
     /// by default.
     pub fn circuit_breaker<D>(self, breaker: CircuitBreaker<(), D>) -> StackBuilder<D> {
-        let Stages { shed, total_timeout, retry, bulkhead, attempt_timeout, breaker: _ } =
-            self.stages;
-        StackBuilder {
-            stages: Stages {
-                shed,
-                total_timeout,
-                retry,
-                breaker: Some(breaker),
-                bulkhead,
-                attempt_timeout,
-            },
-        }
+        StackBuilder { stages: Stages { breaker: Some(breaker), rest: self.stages.rest } }
     }
 
     /// Runs each attempt in a slot of `bulkhead`. None by default.
     pub fn bulkhead(mut self, bulkhead: Bulkhead) -> Self {
-        self.stages.bulkhead = Some(bulkhead);
+        self.stages.rest.bulkhead = Some(bulkhead);
         self
     }
 
     /// Bounds each attempt. None by default.
     pub fn attempt_timeout(mut self, timeout: Timeout) -> Self {
-        self.stages.attempt_timeout = Some(timeout);
+        self.stages.rest.attempt_timeout = Some(timeout);
         self
     }
 
@@ -196,7 +169,7 @@ impl<C: Clone> Clone for Stack<C> {
 
 impl<C> fmt::Debug for Stack<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Stack").field("stages", &self.stages).finish()
+        self.stages.fmt("Stack", f)
     }
 }
 
@@ -248,7 +221,7 @@ impl<C> Stack<C> {
         T: 'static,
         E: 'static,
     {
-        let _load = match &self.stages.shed {
+        let _load = match &self.stages.rest.shed {
             Some((shedder, units)) => {
                 Some(shedder.try_admit(*units).map_err(ResilienceError::Shed)?)
             }
@@ -258,7 +231,7 @@ impl<C> Stack<C> {
         // for this target); retries and rejections are logged inside it.
         let span = tracing::debug_span!(target: "conc_resilience::stack", "resilience_stack");
         let run = async {
-            match &self.stages.total_timeout {
+            match &self.stages.rest.total_timeout {
                 Some(timeout) => {
                     timeout.call(self.retried(operation)).await.map_err(ResilienceError::Timeout)?
                 }
@@ -311,7 +284,7 @@ impl<C> Stack<C> {
         T: 'static,
         E: 'static,
     {
-        let Some(retry) = &self.stages.retry else {
+        let Some(retry) = &self.stages.rest.retry else {
             return self.attempt(&mut operation, crate::retry::FIRST).await;
         };
         let mut run = retry.begin();
@@ -343,13 +316,13 @@ impl<C> Stack<C> {
             Some(breaker) => Some(breaker.try_acquire().map_err(ResilienceError::BreakerOpen)?),
             None => None,
         };
-        let _slot = match &self.stages.bulkhead {
+        let _slot = match &self.stages.rest.bulkhead {
             Some(bulkhead) => {
                 Some(bulkhead.acquire().await.map_err(ResilienceError::BulkheadFull)?)
             }
             None => None,
         };
-        let outcome = match &self.stages.attempt_timeout {
+        let outcome = match &self.stages.rest.attempt_timeout {
             Some(timeout) => timeout.call(operation(attempt)).await,
             None => Ok(operation(attempt).await),
         };

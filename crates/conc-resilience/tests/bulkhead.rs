@@ -7,13 +7,10 @@ use std::time::Duration;
 
 use conc_resilience::{Bulkhead, BulkheadError};
 
+mod support;
+
 fn queued(max: u32, queue: u32, wait_ms: u64) -> Bulkhead {
-    Bulkhead::builder()
-        .max_concurrent(max)
-        .max_queued(queue)
-        .max_wait(Duration::from_millis(wait_ms))
-        .build()
-        .unwrap()
+    support::queued(max, queue, Duration::from_millis(wait_ms))
 }
 
 #[test]

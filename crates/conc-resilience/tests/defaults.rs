@@ -10,6 +10,8 @@ use conc_resilience::{
     Retry, RetryBudget,
 };
 
+mod support;
+
 /// The global coarse clock, as a primitive's `Debug` shows the clock it reads.
 fn reads_the_global_coarse_clock(debug: &str) -> bool {
     debug.contains("CoarseClock")
@@ -207,14 +209,8 @@ async fn retry_has_no_deadline() {
         .max_attempts(3)
         .build()
         .unwrap();
-    let calls = AtomicU32::new(0);
-    let _: Result<(), ()> = retry
-        .run(|_| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            async { Err(()) }
-        })
-        .await;
-    assert_eq!(calls.load(Ordering::SeqCst), 3, "two hour-long delays, no deadline to stop them");
+    let calls = support::calls_of_a_failing_run(&retry).await;
+    assert_eq!(calls, 3, "two hour-long delays, no deadline to stop them");
 }
 
 #[tokio::test(start_paused = true)]

@@ -19,6 +19,8 @@ use conc_resilience::{
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
+mod support;
+
 /// The names of this crate's section of `conc_core::metrics`.
 fn declared() -> BTreeSet<&'static str> {
     ALL.iter().map(|m| m.name).filter(|name| name.starts_with("conc.resilience.")).collect()
@@ -59,12 +61,7 @@ fn every_constant_is_emitted_and_nothing_else() {
             let _ = breaker.try_acquire().unwrap_err();
 
             // Bulkhead: a slot in use, a queue, a refusal after waiting.
-            let bulkhead = Bulkhead::builder()
-                .max_concurrent(1)
-                .max_queued(1)
-                .max_wait(Duration::from_millis(10))
-                .build()
-                .unwrap();
+            let bulkhead = support::queued(1, 1, Duration::from_millis(10));
             let held = bulkhead.try_acquire().unwrap();
             let _ = bulkhead.acquire().await.unwrap_err();
 

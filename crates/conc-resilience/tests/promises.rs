@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use conc_core::time::{Clock, ManualClock};
 use conc_resilience::{
-    BreakerState, Bulkhead, CircuitBreaker, FailureWindow, LoadShedder, Stack, Timeout,
+    BreakerState, Bulkhead, CircuitBreaker, FailureWindow, LoadShedder, Timeout,
 };
+
+mod support;
 
 /// A clock that counts how often it is read.
 #[derive(Debug, Clone, Default)]
@@ -98,11 +100,7 @@ async fn a_panic_never_leaks_a_slot() {
     let breaker = CircuitBreaker::builder().permitted_calls_in_half_open(1).build().unwrap();
     breaker.transition_to_half_open();
     let shedder = LoadShedder::builder(1).build().unwrap();
-    let stack = Stack::builder()
-        .load_shedder(shedder.clone(), 1)
-        .circuit_breaker(breaker.clone())
-        .bulkhead(bulkhead.clone())
-        .build();
+    let stack = support::guarded(&shedder, &breaker, &bulkhead);
 
     let panics = [
         tokio::spawn({

@@ -10,6 +10,8 @@ use conc_resilience::{Elapsed, Retry, RetryBudget, Timeout};
 use proptest::prelude::*;
 use tokio::time::Instant;
 
+mod support;
+
 const MS: Duration = Duration::from_millis(1);
 
 fn fixed(ms: u64) -> Backoff {
@@ -37,14 +39,7 @@ async fn attempt_numbers_and_max_attempts() {
 #[tokio::test(start_paused = true)]
 async fn max_retries_does_not_count_the_first_call() {
     let retry = Retry::builder().backoff(fixed(1)).max_retries(3).build().unwrap();
-    let calls = AtomicU32::new(0);
-    let _: Result<(), ()> = retry
-        .run(|_| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            async { Err(()) }
-        })
-        .await;
-    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(support::calls_of_a_failing_run(&retry).await, 4);
     // The backoff's own limit applies when no setter overrides it.
     let retry = Retry::builder()
         .backoff(Backoff::fixed(MS).max_retries(1).build().unwrap())
@@ -106,15 +101,9 @@ async fn deadline_is_never_slept_past() {
         .build()
         .unwrap();
     let started = Instant::now();
-    let calls = AtomicU32::new(0);
-    let _: Result<(), ()> = retry
-        .run(|_| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            async { Err(()) }
-        })
-        .await;
+    let calls = support::calls_of_a_failing_run(&retry).await;
     // Attempts at 0, 300, 600, 900 ms; a fourth delay would end at 1200 ms.
-    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(calls, 4);
     assert_eq!(started.elapsed(), 900 * MS);
 }
 

@@ -3,20 +3,15 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use conc_core::backoff::Backoff;
 use conc_core::time::ManualClock;
 use conc_resilience::{
     BreakerState, Bulkhead, CircuitBreaker, ErrorKind, FailureWindow, Fallback, LoadShedder,
-    ResilienceError, Retry, Stack, Timeout,
+    ResilienceError, Stack, Timeout,
 };
 
-fn retry(attempts: u32) -> Retry {
-    Retry::builder()
-        .backoff(Backoff::fixed(Duration::from_millis(100)).build().unwrap())
-        .max_attempts(attempts)
-        .build()
-        .unwrap()
-}
+use support::retry;
+
+mod support;
 
 fn breaker(calls: u32) -> CircuitBreaker {
     CircuitBreaker::builder()
@@ -135,11 +130,7 @@ async fn cancelling_a_run_releases_every_permit() {
     breaker.transition_to_half_open();
     let bulkhead = Bulkhead::builder().max_concurrent(1).build().unwrap();
     let shedder = LoadShedder::builder(1).build().unwrap();
-    let stack = Stack::builder()
-        .load_shedder(shedder.clone(), 1)
-        .circuit_breaker(breaker.clone())
-        .bulkhead(bulkhead.clone())
-        .build();
+    let stack = support::guarded(&shedder, &breaker, &bulkhead);
     let task = tokio::spawn({
         let stack = stack.clone();
         async move { stack.run(|_| std::future::pending::<Result<(), ()>>()).await }

@@ -15,6 +15,10 @@ use conc_resilience::{
 };
 use tower_test::mock::{self, Spawn};
 
+mod support;
+
+use support::retry;
+
 type Mock = mock::Mock<&'static str, &'static str>;
 
 fn breaker() -> CircuitBreaker {
@@ -182,12 +186,7 @@ async fn bulkhead_slot_is_taken_by_call_and_refused_from_call() {
 
 #[tokio::test(start_paused = true)]
 async fn bulkhead_queue_waits_in_the_response_future() {
-    let bulkhead = Bulkhead::builder()
-        .max_concurrent(1)
-        .max_queued(1)
-        .max_wait(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let bulkhead = support::queued(1, 1, Duration::from_secs(5));
     let (mut first, mut handle) =
         mock::spawn_layer::<&str, &str, _>(BulkheadLayer::new(bulkhead.clone()));
     let mut second: Spawn<conc_resilience::Bulkhead<Mock>> = Spawn::new(first.get_ref().clone());
@@ -223,26 +222,13 @@ async fn bulkhead_queue_waits_in_the_response_future() {
 
 #[tokio::test(start_paused = true)]
 async fn bulkhead_queue_timeout_is_returned_from_call() {
-    let bulkhead = Bulkhead::builder()
-        .max_concurrent(1)
-        .max_queued(1)
-        .max_wait(Duration::from_millis(10))
-        .build()
-        .unwrap();
+    let bulkhead = support::queued(1, 1, Duration::from_millis(10));
     let _held = bulkhead.try_acquire().unwrap();
     let service = BulkheadLayer::new(bulkhead.clone());
     let mut service =
         tower::Layer::layer(&service, tower::service_fn(|(): ()| async { Ok::<_, BoxError>(()) }));
     let error = tower::ServiceExt::oneshot(&mut service, ()).await.unwrap_err();
     assert!(matches!(error.downcast_ref::<BulkheadError>(), Some(BulkheadError::Timeout { .. })));
-}
-
-fn retry(attempts: u32) -> Retry {
-    Retry::builder()
-        .backoff(Backoff::fixed(Duration::from_millis(100)).build().unwrap())
-        .max_attempts(attempts)
-        .build()
-        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]

@@ -16,6 +16,7 @@ use super::error::{BreakerError, Rejected};
 use super::metrics::BreakerMetrics;
 use super::permit::{OwnedPermit, Permit};
 use super::state::BreakerState;
+use crate::readiness::Readiness;
 
 /// A circuit breaker. Cheap to clone: clones share one state.
 ///
@@ -46,22 +47,7 @@ pub struct CircuitBreaker<S = (), C = ErrIsFailure> {
     pub(super) classify: C,
     pub(super) inner: S,
     /// What the service's `poll_ready` decided for its next call (tower only).
-    pub(super) ready: Readiness,
-}
-
-/// What a breaker service's `poll_ready` decided for its next call. No
-/// admission is taken before `call`, so a service readied for a request that
-/// never comes (a cancelled request in an idle `Buffer`) holds nothing.
-#[derive(Debug, Clone, Copy)]
-#[cfg_attr(not(feature = "tower"), allow(dead_code))]
-pub(super) enum Readiness {
-    /// `poll_ready` has not answered `Ready` since the last call.
-    Unpolled,
-    /// The breaker admitted calls and the inner service is ready.
-    Inner,
-    /// The breaker refuses: `call` answers with this (counted then), and
-    /// the inner service was not polled.
-    Refused(Rejected),
+    pub(super) ready: Readiness<Rejected>,
 }
 
 impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {

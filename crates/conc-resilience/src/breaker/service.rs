@@ -19,7 +19,7 @@ use tower::Service;
 use super::CircuitBreaker;
 use super::classify::Classify;
 use super::future::ResponseFuture;
-use super::handle::Readiness;
+use crate::readiness::Readiness;
 
 impl<S, C, Request> Service<Request> for CircuitBreaker<S, C>
 where
@@ -46,7 +46,7 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         match std::mem::replace(&mut self.ready, Readiness::Unpolled) {
-            Readiness::Unpolled => ResponseFuture::not_ready(),
+            Readiness::Unpolled | Readiness::Queue => ResponseFuture::not_ready(),
             Readiness::Refused(rejected) => ResponseFuture::refused(self.shared.reject(rejected)),
             Readiness::Inner => match self.try_acquire_owned() {
                 Ok(permit) => ResponseFuture::admitted(self.inner.call(request), permit),

@@ -30,18 +30,25 @@ pin_project! {
     ///
     /// # Examples
     ///
+    /// A call that finds every slot taken waits in its response future:
+    ///
     /// ```
+    /// use std::time::Duration;
     /// use conc_resilience::{Bulkhead, BulkheadLayer, bulkhead::future::ResponseFuture};
     /// use tower::{Layer, Service, ServiceExt, service_fn};
     ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::BoxError> {
-    /// let bulkhead = Bulkhead::builder().max_concurrent(1).build()?;
-    /// let mut service = BulkheadLayer::new(bulkhead.clone())
-    ///     .layer(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
-    /// let future: ResponseFuture<_, u32> = service.ready().await?.call(7);
-    /// assert_eq!(bulkhead.metrics().available, 0, "the call holds the slot");
-    /// assert_eq!(future.await?, 7);
-    /// assert_eq!(bulkhead.metrics().available, 1);
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), conc_core::BoxError> {
+    /// let bulkhead = Bulkhead::builder().max_concurrent(1).max_queued(1).max_wait(Duration::from_secs(1)).build()?;
+    /// let slow = service_fn(|ms: u64| async move {
+    ///     tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///     Ok::<_, std::io::Error>(ms)
+    /// });
+    /// let mut service = BulkheadLayer::new(bulkhead.clone()).layer(slow);
+    /// let first = tokio::spawn(service.ready().await?.call(100));
+    /// tokio::task::yield_now().await;
+    /// let waiting: ResponseFuture<_, u64> = service.ready().await?.call(5);
+    /// assert_eq!(waiting.await?, 5, "ran once the first call gave its slot back");
+    /// assert_eq!(first.await??, 100);
     /// # Ok(()) }
     /// ```
     #[must_use = "futures do nothing unless polled"]

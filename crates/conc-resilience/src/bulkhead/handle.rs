@@ -14,6 +14,7 @@ use super::permit::{BulkheadPermit, WaitGuard};
 use super::queue::{self, Waiter};
 use super::shared::Shared;
 use crate::loom::sync::atomic::Ordering;
+use crate::readiness::Readiness;
 
 /// Limits how many calls run at once. Cheap to clone: clones share the slots.
 ///
@@ -40,25 +41,7 @@ pub struct Bulkhead<S = ()> {
     pub(super) shared: Arc<Shared>,
     pub(super) inner: S,
     /// What the service's `poll_ready` decided for its next call (tower only).
-    pub(super) ready: Readiness,
-}
-
-/// What a bulkhead service's `poll_ready` decided for its next call. No slot
-/// is taken before `call`, so a service readied for a request that never
-/// comes (a cancelled request in an idle `Buffer`) holds nothing.
-#[derive(Debug, Clone, Copy)]
-#[cfg_attr(not(feature = "tower"), allow(dead_code))]
-pub(super) enum Readiness {
-    /// `poll_ready` has not answered `Ready` since the last call.
-    Unpolled,
-    /// A slot was free and the inner service is ready.
-    Inner,
-    /// No slot was free but the queue had room: the response future waits
-    /// for a slot, then for the inner service (on a clone), then calls it.
-    Queue,
-    /// Full: `call` answers with this (counted then), and the inner service
-    /// was not polled.
-    Refused(BulkheadError),
+    pub(super) ready: Readiness<BulkheadError>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for Bulkhead<S> {

@@ -19,9 +19,10 @@ use tower::Service;
 
 use super::Bulkhead;
 use super::future::ResponseFuture;
-use super::handle::{Readiness, acquire};
+use super::handle::acquire;
 use super::permit::BulkheadPermit;
 use super::shared::Peek;
+use crate::readiness::Readiness;
 
 impl<S, Request> Service<Request> for Bulkhead<S>
 where

@@ -23,14 +23,19 @@ pin_project! {
     /// # Examples
     ///
     /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
     /// use conc_resilience::{Retry, RetryLayer, retry::future::ResponseFuture};
     /// use tower::{Layer, Service, ServiceExt, service_fn};
     ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_core::BoxError> {
-    /// let mut service = RetryLayer::new(Retry::builder().build()?)
-    ///     .layer(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n) }));
-    /// let future: ResponseFuture<_, u32> = service.ready().await?.call(7);
-    /// assert_eq!(future.await?, 7);
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), conc_core::BoxError> {
+    /// static CALLS: AtomicU32 = AtomicU32::new(0);
+    /// let flaky = service_fn(|n: u32| async move {
+    ///     let first = CALLS.fetch_add(1, Ordering::SeqCst) == 0;
+    ///     if first { Err(std::io::Error::other("once")) } else { Ok(n) }
+    /// });
+    /// let mut service = RetryLayer::new(Retry::builder().build()?).layer(flaky);
+    /// let retried: ResponseFuture<_, u32> = service.ready().await?.call(7);
+    /// assert_eq!(retried.await?, 7, "the second attempt answered");
     /// # Ok(()) }
     /// ```
     #[must_use = "futures do nothing unless polled"]
