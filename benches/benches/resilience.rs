@@ -1,9 +1,15 @@
 //! `conc-resilience`: the circuit breaker's closed path (admit + record) and
 //! open path (rejection) beside `failsafe` and `recloser`, the Rust circuit
 //! breakers a user would pick instead, on one and two threads; the bulkhead
-//! and the retry (no retry needed) beside tower's `ConcurrencyLimit` and
-//! `Retry`; and the whole pipeline (timeout + retry + breaker + bulkhead)
-//! beside a lone breaker and a bare call, on a current-thread tokio runtime.
+//! and the retry (no retry needed) each compared like for like: the plain
+//! primitive beside the plain peer (a `tokio::sync::Semaphore` permit,
+//! `backon`'s retry) and the tower layer beside tower's own layer
+//! (`ConcurrencyLimit`, `Retry`); the load shedder beside a semaphore taking
+//! the same units; the fallback beside the floor (a bare call answering the
+//! failure by hand, listed as `peer/…` so its ratio is printed: no peer
+//! answers failures by kind); and the whole stack (timeout + retry + breaker +
+//! bulkhead) beside a lone breaker and a bare call, on a current-thread tokio
+//! runtime.
 //!
 //! A counting global allocator checks, before any measurement, that our
 //! closed and open paths allocate nothing per call: the bench panics if they
@@ -17,8 +23,12 @@ use std::cell::Cell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use backon::Retryable as _;
+use conc_core::BoxError;
 use conc_resilience::{
-    Attempt, Bulkhead, BulkheadLayer, CircuitBreaker, Pipeline, Retry, SlidingWindow, Timeout,
+    Attempt, Bulkhead, BulkheadLayer, CircuitBreaker, ErrorKind, FailureWindow, Fallback,
+    FallbackLayer, LoadShedder, LoadShedderLayer, ResilienceError, Retry, RetryLayer, Stack,
+    Timeout,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::CircuitBreaker as _;
@@ -93,7 +103,7 @@ fn ours() -> CircuitBreaker {
 
 fn ours_time_window() -> CircuitBreaker {
     CircuitBreaker::builder()
-        .sliding_window(SlidingWindow::time(Duration::from_secs(60)))
+        .sliding_window(FailureWindow::time(Duration::from_secs(60)))
         .build()
         .expect("valid")
 }
@@ -257,7 +267,7 @@ async fn op(_: Attempt) -> Result<u32, std::io::Error> {
 fn stack(c: &mut Criterion) {
     let rt = runtime();
     let breaker = ours();
-    let pipeline = Pipeline::builder()
+    let stack = Stack::builder()
         .total_timeout(Timeout::new(Duration::from_secs(30)).expect("valid"))
         .retry(Retry::builder().max_attempts(3).build().expect("valid"))
         .circuit_breaker(ours())
@@ -271,27 +281,39 @@ fn stack(c: &mut Criterion) {
     group.bench_function("breaker", |b| {
         b.to_async(&rt).iter(|| async { black_box(breaker.call(op(first)).await) });
     });
-    group.bench_function("pipeline", |b| {
-        b.to_async(&rt).iter(|| async { black_box(pipeline.run(op).await) });
+    group.bench_function("stack", |b| {
+        b.to_async(&rt).iter(|| async { black_box(stack.run(op).await) });
     });
     group.finish();
 }
 
-/// A tower service behind a concurrency limit: `ready().await` + `call`.
+/// A slot taken and given back: our permit beside a tokio semaphore's.
+fn bulkhead_permit(c: &mut Criterion) {
+    let bulkhead = Bulkhead::builder().max_concurrent(64).build().expect("valid");
+    let semaphore = tokio::sync::Semaphore::new(64);
+    assert_no_allocation("ours, bulkhead try_acquire + drop", || {
+        drop(black_box(bulkhead.try_acquire().expect("free")));
+    });
+    let mut group = c.benchmark_group("resilience/bulkhead_permit");
+    group.bench_function("ours", |b| {
+        b.iter(|| drop(black_box(bulkhead.try_acquire().expect("free"))));
+    });
+    group.bench_function("peer/tokio_semaphore", |b| {
+        b.iter(|| drop(black_box(semaphore.try_acquire().expect("free"))));
+    });
+    group.finish();
+}
+
+/// A tower service behind a concurrency limit, layer against layer:
+/// `ready().await` + `call` on a clone of the service.
 fn bulkhead(c: &mut Criterion) {
     let rt = runtime();
     let inner = tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(black_box(n)) });
     let bulkhead = Bulkhead::builder().max_concurrent(64).build().expect("valid");
-    let ours = BulkheadLayer::new(bulkhead.clone()).layer(inner);
+    let ours = BulkheadLayer::new(bulkhead).layer(inner);
     let peer = tower::limit::ConcurrencyLimitLayer::new(64).layer(inner);
-    assert_no_allocation("ours, bulkhead try_acquire + drop", || {
-        drop(black_box(bulkhead.try_acquire().expect("free")));
-    });
     let mut group = c.benchmark_group("resilience/bulkhead");
-    group.bench_function("ours/permit", |b| {
-        b.iter(|| drop(black_box(bulkhead.try_acquire().expect("free"))));
-    });
-    group.bench_function("ours/layer", |b| {
+    group.bench_function("ours", |b| {
         b.to_async(&rt).iter(|| {
             let mut service = ours.clone();
             async move { black_box(service.ready().await.expect("ready").call(1).await) }
@@ -322,15 +344,32 @@ impl<E> tower::retry::Policy<u32, u32, E> for NeverNeeded {
     }
 }
 
-/// An operation that succeeds the first time, through a retry.
+/// An operation that succeeds the first time, through a retry: the plain
+/// retry beside `backon`'s, and the layer beside tower's `Retry` layer.
 fn retry(c: &mut Criterion) {
     let rt = runtime();
     let retry = Retry::builder().max_attempts(3).build().expect("valid");
-    let peer = tower::retry::RetryLayer::new(NeverNeeded)
-        .layer(tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(black_box(n)) }));
-    let mut group = c.benchmark_group("resilience/retry_no_retry");
+    let mut group = c.benchmark_group("resilience/retry_no_retry_plain");
     group.bench_function("ours", |b| {
         b.to_async(&rt).iter(|| async { black_box(retry.run(op).await) });
+    });
+    let backoff = backon::ExponentialBuilder::default().with_max_times(2);
+    group.bench_function("peer/backon", |b| {
+        b.to_async(&rt).iter(|| async {
+            black_box((|| op(Attempt::first())).retry(backoff).sleep(tokio::time::sleep).await)
+        });
+    });
+    group.finish();
+
+    let inner = tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(black_box(n)) });
+    let ours = RetryLayer::new(retry).layer(inner);
+    let peer = tower::retry::RetryLayer::new(NeverNeeded).layer(inner);
+    let mut group = c.benchmark_group("resilience/retry_no_retry");
+    group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut service = ours.clone();
+            async move { black_box(service.ready().await.expect("ready").call(1).await) }
+        });
     });
     group.bench_function("peer/tower_retry", |b| {
         b.to_async(&rt).iter(|| {
@@ -341,5 +380,98 @@ fn retry(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, closed_one_thread, closed_two_threads, open, stack, bulkhead, retry);
+/// Load units taken and given back: our shedder beside a tokio semaphore
+/// taking the same units without waiting; and the shedder's layer beside the
+/// floor, the same service called bare (tower's `LoadShed` sheds on a
+/// different signal, the inner service being pending, and is not built here).
+fn shed(c: &mut Criterion) {
+    let shedder = LoadShedder::builder(64).build().expect("valid");
+    let semaphore = tokio::sync::Semaphore::new(64);
+    assert_no_allocation("ours, shedder try_admit + drop", || {
+        drop(black_box(shedder.try_admit(black_box(1)).expect("admitted")));
+    });
+    let mut group = c.benchmark_group("resilience/shed");
+    group.bench_function("ours", |b| {
+        b.iter(|| drop(black_box(shedder.try_admit(black_box(1)).expect("admitted"))));
+    });
+    group.bench_function("peer/tokio_semaphore", |b| {
+        b.iter(|| drop(black_box(semaphore.try_acquire_many(black_box(1)).expect("free"))));
+    });
+    group.finish();
+
+    let rt = runtime();
+    let inner = tower::service_fn(|n: u32| async move { Ok::<_, std::io::Error>(black_box(n)) });
+    let ours = LoadShedderLayer::new(shedder).layer(inner);
+    let mut group = c.benchmark_group("resilience/shed_layer");
+    group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut service = ours.clone();
+            async move { black_box(service.ready().await.expect("ready").call(1).await) }
+        });
+    });
+    group.bench_function("peer/bare_call", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut service = inner;
+            async move { black_box(service.ready().await.expect("ready").call(1).await) }
+        });
+    });
+    group.finish();
+}
+
+/// A failed call answered with a fallback value: `Fallback::apply` beside a
+/// `match` answering by hand (the floor: no peer answers failures by kind),
+/// and the fallback layer beside a bare call whose failure is answered by hand.
+fn fallback(c: &mut Criterion) {
+    let plain: Fallback<u32, std::io::ErrorKind> =
+        Fallback::new().on(ErrorKind::BreakerOpen, |_| 7).on_inner(|_| Some(0));
+    let failed = || Err(ResilienceError::Inner(black_box(std::io::ErrorKind::NotFound)));
+    assert_no_allocation("ours, fallback apply", || drop(black_box(plain.apply(failed()))));
+    let mut group = c.benchmark_group("resilience/fallback");
+    group.bench_function("ours", |b| b.iter(|| black_box(plain.apply(failed()))));
+    group.bench_function("peer/bare_match", |b| {
+        b.iter(|| {
+            let result: Result<u32, ResilienceError<std::io::ErrorKind>> = failed();
+            black_box(match result {
+                Err(ResilienceError::BreakerOpen(_)) => Ok(7),
+                Err(ResilienceError::Inner(_)) => Ok(0),
+                other => other,
+            })
+        });
+    });
+    group.finish();
+
+    let rt = runtime();
+    let inner = tower::service_fn(|_: u32| async { Err::<u32, BoxError>("not found".into()) });
+    let ours = FallbackLayer::new(Fallback::new().on_inner(|_| Some(0_u32))).layer(inner);
+    let mut group = c.benchmark_group("resilience/fallback_layer");
+    group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut service = ours.clone();
+            async move { black_box(service.ready().await.expect("ready").call(1).await) }
+        });
+    });
+    group.bench_function("peer/bare_call", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut service = inner;
+            async move {
+                let result = service.ready().await.expect("ready").call(1).await;
+                black_box(result.or_else(|_| Ok::<u32, BoxError>(0)))
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    closed_one_thread,
+    closed_two_threads,
+    open,
+    stack,
+    bulkhead_permit,
+    bulkhead,
+    retry,
+    shed,
+    fallback
+);
 criterion_main!(benches);

@@ -1,84 +1,125 @@
-//! Configuration errors shared by every primitive of the crate.
+//! The errors the primitives share: what stopped a call, and a tower service
+//! called before it was ready.
 
-use std::time::Duration;
+use std::fmt;
 
-/// A builder or a run-time update was given a value it cannot work with.
-///
-/// Every variant names the field and the value, so the message points at the
-/// setter to fix.
+use crate::{BulkheadError, Elapsed, Rejected, Shed};
+
+/// What kind of failure a [`ResilienceError`] is, for fallbacks and metrics.
 ///
 /// # Examples
 ///
 /// ```
-/// use conc_resilience::{CircuitBreaker, ConfigError};
+/// use conc_resilience::ErrorKind;
 ///
-/// let err = CircuitBreaker::builder().failure_rate_threshold(1.5).build().unwrap_err();
-/// assert!(matches!(err, ConfigError::InvalidRatio { field: "failure_rate_threshold", .. }));
-/// assert_eq!(err.to_string(), "failure_rate_threshold must be in (0, 1], got 1.5");
+/// assert!(ErrorKind::BreakerOpen.is_rejection());
+/// assert!(!ErrorKind::Timeout.is_rejection());
 /// ```
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum ConfigError {
-    /// A ratio (a rate threshold, a budget fraction) outside `(0, 1]`.
-    #[error("{field} must be in (0, 1], got {value}")]
-    InvalidRatio {
-        /// The setter that was given the value.
-        field: &'static str,
-        /// The value given.
-        value: f64,
-    },
-    /// A count that must be at least one was zero.
-    #[error("{field} must be at least 1, got 0")]
-    Zero {
-        /// The setter that was given the value.
-        field: &'static str,
-    },
-    /// A count above the largest the component supports.
-    #[error("{field} must be at most {max}, got {value}")]
-    TooLarge {
-        /// The setter that was given the value.
-        field: &'static str,
-        /// The value given.
-        value: u64,
-        /// The largest value accepted.
-        max: u64,
-    },
-    /// A duration that must be positive was zero.
-    #[error("{field} must be longer than zero")]
-    ZeroDuration {
-        /// The setter that was given the value.
-        field: &'static str,
-    },
-    /// A duration too short or too long for the component.
-    #[error("{field} must be between {min:?} and {max:?}, got {value:?}")]
-    DurationOutOfRange {
-        /// The setter that was given the value.
-        field: &'static str,
-        /// The value given.
-        value: Duration,
-        /// The shortest value accepted.
-        min: Duration,
-        /// The longest value accepted.
-        max: Duration,
-    },
-    /// A number outside the range the setter accepts (or not a number).
-    #[error("{field} must be between {min} and {max}, got {value}")]
-    NumberOutOfRange {
-        /// The setter that was given the value.
-        field: &'static str,
-        /// The value given.
-        value: f64,
-        /// The smallest value accepted.
-        min: f64,
-        /// The largest value accepted.
-        max: f64,
-    },
-    /// A state the component cannot be put in from this setter.
-    #[error("{field} cannot be {value}")]
-    InvalidState {
-        /// The setter that was given the value.
-        field: &'static str,
-        /// The state given.
-        value: &'static str,
-    },
+pub enum ErrorKind {
+    /// The operation's own error.
+    Inner,
+    /// The circuit breaker refused the call.
+    BreakerOpen,
+    /// The bulkhead refused the call.
+    BulkheadFull,
+    /// A timeout cut the call (or the whole run) off.
+    Timeout,
+    /// The load shedder refused the call.
+    Shed,
 }
+
+impl ErrorKind {
+    /// Whether the call was refused before it ran (breaker, bulkhead, shedder).
+    pub fn is_rejection(self) -> bool {
+        matches!(self, Self::BreakerOpen | Self::BulkheadFull | Self::Shed)
+    }
+}
+
+/// The error of a [`Stack`](crate::Stack) run, as a [`Fallback`](crate::Fallback)
+/// sees it: the operation's own error, or which primitive stopped it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_resilience::{Elapsed, ErrorKind, ResilienceError};
+///
+/// let error: ResilienceError<std::io::Error> = ResilienceError::Timeout(Elapsed { after: Duration::from_secs(1) });
+/// assert_eq!(error.kind(), ErrorKind::Timeout);
+/// assert!(error.into_inner().is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResilienceError<E> {
+    /// The operation ran and failed (after any retries).
+    Inner(E),
+    /// The circuit breaker refused the call.
+    BreakerOpen(Rejected),
+    /// The bulkhead refused the call.
+    BulkheadFull(BulkheadError),
+    /// A timeout elapsed.
+    Timeout(Elapsed),
+    /// The load shedder refused the call.
+    Shed(Shed),
+}
+
+impl<E> ResilienceError<E> {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Inner(_) => ErrorKind::Inner,
+            Self::BreakerOpen(_) => ErrorKind::BreakerOpen,
+            Self::BulkheadFull(_) => ErrorKind::BulkheadFull,
+            Self::Timeout(_) => ErrorKind::Timeout,
+            Self::Shed(_) => ErrorKind::Shed,
+        }
+    }
+
+    /// The operation's own error, if that is what this is.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            Self::Inner(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for ResilienceError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Inner(error) => error.fmt(f),
+            Self::BreakerOpen(rejected) => rejected.fmt(f),
+            Self::BulkheadFull(error) => error.fmt(f),
+            Self::Timeout(elapsed) => elapsed.fmt(f),
+            Self::Shed(shed) => shed.fmt(f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for ResilienceError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Inner(error) => Some(error),
+            Self::BreakerOpen(rejected) => Some(rejected),
+            Self::BulkheadFull(error) => Some(error),
+            Self::Timeout(elapsed) => Some(elapsed),
+            Self::Shed(shed) => Some(shed),
+        }
+    }
+}
+
+/// A tower service of this crate was called without a successful
+/// `poll_ready` first.
+///
+/// # Examples
+///
+/// ```
+/// use conc_resilience::NotReady;
+///
+/// assert_eq!(NotReady.to_string(), "service called before poll_ready returned ready");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("service called before poll_ready returned ready")]
+pub struct NotReady;

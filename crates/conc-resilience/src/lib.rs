@@ -11,7 +11,7 @@
 //! | [`Timeout`] | bounds one call and drops it when time is up |
 //! | [`Fallback`] | answers failures by kind, rejections included |
 //! | [`LoadShedder`] | admits work by load units, sheds above a maximum, cools down |
-//! | [`Pipeline`] | stacks them in one documented order and runs a closure |
+//! | [`Stack`] | stacks them in one documented order and runs a closure |
 //!
 //! The guide (`docs/resilience.md`) has the defaults of every primitive beside
 //! Resilience4j's and Polly's.
@@ -22,12 +22,15 @@
 //!
 //! # Feature flags
 //!
-//! - `tower`: [`layer`], a tower `Layer` and `Service` for every primitive:
-//!   `CircuitBreakerLayer`, `BulkheadLayer`, `RetryLayer`, `TimeoutLayer`,
-//!   `LoadShedLayer` and `FallbackLayer`. They honour the tower contract
-//!   (`poll_ready` before every call, retries included; admission reserved
-//!   per instance; refusals from `call`, never from `poll_ready`; dropping a
-//!   response future releases what it holds).
+//! - `tower`: a tower `Layer` for every primitive, laid out as tower lays
+//!   out its own middleware. The service *is* the primitive around an inner
+//!   service, sharing its state: `CircuitBreakerLayer` makes a
+//!   `CircuitBreaker<S>`, `BulkheadLayer` a `Bulkhead<S>`, `RetryLayer` a
+//!   `Retry<S>`, `TimeoutLayer` a `Timeout<S>`, `LoadShedderLayer` a
+//!   `LoadShedder<S>` and `FallbackLayer` a `Fallback<T, BoxError, S>`; each
+//!   response future is `<module>::future::ResponseFuture`
+//!   (`breaker::future::ResponseFuture`, …). They honour the tower
+//!   contract (see [below](#tower)).
 //!
 //! # Examples
 //!
@@ -53,15 +56,61 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # tower
+//!
+//! | layer | service | refuses with (from `call`) |
+//! |---|---|---|
+//! | `CircuitBreakerLayer` | [`CircuitBreaker<S, C>`](CircuitBreaker) | [`Rejected`] |
+//! | `BulkheadLayer` | [`Bulkhead<S>`](Bulkhead) (needs `S: Clone`) | [`BulkheadError`] |
+//! | `RetryLayer` | [`Retry<S>`](Retry) | the inner service's last error |
+//! | `TimeoutLayer` | [`Timeout<S>`](Timeout) | [`Elapsed`] |
+//! | `LoadShedderLayer` | [`LoadShedder<S, U>`](LoadShedder) | [`Shed`] |
+//! | `FallbackLayer` | [`Fallback<T, BoxError, S>`](Fallback) | the failure no handler answered |
+//!
+//! All follow the tower contract:
+//!
+//! - `poll_ready` is driven before every call of the inner service, internal
+//!   retries included: a `Retry<S>` waits for the inner `poll_ready` (on a
+//!   clone owned by the response future) before each retry.
+//! - No admission outlives the request it was taken for: the breaker and the
+//!   bulkhead take theirs (a breaker permit or half-open probe, a bulkhead
+//!   slot) in `call`, for the request given, and keep it in the response
+//!   future. `poll_ready` only looks whether one would be granted, so a
+//!   service readied for a request that never comes (a request cancelled
+//!   while it waits in a `tower::buffer::Buffer`) holds nothing, and clones
+//!   never share one.
+//! - A refusal is returned from `call` as an error, never from `poll_ready`
+//!   (which `Buffer` and balancers treat as fatal), and the refused request
+//!   never reaches the inner service. When the breaker or bulkhead would
+//!   refuse, `poll_ready` is `Ready` at once and the inner service's
+//!   `poll_ready` is not polled. Should the last probe or slot go to another
+//!   caller between `poll_ready` and `call`, the request is refused (or, for a
+//!   bulkhead with a queue, waits), and the inner service keeps the readiness
+//!   it reserved for the next call. The load shedder decides in `call`.
+//! - A bulkhead with a wait queue and no free slot makes `poll_ready` `Ready`
+//!   while the queue has room; the response future waits in the queue (its
+//!   waker registered), then for a clone of the inner service to be ready,
+//!   then calls it. A bulkhead without a queue refuses at once.
+//! - Dropping the response future drops the inner future and releases what
+//!   the call holds: a breaker probe slot is given back without an outcome, a
+//!   bulkhead slot is freed (or its place in the queue left), load units are
+//!   returned.
+//! - A call without a successful `poll_ready` first fails with [`NotReady`].
+//!
+//! Errors are `BoxError`s: the inner service's error, or the refusal
+//! (downcast to tell them apart; a `Fallback` service does it for you).
+//! Response futures are hand-written: no allocation per call. (A bulkhead
+//! call that waits in the bulkhead's queue boxes that wait.)
+//!
 //! # What it replaces
 //!
 //! | need | usual choice | here |
 //! |---|---|---|
 //! | circuit breaker | `failsafe` (a mutex per call, every call admitted in half-open), `recloser`, Resilience4j / Polly in other languages | [`CircuitBreaker`]: lock-free closed path, exactly N probes |
-//! | bulkhead | tower `ConcurrencyLimit` (queues without bound), a `tokio::sync::Semaphore` | [`Bulkhead`]: bounded queue, max wait, snapshot |
+//! | bulkhead | tower `ConcurrencyLimit` (queues without bound), a `tokio::sync::Semaphore` | [`Bulkhead`]: bounded queue, max wait, metrics |
 //! | retry | `backoff` (unmaintained), `backon`, tower `Retry` + `TpsBudget` (over-allocates, tower#857) | [`Retry`], [`RetryBudget`] |
 //! | load shedding | tower `LoadShed` (sheds whenever the service is pending) | [`LoadShedder`]: load units, cooldown, queue-wait shedding |
-//! | pipelines | Polly's `ResiliencePipeline`, Resilience4j's `Decorators` | [`Pipeline`] |
+//! | pipelines of strategies | Polly's `ResiliencePipeline`, Resilience4j's `Decorators` | [`Stack`] |
 //!
 //! # Supported Rust versions
 //!
@@ -73,37 +122,45 @@
 pub mod breaker;
 pub mod bulkhead;
 mod error;
-#[cfg(feature = "tower")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
-pub mod layer;
+pub mod fallback;
 mod loom;
-mod pipeline;
+mod readiness;
 pub mod retry;
-mod shed;
+pub mod shed;
+mod stack;
 mod time;
-mod timeout;
+pub mod timeout;
 
-pub use breaker::{
-    BreakerConfig, BreakerError, BreakerEvent, BreakerMetrics, BreakerState, CircuitBreaker,
-    CircuitBreakerBuilder, HalfOpenTimeout, OpenWait, Outcome, OwnedPermit, Permit, Rejected,
-    SlidingWindow, TransitionReason,
-};
-pub use bulkhead::{
-    Bulkhead, BulkheadBuilder, BulkheadError, BulkheadPermit, BulkheadSnapshot, Refused,
-};
-pub use error::ConfigError;
 #[cfg(feature = "tower")]
-pub use layer::{
-    BulkheadFuture, BulkheadLayer, BulkheadService, CircuitBreakerFuture, CircuitBreakerLayer,
-    CircuitBreakerService, FallbackFuture, FallbackLayer, FallbackService, LoadShedFuture,
-    LoadShedLayer, LoadShedService, LoadUnits, NotReady, OneUnit, RetryFuture, RetryLayer,
-    RetryService, TimeoutFuture, TimeoutLayer, TimeoutService,
+pub use breaker::CircuitBreakerLayer;
+pub use breaker::{
+    BreakerConfig, BreakerError, BreakerEvent, BreakerMetrics, BreakerState, CallOutcome,
+    CircuitBreaker, CircuitBreakerBuilder, Classify, ErrIsFailure, FailureWindow, HalfOpenTimeout,
+    OpenWait, OwnedPermit, Permit, Rejected, TransitionReason,
 };
-pub use pipeline::{ErrorKind, Fallback, Pipeline, PipelineBuilder, ResilienceError};
+#[cfg(feature = "tower")]
+pub use bulkhead::BulkheadLayer;
+pub use bulkhead::{
+    Bulkhead, BulkheadBuilder, BulkheadError, BulkheadMetrics, BulkheadPermit, Refused,
+};
+pub use error::{ErrorKind, NotReady, ResilienceError};
+pub use fallback::Fallback;
+#[cfg(feature = "tower")]
+pub use fallback::FallbackLayer;
+#[cfg(feature = "tower")]
+pub use retry::RetryLayer;
 pub use retry::{
-    Attempt, Retry, RetryBudget, RetryBudgetBuilder, RetryBuilder, RetryMetrics, StopReason,
+    Attempt, Retry, RetryBudget, RetryBudgetBuilder, RetryBudgetMetrics, RetryBuilder,
+    RetryMetrics, StopReason,
 };
-pub use shed::{LoadPermit, LoadShedder, LoadShedderBuilder, Shed, ShedSnapshot};
+#[cfg(feature = "tower")]
+pub use shed::LoadShedderLayer;
+pub use shed::{
+    LoadPermit, LoadShedder, LoadShedderBuilder, LoadUnits, OneUnit, Shed, ShedMetrics,
+};
+pub use stack::{Stack, StackBuilder};
+#[cfg(feature = "tower")]
+pub use timeout::TimeoutLayer;
 pub use timeout::{Elapsed, Timeout};
 
 /// The guide's examples are compiled and run as doc tests.

@@ -7,8 +7,8 @@ use std::time::Duration;
 use conc_core::backoff::Backoff;
 use conc_core::time::ManualClock;
 use conc_resilience::{
-    BreakerError, BreakerEvent, BreakerState, CircuitBreaker, CircuitBreakerBuilder, ConfigError,
-    HalfOpenTimeout, Outcome, SlidingWindow, TransitionReason,
+    BreakerError, BreakerEvent, BreakerState, CallOutcome, CircuitBreaker, CircuitBreakerBuilder,
+    FailureWindow, HalfOpenTimeout, TransitionReason,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -17,30 +17,43 @@ const SECOND: Duration = Duration::from_secs(1);
 struct NumberFormat;
 
 /// Resilience4j's shared fixture: failure 50 %, slow 50 % at 4 s, 4 probes,
-/// 20 s time window with 5 minimum calls, 5 s wait, 1 s maximum in half-open,
-/// `NumberFormat` errors ignored.
+/// 20 s time window with 5 minimum calls, 5 s wait, 1 s maximum in half-open.
+/// (Its `NumberFormat` errors are ignored by [`ignore_number_format`] where a
+/// test needs it.)
 fn r4j(clock: &ManualClock) -> CircuitBreakerBuilder {
     CircuitBreaker::builder()
         .failure_rate_threshold(0.5)
         .slow_call(Duration::from_secs(4), 0.5)
         .permitted_calls_in_half_open(4)
-        .sliding_window(SlidingWindow::time(Duration::from_secs(20)))
+        .sliding_window(FailureWindow::time(Duration::from_secs(20)))
         .minimum_calls(5)
         .wait_in_open(Duration::from_secs(5))
-        .ignore_error_if(|_: &NumberFormat| true)
         .clock(clock.clone())
 }
 
+/// Resilience4j's `ignoreExceptions(NumberFormatException)`, as a typed policy.
+fn ignore_number_format(result: &Result<(), NumberFormat>) -> CallOutcome {
+    match result {
+        Err(NumberFormat) => CallOutcome::Ignore,
+        Ok(()) => CallOutcome::Success,
+    }
+}
+
 /// Runs one call that takes `took` and ends in `outcome`.
-fn run(breaker: &CircuitBreaker, clock: &ManualClock, took: Duration, outcome: Outcome) {
+fn run<C>(
+    breaker: &CircuitBreaker<(), C>,
+    clock: &ManualClock,
+    took: Duration,
+    outcome: CallOutcome,
+) {
     let permit = breaker.try_acquire().expect("admitted");
     clock.advance(took);
     permit.record_outcome(outcome);
 }
 
-fn events(
-    builder: CircuitBreakerBuilder,
-) -> (CircuitBreakerBuilder, Arc<Mutex<Vec<BreakerEvent>>>) {
+fn events<C>(
+    builder: CircuitBreakerBuilder<C>,
+) -> (CircuitBreakerBuilder<C>, Arc<Mutex<Vec<BreakerEvent>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     (builder.on_event(move |event| sink.lock().unwrap().push(event.clone())), seen)
@@ -57,14 +70,14 @@ fn transitions(seen: &Mutex<Vec<BreakerEvent>>) -> Vec<(BreakerState, BreakerSta
         .collect()
 }
 
-fn open_it(breaker: &CircuitBreaker, clock: &ManualClock) {
+fn open_it<C>(breaker: &CircuitBreaker<(), C>, clock: &ManualClock) {
     for _ in 0..5 {
-        run(breaker, clock, Duration::ZERO, Outcome::Failure);
+        run(breaker, clock, Duration::ZERO, CallOutcome::Failure);
     }
     assert_eq!(breaker.state(), BreakerState::Open);
 }
 
-fn half_open_it(breaker: &CircuitBreaker, clock: &ManualClock) {
+fn half_open_it<C>(breaker: &CircuitBreaker<(), C>, clock: &ManualClock) {
     breaker.transition_to_open();
     clock.advance(Duration::from_secs(5));
     assert_eq!(breaker.state(), BreakerState::HalfOpen);
@@ -74,13 +87,15 @@ fn half_open_it(breaker: &CircuitBreaker, clock: &ManualClock) {
 #[test]
 fn opens_after_failure_rate_threshold_exceeded() {
     let clock = ManualClock::new();
-    let breaker = r4j(&clock).sliding_window(SlidingWindow::count(10)).build().unwrap();
-    for outcome in [Outcome::Failure, Outcome::Failure, Outcome::Failure, Outcome::Success] {
+    let breaker = r4j(&clock).sliding_window(FailureWindow::count(10)).build().unwrap();
+    for outcome in
+        [CallOutcome::Failure, CallOutcome::Failure, CallOutcome::Failure, CallOutcome::Success]
+    {
         run(&breaker, &clock, Duration::ZERO, outcome);
         assert_eq!(breaker.state(), BreakerState::Closed);
         assert_eq!(breaker.metrics().failure_rate, None);
     }
-    run(&breaker, &clock, Duration::ZERO, Outcome::Success);
+    run(&breaker, &clock, Duration::ZERO, CallOutcome::Success);
     let metrics = breaker.metrics();
     assert_eq!(metrics.state, BreakerState::Open);
     assert_eq!(metrics.failure_rate, Some(0.6));
@@ -94,15 +109,19 @@ fn opens_after_failure_rate_threshold_exceeded() {
 fn time_window_opens_at_exactly_the_threshold() {
     let clock = ManualClock::new();
     let breaker = r4j(&clock).build().unwrap();
-    for outcome in
-        [Outcome::Success, Outcome::Success, Outcome::Success, Outcome::Failure, Outcome::Failure]
-    {
+    for outcome in [
+        CallOutcome::Success,
+        CallOutcome::Success,
+        CallOutcome::Success,
+        CallOutcome::Failure,
+        CallOutcome::Failure,
+    ] {
         run(&breaker, &clock, Duration::ZERO, outcome);
         clock.advance(SECOND);
     }
     assert_eq!(breaker.state(), BreakerState::Closed);
     assert_eq!(breaker.metrics().failure_rate, Some(0.4));
-    run(&breaker, &clock, Duration::ZERO, Outcome::Failure);
+    run(&breaker, &clock, Duration::ZERO, CallOutcome::Failure);
     assert_eq!(breaker.state(), BreakerState::Open);
     assert_eq!(breaker.metrics().failure_rate, Some(0.5));
 }
@@ -113,11 +132,11 @@ fn time_window_forgets_old_calls() {
     let clock = ManualClock::new();
     let breaker = r4j(&clock).build().unwrap();
     for _ in 0..4 {
-        run(&breaker, &clock, Duration::ZERO, Outcome::Failure);
+        run(&breaker, &clock, Duration::ZERO, CallOutcome::Failure);
     }
     clock.advance(Duration::from_secs(21));
     // The four failures are out of the window: one failure is 1 call, below the minimum.
-    run(&breaker, &clock, Duration::ZERO, Outcome::Failure);
+    run(&breaker, &clock, Duration::ZERO, CallOutcome::Failure);
     assert_eq!(breaker.metrics().calls, 1);
     assert_eq!(breaker.state(), BreakerState::Closed);
 }
@@ -129,12 +148,12 @@ fn opens_after_slow_call_rate_threshold_exceeded() {
     let breaker = r4j(&clock).build().unwrap();
     let five = Duration::from_secs(5);
     let short = Duration::from_millis(100);
-    run(&breaker, &clock, five, Outcome::Failure);
-    run(&breaker, &clock, five, Outcome::Success);
-    run(&breaker, &clock, short, Outcome::Failure);
-    run(&breaker, &clock, short, Outcome::Success);
+    run(&breaker, &clock, five, CallOutcome::Failure);
+    run(&breaker, &clock, five, CallOutcome::Success);
+    run(&breaker, &clock, short, CallOutcome::Failure);
+    run(&breaker, &clock, short, CallOutcome::Success);
     assert_eq!(breaker.state(), BreakerState::Closed);
-    run(&breaker, &clock, five, Outcome::Success);
+    run(&breaker, &clock, five, CallOutcome::Success);
     let metrics = breaker.metrics();
     assert_eq!(metrics.state, BreakerState::Open);
     assert_eq!(metrics.slow_call_rate, Some(0.6));
@@ -210,11 +229,11 @@ fn half_open_opens_again_above_failure_threshold() {
     let (builder, seen) = events(r4j(&clock));
     let breaker = builder.build().unwrap();
     half_open_it(&breaker, &clock);
-    for outcome in [Outcome::Failure, Outcome::Failure, Outcome::Success] {
+    for outcome in [CallOutcome::Failure, CallOutcome::Failure, CallOutcome::Success] {
         run(&breaker, &clock, Duration::ZERO, outcome);
         assert_eq!(breaker.state(), BreakerState::HalfOpen);
     }
-    run(&breaker, &clock, Duration::ZERO, Outcome::Failure);
+    run(&breaker, &clock, Duration::ZERO, CallOutcome::Failure);
     assert_eq!(breaker.state(), BreakerState::Open);
     let reason = seen.lock().unwrap().iter().rev().find_map(|event| match event {
         BreakerEvent::StateTransition { reason, .. } => Some(*reason),
@@ -234,9 +253,9 @@ fn half_open_opens_again_above_slow_threshold() {
     let breaker = builder.build().unwrap();
     half_open_it(&breaker, &clock);
     for _ in 0..3 {
-        run(&breaker, &clock, Duration::from_secs(5), Outcome::Success);
+        run(&breaker, &clock, Duration::from_secs(5), CallOutcome::Success);
     }
-    run(&breaker, &clock, SECOND, Outcome::Success);
+    run(&breaker, &clock, SECOND, CallOutcome::Success);
     assert_eq!(breaker.state(), BreakerState::Open);
     let reason = seen.lock().unwrap().iter().rev().find_map(|event| match event {
         BreakerEvent::StateTransition { reason, .. } => Some(*reason),
@@ -254,12 +273,14 @@ fn half_open_closes_below_threshold_and_resets_metrics() {
     let clock = ManualClock::new();
     let breaker = r4j(&clock).build().unwrap();
     half_open_it(&breaker, &clock);
-    for outcome in [Outcome::Failure, Outcome::Success, Outcome::Success, Outcome::Success] {
+    for outcome in
+        [CallOutcome::Failure, CallOutcome::Success, CallOutcome::Success, CallOutcome::Success]
+    {
         run(&breaker, &clock, Duration::ZERO, outcome);
     }
     assert_eq!(breaker.state(), BreakerState::Closed);
     assert_eq!(breaker.metrics().calls, 0);
-    run(&breaker, &clock, Duration::ZERO, Outcome::Success);
+    run(&breaker, &clock, Duration::ZERO, CallOutcome::Success);
     assert_eq!(breaker.metrics().calls, 1);
 }
 
@@ -286,11 +307,12 @@ fn half_open_cannot_wedge() {
 #[test]
 fn ignored_error_releases_the_probe_slot() {
     let clock = ManualClock::new();
-    let breaker = r4j(&clock).permitted_calls_in_half_open(1).build().unwrap();
+    let breaker =
+        r4j(&clock).permitted_calls_in_half_open(1).classify(ignore_number_format).build().unwrap();
     half_open_it(&breaker, &clock);
     let probe = breaker.try_acquire().unwrap();
     assert!(breaker.try_acquire().is_err());
-    probe.record::<(), _>(&Err(NumberFormat));
+    probe.record(&Err(NumberFormat));
     assert_eq!(breaker.state(), BreakerState::HalfOpen);
     assert_eq!(breaker.metrics().calls, 0, "an ignored call counts neither way");
     breaker.try_acquire().expect("the slot came back").success();
@@ -301,9 +323,9 @@ fn ignored_error_releases_the_probe_slot() {
 #[test]
 fn ignored_error_is_not_counted_when_closed() {
     let clock = ManualClock::new();
-    let breaker = r4j(&clock).build().unwrap();
+    let breaker = r4j(&clock).classify(ignore_number_format).build().unwrap();
     for _ in 0..10 {
-        breaker.try_acquire().unwrap().record::<(), _>(&Err(NumberFormat));
+        breaker.try_acquire().unwrap().record(&Err(NumberFormat));
     }
     assert_eq!(breaker.metrics().calls, 0);
     assert_eq!(breaker.state(), BreakerState::Closed);
@@ -332,7 +354,7 @@ fn manual_states() {
 
     breaker.disable();
     for _ in 0..10 {
-        run(&breaker, &clock, Duration::ZERO, Outcome::Failure);
+        run(&breaker, &clock, Duration::ZERO, CallOutcome::Failure);
     }
     assert_eq!(breaker.state(), BreakerState::Disabled);
     assert_eq!(breaker.metrics().calls, 0);
@@ -345,7 +367,7 @@ fn manual_states() {
 
     breaker.metrics_only();
     for _ in 0..10 {
-        run(&breaker, &clock, Duration::ZERO, Outcome::Failure);
+        run(&breaker, &clock, Duration::ZERO, CallOutcome::Failure);
     }
     assert_eq!(breaker.state(), BreakerState::MetricsOnly);
     assert_eq!(breaker.metrics().failure_rate, Some(1.0));
@@ -483,7 +505,7 @@ use std::future::Future as _;
 fn call_records_and_rejects() {
     futures::executor::block_on(async {
         let clock = ManualClock::new();
-        let breaker = r4j(&clock).sliding_window(SlidingWindow::count(5)).build().unwrap();
+        let breaker = r4j(&clock).sliding_window(FailureWindow::count(5)).build().unwrap();
         assert_eq!(breaker.call(async { Ok::<_, &str>(7) }).await, Ok(7));
         for _ in 0..4 {
             assert_eq!(
@@ -504,31 +526,39 @@ fn call_records_and_rejects() {
     });
 }
 
-/// A result predicate turns an `Ok` into a failure; a record predicate makes
-/// other errors of its type successes.
+/// A typed policy turns an `Ok` into a failure and makes some errors
+/// successes; the same breaker, reclassified, counts another call site's
+/// results by that site's own types.
 #[test]
-fn result_and_record_predicates() {
+fn typed_classification() {
     let clock = ManualClock::new();
     let breaker = CircuitBreaker::builder()
-        .minimum_calls(4)
-        .sliding_window(SlidingWindow::count(4))
-        .failure_if_result(|status: &u16| *status >= 500)
-        .record_error_if(|error: &std::io::Error| error.kind() == std::io::ErrorKind::TimedOut)
+        .minimum_calls(5)
+        .sliding_window(FailureWindow::count(5))
+        .classify(|result: &Result<u16, std::io::Error>| match result {
+            Ok(status) if *status >= 500 => CallOutcome::Failure,
+            Err(error) if error.kind() != std::io::ErrorKind::TimedOut => CallOutcome::Success,
+            other => CallOutcome::of(other),
+        })
         .clock(clock)
         .build()
         .unwrap();
-    breaker.try_acquire().unwrap().record::<u16, ()>(&Ok(503));
-    breaker.try_acquire().unwrap().record::<u16, ()>(&Ok(200));
-    breaker
-        .try_acquire()
-        .unwrap()
-        .record::<(), _>(&Err(std::io::Error::from(std::io::ErrorKind::NotFound)));
-    breaker
-        .try_acquire()
-        .unwrap()
-        .record::<(), _>(&Err(std::io::Error::from(std::io::ErrorKind::TimedOut)));
+    breaker.try_acquire().unwrap().record(&Ok(503));
+    breaker.try_acquire().unwrap().record(&Ok(200));
+    breaker.try_acquire().unwrap().record(&Err(std::io::Error::from(std::io::ErrorKind::NotFound)));
+    breaker.try_acquire().unwrap().record(&Err(std::io::Error::from(std::io::ErrorKind::TimedOut)));
     let metrics = breaker.metrics();
     assert_eq!((metrics.calls, metrics.failed_calls), (4, 2));
+    // Another call site, with other types, on the same state.
+    let other = breaker.clone().classify(|result: &Result<(), &str>| match result {
+        Err("not found") => CallOutcome::Ignore,
+        other => CallOutcome::of(other),
+    });
+    other.try_acquire().unwrap().record(&Err("not found"));
+    assert_eq!(breaker.metrics().calls, 4, "ignored by the second policy");
+    other.try_acquire().unwrap().record(&Err("down"));
+    let metrics = breaker.metrics();
+    assert_eq!((metrics.calls, metrics.failed_calls), (5, 3));
     assert_eq!(metrics.state, BreakerState::Open);
 }
 
@@ -537,24 +567,24 @@ fn result_and_record_predicates() {
 fn update_keeps_the_window() {
     let clock = ManualClock::new();
     let breaker =
-        r4j(&clock).sliding_window(SlidingWindow::count(10)).minimum_calls(10).build().unwrap();
+        r4j(&clock).sliding_window(FailureWindow::count(10)).minimum_calls(10).build().unwrap();
     for _ in 0..3 {
-        run(&breaker, &clock, Duration::ZERO, Outcome::Failure);
+        run(&breaker, &clock, Duration::ZERO, CallOutcome::Failure);
     }
-    run(&breaker, &clock, Duration::ZERO, Outcome::Success);
+    run(&breaker, &clock, Duration::ZERO, CallOutcome::Success);
     assert_eq!(breaker.state(), BreakerState::Closed);
     let err = breaker.update(|config| {
         config.minimum_calls(0);
     });
-    assert_eq!(err, Err(ConfigError::Zero { field: "minimum_calls" }));
-    assert_eq!(breaker.config().get_minimum_calls(), 10);
+    assert_eq!(err.unwrap_err().to_string(), "invalid `minimum_calls` 0: must be at least 1");
+    assert_eq!(breaker.config().minimum_calls, 10);
     breaker
         .update(|config| {
             config.minimum_calls(5).failure_rate_threshold(0.6);
         })
         .unwrap();
     assert_eq!(breaker.metrics().calls, 4, "the window survived the update");
-    run(&breaker, &clock, Duration::ZERO, Outcome::Success);
+    run(&breaker, &clock, Duration::ZERO, CallOutcome::Success);
     // 3 of 5 = 60 % ≥ 60 %.
     assert_eq!(breaker.state(), BreakerState::Open);
 }
@@ -566,7 +596,7 @@ fn initial_state_open() {
     let breaker = r4j(&clock).initial_state(BreakerState::Open).build().unwrap();
     assert_eq!(breaker.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(5)));
     let err = r4j(&clock).initial_state(BreakerState::HalfOpen).build().unwrap_err();
-    assert_eq!(err.to_string(), "initial_state cannot be half-open");
+    assert_eq!(err.to_string(), "invalid `initial_state` HalfOpen: must not be half-open");
 }
 
 /// Every bad setting is refused with its name and value.
@@ -575,53 +605,61 @@ fn builder_validates() {
     let cases: Vec<(CircuitBreakerBuilder, &str)> = vec![
         (
             CircuitBreaker::builder().failure_rate_threshold(0.0),
-            "failure_rate_threshold must be in (0, 1], got 0",
+            "invalid `failure_rate_threshold` 0.0: must be above 0 and at most 1",
         ),
         (
             CircuitBreaker::builder().failure_rate_threshold(f64::NAN),
-            "failure_rate_threshold must be in (0, 1], got NaN",
+            "invalid `failure_rate_threshold` NaN: must be above 0 and at most 1",
         ),
         (
             CircuitBreaker::builder().slow_call(SECOND, 2.0),
-            "slow_call.ratio must be in (0, 1], got 2",
+            "invalid `slow_call.ratio` 2.0: must be above 0 and at most 1",
         ),
         (
             CircuitBreaker::builder().slow_call(Duration::ZERO, 0.5),
-            "slow_call.duration must be longer than zero",
+            "invalid `slow_call.duration` 0ns: must be longer than zero",
         ),
-        (CircuitBreaker::builder().minimum_calls(0), "minimum_calls must be at least 1, got 0"),
+        (
+            CircuitBreaker::builder().minimum_calls(0),
+            "invalid `minimum_calls` 0: must be at least 1",
+        ),
         (
             CircuitBreaker::builder().permitted_calls_in_half_open(0),
-            "permitted_calls_in_half_open must be at least 1, got 0",
+            "invalid `permitted_calls_in_half_open` 0: must be at least 1",
         ),
         (
             CircuitBreaker::builder().permitted_calls_in_half_open(10_000),
-            "permitted_calls_in_half_open must be at most 8191, got 10000",
+            "invalid `permitted_calls_in_half_open` 10000: must be at most 8191",
         ),
         (
             CircuitBreaker::builder().wait_in_open(Duration::ZERO),
-            "wait_in_open must be longer than zero",
+            "invalid `wait_in_open` 0ns: must be longer than zero",
         ),
         (
-            CircuitBreaker::builder().sliding_window(SlidingWindow::count(0)),
-            "sliding_window.calls must be at least 1, got 0",
+            CircuitBreaker::builder().sliding_window(FailureWindow::count(0)),
+            "invalid `sliding_window.calls` 0: must be at least 1",
         ),
         (
-            CircuitBreaker::builder().sliding_window(SlidingWindow::count(1 << 21)),
-            "sliding_window.calls must be at most 1048575, got 2097152",
+            CircuitBreaker::builder().sliding_window(FailureWindow::count(1 << 21)),
+            "invalid `sliding_window.calls` 2097152: must be at most 1048575",
         ),
         (
-            CircuitBreaker::builder().sliding_window(SlidingWindow::time_with_buckets(SECOND, 0)),
-            "sliding_window.buckets must be at least 1, got 0",
+            CircuitBreaker::builder().sliding_window(FailureWindow::time_with_buckets(SECOND, 0)),
+            "invalid `sliding_window.buckets` 0: must be at least 1",
         ),
         (
             CircuitBreaker::builder()
-                .sliding_window(SlidingWindow::time_with_buckets(Duration::from_millis(5), 10)),
-            "sliding_window.duration must be between 10ms and 31536000s, got 5ms",
+                .sliding_window(FailureWindow::time_with_buckets(Duration::from_millis(5), 10)),
+            "invalid `sliding_window.duration` 5ms: must be between 10ms and 31536000s",
         ),
         (
             CircuitBreaker::builder().max_wait_in_half_open(Duration::ZERO, HalfOpenTimeout::Open),
-            "max_wait_in_half_open must be longer than zero",
+            "invalid `max_wait_in_half_open` 0ns: must be longer than zero",
+        ),
+        (CircuitBreaker::builder().name(""), r#"invalid `name` "": must not be empty"#),
+        (
+            CircuitBreaker::builder().name("a\0b"),
+            r#"invalid `name` "a\0b": must not contain a NUL byte"#,
         ),
     ];
     for (builder, message) in cases {
@@ -635,12 +673,12 @@ fn builder_validates() {
 fn events_and_panicking_subscribers() {
     let clock = ManualClock::new();
     let (builder, seen) =
-        events(r4j(&clock).sliding_window(SlidingWindow::count(5)).on_event(|_| panic!("boom")));
+        events(r4j(&clock).sliding_window(FailureWindow::count(5)).on_event(|_| panic!("boom")));
     let breaker = builder.build().unwrap();
-    run(&breaker, &clock, SECOND, Outcome::Success);
+    run(&breaker, &clock, SECOND, CallOutcome::Success);
     breaker.try_acquire().unwrap().ignore();
     while breaker.state() == BreakerState::Closed {
-        run(&breaker, &clock, Duration::ZERO, Outcome::Failure);
+        run(&breaker, &clock, Duration::ZERO, CallOutcome::Failure);
     }
     let _ = breaker.try_acquire();
     let seen = seen.lock().unwrap();
@@ -664,7 +702,7 @@ fn events_and_panicking_subscribers() {
 fn concurrent_failures_open_once() {
     let (builder, seen) = events(
         CircuitBreaker::builder()
-            .sliding_window(SlidingWindow::count(50))
+            .sliding_window(FailureWindow::count(50))
             .minimum_calls(50)
             .clock(ManualClock::new()),
     );
@@ -683,8 +721,3 @@ fn concurrent_failures_open_once() {
     assert_eq!(breaker.state(), BreakerState::Open);
     assert_eq!(transitions(&seen), [(BreakerState::Closed, BreakerState::Open)]);
 }
-
-static_assertions::assert_impl_all!(CircuitBreaker: Send, Sync, Clone);
-static_assertions::assert_impl_all!(conc_resilience::OwnedPermit: Send, Sync);
-static_assertions::assert_impl_all!(conc_resilience::Permit<'static>: Send, Sync);
-static_assertions::assert_impl_all!(conc_resilience::Rejected: Send, Sync, Copy, std::error::Error);

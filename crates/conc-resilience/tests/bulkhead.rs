@@ -5,15 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use conc_resilience::{Bulkhead, BulkheadError, ConfigError};
+use conc_resilience::{Bulkhead, BulkheadError};
+
+mod support;
 
 fn queued(max: u32, queue: u32, wait_ms: u64) -> Bulkhead {
-    Bulkhead::builder()
-        .max_concurrent(max)
-        .max_queued(queue)
-        .max_wait(Duration::from_millis(wait_ms))
-        .build()
-        .unwrap()
+    support::queued(max, queue, Duration::from_millis(wait_ms))
 }
 
 #[test]
@@ -24,10 +21,10 @@ fn try_acquire_never_exceeds_the_limit() {
         bulkhead.try_acquire().unwrap_err(),
         BulkheadError::Full { max_concurrent: 3, queued: 0 }
     );
-    let snapshot = bulkhead.snapshot();
+    let snapshot = bulkhead.metrics();
     assert_eq!((snapshot.available, snapshot.in_flight, snapshot.rejected), (0, 3, 1));
     drop(permits);
-    assert_eq!(bulkhead.snapshot().available, 3);
+    assert_eq!(bulkhead.metrics().available, 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -47,7 +44,7 @@ async fn queued_caller_gets_the_freed_slot_in_order() {
         }));
         tokio::task::yield_now().await;
     }
-    assert_eq!(bulkhead.snapshot().queued, 2);
+    assert_eq!(bulkhead.metrics().queued, 2);
     // The queue is full: a third waiter is refused at once.
     assert!(matches!(bulkhead.acquire().await, Err(BulkheadError::Full { queued: 2, .. })));
     // No barging past the queue either.
@@ -57,7 +54,7 @@ async fn queued_caller_gets_the_freed_slot_in_order() {
         task.await.unwrap();
     }
     assert_eq!(*order.lock().unwrap(), [0, 1]);
-    assert_eq!(bulkhead.snapshot().available, 1);
+    assert_eq!(bulkhead.metrics().available, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -68,7 +65,7 @@ async fn waiting_ends_after_max_wait() {
     let result = bulkhead.acquire().await;
     assert_eq!(result.unwrap_err(), BulkheadError::Timeout { waited: Duration::from_millis(100) });
     assert_eq!(started.elapsed(), Duration::from_millis(100));
-    assert_eq!(bulkhead.snapshot().queued, 0, "the timed-out waiter left the queue");
+    assert_eq!(bulkhead.metrics().queued, 0, "the timed-out waiter left the queue");
 }
 
 #[tokio::test(start_paused = true)]
@@ -90,7 +87,7 @@ async fn cancelled_calls_and_waiters_give_every_slot_back() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(1)).await;
-    let snapshot = bulkhead.snapshot();
+    let snapshot = bulkhead.metrics();
     assert_eq!((snapshot.in_flight, snapshot.queued), (2, 6));
     // Cancel everything mid-flight: running calls and queued waiters alike.
     for task in &tasks {
@@ -99,7 +96,7 @@ async fn cancelled_calls_and_waiters_give_every_slot_back() {
     for task in tasks {
         assert!(task.await.unwrap_err().is_cancelled());
     }
-    let snapshot = bulkhead.snapshot();
+    let snapshot = bulkhead.metrics();
     assert_eq!((snapshot.available, snapshot.queued), (2, 0));
     let _a = bulkhead.try_acquire().unwrap();
     let _b = bulkhead.try_acquire().unwrap();
@@ -122,7 +119,7 @@ async fn a_waiter_dropped_after_being_granted_passes_the_slot_on() {
     drop(held);
     drop(first);
     second.await.unwrap().unwrap();
-    assert_eq!(bulkhead.snapshot().available, 1);
+    assert_eq!(bulkhead.metrics().available, 1);
 }
 
 use std::future::Future as _;
@@ -139,12 +136,16 @@ async fn try_call_hands_the_work_back() {
 #[test]
 fn builder_validates() {
     assert_eq!(
-        Bulkhead::builder().max_concurrent(0).build().unwrap_err(),
-        ConfigError::Zero { field: "max_concurrent" }
+        Bulkhead::builder().max_concurrent(0).build().unwrap_err().to_string(),
+        "invalid `max_concurrent` 0: must be at least 1"
+    );
+    assert_eq!(
+        Bulkhead::builder().max_concurrent(u32::MAX).build().unwrap_err().to_string(),
+        "invalid `max_concurrent` 4294967295: must be at most 2147483647"
     );
     assert_eq!(
         Bulkhead::builder().max_queued(3).build().unwrap_err().to_string(),
-        "max_wait must be longer than zero"
+        "invalid `max_wait` 0ns: must be longer than zero when max_queued is above 0"
     );
 }
 
@@ -165,8 +166,5 @@ fn threads_never_exceed_the_limit() {
             });
         }
     });
-    assert_eq!(bulkhead.snapshot().available, 2);
+    assert_eq!(bulkhead.metrics().available, 2);
 }
-
-static_assertions::assert_impl_all!(Bulkhead: Send, Sync, Clone);
-static_assertions::assert_impl_all!(conc_resilience::BulkheadPermit: Send, Sync);

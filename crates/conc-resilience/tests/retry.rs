@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use conc_core::backoff::Backoff;
 use conc_core::time::ManualClock;
-use conc_resilience::{ConfigError, Elapsed, Retry, RetryBudget, Timeout};
+use conc_resilience::{Elapsed, Retry, RetryBudget, Timeout};
 use proptest::prelude::*;
 use tokio::time::Instant;
+
+mod support;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -37,14 +39,7 @@ async fn attempt_numbers_and_max_attempts() {
 #[tokio::test(start_paused = true)]
 async fn max_retries_does_not_count_the_first_call() {
     let retry = Retry::builder().backoff(fixed(1)).max_retries(3).build().unwrap();
-    let calls = AtomicU32::new(0);
-    let _: Result<(), ()> = retry
-        .run(|_| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            async { Err(()) }
-        })
-        .await;
-    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(support::calls_of_a_failing_run(&retry).await, 4);
     // The backoff's own limit applies when no setter overrides it.
     let retry = Retry::builder()
         .backoff(Backoff::fixed(MS).max_retries(1).build().unwrap())
@@ -106,15 +101,9 @@ async fn deadline_is_never_slept_past() {
         .build()
         .unwrap();
     let started = Instant::now();
-    let calls = AtomicU32::new(0);
-    let _: Result<(), ()> = retry
-        .run(|_| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            async { Err(()) }
-        })
-        .await;
+    let calls = support::calls_of_a_failing_run(&retry).await;
     // Attempts at 0, 300, 600, 900 ms; a fourth delay would end at 1200 ms.
-    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(calls, 4);
     assert_eq!(started.elapsed(), 900 * MS);
 }
 
@@ -190,25 +179,30 @@ async fn budget_stops_retries() {
 
 #[test]
 fn builders_validate() {
+    let message = |error: conc_core::config::ConfigError| error.to_string();
     assert_eq!(
-        Retry::builder().max_attempts(0).build().unwrap_err(),
-        ConfigError::Zero { field: "max_attempts" }
+        message(Retry::builder().max_attempts(0).build().unwrap_err()),
+        "invalid `max_attempts` 0: must be at least 1"
     );
     assert_eq!(
-        Retry::builder().deadline(Duration::ZERO).build().unwrap_err(),
-        ConfigError::ZeroDuration { field: "deadline" }
-    );
-    assert!(matches!(
-        RetryBudget::builder().ttl(Duration::from_secs(61)).build(),
-        Err(ConfigError::DurationOutOfRange { field: "ttl", .. })
-    ));
-    assert_eq!(
-        RetryBudget::builder().retry_ratio(-0.1).build().unwrap_err().to_string(),
-        "retry_ratio must be between 0 and 1000, got -0.1"
+        message(Retry::builder().deadline(Duration::ZERO).build().unwrap_err()),
+        "invalid `deadline` 0ns: must be longer than zero"
     );
     assert_eq!(
-        Timeout::new(Duration::ZERO).unwrap_err(),
-        ConfigError::ZeroDuration { field: "timeout" }
+        message(Retry::builder().name("").build().unwrap_err()),
+        r#"invalid `name` "": must not be empty"#
+    );
+    assert_eq!(
+        message(RetryBudget::builder().ttl(Duration::from_secs(61)).build().unwrap_err()),
+        "invalid `ttl` 61s: must be between 1s and 60s"
+    );
+    assert_eq!(
+        message(RetryBudget::builder().retry_ratio(-0.1).build().unwrap_err()),
+        "invalid `retry_ratio` -0.1: must be between 0.0 and 1000.0"
+    );
+    assert_eq!(
+        message(Timeout::new(Duration::ZERO).unwrap_err()),
+        "invalid `timeout` 0ns: must be longer than zero"
     );
 }
 
@@ -223,7 +217,7 @@ async fn timeout_cuts_off_and_drops_the_call() {
         })
         .await;
     assert_eq!(result, Err(Elapsed { after: Duration::from_millis(100) }));
-    assert_eq!(bulkhead.snapshot().available, 1, "the cut-off call released its permit");
+    assert_eq!(bulkhead.metrics().available, 1, "the cut-off call released its permit");
 }
 
 proptest! {

@@ -10,16 +10,20 @@ use conc_core::backoff::Backoff;
 use conc_core::time::ManualClock;
 use conc_resilience::{
     BreakerState, Bulkhead, BulkheadError, BulkheadLayer, CircuitBreaker, CircuitBreakerLayer,
-    Elapsed, ErrorKind, Fallback, FallbackLayer, LoadShedLayer, LoadShedder, NotReady, Rejected,
-    Retry, RetryLayer, Shed, SlidingWindow, Timeout, TimeoutLayer,
+    Elapsed, ErrorKind, FailureWindow, Fallback, FallbackLayer, LoadShedder, LoadShedderLayer,
+    NotReady, Rejected, Retry, RetryLayer, Shed, Timeout, TimeoutLayer,
 };
 use tower_test::mock::{self, Spawn};
+
+mod support;
+
+use support::retry;
 
 type Mock = mock::Mock<&'static str, &'static str>;
 
 fn breaker() -> CircuitBreaker {
     CircuitBreaker::builder()
-        .sliding_window(SlidingWindow::count(2))
+        .sliding_window(FailureWindow::count(2))
         .minimum_calls(2)
         .permitted_calls_in_half_open(1)
         .clock(ManualClock::new())
@@ -28,6 +32,37 @@ fn breaker() -> CircuitBreaker {
 }
 
 fn assert_send<T: Send>(_: &T) {}
+
+/// A future polled by hand, with a waker that records being woken.
+struct Polled<F> {
+    future: std::pin::Pin<Box<F>>,
+    woken: Arc<WakeFlag>,
+}
+
+#[derive(Default)]
+struct WakeFlag(AtomicBool);
+
+impl std::task::Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl<F: std::future::Future> Polled<F> {
+    fn new(future: F) -> Self {
+        Self { future: Box::pin(future), woken: Arc::default() }
+    }
+
+    fn poll(&mut self) -> Poll<F::Output> {
+        self.woken.0.store(false, Ordering::SeqCst);
+        let waker = std::task::Waker::from(Arc::clone(&self.woken));
+        self.future.as_mut().poll(&mut std::task::Context::from_waker(&waker))
+    }
+
+    fn is_woken(&self) -> bool {
+        self.woken.0.load(Ordering::SeqCst)
+    }
+}
 
 fn is_ready<T>(poll: &Poll<Result<(), T>>) -> bool {
     matches!(poll, Poll::Ready(Ok(())))
@@ -59,24 +94,25 @@ async fn breaker_records_responses_and_rejects_from_call() {
 }
 
 #[tokio::test]
-async fn breaker_probe_is_reserved_across_clones_and_freed_by_dropping_the_response() {
+async fn breaker_probe_is_taken_by_call_and_freed_by_dropping_the_response() {
     let breaker = breaker();
     breaker.transition_to_half_open();
     let (mut first, mut handle) =
         mock::spawn_layer::<&str, &str, _>(CircuitBreakerLayer::new(breaker.clone()));
     let mut second = Spawn::new(first.get_ref().clone());
     handle.allow(2);
-    assert!(is_ready(&first.poll_ready()), "the first clone takes the only probe");
+    assert!(is_ready(&first.poll_ready()));
     assert!(is_ready(&second.poll_ready()));
-    let refused = second.call("b").await.unwrap_err();
-    assert!(
-        refused.downcast_ref::<Rejected>().is_some(),
-        "the second clone cannot spend the same probe"
-    );
+    breaker.try_acquire().expect("poll_ready took nothing").ignore();
 
-    // The first clone's call is dropped mid-flight: the probe comes back without an outcome.
+    // The first call takes the only probe; the second is refused from `call`.
     let response = first.call("a");
     let _request = handle.next_request().await.unwrap();
+    let refused = second.call("b").await.unwrap_err();
+    assert!(refused.downcast_ref::<Rejected>().is_some(), "the probe is the first call's");
+    assert!(matches!(handle.poll_request(), Poll::Pending), "the refused call never went in");
+
+    // The first call is dropped mid-flight: the probe comes back without an outcome.
     drop(response);
     assert_eq!(breaker.state(), BreakerState::HalfOpen);
     assert_eq!(breaker.metrics().calls, 0);
@@ -89,16 +125,21 @@ async fn breaker_probe_is_reserved_across_clones_and_freed_by_dropping_the_respo
 }
 
 #[tokio::test]
-async fn breaker_service_dropped_with_a_reserved_probe_releases_it() {
+async fn a_breaker_service_waiting_for_its_inner_service_holds_no_probe() {
     let breaker = breaker();
     breaker.transition_to_half_open();
     let (mut service, mut handle) =
         mock::spawn_layer::<&str, &str, _>(CircuitBreakerLayer::new(breaker.clone()));
     handle.allow(0);
-    assert!(matches!(service.poll_ready(), Poll::Pending), "inner not ready: pending, probe held");
-    assert!(breaker.try_acquire().is_err());
-    drop(service);
-    breaker.try_acquire().expect("the probe came back").success();
+    assert!(matches!(service.poll_ready(), Poll::Pending), "inner not ready: pending");
+    breaker.try_acquire().expect("the probe is free while the service waits").ignore();
+    handle.allow(1);
+    assert!(service.is_woken());
+    assert!(is_ready(&service.poll_ready()));
+    let response = service.call("req");
+    assert!(breaker.try_acquire().is_err(), "the call holds the probe");
+    drop(response);
+    breaker.try_acquire().expect("the dropped call gave it back").success();
 }
 
 #[tokio::test]
@@ -115,80 +156,79 @@ async fn readiness_errors_are_preserved_and_call_without_ready_fails() {
 }
 
 #[tokio::test]
-async fn bulkhead_reserves_across_clones_and_refuses_from_call() {
+async fn bulkhead_slot_is_taken_by_call_and_refused_from_call() {
     let bulkhead = Bulkhead::builder().max_concurrent(1).build().unwrap();
     let (mut first, mut handle) =
         mock::spawn_layer::<&str, &str, _>(BulkheadLayer::new(bulkhead.clone()));
     let mut second = Spawn::new(first.get_ref().clone());
     handle.allow(2);
     assert!(is_ready(&first.poll_ready()));
-    assert_eq!(bulkhead.snapshot().available, 0, "the slot is reserved by poll_ready");
     assert!(is_ready(&second.poll_ready()));
-    let error = second.call("b").await.unwrap_err();
-    assert!(matches!(error.downcast_ref::<BulkheadError>(), Some(BulkheadError::Full { .. })));
+    assert_eq!(bulkhead.metrics().available, 1, "poll_ready took no slot");
 
     let response = first.call("a");
-    let (_, send) = handle.next_request().await.unwrap();
-    send.send_error("failed");
-    assert!(response.await.is_err());
-    assert_eq!(bulkhead.snapshot().available, 1, "an error response releases the slot");
+    assert_eq!(bulkhead.metrics().available, 0, "the call holds the slot");
+    let error = second.call("b").await.unwrap_err();
+    assert!(matches!(error.downcast_ref::<BulkheadError>(), Some(BulkheadError::Full { .. })));
+    assert!(matches!(handle.poll_request(), Poll::Ready(Some(_))), "only the first call went in");
+    // (The first request was taken just above; answer it through the mock's handle.)
+    drop(response);
+    assert_eq!(bulkhead.metrics().available, 1, "a dropped response releases the slot");
 
-    // Dropping a service with a reserved slot frees it.
-    assert!(is_ready(&second.poll_ready()));
-    assert_eq!(bulkhead.snapshot().available, 0);
-    drop(second);
-    assert_eq!(bulkhead.snapshot().available, 1);
+    // Full at `poll_ready`: ready at once, without polling the inner service.
+    let _held = bulkhead.try_acquire().unwrap();
+    handle.allow(0);
+    assert!(is_ready(&second.poll_ready()), "refusals are never poll_ready errors");
+    let error = second.call("c").await.unwrap_err();
+    assert!(error.downcast_ref::<BulkheadError>().is_some());
+    assert_eq!(bulkhead.metrics().rejected, 2);
 }
 
 #[tokio::test(start_paused = true)]
-async fn bulkhead_queue_waits_with_a_registered_waker() {
-    let bulkhead = Bulkhead::builder()
-        .max_concurrent(1)
-        .max_queued(1)
-        .max_wait(Duration::from_secs(5))
-        .build()
-        .unwrap();
+async fn bulkhead_queue_waits_in_the_response_future() {
+    let bulkhead = support::queued(1, 1, Duration::from_secs(5));
     let (mut first, mut handle) =
         mock::spawn_layer::<&str, &str, _>(BulkheadLayer::new(bulkhead.clone()));
-    let mut second: Spawn<conc_resilience::BulkheadService<Mock>> =
-        Spawn::new(first.get_ref().clone());
+    let mut second: Spawn<conc_resilience::Bulkhead<Mock>> = Spawn::new(first.get_ref().clone());
     handle.allow(2);
     assert!(is_ready(&first.poll_ready()));
-    assert!(matches!(second.poll_ready(), Poll::Pending));
-    assert!(!second.is_woken());
-    let response = first.call("a");
-    let (_, send) = handle.next_request().await.unwrap();
-    send.send_response("done");
-    response.await.unwrap();
-    assert!(second.is_woken(), "the freed slot woke the waiting service");
+    let running = first.call("a");
+    let (_, send_a) = handle.next_request().await.unwrap();
+    // No slot, room in the queue: ready at once; the response future waits.
     assert!(is_ready(&second.poll_ready()));
-    let response = second.call("b");
-    drop(response);
-    assert_eq!(bulkhead.snapshot().available, 1, "a dropped response future releases the slot");
+    let mut waiting = Polled::new(second.call("b"));
+    assert!(waiting.poll().is_pending());
+    assert_eq!(bulkhead.metrics().queued, 1);
+    send_a.send_response("done");
+    running.await.unwrap();
+    assert!(waiting.is_woken(), "the freed slot woke the waiting call");
+    assert!(waiting.poll().is_pending(), "it called the inner service");
+    let (request, send_b) = handle.next_request().await.unwrap();
+    assert_eq!(request, "b");
+    assert_eq!(bulkhead.metrics().available, 0, "the waiting call holds the slot");
+    send_b.send_response("done too");
+    assert!(matches!(waiting.poll(), Poll::Ready(Ok("done too"))));
+    assert_eq!(bulkhead.metrics().available, 1);
+
+    // A waiting call dropped leaves the queue.
+    let _held = bulkhead.try_acquire().unwrap();
+    assert!(is_ready(&second.poll_ready()));
+    let mut dropped = Polled::new(second.call("c"));
+    assert!(dropped.poll().is_pending());
+    assert_eq!(bulkhead.metrics().queued, 1);
+    drop(dropped);
+    assert_eq!(bulkhead.metrics().queued, 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn bulkhead_queue_timeout_is_returned_from_call() {
-    let bulkhead = Bulkhead::builder()
-        .max_concurrent(1)
-        .max_queued(1)
-        .max_wait(Duration::from_millis(10))
-        .build()
-        .unwrap();
+    let bulkhead = support::queued(1, 1, Duration::from_millis(10));
     let _held = bulkhead.try_acquire().unwrap();
     let service = BulkheadLayer::new(bulkhead.clone());
     let mut service =
         tower::Layer::layer(&service, tower::service_fn(|(): ()| async { Ok::<_, BoxError>(()) }));
     let error = tower::ServiceExt::oneshot(&mut service, ()).await.unwrap_err();
     assert!(matches!(error.downcast_ref::<BulkheadError>(), Some(BulkheadError::Timeout { .. })));
-}
-
-fn retry(attempts: u32) -> Retry {
-    Retry::builder()
-        .backoff(Backoff::fixed(Duration::from_millis(100)).build().unwrap())
-        .max_attempts(attempts)
-        .build()
-        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -308,14 +348,14 @@ async fn timeout_passes_inner_errors_and_readiness_through() {
 #[tokio::test]
 async fn load_shed_rejects_from_call_and_a_dropped_response_releases_its_units() {
     let shedder = LoadShedder::builder(3).build().unwrap();
-    let layer = LoadShedLayer::new(shedder.clone()).units(|request: &&str| request.len() as u64);
+    let layer = LoadShedderLayer::new(shedder.clone()).units(|request: &&str| request.len() as u64);
     let (mut service, mut handle) = mock::spawn_layer::<&str, &str, _>(layer);
     handle.allow(3);
     assert!(is_ready(&service.poll_ready()));
     let first = service.call("ab");
     assert_send(&first);
     let _request = handle.next_request().await.unwrap();
-    assert_eq!(shedder.snapshot().load, 2);
+    assert_eq!(shedder.metrics().load, 2);
 
     assert!(is_ready(&service.poll_ready()), "shedding is never a poll_ready error");
     let error = service.call("cd").await.unwrap_err();
@@ -329,32 +369,32 @@ async fn load_shed_rejects_from_call_and_a_dropped_response_releases_its_units()
     );
 
     drop(first);
-    assert_eq!(shedder.snapshot().load, 0, "dropping the response future released its units");
+    assert_eq!(shedder.metrics().load, 0, "dropping the response future released its units");
     assert!(is_ready(&service.poll_ready()));
     let response = service.call("cd");
     let (request, send) = handle.next_request().await.unwrap();
     assert_eq!(request, "cd");
     send.send_response("ok");
     assert_eq!(response.await.unwrap(), "ok");
-    assert_eq!(shedder.snapshot().load, 0);
-    assert_eq!(shedder.snapshot().rejected(), 1);
+    assert_eq!(shedder.metrics().load, 0);
+    assert_eq!(shedder.metrics().rejected(), 1);
 }
 
 #[tokio::test]
 async fn load_shed_counts_one_unit_per_request_and_passes_readiness_through() {
     let shedder = LoadShedder::builder(1).build().unwrap();
     let (mut service, mut handle) =
-        mock::spawn_layer::<&str, &str, _>(LoadShedLayer::new(shedder.clone()));
+        mock::spawn_layer::<&str, &str, _>(LoadShedderLayer::new(shedder.clone()));
     handle.allow(0);
     assert!(matches!(service.poll_ready(), Poll::Pending), "the inner service's backpressure");
     handle.allow(1);
     assert!(is_ready(&service.poll_ready()));
     let response = service.call("a long request is still one unit");
     let (_, send) = handle.next_request().await.unwrap();
-    assert_eq!(shedder.snapshot().load, 1);
+    assert_eq!(shedder.metrics().load, 1);
     send.send_error("failed");
     assert!(response.await.is_err());
-    assert_eq!(shedder.snapshot().load, 0, "an error response releases its unit");
+    assert_eq!(shedder.metrics().load, 0, "an error response releases its unit");
 }
 
 #[tokio::test]
@@ -413,7 +453,7 @@ async fn fallback_tells_rejections_from_timeouts() {
         tower::Layer::layer(
             &FallbackLayer::new(fallback.clone()),
             tower::Layer::layer(
-                &LoadShedLayer::new(shedder),
+                &LoadShedderLayer::new(shedder),
                 tower::Layer::layer(
                     &TimeoutLayer::new(Timeout::new(Duration::from_secs(1)).unwrap()),
                     tower::service_fn(|(): ()| async {
@@ -452,7 +492,7 @@ async fn retry_over_a_breaker_takes_a_fresh_permit_for_every_attempt() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn dropping_a_retry_waiting_for_readiness_releases_the_bulkhead_slot() {
+async fn a_retry_waiting_for_readiness_holds_no_bulkhead_slot() {
     let bulkhead = Bulkhead::builder().max_concurrent(1).build().unwrap();
     let (inner, mut handle) = mock::pair::<&str, &str>();
     let service = tower::Layer::layer(
@@ -462,25 +502,65 @@ async fn dropping_a_retry_waiting_for_readiness_releases_the_bulkhead_slot() {
     let mut service = Spawn::new(service);
     handle.allow(1);
     assert!(is_ready(&service.poll_ready()));
-    assert_eq!(bulkhead.snapshot().available, 0);
+    assert_eq!(bulkhead.metrics().available, 1, "readying takes no slot");
     let response = tokio::spawn(service.call("req"));
     let (_, send) = handle.next_request().await.unwrap();
+    assert_eq!(bulkhead.metrics().available, 0, "the attempt holds the slot");
     send.send_error("flaky");
     tokio::task::yield_now().await;
     assert_eq!(
-        bulkhead.snapshot().available,
+        bulkhead.metrics().available,
         1,
         "the failed attempt's slot is free during the backoff"
     );
 
-    // Past the backoff the retry readies the bulkhead (a slot taken) and waits for the mock.
+    // Past the backoff the retry readies the bulkhead and waits for the mock:
+    // no slot is taken before the retry's call.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        bulkhead.snapshot().available,
-        0,
-        "the retry holds a slot while the inner is not ready"
-    );
+    assert_eq!(bulkhead.metrics().available, 1, "waiting for readiness holds no slot");
     response.abort();
     assert!(response.await.unwrap_err().is_cancelled());
-    assert_eq!(bulkhead.snapshot().available, 1, "the dropped retry gave its slot back");
+    assert_eq!(bulkhead.metrics().available, 1);
+}
+
+/// Retry predicates see the error type of the service below: a `BoxError`
+/// predicate can leave a breaker's refusal alone; a predicate for another
+/// type does not apply, so every error is retried.
+#[tokio::test(start_paused = true)]
+async fn retry_predicates_see_the_boxed_errors_of_the_layers_below() {
+    let breaker = CircuitBreaker::builder().build().unwrap();
+    breaker.force_open();
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let inner = tower::service_fn(move |(): ()| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<u32, BoxError>(1) }
+    });
+    let stack = |retry: Retry| {
+        tower::Layer::layer(
+            &RetryLayer::new(retry),
+            tower::Layer::layer(&CircuitBreakerLayer::new(breaker.clone()), inner.clone()),
+        )
+    };
+    let backoff = || Backoff::fixed(Duration::from_millis(1)).build().unwrap();
+    let not_refusals = Retry::builder()
+        .backoff(backoff())
+        .max_attempts(5)
+        .retry_if(|error: &BoxError| error.downcast_ref::<Rejected>().is_none())
+        .build()
+        .unwrap();
+    let mut service = stack(not_refusals.clone());
+    assert!(tower::ServiceExt::oneshot(&mut service, ()).await.is_err());
+    assert_eq!(not_refusals.metrics().retries, 0, "the refusal was not retried");
+
+    let other_type = Retry::builder()
+        .backoff(backoff())
+        .max_attempts(5)
+        .retry_if(|_: &std::io::Error| false)
+        .build()
+        .unwrap();
+    let mut service = stack(other_type.clone());
+    assert!(tower::ServiceExt::oneshot(&mut service, ()).await.is_err());
+    assert_eq!(other_type.metrics().retries, 4, "an io::Error predicate does not apply");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
 }

@@ -451,14 +451,14 @@ impl PriceService {
 
 async fn resilience() -> Result<(), BoxError> {
     use conc::resilience::{
-        Bulkhead, CircuitBreaker, ErrorKind, Fallback, Pipeline, ResilienceError, Retry,
-        SlidingWindow, Timeout,
+        Bulkhead, CircuitBreaker, ErrorKind, FailureWindow, Fallback, ResilienceError, Retry,
+        Stack, Timeout,
     };
 
     println!("\n== 7. Resilience: retries, a circuit breaker, a bulkhead and a fallback ==\n");
     let breaker = CircuitBreaker::builder()
         .name("prices")
-        .sliding_window(SlidingWindow::count(10))
+        .sliding_window(FailureWindow::count(10))
         .minimum_calls(5)
         .failure_rate_threshold(0.5)
         .wait_in_open(Duration::from_millis(30))
@@ -469,7 +469,7 @@ async fn resilience() -> Result<(), BoxError> {
             }
         })
         .build()?;
-    let pipeline = Pipeline::builder()
+    let stack = Stack::builder()
         .total_timeout(Timeout::new(Duration::from_secs(1))?)
         .retry(
             Retry::builder()
@@ -487,7 +487,7 @@ async fn resilience() -> Result<(), BoxError> {
 
     let (mut live, mut fallback, mut failed) = (0, 0, 0);
     for _ in 0..30 {
-        let result = pipeline
+        let result = stack
             .run(|_| service.price("sku-42"))
             .await
             .map(|price| (price, true))

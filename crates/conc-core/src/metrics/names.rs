@@ -132,11 +132,11 @@ metric_names! {
     /// Resilience: calls a circuit breaker recorded, labelled by outcome.
     BREAKER_CALLS = "conc.resilience.breaker.calls", Counter, Count, "calls a circuit breaker recorded, by outcome";
     /// Resilience: calls a circuit breaker refused.
-    BREAKER_REJECTED = "conc.resilience.breaker.rejected", Counter, Count, "calls a circuit breaker refused while open";
+    BREAKER_REJECTED = "conc.resilience.breaker.rejected", Counter, Count, "calls a circuit breaker refused: open, forced open, or half-open with every probe taken";
     /// Resilience: circuit breaker state changes.
     BREAKER_TRANSITIONS = "conc.resilience.breaker.transitions", Counter, Count, "circuit breaker state changes";
-    /// Resilience: circuit breaker state (0 closed, 1 open, 2 half-open).
-    BREAKER_STATE = "conc.resilience.breaker.state", Gauge, Count, "circuit breaker state: 0 closed, 1 open, 2 half-open";
+    /// Resilience: circuit breaker state (0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only).
+    BREAKER_STATE = "conc.resilience.breaker.state", Gauge, Count, "circuit breaker state: 0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only";
     /// Resilience: calls inside a bulkhead.
     BULKHEAD_IN_FLIGHT = "conc.resilience.bulkhead.in_flight", Gauge, Count, "calls running inside a bulkhead";
     /// Resilience: calls waiting for a bulkhead slot.

@@ -1,21 +1,21 @@
 //! The circuit breaker builder.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use conc_core::backoff::Backoff;
-use conc_core::time::Clock;
+use conc_core::config::{self, ConfigError};
+use conc_core::time::{Clock, saturating_nanos};
 
-use super::config::{BreakerConfig, HalfOpenTimeout, SlidingWindow, initial_state_ok};
-use super::core::{ErrorClassifier, Parts, Shared};
+use super::CircuitBreaker;
+use super::classify::ErrIsFailure;
+use super::config::{BreakerConfig, FailureWindow, HalfOpenTimeout, check_initial_state};
+use super::core::{Parts, Shared};
 use super::event::{BreakerEvent, Subscriber};
 use super::state::BreakerState;
 use super::window::{CountWindow, TimeWindow, Window};
-use super::{CircuitBreaker, Outcome};
-use crate::ConfigError;
-use crate::time::TimeSource;
+use crate::time::{SharedClock, timeline};
 
 /// Builds a [`CircuitBreaker`]. Defaults follow Resilience4j:
 ///
@@ -28,7 +28,7 @@ use crate::time::TimeSource;
 /// | [`permitted_calls_in_half_open`](Self::permitted_calls_in_half_open) | 10 |
 /// | [`wait_in_open`](Self::wait_in_open) | fixed 60 s |
 /// | [`max_wait_in_half_open`](Self::max_wait_in_half_open) | none |
-/// | error classification | every `Err` is a failure, every `Ok` a success |
+/// | [`classify`](Self::classify) | [`ErrIsFailure`]: every `Err` a failure, every `Ok` a success |
 /// | [`initial_state`](Self::initial_state) | closed |
 /// | [`clock`](Self::clock) | [`CoarseClock::global()`](conc_core::time::CoarseClock::global) |
 /// | [`name`](Self::name) | `"default"` |
@@ -38,11 +38,11 @@ use crate::time::TimeSource;
 /// ```
 /// use std::time::Duration;
 /// use conc_core::backoff::Backoff;
-/// use conc_resilience::{CircuitBreaker, SlidingWindow};
+/// use conc_resilience::{CallOutcome, CircuitBreaker, FailureWindow};
 ///
 /// let breaker = CircuitBreaker::builder()
 ///     .name("payments")
-///     .sliding_window(SlidingWindow::time(Duration::from_secs(30)))
+///     .sliding_window(FailureWindow::time(Duration::from_secs(30)))
 ///     .minimum_calls(20)
 ///     .failure_rate_threshold(0.5)
 ///     .slow_call(Duration::from_secs(2), 0.8)
@@ -50,35 +50,35 @@ use crate::time::TimeSource;
 ///         Backoff::exponential(Duration::from_secs(5)).max_delay(Duration::from_secs(300)).build()?,
 ///     )
 ///     .permitted_calls_in_half_open(3)
-///     .ignore_error_if(|error: &std::io::Error| error.kind() == std::io::ErrorKind::NotFound)
+///     .classify(|result: &Result<String, std::io::Error>| match result {
+///         Err(error) if error.kind() == std::io::ErrorKind::NotFound => CallOutcome::Ignore,
+///         other => CallOutcome::of(other),
+///     })
 ///     .build()?;
 /// assert_eq!(breaker.name(), "payments");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "a builder does nothing until build() is called"]
-pub struct CircuitBreakerBuilder {
+pub struct CircuitBreakerBuilder<C = ErrIsFailure> {
     config: BreakerConfig,
-    window: SlidingWindow,
-    clock: Option<TimeSource>,
+    window: FailureWindow,
+    clock: Option<SharedClock>,
     subscribers: Vec<Subscriber>,
-    error_classifiers: Vec<ErrorClassifier>,
-    result_classifiers: Vec<ErrorClassifier>,
-    name: Arc<str>,
+    classify: C,
+    name: String,
     initial: BreakerState,
 }
 
-impl fmt::Debug for CircuitBreakerBuilder {
+impl<C> fmt::Debug for CircuitBreakerBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerBuilder")
             .field("config", &self.config)
             .field("window", &self.window)
             .field("clock", &self.clock)
             .field("subscribers", &self.subscribers.len())
-            .field("error_classifiers", &self.error_classifiers.len())
-            .field("result_classifiers", &self.result_classifiers.len())
             .field("name", &self.name)
             .field("initial", &self.initial)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,18 +93,19 @@ impl CircuitBreakerBuilder {
     pub fn new() -> Self {
         Self {
             config: BreakerConfig::default(),
-            window: SlidingWindow::default(),
+            window: FailureWindow::default(),
             clock: None,
             subscribers: Vec::new(),
-            error_classifiers: Vec::new(),
-            result_classifiers: Vec::new(),
-            name: Arc::from("default"),
+            classify: ErrIsFailure,
+            name: "default".to_owned(),
             initial: BreakerState::Closed,
         }
     }
+}
 
+impl<C> CircuitBreakerBuilder<C> {
     /// The window rates are computed over. Defaults to the last 100 calls.
-    pub fn sliding_window(mut self, window: SlidingWindow) -> Self {
+    pub fn sliding_window(mut self, window: FailureWindow) -> Self {
         self.window = window;
         self
     }
@@ -142,7 +143,7 @@ impl CircuitBreakerBuilder {
     }
 
     /// A wait in open growing with consecutive openings (see
-    /// [`OpenWait::Backoff`](super::OpenWait::Backoff)).
+    /// [`OpenWait::Backoff`](super::OpenWait::Backoff)). Defaults to a fixed 60 s.
     pub fn wait_in_open_backoff(mut self, backoff: Backoff) -> Self {
         self.config.wait_in_open_backoff(backoff);
         self
@@ -155,76 +156,42 @@ impl CircuitBreakerBuilder {
         self
     }
 
-    /// Replaces every setting of [`BreakerConfig`] at once.
+    /// Replaces every setting of [`BreakerConfig`] at once. Defaults to
+    /// [`BreakerConfig::default()`].
     pub fn config(mut self, config: BreakerConfig) -> Self {
         self.config = config;
         self
     }
 
-    /// Classifies errors of type `E` with `classify` (used by
-    /// [`Permit::record`](super::Permit::record) and
-    /// [`CircuitBreaker::call`]). Classifiers are tried in the order added; the
-    /// first one for the error's type decides. Errors no classifier knows are failures.
-    pub fn classify_error<E: 'static>(
-        mut self,
-        classify: impl Fn(&E) -> Outcome + Send + Sync + 'static,
-    ) -> Self {
-        self.error_classifiers
-            .push(Arc::new(move |error: &dyn Any| error.downcast_ref::<E>().map(&classify)));
-        self
-    }
-
-    /// Errors of type `E` matching `predicate` count neither way
-    /// (Resilience4j's `ignoreExceptions`).
-    pub fn ignore_error_if<E: 'static>(
-        mut self,
-        predicate: impl Fn(&E) -> bool + Send + Sync + 'static,
-    ) -> Self {
-        self.error_classifiers.push(Arc::new(move |error: &dyn Any| {
-            error.downcast_ref::<E>().and_then(|error| predicate(error).then_some(Outcome::Ignore))
-        }));
-        self
-    }
-
-    /// Only errors of type `E` matching `predicate` are failures; other
-    /// errors of that type count as successes (Resilience4j's
-    /// `recordExceptions`). Add [`ignore_error_if`](Self::ignore_error_if)
-    /// first for errors that must count neither way.
-    pub fn record_error_if<E: 'static>(
-        mut self,
-        predicate: impl Fn(&E) -> bool + Send + Sync + 'static,
-    ) -> Self {
-        self.error_classifiers.push(Arc::new(move |error: &dyn Any| {
-            error
-                .downcast_ref::<E>()
-                .map(|error| if predicate(error) { Outcome::Failure } else { Outcome::Success })
-        }));
-        self
-    }
-
-    /// `Ok` values of type `T` matching `predicate` count as failures
-    /// (Resilience4j's `recordResult`), such as an HTTP 503 returned as a value.
-    pub fn failure_if_result<T: 'static>(
-        mut self,
-        predicate: impl Fn(&T) -> bool + Send + Sync + 'static,
-    ) -> Self {
-        self.result_classifiers.push(Arc::new(move |value: &dyn Any| {
-            value.downcast_ref::<T>().and_then(|value| predicate(value).then_some(Outcome::Failure))
-        }));
-        self
+    /// How results count: a [`Classify`](super::Classify) policy for the
+    /// calls this breaker guards, used by
+    /// [`Permit::record`](super::Permit::record),
+    /// [`CircuitBreaker::call`] and the tower service. Defaults to
+    /// [`ErrIsFailure`].
+    pub fn classify<D>(self, classify: D) -> CircuitBreakerBuilder<D> {
+        CircuitBreakerBuilder {
+            config: self.config,
+            window: self.window,
+            clock: self.clock,
+            subscribers: self.subscribers,
+            classify,
+            name: self.name,
+            initial: self.initial,
+        }
     }
 
     /// Calls `subscriber` with every [`BreakerEvent`], synchronously, outside
     /// every internal lock. A panicking subscriber is caught and logged.
-    /// Without subscribers no per-call event is built.
+    /// Without subscribers no event is built. None by default.
     pub fn on_event(mut self, subscriber: impl Fn(&BreakerEvent) + Send + Sync + 'static) -> Self {
         self.subscribers.push(Arc::new(subscriber));
         self
     }
 
-    /// The name used in events, logs and metric labels. Defaults to `"default"`.
+    /// The name used in events, logs and metric labels: not empty, no NUL
+    /// byte. Defaults to `"default"`.
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Arc::from(name.into());
+        self.name = name.into();
         self
     }
 
@@ -236,10 +203,11 @@ impl CircuitBreakerBuilder {
     }
 
     /// The clock that decides waits, windows and slow calls. Defaults to
-    /// [`CoarseClock::global()`](conc_core::time::CoarseClock::global) (one atomic load per read, 1 ms resolution);
-    /// tests pass a [`ManualClock`](conc_core::time::ManualClock).
+    /// [`CoarseClock::global()`](conc_core::time::CoarseClock::global) (one
+    /// atomic load per read, 1 ms resolution); tests pass a
+    /// [`ManualClock`](conc_core::time::ManualClock).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(TimeSource::new(clock));
+        self.clock = Some(Arc::new(clock));
         self
     }
 
@@ -248,33 +216,25 @@ impl CircuitBreakerBuilder {
     /// # Errors
     ///
     /// [`ConfigError`] naming the first bad setting.
-    pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
+    pub fn build(self) -> Result<CircuitBreaker<(), C>, ConfigError> {
         self.config.validate()?;
         self.window.validate()?;
-        if !initial_state_ok(self.initial) {
-            return Err(ConfigError::InvalidState {
-                field: "initial_state",
-                value: self.initial.as_str(),
-            });
-        }
+        check_initial_state(self.initial)?;
+        config::name("name", &self.name)?;
         let window = match self.window {
-            SlidingWindow::Count { calls } => Window::Count(CountWindow::new(calls)),
-            SlidingWindow::Time { duration, buckets } => Window::Time(TimeWindow::new(
-                u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
-                buckets,
-            )),
+            FailureWindow::Count { calls } => Window::Count(CountWindow::new(calls)),
+            FailureWindow::Time { duration, buckets } => {
+                Window::Time(TimeWindow::new(saturating_nanos(duration), buckets))
+            }
         };
-        let clock = self.clock.unwrap_or_default();
         let shared = Shared::new(Parts {
             config: self.config,
             window,
-            clock,
+            clock: timeline(self.clock),
             subscribers: self.subscribers,
-            error_classifiers: self.error_classifiers,
-            result_classifiers: self.result_classifiers,
-            name: self.name,
+            name: Arc::from(self.name),
             initial: self.initial,
         });
-        Ok(CircuitBreaker { shared: Arc::new(shared) })
+        Ok(CircuitBreaker::from_parts(Arc::new(shared), self.classify, ()))
     }
 }

@@ -6,17 +6,58 @@ use std::time::Duration;
 
 use conc_core::backoff::Backoff;
 
-use crate::ConfigError;
+use conc_core::config::{self, ConfigError};
 
 use super::state::BreakerState;
 
 /// The largest count-based window: 1 048 575 calls.
+///
+/// # Examples
+///
+/// ```
+/// use conc_resilience::{CircuitBreaker, FailureWindow, breaker::MAX_WINDOW_CALLS};
+///
+/// let too_big = FailureWindow::count(MAX_WINDOW_CALLS + 1);
+/// assert!(CircuitBreaker::builder().sliding_window(too_big).build().is_err());
+/// ```
 pub const MAX_WINDOW_CALLS: u32 = (1 << 20) - 1;
 
 /// The largest number of buckets of a time-based window.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_resilience::{CircuitBreaker, FailureWindow, breaker::MAX_WINDOW_BUCKETS};
+///
+/// let window = FailureWindow::time_with_buckets(Duration::from_secs(60), MAX_WINDOW_BUCKETS + 1);
+/// assert!(CircuitBreaker::builder().sliding_window(window).build().is_err());
+/// ```
 pub const MAX_WINDOW_BUCKETS: u32 = 1024;
 
+/// The longest time-based window: 365 days.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_resilience::{CircuitBreaker, FailureWindow, breaker::MAX_WINDOW_DURATION};
+///
+/// let window = FailureWindow::time(MAX_WINDOW_DURATION + Duration::from_secs(1));
+/// assert!(CircuitBreaker::builder().sliding_window(window).build().is_err());
+/// ```
+pub const MAX_WINDOW_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// The largest number of probes permitted in half-open: 8 191.
+///
+/// # Examples
+///
+/// ```
+/// use conc_resilience::{CircuitBreaker, breaker::MAX_HALF_OPEN_CALLS};
+///
+/// assert!(CircuitBreaker::builder().permitted_calls_in_half_open(MAX_HALF_OPEN_CALLS).build().is_ok());
+/// assert!(CircuitBreaker::builder().permitted_calls_in_half_open(MAX_HALF_OPEN_CALLS + 1).build().is_err());
+/// ```
 pub const MAX_HALF_OPEN_CALLS: u32 = (1 << 13) - 1;
 
 /// Which calls a breaker's failure and slow-call rates are computed over.
@@ -25,17 +66,17 @@ pub const MAX_HALF_OPEN_CALLS: u32 = (1 << 13) - 1;
 ///
 /// ```
 /// use std::time::Duration;
-/// use conc_resilience::SlidingWindow;
+/// use conc_resilience::FailureWindow;
 ///
 /// // The last 100 calls (the default).
-/// let by_count = SlidingWindow::count(100);
+/// let by_count = FailureWindow::count(100);
 /// // The calls of the last minute, in 60 one-second buckets.
-/// let by_time = SlidingWindow::time(Duration::from_secs(60));
+/// let by_time = FailureWindow::time(Duration::from_secs(60));
 /// assert_ne!(by_count, by_time);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum SlidingWindow {
+pub enum FailureWindow {
     /// The last `calls` recorded calls (Resilience4j's `COUNT_BASED`).
     Count {
         /// How many of the most recent calls are kept.
@@ -52,14 +93,32 @@ pub enum SlidingWindow {
     },
 }
 
-impl SlidingWindow {
-    /// A window over the last `calls` calls.
+impl FailureWindow {
+    /// A window over the last `calls` calls, 1 to [`MAX_WINDOW_CALLS`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_resilience::FailureWindow;
+    ///
+    /// assert_eq!(FailureWindow::count(50), FailureWindow::Count { calls: 50 });
+    /// ```
     pub const fn count(calls: u32) -> Self {
         Self::Count { calls }
     }
 
     /// A window over the last `duration`, one bucket per second when the
     /// duration is a whole number of seconds between 1 and 1024, else ten buckets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_resilience::FailureWindow;
+    ///
+    /// let window = FailureWindow::time(Duration::from_secs(30));
+    /// assert_eq!(window, FailureWindow::Time { duration: Duration::from_secs(30), buckets: 30 });
+    /// ```
     pub fn time(duration: Duration) -> Self {
         let secs = duration.as_secs();
         let buckets = if duration.subsec_nanos() == 0
@@ -72,49 +131,40 @@ impl SlidingWindow {
         Self::Time { duration, buckets }
     }
 
-    /// A window over the last `duration`, split into `buckets` buckets.
+    /// A window over the last `duration`, split into `buckets` buckets (1
+    /// to [`MAX_WINDOW_BUCKETS`], each at least a millisecond long).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_resilience::FailureWindow;
+    ///
+    /// let window = FailureWindow::time_with_buckets(Duration::from_secs(2), 20);
+    /// assert_eq!(window, FailureWindow::Time { duration: Duration::from_secs(2), buckets: 20 });
+    /// ```
     pub const fn time_with_buckets(duration: Duration, buckets: u32) -> Self {
         Self::Time { duration, buckets }
     }
 
     pub(crate) fn validate(self) -> Result<(), ConfigError> {
         match self {
-            Self::Count { calls: 0 } => Err(ConfigError::Zero { field: "sliding_window.calls" }),
-            Self::Count { calls } if calls > MAX_WINDOW_CALLS => Err(ConfigError::TooLarge {
-                field: "sliding_window.calls",
-                value: u64::from(calls),
-                max: u64::from(MAX_WINDOW_CALLS),
-            }),
-            Self::Count { .. } => Ok(()),
-            Self::Time { buckets: 0, .. } => {
-                Err(ConfigError::Zero { field: "sliding_window.buckets" })
-            }
-            Self::Time { buckets, .. } if buckets > MAX_WINDOW_BUCKETS => {
-                Err(ConfigError::TooLarge {
-                    field: "sliding_window.buckets",
-                    value: u64::from(buckets),
-                    max: u64::from(MAX_WINDOW_BUCKETS),
-                })
+            Self::Count { calls } => {
+                config::at_least("sliding_window.calls", calls, 1)?;
+                config::at_most("sliding_window.calls", calls, MAX_WINDOW_CALLS)?;
             }
             Self::Time { duration, buckets } => {
+                config::at_least("sliding_window.buckets", buckets, 1)?;
+                config::at_most("sliding_window.buckets", buckets, MAX_WINDOW_BUCKETS)?;
                 let min = Duration::from_millis(u64::from(buckets));
-                let max = Duration::from_secs(365 * 24 * 3600);
-                if duration < min || duration > max {
-                    Err(ConfigError::DurationOutOfRange {
-                        field: "sliding_window.duration",
-                        value: duration,
-                        min,
-                        max,
-                    })
-                } else {
-                    Ok(())
-                }
+                config::between("sliding_window.duration", duration, min, MAX_WINDOW_DURATION)?;
             }
         }
+        Ok(())
     }
 }
 
-impl Default for SlidingWindow {
+impl Default for FailureWindow {
     /// The last 100 calls.
     fn default() -> Self {
         Self::count(100)
@@ -167,6 +217,24 @@ impl OpenWait {
 /// Where a breaker goes when it has sat in half-open for
 /// [`max_wait_in_half_open`](BreakerConfig::max_wait_in_half_open) without
 /// finishing its probes.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_core::time::ManualClock;
+/// use conc_resilience::{BreakerState, CircuitBreaker, HalfOpenTimeout};
+///
+/// let clock = ManualClock::new();
+/// let breaker = CircuitBreaker::builder()
+///     .max_wait_in_half_open(Duration::from_secs(10), HalfOpenTimeout::Closed)
+///     .clock(clock.clone())
+///     .build()?;
+/// breaker.transition_to_half_open();
+/// clock.advance(Duration::from_secs(10));
+/// assert_eq!(breaker.state(), BreakerState::Closed);
+/// # Ok::<(), conc_core::config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum HalfOpenTimeout {
@@ -180,8 +248,10 @@ pub enum HalfOpenTimeout {
 /// The settings of a circuit breaker that can change while it runs.
 ///
 /// Read with [`CircuitBreaker::config`](super::CircuitBreaker::config) and
-/// change with [`CircuitBreaker::update`](super::CircuitBreaker::update), which
-/// keeps the calls already in the window. The builder has the same setters.
+/// change with [`CircuitBreaker::update`](super::CircuitBreaker::update),
+/// which validates the result and keeps the calls already in the window. Each
+/// field has a chainable setter of the same name; the builder has the same
+/// setters.
 ///
 /// | setting | default |
 /// |---|---|
@@ -202,26 +272,36 @@ pub enum HalfOpenTimeout {
 /// breaker.update(|config| {
 ///     config.failure_rate_threshold(0.25).wait_in_open(Duration::from_secs(5));
 /// })?;
-/// assert_eq!(breaker.config().get_failure_rate_threshold(), 0.25);
-/// # Ok::<(), conc_resilience::ConfigError>(())
+/// assert_eq!(breaker.config().failure_rate_threshold, 0.25);
+/// assert_eq!(breaker.config().minimum_calls, 10);
+/// # Ok::<(), conc_core::config::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BreakerConfig {
-    pub(crate) failure_rate: f64,
-    pub(crate) slow_call: Option<(Duration, f64)>,
-    pub(crate) minimum_calls: u32,
-    pub(crate) half_open_calls: u32,
-    pub(crate) wait_in_open: OpenWait,
-    pub(crate) max_wait_in_half_open: Option<(Duration, HalfOpenTimeout)>,
+    /// Opens when the failure rate over the window is at least this, in `(0, 1]`.
+    pub failure_rate_threshold: f64,
+    /// The duration from which a call is slow and the slow-call rate that
+    /// opens, when slow calls are detected.
+    pub slow_call: Option<(Duration, f64)>,
+    /// Calls the window must hold before rates are evaluated.
+    pub minimum_calls: u32,
+    /// Exactly how many probes half-open admits.
+    pub permitted_calls_in_half_open: u32,
+    /// How long the breaker stays open before half-open.
+    pub wait_in_open: OpenWait,
+    /// How long half-open may last without finishing its probes, and where
+    /// the breaker goes then.
+    pub max_wait_in_half_open: Option<(Duration, HalfOpenTimeout)>,
 }
 
 impl Default for BreakerConfig {
     fn default() -> Self {
         Self {
-            failure_rate: 0.5,
+            failure_rate_threshold: 0.5,
             slow_call: None,
             minimum_calls: 100,
-            half_open_calls: 10,
+            permitted_calls_in_half_open: 10,
             wait_in_open: OpenWait::Fixed(Duration::from_secs(60)),
             max_wait_in_half_open: None,
         }
@@ -232,7 +312,7 @@ impl BreakerConfig {
     /// Opens when the failure rate over the window is at least `ratio` (in
     /// `(0, 1]`). Defaults to 0.5.
     pub fn failure_rate_threshold(&mut self, ratio: f64) -> &mut Self {
-        self.failure_rate = ratio;
+        self.failure_rate_threshold = ratio;
         self
     }
 
@@ -244,7 +324,7 @@ impl BreakerConfig {
         self
     }
 
-    /// Turns slow-call detection off.
+    /// Turns slow-call detection off (the default).
     pub fn no_slow_call(&mut self) -> &mut Self {
         self.slow_call = None;
         self
@@ -261,7 +341,7 @@ impl BreakerConfig {
     /// rejected. The rates over these probes decide between closing and
     /// opening again. Defaults to 10; at most [`MAX_HALF_OPEN_CALLS`].
     pub fn permitted_calls_in_half_open(&mut self, calls: u32) -> &mut Self {
-        self.half_open_calls = calls;
+        self.permitted_calls_in_half_open = calls;
         self
     }
 
@@ -271,7 +351,8 @@ impl BreakerConfig {
         self
     }
 
-    /// A wait in open that grows with each consecutive opening; see [`OpenWait::Backoff`].
+    /// A wait in open that grows with each consecutive opening; see
+    /// [`OpenWait::Backoff`]. Defaults to a fixed 60 s.
     pub fn wait_in_open_backoff(&mut self, backoff: Backoff) -> &mut Self {
         self.wait_in_open = OpenWait::Backoff(backoff);
         self
@@ -285,77 +366,35 @@ impl BreakerConfig {
         self
     }
 
-    /// The failure-rate threshold.
-    pub fn get_failure_rate_threshold(&self) -> f64 {
-        self.failure_rate
-    }
-
-    /// The slow-call duration and rate threshold, if slow calls are detected.
-    pub fn get_slow_call(&self) -> Option<(Duration, f64)> {
-        self.slow_call
-    }
-
-    /// The minimum number of calls.
-    pub fn get_minimum_calls(&self) -> u32 {
-        self.minimum_calls
-    }
-
-    /// The number of probes permitted in half-open.
-    pub fn get_permitted_calls_in_half_open(&self) -> u32 {
-        self.half_open_calls
-    }
-
-    /// The wait in open.
-    pub fn get_wait_in_open(&self) -> &OpenWait {
-        &self.wait_in_open
-    }
-
-    /// The maximum wait in half-open and where the breaker goes after it.
-    pub fn get_max_wait_in_half_open(&self) -> Option<(Duration, HalfOpenTimeout)> {
-        self.max_wait_in_half_open
-    }
-
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        check_ratio("failure_rate_threshold", self.failure_rate)?;
+        check_ratio("failure_rate_threshold", self.failure_rate_threshold)?;
         if let Some((duration, ratio)) = self.slow_call {
             check_ratio("slow_call.ratio", ratio)?;
-            if duration.is_zero() {
-                return Err(ConfigError::ZeroDuration { field: "slow_call.duration" });
-            }
+            config::positive("slow_call.duration", duration)?;
         }
-        if self.minimum_calls == 0 {
-            return Err(ConfigError::Zero { field: "minimum_calls" });
+        config::at_least("minimum_calls", self.minimum_calls, 1)?;
+        config::at_least("permitted_calls_in_half_open", self.permitted_calls_in_half_open, 1)?;
+        config::at_most(
+            "permitted_calls_in_half_open",
+            self.permitted_calls_in_half_open,
+            MAX_HALF_OPEN_CALLS,
+        )?;
+        if let OpenWait::Fixed(wait) = self.wait_in_open {
+            config::positive("wait_in_open", wait)?;
         }
-        if self.half_open_calls == 0 {
-            return Err(ConfigError::Zero { field: "permitted_calls_in_half_open" });
-        }
-        if self.half_open_calls > MAX_HALF_OPEN_CALLS {
-            return Err(ConfigError::TooLarge {
-                field: "permitted_calls_in_half_open",
-                value: u64::from(self.half_open_calls),
-                max: u64::from(MAX_HALF_OPEN_CALLS),
-            });
-        }
-        if let OpenWait::Fixed(wait) = self.wait_in_open
-            && wait.is_zero()
-        {
-            return Err(ConfigError::ZeroDuration { field: "wait_in_open" });
-        }
-        if let Some((wait, _)) = self.max_wait_in_half_open
-            && wait.is_zero()
-        {
-            return Err(ConfigError::ZeroDuration { field: "max_wait_in_half_open" });
+        if let Some((wait, _)) = self.max_wait_in_half_open {
+            config::positive("max_wait_in_half_open", wait)?;
         }
         Ok(())
     }
 }
 
-/// Checks that `value` is in `(0, 1]`.
-pub(crate) fn check_ratio(field: &'static str, value: f64) -> Result<(), ConfigError> {
+/// `value` when it is in `(0, 1]`, else a [`ConfigError`] saying so.
+pub(crate) fn check_ratio(field: &'static str, value: f64) -> Result<f64, ConfigError> {
     if value > 0.0 && value <= 1.0 {
-        Ok(())
+        Ok(value)
     } else {
-        Err(ConfigError::InvalidRatio { field, value })
+        Err(ConfigError::new(field, value, "must be above 0 and at most 1"))
     }
 }
 
@@ -364,7 +403,11 @@ pub(crate) fn ppm(ratio: f64) -> u64 {
     (ratio * 1_000_000.0).round() as u64
 }
 
-/// The state a breaker starts in.
-pub(crate) fn initial_state_ok(state: BreakerState) -> bool {
-    !matches!(state, BreakerState::HalfOpen)
+/// Refuses a state a breaker cannot start in.
+pub(crate) fn check_initial_state(state: BreakerState) -> Result<BreakerState, ConfigError> {
+    if state == BreakerState::HalfOpen {
+        Err(ConfigError::new("initial_state", state, "must not be half-open"))
+    } else {
+        Ok(state)
+    }
 }

@@ -13,7 +13,6 @@
 //! (a CAS refuses the `N+1`-th) and the probe outcomes (the record that makes
 //! the count reach `N` decides between closing and opening again).
 
-use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -29,8 +28,9 @@ use super::state::{
     generation_of, pack,
 };
 use super::window::{CALL, FAIL, SLOW, Totals, Window};
-use super::{Outcome, Rejected};
-use crate::time::{TimeSource, nanos};
+use super::{CallOutcome, Rejected};
+use crate::time::SharedClock;
+use conc_core::time::{Timeline, saturating_nanos as nanos};
 
 /// A start time meaning "not measured".
 pub(crate) const NO_START: u64 = u64::MAX;
@@ -41,7 +41,14 @@ const HO_FIELD: u32 = 13;
 const HO_MASK: u64 = (1 << HO_FIELD) - 1;
 const HO_GEN_MASK: u64 = (1 << 24) - 1;
 
-pub(crate) type ErrorClassifier = Arc<dyn Fn(&dyn Any) -> Option<Outcome> + Send + Sync>;
+/// What an admission was given: the state word it was admitted under, its
+/// start stamp and whether it holds a half-open probe slot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admission {
+    pub(crate) word: u64,
+    pub(crate) start: u64,
+    pub(crate) probe: bool,
+}
 
 /// What only transitions touch.
 #[derive(Debug)]
@@ -66,12 +73,14 @@ pub(crate) struct Shared {
     max_half_open_nanos: AtomicU64,
     half_open_timeout_target: AtomicU64,
     cold: Mutex<Cold>,
-    clock: TimeSource,
+    clock: Timeline<SharedClock>,
     subscribers: Box<[Subscriber]>,
-    error_classifiers: Box<[ErrorClassifier]>,
-    result_classifiers: Box<[ErrorClassifier]>,
     pub(crate) name: Arc<str>,
     handles: Handles,
+    /// Events built and handed to `emit`, for the test that none is built
+    /// without subscribers.
+    #[cfg(test)]
+    pub(crate) events_built: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -81,6 +90,7 @@ impl std::fmt::Debug for Shared {
             .field("state", &self.state())
             .field("window", &self.window)
             .field("subscribers", &self.subscribers.len())
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
@@ -88,10 +98,8 @@ impl std::fmt::Debug for Shared {
 pub(crate) struct Parts {
     pub(crate) config: BreakerConfig,
     pub(crate) window: Window,
-    pub(crate) clock: TimeSource,
+    pub(crate) clock: Timeline<SharedClock>,
     pub(crate) subscribers: Vec<Subscriber>,
-    pub(crate) error_classifiers: Vec<ErrorClassifier>,
-    pub(crate) result_classifiers: Vec<ErrorClassifier>,
     pub(crate) name: Arc<str>,
     pub(crate) initial: BreakerState,
 }
@@ -117,10 +125,10 @@ impl Shared {
             cold: Mutex::new(Cold { config: parts.config.clone(), consecutive_opens: 0 }),
             clock: parts.clock,
             subscribers: parts.subscribers.into_boxed_slice(),
-            error_classifiers: parts.error_classifiers.into_boxed_slice(),
-            result_classifiers: parts.result_classifiers.into_boxed_slice(),
             name: parts.name,
             handles,
+            #[cfg(test)]
+            events_built: AtomicU64::new(0),
         };
         shared.apply(&parts.config);
         if parts.initial == BreakerState::Open {
@@ -135,13 +143,13 @@ impl Shared {
         shared
     }
 
-    fn lock(&self) -> crate::loom::sync::MutexGuard<'_, Cold> {
+    pub(crate) fn lock(&self) -> crate::loom::sync::MutexGuard<'_, Cold> {
         self.cold.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Copies the hot settings of `config` into their atomics.
     fn apply(&self, config: &BreakerConfig) {
-        self.failure_ppm.store(ppm(config.failure_rate), Ordering::Relaxed);
+        self.failure_ppm.store(ppm(config.failure_rate_threshold), Ordering::Relaxed);
         let (slow_nanos, slow_ppm) = match config.slow_call {
             Some((duration, ratio)) => (nanos(duration), ppm(ratio)),
             None => (NO_START, u64::MAX),
@@ -149,7 +157,8 @@ impl Shared {
         self.slow_nanos.store(slow_nanos, Ordering::Relaxed);
         self.slow_ppm.store(slow_ppm, Ordering::Relaxed);
         self.minimum_calls.store(u64::from(config.minimum_calls), Ordering::Relaxed);
-        self.half_open_calls.store(u64::from(config.half_open_calls), Ordering::Relaxed);
+        self.half_open_calls
+            .store(u64::from(config.permitted_calls_in_half_open), Ordering::Relaxed);
         let (max, target) = match config.max_wait_in_half_open {
             Some((wait, HalfOpenTimeout::Open)) => (nanos(wait), OPEN),
             Some((wait, HalfOpenTimeout::Closed)) => (nanos(wait), CLOSED),
@@ -183,28 +192,48 @@ impl Shared {
         if self.slow_nanos.load(Ordering::Relaxed) == NO_START { NO_START } else { self.now() }
     }
 
-    /// Admission: `Ok((state word, start))` or the rejection.
+    /// Admission, or the rejection.
     #[inline]
-    pub(crate) fn acquire(&self) -> Result<(u64, u64, bool), Rejected> {
+    pub(crate) fn acquire(&self) -> Result<Admission, Rejected> {
         let word = self.state.load(Ordering::Acquire);
         if (1 << code_of(word)) & ADMIT_ALL != 0 {
-            return Ok((word, self.start(), false));
+            return Ok(Admission { word, start: self.start(), probe: false });
         }
-        self.acquire_slow(word)
+        match self.admit_slow(word, true) {
+            Ok(admission) => Ok(admission),
+            Err(refusal) => Err(self.reject(refusal)),
+        }
     }
 
+    /// Whether a call would be admitted now, taking nothing: the refusal it
+    /// would get (not counted yet, see [`reject`](Self::reject)) or `Ok`.
+    /// Due transitions happen, as for [`state`](Self::state).
+    #[cfg(feature = "tower")]
+    #[inline]
+    pub(crate) fn peek(&self) -> Result<(), Rejected> {
+        let word = self.state.load(Ordering::Acquire);
+        if (1 << code_of(word)) & ADMIT_ALL != 0 {
+            return Ok(());
+        }
+        self.admit_slow(word, false).map(drop)
+    }
+
+    /// Admission past the closed path; with `take` false, nothing is taken
+    /// and the admission returned is not to be used.
     #[cold]
     #[inline(never)]
-    fn acquire_slow(&self, mut word: u64) -> Result<(u64, u64, bool), Rejected> {
+    fn admit_slow(&self, mut word: u64, take: bool) -> Result<Admission, Rejected> {
         loop {
             match code_of(word) {
-                FORCED_OPEN => return Err(self.reject(BreakerState::ForcedOpen, None)),
+                FORCED_OPEN => {
+                    return Err(Rejected { state: BreakerState::ForcedOpen, retry_after: None });
+                }
                 OPEN => {
                     let now = self.now();
                     let until = self.open_until.load(Ordering::Relaxed);
                     if now < until {
-                        return Err(self
-                            .reject(BreakerState::Open, Some(Duration::from_nanos(until - now))));
+                        let retry_after = Some(Duration::from_nanos(until - now));
+                        return Err(Rejected { state: BreakerState::Open, retry_after });
                     }
                     self.transition(word, HALF_OPEN, TransitionReason::WaitElapsed);
                 }
@@ -215,16 +244,28 @@ impl Shared {
                     {
                         let target = self.half_open_timeout_target.load(Ordering::Relaxed);
                         self.transition(word, target, TransitionReason::HalfOpenTimedOut);
-                    } else if self.take_probe(word) {
-                        return Ok((word, self.start(), true));
+                    } else if self.probe_free(word, take) {
+                        return Ok(Admission { word, start: self.start(), probe: take });
                     } else {
-                        return Err(self.reject(BreakerState::HalfOpen, None));
+                        return Err(Rejected { state: BreakerState::HalfOpen, retry_after: None });
                     }
                 }
-                _ => return Ok((word, self.start(), false)),
+                _ => return Ok(Admission { word, start: self.start(), probe: false }),
             }
             word = self.state.load(Ordering::Acquire);
         }
+    }
+
+    /// Whether a half-open probe slot of the generation of `word` is free;
+    /// with `take`, takes it.
+    fn probe_free(&self, word: u64, take: bool) -> bool {
+        if take {
+            return self.take_probe(word);
+        }
+        let generation = generation_of(word) & 0xffff_ffff;
+        let current = self.probes.load(Ordering::Acquire);
+        let issued = if current >> 32 == generation { current & 0xffff_ffff } else { 0 };
+        issued < self.half_open_calls.load(Ordering::Relaxed)
     }
 
     /// Takes one of the half-open probe slots of the generation of `word`.
@@ -272,35 +313,21 @@ impl Shared {
         }
     }
 
+    /// Counts `refusal` (the counter, the metric, the event) and returns it.
     #[cold]
-    fn reject(&self, state: BreakerState, retry_after: Option<Duration>) -> Rejected {
+    pub(crate) fn reject(&self, refusal: Rejected) -> Rejected {
         self.not_permitted.fetch_add(1, Ordering::Relaxed);
         self.handles.rejected.increment(1);
         if !self.subscribers.is_empty() {
+            let Rejected { state, retry_after } = refusal;
             self.emit(&BreakerEvent::Rejected { state, retry_after });
         }
-        Rejected { state, retry_after }
-    }
-
-    /// Classifies a call's result with the configured predicates.
-    pub(crate) fn classify<T: 'static, E: 'static>(&self, result: &Result<T, E>) -> Outcome {
-        match result {
-            Ok(value) => self
-                .result_classifiers
-                .iter()
-                .find_map(|classify| classify(value))
-                .unwrap_or(Outcome::Success),
-            Err(error) => self
-                .error_classifiers
-                .iter()
-                .find_map(|classify| classify(error))
-                .unwrap_or(Outcome::Failure),
-        }
+        refusal
     }
 
     /// Records the outcome of a call admitted under `word`.
     #[inline]
-    pub(crate) fn record(&self, word: u64, start: u64, probe: bool, outcome: Outcome) {
+    pub(crate) fn record(&self, word: u64, start: u64, probe: bool, outcome: CallOutcome) {
         if self.state.load(Ordering::Acquire) != word {
             // The state changed since admission: the outcome belongs to a
             // state that is gone. A probe slot of a gone generation needs no
@@ -318,11 +345,11 @@ impl Shared {
     fn outcome_bits(
         &self,
         start: u64,
-        outcome: Outcome,
+        outcome: CallOutcome,
         needs_now: bool,
     ) -> (u8, u64, Option<Duration>) {
         let mut bits = CALL;
-        if outcome == Outcome::Failure {
+        if outcome == CallOutcome::Failure {
             bits |= FAIL;
         }
         if start == NO_START && !needs_now {
@@ -340,8 +367,8 @@ impl Shared {
     }
 
     #[inline]
-    fn record_closed(&self, word: u64, code: u64, start: u64, outcome: Outcome) {
-        if outcome == Outcome::Ignore {
+    fn record_closed(&self, word: u64, code: u64, start: u64, outcome: CallOutcome) {
+        if outcome == CallOutcome::Ignore {
             self.ignored();
             return;
         }
@@ -416,8 +443,8 @@ impl Shared {
         None
     }
 
-    fn record_probe(&self, word: u64, start: u64, outcome: Outcome) {
-        if outcome == Outcome::Ignore {
+    fn record_probe(&self, word: u64, start: u64, outcome: CallOutcome) {
+        if outcome == CallOutcome::Ignore {
             self.release_probe(word);
             self.ignored();
             return;
@@ -549,6 +576,8 @@ impl Shared {
     }
 
     fn emit(&self, event: &BreakerEvent) {
+        #[cfg(test)]
+        self.events_built.fetch_add(1, Ordering::Relaxed);
         for subscriber in &*self.subscribers {
             if catch_unwind(AssertUnwindSafe(|| subscriber(event))).is_err() {
                 tracing::error!(target: "conc_resilience::breaker", breaker = %self.name, ?event, "event subscriber panicked");

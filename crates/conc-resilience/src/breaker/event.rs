@@ -9,6 +9,15 @@ use super::state::BreakerState;
 /// Why a breaker changed state.
 ///
 /// Rates are ratios in `[0, 1]`.
+///
+/// # Examples
+///
+/// ```
+/// use conc_resilience::TransitionReason;
+///
+/// let reason = TransitionReason::FailureRate { rate: 0.6, threshold: 0.5, calls: 10 };
+/// assert_eq!(reason.to_string(), "failure rate 60.0% ≥ 50.0% over 10 calls");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum TransitionReason {
@@ -79,6 +88,25 @@ impl fmt::Display for TransitionReason {
 /// Per-call events (`Success`, `Failure`, `Ignored`) are only produced when at
 /// least one subscriber is registered, so a breaker without subscribers pays
 /// nothing for them.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use conc_resilience::{BreakerEvent, BreakerState, CircuitBreaker};
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let sink = Arc::clone(&seen);
+/// let breaker = CircuitBreaker::builder()
+///     .on_event(move |event| sink.lock().unwrap().push(event.clone()))
+///     .build()?;
+/// breaker.force_open();
+/// assert!(matches!(
+///     seen.lock().unwrap()[0],
+///     BreakerEvent::StateTransition { from: BreakerState::Closed, to: BreakerState::ForcedOpen, .. }
+/// ));
+/// # Ok::<(), conc_core::config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum BreakerEvent {

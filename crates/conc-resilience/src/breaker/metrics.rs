@@ -29,6 +29,7 @@ use super::state::BreakerState;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
+#[must_use]
 pub struct BreakerMetrics {
     /// The state when the snapshot was taken.
     pub state: BreakerState,

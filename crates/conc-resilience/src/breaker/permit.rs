@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::Outcome;
-use super::core::Shared;
+use super::classify::{CallOutcome, Classify, ErrIsFailure};
+use super::core::{Admission, Shared};
 use super::state::BreakerState;
 
 macro_rules! permit_methods {
@@ -12,33 +12,35 @@ macro_rules! permit_methods {
         /// Records the call as a success.
         #[inline]
         pub fn success(self) {
-            self.finish(Outcome::Success);
+            self.finish(CallOutcome::Success);
         }
 
         /// Records the call as a failure.
         #[inline]
         pub fn failure(self) {
-            self.finish(Outcome::Failure);
+            self.finish(CallOutcome::Failure);
         }
 
         /// Records nothing; a half-open probe slot is given back for the next caller.
         #[inline]
         pub fn ignore(self) {
-            self.finish(Outcome::Ignore);
+            self.finish(CallOutcome::Ignore);
         }
 
         /// Records the call as `outcome`.
         #[inline]
-        pub fn record_outcome(self, outcome: Outcome) {
+        pub fn record_outcome(self, outcome: CallOutcome) {
             self.finish(outcome);
         }
 
-        /// Records `result`, classified by the breaker's predicates: `Ok` is a
-        /// success unless a result predicate says otherwise, `Err` a failure
-        /// unless an error predicate says otherwise.
+        /// Records `result` as the breaker's [`Classify`] policy counts it
+        /// (by default `Ok` is a success, `Err` a failure).
         #[inline]
-        pub fn record<T: 'static, E: 'static>(self, result: &Result<T, E>) {
-            let outcome = self.shared.classify(result);
+        pub fn record<T, E>(self, result: &Result<T, E>)
+        where
+            C: Classify<T, E>,
+        {
+            let outcome = self.classify.classify(result);
             self.finish(outcome);
         }
 
@@ -53,7 +55,7 @@ macro_rules! permit_methods {
         }
 
         #[inline]
-        fn finish(mut self, outcome: Outcome) {
+        fn finish(mut self, outcome: CallOutcome) {
             // Clearing the flag first keeps `Drop` from giving the probe slot
             // back a second time: the record below decides what happens to it.
             let probe = std::mem::replace(&mut self.probe, false);
@@ -82,23 +84,25 @@ macro_rules! permit_methods {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "a permit records nothing unless consumed with success(), failure(), ignore() or record()"]
-pub struct Permit<'a> {
+pub struct Permit<'a, C = ErrIsFailure> {
     shared: &'a Shared,
+    classify: &'a C,
     word: u64,
     start: u64,
     probe: bool,
 }
 
-impl<'a> Permit<'a> {
+impl<'a, C> Permit<'a, C> {
     #[inline]
-    pub(crate) fn new(shared: &'a Shared, word: u64, start: u64, probe: bool) -> Self {
-        Self { shared, word, start, probe }
+    pub(crate) fn new(shared: &'a Shared, classify: &'a C, admission: Admission) -> Self {
+        let Admission { word, start, probe } = admission;
+        Self { shared, classify, word, start, probe }
     }
 
     permit_methods!();
 }
 
-impl Drop for Permit<'_> {
+impl<C> Drop for Permit<'_, C> {
     #[inline]
     fn drop(&mut self) {
         if self.probe {
@@ -107,7 +111,7 @@ impl Drop for Permit<'_> {
     }
 }
 
-impl fmt::Debug for Permit<'_> {
+impl<C> fmt::Debug for Permit<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("admitted_in", &self.admitted_in())
@@ -133,22 +137,24 @@ impl fmt::Debug for Permit<'_> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "a permit records nothing unless consumed with success(), failure(), ignore() or record()"]
-pub struct OwnedPermit {
+pub struct OwnedPermit<C = ErrIsFailure> {
     shared: Arc<Shared>,
+    classify: C,
     word: u64,
     start: u64,
     probe: bool,
 }
 
-impl OwnedPermit {
-    pub(crate) fn new(shared: Arc<Shared>, word: u64, start: u64, probe: bool) -> Self {
-        Self { shared, word, start, probe }
+impl<C> OwnedPermit<C> {
+    pub(crate) fn new(shared: Arc<Shared>, classify: C, admission: Admission) -> Self {
+        let Admission { word, start, probe } = admission;
+        Self { shared, classify, word, start, probe }
     }
 
     permit_methods!();
 }
 
-impl Drop for OwnedPermit {
+impl<C> Drop for OwnedPermit<C> {
     fn drop(&mut self) {
         if self.probe {
             self.shared.release_probe(self.word);
@@ -156,7 +162,7 @@ impl Drop for OwnedPermit {
     }
 }
 
-impl fmt::Debug for OwnedPermit {
+impl<C> fmt::Debug for OwnedPermit<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedPermit")
             .field("admitted_in", &self.admitted_in())

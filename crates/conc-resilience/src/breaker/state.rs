@@ -13,6 +13,17 @@ use std::fmt;
 /// ```
 ///
 /// `Disabled`, `ForcedOpen` and `MetricsOnly` are entered and left only by hand.
+///
+/// # Examples
+///
+/// ```
+/// use conc_resilience::{BreakerState, CircuitBreaker};
+///
+/// let breaker = CircuitBreaker::builder().initial_state(BreakerState::Disabled).build()?;
+/// assert_eq!(breaker.state(), BreakerState::Disabled);
+/// assert!(BreakerState::Disabled.admits_calls());
+/// # Ok::<(), conc_core::config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum BreakerState {
@@ -56,17 +67,43 @@ impl BreakerState {
 
     /// The number the `conc.resilience.breaker.state` gauge reports:
     /// 0 closed, 1 open, 2 half-open, 3 disabled, 4 forced open, 5 metrics only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_resilience::BreakerState;
+    ///
+    /// assert_eq!(BreakerState::HalfOpen.gauge_value(), 2.0);
+    /// ```
     pub const fn gauge_value(self) -> f64 {
         self.code() as f64
     }
 
     /// Whether calls are admitted in this state (half-open admits a limited number).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_resilience::BreakerState;
+    ///
+    /// assert!(!BreakerState::ForcedOpen.admits_calls());
+    /// assert!(BreakerState::HalfOpen.admits_calls());
+    /// ```
     pub const fn admits_calls(self) -> bool {
         !matches!(self, Self::Open | Self::ForcedOpen)
     }
 
     /// A short lowercase name: `closed`, `open`, `half-open`, `disabled`,
     /// `forced-open`, `metrics-only`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_resilience::BreakerState;
+    ///
+    /// assert_eq!(BreakerState::MetricsOnly.as_str(), "metrics-only");
+    /// assert_eq!(BreakerState::Open.to_string(), "open");
+    /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Closed => "closed",

@@ -4,11 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conc_core::time::Clock;
+use conc_core::config::{self, ConfigError};
+use conc_core::metrics::{MetricEntry, MetricValue, MetricsSnapshot, MetricsSource};
+use conc_core::time::{Clock, Timeline, saturating_nanos};
 
-use crate::ConfigError;
 use crate::breaker::window::{CALL, FAIL, TimeWindow};
-use crate::time::TimeSource;
+use crate::loom::sync::atomic::{AtomicU64, Ordering};
+use crate::time::{SharedClock, timeline};
 
 /// Caps retries at a fraction of recent traffic, so a struggling dependency
 /// is not hit by a retry storm (Finagle's and tower's retry budget).
@@ -31,7 +33,7 @@ use crate::time::TimeSource;
 /// }
 /// let allowed = (0..10).filter(|_| budget.try_withdraw()).count();
 /// assert_eq!(allowed, 6);
-/// # Ok::<(), conc_resilience::ConfigError>(())
+/// # Ok::<(), conc_core::config::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct RetryBudget {
@@ -43,7 +45,8 @@ struct Inner {
     bucket_nanos: u64,
     reserve_ppm: u64,
     ratio_ppm: u64,
-    clock: TimeSource,
+    refused: AtomicU64,
+    clock: Timeline<SharedClock>,
 }
 
 impl fmt::Debug for RetryBudget {
@@ -51,7 +54,8 @@ impl fmt::Debug for RetryBudget {
         f.debug_struct("RetryBudget")
             .field("reserve_ppm", &self.inner.reserve_ppm)
             .field("ratio_ppm", &self.inner.ratio_ppm)
-            .field("remaining", &self.remaining())
+            .field("metrics", &self.metrics())
+            .field("clock", &self.inner.clock)
             .finish()
     }
 }
@@ -63,13 +67,25 @@ impl fmt::Debug for RetryBudget {
 /// | [`ttl`](Self::ttl) | 10 s |
 /// | [`min_per_second`](Self::min_per_second) | 10 |
 /// | [`retry_ratio`](Self::retry_ratio) | 0.2 |
+/// | [`clock`](Self::clock) | [`CoarseClock::global()`](conc_core::time::CoarseClock::global) |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_resilience::RetryBudget;
+///
+/// let budget = RetryBudget::builder().ttl(Duration::from_secs(5)).min_per_second(2).build()?;
+/// assert_eq!(budget.remaining(), 10, "2 per second over 5 s, before any traffic");
+/// # Ok::<(), conc_core::config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until build() is called"]
 pub struct RetryBudgetBuilder {
     ttl: Duration,
     min_per_second: u32,
     ratio: f64,
-    clock: Option<TimeSource>,
+    clock: Option<SharedClock>,
 }
 
 impl RetryBudgetBuilder {
@@ -93,7 +109,7 @@ impl RetryBudgetBuilder {
 
     /// The clock that ages the window. Defaults to [`CoarseClock::global()`](conc_core::time::CoarseClock::global).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Some(TimeSource::new(clock));
+        self.clock = Some(Arc::new(clock));
         self
     }
 
@@ -103,24 +119,9 @@ impl RetryBudgetBuilder {
     ///
     /// [`ConfigError`] for a `ttl` outside 1–60 s or a ratio outside 0–1000.
     pub fn build(self) -> Result<RetryBudget, ConfigError> {
-        let (min, max) = (Duration::from_secs(1), Duration::from_secs(60));
-        if !(min..=max).contains(&self.ttl) {
-            return Err(ConfigError::DurationOutOfRange {
-                field: "ttl",
-                value: self.ttl,
-                min,
-                max,
-            });
-        }
-        if !(self.ratio.is_finite() && (0.0..=1000.0).contains(&self.ratio)) {
-            return Err(ConfigError::NumberOutOfRange {
-                field: "retry_ratio",
-                value: self.ratio,
-                min: 0.0,
-                max: 1000.0,
-            });
-        }
-        let ttl_nanos = u64::try_from(self.ttl.as_nanos()).unwrap_or(u64::MAX);
+        config::between("ttl", self.ttl, Duration::from_secs(1), Duration::from_secs(60))?;
+        config::between("retry_ratio", self.ratio, 0.0, 1000.0)?;
+        let ttl_nanos = saturating_nanos(self.ttl);
         let buckets = 10;
         Ok(RetryBudget {
             inner: Arc::new(Inner {
@@ -129,7 +130,8 @@ impl RetryBudgetBuilder {
                 // min_per_second × ttl, in millionths: min × ttl_µs.
                 reserve_ppm: u64::from(self.min_per_second) * (ttl_nanos / 1_000),
                 ratio_ppm: (self.ratio * 1_000_000.0).round() as u64,
-                clock: self.clock.unwrap_or_default(),
+                refused: AtomicU64::new(0),
+                clock: timeline(self.clock),
             }),
         })
     }
@@ -137,6 +139,15 @@ impl RetryBudgetBuilder {
 
 impl RetryBudget {
     /// A builder with tower's defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_resilience::RetryBudget;
+    ///
+    /// assert_eq!(RetryBudget::builder().build()?.remaining(), 100, "10 per second over 10 s");
+    /// # Ok::<(), conc_core::config::ConfigError>(())
+    /// ```
     pub fn builder() -> RetryBudgetBuilder {
         RetryBudgetBuilder {
             ttl: Duration::from_secs(10),
@@ -151,6 +162,17 @@ impl RetryBudget {
     }
 
     /// Records a first attempt, which earns `retry_ratio` of a retry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_resilience::RetryBudget;
+    ///
+    /// let budget = RetryBudget::builder().min_per_second(0).retry_ratio(1.0).build()?;
+    /// budget.deposit();
+    /// assert_eq!(budget.remaining(), 1);
+    /// # Ok::<(), conc_core::config::ConfigError>(())
+    /// ```
     pub fn deposit(&self) {
         self.inner.window.record(self.now(), CALL);
     }
@@ -159,9 +181,21 @@ impl RetryBudget {
     ///
     /// Callers racing for the last retry can each see it free, so the budget
     /// can be exceeded by at most the number of concurrent withdrawals.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_resilience::RetryBudget;
+    ///
+    /// let budget = RetryBudget::builder().min_per_second(0).build()?;
+    /// assert!(!budget.try_withdraw(), "no traffic, no reserve: no retry");
+    /// assert_eq!(budget.metrics().refused, 1);
+    /// # Ok::<(), conc_core::config::ConfigError>(())
+    /// ```
     pub fn try_withdraw(&self) -> bool {
         let now = self.now();
         if self.remaining_at(now) == 0 {
+            self.inner.refused.fetch_add(1, Ordering::Relaxed);
             return false;
         }
         self.inner.window.record(now, CALL | FAIL);
@@ -169,6 +203,17 @@ impl RetryBudget {
     }
 
     /// Retries the budget would allow now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_resilience::RetryBudget;
+    ///
+    /// let budget = RetryBudget::builder().build()?;
+    /// assert!(budget.try_withdraw());
+    /// assert_eq!(budget.remaining(), 99);
+    /// # Ok::<(), conc_core::config::ConfigError>(())
+    /// ```
     pub fn remaining(&self) -> u64 {
         self.remaining_at(self.now())
     }
@@ -181,5 +226,79 @@ impl RetryBudget {
             + u128::from(self.inner.ratio_ppm) * u128::from(deposits);
         let allowed = u64::try_from(earned / 1_000_000).unwrap_or(u64::MAX);
         allowed.saturating_sub(withdrawals)
+    }
+
+    /// What the budget holds now: first attempts and retries in the window,
+    /// retries left, and withdrawals refused so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_resilience::RetryBudget;
+    ///
+    /// let budget = RetryBudget::builder().build()?;
+    /// budget.deposit();
+    /// assert!(budget.try_withdraw());
+    /// let metrics = budget.metrics();
+    /// assert_eq!((metrics.first_attempts, metrics.retries), (1, 1));
+    /// # Ok::<(), conc_core::config::ConfigError>(())
+    /// ```
+    pub fn metrics(&self) -> RetryBudgetMetrics {
+        let now = self.now();
+        let totals = self.inner.window.totals(now / self.inner.bucket_nanos.max(1));
+        RetryBudgetMetrics {
+            first_attempts: totals.calls - totals.failures,
+            retries: totals.failures,
+            remaining: self.remaining_at(now),
+            refused: self.inner.refused.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What a [`RetryBudget`] holds at one moment.
+///
+/// # Examples
+///
+/// ```
+/// use conc_resilience::RetryBudget;
+///
+/// let metrics = RetryBudget::builder().build()?.metrics();
+/// assert_eq!((metrics.first_attempts, metrics.retries, metrics.remaining), (0, 0, 100));
+/// # Ok::<(), conc_core::config::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
+pub struct RetryBudgetMetrics {
+    /// First attempts deposited within the window.
+    pub first_attempts: u64,
+    /// Retries withdrawn within the window.
+    pub retries: u64,
+    /// Retries the budget allows now.
+    pub remaining: u64,
+    /// Withdrawals refused since the budget was built or its metrics reset.
+    pub refused: u64,
+}
+
+impl MetricsSnapshot for RetryBudgetMetrics {
+    fn entries(&self) -> Vec<MetricEntry> {
+        vec![
+            MetricEntry::new("first_attempts", MetricValue::Count(self.first_attempts)),
+            MetricEntry::new("retries", MetricValue::Count(self.retries)),
+            MetricEntry::new("remaining", MetricValue::Count(self.remaining)),
+            MetricEntry::new("refused", MetricValue::Count(self.refused)),
+        ]
+    }
+}
+
+impl MetricsSource for RetryBudget {
+    type Snapshot = RetryBudgetMetrics;
+
+    fn metrics(&self) -> RetryBudgetMetrics {
+        RetryBudget::metrics(self)
+    }
+
+    fn reset_metrics(&self) {
+        self.inner.refused.store(0, Ordering::Relaxed);
     }
 }

@@ -5,11 +5,11 @@ use loom::thread;
 
 use conc_core::time::ManualClock;
 
-use crate::{BreakerState, CircuitBreaker, SlidingWindow};
+use crate::{BreakerState, CircuitBreaker, FailureWindow};
 
 fn breaker(window: u32, half_open: u32) -> CircuitBreaker {
     CircuitBreaker::builder()
-        .sliding_window(SlidingWindow::count(window))
+        .sliding_window(FailureWindow::count(window))
         .minimum_calls(window)
         .failure_rate_threshold(0.5)
         .permitted_calls_in_half_open(half_open)
@@ -27,7 +27,7 @@ fn loom_concurrent_failures_open_exactly_once() {
         let opened = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
         let sink = Arc::clone(&opened);
         let breaker = CircuitBreaker::builder()
-            .sliding_window(SlidingWindow::count(2))
+            .sliding_window(FailureWindow::count(2))
             .minimum_calls(2)
             .clock(ManualClock::new())
             .on_event(move |event| {

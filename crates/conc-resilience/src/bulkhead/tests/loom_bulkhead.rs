@@ -30,6 +30,6 @@ fn loom_permits_never_exceed_the_limit() {
         for thread in threads {
             thread.join().unwrap();
         }
-        assert_eq!(bulkhead.snapshot().available, 2);
+        assert_eq!(bulkhead.metrics().available, 2);
     });
 }

@@ -1,26 +1,21 @@
-//! The composed pipeline: stage order, what is retried, fallbacks, cancellation.
+//! The composed stack (`Stack`): stage order, what is retried, fallbacks, cancellation.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use conc_core::backoff::Backoff;
 use conc_core::time::ManualClock;
 use conc_resilience::{
-    BreakerState, Bulkhead, CircuitBreaker, ErrorKind, Fallback, LoadShedder, Pipeline,
-    ResilienceError, Retry, SlidingWindow, Timeout,
+    BreakerState, Bulkhead, CircuitBreaker, ErrorKind, FailureWindow, Fallback, LoadShedder,
+    ResilienceError, Stack, Timeout,
 };
 
-fn retry(attempts: u32) -> Retry {
-    Retry::builder()
-        .backoff(Backoff::fixed(Duration::from_millis(100)).build().unwrap())
-        .max_attempts(attempts)
-        .build()
-        .unwrap()
-}
+use support::retry;
+
+mod support;
 
 fn breaker(calls: u32) -> CircuitBreaker {
     CircuitBreaker::builder()
-        .sliding_window(SlidingWindow::count(calls))
+        .sliding_window(FailureWindow::count(calls))
         .minimum_calls(calls)
         .clock(ManualClock::new())
         .build()
@@ -30,9 +25,9 @@ fn breaker(calls: u32) -> CircuitBreaker {
 #[tokio::test(start_paused = true)]
 async fn retries_go_through_the_breaker_and_stop_when_it_opens() {
     let breaker = breaker(2);
-    let pipeline = Pipeline::builder().retry(retry(5)).circuit_breaker(breaker.clone()).build();
+    let stack = Stack::builder().retry(retry(5)).circuit_breaker(breaker.clone()).build();
     let calls = AtomicU32::new(0);
-    let result: Result<(), _> = pipeline
+    let result: Result<(), _> = stack
         .run(|_| {
             calls.fetch_add(1, Ordering::SeqCst);
             async { Err("down") }
@@ -47,12 +42,12 @@ async fn retries_go_through_the_breaker_and_stop_when_it_opens() {
 #[tokio::test(start_paused = true)]
 async fn attempt_timeouts_are_retried_and_count_as_breaker_failures() {
     let breaker = breaker(10);
-    let pipeline = Pipeline::builder()
+    let stack = Stack::builder()
         .retry(retry(3))
         .circuit_breaker(breaker.clone())
         .attempt_timeout(Timeout::new(Duration::from_millis(50)).unwrap())
         .build();
-    let result = pipeline
+    let result = stack
         .run(|attempt| async move {
             if attempt.number() < 3 {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -67,13 +62,13 @@ async fn attempt_timeouts_are_retried_and_count_as_breaker_failures() {
 
 #[tokio::test(start_paused = true)]
 async fn total_timeout_bounds_the_retries() {
-    let pipeline = Pipeline::builder()
+    let stack = Stack::builder()
         .total_timeout(Timeout::new(Duration::from_millis(250)).unwrap())
         .retry(retry(100))
         .build();
     let calls = AtomicU32::new(0);
     let started = tokio::time::Instant::now();
-    let result: Result<(), _> = pipeline
+    let result: Result<(), _> = stack
         .run(|_| {
             calls.fetch_add(1, Ordering::SeqCst);
             async { Err(()) }
@@ -87,17 +82,17 @@ async fn total_timeout_bounds_the_retries() {
 #[tokio::test(start_paused = true)]
 async fn bulkhead_slot_is_not_held_during_backoff() {
     let bulkhead = Bulkhead::builder().max_concurrent(1).build().unwrap();
-    let pipeline = Pipeline::builder().retry(retry(2)).bulkhead(bulkhead.clone()).build();
+    let stack = Stack::builder().retry(retry(2)).bulkhead(bulkhead.clone()).build();
     let run = tokio::spawn({
-        let pipeline = pipeline.clone();
+        let stack = stack.clone();
         async move {
-            pipeline
+            stack
                 .run(|attempt| async move { if attempt.is_retry() { Ok(()) } else { Err(()) } })
                 .await
         }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(bulkhead.snapshot().available, 1, "free while the retry waits");
+    assert_eq!(bulkhead.metrics().available, 1, "free while the retry waits");
     run.await.unwrap().unwrap();
 }
 
@@ -109,18 +104,18 @@ async fn fallback_answers_rejections_and_chosen_errors() {
     let fallback = Fallback::new()
         .on_rejection(|error| format!("fallback for {:?}", error.kind()))
         .on_inner(|error: &&str| (*error == "not found").then(|| "empty".to_owned()));
-    let open = Pipeline::builder().circuit_breaker(breaker).build();
+    let open = Stack::builder().circuit_breaker(breaker).build();
     let answer =
         open.run_with_fallback(&fallback, |_| async { Ok::<_, &str>("live".to_owned()) }).await;
     assert_eq!(answer.unwrap(), "fallback for BreakerOpen");
 
     let _held = shedder.try_admit(1).unwrap();
-    let shed = Pipeline::builder().load_shedder(shedder.clone(), 1).build();
+    let shed = Stack::builder().load_shedder(shedder.clone(), 1).build();
     let answer =
         shed.run_with_fallback(&fallback, |_| async { Ok::<_, &str>("live".to_owned()) }).await;
     assert_eq!(answer.unwrap(), "fallback for Shed");
 
-    let plain = Pipeline::builder().build();
+    let plain = Stack::builder().build();
     assert_eq!(
         plain.run_with_fallback(&fallback, |_| async { Err("not found") }).await.unwrap(),
         "empty"
@@ -135,21 +130,36 @@ async fn cancelling_a_run_releases_every_permit() {
     breaker.transition_to_half_open();
     let bulkhead = Bulkhead::builder().max_concurrent(1).build().unwrap();
     let shedder = LoadShedder::builder(1).build().unwrap();
-    let pipeline = Pipeline::builder()
-        .load_shedder(shedder.clone(), 1)
-        .circuit_breaker(breaker.clone())
-        .bulkhead(bulkhead.clone())
-        .build();
+    let stack = support::guarded(&shedder, &breaker, &bulkhead);
     let task = tokio::spawn({
-        let pipeline = pipeline.clone();
-        async move { pipeline.run(|_| std::future::pending::<Result<(), ()>>()).await }
+        let stack = stack.clone();
+        async move { stack.run(|_| std::future::pending::<Result<(), ()>>()).await }
     });
     tokio::time::sleep(Duration::from_millis(1)).await;
-    assert_eq!((bulkhead.snapshot().available, shedder.snapshot().load), (0, 1));
+    assert_eq!((bulkhead.metrics().available, shedder.metrics().load), (0, 1));
     task.abort();
     assert!(task.await.unwrap_err().is_cancelled());
-    assert_eq!((bulkhead.snapshot().available, shedder.snapshot().load), (1, 0));
+    assert_eq!((bulkhead.metrics().available, shedder.metrics().load), (1, 0));
     // All ten half-open probe slots are free again (the default is 10).
     let probes: Vec<_> = (0..10).map(|_| breaker.try_acquire().expect("probe slot")).collect();
     drop(probes);
+}
+
+/// The breaker's `Classify` policy counts the operation's results in a stack.
+#[tokio::test(start_paused = true)]
+async fn the_breakers_policy_counts_the_results() {
+    let breaker = CircuitBreaker::builder()
+        .minimum_calls(1)
+        .classify(|result: &Result<u32, &str>| match result {
+            Err("not found") => conc_resilience::CallOutcome::Ignore,
+            other => conc_resilience::CallOutcome::of(other),
+        })
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    let stack = Stack::builder().circuit_breaker(breaker.clone()).build();
+    assert!(stack.run(|_| async { Err("not found") }).await.is_err());
+    assert_eq!(breaker.metrics().calls, 0, "ignored by the policy");
+    assert!(stack.run(|_| async { Err("down") }).await.is_err());
+    assert_eq!(breaker.state(), BreakerState::Open);
 }

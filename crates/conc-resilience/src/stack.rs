@@ -1,0 +1,344 @@
+//! Composition: [`Stack`], one builder that stacks the primitives in a fixed,
+//! documented order and runs a closure through them.
+
+use std::fmt;
+use std::future::Future;
+
+use tracing::Instrument;
+
+use crate::{
+    Attempt, Bulkhead, CircuitBreaker, Classify, ErrIsFailure, Fallback, LoadShedder,
+    ResilienceError, Retry, Timeout,
+};
+
+/// Builds a [`Stack`]. Every stage is optional; none is set by default.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_resilience::{Stack, Timeout};
+///
+/// let stack = Stack::builder().attempt_timeout(Timeout::new(Duration::from_secs(2))?).build();
+/// # let _ = stack;
+/// # Ok::<(), conc_core::config::ConfigError>(())
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct StackBuilder<C = ErrIsFailure> {
+    stages: Stages<C>,
+}
+
+impl<C> fmt::Debug for StackBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.stages.fmt("StackBuilder", f)
+    }
+}
+
+/// The configured stages of a [`Stack`]: the breaker (whose type carries
+/// its policy) and the rest.
+struct Stages<C> {
+    breaker: Option<CircuitBreaker<(), C>>,
+    rest: Rest,
+}
+
+/// Every stage but the breaker.
+#[derive(Debug, Clone, Default)]
+struct Rest {
+    shed: Option<(LoadShedder, u64)>,
+    total_timeout: Option<Timeout>,
+    retry: Option<Retry>,
+    bulkhead: Option<Bulkhead>,
+    attempt_timeout: Option<Timeout>,
+}
+
+impl<C: Clone> Clone for Stages<C> {
+    fn clone(&self) -> Self {
+        Self { breaker: self.breaker.clone(), rest: self.rest.clone() }
+    }
+}
+
+impl<C> Stages<C> {
+    fn fmt(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name).field("breaker", &self.breaker).field("stages", &self.rest).finish()
+    }
+}
+
+impl Default for StackBuilder {
+    fn default() -> Self {
+        Self { stages: Stages { breaker: None, rest: Rest::default() } }
+    }
+}
+
+impl<C> StackBuilder<C> {
+    /// Admits each run through `shedder`, costing `units`. None by default.
+    pub fn load_shedder(mut self, shedder: LoadShedder, units: u64) -> Self {
+        self.stages.rest.shed = Some((shedder, units));
+        self
+    }
+
+    /// Bounds the whole run, retries and delays included. None by default.
+    pub fn total_timeout(mut self, timeout: Timeout) -> Self {
+        self.stages.rest.total_timeout = Some(timeout);
+        self
+    }
+
+    /// Retries attempts that fail with the operation's own error or an
+    /// attempt timeout. Rejections by the breaker or bulkhead are not
+    /// retried. None by default.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.stages.rest.retry = Some(retry);
+        self
+    }
+
+    /// Guards each attempt with `breaker`, whose [`Classify`] policy counts
+    /// the operation's results; an attempt timeout counts as a failure. None
+    /// by default.
+    pub fn circuit_breaker<D>(self, breaker: CircuitBreaker<(), D>) -> StackBuilder<D> {
+        StackBuilder { stages: Stages { breaker: Some(breaker), rest: self.stages.rest } }
+    }
+
+    /// Runs each attempt in a slot of `bulkhead`. None by default.
+    pub fn bulkhead(mut self, bulkhead: Bulkhead) -> Self {
+        self.stages.rest.bulkhead = Some(bulkhead);
+        self
+    }
+
+    /// Bounds each attempt. None by default.
+    pub fn attempt_timeout(mut self, timeout: Timeout) -> Self {
+        self.stages.rest.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// Builds the stack.
+    pub fn build(self) -> Stack<C> {
+        Stack { stages: self.stages }
+    }
+}
+
+/// The primitives stacked in one order, outermost first:
+///
+/// ```text
+/// load shedder → total timeout → retry → circuit breaker → bulkhead → attempt timeout → operation
+/// ```
+///
+/// This is the order of Microsoft's standard resilience handler (built on
+/// Polly): shed first so overload costs nothing; the total timeout bounds
+/// the retries; each retry goes through the breaker, so the breaker sees
+/// every attempt and a retry never bypasses an open circuit; the bulkhead
+/// slot is held only while an attempt runs (not during backoff delays); the
+/// attempt timeout bounds one try, counting as a breaker failure when it
+/// fires. Rejections are not retried. Apply a [`Fallback`] to the result with
+/// [`Stack::run_with_fallback`]. Each run is wrapped in a `tracing` span
+/// (`resilience_stack`, debug level, target `conc_resilience::stack`).
+///
+/// `C` is the breaker's [`Classify`] policy.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_core::backoff::Backoff;
+/// use conc_resilience::{Bulkhead, CircuitBreaker, Retry, Stack, Timeout};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let stack = Stack::builder()
+///     .total_timeout(Timeout::new(Duration::from_secs(10))?)
+///     .retry(Retry::builder().backoff(Backoff::fixed(Duration::from_millis(200)).build()?).max_attempts(3).build()?)
+///     .circuit_breaker(CircuitBreaker::builder().minimum_calls(20).build()?)
+///     .bulkhead(Bulkhead::builder().max_concurrent(32).build()?)
+///     .attempt_timeout(Timeout::new(Duration::from_secs(2))?)
+///     .build();
+///
+/// let answer = stack
+///     .run(|attempt| async move {
+///         if attempt.is_retry() { Ok(42) } else { Err(std::io::Error::other("first try fails")) }
+///     })
+///     .await?;
+/// assert_eq!(answer, 42);
+/// # Ok(()) }
+/// ```
+pub struct Stack<C = ErrIsFailure> {
+    stages: Stages<C>,
+}
+
+impl<C: Clone> Clone for Stack<C> {
+    fn clone(&self) -> Self {
+        Self { stages: self.stages.clone() }
+    }
+}
+
+impl<C> fmt::Debug for Stack<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.stages.fmt("Stack", f)
+    }
+}
+
+impl Stack {
+    /// A builder with no stage.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_resilience::Stack;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let empty = Stack::builder().build();
+    /// assert_eq!(empty.run(|_| async { Ok::<_, ()>(1) }).await, Ok(1));
+    /// # });
+    /// ```
+    pub fn builder() -> StackBuilder {
+        StackBuilder::default()
+    }
+}
+
+impl<C> Stack<C> {
+    /// Runs `operation` through every configured stage.
+    ///
+    /// # Errors
+    ///
+    /// [`ResilienceError`] naming the stage that stopped the run, or the
+    /// operation's last error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_resilience::{CircuitBreaker, ErrorKind, Stack};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// breaker.force_open();
+    /// let stack = Stack::builder().circuit_breaker(breaker).build();
+    /// let refused = stack.run(|_| async { Ok::<_, ()>(1) }).await.unwrap_err();
+    /// assert_eq!(refused.kind(), ErrorKind::BreakerOpen);
+    /// # Ok::<(), conc_core::config::ConfigError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn run<T, E, F, Fut>(&self, operation: F) -> Result<T, ResilienceError<E>>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Classify<T, E>,
+        T: 'static,
+        E: 'static,
+    {
+        let _load = match &self.stages.rest.shed {
+            Some((shedder, units)) => {
+                Some(shedder.try_admit(*units).map_err(ResilienceError::Shed)?)
+            }
+            None => None,
+        };
+        // One span per run (a no-op unless a subscriber enables debug spans
+        // for this target); retries and rejections are logged inside it.
+        let span = tracing::debug_span!(target: "conc_resilience::stack", "resilience_stack");
+        let run = async {
+            match &self.stages.rest.total_timeout {
+                Some(timeout) => {
+                    timeout.call(self.retried(operation)).await.map_err(ResilienceError::Timeout)?
+                }
+                None => self.retried(operation).await,
+            }
+        };
+        run.instrument(span).await
+    }
+
+    /// Runs `operation` and answers handled failures with `fallback`.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run), for failures the fallback does not handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_resilience::{CircuitBreaker, ErrorKind, Fallback, Stack};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// breaker.force_open();
+    /// let stack = Stack::builder().circuit_breaker(breaker).build();
+    /// let cached: Fallback<u32, ()> = Fallback::new().on(ErrorKind::BreakerOpen, |_| 0);
+    /// assert_eq!(stack.run_with_fallback(&cached, |_| async { Ok(1) }).await, Ok(0));
+    /// # Ok::<(), conc_core::config::ConfigError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn run_with_fallback<T, E, F, Fut>(
+        &self,
+        fallback: &Fallback<T, E>,
+        operation: F,
+    ) -> Result<T, ResilienceError<E>>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Classify<T, E>,
+        T: 'static,
+        E: 'static,
+    {
+        fallback.apply(self.run(operation).await)
+    }
+
+    async fn retried<T, E, F, Fut>(&self, mut operation: F) -> Result<T, ResilienceError<E>>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Classify<T, E>,
+        T: 'static,
+        E: 'static,
+    {
+        let Some(retry) = &self.stages.rest.retry else {
+            return self.attempt(&mut operation, crate::retry::FIRST).await;
+        };
+        let mut run = retry.begin();
+        loop {
+            let result = self.attempt(&mut operation, run.attempt()).await;
+            let again = match &result {
+                Ok(value) => retry.retry_value(value),
+                Err(ResilienceError::Inner(error)) => retry.retry_error(error),
+                Err(ResilienceError::Timeout(_)) => true,
+                Err(_) => false,
+            };
+            if !again || !retry.pause(&mut run).await {
+                return result;
+            }
+        }
+    }
+
+    async fn attempt<T, E, F, Fut>(
+        &self,
+        operation: &mut F,
+        attempt: Attempt,
+    ) -> Result<T, ResilienceError<E>>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Classify<T, E>,
+    {
+        let permit = match &self.stages.breaker {
+            Some(breaker) => Some(breaker.try_acquire().map_err(ResilienceError::BreakerOpen)?),
+            None => None,
+        };
+        let _slot = match &self.stages.rest.bulkhead {
+            Some(bulkhead) => {
+                Some(bulkhead.acquire().await.map_err(ResilienceError::BulkheadFull)?)
+            }
+            None => None,
+        };
+        let outcome = match &self.stages.rest.attempt_timeout {
+            Some(timeout) => timeout.call(operation(attempt)).await,
+            None => Ok(operation(attempt).await),
+        };
+        match outcome {
+            Ok(result) => {
+                if let Some(permit) = permit {
+                    permit.record(&result);
+                }
+                result.map_err(ResilienceError::Inner)
+            }
+            Err(elapsed) => {
+                if let Some(permit) = permit {
+                    permit.failure();
+                }
+                Err(ResilienceError::Timeout(elapsed))
+            }
+        }
+    }
+}
