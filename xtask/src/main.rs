@@ -4,8 +4,8 @@
 //! binary from anywhere in the workspace. It depends on std only, so it compiles in seconds.
 //!
 //! Each command lives in its own module: [`ci`] (everything CI checks, in order), [`loom`]
-//! (the loom models), [`bench`](mod@bench) (criterion suites and the ours/peer summary) and
-//! [`tidy`] (repository conventions, with the crate [`layers`]). [`cmd`] runs and echoes external commands, [`workspace`]
+//! (the loom models), [`bench`](mod@bench) (criterion suites and the ours/peer summary), [`soak`]
+//! (long fault runs) and [`tidy`] (repository conventions, with the crate [`layers`]). [`cmd`] runs and echoes external commands, [`workspace`]
 //! knows the layout of the tree and [`json`] reads criterion's output files.
 #![allow(
     clippy::print_stdout,
@@ -19,6 +19,7 @@ mod cmd;
 mod json;
 mod layers;
 mod loom;
+mod soak;
 mod tidy;
 mod workspace;
 
@@ -48,6 +49,11 @@ Commands:
                             Fails when the run writes no results (say, a filter after `--`
                             that matches nothing).
                             --quick: criterion --quick --warm-up-time 1 --measurement-time 2
+  soak bus [--faults N] [--jobs M] [--workers W] [--seed S]
+                          Run conc-bus's multi-process SQLite checker longer than CI does:
+                            worker processes drain M jobs (default 250 per fault) while a
+                            random one is SIGKILLed and replaced N times (default 1000).
+                            Prints jobs, faults, lost and duplicates; fails on any loss.
   tidy                    Check repository conventions; lists every offence as path:line.
   help                    Print this text.
 ";
@@ -74,6 +80,10 @@ fn main() -> ExitCode {
         },
         "bench" => match bench::Options::parse(rest) {
             Ok(options) => bench::run(&root, &options),
+            Err(message) => return usage_error(&message),
+        },
+        "soak" => match soak::Options::parse(rest) {
+            Ok(options) => soak::run(&root, &options),
             Err(message) => return usage_error(&message),
         },
         "tidy" if rest.is_empty() => tidy::run(&root),

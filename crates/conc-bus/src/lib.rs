@@ -83,6 +83,9 @@ pub use queue::{
     Overflow, PendingDispatch, PushError, Pushed, Queue, QueueBackend, QueueError, QueueSize,
     Reservation, ReserveRequest, Reserved, Settled, Settlement, Transition,
 };
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use queue::{SqliteQueue, SqliteQueueBuilder, Synchronous};
 pub use worker::{
     AlreadyStarted, JobStats, StopReason, Worker, WorkerBuilder, WorkerEvent, WorkerHealth,
     WorkerMetrics, WorkerState,

@@ -17,6 +17,8 @@ mod front;
 mod lease;
 pub(crate) mod memory;
 pub(crate) mod settle;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use backend::{
     FailedStore, Pushed, QueueBackend, QueueSize, Reservation, ReserveRequest, Settled, Settlement,
@@ -29,3 +31,6 @@ pub use memory::{
     DEFAULT_FAILED_MAX_AGE, DEFAULT_FAILED_MAX_JOBS, MemoryQueue, MemoryQueueBuilder,
 };
 pub use settle::Transition;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::{SqliteQueue, SqliteQueueBuilder, Synchronous};

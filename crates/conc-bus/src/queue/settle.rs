@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::clock::{Millis, millis};
-use crate::failed::FailReason;
+use crate::failed::{FailReason, FailedJob};
 use crate::job::{AttemptRecord, Envelope};
 
 /// What a worker (or a handler, through its context) does to a leased job.
@@ -90,6 +90,19 @@ impl Effect {
     }
 }
 
+/// The effect of a transition that neither reads nor changes the job (an
+/// ack, an extension) at `now`, so that a backend can apply it without
+/// loading the envelope; `None` for the others, which need [`apply`].
+pub(crate) fn apply_blind(transition: &Transition, now: Millis) -> Option<Effect> {
+    match transition {
+        Transition::Ack => Some(Effect::Delete),
+        Transition::Extend { lease } => {
+            Some(Effect::Extended { expires_at: now.saturating_add(millis(*lease)) })
+        }
+        _ => None,
+    }
+}
+
 /// Applies `transition` to `envelope`, reserved `attempts` times, at `now`.
 pub(crate) fn apply(
     envelope: &mut Envelope,
@@ -97,8 +110,13 @@ pub(crate) fn apply(
     now: Millis,
     transition: Transition,
 ) -> Effect {
+    let transition = match apply_blind(&transition, now) {
+        Some(effect) => return effect,
+        None => transition,
+    };
     match transition {
-        Transition::Ack => Effect::Delete,
+        // Applied blind above.
+        Transition::Ack | Transition::Extend { .. } => Effect::Kept,
         Transition::Retry { delay, error, timed_out } => {
             envelope.exceptions = envelope.exceptions.saturating_add(1);
             envelope.record(AttemptRecord { attempt: attempts, at: now, error: error.clone() });
@@ -141,9 +159,6 @@ pub(crate) fn apply(
             envelope.record(AttemptRecord { attempt: attempts, at: now, error: error.clone() });
             Effect::Dead { reason, error }
         }
-        Transition::Extend { lease } => {
-            Effect::Extended { expires_at: now.saturating_add(millis(lease)) }
-        }
         Transition::Progress(percent) => {
             envelope.progress = Some(percent.min(100));
             Effect::Kept
@@ -174,6 +189,21 @@ pub(crate) fn refuse_reservation(
     } else {
         None
     }
+}
+
+/// The failed job a reservation makes of `envelope` when
+/// [`refuse_reservation`] refuses attempt `attempt` (counted already) at
+/// `now`: the refusal recorded in its history, its attempts counted without
+/// the refused one. `None` when the reservation may go ahead.
+#[cfg_attr(
+    not(feature = "sqlite"),
+    allow(dead_code, reason = "the memory backend does this bookkeeping in place")
+)]
+pub(crate) fn refused_job(envelope: &Envelope, attempt: u32, now: Millis) -> Option<FailedJob> {
+    let (reason, error) = refuse_reservation(envelope, attempt, now)?;
+    let mut envelope = envelope.clone();
+    envelope.record(AttemptRecord { attempt, at: now, error: error.clone() });
+    Some(FailedJob::new(envelope, attempt.saturating_sub(1), now, reason, error))
 }
 
 #[cfg(test)]
@@ -250,5 +280,19 @@ mod tests {
         let (reason, error) = refuse_reservation(&job, 3, 0).unwrap();
         assert_eq!(reason, FailReason::Abandoned);
         assert!(error.contains("never reported back"), "{error}");
+        let failed = refused_job(&job, 3, 7).unwrap();
+        assert_eq!((failed.reason, failed.attempts, failed.failed_at), (reason, 2, 7));
+        assert_eq!(failed.envelope.history.last().map(|r| r.attempt), Some(3));
+        assert!(refused_job(&job, 2, 7).is_none());
+    }
+
+    #[test]
+    fn acks_and_extensions_apply_without_the_job() {
+        let extend = Transition::Extend { lease: Duration::from_secs(2) };
+        assert_eq!(apply_blind(&Transition::Ack, 5), Some(Effect::Delete));
+        assert_eq!(apply_blind(&extend, 5), Some(Effect::Extended { expires_at: 2_005 }));
+        assert_eq!(apply_blind(&Transition::Progress(1), 5), None);
+        let mut job = envelope(&JobOptions::new());
+        assert_eq!(apply(&mut job, 1, 5, extend), Effect::Extended { expires_at: 2_005 });
     }
 }

@@ -1,0 +1,258 @@
+//! `conc-bus`: the SQLite queue's lease cycle (reserve, then acknowledge)
+//! against a hand-written rusqlite claim loop on a table of the same shape —
+//! `BEGIN IMMEDIATE; UPDATE … RETURNING; COMMIT`, then `BEGIN IMMEDIATE;
+//! DELETE … WHERE id AND token; COMMIT` — the floor any SQLite queue sits on.
+//!
+//! - `bus/sqlite_one`: one job per reservation and one per acknowledgement
+//!   (two transactions per job).
+//! - `bus/sqlite_batched`: 32 jobs per reservation and per acknowledgement
+//!   (two transactions per 32 jobs); `ours/worker` is a `Worker` draining
+//!   the queue with a no-op handler (concurrency 32, prefetch 32), which
+//!   batches on its own.
+//!
+//! The figures are per job (criterion's throughput is one element per job).
+//! Every side runs on a fresh file in WAL mode with `synchronous=NORMAL` for
+//! these commits (the queue's default, `Synchronous::Balanced`, flushes only
+//! pushes). The jobs each measurement drains are pushed before its clock
+//! starts.
+#![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use conc_bus::{
+    Handlers, Job, JobContext, JobError, Queue, QueueBackend, ReserveRequest, SqliteQueue,
+    Transition, Worker,
+};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Runtime;
+
+/// Jobs per reservation and per acknowledgement in the batched group.
+const BATCH: usize = 32;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+#[derive(Serialize, Deserialize)]
+struct Noop {
+    n: u64,
+}
+
+impl Job for Noop {
+    const NAME: &'static str = "noop";
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
+}
+
+/// Pushes `jobs` no-op jobs, a thousand per push.
+async fn fill(queue: &Queue<SqliteQueue>, jobs: u64) {
+    let mut n = 0;
+    while n < jobs {
+        let chunk: Vec<Noop> = (n..jobs.min(n + 1_000)).map(|n| Noop { n }).collect();
+        n += chunk.len() as u64;
+        assert!(queue.push_bulk(chunk).await.is_ok(), "the bench file takes the jobs");
+    }
+}
+
+/// Reserves and acknowledges `jobs` jobs, `per_call` at a time.
+async fn drain(backend: &SqliteQueue, jobs: u64, per_call: usize) {
+    let queues = vec!["default".to_owned()];
+    let mut left = jobs;
+    while left > 0 {
+        let want = per_call.min(usize::try_from(left).unwrap_or(usize::MAX));
+        let reservation = backend
+            .reserve(ReserveRequest::new(&queues, want, LEASE))
+            .await
+            .expect("the bench file answers");
+        assert_eq!(reservation.jobs.len(), want, "the jobs pushed are there");
+        let acks = reservation.jobs.into_iter().map(|job| (job.lease, Transition::Ack)).collect();
+        let settled = backend.settle(acks).await.expect("the bench file answers");
+        black_box(settled);
+        left -= want as u64;
+    }
+}
+
+/// Drains `jobs` jobs with a worker running a no-op handler.
+async fn drain_with_worker(backend: &SqliteQueue) {
+    let handlers = Handlers::new().handle(|job: Noop, _: JobContext| async move {
+        black_box(job.n);
+        Ok::<(), JobError>(())
+    });
+    let worker = Worker::builder(backend.clone(), handlers)
+        .concurrency(BATCH)
+        .prefetch(BATCH)
+        .stop_when_empty(true)
+        .build()
+        .expect("valid settings");
+    worker.run().await.expect("started once");
+}
+
+/// The hand-written claim loop: a table of the same shape as the queue's
+/// (partial index on ready jobs in priority order), claimed with one
+/// `UPDATE … RETURNING` and acknowledged with a token-checked `DELETE`.
+struct RawQueue {
+    connection: Connection,
+    /// The claim, its `LIMIT` written out: a bound `LIMIT ?` makes SQLite
+    /// recompile the statement at every call.
+    claim: String,
+}
+
+impl RawQueue {
+    fn open(path: &Path, per_call: usize) -> Self {
+        let connection = Connection::open(path).expect("a bench file");
+        let mode: String = connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .expect("WAL");
+        assert!(mode.eq_ignore_ascii_case("wal"));
+        connection.pragma_update(None, "synchronous", "NORMAL").expect("a pragma");
+        connection
+            .execute_batch(
+                "CREATE TABLE jobs (
+                    id INTEGER PRIMARY KEY,
+                    queue TEXT NOT NULL,
+                    state INTEGER NOT NULL,
+                    priority INTEGER NOT NULL,
+                    run_at INTEGER NOT NULL,
+                    locked_until INTEGER NOT NULL DEFAULT 0,
+                    token INTEGER NOT NULL DEFAULT 0,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    payload TEXT NOT NULL
+                );
+                CREATE INDEX jobs_ready ON jobs (queue, priority DESC, run_at, id) WHERE state = 0;",
+            )
+            .expect("the table");
+        let claim = format!(
+            "UPDATE jobs SET state = 1, locked_until = ?1, token = token + 1, attempts = attempts + 1
+             WHERE id IN (SELECT id FROM jobs WHERE queue = 'default' AND state = 0
+                 ORDER BY priority DESC, run_at, id LIMIT {per_call})
+             RETURNING id, token, payload"
+        );
+        Self { connection, claim }
+    }
+
+    fn fill(&self, jobs: u64) {
+        self.connection.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        let mut insert = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO jobs (queue, state, priority, run_at, payload) VALUES ('default', 0, 0, ?1, ?2)",
+            )
+            .expect("insert");
+        for n in 0..jobs {
+            let run_at = i64::try_from(n).expect("a small count");
+            insert.execute(params![run_at, format!("{{\"n\":{n}}}")]).expect("insert");
+        }
+        drop(insert);
+        self.connection.execute_batch("COMMIT").expect("commit");
+    }
+
+    fn drain(&self, jobs: u64, per_call: usize) {
+        assert_eq!(jobs % per_call as u64, 0, "whole batches");
+        let mut claimed: Vec<(i64, i64, String)> = Vec::with_capacity(per_call);
+        let mut left = jobs;
+        while left > 0 {
+            let want = per_call;
+            self.connection
+                .prepare_cached("BEGIN IMMEDIATE")
+                .expect("begin")
+                .execute([])
+                .expect("begin");
+            {
+                let mut claim = self.connection.prepare_cached(&self.claim).expect("claim");
+                let mut rows = claim.query([30_000]).expect("claim");
+                while let Some(row) = rows.next().expect("a row") {
+                    claimed.push((
+                        row.get(0).expect("id"),
+                        row.get(1).expect("token"),
+                        row.get(2).expect("payload"),
+                    ));
+                }
+            }
+            self.connection.prepare_cached("COMMIT").expect("commit").execute([]).expect("commit");
+            assert_eq!(claimed.len(), want, "the jobs pushed are there");
+            self.connection
+                .prepare_cached("BEGIN IMMEDIATE")
+                .expect("begin")
+                .execute([])
+                .expect("begin");
+            {
+                let mut ack = self
+                    .connection
+                    .prepare_cached("DELETE FROM jobs WHERE id = ?1 AND token = ?2")
+                    .expect("ack");
+                for (id, token, payload) in claimed.drain(..) {
+                    black_box(payload);
+                    assert_eq!(ack.execute(params![id, token]).expect("ack"), 1);
+                }
+            }
+            self.connection.prepare_cached("COMMIT").expect("commit").execute([]).expect("commit");
+            left -= want as u64;
+        }
+    }
+}
+
+/// The group `bus/sqlite_{name}`: ours and the floor, `per_call` jobs per
+/// reservation and per acknowledgement.
+fn group(c: &mut Criterion, name: &str, per_call: usize, with_worker: bool) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut group = c.benchmark_group(format!("bus/sqlite_{name}"));
+    group.throughput(Throughput::Elements(1));
+
+    let backend = SqliteQueue::open(dir.path().join("ours.db")).expect("a bench file");
+    let queue = Queue::new(backend.clone());
+    group.bench_function("ours", |b| {
+        b.iter_custom(|jobs| {
+            rt.block_on(async {
+                fill(&queue, jobs).await;
+                let started = Instant::now();
+                drain(&backend, jobs, per_call).await;
+                started.elapsed()
+            })
+        });
+    });
+
+    if with_worker {
+        let backend = SqliteQueue::open(dir.path().join("worker.db")).expect("a bench file");
+        let queue = Queue::new(backend.clone());
+        group.bench_function("ours/worker", |b| {
+            b.iter_custom(|jobs| {
+                rt.block_on(async {
+                    fill(&queue, jobs).await;
+                    let started = Instant::now();
+                    drain_with_worker(&backend).await;
+                    started.elapsed()
+                })
+            });
+        });
+    }
+
+    let raw = RawQueue::open(&dir.path().join("peer.db"), per_call);
+    group.bench_function("peer/rusqlite_claim_loop", |b| {
+        b.iter_custom(|iters| {
+            // Whole batches only (the claim's limit is fixed), the time
+            // scaled back to `iters` jobs.
+            let jobs = iters.div_ceil(per_call as u64) * per_call as u64;
+            raw.fill(jobs);
+            let started = Instant::now();
+            raw.drain(jobs, per_call);
+            started.elapsed().mul_f64(iters as f64 / jobs as f64)
+        });
+    });
+    group.finish();
+}
+
+fn one_at_a_time(c: &mut Criterion) {
+    group(c, "one", 1, false);
+}
+
+fn batched(c: &mut Criterion) {
+    group(c, "batched", BATCH, true);
+}
+
+criterion_group!(benches, one_at_a_time, batched);
+criterion_main!(benches);
