@@ -41,14 +41,6 @@ use futures::StreamExt;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    // The pools section panics on purpose and reports the panic from the
-    // task's handle; print a panic as one line, never as a backtrace.
-    std::panic::set_hook(Box::new(|info| {
-        let message = conc::core::driver::panic_message(info.payload());
-        let at =
-            info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!("  (panic{at}: {message})");
-    }));
     backoff_table()?;
     clocks();
     shutdown().await?;
