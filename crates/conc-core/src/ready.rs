@@ -38,12 +38,19 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Wake, Waker};
 
+/// Slots below this number keep their flag in a vector indexed by slot;
+/// larger ones (any `usize` is accepted) in a set, so a huge slot number
+/// costs one set entry, never a huge allocation.
+const DENSE_SLOTS: usize = 1 << 16;
+
 #[derive(Debug, Default)]
 struct Inner {
     /// Slots woken since the owner last drained the list.
     woken: Vec<usize>,
-    /// `queued[i]` is true while slot `i` is on `woken`.
+    /// `queued[i]` is true while slot `i` (below [`DENSE_SLOTS`]) is on `woken`.
     queued: Vec<bool>,
+    /// The slots at or above [`DENSE_SLOTS`] that are on `woken`.
+    queued_sparse: std::collections::HashSet<usize>,
     /// The owner's waker, taken by the first wake-up after it registered.
     owner: Option<Waker>,
 }
@@ -67,9 +74,10 @@ impl ReadyQueue {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A waker that queues `slot` when woken.
+    /// A waker that queues `slot` when woken. Any slot number works; numbers
+    /// below 65,536 are the cheapest.
     pub fn waker(self: &Arc<Self>, slot: usize) -> Waker {
-        {
+        if slot < DENSE_SLOTS {
             let mut inner = self.lock();
             if inner.queued.len() <= slot {
                 inner.queued.resize(slot + 1, false);
@@ -81,10 +89,20 @@ impl ReadyQueue {
     fn wake(&self, slot: usize) {
         let owner = {
             let mut inner = self.lock();
-            if inner.queued.get(slot).copied().unwrap_or(true) {
+            let newly_queued = if slot < DENSE_SLOTS {
+                match inner.queued.get_mut(slot) {
+                    Some(flag) if !*flag => {
+                        *flag = true;
+                        true
+                    }
+                    _ => false,
+                }
+            } else {
+                inner.queued_sparse.insert(slot)
+            };
+            if !newly_queued {
                 return;
             }
-            inner.queued[slot] = true;
             inner.woken.push(slot);
             inner.owner.take()
         };
@@ -107,7 +125,11 @@ impl ReadyQueue {
         }
         std::mem::swap(into, &mut inner.woken);
         for &slot in into.iter() {
-            inner.queued[slot] = false;
+            if slot < DENSE_SLOTS {
+                inner.queued[slot] = false;
+            } else {
+                inner.queued_sparse.remove(&slot);
+            }
         }
     }
 }
@@ -162,5 +184,26 @@ mod tests {
         a.wake();
         queue.drain(&mut woken, &owner);
         assert_eq!(woken, [0]);
+    }
+
+    #[test]
+    fn any_slot_number_works_without_a_huge_allocation() {
+        let queue = ReadyQueue::new();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let owner = Waker::from(Arc::clone(&count));
+        let mut woken = Vec::new();
+        queue.drain(&mut woken, &owner);
+        for slot in [usize::MAX, usize::MAX - 1, DENSE_SLOTS, DENSE_SLOTS - 1] {
+            let waker = queue.waker(slot);
+            waker.wake_by_ref();
+            waker.wake_by_ref();
+        }
+        queue.drain(&mut woken, &owner);
+        assert_eq!(woken, [usize::MAX, usize::MAX - 1, DENSE_SLOTS, DENSE_SLOTS - 1]);
+        assert_eq!(queue.lock().queued.len(), DENSE_SLOTS, "only the dense range is a vector");
+        woken.clear();
+        queue.waker(usize::MAX).wake();
+        queue.drain(&mut woken, &owner);
+        assert_eq!(woken, [usize::MAX], "a drained slot can be queued again");
     }
 }

@@ -1,6 +1,7 @@
 //! Concurrency and resilience for Rust services: worker pools, pipelines,
 //! fan-out/fan-in, rate limits, circuit breakers, bulkheads, retries, locks,
-//! job queues and process management, in focused crates behind one facade.
+//! background job queues and process management, in focused crates behind
+//! one facade.
 //!
 //! # Overview
 //!
@@ -16,9 +17,9 @@
 //! | [`pipeline`] | `conc-pipeline` | `pipeline` | typed staged pipelines: per-stage concurrency, bounded buffers, retries, dead letters, metrics |
 //! | [`fan`] | `conc-fan` | `fan` | fan-out over N workers with balancing; fan-in of many streams, fair, priority or custom |
 //! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`, `ratelimit-redis`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer; Redis |
-//! | [`resilience`] | `conc-resilience` | `resilience` (+ `resilience-tower`) | circuit breaker, bulkhead, retry, timeout, fallback, load shedding, pipeline |
+//! | [`resilience`] | `conc-resilience` | `resilience` (+ `resilience-tower`) | circuit breaker, bulkhead, retry, timeout, fallback, load shedding, and a stack of them |
 //! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
-//! | `bus` | `conc-bus` | `bus` | planned |
+//! | [`bus`] | `conc-bus` | `bus` (+ `bus-sqlite`) | typed background jobs on leased queues (memory, SQLite), workers, the failed store |
 //! | [`process`] | `conc-process` | `process` | runs with tree-wide timeouts, pools, pipes, supervision |
 //!
 //! # Feature flags
@@ -34,6 +35,8 @@
 //!   `resilience-tower` adds its tower layers.
 //! - `lock`: [`lock`], the in-memory lock store; `lock-sqlite` and
 //!   `lock-redis` add its SQLite and Redis stores.
+//! - `bus`: [`bus`], job queues, workers and the failed store; `bus-sqlite`
+//!   adds the durable SQLite queue.
 //! - `process`: [`process`], running processes with timeouts that reach the
 //!   whole process group, pools, pipes, a supervisor and the process driver.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.
@@ -98,6 +101,11 @@ pub use conc_resilience as resilience;
 #[doc(inline)]
 pub use conc_lock as lock;
 
+#[cfg(feature = "bus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bus")))]
+#[doc(inline)]
+pub use conc_bus as bus;
+
 #[cfg(feature = "process")]
 #[cfg_attr(docsrs, doc(cfg(feature = "process")))]
 #[doc(inline)]
@@ -105,3 +113,8 @@ pub use conc_process as process;
 
 #[doc(no_inline)]
 pub use conc_core::{BoxError, BoxFuture};
+
+/// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct Readme;

@@ -103,3 +103,23 @@ async fn pool_is_reexported() {
     let handle = blocking.submit(|| 7).unwrap();
     assert_eq!(tokio::task::spawn_blocking(move || handle.join()).await.unwrap(), Ok(7));
 }
+
+#[cfg(feature = "bus")]
+#[tokio::test]
+async fn bus_is_reexported() {
+    use conc::bus::{Handlers, Job, JobContext, JobError, MemoryQueue, Queue, Worker};
+    use conc::core::metrics::MetricsSource;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Ping;
+    impl Job for Ping {
+        const NAME: &'static str = "ping";
+    }
+    let backend = MemoryQueue::new();
+    Queue::new(backend.clone()).push(Ping).await.unwrap();
+    let handlers =
+        Handlers::new().handle(|_: Ping, _: JobContext| async { Ok::<(), JobError>(()) });
+    let worker = Worker::builder(backend, handlers).stop_when_empty(true).build().unwrap();
+    worker.run().await.unwrap();
+    assert_eq!(worker.metrics().processed, 1);
+}

@@ -168,6 +168,16 @@ impl<B: QueueBackend> Queue<B> {
 
     /// Pushes stored envelopes, applying the overflow policy.
     pub async fn push_envelopes(&self, jobs: Vec<Pushed>) -> Result<(), PushError> {
+        let count = jobs.len() as u64;
+        let pushed = self.push_with_overflow(jobs).await;
+        if pushed.is_ok() {
+            // A static key: counting a push allocates nothing.
+            metrics::counter!(conc_core::metrics::BUS_JOBS_PUSHED).increment(count);
+        }
+        pushed
+    }
+
+    async fn push_with_overflow(&self, jobs: Vec<Pushed>) -> Result<(), PushError> {
         let Overflow::Block { timeout } = self.overflow else {
             return self.backend.push(jobs).await;
         };
@@ -189,9 +199,14 @@ impl<B: QueueBackend> Queue<B> {
         }
     }
 
-    /// The jobs of `queue`, by state.
+    /// The jobs of `queue`, by state. Also sets the queue's depth gauge
+    /// (ready and delayed jobs) in the `metrics` facade.
     pub async fn size(&self, queue: &str) -> Result<QueueSize, QueueError> {
-        self.backend.size(queue).await
+        let size = self.backend.size(queue).await?;
+        let depth = (size.ready + size.delayed) as f64;
+        metrics::gauge!(conc_core::metrics::BUS_QUEUE_DEPTH, "queue" => queue.to_owned())
+            .set(depth);
+        Ok(size)
     }
 
     /// Up to `limit` ready jobs of `queue`, in the order they would run.
@@ -234,9 +249,14 @@ impl<B: QueueBackend> Queue<B> {
         self.backend.failed_job(id).await
     }
 
-    /// How many failed jobs are stored (of `queue` when given).
+    /// How many failed jobs are stored (of `queue` when given). Also sets the
+    /// failed store's size gauge in the `metrics` facade (labelled with the
+    /// queue, or `all`).
     pub async fn failed_count(&self, queue: Option<&str>) -> Result<u64, QueueError> {
-        self.backend.failed_count(queue).await
+        let count = self.backend.failed_count(queue).await?;
+        let label = queue.unwrap_or("all").to_owned();
+        metrics::gauge!(conc_core::metrics::BUS_FAILED_SIZE, "queue" => label).set(count as f64);
+        Ok(count)
     }
 
     /// Puts the selected failed jobs back on their queues (ids, histories and
