@@ -65,6 +65,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod bus;
 mod clock;
 pub mod failed;
 mod id;
@@ -72,6 +73,10 @@ pub mod job;
 pub mod queue;
 pub mod worker;
 
+pub use bus::{
+    Bus, BusBuilder, Command, Dispatch, DispatchError, DispatchTrace, DispatchTraceLayer,
+    HandlerPanicked, Refusal, Reply,
+};
 pub use failed::{FailReason, FailedJob, FailedQuery, Selection};
 pub use id::{JobId, ParseIdError};
 pub use job::{
@@ -79,9 +84,9 @@ pub use job::{
     JobContext, JobError, JobOptions, MAX_HISTORY, MAX_PRIORITY, MAX_QUEUE_NAME,
 };
 pub use queue::{
-    EnqueueError, FailedStore, Lease, LeaseLost, LeaseToken, MemoryQueue, MemoryQueueBuilder,
-    Overflow, PendingDispatch, PushError, Pushed, Queue, QueueBackend, QueueError, QueueSize,
-    Reservation, ReserveRequest, Reserved, Settled, Settlement, Transition,
+    AnyBackend, EnqueueError, FailedStore, Lease, LeaseLost, LeaseToken, MemoryQueue,
+    MemoryQueueBuilder, Overflow, PendingDispatch, PushError, Pushed, Queue, QueueBackend,
+    QueueError, QueueSize, Reservation, ReserveRequest, Reserved, Settled, Settlement, Transition,
 };
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]

@@ -74,6 +74,11 @@ pub enum EnqueueError<T> {
         /// The backend's error.
         error: BoxError,
     },
+    /// The command bus it was dispatched on has no queue.
+    NoQueue {
+        /// What was pushed.
+        job: T,
+    },
 }
 
 impl<T> EnqueueError<T> {
@@ -84,7 +89,8 @@ impl<T> EnqueueError<T> {
             | Self::Invalid { job, .. }
             | Self::Encode { job, .. }
             | Self::Duplicate { job, .. }
-            | Self::Backend { job, .. } => job,
+            | Self::Backend { job, .. }
+            | Self::NoQueue { job } => job,
         }
     }
 
@@ -98,6 +104,7 @@ impl<T> EnqueueError<T> {
             Self::Encode { job, error } => EnqueueError::Encode { job: f(job), error },
             Self::Duplicate { job, id } => EnqueueError::Duplicate { job: f(job), id },
             Self::Backend { job, error } => EnqueueError::Backend { job: f(job), error },
+            Self::NoQueue { job } => EnqueueError::NoQueue { job: f(job) },
         }
     }
 }
@@ -112,6 +119,7 @@ impl<T> fmt::Debug for EnqueueError<T> {
             Self::Encode { error, .. } => f.debug_struct("Encode").field("error", error).finish(),
             Self::Duplicate { id, .. } => f.debug_struct("Duplicate").field("id", id).finish(),
             Self::Backend { error, .. } => f.debug_struct("Backend").field("error", error).finish(),
+            Self::NoQueue { .. } => f.write_str("NoQueue"),
         }
     }
 }
@@ -129,6 +137,9 @@ impl<T> fmt::Display for EnqueueError<T> {
             }
             Self::Backend { error, .. } => {
                 write!(f, "queue backend failed: {error}; the job was handed back")
+            }
+            Self::NoQueue { .. } => {
+                f.write_str("the bus has no queue to push onto; the job was handed back")
             }
         }
     }

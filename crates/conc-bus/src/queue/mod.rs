@@ -10,6 +10,7 @@
 //! once: handlers must be idempotent, and may use the lease token as a
 //! fencing token for their side effects.
 
+mod any;
 mod backend;
 mod dispatch;
 mod error;
@@ -20,6 +21,7 @@ pub(crate) mod settle;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use any::AnyBackend;
 pub use backend::{
     FailedStore, Pushed, QueueBackend, QueueSize, Reservation, ReserveRequest, Settled, Settlement,
 };
