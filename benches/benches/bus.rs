@@ -1,4 +1,19 @@
-//! `conc-bus`: the SQLite queue's lease cycle (reserve, then acknowledge)
+//! `conc-bus`.
+//!
+//! - `bus/dispatch`: one command through the bus with no layers, against
+//!   calling its handler directly (the bus's own cost: the handler lookup,
+//!   the hooks, the boxed future).
+//! - `bus/dispatch_3_layers`: the same through three tower layers (two
+//!   identity request maps and a timeout), against the same three layers
+//!   around the handler in a plain `tower::ServiceBuilder` stack.
+//! - `bus/memory_push_run_ack`: jobs pushed onto the memory queue, then run
+//!   by a worker (no-op handler, concurrency 64, prefetch 64, a 2-thread
+//!   runtime) until all are acknowledged, against apalis's in-memory storage
+//!   and worker (`parallelize(tokio::spawn)`) doing the same from push to
+//!   done. Ours leases each job (token, attempt count, renewal) and
+//!   serializes it as JSON; apalis's storage is a channel of values.
+//!
+//! The SQLite queue's lease cycle (reserve, then acknowledge)
 //! against a hand-written rusqlite claim loop on a table of the same shape —
 //! `BEGIN IMMEDIATE; UPDATE … RETURNING; COMMIT`, then `BEGIN IMMEDIATE;
 //! DELETE … WHERE id AND token; COMMIT` — the floor any SQLite queue sits on.
@@ -19,16 +34,24 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use apalis_core::backend::TaskSink;
+use apalis_core::backend::memory::MemoryStorage;
+use apalis_core::worker::builder::WorkerBuilder;
+use apalis_core::worker::context::WorkerContext;
+use apalis_core::worker::ext::parallelize::ParallelizeExt;
 use conc_bus::{
-    Handlers, Job, JobContext, JobError, Queue, QueueBackend, ReserveRequest, SqliteQueue,
-    Transition, Worker,
+    Bus, Command, Handlers, Job, JobContext, JobError, MemoryQueue, Queue, QueueBackend,
+    ReserveRequest, SqliteQueue, Transition, Worker,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
+use tower::{Service, ServiceBuilder, ServiceExt};
 
 /// Jobs per reservation and per acknowledgement in the batched group.
 const BATCH: usize = 32;
@@ -254,5 +277,137 @@ fn batched(c: &mut Criterion) {
     group(c, "batched", BATCH, true);
 }
 
-criterion_group!(benches, one_at_a_time, batched);
+#[derive(Clone)]
+struct Add(u64, u64);
+
+impl Command for Add {
+    type Output = u64;
+    type Error = std::convert::Infallible;
+}
+
+async fn add(Add(a, b): Add) -> Result<u64, std::convert::Infallible> {
+    Ok(a.wrapping_add(b))
+}
+
+fn dispatch(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("bus/dispatch");
+    let bus = Bus::builder().handle(add).build();
+    group.bench_function("ours", |b| {
+        b.iter(|| rt.block_on(async { black_box(bus.dispatch(Add(black_box(1), 2)).await) }));
+    });
+    group.bench_function("peer/direct_call", |b| {
+        b.iter(|| rt.block_on(async { black_box(add(Add(black_box(1), 2)).await) }));
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("bus/dispatch_3_layers");
+    let timeout = Duration::from_secs(30);
+    let bus = Bus::builder()
+        .handle(add)
+        .layer(tower::util::MapRequestLayer::new(|d: conc_bus::Dispatch| d))
+        .layer(tower::util::MapRequestLayer::new(|d: conc_bus::Dispatch| d))
+        .layer(tower::timeout::TimeoutLayer::new(timeout))
+        .build();
+    group.bench_function("ours", |b| {
+        b.iter(|| rt.block_on(async { black_box(bus.dispatch(Add(black_box(1), 2)).await) }));
+    });
+    let stack = ServiceBuilder::new()
+        .map_request(|a: Add| a)
+        .map_request(|a: Add| a)
+        .timeout(timeout)
+        .service_fn(add);
+    group.bench_function("peer/tower_stack", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut stack = stack.clone();
+                let ready = stack.ready().await.expect("always ready");
+                black_box(ready.call(Add(black_box(1), 2)).await)
+            })
+        });
+    });
+    group.finish();
+}
+
+fn multi_thread_runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// Pushes `jobs` no-op jobs onto a fresh memory queue and runs them to the end.
+async fn memory_cycle(jobs: u64) {
+    let backend = MemoryQueue::new();
+    let queue = Queue::new(backend.clone());
+    let mut n = 0;
+    while n < jobs {
+        let chunk: Vec<Noop> = (n..jobs.min(n + 1_000)).map(|n| Noop { n }).collect();
+        n += chunk.len() as u64;
+        assert!(queue.push_bulk(chunk).await.is_ok());
+    }
+    let handlers = Handlers::new().handle(|job: Noop, _: JobContext| async move {
+        black_box(job.n);
+        Ok::<(), JobError>(())
+    });
+    let worker = Worker::builder(backend, handlers)
+        .concurrency(64)
+        .prefetch(64)
+        .stop_when_empty(true)
+        .build()
+        .expect("valid settings");
+    worker.run().await.expect("started once");
+}
+
+/// The same with apalis's in-memory storage and worker.
+async fn apalis_cycle(jobs: u64) {
+    let mut storage = MemoryStorage::<u64>::new();
+    let mut n = 0;
+    while n < jobs {
+        let chunk: Vec<u64> = (n..jobs.min(n + 1_000)).collect();
+        n += chunk.len() as u64;
+        storage.push_bulk(chunk).await.expect("the channel takes the tasks");
+    }
+    let done = Arc::new(AtomicU64::new(0));
+    let worker = WorkerBuilder::new("bench").backend(storage).parallelize(tokio::spawn).build(
+        move |job: u64, ctx: WorkerContext| {
+            let done = Arc::clone(&done);
+            async move {
+                black_box(job);
+                if done.fetch_add(1, Ordering::Relaxed) + 1 == jobs {
+                    let _ = ctx.stop();
+                }
+            }
+        },
+    );
+    worker.run().await.expect("the worker runs");
+}
+
+fn memory(c: &mut Criterion) {
+    let rt = multi_thread_runtime();
+    let mut group = c.benchmark_group("bus/memory_push_run_ack");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ours", |b| {
+        b.iter_custom(|jobs| {
+            rt.block_on(async {
+                let started = Instant::now();
+                memory_cycle(jobs.max(1)).await;
+                started.elapsed()
+            })
+        });
+    });
+    group.bench_function("peer/apalis", |b| {
+        b.iter_custom(|jobs| {
+            rt.block_on(async {
+                let started = Instant::now();
+                apalis_cycle(jobs.max(1)).await;
+                started.elapsed()
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, dispatch, memory, one_at_a_time, batched);
 criterion_main!(benches);

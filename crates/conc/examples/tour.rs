@@ -23,6 +23,10 @@
 //!     the producer run overflow itself, an async pool serving urgent
 //!     requests first, a panic reported in its handle, and a shutdown that
 //!     hands back what never started.
+//! 11. Background jobs: an order confirmation pushed and processed, a flaky
+//!     export retried with backoff until it lands in the failed store, and
+//!     the failed job retried from the store after the export service is back;
+//!     then a command dispatched on the bus.
 #![allow(clippy::print_stdout, reason = "the tour talks to the terminal")]
 
 use std::sync::Arc;
@@ -51,6 +55,7 @@ async fn main() -> Result<(), BoxError> {
     pipeline().await?;
     fan().await?;
     pools().await?;
+    jobs().await?;
     Ok(())
 }
 
@@ -666,5 +671,128 @@ async fn pools() -> Result<(), BoxError> {
         outputs.push(handle.await?);
     }
     println!("  the handed-back requests ran on the caller: {outputs:?}");
+    Ok(())
+}
+
+async fn jobs() -> Result<(), BoxError> {
+    use conc::bus::{
+        Bus, Command, FailedQuery, Handlers, Job, JobContext, JobError, MemoryQueue, Queue,
+        Selection, Worker,
+    };
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct ConfirmOrder {
+        order: u32,
+    }
+    impl Job for ConfirmOrder {
+        const NAME: &'static str = "confirm-order";
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct ExportOrders {
+        day: u32,
+    }
+    impl Job for ExportOrders {
+        const NAME: &'static str = "export-orders";
+    }
+
+    #[derive(Clone)]
+    struct PlaceOrder {
+        items: u32,
+    }
+    #[derive(Debug, thiserror::Error)]
+    #[error("an order needs at least one item")]
+    struct EmptyOrder;
+    impl Command for PlaceOrder {
+        type Output = u32;
+        type Error = EmptyOrder;
+    }
+    println!("\n== 11. Background jobs ==\n");
+    let backend = MemoryQueue::new();
+    let queue = Queue::new(backend.clone());
+    queue.push(ConfirmOrder { order: 1042 }).await?;
+    queue
+        .dispatch(ExportOrders { day: 17 })
+        .max_attempts(3)
+        .backoff([10, 20].map(Duration::from_millis))
+        .await?;
+
+    // The export service is down until we say otherwise.
+    let export_up = Arc::new(AtomicBool::new(false));
+    let handlers = |export_up: Arc<AtomicBool>| {
+        Handlers::new()
+            .handle(|job: ConfirmOrder, ctx: JobContext| async move {
+                println!("  confirm-order {}: mail sent (attempt {})", job.order, ctx.attempt());
+                Ok::<(), JobError>(())
+            })
+            .handle(move |job: ExportOrders, ctx: JobContext| {
+                let up = export_up.load(Ordering::SeqCst);
+                async move {
+                    if up {
+                        println!(
+                            "  export-orders day {}: exported (attempt {})",
+                            job.day,
+                            ctx.attempt()
+                        );
+                        Ok(())
+                    } else {
+                        println!(
+                            "  export-orders day {}: service down (attempt {})",
+                            job.day,
+                            ctx.attempt()
+                        );
+                        Err(JobError::retry("export service unavailable"))
+                    }
+                }
+            })
+    };
+    // Run a worker until the queue is empty (delayed retries included).
+    let worker = Worker::builder(backend.clone(), handlers(Arc::clone(&export_up)))
+        .poll_interval(Duration::from_millis(5))
+        .build()?;
+    worker.start()?;
+    while queue.size("default").await?.total() > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    worker.stop(Duration::ZERO);
+    worker.stopped().await;
+    let metrics = worker.metrics();
+    println!(
+        "  worker: {} processed, {} failed attempts, {} retried, {} to the failed store",
+        metrics.processed, metrics.failed, metrics.retried, metrics.dead
+    );
+    let failed = queue.failed(&FailedQuery::new()).await?;
+    for job in &failed {
+        println!(
+            "  failed store: {} after {} attempts ({}): {}",
+            job.envelope.name, job.attempts, job.reason, job.error
+        );
+    }
+
+    export_up.store(true, Ordering::SeqCst);
+    let ids: Vec<_> = failed.iter().map(|job| job.envelope.id).collect();
+    queue.retry_failed(&Selection::Ids(ids)).await?;
+    println!("  the export service is back: retrying the failed job from the store");
+    let retried =
+        Worker::builder(backend.clone(), handlers(export_up)).stop_when_empty(true).build()?;
+    retried.run().await?;
+    println!("  failed store now holds {} job(s)", queue.failed_count(None).await?);
+
+    let bus = Bus::builder()
+        .handle(|order: PlaceOrder| async move {
+            if order.items == 0 { Err(EmptyOrder) } else { Ok(1043) }
+        })
+        .queue(&queue)
+        .build();
+    let order = bus.dispatch(PlaceOrder { items: 3 }).await?;
+    bus.dispatch_to_queue(ConfirmOrder { order }).await?;
+    println!(
+        "  bus: order {order} placed; its confirmation queued ({} ready)",
+        queue.size("default").await?.ready
+    );
+    match bus.dispatch(PlaceOrder { items: 0 }).await {
+        Err(error) => println!("  bus: {error}"),
+        Ok(order) => println!("  bus: unexpected order {order}"),
+    }
     Ok(())
 }
