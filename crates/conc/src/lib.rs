@@ -118,3 +118,14 @@ pub use conc_core::{BoxError, BoxFuture};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct Readme;
+
+/// The "which primitive do I need" guide's examples are compiled and run as
+/// doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/choosing.md")]
+struct ChoosingGuide;
+
+/// The migration notes' examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/migrating.md")]
+struct MigratingGuide;
