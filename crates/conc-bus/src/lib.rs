@@ -3,6 +3,10 @@
 //!
 //! # Overview
 //!
+//! - [`Bus`]: the in-process command bus. Typed [`Command`]s with one handler
+//!   each, authorization and validation hooks, a tower stack around every
+//!   dispatch; a command that is refused before its handler comes back in the
+//!   error. `dispatch_to_queue` pushes jobs from the same value.
 //! - [`Job`]: a serializable payload with a stable name, a version and
 //!   default [`JobOptions`] (queue, delay, priority, attempts, backoff,
 //!   exceptions, deadline, timeout). Its handler is an `async fn(job,
@@ -24,7 +28,12 @@
 //!
 //! # Feature flags
 //!
-//! - `sqlite`: a durable queue and failed store in a SQLite file.
+//! - `sqlite`: a durable queue and failed store in a SQLite file
+//!   (`SqliteQueue`).
+//! - `resilience`: the command bus's circuit breaker, retry and timeout
+//!   (`BusBuilder::breaker`, `retry`, `timeout`), from conc-resilience.
+//! - `ratelimit`: the command bus's rate limits (`BusBuilder::rate_limit`,
+//!   `rate_limit_by`), from conc-ratelimit.
 //!
 //! # Examples
 //!

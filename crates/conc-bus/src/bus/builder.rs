@@ -10,6 +10,7 @@ use conc_core::BoxError;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
+use super::admission::Admission;
 use super::erased::{Entry, Hook, Router};
 use super::trace::DispatchTraceLayer;
 use super::{Bus, Command, Dispatch, Inner, Refusal, Reply};
@@ -52,6 +53,7 @@ pub struct BusBuilder {
     authorizers: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     validators: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     layers: Vec<Wrap>,
+    admissions: Vec<Arc<dyn Admission>>,
     map_error: Option<Arc<dyn Fn(BoxError) -> BoxError + Send + Sync>>,
     queue: Option<Queue<AnyBackend>>,
 }
@@ -81,6 +83,7 @@ impl BusBuilder {
             authorizers: HashMap::new(),
             validators: HashMap::new(),
             layers: Vec::new(),
+            admissions: Vec::new(),
             map_error: None,
             queue: None,
         }
@@ -144,6 +147,64 @@ impl BusBuilder {
         self.layer(DispatchTraceLayer::new())
     }
 
+    /// Puts every dispatch behind `breaker` (feature `resilience`): while
+    /// the circuit is open a command is refused before its handler and
+    /// handed back in [`DispatchError::Rejected`](super::DispatchError::Rejected)
+    /// (whose error is the breaker's `Rejected`, saying when to try again);
+    /// every other outcome of a dispatch counts, an error as a failure. For
+    /// a breaker per command type, or one that classifies errors, add a
+    /// `CircuitBreakerLayer` with [`layer`](Self::layer).
+    #[cfg(feature = "resilience")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
+    pub fn breaker(mut self, breaker: conc_resilience::CircuitBreaker) -> Self {
+        self.admissions.push(Arc::new(breaker));
+        self
+    }
+
+    /// Retries failed dispatches with conc-resilience's `Retry` (feature
+    /// `resilience`), running the handler again with a clone of the command.
+    #[cfg(feature = "resilience")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
+    pub fn retry(self, retry: conc_resilience::Retry) -> Self {
+        self.layer(conc_resilience::RetryLayer::new(retry))
+    }
+
+    /// Bounds every dispatch with conc-resilience's `Timeout` (feature
+    /// `resilience`); a dispatch that runs out of time fails with its `Elapsed`.
+    #[cfg(feature = "resilience")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "resilience")))]
+    pub fn timeout(self, timeout: conc_resilience::Timeout) -> Self {
+        self.layer(conc_resilience::TimeoutLayer::new(timeout))
+    }
+
+    /// Admits at most the rate of `limiter` across all commands (feature
+    /// `ratelimit`); a command over it is refused before its handler and
+    /// handed back in [`DispatchError::Rejected`](super::DispatchError::Rejected)
+    /// (whose error is a `RateLimitError` with the wait).
+    #[cfg(feature = "ratelimit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ratelimit")))]
+    pub fn rate_limit<L>(self, limiter: Arc<L>) -> Self
+    where
+        L: conc_ratelimit::Limiter<Key = ()> + 'static,
+    {
+        self.rate_limit_by(limiter, |_| ())
+    }
+
+    /// Admits commands at the rate of a keyed `limiter` (feature
+    /// `ratelimit`), the key made from the command's type name (say, one
+    /// limit per command type: `|name| name`).
+    #[cfg(feature = "ratelimit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "ratelimit")))]
+    pub fn rate_limit_by<L, F>(mut self, limiter: Arc<L>, key: F) -> Self
+    where
+        L: conc_ratelimit::Limiter + 'static,
+        F: Fn(&'static str) -> L::Key + Send + Sync + 'static,
+    {
+        let admission = super::admission::rate::RateAdmission { limiter, key };
+        self.admissions.push(Arc::new(admission));
+        self
+    }
+
     /// Maps the errors of layers (not the handlers' own errors) before the
     /// caller sees them, e.g. a timeout into a domain error.
     pub fn map_error<F>(mut self, map: F) -> Self
@@ -179,6 +240,7 @@ impl BusBuilder {
             authorizers: self.authorizers,
             validators: self.validators,
             stack,
+            admissions: self.admissions,
             map_error: self.map_error,
             queue: self.queue,
         };

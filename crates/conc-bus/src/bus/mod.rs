@@ -2,6 +2,7 @@
 //! refuse a command with it handed back, and a tower stack around every
 //! dispatch (Laravel's `Bus::dispatchSync`, `MediatR`'s `Send`).
 
+mod admission;
 mod builder;
 mod erased;
 mod error;
@@ -131,6 +132,8 @@ struct Inner {
     validators: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     /// The middleware around the router; `None` when no layer was added.
     stack: Option<BoxCloneSyncService<Dispatch, Reply, BoxError>>,
+    /// Checked before the stack, in order: a refusal hands the command back.
+    admissions: Vec<Arc<dyn admission::Admission>>,
     map_error: Option<Arc<dyn Fn(BoxError) -> BoxError + Send + Sync>>,
     queue: Option<Queue<AnyBackend>>,
 }
@@ -159,7 +162,30 @@ impl Bus {
         if let Some(refusal) = run_hooks(&inner.validators, &command) {
             return Err(DispatchError::Invalid { command, refusal });
         }
-        match &inner.stack {
+        let mut tickets = Vec::new();
+        for admission in &inner.admissions {
+            match admission.admit(std::any::type_name::<C>()) {
+                Ok(ticket) => tickets.extend(ticket),
+                Err(error) => {
+                    // The tickets taken so far are dropped unused.
+                    return Err(DispatchError::Rejected { command, error: self.map_error(error) });
+                }
+            }
+        }
+        let result = self.handle(entry, command).await;
+        for ticket in tickets {
+            ticket.record(result.is_ok());
+        }
+        result
+    }
+
+    /// Runs `command`'s handler, through the stack when there is one.
+    async fn handle<C: Command>(
+        &self,
+        entry: &Entry,
+        command: C,
+    ) -> Result<C::Output, DispatchError<C>> {
+        match &self.inner.stack {
             None => {
                 let Some(handler) = entry.typed.downcast_ref::<TypedHandler<C>>() else {
                     return Err(DispatchError::Middleware("the bus lost a handler's type".into()));
