@@ -604,3 +604,30 @@ async fn without_prefetch_a_worker_holds_no_more_than_it_runs() {
         worker.stopped().await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_idempotency_key_is_the_same_for_every_attempt_of_a_job() {
+    let backend = backend();
+    let queue = Queue::new(backend.clone());
+    let first = queue.dispatch(Task { n: 1 }).max_attempts(3).backoff(vec![secs(1)]).await.unwrap();
+    let second = queue.push(Task { n: 2 }).await.unwrap();
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&keys);
+    let handlers = Handlers::new().handle(move |job: Task, ctx: JobContext| {
+        seen.lock().unwrap().push((job.n, ctx.idempotency_key(), ctx.idempotency_key_for("mail")));
+        async move {
+            if job.n == 1 && ctx.attempt() < 3 { Err(JobError::retry("again")) } else { Ok(()) }
+        }
+    });
+    let worker = Worker::builder(backend, handlers).build().unwrap();
+    drain(&worker, &queue, &["default"]).await;
+    let keys = keys.lock().unwrap();
+    let of = |n: u32| {
+        keys.iter()
+            .filter(|(m, ..)| *m == n)
+            .map(|(_, key, step)| (key.clone(), step.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of(1), vec![(format!("task:{first}"), format!("task:{first}:mail")); 3]);
+    assert_eq!(of(2), [(format!("task:{second}"), format!("task:{second}:mail"))]);
+}

@@ -164,6 +164,34 @@ impl JobContext {
         self.inner.lease.token
     }
 
+    /// A key that is the same for every attempt of this job and differs
+    /// between jobs: `name:id`. Give it to the systems a handler writes to
+    /// (a payment provider's idempotency key, a unique column) so a job that
+    /// runs twice (delivery is at least once) has its effect once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::{JobContext, JobError};
+    ///
+    /// async fn charge(_: (), ctx: JobContext) -> Result<(), JobError> {
+    ///     let key = ctx.idempotency_key();
+    ///     assert!(key.starts_with(ctx.name()));
+    ///     // payments.charge(amount, Idempotency-Key: key)
+    ///     Ok(())
+    /// }
+    /// # let _ = charge;
+    /// ```
+    pub fn idempotency_key(&self) -> String {
+        format!("{}:{}", self.inner.name, self.id())
+    }
+
+    /// The idempotency key of one step of this job (`name:id:step`), for a
+    /// handler with several side effects.
+    pub fn idempotency_key_for(&self, step: &str) -> String {
+        format!("{}:{}:{step}", self.inner.name, self.id())
+    }
+
     /// The lease this attempt runs under.
     pub fn lease(&self) -> &Lease {
         &self.inner.lease

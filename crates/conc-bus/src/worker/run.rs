@@ -12,6 +12,7 @@ use conc_core::metrics as names;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::Instant as TokioInstant;
+use tracing::Instrument;
 
 use super::attempt::{self, AttemptOutcome};
 use super::event::{StopReason, WorkerEvent};
@@ -350,11 +351,24 @@ impl<B: QueueBackend> Runner<B> {
         let envelope: Arc<Envelope> = Arc::clone(&reserved.envelope);
         let tx = self.done_tx.clone();
         let (id, token) = (reserved.lease.job, reserved.lease.token);
-        let task = tokio::spawn(async move {
-            let started = Instant::now();
-            let outcome = attempt::run(&handlers, &envelope, ctx).await;
-            let _ = tx.send(Done { id, token, outcome, runtime: started.elapsed() });
-        });
+        // The handler runs in a span carrying the job, so its own events say
+        // which job they belong to.
+        let span = tracing::info_span!(
+            target: "conc_bus",
+            "job",
+            id = %id,
+            name = %reserved.envelope.name,
+            queue = %queue,
+            attempt = reserved.attempt,
+        );
+        let task = tokio::spawn(
+            async move {
+                let started = Instant::now();
+                let outcome = attempt::run(&handlers, &envelope, ctx).await;
+                let _ = tx.send(Done { id, token, outcome, runtime: started.elapsed() });
+            }
+            .instrument(span),
+        );
         Counters::add(&self.shared.counters.running, 1);
         self.running.insert(id, Running { reserved, cancel, abort: task.abort_handle() });
     }
