@@ -11,7 +11,7 @@ use conc_core::config::{self, ConfigError};
 use conc_core::time::{Clock, CoarseClock, Timeline};
 use tokio::sync::Notify;
 
-use crate::gcra::{GcraCell, Params, remaining, wait_for};
+use crate::gcra::{GcraCell, Params, wait_for};
 use crate::quota::nanos;
 use crate::stats::{Stats, metrics_source};
 use crate::time::{default_clock, ns};
@@ -181,7 +181,7 @@ impl<T, C: Clock> LeakyBucketBuilder<T, C> {
             queue: Mutex::new(VecDeque::new()),
             capacity: self.capacity,
             pace: GcraCell::new(),
-            params: Params { emission, tolerance },
+            params: Params { emission, tolerance, burst: self.burst },
             time: Timeline::new(self.clock),
             items: Notify::new(),
             room: Notify::new(),
@@ -342,35 +342,23 @@ impl<T, C: Clock> LeakyBucket<T, C> {
 
     /// Items that may leave back to back after the bucket has been idle.
     pub fn burst(&self) -> u32 {
-        (self.params.tolerance / self.params.emission) as u32
+        self.params.burst
     }
 
     /// Takes `n` pacing slots now (the [`Limiter`](crate::Limiter) view).
     pub(crate) fn meter_take(&self, n: u32) -> Result<(), RateLimitError> {
-        let cost = self.meter_cost(n)?;
-        self.pace
-            .charge_now(|| self.time.now(), cost, self.params.tolerance)
-            .map(drop)
-            .map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) })
+        let cost = self.params.cost(n)?;
+        self.params.charge(&self.pace, self.time.now(), || self.time.now(), cost)
     }
 
     /// Pacing slots free now.
     pub(crate) fn meter_remaining(&self) -> u32 {
-        remaining(self.pace.tat(), self.time.now(), self.params) as u32
+        self.params.remaining(self.pace.tat(), self.time.now())
     }
 
     /// The wait until `n` pacing slots are free.
     pub(crate) fn meter_retry_after(&self, n: u32) -> Result<Duration, RateLimitError> {
-        let cost = self.meter_cost(n)?;
-        Ok(ns(wait_for(self.pace.tat(), self.time.now(), cost, self.params.tolerance)))
-    }
-
-    fn meter_cost(&self, n: u32) -> Result<u64, RateLimitError> {
-        let burst = self.burst();
-        if n > burst {
-            return Err(RateLimitError::ExceedsCapacity { requested: n, capacity: burst });
-        }
-        Ok(self.params.emission * u64::from(n))
+        self.params.retry_after(self.pace.tat(), self.time.now(), n)
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
