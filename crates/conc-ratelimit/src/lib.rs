@@ -28,7 +28,11 @@
 //! Decisions read a [`Clock`](conc_core::time::Clock): the process-wide
 //! [`CoarseClock`](conc_core::time::CoarseClock) (one atomic load, 1 ms
 //! resolution) by default, a [`ManualClock`](conc_core::time::ManualClock) in
-//! tests, or [`TokioClock`] to follow tokio's paused time. Readings are clamped
+//! tests, or [`TokioClock`] to follow tokio's paused time. Every limiter takes
+//! its clock one way, `.clock(c)` on its builder
+//! (`Gcra::builder(quota).clock(c).build()`,
+//! `SlidingLog::builder(limit, window).clock(c).build()?`, …); the short
+//! constructors (`Gcra::new(quota)`) take the default. Readings are clamped
 //! so that a clock stepping backwards never panics and never refuses what an
 //! earlier reading admitted. Times are exact integer nanoseconds and saturate
 //! instead of overflowing.
@@ -79,7 +83,7 @@
 //! let clock = ManualClock::new();
 //!
 //! // 10 requests per second, bursts of up to 20.
-//! let api = Gcra::with_clock(Quota::per_second(10)?.with_burst(20)?, clock.clone());
+//! let api = Gcra::builder(Quota::per_second(10)?.with_burst(20)?).clock(clock.clone()).build();
 //! api.try_acquire(20)?;
 //! match api.try_acquire(1) {
 //!     Err(RateLimitError::Limited { retry_after }) => assert_eq!(retry_after, Duration::from_millis(100)),
@@ -87,7 +91,7 @@
 //! }
 //!
 //! // 5 logins per minute per user name.
-//! let logins = Keyed::with_clock(Quota::per_minute(5)?, clock.clone());
+//! let logins = Keyed::builder(Quota::per_minute(5)?).clock(clock.clone()).build();
 //! for _ in 0..5 {
 //!     logins.try_acquire(&"mallory", 1)?;
 //! }
@@ -138,11 +142,13 @@ mod wait;
 
 pub use decision::{Decision, Decisions};
 pub use error::RateLimitError;
-pub use gcra::Gcra;
-pub use keyed::{Keyed, KeyedMetrics};
+pub use gcra::{Gcra, GcraBuilder};
+pub use keyed::{Keyed, KeyedBuilder, KeyedMetrics};
 pub use leaky_bucket::{DequeueError, Full, LeakyBucket, LeakyBucketBuilder};
 pub use limiter::Limiter;
-pub use named::{Limit, Limits, NamedError, NamedMetrics, RateLimiter, TooManyAttempts};
+pub use named::{
+    Limit, Limits, NamedError, NamedMetrics, RateLimiter, RateLimiterBuilder, TooManyAttempts,
+};
 pub use quota::Quota;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
@@ -150,7 +156,7 @@ pub use rate_limit::{Mode, RateLimit, RateLimitLayer};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{FailurePolicy, RedisLimiter, RedisLimiterBuilder, RedisSetupError};
-pub use sliding::{SlidingLog, SlidingWindow};
+pub use sliding::{SlidingLog, SlidingLogBuilder, SlidingWindow, SlidingWindowBuilder};
 pub use stats::LimiterMetrics;
 pub use time::TokioClock;
 pub use token_bucket::{TokenBucket, TokenBucketBuilder};

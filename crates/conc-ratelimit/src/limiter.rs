@@ -33,8 +33,8 @@ use crate::{Gcra, Keyed, LeakyBucket, RateLimitError, SlidingLog, SlidingWindow,
 /// }
 ///
 /// let clock = ManualClock::new();
-/// let gcra = Gcra::with_clock(Quota::per_second(1)?, clock.clone());
-/// let log = SlidingLog::with_clock(1, Duration::from_secs(1), clock.clone())?;
+/// let gcra = Gcra::builder(Quota::per_second(1)?).clock(clock.clone()).build();
+/// let log = SlidingLog::builder(1, Duration::from_secs(1)).clock(clock.clone()).build()?;
 /// assert_eq!((admit(&gcra), admit(&log)), (None, None));
 /// assert_eq!(admit(&gcra), Some(Duration::from_secs(1)));
 /// assert_eq!(admit(&log), Some(Duration::from_secs(1)));

@@ -104,11 +104,14 @@ impl Stats {
     /// Counts `result`: admitted or refused.
     #[inline]
     pub(crate) fn record<T, E>(&self, result: Result<T, E>) -> Result<T, E> {
-        match &result {
-            Ok(_) => self.allowed(),
-            Err(_) => self.rejected(),
-        }
+        self.count(result.is_ok());
         result
+    }
+
+    /// Counts one call: admitted or refused.
+    #[inline]
+    pub(crate) fn count(&self, allowed: bool) {
+        if allowed { self.allowed() } else { self.rejected() }
     }
 
     /// Marks one caller as waiting until the returned guard drops.
@@ -162,7 +165,7 @@ impl Drop for Waiting<'_> {
 /// use conc_core::time::ManualClock;
 /// use conc_ratelimit::{Gcra, Quota};
 ///
-/// let limiter = Gcra::with_clock(Quota::per_second(2)?, ManualClock::new());
+/// let limiter = Gcra::builder(Quota::per_second(2)?).clock(ManualClock::new()).build();
 /// let _ = limiter.try_acquire(2);
 /// let _ = limiter.try_acquire(1);
 /// let metrics = limiter.metrics();
@@ -194,9 +197,13 @@ impl conc_core::metrics::MetricsSnapshot for LimiterMetrics {
     }
 }
 
-/// `MetricsSource` for a limiter type with a `stats: Stats` field.
+/// `MetricsSource` for a limiter type with a `stats: Stats` field (or at
+/// the path given after the type, as in `SlidingLog<C> .inner.stats`).
 macro_rules! metrics_source {
     ($ty:ident<$($param:ident),*> where $($bound:tt)*) => {
+        $crate::stats::metrics_source!($ty<$($param),*> .stats where $($bound)*);
+    };
+    ($ty:ident<$($param:ident),*> $(.$field:ident)+ where $($bound:tt)*) => {
         impl<$($param),*> conc_core::metrics::MetricsSource for $crate::$ty<$($param),*>
         where
             $($bound)*
@@ -204,12 +211,12 @@ macro_rules! metrics_source {
             type Snapshot = $crate::LimiterMetrics;
 
             fn metrics(&self) -> $crate::LimiterMetrics {
-                self.stats.snapshot()
+                self$(.$field)+.snapshot()
             }
 
             /// Resets allowed and rejected; `waiting` describes the present.
             fn reset_metrics(&self) {
-                self.stats.reset();
+                self$(.$field)+.reset();
             }
         }
     };

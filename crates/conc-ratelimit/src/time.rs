@@ -18,7 +18,7 @@ use conc_core::time::{Clock, CoarseClock};
 /// use conc_ratelimit::{Gcra, Quota, TokioClock};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let limiter = Gcra::with_clock(Quota::per_second(2)?, TokioClock);
+/// let limiter = Gcra::builder(Quota::per_second(2)?).clock(TokioClock).build();
 /// for _ in 0..4 {
 ///     limiter.acquire(1).await?; // the last two wait 500 ms each, on paused time
 /// }

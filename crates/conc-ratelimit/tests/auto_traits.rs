@@ -9,9 +9,10 @@ use std::future::Future;
 use conc_core::metrics::MetricsSource;
 use conc_core::time::ManualClock;
 use conc_ratelimit::{
-    Decision, Decisions, DequeueError, Full, Gcra, Keyed, KeyedMetrics, LeakyBucket,
-    LeakyBucketBuilder, Limit, Limiter, LimiterMetrics, Limits, NamedError, NamedMetrics, Quota,
-    RateLimitError, RateLimiter, SlidingLog, SlidingWindow, TokenBucket, TokenBucketBuilder,
+    Decision, Decisions, DequeueError, Full, Gcra, GcraBuilder, Keyed, KeyedBuilder, KeyedMetrics,
+    LeakyBucket, LeakyBucketBuilder, Limit, Limiter, LimiterMetrics, Limits, NamedError,
+    NamedMetrics, Quota, RateLimitError, RateLimiter, RateLimiterBuilder, SlidingLog,
+    SlidingLogBuilder, SlidingWindow, SlidingWindowBuilder, TokenBucket, TokenBucketBuilder,
     TokioClock, TooManyAttempts,
 };
 use static_assertions::assert_impl_all;
@@ -27,6 +28,13 @@ assert_impl_all!(Keyed<String, TokioClock, RandomState>: Send, Sync, Limiter<Key
 assert_impl_all!(RateLimiter<String>: Send, Sync, Debug, MetricsSource<Snapshot = NamedMetrics>);
 assert_impl_all!(TokenBucketBuilder: Send, Sync, Debug, Clone);
 assert_impl_all!(LeakyBucketBuilder<u8>: Send, Sync, Debug);
+assert_impl_all!(GcraBuilder: Send, Sync, Debug, Clone);
+assert_impl_all!(GcraBuilder<ManualClock>: Send, Sync, Debug, Clone);
+assert_impl_all!(KeyedBuilder<u64>: Send, Sync, Debug, Clone);
+assert_impl_all!(KeyedBuilder<String, TokioClock, RandomState>: Send, Sync, Debug, Clone);
+assert_impl_all!(SlidingWindowBuilder: Send, Sync, Debug, Clone);
+assert_impl_all!(SlidingLogBuilder<ManualClock>: Send, Sync, Debug, Clone);
+assert_impl_all!(RateLimiterBuilder<String>: Send, Sync, Debug, Clone);
 assert_impl_all!(Quota: Send, Sync, Copy, Debug);
 assert_impl_all!(Decision: Send, Sync, Clone, Debug);
 assert_impl_all!(Decisions: Send, Sync, Clone, Debug);

@@ -40,14 +40,25 @@ async fn check<L: Limiter>(name: &str, limiter: &L, key: &L::Key, n: u32) {
 async fn a_dropped_wait_consumes_nothing() {
     let quota = Quota::per_second(4).unwrap();
     let second = Duration::from_secs(1);
-    check("gcra", &Gcra::with_clock(quota, TokioClock), &(), 2).await;
-    check("keyed", &Keyed::with_clock(quota, TokioClock), &"user", 2).await;
+    check("gcra", &Gcra::builder(quota).clock(TokioClock).build(), &(), 2).await;
+    check("keyed", &Keyed::builder(quota).clock(TokioClock).build(), &"user", 2).await;
     let bucket =
         TokenBucket::builder().capacity(4).refill(4).interval(second).clock(TokioClock).build();
     check("token bucket", &bucket.unwrap(), &(), 2).await;
-    check("sliding window", &SlidingWindow::with_clock(4, second, TokioClock).unwrap(), &(), 2)
-        .await;
-    check("sliding log", &SlidingLog::with_clock(4, second, TokioClock).unwrap(), &(), 2).await;
+    check(
+        "sliding window",
+        &SlidingWindow::builder(4, second).clock(TokioClock).build().unwrap(),
+        &(),
+        2,
+    )
+    .await;
+    check(
+        "sliding log",
+        &SlidingLog::builder(4, second).clock(TokioClock).build().unwrap(),
+        &(),
+        2,
+    )
+    .await;
     let leaky = LeakyBucket::<()>::builder()
         .interval(Duration::from_millis(250))
         .burst(4)

@@ -5,13 +5,15 @@
 //! (if it built one) driven with edge values too. Each property runs under a
 //! watchdog, so a hang fails the test instead of stalling CI.
 //!
-//! Covered (44 constructors and setters): `Quota::{new, per_second,
+//! Covered (60 constructors and setters): `Quota::{new, per_second,
 //! per_minute, per_hour, per_day, with_period, redis_cell, with_burst}`,
-//! `Gcra::{new, with_clock}`, `Keyed::{new, with_clock, with_clock_and_hasher}`,
+//! `Gcra::{new, builder}` and its `clock`, `build`, `Keyed::{new, builder}`
+//! and its `clock`, `hasher`, `build`,
 //! `TokenBucket::builder` and its `capacity`, `refill`, `interval`, `initial`,
 //! `clock`, `build`, `LeakyBucket::builder` and its `capacity`, `interval`,
-//! `burst`, `clock`, `build`, `SlidingWindow::{new, with_clock}`,
-//! `SlidingLog::{new, with_clock}`, `RateLimiter::{new, with_clock, for_name}`,
+//! `burst`, `clock`, `build`, `SlidingWindow::{new, builder}` and its `clock`,
+//! `build`, `SlidingLog::{new, builder}` and its `clock`, `build`,
+//! `RateLimiter::{new, builder, for_name}` and its `clock`, `build`,
 //! `Limit::{new, per_second, per_minute, per_minutes, per_hour, per_day, by}`,
 //! `Decision::{new, with_reset_after, with_retry_after}`, `Decisions::new`,
 //! and (features) `RateLimitLayer::new`, `RateLimit::new`,
@@ -68,7 +70,7 @@ fn quotas_and_direct_limiters() {
                 };
                 let _ = no_panic("Quota getters", || (quota.emission_interval(), quota.replenish_all()))?;
                 let clock = ManualClock::new();
-                let gcra = no_panic("Gcra::with_clock", || Gcra::with_clock(quota, clock.clone()))?;
+                let gcra = no_panic("Gcra builder", || Gcra::builder(quota).clock(clock.clone()).build())?;
                 let _ = no_panic("Gcra::new", || Gcra::new(quota))?;
                 drive(&gcra, &(), n)?;
                 no_panic("Gcra::decide", || gcra.decide("p\0", n).map(|d| Decisions::new(vec![d]).headers(SystemTime::now())))?.ok();
@@ -77,10 +79,10 @@ fn quotas_and_direct_limiters() {
                 drive(&gcra, &(), n)?;
                 no_panic("Gcra::reset_after", || gcra.reset_after())?;
 
-                let keyed = no_panic("Keyed::with_clock", || Keyed::with_clock(quota, clock.clone()))?;
+                let keyed = no_panic("Keyed builder", || Keyed::builder(quota).clock(clock.clone()).build())?;
                 let _ = no_panic("Keyed::new", || Keyed::<u64>::new(quota))?;
-                let hashed = no_panic("Keyed::with_clock_and_hasher", || {
-                    Keyed::with_clock_and_hasher(quota, clock.clone(), std::hash::RandomState::new())
+                let hashed = no_panic("Keyed builder with a hasher", || {
+                    Keyed::builder(quota).clock(clock.clone()).hasher(std::hash::RandomState::new()).build()
                 })?;
                 drive(&keyed, &7u64, n)?;
                 drive(&hashed, &"k", n)?;
@@ -136,7 +138,7 @@ fn buckets_and_windows() {
                 no_panic("LeakyBucket::remaining", || leaky.remaining())?;
             }
             for window in [
-                no_panic("SlidingWindow::with_clock", || SlidingWindow::with_clock(capacity, interval, clock.clone()))?,
+                no_panic("SlidingWindow builder", || SlidingWindow::builder(capacity, interval).clock(clock.clone()).build())?,
             ].into_iter().flatten() {
                 let _ = no_panic("SlidingWindow::new", || SlidingWindow::new(capacity, interval))?;
                 drive(&window, &(), n)?;
@@ -149,7 +151,7 @@ fn buckets_and_windows() {
                 no_panic("SlidingWindow::try_acquire_batch", || window.try_acquire_batch(n))?.ok();
             }
             for log in [
-                no_panic("SlidingLog::with_clock", || SlidingLog::with_clock(capacity, interval, clock.clone()))?,
+                no_panic("SlidingLog builder", || SlidingLog::builder(capacity, interval).clock(clock.clone()).build())?,
             ].into_iter().flatten() {
                 let _ = no_panic("SlidingLog::new", || SlidingLog::new(capacity, interval))?;
                 drive(&log, &(), n)?;
@@ -180,7 +182,7 @@ fn named_limits_and_decisions() {
                 no_panic("Limit::per_day", || Limit::per_day(max))?,
             ];
             let clock = ManualClock::new();
-            let limiter = no_panic("RateLimiter::with_clock", || RateLimiter::<String, _>::with_clock(clock.clone()))?;
+            let limiter = no_panic("RateLimiter builder", || RateLimiter::<String>::builder().clock(clock.clone()).build())?;
             let _ = no_panic("RateLimiter::new", RateLimiter::<()>::new)?;
             for limit in limits {
                 let limit = no_panic("Limit::by", || limit.by(key.clone()))?;
@@ -232,7 +234,7 @@ fn tower_middleware() {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
             let _entered = runtime.enter();
             let inner = tower::service_fn(|n: u8| async move { Ok::<_, std::convert::Infallible>(n) });
-            let keyed = Arc::new(Keyed::with_clock(quota, ManualClock::new()));
+            let keyed = Arc::new(Keyed::builder(quota).clock(ManualClock::new()).build());
             let mut layered = no_panic("RateLimitLayer::new", || {
                 RateLimitLayer::new(Arc::clone(&keyed), |n: &u8| *n).mode(Mode::Wait).layer(inner)
             })?;

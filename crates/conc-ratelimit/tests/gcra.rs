@@ -12,7 +12,7 @@ use conc_ratelimit::{Gcra, Quota, RateLimitError, TokioClock};
 
 fn limiter(quota: Quota) -> (Gcra<ManualClock>, ManualClock) {
     let clock = ManualClock::new();
-    (Gcra::with_clock(quota, clock.clone()), clock)
+    (Gcra::builder(quota).clock(clock.clone()).build(), clock)
 }
 
 fn limited(ms: u64) -> Result<(), RateLimitError> {
@@ -161,7 +161,7 @@ fn queries_and_reset() {
 
 #[tokio::test(start_paused = true)]
 async fn acquire_waits_exactly_on_paused_time() {
-    let gcra = Gcra::with_clock(Quota::per_second(4).unwrap(), TokioClock);
+    let gcra = Gcra::builder(Quota::per_second(4).unwrap()).clock(TokioClock).build();
     let started = tokio::time::Instant::now();
     gcra.acquire(4).await.unwrap();
     assert_eq!(started.elapsed(), Duration::ZERO);
@@ -175,7 +175,7 @@ async fn acquire_waits_exactly_on_paused_time() {
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_acquire_consumes_nothing() {
-    let gcra = Gcra::with_clock(Quota::per_second(2).unwrap(), TokioClock);
+    let gcra = Gcra::builder(Quota::per_second(2).unwrap()).clock(TokioClock).build();
     gcra.acquire(2).await.unwrap();
     {
         let mut waiting = pin!(gcra.acquire(2));
@@ -193,7 +193,7 @@ async fn a_dropped_acquire_consumes_nothing() {
 #[test]
 fn concurrent_checks_never_admit_more_than_the_burst() {
     let clock = ManualClock::new();
-    let gcra = Gcra::with_clock(Quota::per_hour(1_000).unwrap(), clock);
+    let gcra = Gcra::builder(Quota::per_hour(1_000).unwrap()).clock(clock).build();
     let admitted: usize = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
             .map(|_| scope.spawn(|| (0..1_000).filter(|_| gcra.try_acquire(1).is_ok()).count()))

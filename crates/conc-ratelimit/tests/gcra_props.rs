@@ -48,7 +48,7 @@ proptest! {
     ) {
         let quota = Quota::new(rate, Duration::from_millis(period_ms)).unwrap().with_burst(burst).unwrap();
         let clock = ManualClock::new();
-        let gcra = Gcra::with_clock(quota, clock.clone());
+        let gcra = Gcra::builder(quota).clock(clock.clone()).build();
         let mut model = Model::new(quota.emission_interval().as_nanos() as u64, burst);
         let mut now: u128 = 0;
         for (gap, n) in steps {
@@ -79,7 +79,7 @@ proptest! {
         prop_assume!(taken <= burst && n <= burst);
         let quota = Quota::per_second(rate).unwrap().with_burst(burst).unwrap();
         let clock = ManualClock::new();
-        let gcra = Gcra::with_clock(quota, clock.clone());
+        let gcra = Gcra::builder(quota).clock(clock.clone()).build();
         gcra.try_acquire(taken).unwrap();
         if let Err(RateLimitError::Limited { retry_after }) = gcra.try_acquire(n) {
             prop_assert!(retry_after > Duration::ZERO);
@@ -101,7 +101,7 @@ proptest! {
         let quota = Quota::per_second(20).unwrap().with_burst(5).unwrap();
         let emission = quota.emission_interval().as_nanos() as u64;
         let clock = ManualClock::new();
-        let gcra = Gcra::with_clock(quota, clock.clone());
+        let gcra = Gcra::builder(quota).clock(clock.clone()).build();
         let mut admitted: Vec<(u64, u32)> = Vec::new();
         let mut now = 0u64;
         for (gap, n) in steps {
@@ -127,8 +127,8 @@ proptest! {
         let quota = Quota::per_second(10).unwrap().with_burst(3).unwrap();
         let jumpy = ManualClock::new();
         let steady = ManualClock::with_origin(jumpy.origin());
-        let a = Gcra::with_clock(quota, jumpy.clone());
-        let b = Gcra::with_clock(quota, steady.clone());
+        let a = Gcra::builder(quota).clock(jumpy.clone()).build();
+        let b = Gcra::builder(quota).clock(steady.clone()).build();
         for (back, step, n) in steps {
             if back {
                 let _ = jumpy.rewind(Duration::from_nanos(step));

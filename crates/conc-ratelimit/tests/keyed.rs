@@ -41,7 +41,7 @@ conformance::suite!(async |quota: Quota| {
 
 fn keyed<K: std::hash::Hash + Eq + Clone>(quota: Quota) -> (Keyed<K, ManualClock>, ManualClock) {
     let clock = ManualClock::new();
-    (Keyed::with_clock(quota, clock.clone()), clock)
+    (Keyed::builder(quota).clock(clock.clone()).build(), clock)
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn concurrent_callers_on_one_key_get_exactly_the_burst() {
 #[tokio::test(start_paused = true)]
 async fn acquire_waits_per_key() {
     let limiter: Keyed<u32, TokioClock> =
-        Keyed::with_clock(Quota::per_second(1).unwrap(), TokioClock);
+        Keyed::builder(Quota::per_second(1).unwrap()).clock(TokioClock).build();
     let started = tokio::time::Instant::now();
     limiter.acquire(&1, 1).await.unwrap();
     limiter.acquire(&2, 1).await.unwrap();
@@ -170,8 +170,8 @@ proptest! {
     ) {
         let clock = ManualClock::new();
         let quota = Quota::per_second(5).unwrap().with_burst(3).unwrap();
-        let evicting: Keyed<u8, ManualClock> = Keyed::with_clock(quota, clock.clone());
-        let keeping: Keyed<u8, ManualClock> = Keyed::with_clock(quota, clock.clone());
+        let evicting: Keyed<u8, ManualClock> = Keyed::builder(quota).clock(clock.clone()).build();
+        let keeping: Keyed<u8, ManualClock> = Keyed::builder(quota).clock(clock.clone()).build();
         for (key, gap, n, evict) in steps {
             clock.advance(Duration::from_nanos(gap));
             if evict {

@@ -26,7 +26,7 @@ fn a_burst_of_keys_is_given_back_without_a_prune_call() {
     let clock = ManualClock::new();
     // A key replenishes fully in one second: the eviction horizon.
     let limiter: Keyed<u64, ManualClock> =
-        Keyed::with_clock(Quota::per_second(10).unwrap(), clock.clone());
+        Keyed::builder(Quota::per_second(10).unwrap()).clock(clock.clone()).build();
     let active: Vec<u64> = (0..10).collect();
     for key in &active {
         limiter.try_acquire(key, 1).unwrap();
@@ -78,7 +78,7 @@ fn a_u64_key_costs_between_19_and_39_bytes() {
         let before = counting::live();
         // One per day per key: every key stays live while it is measured.
         let limiter: Keyed<u64, ManualClock> =
-            Keyed::with_clock(Quota::per_day(1).unwrap(), ManualClock::new());
+            Keyed::builder(Quota::per_day(1).unwrap()).clock(ManualClock::new()).build();
         for key in 0..n {
             limiter.try_acquire(&key, 1).unwrap();
         }
@@ -92,7 +92,10 @@ fn a_u64_key_costs_between_19_and_39_bytes() {
 fn a_sliding_log_entry_is_16_bytes_and_a_window_allocates_nothing() {
     let clock = ManualClock::new();
     let limit = 10_000;
-    let log = SlidingLog::with_clock(limit, Duration::from_secs(3_600), clock.clone()).unwrap();
+    let log = SlidingLog::builder(limit, Duration::from_secs(3_600))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
     let before = counting::live();
     for _ in 0..limit {
         clock.advance(Duration::from_millis(1));
@@ -109,7 +112,8 @@ fn a_sliding_log_entry_is_16_bytes_and_a_window_allocates_nothing() {
     }
     assert!(log.entries() <= limit as usize);
 
-    let window = SlidingWindow::with_clock(1_000, Duration::from_secs(1), clock.clone()).unwrap();
+    let window =
+        SlidingWindow::builder(1_000, Duration::from_secs(1)).clock(clock.clone()).build().unwrap();
     let before = (counting::live(), counting::allocations());
     for _ in 0..10_000 {
         clock.advance(Duration::from_micros(300));

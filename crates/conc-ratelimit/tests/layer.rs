@@ -12,7 +12,8 @@ use tower_test::mock;
 #[tokio::test]
 async fn rejects_over_the_limit_per_key_and_clones_share_the_limit() {
     let clock = ManualClock::new();
-    let limiter = Arc::new(Keyed::with_clock(Quota::per_second(2).unwrap(), clock.clone()));
+    let limiter =
+        Arc::new(Keyed::builder(Quota::per_second(2).unwrap()).clock(clock.clone()).build());
     let layer = RateLimitLayer::new(limiter, |req: &(u32, &str)| req.0);
     let (inner, mut handle) = mock::pair::<(u32, &str), &str>();
     let mut first = layer.layer(inner);
@@ -39,7 +40,7 @@ async fn rejects_over_the_limit_per_key_and_clones_share_the_limit() {
 
 #[tokio::test(start_paused = true)]
 async fn wait_mode_delays_instead_of_rejecting() {
-    let limiter = Arc::new(Keyed::with_clock(Quota::per_second(1).unwrap(), TokioClock));
+    let limiter = Arc::new(Keyed::builder(Quota::per_second(1).unwrap()).clock(TokioClock).build());
     let layer = RateLimitLayer::new(limiter, |_: &u32| ()).mode(Mode::Wait);
     let (inner, mut handle) = mock::pair::<u32, u32>();
     let mut svc = layer.layer(inner);
@@ -73,7 +74,7 @@ async fn poll_ready_is_the_inner_services() {
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_wait_calls_nothing_and_consumes_nothing() {
-    let limiter = Arc::new(Keyed::with_clock(Quota::per_second(1).unwrap(), TokioClock));
+    let limiter = Arc::new(Keyed::builder(Quota::per_second(1).unwrap()).clock(TokioClock).build());
     let layer = RateLimitLayer::new(Arc::clone(&limiter), |_: &u32| ()).mode(Mode::Wait);
     let (inner, mut handle) = mock::pair::<u32, u32>();
     let mut svc = layer.layer(inner);
@@ -91,7 +92,7 @@ async fn a_dropped_wait_calls_nothing_and_consumes_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn wait_mode_hands_the_readied_service_over_and_polls_the_inner_again() {
-    let limiter = Arc::new(Keyed::with_clock(Quota::per_second(1).unwrap(), TokioClock));
+    let limiter = Arc::new(Keyed::builder(Quota::per_second(1).unwrap()).clock(TokioClock).build());
     let layer = RateLimitLayer::new(Arc::clone(&limiter), |_: &u32| ()).mode(Mode::Wait);
     let (inner, mut handle) = mock::pair::<u32, u32>();
     let mut svc = tower_test::mock::Spawn::new(layer.layer(inner));

@@ -34,9 +34,11 @@ fn a_call_allocates_nothing() {
     let answer = service_fn(|n: u64| async move { Ok::<_, std::convert::Infallible>(n) });
     let clock = ManualClock::new();
     // 10 per second per key: the first 10 calls of a key pass, the rest are refused.
-    let keyed = Arc::new(Keyed::with_clock(Quota::per_second(10).unwrap(), clock.clone()));
+    let keyed =
+        Arc::new(Keyed::builder(Quota::per_second(10).unwrap()).clock(clock.clone()).build());
     let mut per_key = RateLimitLayer::new(keyed, |n: &u64| *n % 4).layer(answer);
-    let direct = Arc::new(Gcra::with_clock(Quota::per_second(10).unwrap(), clock.clone()));
+    let direct =
+        Arc::new(Gcra::builder(Quota::per_second(10).unwrap()).clock(clock.clone()).build());
     let mut global = RateLimitLayer::new(direct, |_: &u64| ()).layer(answer);
     // The keys exist before counting (a new key is one insertion).
     for key in 0..4 {

@@ -36,7 +36,7 @@ async fn still_pending<F: Future>(future: &mut Pin<Box<F>>) -> bool {
 #[test]
 fn each_limiter_counts_allowed_and_rejected_calls() {
     let clock = ManualClock::new();
-    let gcra = Gcra::with_clock(Quota::per_second(2).unwrap(), clock.clone());
+    let gcra = Gcra::builder(Quota::per_second(2).unwrap()).clock(clock.clone()).build();
     let bucket = TokenBucket::builder()
         .capacity(2)
         .refill(2)
@@ -44,8 +44,9 @@ fn each_limiter_counts_allowed_and_rejected_calls() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    let window = SlidingWindow::with_clock(2, Duration::from_secs(1), clock.clone()).unwrap();
-    let log = SlidingLog::with_clock(2, Duration::from_secs(1), clock.clone()).unwrap();
+    let window =
+        SlidingWindow::builder(2, Duration::from_secs(1)).clock(clock.clone()).build().unwrap();
+    let log = SlidingLog::builder(2, Duration::from_secs(1)).clock(clock.clone()).build().unwrap();
     let checks: [Check<'_>; 4] = [
         ("gcra", &|n| gcra.try_acquire(n), &|| gcra.metrics()),
         ("token bucket", &|n| bucket.try_acquire(n), &|| bucket.metrics()),
@@ -93,7 +94,7 @@ fn leaky_bucket_counts_enqueues_and_full_refusals() {
 #[test]
 fn striped_counters_lose_no_increment_across_threads() {
     // A burst of exactly 40 000 on a clock that stands still.
-    let gcra = Gcra::with_clock(Quota::per_minute(40_000).unwrap(), ManualClock::new());
+    let gcra = Gcra::builder(Quota::per_minute(40_000).unwrap()).clock(ManualClock::new()).build();
     std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| {
@@ -138,7 +139,7 @@ async fn waiting_gauge_follows_acquire<F: Future<Output = Result<(), RateLimitEr
 
 #[tokio::test(start_paused = true)]
 async fn waiting_is_counted_while_acquire_is_pending_and_released_on_drop() {
-    let gcra = Gcra::with_clock(Quota::per_second(1).unwrap(), TokioClock);
+    let gcra = Gcra::builder(Quota::per_second(1).unwrap()).clock(TokioClock).build();
     waiting_gauge_follows_acquire(
         "gcra",
         || gcra.try_acquire(1),
@@ -160,7 +161,7 @@ async fn waiting_is_counted_while_acquire_is_pending_and_released_on_drop() {
         || bucket.metrics(),
     )
     .await;
-    let window = SlidingLog::with_clock(1, Duration::from_secs(1), TokioClock).unwrap();
+    let window = SlidingLog::builder(1, Duration::from_secs(1)).clock(TokioClock).build().unwrap();
     waiting_gauge_follows_acquire(
         "sliding log",
         || window.try_acquire(1),
@@ -172,7 +173,8 @@ async fn waiting_is_counted_while_acquire_is_pending_and_released_on_drop() {
 
 #[tokio::test(start_paused = true)]
 async fn an_impossible_acquire_is_rejected_without_waiting() {
-    let window = SlidingWindow::with_clock(2, Duration::from_secs(1), TokioClock).unwrap();
+    let window =
+        SlidingWindow::builder(2, Duration::from_secs(1)).clock(TokioClock).build().unwrap();
     assert_eq!(
         window.acquire(3).await,
         Err(RateLimitError::ExceedsCapacity { requested: 3, capacity: 2 })
@@ -201,7 +203,7 @@ async fn leaky_bucket_enqueue_waits_for_room_as_waiting() {
 
 #[test]
 fn snapshots_name_their_metrics_and_reset_keeps_the_gauge() {
-    let gcra = Gcra::with_clock(Quota::per_second(1).unwrap(), ManualClock::new());
+    let gcra = Gcra::builder(Quota::per_second(1).unwrap()).clock(ManualClock::new()).build();
     gcra.try_acquire(1).unwrap();
     gcra.try_acquire(1).unwrap_err();
     let entries = MetricsSource::metrics(&gcra).entries();
@@ -232,7 +234,7 @@ fn the_facade_gets_refusals_and_the_waiting_gauge() {
         .unwrap();
     let _entered = runtime.enter();
     metrics::with_local_recorder(&recorder, || {
-        let gcra = Gcra::with_clock(Quota::per_second(1).unwrap(), TokioClock);
+        let gcra = Gcra::builder(Quota::per_second(1).unwrap()).clock(TokioClock).build();
         gcra.try_acquire(1).unwrap();
         gcra.try_acquire(1).unwrap_err();
         assert!(matches!(value(RATELIMIT_REJECTED), Some(DebugValue::Counter(1))));

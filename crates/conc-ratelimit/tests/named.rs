@@ -11,7 +11,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 fn limiter<R>() -> (RateLimiter<R, ManualClock>, ManualClock) {
     let clock = ManualClock::new();
-    (RateLimiter::with_clock(clock.clone()), clock)
+    (RateLimiter::builder().clock(clock.clone()).build(), clock)
 }
 
 #[test]

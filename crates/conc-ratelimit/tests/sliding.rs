@@ -11,12 +11,12 @@ const W: Duration = Duration::from_secs(60);
 
 fn counter(limit: u32) -> (SlidingWindow<ManualClock>, ManualClock) {
     let clock = ManualClock::new();
-    (SlidingWindow::with_clock(limit, W, clock.clone()).unwrap(), clock)
+    (SlidingWindow::builder(limit, W).clock(clock.clone()).build().unwrap(), clock)
 }
 
 fn log(limit: u32) -> (SlidingLog<ManualClock>, ManualClock) {
     let clock = ManualClock::new();
-    (SlidingLog::with_clock(limit, W, clock.clone()).unwrap(), clock)
+    (SlidingLog::builder(limit, W).clock(clock.clone()).build().unwrap(), clock)
 }
 
 #[test]
@@ -116,8 +116,9 @@ fn log_batches_and_resets() {
 
 #[tokio::test(start_paused = true)]
 async fn both_wait_on_paused_time() {
-    let counter = SlidingWindow::with_clock(2, Duration::from_secs(1), TokioClock).unwrap();
-    let log = SlidingLog::with_clock(2, Duration::from_secs(1), TokioClock).unwrap();
+    let counter =
+        SlidingWindow::builder(2, Duration::from_secs(1)).clock(TokioClock).build().unwrap();
+    let log = SlidingLog::builder(2, Duration::from_secs(1)).clock(TokioClock).build().unwrap();
     let started = tokio::time::Instant::now();
     log.acquire(2).await.unwrap();
     log.acquire(1).await.unwrap();

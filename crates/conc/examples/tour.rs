@@ -371,7 +371,7 @@ fn rate_limits() -> Result<(), BoxError> {
     println!("\n== 6. Rate limits ==\n");
     // 5 requests per second per user, bursts of up to 5, on a clock we move by hand.
     let clock = ManualClock::new();
-    let per_user = Keyed::with_clock(Quota::per_second(5)?, clock.clone());
+    let per_user = Keyed::builder(Quota::per_second(5)?).clock(clock.clone()).build();
     for (ms, user) in [
         (0, "ann"),
         (0, "ann"),
@@ -397,7 +397,7 @@ fn rate_limits() -> Result<(), BoxError> {
     println!("  per-user limiter: {} allowed, {} refused, {} keys", m.allowed, m.rejected, m.keys);
 
     // Laravel's RateLimiter::for, with both limits charged or neither.
-    let limiter = RateLimiter::<Upload, _>::with_clock(clock.clone());
+    let limiter = RateLimiter::<Upload>::builder().clock(clock.clone()).build();
     limiter.for_name("uploads", |req: &Upload| {
         [
             Limit::per_minute(2).by(format!("user:{}", req.user)),

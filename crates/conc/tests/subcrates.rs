@@ -46,7 +46,7 @@ fn ratelimit_is_reexported() {
     use conc::core::time::ManualClock;
     use conc::ratelimit::{Gcra, Quota, RateLimitError};
 
-    let limiter = Gcra::with_clock(Quota::per_second(2).unwrap(), ManualClock::new());
+    let limiter = Gcra::builder(Quota::per_second(2).unwrap()).clock(ManualClock::new()).build();
     limiter.try_acquire(2).unwrap();
     assert_eq!(
         limiter.try_acquire(1),

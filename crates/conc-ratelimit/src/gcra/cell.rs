@@ -13,13 +13,15 @@ pub(crate) struct GcraCell {
     tat: AtomicU64,
 }
 
-/// The parameters a cell is charged with, in nanoseconds.
+/// The parameters a cell is charged with: times in nanoseconds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Params {
     /// Time one unit is worth.
     pub(crate) emission: u64,
     /// `emission × burst`: how far ahead of now the TAT may run after a charge.
     pub(crate) tolerance: u64,
+    /// Units admitted at once from rest: the most one charge may take.
+    pub(crate) burst: u32,
 }
 
 impl GcraCell {
@@ -54,23 +56,11 @@ impl GcraCell {
         }
     }
 
-    /// [`charge`](Self::charge) at the time `now()` reads, reading it once
-    /// more when refused. A thread preempted between its clock read and the
-    /// charge holds a reading older than the TAT other threads wrote since;
-    /// measured against that stale reading the charge would be refused
-    /// early. The second read costs only refusals.
-    #[inline]
-    pub(crate) fn charge_now(
-        &self,
-        now: impl Fn() -> u64,
-        cost: u64,
-        tolerance: u64,
-    ) -> Result<u64, u64> {
-        self.charge_from(now(), now, cost, tolerance)
-    }
-
     /// [`charge`](Self::charge) at `first`, a reading just taken, reading
-    /// `now()` again when refused (see [`charge_now`](Self::charge_now)).
+    /// `now()` once more when refused. A thread preempted between its clock
+    /// read and the charge holds a reading older than the TAT other threads
+    /// wrote since; measured against that stale reading the charge would be
+    /// refused early. The second read costs only refusals.
     #[inline]
     pub(crate) fn charge_from(
         &self,
@@ -149,20 +139,8 @@ pub(crate) fn wait_for(tat: u64, now: u64, cost: u64, tolerance: u64) -> u64 {
 }
 
 #[cfg(all(test, not(conc_loom)))]
-mod charge_now_tests {
-    use std::cell::Cell;
-
+mod charge_from_tests {
     use super::GcraCell;
-
-    /// A clock that returns `readings` in turn, then the last one forever.
-    fn clock(readings: &[u64]) -> impl Fn() -> u64 + '_ {
-        let next = Cell::new(0);
-        move || {
-            let i = next.get().min(readings.len() - 1);
-            next.set(i + 1);
-            readings[i]
-        }
-    }
 
     #[test]
     fn a_stale_reading_is_read_again_before_refusing() {
@@ -170,16 +148,16 @@ mod charge_now_tests {
         let cell = GcraCell::new();
         cell.charge(1_000, 10, 10).unwrap();
         // Refused at the stale reading 500; admitted at the fresh 1 010.
-        assert_eq!(cell.charge_now(clock(&[500, 1_010]), 10, 10), Ok(1_020));
+        assert_eq!(cell.charge_from(500, || 1_010, 10, 10), Ok(1_020));
     }
 
     #[test]
     fn a_refusal_at_the_same_reading_stands() {
         let cell = GcraCell::new();
         cell.charge(1_000, 10, 10).unwrap();
-        assert_eq!(cell.charge_now(clock(&[1_005]), 10, 10), Err(5));
+        assert_eq!(cell.charge_from(1_005, || 1_005, 10, 10), Err(5));
         assert_eq!(
-            cell.charge_now(clock(&[500, 1_004]), 10, 10),
+            cell.charge_from(500, || 1_004, 10, 10),
             Err(6),
             "the wait is from the fresh reading"
         );

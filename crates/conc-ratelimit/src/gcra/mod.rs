@@ -1,6 +1,8 @@
 //! [`Gcra`]: the generic cell rate algorithm on one atomic word.
 
+mod builder;
 mod cell;
+mod rate;
 
 #[cfg(test)]
 mod tests;
@@ -10,10 +12,11 @@ use std::time::Duration;
 
 use conc_core::time::{Clock, CoarseClock, Timeline};
 
-pub(crate) use cell::{GcraCell, Params, remaining, wait_for};
+pub use builder::GcraBuilder;
+pub(crate) use cell::{GcraCell, Params, wait_for};
+pub(crate) use rate::reset_after;
 
 use crate::stats::{Stats, metrics_source};
-use crate::time::{default_clock, ns};
 use crate::{Decision, LimiterMetrics, Quota, RateLimitError, wait};
 
 /// A rate limiter using the generic cell rate algorithm (GCRA): the default.
@@ -28,8 +31,8 @@ use crate::{Decision, LimiterMetrics, Quota, RateLimitError, wait};
 /// Time comes from a [`Clock`]: the process-wide [`CoarseClock`] by default
 /// (one atomic load, 1 ms resolution), a
 /// [`ManualClock`](conc_core::time::ManualClock) in tests, or
-/// [`TokioClock`](crate::TokioClock) to follow tokio's paused time. A clock
-/// that steps backwards is clamped to the highest reading seen, so it never
+/// [`TokioClock`](crate::TokioClock) to follow tokio's paused time, given to
+/// [`GcraBuilder::clock`]. A clock that steps backwards is clamped to the highest reading seen, so it never
 /// panics and never refuses a request that an earlier reading would admit.
 ///
 /// # Burst semantics
@@ -48,7 +51,7 @@ use crate::{Decision, LimiterMetrics, Quota, RateLimitError, wait};
 /// use conc_ratelimit::{Gcra, Quota, RateLimitError};
 ///
 /// let clock = ManualClock::new();
-/// let limiter = Gcra::with_clock(Quota::per_second(2)?, clock.clone());
+/// let limiter = Gcra::builder(Quota::per_second(2)?).clock(clock.clone()).build();
 ///
 /// assert!(limiter.try_acquire(2).is_ok()); // the whole burst
 /// assert_eq!(
@@ -80,22 +83,11 @@ impl Gcra<CoarseClock> {
     /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn new(quota: Quota) -> Self {
-        Self::with_clock(quota, default_clock())
+        Self::builder(quota).build()
     }
 }
 
 impl<C: Clock> Gcra<C> {
-    /// A limiter for `quota` reading `clock`.
-    pub fn with_clock(quota: Quota, clock: C) -> Self {
-        Self {
-            cell: GcraCell::new(),
-            params: Params { emission: quota.emission_ns(), tolerance: quota.tolerance_ns() },
-            quota,
-            time: Timeline::new(clock),
-            stats: Stats::new(),
-        }
-    }
-
     /// Takes `n` units now, all or nothing.
     ///
     /// `n = 0` always succeeds and changes nothing.
@@ -113,11 +105,8 @@ impl<C: Clock> Gcra<C> {
     /// [`try_acquire`](Self::try_acquire) without counting.
     #[inline]
     fn charge(&self, n: u32) -> Result<(), RateLimitError> {
-        let cost = self.cost(n)?;
-        self.cell
-            .charge_now(|| self.time.now(), cost, self.params.tolerance)
-            .map(drop)
-            .map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) })
+        let cost = self.params.cost(n)?;
+        self.params.charge(&self.cell, self.time.now(), || self.time.now(), cost)
     }
 
     /// A snapshot of the calls allowed, rejected and waiting now.
@@ -140,21 +129,15 @@ impl<C: Clock> Gcra<C> {
     /// use conc_core::time::ManualClock;
     /// use conc_ratelimit::{Gcra, Quota};
     ///
-    /// let limiter = Gcra::with_clock(Quota::per_minute(60)?, ManualClock::new());
+    /// let limiter = Gcra::builder(Quota::per_minute(60)?).clock(ManualClock::new()).build();
     /// let decision = limiter.decide("api", 1)?;
     /// assert!(decision.allowed());
     /// assert_eq!(decision.ietf_limit(), "\"api\";r=59;t=1");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn decide(&self, policy: &str, n: u32) -> Result<Decision, RateLimitError> {
-        let cost = self.cost(n)?;
-        let now = self.time.now();
-        let charged = self.cell.charge(now, cost, self.params.tolerance);
-        match charged {
-            Ok(_) => self.stats.allowed(),
-            Err(_) => self.stats.rejected(),
-        }
-        Ok(decision(policy, self.quota, self.params, now, self.cell.tat(), charged))
+        let cost = self.params.cost(n)?;
+        Ok(self.params.decide(&self.cell, policy, self.time.now(), cost, &self.stats))
     }
 
     /// Waits until `n` units can be taken, then takes them.
@@ -174,7 +157,7 @@ impl<C: Clock> Gcra<C> {
     /// use conc_ratelimit::{Gcra, Quota, TokioClock};
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let limiter = Gcra::with_clock(Quota::per_second(10)?, TokioClock);
+    /// let limiter = Gcra::builder(Quota::per_second(10)?).clock(TokioClock).build();
     /// let started = tokio::time::Instant::now();
     /// limiter.acquire(10).await?;
     /// limiter.acquire(5).await?;
@@ -200,7 +183,7 @@ impl<C: Clock> Gcra<C> {
     /// use conc_core::time::ManualClock;
     /// use conc_ratelimit::{Gcra, Quota};
     ///
-    /// let limiter = Gcra::with_clock(Quota::per_second(5)?, ManualClock::new());
+    /// let limiter = Gcra::builder(Quota::per_second(5)?).clock(ManualClock::new()).build();
     /// assert_eq!(limiter.try_acquire_batch(3)?, 3);
     /// assert_eq!(limiter.try_acquire_batch(100)?, 2);
     /// assert!(limiter.try_acquire_batch(1).is_err());
@@ -210,11 +193,7 @@ impl<C: Clock> Gcra<C> {
         if max == 0 {
             return Ok(0);
         }
-        let now = self.time.now();
-        self.stats.record(match self.cell.charge_up_to(now, u64::from(max), self.params) {
-            Ok((granted, _)) => Ok(granted as u32),
-            Err(wait) => Err(RateLimitError::Limited { retry_after: ns(wait) }),
-        })
+        self.stats.record(self.params.charge_up_to(&self.cell, self.time.now(), max))
     }
 
     /// Units that could be taken at once now.
@@ -225,13 +204,13 @@ impl<C: Clock> Gcra<C> {
     /// use conc_core::time::ManualClock;
     /// use conc_ratelimit::{Gcra, Quota};
     ///
-    /// let limiter = Gcra::with_clock(Quota::per_minute(60)?, ManualClock::new());
+    /// let limiter = Gcra::builder(Quota::per_minute(60)?).clock(ManualClock::new()).build();
     /// limiter.try_acquire(45)?;
     /// assert_eq!(limiter.remaining(), 15);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remaining(&self) -> u32 {
-        remaining(self.cell.tat(), self.time.now(), self.params) as u32
+        self.params.remaining(self.cell.tat(), self.time.now())
     }
 
     /// How long until `n` units could be taken, without taking them
@@ -241,13 +220,12 @@ impl<C: Clock> Gcra<C> {
     ///
     /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
     pub fn retry_after(&self, n: u32) -> Result<Duration, RateLimitError> {
-        let cost = self.cost(n)?;
-        Ok(ns(wait_for(self.cell.tat(), self.time.now(), cost, self.params.tolerance)))
+        self.params.retry_after(self.cell.tat(), self.time.now(), n)
     }
 
     /// How long until the limiter is fully replenished (the whole burst available).
     pub fn reset_after(&self) -> Duration {
-        ns(self.cell.tat().saturating_sub(self.time.now()))
+        reset_after(self.cell.tat(), self.time.now())
     }
 
     /// Forgets every charge: the whole burst is available again.
@@ -269,41 +247,6 @@ impl<C: Clock> Gcra<C> {
     pub fn clock(&self) -> &C {
         self.time.clock()
     }
-
-    #[inline]
-    fn cost(&self, n: u32) -> Result<u64, RateLimitError> {
-        if n > self.quota.burst() {
-            return Err(RateLimitError::ExceedsCapacity {
-                requested: n,
-                capacity: self.quota.burst(),
-            });
-        }
-        Ok(self.params.emission * u64::from(n))
-    }
-}
-
-/// The [`Decision`] for a charge made at `now` (`tat` read after it).
-pub(crate) fn decision(
-    policy: &str,
-    quota: Quota,
-    params: Params,
-    now: u64,
-    tat: u64,
-    charged: Result<u64, u64>,
-) -> Decision {
-    let (allowed, tat, retry_after) = match charged {
-        Ok(new_tat) => (true, new_tat, 0),
-        Err(wait) => (false, tat, wait),
-    };
-    Decision::new(
-        policy,
-        allowed,
-        quota.burst().into(),
-        remaining(tat, now, params),
-        quota.replenish_all(),
-    )
-    .with_reset_after(ns(tat.saturating_sub(now)))
-    .with_retry_after(ns(retry_after))
 }
 
 metrics_source!(Gcra<C> where C: Clock);

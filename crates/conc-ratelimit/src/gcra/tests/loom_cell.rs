@@ -60,7 +60,7 @@ fn loom_batch_and_single() {
     use crate::gcra::Params;
     loom::model(|| {
         let cell = Arc::new(GcraCell::new());
-        let params = Params { emission: T, tolerance: 2 * T };
+        let params = Params { emission: T, tolerance: 2 * T, burst: 2 };
         let single = {
             let cell = Arc::clone(&cell);
             thread::spawn(move || cell.charge(0, T, 2 * T).is_ok())

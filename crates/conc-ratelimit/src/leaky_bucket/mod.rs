@@ -1,20 +1,21 @@
 //! [`LeakyBucket`]: a bounded queue that lets items out at a fixed rate.
 
+mod builder;
+
 use std::collections::VecDeque;
 use std::fmt;
-use std::marker::PhantomData;
 use std::pin::pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use conc_core::config::{self, ConfigError};
 use conc_core::time::{Clock, CoarseClock, Timeline};
 use tokio::sync::Notify;
 
-use crate::gcra::{GcraCell, Params, remaining, wait_for};
-use crate::quota::nanos;
+pub use builder::LeakyBucketBuilder;
+
+use crate::gcra::{GcraCell, Params, wait_for};
 use crate::stats::{Stats, metrics_source};
-use crate::time::{default_clock, ns};
+use crate::time::ns;
 use crate::{LimiterMetrics, RateLimitError};
 
 /// A leaky bucket as a queue: producers put items in (up to `capacity`
@@ -93,101 +94,6 @@ pub enum DequeueError {
         /// How long until the next item may leave.
         retry_after: Duration,
     },
-}
-
-/// Builds a [`LeakyBucket`]; see [`LeakyBucket::builder`].
-#[must_use = "a builder does nothing until `build` is called"]
-pub struct LeakyBucketBuilder<T, C = CoarseClock> {
-    capacity: usize,
-    interval: Duration,
-    burst: u32,
-    clock: C,
-    item: PhantomData<fn() -> T>,
-}
-
-impl<T, C: fmt::Debug> fmt::Debug for LeakyBucketBuilder<T, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LeakyBucketBuilder")
-            .field("capacity", &self.capacity)
-            .field("interval", &self.interval)
-            .field("burst", &self.burst)
-            .field("clock", &self.clock)
-            .finish()
-    }
-}
-
-impl<T> LeakyBucket<T, CoarseClock> {
-    /// A builder: capacity 1 024 items, one leaves every 100 ms, burst 1, on
-    /// the process-wide coarse clock.
-    pub fn builder() -> LeakyBucketBuilder<T, CoarseClock> {
-        LeakyBucketBuilder {
-            capacity: 1_024,
-            interval: Duration::from_millis(100),
-            burst: 1,
-            clock: default_clock(),
-            item: PhantomData,
-        }
-    }
-}
-
-impl<T, C: Clock> LeakyBucketBuilder<T, C> {
-    /// Most items waiting at once. Defaults to 1 024.
-    pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity;
-        self
-    }
-
-    /// Time between two items leaving. Defaults to 100 ms.
-    pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
-        self
-    }
-
-    /// Items that may leave back to back after the bucket has been idle.
-    /// Defaults to 1 (perfectly even spacing).
-    pub fn burst(mut self, burst: u32) -> Self {
-        self.burst = burst;
-        self
-    }
-
-    /// The clock the pacing is measured on. Defaults to the process-wide
-    /// [`CoarseClock`].
-    pub fn clock<C2: Clock>(self, clock: C2) -> LeakyBucketBuilder<T, C2> {
-        LeakyBucketBuilder {
-            capacity: self.capacity,
-            interval: self.interval,
-            burst: self.burst,
-            clock,
-            item: PhantomData,
-        }
-    }
-
-    /// Validates the settings and builds the bucket.
-    ///
-    /// # Errors
-    ///
-    /// A [`ConfigError`] naming `capacity` (zero), `burst` (zero, or so
-    /// large that `interval × burst` passes about 584 years) or `interval`
-    /// (zero, or past about 584 years).
-    pub fn build(self) -> Result<LeakyBucket<T, C>, ConfigError> {
-        config::at_least("capacity", self.capacity, 1)?;
-        config::at_least("burst", self.burst, 1)?;
-        let emission = nanos("interval", self.interval)?;
-        let Some(tolerance) = emission.checked_mul(self.burst.into()) else {
-            let max = u32::try_from(u64::MAX / emission).unwrap_or(u32::MAX);
-            return Err(ConfigError::above("burst", self.burst, max));
-        };
-        Ok(LeakyBucket {
-            queue: Mutex::new(VecDeque::new()),
-            capacity: self.capacity,
-            pace: GcraCell::new(),
-            params: Params { emission, tolerance },
-            time: Timeline::new(self.clock),
-            items: Notify::new(),
-            room: Notify::new(),
-            stats: Stats::new(),
-        })
-    }
 }
 
 impl<T, C: Clock> LeakyBucket<T, C> {
@@ -342,35 +248,23 @@ impl<T, C: Clock> LeakyBucket<T, C> {
 
     /// Items that may leave back to back after the bucket has been idle.
     pub fn burst(&self) -> u32 {
-        (self.params.tolerance / self.params.emission) as u32
+        self.params.burst
     }
 
     /// Takes `n` pacing slots now (the [`Limiter`](crate::Limiter) view).
     pub(crate) fn meter_take(&self, n: u32) -> Result<(), RateLimitError> {
-        let cost = self.meter_cost(n)?;
-        self.pace
-            .charge_now(|| self.time.now(), cost, self.params.tolerance)
-            .map(drop)
-            .map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) })
+        let cost = self.params.cost(n)?;
+        self.params.charge(&self.pace, self.time.now(), || self.time.now(), cost)
     }
 
     /// Pacing slots free now.
     pub(crate) fn meter_remaining(&self) -> u32 {
-        remaining(self.pace.tat(), self.time.now(), self.params) as u32
+        self.params.remaining(self.pace.tat(), self.time.now())
     }
 
     /// The wait until `n` pacing slots are free.
     pub(crate) fn meter_retry_after(&self, n: u32) -> Result<Duration, RateLimitError> {
-        let cost = self.meter_cost(n)?;
-        Ok(ns(wait_for(self.pace.tat(), self.time.now(), cost, self.params.tolerance)))
-    }
-
-    fn meter_cost(&self, n: u32) -> Result<u64, RateLimitError> {
-        let burst = self.burst();
-        if n > burst {
-            return Err(RateLimitError::ExceedsCapacity { requested: n, capacity: burst });
-        }
-        Ok(self.params.emission * u64::from(n))
+        self.params.retry_after(self.pace.tat(), self.time.now(), n)
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {

@@ -1,6 +1,8 @@
 //! [`RateLimiter`]: Laravel's `RateLimiter`, with an atomic `attempt` and
 //! several limits charged all or nothing.
 
+mod builder;
+
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -11,7 +13,9 @@ use std::time::Duration;
 
 use conc_core::time::{Clock, CoarseClock, Timeline};
 
-use crate::time::{default_clock, ns};
+pub use builder::RateLimiterBuilder;
+
+use crate::time::ns;
 use crate::{Decision, Decisions};
 
 /// Stripes of the key table; keys hash to one, and multi-limit checks lock
@@ -238,7 +242,7 @@ struct Stripe {
 ///
 /// struct Request { user: u64, ip: &'static str }
 ///
-/// let limiter = RateLimiter::<Request, _>::with_clock(ManualClock::new());
+/// let limiter = RateLimiter::<Request>::builder().clock(ManualClock::new()).build();
 /// limiter.for_name("uploads", |req: &Request| {
 ///     vec![
 ///         Limit::per_minute(10).by(format!("user:{}", req.user)),
@@ -274,24 +278,22 @@ impl<R> Default for RateLimiter<R, CoarseClock> {
 
 impl<R> RateLimiter<R, CoarseClock> {
     /// A limiter on the process-wide coarse clock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_ratelimit::RateLimiter;
+    ///
+    /// let limiter: RateLimiter = RateLimiter::new();
+    /// assert_eq!(limiter.hit("login:ann", Duration::from_secs(60)), 1);
+    /// ```
     pub fn new() -> Self {
-        Self::with_clock(default_clock())
+        Self::builder().build()
     }
 }
 
 impl<R, C: Clock> RateLimiter<R, C> {
-    /// A limiter reading `clock`.
-    pub fn with_clock(clock: C) -> Self {
-        Self {
-            permitted: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            stripes: (0..STRIPES).map(|_| Mutex::new(Stripe::default())).collect(),
-            hasher: RandomState::new(),
-            named: RwLock::new(HashMap::new()),
-            time: Timeline::new(clock),
-        }
-    }
-
     /// Defines (or replaces) the limiter `name`: `resolve` picks the limits
     /// and keys for each request. Keys are stored as `"{name}:{key}"`.
     pub fn for_name<L: Into<Limits>>(
@@ -345,7 +347,7 @@ impl<R, C: Clock> RateLimiter<R, C> {
     /// use conc_core::time::ManualClock;
     /// use conc_ratelimit::RateLimiter;
     ///
-    /// let limiter: RateLimiter<(), _> = RateLimiter::with_clock(ManualClock::new());
+    /// let limiter: RateLimiter<(), _> = RateLimiter::builder().clock(ManualClock::new()).build();
     /// let minute = Duration::from_secs(60);
     /// assert_eq!(limiter.attempt("send-message:7", 2, minute, || "sent"), Ok("sent"));
     /// assert_eq!(limiter.attempt("send-message:7", 2, minute, || "sent"), Ok("sent"));

@@ -1,5 +1,7 @@
 //! [`Keyed`]: one GCRA cell per key, in a sharded map that evicts idle keys by itself.
 
+mod builder;
+
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -8,10 +10,11 @@ use std::time::Duration;
 use conc_core::time::{Clock, CoarseClock, Timeline};
 use dashmap::DashMap;
 
-use crate::gcra::{GcraCell, Params, remaining, wait_for};
+pub use builder::KeyedBuilder;
+
+use crate::gcra::{GcraCell, Params, reset_after};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::stats::Stats;
-use crate::time::{default_clock, ns};
 use crate::{Decision, Quota, RateLimitError, wait};
 
 /// The fewest new keys between two automatic sweeps, and the slack in the
@@ -73,7 +76,7 @@ const MIN_SWEEP_PERIOD_NS: u64 = 1_000_000_000;
 /// use conc_ratelimit::{Keyed, Quota};
 ///
 /// let clock = ManualClock::new();
-/// let per_user = Keyed::with_clock(Quota::per_second(2)?, clock.clone());
+/// let per_user = Keyed::builder(Quota::per_second(2)?).clock(clock.clone()).build();
 ///
 /// assert!(per_user.try_acquire(&"alice", 2).is_ok());
 /// assert!(per_user.try_acquire(&"alice", 1).is_err());
@@ -115,7 +118,7 @@ struct Sweep {
 /// use conc_core::time::ManualClock;
 /// use conc_ratelimit::{Keyed, Quota};
 ///
-/// let per_user = Keyed::with_clock(Quota::per_second(1)?, ManualClock::new());
+/// let per_user = Keyed::builder(Quota::per_second(1)?).clock(ManualClock::new()).build();
 /// let _ = per_user.try_acquire(&"ann", 1);
 /// let _ = per_user.try_acquire(&"ann", 1);
 /// let metrics = per_user.metrics();
@@ -153,43 +156,11 @@ impl<K: Hash + Eq + Clone> Keyed<K, CoarseClock, RandomState> {
     /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
     pub fn new(quota: Quota) -> Self {
-        Self::with_clock(quota, default_clock())
-    }
-}
-
-impl<K: Hash + Eq + Clone, C: Clock> Keyed<K, C, RandomState> {
-    /// A keyed limiter for `quota` reading `clock`.
-    pub fn with_clock(quota: Quota, clock: C) -> Self {
-        Self::with_clock_and_hasher(quota, clock, RandomState::new())
+        Self::builder(quota).build()
     }
 }
 
 impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
-    /// A keyed limiter for `quota` reading `clock`, hashing keys with `hasher`.
-    ///
-    /// The default [`RandomState`] resists hash flooding by keys an attacker
-    /// chooses (IP addresses, user names); a faster hasher is safe only for
-    /// keys the application controls.
-    pub fn with_clock_and_hasher(quota: Quota, clock: C, hasher: S) -> Self {
-        let period = quota.tolerance_ns().max(MIN_SWEEP_PERIOD_NS);
-        Self {
-            map: DashMap::with_hasher(hasher),
-            params: Params { emission: quota.emission_ns(), tolerance: quota.tolerance_ns() },
-            quota,
-            time: Timeline::new(clock),
-            sweep: Sweep {
-                inserts: AtomicU64::new(0),
-                threshold: AtomicU64::new(MIN_SWEEP_INTERVAL),
-                due: AtomicU64::new(period),
-                period,
-                running: AtomicBool::new(false),
-                evicted: AtomicU64::new(0),
-                sweeps: AtomicU64::new(0),
-            },
-            stats: Stats::new(),
-        }
-    }
-
     /// Takes `n` units for `key` now, all or nothing.
     ///
     /// # Errors
@@ -204,15 +175,9 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     /// [`try_acquire`](Self::try_acquire) without counting.
     #[inline]
     fn charge(&self, key: &K, n: u32) -> Result<(), RateLimitError> {
-        let cost = self.cost(n)?;
-        let tolerance = self.params.tolerance;
+        let cost = self.params.cost(n)?;
         let now = self.now();
-        let charge = |cell: &GcraCell| cell.charge_from(now, || self.time.now(), cost, tolerance);
-        let charged = match self.map.get(key) {
-            Some(cell) => charge(&cell),
-            None => self.insert_and(key, charge),
-        };
-        charged.map(drop).map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) })
+        self.with_cell(key, |cell| self.params.charge(cell, now, || self.time.now(), cost))
     }
 
     /// The time now, sweeping first when the sweep period has passed.
@@ -244,18 +209,9 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     ///
     /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
     pub fn decide(&self, policy: &str, key: &K, n: u32) -> Result<Decision, RateLimitError> {
-        let cost = self.cost(n)?;
+        let cost = self.params.cost(n)?;
         let now = self.now();
-        let charge = |cell: &GcraCell| (cell.charge(now, cost, self.params.tolerance), cell.tat());
-        let (charged, tat) = match self.map.get(key) {
-            Some(cell) => charge(&cell),
-            None => self.insert_and(key, charge),
-        };
-        match charged {
-            Ok(_) => self.stats.allowed(),
-            Err(_) => self.stats.rejected(),
-        }
-        Ok(crate::gcra::decision(policy, self.quota, self.params, now, tat, charged))
+        Ok(self.with_cell(key, |cell| self.params.decide(cell, policy, now, cost, &self.stats)))
     }
 
     /// Waits until `n` units can be taken for `key`, then takes them.
@@ -279,21 +235,12 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
             return Ok(0);
         }
         let now = self.now();
-        let charge = |cell: &GcraCell| cell.charge_up_to(now, u64::from(max), self.params);
-        let charged = match self.map.get(key) {
-            Some(cell) => charge(&cell),
-            None => self.insert_and(key, charge),
-        };
-        self.stats.record(
-            charged
-                .map(|(granted, _)| granted as u32)
-                .map_err(|wait| RateLimitError::Limited { retry_after: ns(wait) }),
-        )
+        self.stats.record(self.with_cell(key, |cell| self.params.charge_up_to(cell, now, max)))
     }
 
     /// Units `key` could take at once now (the burst for an unknown key).
     pub fn remaining(&self, key: &K) -> u32 {
-        remaining(self.tat(key), self.time.now(), self.params) as u32
+        self.params.remaining(self.tat(key), self.time.now())
     }
 
     /// How long until `n` units could be taken for `key`, without taking them.
@@ -302,13 +249,12 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     ///
     /// [`RateLimitError::ExceedsCapacity`] when `n` is larger than the burst.
     pub fn retry_after(&self, key: &K, n: u32) -> Result<Duration, RateLimitError> {
-        let cost = self.cost(n)?;
-        Ok(ns(wait_for(self.tat(key), self.time.now(), cost, self.params.tolerance)))
+        self.params.retry_after(self.tat(key), self.time.now(), n)
     }
 
     /// How long until `key` is fully replenished.
     pub fn reset_after(&self, key: &K) -> Duration {
-        ns(self.tat(key).saturating_sub(self.time.now()))
+        reset_after(self.tat(key), self.time.now())
     }
 
     /// Forgets `key`'s charges (its whole burst is available again).
@@ -388,6 +334,16 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
         self.map.get(key).map_or(0, |cell| cell.tat())
     }
 
+    /// Runs `f` on `key`'s cell: under its shard's read lock when the key is
+    /// present (the hit path), else inserting it first.
+    #[inline]
+    fn with_cell<T>(&self, key: &K, f: impl FnOnce(&GcraCell) -> T) -> T {
+        match self.map.get(key) {
+            Some(cell) => f(&cell),
+            None => self.insert_and(key, f),
+        }
+    }
+
     /// The slow path: insert `key` (write-locking its shard), run `f` on its
     /// cell while still holding the lock, then sweep if it is time.
     #[cold]
@@ -404,17 +360,6 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
             self.sweep.running.store(false, Ordering::Release);
         }
         result
-    }
-
-    #[inline]
-    fn cost(&self, n: u32) -> Result<u64, RateLimitError> {
-        if n > self.quota.burst() {
-            return Err(RateLimitError::ExceedsCapacity {
-                requested: n,
-                capacity: self.quota.burst(),
-            });
-        }
-        Ok(self.params.emission * u64::from(n))
     }
 }
 
@@ -485,10 +430,9 @@ mod tests {
     /// while another reader holds that shard (a write lock would wait).
     #[test]
     fn a_known_key_takes_only_a_read_lock() {
-        let limiter = std::sync::Arc::new(Keyed::with_clock(
-            Quota::per_second(1_000).unwrap(),
-            ManualClock::new(),
-        ));
+        let limiter = std::sync::Arc::new(
+            Keyed::builder(Quota::per_second(1_000).unwrap()).clock(ManualClock::new()).build(),
+        );
         limiter.try_acquire(&7_u64, 1).unwrap();
         let reader = limiter.map.get(&7).expect("the key is stored");
         let (done, finished) = mpsc::channel();
