@@ -80,6 +80,7 @@ pub mod failed;
 mod id;
 pub mod job;
 pub mod queue;
+pub mod testing;
 pub mod worker;
 
 pub use bus::{

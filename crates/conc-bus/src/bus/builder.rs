@@ -15,6 +15,8 @@ use super::erased::{Entry, Hook, Router};
 use super::trace::DispatchTraceLayer;
 use super::{Bus, Command, Dispatch, Inner, Refusal, Reply};
 use crate::queue::{AnyBackend, Queue, QueueBackend};
+use crate::testing::BusFake;
+use crate::testing::fake::{FakeBackend, Recorder};
 
 /// The stack as each layer sees it.
 type Stack = BoxCloneSyncService<Dispatch, Reply, BoxError>;
@@ -222,8 +224,58 @@ impl BusBuilder {
         self
     }
 
+    /// The bus in fake mode, for tests, and the recorder to assert on
+    /// (Laravel's `Bus::fake()`). Code that takes a [`Bus`] needs no change:
+    ///
+    /// - jobs given to [`Bus::dispatch_to_queue`] or pushed onto
+    ///   [`Bus::queue`] are recorded and not pushed, except the types named
+    ///   with [`BusFake::except`], which really go to the queue set with
+    ///   [`queue`](Self::queue);
+    /// - each recorded job goes through a round trip of its payload first
+    ///   (serialize-and-restore, on by default): the decoded job is what is
+    ///   recorded, and one that does not read back fails the dispatch;
+    /// - commands given to [`Bus::dispatch`] are recorded and still run their
+    ///   handlers, hooks and layers, so their output reaches the caller.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::{Bus, Command, Job};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Clone)]
+    /// struct PlaceOrder { items: u32 }
+    /// impl Command for PlaceOrder { type Output = u64; type Error = std::convert::Infallible; }
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct SendReceipt { order: u64 }
+    /// impl Job for SendReceipt { const NAME: &'static str = "send-receipt"; }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (bus, fake) = Bus::builder().handle(|_: PlaceOrder| async { Ok(42) }).fake();
+    ///
+    /// let order = bus.dispatch(PlaceOrder { items: 2 }).await?; // the handler runs
+    /// bus.dispatch_to_queue(SendReceipt { order }).await?; // recorded, not pushed
+    ///
+    /// fake.assert_command_dispatched_with(|c: &PlaceOrder| c.items == 2);
+    /// fake.assert_dispatched_with(|job: &SendReceipt| job.order == 42);
+    /// # Ok(()) }
+    /// ```
+    pub fn fake(mut self) -> (Bus, BusFake) {
+        let real = self.queue.take();
+        let recorder = Arc::new(Recorder::new(real));
+        let backend = FakeBackend::new(Arc::clone(&recorder));
+        self.queue = Some(Queue::new(AnyBackend::new(backend)));
+        let bus = self.assemble(Some(Arc::clone(&recorder)));
+        (bus, BusFake::new(recorder))
+    }
+
     /// The bus.
     pub fn build(self) -> Bus {
+        self.assemble(None)
+    }
+
+    fn assemble(self, fake: Option<Arc<Recorder>>) -> Bus {
         let entries = Arc::new(self.entries);
         let stack = if self.layers.is_empty() {
             None
@@ -243,6 +295,7 @@ impl BusBuilder {
             admissions: self.admissions,
             map_error: self.map_error,
             queue: self.queue,
+            fake,
         };
         Bus { inner: Arc::new(inner) }
     }

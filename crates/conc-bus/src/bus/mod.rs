@@ -29,6 +29,7 @@ use self::erased::{Entry, Hook, TypedHandler};
 use crate::id::JobId;
 use crate::job::Job;
 use crate::queue::{AnyBackend, EnqueueError, Queue};
+use crate::testing::fake::Recorder;
 
 /// A command: a request with exactly one handler, dispatched in process.
 ///
@@ -136,6 +137,8 @@ struct Inner {
     admissions: Vec<Arc<dyn admission::Admission>>,
     map_error: Option<Arc<dyn Fn(BoxError) -> BoxError + Send + Sync>>,
     queue: Option<Queue<AnyBackend>>,
+    /// The recorder of a bus made by [`BusBuilder::fake`].
+    fake: Option<Arc<Recorder>>,
 }
 
 impl Bus {
@@ -153,6 +156,9 @@ impl Bus {
     /// `Panicked` its panic message, `Middleware` a layer's error.
     pub async fn dispatch<C: Command>(&self, command: C) -> Result<C::Output, DispatchError<C>> {
         let inner = &*self.inner;
+        if let Some(fake) = &inner.fake {
+            fake.record_command(&command);
+        }
         let Some(entry) = inner.entries.get(&TypeId::of::<C>()) else {
             return Err(DispatchError::NoHandler(command));
         };
@@ -233,11 +239,18 @@ impl Bus {
 
     /// Pushes `job` onto the bus's queue with its type's options; its id.
     ///
+    /// On a bus made by [`BusBuilder::fake`] the job is recorded instead
+    /// (after a round trip through its payload) unless its type was named
+    /// with [`BusFake::except`](crate::testing::BusFake::except).
+    ///
     /// # Errors
     ///
     /// [`EnqueueError::NoQueue`] when the bus was built without a queue; any
     /// refusal of the queue. The job is handed back either way.
     pub async fn dispatch_to_queue<J: Job>(&self, job: J) -> Result<JobId, EnqueueError<J>> {
+        if let Some(fake) = &self.inner.fake {
+            return fake.dispatch_job(job).await;
+        }
         match &self.inner.queue {
             Some(queue) => queue.push(job).await,
             None => Err(EnqueueError::NoQueue { job }),
@@ -245,7 +258,9 @@ impl Bus {
     }
 
     /// The bus's queue, for dispatches with options overridden
-    /// (`bus.queue()?.dispatch(job).delay(..).await`).
+    /// (`bus.queue()?.dispatch(job).delay(..).await`). On a bus made by
+    /// [`BusBuilder::fake`] it is always there and records what is pushed
+    /// onto it (a payload is decoded back when the test reads it as its type).
     pub fn queue(&self) -> Option<&Queue<AnyBackend>> {
         self.inner.queue.as_ref()
     }
@@ -271,6 +286,7 @@ impl fmt::Debug for Bus {
             .field("handlers", &self.inner.entries.len())
             .field("layered", &self.inner.stack.is_some())
             .field("queue", &self.inner.queue.is_some())
+            .field("fake", &self.inner.fake.is_some())
             .finish()
     }
 }
