@@ -48,7 +48,7 @@ use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::context::WorkerContext;
 use apalis_core::worker::ext::parallelize::ParallelizeExt;
 use conc_bus::{
-    Bus, Command, Handlers, Job, JobContext, JobError, MemoryQueue, Queue, QueueBackend,
+    Bus, Command, Job, JobContext, JobError, JobHandlers, MemoryQueue, Queue, QueueBackend,
     ReserveRequest, SqliteQueue, Transition, Worker,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -105,7 +105,7 @@ async fn drain(backend: &SqliteQueue, jobs: u64, per_call: usize) {
 
 /// Drains `jobs` jobs with a worker running a no-op handler.
 async fn drain_with_worker(backend: &SqliteQueue) {
-    let handlers = Handlers::new().handle(|job: Noop, _: JobContext| async move {
+    let handlers = JobHandlers::new().handle(|job: Noop, _: JobContext| async move {
         black_box(job.n);
         Ok::<(), JobError>(())
     });
@@ -351,7 +351,7 @@ async fn memory_cycle(jobs: u64) {
         n += chunk.len() as u64;
         assert!(queue.push_bulk(chunk).await.is_ok());
     }
-    let handlers = Handlers::new().handle(|job: Noop, _: JobContext| async move {
+    let handlers = JobHandlers::new().handle(|job: Noop, _: JobContext| async move {
         black_box(job.n);
         Ok::<(), JobError>(())
     });
@@ -426,12 +426,16 @@ async fn push_latency<B: QueueBackend>(queue: &Queue<B>, n: u64) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
-#[allow(clippy::print_stdout, reason = "the suite reports enqueue latency percentiles on the terminal")]
+#[allow(
+    clippy::print_stdout,
+    reason = "the suite reports enqueue latency percentiles on the terminal"
+)]
 fn enqueue(c: &mut Criterion) {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("a temp dir");
     let memory = Queue::new(MemoryQueue::new());
-    let sqlite = Queue::new(SqliteQueue::open(dir.path().join("enqueue.db")).expect("a bench file"));
+    let sqlite =
+        Queue::new(SqliteQueue::open(dir.path().join("enqueue.db")).expect("a bench file"));
     let mut group = c.benchmark_group("bus/enqueue");
     group.bench_function("ours/memory", |b| {
         b.iter(|| rt.block_on(async { black_box(memory.push(Noop { n: 1 }).await.is_ok()) }));
@@ -440,7 +444,8 @@ fn enqueue(c: &mut Criterion) {
         b.iter(|| rt.block_on(async { black_box(sqlite.push(Noop { n: 1 }).await.is_ok()) }));
     });
     group.finish();
-    let (memory_p50, memory_p99) = rt.block_on(push_latency(&Queue::new(MemoryQueue::new()), 10_000));
+    let (memory_p50, memory_p99) =
+        rt.block_on(push_latency(&Queue::new(MemoryQueue::new()), 10_000));
     let fresh = SqliteQueue::open(dir.path().join("latency.db")).expect("a bench file");
     let (sqlite_p50, sqlite_p99) = rt.block_on(push_latency(&Queue::new(fresh), 10_000));
     println!(

@@ -10,7 +10,7 @@
 //! - [`Job`]: a serializable payload with a stable name, a version and
 //!   default [`JobOptions`] (queue, delay, priority, attempts, backoff,
 //!   exceptions, deadline, timeout). Its handler is an `async fn(job,
-//!   JobContext) -> Result<(), JobError>` registered on [`Handlers`].
+//!   JobContext) -> Result<(), JobError>` registered on [`JobHandlers`].
 //! - [`Queue`]: the typed front of a [`QueueBackend`]: push now, later, with a
 //!   priority, in bulk; sizes, pause, resume, clear, bounded depth; the failed
 //!   store (list, retry, forget, flush, prune).
@@ -20,6 +20,10 @@
 //!   [`MetricsSource`](conc_core::metrics::MetricsSource).
 //! - Backends: [`MemoryQueue`] (fast, not durable); a SQLite file (feature
 //!   `sqlite`, durable). Every backend passes one conformance suite.
+//! - [`testing`]: a bus fake with assertions and serialize-and-restore, a
+//!   fake job context to unit-test a handler, and a seeded simulation of
+//!   workers under faults with the "no job lost" and "duplicates within
+//!   faults" checks, for your own handlers.
 //!
 //! Delivery is at least once: every transition of a leased job carries its
 //! lease token and a stale one is refused ([`LeaseLost`]); attempts are
@@ -38,7 +42,7 @@
 //! # Examples
 //!
 //! ```
-//! use conc_bus::{Handlers, Job, JobContext, JobError, MemoryQueue, Queue, Worker};
+//! use conc_bus::{JobHandlers, Job, JobContext, JobError, MemoryQueue, Queue, Worker};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Serialize, Deserialize)]
@@ -49,7 +53,7 @@
 //! let backend = MemoryQueue::new();
 //! Queue::new(backend.clone()).push(SendWelcome { user: 42 }).await?;
 //!
-//! let handlers = Handlers::new().handle(|job: SendWelcome, ctx: JobContext| async move {
+//! let handlers = JobHandlers::new().handle(|job: SendWelcome, ctx: JobContext| async move {
 //!     assert_eq!((job.user, ctx.attempt()), (42, 1));
 //!     Ok::<(), JobError>(())
 //! });
@@ -90,8 +94,8 @@ pub use bus::{
 pub use failed::{FailReason, FailedJob, FailedQuery, Selection};
 pub use id::{JobId, ParseIdError};
 pub use job::{
-    AttemptRecord, Cancelled, DEFAULT_QUEUE, DecodeError, Envelope, Handlers, Job, JobBackoff,
-    JobContext, JobError, JobOptions, MAX_HISTORY, MAX_PRIORITY, MAX_QUEUE_NAME,
+    AttemptRecord, Cancelled, DEFAULT_QUEUE, DecodeError, Envelope, Job, JobBackoff, JobContext,
+    JobError, JobHandlers, JobOptions, MAX_HISTORY, MAX_PRIORITY, MAX_QUEUE_NAME,
 };
 pub use queue::{
     AnyBackend, EnqueueError, FailedStore, Lease, LeaseLost, LeaseToken, MemoryQueue,
@@ -102,8 +106,8 @@ pub use queue::{
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use queue::{SqliteQueue, SqliteQueueBuilder, Synchronous};
 pub use worker::{
-    AlreadyStarted, JobStats, StopReason, Worker, WorkerBuilder, WorkerEvent, WorkerHealth,
-    WorkerMetrics, WorkerState,
+    AlreadyStarted, JobStats, Worker, WorkerBuilder, WorkerEvent, WorkerHealth, WorkerMetrics,
+    WorkerState, WorkerStop,
 };
 
 /// The guide's examples are compiled and run as doc tests.

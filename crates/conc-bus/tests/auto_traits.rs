@@ -2,8 +2,8 @@
 
 use conc_bus::{
     AnyBackend, AttemptRecord, Bus, BusBuilder, Dispatch, DispatchError, DispatchTrace,
-    DispatchTraceLayer, EnqueueError, Envelope, FailReason, FailedJob, FailedQuery, Handlers,
-    JobContext, JobError, JobId, JobOptions, Lease, LeaseLost, LeaseToken, MemoryQueue,
+    DispatchTraceLayer, EnqueueError, Envelope, FailReason, FailedJob, FailedQuery, JobContext,
+    JobError, JobHandlers, JobId, JobOptions, Lease, LeaseLost, LeaseToken, MemoryQueue,
     MemoryQueueBuilder, PushError, Pushed, Queue, QueueError, QueueSize, Refusal, Reply,
     Reservation, Reserved, Selection, Settlement, Transition, Worker, WorkerBuilder, WorkerEvent,
     WorkerHealth, WorkerMetrics,
@@ -31,7 +31,7 @@ assert_impl_all!(JobOptions: Send, Sync, Clone);
 assert_impl_all!(JobContext: Send, Sync, Clone);
 assert_impl_all!(JobError: Send, Sync);
 assert_not_impl_any!(JobError: std::error::Error);
-assert_impl_all!(Handlers: Send, Sync, Clone);
+assert_impl_all!(JobHandlers: Send, Sync, Clone);
 assert_impl_all!(Envelope: Send, Sync, Clone);
 assert_impl_all!(AttemptRecord: Send, Sync, Clone);
 
@@ -73,7 +73,7 @@ fn the_public_futures_are_send() {
     let queue = Queue::new(MemoryQueue::new());
     send(&queue.size("default"));
     send(&queue.failed(&FailedQuery::new()));
-    let worker = Worker::builder(MemoryQueue::new(), Handlers::new()).build().unwrap();
+    let worker = Worker::builder(MemoryQueue::new(), JobHandlers::new()).build().unwrap();
     send(&worker.run());
     send(&worker.stopped());
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use conc_bus::{Handlers, Job, JobContext, JobError, JobOptions, MemoryQueue, Queue, Worker};
+use conc_bus::{Job, JobContext, JobError, JobHandlers, JobOptions, MemoryQueue, Queue, Worker};
 use conc_test_support::edge::{self, DURATIONS, TEXTS, U64, USIZE, no_panic, within};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -68,7 +68,7 @@ proptest! {
                     assert!(!error.field.is_empty());
                     return;
                 }
-                let handlers = Handlers::new()
+                let handlers = JobHandlers::new()
                     .handle(|_: Tick, _: JobContext| async { Err::<(), _>(JobError::retry("again")) });
                 let worker = Worker::builder(backend, handlers).queues([queue.clone()]).build().unwrap();
                 worker.start().unwrap();
@@ -89,7 +89,7 @@ fn worker_and_backend_settings_are_refused_naming_the_field_or_work() {
         for n in USIZE {
             for d in DURATIONS {
                 let built = no_panic(|| {
-                    Worker::builder(MemoryQueue::new(), Handlers::new())
+                    Worker::builder(MemoryQueue::new(), JobHandlers::new())
                         .concurrency(n)
                         .prefetch(n)
                         .lease(d)
@@ -113,7 +113,7 @@ fn worker_and_backend_settings_are_refused_naming_the_field_or_work() {
         }
         for text in TEXTS {
             let built = no_panic(|| {
-                Worker::builder(MemoryQueue::new(), Handlers::new())
+                Worker::builder(MemoryQueue::new(), JobHandlers::new())
                     .name(text)
                     .queues([text])
                     .build()
@@ -126,7 +126,7 @@ fn worker_and_backend_settings_are_refused_naming_the_field_or_work() {
         }
         for jobs in U64 {
             let built = no_panic(|| {
-                Worker::builder(MemoryQueue::new(), Handlers::new()).max_jobs(jobs).build()
+                Worker::builder(MemoryQueue::new(), JobHandlers::new()).max_jobs(jobs).build()
             })
             .unwrap();
             assert_eq!(built.is_ok(), jobs > 0);

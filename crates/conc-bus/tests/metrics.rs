@@ -7,11 +7,11 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use conc_bus::{Handlers, Job, JobContext, JobError, MemoryQueue, Queue, Worker};
+use conc_bus::{Job, JobContext, JobError, JobHandlers, MemoryQueue, Queue, Worker};
 use conc_core::metrics::{ALL, BUS_JOBS_DEAD, BUS_JOBS_PUSHED, BUS_LEASES_LOST};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde::{Deserialize, Serialize};
-use support::{Flaky, TokioTime, secs};
+use support::{Flaky, secs};
 
 #[derive(Serialize, Deserialize)]
 struct Step {
@@ -28,13 +28,13 @@ async fn every_bus_metric_is_emitted_and_nothing_else() {
     let snapshotter = recorder.snapshotter();
     metrics::set_global_recorder(recorder).unwrap();
 
-    let backend = MemoryQueue::builder().clock(TokioTime).build().unwrap();
+    let backend = MemoryQueue::builder().clock(conc_bus::testing::PausedTime).build().unwrap();
     let queue = Queue::new(backend.clone());
     // processed, failed + retried, dead, released.
     for kind in 0..4 {
         queue.dispatch(Step { kind }).max_attempts(2).await.unwrap();
     }
-    let handlers = Handlers::new().handle(|job: Step, ctx: JobContext| async move {
+    let handlers = JobHandlers::new().handle(|job: Step, ctx: JobContext| async move {
         match (job.kind, ctx.attempt()) {
             (0, _) | (1 | 3, 2) => Ok(()),
             (1 | 2, _) => Err(JobError::retry("failed")),
@@ -50,7 +50,7 @@ async fn every_bus_metric_is_emitted_and_nothing_else() {
     // leases lost: a worker whose renewals are refused.
     let flaky = Flaky::new(backend.clone());
     queue.dispatch(Step { kind: 0 }).on_queue("slow").await.unwrap();
-    let slow = Handlers::new().handle(|_: Step, _: JobContext| async {
+    let slow = JobHandlers::new().handle(|_: Step, _: JobContext| async {
         tokio::time::sleep(secs(600)).await;
         Ok::<(), JobError>(())
     });
@@ -61,7 +61,7 @@ async fn every_bus_metric_is_emitted_and_nothing_else() {
     tokio::time::sleep(secs(31)).await;
     let thief = Worker::builder(
         backend,
-        Handlers::new().handle(|_: Step, _: JobContext| async { Ok::<(), JobError>(()) }),
+        JobHandlers::new().handle(|_: Step, _: JobContext| async { Ok::<(), JobError>(()) }),
     )
     .queues(["slow"])
     .stop_when_empty(true)

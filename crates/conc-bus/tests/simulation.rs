@@ -13,7 +13,7 @@ use conc_bus::testing::{
     ChaosPlan, Fault, FaultKind, LostState, PausedTime, Simulation, SimulationError,
     SimulationReport, Violation,
 };
-use conc_bus::{FailReason, Handlers, Job, JobContext, JobError, JobId, JobOptions};
+use conc_bus::{FailReason, Job, JobContext, JobError, JobHandlers, JobId, JobOptions};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use static_assertions::assert_impl_all;
@@ -79,10 +79,10 @@ impl Log {
 
 /// An idempotent handler: resumes from its checkpoint, stops when a
 /// checkpoint is refused, and applies its effect (a count per job) at the end.
-fn stepper(log: &Log) -> Handlers {
+fn stepper(log: &Log) -> JobHandlers {
     let log = log.clone();
     let start = Instant::now();
-    Handlers::new().handle(move |job: Work, ctx: JobContext| {
+    JobHandlers::new().handle(move |job: Work, ctx: JobContext| {
         let log = log.clone();
         async move {
             let from: u32 = ctx.resume_from().unwrap_or(0);
@@ -284,9 +284,9 @@ proptest! {
 }
 
 /// Fails the first run of job 3 with a retryable error: a rerun no fault caused.
-fn fails_job_3_once(log: &Log) -> Handlers {
+fn fails_job_3_once(log: &Log) -> JobHandlers {
     let log = log.clone();
-    Handlers::new().handle(move |job: Work, ctx: JobContext| {
+    JobHandlers::new().handle(move |job: Work, ctx: JobContext| {
         let log = log.clone();
         async move {
             if job.id == 3 && ctx.attempt() == 1 {
@@ -336,7 +336,7 @@ impl Job for OneShot {
 
 #[tokio::test(start_paused = true)]
 async fn a_job_crashed_out_of_its_attempts_is_reported_lost() {
-    let handlers = Handlers::new().handle(|_: OneShot, _: JobContext| async {
+    let handlers = JobHandlers::new().handle(|_: OneShot, _: JobContext| async {
         tokio::time::sleep(secs(10)).await;
         Ok::<(), JobError>(())
     });
@@ -375,7 +375,7 @@ async fn jobs_still_held_or_waiting_at_the_time_limit_are_lost() {
             JobOptions::new().delay(secs(3600))
         }
     }
-    let handlers = Handlers::new()
+    let handlers = JobHandlers::new()
         .handle(|job: OneShot, _: JobContext| async move {
             if job.id == 2 {
                 tokio::time::sleep(secs(3600)).await; // still running at the limit
@@ -423,7 +423,7 @@ async fn bad_settings_plans_and_jobs_are_refused_before_anything_runs() {
         SimulationError::Config(error) => error.field.into_owned(),
         other => panic!("expected a setting refused, got {other:?}"),
     };
-    let sim = || Simulation::new(Handlers::new());
+    let sim = || Simulation::new(JobHandlers::new());
     assert_eq!(field(sim().workers(0).run().await.unwrap_err()), "workers");
     assert_eq!(field(sim().time_limit(Duration::ZERO).run().await.unwrap_err()), "time_limit");
     assert_eq!(field(sim().concurrency(0).run().await.unwrap_err()), "concurrency");
@@ -444,7 +444,7 @@ async fn bad_settings_plans_and_jobs_are_refused_before_anything_runs() {
 
 #[tokio::test(start_paused = true)]
 async fn a_simulation_without_jobs_reports_nothing_done() {
-    let report = Simulation::new(Handlers::new()).run().await.unwrap();
+    let report = Simulation::new(JobHandlers::new()).run().await.unwrap();
     assert_eq!((report.jobs, report.runs, report.finished), (0, 0, true));
     assert!(report.faults.is_empty());
     report.assert_holds();
@@ -453,6 +453,6 @@ async fn a_simulation_without_jobs_reports_nothing_done() {
 #[test]
 fn the_run_future_can_be_spawned() {
     fn assert_send<T: Send>(_: &T) {}
-    let run = Simulation::new(Handlers::new()).run();
+    let run = Simulation::new(JobHandlers::new()).run();
     assert_send(&run);
 }

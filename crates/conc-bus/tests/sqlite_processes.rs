@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use conc_bus::{
-    FailedStore, Handlers, Job, JobContext, JobError, JobId, JobOptions, Queue, QueueBackend,
+    FailedStore, Job, JobContext, JobError, JobHandlers, JobId, JobOptions, Queue, QueueBackend,
     SqliteQueue, Worker,
 };
 use serde::{Deserialize, Serialize};
@@ -96,7 +96,7 @@ fn child_worker() {
     let log = Arc::new(Mutex::new(OpenOptions::new().create(true).append(true).open(log).unwrap()));
     runtime().block_on(async move {
         let backend = SqliteQueue::open(&db).unwrap();
-        let handlers = Handlers::new().handle(move |_: Work, ctx: JobContext| {
+        let handlers = JobHandlers::new().handle(move |_: Work, ctx: JobContext| {
             let log = Arc::clone(&log);
             async move {
                 let mut file = log.lock().unwrap();

@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use conc_bus::{
-    FailReason, FailedQuery, Handlers, Job, JobContext, JobError, JobOptions, MemoryQueue, Queue,
-    StopReason, Worker, WorkerEvent, WorkerState,
+    FailReason, FailedQuery, Job, JobContext, JobError, JobHandlers, JobOptions, MemoryQueue,
+    Queue, Worker, WorkerEvent, WorkerState, WorkerStop,
 };
 use conc_core::lifecycle::Registry;
 use conc_core::metrics::MetricsSource;
 use serde::{Deserialize, Serialize};
-use support::{Flaky, TokioTime, drain, events_of, secs};
+use support::{Flaky, drain, events_of, secs};
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,7 +28,7 @@ impl Job for Task {
 }
 
 fn backend() -> MemoryQueue {
-    MemoryQueue::builder().clock(TokioTime).build().unwrap()
+    MemoryQueue::builder().clock(conc_bus::testing::PausedTime).build().unwrap()
 }
 
 /// Records the (paused) time of each call, from the test's start.
@@ -57,7 +57,7 @@ async fn backoff_list_waits_per_retry_and_its_last_value_repeats() {
     let calls = Calls::default();
     let start = Instant::now();
     let seen = calls.clone();
-    let handlers = Handlers::new().handle(move |_: Task, _: JobContext| {
+    let handlers = JobHandlers::new().handle(move |_: Task, _: JobContext| {
         seen.record(start);
         async { Err::<(), _>(JobError::retry("always")) }
     });
@@ -88,7 +88,7 @@ async fn a_type_backoff_policy_applies_when_the_dispatch_sets_none() {
     queue.push(Policy).await.unwrap();
     let calls = Calls::default();
     let (start, seen) = (Instant::now(), calls.clone());
-    let handlers = Handlers::new().handle(move |_: Policy, _: JobContext| {
+    let handlers = JobHandlers::new().handle(move |_: Policy, _: JobContext| {
         seen.record(start);
         async { Err::<(), _>(JobError::retry("no")) }
     });
@@ -104,7 +104,7 @@ async fn releases_do_not_use_up_max_exceptions_but_errors_do() {
     queue.dispatch(Task { n: 1 }).max_attempts(10).max_exceptions(2).await.unwrap();
     let runs = Arc::new(AtomicU32::new(0));
     let counter = Arc::clone(&runs);
-    let handlers = Handlers::new().handle(move |_: Task, ctx: JobContext| {
+    let handlers = JobHandlers::new().handle(move |_: Task, ctx: JobContext| {
         let run = counter.fetch_add(1, Ordering::SeqCst) + 1;
         async move {
             if run <= 3 {
@@ -130,7 +130,7 @@ async fn a_passed_retry_deadline_fails_without_running() {
     let queue = Queue::new(backend.clone());
     let past = std::time::SystemTime::now() - Duration::from_secs(3600);
     queue.dispatch(Task { n: 1 }).retry_until(past).await.unwrap();
-    let handlers = Handlers::new().handle(|_: Task, _: JobContext| async {
+    let handlers = JobHandlers::new().handle(|_: Task, _: JobContext| async {
         panic!("must not run");
     });
     let worker = Worker::builder(backend, handlers).stop_when_empty(true).build().unwrap();
@@ -153,7 +153,7 @@ async fn a_fatal_error_goes_straight_to_the_failed_store() {
     let backend = backend();
     let queue = Queue::new(backend.clone());
     queue.dispatch(Task { n: 1 }).max_attempts(10).await.unwrap();
-    let handlers = Handlers::new()
+    let handlers = JobHandlers::new()
         .handle(|_: Task, _: JobContext| async { Err::<(), _>(JobError::fatal("card declined")) });
     Worker::builder(backend, handlers).stop_when_empty(true).build().unwrap().run().await.unwrap();
     let failed = &queue.failed(&FailedQuery::new()).await.unwrap()[0];
@@ -173,7 +173,7 @@ async fn a_timeout_cancels_the_attempt_and_says_timed_out() {
         .max_attempts(5)
         .await
         .unwrap();
-    let handlers = Handlers::new().handle(|_: Task, _: JobContext| async {
+    let handlers = JobHandlers::new().handle(|_: Task, _: JobContext| async {
         tokio::time::sleep(secs(60)).await;
         Ok::<(), JobError>(())
     });
@@ -200,7 +200,7 @@ async fn a_panic_fails_the_attempt_with_its_message_and_the_worker_goes_on() {
     let queue = Queue::new(backend.clone());
     queue.dispatch(Task { n: 0 }).max_attempts(1).await.unwrap();
     queue.push(Task { n: 1 }).await.unwrap();
-    let handlers = Handlers::new().handle(|job: Task, _: JobContext| async move {
+    let handlers = JobHandlers::new().handle(|job: Task, _: JobContext| async move {
         assert!(job.n != 0, "zero is not allowed");
         Ok::<(), JobError>(())
     });
@@ -219,7 +219,7 @@ async fn a_renewed_lease_keeps_a_long_job_from_running_twice() {
     queue.push(Task { n: 1 }).await.unwrap();
     let runs = Arc::new(AtomicU32::new(0));
     let make = |runs: Arc<AtomicU32>| {
-        Handlers::new().handle(move |_: Task, _: JobContext| {
+        JobHandlers::new().handle(move |_: Task, _: JobContext| {
             runs.fetch_add(1, Ordering::SeqCst);
             async {
                 tokio::time::sleep(secs(100)).await; // over three 30 s leases
@@ -250,7 +250,7 @@ async fn a_lost_lease_cancels_the_attempt_and_its_late_result_is_refused() {
     queue.push(Task { n: 1 }).await.unwrap();
     let cancelled = Arc::new(AtomicU32::new(0));
     let seen = Arc::clone(&cancelled);
-    let slow = Handlers::new().handle(move |_: Task, ctx: JobContext| {
+    let slow = JobHandlers::new().handle(move |_: Task, ctx: JobContext| {
         // Work the attempt started elsewhere hears the cancellation even
         // though the attempt itself is dropped.
         let seen = Arc::clone(&seen);
@@ -273,7 +273,7 @@ async fn a_lost_lease_cancels_the_attempt_and_its_late_result_is_refused() {
     tokio::time::sleep(secs(31)).await;
     let done = Arc::new(AtomicU32::new(0));
     let counter = Arc::clone(&done);
-    let fast = Handlers::new().handle(move |_: Task, ctx: JobContext| {
+    let fast = JobHandlers::new().handle(move |_: Task, ctx: JobContext| {
         assert_eq!(ctx.attempt(), 2);
         counter.fetch_add(1, Ordering::SeqCst);
         async { Ok::<(), JobError>(()) }
@@ -299,7 +299,7 @@ async fn a_stopping_worker_signals_its_jobs_and_hands_their_leases_back_at_once(
     queue.push(Task { n: 1 }).await.unwrap();
     let cancelled = Arc::new(AtomicU32::new(0));
     let seen = Arc::clone(&cancelled);
-    let long = Handlers::new().handle(move |_: Task, ctx: JobContext| {
+    let long = JobHandlers::new().handle(move |_: Task, ctx: JobContext| {
         let seen = Arc::clone(&seen);
         async move {
             tokio::time::sleep(secs(10)).await;
@@ -315,20 +315,20 @@ async fn a_stopping_worker_signals_its_jobs_and_hands_their_leases_back_at_once(
     tokio::time::sleep(secs(2)).await;
     let stop_at = Instant::now();
     worker.stop(secs(5)); // at most its configured grace of 1 s
-    assert_eq!(worker.stopped().await, StopReason::Requested);
+    assert_eq!(worker.stopped().await, WorkerStop::Requested);
     assert_eq!(stop_at.elapsed(), secs(1));
-    assert_eq!(worker.state(), WorkerState::Stopped(StopReason::Requested));
+    assert_eq!(worker.state(), WorkerState::Stopped(WorkerStop::Requested));
     assert!(
         events_of(&mut events)
             .iter()
-            .any(|e| matches!(e, WorkerEvent::Stopping { reason: StopReason::Requested }))
+            .any(|e| matches!(e, WorkerEvent::Stopping { reason: WorkerStop::Requested }))
     );
     // The job is available at once, long before its 30 s lease would lapse.
     let size = queue.size("default").await.unwrap();
     assert_eq!((size.ready, size.reserved), (1, 0));
     let attempt = Arc::new(AtomicU32::new(0));
     let seen_attempt = Arc::clone(&attempt);
-    let next = Handlers::new().handle(move |_: Task, ctx: JobContext| {
+    let next = JobHandlers::new().handle(move |_: Task, ctx: JobContext| {
         seen_attempt.store(ctx.attempt(), Ordering::SeqCst);
         async { Ok::<(), JobError>(()) }
     });
@@ -344,7 +344,7 @@ async fn a_crashed_worker_loses_nothing_and_its_job_comes_back_within_a_lease() 
     let backend = backend();
     let queue = Queue::new(backend.clone());
     queue.push(Task { n: 1 }).await.unwrap();
-    let hang = Handlers::new().handle(|_: Task, _: JobContext| async {
+    let hang = JobHandlers::new().handle(|_: Task, _: JobContext| async {
         std::future::pending::<()>().await;
         Ok::<(), JobError>(())
     });
@@ -355,7 +355,7 @@ async fn a_crashed_worker_loses_nothing_and_its_job_comes_back_within_a_lease() 
     let crashed_at = Instant::now();
     let attempt = Arc::new(AtomicU32::new(0));
     let seen = Arc::clone(&attempt);
-    let ok = Handlers::new().handle(move |_: Task, ctx: JobContext| {
+    let ok = JobHandlers::new().handle(move |_: Task, ctx: JobContext| {
         seen.store(ctx.attempt(), Ordering::SeqCst);
         async { Ok::<(), JobError>(()) }
     });
@@ -369,7 +369,7 @@ async fn a_crashed_worker_loses_nothing_and_its_job_comes_back_within_a_lease() 
 #[tokio::test(start_paused = true)]
 async fn stop_conditions_end_the_run_with_their_reason() {
     let handlers =
-        || Handlers::new().handle(|_: Task, _: JobContext| async { Ok::<(), JobError>(()) });
+        || JobHandlers::new().handle(|_: Task, _: JobContext| async { Ok::<(), JobError>(()) });
     let backend = backend();
     let queue = Queue::new(backend.clone());
     for n in 0..10 {
@@ -377,18 +377,18 @@ async fn stop_conditions_end_the_run_with_their_reason() {
     }
     let worker =
         Worker::builder(backend.clone(), handlers()).concurrency(1).max_jobs(3).build().unwrap();
-    assert_eq!(worker.run().await.unwrap(), StopReason::MaxJobs);
+    assert_eq!(worker.run().await.unwrap(), WorkerStop::MaxJobs);
     assert_eq!(worker.metrics().processed, 3);
     assert_eq!(queue.size("default").await.unwrap().ready, 7);
 
     let worker =
         Worker::builder(backend.clone(), handlers()).stop_when_empty(true).build().unwrap();
-    assert_eq!(worker.run().await.unwrap(), StopReason::Empty);
+    assert_eq!(worker.run().await.unwrap(), WorkerStop::Empty);
     assert_eq!(worker.metrics().processed, 7);
 
     let idle = Worker::builder(backend, handlers()).max_time(secs(90)).build().unwrap();
     let start = Instant::now();
-    assert_eq!(idle.run().await.unwrap(), StopReason::MaxTime);
+    assert_eq!(idle.run().await.unwrap(), WorkerStop::MaxTime);
     assert_eq!(start.elapsed(), secs(90));
     assert!(idle.run().await.is_err(), "a worker runs once");
 }
@@ -402,7 +402,7 @@ async fn a_paused_queue_stops_its_jobs_only() {
     queue.pause("mail").await.unwrap();
     let ran = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&ran);
-    let handlers = Handlers::new().handle(move |job: Task, _: JobContext| {
+    let handlers = JobHandlers::new().handle(move |job: Task, _: JobContext| {
         seen.lock().unwrap().push(job.n);
         async { Ok::<(), JobError>(()) }
     });
@@ -423,7 +423,7 @@ async fn a_failing_backend_is_retried_with_backoff_and_never_stops_the_worker() 
     let flaky = Flaky::new(backend.clone());
     Queue::new(backend.clone()).push(Task { n: 1 }).await.unwrap();
     let handlers =
-        Handlers::new().handle(|_: Task, _: JobContext| async { Ok::<(), JobError>(()) });
+        JobHandlers::new().handle(|_: Task, _: JobContext| async { Ok::<(), JobError>(()) });
     flaky.fail_all(true);
     let worker = Worker::builder(flaky.clone(), handlers).build().unwrap();
     let mut events = worker.subscribe();
@@ -477,7 +477,7 @@ async fn undecodable_jobs_fail_with_the_reason_and_upcasters_run_old_payloads() 
     queue.push(Future).await.unwrap();
     let seen = Arc::new(AtomicU32::new(0));
     let got = Arc::clone(&seen);
-    let handlers = Handlers::new()
+    let handlers = JobHandlers::new()
         .handle(move |job: Task, _: JobContext| {
             got.store(job.n, Ordering::SeqCst);
             async { Ok::<(), JobError>(()) }
@@ -506,7 +506,7 @@ async fn metrics_and_events_tell_what_happened() {
         queue.push(Task { n }).await.unwrap();
     }
     queue.dispatch(Task { n: 0 }).max_attempts(1).await.unwrap();
-    let handlers = Handlers::new().handle(|job: Task, _: JobContext| async move {
+    let handlers = JobHandlers::new().handle(|job: Task, _: JobContext| async move {
         tokio::time::sleep(Duration::from_millis(100 * u64::from(job.n))).await;
         if job.n == 0 { Err(JobError::retry("zero")) } else { Ok(()) }
     });
@@ -540,7 +540,7 @@ async fn metrics_and_events_tell_what_happened() {
 async fn a_registry_starts_and_stops_a_worker_by_its_deadline() {
     let backend = backend();
     let queue = Queue::new(backend.clone());
-    let handlers = Handlers::new().handle(|_: Task, _: JobContext| async {
+    let handlers = JobHandlers::new().handle(|_: Task, _: JobContext| async {
         tokio::time::sleep(secs(60)).await;
         Ok::<(), JobError>(())
     });
@@ -554,7 +554,7 @@ async fn a_registry_starts_and_stops_a_worker_by_its_deadline() {
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     let report = registry.shutdown_all(deadline).await;
     assert!(report.is_clean(), "{report}");
-    assert!(matches!(worker.state(), WorkerState::Stopped(StopReason::Requested)));
+    assert!(matches!(worker.state(), WorkerState::Stopped(WorkerStop::Requested)));
     assert_eq!(queue.size("default").await.unwrap().ready, 1, "the running job went back");
 }
 
@@ -565,7 +565,7 @@ async fn an_endless_supply_of_jobs_does_not_starve_a_current_thread_runtime() {
     let jobs: Vec<Task> = (0..20_000).map(|n| Task { n }).collect();
     queue.push_bulk(jobs).await.unwrap();
     let handlers =
-        Handlers::new().handle(|_: Task, _: JobContext| async { Ok::<(), JobError>(()) });
+        JobHandlers::new().handle(|_: Task, _: JobContext| async { Ok::<(), JobError>(()) });
     let worker = Worker::builder(backend, handlers).concurrency(64).prefetch(64).build().unwrap();
     worker.start().unwrap();
     // A timer on the same single-threaded runtime still fires while the
@@ -584,7 +584,7 @@ async fn without_prefetch_a_worker_holds_no_more_than_it_runs() {
     for n in 0..10 {
         queue.push(Task { n }).await.unwrap();
     }
-    let handlers = Handlers::new().handle(|_: Task, _: JobContext| async {
+    let handlers = JobHandlers::new().handle(|_: Task, _: JobContext| async {
         tokio::time::sleep(secs(5)).await;
         Ok::<(), JobError>(())
     });
@@ -613,7 +613,7 @@ async fn the_idempotency_key_is_the_same_for_every_attempt_of_a_job() {
     let second = queue.push(Task { n: 2 }).await.unwrap();
     let keys = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&keys);
-    let handlers = Handlers::new().handle(move |job: Task, ctx: JobContext| {
+    let handlers = JobHandlers::new().handle(move |job: Task, ctx: JobContext| {
         seen.lock().unwrap().push((job.n, ctx.idempotency_key(), ctx.idempotency_key_for("mail")));
         async move {
             if job.n == 1 && ctx.attempt() < 3 { Err(JobError::retry("again")) } else { Ok(()) }

@@ -676,7 +676,7 @@ async fn pools() -> Result<(), BoxError> {
 
 async fn jobs() -> Result<(), BoxError> {
     use conc::bus::{
-        Bus, Command, FailedQuery, Handlers, Job, JobContext, JobError, MemoryQueue, Queue,
+        Bus, Command, FailedQuery, Job, JobContext, JobError, JobHandlers, MemoryQueue, Queue,
         Selection, Worker,
     };
 
@@ -720,7 +720,7 @@ async fn jobs() -> Result<(), BoxError> {
     // The export service is down until we say otherwise.
     let export_up = Arc::new(AtomicBool::new(false));
     let handlers = |export_up: Arc<AtomicBool>| {
-        Handlers::new()
+        JobHandlers::new()
             .handle(|job: ConfirmOrder, ctx: JobContext| async move {
                 println!("  confirm-order {}: mail sent (attempt {})", job.order, ctx.attempt());
                 Ok::<(), JobError>(())

@@ -107,7 +107,7 @@ async fn pool_is_reexported() {
 #[cfg(feature = "bus")]
 #[tokio::test]
 async fn bus_is_reexported() {
-    use conc::bus::{Handlers, Job, JobContext, JobError, MemoryQueue, Queue, Worker};
+    use conc::bus::{Job, JobContext, JobError, JobHandlers, MemoryQueue, Queue, Worker};
     use conc::core::metrics::MetricsSource;
 
     #[derive(serde::Serialize, serde::Deserialize)]
@@ -118,7 +118,7 @@ async fn bus_is_reexported() {
     let backend = MemoryQueue::new();
     Queue::new(backend.clone()).push(Ping).await.unwrap();
     let handlers =
-        Handlers::new().handle(|_: Ping, _: JobContext| async { Ok::<(), JobError>(()) });
+        JobHandlers::new().handle(|_: Ping, _: JobContext| async { Ok::<(), JobError>(()) });
     let worker = Worker::builder(backend, handlers).stop_when_empty(true).build().unwrap();
     worker.run().await.unwrap();
     assert_eq!(worker.metrics().processed, 1);

@@ -3,11 +3,11 @@
 //!
 //! A job is plain data with a stable name and a version. Its handler is an
 //! `async fn(job, JobContext) -> Result<(), JobError>` registered on a
-//! [`Handlers`] table that workers run from:
+//! [`JobHandlers`] table that workers run from:
 //!
 //! ```
 //! use std::time::Duration;
-//! use conc_bus::{Handlers, Job, JobContext, JobError, JobOptions};
+//! use conc_bus::{JobHandlers, Job, JobContext, JobError, JobOptions};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Debug, Serialize, Deserialize)]
@@ -28,7 +28,7 @@
 //!     Ok(())
 //! }
 //!
-//! let handlers = Handlers::new().handle(send_invoice);
+//! let handlers = JobHandlers::new().handle(send_invoice);
 //! assert!(handlers.knows("send-invoice"));
 //! ```
 
@@ -44,7 +44,7 @@ pub use envelope::{AttemptRecord, Envelope, MAX_HISTORY};
 pub use error::{DecodeError, JobError};
 pub(crate) use options::check_queue_name;
 pub use options::{DEFAULT_QUEUE, JobBackoff, JobOptions, MAX_PRIORITY, MAX_QUEUE_NAME};
-pub use registry::Handlers;
+pub use registry::JobHandlers;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -54,7 +54,7 @@ use serde::de::DeserializeOwned;
 /// `NAME` is stored with every queued payload and picks the handler: never
 /// change it while jobs of that name are queued. Bump `VERSION` when the
 /// payload changes shape, and register an upcaster for the old shape with
-/// [`Handlers::upcast`], so jobs queued by the previous deploy still run.
+/// [`JobHandlers::upcast`], so jobs queued by the previous deploy still run.
 ///
 /// # Examples
 ///

@@ -1,4 +1,4 @@
-//! [`Handlers`]: the table from a job's name (and payload version) to the code
+//! [`JobHandlers`]: the table from a job's name (and payload version) to the code
 //! that decodes and runs it.
 
 use std::any::Any;
@@ -97,7 +97,7 @@ fn decode<J: Job>(
 /// # Examples
 ///
 /// ```
-/// use conc_bus::{Handlers, Job, JobContext, JobError};
+/// use conc_bus::{JobHandlers, Job, JobContext, JobError};
 /// use serde::{Deserialize, Serialize};
 ///
 /// /// The payload before version 2 had one `name` field.
@@ -111,7 +111,7 @@ fn decode<J: Job>(
 ///     const VERSION: u32 = 2;
 /// }
 ///
-/// let handlers = Handlers::new()
+/// let handlers = JobHandlers::new()
 ///     .handle(|job: Greet, _ctx: JobContext| async move {
 ///         println!("hello {} {}", job.first, job.last);
 ///         Ok::<(), JobError>(())
@@ -123,12 +123,12 @@ fn decode<J: Job>(
 /// assert!(handlers.knows("greet"));
 /// ```
 #[derive(Default, Clone)]
-pub struct Handlers {
+pub struct JobHandlers {
     handlers: HashMap<&'static str, Arc<dyn ErasedHandler>>,
     upcasters: HashMap<&'static str, HashMap<u32, Upcaster>>,
 }
 
-impl Handlers {
+impl JobHandlers {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
@@ -196,8 +196,8 @@ impl Handlers {
     }
 }
 
-impl fmt::Debug for Handlers {
+impl fmt::Debug for JobHandlers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handlers").field("jobs", &self.names()).finish()
+        f.debug_struct("JobHandlers").field("jobs", &self.names()).finish()
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use conc_core::driver::panic_message;
 use futures::FutureExt;
 
-use crate::job::{Envelope, Handlers, JobContext, JobError, error::chain};
+use crate::job::{Envelope, JobContext, JobError, JobHandlers, error::chain};
 
 /// How one attempt ended.
 #[derive(Debug)]
@@ -28,7 +28,7 @@ pub(crate) enum AttemptOutcome {
 
 /// Runs one attempt of `envelope` with `ctx`.
 pub(crate) async fn run(
-    handlers: &Handlers,
+    handlers: &JobHandlers,
     envelope: &Envelope,
     ctx: JobContext,
 ) -> AttemptOutcome {

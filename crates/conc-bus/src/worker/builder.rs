@@ -10,7 +10,7 @@ use conc_core::backoff::{Backoff, Jitter};
 use conc_core::config::{self, ConfigError};
 
 use super::Worker;
-use crate::job::{Handlers, check_queue_name};
+use crate::job::{JobHandlers, check_queue_name};
 use crate::queue::QueueBackend;
 
 /// The most jobs one worker may run at once (or hold prefetched).
@@ -46,9 +46,9 @@ pub(crate) struct Config {
 ///
 /// ```
 /// use std::time::Duration;
-/// use conc_bus::{Handlers, MemoryQueue, Worker};
+/// use conc_bus::{JobHandlers, MemoryQueue, Worker};
 ///
-/// let worker = Worker::builder(MemoryQueue::new(), Handlers::new())
+/// let worker = Worker::builder(MemoryQueue::new(), JobHandlers::new())
 ///     .queues(["urgent", "default"])
 ///     .concurrency(16)
 ///     .prefetch(4)
@@ -62,7 +62,7 @@ pub(crate) struct Config {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct WorkerBuilder<B> {
     backend: Arc<B>,
-    handlers: Handlers,
+    handlers: JobHandlers,
     config: Config,
 }
 
@@ -73,7 +73,7 @@ impl<B> fmt::Debug for WorkerBuilder<B> {
 }
 
 impl<B: QueueBackend> WorkerBuilder<B> {
-    pub(super) fn new(backend: Arc<B>, handlers: Handlers) -> Self {
+    pub(super) fn new(backend: Arc<B>, handlers: JobHandlers) -> Self {
         let backend_retry = Backoff::exponential(Duration::from_millis(100))
             .jitter(Jitter::Equal)
             .max_delay(Duration::from_secs(30))

@@ -108,7 +108,7 @@ pub enum WorkerEvent {
     /// The worker is stopping.
     Stopping {
         /// Why.
-        reason: StopReason,
+        reason: WorkerStop,
     },
 }
 
@@ -117,13 +117,13 @@ pub enum WorkerEvent {
 /// # Examples
 ///
 /// ```
-/// use conc_bus::StopReason;
+/// use conc_bus::WorkerStop;
 ///
-/// assert_eq!(StopReason::MaxJobs.to_string(), "it finished its max_jobs");
+/// assert_eq!(WorkerStop::MaxJobs.to_string(), "it finished its max_jobs");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
-pub enum StopReason {
+pub enum WorkerStop {
     /// `stop` was called (or the registry shut it down).
     #[error("it was asked to stop")]
     Requested,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use conc_core::metrics::{self as names, MetricEntry, MetricValue, MetricsSnapshot};
 
-use super::event::StopReason;
+use super::event::WorkerStop;
 
 /// Runtime of one job type: how many attempts ran and their p50 and p99.
 ///
@@ -35,10 +35,10 @@ pub struct JobStats {
 /// # Examples
 ///
 /// ```
-/// use conc_bus::{Handlers, MemoryQueue, Worker};
+/// use conc_bus::{JobHandlers, MemoryQueue, Worker};
 /// use conc_core::metrics::MetricsSource;
 ///
-/// let worker = Worker::builder(MemoryQueue::new(), Handlers::new()).build()?;
+/// let worker = Worker::builder(MemoryQueue::new(), JobHandlers::new()).build()?;
 /// let metrics = worker.metrics();
 /// assert_eq!(metrics.processed, 0);
 /// assert!(metrics.runtimes.is_empty());
@@ -116,7 +116,7 @@ pub enum WorkerState {
     /// Finishing its jobs; takes no new ones.
     Stopping,
     /// Stopped, for this reason.
-    Stopped(StopReason),
+    Stopped(WorkerStop),
 }
 
 /// A worker's health, for a readiness probe: is it running, can it reach its
@@ -125,9 +125,9 @@ pub enum WorkerState {
 /// # Examples
 ///
 /// ```
-/// use conc_bus::{Handlers, MemoryQueue, Worker};
+/// use conc_bus::{JobHandlers, MemoryQueue, Worker};
 ///
-/// let worker = Worker::builder(MemoryQueue::new(), Handlers::new()).build()?;
+/// let worker = Worker::builder(MemoryQueue::new(), JobHandlers::new()).build()?;
 /// let health = worker.health();
 /// assert!(!health.is_ready(), "not started yet");
 /// # Ok::<(), conc_core::config::ConfigError>(())

@@ -10,7 +10,7 @@ mod run;
 mod stats;
 
 pub use builder::{MAX_CONCURRENCY, MAX_WAIT, MIN_LEASE, WorkerBuilder};
-pub use event::{StopReason, WorkerEvent};
+pub use event::{WorkerEvent, WorkerStop};
 pub use metrics::{JobStats, WorkerHealth, WorkerMetrics, WorkerState};
 
 use std::collections::HashMap;
@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, watch};
 
 use self::builder::Config;
 use self::stats::{Histogram, MinuteRate};
-use crate::job::{Cancellation, Handlers};
+use crate::job::{Cancellation, JobHandlers};
 use crate::queue::QueueBackend;
 
 /// A worker: takes jobs from its queues (in priority order) and runs their
@@ -50,7 +50,7 @@ use crate::queue::QueueBackend;
 /// # Examples
 ///
 /// ```
-/// use conc_bus::{Handlers, Job, JobContext, JobError, MemoryQueue, Queue, Worker};
+/// use conc_bus::{JobHandlers, Job, JobContext, JobError, MemoryQueue, Queue, Worker};
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(Serialize, Deserialize)]
@@ -62,7 +62,7 @@ use crate::queue::QueueBackend;
 /// let queue = Queue::new(backend.clone());
 /// queue.push(Add { a: 2, b: 3 }).await?;
 ///
-/// let handlers = Handlers::new().handle(|job: Add, _ctx: JobContext| async move {
+/// let handlers = JobHandlers::new().handle(|job: Add, _ctx: JobContext| async move {
 ///     assert_eq!(job.a + job.b, 5);
 ///     Ok::<(), JobError>(())
 /// });
@@ -97,7 +97,7 @@ pub struct AlreadyStarted;
 /// What the worker's loop and its handle share.
 pub(crate) struct Shared<B> {
     pub(crate) backend: Arc<B>,
-    pub(crate) handlers: Arc<Handlers>,
+    pub(crate) handlers: Arc<JobHandlers>,
     pub(crate) config: Config,
     pub(crate) events: broadcast::Sender<WorkerEvent>,
     /// Set by `stop`: the loop stops taking jobs.
@@ -157,16 +157,16 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<B: QueueBackend> Worker<B> {
     /// A builder for a worker taking jobs from `backend` and running them
     /// with `handlers`.
-    pub fn builder(backend: B, handlers: Handlers) -> WorkerBuilder<B> {
+    pub fn builder(backend: B, handlers: JobHandlers) -> WorkerBuilder<B> {
         WorkerBuilder::new(Arc::new(backend), handlers)
     }
 
     /// A builder for a worker over a shared backend.
-    pub fn builder_shared(backend: Arc<B>, handlers: Handlers) -> WorkerBuilder<B> {
+    pub fn builder_shared(backend: Arc<B>, handlers: JobHandlers) -> WorkerBuilder<B> {
         WorkerBuilder::new(backend, handlers)
     }
 
-    pub(crate) fn from_parts(backend: Arc<B>, handlers: Handlers, config: Config) -> Self {
+    pub(crate) fn from_parts(backend: Arc<B>, handlers: JobHandlers, config: Config) -> Self {
         let (events, _) = broadcast::channel(config.event_capacity);
         let (state, _) = watch::channel(WorkerState::Idle);
         let shared = Shared {
@@ -197,7 +197,7 @@ impl<B: QueueBackend> Worker<B> {
     /// # Errors
     ///
     /// [`AlreadyStarted`] when it runs already (or ran).
-    pub async fn run(&self) -> Result<StopReason, AlreadyStarted> {
+    pub async fn run(&self) -> Result<WorkerStop, AlreadyStarted> {
         if self.shared.started.swap(true, Ordering::AcqRel) {
             return Err(AlreadyStarted);
         }
@@ -233,14 +233,14 @@ impl<B: QueueBackend> Worker<B> {
 
     /// Waits until the worker has stopped; why it stopped. Resolves at once
     /// for a worker that stopped already, and never for one never started.
-    pub async fn stopped(&self) -> StopReason {
+    pub async fn stopped(&self) -> WorkerStop {
         let mut state = self.shared.state.subscribe();
         loop {
             if let WorkerState::Stopped(reason) = *state.borrow_and_update() {
                 return reason;
             }
             if state.changed().await.is_err() {
-                return StopReason::Requested;
+                return WorkerStop::Requested;
             }
         }
     }

@@ -15,7 +15,7 @@ use tokio::time::Instant as TokioInstant;
 use tracing::Instrument;
 
 use super::attempt::{self, AttemptOutcome};
-use super::event::{StopReason, WorkerEvent};
+use super::event::{WorkerEvent, WorkerStop};
 use super::metrics::WorkerState;
 use super::{Counters, Shared, lock};
 use crate::failed::FailReason;
@@ -121,7 +121,7 @@ struct Runner<B> {
     pending: VecDeque<Pending>,
     /// Whether the last reservation filled every free slot (more may wait).
     more_available: bool,
-    stopping: Option<StopReason>,
+    stopping: Option<WorkerStop>,
     grace_deadline: Option<TokioInstant>,
     /// When a stopping worker gives up sending what the backend did not take.
     give_up_at: Option<TokioInstant>,
@@ -133,7 +133,7 @@ struct Runner<B> {
 }
 
 /// Runs the worker until it stops; why it stopped.
-pub(super) async fn run<B: QueueBackend>(shared: Arc<Shared<B>>) -> StopReason {
+pub(super) async fn run<B: QueueBackend>(shared: Arc<Shared<B>>) -> WorkerStop {
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let sink: Arc<dyn ContextSink> = Arc::new(BackendSink(Arc::clone(&shared.backend)));
     let max_time_deadline = shared.config.max_time.map(|time| TokioInstant::now() + time);
@@ -173,7 +173,7 @@ enum Wake {
 }
 
 impl<B: QueueBackend> Runner<B> {
-    async fn main(&mut self) -> StopReason {
+    async fn main(&mut self) -> WorkerStop {
         let period = self.shared.config.lease / 3;
         let mut renew = tokio::time::interval_at(TokioInstant::now() + period, period);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -217,7 +217,7 @@ impl<B: QueueBackend> Runner<B> {
                 && self.buffer.is_empty()
                 && self.pending.is_empty()
             {
-                self.begin_stop(StopReason::Empty);
+                self.begin_stop(WorkerStop::Empty);
                 continue;
             }
             if reserved_now && self.more_available && self.free() > 0 {
@@ -234,9 +234,9 @@ impl<B: QueueBackend> Runner<B> {
                     self.drain_done();
                 }
                 Wake::Renew => self.renew().await,
-                Wake::StopRequested => self.begin_stop(StopReason::Requested),
+                Wake::StopRequested => self.begin_stop(WorkerStop::Requested),
                 Wake::GraceOver => self.abandon_running(),
-                Wake::MaxTime => self.begin_stop(StopReason::MaxTime),
+                Wake::MaxTime => self.begin_stop(WorkerStop::MaxTime),
                 // The wait is over: the next call tells whether the backend is
                 // back (the backoff goes on from where it was if it is not).
                 Wake::Retry => self.backend_down_until = None,
@@ -557,11 +557,15 @@ impl<B: QueueBackend> Runner<B> {
 
     /// Gives up on a job whose lease is gone: cancel and drop its attempt.
     fn lost(&mut self, lease: &Lease) {
-        if let Some(running) = self.running.remove(&lease.job) {
+        // Only the attempt that held this lease (a later reservation of the
+        // same job has another token).
+        let held =
+            self.running.get(&lease.job).is_some_and(|r| r.reserved.lease.token == lease.token);
+        if held && let Some(running) = self.running.remove(&lease.job) {
             running.cancel.cancel();
             running.abort.abort();
             self.shared.counters.running.fetch_sub(1, Ordering::Relaxed);
-        } else if let Some(index) = self.buffer.iter().position(|r| r.lease.job == lease.job) {
+        } else if let Some(index) = self.buffer.iter().position(|r| r.lease == *lease) {
             self.buffer.remove(index);
             self.shared.counters.prefetched.fetch_sub(1, Ordering::Relaxed);
         }
@@ -571,7 +575,7 @@ impl<B: QueueBackend> Runner<B> {
     }
 
     /// Stops taking jobs: prefetched ones go back at once; running ones get the grace.
-    fn begin_stop(&mut self, reason: StopReason) {
+    fn begin_stop(&mut self, reason: WorkerStop) {
         if self.stopping.is_some() {
             return;
         }
@@ -615,7 +619,7 @@ impl<B: QueueBackend> Runner<B> {
         if let Some(max) = self.shared.config.max_jobs
             && self.shared.counters.finished.load(Ordering::Relaxed) >= max
         {
-            self.begin_stop(StopReason::MaxJobs);
+            self.begin_stop(WorkerStop::MaxJobs);
         }
     }
 

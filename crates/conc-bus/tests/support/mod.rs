@@ -1,30 +1,18 @@
-//! Shared pieces of the bus's behaviour tests: a clock that follows tokio's
-//! (paused) time, a backend wrapper that fails on demand, and helpers.
+//! Shared pieces of the bus's behaviour tests: a backend wrapper that fails
+//! on demand, and helpers.
 
 #![allow(dead_code, reason = "each test binary uses the part it needs")]
 #![allow(unreachable_pub, reason = "shared by the test binaries")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use conc_bus::{
     FailedJob, FailedQuery, FailedStore, JobId, Lease, PushError, Pushed, QueueBackend, QueueError,
     QueueSize, Reservation, ReserveRequest, Selection, Settled, Transition, WorkerEvent,
 };
-use conc_core::time::Clock;
 use tokio::sync::broadcast;
-
-/// A clock reading tokio's time: paused in tests, so the backend's leases and
-/// delays move with the worker's timers.
-#[derive(Debug, Clone, Copy)]
-pub struct TokioTime;
-
-impl Clock for TokioTime {
-    fn now(&self) -> Instant {
-        tokio::time::Instant::now().into_std()
-    }
-}
 
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)

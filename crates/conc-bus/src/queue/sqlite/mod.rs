@@ -125,7 +125,7 @@ pub enum Synchronous {
 /// # Examples
 ///
 /// ```
-/// use conc_bus::{Handlers, Job, JobContext, JobError, Queue, SqliteQueue, Worker};
+/// use conc_bus::{JobHandlers, Job, JobContext, JobError, Queue, SqliteQueue, Worker};
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(Serialize, Deserialize)]
@@ -139,7 +139,7 @@ pub enum Synchronous {
 ///
 /// // Another process (here, another handle) opening the file finds the job.
 /// let backend = SqliteQueue::open(&path)?;
-/// let handlers = Handlers::new().handle(|job: Invoice, _: JobContext| async move {
+/// let handlers = JobHandlers::new().handle(|job: Invoice, _: JobContext| async move {
 ///     assert_eq!(job.order, 7);
 ///     Ok::<(), JobError>(())
 /// });

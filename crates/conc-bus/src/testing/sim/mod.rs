@@ -20,7 +20,7 @@ use self::world::{ChaosBackend, World};
 use super::PausedTime;
 use crate::clock::millis;
 use crate::id::JobId;
-use crate::job::{Envelope, Handlers, Job};
+use crate::job::{Envelope, Job, JobHandlers};
 use crate::queue::{MemoryQueue, Pushed, QueueBackend};
 use crate::worker::Worker;
 
@@ -30,7 +30,7 @@ pub const MAX_SIMULATED_WORKERS: usize = 1024;
 /// A deterministic simulation of workers running your handlers through
 /// faults: the jobs you give are pushed onto one [`MemoryQueue`] on
 /// [`PausedTime`], `workers` real [`Worker`]s run them with your
-/// [`Handlers`], and a [`ChaosPlan`] — drawn from a seed, or written by hand —
+/// [`JobHandlers`], and a [`ChaosPlan`] — drawn from a seed, or written by hand —
 /// kills workers mid-job, drops and delays acknowledgements and lets leases
 /// expire while handlers run. When every job is acknowledged or failed (or
 /// the time limit passes) the workers stop and the [`SimulationReport`] says
@@ -50,7 +50,7 @@ pub const MAX_SIMULATED_WORKERS: usize = 1024;
 /// use std::collections::HashSet;
 /// use std::sync::{Arc, Mutex};
 /// use std::time::Duration;
-/// use conc_bus::{Handlers, Job, JobContext, JobError, JobOptions};
+/// use conc_bus::{JobHandlers, Job, JobContext, JobError, JobOptions};
 /// use conc_bus::testing::Simulation;
 /// use serde::{Deserialize, Serialize};
 ///
@@ -65,7 +65,7 @@ pub const MAX_SIMULATED_WORKERS: usize = 1024;
 /// // The handler is idempotent: charging an order twice changes nothing.
 /// let charged = Arc::new(Mutex::new(HashSet::new()));
 /// let ledger = Arc::clone(&charged);
-/// let handlers = Handlers::new().handle(move |job: Charge, ctx: JobContext| {
+/// let handlers = JobHandlers::new().handle(move |job: Charge, ctx: JobContext| {
 ///     let ledger = Arc::clone(&ledger);
 ///     async move {
 ///         tokio::time::sleep(Duration::from_secs(2)).await; // the payment provider
@@ -89,7 +89,7 @@ pub const MAX_SIMULATED_WORKERS: usize = 1024;
 #[derive(Debug)]
 #[must_use = "a simulation does nothing until it is run"]
 pub struct Simulation {
-    handlers: Handlers,
+    handlers: JobHandlers,
     seed: u64,
     workers: usize,
     concurrency: usize,
@@ -104,7 +104,7 @@ pub struct Simulation {
 
 impl Simulation {
     /// A simulation of workers running `handlers`.
-    pub fn new(handlers: Handlers) -> Self {
+    pub fn new(handlers: JobHandlers) -> Self {
         Self {
             handlers,
             seed: 0,
@@ -294,7 +294,7 @@ impl Simulation {
 struct Pool {
     world: Arc<World>,
     memory: MemoryQueue,
-    handlers: Handlers,
+    handlers: JobHandlers,
     concurrency: usize,
     lease: Duration,
     poll_interval: Duration,

@@ -172,7 +172,7 @@ impl std::error::Error for Violation {}
 /// # Examples
 ///
 /// ```
-/// use conc_bus::{Handlers, Job, JobContext, JobError};
+/// use conc_bus::{JobHandlers, Job, JobContext, JobError};
 /// use conc_bus::testing::Simulation;
 /// use serde::{Deserialize, Serialize};
 ///
@@ -181,7 +181,7 @@ impl std::error::Error for Violation {}
 /// impl Job for Noop { const NAME: &'static str = "noop"; }
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let handlers = Handlers::new().handle(|_: Noop, _: JobContext| async { Ok::<(), JobError>(()) });
+/// let handlers = JobHandlers::new().handle(|_: Noop, _: JobContext| async { Ok::<(), JobError>(()) });
 /// let report = Simulation::new(handlers).jobs((0..10).map(|_| Noop)).faults(0).run().await?;
 /// assert_eq!((report.jobs, report.acked, report.runs, report.duplicates), (10, 10, 10, 0));
 /// report.assert_holds();
@@ -323,11 +323,11 @@ impl fmt::Display for SimulationReport {
 /// # Examples
 ///
 /// ```
-/// use conc_bus::Handlers;
+/// use conc_bus::JobHandlers;
 /// use conc_bus::testing::{Simulation, SimulationError};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// let err = Simulation::new(Handlers::new()).workers(0).run().await.unwrap_err();
+/// let err = Simulation::new(JobHandlers::new()).workers(0).run().await.unwrap_err();
 /// assert!(matches!(err, SimulationError::Config(ref e) if e.field == "workers"));
 /// # }
 /// ```
