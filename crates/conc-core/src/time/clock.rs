@@ -104,53 +104,26 @@ impl Clock for SystemClock {
     }
 }
 
-impl<C: Clock + ?Sized> Clock for &C {
-    #[inline]
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
+/// A clock behind a reference or a smart pointer reads as the clock itself.
+macro_rules! forward_clock {
+    ($($pointer:ty),*) => {$(
+        impl<C: Clock + ?Sized> Clock for $pointer {
+            #[inline]
+            fn now(&self) -> Instant {
+                (**self).now()
+            }
 
-    #[inline]
-    fn origin(&self) -> Instant {
-        (**self).origin()
-    }
+            #[inline]
+            fn origin(&self) -> Instant {
+                (**self).origin()
+            }
 
-    #[inline]
-    fn nanos_since(&self, origin: Instant) -> u64 {
-        (**self).nanos_since(origin)
-    }
+            #[inline]
+            fn nanos_since(&self, origin: Instant) -> u64 {
+                (**self).nanos_since(origin)
+            }
+        }
+    )*};
 }
 
-impl<C: Clock + ?Sized> Clock for Arc<C> {
-    #[inline]
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
-
-    #[inline]
-    fn origin(&self) -> Instant {
-        (**self).origin()
-    }
-
-    #[inline]
-    fn nanos_since(&self, origin: Instant) -> u64 {
-        (**self).nanos_since(origin)
-    }
-}
-
-impl<C: Clock + ?Sized> Clock for Box<C> {
-    #[inline]
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
-
-    #[inline]
-    fn origin(&self) -> Instant {
-        (**self).origin()
-    }
-
-    #[inline]
-    fn nanos_since(&self, origin: Instant) -> u64 {
-        (**self).nanos_since(origin)
-    }
-}
+forward_clock!(&C, Arc<C>, Box<C>);
