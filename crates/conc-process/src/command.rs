@@ -323,8 +323,8 @@ impl Process {
     /// need code to run in the child before `exec`, so spawning cannot use
     /// `posix_spawn`: forking copies the parent's page tables, and spawn time
     /// grows with the parent's resident memory (`process/spawn_parent_rss` in
-    /// `docs/performance.md` measured 126 ms per spawn from a parent with
-    /// 1 GiB resident, against 0.85 ms on the default path).
+    /// `docs/performance.md` measured 50 ms per spawn from a parent with
+    /// 1 GiB resident, against 0.93 ms on the default path).
     pub fn limit_cpu(mut self, cpu: Duration) -> Self {
         self.limits.cpu = Some(cpu);
         self
