@@ -16,6 +16,7 @@
 mod bench;
 mod ci;
 mod cmd;
+mod house;
 mod json;
 mod layers;
 mod loom;

@@ -11,6 +11,8 @@
 //!   has a guide, `docs/<name without conc->.md`.
 //! - The crates depend on each other as `docs/architecture.md` lays out ([`layers`]): each
 //!   broken rule is reported at the offending dependency line of the manifest.
+//! - No source file under a crate's `src/` has more than 800 lines, and no public type name
+//!   is declared in two crates ([`house`]).
 //!
 //! The tree is walked from the workspace root, skipping `target` and `.git` directories.
 //! The checks run as `#[test]`s too, so `cargo test` enforces them. This file spells the
@@ -21,7 +23,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::workspace::{self, Crate};
-use crate::{Result, cmd, json, layers};
+use crate::{Result, cmd, house, json, layers};
 
 /// Patterns forbidden in Rust files, with the reason given for each.
 const RUST_PATTERNS: [(&str, &str); 4] = [
@@ -91,6 +93,7 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Offence>> {
         }
     }
     offences.extend(layering(root)?);
+    offences.extend(house_rules(root)?);
     for krate in workspace::crates(root)? {
         let lib_rs = fs::read_to_string(krate.dir.join("src/lib.rs")).ok();
         let guide = guide_path(&krate);
@@ -133,6 +136,34 @@ fn layering(root: &Path) -> Result<Vec<Offence>> {
                 ),
             }
         })
+        .collect())
+}
+
+/// The house rules over every crate's `src/` files.
+fn house_rules(root: &Path) -> Result<Vec<Offence>> {
+    let mut sources = Vec::new();
+    for krate in workspace::crates(root)? {
+        let src = krate.dir.join("src");
+        let mut paths = Vec::new();
+        workspace::walk_files(&src, &|_| false, &mut |path| {
+            if path.extension().is_some_and(|ext| ext == "rs") {
+                paths.push(path.to_path_buf());
+            }
+        })?;
+        paths.sort();
+        for path in paths {
+            let text = fs::read_to_string(&path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            sources.push(house::Source {
+                krate: krate.name.clone(),
+                path: relative(root, &path),
+                text,
+            });
+        }
+    }
+    Ok(house::check(&sources)
+        .into_iter()
+        .map(|breach| Offence { path: breach.path, line: breach.line, message: breach.message })
         .collect())
 }
 
