@@ -19,7 +19,9 @@
 //!   graceful stop; a [`Lifecycle`](conc_core::lifecycle::Lifecycle) and a
 //!   [`MetricsSource`](conc_core::metrics::MetricsSource).
 //! - Backends: [`MemoryQueue`] (fast, not durable); a SQLite file (feature
-//!   `sqlite`, durable). Every backend passes one conformance suite.
+//!   `sqlite`, durable, one machine); Redis (feature `redis`, shared by
+//!   worker processes on many machines). Every backend passes one
+//!   conformance suite.
 //! - [`testing`]: a bus fake with assertions and serialize-and-restore, a
 //!   fake job context to unit-test a handler, and a seeded simulation of
 //!   workers under faults with the "no job lost" and "duplicates within
@@ -34,6 +36,8 @@
 //!
 //! - `sqlite`: a durable queue and failed store in a SQLite file
 //!   (`SqliteQueue`).
+//! - `redis`: a queue and failed store in Redis (`RedisQueue`), for workers
+//!   on several hosts, with a per-queue global concurrency.
 //! - `resilience`: the command bus's circuit breaker, retry and timeout
 //!   (`BusBuilder::breaker`, `retry`, `timeout`), from conc-resilience.
 //! - `ratelimit`: the command bus's rate limits (`BusBuilder::rate_limit`,
@@ -102,6 +106,9 @@ pub use queue::{
     MemoryQueueBuilder, Overflow, PendingDispatch, PushError, Pushed, Queue, QueueBackend,
     QueueError, QueueSize, Reservation, ReserveRequest, Reserved, Settled, Settlement, Transition,
 };
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use queue::{RedisQueue, RedisQueueBuilder};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use queue::{SqliteQueue, SqliteQueueBuilder, Synchronous};

@@ -17,6 +17,8 @@ mod error;
 mod front;
 mod lease;
 pub(crate) mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 pub(crate) mod settle;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -32,6 +34,9 @@ pub use lease::{Lease, LeaseToken, Reserved};
 pub use memory::{
     DEFAULT_FAILED_MAX_AGE, DEFAULT_FAILED_MAX_JOBS, MemoryQueue, MemoryQueueBuilder,
 };
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{RedisQueue, RedisQueueBuilder};
 pub use settle::Transition;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
