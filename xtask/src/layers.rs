@@ -21,9 +21,11 @@ pub(crate) const UMBRELLA: &str = "conc-kit";
 pub(crate) const CORE_ALLOWED: [&str; 3] = ["metrics", "thiserror", "futures-core"];
 
 /// The composite crates and the workspace crates each may depend on.
-pub(crate) const COMPOSITES: [(&str, &[&str]); 2] = [
+pub(crate) const COMPOSITES: [(&str, &[&str]); 3] = [
     ("conc-bus", &["conc-core", "conc-lock", "conc-ratelimit", "conc-resilience"]),
     ("conc-dashboard", &["conc-core", "conc-bus"]),
+    // The admin binary: conc-bus's operations, and the dashboard it can serve.
+    ("conc-bus-cli", &["conc-core", "conc-bus", "conc-dashboard"]),
 ];
 
 /// One workspace package as the rules see it.

@@ -42,6 +42,9 @@
 //!   (`BusBuilder::breaker`, `retry`, `timeout`), from conc-resilience.
 //! - `ratelimit`: the command bus's rate limits (`BusBuilder::rate_limit`,
 //!   `rate_limit_by`), from conc-ratelimit.
+//! - `schedule`: the `schedule` module: a scheduler of
+//!   closures and jobs on cron patterns in time zones, without overlapping and
+//!   on one server through conc-lock (`Scheduler`, `ScheduledTask`).
 //!
 //! # Examples
 //!
@@ -74,6 +77,7 @@
 //! | crash-safe delivery | Sidekiq Pro `super_fetch`, `BullMQ` locks | leases with owner tokens on every backend |
 //! | failed jobs | Laravel `failed_jobs`, Sidekiq dead set | the failed store, with which limit tripped |
 //! | payload evolution | hand-written migrations | versioned payloads with upcasters |
+//! | scheduled tasks | Laravel's scheduler, cron, `tokio-cron-scheduler` | `schedule::Scheduler` (feature `schedule`) |
 //!
 //! # Supported Rust versions
 //!
@@ -88,6 +92,9 @@ pub mod failed;
 mod id;
 pub mod job;
 pub mod queue;
+#[cfg(feature = "schedule")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schedule")))]
+pub mod schedule;
 pub mod testing;
 pub mod worker;
 

@@ -189,6 +189,16 @@ metric_names! {
     BUS_LEASES_LOST = "conc.bus.leases.lost", Counter, Count, "job attempts abandoned because their lease was lost";
     /// Bus: jobs in the failed store.
     BUS_FAILED_SIZE = "conc.bus.failed.size", Gauge, Count, "jobs kept in the failed store";
+    /// Bus scheduler: runs of scheduled tasks started.
+    BUS_SCHEDULE_RUNS = "conc.bus.schedule.runs", Counter, Count, "runs of scheduled tasks started";
+    /// Bus scheduler: runs that failed or panicked, and ticks whose locks could not be taken.
+    BUS_SCHEDULE_FAILED = "conc.bus.schedule.failed", Counter, Count, "scheduled runs that failed, panicked or could not take their locks";
+    /// Bus scheduler: ticks skipped by a filter, an overlapping run or another server.
+    BUS_SCHEDULE_SKIPPED = "conc.bus.schedule.skipped", Counter, Count, "scheduled ticks skipped by a filter, an overlapping run or another server";
+    /// Bus scheduler: ticks missed while no scheduler ran.
+    BUS_SCHEDULE_MISSED = "conc.bus.schedule.missed", Counter, Count, "scheduled ticks missed while no scheduler ran";
+    /// Bus scheduler: time one scheduled run took.
+    BUS_SCHEDULE_DURATION = "conc.bus.schedule.duration", Histogram, Seconds, "time one scheduled run took";
 
     /// Process: processes started.
     PROCESS_SPAWNED = "conc.process.spawned", Counter, Count, "processes started";

@@ -207,11 +207,17 @@ impl Time {
     }
 
     /// Keeps the offset of the server's clock seen in a reply.
+    ///
+    /// The estimate must never run ahead of the server: a job pushed "now"
+    /// would otherwise be stored as delayed until the server catches up. The
+    /// server's time was read before the reply arrived, which only makes the
+    /// estimate earlier; both readings are whole milliseconds, which can put
+    /// it up to one millisecond late or early, so one is taken off.
     fn observe(&self, server_now: u64) {
         if let Self::Server { local, offset } = self {
             let local = i64::try_from(local.now()).unwrap_or(i64::MAX);
             let server = i64::try_from(server_now).unwrap_or(i64::MAX);
-            offset.store(server.saturating_sub(local), Ordering::Relaxed);
+            offset.store(server.saturating_sub(local).saturating_sub(1), Ordering::Relaxed);
         }
     }
 }

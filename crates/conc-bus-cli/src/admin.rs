@@ -1,0 +1,287 @@
+//! [`Admin`]: the operations of the `conc-bus` binary, as a library.
+
+use std::time::Duration;
+
+use conc_bus::{
+    AnyBackend, Envelope, FailReason, FailedJob, FailedQuery, JobId, Queue, QueueBackend, Selection,
+};
+use serde::Serialize;
+
+use crate::AdminError;
+
+/// One queue: its jobs by state, how long its oldest ready job has waited,
+/// whether it is paused, and its failed jobs.
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus_cli::QueueReport;
+///
+/// let report = QueueReport::default();
+/// assert_eq!(report.ready + report.failed, 0);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct QueueReport {
+    /// The queue.
+    pub name: String,
+    /// Jobs available now.
+    pub ready: u64,
+    /// Jobs available later (delayed or backing off).
+    pub delayed: u64,
+    /// Jobs leased to a worker now.
+    pub reserved: u64,
+    /// How long the oldest ready job has waited, in milliseconds.
+    pub wait_ms: u64,
+    /// Whether workers are kept from taking its jobs.
+    pub paused: bool,
+    /// Its jobs in the failed store.
+    pub failed: u64,
+}
+
+/// A failed job in a list: who it is and why it failed, without the payload.
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus::FailedQuery;
+/// use conc_bus_cli::{Admin, FailedSummary, connect};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let admin = Admin::new(connect("memory:")?);
+/// let page: Vec<FailedSummary> = admin.failed(&FailedQuery::new().queue("mail")).await?;
+/// assert!(page.is_empty());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct FailedSummary {
+    /// The job's id.
+    pub id: JobId,
+    /// Its type's name.
+    pub name: String,
+    /// Its queue.
+    pub queue: String,
+    /// Reservations it had.
+    pub attempts: u32,
+    /// When it failed, in Unix milliseconds.
+    pub failed_at: u64,
+    /// Which limit tripped.
+    pub reason: FailReason,
+    /// The last error, with its chain.
+    pub error: String,
+}
+
+impl From<&FailedJob> for FailedSummary {
+    fn from(job: &FailedJob) -> Self {
+        Self {
+            id: job.envelope.id,
+            name: job.envelope.name.clone(),
+            queue: job.envelope.queue.clone(),
+            attempts: job.attempts,
+            failed_at: job.failed_at,
+            reason: job.reason,
+            error: job.error.clone(),
+        }
+    }
+}
+
+/// The payload of `envelope` as an operator may see it: `None` when it must
+/// not be shown in clear.
+///
+/// Encryption plugs in here: once conc-bus marks encrypted envelopes (a key
+/// id in the envelope), this returns `None` for them, and `show` and the
+/// dashboard print "encrypted" instead of the payload.
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus::{Envelope, Job, JobOptions};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Ping { n: u8 }
+/// impl Job for Ping { const NAME: &'static str = "ping"; }
+///
+/// let envelope = Envelope::new(&Ping { n: 1 }, &JobOptions::new(), 0)?;
+/// assert_eq!(conc_bus_cli::visible_payload(&envelope), Some(r#"{"n":1}"#));
+/// # Ok::<(), conc_bus::DecodeError>(())
+/// ```
+pub fn visible_payload(envelope: &Envelope) -> Option<&str> {
+    Some(&envelope.payload)
+}
+
+/// Which failed jobs [`Admin::retry`] puts back.
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus_cli::RetryFailed;
+///
+/// let by_queue = RetryFailed::Queue("mail".into());
+/// assert_ne!(by_queue, RetryFailed::All);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryFailed {
+    /// These jobs; an id that is not in the failed store is an error, and
+    /// nothing is retried then.
+    Ids(Vec<JobId>),
+    /// Every failed job of this queue.
+    Queue(String),
+    /// Every failed job.
+    All,
+}
+
+/// The operations of the `conc-bus` binary over any backend, for code that
+/// operates queues itself (a deploy script, an admin endpoint, a test).
+/// Every operation checks what it can before it writes, so a refused one
+/// changed nothing.
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus::{Job, Queue};
+/// use conc_bus_cli::{Admin, connect};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Mail { to: String }
+/// impl Job for Mail { const NAME: &'static str = "mail"; }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let admin = Admin::new(connect("memory:")?);
+/// Queue::new(admin.backend().clone()).push(Mail { to: "ada@example.com".into() }).await?;
+///
+/// admin.pause("default").await?;
+/// let queues = admin.queues().await?;
+/// assert_eq!((queues[0].name.as_str(), queues[0].ready, queues[0].paused), ("default", 1, true));
+/// assert_eq!(admin.clear("default").await?, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Admin {
+    queue: Queue<AnyBackend>,
+}
+
+impl Admin {
+    /// The operations over `backend`.
+    pub fn new(backend: AnyBackend) -> Self {
+        Self { queue: Queue::new(backend) }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &AnyBackend {
+        self.queue.backend()
+    }
+
+    /// Every queue the backend knows, by name: sizes, wait, pause, failed.
+    pub async fn queues(&self) -> Result<Vec<QueueReport>, AdminError> {
+        let mut out = Vec::new();
+        for name in self.queue.queues().await? {
+            out.push(self.queue_report(&name).await?);
+        }
+        Ok(out)
+    }
+
+    /// One queue (a queue the backend does not know reads as empty).
+    pub async fn queue_report(&self, name: &str) -> Result<QueueReport, AdminError> {
+        let size = self.queue.size(name).await?;
+        let failed = self.queue.failed_count(Some(name)).await?;
+        Ok(QueueReport {
+            name: name.to_owned(),
+            ready: size.ready,
+            delayed: size.delayed,
+            reserved: size.reserved,
+            wait_ms: size.oldest_wait_ms,
+            paused: size.paused,
+            failed,
+        })
+    }
+
+    /// Stops workers from taking jobs of `queue`.
+    pub async fn pause(&self, queue: &str) -> Result<(), AdminError> {
+        Ok(self.queue.pause(queue).await?)
+    }
+
+    /// Lets workers take jobs of `queue` again.
+    pub async fn resume(&self, queue: &str) -> Result<(), AdminError> {
+        Ok(self.queue.resume(queue).await?)
+    }
+
+    /// Deletes the ready and delayed jobs of `queue` (not the running ones);
+    /// how many.
+    pub async fn clear(&self, queue: &str) -> Result<u64, AdminError> {
+        Ok(self.queue.clear(queue).await?)
+    }
+
+    /// A page of failed jobs, oldest first.
+    pub async fn failed(&self, query: &FailedQuery) -> Result<Vec<FailedSummary>, AdminError> {
+        Ok(self.queue.failed(query).await?.iter().map(FailedSummary::from).collect())
+    }
+
+    /// How many failed jobs there are (of `queue` when given).
+    pub async fn failed_count(&self, queue: Option<&str>) -> Result<u64, AdminError> {
+        Ok(self.queue.failed_count(queue).await?)
+    }
+
+    /// The failed job `id`, payload, history and error chain included.
+    pub async fn show(&self, id: JobId) -> Result<FailedJob, AdminError> {
+        self.queue.failed_job(id).await?.ok_or(AdminError::NoSuchJob(id))
+    }
+
+    /// Puts failed jobs back on their queues (ids, histories and errors
+    /// kept, attempts reset); the ids retried.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::NoSuchJob`] for an id not in the failed store, before
+    /// any job is retried.
+    pub async fn retry(&self, which: &RetryFailed) -> Result<Vec<JobId>, AdminError> {
+        let selection = match which {
+            RetryFailed::Ids(ids) => {
+                for id in ids {
+                    self.show(*id).await?;
+                }
+                Selection::Ids(ids.clone())
+            }
+            RetryFailed::Queue(queue) => Selection::Queue(queue.clone()),
+            RetryFailed::All => Selection::All,
+        };
+        Ok(self.queue.retry_failed(&selection).await?)
+    }
+
+    /// Deletes the failed job `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::NoSuchJob`] when it is not in the failed store.
+    pub async fn forget(&self, id: JobId) -> Result<(), AdminError> {
+        if self.queue.forget(id).await? { Ok(()) } else { Err(AdminError::NoSuchJob(id)) }
+    }
+
+    /// Deletes every failed job; how many.
+    pub async fn flush(&self) -> Result<u64, AdminError> {
+        Ok(self.queue.flush_failed().await?)
+    }
+
+    /// Deletes the failed jobs that failed more than `age` ago; how many.
+    pub async fn prune(&self, age: Duration) -> Result<u64, AdminError> {
+        Ok(self.queue.prune_failed(age).await?)
+    }
+
+    /// The backend's time, in Unix milliseconds.
+    pub fn now(&self) -> u64 {
+        self.queue.backend().now()
+    }
+
+    /// Batches (list, show, cancel, prune) have their place here; conc-bus
+    /// has no batches yet, so this says so.
+    ///
+    /// # Errors
+    ///
+    /// Always [`AdminError::Unavailable`] until conc-bus has batches.
+    pub fn batches(&self) -> Result<(), AdminError> {
+        Err(AdminError::Unavailable("batches"))
+    }
+}

@@ -1,0 +1,102 @@
+//! [`connect`]: a backend from its URL.
+
+use conc_bus::{AnyBackend, MemoryQueue};
+
+use crate::AdminError;
+
+/// Opens the backend `url` names, without creating anything:
+///
+/// | URL | backend |
+/// |---|---|
+/// | `sqlite:PATH`, `sqlite://PATH`, or a path to an existing file | the SQLite queue file at `PATH` (feature `sqlite`, on by default) |
+/// | `memory:` | a new, empty in-memory queue (for tests and trials) |
+/// | `redis://…` | not in this build yet: refused with a clear error |
+///
+/// A SQLite file must exist and hold conc-bus's tables; it is checked read
+/// only before it is opened, so a wrong path or a foreign database is
+/// refused with nothing created or changed.
+///
+/// # Errors
+///
+/// [`AdminError::BadUrl`] for a URL this build does not understand,
+/// [`AdminError::NotFound`] for a missing file, [`AdminError::NotAQueue`]
+/// for a file that is not a queue file, [`AdminError::Unreachable`] when
+/// opening fails.
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus_cli::{AdminError, connect};
+///
+/// let dir = tempfile::tempdir()?;
+/// let missing = dir.path().join("jobs.db");
+/// let error = connect(&format!("sqlite:{}", missing.display())).unwrap_err();
+/// assert!(matches!(error, AdminError::NotFound { .. }));
+/// assert!(!missing.exists(), "nothing was created");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn connect(url: &str) -> Result<AnyBackend, AdminError> {
+    let bad = |reason: &str| AdminError::BadUrl { url: url.to_owned(), reason: reason.to_owned() };
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(bad("it is empty: give `sqlite:PATH`, a path, or `memory:`"));
+    }
+    if url == "memory:" || url == "memory://" {
+        return Ok(AnyBackend::new(MemoryQueue::new()));
+    }
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        return Err(bad(
+            "this build of conc-bus has no Redis backend yet; it will open Redis URLs once it has",
+        ));
+    }
+    let path = if let Some(path) = url.strip_prefix("sqlite://") {
+        path
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        path
+    } else if url.contains("://") || url.ends_with(':') {
+        return Err(bad("unknown scheme: give `sqlite:PATH`, a path, or `memory:`"));
+    } else {
+        url
+    };
+    if path.is_empty() {
+        return Err(bad("the SQLite path is empty"));
+    }
+    sqlite(url, std::path::Path::new(path))
+}
+
+#[cfg(feature = "sqlite")]
+fn sqlite(url: &str, path: &std::path::Path) -> Result<AnyBackend, AdminError> {
+    use rusqlite::{Connection, OpenFlags};
+
+    if !path.is_file() {
+        return Err(AdminError::NotFound { path: path.to_path_buf() });
+    }
+    let not_a_queue = |reason: String| AdminError::NotAQueue { path: path.to_path_buf(), reason };
+    {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = Connection::open_with_flags(path, flags)
+            .map_err(|error| not_a_queue(error.to_string()))?;
+        let tables: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+                 AND name IN ('conc_bus_jobs', 'conc_bus_failed', 'conc_bus_queues')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|error| not_a_queue(error.to_string()))?;
+        if tables != 3 {
+            return Err(not_a_queue("it has no conc-bus queue tables".to_owned()));
+        }
+    }
+    conc_bus::SqliteQueue::open(path)
+        .map(AnyBackend::new)
+        .map_err(|source| AdminError::Unreachable { url: url.to_owned(), source })
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn sqlite(url: &str, _path: &std::path::Path) -> Result<AnyBackend, AdminError> {
+    Err(AdminError::BadUrl {
+        url: url.to_owned(),
+        reason: "this build has no SQLite support (feature `sqlite`)".to_owned(),
+    })
+}
