@@ -267,10 +267,13 @@ impl RedisLimiter {
         loop {
             match self.try_acquire(key, quota, n).await {
                 Err(RateLimitError::Limited { retry_after }) => {
+                    let refused_before = waiting.is_some();
                     if waiting.is_none() {
                         waiting = Some(self.stats.waiting());
                     }
-                    tokio::time::sleep(retry_after.max(Duration::from_millis(1))).await;
+                    // At least a millisecond: the server counts in them.
+                    let pause = crate::wait::pause(retry_after, refused_before);
+                    tokio::time::sleep(pause.max(Duration::from_millis(1))).await;
                 }
                 other => return other,
             }

@@ -71,6 +71,7 @@ compile_error!("conc-test-support supports Unix only: it signals server processe
 
 pub mod edge;
 mod error;
+pub mod lockstep;
 pub mod redis;
 mod resp;
 mod sys;

@@ -194,10 +194,12 @@ mod jitter;
 mod math;
 mod policy;
 mod rng;
+mod stagger;
 mod strategy;
 
 pub use builder::BackoffBuilder;
 pub use delays::Delays;
 pub use jitter::Jitter;
 pub use policy::Backoff;
+pub use stagger::{MAX_STAGGER, stagger};
 pub use strategy::{DelayFn, Strategy};
