@@ -263,4 +263,26 @@ proptest! {
         let resumed: Vec<Duration> = backoff.delays_from(next, previous).collect();
         prop_assert_eq!(&resumed[..], &whole[next as usize..]);
     }
+
+    /// Without jitter a schedule is its base delays, wherever it starts: the shortcuts that
+    /// carry fixed and Fibonacci schedules forward by addition agree with the formula.
+    #[test]
+    fn without_jitter_a_schedule_is_its_base_delays(
+        kind in jitterable_kind(),
+        initial in duration(),
+        max_delay in proptest::option::of((duration(), 0_u32..=2000)),
+        start in retry_index(),
+    ) {
+        let mut builder = kind.builder(initial);
+        if let Some((extra, scale)) = max_delay {
+            builder = builder.max_delay(cap_above(initial, extra, scale));
+        }
+        let backoff = builder.build().unwrap();
+        let formula: Vec<Duration> = (u64::from(start)..)
+            .take(DELAYS)
+            .map(|index| backoff.base_delay(u32::try_from(index).unwrap_or(u32::MAX)))
+            .collect();
+        let schedule: Vec<Duration> = backoff.delays_from(start, None).take(DELAYS).collect();
+        prop_assert_eq!(schedule, formula);
+    }
 }

@@ -36,6 +36,10 @@ use super::rng::splitmix64_at;
 #[must_use = "a schedule does nothing unless iterated"]
 pub struct Delays {
     backoff: Backoff,
+    /// How the next delay is computed: a shortcut where one applies.
+    step: Step,
+    /// `max_retries` as a position, read once instead of per delay.
+    limit: Option<u64>,
     seed: u64,
     /// Index of the next delay. Wider than the `u32` retry index so that an unlimited schedule
     /// keeps drawing new random numbers past `u32::MAX` retries.
@@ -45,13 +49,16 @@ pub struct Delays {
 
 impl Delays {
     /// Starts a schedule of `backoff` drawn with `seed`, at retry index `next_index`.
+    #[inline]
     pub(crate) fn new(
         backoff: Backoff,
         seed: u64,
         next_index: u32,
         previous: Option<Duration>,
     ) -> Self {
-        Self { backoff, seed, position: u64::from(next_index), previous }
+        let step = backoff.step_from(next_index);
+        let limit = backoff.max_retries().map(u64::from);
+        Self { backoff, step, limit, seed, position: u64::from(next_index), previous }
     }
 
     /// Returns how many delays this schedule has handed out, counting those skipped by
@@ -93,14 +100,27 @@ impl Delays {
 impl Iterator for Delays {
     type Item = Duration;
 
+    #[inline]
     fn next(&mut self) -> Option<Duration> {
-        if self.backoff.max_retries().is_some_and(|max| self.position >= u64::from(max)) {
+        if self.limit.is_some_and(|limit| self.position >= limit) {
             return None;
         }
-        let retry = self.retries_so_far();
-        let random =
-            if self.backoff.is_random() { splitmix64_at(self.seed, self.position) } else { 0 };
-        let delay = self.backoff.delay_at(retry, self.previous, random);
+        let delay = match &mut self.step {
+            Step::Constant(delay) => *delay,
+            Step::Fibonacci { next, after, cap } => {
+                let delay = (*next).min(*cap);
+                (*next, *after) = (*after, next.saturating_add(*after));
+                delay
+            }
+            Step::General => {
+                let random = if self.backoff.is_random() {
+                    splitmix64_at(self.seed, self.position)
+                } else {
+                    0
+                };
+                self.backoff.delay_at(self.retries_so_far(), self.previous, random)
+            }
+        };
         self.previous = Some(delay);
         self.position = self.position.saturating_add(1);
         Some(delay)
@@ -115,3 +135,27 @@ impl Iterator for Delays {
 }
 
 impl FusedIterator for Delays {}
+
+/// How a schedule computes its next delay.
+///
+/// Schedules without randomness whose delays follow from the previous ones by
+/// a step cheaper than the formula carry that state forward; they yield
+/// exactly what [`Backoff::delay_at`] would (a test compares them).
+#[derive(Clone, Debug)]
+pub(crate) enum Step {
+    /// [`Backoff::delay_at`] for every retry.
+    General,
+    /// The same delay every time: a fixed strategy without jitter, capped.
+    Constant(Duration),
+    /// A Fibonacci strategy without jitter: `next = initial * F(n + 1)` and
+    /// `after = initial * F(n + 2)` for the next index `n`, both saturating,
+    /// so each step is one addition; capped as handed out.
+    Fibonacci {
+        /// The next delay before the cap.
+        next: Duration,
+        /// The one after it before the cap.
+        after: Duration,
+        /// `max_delay`, or `Duration::MAX`.
+        cap: Duration,
+    },
+}

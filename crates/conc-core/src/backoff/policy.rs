@@ -3,6 +3,7 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use super::delays::Step;
 use super::rng::fresh_seed;
 use super::strategy::{DelayFn, decorrelated_step};
 use super::{BackoffBuilder, Delays, Jitter, Strategy};
@@ -195,6 +196,7 @@ impl Backoff {
     /// Whichever of [`max_retries`](BackoffBuilder::max_retries) and
     /// [`max_attempts`](BackoffBuilder::max_attempts) was configured, this is the number of
     /// delays the schedule yields.
+    #[inline]
     pub fn max_retries(&self) -> Option<u32> {
         self.max_retries
     }
@@ -279,6 +281,7 @@ impl Backoff {
     /// assert_eq!(backoff.delays().collect::<Vec<_>>(), backoff.delays().collect::<Vec<_>>());
     /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
+    #[inline]
     pub fn delays(&self) -> Delays {
         self.delays_from(0, None)
     }
@@ -318,6 +321,7 @@ impl Backoff {
     /// assert_eq!(resumed.collect::<Vec<_>>(), first.collect::<Vec<_>>());
     /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
+    #[inline]
     pub fn delays_from(&self, next_index: u32, previous: Option<Duration>) -> Delays {
         // A schedule without randomness needs no fresh seed; skipping the draw
         // keeps deterministic schedules as cheap as a plain counter.
@@ -332,6 +336,32 @@ impl Backoff {
     /// Whether the schedule draws random numbers: jitter, or decorrelated jitter.
     pub(crate) fn is_random(&self) -> bool {
         self.jitter != Jitter::None || matches!(self.strategy, Strategy::DecorrelatedJitter { .. })
+    }
+
+    /// How a schedule starting at retry index `next_index` computes its delays:
+    /// a shortcut for fixed and Fibonacci schedules without jitter, else the
+    /// general formula.
+    #[inline]
+    pub(crate) fn step_from(&self, next_index: u32) -> Step {
+        if self.jitter != Jitter::None {
+            return Step::General;
+        }
+        let cap = self.cap();
+        match &self.strategy {
+            Strategy::Fixed { delay } => Step::Constant((*delay).min(cap)),
+            // F(1) = F(2) = 1: a schedule from the start needs no multiplication.
+            Strategy::Fibonacci { initial } if next_index == 0 => {
+                Step::Fibonacci { next: *initial, after: *initial, cap }
+            }
+            strategy @ Strategy::Fibonacci { .. } => Step::Fibonacci {
+                next: strategy.base_delay(next_index, Duration::MAX),
+                after: next_index
+                    .checked_add(1)
+                    .map_or(Duration::MAX, |index| strategy.base_delay(index, Duration::MAX)),
+                cap,
+            },
+            _ => Step::General,
+        }
     }
 
     /// Computes the delay at `retry`, given the previous delay and 64 random bits.
