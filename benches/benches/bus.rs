@@ -29,12 +29,36 @@
 //!   the queue with a no-op handler (concurrency 32, prefetch 32), which
 //!   batches on its own.
 //!
+//! The Redis queue against a `redis-server` the suite starts on loopback
+//! (no persistence; skipped with a message when there is no binary), one
+//! client process:
+//!
+//! - `bus/redis_drain`: jobs pushed before the clock starts, then drained.
+//!   `ours/worker` is a `Worker` with a no-op handler (concurrency 64,
+//!   prefetch 64: up to 128 jobs per reservation script, every finished job
+//!   acknowledged in one script per round); `ours/one_at_a_time` reserves
+//!   and acknowledges one job per script (two round trips per job). The
+//!   floor, `peer/redis_rs_lmove_lrem`, is a redis-rs loop doing `LMOVE`
+//!   into a processing list and `LREM` from it per job on one connection;
+//!   `peer/apalis_redis` is apalis-redis 1.0's storage (batch size 64) and
+//!   worker (`parallelize(tokio::spawn)`).
+//! - `bus/redis_push_run_ack`: the same from push to done, with the clock
+//!   running from the first push: ours pushes a thousand jobs per script,
+//!   the floor does `LPUSH` + `LMOVE` + `LREM` per job, apalis pushes in bulk.
+//!
+//! In the worker groups both sides push and drain rounds of 4,000 jobs:
+//! apalis-redis 1.0 moves every due task to its ready list with one Lua
+//! `unpack`, which fails past about 8,000 tasks queued at once.
+//!
 //! The figures are per job (criterion's throughput is one element per job).
 //! Every side runs on a fresh file in WAL mode with `synchronous=NORMAL` for
 //! these commits (the queue's default, `Synchronous::Balanced`, flushes only
 //! pushes). The jobs each measurement drains are pushed before its clock
 //! starts.
 #![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
+
+#[path = "bus/redis.rs"]
+mod redis_groups;
 
 use std::hint::black_box;
 use std::path::Path;
@@ -454,5 +478,5 @@ fn enqueue(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, dispatch, memory, enqueue, one_at_a_time, batched);
+criterion_group!(benches, dispatch, memory, enqueue, one_at_a_time, batched, redis_groups::redis);
 criterion_main!(benches);

@@ -50,10 +50,12 @@ Commands:
                             Fails when the run writes no results (say, a filter after `--`
                             that matches nothing).
                             --quick: criterion --quick --warm-up-time 1 --measurement-time 2
-  soak bus [--faults N] [--jobs M] [--workers W] [--seed S]
-                          Run conc-bus's multi-process SQLite checker longer than CI does:
+  soak bus [--backend sqlite|redis] [--faults N] [--restarts R] [--jobs M] [--workers W] [--seed S]
+                          Run conc-bus's multi-process checker longer than CI does:
                             worker processes drain M jobs (default 250 per fault) while a
                             random one is SIGKILLed and replaced N times (default 1000).
+                            --backend redis (default sqlite): on a durable redis-server that
+                            is also killed and restarted R times (default N/20, at least 3).
                             Prints jobs, faults, lost and duplicates; fails on any loss.
   tidy                    Check repository conventions; lists every offence as path:line.
   help                    Print this text.

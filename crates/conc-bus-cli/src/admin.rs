@@ -48,7 +48,7 @@ pub struct QueueReport {
 /// use conc_bus_cli::{Admin, FailedSummary, connect};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let admin = Admin::new(connect("memory:")?);
+/// let admin = Admin::new(connect("memory:").await?);
 /// let page: Vec<FailedSummary> = admin.failed(&FailedQuery::new().queue("mail")).await?;
 /// assert!(page.is_empty());
 /// # Ok(()) }
@@ -150,7 +150,7 @@ pub enum RetryFailed {
 /// impl Job for Mail { const NAME: &'static str = "mail"; }
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let admin = Admin::new(connect("memory:")?);
+/// let admin = Admin::new(connect("memory:").await?);
 /// Queue::new(admin.backend().clone()).push(Mail { to: "ada@example.com".into() }).await?;
 ///
 /// admin.pause("default").await?;

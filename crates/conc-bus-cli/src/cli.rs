@@ -131,7 +131,7 @@ pub(crate) async fn run(cli: Cli) -> Result<String, AdminError> {
     if let Command::Batches { .. } = command {
         return Err(AdminError::Unavailable("batches"));
     }
-    let admin = Admin::new(connect(&backend)?);
+    let admin = Admin::new(connect(&backend).await?);
     let print = Printer { json };
     match command {
         Command::Queues => {

@@ -10,32 +10,34 @@ use crate::AdminError;
 /// |---|---|
 /// | `sqlite:PATH`, `sqlite://PATH`, or a path to an existing file | the SQLite queue file at `PATH` (feature `sqlite`, on by default) |
 /// | `memory:` | a new, empty in-memory queue (for tests and trials) |
-/// | `redis://…` | not in this build yet: refused with a clear error |
+/// | `redis://…`, `rediss://…`, `redis+unix://…` | the Redis queues on that server, under conc-bus's default key prefix (feature `redis`, on by default) |
 ///
 /// A SQLite file must exist and hold conc-bus's tables; it is checked read
 /// only before it is opened, so a wrong path or a foreign database is
-/// refused with nothing created or changed.
+/// refused with nothing created or changed. A Redis server must answer:
+/// connecting writes nothing (Redis queues exist once a job was pushed).
 ///
 /// # Errors
 ///
 /// [`AdminError::BadUrl`] for a URL this build does not understand,
 /// [`AdminError::NotFound`] for a missing file, [`AdminError::NotAQueue`]
 /// for a file that is not a queue file, [`AdminError::Unreachable`] when
-/// opening fails.
+/// opening fails or the Redis server does not answer.
 ///
 /// # Examples
 ///
 /// ```
 /// use conc_bus_cli::{AdminError, connect};
 ///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), std::io::Error> {
 /// let dir = tempfile::tempdir()?;
 /// let missing = dir.path().join("jobs.db");
-/// let error = connect(&format!("sqlite:{}", missing.display())).unwrap_err();
+/// let error = connect(&format!("sqlite:{}", missing.display())).await.unwrap_err();
 /// assert!(matches!(error, AdminError::NotFound { .. }));
 /// assert!(!missing.exists(), "nothing was created");
-/// # Ok::<(), std::io::Error>(())
+/// # Ok(()) }
 /// ```
-pub fn connect(url: &str) -> Result<AnyBackend, AdminError> {
+pub async fn connect(url: &str) -> Result<AnyBackend, AdminError> {
     let bad = |reason: &str| AdminError::BadUrl { url: url.to_owned(), reason: reason.to_owned() };
     let url = url.trim();
     if url.is_empty() {
@@ -44,10 +46,12 @@ pub fn connect(url: &str) -> Result<AnyBackend, AdminError> {
     if url == "memory:" || url == "memory://" {
         return Ok(AnyBackend::new(MemoryQueue::new()));
     }
-    if url.starts_with("redis://") || url.starts_with("rediss://") {
-        return Err(bad(
-            "this build of conc-bus has no Redis backend yet; it will open Redis URLs once it has",
-        ));
+    if url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("redis+unix://")
+        || url.starts_with("unix://")
+    {
+        return redis(url).await;
     }
     let path = if let Some(path) = url.strip_prefix("sqlite://") {
         path
@@ -62,6 +66,23 @@ pub fn connect(url: &str) -> Result<AnyBackend, AdminError> {
         return Err(bad("the SQLite path is empty"));
     }
     sqlite(url, std::path::Path::new(path))
+}
+
+#[cfg(feature = "redis")]
+async fn redis(url: &str) -> Result<AnyBackend, AdminError> {
+    conc_bus::RedisQueue::connect(url)
+        .await
+        .map(AnyBackend::new)
+        .map_err(|source| AdminError::Unreachable { url: url.to_owned(), source })
+}
+
+#[cfg(not(feature = "redis"))]
+#[allow(clippy::unused_async, reason = "the same signature as with the feature")]
+async fn redis(url: &str) -> Result<AnyBackend, AdminError> {
+    Err(AdminError::BadUrl {
+        url: url.to_owned(),
+        reason: "this build has no Redis support (feature `redis`)".to_owned(),
+    })
 }
 
 #[cfg(feature = "sqlite")]

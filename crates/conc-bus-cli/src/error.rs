@@ -12,9 +12,11 @@ use conc_bus::{JobId, QueueError};
 /// ```
 /// use conc_bus_cli::{AdminError, connect};
 ///
-/// let error = connect("ftp://example").unwrap_err();
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let error = connect("ftp://example").await.unwrap_err();
 /// assert!(matches!(error, AdminError::BadUrl { .. }));
 /// assert_eq!(error.exit_code(), 2);
+/// # }
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -5,8 +5,8 @@
 //! # Overview
 //!
 //! - [`connect`] opens a backend from its URL (`sqlite:PATH`, a path,
-//!   `memory:`), checking before it opens that it exists and is a queue, so a
-//!   wrong URL changes nothing.
+//!   `redis://…`, `memory:`), checking before it opens that it exists and is
+//!   a queue (or that the server answers), so a wrong URL changes nothing.
 //! - [`Admin`] holds the operations, over any backend ([`AnyBackend`](conc_bus::AnyBackend));
 //!   each returns plain data ([`QueueReport`], [`FailedSummary`],
 //!   [`FailedJob`](conc_bus::FailedJob)) that serializes to JSON.
@@ -19,6 +19,7 @@
 //! # Feature flags
 //!
 //! - `sqlite` (default): SQLite queue files.
+//! - `redis` (default): queues on a Redis server (`redis://…`).
 //!
 //! # Examples
 //!
@@ -32,7 +33,7 @@
 //! impl Job for Resize { const NAME: &'static str = "resize"; }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let admin = Admin::new(connect("memory:")?);
+//! let admin = Admin::new(connect("memory:").await?);
 //! Queue::new(admin.backend().clone()).push(Resize { image: 7 }).await?;
 //! assert_eq!(admin.queues().await?[0].ready, 1);
 //! assert!(admin.failed(&FailedQuery::new()).await?.is_empty());

@@ -143,10 +143,6 @@ fn a_wrong_url_or_a_missing_file_is_a_clear_error_and_nothing_is_created() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown scheme"));
 
-    let output = conc_bus("redis://127.0.0.1:1", &["queues"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no Redis backend yet"));
-
     let output = conc_bus("", &["queues"]);
     assert_eq!(output.status.code(), Some(2));
 
