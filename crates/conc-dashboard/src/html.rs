@@ -246,8 +246,8 @@ pub(crate) fn chart(id: &str, title: &str, series: &[(String, Vec<(u64, f64)>)])
     let _ = write!(
         out,
         "<svg class=chart id=\"{}\" width={W} height={H} viewBox=\"0 0 {W} {H}\" role=img>\
-         <text x=4 y=12 font-size=10 fill=#6b7385>{}</text>\
-         <line x1={PAD} y1={} x2={W} y2={} stroke=#ccd/>",
+         <text x=\"4\" y=\"12\" font-size=\"10\" fill=\"#6b7385\">{}</text>\
+         <line x1=\"{PAD}\" y1=\"{}\" x2=\"{W}\" y2=\"{}\" stroke=\"#ccd\"/>",
         esc(id),
         esc(&format_value(top)),
         H - PAD / 2.0,
@@ -263,7 +263,7 @@ pub(crate) fn chart(id: &str, title: &str, series: &[(String, Vec<(u64, f64)>)])
         }
         let _ = write!(
             out,
-            "<polyline fill=none stroke=\"{color}\" stroke-width=1.6 points=\"{}\"/>",
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.6\" points=\"{}\"/>",
             path.trim_end()
         );
     }

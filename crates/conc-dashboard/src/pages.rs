@@ -341,7 +341,7 @@ pub(crate) fn failed_job(frame: &Frame<'_>, job: &FailedJob, payload: Option<&st
     page(frame, "failed", &format!("Failed job {id}"), &body)
 }
 
-pub(crate) fn metrics(frame: &Frame<'_>, samples: &[Sample], every_secs: u64) -> String {
+pub(crate) fn metrics(frame: &Frame<'_>, samples: &[Sample], every: std::time::Duration) -> String {
     let line = |f: fn(&Sample) -> u64| -> Vec<(u64, f64)> {
         samples.iter().map(|s| (s.at, f(s) as f64)).collect()
     };
@@ -363,8 +363,9 @@ pub(crate) fn metrics(frame: &Frame<'_>, samples: &[Sample], every_secs: u64) ->
             .collect()
     };
     let mut body = format!(
-        "<p class=muted>{} samples, one every {every_secs} s, kept in this process.</p>",
-        samples.len()
+        "<p class=muted>{} samples, one every {}, kept in this process.</p>",
+        samples.len(),
+        millis(every.as_secs_f64() * 1e3)
     );
     body.push_str(&chart(
         "chart-throughput",

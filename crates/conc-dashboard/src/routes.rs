@@ -283,7 +283,7 @@ async fn metrics(ctx: Ctx) -> Result<Response, Response> {
         return Ok(Json(json!({ "every_ms": every_ms, "samples": samples })).into_response());
     }
     let total = ctx.failed_total().await?;
-    Ok(Html(pages::metrics(&ctx.frame(Some(total)), &samples, every.as_secs())).into_response())
+    Ok(Html(pages::metrics(&ctx.frame(Some(total)), &samples, every)).into_response())
 }
 
 async fn pause(
