@@ -40,6 +40,9 @@ pub(crate) fn admit(parts: &Parts, settings: &Settings) -> Result<(), Refusal> {
             }
         }
     }
+    if !settings.allow_remote {
+        check_host(&parts.headers, settings)?;
+    }
     if let Some(gate) = &settings.gate
         && !gate(parts)
     {
@@ -49,6 +52,38 @@ pub(crate) fn admit(parts: &Parts, settings: &Settings) -> Result<(), Refusal> {
         ));
     }
     Ok(())
+}
+
+/// Guards the loopback rule against DNS rebinding: a page of another site
+/// whose name was pointed at 127.0.0.1 reaches the dashboard from a loopback
+/// client, but with its own name in `Host`. So a loopback-only dashboard also
+/// wants `Host` to be a loopback name (`localhost`, a loopback address) or the
+/// host of a trusted origin. A request without `Host` (HTTP/1.0) is let
+/// through: browsers always send it.
+fn check_host(headers: &HeaderMap, settings: &Settings) -> Result<(), Refusal> {
+    let Some(host) = headers.get(HOST) else { return Ok(()) };
+    let host = host.to_str().unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let loopback = name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback());
+    let trusted = settings.trusted_origins.iter().any(|origin| {
+        origin.split_once("://").is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+    });
+    if loopback || trusted {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::FORBIDDEN,
+            format!(
+                "this dashboard answers loopback names only, and `{host}` is not one (a guard \
+                 against DNS rebinding): use http://localhost or http://127.0.0.1, or add the \
+                 name as a trusted origin"
+            ),
+        ))
+    }
 }
 
 /// The origin (`scheme://host[:port]`) of a URL.
@@ -155,6 +190,21 @@ mod tests {
         let bad_referer = headers(&[("host", "localhost:1"), ("referer", "http://localhost:2/")]);
         assert!(check_post(&bad_referer, Some("abc"), "abc", &s).is_err());
         assert!(check_post(&headers(&[]), Some("abc"), "abc", &s).is_ok(), "a script");
+    }
+
+    #[test]
+    fn a_loopback_dashboard_answers_loopback_names_only() {
+        let s = settings();
+        for host in ["localhost:9090", "127.0.0.1:9090", "127.3.4.5", "[::1]:9090", "LOCALHOST"] {
+            assert!(check_host(&headers(&[("host", host)]), &s).is_ok(), "{host}");
+        }
+        for host in ["evil.example:9090", "10.0.0.1:9090", "[2001:db8::1]:1", "localhost.evil"] {
+            let (status, message) = check_host(&headers(&[("host", host)]), &s).unwrap_err();
+            assert_eq!(status, StatusCode::FORBIDDEN);
+            assert!(message.contains(host), "{message}");
+        }
+        assert!(check_host(&headers(&[("host", "ops.example")]), &s).is_ok(), "trusted");
+        assert!(check_host(&headers(&[]), &s).is_ok(), "no Host at all");
     }
 
     #[test]

@@ -80,6 +80,12 @@ async fn only_loopback_clients_and_the_gate_get_in() {
     let (status, body) = send(&app, get("/", "192.0.2.7:5")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("192.0.2.7"), "{body}");
+    // A rebound name reaches the dashboard from loopback, with its own Host.
+    let mut rebound = get("/api/overview", LOCAL);
+    rebound.headers_mut().insert("host", "evil.example:9090".parse().unwrap());
+    let (status, body) = send(&app, rebound).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("DNS rebinding"), "{body}");
     let unknown = Request::get("/api/overview").body(Body::empty()).unwrap();
     let (status, body) = send(&app, unknown).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
