@@ -176,17 +176,3 @@ fn retry_and_pause_from_the_browser() -> Result<(), Box<dyn std::error::Error>> 
     runtime.block_on(worker.stopped());
     Ok(())
 }
-
-#[test]
-fn the_binary_refuses_a_missing_queue_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("jobs.db");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_conc-dashboard"))
-        .args(["--backend", &format!("sqlite:{}", missing.display()), "--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no queue file"), "{stderr}");
-    assert!(!missing.exists(), "nothing was created");
-}

@@ -62,7 +62,18 @@ fn find(name: &str) -> Option<PathBuf> {
 }
 
 fn binary(env: &str, names: &[&str], service: &'static str) -> Result<PathBuf, HarnessError> {
-    if let Some(value) = std::env::var_os(env).filter(|v| !v.is_empty()) {
+    binary_in(std::env::var_os(env), env, names, service)
+}
+
+/// [`binary`] with the environment variable's value passed in, so it can be
+/// tested without touching the process-global environment.
+fn binary_in(
+    value: Option<std::ffi::OsString>,
+    env: &str,
+    names: &[&str],
+    service: &'static str,
+) -> Result<PathBuf, HarnessError> {
+    if let Some(value) = value.filter(|v| !v.is_empty()) {
         let path = PathBuf::from(&value);
         return find(&value.to_string_lossy()).ok_or(HarnessError::BinaryNotFound {
             service,
@@ -367,7 +378,33 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::decode_base64;
+    use super::{CHROMEDRIVER_ENV, binary_in, decode_base64};
+    use crate::HarnessError;
+
+    #[test]
+    fn a_missing_binary_is_named_with_where_it_was_looked_for() {
+        let missing = binary_in(
+            Some("/no/such/chromedriver".into()),
+            CHROMEDRIVER_ENV,
+            &["x"],
+            "chromedriver",
+        );
+        match missing.unwrap_err() {
+            HarnessError::BinaryNotFound { service, binary, searched } => {
+                assert_eq!(service, "chromedriver");
+                assert_eq!(binary, std::path::Path::new("/no/such/chromedriver"));
+                assert!(searched.contains(CHROMEDRIVER_ENV), "{searched}");
+            }
+            other => panic!("expected BinaryNotFound, got {other}"),
+        }
+        let error = binary_in(None, CHROMEDRIVER_ENV, &["no-such-browser-binary"], "chromium")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("no-such-browser-binary") && error.contains("chromium-driver"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn decodes_base64_with_and_without_padding() {
