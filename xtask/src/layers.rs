@@ -23,9 +23,10 @@ pub(crate) const CORE_ALLOWED: [&str; 3] = ["metrics", "thiserror", "futures-cor
 /// The composite crates and the workspace crates each may depend on.
 pub(crate) const COMPOSITES: [(&str, &[&str]); 3] = [
     ("conc-bus", &["conc-core", "conc-lock", "conc-ratelimit", "conc-resilience"]),
-    ("conc-dashboard", &["conc-core", "conc-bus"]),
-    // The admin binary: conc-bus's operations, and the dashboard it can serve.
-    ("conc-bus-cli", &["conc-core", "conc-bus", "conc-dashboard"]),
+    // The admin operations (`Admin`, `connect`): the dashboard and the binary share them.
+    ("conc-bus-cli", &["conc-core", "conc-bus"]),
+    // The web dashboard puts pages on the admin operations; nothing depends on it.
+    ("conc-dashboard", &["conc-core", "conc-bus", "conc-bus-cli"]),
 ];
 
 /// One workspace package as the rules see it.
@@ -179,8 +180,13 @@ mod tests {
 
     #[test]
     fn composites_keep_to_their_list() {
-        let dashboard = package("conc-dashboard", &["conc-bus", "conc-pool", "axum"]);
+        let dashboard =
+            package("conc-dashboard", &["conc-bus", "conc-bus-cli", "conc-pool", "axum"]);
         assert_eq!(edges(&check(&workspace(dashboard))), ["conc-dashboard -> conc-pool"]);
+        // Nothing depends on the dashboard, the admin crate included.
+        let mut packages = workspace(package("conc-dashboard", &["conc-bus", "conc-bus-cli"]));
+        packages.push(package("conc-bus-cli", &["conc-bus", "conc-dashboard"]));
+        assert_eq!(edges(&check(&packages)), ["conc-bus-cli -> conc-dashboard"]);
     }
 
     #[test]

@@ -80,6 +80,40 @@ pub enum HarnessError {
         /// The underlying OS error.
         source: io::Error,
     },
+    /// An HTTP request to a loopback server failed or got something that is not HTTP.
+    #[error("http request to {url} failed: {reason}")]
+    Http {
+        /// The URL asked.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// chromedriver refused a WebDriver command.
+    #[error("webdriver command {command} failed: {error}: {message}")]
+    WebDriver {
+        /// The command's path.
+        command: String,
+        /// The WebDriver error code, such as `no such element`.
+        error: String,
+        /// chromedriver's message.
+        message: String,
+    },
+    /// A state a test waited for did not come within the limit.
+    #[error("waited {limit:?} for {what}, in vain")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        limit: Duration,
+    },
+    /// A file could not be written.
+    #[error("cannot write `{}`: {source}", .path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: io::Error,
+    },
     /// The server was killed and has not been restarted, so it cannot be signalled.
     #[error("the server (last pid {pid}) is not running: it was killed and not restarted")]
     NotRunning {

@@ -1,5 +1,5 @@
-//! Test harnesses for the conc workspace: a real `redis-server` per test, and the rule for
-//! tests whose service is missing.
+//! Test harnesses for the conc workspace: a real `redis-server` per test, a real headless
+//! Chromium driven over WebDriver, and the rule for tests whose service is missing.
 //!
 //! **Unix only**: on other platforms the crate does not compile (a `compile_error!` says why),
 //! because it signals and tracks server processes through `libc`. See
@@ -20,6 +20,12 @@
 //! without the service fails loudly rather than passing on skipped tests. A binary that is
 //! there but fails to start is always a failure. The binary is `$CONC_REDIS_SERVER` when
 //! set, else `redis-server` on `PATH`.
+//!
+//! Dashboard tests drive a real headless Chromium: [`require_browser`] starts `chromedriver`
+//! on a free loopback port with one headless session ([`Browser`]: open, find by CSS
+//! selector, click, read text, run a script, screenshot, poll with a deadline), ended on
+//! drop, or skips the test the same way when the binaries are missing. [`http`] is the small
+//! blocking HTTP client it speaks WebDriver with, also usable to scrape a test's endpoints.
 //!
 //! This crate is for tests only (`publish = false`).
 //!
@@ -69,8 +75,10 @@
 #[cfg(not(unix))]
 compile_error!("conc-test-support supports Unix only: it signals server processes through libc");
 
+pub mod browser;
 pub mod edge;
 mod error;
+pub mod http;
 pub mod lockstep;
 pub mod redis;
 mod resp;
@@ -78,6 +86,7 @@ mod sys;
 
 use std::fmt;
 
+pub use crate::browser::{Browser, require_browser};
 pub use crate::error::HarnessError;
 pub use crate::redis::{RedisServer, RedisServerBuilder};
 

@@ -26,7 +26,8 @@
 //! 11. Background jobs: an order confirmation pushed and processed, a flaky
 //!     export retried with backoff until it lands in the failed store, and
 //!     the failed job retried from the store after the export service is back;
-//!     then a command dispatched on the bus.
+//!     then a command dispatched on the bus. The jobs live in
+//!     `target/tour-jobs.db`, which the dashboard can open afterwards.
 #![allow(clippy::print_stdout, reason = "the tour talks to the terminal")]
 
 use std::sync::Arc;
@@ -676,8 +677,8 @@ async fn pools() -> Result<(), BoxError> {
 
 async fn jobs() -> Result<(), BoxError> {
     use conc::bus::{
-        Bus, Command, FailedQuery, Job, JobContext, JobError, JobHandlers, MemoryQueue, Queue,
-        Selection, Worker,
+        Bus, Command, FailedQuery, Job, JobContext, JobError, JobHandlers, Queue, Selection,
+        SqliteQueue, Worker,
     };
 
     #[derive(serde::Serialize, serde::Deserialize)]
@@ -708,7 +709,16 @@ async fn jobs() -> Result<(), BoxError> {
         type Error = EmptyOrder;
     }
     println!("\n== 11. Background jobs ==\n");
-    let backend = MemoryQueue::new();
+    // The jobs live in a SQLite file that outlasts the tour, for the dashboard:
+    // `cargo run -p conc-dashboard -- --backend sqlite:target/tour-jobs.db`.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tour-jobs.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let backend = SqliteQueue::open(&path)?;
     let queue = Queue::new(backend.clone());
     queue.push(ConfirmOrder { order: 1042 }).await?;
     queue

@@ -33,6 +33,7 @@ use std::time::Duration;
 
 pub use binary::find_binary;
 pub use builder::RedisServerBuilder;
+pub(crate) use process::free_port;
 pub use server::RedisServer;
 
 /// The environment variable that names the `redis-server` binary (a path, or a name to

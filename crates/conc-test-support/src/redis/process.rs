@@ -16,7 +16,7 @@ use crate::resp::{self, Probe};
 use crate::sys::{self, Signal};
 
 /// Picks a port the kernel considers free right now by binding port 0 and letting go.
-pub(super) fn free_port() -> Result<u16, HarnessError> {
+pub(crate) fn free_port() -> Result<u16, HarnessError> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
