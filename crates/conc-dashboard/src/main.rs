@@ -11,7 +11,7 @@ use conc_dashboard::Dashboard;
 #[derive(Debug, Parser)]
 #[command(name = "conc-dashboard", version)]
 struct Args {
-    /// The backend: `sqlite:PATH`, a path to a queue file, or `memory:`.
+    /// The backend: `sqlite:PATH`, a path to a queue file, `redis://HOST:PORT`, or `memory:`.
     #[arg(long, env = "CONC_BUS_BACKEND")]
     backend: String,
     /// Where to listen. Only loopback clients are let in.
@@ -28,18 +28,18 @@ struct Args {
 #[allow(clippy::print_stderr, reason = "the binary reports to its user")]
 fn main() -> ExitCode {
     let args = Args::parse();
-    let backend = match conc_bus_cli::connect(&args.backend) {
-        Ok(backend) => backend,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(error.exit_code());
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the runtime: {error}");
             return ExitCode::FAILURE;
+        }
+    };
+    let backend = match runtime.block_on(conc_bus_cli::connect(&args.backend)) {
+        Ok(backend) => backend,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(error.exit_code());
         }
     };
     let result = runtime.block_on(async move {
