@@ -86,7 +86,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod admission;
+pub mod batch;
 pub mod bus;
+pub mod chain;
 mod clock;
 pub mod failed;
 mod id;

@@ -48,6 +48,25 @@ pub(super) struct QueueState {
 }
 
 impl QueueState {
+    /// Takes waiting job `id` (at `place`, of `priority`) out of the indexes.
+    pub(super) fn forget(&mut self, id: JobId, place: Place, priority: u8) {
+        match place {
+            Place::Ready => {
+                let list = &mut self.ready[usize::from(priority.min(MAX_PRIORITY))];
+                if let Some(index) = list.iter().position(|x| *x == id) {
+                    list.remove(index);
+                    self.ready_len -= 1;
+                }
+            }
+            Place::Delayed(at) => {
+                self.delayed.remove(&(at, id));
+            }
+            Place::Reserved { expires_at, .. } => {
+                self.reserved.remove(&(expires_at, id));
+            }
+        }
+    }
+
     /// Jobs counted against the bounded depth: ready and delayed.
     pub(super) fn depth(&self) -> u64 {
         self.ready_len + self.delayed.len() as u64
@@ -96,6 +115,7 @@ pub(super) struct State {
     pub(super) jobs: HashMap<JobId, Slot>,
     pub(super) queues: BTreeMap<String, QueueState>,
     pub(super) failed: FailedState,
+    pub(super) batches: BTreeMap<crate::batch::BatchId, super::flow::MemBatch>,
     next_token: u64,
 }
 
@@ -170,6 +190,8 @@ impl State {
         dead: &mut Vec<FailedJob>,
     ) -> Vec<Reserved> {
         let mut out = Vec::new();
+        // Jobs found dead whose workflow carries on (chain catch, batch).
+        let mut flowing: Vec<(Envelope, String)> = Vec::new();
         for name in queues {
             if out.len() >= max {
                 break;
@@ -196,6 +218,9 @@ impl State {
                             at: now,
                             error: error.clone(),
                         });
+                        if envelope.flow.is_some() {
+                            flowing.push((envelope.clone(), error.clone()));
+                        }
                         dead.push(FailedJob::new(envelope, attempts, now, reason, error));
                         continue;
                     }
@@ -216,6 +241,12 @@ impl State {
                 break;
             }
         }
+        let mut follow = Vec::new();
+        for (envelope, error) in flowing {
+            let effect = Effect::Dead { reason: crate::failed::FailReason::Abandoned, error };
+            self.flow_settled(&envelope, effect, now, &mut follow);
+        }
+        self.insert_follow(follow, now);
         out
     }
 
@@ -232,10 +263,20 @@ impl State {
         if token != lease.token || expires_at <= now {
             return Err(());
         }
-        let queue_name = slot.envelope.queue.clone();
         let attempts = slot.attempts;
         let effect = settle::apply(Arc::make_mut(&mut slot.envelope), attempts, now, transition);
-        let settlement = effect.settlement();
+        let mut settlement = effect.settlement();
+        let mut follow = Vec::new();
+        let effect = if slot.envelope.flow.is_some() {
+            let envelope = Arc::clone(&slot.envelope);
+            let (effect, instead) = self.flow_settled(&envelope, effect, now, &mut follow);
+            settlement = instead.unwrap_or(settlement);
+            effect
+        } else {
+            effect
+        };
+        let slot = self.jobs.get_mut(&lease.job).expect("present above");
+        let queue_name = slot.envelope.queue.clone();
         let queue = self.queues.get_mut(&queue_name).expect("a job's queue exists");
         match effect {
             Effect::Kept => {}
@@ -268,6 +309,7 @@ impl State {
                 dead.push(FailedJob::new(envelope, attempts, now, reason, error));
             }
         }
+        self.insert_follow(follow, now);
         Ok(settlement)
     }
 
