@@ -20,6 +20,15 @@ use conc_core::time::ManualClock;
 use conformance::Note;
 use rusqlite::Connection;
 
+mod workflows;
+
+workflows::suite!(|clock: ManualClock| async move {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let backend =
+        SqliteQueue::builder(dir.path().join("jobs.db")).clock(clock).open().expect("opens");
+    Some((backend, Box::new(dir) as workflows::KeepAlive))
+});
+
 conformance::suite!(|clock: ManualClock| async move {
     let dir = tempfile::tempdir().expect("a temp dir");
     let backend =

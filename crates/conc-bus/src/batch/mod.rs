@@ -68,6 +68,6 @@ mod error;
 pub(crate) mod machine;
 pub(crate) mod model;
 
-pub use builder::{PendingBatch, BatchJobs, NewBatch};
+pub use builder::{BatchJobs, NewBatch, PendingBatch};
 pub use error::WorkflowError;
 pub use model::{BatchId, BatchInfo, BatchPrune, MemberOutcome};

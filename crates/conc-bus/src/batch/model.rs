@@ -90,7 +90,7 @@ pub enum MemberOutcome {
     Cancelled,
 }
 
-#[allow(dead_code, reason = "SQL rows are the SQLite queue's, which is being written")]
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code, reason = "SQL rows are the SQLite queue's"))]
 impl MemberOutcome {
     /// Its number in SQL rows.
     pub(crate) fn code(self) -> i64 {

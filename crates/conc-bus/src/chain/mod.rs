@@ -42,7 +42,9 @@ use conc_core::config::ConfigError;
 
 use crate::batch::WorkflowError;
 use crate::batch::builder::{envelope_of, set_queue};
-use crate::job::{Envelope, Job, JobOptions};
+use crate::clock::Millis;
+use crate::job::{Envelope, Job, JobOptions, Trigger, TriggerKind, derived_id};
+use crate::queue::Pushed;
 
 /// Jobs to run one after the other, and the job to run if one of them fails
 /// for good. Dispatch it with
@@ -147,4 +149,33 @@ impl Chain {
         }
         Ok((head, delay))
     }
+}
+
+/// The next link of a chain whose link `done` was acknowledged at `now`.
+pub(crate) fn next_link(done: &Envelope, now: Millis) -> Option<Pushed> {
+    let flow = done.flow.as_deref()?;
+    let mut rest = flow.chain.clone();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut next = rest.remove(0);
+    next.created_at = now;
+    let next_flow = next.flow_mut();
+    next_flow.chain = rest;
+    next_flow.chain_catch.clone_from(&flow.chain_catch);
+    next_flow.batch = flow.batch;
+    Some(Pushed::new(next, now))
+}
+
+/// The chain's `catch` job for link `failed`, which failed with `error`.
+pub(crate) fn chain_catch(failed: &Envelope, error: &str, now: Millis) -> Option<Pushed> {
+    let template = failed.flow.as_deref()?.chain_catch.as_deref()?;
+    let mut catch = template.clone();
+    catch.id = derived_id(failed.id, 5);
+    catch.created_at = now;
+    let mut trigger = Trigger::new(TriggerKind::ChainCatch);
+    trigger.job = Some(failed.id);
+    trigger.error = Some(error.to_owned());
+    catch.flow_mut().trigger = Some(trigger);
+    Some(Pushed::new(catch, now))
 }

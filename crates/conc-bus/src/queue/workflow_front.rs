@@ -4,7 +4,7 @@
 use super::error::QueueError;
 use super::front::Queue;
 use super::workflow::WorkflowBackend;
-use crate::batch::{PendingBatch, BatchId, BatchInfo, BatchJobs, BatchPrune, WorkflowError};
+use crate::batch::{BatchId, BatchInfo, BatchJobs, BatchPrune, PendingBatch, WorkflowError};
 use crate::chain::Chain;
 use crate::clock::millis;
 use crate::id::JobId;

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conc_bus::batch::{PendingBatch, BatchJobs};
+use conc_bus::batch::{BatchJobs, PendingBatch};
 use conc_bus::chain::Chain;
 use conc_bus::job::TriggerKind;
 use conc_bus::queue::WorkflowBackend;

@@ -8,9 +8,10 @@ use super::state::{Place, State};
 use crate::batch::machine::{self, Fire};
 use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
 use crate::batch::{BatchId, BatchInfo, BatchPrune};
+use crate::chain::{chain_catch, next_link};
 use crate::clock::Millis;
 use crate::id::JobId;
-use crate::job::{BatchMember, Envelope, Trigger, TriggerKind, derived_id};
+use crate::job::{BatchMember, Envelope};
 use crate::queue::backend::{Pushed, Settlement};
 use crate::queue::settle::Effect;
 
@@ -29,35 +30,6 @@ impl MemBatch {
     pub(super) fn info(&self) -> BatchInfo {
         BatchInfo::new(&self.record, self.counts, self.failed.clone())
     }
-}
-
-/// The next link of a chain whose link `done` was acknowledged at `now`.
-pub(crate) fn next_link(done: &Envelope, now: Millis) -> Option<Pushed> {
-    let flow = done.flow.as_deref()?;
-    let mut rest = flow.chain.clone();
-    if rest.is_empty() {
-        return None;
-    }
-    let mut next = rest.remove(0);
-    next.created_at = now;
-    let next_flow = next.flow_mut();
-    next_flow.chain = rest;
-    next_flow.chain_catch.clone_from(&flow.chain_catch);
-    next_flow.batch = flow.batch;
-    Some(Pushed::new(next, now))
-}
-
-/// The chain's `catch` job for link `failed`, which failed with `error`.
-pub(crate) fn chain_catch(failed: &Envelope, error: &str, now: Millis) -> Option<Pushed> {
-    let template = failed.flow.as_deref()?.chain_catch.as_deref()?;
-    let mut catch = template.clone();
-    catch.id = derived_id(failed.id, 5);
-    catch.created_at = now;
-    let mut trigger = Trigger::new(TriggerKind::ChainCatch);
-    trigger.job = Some(failed.id);
-    trigger.error = Some(error.to_owned());
-    catch.flow_mut().trigger = Some(trigger);
-    Some(Pushed::new(catch, now))
 }
 
 impl State {

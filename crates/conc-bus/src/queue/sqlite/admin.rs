@@ -46,8 +46,8 @@ const FAILED_ONE: &str = "SELECT id, failed_at, attempts, reason, error, envelop
 const FAILED_COUNT: &str = "SELECT count(*) FROM conc_bus_failed";
 const FAILED_COUNT_QUEUE: &str = "SELECT count(*) FROM conc_bus_failed WHERE queue = ?1";
 const REVIVE: &str =
-    "INSERT INTO conc_bus_jobs (id, queue, state, priority, available_at, envelope)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING";
+    "INSERT INTO conc_bus_jobs (id, queue, state, priority, available_at, envelope, batch)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING";
 const FORGET_ONE: &str = "DELETE FROM conc_bus_failed WHERE id = ?1";
 
 /// Every constant statement of this module, prepared at open.
@@ -266,7 +266,8 @@ pub(super) fn retry_failed(tx: &Tx<'_>, selection: &Selection) -> Result<Vec<Job
             READY,
             envelope.priority.min(MAX_PRIORITY),
             sql_int(tx.now),
-            encode(&envelope)?
+            encode(&envelope)?,
+            super::flow::batch_column(&envelope)
         ])?;
         // A job of that id is queued already: the failed copy stays.
         if stored == 0 {

@@ -4,9 +4,11 @@
 mod admin;
 mod builder;
 mod error;
+mod flow;
 mod row;
 mod schema;
 mod store;
+mod workflow;
 mod writer;
 
 use std::fmt;
