@@ -233,6 +233,16 @@ impl PendingBatch {
         self
     }
 
+    /// How many members it has so far (a chain is one).
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Whether it has no members.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
     /// The job dispatched once when every member succeeded.
     pub fn then<J: Job>(mut self, job: J) -> Self {
         self.callbacks.then = self.callback(&job);
