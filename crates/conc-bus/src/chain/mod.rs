@@ -68,6 +68,7 @@ pub struct Chain {
     links: Vec<(Envelope, Duration)>,
     catch: Option<Envelope>,
     queue: Option<String>,
+    admission: Option<crate::admission::Ticket>,
     error: Option<WorkflowError>,
 }
 
@@ -80,7 +81,8 @@ impl Chain {
 
     /// A chain starting with `job`, with `options`.
     pub fn new_with<J: Job>(job: J, options: &JobOptions) -> Self {
-        let chain = Self { links: Vec::new(), catch: None, queue: None, error: None };
+        let chain =
+            Self { links: Vec::new(), catch: None, queue: None, admission: None, error: None };
         chain.then_with(job, options)
     }
 
@@ -121,6 +123,14 @@ impl Chain {
         self
     }
 
+    /// Dispatches the first link unique or debounced (see
+    /// [`crate::admission`]): a debounced chain that is superseded while it
+    /// waits is deleted whole, so none of its links run.
+    pub fn admission(mut self, admission: crate::admission::Admission) -> Self {
+        self.admission = Some(admission.into_ticket());
+        self
+    }
+
     /// How many links.
     pub fn len(&self) -> usize {
         self.links.len()
@@ -144,6 +154,7 @@ impl Chain {
         let flow = head.flow_mut();
         flow.chain = links.map(|(envelope, _)| envelope).collect();
         flow.chain_catch = self.catch.map(Box::new);
+        flow.admission = self.admission;
         if let Some(queue) = &self.queue {
             set_queue(&mut head, queue);
         }

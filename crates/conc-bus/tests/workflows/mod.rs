@@ -10,6 +10,7 @@
 #![allow(dead_code, reason = "each test binary uses the part of the suite it instantiates")]
 #![allow(unreachable_pub, reason = "the checks are the suite's interface to the macro")]
 
+mod admission;
 mod chains;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use conc_bus::{
 use conc_core::time::ManualClock;
 use serde::{Deserialize, Serialize};
 
+pub use admission::*;
 pub use chains::*;
 
 /// What keeps a backend's resources alive for the length of a test.
@@ -59,6 +61,12 @@ macro_rules! suite {
             a_link_prepends_and_appends,
             a_chain_inside_a_batch_with_a_failing_middle_link_fires_finally,
             a_worker_runs_a_batch_with_progress_and_adds_from_a_member,
+            unique_until_processed_holds_through_retries_and_releases,
+            unique_until_processing_is_never_freed_by_an_older_job,
+            unique_for_holds_for_its_duration_and_a_ttl_lapses,
+            a_refused_push_holds_no_lock_and_a_cleared_job_frees_its_own,
+            only_the_last_debounced_dispatch_runs_and_max_wait_forces_a_run,
+            a_superseded_debounced_chain_never_runs,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {

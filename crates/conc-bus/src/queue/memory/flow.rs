@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::state::{Place, State};
+use crate::admission::machine::Step;
 use crate::batch::machine::{self, Fire};
 use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
 use crate::batch::{BatchId, BatchInfo, BatchPrune};
@@ -44,6 +45,25 @@ impl State {
     /// apply instead (when a cancelled batch drops the job), the settlement
     /// to report instead, and the jobs to push in `follow`.
     pub(super) fn flow_settled(
+        &mut self,
+        envelope: &Envelope,
+        effect: Effect,
+        now: Millis,
+        follow: &mut Vec<Pushed>,
+    ) -> (Effect, Option<Settlement>) {
+        let (effect, instead) = self.flow_effects(envelope, effect, now, follow);
+        let step = match effect {
+            Effect::Delete | Effect::Dead { .. } => Some(Step::Finished),
+            Effect::Requeue { .. } => Some(Step::Requeued),
+            Effect::Extended { .. } | Effect::Kept => None,
+        };
+        if let Some(step) = step {
+            self.admission_step(envelope, step);
+        }
+        (effect, instead)
+    }
+
+    fn flow_effects(
         &mut self,
         envelope: &Envelope,
         effect: Effect,
@@ -225,7 +245,7 @@ impl State {
     }
 
     /// The waiting job `id` taken out of its queue.
-    fn remove_waiting(&mut self, id: JobId) {
+    pub(super) fn remove_waiting(&mut self, id: JobId) {
         let Some(slot) = self.jobs.remove(&id) else { return };
         let Some(queue) = self.queues.get_mut(&slot.envelope.queue) else { return };
         queue.forget(id, slot.place, slot.envelope.priority);

@@ -3,6 +3,7 @@
 //! lost, for tests, and — on a [`ManualClock`](conc_core::time::ManualClock)
 //! — for deterministic simulations of workers and faults.
 
+mod admit;
 mod flow;
 mod state;
 mod workflow;
@@ -189,8 +190,12 @@ impl QueueBackend for MemoryQueue {
             if let Err(refusal) = check_push(&state, &jobs) {
                 return Err(refusal.into_error(jobs));
             }
+            if let Err((key, held_by)) = state.check_admission(&jobs, now) {
+                return Err(PushError::Locked { key, held_by, jobs });
+            }
             for job in jobs {
-                state.insert(job.envelope, job.available_at, now);
+                let available_at = state.admit(&job, now);
+                state.insert(job.envelope, available_at, now);
             }
         }
         self.inner.pushed.notify_waiters();

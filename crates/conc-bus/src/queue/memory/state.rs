@@ -116,6 +116,10 @@ pub(super) struct State {
     pub(super) queues: BTreeMap<String, QueueState>,
     pub(super) failed: FailedState,
     pub(super) batches: BTreeMap<crate::batch::BatchId, super::flow::MemBatch>,
+    /// Unique locks by key.
+    pub(super) locks: HashMap<String, crate::admission::machine::Lock>,
+    /// Debounce records by key: the job waiting, and the first dispatch's time.
+    pub(super) debounce: HashMap<String, (JobId, Millis)>,
     next_token: u64,
 }
 
@@ -192,6 +196,8 @@ impl State {
         let mut out = Vec::new();
         // Jobs found dead whose workflow carries on (chain catch, batch).
         let mut flowing: Vec<(Envelope, String)> = Vec::new();
+        // Jobs reserved with an admission ticket.
+        let mut admitted: Vec<Arc<Envelope>> = Vec::new();
         for name in queues {
             if out.len() >= max {
                 break;
@@ -229,6 +235,9 @@ impl State {
                     let expires_at = now.saturating_add(lease_ms);
                     slot.place = Place::Reserved { token, expires_at };
                     queue.reserved.insert((expires_at, id));
+                    if slot.envelope.flow.as_deref().is_some_and(|f| f.admission.is_some()) {
+                        admitted.push(Arc::clone(&slot.envelope));
+                    }
                     let lease = Lease::new(id, name.as_str(), token, expires_at);
                     let waited = Duration::from_millis(now.saturating_sub(slot.ready_since));
                     out.push(Reserved::new(
@@ -247,6 +256,9 @@ impl State {
             self.flow_settled(&envelope, effect, now, &mut follow);
         }
         self.insert_follow(follow, now);
+        for envelope in admitted {
+            self.admission_step(&envelope, crate::admission::machine::Step::Reserved);
+        }
         out
     }
 
@@ -356,17 +368,19 @@ impl State {
     /// Deletes the ready and delayed jobs of `name`.
     pub(super) fn clear(&mut self, name: &str) -> u64 {
         let Some(queue) = self.queues.get_mut(name) else { return 0 };
-        let mut cleared = 0;
+        let mut removed = Vec::new();
         for list in &mut queue.ready {
-            for id in list.drain(..) {
-                self.jobs.remove(&id);
-                cleared += 1;
-            }
+            removed.extend(list.drain(..));
         }
         queue.ready_len = 0;
-        for (_, id) in std::mem::take(&mut queue.delayed) {
-            self.jobs.remove(&id);
-            cleared += 1;
+        removed.extend(std::mem::take(&mut queue.delayed).into_iter().map(|(_, id)| id));
+        let mut cleared = 0;
+        for id in removed {
+            if let Some(slot) = self.jobs.remove(&id) {
+                cleared += 1;
+                // A cleared job is done: its unique lock goes with it.
+                self.admission_step(&slot.envelope, crate::admission::machine::Step::Finished);
+            }
         }
         cleared
     }

@@ -7,6 +7,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::row::{Failure, Refusal, decode, encode, id_at, id_bytes, sql_int};
 use super::writer::Tx;
+use crate::admission::machine::Step;
 use crate::batch::machine;
 use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
 use crate::batch::{BatchId, BatchInfo, BatchPrune};
@@ -132,6 +133,24 @@ fn member_cancelled(tx: &Tx<'_>, member: Option<BatchMember>) -> Result<bool, Fa
 /// queue's rules, which these mirror): the effect to apply instead, the
 /// settlement to report instead, the jobs to push in `follow`.
 pub(super) fn settled(
+    tx: &Tx<'_>,
+    envelope: &Envelope,
+    effect: Effect,
+    follow: &mut Vec<Pushed>,
+) -> Result<(Effect, Option<Settlement>), Failure> {
+    let (effect, instead) = effects(tx, envelope, effect, follow)?;
+    let step = match effect {
+        Effect::Delete | Effect::Dead { .. } => Some(Step::Finished),
+        Effect::Requeue { .. } => Some(Step::Requeued),
+        Effect::Extended { .. } | Effect::Kept => None,
+    };
+    if let Some(step) = step {
+        super::admit::step(tx, envelope, step)?;
+    }
+    Ok((effect, instead))
+}
+
+fn effects(
     tx: &Tx<'_>,
     envelope: &Envelope,
     effect: Effect,

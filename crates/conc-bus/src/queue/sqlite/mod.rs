@@ -2,6 +2,7 @@
 //! shared by the processes of one machine.
 
 mod admin;
+mod admit;
 mod builder;
 mod error;
 mod flow;

@@ -123,8 +123,9 @@ pub(super) fn push(tx: &Tx<'_>, jobs: &[Pushed]) -> Result<(), Failure> {
         if failed_has.exists([&id])? {
             return Err(Failure::Refused(Refusal::Duplicate { id: envelope.id }));
         }
+        let available_at = super::admit::admit(tx, job)?;
         let (state, available_at) =
-            if job.available_at > tx.now { (DELAYED, job.available_at) } else { (READY, tx.now) };
+            if available_at > tx.now { (DELAYED, available_at) } else { (READY, tx.now) };
         let priority = envelope.priority.min(MAX_PRIORITY);
         let text = encode(envelope)?;
         match insert.execute(params![
@@ -229,6 +230,7 @@ pub(super) fn reserve(
                     reservation.dead.push(failed);
                     continue;
                 }
+                super::admit::step(tx, &envelope, crate::admission::machine::Step::Reserved)?;
                 let lease =
                     Lease::new(row.id, queue.as_str(), LeaseToken::new(row.token), expires_at);
                 let waited = Duration::from_millis(tx.now.saturating_sub(row.available_at));

@@ -63,6 +63,9 @@ impl WorkflowCall {
                 Failure::Refused(Refusal::Duplicate { id }) => {
                     PushError::Duplicate { id, jobs }.into()
                 }
+                Failure::Refused(Refusal::Locked { key, held_by }) => {
+                    PushError::Locked { key, held_by, jobs }.into()
+                }
                 Failure::Refused(Refusal::NoBatch(id)) => WorkflowError::NotFound { id },
                 Failure::Refused(Refusal::Closed(id, state)) => WorkflowError::Closed { id, state },
                 Failure::Config(error) => PushError::Invalid { error, jobs }.into(),

@@ -161,6 +161,9 @@ impl PushCall {
                     PushError::Full { queue, capacity, jobs }
                 }
                 Failure::Refused(Refusal::Duplicate { id }) => PushError::Duplicate { id, jobs },
+                Failure::Refused(Refusal::Locked { key, held_by }) => {
+                    PushError::Locked { key, held_by, jobs }
+                }
                 Failure::Refused(refusal @ (Refusal::NoBatch(_) | Refusal::Closed(..))) => {
                     PushError::Backend {
                         error: format!("unexpected refusal {refusal:?}").into(),
