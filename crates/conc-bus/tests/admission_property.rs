@@ -66,7 +66,7 @@ struct Known {
 
 impl Known {
     fn holds(&self) -> bool {
-        !self.done && !(self.until_processing && self.reserved)
+        !(self.done || self.until_processing && self.reserved)
     }
 }
 
@@ -133,11 +133,8 @@ async fn check<B: WorkflowBackend>(backend: B, clock: &ManualClock, ops: Vec<Op>
                     _ => Transition::Fail { reason: FailReason::Fatal, error: "x".into() },
                 };
                 let settled = backend.settle(vec![(lease.clone(), transition)]).await.unwrap();
-                match settled[0] {
-                    Ok(Settlement::Acked | Settlement::Dead(_)) => {
-                        jobs.get_mut(&lease.job).expect("known").done = true;
-                    }
-                    Ok(_) | Err(_) => {}
+                if let Ok(Settlement::Acked | Settlement::Dead(_)) = settled[0] {
+                    jobs.get_mut(&lease.job).expect("known").done = true;
                 }
             }
             Op::Expire => clock.advance(LEASE + Duration::from_secs(1)),
