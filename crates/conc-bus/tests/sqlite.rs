@@ -194,6 +194,42 @@ async fn pauses_and_bounds_live_in_the_file() {
 }
 
 #[tokio::test]
+async fn a_file_of_the_first_schema_is_upgraded_in_place() {
+    use conc_bus::batch::PendingBatch;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let clock = ManualClock::new();
+    let old = open(&path, &clock);
+    push(&old, "kept", JobOptions::new(), Duration::ZERO).await;
+    drop(old);
+    // The file as the first release left it: no workflow tables, version 1.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE conc_bus_batches; DROP TABLE conc_bus_batch_members;
+             DROP TABLE conc_bus_locks; DROP TABLE conc_bus_debounce;
+             DROP INDEX conc_bus_jobs_batch; ALTER TABLE conc_bus_jobs DROP COLUMN batch;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    let upgraded = open(&path, &clock);
+    let queue = Queue::new(upgraded.clone());
+    let id =
+        queue.dispatch_batch(PendingBatch::new().add(Note { text: "new".into() })).await.unwrap();
+    let jobs = reserve(&upgraded, 10).await;
+    assert_eq!(jobs.len(), 2, "the old job is kept, the batch's is stored");
+    for job in &jobs {
+        upgraded.settle(vec![(job.lease.clone(), Transition::Ack)]).await.unwrap();
+    }
+    assert_eq!(queue.batch(id).await.unwrap().map(|b| b.succeeded), Some(1));
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}
+
+#[tokio::test]
 async fn a_file_from_a_newer_release_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.db");

@@ -97,3 +97,64 @@ async fn batch_callbacks_fire_exactly_once_under_seeded_faults() {
         assert_eq!(count(TriggerKind::Catch), 0, "seed {seed}");
     }
 }
+
+#[derive(Serialize, Deserialize)]
+struct Slow;
+
+impl Job for Slow {
+    const NAME: &'static str = "slow";
+}
+
+#[derive(Serialize, Deserialize)]
+struct Boom;
+
+impl Job for Boom {
+    const NAME: &'static str = "boom";
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_cancels_the_batch_and_its_running_member_is_told_to_stop() {
+    use conc_bus::testing::PausedTime;
+    use conc_bus::{MemoryQueue, Queue, Worker};
+
+    let backend = MemoryQueue::builder().clock(PausedTime).build().unwrap();
+    let queue = Queue::new(backend.clone());
+    let stopped: Arc<Mutex<Option<Duration>>> = Arc::default();
+    let seen: Seen = Arc::default();
+    let told = Arc::clone(&stopped);
+    let handlers = handlers(&seen)
+        .handle(move |_: Slow, ctx: JobContext| {
+            let told = Arc::clone(&told);
+            async move {
+                let started = tokio::time::Instant::now();
+                tokio::select! {
+                    () = ctx.cancelled() => {
+                        *told.lock().unwrap() = Some(started.elapsed());
+                        Err(JobError::retry(conc_bus::Cancelled))
+                    }
+                    () = tokio::time::sleep(Duration::from_secs(3600)) => Ok(()),
+                }
+            }
+        })
+        .handle(|_: Boom, _: JobContext| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Err::<(), JobError>(JobError::fatal("boom"))
+        });
+    let batch = PendingBatch::new().add(Slow).add(Boom).catch(Callback).finally(Callback);
+    let id = queue.dispatch_batch(batch).await.unwrap();
+    let worker = Worker::builder(backend, handlers)
+        .concurrency(2)
+        .lease(Duration::from_secs(30))
+        .stop_when_empty(true)
+        .build()
+        .unwrap();
+    worker.run().await.unwrap();
+    // Told at the first renewal after the failure (a renewal every 10 s).
+    let after = stopped.lock().unwrap().expect("the running member was told to stop");
+    assert!(after <= Duration::from_secs(11), "{after:?}");
+    let info = queue.batch(id).await.unwrap().unwrap();
+    assert_eq!((info.failed, info.cancelled, info.is_finished()), (1, 1, true));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.get("Catch").map(BTreeSet::len), Some(1));
+    assert_eq!(seen.get("Finally").map(BTreeSet::len), Some(1));
+}

@@ -499,12 +499,17 @@ impl<B: QueueBackend> Runner<B> {
             Why::Failed { error } => {
                 self.count(&queue, |m| &m.failed, |c| &c.failed);
                 lock(&self.shared.stats).failed.add(second);
-                let dead = if let Settlement::Dead(reason) = settlement {
-                    self.count(&queue, |m| &m.dead, |c| &c.dead);
-                    Some(reason)
-                } else {
-                    self.count(&queue, |m| &m.retried, |c| &c.retried);
-                    None
+                let dead = match settlement {
+                    Settlement::Dead(reason) => {
+                        self.count(&queue, |m| &m.dead, |c| &c.dead);
+                        Some(reason)
+                    }
+                    // Dropped: its batch was cancelled; it is not retried.
+                    Settlement::Skipped => None,
+                    _ => {
+                        self.count(&queue, |m| &m.retried, |c| &c.retried);
+                        None
+                    }
                 };
                 let id = lease.job;
                 self.emit(|| WorkerEvent::Failed {
