@@ -422,3 +422,64 @@ async fn waiting_wakes_for_a_push_through_any_clone() {
         .expect("the push wakes the wait")
         .unwrap();
 }
+
+/// A batch callback in the cross-handle test.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Done;
+
+impl conc_bus::Job for Done {
+    const NAME: &'static str = "done";
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_finishing_one_batch_fire_its_callbacks_once() {
+    use conc_bus::batch::PendingBatch;
+    use conc_bus::job::TriggerKind;
+    use conc_bus::queue::WorkflowBackend;
+
+    const MEMBERS: usize = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let clock = ManualClock::new();
+    let (a, b) = (open(&path, &clock), open(&path, &clock));
+    let mut batch = PendingBatch::new().then(Done).finally(Done).progress(Done);
+    for n in 0..MEMBERS {
+        batch = batch.add(Note { text: n.to_string() });
+    }
+    let id = Queue::new(a.clone()).dispatch_batch(batch).await.unwrap();
+    let work = |handle: SqliteQueue| {
+        tokio::spawn(async move {
+            let mut callbacks = Vec::new();
+            loop {
+                let jobs = reserve(&handle, 3).await;
+                if jobs.is_empty() {
+                    let finished = handle.batch(id).await.unwrap().is_some_and(|b| b.is_finished());
+                    if finished && reserve(&handle, 1).await.is_empty() {
+                        return callbacks;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                let acks = jobs.iter().map(|job| (job.lease.clone(), Transition::Ack)).collect();
+                for settled in handle.settle(acks).await.unwrap() {
+                    assert!(settled.is_ok());
+                }
+                for job in jobs {
+                    if let Some(trigger) =
+                        job.envelope.flow.as_ref().and_then(|f| f.trigger.clone())
+                    {
+                        callbacks.push((trigger.kind, job.lease.job));
+                    }
+                }
+            }
+        })
+    };
+    let (left, right) = (work(a.clone()), work(b));
+    let mut callbacks = left.await.unwrap();
+    callbacks.extend(right.await.unwrap());
+    let count = |kind: TriggerKind| callbacks.iter().filter(|(k, _)| *k == kind).count();
+    assert_eq!((count(TriggerKind::Then), count(TriggerKind::Finally)), (1, 1));
+    assert_eq!(count(TriggerKind::Progress), MEMBERS);
+    let info = a.batch(id).await.unwrap().unwrap();
+    assert_eq!((info.succeeded, info.pending), (MEMBERS as u64, 0));
+}

@@ -161,6 +161,13 @@ impl JobContext {
         std::mem::take(&mut *self.inner.edits.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// The names of the jobs prepended and appended so far.
+    pub(crate) fn chain_edit_names(&self) -> (Vec<String>, Vec<String>) {
+        let edits = self.inner.edits.lock().unwrap_or_else(PoisonError::into_inner);
+        let names = |list: &[super::Envelope]| list.iter().map(|e| e.name.clone()).collect();
+        (names(&edits.prepend), names(&edits.append))
+    }
+
     /// The batch this job is a member of (or a callback of).
     ///
     /// # Examples
