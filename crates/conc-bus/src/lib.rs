@@ -22,6 +22,13 @@
 //!   `sqlite`, durable, one machine); Redis (feature `redis`, shared by
 //!   worker processes on many machines). Every backend passes one
 //!   conformance suite.
+//! - Workflows, on the memory and SQLite queues ([`queue::WorkflowBackend`]):
+//!   [`batch`]es with `then`, `catch`, `finally` and `progress` callback
+//!   jobs dispatched exactly once and members counted once however often
+//!   they run; [`chain`]s whose next link is pushed in the step that
+//!   acknowledges the one before; [`admission`]: unique jobs (until
+//!   processed, until processing, for a duration) and debounced jobs, one
+//!   state machine with locks owned by the dispatched job.
 //! - [`testing`]: a bus fake with assertions and serialize-and-restore, a
 //!   fake job context to unit-test a handler, and a seeded simulation of
 //!   workers under faults with the "no job lost" and "duplicates within
@@ -77,6 +84,8 @@
 //! | crash-safe delivery | Sidekiq Pro `super_fetch`, `BullMQ` locks | leases with owner tokens on every backend |
 //! | failed jobs | Laravel `failed_jobs`, Sidekiq dead set | the failed store, with which limit tripped |
 //! | payload evolution | hand-written migrations | versioned payloads with upcasters |
+//! | batches and chains | Laravel `Bus::batch` and `Bus::chain`, Sidekiq Pro batches | [`batch::PendingBatch`], [`chain::Chain`] |
+//! | unique and debounced jobs | Laravel `ShouldBeUnique`, `DebounceFor`; Sidekiq Ent unique jobs | [`admission::Admission`] |
 //! | scheduled tasks | Laravel's scheduler, cron, `tokio-cron-scheduler` | `schedule::Scheduler` (feature `schedule`) |
 //!
 //! # Supported Rust versions
@@ -86,7 +95,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod admission;
+pub mod batch;
 pub mod bus;
+pub mod chain;
 mod clock;
 pub mod failed;
 mod id;

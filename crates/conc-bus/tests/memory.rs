@@ -9,3 +9,10 @@ conformance::suite!(|clock: ManualClock| async move {
     let backend = MemoryQueue::builder().clock(clock).build().unwrap();
     Some((backend, Box::new(()) as conformance::KeepAlive))
 });
+
+mod workflows;
+
+workflows::suite!(|clock: ManualClock| async move {
+    let backend = MemoryQueue::builder().clock(clock).build().unwrap();
+    Some((backend, Box::new(()) as workflows::KeepAlive))
+});

@@ -20,6 +20,15 @@ use conc_core::time::ManualClock;
 use conformance::Note;
 use rusqlite::Connection;
 
+mod workflows;
+
+workflows::suite!(|clock: ManualClock| async move {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let backend =
+        SqliteQueue::builder(dir.path().join("jobs.db")).clock(clock).open().expect("opens");
+    Some((backend, Box::new(dir) as workflows::KeepAlive))
+});
+
 conformance::suite!(|clock: ManualClock| async move {
     let dir = tempfile::tempdir().expect("a temp dir");
     let backend =
@@ -182,6 +191,42 @@ async fn pauses_and_bounds_live_in_the_file() {
     assert!(reserve(&b, 1).await.is_empty(), "paused by the other handle");
     a.set_paused("default", false).await.unwrap();
     assert_eq!(reserve(&b, 1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_file_of_the_first_schema_is_upgraded_in_place() {
+    use conc_bus::batch::PendingBatch;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let clock = ManualClock::new();
+    let old = open(&path, &clock);
+    push(&old, "kept", JobOptions::new(), Duration::ZERO).await;
+    drop(old);
+    // The file as the first release left it: no workflow tables, version 1.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE conc_bus_batches; DROP TABLE conc_bus_batch_members;
+             DROP TABLE conc_bus_locks; DROP TABLE conc_bus_debounce;
+             DROP INDEX conc_bus_jobs_batch; ALTER TABLE conc_bus_jobs DROP COLUMN batch;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    let upgraded = open(&path, &clock);
+    let queue = Queue::new(upgraded.clone());
+    let id =
+        queue.dispatch_batch(PendingBatch::new().add(Note { text: "new".into() })).await.unwrap();
+    let jobs = reserve(&upgraded, 10).await;
+    assert_eq!(jobs.len(), 2, "the old job is kept, the batch's is stored");
+    for job in &jobs {
+        upgraded.settle(vec![(job.lease.clone(), Transition::Ack)]).await.unwrap();
+    }
+    assert_eq!(queue.batch(id).await.unwrap().map(|b| b.succeeded), Some(1));
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
 }
 
 #[tokio::test]
@@ -376,4 +421,65 @@ async fn waiting_wakes_for_a_push_through_any_clone() {
         .await
         .expect("the push wakes the wait")
         .unwrap();
+}
+
+/// A batch callback in the cross-handle test.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Done;
+
+impl conc_bus::Job for Done {
+    const NAME: &'static str = "done";
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_finishing_one_batch_fire_its_callbacks_once() {
+    use conc_bus::batch::PendingBatch;
+    use conc_bus::job::TriggerKind;
+    use conc_bus::queue::WorkflowBackend;
+
+    const MEMBERS: usize = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let clock = ManualClock::new();
+    let (a, b) = (open(&path, &clock), open(&path, &clock));
+    let mut batch = PendingBatch::new().then(Done).finally(Done).progress(Done);
+    for n in 0..MEMBERS {
+        batch = batch.add(Note { text: n.to_string() });
+    }
+    let id = Queue::new(a.clone()).dispatch_batch(batch).await.unwrap();
+    let work = |handle: SqliteQueue| {
+        tokio::spawn(async move {
+            let mut callbacks = Vec::new();
+            loop {
+                let jobs = reserve(&handle, 3).await;
+                if jobs.is_empty() {
+                    let finished = handle.batch(id).await.unwrap().is_some_and(|b| b.is_finished());
+                    if finished && reserve(&handle, 1).await.is_empty() {
+                        return callbacks;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                let acks = jobs.iter().map(|job| (job.lease.clone(), Transition::Ack)).collect();
+                for settled in handle.settle(acks).await.unwrap() {
+                    assert!(settled.is_ok());
+                }
+                for job in jobs {
+                    if let Some(trigger) =
+                        job.envelope.flow.as_ref().and_then(|f| f.trigger.clone())
+                    {
+                        callbacks.push((trigger.kind, job.lease.job));
+                    }
+                }
+            }
+        })
+    };
+    let (left, right) = (work(a.clone()), work(b));
+    let mut callbacks = left.await.unwrap();
+    callbacks.extend(right.await.unwrap());
+    let count = |kind: TriggerKind| callbacks.iter().filter(|(k, _)| *k == kind).count();
+    assert_eq!((count(TriggerKind::Then), count(TriggerKind::Finally)), (1, 1));
+    assert_eq!(count(TriggerKind::Progress), MEMBERS);
+    let info = a.batch(id).await.unwrap().unwrap();
+    assert_eq!((info.succeeded, info.pending), (MEMBERS as u64, 0));
 }

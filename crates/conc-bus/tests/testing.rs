@@ -612,3 +612,19 @@ fn a_fake_context_refuses_bad_settings() {
     assert_eq!(err.field, "checkpoint");
     assert!(err.to_string().contains("must serialize"), "{err}");
 }
+
+#[tokio::test]
+async fn a_fake_context_carries_a_batch_and_a_trigger() {
+    use conc_bus::batch::BatchId;
+    use conc_bus::job::{Trigger, TriggerKind};
+    use conc_bus::testing::FakeContext;
+
+    let batch = BatchId::new();
+    let member = FakeContext::builder().batch(batch).build().unwrap();
+    assert_eq!(member.context().batch_id(), Some(batch));
+    let mut trigger = Trigger::new(TriggerKind::Catch);
+    trigger.error = Some("disk full".into());
+    let callback = FakeContext::builder().trigger(trigger.clone()).build().unwrap();
+    assert_eq!(callback.context().trigger(), Some(&trigger));
+    assert_eq!(callback.context().batch_id(), None);
+}

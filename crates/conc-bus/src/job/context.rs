@@ -114,6 +114,15 @@ struct Inner {
     release: Mutex<Option<Duration>>,
     cancel: Cancellation,
     sink: Arc<dyn ContextSink>,
+    flow: Option<Box<super::JobFlow>>,
+    edits: Mutex<ChainEdits>,
+}
+
+/// Links a running job adds to its chain, sent with its acknowledgement.
+#[derive(Debug, Default)]
+pub(crate) struct ChainEdits {
+    pub(crate) prepend: Vec<super::Envelope>,
+    pub(crate) append: Vec<super::Envelope>,
 }
 
 impl JobContext {
@@ -133,8 +142,78 @@ impl JobContext {
             release: Mutex::new(None),
             cancel,
             sink,
+            flow: None,
+            edits: Mutex::new(ChainEdits::default()),
         };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// The context with the workflow state of the job's envelope.
+    pub(crate) fn with_flow(mut self, flow: Option<Box<super::JobFlow>>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.flow = flow;
+        }
+        self
+    }
+
+    /// The chain edits made so far, taken.
+    pub(crate) fn take_chain_edits(&self) -> ChainEdits {
+        std::mem::take(&mut *self.inner.edits.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The names of the jobs prepended and appended so far.
+    pub(crate) fn chain_edit_names(&self) -> (Vec<String>, Vec<String>) {
+        let edits = self.inner.edits.lock().unwrap_or_else(PoisonError::into_inner);
+        let names = |list: &[super::Envelope]| list.iter().map(|e| e.name.clone()).collect();
+        (names(&edits.prepend), names(&edits.append))
+    }
+
+    /// The batch this job is a member of (or a callback of).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::testing::FakeContext;
+    ///
+    /// assert!(FakeContext::new().context().batch_id().is_none());
+    /// ```
+    pub fn batch_id(&self) -> Option<crate::batch::BatchId> {
+        let flow = self.inner.flow.as_deref()?;
+        flow.batch.map(|member| member.batch).or_else(|| flow.trigger.as_ref()?.batch)
+    }
+
+    /// What dispatched this job when it is a callback (of a batch, or a
+    /// chain's `catch`): which callback, batch, job and error.
+    pub fn trigger(&self) -> Option<&super::Trigger> {
+        self.inner.flow.as_deref()?.trigger.as_ref()
+    }
+
+    /// Runs `job` right after this one succeeds, before the rest of its
+    /// chain (in the order of the calls). Sent with the acknowledgement: if
+    /// this attempt fails, nothing is added.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Encode`](super::DecodeError::Encode) when `job` does
+    /// not serialize.
+    #[allow(clippy::needless_pass_by_value, reason = "jobs are taken as a dispatch takes them")]
+    pub fn prepend_to_chain<J: super::Job>(&self, job: J) -> Result<(), super::DecodeError> {
+        let envelope = super::Envelope::new(&job, &J::options(), 0)?;
+        self.inner.edits.lock().unwrap_or_else(PoisonError::into_inner).prepend.push(envelope);
+        Ok(())
+    }
+
+    /// Runs `job` at the end of this job's chain (starting one when it has
+    /// none), once this one succeeds.
+    ///
+    /// # Errors
+    ///
+    /// As [`prepend_to_chain`](Self::prepend_to_chain).
+    #[allow(clippy::needless_pass_by_value, reason = "jobs are taken as a dispatch takes them")]
+    pub fn append_to_chain<J: super::Job>(&self, job: J) -> Result<(), super::DecodeError> {
+        let envelope = super::Envelope::new(&job, &J::options(), 0)?;
+        self.inner.edits.lock().unwrap_or_else(PoisonError::into_inner).append.push(envelope);
+        Ok(())
     }
 
     /// The job's id.

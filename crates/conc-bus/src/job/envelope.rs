@@ -106,6 +106,10 @@ pub struct Envelope {
     pub checkpoint: Option<String>,
     /// The last progress the job reported, 0 to 100.
     pub progress: Option<u8>,
+    /// The workflow the job belongs to (batch, chain, callback, admission);
+    /// `None` for a plain job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Box<super::JobFlow>>,
 }
 
 impl Envelope {
@@ -160,12 +164,18 @@ impl Envelope {
             history: Vec::new(),
             checkpoint: None,
             progress: None,
+            flow: None,
         }
     }
 
     /// The per-attempt timeout, if any.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout_ms.map(Duration::from_millis)
+    }
+
+    /// The job's workflow state, created empty when it has none.
+    pub fn flow_mut(&mut self) -> &mut super::JobFlow {
+        self.flow.get_or_insert_with(Box::default)
     }
 
     /// Records a failed or released attempt, keeping at most [`MAX_HISTORY`].

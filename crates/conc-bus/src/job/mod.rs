@@ -35,6 +35,7 @@
 mod context;
 mod envelope;
 pub(crate) mod error;
+mod flow;
 mod options;
 mod registry;
 
@@ -42,6 +43,8 @@ pub(crate) use context::{Cancellation, ContextSink};
 pub use context::{Cancelled, JobContext};
 pub use envelope::{AttemptRecord, Envelope, MAX_HISTORY};
 pub use error::{DecodeError, JobError};
+pub(crate) use flow::derived_id;
+pub use flow::{BatchMember, JobFlow, Trigger, TriggerKind};
 pub(crate) use options::check_queue_name;
 pub use options::{DEFAULT_QUEUE, JobBackoff, JobOptions, MAX_PRIORITY, MAX_QUEUE_NAME};
 pub use registry::JobHandlers;

@@ -126,6 +126,15 @@ pub enum Settlement {
     },
     /// Progress or a checkpoint was saved; the lease is unchanged.
     Saved,
+    /// The lease now lapses at this Unix millisecond, and the job is asked to
+    /// stop: its batch was cancelled.
+    StopAsked {
+        /// The new expiry.
+        expires_at: u64,
+    },
+    /// The job did not go back to its queue: its batch was cancelled, and it
+    /// counts as cancelled.
+    Skipped,
 }
 
 /// The result of one transition of a batch: what it did, or a refusal because

@@ -65,6 +65,15 @@ pub enum EnqueueError<T> {
         /// The id.
         id: JobId,
     },
+    /// The job is unique and its key is held by another job.
+    Locked {
+        /// What was pushed.
+        job: T,
+        /// The admission key.
+        key: String,
+        /// The job that holds it.
+        held_by: JobId,
+    },
     /// The backend failed. If the failure came after the write landed, the
     /// job may be stored: pushing again with the same id is safe (a stored id
     /// is refused as a duplicate).
@@ -89,6 +98,7 @@ impl<T> EnqueueError<T> {
             | Self::Invalid { job, .. }
             | Self::Encode { job, .. }
             | Self::Duplicate { job, .. }
+            | Self::Locked { job, .. }
             | Self::Backend { job, .. }
             | Self::NoQueue { job } => job,
         }
@@ -103,6 +113,9 @@ impl<T> EnqueueError<T> {
             Self::Invalid { job, error } => EnqueueError::Invalid { job: f(job), error },
             Self::Encode { job, error } => EnqueueError::Encode { job: f(job), error },
             Self::Duplicate { job, id } => EnqueueError::Duplicate { job: f(job), id },
+            Self::Locked { job, key, held_by } => {
+                EnqueueError::Locked { job: f(job), key, held_by }
+            }
             Self::Backend { job, error } => EnqueueError::Backend { job: f(job), error },
             Self::NoQueue { job } => EnqueueError::NoQueue { job: f(job) },
         }
@@ -118,6 +131,9 @@ impl<T> fmt::Debug for EnqueueError<T> {
             Self::Invalid { error, .. } => f.debug_struct("Invalid").field("error", error).finish(),
             Self::Encode { error, .. } => f.debug_struct("Encode").field("error", error).finish(),
             Self::Duplicate { id, .. } => f.debug_struct("Duplicate").field("id", id).finish(),
+            Self::Locked { key, held_by, .. } => {
+                f.debug_struct("Locked").field("key", key).field("held_by", held_by).finish()
+            }
             Self::Backend { error, .. } => f.debug_struct("Backend").field("error", error).finish(),
             Self::NoQueue { .. } => f.write_str("NoQueue"),
         }
@@ -134,6 +150,9 @@ impl<T> fmt::Display for EnqueueError<T> {
             Self::Encode { error, .. } => write!(f, "{error}; the job was handed back"),
             Self::Duplicate { id, .. } => {
                 write!(f, "job {id} is already stored; the job was handed back")
+            }
+            Self::Locked { key, held_by, .. } => {
+                write!(f, "key `{key}` is held by job {held_by}; the job was handed back")
             }
             Self::Backend { error, .. } => {
                 write!(f, "queue backend failed: {error}; the job was handed back")
@@ -187,6 +206,7 @@ pub struct PendingDispatch<'a, B, J> {
     job: J,
     options: JobOptions,
     id: Option<JobId>,
+    admission: Option<crate::admission::Ticket>,
 }
 
 impl<B, J> fmt::Debug for PendingDispatch<'_, B, J> {
@@ -201,7 +221,7 @@ impl<B, J> fmt::Debug for PendingDispatch<'_, B, J> {
 
 impl<'a, B: QueueBackend, J: Job> PendingDispatch<'a, B, J> {
     pub(super) fn new(queue: &'a Queue<B>, job: J) -> Self {
-        Self { queue, job, options: J::options(), id: None }
+        Self { queue, job, options: J::options(), id: None, admission: None }
     }
 
     /// Sends the job to `queue` instead of its type's queue.
@@ -265,6 +285,15 @@ impl<'a, B: QueueBackend, J: Job> PendingDispatch<'a, B, J> {
         self.id = Some(id);
         self
     }
+
+    /// Dispatches it unique or debounced (see [`crate::admission`]): a unique
+    /// job whose key is held is refused as [`EnqueueError::Locked`], the job
+    /// handed back; a debounced one replaces the job of its key still
+    /// waiting. Kept by the memory and SQLite queues.
+    pub fn admission(mut self, admission: crate::admission::Admission) -> Self {
+        self.admission = Some(admission.into_ticket());
+        self
+    }
 }
 
 impl<'a, B: QueueBackend, J: Job> IntoFuture for PendingDispatch<'a, B, J> {
@@ -273,8 +302,8 @@ impl<'a, B: QueueBackend, J: Job> IntoFuture for PendingDispatch<'a, B, J> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let Self { queue, job, options, id } = self;
-            queue.push_one(job, &options, id).await
+            let Self { queue, job, options, id, admission } = self;
+            queue.push_one(job, &options, id, admission).await
         })
     }
 }

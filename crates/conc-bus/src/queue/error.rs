@@ -82,6 +82,15 @@ pub enum PushError {
         /// The jobs, untouched.
         jobs: Vec<Pushed>,
     },
+    /// A unique job's key is held by another job; no job was stored.
+    Locked {
+        /// The key.
+        key: String,
+        /// The job holding it.
+        held_by: JobId,
+        /// The jobs, untouched.
+        jobs: Vec<Pushed>,
+    },
     /// The backend failed; none, or all, of the jobs may have been stored when
     /// the failure came after the write (retrying with the same ids is safe:
     /// a stored id is refused as a duplicate).
@@ -100,6 +109,7 @@ impl PushError {
             Self::Full { jobs, .. }
             | Self::Duplicate { jobs, .. }
             | Self::Invalid { jobs, .. }
+            | Self::Locked { jobs, .. }
             | Self::Backend { jobs, .. } => jobs,
         }
     }
@@ -110,6 +120,7 @@ impl PushError {
             Self::Full { jobs, .. }
             | Self::Duplicate { jobs, .. }
             | Self::Invalid { jobs, .. }
+            | Self::Locked { jobs, .. }
             | Self::Backend { jobs, .. } => jobs,
         }
     }
@@ -131,6 +142,12 @@ impl fmt::Debug for PushError {
             Self::Invalid { error, .. } => {
                 f.debug_struct("Invalid").field("error", error).field("jobs", &jobs).finish()
             }
+            Self::Locked { key, held_by, .. } => f
+                .debug_struct("Locked")
+                .field("key", key)
+                .field("held_by", held_by)
+                .field("jobs", &jobs)
+                .finish(),
             Self::Backend { error, .. } => {
                 f.debug_struct("Backend").field("error", error).field("jobs", &jobs).finish()
             }
@@ -149,6 +166,9 @@ impl fmt::Display for PushError {
                 write!(f, "job {id} is already stored; {n} job(s) handed back")
             }
             Self::Invalid { error, .. } => write!(f, "{error}; {n} job(s) handed back"),
+            Self::Locked { key, held_by, .. } => {
+                write!(f, "key `{key}` is held by job {held_by}; {n} job(s) handed back")
+            }
             Self::Backend { error, .. } => {
                 write!(f, "queue backend failed: {error}; {n} job(s) handed back")
             }

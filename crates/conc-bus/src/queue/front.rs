@@ -146,6 +146,7 @@ impl<B: QueueBackend> Queue<B> {
         job: J,
         options: &JobOptions,
         id: Option<JobId>,
+        admission: Option<crate::admission::Ticket>,
     ) -> Result<JobId, EnqueueError<J>> {
         if let Err(error) = options.check() {
             return Err(EnqueueError::Invalid { job, error });
@@ -157,6 +158,9 @@ impl<B: QueueBackend> Queue<B> {
         };
         if let Some(id) = id {
             envelope.id = id;
+        }
+        if let Some(ticket) = admission {
+            envelope.flow_mut().admission = Some(ticket);
         }
         let id = envelope.id;
         let available_at = now.saturating_add(millis(options.delay));
@@ -287,6 +291,7 @@ fn typed<T>(error: PushError, job: T) -> EnqueueError<T> {
     match error {
         PushError::Full { queue, capacity, .. } => EnqueueError::Full { job, queue, capacity },
         PushError::Duplicate { id, .. } => EnqueueError::Duplicate { job, id },
+        PushError::Locked { key, held_by, .. } => EnqueueError::Locked { job, key, held_by },
         PushError::Invalid { error, .. } => EnqueueError::Invalid { job, error },
         PushError::Backend { error, .. } => EnqueueError::Backend { job, error },
     }

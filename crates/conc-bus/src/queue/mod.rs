@@ -22,6 +22,8 @@ mod redis;
 pub(crate) mod settle;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod workflow;
+mod workflow_front;
 
 pub use any::AnyBackend;
 pub use backend::{
@@ -41,3 +43,4 @@ pub use settle::Transition;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{SqliteQueue, SqliteQueueBuilder, Synchronous};
+pub use workflow::WorkflowBackend;

@@ -58,6 +58,14 @@ pub enum Transition {
     Progress(u8),
     /// The job saves a checkpoint (JSON) that its next attempt resumes from.
     Checkpoint(String),
+    /// The job succeeded and changed the rest of its chain: `prepend` runs
+    /// next, then the links it had, then `append`.
+    AckChain {
+        /// Links to run first, in order.
+        prepend: Vec<Envelope>,
+        /// Links to run last, in order.
+        append: Vec<Envelope>,
+    },
 }
 
 /// What a backend does with a job after a transition; the envelope has been
@@ -166,6 +174,13 @@ pub(crate) fn apply(
         Transition::Checkpoint(state) => {
             envelope.checkpoint = Some(state);
             Effect::Kept
+        }
+        Transition::AckChain { mut prepend, append } => {
+            let flow = envelope.flow_mut();
+            prepend.append(&mut flow.chain);
+            prepend.extend(append);
+            flow.chain = prepend;
+            Effect::Delete
         }
     }
 }

@@ -123,6 +123,7 @@ struct Spec {
     token: u64,
     checkpoint: Option<String>,
     cancel_after_checkpoints: Option<usize>,
+    flow: Option<Box<crate::job::JobFlow>>,
 }
 
 impl fmt::Debug for FakeContext {
@@ -156,6 +157,7 @@ impl FakeContext {
             token: 1,
             checkpoint: None,
             cancel_after_checkpoints: None,
+            flow: None,
         })
     }
 
@@ -169,6 +171,7 @@ impl FakeContext {
             token: 1,
             checkpoint: None,
             cancel_after_checkpoints: None,
+            flow: None,
         }
     }
 
@@ -189,7 +192,8 @@ impl FakeContext {
             spec.checkpoint.clone(),
             cancel,
             sink,
-        );
+        )
+        .with_flow(spec.flow.clone());
         Self { ctx, interactions, spec }
     }
 
@@ -232,6 +236,27 @@ impl FakeContext {
     /// The release the handler asked for with [`JobContext::release`], if any.
     pub fn released(&self) -> Option<Duration> {
         self.ctx.released()
+    }
+
+    /// The names of the jobs the handler put before and after the rest of
+    /// its chain ([`JobContext::prepend_to_chain`],
+    /// [`JobContext::append_to_chain`]), in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::testing::FakeContext;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Notify;
+    /// # impl conc_bus::Job for Notify { const NAME: &'static str = "notify"; }
+    ///
+    /// let fake = FakeContext::new();
+    /// fake.context().append_to_chain(Notify)?;
+    /// assert_eq!(fake.chained(), (vec![], vec!["notify".to_owned()]));
+    /// # Ok::<(), conc_bus::DecodeError>(())
+    /// ```
+    pub fn chained(&self) -> (Vec<String>, Vec<String>) {
+        self.ctx.chain_edit_names()
     }
 
     /// A fake context for the job's next attempt: the same job, the attempt
@@ -390,6 +415,7 @@ pub struct FakeContextBuilder {
     token: u64,
     checkpoint: Option<Result<String, String>>,
     cancel_after_checkpoints: Option<usize>,
+    flow: Option<Box<crate::job::JobFlow>>,
 }
 
 impl FakeContextBuilder {
@@ -445,6 +471,22 @@ impl FakeContextBuilder {
         self
     }
 
+    /// Makes the job a member of batch `id` (for
+    /// [`JobContext::batch_id`] and adding to the batch). Defaults to none.
+    pub fn batch(mut self, id: crate::batch::BatchId) -> Self {
+        // The member is the job itself (its id is set at `build`).
+        let member = crate::job::BatchMember::new(id, JobId::from_u128(0));
+        self.flow.get_or_insert_with(Box::default).batch = Some(member);
+        self
+    }
+
+    /// Makes the job a callback dispatched by `trigger` (read with
+    /// [`JobContext::trigger`]). Defaults to none.
+    pub fn trigger(mut self, trigger: crate::job::Trigger) -> Self {
+        self.flow.get_or_insert_with(Box::default).trigger = Some(trigger);
+        self
+    }
+
     /// The fake context.
     pub fn build(self) -> Result<FakeContext, ConfigError> {
         config::name("name", &self.name)?;
@@ -464,14 +506,20 @@ impl FakeContextBuilder {
                 ));
             }
         };
+        let id = self.id.unwrap_or_default();
+        let mut flow = self.flow;
+        if let Some(member) = flow.as_deref_mut().and_then(|f| f.batch.as_mut()) {
+            member.member = id;
+        }
         Ok(FakeContext::from_spec(Spec {
-            id: self.id.unwrap_or_default(),
+            id,
             name: self.name.into_owned(),
             queue: self.queue.into_owned(),
             attempt: self.attempt,
             token: self.token,
             checkpoint,
             cancel_after_checkpoints: self.cancel_after_checkpoints,
+            flow,
         }))
     }
 }

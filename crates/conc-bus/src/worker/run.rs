@@ -40,6 +40,7 @@ struct Done {
 /// A job running now.
 struct Running {
     reserved: Reserved,
+    ctx: JobContext,
     cancel: Cancellation,
     abort: AbortHandle,
 }
@@ -346,7 +347,9 @@ impl<B: QueueBackend> Runner<B> {
             reserved.envelope.checkpoint.clone(),
             cancel.clone(),
             Arc::clone(&self.sink),
-        );
+        )
+        .with_flow(reserved.envelope.flow.clone());
+        let kept = ctx.clone();
         let handlers = Arc::clone(&self.shared.handlers);
         let envelope: Arc<Envelope> = Arc::clone(&reserved.envelope);
         let tx = self.done_tx.clone();
@@ -370,7 +373,8 @@ impl<B: QueueBackend> Runner<B> {
             .instrument(span),
         );
         Counters::add(&self.shared.counters.running, 1);
-        self.running.insert(id, Running { reserved, cancel, abort: task.abort_handle() });
+        self.running
+            .insert(id, Running { reserved, ctx: kept, cancel, abort: task.abort_handle() });
     }
 
     /// Receives every report already waiting.
@@ -400,7 +404,13 @@ impl<B: QueueBackend> Runner<B> {
         };
         let (transition, why) = match done.outcome {
             AttemptOutcome::Succeeded => {
-                (Transition::Ack, Why::Succeeded { runtime: done.runtime })
+                let edits = running.ctx.take_chain_edits();
+                let transition = if edits.prepend.is_empty() && edits.append.is_empty() {
+                    Transition::Ack
+                } else {
+                    Transition::AckChain { prepend: edits.prepend, append: edits.append }
+                };
+                (transition, Why::Succeeded { runtime: done.runtime })
             }
             AttemptOutcome::Released(delay) => {
                 (Transition::Release { delay }, Why::Released { delay })
@@ -489,12 +499,17 @@ impl<B: QueueBackend> Runner<B> {
             Why::Failed { error } => {
                 self.count(&queue, |m| &m.failed, |c| &c.failed);
                 lock(&self.shared.stats).failed.add(second);
-                let dead = if let Settlement::Dead(reason) = settlement {
-                    self.count(&queue, |m| &m.dead, |c| &c.dead);
-                    Some(reason)
-                } else {
-                    self.count(&queue, |m| &m.retried, |c| &c.retried);
-                    None
+                let dead = match settlement {
+                    Settlement::Dead(reason) => {
+                        self.count(&queue, |m| &m.dead, |c| &c.dead);
+                        Some(reason)
+                    }
+                    // Dropped: its batch was cancelled; it is not retried.
+                    Settlement::Skipped => None,
+                    _ => {
+                        self.count(&queue, |m| &m.retried, |c| &c.retried);
+                        None
+                    }
                 };
                 let id = lease.job;
                 self.emit(|| WorkerEvent::Failed {
@@ -546,8 +561,17 @@ impl<B: QueueBackend> Runner<B> {
             Ok(results) => {
                 self.backend_ok();
                 for (lease, settled) in leases.iter().zip(results) {
-                    if settled.is_err() {
-                        self.lost(lease);
+                    match settled {
+                        Err(_) => self.lost(lease),
+                        // Its batch was cancelled: the handler is told to stop.
+                        Ok(Settlement::StopAsked { .. }) => {
+                            if let Some(running) = self.running.get(&lease.job)
+                                && running.reserved.lease.token == lease.token
+                            {
+                                running.cancel.cancel();
+                            }
+                        }
+                        Ok(_) => {}
                     }
                 }
             }

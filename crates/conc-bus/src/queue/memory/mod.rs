@@ -3,7 +3,10 @@
 //! lost, for tests, and — on a [`ManualClock`](conc_core::time::ManualClock)
 //! — for deterministic simulations of workers and faults.
 
+mod admit;
+mod flow;
 mod state;
+mod workflow;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -184,29 +187,15 @@ impl QueueBackend for MemoryQueue {
         {
             let mut state = self.lock();
             // All or nothing: check every job before storing any.
-            let mut added: HashMap<&str, u64> = HashMap::new();
-            let mut ids = HashSet::with_capacity(jobs.len());
-            for job in &jobs {
-                let id = job.envelope.id;
-                if !ids.insert(id)
-                    || state.jobs.contains_key(&id)
-                    || state.failed.by_id.contains_key(&id)
-                {
-                    return Err(PushError::Duplicate { id, jobs });
-                }
-                *added.entry(job.envelope.queue.as_str()).or_default() += 1;
+            if let Err(refusal) = check_push(&state, &jobs) {
+                return Err(refusal.into_error(jobs));
             }
-            for (name, count) in &added {
-                if let Some(queue) = state.queues.get(*name)
-                    && let Some(capacity) = queue.capacity
-                    && queue.depth() + count > capacity
-                {
-                    let queue = (*name).to_owned();
-                    return Err(PushError::Full { queue, capacity, jobs });
-                }
+            if let Err((key, held_by)) = state.check_admission(&jobs, now) {
+                return Err(PushError::Locked { key, held_by, jobs });
             }
             for job in jobs {
-                state.insert(job.envelope, job.available_at, now);
+                let available_at = state.admit(&job, now);
+                state.insert(job.envelope, available_at, now);
             }
         }
         self.inner.pushed.notify_waiters();
@@ -233,8 +222,14 @@ impl QueueBackend for MemoryQueue {
             let out = batch
                 .into_iter()
                 .map(|(lease, transition)| {
-                    requeued |=
-                        matches!(transition, Transition::Retry { .. } | Transition::Release { .. });
+                    // Any end of a job may push another (a requeue, a
+                    // chain's next link, a batch callback).
+                    requeued |= !matches!(
+                        transition,
+                        Transition::Extend { .. }
+                            | Transition::Progress(_)
+                            | Transition::Checkpoint(_)
+                    );
                     state
                         .settle(&lease, transition, now, &mut dead)
                         .map_err(|()| LeaseLost { job: lease.job })
@@ -291,6 +286,44 @@ impl QueueBackend for MemoryQueue {
     fn now(&self) -> u64 {
         self.inner.clock.now()
     }
+}
+
+/// Why a push is refused.
+enum Refusal {
+    Duplicate(JobId),
+    Full(String, u64),
+}
+
+impl Refusal {
+    fn into_error(self, jobs: Vec<Pushed>) -> PushError {
+        match self {
+            Self::Duplicate(id) => PushError::Duplicate { id, jobs },
+            Self::Full(queue, capacity) => PushError::Full { queue, capacity, jobs },
+        }
+    }
+}
+
+/// Whether `state` takes `jobs`: no id stored already or twice, no bounded
+/// queue past its bound.
+fn check_push(state: &State, jobs: &[Pushed]) -> Result<(), Refusal> {
+    let mut added: HashMap<&str, u64> = HashMap::new();
+    let mut ids = HashSet::with_capacity(jobs.len());
+    for job in jobs {
+        let id = job.envelope.id;
+        if !ids.insert(id) || state.jobs.contains_key(&id) || state.failed.by_id.contains_key(&id) {
+            return Err(Refusal::Duplicate(id));
+        }
+        *added.entry(job.envelope.queue.as_str()).or_default() += 1;
+    }
+    for (name, count) in &added {
+        if let Some(queue) = state.queues.get(*name)
+            && let Some(capacity) = queue.capacity
+            && queue.depth() + count > capacity
+        {
+            return Err(Refusal::Full((*name).to_owned(), capacity));
+        }
+    }
+    Ok(())
 }
 
 impl FailedStore for MemoryQueue {

@@ -48,6 +48,25 @@ pub(super) struct QueueState {
 }
 
 impl QueueState {
+    /// Takes waiting job `id` (at `place`, of `priority`) out of the indexes.
+    pub(super) fn forget(&mut self, id: JobId, place: Place, priority: u8) {
+        match place {
+            Place::Ready => {
+                let list = &mut self.ready[usize::from(priority.min(MAX_PRIORITY))];
+                if let Some(index) = list.iter().position(|x| *x == id) {
+                    list.remove(index);
+                    self.ready_len -= 1;
+                }
+            }
+            Place::Delayed(at) => {
+                self.delayed.remove(&(at, id));
+            }
+            Place::Reserved { expires_at, .. } => {
+                self.reserved.remove(&(expires_at, id));
+            }
+        }
+    }
+
     /// Jobs counted against the bounded depth: ready and delayed.
     pub(super) fn depth(&self) -> u64 {
         self.ready_len + self.delayed.len() as u64
@@ -96,6 +115,11 @@ pub(super) struct State {
     pub(super) jobs: HashMap<JobId, Slot>,
     pub(super) queues: BTreeMap<String, QueueState>,
     pub(super) failed: FailedState,
+    pub(super) batches: BTreeMap<crate::batch::BatchId, super::flow::MemBatch>,
+    /// Unique locks by key.
+    pub(super) locks: HashMap<String, crate::admission::machine::Lock>,
+    /// Debounce records by key: the job waiting, and the first dispatch's time.
+    pub(super) debounce: HashMap<String, (JobId, Millis)>,
     next_token: u64,
 }
 
@@ -170,6 +194,10 @@ impl State {
         dead: &mut Vec<FailedJob>,
     ) -> Vec<Reserved> {
         let mut out = Vec::new();
+        // Jobs found dead whose workflow carries on (chain catch, batch).
+        let mut flowing: Vec<(Envelope, String)> = Vec::new();
+        // Jobs reserved with an admission ticket.
+        let mut admitted: Vec<Arc<Envelope>> = Vec::new();
         for name in queues {
             if out.len() >= max {
                 break;
@@ -196,6 +224,9 @@ impl State {
                             at: now,
                             error: error.clone(),
                         });
+                        if envelope.flow.is_some() {
+                            flowing.push((envelope.clone(), error.clone()));
+                        }
                         dead.push(FailedJob::new(envelope, attempts, now, reason, error));
                         continue;
                     }
@@ -204,6 +235,9 @@ impl State {
                     let expires_at = now.saturating_add(lease_ms);
                     slot.place = Place::Reserved { token, expires_at };
                     queue.reserved.insert((expires_at, id));
+                    if slot.envelope.flow.as_deref().is_some_and(|f| f.admission.is_some()) {
+                        admitted.push(Arc::clone(&slot.envelope));
+                    }
                     let lease = Lease::new(id, name.as_str(), token, expires_at);
                     let waited = Duration::from_millis(now.saturating_sub(slot.ready_since));
                     out.push(Reserved::new(
@@ -215,6 +249,15 @@ impl State {
                 }
                 break;
             }
+        }
+        let mut follow = Vec::new();
+        for (envelope, error) in flowing {
+            let effect = Effect::Dead { reason: crate::failed::FailReason::Abandoned, error };
+            self.flow_settled(&envelope, effect, now, &mut follow);
+        }
+        self.insert_follow(follow, now);
+        for envelope in admitted {
+            self.admission_step(&envelope, crate::admission::machine::Step::Reserved);
         }
         out
     }
@@ -232,10 +275,20 @@ impl State {
         if token != lease.token || expires_at <= now {
             return Err(());
         }
-        let queue_name = slot.envelope.queue.clone();
         let attempts = slot.attempts;
         let effect = settle::apply(Arc::make_mut(&mut slot.envelope), attempts, now, transition);
-        let settlement = effect.settlement();
+        let mut settlement = effect.settlement();
+        let mut follow = Vec::new();
+        let effect = if slot.envelope.flow.is_some() {
+            let envelope = Arc::clone(&slot.envelope);
+            let (effect, instead) = self.flow_settled(&envelope, effect, now, &mut follow);
+            settlement = instead.unwrap_or(settlement);
+            effect
+        } else {
+            effect
+        };
+        let slot = self.jobs.get_mut(&lease.job).expect("present above");
+        let queue_name = slot.envelope.queue.clone();
         let queue = self.queues.get_mut(&queue_name).expect("a job's queue exists");
         match effect {
             Effect::Kept => {}
@@ -268,6 +321,7 @@ impl State {
                 dead.push(FailedJob::new(envelope, attempts, now, reason, error));
             }
         }
+        self.insert_follow(follow, now);
         Ok(settlement)
     }
 
@@ -314,17 +368,19 @@ impl State {
     /// Deletes the ready and delayed jobs of `name`.
     pub(super) fn clear(&mut self, name: &str) -> u64 {
         let Some(queue) = self.queues.get_mut(name) else { return 0 };
-        let mut cleared = 0;
+        let mut removed = Vec::new();
         for list in &mut queue.ready {
-            for id in list.drain(..) {
-                self.jobs.remove(&id);
-                cleared += 1;
-            }
+            removed.extend(list.drain(..));
         }
         queue.ready_len = 0;
-        for (_, id) in std::mem::take(&mut queue.delayed) {
-            self.jobs.remove(&id);
-            cleared += 1;
+        removed.extend(std::mem::take(&mut queue.delayed).into_iter().map(|(_, id)| id));
+        let mut cleared = 0;
+        for id in removed {
+            if let Some(slot) = self.jobs.remove(&id) {
+                cleared += 1;
+                // A cleared job is done: its unique lock goes with it.
+                self.admission_step(&slot.envelope, crate::admission::machine::Step::Finished);
+            }
         }
         cleared
     }

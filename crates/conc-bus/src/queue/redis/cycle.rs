@@ -40,6 +40,14 @@ pub(super) async fn push(inner: &Inner, jobs: Vec<Pushed>) -> Result<(), PushErr
         if let Err(error) = check_queue_name(queue) {
             return Err(PushError::Invalid { error, jobs });
         }
+        if job.envelope.flow.as_deref().is_some_and(|flow| !flow.is_empty()) {
+            let error = conc_core::config::ConfigError::new(
+                "flow",
+                job.envelope.id,
+                "the Redis queue keeps no batches, chains or admission locks yet",
+            );
+            return Err(PushError::Invalid { error, jobs });
+        }
         let index = queues.iter().position(|known| *known == queue).unwrap_or_else(|| {
             queues.push(queue);
             queues.len() - 1
@@ -255,6 +263,18 @@ pub(super) async fn settle(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
+    // Chains are not kept on Redis (pushes carrying one are refused): a
+    // job's chain edits have nothing to change, and its success is an ack.
+    let batch: Vec<(Lease, Transition)> = batch
+        .into_iter()
+        .map(|(lease, transition)| match transition {
+            Transition::AckChain { .. } => {
+                tracing::warn!(target: "conc_bus", job = %lease.job, "the Redis queue keeps no chains: the job's chain edits are dropped");
+                (lease, Transition::Ack)
+            }
+            other => (lease, other),
+        })
+        .collect();
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
     for (index, (lease, _)) in batch.iter().enumerate() {
         match groups.iter_mut().find(|(queue, _)| *queue == lease.queue) {

@@ -34,6 +34,8 @@ pub(super) const SIZE: &str = "SELECT
 const PEEK: &str = "SELECT id, envelope FROM conc_bus_jobs WHERE queue = ?1 AND state = 0
      ORDER BY priority DESC, available_at, seq LIMIT CAST(?2 AS INTEGER)";
 const CLEAR: &str = "DELETE FROM conc_bus_jobs WHERE queue = ?1 AND state IN (0, 1)";
+const CLEAR_ADMITTED: &str = "SELECT id, envelope FROM conc_bus_jobs
+     WHERE queue = ?1 AND state IN (0, 1) AND envelope LIKE '%\"admission\"%'";
 const SET_PAUSED: &str = "INSERT INTO conc_bus_queues (name, paused) VALUES (?1, ?2)
      ON CONFLICT (name) DO UPDATE SET paused = excluded.paused";
 const SET_CAPACITY: &str = "INSERT INTO conc_bus_queues (name, capacity) VALUES (?1, ?2)
@@ -46,8 +48,8 @@ const FAILED_ONE: &str = "SELECT id, failed_at, attempts, reason, error, envelop
 const FAILED_COUNT: &str = "SELECT count(*) FROM conc_bus_failed";
 const FAILED_COUNT_QUEUE: &str = "SELECT count(*) FROM conc_bus_failed WHERE queue = ?1";
 const REVIVE: &str =
-    "INSERT INTO conc_bus_jobs (id, queue, state, priority, available_at, envelope)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING";
+    "INSERT INTO conc_bus_jobs (id, queue, state, priority, available_at, envelope, batch)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING";
 const FORGET_ONE: &str = "DELETE FROM conc_bus_failed WHERE id = ?1";
 
 /// Every constant statement of this module, prepared at open.
@@ -119,6 +121,21 @@ pub(super) fn peek(tx: &Tx<'_>, queue: &str, limit: usize) -> Result<Vec<Envelop
 
 /// Deletes the ready and delayed jobs of `queue`; how many.
 pub(super) fn clear(tx: &Tx<'_>, queue: &str) -> Result<u64, Failure> {
+    // A cleared job is done: its unique lock goes with it.
+    let admitted: Vec<(JobId, String)> = {
+        let mut statement = tx.conn.prepare_cached(CLEAR_ADMITTED)?;
+        let mut rows = statement.query([queue])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push((id_at(row, 0)?, row.get(1)?));
+        }
+        out
+    };
+    for (id, text) in admitted {
+        if let Ok(envelope) = decode(&text, id, None) {
+            super::admit::step(tx, &envelope, crate::admission::machine::Step::Finished)?;
+        }
+    }
     Ok(tx.conn.prepare_cached(CLEAR)?.execute([queue])? as u64)
 }
 
@@ -266,7 +283,8 @@ pub(super) fn retry_failed(tx: &Tx<'_>, selection: &Selection) -> Result<Vec<Job
             READY,
             envelope.priority.min(MAX_PRIORITY),
             sql_int(tx.now),
-            encode(&envelope)?
+            encode(&envelope)?,
+            super::flow::batch_column(&envelope)
         ])?;
         // A job of that id is queued already: the failed copy stays.
         if stored == 0 {

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use super::error::OpenError;
 use super::schema::{self, SchemaError};
 use super::writer::{self, Settings, Shared};
-use super::{Inner, SqliteQueue, Synchronous, admin, store};
+use super::{Inner, SqliteQueue, Synchronous, admin, admit, flow, store};
 use crate::clock::{WallClock, millis};
 use crate::queue::error::QueueError;
 use crate::queue::memory::{DEFAULT_FAILED_MAX_AGE, DEFAULT_FAILED_MAX_JOBS};
@@ -297,7 +297,12 @@ fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, Op
             ),
         ),
     })?;
-    for statement in store::STATEMENTS.iter().chain(&admin::STATEMENTS) {
+    for statement in store::STATEMENTS
+        .iter()
+        .chain(&admin::STATEMENTS)
+        .chain(&flow::STATEMENTS)
+        .chain(&admit::STATEMENTS)
+    {
         connection
             .prepare_cached(statement)
             .map_err(failed("the queue tables have an unexpected shape"))?;

@@ -2,11 +2,14 @@
 //! shared by the processes of one machine.
 
 mod admin;
+mod admit;
 mod builder;
 mod error;
+mod flow;
 mod row;
 mod schema;
 mod store;
+mod workflow;
 mod writer;
 
 use std::fmt;

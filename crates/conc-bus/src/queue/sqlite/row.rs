@@ -41,6 +41,12 @@ pub(super) enum Refusal {
     Full { queue: String, capacity: u64 },
     /// The id is stored already.
     Duplicate { id: JobId },
+    /// A unique job's key is held by another job.
+    Locked { key: String, held_by: JobId },
+    /// No batch has this id.
+    NoBatch(crate::batch::BatchId),
+    /// The batch is finished or cancelled.
+    Closed(crate::batch::BatchId, &'static str),
 }
 
 impl From<rusqlite::Error> for Failure {

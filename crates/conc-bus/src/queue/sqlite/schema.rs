@@ -68,7 +68,41 @@ CREATE INDEX conc_bus_failed_name ON conc_bus_failed (name, id);
 ";
 
 /// The migrations, in order: entry `i` takes a file from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 1] = [V1];
+/// Workflows: the batch of each job row, batches and their member sets,
+/// admission locks and debounce records.
+const V2: &str = "
+ALTER TABLE conc_bus_jobs ADD COLUMN batch BLOB;
+CREATE INDEX conc_bus_jobs_batch ON conc_bus_jobs (batch, state) WHERE batch IS NOT NULL;
+
+CREATE TABLE conc_bus_batches (
+    id BLOB PRIMARY KEY NOT NULL,
+    created_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX conc_bus_batches_created ON conc_bus_batches (created_at, id);
+
+CREATE TABLE conc_bus_batch_members (
+    batch BLOB NOT NULL,
+    job BLOB NOT NULL,
+    outcome INTEGER,
+    at INTEGER,
+    PRIMARY KEY (batch, job)
+) WITHOUT ROWID;
+
+CREATE TABLE conc_bus_locks (
+    key TEXT PRIMARY KEY NOT NULL,
+    owner BLOB NOT NULL,
+    expires_at INTEGER
+) WITHOUT ROWID;
+
+CREATE TABLE conc_bus_debounce (
+    key TEXT PRIMARY KEY NOT NULL,
+    job BLOB NOT NULL,
+    first_at INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+const MIGRATIONS: [&str; 2] = [V1, V2];
 
 /// The schema version this build writes and reads.
 pub(super) const VERSION: u32 = MIGRATIONS.len() as u32;

@@ -32,8 +32,8 @@ pub(super) const RECOVERY_CHUNK: i64 = 1024;
 
 const FAILED_HAS: &str = "SELECT 1 FROM conc_bus_failed WHERE id = ?1";
 const INSERT_JOB: &str =
-    "INSERT INTO conc_bus_jobs (id, queue, state, priority, available_at, envelope)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT INTO conc_bus_jobs (id, queue, state, priority, available_at, envelope, batch)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 pub(super) const NOTE_QUEUE: &str = "INSERT OR IGNORE INTO conc_bus_queues (name) VALUES (?1)";
 const QUEUE_SETTINGS: &str = "SELECT paused, capacity FROM conc_bus_queues WHERE name = ?1";
 const DEPTH: &str = "SELECT (SELECT count(*) FROM conc_bus_jobs WHERE queue = ?1 AND state = 0)
@@ -66,10 +66,10 @@ const DELETE_SEQ: &str = "DELETE FROM conc_bus_jobs WHERE seq = ?1";
 /// The leased row of job `?1` if token `?2` holds it unexpired at `?3`.
 const HELD: &str = "SELECT seq, attempts, envelope FROM conc_bus_jobs
      WHERE id = ?1 AND state = 2 AND token = ?2 AND expires_at > ?3";
-const ACK: &str =
-    "DELETE FROM conc_bus_jobs WHERE id = ?1 AND state = 2 AND token = ?2 AND expires_at > ?3";
+const ACK: &str = "DELETE FROM conc_bus_jobs
+     WHERE id = ?1 AND state = 2 AND token = ?2 AND expires_at > ?3 RETURNING envelope";
 const EXTEND: &str = "UPDATE conc_bus_jobs SET expires_at = ?4
-     WHERE id = ?1 AND state = 2 AND token = ?2 AND expires_at > ?3";
+     WHERE id = ?1 AND state = 2 AND token = ?2 AND expires_at > ?3 RETURNING batch";
 const REQUEUE: &str =
     "UPDATE conc_bus_jobs SET state = ?2, available_at = ?3, envelope = ?4 WHERE seq = ?1";
 const KEEP: &str = "UPDATE conc_bus_jobs SET envelope = ?2 WHERE seq = ?1";
@@ -123,8 +123,9 @@ pub(super) fn push(tx: &Tx<'_>, jobs: &[Pushed]) -> Result<(), Failure> {
         if failed_has.exists([&id])? {
             return Err(Failure::Refused(Refusal::Duplicate { id: envelope.id }));
         }
+        let available_at = super::admit::admit(tx, job)?;
         let (state, available_at) =
-            if job.available_at > tx.now { (DELAYED, job.available_at) } else { (READY, tx.now) };
+            if available_at > tx.now { (DELAYED, available_at) } else { (READY, tx.now) };
         let priority = envelope.priority.min(MAX_PRIORITY);
         let text = encode(envelope)?;
         match insert.execute(params![
@@ -133,7 +134,8 @@ pub(super) fn push(tx: &Tx<'_>, jobs: &[Pushed]) -> Result<(), Failure> {
             state,
             priority,
             sql_int(available_at),
-            text
+            text,
+            super::flow::batch_column(envelope)
         ]) {
             Ok(_) => {}
             Err(error) if is_unique_violation(&error) => {
@@ -218,9 +220,17 @@ pub(super) fn reserve(
                 let envelope = decode(&row.envelope, row.id, Some(row.seq))?;
                 if let Some(failed) = settle::refused_job(&envelope, row.attempts, tx.now) {
                     tx.conn.prepare_cached(DELETE_SEQ)?.execute([row.seq])?;
+                    if failed.envelope.flow.is_some() {
+                        let effect =
+                            Effect::Dead { reason: failed.reason, error: failed.error.clone() };
+                        let mut follow = Vec::new();
+                        super::flow::settled(tx, &failed.envelope, effect, &mut follow)?;
+                        super::flow::push_follow(tx, &follow)?;
+                    }
                     reservation.dead.push(failed);
                     continue;
                 }
+                super::admit::step(tx, &envelope, crate::admission::machine::Step::Reserved)?;
                 let lease =
                     Lease::new(row.id, queue.as_str(), LeaseToken::new(row.token), expires_at);
                 let waited = Duration::from_millis(tx.now.saturating_sub(row.available_at));
@@ -305,15 +315,36 @@ fn settle_one(
     let now = sql_int(tx.now);
     let lost = Err(LeaseLost::new(lease.job));
     if let Some(effect) = settle::apply_blind(&transition, tx.now) {
-        let changed =
-            match effect {
-                Effect::Extended { expires_at } => tx
-                    .conn
-                    .prepare_cached(EXTEND)?
-                    .execute(params![id, token, now, sql_int(expires_at)])?,
-                _ => tx.conn.prepare_cached(ACK)?.execute(params![id, token, now])?,
+        if let Effect::Extended { expires_at } = effect {
+            let mut statement = tx.conn.prepare_cached(EXTEND)?;
+            let mut rows = statement.query(params![id, token, now, sql_int(expires_at)])?;
+            let Some(row) = rows.next()? else { return Ok(lost) };
+            let batch: Option<Vec<u8>> = row.get(0)?;
+            drop(rows);
+            let stop = match batch {
+                Some(batch) => super::flow::cancelled(tx, &batch)?,
+                None => false,
             };
-        return Ok(if changed == 0 { lost } else { Ok(effect.settlement()) });
+            return Ok(Ok(if stop {
+                crate::queue::backend::Settlement::StopAsked { expires_at }
+            } else {
+                effect.settlement()
+            }));
+        }
+        let text: Option<String> = tx
+            .conn
+            .prepare_cached(ACK)?
+            .query_row(params![id, token, now], |row| row.get(0))
+            .optional()?;
+        let Some(text) = text else { return Ok(lost) };
+        // Only a job with a workflow has one to carry on.
+        if text.contains("\"flow\"") {
+            let envelope = decode(&text, lease.job, None)?;
+            let mut follow = Vec::new();
+            super::flow::settled(tx, &envelope, Effect::Delete, &mut follow)?;
+            super::flow::push_follow(tx, &follow)?;
+        }
+        return Ok(Ok(effect.settlement()));
     }
     let held = {
         let mut statement = tx.conn.prepare_cached(HELD)?;
@@ -332,7 +363,16 @@ fn settle_one(
     let mut envelope = decode(&text, lease.job, Some(seq))?;
     let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
     let effect = settle::apply(&mut envelope, attempts, tx.now, transition);
-    let settlement = effect.settlement();
+    let mut settlement = effect.settlement();
+    let mut follow = Vec::new();
+    let effect = if envelope.flow.is_some() {
+        let (effect, instead) = super::flow::settled(tx, &envelope, effect, &mut follow)?;
+        settlement = instead.unwrap_or(settlement);
+        effect
+    } else {
+        effect
+    };
+    super::flow::push_follow(tx, &follow)?;
     match effect {
         Effect::Delete => {
             tx.conn.prepare_cached(DELETE_SEQ)?.execute([seq])?;

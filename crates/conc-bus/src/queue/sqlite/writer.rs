@@ -13,7 +13,8 @@ use tokio::sync::{Notify, oneshot};
 
 use super::Synchronous;
 use super::row::{Failure, Refusal};
-use super::{admin, store};
+use super::{admin, flow, store};
+use crate::batch::{BatchId, BatchInfo, BatchPrune};
 use crate::clock::{Millis, WallClock};
 use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
@@ -63,7 +64,7 @@ impl Tx<'_> {
     /// Runs `f` in a savepoint: its changes are kept when it succeeds and
     /// rolled back when it fails. A corrupt job row it names is set aside.
     /// `Err` only when the savepoint itself fails (the batch is then lost).
-    fn savepoint<T>(
+    pub(super) fn savepoint<T>(
         &self,
         f: impl FnOnce(&Self) -> Result<T, Failure>,
     ) -> rusqlite::Result<Result<T, Failure>> {
@@ -160,6 +161,15 @@ impl PushCall {
                     PushError::Full { queue, capacity, jobs }
                 }
                 Failure::Refused(Refusal::Duplicate { id }) => PushError::Duplicate { id, jobs },
+                Failure::Refused(Refusal::Locked { key, held_by }) => {
+                    PushError::Locked { key, held_by, jobs }
+                }
+                Failure::Refused(refusal @ (Refusal::NoBatch(_) | Refusal::Closed(..))) => {
+                    PushError::Backend {
+                        error: format!("unexpected refusal {refusal:?}").into(),
+                        jobs,
+                    }
+                }
                 Failure::Config(error) => PushError::Invalid { error, jobs },
                 Failure::Sql(error) => PushError::Backend { error: Box::new(error), jobs },
                 Failure::Corrupt { message, .. } => {
@@ -196,6 +206,11 @@ pub(super) enum Request {
     FailedCount(Call<Option<String>, u64>),
     RetryFailed(Call<Selection, Vec<JobId>>),
     ForgetFailed(Call<Selection, u64>),
+    Workflow(super::workflow::WorkflowCall),
+    Batch(Call<BatchId, Option<BatchInfo>>),
+    Batches(Call<usize, Vec<BatchInfo>>),
+    CancelBatch(Call<BatchId, bool>),
+    PruneBatches(Call<BatchPrune, u64>),
 }
 
 impl Request {
@@ -209,6 +224,8 @@ impl Request {
                 | Self::Failed(_)
                 | Self::FailedJob(_)
                 | Self::FailedCount(_)
+                | Self::Batch(_)
+                | Self::Batches(_)
         )
     }
 
@@ -223,6 +240,9 @@ impl Request {
                 | Self::SetCapacity(_)
                 | Self::RetryFailed(_)
                 | Self::ForgetFailed(_)
+                | Self::Workflow(_)
+                | Self::CancelBatch(_)
+                | Self::PruneBatches(_)
         )
     }
 
@@ -269,6 +289,11 @@ impl Request {
             Self::ForgetFailed(call) => {
                 call.run(tx, |tx, selection| admin::forget_failed(tx, selection))
             }
+            Self::Workflow(call) => call.run(tx),
+            Self::Batch(call) => call.run(tx, |tx, id| flow::find(tx, *id)),
+            Self::Batches(call) => call.run(tx, |tx, limit| flow::list(tx, *limit)),
+            Self::CancelBatch(call) => call.run(tx, |tx, id| flow::cancel(tx, *id)),
+            Self::PruneBatches(call) => call.run(tx, |tx, prune| flow::prune(tx, *prune)),
         }
     }
 
@@ -302,6 +327,11 @@ impl Request {
             Self::FailedCount(call) => drop(call.answer(committed)),
             Self::RetryFailed(call) => drop(call.answer(committed)),
             Self::ForgetFailed(call) => drop(call.answer(committed)),
+            Self::Workflow(call) => call.answer(committed),
+            Self::Batch(call) => drop(call.answer(committed)),
+            Self::Batches(call) => drop(call.answer(committed)),
+            Self::CancelBatch(call) => drop(call.answer(committed)),
+            Self::PruneBatches(call) => drop(call.answer(committed)),
         }
     }
 }
@@ -417,7 +447,7 @@ fn execute(
 /// `rusqlite::Error` is not `Clone`; the errors `BEGIN`, `SAVEPOINT` or
 /// `COMMIT` give are `SqliteFailure`s, which copy exactly. Anything else is
 /// copied as a `SqliteFailure` carrying its message.
-fn copy(error: &rusqlite::Error) -> rusqlite::Error {
+pub(super) fn copy(error: &rusqlite::Error) -> rusqlite::Error {
     match error {
         rusqlite::Error::SqliteFailure(code, message) => {
             rusqlite::Error::SqliteFailure(*code, message.clone())

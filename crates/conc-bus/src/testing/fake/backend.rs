@@ -47,6 +47,10 @@ fn with_jobs(error: PushError, more: Vec<Pushed>) -> PushError {
             jobs.extend(more);
             PushError::Invalid { error, jobs }
         }
+        PushError::Locked { key, held_by, mut jobs } => {
+            jobs.extend(more);
+            PushError::Locked { key, held_by, jobs }
+        }
         PushError::Backend { error, mut jobs } => {
             jobs.extend(more);
             PushError::Backend { error, jobs }

@@ -18,10 +18,12 @@ use tokio::task::JoinHandle;
 
 use self::world::{ChaosBackend, World};
 use super::PausedTime;
+use crate::batch::machine::{self, Fire};
+use crate::batch::{BatchId, NewBatch, PendingBatch};
 use crate::clock::millis;
 use crate::id::JobId;
-use crate::job::{Envelope, Job, JobHandlers};
-use crate::queue::{MemoryQueue, Pushed, QueueBackend};
+use crate::job::{BatchMember, Envelope, Job, JobHandlers};
+use crate::queue::{MemoryQueue, Pushed, QueueBackend, WorkflowBackend};
 use crate::worker::Worker;
 
 /// The most workers a simulation runs at once.
@@ -99,6 +101,7 @@ pub struct Simulation {
     plan: Option<ChaosPlan>,
     time_limit: Duration,
     jobs: Vec<(Envelope, Duration)>,
+    batches: Vec<PendingBatch>,
     error: Option<SimulationError>,
 }
 
@@ -116,6 +119,7 @@ impl Simulation {
             plan: None,
             time_limit: Duration::from_secs(3600),
             jobs: Vec::new(),
+            batches: Vec::new(),
             error: None,
         }
     }
@@ -201,6 +205,30 @@ impl Simulation {
         self
     }
 
+    /// Adds a batch: its members run on the simulated workers, and its
+    /// callbacks are tracked as jobs (each expected once: `then`, `finally`
+    /// and `progress` per member, so give members enough attempts to
+    /// succeed through the faults). The report lists the batches at the end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::JobHandlers;
+    /// use conc_bus::batch::PendingBatch;
+    /// use conc_bus::testing::Simulation;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Ping;
+    /// # impl conc_bus::Job for Ping { const NAME: &'static str = "ping"; }
+    ///
+    /// let simulation = Simulation::new(JobHandlers::new())
+    ///     .batch(PendingBatch::new().add(Ping).then(Ping));
+    /// # let _ = simulation;
+    /// ```
+    pub fn batch(mut self, batch: PendingBatch) -> Self {
+        self.batches.push(batch);
+        self
+    }
+
     /// Runs the simulation to its end.
     ///
     /// # Errors
@@ -215,7 +243,8 @@ impl Simulation {
         config::positive("time_limit", self.time_limit)?;
         let seed = if self.plan.is_some() { None } else { Some(self.seed) };
         let plan = self.plan.unwrap_or_else(|| {
-            let jobs = self.jobs.len() as u64;
+            let members: usize = self.batches.iter().map(PendingBatch::len).sum();
+            let jobs = (self.jobs.len() + members) as u64;
             ChaosPlan::seeded(self.seed, self.faults, jobs, self.workers, self.lease)
         });
         if let Some(fault) = plan.faults().iter().find(|fault| fault.worker >= self.workers) {
@@ -234,8 +263,28 @@ impl Simulation {
             envelope.created_at = now;
             pushed.push(Pushed::new(envelope, now.saturating_add(millis(delay))));
         }
-        let names = pushed.iter().map(|p| (p.envelope.id, p.envelope.name.clone()));
-        let world = Arc::new(World::new(self.workers, names.collect::<Vec<_>>()));
+        let mut names: Vec<(JobId, String)> =
+            pushed.iter().map(|p| (p.envelope.id, p.envelope.name.clone())).collect();
+        let mut batches = Vec::with_capacity(self.batches.len());
+        for (number, batch) in (1_u128..).zip(self.batches) {
+            let mut new = batch.build(now).map_err(SimulationError::Workflow)?;
+            // Ids the seed fixes: members after the plain jobs, batches apart.
+            let id = BatchId::from_job_id(JobId::from_u128((1 << 100) + number));
+            new.record.id = id;
+            for pushed in &mut new.members {
+                let member = JobId::from_u128(names.len() as u128 + 1);
+                pushed.envelope.id = member;
+                pushed.envelope.flow_mut().batch = Some(BatchMember::new(id, member));
+                names.push((member, pushed.envelope.name.clone()));
+            }
+            let mut fires = vec![Fire::Then, Fire::Finally];
+            fires.extend(new.members.iter().map(|p| Fire::Progress { job: p.envelope.id }));
+            for callback in machine::callback_jobs(&new.record, &fires, now) {
+                names.push((callback.envelope.id, callback.envelope.name));
+            }
+            batches.push(new);
+        }
+        let world = Arc::new(World::new(self.workers, names.clone()));
         let pool = Arc::new(Pool {
             world: Arc::clone(&world),
             memory: memory.clone(),
@@ -249,8 +298,12 @@ impl Simulation {
         // Build the first worker before anything is pushed, so that a bad
         // setting refuses the run with nothing done.
         let first = pool.build(0)?;
-        let total = pushed.len() as u64;
+        let total = names.len() as u64;
         memory.push(pushed).await.map_err(SimulationError::Push)?;
+        let ids: Vec<BatchId> = batches.iter().map(NewBatch::id).collect();
+        for batch in batches {
+            memory.create_batch(batch).await.map_err(SimulationError::Workflow)?;
+        }
         start(&first);
         for slot in 1..self.workers {
             let worker = pool.build(slot)?;
@@ -273,6 +326,12 @@ impl Simulation {
         for worker in &workers {
             worker.stopped().await;
         }
+        let mut infos = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Ok(Some(info)) = memory.batch(id).await {
+                infos.push(info);
+            }
+        }
         Ok(SimulationReport {
             seed,
             plan,
@@ -286,6 +345,7 @@ impl Simulation {
             lost: tally.lost,
             elapsed,
             finished,
+            batches: infos,
         })
     }
 }

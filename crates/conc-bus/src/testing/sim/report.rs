@@ -217,6 +217,9 @@ pub struct SimulationReport {
     pub elapsed: Duration,
     /// Whether every job was acknowledged or failed before the time limit.
     pub finished: bool,
+    /// The batches of the run ([`Simulation::batch`](super::Simulation::batch))
+    /// as they stood at the end.
+    pub batches: Vec<crate::batch::BatchInfo>,
 }
 
 impl SimulationReport {
@@ -343,4 +346,7 @@ pub enum SimulationError {
     /// The memory backend refused the jobs.
     #[error("the simulated jobs could not be pushed: {0}")]
     Push(#[source] PushError),
+    /// A simulated batch was refused.
+    #[error("a simulated batch could not be stored: {0}")]
+    Workflow(#[source] crate::batch::WorkflowError),
 }

@@ -1,0 +1,210 @@
+//! The batch state machine, written once for every backend: given the set
+//! of member outcomes (as counts taken from it) and the record's claimed
+//! callbacks, what one new outcome, a cancellation or a creation fires.
+//!
+//! A backend calls it inside the atomic step (lock, transaction, script)
+//! that records the outcome and pushes the callback jobs it returns, so a
+//! callback is claimed (its flag flipped) exactly when its job is stored.
+
+use super::model::{BatchRecord, Counts, MemberOutcome};
+use crate::clock::Millis;
+use crate::id::JobId;
+use crate::job::{Trigger, TriggerKind, derived_id};
+use crate::queue::Pushed;
+
+/// One callback to dispatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fire {
+    Then,
+    Catch { job: JobId, error: String },
+    Finally,
+    Progress { job: JobId },
+}
+
+/// What a new outcome does to the batch.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Decision {
+    /// The callbacks claimed now.
+    pub(crate) fire: Vec<Fire>,
+    /// Whether the batch is cancelled now (a failure without `allow_failures`).
+    pub(crate) cancel: bool,
+}
+
+/// Member `member` got `outcome` (with `error` when it failed); `counts`
+/// include it. Claims the callbacks it fires and marks the batch cancelled
+/// or finished in `record`.
+pub(crate) fn on_outcome(
+    record: &mut BatchRecord,
+    counts: Counts,
+    member: JobId,
+    outcome: MemberOutcome,
+    error: Option<&str>,
+    now: Millis,
+) -> Decision {
+    let mut decision = Decision::default();
+    if outcome != MemberOutcome::Cancelled && record.callbacks.progress.is_some() {
+        decision.fire.push(Fire::Progress { job: member });
+    }
+    if outcome == MemberOutcome::Failed {
+        if !record.fired.catch {
+            record.fired.catch = true;
+            if record.callbacks.catch.is_some() {
+                let error = error.unwrap_or_default().to_owned();
+                decision.fire.push(Fire::Catch { job: member, error });
+            }
+        }
+        if !record.allow_failures && record.cancelled_at.is_none() {
+            record.cancelled_at = Some(now);
+            decision.cancel = true;
+        }
+    }
+    decision.fire.extend(on_settled(record, counts, now));
+    decision
+}
+
+/// The batch's members as `counts` say: marks it finished when nothing is
+/// pending and claims `then` (every member succeeded, never cancelled) and
+/// `finally`, once each.
+pub(crate) fn on_settled(record: &mut BatchRecord, counts: Counts, now: Millis) -> Vec<Fire> {
+    let mut fire = Vec::new();
+    if counts.pending() > 0 || record.finished_at.is_some() {
+        return fire;
+    }
+    record.finished_at = Some(now);
+    let all_succeeded = counts.succeeded == counts.total && record.cancelled_at.is_none();
+    if all_succeeded && !record.fired.then {
+        record.fired.then = true;
+        if record.callbacks.then.is_some() {
+            fire.push(Fire::Then);
+        }
+    }
+    if !record.fired.finally {
+        record.fired.finally = true;
+        if record.callbacks.finally.is_some() {
+            fire.push(Fire::Finally);
+        }
+    }
+    fire
+}
+
+/// Marks the batch cancelled at `now`; whether it was not already.
+pub(crate) fn cancel(record: &mut BatchRecord, now: Millis) -> bool {
+    if record.cancelled_at.is_some() || record.finished_at.is_some() {
+        return false;
+    }
+    record.cancelled_at = Some(now);
+    true
+}
+
+/// The jobs to push for `fires`, available at `now`. Each has an id derived
+/// from the batch and the callback, so the same callback never makes two
+/// jobs.
+pub(crate) fn callback_jobs(record: &BatchRecord, fires: &[Fire], now: Millis) -> Vec<Pushed> {
+    let batch = record.id.as_job_id();
+    fires
+        .iter()
+        .filter_map(|fire| {
+            let callbacks = &record.callbacks;
+            let (template, kind, salt, job, error) = match fire {
+                Fire::Then => (callbacks.then.as_ref(), TriggerKind::Then, 1, None, None),
+                Fire::Catch { job, error } => (
+                    callbacks.catch.as_ref(),
+                    TriggerKind::Catch,
+                    2,
+                    Some(*job),
+                    Some(error.clone()),
+                ),
+                Fire::Finally => (callbacks.finally.as_ref(), TriggerKind::Finally, 3, None, None),
+                Fire::Progress { job } => (
+                    callbacks.progress.as_ref(),
+                    TriggerKind::Progress,
+                    job.as_u128() ^ (4 << 120),
+                    Some(*job),
+                    None,
+                ),
+            };
+            let mut envelope = template?.clone();
+            envelope.id = derived_id(batch, salt);
+            envelope.created_at = now;
+            let mut trigger = Trigger::new(kind);
+            trigger.batch = Some(record.id);
+            trigger.job = job;
+            trigger.error = error;
+            envelope.flow_mut().trigger = Some(trigger);
+            Some(Pushed::new(envelope, now))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::BatchId;
+    use crate::batch::model::{Callbacks, Fired};
+    use crate::job::{Envelope, JobOptions};
+
+    fn record(allow_failures: bool) -> BatchRecord {
+        let template =
+            Envelope::raw(JobId::from_u128(9), "cb", 1, "null".into(), &JobOptions::new(), 0);
+        BatchRecord {
+            id: BatchId::from_job_id(JobId::from_u128(1)),
+            name: None,
+            queue: "default".into(),
+            allow_failures,
+            created_at: 0,
+            cancelled_at: None,
+            finished_at: None,
+            callbacks: Callbacks {
+                then: Some(template.clone()),
+                catch: Some(template.clone()),
+                finally: Some(template.clone()),
+                progress: None,
+            },
+            fired: Fired::default(),
+        }
+    }
+
+    fn counts(total: u64, succeeded: u64, failed: u64) -> Counts {
+        Counts { total, succeeded, failed, cancelled: 0 }
+    }
+
+    #[test]
+    fn then_and_finally_fire_once_when_all_succeed() {
+        let mut batch = record(false);
+        let a = JobId::from_u128(2);
+        let first = on_outcome(&mut batch, counts(2, 1, 0), a, MemberOutcome::Succeeded, None, 5);
+        assert!(first.fire.is_empty());
+        let last = on_outcome(&mut batch, counts(2, 2, 0), a, MemberOutcome::Succeeded, None, 6);
+        assert_eq!(last.fire, [Fire::Then, Fire::Finally]);
+        assert_eq!(batch.finished_at, Some(6));
+        assert!(on_settled(&mut batch, counts(2, 2, 0), 7).is_empty());
+    }
+
+    #[test]
+    fn a_failure_catches_once_and_cancels_unless_allowed() {
+        let a = JobId::from_u128(2);
+        let mut batch = record(false);
+        let failed =
+            on_outcome(&mut batch, counts(3, 0, 1), a, MemberOutcome::Failed, Some("x"), 1);
+        assert_eq!(failed.fire, [Fire::Catch { job: a, error: "x".into() }]);
+        assert!(failed.cancel);
+        let again = on_outcome(&mut batch, counts(3, 0, 2), a, MemberOutcome::Failed, Some("y"), 2);
+        assert!(again.fire.is_empty() && !again.cancel);
+
+        let mut allowed = record(true);
+        let failed = on_outcome(&mut allowed, counts(1, 0, 1), a, MemberOutcome::Failed, None, 1);
+        assert!(!failed.cancel);
+        assert_eq!(failed.fire.last(), Some(&Fire::Finally));
+        assert!(!failed.fire.contains(&Fire::Then));
+    }
+
+    #[test]
+    fn callback_ids_are_derived_once_per_callback() {
+        let batch = record(false);
+        let one = callback_jobs(&batch, &[Fire::Then], 1);
+        let two = callback_jobs(&batch, &[Fire::Then], 2);
+        assert_eq!(one[0].envelope.id, two[0].envelope.id);
+        let finally = callback_jobs(&batch, &[Fire::Finally], 1);
+        assert_ne!(one[0].envelope.id, finally[0].envelope.id);
+    }
+}

@@ -1,0 +1,73 @@
+//! Batches: a group of jobs with callbacks when they are all done, when one
+//! fails, when every one has an outcome, and after each one.
+//!
+//! A batch is stored by the backend ([`WorkflowBackend`](crate::queue::WorkflowBackend))
+//! as a record and a **set** of members, each with its outcome (succeeded,
+//! failed, cancelled) once it has one. Outcomes are recorded by the backend
+//! in the step that settles the member's job, and a member keeps its first
+//! outcome, so a member that runs twice (its lease was lost, the job came
+//! back) counts once. Each callback is a job claimed by flipping a flag once
+//! and pushed in that same step: it is dispatched exactly once, even when
+//! workers die around it.
+//!
+//! | callback | dispatched when |
+//! |---|---|
+//! | `then` | every member succeeded (never after a cancellation) |
+//! | `catch` | the first member failed for good |
+//! | `finally` | every member has an outcome, whatever it is |
+//! | `progress` | a member succeeded or failed (once per member) |
+//!
+//! Without [`allow_failures`](PendingBatch::allow_failures) the first failure
+//! cancels the batch. A cancelled batch's waiting members are deleted and
+//! count as cancelled; its running members are asked to stop (their
+//! [`JobContext::cancelled`](crate::JobContext::cancelled) resolves at the
+//! next lease renewal, within a third of the lease) and a member that then
+//! fails or is released is dropped instead of going back.
+//!
+//! A member may [add](crate::Queue::add_to_batch_from) jobs to its batch:
+//! they become members before the adding job counts, so the batch cannot
+//! finish early; a finished or cancelled batch takes no new members, so a
+//! `then` that adds does not start the batch over.
+//!
+//! # Examples
+//!
+//! ```
+//! use conc_bus::{JobContext, JobError, JobHandlers, MemoryQueue, Queue, Worker};
+//! use conc_bus::batch::PendingBatch;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Resize { page: u32 }
+//! impl conc_bus::Job for Resize { const NAME: &'static str = "resize"; }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Publish;
+//! impl conc_bus::Job for Publish { const NAME: &'static str = "publish"; }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = MemoryQueue::new();
+//! let queue = Queue::new(backend.clone());
+//! let batch = PendingBatch::new().name("book 7").add(Resize { page: 1 }).add(Resize { page: 2 }).then(Publish);
+//! let id = queue.dispatch_batch(batch).await?;
+//!
+//! let handlers = JobHandlers::new()
+//!     .handle(|_: Resize, _: JobContext| async { Ok::<(), JobError>(()) })
+//!     .handle(|_: Publish, ctx: JobContext| async move {
+//!         assert!(ctx.trigger().is_some());
+//!         Ok::<(), JobError>(())
+//!     });
+//! Worker::builder(backend, handlers).stop_when_empty(true).build()?.run().await?;
+//!
+//! let info = queue.batch(id).await?.expect("stored");
+//! assert_eq!((info.succeeded, info.progress(), info.is_finished()), (2, 100, true));
+//! # Ok(()) }
+//! ```
+
+pub(crate) mod builder;
+mod error;
+pub(crate) mod machine;
+pub(crate) mod model;
+
+pub use builder::{BatchJobs, NewBatch, PendingBatch};
+pub use error::WorkflowError;
+pub use model::{BatchId, BatchInfo, BatchPrune, MemberOutcome};

@@ -1,0 +1,313 @@
+//! What a batch is made of: its id, its stored record (settings, callbacks,
+//! which callbacks fired), the outcome of each member, and the snapshot
+//! [`BatchInfo`] users read.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::id::{JobId, ParseIdError};
+use crate::job::Envelope;
+
+/// A batch's id: sortable by creation time, printed like a [`JobId`].
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus::batch::BatchId;
+///
+/// let id = BatchId::new();
+/// assert_eq!(id.to_string().parse::<BatchId>()?, id);
+/// # Ok::<(), conc_bus::ParseIdError>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BatchId(JobId);
+
+impl BatchId {
+    /// A fresh id.
+    pub fn new() -> Self {
+        Self(JobId::new())
+    }
+
+    /// The id as a [`JobId`] (the same 128 bits).
+    pub fn as_job_id(self) -> JobId {
+        self.0
+    }
+
+    /// The id with the bits of `id`.
+    pub fn from_job_id(id: JobId) -> Self {
+        Self(id)
+    }
+}
+
+impl Default for BatchId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BatchId({})", self.0)
+    }
+}
+
+impl FromStr for BatchId {
+    type Err = ParseIdError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse().map(Self)
+    }
+}
+
+/// How a member of a batch ended. Recorded once per member: a member that
+/// runs twice (its lease was lost) keeps its first outcome.
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus::batch::MemberOutcome;
+///
+/// assert_ne!(MemberOutcome::Succeeded, MemberOutcome::Cancelled);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum MemberOutcome {
+    /// It ran and succeeded (for a chain: its last link did).
+    Succeeded,
+    /// It failed for good (for a chain: one of its links did).
+    Failed,
+    /// The batch was cancelled before it ran (or before it ran again).
+    Cancelled,
+}
+
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code, reason = "SQL rows are the SQLite queue's"))]
+impl MemberOutcome {
+    /// Its number in SQL rows.
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            Self::Succeeded => 1,
+            Self::Failed => 2,
+            Self::Cancelled => 3,
+        }
+    }
+
+    /// The outcome of a number in SQL rows.
+    pub(crate) fn from_code(code: i64) -> Option<Self> {
+        match code {
+            1 => Some(Self::Succeeded),
+            2 => Some(Self::Failed),
+            3 => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// The callback jobs of a batch, as dispatched (their ids are made anew when
+/// they fire).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Callbacks {
+    pub(crate) then: Option<Envelope>,
+    pub(crate) catch: Option<Envelope>,
+    pub(crate) finally: Option<Envelope>,
+    pub(crate) progress: Option<Envelope>,
+}
+
+/// Which callbacks have been claimed: each flips once, from `false` to `true`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Fired {
+    pub(crate) then: bool,
+    pub(crate) catch: bool,
+    pub(crate) finally: bool,
+}
+
+/// A batch as the backends store it, apart from its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BatchRecord {
+    pub(crate) id: BatchId,
+    pub(crate) name: Option<String>,
+    pub(crate) queue: String,
+    pub(crate) allow_failures: bool,
+    pub(crate) created_at: Millis,
+    pub(crate) cancelled_at: Option<Millis>,
+    pub(crate) finished_at: Option<Millis>,
+    pub(crate) callbacks: Callbacks,
+    pub(crate) fired: Fired,
+}
+
+/// The members of a batch by outcome, counted from the set of members.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) total: u64,
+    pub(crate) succeeded: u64,
+    pub(crate) failed: u64,
+    pub(crate) cancelled: u64,
+}
+
+impl Counts {
+    /// Members without an outcome yet.
+    pub(crate) fn pending(&self) -> u64 {
+        self.total.saturating_sub(self.succeeded + self.failed + self.cancelled)
+    }
+
+    /// Counts one more outcome.
+    pub(crate) fn add(&mut self, outcome: MemberOutcome) {
+        match outcome {
+            MemberOutcome::Succeeded => self.succeeded += 1,
+            MemberOutcome::Failed => self.failed += 1,
+            MemberOutcome::Cancelled => self.cancelled += 1,
+        }
+    }
+}
+
+/// A batch as it stands: its settings, how many members it has and how they
+/// ended, and when it was created, cancelled and finished.
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus::batch::BatchInfo;
+///
+/// fn report(info: &BatchInfo) -> String {
+///     format!("{}: {}% ({} failed)", info.id, info.progress(), info.failed)
+/// }
+/// # let _ = report;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BatchInfo {
+    /// The batch.
+    pub id: BatchId,
+    /// Its name, if given.
+    pub name: Option<String>,
+    /// The queue its members and callbacks go to unless they say otherwise.
+    pub queue: String,
+    /// Whether a failed member leaves the others running.
+    pub allow_failures: bool,
+    /// How many members it has (jobs and chains), added ones included.
+    pub total: u64,
+    /// Members without an outcome yet.
+    pub pending: u64,
+    /// Members that succeeded.
+    pub succeeded: u64,
+    /// Members that failed for good.
+    pub failed: u64,
+    /// Members that never ran because the batch was cancelled.
+    pub cancelled: u64,
+    /// The failed members' ids, oldest failure first.
+    pub failed_jobs: Vec<JobId>,
+    /// When it was created, in Unix milliseconds.
+    pub created_at: u64,
+    /// When it was cancelled, in Unix milliseconds.
+    pub cancelled_at: Option<u64>,
+    /// When its last member got its outcome, in Unix milliseconds.
+    pub finished_at: Option<u64>,
+}
+
+impl BatchInfo {
+    pub(crate) fn new(record: &BatchRecord, counts: Counts, failed_jobs: Vec<JobId>) -> Self {
+        Self {
+            id: record.id,
+            name: record.name.clone(),
+            queue: record.queue.clone(),
+            allow_failures: record.allow_failures,
+            total: counts.total,
+            pending: counts.pending(),
+            succeeded: counts.succeeded,
+            failed: counts.failed,
+            cancelled: counts.cancelled,
+            failed_jobs,
+            created_at: record.created_at,
+            cancelled_at: record.cancelled_at,
+            finished_at: record.finished_at,
+        }
+    }
+
+    /// Members with an outcome, in percent of all members (100 for an
+    /// empty batch).
+    pub fn progress(&self) -> u8 {
+        if self.total == 0 {
+            return 100;
+        }
+        let done = self.total - self.pending;
+        u8::try_from(done * 100 / self.total).unwrap_or(100)
+    }
+
+    /// Whether every member has an outcome.
+    pub fn is_finished(&self) -> bool {
+        self.finished_at.is_some()
+    }
+
+    /// Whether it was cancelled (by [`cancel`](crate::Queue::cancel_batch)
+    /// or by a failure without `allow_failures`).
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled_at.is_some()
+    }
+}
+
+/// Which batches [`prune_batches`](crate::Queue::prune_batches) deletes:
+/// each kind older than its age, measured from its creation (unfinished,
+/// cancelled) or its end (finished). A `None` age keeps that kind.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use conc_bus::batch::BatchPrune;
+///
+/// let day = Duration::from_secs(24 * 3600);
+/// let prune = BatchPrune::finished(day).unfinished(3 * day).cancelled(3 * day);
+/// assert_eq!(prune.finished_age, Some(day));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchPrune {
+    /// Finished batches (not cancelled) whose end is older than this.
+    pub finished_age: Option<std::time::Duration>,
+    /// Unfinished batches (not cancelled) created longer ago than this.
+    pub unfinished_age: Option<std::time::Duration>,
+    /// Cancelled batches created longer ago than this.
+    pub cancelled_age: Option<std::time::Duration>,
+}
+
+impl BatchPrune {
+    /// Finished batches older than `age`.
+    pub fn finished(age: std::time::Duration) -> Self {
+        Self { finished_age: Some(age), ..Self::default() }
+    }
+
+    /// Also unfinished batches created longer than `age` ago.
+    #[must_use]
+    pub fn unfinished(mut self, age: std::time::Duration) -> Self {
+        self.unfinished_age = Some(age);
+        self
+    }
+
+    /// Also cancelled batches created longer than `age` ago.
+    #[must_use]
+    pub fn cancelled(mut self, age: std::time::Duration) -> Self {
+        self.cancelled_age = Some(age);
+        self
+    }
+
+    /// Whether a batch with `record` goes, at `now`.
+    pub(crate) fn selects(&self, record: &BatchRecord, now: Millis) -> bool {
+        let older = |at: Millis, age: Option<std::time::Duration>| {
+            age.is_some_and(|age| at < now.saturating_sub(crate::clock::millis(age)))
+        };
+        match (record.cancelled_at, record.finished_at) {
+            (Some(_), _) => older(record.created_at, self.cancelled_age),
+            (None, Some(finished)) => older(finished, self.finished_age),
+            (None, None) => older(record.created_at, self.unfinished_age),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! [`WorkflowBackend`] for [`MemoryQueue`]: every change under the one lock.
+
+use super::{MemoryQueue, check_push};
+use crate::batch::{BatchId, BatchInfo, BatchPrune, NewBatch, WorkflowError};
+use crate::queue::backend::{Pushed, QueueBackend};
+use crate::queue::error::QueueError;
+use crate::queue::workflow::WorkflowBackend;
+
+impl WorkflowBackend for MemoryQueue {
+    async fn create_batch(&self, batch: NewBatch) -> Result<(), WorkflowError> {
+        let now = self.now();
+        {
+            let mut state = self.lock();
+            if let Err(refusal) = check_push(&state, &batch.members) {
+                return Err(refusal.into_error(batch.members).into());
+            }
+            state.create_batch(batch.record, batch.members, now);
+        }
+        self.inner.pushed.notify_waiters();
+        self.inner.pushed.notify_one();
+        Ok(())
+    }
+
+    async fn add_to_batch(&self, id: BatchId, jobs: Vec<Pushed>) -> Result<u64, WorkflowError> {
+        let now = self.now();
+        let added = {
+            let mut state = self.lock();
+            let Some(batch) = state.batches.get(&id) else {
+                return Err(WorkflowError::NotFound { id });
+            };
+            if batch.record.cancelled_at.is_some() {
+                return Err(WorkflowError::Closed { id, state: "cancelled" });
+            }
+            if batch.record.finished_at.is_some() {
+                return Err(WorkflowError::Closed { id, state: "finished" });
+            }
+            let fresh: Vec<Pushed> = jobs
+                .into_iter()
+                .filter(|job| {
+                    let member = job.envelope.flow.as_deref().and_then(|f| f.batch);
+                    member.is_some_and(|m| !batch.members.contains_key(&m.member))
+                })
+                .collect();
+            if let Err(refusal) = check_push(&state, &fresh) {
+                return Err(refusal.into_error(fresh).into());
+            }
+            state.add_members(id, fresh, now)
+        };
+        if added > 0 {
+            self.inner.pushed.notify_waiters();
+        }
+        Ok(added)
+    }
+
+    async fn batch(&self, id: BatchId) -> Result<Option<BatchInfo>, QueueError> {
+        Ok(self.lock().batches.get(&id).map(super::flow::MemBatch::info))
+    }
+
+    async fn batches(&self, limit: usize) -> Result<Vec<BatchInfo>, QueueError> {
+        let state = self.lock();
+        Ok(state.batches.values().rev().take(limit).map(super::flow::MemBatch::info).collect())
+    }
+
+    async fn cancel_batch(&self, id: BatchId) -> Result<bool, QueueError> {
+        let now = self.now();
+        let cancelled = self.lock().cancel_batch(id, now);
+        if cancelled {
+            self.inner.pushed.notify_waiters();
+        }
+        Ok(cancelled)
+    }
+
+    async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
+        let now = self.now();
+        Ok(self.lock().prune_batches(prune, now))
+    }
+}

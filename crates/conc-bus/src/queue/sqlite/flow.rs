@@ -1,0 +1,393 @@
+//! The SQLite queue's workflows, inside the transaction that settles the
+//! job they come from: batches as rows of member outcomes (a member's
+//! outcome is set once, from NULL), callbacks claimed in the batch record
+//! and pushed in the same transaction, the chain hand-off, cancellation.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::row::{Failure, Refusal, decode, encode, id_at, id_bytes, sql_int};
+use super::writer::Tx;
+use crate::admission::machine::Step;
+use crate::batch::machine;
+use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
+use crate::batch::{BatchId, BatchInfo, BatchPrune};
+use crate::chain::{chain_catch, next_link};
+use crate::id::JobId;
+use crate::job::{BatchMember, Envelope, MAX_PRIORITY};
+use crate::queue::backend::{Pushed, Settlement};
+use crate::queue::settle::Effect;
+
+const RECORD: &str = "SELECT record FROM conc_bus_batches WHERE id = ?1";
+const SAVE_RECORD: &str = "UPDATE conc_bus_batches SET record = ?2 WHERE id = ?1";
+const INSERT_BATCH: &str =
+    "INSERT INTO conc_bus_batches (id, created_at, record) VALUES (?1, ?2, ?3)";
+const INSERT_MEMBER: &str =
+    "INSERT INTO conc_bus_batch_members (batch, job) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+/// Sets a member's outcome once: nothing changes when it has one.
+const SET_OUTCOME: &str = "UPDATE conc_bus_batch_members SET outcome = ?3, at = ?4
+     WHERE batch = ?1 AND job = ?2 AND outcome IS NULL";
+const COUNTS: &str =
+    "SELECT outcome, count(*) FROM conc_bus_batch_members WHERE batch = ?1 GROUP BY outcome";
+const FAILED_MEMBERS: &str = "SELECT job FROM conc_bus_batch_members
+     WHERE batch = ?1 AND outcome = 2 ORDER BY at, job";
+const WAITING: &str =
+    "SELECT seq, id, envelope FROM conc_bus_jobs WHERE batch = ?1 AND state IN (0, 1)";
+const DELETE_SEQ: &str = "DELETE FROM conc_bus_jobs WHERE seq = ?1";
+const FOLLOW: &str =
+    "INSERT INTO conc_bus_jobs (id, queue, state, priority, available_at, envelope, batch)
+     SELECT ?1, ?2, 0, ?3, ?4, ?5, ?6
+     WHERE NOT EXISTS (SELECT 1 FROM conc_bus_failed WHERE id = ?1)
+     ON CONFLICT (id) DO NOTHING";
+const LIST: &str = "SELECT record FROM conc_bus_batches ORDER BY created_at DESC, id DESC
+     LIMIT CAST(?1 AS INTEGER)";
+const ALL: &str = "SELECT id, record FROM conc_bus_batches";
+const DELETE_BATCH: &str = "DELETE FROM conc_bus_batches WHERE id = ?1";
+const DELETE_MEMBERS: &str = "DELETE FROM conc_bus_batch_members WHERE batch = ?1";
+
+/// Every constant statement of this module, prepared at open.
+pub(super) const STATEMENTS: [&str; 14] = [
+    RECORD,
+    SAVE_RECORD,
+    INSERT_BATCH,
+    INSERT_MEMBER,
+    SET_OUTCOME,
+    COUNTS,
+    FAILED_MEMBERS,
+    WAITING,
+    DELETE_SEQ,
+    FOLLOW,
+    LIST,
+    ALL,
+    DELETE_BATCH,
+    DELETE_MEMBERS,
+];
+
+/// The `batch` column of a job row.
+pub(super) fn batch_column(envelope: &Envelope) -> Option<[u8; 16]> {
+    let member = envelope.flow.as_deref()?.batch?;
+    Some(id_bytes(member.batch.as_job_id()))
+}
+
+fn batch_bytes(id: BatchId) -> [u8; 16] {
+    id_bytes(id.as_job_id())
+}
+
+fn load(tx: &Tx<'_>, id: BatchId) -> Result<Option<BatchRecord>, Failure> {
+    let text: Option<String> = tx
+        .conn
+        .prepare_cached(RECORD)?
+        .query_row([batch_bytes(id)], |row| row.get(0))
+        .optional()?;
+    text.map(|text| parse(&text)).transpose()
+}
+
+fn parse(text: &str) -> Result<BatchRecord, Failure> {
+    serde_json::from_str(text)
+        .map_err(|error| Failure::corrupt(format!("a stored batch does not decode: {error}")))
+}
+
+fn save(tx: &Tx<'_>, record: &BatchRecord) -> Result<(), Failure> {
+    let text = serde_json::to_string(record)
+        .map_err(|error| Failure::corrupt(format!("a batch does not encode: {error}")))?;
+    tx.conn.prepare_cached(SAVE_RECORD)?.execute(params![batch_bytes(record.id), text])?;
+    Ok(())
+}
+
+fn counts(tx: &Tx<'_>, id: BatchId) -> Result<Counts, Failure> {
+    let mut counts = Counts::default();
+    let mut statement = tx.conn.prepare_cached(COUNTS)?;
+    let mut rows = statement.query([batch_bytes(id)])?;
+    while let Some(row) = rows.next()? {
+        let outcome: Option<i64> = row.get(0)?;
+        let n: i64 = row.get(1)?;
+        let n = u64::try_from(n).unwrap_or(0);
+        counts.total += n;
+        match outcome.and_then(MemberOutcome::from_code) {
+            Some(MemberOutcome::Succeeded) => counts.succeeded += n,
+            Some(MemberOutcome::Failed) => counts.failed += n,
+            Some(MemberOutcome::Cancelled) => counts.cancelled += n,
+            None => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// Whether batch `batch` (its stored bytes) is cancelled.
+pub(super) fn cancelled(tx: &Tx<'_>, batch: &[u8]) -> Result<bool, Failure> {
+    let text: Option<String> =
+        tx.conn.prepare_cached(RECORD)?.query_row([batch], |row| row.get(0)).optional()?;
+    Ok(match text {
+        Some(text) => parse(&text)?.cancelled_at.is_some(),
+        None => false,
+    })
+}
+
+fn member_cancelled(tx: &Tx<'_>, member: Option<BatchMember>) -> Result<bool, Failure> {
+    match member {
+        Some(member) => cancelled(tx, &batch_bytes(member.batch)),
+        None => Ok(false),
+    }
+}
+
+/// Carries the workflow of `envelope` on after `effect` (see the memory
+/// queue's rules, which these mirror): the effect to apply instead, the
+/// settlement to report instead, the jobs to push in `follow`.
+pub(super) fn settled(
+    tx: &Tx<'_>,
+    envelope: &Envelope,
+    effect: Effect,
+    follow: &mut Vec<Pushed>,
+) -> Result<(Effect, Option<Settlement>), Failure> {
+    let (effect, instead) = effects(tx, envelope, effect, follow)?;
+    let step = match effect {
+        Effect::Delete | Effect::Dead { .. } => Some(Step::Finished),
+        Effect::Requeue { .. } => Some(Step::Requeued),
+        Effect::Extended { .. } | Effect::Kept => None,
+    };
+    if let Some(step) = step {
+        super::admit::step(tx, envelope, step)?;
+    }
+    Ok((effect, instead))
+}
+
+fn effects(
+    tx: &Tx<'_>,
+    envelope: &Envelope,
+    effect: Effect,
+    follow: &mut Vec<Pushed>,
+) -> Result<(Effect, Option<Settlement>), Failure> {
+    let Some(flow) = envelope.flow.as_deref() else { return Ok((effect, None)) };
+    let now = tx.now;
+    let cancelled = member_cancelled(tx, flow.batch)?;
+    Ok(match &effect {
+        Effect::Delete => {
+            match if cancelled { None } else { next_link(envelope, now) } {
+                Some(next) => follow.push(next),
+                None => {
+                    if let Some(member) = flow.batch {
+                        let outcome = if flow.chain.is_empty() {
+                            MemberOutcome::Succeeded
+                        } else {
+                            MemberOutcome::Cancelled
+                        };
+                        record(tx, member, outcome, None, follow)?;
+                    }
+                }
+            }
+            (effect, None)
+        }
+        Effect::Dead { error, .. } => {
+            follow.extend(chain_catch(envelope, error, now));
+            if let Some(member) = flow.batch {
+                record(tx, member, MemberOutcome::Failed, Some(error), follow)?;
+            }
+            (effect, None)
+        }
+        Effect::Requeue { .. } if cancelled => {
+            if let Some(member) = flow.batch {
+                record(tx, member, MemberOutcome::Cancelled, None, follow)?;
+            }
+            (Effect::Delete, Some(Settlement::Skipped))
+        }
+        _ => (effect, None),
+    })
+}
+
+/// Records `outcome` for `member` unless it has one; claims the callbacks
+/// it fires into `follow`; cancels the batch when it says so.
+fn record(
+    tx: &Tx<'_>,
+    member: BatchMember,
+    outcome: MemberOutcome,
+    error: Option<&str>,
+    follow: &mut Vec<Pushed>,
+) -> Result<(), Failure> {
+    let batch = batch_bytes(member.batch);
+    let set = tx.conn.prepare_cached(SET_OUTCOME)?.execute(params![
+        batch,
+        id_bytes(member.member),
+        outcome.code(),
+        sql_int(tx.now)
+    ])?;
+    if set == 0 {
+        return Ok(());
+    }
+    let Some(mut record) = load(tx, member.batch)? else { return Ok(()) };
+    let counts = counts(tx, member.batch)?;
+    let decision = machine::on_outcome(&mut record, counts, member.member, outcome, error, tx.now);
+    follow.extend(machine::callback_jobs(&record, &decision.fire, tx.now));
+    save(tx, &record)?;
+    if decision.cancel {
+        drop_waiting(tx, member.batch, follow)?;
+    }
+    Ok(())
+}
+
+/// Deletes the waiting jobs of batch `id`; their members count as cancelled.
+fn drop_waiting(tx: &Tx<'_>, id: BatchId, follow: &mut Vec<Pushed>) -> Result<(), Failure> {
+    let waiting: Vec<(i64, JobId, String)> = {
+        let mut statement = tx.conn.prepare_cached(WAITING)?;
+        let mut rows = statement.query([batch_bytes(id)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push((row.get(0)?, id_at(row, 1)?, row.get(2)?));
+        }
+        out
+    };
+    for (seq, job, text) in waiting {
+        tx.conn.prepare_cached(DELETE_SEQ)?.execute([seq])?;
+        let envelope = decode(&text, job, None)?;
+        if let Some(member) = envelope.flow.as_deref().and_then(|f| f.batch) {
+            record(tx, member, MemberOutcome::Cancelled, None, follow)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores jobs the backend pushes itself (next links, callbacks): never
+/// refused by a bound, skipped when their id is stored already.
+pub(super) fn push_follow(tx: &Tx<'_>, follow: &[Pushed]) -> Result<(), Failure> {
+    if follow.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.conn.prepare_cached(FOLLOW)?;
+    let mut note = tx.conn.prepare_cached(super::store::NOTE_QUEUE)?;
+    for job in follow {
+        let envelope = &job.envelope;
+        insert.execute(params![
+            id_bytes(envelope.id),
+            envelope.queue,
+            envelope.priority.min(MAX_PRIORITY),
+            sql_int(tx.now),
+            encode(envelope)?,
+            batch_column(envelope)
+        ])?;
+        note.execute([&envelope.queue])?;
+    }
+    tx.wake();
+    Ok(())
+}
+
+fn insert_members(tx: &Tx<'_>, id: BatchId, jobs: &[Pushed]) -> Result<(), Failure> {
+    let mut insert = tx.conn.prepare_cached(INSERT_MEMBER)?;
+    for job in jobs {
+        if let Some(member) = job.envelope.flow.as_deref().and_then(|f| f.batch) {
+            insert.execute(params![batch_bytes(id), id_bytes(member.member)])?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores a batch and pushes its members; an empty one fires at once.
+pub(super) fn create(
+    tx: &Tx<'_>,
+    record: &BatchRecord,
+    members: &[Pushed],
+) -> Result<u64, Failure> {
+    super::store::push(tx, members)?;
+    let mut record = record.clone();
+    let text = serde_json::to_string(&record)
+        .map_err(|error| Failure::corrupt(format!("a batch does not encode: {error}")))?;
+    tx.conn.prepare_cached(INSERT_BATCH)?.execute(params![
+        batch_bytes(record.id),
+        sql_int(record.created_at),
+        text
+    ])?;
+    insert_members(tx, record.id, members)?;
+    let counts = counts(tx, record.id)?;
+    let fires = machine::on_settled(&mut record, counts, tx.now);
+    if !fires.is_empty() || record.finished_at.is_some() {
+        save(tx, &record)?;
+        push_follow(tx, &machine::callback_jobs(&record, &fires, tx.now))?;
+    }
+    Ok(members.len() as u64)
+}
+
+/// Adds the members of `jobs` not in batch `id` yet and pushes them.
+pub(super) fn add(tx: &Tx<'_>, id: BatchId, jobs: &[Pushed]) -> Result<u64, Failure> {
+    let Some(record) = load(tx, id)? else { return Err(Failure::Refused(Refusal::NoBatch(id))) };
+    if record.cancelled_at.is_some() {
+        return Err(Failure::Refused(Refusal::Closed(id, "cancelled")));
+    }
+    if record.finished_at.is_some() {
+        return Err(Failure::Refused(Refusal::Closed(id, "finished")));
+    }
+    let mut insert = tx.conn.prepare_cached(INSERT_MEMBER)?;
+    let mut fresh = Vec::new();
+    for job in jobs {
+        let Some(member) = job.envelope.flow.as_deref().and_then(|f| f.batch) else { continue };
+        if insert.execute(params![batch_bytes(id), id_bytes(member.member)])? > 0 {
+            fresh.push(job.clone());
+        }
+    }
+    super::store::push(tx, &fresh)?;
+    Ok(fresh.len() as u64)
+}
+
+fn info(tx: &Tx<'_>, record: &BatchRecord) -> Result<BatchInfo, Failure> {
+    let counts = counts(tx, record.id)?;
+    let mut failed = Vec::new();
+    let mut statement = tx.conn.prepare_cached(FAILED_MEMBERS)?;
+    let mut rows = statement.query([batch_bytes(record.id)])?;
+    while let Some(row) = rows.next()? {
+        failed.push(id_at(row, 0)?);
+    }
+    Ok(BatchInfo::new(record, counts, failed))
+}
+
+/// Batch `id` as it stands.
+pub(super) fn find(tx: &Tx<'_>, id: BatchId) -> Result<Option<BatchInfo>, Failure> {
+    load(tx, id)?.map(|record| info(tx, &record)).transpose()
+}
+
+/// Up to `limit` batches, newest first.
+pub(super) fn list(tx: &Tx<'_>, limit: usize) -> Result<Vec<BatchInfo>, Failure> {
+    let records: Vec<String> = {
+        let mut statement = tx.conn.prepare_cached(LIST)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        statement.query_map([limit], |row| row.get(0))?.collect::<Result<_, _>>()?
+    };
+    records.iter().map(|text| info(tx, &parse(text)?)).collect()
+}
+
+/// Cancels batch `id`; whether it was running.
+pub(super) fn cancel(tx: &Tx<'_>, id: BatchId) -> Result<bool, Failure> {
+    let Some(mut record) = load(tx, id)? else { return Ok(false) };
+    if !machine::cancel(&mut record, tx.now) {
+        return Ok(false);
+    }
+    save(tx, &record)?;
+    let mut follow = Vec::new();
+    drop_waiting(tx, id, &mut follow)?;
+    // Nothing may have been waiting: the batch may be finished already.
+    if let Some(mut record) = load(tx, id)? {
+        let counts = counts(tx, id)?;
+        let fires = machine::on_settled(&mut record, counts, tx.now);
+        follow.extend(machine::callback_jobs(&record, &fires, tx.now));
+        save(tx, &record)?;
+    }
+    push_follow(tx, &follow)?;
+    Ok(true)
+}
+
+/// Deletes the batches `prune` selects.
+pub(super) fn prune(tx: &Tx<'_>, prune: BatchPrune) -> Result<u64, Failure> {
+    let doomed: Vec<Vec<u8>> = {
+        let mut statement = tx.conn.prepare_cached(ALL)?;
+        let mut rows = statement.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: Vec<u8> = row.get(0)?;
+            let text: String = row.get(1)?;
+            if prune.selects(&parse(&text)?, tx.now) {
+                out.push(id);
+            }
+        }
+        out
+    };
+    for id in &doomed {
+        tx.conn.prepare_cached(DELETE_MEMBERS)?.execute([id])?;
+        tx.conn.prepare_cached(DELETE_BATCH)?.execute([id])?;
+    }
+    Ok(doomed.len() as u64)
+}

@@ -1,0 +1,66 @@
+//! The contract of backends that keep workflows: [`WorkflowBackend`].
+
+use std::future::Future;
+
+use super::backend::{Pushed, QueueBackend};
+use super::error::QueueError;
+use crate::batch::{BatchId, BatchInfo, BatchPrune, NewBatch, WorkflowError};
+
+/// A [`QueueBackend`] that also keeps batches, chains and admission locks,
+/// each change in the same atomic step (lock, transaction) as the queue
+/// change it goes with:
+///
+/// - a batch is stored with its members pushed, all or nothing;
+/// - when a job settles, the backend reads the workflow its envelope carries
+///   ([`JobFlow`](crate::job::JobFlow)): an acknowledged link pushes the next
+///   one; a failed one pushes its chain's `catch`; a batch member's outcome
+///   goes into the batch's *set* of member outcomes (a member seen twice
+///   counts once) and every callback it fires is claimed (a flag flipped
+///   once) and pushed as a job in that same step;
+/// - a job that goes back to its queue after its batch was cancelled is
+///   dropped and counts as cancelled; a renewal of such a job's lease
+///   answers [`Settlement::StopAsked`](crate::Settlement::StopAsked), which
+///   the worker passes to the handler as its cancellation signal.
+///
+/// [`MemoryQueue`](crate::MemoryQueue) and `SqliteQueue` implement it; the
+/// Redis queue does not yet, and refuses jobs that carry a workflow.
+pub trait WorkflowBackend: QueueBackend {
+    /// Stores `batch` and pushes its members, all or nothing.
+    fn create_batch(
+        &self,
+        batch: NewBatch,
+    ) -> impl Future<Output = Result<(), WorkflowError>> + Send;
+
+    /// Adds `jobs` to batch `id` and pushes them, in one step; jobs whose ids
+    /// are members already are skipped (an add repeated by a member that ran
+    /// twice adds nothing). How many were added. Refused when the batch is
+    /// finished or cancelled.
+    fn add_to_batch(
+        &self,
+        id: BatchId,
+        jobs: Vec<Pushed>,
+    ) -> impl Future<Output = Result<u64, WorkflowError>> + Send;
+
+    /// Batch `id` as it stands.
+    fn batch(
+        &self,
+        id: BatchId,
+    ) -> impl Future<Output = Result<Option<BatchInfo>, QueueError>> + Send;
+
+    /// Up to `limit` batches, newest first.
+    fn batches(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<BatchInfo>, QueueError>> + Send;
+
+    /// Cancels batch `id`: its members waiting in a queue are deleted and
+    /// count as cancelled; running ones are asked to stop at their next
+    /// lease renewal. Whether it was running (not finished, not cancelled).
+    fn cancel_batch(&self, id: BatchId) -> impl Future<Output = Result<bool, QueueError>> + Send;
+
+    /// Deletes the batches `prune` selects, with their member sets; how many.
+    fn prune_batches(
+        &self,
+        prune: BatchPrune,
+    ) -> impl Future<Output = Result<u64, QueueError>> + Send;
+}

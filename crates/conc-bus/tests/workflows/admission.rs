@@ -1,0 +1,150 @@
+//! The admission checks of the workflow suite: unique jobs and debounce.
+
+use std::time::Duration;
+
+use conc_bus::admission::Admission;
+use conc_bus::chain::Chain;
+use conc_bus::queue::WorkflowBackend;
+use conc_bus::{EnqueueError, JobId, Transition};
+
+use super::{W, name, step};
+
+const SEC: Duration = Duration::from_secs(1);
+
+impl<B: WorkflowBackend> W<B> {
+    async fn unique(&self, what: &str, admission: Admission) -> Result<JobId, Option<JobId>> {
+        match self.queue.dispatch(step(what)).admission(admission).await {
+            Ok(id) => Ok(id),
+            Err(EnqueueError::Locked { held_by, job, .. }) => {
+                assert_eq!(job.name, what, "the job is handed back");
+                Err(Some(held_by))
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+}
+
+pub async fn unique_until_processed_holds_through_retries_and_releases<B: WorkflowBackend>(
+    w: W<B>,
+) {
+    let key = || Admission::unique("invoice:7");
+    let a = w.unique("a", key()).await.unwrap();
+    assert_eq!(w.unique("b", key()).await, Err(Some(a)));
+    // A retry and a release keep the lock.
+    let first = w.reserve(1).await.remove(0);
+    let retry = Transition::Retry { delay: Duration::ZERO, error: "x".into(), timed_out: false };
+    w.settle(&first.lease, retry).await.unwrap();
+    assert_eq!(w.unique("b", key()).await, Err(Some(a)));
+    let second = w.reserve(1).await.remove(0);
+    w.settle(&second.lease, Transition::Release { delay: Duration::ZERO }).await.unwrap();
+    assert_eq!(w.unique("b", key()).await, Err(Some(a)));
+    // Success releases it.
+    let third = w.reserve(1).await.remove(0);
+    w.ack(&third).await;
+    let b = w.unique("b", key()).await.unwrap();
+    // So does a failure for good.
+    assert_eq!(w.unique("c", key()).await, Err(Some(b)));
+    let running = w.reserve(1).await.remove(0);
+    w.fail(&running, "fatal").await;
+    w.unique("c", key()).await.unwrap();
+    // Other keys never collide.
+    w.unique("d", Admission::unique("invoice:8")).await.unwrap();
+}
+
+pub async fn unique_until_processing_is_never_freed_by_an_older_job<B: WorkflowBackend>(w: W<B>) {
+    let key = || Admission::unique("report").until_processing();
+    let a = w.unique("a", key()).await.unwrap();
+    assert_eq!(w.unique("b", key()).await, Err(Some(a)));
+    let first = w.reserve(1).await.remove(0);
+    // `b` is dispatched while `a` runs (and waits a minute, so that only
+    // `a` is reserved below).
+    let b = w.queue.dispatch(step("b")).delay(60 * SEC).admission(key()).await.unwrap();
+    // `a` fails and runs again: its second reservation must not free `b`'s lock.
+    let retry = Transition::Retry { delay: Duration::ZERO, error: "x".into(), timed_out: false };
+    w.settle(&first.lease, retry).await.unwrap();
+    let again = w.reserve(10).await;
+    assert_eq!(again.iter().map(|r| r.lease.job).collect::<Vec<_>>(), [a]);
+    w.ack(&again[0]).await;
+    assert_eq!(w.unique("c", key()).await, Err(Some(b)));
+    // `b`'s own reservation frees it.
+    w.clock.advance(60 * SEC);
+    assert_eq!(w.reserve(10).await.len(), 1);
+    w.unique("c", key()).await.unwrap();
+}
+
+pub async fn unique_for_holds_for_its_duration_and_a_ttl_lapses<B: WorkflowBackend>(w: W<B>) {
+    let a = w.unique("a", Admission::unique_for("digest", 60 * SEC)).await.unwrap();
+    let running = w.reserve(1).await.remove(0);
+    w.ack(&running).await;
+    assert_eq!(w.unique("b", Admission::unique_for("digest", 60 * SEC)).await, Err(Some(a)));
+    w.clock.advance(60 * SEC);
+    w.unique("b", Admission::unique_for("digest", 60 * SEC)).await.unwrap();
+
+    let c = w.unique("c", Admission::unique("lost").ttl(10 * SEC)).await.unwrap();
+    assert_eq!(w.unique("d", Admission::unique("lost")).await, Err(Some(c)));
+    w.clock.advance(10 * SEC);
+    w.unique("d", Admission::unique("lost")).await.unwrap();
+}
+
+pub async fn a_refused_push_holds_no_lock_and_a_cleared_job_frees_its_own<B: WorkflowBackend>(
+    w: W<B>,
+) {
+    w.queue.set_capacity("default", Some(1)).await.unwrap();
+    w.queue.push(step("filler")).await.unwrap();
+    let refused = w.queue.dispatch(step("a")).admission(Admission::unique("k")).await;
+    assert!(matches!(refused, Err(EnqueueError::Full { .. })), "{refused:?}");
+    assert_eq!(w.queue.clear("default").await.unwrap(), 1);
+    // The refused push took nothing.
+    w.unique("a", Admission::unique("k")).await.unwrap();
+    // A cleared job lets go of its lock.
+    assert_eq!(w.queue.clear("default").await.unwrap(), 1);
+    w.unique("b", Admission::unique("k")).await.unwrap();
+}
+
+pub async fn only_the_last_debounced_dispatch_runs_and_max_wait_forces_a_run<B: WorkflowBackend>(
+    w: W<B>,
+) {
+    let debounce = || Admission::debounce("search", 5 * SEC);
+    for what in ["a", "b", "c"] {
+        w.queue.dispatch(step(what)).admission(debounce()).await.unwrap();
+        w.clock.advance(SEC);
+    }
+    assert_eq!(w.queue.size("default").await.unwrap().total(), 1, "superseded jobs are gone");
+    w.clock.advance(3 * SEC);
+    assert!(w.reserve(10).await.is_empty(), "the window runs from the last dispatch");
+    w.clock.advance(SEC);
+    let ran = w.reserve(10).await;
+    assert_eq!(ran.iter().map(name).collect::<Vec<_>>(), ["c"]);
+    w.ack(&ran[0]).await;
+
+    // Dispatches every 3 s would hold a 5 s window off forever: max_wait
+    // (8 s after the first) forces the run.
+    let capped = || Admission::debounce("index", 5 * SEC).max_wait(8 * SEC);
+    for what in ["d", "e", "f"] {
+        w.queue.dispatch(step(what)).admission(capped()).await.unwrap();
+        w.clock.advance(3 * SEC);
+    }
+    // 9 s after the first dispatch, the last one (at 6 s) is due at 8 s.
+    let ran = w.reserve(10).await;
+    assert_eq!(ran.iter().map(name).collect::<Vec<_>>(), ["f"]);
+}
+
+pub async fn a_superseded_debounced_chain_never_runs<B: WorkflowBackend>(w: W<B>) {
+    let chain =
+        Chain::new(step("a")).then(step("after-a")).admission(Admission::debounce("k", SEC));
+    w.queue.dispatch_chain(chain).await.unwrap();
+    w.queue.dispatch(step("b")).admission(Admission::debounce("k", SEC)).await.unwrap();
+    w.clock.advance(SEC);
+    let mut ran = Vec::new();
+    loop {
+        let (steps, _) = w.take().await;
+        if steps.is_empty() {
+            break;
+        }
+        for reserved in &steps {
+            ran.push(name(reserved));
+            w.ack(reserved).await;
+        }
+    }
+    assert_eq!(ran, ["b"]);
+}
