@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use conc_bus::{FailedQuery, JobId};
 use conc_bus_cli::{
-    Admin, AdminError, FailedSummary, QueueReport, RetryFailed, connect, short_duration, table,
-    utc, visible_payload,
+    Admin, AdminError, FailedSummary, QueueReport, RetryFailed, open, short_duration, table, utc,
+    visible_payload,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -131,7 +131,7 @@ pub(crate) async fn run(cli: Cli) -> Result<String, AdminError> {
     if let Command::Batches { .. } = command {
         return Err(AdminError::Unavailable("batches"));
     }
-    let admin = Admin::new(connect(&backend)?);
+    let admin = Admin::new(open(&backend).await?);
     let print = Printer { json };
     match command {
         Command::Queues => {

@@ -10,7 +10,7 @@ use crate::AdminError;
 /// |---|---|
 /// | `sqlite:PATH`, `sqlite://PATH`, or a path to an existing file | the SQLite queue file at `PATH` (feature `sqlite`, on by default) |
 /// | `memory:` | a new, empty in-memory queue (for tests and trials) |
-/// | `redis://…` | not in this build yet: refused with a clear error |
+/// | `redis://…`, `rediss://…` | needs a connection: use [`open`] (feature `redis`) |
 ///
 /// A SQLite file must exist and hold conc-bus's tables; it is checked read
 /// only before it is opened, so a wrong path or a foreign database is
@@ -44,9 +44,9 @@ pub fn connect(url: &str) -> Result<AnyBackend, AdminError> {
     if url == "memory:" || url == "memory://" {
         return Ok(AnyBackend::new(MemoryQueue::new()));
     }
-    if url.starts_with("redis://") || url.starts_with("rediss://") {
+    if is_redis(url) {
         return Err(bad(
-            "this build of conc-bus has no Redis backend yet; it will open Redis URLs once it has",
+            "a Redis queue is reached over a connection: open it with `conc_bus_cli::open`",
         ));
     }
     let path = if let Some(path) = url.strip_prefix("sqlite://") {
@@ -62,6 +62,59 @@ pub fn connect(url: &str) -> Result<AnyBackend, AdminError> {
         return Err(bad("the SQLite path is empty"));
     }
     sqlite(url, std::path::Path::new(path))
+}
+
+fn is_redis(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")
+}
+
+/// Opens the backend `url` names, as [`connect`] does, and Redis URLs too:
+/// `redis://[user:password@]host:port/[db]`, `rediss://…` or
+/// `redis+unix:///path` (feature `redis`, on by default), with conc-bus's key
+/// prefix `conc:bus:`. Connecting reads the server's clock and writes nothing,
+/// so a wrong URL or an unreachable server changes nothing.
+///
+/// # Errors
+///
+/// As [`connect`]; [`AdminError::Unreachable`] when the Redis server cannot
+/// be reached within 5 s (one connection attempt, one retry).
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus_cli::{AdminError, open};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// assert!(open("memory:").await.is_ok());
+/// let error = open("redis://127.0.0.1:1/").await.unwrap_err();
+/// assert!(matches!(error, AdminError::Unreachable { .. } | AdminError::BadUrl { .. }));
+/// # }
+/// ```
+pub async fn open(url: &str) -> Result<AnyBackend, AdminError> {
+    let url = url.trim();
+    if is_redis(url) { redis(url).await } else { connect(url) }
+}
+
+#[cfg(feature = "redis")]
+async fn redis(url: &str) -> Result<AnyBackend, AdminError> {
+    use std::time::Duration;
+
+    conc_bus::RedisQueue::builder(url)
+        .connection_timeout(Duration::from_secs(5))
+        .reconnect_retries(1)
+        .connect()
+        .await
+        .map(AnyBackend::new)
+        .map_err(|source| AdminError::Unreachable { url: url.to_owned(), source })
+}
+
+#[cfg(not(feature = "redis"))]
+#[allow(clippy::unused_async, reason = "the same signature as with the feature")]
+async fn redis(url: &str) -> Result<AnyBackend, AdminError> {
+    Err(AdminError::BadUrl {
+        url: url.to_owned(),
+        reason: "this build has no Redis support (feature `redis`)".to_owned(),
+    })
 }
 
 #[cfg(feature = "sqlite")]

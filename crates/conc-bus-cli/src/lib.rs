@@ -6,7 +6,8 @@
 //!
 //! - [`connect`] opens a backend from its URL (`sqlite:PATH`, a path,
 //!   `memory:`), checking before it opens that it exists and is a queue, so a
-//!   wrong URL changes nothing.
+//!   wrong URL changes nothing; [`open`] also connects to Redis
+//!   (`redis://…`).
 //! - [`Admin`] holds the operations, over any backend ([`AnyBackend`](conc_bus::AnyBackend));
 //!   each returns plain data ([`QueueReport`], [`FailedSummary`],
 //!   [`FailedJob`](conc_bus::FailedJob)) that serializes to JSON.
@@ -19,6 +20,7 @@
 //! # Feature flags
 //!
 //! - `sqlite` (default): SQLite queue files.
+//! - `redis` (default): Redis queues (`redis://…`, through [`open`]).
 //!
 //! # Examples
 //!
@@ -60,7 +62,7 @@ mod error;
 mod output;
 
 pub use admin::{Admin, FailedSummary, QueueReport, RetryFailed, visible_payload};
-pub use connect::connect;
+pub use connect::{connect, open};
 pub use error::AdminError;
 pub use output::{short_duration, table, utc};
 

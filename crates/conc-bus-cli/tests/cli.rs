@@ -1,6 +1,7 @@
 //! The `conc-bus` binary against a real SQLite queue file: tables and JSON,
 //! every failed-job operation, pause, resume and clear, and the errors of a
-//! wrong URL (nothing created, nothing changed).
+//! wrong URL (nothing created, nothing changed); and against a real Redis
+//! server.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -144,8 +145,8 @@ fn a_wrong_url_or_a_missing_file_is_a_clear_error_and_nothing_is_created() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown scheme"));
 
     let output = conc_bus("redis://127.0.0.1:1", &["queues"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no Redis backend yet"));
+    assert_eq!(output.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach backend"));
 
     let output = conc_bus("", &["queues"]);
     assert_eq!(output.status.code(), Some(2));
@@ -182,3 +183,40 @@ async fn an_unknown_id_is_refused_and_nothing_is_retried() {
 static_assertions::assert_impl_all!(conc_bus_cli::Admin: Send, Sync, Clone);
 static_assertions::assert_impl_all!(conc_bus_cli::AdminError: Send, Sync);
 static_assertions::assert_impl_all!(conc_bus_cli::QueueReport: Send, Sync);
+
+#[tokio::test]
+async fn works_on_a_redis_queue() {
+    let Some(redis) = conc_test_support::require_redis() else { return };
+    let url = redis.url();
+    let backend = conc_bus::RedisQueue::connect(&url).await.unwrap();
+    let queue = Queue::new(backend.clone());
+    for order in 0..3 {
+        queue.dispatch(Charge { order }).on_queue("payments").max_attempts(1).await.unwrap();
+    }
+    let handlers = JobHandlers::new().handle(|job: Charge, _: JobContext| async move {
+        if job.order == 1 { Err(JobError::fatal("card declined")) } else { Ok(()) }
+    });
+    Worker::builder(backend, handlers)
+        .queues(["payments"])
+        .stop_when_empty(true)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    queue.dispatch(Charge { order: 9 }).on_queue("mail").await.unwrap();
+
+    let queues: Value = serde_json::from_str(&ok(&conc_bus(&url, &["--json", "queues"]))).unwrap();
+    let by_name = |name: &str| {
+        queues.as_array().unwrap().iter().find(|q| q["name"] == name).cloned().unwrap()
+    };
+    assert_eq!(by_name("mail")["ready"], 1, "{queues}");
+    assert_eq!(by_name("payments")["failed"], 1, "{queues}");
+
+    let failed: Value =
+        serde_json::from_str(&ok(&conc_bus(&url, &["--json", "failed", "list"]))).unwrap();
+    assert!(failed[0]["error"].as_str().unwrap().contains("card declined"), "{failed}");
+    ok(&conc_bus(&url, &["failed", "retry", "--all"]));
+    assert_eq!(queue.failed_count(None).await.unwrap(), 0);
+    assert_eq!(queue.size("payments").await.unwrap().ready, 1);
+}

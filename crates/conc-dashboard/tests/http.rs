@@ -261,3 +261,22 @@ fn settings_out_of_range_are_refused_by_name() {
 fn the_dashboard_is_send_and_sync() {
     static_assertions::assert_impl_all!(Dashboard: Send, Sync, Clone);
 }
+
+#[tokio::test]
+async fn serves_a_redis_queue_opened_by_url() {
+    let Some(redis) = conc_test_support::require_redis() else { return };
+    let backend = conc_bus_cli::open(&redis.url()).await.unwrap();
+    Queue::new(backend.clone())
+        .dispatch(Mail { to: "ada@example.com".to_owned() })
+        .on_queue("mail")
+        .await
+        .unwrap();
+    let app = Dashboard::builder(backend).sample_every(Duration::ZERO).build().unwrap().router();
+    let (status, json) = send(&app, get("/api/queues", LOCAL)).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let queues: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (queues["items"][0]["name"].as_str(), queues["items"][0]["ready"].as_u64()),
+        (Some("mail"), Some(1))
+    );
+}
