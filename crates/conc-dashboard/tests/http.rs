@@ -180,6 +180,20 @@ async fn actions_need_the_token_and_the_same_origin() {
     assert_eq!(queue.failed_count(None).await.unwrap(), 0);
     let again = post(&format!("/failed/{second}/forget"), format!("csrf={token}"), origin);
     assert_eq!(send(&app, again).await.0, StatusCode::NOT_FOUND);
+
+    // Retry all, of one queue.
+    queue.resume("mail").await.unwrap();
+    queue.clear("mail").await.unwrap();
+    with_failed_jobs(&backend).await;
+    let (_, html) = send(&app, get("/failed?queue=mail", LOCAL)).await;
+    assert!(html.contains("action=\"/failed/retry?queue=mail\""), "{html}");
+    assert!(html.contains("retry all 2 of this queue"), "{html}");
+    let other = post("/failed/retry?queue=other", format!("csrf={token}"), origin);
+    assert_eq!(send(&app, other).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(queue.failed_count(None).await.unwrap(), 2, "another queue's retry left them");
+    let all = post("/failed/retry?queue=mail", format!("csrf={token}"), origin);
+    assert_eq!(send(&app, all).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(queue.failed_count(None).await.unwrap(), 0);
 }
 
 #[tokio::test]
