@@ -22,7 +22,8 @@ use crate::AdminError;
 /// [`AdminError::BadUrl`] for a URL this build does not understand,
 /// [`AdminError::NotFound`] for a missing file, [`AdminError::NotAQueue`]
 /// for a file that is not a queue file, [`AdminError::Unreachable`] when
-/// opening fails or the Redis server does not answer.
+/// opening fails or the Redis server does not answer within 5 s (one
+/// connection attempt and one retry).
 ///
 /// # Examples
 ///
@@ -70,7 +71,12 @@ pub async fn connect(url: &str) -> Result<AnyBackend, AdminError> {
 
 #[cfg(feature = "redis")]
 async fn redis(url: &str) -> Result<AnyBackend, AdminError> {
-    conc_bus::RedisQueue::connect(url)
+    // An operator waiting on a wrong host learns it in seconds, not after the
+    // queue's patient reconnect schedule.
+    conc_bus::RedisQueue::builder(url)
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .reconnect_retries(1)
+        .connect()
         .await
         .map(AnyBackend::new)
         .map_err(|source| AdminError::Unreachable { url: url.to_owned(), source })

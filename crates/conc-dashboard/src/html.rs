@@ -132,9 +132,13 @@ pub(crate) fn page(frame: &Frame<'_>, current: &str, heading: &str, body: &str) 
 /// A table with `headers` (a header starting with `#` is numeric: right
 /// aligned) and rows of already escaped cells; `row_ids` gives each row an id.
 pub(crate) fn table(headers: &[&str], rows: &[(String, Vec<String>)]) -> String {
-    let mut out = String::from("<table><thead><tr>");
+    let mut out = String::from("<table>");
     let numeric: Vec<bool> = headers.iter().map(|h| h.starts_with('#')).collect();
-    for header in headers {
+    let labelled = headers.iter().any(|h| !h.trim_start_matches('#').is_empty());
+    if labelled {
+        out.push_str("<thead><tr>");
+    }
+    for header in headers.iter().filter(|_| labelled) {
         match header.strip_prefix('#') {
             Some(header) => {
                 let _ = write!(out, "<th class=n>{}</th>", esc(header));
@@ -144,7 +148,10 @@ pub(crate) fn table(headers: &[&str], rows: &[(String, Vec<String>)]) -> String 
             }
         }
     }
-    out.push_str("</tr></thead><tbody>");
+    if labelled {
+        out.push_str("</tr></thead>");
+    }
+    out.push_str("<tbody>");
     if rows.is_empty() {
         let _ = write!(out, "<tr><td colspan={} class=muted>none</td></tr>", headers.len());
     }

@@ -11,7 +11,7 @@ use conc_dashboard::Dashboard;
 #[derive(Debug, Parser)]
 #[command(name = "conc-dashboard", version)]
 struct Args {
-    /// The backend: `sqlite:PATH`, a path to a queue file, `redis://HOST:PORT`, or `memory:`.
+    /// The backend: `sqlite:PATH`, a path to a queue file, `redis://HOST:PORT/`, or `memory:`.
     #[arg(long, env = "CONC_BUS_BACKEND")]
     backend: String,
     /// Where to listen. Only loopback clients are let in.
@@ -35,34 +35,31 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let backend = match runtime.block_on(conc_bus_cli::connect(&args.backend)) {
-        Ok(backend) => backend,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(error.exit_code());
-        }
-    };
     let result = runtime.block_on(async move {
+        let backend = conc_bus_cli::connect(&args.backend)
+            .await
+            .map_err(|error| (error.to_string(), ExitCode::from(error.exit_code())))?;
+        let failure = |error: String| (error, ExitCode::FAILURE);
         let dashboard = Dashboard::builder(backend)
             .sample_every(Duration::from_secs(args.sample_every))
             .refresh(Duration::from_secs(args.refresh))
             .build()
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| failure(error.to_string()))?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
-            .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
-        let address = listener.local_addr().map_err(|error| error.to_string())?;
+            .map_err(|error| failure(format!("cannot listen on {}: {error}", args.listen)))?;
+        let address = listener.local_addr().map_err(|error| failure(error.to_string()))?;
         eprintln!("conc-dashboard: serving {} on http://{address}/", args.backend);
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        dashboard.serve(listener, shutdown).await.map_err(|error| error.to_string())
+        dashboard.serve(listener, shutdown).await.map_err(|error| failure(error.to_string()))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
+        Err((error, code)) => {
             eprintln!("error: {error}");
-            ExitCode::FAILURE
+            code
         }
     }
 }

@@ -285,6 +285,18 @@ pub(crate) fn failed(frame: &Frame<'_>, view: &Page<FailedSummary>, queue: Optio
         &rows,
     ));
     let query = queue.map_or_else(String::new, |q| format!("queue={}&", url(q)));
+    if view.total > 0 {
+        let label = match queue {
+            Some(_) => format!("retry all {} of this queue", view.total),
+            None => format!("retry all {}", view.total),
+        };
+        let action = format!("/failed/retry?{}", query.trim_end_matches('&'));
+        let _ = write!(
+            body,
+            "<p>{}</p>",
+            button(frame, action.trim_end_matches('?'), "retry-all", &label, false)
+        );
+    }
     body.push_str(&pager(
         frame.base,
         "/failed",

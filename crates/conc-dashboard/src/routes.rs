@@ -43,6 +43,8 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/api/recent", get(recent))
         .route("/failed", get(failed))
         .route("/api/failed", get(failed))
+        .route("/failed/retry", post(retry_all))
+        .route("/api/failed/retry", post(retry_all))
         .route("/failed/{id}", get(failed_job))
         .route("/api/failed/{id}", get(failed_job))
         .route("/failed/{id}/retry", post(retry))
@@ -318,6 +320,27 @@ async fn retry(
     let id = ctx.job_id(&id)?;
     let retried =
         ctx.inner.admin.retry(&RetryFailed::Ids(vec![id])).await.map_err(|e| ctx.backend(&e))?;
+    Ok(ctx.done(&headers, "/failed", false, json!({ "retried": retried })))
+}
+
+#[derive(Deserialize)]
+struct Scope {
+    queue: Option<String>,
+}
+
+/// Retries every failed job, or every failed job of `?queue=`.
+async fn retry_all(
+    ctx: Ctx,
+    Query(scope): Query<Scope>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Response> {
+    ctx.check_post(&headers, &body)?;
+    let which = match scope.queue.filter(|q| !q.is_empty()) {
+        Some(queue) => RetryFailed::Queue(queue),
+        None => RetryFailed::All,
+    };
+    let retried = ctx.inner.admin.retry(&which).await.map_err(|e| ctx.backend(&e))?;
     Ok(ctx.done(&headers, "/failed", false, json!({ "retried": retried })))
 }
 

@@ -1,8 +1,9 @@
 //! The dashboard in a real headless Chromium, against a running worker on a
 //! real SQLite file: a failing job shows up in the failed list, the retry
 //! button puts it back and the count follows, pausing a queue stops its
-//! processing and resuming starts it again. Writes screenshots of the overview
-//! and the metrics page under `target/`.
+//! processing and resuming starts it again. Writes screenshots under
+//! `target/`: `dashboard-overview.png`, `dashboard-metrics.png`,
+//! `dashboard-failed.png` and `dashboard-failed-job.png`.
 //!
 //! Skips with a printed reason when chromedriver or Chromium is missing,
 //! unless `CONC_REQUIRE_SERVICES=1`. Every wait polls the page for the state it
@@ -116,11 +117,13 @@ fn retry_and_pause_from_the_browser() -> Result<(), Box<dyn std::error::Error>> 
     let row = browser.wait_for("a failed row", WAIT, |b| b.text("tr[id^='failed-']"))?;
     assert!(row.contains("export-orders"), "{row}");
     assert!(row.contains("export service unavailable: connection refused"), "{row}");
+    browser.screenshot(&target_dir().join("dashboard-failed.png"))?;
 
     // Its page shows the payload and the attempt.
     click(&browser, "tr[id^='failed-'] a")?;
     let payload = browser.wait_for("the payload", WAIT, |b| b.text("#payload"))?;
     assert!(payload.contains("\"day\": 17"), "{payload}");
+    browser.screenshot(&target_dir().join("dashboard-failed-job.png"))?;
 
     // Retry moves it back: the count drops and the worker processes it.
     export_up.store(true, Ordering::SeqCst);

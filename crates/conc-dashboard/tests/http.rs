@@ -180,6 +180,20 @@ async fn actions_need_the_token_and_the_same_origin() {
     assert_eq!(queue.failed_count(None).await.unwrap(), 0);
     let again = post(&format!("/failed/{second}/forget"), format!("csrf={token}"), origin);
     assert_eq!(send(&app, again).await.0, StatusCode::NOT_FOUND);
+
+    // Retry all, of one queue.
+    queue.resume("mail").await.unwrap();
+    queue.clear("mail").await.unwrap();
+    with_failed_jobs(&backend).await;
+    let (_, html) = send(&app, get("/failed?queue=mail", LOCAL)).await;
+    assert!(html.contains("action=\"/failed/retry?queue=mail\""), "{html}");
+    assert!(html.contains("retry all 2 of this queue"), "{html}");
+    let other = post("/failed/retry?queue=other", format!("csrf={token}"), origin);
+    assert_eq!(send(&app, other).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(queue.failed_count(None).await.unwrap(), 2, "another queue's retry left them");
+    let all = post("/failed/retry?queue=mail", format!("csrf={token}"), origin);
+    assert_eq!(send(&app, all).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(queue.failed_count(None).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -260,4 +274,23 @@ fn settings_out_of_range_are_refused_by_name() {
 #[test]
 fn the_dashboard_is_send_and_sync() {
     static_assertions::assert_impl_all!(Dashboard: Send, Sync, Clone);
+}
+
+#[tokio::test]
+async fn serves_a_redis_queue_opened_by_url() {
+    let Some(redis) = conc_test_support::require_redis() else { return };
+    let backend = conc_bus_cli::connect(&redis.url()).await.unwrap();
+    Queue::new(backend.clone())
+        .dispatch(Mail { to: "ada@example.com".to_owned() })
+        .on_queue("mail")
+        .await
+        .unwrap();
+    let app = Dashboard::builder(backend).sample_every(Duration::ZERO).build().unwrap().router();
+    let (status, json) = send(&app, get("/api/queues", LOCAL)).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let queues: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (queues["items"][0]["name"].as_str(), queues["items"][0]["ready"].as_u64()),
+        (Some("mail"), Some(1))
+    );
 }
