@@ -5,7 +5,9 @@
 //! calls fail, not hang or panic; every key of a queue is on one cluster
 //! slot and the scripts run on a cluster node; the global concurrency of a
 //! queue holds across workers; a push wakes an idle worker on another
-//! connection.
+//! connection; a renewed lease keeps a long job from running twice, and a
+//! graceful stop releases the lease at once (scenarios 12 and 16 of the
+//! crate's fault list, with real workers).
 //!
 //! Every test starts its own `redis-server` through `conc-test-support` and
 //! skips when the binary is missing, unless `CONC_REQUIRE_SERVICES=1`.
@@ -530,4 +532,113 @@ async fn a_job_that_does_not_decode_is_set_aside_not_a_panic() {
     )
     .await;
     assert_eq!(kept.as_deref(), Some("{\"id\": 12"), "kept for inspection");
+}
+
+/// A job the lease tests run: how long the handler holds it, in milliseconds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Hold {
+    ms: u64,
+}
+
+impl conc_bus::Job for Hold {
+    const NAME: &'static str = "hold";
+}
+
+/// Handlers that count each start of a `Hold` job and hold it as told,
+/// deaf to cancellation (so a stopping worker must abandon it).
+fn holding(starts: &Arc<AtomicUsize>) -> JobHandlers {
+    let starts = Arc::clone(starts);
+    JobHandlers::new().handle(move |job: Hold, _: JobContext| {
+        let starts = Arc::clone(&starts);
+        async move {
+            starts.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(job.ms)).await;
+            Ok::<(), JobError>(())
+        }
+    })
+}
+
+/// Scenario 12 on Redis: a job that runs longer than its lease keeps it
+/// (renewed every third of it), so a second worker polling the same queue
+/// never runs it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_lease_keeps_a_long_job_from_running_twice() {
+    let Some(redis) = conc_test_support::require_redis() else { return };
+    let backend = RedisQueue::connect(&redis.url()).await.unwrap();
+    let id = Queue::new(backend.clone()).push(Hold { ms: 3_000 }).await.unwrap();
+    let starts = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let backend = RedisQueue::connect(&redis.url()).await.unwrap();
+        let worker = Worker::builder(backend, holding(&starts))
+            .lease(Duration::from_secs(1))
+            .poll_interval(Duration::from_millis(50))
+            .max_jobs(1)
+            .build()
+            .unwrap();
+        worker.start().unwrap();
+        workers.push(worker);
+    }
+    eventually("the job is done", || {
+        let backend = backend.clone();
+        async move {
+            let size = backend.size("default").await.map_err(|e| e.to_string())?;
+            if size.total() == 0 { Ok(()) } else { Err(format!("{size:?}")) }
+        }
+    })
+    .await;
+    for worker in &workers {
+        worker.stop(Duration::from_secs(1));
+        worker.stopped().await;
+    }
+    assert_eq!(starts.load(Ordering::SeqCst), 1, "job {id} ran more than once");
+    assert_eq!(backend.failed_count(None).await.unwrap(), 0);
+}
+
+/// Scenario 16 on Redis: a worker stopped with a grace shorter than its job
+/// signals cancellation and releases the lease at once, so the job is ready
+/// again (with the stopped attempt counted) long before its 30 s lease would
+/// have expired, and another worker runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_releases_the_lease_at_once() {
+    let Some(redis) = conc_test_support::require_redis() else { return };
+    let backend = RedisQueue::connect(&redis.url()).await.unwrap();
+    let queue = Queue::new(backend.clone());
+    queue.push(Hold { ms: 10_000 }).await.unwrap();
+    let starts = Arc::new(AtomicUsize::new(0));
+    let first = Worker::builder(backend.clone(), holding(&starts))
+        .lease(LEASE)
+        .grace(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    first.start().unwrap();
+    eventually("the first worker starts the job", || {
+        let starts = Arc::clone(&starts);
+        async move { if starts.load(Ordering::SeqCst) == 1 { Ok(()) } else { Err("not yet") } }
+    })
+    .await;
+    first.stop(Duration::from_millis(200));
+    first.stopped().await;
+    let size = queue.size("default").await.unwrap();
+    assert_eq!((size.reserved, size.ready), (0, 1), "released, not left leased: {size:?}");
+
+    let done = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&done);
+    let handlers = JobHandlers::new().handle(move |_: Hold, ctx: JobContext| {
+        let done = Arc::clone(&counted);
+        async move {
+            assert_eq!(ctx.attempt(), 2, "the stopped attempt was counted");
+            done.fetch_add(1, Ordering::SeqCst);
+            Ok::<(), JobError>(())
+        }
+    });
+    let second = Worker::builder(backend.clone(), handlers)
+        .lease(LEASE)
+        .poll_interval(Duration::from_millis(20))
+        .stop_when_empty(true)
+        .build()
+        .unwrap();
+    second.run().await.unwrap();
+    assert_eq!(done.load(Ordering::SeqCst), 1);
+    assert_eq!(queue.size("default").await.unwrap().total(), 0);
 }

@@ -16,7 +16,9 @@
 //!
 //! A second test holds one job in a worker process, kills it, and checks the
 //! job can be reserved again once its lease has expired, and not before:
-//! within the lease plus one poll of the moment the worker died.
+//! within the lease plus one poll of the moment the worker died. A third
+//! runs worker processes on a queue with a global concurrency bound and
+//! counts, in Redis, the jobs running at once across them.
 //!
 //! The same checker runs longer outside CI as
 //! `cargo xtask soak bus --backend redis`; the parameters come from the
@@ -117,17 +119,60 @@ async fn connect(url: &str) -> RedisQueue {
     }
 }
 
+/// The queue of the global concurrency test, its bound, and the key its
+/// workers count running jobs in.
+const LIMITED: &str = "exports";
+const GLOBAL_LIMIT: u32 = 3;
+const RUNNING_KEY: &str = "test:running";
+
+/// A worker child of the bounded queue: counts the jobs running across every
+/// process in Redis and logs the count it saw at each start.
+fn limited_worker(url: &str, log: Arc<Mutex<File>>) {
+    runtime().block_on(async move {
+        let backend = connect(url).await;
+        let client = redis::Client::open(url).unwrap();
+        let counter = client.get_multiplexed_async_connection().await.unwrap();
+        let handlers = JobHandlers::new().handle(move |_: Work, ctx: JobContext| {
+            let (log, mut counter) = (Arc::clone(&log), counter.clone());
+            async move {
+                let running: u64 =
+                    redis::cmd("INCR").arg(RUNNING_KEY).query_async(&mut counter).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _: i64 =
+                    redis::cmd("DECR").arg(RUNNING_KEY).query_async(&mut counter).await.unwrap();
+                let line = format!("{} {running}\n", ctx.id());
+                log.lock().unwrap().write_all(line.as_bytes()).unwrap();
+                Ok::<(), JobError>(())
+            }
+        });
+        let worker = Worker::builder(backend, handlers)
+            .queues([LIMITED])
+            .concurrency(4)
+            .prefetch(4)
+            .poll_interval(Duration::from_millis(20))
+            .stop_when_empty(true)
+            .build()
+            .unwrap();
+        worker.run().await.unwrap();
+    });
+}
+
 /// A worker child: logs each finished job (`worker`) or each started job,
-/// then holds it forever (`holder`).
+/// then holds it forever (`holder`); or runs the bounded queue (`limited`).
 #[test]
 fn child_worker() {
     let role = match std::env::var(ROLE).as_deref() {
         Ok("worker") => "worker",
         Ok("holder") => "holder",
+        Ok("limited") => "limited",
         _ => return,
     };
     let (url, log) = (env_text(URL), env_text(LOG));
     let log = Arc::new(Mutex::new(OpenOptions::new().create(true).append(true).open(log).unwrap()));
+    if role == "limited" {
+        limited_worker(&url, log);
+        return;
+    }
     runtime().block_on(async move {
         let backend = connect(&url).await;
         let handlers = JobHandlers::new().handle(move |_: Work, ctx: JobContext| {
@@ -442,4 +487,50 @@ fn a_killed_workers_job_is_visible_again_within_its_lease_plus_one_poll() {
         say(&format!("the killed worker's job came back after {waited} ms ({polls} polls)"));
         assert!(waited <= limit, "came back after {waited} ms, past {limit} ms");
     });
+}
+
+#[test]
+fn the_global_concurrency_of_a_queue_holds_across_processes() {
+    const JOBS: u64 = 60;
+    if std::env::var(ROLE).is_ok() {
+        return;
+    }
+    let Some(redis) = conc_test_support::require_redis() else { return };
+    let url = redis.url();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime();
+    runtime.block_on(async {
+        let backend = connect(&url).await;
+        backend.set_global_concurrency(LIMITED, Some(GLOBAL_LIMIT)).await.unwrap();
+        let queue = Queue::new(backend);
+        for n in 0..JOBS {
+            queue.dispatch(Work { n: n as u32 }).on_queue(LIMITED).await.unwrap();
+        }
+    });
+    // Four processes of four slots each: sixteen could run at once.
+    let mut workers: Vec<WorkerProcess> = (0..4)
+        .map(|i| WorkerProcess::spawn("limited", &url, dir.path(), &format!("limited-{i}")))
+        .collect();
+    let deadline = Instant::now() + STUCK;
+    for worker in &mut workers {
+        while worker.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the workers never drained the queue");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let status = worker.child.wait().unwrap();
+        let output = std::fs::read_to_string(&worker.stderr).unwrap_or_default();
+        assert!(status.success(), "a worker process failed: {status}\n{output}");
+    }
+    let mut seen = Vec::new();
+    for worker in &workers {
+        let text = std::fs::read_to_string(&worker.log).unwrap_or_default();
+        seen.extend(
+            text.lines().map(|line| line.split(' ').nth(1).unwrap().parse::<u64>().unwrap()),
+        );
+    }
+    assert_eq!(seen.len() as u64, JOBS, "every job ran once");
+    let most = seen.iter().copied().max().unwrap();
+    say(&format!("at most {most} jobs ran at once across 4 processes (bound {GLOBAL_LIMIT})"));
+    assert!(most <= u64::from(GLOBAL_LIMIT), "{most} jobs ran at once, more than {GLOBAL_LIMIT}");
+    assert!(most > 1, "the jobs never overlapped, so the bound was not exercised");
 }

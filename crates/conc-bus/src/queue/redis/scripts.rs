@@ -38,6 +38,15 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function jkey(b, id) return b .. 'job:' .. id end
+-- Runs `cmd [key] args...` in calls of at most 1,000 arguments (even, so
+-- score-member pairs stay whole), under Lua's limit on unpacked values.
+local function chunked(cmd, key, args)
+  for i = 1, #args, 1000 do
+    local j = math.min(i + 999, #args)
+    if key then redis.call(cmd, key, unpack(args, i, j))
+    else redis.call(cmd, unpack(args, i, j)) end
+  end
+end
 local function rkey(b, p) return b .. 'ready:' .. p end
 local function notify(b, n)
   if n < 1 then return end
@@ -111,20 +120,32 @@ for qi, n in pairs(count) do
   end
 end
 local ready = {}
+local lists, order = {}, {}
 for o = 2, #ARGV, 8 do
   local qi = tonumber(ARGV[o])
   local b, id, p, at = KEYS[qi], ARGV[o + 1], ARGV[o + 2], tonumber(ARGV[o + 3])
   local jk = jkey(b, id)
-  redis.call('HSET', jk, 'e', ARGV[o + 7], 'a', 0, 'p', p, 'm', ARGV[o + 4], 'n', ARGV[o + 6],
-    's', now)
-  if ARGV[o + 5] ~= '' then redis.call('HSET', jk, 'u', ARGV[o + 5]) end
+  if ARGV[o + 5] ~= '' then
+    redis.call('HSET', jk, 'e', ARGV[o + 7], 'a', 0, 'p', p, 'm', ARGV[o + 4], 'n', ARGV[o + 6],
+      's', now, 'u', ARGV[o + 5])
+  else
+    redis.call('HSET', jk, 'e', ARGV[o + 7], 'a', 0, 'p', p, 'm', ARGV[o + 4], 'n', ARGV[o + 6],
+      's', now)
+  end
   if at > now then
     redis.call('ZADD', b .. 'delayed', at, id)
   else
-    redis.call('RPUSH', rkey(b, p), id)
+    local list = rkey(b, p)
+    if not lists[list] then
+      lists[list] = {}
+      order[#order + 1] = list
+    end
+    local ids = lists[list]
+    ids[#ids + 1] = id
     ready[qi] = (ready[qi] or 0) + 1
   end
 end
+for _, list in ipairs(order) do chunked('RPUSH', list, lists[list]) end
 for qi, n in pairs(ready) do notify(KEYS[qi], n) end
 return {now, 'ok'}
 ";
@@ -174,9 +195,9 @@ while #live < want and p >= 0 and #dead < chunk do
   else
     for _, id in ipairs(ids) do
       local jk = jkey(b, id)
-      local f = redis.call('HMGET', jk, 'e', 'm', 'u', 'n', 's')
+      local f = redis.call('HMGET', jk, 'e', 'm', 'u', 'n', 's', 'a')
       if f[1] then
-        local attempt = redis.call('HINCRBY', jk, 'a', 1)
+        local attempt = tonumber(f[6] or '0') + 1
         if attempt > tonumber(f[2]) or (f[3] and now > tonumber(f[3])) then
           bury(b, id, f[4], now, 'R' .. attempt .. ':' .. now .. ':' .. f[1])
           redis.call('DEL', jk)
@@ -193,16 +214,19 @@ local out = {now, 0, #live, #dead}
 if #live > 0 then
   local first = redis.call('INCRBY', b .. 'seq', #live) - #live
   local expires = now + lease
+  local leased = {}
   for i, job in ipairs(live) do
     local token = first + i
-    redis.call('HSET', jkey(b, job[1]), 't', token)
-    redis.call('ZADD', b .. 'reserved', expires, job[1])
+    redis.call('HSET', jkey(b, job[1]), 'a', job[2], 't', token)
+    leased[#leased + 1] = expires
+    leased[#leased + 1] = job[1]
     out[#out + 1] = job[1]
     out[#out + 1] = token
     out[#out + 1] = job[2]
     out[#out + 1] = job[3]
     out[#out + 1] = job[4]
   end
+  chunked('ZADD', b .. 'reserved', leased)
 end
 for _, job in ipairs(dead) do
   out[#out + 1] = job[1]
@@ -255,19 +279,24 @@ local now = now_ms()
 local out = {now}
 local skipped = {}
 local requeued, dead = 0, false
+-- Acknowledged jobs, deleted together at the end.
+local acked, acked_ids, acked_keys = {}, {}, {}
 for o = 4, #ARGV, 8 do
   local kind, id, token = ARGV[o], ARGV[o + 1], ARGV[o + 2]
   local jk = jkey(b, id)
   local r = 0
   if skipped[id] then
     r = -1
+  elseif acked[id] then
+    r = 0
   else
     local expiry = redis.call('ZSCORE', b .. 'reserved', id)
     local f = redis.call('HMGET', jk, 't', 'v')
     if expiry and tonumber(expiry) > now and f[1] == token then
       if kind == 'A' then
-        redis.call('ZREM', b .. 'reserved', id)
-        redis.call('DEL', jk)
+        acked[id] = true
+        acked_ids[#acked_ids + 1] = id
+        acked_keys[#acked_keys + 1] = jk
         r = 1
       elseif kind == 'E' then
         r = now + tonumber(ARGV[o + 5])
@@ -302,6 +331,8 @@ for o = 4, #ARGV, 8 do
   end
   out[#out + 1] = r
 end
+chunked('ZREM', b .. 'reserved', acked_ids)
+chunked('DEL', nil, acked_keys)
 notify(b, requeued)
 if dead then prune(b, now, tonumber(ARGV[2]), tonumber(ARGV[3])) end
 return out
