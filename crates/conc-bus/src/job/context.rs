@@ -116,6 +116,8 @@ struct Inner {
     sink: Arc<dyn ContextSink>,
     flow: Option<Box<super::JobFlow>>,
     edits: Mutex<ChainEdits>,
+    /// How many batch adds this attempt made (each add's ids derive from it).
+    adds: std::sync::atomic::AtomicU32,
 }
 
 /// Links a running job adds to its chain, sent with its acknowledgement.
@@ -144,6 +146,7 @@ impl JobContext {
             sink,
             flow: None,
             edits: Mutex::new(ChainEdits::default()),
+            adds: std::sync::atomic::AtomicU32::new(0),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -159,6 +162,13 @@ impl JobContext {
     /// The chain edits made so far, taken.
     pub(crate) fn take_chain_edits(&self) -> ChainEdits {
         std::mem::take(&mut *self.inner.edits.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The number of this attempt's next batch add: the `n`th add of every
+    /// attempt derives the same ids, so an attempt that runs again adds
+    /// nothing new.
+    pub(crate) fn next_add(&self) -> u32 {
+        self.inner.adds.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The names of the jobs prepended and appended so far.

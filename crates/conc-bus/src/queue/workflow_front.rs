@@ -67,9 +67,10 @@ impl<B: WorkflowBackend> Queue<B> {
     }
 
     /// Adds `jobs` to the batch of the running member `ctx`, with ids derived
-    /// from the member's: if the member runs again (its lease was lost, it
-    /// failed and is retried) the same add adds nothing. The batch grows
-    /// before the member counts, so it cannot finish in between.
+    /// from the member's and from the number of this add in the attempt: if
+    /// the member runs again (its lease was lost, it failed and is retried)
+    /// and makes the same adds, they add nothing. The batch grows before the
+    /// member counts, so it cannot finish in between.
     ///
     /// # Errors
     ///
@@ -83,7 +84,8 @@ impl<B: WorkflowBackend> Queue<B> {
         let Some(id) = ctx.batch_id() else {
             return Err(WorkflowError::NotInBatch { job: ctx.id() });
         };
-        let pushed = jobs.into_pushed(id, None, Some(ctx.id()), self.backend().now())?;
+        let parent = crate::job::derived_id(ctx.id(), u128::from(ctx.next_add()) << 64);
+        let pushed = jobs.into_pushed(id, None, Some(parent), self.backend().now())?;
         self.backend().add_to_batch(id, pushed).await
     }
 

@@ -7,7 +7,7 @@ use conc_bus::batch::{BatchJobs, PendingBatch};
 use conc_bus::chain::Chain;
 use conc_bus::job::TriggerKind;
 use conc_bus::queue::WorkflowBackend;
-use conc_bus::{JobContext, JobError, JobHandlers, Transition, Worker};
+use conc_bus::{JobContext, JobError, JobHandlers, JobOptions, Transition, Worker};
 
 use super::{Callback, Step, W, callback, kind, kinds, name, step};
 
@@ -116,10 +116,14 @@ pub async fn a_worker_runs_a_batch_with_progress_and_adds_from_a_member<B: Workf
             let log = Arc::clone(&log);
             async move {
                 if job.name == "parent" {
-                    // Ran twice, added once.
-                    for _ in 0..2 {
-                        let jobs = BatchJobs::new().add(step("child"));
+                    // Each attempt adds a child, then a grandchild; the
+                    // first attempt fails after adding: the retry adds nothing new.
+                    for name in ["child", "grandchild"] {
+                        let jobs = BatchJobs::new().add(step(name));
                         queue.add_to_batch_from(&ctx, jobs).await.map_err(JobError::retry)?;
+                    }
+                    if ctx.attempt() == 1 {
+                        return Err(JobError::retry("first attempt fails after adding"));
                     }
                     ctx.append_to_chain(step("appended")).map_err(JobError::retry)?;
                 }
@@ -135,8 +139,9 @@ pub async fn a_worker_runs_a_batch_with_progress_and_adds_from_a_member<B: Workf
                 Ok::<(), JobError>(())
             }
         });
+    let quick = JobOptions::new().backoff(vec![Duration::ZERO]);
     let batch = PendingBatch::new()
-        .add(step("parent"))
+        .jobs(BatchJobs::new().add_with(step("parent"), &quick))
         .add(step("other"))
         .progress(callback("progress"))
         .then(callback("then"));
@@ -147,7 +152,7 @@ pub async fn a_worker_runs_a_batch_with_progress_and_adds_from_a_member<B: Workf
         .unwrap();
     worker.run().await.unwrap();
     let info = w.info(id).await;
-    assert_eq!((info.total, info.succeeded, info.is_finished()), (3, 3, true));
+    assert_eq!((info.total, info.succeeded, info.is_finished()), (4, 4, true));
     let mut log = seen.lock().unwrap().clone();
     log.sort();
     assert_eq!(
@@ -155,8 +160,10 @@ pub async fn a_worker_runs_a_batch_with_progress_and_adds_from_a_member<B: Workf
         [
             "appended",
             "child",
+            "grandchild",
             "other",
             "parent",
+            "progress:Some(Progress)",
             "progress:Some(Progress)",
             "progress:Some(Progress)",
             "progress:Some(Progress)",
