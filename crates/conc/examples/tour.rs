@@ -28,6 +28,8 @@
 //!     the failed job retried from the store after the export service is back;
 //!     then a command dispatched on the bus.
 #![allow(clippy::print_stdout, reason = "the tour talks to the terminal")]
+#[path = "tour_parts/workflows.rs"]
+mod workflows;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -794,5 +796,5 @@ async fn jobs() -> Result<(), BoxError> {
         Err(error) => println!("  bus: {error}"),
         Ok(order) => println!("  bus: unexpected order {order}"),
     }
-    Ok(())
+    workflows::workflows().await
 }
