@@ -451,10 +451,12 @@ async fn two_handles_finishing_one_batch_fire_its_callbacks_once() {
         tokio::spawn(async move {
             let mut callbacks = Vec::new();
             loop {
+                // Finished first, then nothing to reserve: every callback is
+                // stored by then (in the step that finished the batch).
+                let finished = handle.batch(id).await.unwrap().is_some_and(|b| b.is_finished());
                 let jobs = reserve(&handle, 3).await;
                 if jobs.is_empty() {
-                    let finished = handle.batch(id).await.unwrap().is_some_and(|b| b.is_finished());
-                    if finished && reserve(&handle, 1).await.is_empty() {
+                    if finished {
                         return callbacks;
                     }
                     tokio::task::yield_now().await;
@@ -482,4 +484,33 @@ async fn two_handles_finishing_one_batch_fire_its_callbacks_once() {
     assert_eq!(count(TriggerKind::Progress), MEMBERS);
     let info = a.batch(id).await.unwrap().unwrap();
     assert_eq!((info.succeeded, info.pending), (MEMBERS as u64, 0));
+}
+
+#[tokio::test]
+async fn a_batch_stored_before_its_counts_were_kept_is_counted_from_its_members() {
+    use conc_bus::batch::{BatchJobs, PendingBatch};
+    use conc_bus::queue::WorkflowBackend;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let clock = ManualClock::new();
+    let backend = open(&path, &clock);
+    let queue = Queue::new(backend.clone());
+    let batch = PendingBatch::new().add(Note { text: "a".into() }).add(Note { text: "b".into() });
+    let id = queue.dispatch_batch(batch).await.unwrap();
+    let first = reserve(&backend, 1).await.remove(0);
+    backend.settle(vec![(first.lease.clone(), Transition::Ack)]).await.unwrap();
+    // The record as the first release with batches wrote it: no counts.
+    Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE conc_bus_batches SET record = json_remove(record, '$.counts')", [])
+        .unwrap();
+    let info = backend.batch(id).await.unwrap().unwrap();
+    assert_eq!((info.total, info.succeeded, info.pending), (2, 1, 1));
+    queue.add_to_batch(id, BatchJobs::new().add(Note { text: "c".into() })).await.unwrap();
+    for job in reserve(&backend, 10).await {
+        backend.settle(vec![(job.lease.clone(), Transition::Ack)]).await.unwrap();
+    }
+    let info = backend.batch(id).await.unwrap().unwrap();
+    assert_eq!((info.total, info.succeeded, info.is_finished()), (3, 3, true));
 }

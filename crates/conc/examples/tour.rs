@@ -29,6 +29,8 @@
 //!     then a command dispatched on the bus. The jobs live in
 //!     `target/tour-jobs.db`, which the dashboard can open afterwards.
 #![allow(clippy::print_stdout, reason = "the tour talks to the terminal")]
+#[path = "tour_parts/workflows.rs"]
+mod workflows;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -804,5 +806,5 @@ async fn jobs() -> Result<(), BoxError> {
         Err(error) => println!("  bus: {error}"),
         Ok(order) => println!("  bus: unexpected order {order}"),
     }
-    Ok(())
+    workflows::workflows().await
 }

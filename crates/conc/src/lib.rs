@@ -19,7 +19,7 @@
 //! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`, `ratelimit-redis`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer; Redis |
 //! | [`resilience`] | `conc-resilience` | `resilience` (+ `resilience-tower`) | circuit breaker, bulkhead, retry, timeout, fallback, load shedding, and a stack of them |
 //! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
-//! | [`bus`] | `conc-bus` | `bus` (+ `bus-sqlite`, `bus-redis`, `bus-resilience`, `bus-ratelimit`, `bus-schedule`) | the command bus; typed background jobs on leased queues (memory, SQLite, Redis), workers, the failed store, the scheduler |
+//! | [`bus`] | `conc-bus` | `bus` (+ `bus-sqlite`, `bus-redis`, `bus-resilience`, `bus-ratelimit`, `bus-schedule`) | the command bus; typed background jobs on leased queues (memory, SQLite, Redis), workers, the failed store, the scheduler, batches, chains, unique and debounced jobs |
 //! | [`process`] | `conc-process` | `process` | runs with tree-wide timeouts, pools, pipes, supervision |
 //!
 //! # Feature flags

@@ -308,6 +308,7 @@ impl PendingBatch {
             finished_at: None,
             callbacks,
             fired: Fired::default(),
+            counts: None,
         };
         Ok(NewBatch { record, members })
     }

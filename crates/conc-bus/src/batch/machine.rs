@@ -161,6 +161,7 @@ mod tests {
                 progress: None,
             },
             fired: Fired::default(),
+            counts: None,
         }
     }
 

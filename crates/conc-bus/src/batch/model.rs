@@ -142,10 +142,16 @@ pub(crate) struct BatchRecord {
     pub(crate) finished_at: Option<Millis>,
     pub(crate) callbacks: Callbacks,
     pub(crate) fired: Fired,
+    /// The member counts, kept by backends that store the record apart from
+    /// the member set (SQLite), moved only when a member's outcome is set
+    /// (once, from none) or a member is added; `None` in records written
+    /// before they were kept, which are counted from the set instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) counts: Option<Counts>,
 }
 
 /// The members of a batch by outcome, counted from the set of members.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Counts {
     pub(crate) total: u64,
     pub(crate) succeeded: u64,

@@ -11,7 +11,7 @@ use crate::batch::BatchId;
 use crate::id::JobId;
 
 /// The workflow state a job carries in its [`Envelope`]: written by
-/// [`PendingBatch`](crate::batch::Batch), [`Chain`](crate::chain::Chain) and
+/// [`PendingBatch`](crate::batch::PendingBatch), [`Chain`](crate::chain::Chain) and
 /// [`Admission`](crate::admission::Admission), read by the backend when it
 /// settles the job. Empty parts are not stored.
 ///

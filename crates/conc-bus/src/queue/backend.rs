@@ -161,6 +161,10 @@ pub type Settled = Result<Settlement, super::error::LeaseLost>;
 ///   not the job's current one, or whose lease expired, is refused as
 ///   [`LeaseLost`](super::error::LeaseLost) and changes nothing.
 /// - Times are the backend's own (Unix milliseconds from its clock).
+///
+/// Backends that also keep batches, chains and unique or debounced jobs
+/// implement [`WorkflowBackend`](crate::queue::WorkflowBackend), whose
+/// effects they apply inside `push`, `reserve` and `settle`.
 pub trait QueueBackend: FailedStore + fmt::Debug + Send + Sync + 'static {
     /// Stores `jobs`, all or none.
     fn push(&self, jobs: Vec<Pushed>) -> impl Future<Output = Result<(), PushError>> + Send;

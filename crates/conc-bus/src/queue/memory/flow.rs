@@ -171,6 +171,7 @@ impl State {
             let id = job.envelope.id;
             if !self.jobs.contains_key(&id) && !self.failed.by_id.contains_key(&id) {
                 self.insert(job.envelope, job.available_at, now);
+                self.follow_pushed = true;
             }
         }
     }

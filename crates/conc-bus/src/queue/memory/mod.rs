@@ -207,9 +207,16 @@ impl QueueBackend for MemoryQueue {
         let now = self.now();
         let lease_ms = millis(request.lease);
         let mut dead = Vec::new();
-        let mut state = self.lock();
-        let jobs = state.reserve(request.queues, request.max, lease_ms, now, &mut dead);
-        self.bury(&mut state, dead.clone(), now);
+        let (jobs, pushed) = {
+            let mut state = self.lock();
+            let jobs = state.reserve(request.queues, request.max, lease_ms, now, &mut dead);
+            self.bury(&mut state, dead.clone(), now);
+            (jobs, std::mem::take(&mut state.follow_pushed))
+        };
+        if pushed {
+            // Callbacks of jobs found dead (their batch or chain carries on).
+            self.inner.pushed.notify_waiters();
+        }
         Ok(Reservation { jobs, dead })
     }
 
@@ -222,20 +229,16 @@ impl QueueBackend for MemoryQueue {
             let out = batch
                 .into_iter()
                 .map(|(lease, transition)| {
-                    // Any end of a job may push another (a requeue, a
-                    // chain's next link, a batch callback).
-                    requeued |= !matches!(
-                        transition,
-                        Transition::Extend { .. }
-                            | Transition::Progress(_)
-                            | Transition::Checkpoint(_)
-                    );
+                    requeued |=
+                        matches!(transition, Transition::Retry { .. } | Transition::Release { .. });
                     state
                         .settle(&lease, transition, now, &mut dead)
                         .map_err(|()| LeaseLost { job: lease.job })
                 })
                 .collect();
             self.bury(&mut state, dead, now);
+            // A chain's next link or a batch callback pushed on the way.
+            requeued |= std::mem::take(&mut state.follow_pushed);
             out
         };
         if requeued {

@@ -120,6 +120,9 @@ pub(super) struct State {
     pub(super) locks: HashMap<String, crate::admission::machine::Lock>,
     /// Debounce records by key: the job waiting, and the first dispatch's time.
     pub(super) debounce: HashMap<String, (JobId, Millis)>,
+    /// Whether the backend pushed jobs of its own (next links, callbacks)
+    /// since the flag was last taken, so that waiting workers are woken.
+    pub(super) follow_pushed: bool,
     next_token: u64,
 }
 

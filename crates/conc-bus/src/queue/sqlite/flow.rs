@@ -93,7 +93,17 @@ fn save(tx: &Tx<'_>, record: &BatchRecord) -> Result<(), Failure> {
     Ok(())
 }
 
-fn counts(tx: &Tx<'_>, id: BatchId) -> Result<Counts, Failure> {
+/// The counts of `record`: kept in it, or (in a record written before they
+/// were kept) counted from its member set.
+fn counted(tx: &Tx<'_>, record: &BatchRecord) -> Result<Counts, Failure> {
+    match record.counts {
+        Some(counts) => Ok(counts),
+        None => tally(tx, record.id),
+    }
+}
+
+/// The counts of batch `id`, from its member set.
+fn tally(tx: &Tx<'_>, id: BatchId) -> Result<Counts, Failure> {
     let mut counts = Counts::default();
     let mut statement = tx.conn.prepare_cached(COUNTS)?;
     let mut rows = statement.query([batch_bytes(id)])?;
@@ -213,7 +223,15 @@ fn record(
         return Ok(());
     }
     let Some(mut record) = load(tx, member.batch)? else { return Ok(()) };
-    let counts = counts(tx, member.batch)?;
+    let counts = match record.counts {
+        // One member moved from no outcome to `outcome`, just now.
+        Some(mut counts) => {
+            counts.add(outcome);
+            counts
+        }
+        None => tally(tx, member.batch)?,
+    };
+    record.counts = Some(counts);
     let decision = machine::on_outcome(&mut record, counts, member.member, outcome, error, tx.now);
     follow.extend(machine::callback_jobs(&record, &decision.fire, tx.now));
     save(tx, &record)?;
@@ -286,6 +304,12 @@ pub(super) fn create(
 ) -> Result<u64, Failure> {
     super::store::push(tx, members)?;
     let mut record = record.clone();
+    let total = members
+        .iter()
+        .filter(|job| job.envelope.flow.as_deref().is_some_and(|f| f.batch.is_some()))
+        .count();
+    let counts = Counts { total: total as u64, ..Counts::default() };
+    record.counts = Some(counts);
     let text = serde_json::to_string(&record)
         .map_err(|error| Failure::corrupt(format!("a batch does not encode: {error}")))?;
     tx.conn.prepare_cached(INSERT_BATCH)?.execute(params![
@@ -294,7 +318,6 @@ pub(super) fn create(
         text
     ])?;
     insert_members(tx, record.id, members)?;
-    let counts = counts(tx, record.id)?;
     let fires = machine::on_settled(&mut record, counts, tx.now);
     if !fires.is_empty() || record.finished_at.is_some() {
         save(tx, &record)?;
@@ -305,7 +328,9 @@ pub(super) fn create(
 
 /// Adds the members of `jobs` not in batch `id` yet and pushes them.
 pub(super) fn add(tx: &Tx<'_>, id: BatchId, jobs: &[Pushed]) -> Result<u64, Failure> {
-    let Some(record) = load(tx, id)? else { return Err(Failure::Refused(Refusal::NoBatch(id))) };
+    let Some(mut record) = load(tx, id)? else {
+        return Err(Failure::Refused(Refusal::NoBatch(id)));
+    };
     if record.cancelled_at.is_some() {
         return Err(Failure::Refused(Refusal::Closed(id, "cancelled")));
     }
@@ -321,11 +346,19 @@ pub(super) fn add(tx: &Tx<'_>, id: BatchId, jobs: &[Pushed]) -> Result<u64, Fail
         }
     }
     super::store::push(tx, &fresh)?;
+    if !fresh.is_empty() {
+        let mut counts = counted(tx, &record)?;
+        if record.counts.is_some() {
+            counts.total += fresh.len() as u64;
+        }
+        record.counts = Some(counts);
+        save(tx, &record)?;
+    }
     Ok(fresh.len() as u64)
 }
 
 fn info(tx: &Tx<'_>, record: &BatchRecord) -> Result<BatchInfo, Failure> {
-    let counts = counts(tx, record.id)?;
+    let counts = counted(tx, record)?;
     let mut failed = Vec::new();
     let mut statement = tx.conn.prepare_cached(FAILED_MEMBERS)?;
     let mut rows = statement.query([batch_bytes(record.id)])?;
@@ -361,7 +394,7 @@ pub(super) fn cancel(tx: &Tx<'_>, id: BatchId) -> Result<bool, Failure> {
     drop_waiting(tx, id, &mut follow)?;
     // Nothing may have been waiting: the batch may be finished already.
     if let Some(mut record) = load(tx, id)? {
-        let counts = counts(tx, id)?;
+        let counts = counted(tx, &record)?;
         let fires = machine::on_settled(&mut record, counts, tx.now);
         follow.extend(machine::callback_jobs(&record, &fires, tx.now));
         save(tx, &record)?;
