@@ -179,9 +179,16 @@ impl<B: QueueBackend> Runner<B> {
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.check_max_jobs();
-            let backend_up =
-                self.backend_down_until.is_none_or(|until| TokioInstant::now() >= until);
-            if backend_up {
+            // Acknowledgements and the next reservation go together (one
+            // round trip where the backend can pipeline them). Only
+            // acknowledgements: a retry or release must be in place before
+            // the reservation is decided, and the worker sends those first.
+            let mut filled = None;
+            if self.backend_up() && self.stopping.is_none() && self.free() > 0 && self.acks_first()
+            {
+                filled = Some(self.ack_and_fill().await);
+            }
+            if self.backend_up() {
                 self.flush().await;
             }
             if let Some(reason) = self.stopping
@@ -202,10 +209,9 @@ impl<B: QueueBackend> Runner<B> {
                     return reason;
                 }
             }
-            let backend_up =
-                self.backend_down_until.is_none_or(|until| TokioInstant::now() >= until);
-            let mut reserved_now = false;
-            if self.stopping.is_none() && backend_up && self.free() > 0 {
+            let backend_up = self.backend_up();
+            let mut reserved_now = filled.unwrap_or(false);
+            if filled.is_none() && self.stopping.is_none() && backend_up && self.free() > 0 {
                 reserved_now = self.fill().await;
             }
             self.start_jobs();
@@ -275,12 +281,71 @@ impl<B: QueueBackend> Runner<B> {
             .saturating_sub(self.running.len() + self.buffer.len())
     }
 
+    /// Whether the backend may be called (not backing off after a failure).
+    fn backend_up(&self) -> bool {
+        self.backend_down_until.is_none_or(|until| TokioInstant::now() >= until)
+    }
+
+    /// Whether the next batch of transitions is acknowledgements only.
+    fn acks_first(&self) -> bool {
+        !self.pending.is_empty()
+            && self
+                .pending
+                .iter()
+                .take(SETTLE_BATCH)
+                .all(|p| matches!(p.transition, Transition::Ack))
+    }
+
+    /// Sends the next batch of transitions (acknowledgements) and the
+    /// reservation for the free slots together; whether the reservation
+    /// reached the backend.
+    async fn ack_and_fill(&mut self) -> bool {
+        let batch = self.take_batch();
+        let transitions = batch.iter().map(|p| (p.lease.clone(), p.transition.clone())).collect();
+        let shared = Arc::clone(&self.shared);
+        let want = self.free();
+        let request = ReserveRequest::new(&shared.config.queues, want, shared.config.lease);
+        let (settled, reserved) = shared.backend.settle_and_reserve(transitions, request).await;
+        // A failure is taken in last, so that the other call's success does
+        // not end the backoff it starts; one failure of both backs off once.
+        let reached = match (settled, reserved) {
+            (settled @ Ok(_), reserved) => {
+                self.apply_settled(batch, settled);
+                self.apply_reservation(want, reserved)
+            }
+            (settled @ Err(_), reserved @ Ok(_)) => {
+                let reached = self.apply_reservation(want, reserved);
+                self.apply_settled(batch, settled);
+                reached
+            }
+            (settled @ Err(_), Err(_)) => {
+                self.apply_settled(batch, settled);
+                false
+            }
+        };
+        // A backend may have run the reservation before the
+        // acknowledgements (Redis, when it had to load a script first), so
+        // a short answer is not taken for an empty queue: the next round
+        // asks again on its own.
+        self.more_available = true;
+        reached
+    }
+
     /// Reserves jobs for the free slots; whether the call reached the backend.
     async fn fill(&mut self) -> bool {
         let config = &self.shared.config;
         let want = self.free();
         let request = ReserveRequest::new(&config.queues, want, config.lease);
         let result = self.shared.backend.reserve(request).await;
+        self.apply_reservation(want, result)
+    }
+
+    /// Takes the reservation of `want` jobs in; whether it reached the backend.
+    fn apply_reservation(
+        &mut self,
+        want: usize,
+        result: Result<crate::queue::Reservation, QueueError>,
+    ) -> bool {
         match result {
             Ok(reservation) => {
                 self.backend_ok();
@@ -446,24 +511,43 @@ impl<B: QueueBackend> Runner<B> {
     /// Sends the waiting transitions, a batch at a time.
     async fn flush(&mut self) {
         while !self.pending.is_empty() {
-            let n = self.pending.len().min(SETTLE_BATCH);
-            let batch: Vec<Pending> = self.pending.drain(..n).collect();
+            let batch = self.take_batch();
             let transitions =
                 batch.iter().map(|p| (p.lease.clone(), p.transition.clone())).collect();
-            match self.shared.backend.settle(transitions).await {
-                Ok(results) => {
-                    self.backend_ok();
-                    for (pending, settled) in batch.into_iter().zip(results) {
-                        self.settled(pending, settled);
-                    }
+            let result = self.shared.backend.settle(transitions).await;
+            if !self.apply_settled(batch, result) {
+                return;
+            }
+        }
+    }
+
+    /// The next batch of waiting transitions, taken off the queue.
+    fn take_batch(&mut self) -> Vec<Pending> {
+        let n = self.pending.len().min(SETTLE_BATCH);
+        self.pending.drain(..n).collect()
+    }
+
+    /// Takes the backend's answer to `batch` in; on a failure the batch goes
+    /// back to the front of the waiting transitions (`false`).
+    fn apply_settled(
+        &mut self,
+        batch: Vec<Pending>,
+        result: Result<Vec<Settled>, QueueError>,
+    ) -> bool {
+        match result {
+            Ok(results) => {
+                self.backend_ok();
+                for (pending, settled) in batch.into_iter().zip(results) {
+                    self.settled(pending, settled);
                 }
-                Err(error) => {
-                    for pending in batch.into_iter().rev() {
-                        self.pending.push_front(pending);
-                    }
-                    self.backend_failed(&error);
-                    return;
+                true
+            }
+            Err(error) => {
+                for pending in batch.into_iter().rev() {
+                    self.pending.push_front(pending);
                 }
+                self.backend_failed(&error);
+                false
             }
         }
     }
