@@ -169,14 +169,19 @@ pub trait QueueBackend: FailedStore + fmt::Debug + Send + Sync + 'static {
         batch: Vec<(Lease, Transition)>,
     ) -> impl Future<Output = Result<Vec<Settled>, QueueError>> + Send;
 
-    /// Applies `batch` as [`settle`](Self::settle) does, then reserves as
-    /// [`reserve`](Self::reserve) does, the reservation seeing what the
-    /// batch changed (room freed under a global concurrency bound, for one).
-    /// A worker sends its acknowledgements and its next reservation this way.
+    /// Applies `batch` as [`settle`](Self::settle) does and reserves as
+    /// [`reserve`](Self::reserve) does, the batch sent first so that the
+    /// reservation sees what it changed (room freed under a global
+    /// concurrency bound, for one). A worker sends its acknowledgements and
+    /// its next reservation this way.
     ///
     /// The default runs one call after the other. A backend that can send
-    /// both at once, in order, saves a round trip: Redis pipelines the two
-    /// scripts on one connection.
+    /// both at once saves a round trip: Redis pipelines the two scripts on
+    /// one connection, in order. Such a backend may, rarely, run the
+    /// reservation before the batch took effect (Redis: when the server had
+    /// to be sent a script first, or when the batch needed its jobs read
+    /// first), so a short reservation from this call does not prove that
+    /// nothing is available.
     ///
     /// # Examples
     ///

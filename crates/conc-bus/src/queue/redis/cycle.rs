@@ -133,9 +133,12 @@ pub(super) async fn reserve(
 
 /// Settles `batch`, then leases up to `request.max` jobs, the two sent
 /// together: the settlement's script goes first on the connection, so the
-/// reservation sees what it changed, without waiting for its answer. Like
-/// [`reserve`], it runs in a task of its own and gives back jobs nobody
-/// waits for.
+/// reservation sees what it changed, without waiting for its answer. That
+/// holds when the settlement's scripts are sent at once (acknowledgements
+/// and extensions: no snapshot is read first) and known to the server
+/// (after `NOSCRIPT` a script is loaded and run again, after the
+/// reservation). Like [`reserve`], it runs in a task of its own and gives
+/// back jobs nobody waits for.
 pub(super) async fn settle_and_reserve(
     inner: &Arc<Inner>,
     batch: Vec<(Lease, Transition)>,
