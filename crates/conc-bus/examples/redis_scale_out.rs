@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p conc-bus --features redis --example redis_scale_out
-//! cargo run --release -p conc-bus --features redis --example redis_scale_out -- --jobs 200000 --url redis://127.0.0.1:6379/
+//! cargo run --release -p conc-bus --features redis --example redis_scale_out -- --jobs 200000 --processes 1,2,4,8 --url redis://127.0.0.1:6379/
 //! ```
 //!
 //! Without `--url` it starts its own `redis-server` on a free loopback port
@@ -79,12 +79,17 @@ fn main() -> Result<(), Error> {
         return worker(&args[1], &args[2]);
     }
     let mut jobs: u64 = 100_000;
+    let mut counts = vec![1, 2, 4];
     let mut url = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--jobs" => jobs = rest.next().ok_or("--jobs needs a number")?.parse()?,
             "--url" => url = Some(rest.next().ok_or("--url needs a URL")?.clone()),
+            "--processes" => {
+                let list = rest.next().ok_or("--processes needs a list such as 1,2,4")?;
+                counts = list.split(',').map(str::parse).collect::<Result<_, _>>()?;
+            }
             other => return Err(format!("unknown argument `{other}`").into()),
         }
     }
@@ -104,8 +109,8 @@ fn main() -> Result<(), Error> {
     println!("|---|---|---|---|");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let exe = std::env::current_exe()?;
-    for processes in [1, 2, 4] {
-        let prefix = format!("conc-scale-{processes}:");
+    for (run, processes) in counts.into_iter().enumerate() {
+        let prefix = format!("conc-scale-{run}:");
         let (mut raw, backend) = runtime.block_on(async {
             let raw = redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await?;
             Ok::<_, Error>((raw, backend(&url, &prefix).await?))

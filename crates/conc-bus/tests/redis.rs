@@ -443,6 +443,42 @@ async fn the_global_concurrency_of_a_queue_holds_across_workers() {
     assert_eq!(setup.global_concurrency("exports").await.unwrap(), None);
 }
 
+/// The acknowledgements sent with a reservation are applied first (once the
+/// scripts are loaded: a script the server does not know yet is loaded and
+/// run again after the reservation): the room they free under a global
+/// concurrency bound is taken by that reservation, round after round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_sent_with_acknowledgements_sees_the_room_they_freed() {
+    let Some(redis) = conc_test_support::require_redis() else { return };
+    let backend = RedisQueue::connect(&redis.url()).await.unwrap();
+    backend.set_global_concurrency("exports", Some(3)).await.unwrap();
+    let on = JobOptions::new().queue("exports");
+    for i in 0..30 {
+        push(&backend, &i.to_string(), &on, Duration::ZERO).await;
+    }
+    let mut held = reserve_from(&backend, "exports", 10).await;
+    assert_eq!(held.len(), 3);
+    // Loads the settle script.
+    let extend = held.iter().map(|job| (job.lease.clone(), Transition::Extend { lease: LEASE }));
+    backend.settle(extend.collect()).await.unwrap();
+    let queues = vec!["exports".to_owned()];
+    for round in 0..9 {
+        let acks = held.iter().map(|job| (job.lease.clone(), Transition::Ack)).collect();
+        let request = ReserveRequest::new(&queues, 10, LEASE);
+        let (settled, reserved) = backend.settle_and_reserve(acks, request).await;
+        assert!(settled.unwrap().iter().all(Result::is_ok));
+        held = reserved.unwrap().jobs;
+        assert_eq!(
+            held.len(),
+            3,
+            "round {round}: the reservation went before the acknowledgements"
+        );
+    }
+    let acks = held.iter().map(|job| (job.lease.clone(), Transition::Ack)).collect();
+    backend.settle(acks).await.unwrap();
+    assert_eq!(backend.size("exports").await.unwrap().total(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_wakes_an_idle_worker_on_another_connection() {
     let Some(redis) = conc_test_support::require_redis() else { return };

@@ -18,6 +18,9 @@ use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
 use crate::job::Envelope;
 
+/// What [`QueueBackend::settle_and_reserve`] answers.
+type SettledAndReserved = (Result<Vec<Settled>, QueueError>, Result<Reservation, QueueError>);
+
 /// The object-safe face of a backend: every method returns a boxed future.
 trait DynBackend: fmt::Debug + Send + Sync + 'static {
     fn push(&self, jobs: Vec<Pushed>) -> BoxFuture<'_, Result<(), PushError>>;
@@ -31,6 +34,13 @@ trait DynBackend: fmt::Debug + Send + Sync + 'static {
         &self,
         batch: Vec<(Lease, Transition)>,
     ) -> BoxFuture<'_, Result<Vec<Settled>, QueueError>>;
+    fn settle_and_reserve<'a>(
+        &'a self,
+        batch: Vec<(Lease, Transition)>,
+        queues: &'a [String],
+        max: usize,
+        lease: Duration,
+    ) -> BoxFuture<'a, SettledAndReserved>;
     fn size<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueSize, QueueError>>;
     fn peek<'a>(
         &'a self,
@@ -85,6 +95,16 @@ impl<B: QueueBackend> DynBackend for B {
         batch: Vec<(Lease, Transition)>,
     ) -> BoxFuture<'_, Result<Vec<Settled>, QueueError>> {
         Box::pin(QueueBackend::settle(self, batch))
+    }
+    fn settle_and_reserve<'a>(
+        &'a self,
+        batch: Vec<(Lease, Transition)>,
+        queues: &'a [String],
+        max: usize,
+        lease: Duration,
+    ) -> BoxFuture<'a, SettledAndReserved> {
+        let request = ReserveRequest::new(queues, max, lease);
+        Box::pin(QueueBackend::settle_and_reserve(self, batch, request))
     }
     fn size<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<QueueSize, QueueError>> {
         Box::pin(QueueBackend::size(self, queue))
@@ -294,6 +314,13 @@ impl QueueBackend for AnyBackend {
     }
     async fn settle(&self, batch: Vec<(Lease, Transition)>) -> Result<Vec<Settled>, QueueError> {
         self.inner.settle(batch).await
+    }
+    async fn settle_and_reserve(
+        &self,
+        batch: Vec<(Lease, Transition)>,
+        request: ReserveRequest<'_>,
+    ) -> SettledAndReserved {
+        self.inner.settle_and_reserve(batch, request.queues, request.max, request.lease).await
     }
     async fn size(&self, queue: &str) -> Result<QueueSize, QueueError> {
         self.inner.size(queue).await

@@ -14,6 +14,8 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant as TokioInstant;
 use tracing::Instrument;
 
+mod calls;
+
 use super::attempt::{self, AttemptOutcome};
 use super::event::{WorkerEvent, WorkerStop};
 use super::metrics::WorkerState;
@@ -22,8 +24,7 @@ use crate::failed::FailReason;
 use crate::id::JobId;
 use crate::job::{Cancellation, ContextSink, Envelope, JobBackoff, JobContext};
 use crate::queue::{
-    Lease, LeaseToken, QueueBackend, QueueError, ReserveRequest, Reserved, Settled, Settlement,
-    Transition,
+    Lease, LeaseToken, QueueBackend, QueueError, Reserved, Settled, Settlement, Transition,
 };
 
 /// The most transitions sent to the backend in one call.
@@ -180,9 +181,16 @@ impl<B: QueueBackend> Runner<B> {
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.check_max_jobs();
-            let backend_up =
-                self.backend_down_until.is_none_or(|until| TokioInstant::now() >= until);
-            if backend_up {
+            // Acknowledgements and the next reservation go together (one
+            // round trip where the backend can pipeline them). Only
+            // acknowledgements: a retry or release must be in place before
+            // the reservation is decided, and the worker sends those first.
+            let mut filled = None;
+            if self.backend_up() && self.stopping.is_none() && self.free() > 0 && self.acks_first()
+            {
+                filled = Some(self.ack_and_fill().await);
+            }
+            if self.backend_up() {
                 self.flush().await;
             }
             if let Some(reason) = self.stopping
@@ -203,10 +211,9 @@ impl<B: QueueBackend> Runner<B> {
                     return reason;
                 }
             }
-            let backend_up =
-                self.backend_down_until.is_none_or(|until| TokioInstant::now() >= until);
-            let mut reserved_now = false;
-            if self.stopping.is_none() && backend_up && self.free() > 0 {
+            let backend_up = self.backend_up();
+            let mut reserved_now = filled.unwrap_or(false);
+            if filled.is_none() && self.stopping.is_none() && backend_up && self.free() > 0 {
                 reserved_now = self.fill().await;
             }
             self.start_jobs();
@@ -274,36 +281,6 @@ impl<B: QueueBackend> Runner<B> {
         let config = &self.shared.config;
         (config.concurrency + config.prefetch)
             .saturating_sub(self.running.len() + self.buffer.len())
-    }
-
-    /// Reserves jobs for the free slots; whether the call reached the backend.
-    async fn fill(&mut self) -> bool {
-        let config = &self.shared.config;
-        let want = self.free();
-        let request = ReserveRequest::new(&config.queues, want, config.lease);
-        let result = self.shared.backend.reserve(request).await;
-        match result {
-            Ok(reservation) => {
-                self.backend_ok();
-                self.more_available = reservation.jobs.len() >= want;
-                for dead in reservation.dead {
-                    self.count(&dead.envelope.queue, |m| &m.dead, |c| &c.dead);
-                    self.emit(|| WorkerEvent::FoundDead {
-                        id: dead.envelope.id,
-                        name: dead.envelope.name.clone(),
-                        queue: dead.envelope.queue.clone(),
-                        reason: dead.reason,
-                    });
-                }
-                Counters::add(&self.shared.counters.prefetched, reservation.jobs.len() as u64);
-                self.buffer.extend(reservation.jobs);
-                true
-            }
-            Err(error) => {
-                self.backend_failed(&error);
-                false
-            }
-        }
     }
 
     /// Starts buffered jobs while slots are free.
@@ -450,31 +427,6 @@ impl<B: QueueBackend> Runner<B> {
             JobBackoff::Delays(
                 envelope.backoff_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
             )
-        }
-    }
-
-    /// Sends the waiting transitions, a batch at a time.
-    async fn flush(&mut self) {
-        while !self.pending.is_empty() {
-            let n = self.pending.len().min(SETTLE_BATCH);
-            let batch: Vec<Pending> = self.pending.drain(..n).collect();
-            let transitions =
-                batch.iter().map(|p| (p.lease.clone(), p.transition.clone())).collect();
-            match self.shared.backend.settle(transitions).await {
-                Ok(results) => {
-                    self.backend_ok();
-                    for (pending, settled) in batch.into_iter().zip(results) {
-                        self.settled(pending, settled);
-                    }
-                }
-                Err(error) => {
-                    for pending in batch.into_iter().rev() {
-                        self.pending.push_front(pending);
-                    }
-                    self.backend_failed(&error);
-                    return;
-                }
-            }
         }
     }
 

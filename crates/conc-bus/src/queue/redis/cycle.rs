@@ -139,6 +139,55 @@ pub(super) async fn reserve(
         .map_err(|_| QueueError::Backend("the reservation task ended without an answer".into()))?
 }
 
+/// Settles `batch`, then leases up to `request.max` jobs, the two sent
+/// together: the settlement's script goes first on the connection, so the
+/// reservation sees what it changed, without waiting for its answer. That
+/// holds when the settlement's scripts are sent at once (acknowledgements
+/// and extensions: no snapshot is read first) and known to the server
+/// (after `NOSCRIPT` a script is loaded and run again, after the
+/// reservation). Like [`reserve`], it runs in a task of its own and gives
+/// back jobs nobody waits for.
+pub(super) async fn settle_and_reserve(
+    inner: &Arc<Inner>,
+    batch: Vec<(Lease, Transition)>,
+    request: ReserveRequest<'_>,
+) -> (Result<Vec<Settled>, QueueError>, Result<Reservation, QueueError>) {
+    if request.max == 0 || request.queues.is_empty() {
+        return (settle(inner, batch).await, Ok(Reservation::default()));
+    }
+    if let Some(error) = request.queues.iter().find_map(|queue| check_queue_name(queue).err()) {
+        return (settle(inner, batch).await, Err(error.into()));
+    }
+    let (answer, receiver) = oneshot::channel();
+    let task_inner = Arc::clone(inner);
+    let queues = request.queues.to_vec();
+    let (max, lease_ms) = (request.max, millis(request.lease));
+    tokio::spawn(async move {
+        // The settlement's first poll puts its script on the connection; the
+        // reservation's goes after it.
+        let mut settling = std::pin::pin!(settle(&task_inner, batch));
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(settling.as_mut(), cx))
+        })
+        .await;
+        let reserving = reserve_queues(&task_inner, &queues, max, lease_ms);
+        let both = match first {
+            std::task::Poll::Ready(settled) => (settled, reserving.await),
+            std::task::Poll::Pending => tokio::join!(settling, reserving),
+        };
+        if let Err((_, Ok(reservation))) = answer.send(both) {
+            let _ = give_back(&task_inner, &reservation.jobs).await;
+        }
+    });
+    if let Ok(both) = receiver.await {
+        both
+    } else {
+        let gone =
+            || QueueError::Backend("the settle-and-reserve task ended without an answer".into());
+        (Err(gone()), Err(gone()))
+    }
+}
+
 /// Reserves from `queues` in order until `max` jobs are leased.
 async fn reserve_queues(
     inner: &Inner,

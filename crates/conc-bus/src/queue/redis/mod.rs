@@ -66,7 +66,9 @@ use crate::job::Envelope;
 ///   whose `retry_until` passed goes to the failed store instead;
 /// - acknowledgements and extensions of a whole batch are one script that
 ///   checks each token against the job's and the lease's expiry against
-///   the server's clock;
+///   the server's clock; a worker sends its acknowledgements and its next
+///   reservation together, pipelined in that order on the connection, so
+///   one round trip serves both;
 /// - a retry, release, failure, progress report or checkpoint is decided by
 ///   the crate's one settle logic from a snapshot of the job read first,
 ///   then written by a script that checks the token and that the job was not
@@ -485,6 +487,14 @@ impl QueueBackend for RedisQueue {
 
     async fn settle(&self, batch: Vec<(Lease, Transition)>) -> Result<Vec<Settled>, QueueError> {
         cycle::settle(&self.inner, batch).await
+    }
+
+    async fn settle_and_reserve(
+        &self,
+        batch: Vec<(Lease, Transition)>,
+        request: ReserveRequest<'_>,
+    ) -> (Result<Vec<Settled>, QueueError>, Result<Reservation, QueueError>) {
+        cycle::settle_and_reserve(&self.inner, batch, request).await
     }
 
     async fn size(&self, queue: &str) -> Result<QueueSize, QueueError> {
