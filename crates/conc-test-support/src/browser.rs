@@ -21,7 +21,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //!
-//! let Some(browser) = conc_test_support::require_browser() else { return };
+//! let Some(browser) = conc_test_support::require_browser() else { return Ok(()) };
 //! browser.goto("http://127.0.0.1:9090/")?;
 //! let title = browser.wait_for("the heading", Duration::from_secs(10), |b| b.text("h1"))?;
 //! assert_eq!(title, "Overview");
