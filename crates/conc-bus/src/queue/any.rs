@@ -12,6 +12,8 @@ use super::backend::{
 use super::error::{PushError, QueueError};
 use super::lease::Lease;
 use super::settle::Transition;
+use super::workflow::WorkflowBackend;
+use crate::batch::{BatchId, BatchInfo, BatchPrune, NewBatch, WorkflowError};
 use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
 use crate::job::Envelope;
@@ -166,17 +168,120 @@ impl<B: QueueBackend> DynBackend for B {
 #[derive(Debug, Clone)]
 pub struct AnyBackend {
     inner: Arc<dyn DynBackend>,
+    workflows: Option<Arc<dyn DynWorkflows>>,
 }
 
 impl AnyBackend {
-    /// `backend`, behind the common type.
+    /// `backend`, behind the common type. Its workflows (batches, chains,
+    /// admission) are not reachable: use
+    /// [`with_workflows`](Self::with_workflows) for a backend that keeps them.
     pub fn new<B: QueueBackend>(backend: B) -> Self {
-        Self { inner: Arc::new(backend) }
+        Self { inner: Arc::new(backend), workflows: None }
     }
 
     /// A shared backend, behind the common type.
     pub fn from_arc<B: QueueBackend>(backend: Arc<B>) -> Self {
-        Self { inner: backend }
+        Self { inner: backend, workflows: None }
+    }
+
+    /// `backend`, which keeps workflows, behind the common type with its
+    /// batches reachable ([`WorkflowBackend`] on `AnyBackend`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::{AnyBackend, MemoryQueue, Queue};
+    /// use conc_bus::batch::PendingBatch;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Ping;
+    /// # impl conc_bus::Job for Ping { const NAME: &'static str = "ping"; }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let queue = Queue::new(AnyBackend::with_workflows(MemoryQueue::new()));
+    /// let id = queue.dispatch_batch(PendingBatch::new().add(Ping)).await?;
+    /// assert_eq!(queue.batches(10).await?[0].id, id);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_workflows<B: WorkflowBackend>(backend: B) -> Self {
+        let backend = Arc::new(backend);
+        Self { inner: backend.clone(), workflows: Some(backend) }
+    }
+
+    fn workflows(&self) -> Result<&Arc<dyn DynWorkflows>, QueueError> {
+        self.workflows.as_ref().ok_or_else(|| {
+            QueueError::Backend(
+                "this backend keeps no batches (see AnyBackend::with_workflows)".into(),
+            )
+        })
+    }
+}
+
+/// The workflow half of a backend, as a trait object.
+trait DynWorkflows: fmt::Debug + Send + Sync + 'static {
+    fn create_batch(&self, batch: NewBatch) -> BoxFuture<'_, Result<(), WorkflowError>>;
+    fn add_to_batch(
+        &self,
+        id: BatchId,
+        jobs: Vec<Pushed>,
+    ) -> BoxFuture<'_, Result<u64, WorkflowError>>;
+    fn batch(&self, id: BatchId) -> BoxFuture<'_, Result<Option<BatchInfo>, QueueError>>;
+    fn batches(&self, limit: usize) -> BoxFuture<'_, Result<Vec<BatchInfo>, QueueError>>;
+    fn cancel_batch(&self, id: BatchId) -> BoxFuture<'_, Result<bool, QueueError>>;
+    fn prune_batches(&self, prune: BatchPrune) -> BoxFuture<'_, Result<u64, QueueError>>;
+}
+
+impl<B: WorkflowBackend> DynWorkflows for B {
+    fn create_batch(&self, batch: NewBatch) -> BoxFuture<'_, Result<(), WorkflowError>> {
+        Box::pin(WorkflowBackend::create_batch(self, batch))
+    }
+    fn add_to_batch(
+        &self,
+        id: BatchId,
+        jobs: Vec<Pushed>,
+    ) -> BoxFuture<'_, Result<u64, WorkflowError>> {
+        Box::pin(WorkflowBackend::add_to_batch(self, id, jobs))
+    }
+    fn batch(&self, id: BatchId) -> BoxFuture<'_, Result<Option<BatchInfo>, QueueError>> {
+        Box::pin(WorkflowBackend::batch(self, id))
+    }
+    fn batches(&self, limit: usize) -> BoxFuture<'_, Result<Vec<BatchInfo>, QueueError>> {
+        Box::pin(WorkflowBackend::batches(self, limit))
+    }
+    fn cancel_batch(&self, id: BatchId) -> BoxFuture<'_, Result<bool, QueueError>> {
+        Box::pin(WorkflowBackend::cancel_batch(self, id))
+    }
+    fn prune_batches(&self, prune: BatchPrune) -> BoxFuture<'_, Result<u64, QueueError>> {
+        Box::pin(WorkflowBackend::prune_batches(self, prune))
+    }
+}
+
+/// Refused with a backend error when the backend was not made with
+/// [`AnyBackend::with_workflows`].
+impl WorkflowBackend for AnyBackend {
+    async fn create_batch(&self, batch: NewBatch) -> Result<(), WorkflowError> {
+        match self.workflows() {
+            Ok(workflows) => workflows.create_batch(batch).await,
+            Err(error) => {
+                Err(PushError::Backend { error: error.into(), jobs: batch.members }.into())
+            }
+        }
+    }
+    async fn add_to_batch(&self, id: BatchId, jobs: Vec<Pushed>) -> Result<u64, WorkflowError> {
+        match self.workflows() {
+            Ok(workflows) => workflows.add_to_batch(id, jobs).await,
+            Err(error) => Err(PushError::Backend { error: error.into(), jobs }.into()),
+        }
+    }
+    async fn batch(&self, id: BatchId) -> Result<Option<BatchInfo>, QueueError> {
+        self.workflows()?.batch(id).await
+    }
+    async fn batches(&self, limit: usize) -> Result<Vec<BatchInfo>, QueueError> {
+        self.workflows()?.batches(limit).await
+    }
+    async fn cancel_batch(&self, id: BatchId) -> Result<bool, QueueError> {
+        self.workflows()?.cancel_batch(id).await
+    }
+    async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
+        self.workflows()?.prune_batches(prune).await
     }
 }
 
