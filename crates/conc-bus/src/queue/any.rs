@@ -207,6 +207,21 @@ impl AnyBackend {
         Self { inner: backend.clone(), workflows: Some(backend) }
     }
 
+    /// Whether its batches are reachable: it was made with
+    /// [`with_workflows`](Self::with_workflows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::{AnyBackend, MemoryQueue};
+    ///
+    /// assert!(AnyBackend::with_workflows(MemoryQueue::new()).keeps_workflows());
+    /// assert!(!AnyBackend::new(MemoryQueue::new()).keeps_workflows());
+    /// ```
+    pub fn keeps_workflows(&self) -> bool {
+        self.workflows.is_some()
+    }
+
     fn workflows(&self) -> Result<&Arc<dyn DynWorkflows>, QueueError> {
         self.workflows.as_ref().ok_or_else(|| {
             QueueError::Backend(
