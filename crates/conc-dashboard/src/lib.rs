@@ -69,6 +69,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod access;
+mod batch_pages;
 mod builder;
 mod html;
 mod model;
@@ -77,7 +78,10 @@ mod routes;
 mod state;
 
 pub use builder::{Dashboard, DashboardBuilder};
-pub use model::{JobOutcome, Overview, Page, QueueSample, RecentJob, Sample, Timing, WorkerReport};
+pub use model::{
+    BatchList, JobOutcome, Overview, Page, QueueSample, RecentJob, Sample, Timing, WorkerReport,
+};
+pub use state::OVERVIEW_BATCHES;
 
 /// The guide's examples are compiled and run as doc tests.
 #[cfg(doctest)]
