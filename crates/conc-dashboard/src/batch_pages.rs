@@ -13,9 +13,9 @@ use crate::model::BatchList;
 /// A progress bar for `progress` percent; `id` names it for scripts and tests.
 pub(crate) fn bar(id: &str, progress: u8) -> String {
     format!(
-        "<span class=bar id=\"{}\" data-progress={progress} role=progressbar \
+        "<span class=prog><span class=bar id=\"{}\" data-progress={progress} role=progressbar \
          aria-valuenow={progress} aria-valuemin=0 aria-valuemax=100>\
-         <span style=\"width:{progress}%\"></span></span> <span class=pct>{progress}%</span>",
+         <span style=\"width:{progress}%\"></span></span> <span class=pct>{progress}%</span></span>",
         esc(id)
     )
 }

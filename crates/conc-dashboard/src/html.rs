@@ -63,7 +63,7 @@ button.danger{border-color:#b3261e;color:#b3261e}\
 pre{background:#fff;padding:.6em;overflow:auto;border:1px solid #e3e6eb;white-space:pre-wrap}\
 .pager{margin:.4em 0}.pager a{margin-right:1em}\
 svg.chart{background:#fff;border:1px solid #e3e6eb;margin:.3em .6em .6em 0}\
-.legend span{margin-right:1em}.bar{display:inline-block;width:9em;height:.8em;background:#e3e6eb;border-radius:3px;overflow:hidden;vertical-align:middle}.bar span{display:block;height:100%;background:#2f6fdf;transition:width .3s}.filters a{margin-right:.8em}.filters a.on{font-weight:600}.note{background:#fff8e1;border:1px solid #f0d98a;padding:.5em .8em;border-radius:4px}";
+.legend span{margin-right:1em}.bar{display:inline-block;width:9em;height:.8em;background:#e3e6eb;border-radius:3px;overflow:hidden;vertical-align:middle}.bar span{display:block;height:100%;background:#2f6fdf;transition:width .3s}.prog{white-space:nowrap}.filters a{margin-right:.8em}.filters a.on{font-weight:600}.note{background:#fff8e1;border:1px solid #f0d98a;padding:.5em .8em;border-radius:4px}";
 
 /// Replaces the page's main part and navigation with a fresh copy every
 /// `data-refresh` seconds while the page is visible and no form control has
