@@ -138,9 +138,9 @@ impl BatchQuery {
         self
     }
 
+    /// Whether `info` passes the state and name filters.
     fn selects(&self, info: &BatchInfo) -> bool {
-        self.before.is_none_or(|before| info.id < before)
-            && self.state.is_none_or(|state| BatchState::of(info) == state)
+        self.state.is_none_or(|state| BatchState::of(info) == state)
             && self
                 .name
                 .as_deref()
@@ -264,7 +264,14 @@ impl Admin {
         let backend = self.workflows()?;
         let filtered = query.state.is_some() || query.name.is_some() || query.before.is_some();
         let window = if filtered { BATCH_SCAN } else { query.limit };
-        let all = backend.batches(window).await?;
+        let mut all = backend.batches(window).await?;
+        if let Some(before) = query.before {
+            // After `before` in the backend's own order; by id when it is gone.
+            match all.iter().position(|info| info.id == before) {
+                Some(at) => drop(all.drain(..=at)),
+                None => all.retain(|info| info.id < before),
+            }
+        }
         Ok(all
             .into_iter()
             .filter(|info| query.selects(info))
