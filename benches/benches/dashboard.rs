@@ -12,6 +12,12 @@
 //!   `ours/filtered` (the first page of one queue's 5,000).
 //! - `dashboard/pages_10k`: the other pages over the same file: the overview,
 //!   the queues, one failed job, the metrics charts (720 samples).
+//! - `dashboard/batches_10k`: another file with 10,000 batches of two
+//!   members each (every fourth cancelled): `ours/list` (the first page of
+//!   50), `ours/deep` (the page before the 9,950th newest, through its
+//!   cursor), `ours/state_scan` (`?state=finished`, which none is: the
+//!   filter looks through all 10,000), `ours/batch` (one batch's page with
+//!   its members), `ours/overview` (with its card over the newest 100).
 //!
 //! There is no peer: no Rust dashboard for these queues exists to compare with.
 #![allow(missing_docs, reason = "criterion's macros generate undocumented items")]
@@ -22,6 +28,7 @@ use std::time::Duration;
 use axum::body::{Body, to_bytes};
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
+use conc_bus::batch::{BatchId, PendingBatch};
 use conc_bus::{AnyBackend, FailedQuery, Job, JobError, JobHandlers, Queue, SqliteQueue, Worker};
 use conc_dashboard::Dashboard;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -30,6 +37,27 @@ use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
 const FAILED: u32 = 10_000;
+const BATCHES: u32 = 10_000;
+
+/// A queue file with `BATCHES` batches of two members on a queue no worker
+/// takes, every fourth one cancelled; the ids, newest first.
+async fn fill_batches(backend: &SqliteQueue) -> Result<Vec<BatchId>, Box<dyn std::error::Error>> {
+    let queue = Queue::new(backend.clone());
+    let mut ids = Vec::new();
+    for n in 0..BATCHES {
+        let batch = PendingBatch::new().name(format!("import {n}")).on_queue("imports");
+        let batch = batch
+            .add(Export { day: n, customer: format!("customer-{n}") })
+            .add(Export { day: n + 1, customer: format!("customer-{n}") });
+        let id = queue.dispatch_batch(batch).await?;
+        if n % 4 == 0 {
+            queue.cancel_batch(id).await?;
+        }
+        ids.push(id);
+    }
+    ids.reverse();
+    Ok(ids)
+}
 
 #[derive(Serialize, Deserialize)]
 struct Export {
@@ -126,6 +154,26 @@ fn dashboard(c: &mut Criterion) {
         ("ours/queues", "/queues".to_owned()),
         ("ours/failed_job", format!("/failed/{one}")),
         ("ours/metrics_720_samples", "/metrics".to_owned()),
+    ] {
+        group.bench_function(name, |b| b.to_async(&runtime).iter(|| get(&app, &path)));
+    }
+    group.finish();
+
+    let batch_dir = tempfile::tempdir().expect("a temporary directory");
+    let batches = SqliteQueue::open(batch_dir.path().join("batches.db")).expect("a queue file");
+    let ids = runtime.block_on(fill_batches(&batches)).expect("the batches are stored");
+    let app = Dashboard::builder(AnyBackend::with_workflows(batches))
+        .sample_every(Duration::ZERO)
+        .build()
+        .expect("a dashboard")
+        .router();
+    let mut group = c.benchmark_group("dashboard/batches_10k");
+    for (name, path) in [
+        ("ours/list", "/batches".to_owned()),
+        ("ours/deep", format!("/batches?before={}", ids[9949])),
+        ("ours/state_scan", "/batches?state=finished".to_owned()),
+        ("ours/batch", format!("/batches/{}", ids[5000])),
+        ("ours/overview", "/".to_owned()),
     ] {
         group.bench_function(name, |b| b.to_async(&runtime).iter(|| get(&app, &path)));
     }

@@ -274,14 +274,4 @@ impl Admin {
     pub fn now(&self) -> u64 {
         self.queue.backend().now()
     }
-
-    /// Batches (list, show, cancel, prune) have their place here; conc-bus
-    /// has no batches yet, so this says so.
-    ///
-    /// # Errors
-    ///
-    /// Always [`AdminError::Unavailable`] until conc-bus has batches.
-    pub fn batches(&self) -> Result<(), AdminError> {
-        Err(AdminError::Unavailable("batches"))
-    }
 }

@@ -1,5 +1,7 @@
 //! The command line: clap definitions and what each command prints.
 
+mod batches;
+
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -12,12 +14,13 @@ use conc_bus_cli::{
 use serde::Serialize;
 use serde_json::json;
 
-/// Operate conc-bus queues: sizes and waits, pause, resume, clear, and failed
-/// jobs (list, show, retry, forget, flush, prune).
+/// Operate conc-bus queues: sizes and waits, pause, resume, clear, failed
+/// jobs (list, show, retry, forget, flush, prune) and batches (list, show,
+/// cancel, prune).
 #[derive(Debug, Parser)]
 #[command(name = "conc-bus", version)]
 pub(crate) struct Cli {
-    /// The backend: `sqlite:PATH` (or a path to a queue file), `memory:`.
+    /// The backend: `sqlite:PATH` (or a path to a queue file), `redis://…`, `memory:`.
     #[arg(long, short, env = "CONC_BUS_BACKEND", global = true, default_value = "")]
     backend: String,
     /// Print JSON instead of a table.
@@ -41,10 +44,10 @@ enum Command {
         #[command(subcommand)]
         action: FailedAction,
     },
-    /// Batches: list, show, cancel, prune (not in this build of conc-bus yet).
+    /// Batches: list, show, cancel, prune (SQLite and memory backends).
     Batches {
         #[command(subcommand)]
-        action: BatchAction,
+        action: batches::BatchAction,
     },
 }
 
@@ -109,28 +112,9 @@ struct RetryArgs {
     all: bool,
 }
 
-#[derive(Debug, Subcommand)]
-enum BatchAction {
-    /// Every batch with its progress.
-    List,
-    /// One batch.
-    Show { id: String },
-    /// Cancel a batch: its jobs not started yet are skipped.
-    Cancel { id: String },
-    /// Delete finished batches older than some hours.
-    Prune {
-        /// Age in hours.
-        #[arg(long, default_value_t = 24)]
-        hours: u64,
-    },
-}
-
 /// Runs `cli`; what to print.
 pub(crate) async fn run(cli: Cli) -> Result<String, AdminError> {
     let Cli { backend, json, command } = cli;
-    if let Command::Batches { .. } = command {
-        return Err(AdminError::Unavailable("batches"));
-    }
     let admin = Admin::new(connect(&backend).await?);
     let print = Printer { json };
     match command {
@@ -140,7 +124,7 @@ pub(crate) async fn run(cli: Cli) -> Result<String, AdminError> {
         }
         Command::Queue { action } => queue(&admin, print, action).await,
         Command::Failed { action } => failed(&admin, print, action).await,
-        Command::Batches { .. } => Err(AdminError::Unavailable("batches")),
+        Command::Batches { action } => batches::run(&admin, print, action).await,
     }
 }
 

@@ -8,9 +8,9 @@ use crate::AdminError;
 ///
 /// | URL | backend |
 /// |---|---|
-/// | `sqlite:PATH`, `sqlite://PATH`, or a path to an existing file | the SQLite queue file at `PATH` (feature `sqlite`, on by default) |
-/// | `memory:` | a new, empty in-memory queue (for tests and trials) |
-/// | `redis://…`, `rediss://…`, `redis+unix://…` | the Redis queues on that server, under conc-bus's default key prefix (feature `redis`, on by default) |
+/// | `sqlite:PATH`, `sqlite://PATH`, or a path to an existing file | the SQLite queue file at `PATH`, batches included (feature `sqlite`, on by default) |
+/// | `memory:` | a new, empty in-memory queue, batches included (for tests and trials) |
+/// | `redis://…`, `rediss://…`, `redis+unix://…` | the Redis queues on that server, under conc-bus's default key prefix (feature `redis`, on by default); it keeps no batches yet |
 ///
 /// A SQLite file must exist and hold conc-bus's tables; it is checked read
 /// only before it is opened, so a wrong path or a foreign database is
@@ -45,7 +45,7 @@ pub async fn connect(url: &str) -> Result<AnyBackend, AdminError> {
         return Err(bad("it is empty: give `sqlite:PATH`, a path, or `memory:`"));
     }
     if url == "memory:" || url == "memory://" {
-        return Ok(AnyBackend::new(MemoryQueue::new()));
+        return Ok(AnyBackend::with_workflows(MemoryQueue::new()));
     }
     if url.starts_with("redis://")
         || url.starts_with("rediss://")
@@ -116,7 +116,7 @@ fn sqlite(url: &str, path: &std::path::Path) -> Result<AnyBackend, AdminError> {
         }
     }
     conc_bus::SqliteQueue::open(path)
-        .map(AnyBackend::new)
+        .map(AnyBackend::with_workflows)
         .map_err(|source| AdminError::Unreachable { url: url.to_owned(), source })
 }
 

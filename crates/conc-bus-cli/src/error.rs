@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use conc_bus::batch::BatchId;
 use conc_bus::{JobId, QueueError};
 
 /// Why an admin operation did not happen. None of them changed anything:
@@ -58,20 +59,24 @@ pub enum AdminError {
     /// No failed job has this id.
     #[error("no failed job with id {0}")]
     NoSuchJob(JobId),
-    /// The operation needs a part of conc-bus this build does not have yet.
-    #[error("{0} is not available in this build of conc-bus yet")]
-    Unavailable(&'static str),
+    /// No batch has this id (never created, or pruned).
+    #[error("no batch with id {0}")]
+    NoSuchBatch(BatchId),
+    /// The backend keeps no batches (the Redis queue does not, yet).
+    #[error("this backend keeps no batches: batches are kept by the SQLite and memory queues")]
+    NoBatches,
 }
 
 impl AdminError {
     /// The process exit code the `conc-bus` binary uses for it: 2 for a
-    /// bad URL or an operation not available, 3 for a backend that is
-    /// missing or unreachable, 4 for an unknown job, 1 for a backend failure.
+    /// bad URL or a backend without batches for a batch command, 3 for a
+    /// backend that is missing or unreachable, 4 for an unknown job or batch,
+    /// 1 for a backend failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::BadUrl { .. } | Self::Unavailable(_) => 2,
+            Self::BadUrl { .. } | Self::NoBatches => 2,
             Self::NotFound { .. } | Self::NotAQueue { .. } | Self::Unreachable { .. } => 3,
-            Self::NoSuchJob(_) => 4,
+            Self::NoSuchJob(_) | Self::NoSuchBatch(_) => 4,
             Self::Backend(_) => 1,
         }
     }

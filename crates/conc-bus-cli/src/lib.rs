@@ -1,6 +1,6 @@
-//! Operate conc-bus queues: sizes and waits, pause, resume, clear, and the
-//! failed store (list, show, retry, forget, flush, prune), from the
-//! `conc-bus` binary or as a library.
+//! Operate conc-bus queues: sizes and waits, pause, resume, clear, the
+//! failed store (list, show, retry, forget, flush, prune) and batches (list,
+//! show, cancel, prune), from the `conc-bus` binary or as a library.
 //!
 //! # Overview
 //!
@@ -9,7 +9,8 @@
 //!   a queue (or that the server answers), so a wrong URL changes nothing.
 //! - [`Admin`] holds the operations, over any backend ([`AnyBackend`](conc_bus::AnyBackend));
 //!   each returns plain data ([`QueueReport`], [`FailedSummary`],
-//!   [`FailedJob`](conc_bus::FailedJob)) that serializes to JSON.
+//!   [`FailedJob`](conc_bus::FailedJob), [`BatchReport`], [`BatchDetail`])
+//!   that serializes to JSON.
 //! - The `conc-bus` binary puts a command line on them (clap), printing
 //!   tables by default and JSON with `--json`; errors go to stderr with an
 //!   exit code saying which kind ([`AdminError::exit_code`]).
@@ -47,6 +48,7 @@
 //! |---|---|---|
 //! | queue sizes, pause, clear | Laravel `queue:monitor`, `queue:pause`, `queue:clear` | `conc-bus queues`, `queue pause`, `queue clear` |
 //! | failed jobs | Laravel `queue:failed`, `queue:retry`, `queue:forget`, `queue:flush`, `queue:prune-failed`; Sidekiq's dead set | `conc-bus failed list`, `show`, `retry`, `forget`, `flush`, `prune` |
+//! | batches | Laravel `queue:prune-batches`, Horizon's batches page; Sidekiq Pro's batch pages | `conc-bus batches list`, `show`, `cancel`, `prune` |
 //!
 //! # Supported Rust versions
 //!
@@ -56,11 +58,15 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod admin;
+mod batches;
 mod connect;
 mod error;
 mod output;
 
 pub use admin::{Admin, FailedSummary, QueueReport, RetryFailed, visible_payload};
+pub use batches::{
+    BATCH_SCAN, BatchDetail, BatchMemberReport, BatchQuery, BatchReport, BatchState,
+};
 pub use connect::connect;
 pub use error::AdminError;
 pub use output::{short_duration, table, utc};

@@ -1,7 +1,8 @@
 //! The `conc-bus` binary against a real redis-server: queues and failed jobs
 //! that worker processes left there are listed, shown, retried, paused and
-//! cleared, and another client sees what the commands did; an unreachable
-//! server is exit code 3.
+//! cleared, and another client sees what the commands did; batch commands
+//! are refused (the Redis queue keeps no batches yet); an unreachable server
+//! is exit code 3.
 
 use std::process::{Command, Output};
 
@@ -81,6 +82,15 @@ async fn queues_and_failed_jobs_on_redis_are_operated_from_the_command_line() {
     assert_eq!(mail[0]["paused"], true);
     assert_eq!(ok(&conc_bus(&url, &["queue", "clear", "mail"])), "cleared 2 job(s) from `mail`\n");
     assert_eq!(ok(&conc_bus(&url, &["failed", "flush"])), "deleted 2 failed job(s)\n");
+
+    // The Redis queue keeps no batches yet: every batch command says so,
+    // with exit code 2, and changes nothing.
+    for args in [&["batches", "list"][..], &["batches", "cancel", &first], &["batches", "prune"]] {
+        let output = conc_bus(&url, args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("keeps no batches"), "{stderr}");
+    }
 
     // Another client of the same server sees what the commands did.
     assert_eq!(queue.size("mail").await.unwrap().total(), 0);

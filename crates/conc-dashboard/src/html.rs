@@ -57,13 +57,13 @@ th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #e3e6eb;vertica
 th{background:#eef0f4;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
 .cards{display:flex;gap:.8em;flex-wrap:wrap}\
 .card{background:#fff;padding:.7em 1em;border-radius:6px;min-width:9em;box-shadow:0 1px 2px #0001}\
-.card b{display:block;font-size:1.6em}.muted{color:#6b7385}.bad{color:#b3261e}.ok{color:#1e7b34}\
+a.card{color:inherit;text-decoration:none}.card b{display:block;font-size:1.6em}.muted{color:#6b7385}.bad{color:#b3261e}.ok{color:#1e7b34}\
 form.inline{display:inline}button{cursor:pointer;border:1px solid #aab;border-radius:4px;background:#fff;padding:.15em .6em}\
 button.danger{border-color:#b3261e;color:#b3261e}\
 pre{background:#fff;padding:.6em;overflow:auto;border:1px solid #e3e6eb;white-space:pre-wrap}\
 .pager{margin:.4em 0}.pager a{margin-right:1em}\
 svg.chart{background:#fff;border:1px solid #e3e6eb;margin:.3em .6em .6em 0}\
-.legend span{margin-right:1em}.note{background:#fff8e1;border:1px solid #f0d98a;padding:.5em .8em;border-radius:4px}";
+.legend span{margin-right:1em}.bar{display:inline-block;width:9em;height:.8em;background:#e3e6eb;border-radius:3px;overflow:hidden;vertical-align:middle}.bar span{display:block;height:100%;background:#2f6fdf;transition:width .3s}.prog{white-space:nowrap}.filters a{margin-right:.8em}.filters a.on{font-weight:600}.note{background:#fff8e1;border:1px solid #f0d98a;padding:.5em .8em;border-radius:4px}";
 
 /// Replaces the page's main part and navigation with a fresh copy every
 /// `data-refresh` seconds while the page is visible and no form control has
@@ -79,11 +79,12 @@ var d=new DOMParser().parseFromString(t,'text/html');\
 ['main','header'].forEach(function(q){var n=d.querySelector(q),o=document.querySelector(q);\
 if(n&&o)o.innerHTML=n.innerHTML;});}).catch(function(){});},s*1000);})();";
 
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("", "Overview"),
     ("queues", "Queues"),
     ("recent", "Recent jobs"),
     ("failed", "Failed"),
+    ("batches", "Batches"),
     ("metrics", "Metrics"),
 ];
 

@@ -1,7 +1,7 @@
 //! A web dashboard for conc-bus queues, on axum: throughput, waits and
 //! workers; queues with pause and resume; recent and failed jobs with retry
-//! and forget; charts over time. Mount it into an application's router or
-//! run it beside the workers.
+//! and forget; batches with their progress; charts over time. Mount it into
+//! an application's router or run it beside the workers.
 //!
 //! # Overview
 //!
@@ -12,8 +12,11 @@
 //! - Pages: the overview (jobs per minute processed and failed, runtime per
 //!   job, wait per queue, workers and their state), queues (size, oldest
 //!   wait, pause and resume), workers, recent jobs, failed jobs (error chain,
-//!   attempts, payload; retry and forget), metrics charts from an in-process
-//!   sampler. Every list is paged.
+//!   attempts, payload; retry and forget), batches (a progress bar each;
+//!   a batch's callbacks and members, failed ones linking to their failed
+//!   job; cancel), metrics charts from an in-process sampler. Every list is
+//!   paged. Batches need a backend made with
+//!   [`AnyBackend::with_workflows`](conc_bus::AnyBackend::with_workflows).
 //! - Queues and failed jobs come from the backend, so they cover every
 //!   process; workers, throughput, runtimes and recent jobs come from the
 //!   workers attached with [`DashboardBuilder::worker`], because the backend
@@ -69,6 +72,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod access;
+mod batch_pages;
 mod builder;
 mod html;
 mod model;
@@ -77,7 +81,10 @@ mod routes;
 mod state;
 
 pub use builder::{Dashboard, DashboardBuilder};
-pub use model::{JobOutcome, Overview, Page, QueueSample, RecentJob, Sample, Timing, WorkerReport};
+pub use model::{
+    BatchList, JobOutcome, Overview, Page, QueueSample, RecentJob, Sample, Timing, WorkerReport,
+};
+pub use state::OVERVIEW_BATCHES;
 
 /// The guide's examples are compiled and run as doc tests.
 #[cfg(doctest)]

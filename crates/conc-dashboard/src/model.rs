@@ -142,6 +142,12 @@ pub struct Overview {
     pub runtimes: Vec<Timing>,
     /// Wait per queue (available to started), per attached worker.
     pub waits: Vec<Timing>,
+    /// Batches not finished nor cancelled among the newest
+    /// [`OVERVIEW_BATCHES`](crate::OVERVIEW_BATCHES); `None` when the backend
+    /// keeps no batches.
+    pub batches_pending: Option<u64>,
+    /// How many batches that count looked at (at most `OVERVIEW_BATCHES`).
+    pub batches_seen: u64,
     /// The token POST actions must carry (form field `csrf` or header
     /// `x-csrf-token`).
     pub csrf_token: String,
@@ -280,4 +286,24 @@ pub struct Sample {
     pub failed_total: u64,
     /// Every queue.
     pub queues: Vec<QueueSample>,
+}
+
+/// A page of batches, newest first, as `/batches` shows it: the cursor of the
+/// next page is the last id shown (`?before=`).
+///
+/// # Examples
+///
+/// ```
+/// use conc_dashboard::BatchList;
+///
+/// let list = BatchList::default();
+/// assert!(list.items.is_empty() && list.next.is_none());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct BatchList {
+    /// The batches of this page, with their state and progress.
+    pub items: Vec<conc_bus_cli::BatchReport>,
+    /// The id to pass as `before` for the next page, if there is one.
+    pub next: Option<String>,
 }

@@ -34,6 +34,19 @@ pub(crate) fn overview(frame: &Frame<'_>, view: &Overview) -> String {
     ));
     body.push_str(&card("card-queues", "queues", &view.queues.total.to_string()));
     body.push_str(&card("card-workers", "workers attached", &view.workers.total.to_string()));
+    if let Some(pending) = view.batches_pending {
+        let label = if view.batches_seen >= crate::OVERVIEW_BATCHES as u64 {
+            format!("batches pending (of the newest {})", view.batches_seen)
+        } else {
+            "batches pending".to_owned()
+        };
+        let _ = write!(
+            body,
+            "<a class=card id=card-batches href=\"{}/batches?state=pending\"><b>{pending}</b>{}</a>",
+            esc(frame.base),
+            esc(&label)
+        );
+    }
     body.push_str("</div>");
     if view.workers.total == 0 {
         body.push_str(NO_WORKERS);

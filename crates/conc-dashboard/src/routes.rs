@@ -16,16 +16,17 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
+use conc_bus::batch::BatchId;
 use conc_bus::{FailedQuery, JobId};
-use conc_bus_cli::{AdminError, RetryFailed, visible_payload};
+use conc_bus_cli::{AdminError, BatchQuery, BatchState, RetryFailed, visible_payload};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::access;
 use crate::html::Frame;
-use crate::model::Page;
-use crate::pages;
+use crate::model::{BatchList, Page};
 use crate::state::Inner;
+use crate::{batch_pages, pages};
 
 pub(crate) fn router(inner: Arc<Inner>) -> Router {
     Router::new()
@@ -51,6 +52,12 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/api/failed/{id}/retry", post(retry))
         .route("/failed/{id}/forget", post(forget))
         .route("/api/failed/{id}/forget", post(forget))
+        .route("/batches", get(batches))
+        .route("/api/batches", get(batches))
+        .route("/batches/{id}", get(batch))
+        .route("/api/batches/{id}", get(batch))
+        .route("/batches/{id}/cancel", post(cancel_batch))
+        .route("/api/batches/{id}/cancel", post(cancel_batch))
         .route("/metrics", get(metrics))
         .route("/api/metrics", get(metrics))
         .with_state(inner)
@@ -115,7 +122,8 @@ impl Ctx {
 
     fn backend(&self, error: &AdminError) -> Response {
         let status = match error {
-            AdminError::NoSuchJob(_) => StatusCode::NOT_FOUND,
+            AdminError::NoSuchJob(_) | AdminError::NoSuchBatch(_) => StatusCode::NOT_FOUND,
+            AdminError::NoBatches => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
         self.fail(status, &error.to_string())
@@ -136,6 +144,10 @@ impl Ctx {
                 .parse()
                 .map_err(|_| self.bad(&format!("bad page `{text}`: give a page number from 0"))),
         }
+    }
+
+    fn batch_id(&self, text: &str) -> Result<BatchId, Response> {
+        text.parse().map_err(|error| self.bad(&format!("bad batch id `{text}`: {error}")))
     }
 
     fn job_id(&self, text: &str) -> Result<JobId, Response> {
@@ -354,4 +366,82 @@ async fn forget(
     let id = ctx.job_id(&id)?;
     ctx.inner.admin.forget(id).await.map_err(|e| ctx.backend(&e))?;
     Ok(ctx.done(&headers, "/failed", false, json!({ "forgotten": id })))
+}
+
+#[derive(Deserialize)]
+struct BatchParams {
+    state: Option<String>,
+    name: Option<String>,
+    before: Option<String>,
+}
+
+/// A page of batches, newest first: `?state=` (pending, finished, cancelled),
+/// `?name=` (part of the name), `?before=` (the last id of the previous page).
+async fn batches(ctx: Ctx, Query(params): Query<BatchParams>) -> Result<Response, Response> {
+    let limit = ctx.inner.settings.page_size;
+    let mut query = BatchQuery::new().limit(limit + 1);
+    if let Some(state) = params.state.as_deref().filter(|s| !s.is_empty()) {
+        query.state = Some(state.parse::<BatchState>().map_err(|error| ctx.bad(&error))?);
+    }
+    query.name = params.name.filter(|n| !n.is_empty());
+    if let Some(before) = params.before.as_deref().filter(|b| !b.is_empty()) {
+        query.before = Some(ctx.batch_id(before)?);
+    }
+    let mut items = ctx.inner.admin.batches(&query).await.map_err(|e| ctx.backend(&e))?;
+    let next = (items.len() > limit).then(|| {
+        items.truncate(limit);
+        items.last().map(|b| b.info.id.to_string())
+    });
+    let view = BatchList { items, next: next.flatten() };
+    if ctx.json {
+        return Ok(Json(view).into_response());
+    }
+    let total = ctx.failed_total().await?;
+    let html =
+        batch_pages::list(&ctx.frame(Some(total)), &view, query.state, query.name.as_deref());
+    Ok(Html(html).into_response())
+}
+
+#[derive(Deserialize)]
+struct MemberParams {
+    offset: Option<String>,
+}
+
+/// One batch with a page of its members (`?offset=`).
+async fn batch(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(params): Query<MemberParams>,
+) -> Result<Response, Response> {
+    let id = ctx.batch_id(&id)?;
+    let offset = match params.offset.as_deref() {
+        None | Some("") => 0,
+        Some(text) => text
+            .parse()
+            .map_err(|_| ctx.bad(&format!("bad offset `{text}`: give a member count from 0")))?,
+    };
+    let size = ctx.inner.settings.page_size;
+    let detail = ctx.inner.admin.batch(id, offset, size).await.map_err(|e| ctx.backend(&e))?;
+    let shown = offset.saturating_add(detail.members.len());
+    let next =
+        (u64::try_from(shown).unwrap_or(u64::MAX) < detail.batch.info.total).then_some(shown);
+    if ctx.json {
+        let mut value = serde_json::to_value(&detail).map_err(|e| ctx.bad(&e.to_string()))?;
+        value["next_offset"] = json!(next);
+        return Ok(Json(value).into_response());
+    }
+    let total = ctx.failed_total().await?;
+    Ok(Html(batch_pages::batch(&ctx.frame(Some(total)), &detail, next)).into_response())
+}
+
+async fn cancel_batch(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Response> {
+    ctx.check_post(&headers, &body)?;
+    let id = ctx.batch_id(&id)?;
+    let cancelled = ctx.inner.admin.cancel_batch(id).await.map_err(|e| ctx.backend(&e))?;
+    Ok(ctx.done(&headers, "/batches", true, json!({ "batch": id, "cancelled": cancelled })))
 }

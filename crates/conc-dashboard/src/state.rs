@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::http::request::Parts;
 use conc_bus::{QueueBackend, Worker, WorkerEvent, WorkerHealth, WorkerMetrics, WorkerState};
-use conc_bus_cli::{Admin, AdminError};
+use conc_bus_cli::{Admin, AdminError, BatchQuery, BatchState};
 use conc_core::lifecycle::Lifecycle;
 use conc_core::metrics::MetricsSource;
 use tokio::sync::broadcast;
@@ -16,6 +16,9 @@ use tokio::sync::broadcast;
 use crate::model::{
     JobOutcome, Overview, Page, QueueSample, RecentJob, Sample, Timing, WorkerReport,
 };
+
+/// How many of the newest batches the overview's card looks at.
+pub const OVERVIEW_BATCHES: usize = 100;
 
 /// The access check an application adds (Horizon's `viewHorizon`).
 pub(crate) type Gate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
@@ -228,8 +231,17 @@ impl Inner {
         } else {
             (None, None)
         };
+        let (batches_pending, batches_seen) = if self.admin.backend().keeps_workflows() {
+            let newest = self.admin.batches(&BatchQuery::new().limit(OVERVIEW_BATCHES)).await?;
+            let pending = newest.iter().filter(|b| b.state == BatchState::Pending).count();
+            (Some(pending as u64), newest.len() as u64)
+        } else {
+            (None, 0)
+        };
         let size = self.settings.page_size;
         Ok(Overview {
+            batches_pending,
+            batches_seen,
             now: self.admin.now(),
             processed_per_minute: processed,
             failed_per_minute: failed,

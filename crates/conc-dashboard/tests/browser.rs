@@ -1,9 +1,12 @@
 //! The dashboard in a real headless Chromium, against a running worker on a
 //! real SQLite file: a failing job shows up in the failed list, the retry
 //! button puts it back and the count follows, pausing a queue stops its
-//! processing and resuming starts it again. Writes screenshots under
-//! `target/`: `dashboard-overview.png`, `dashboard-metrics.png`,
-//! `dashboard-failed.png` and `dashboard-failed-job.png`.
+//! processing and resuming starts it again; a batch's progress bar advances
+//! as the worker finishes its members one by one (each waits for a permit
+//! the test hands out), and its failed member links to the failed job.
+//! Writes screenshots under `target/`: `dashboard-overview.png`,
+//! `dashboard-metrics.png`, `dashboard-failed.png`,
+//! `dashboard-failed-job.png` and `dashboard-batches.png`.
 //!
 //! Skips with a printed reason when chromedriver or Chromium is missing,
 //! unless `CONC_REQUIRE_SERVICES=1`. Every wait polls the page for the state it
@@ -14,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use conc_bus::batch::PendingBatch;
 use conc_bus::{AnyBackend, Job, JobError, JobHandlers, Queue, SqliteQueue, Worker};
 use conc_dashboard::Dashboard;
 use conc_test_support::{Browser, HarnessError};
@@ -26,6 +30,15 @@ struct Export {
 }
 impl Job for Export {
     const NAME: &'static str = "export-orders";
+}
+
+/// A batch member: waits for a permit from the test, then succeeds (row 3 fails).
+#[derive(Serialize, Deserialize)]
+struct Row {
+    n: u32,
+}
+impl Job for Row {
+    const NAME: &'static str = "import-row";
 }
 
 #[derive(Serialize, Deserialize)]
@@ -58,6 +71,17 @@ fn wait_text(browser: &Browser, css: &str, expected: &str) -> Result<(), Harness
     })
 }
 
+/// Waits until the progress bar `id` stands at `expected` percent (the page
+/// refreshes itself).
+fn wait_progress(browser: &Browser, id: &str, expected: u8) -> Result<(), HarnessError> {
+    let script =
+        "var e = document.getElementById(arguments[0]); return e ? +e.dataset.progress : null";
+    browser.wait_for(&format!("`{id}` at {expected}%"), WAIT, |b| {
+        let value = b.execute(script, &[Value::from(id)])?;
+        Ok((value.as_u64() == Some(u64::from(expected))).then_some(()))
+    })
+}
+
 /// Clicks `css` once it is there.
 fn click(browser: &Browser, css: &str) -> Result<(), HarnessError> {
     browser.wait_for(&format!("`{css}` to be clickable"), WAIT, |b| Ok(b.click(css)?.then_some(())))
@@ -82,6 +106,8 @@ fn retry_and_pause_from_the_browser() -> Result<(), Box<dyn std::error::Error>> 
     let queue = Queue::new(backend.clone());
     let export_up = Arc::new(AtomicBool::new(false));
     let up = Arc::clone(&export_up);
+    let permits = Arc::new(tokio::sync::Semaphore::new(0));
+    let gate = Arc::clone(&permits);
     let handlers = JobHandlers::new()
         .handle(move |_: Export, _| {
             let up = up.load(Ordering::SeqCst);
@@ -93,13 +119,20 @@ fn retry_and_pause_from_the_browser() -> Result<(), Box<dyn std::error::Error>> 
                 }
             }
         })
-        .handle(|_: Ping, _| async { Ok::<(), JobError>(()) });
+        .handle(|_: Ping, _| async { Ok::<(), JobError>(()) })
+        .handle(move |row: Row, _| {
+            let permits = Arc::clone(&gate);
+            async move {
+                permits.acquire().await.map_err(JobError::fatal)?.forget();
+                if row.n == 3 { Err(JobError::fatal("row 3 does not parse")) } else { Ok(()) }
+            }
+        });
     let worker = Worker::builder(backend.clone(), handlers)
         .name("browser-worker")
         .queues(["default", "other"])
         .poll_interval(Duration::from_millis(20))
         .build()?;
-    let dashboard = Dashboard::builder(AnyBackend::new(backend))
+    let dashboard = Dashboard::builder(AnyBackend::with_workflows(backend))
         .worker(&worker)
         .refresh(Duration::from_secs(1))
         .sample_every(Duration::from_millis(200))
@@ -174,6 +207,31 @@ fn retry_and_pause_from_the_browser() -> Result<(), Box<dyn std::error::Error>> 
     browser.goto(&format!("{base}/?refresh=0"))?;
     wait_text(&browser, "#worker-browser-worker td:nth-child(3)", "running")?;
     browser.screenshot(&target_dir().join("dashboard-overview.png"))?;
+
+    // A batch's progress bar advances as the worker finishes its members,
+    // one per permit the test hands out.
+    let batch = PendingBatch::new().name("import customers").on_queue("other").allow_failures(true);
+    let batch = (1..=4).fold(batch, |batch, n| batch.add(Row { n })).finally(Ping);
+    let id = runtime.block_on(queue.dispatch_batch(batch))?;
+    browser.goto(&format!("{base}/batches/{id}"))?;
+    wait_progress(&browser, "batch-progress", 0)?;
+    for done in 1..=4_u8 {
+        permits.add_permits(1);
+        if done == 2 {
+            // Half way, in the list, for people to look at.
+            browser.goto(&format!("{base}/batches?refresh=0"))?;
+            wait_progress(&browser, &format!("progress-{id}"), 50)?;
+            browser.screenshot(&target_dir().join("dashboard-batches.png"))?;
+            browser.goto(&format!("{base}/batches/{id}"))?;
+        }
+        wait_progress(&browser, "batch-progress", done * 25)?;
+    }
+    wait_text(&browser, "#batch-counts", "4 total: 0 pending, 3 succeeded, 1 failed, 0 cancelled")?;
+    wait_text(&browser, "#callback-finally td:nth-child(3)", "yes")?;
+    // The failed member links to its failed job.
+    click(&browser, "tr[id^='member-'] a")?;
+    let payload = browser.wait_for("the failed row's payload", WAIT, |b| b.text("#payload"))?;
+    assert!(payload.contains("\"n\": 3"), "{payload}");
 
     worker.stop(Duration::ZERO);
     runtime.block_on(worker.stopped());

@@ -293,4 +293,8 @@ async fn serves_a_redis_queue_opened_by_url() {
         (queues["items"][0]["name"].as_str(), queues["items"][0]["ready"].as_u64()),
         (Some("mail"), Some(1))
     );
+    // The Redis queue keeps no batches yet: the batch pages say so.
+    let (status, json) = send(&app, get("/api/batches", LOCAL)).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{json}");
+    assert!(json.contains("keeps no batches"), "{json}");
 }

@@ -70,4 +70,4 @@ pub(crate) mod model;
 
 pub use builder::{BatchJobs, NewBatch, PendingBatch};
 pub use error::WorkflowError;
-pub use model::{BatchId, BatchInfo, BatchPrune, MemberOutcome};
+pub use model::{BatchCallback, BatchId, BatchInfo, BatchPrune, MemberOutcome};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::id::{JobId, ParseIdError};
-use crate::job::Envelope;
+use crate::job::{Envelope, TriggerKind};
 
 /// A batch's id: sortable by creation time, printed like a [`JobId`].
 ///
@@ -217,6 +217,54 @@ pub struct BatchInfo {
     pub cancelled_at: Option<u64>,
     /// When its last member got its outcome, in Unix milliseconds.
     pub finished_at: Option<u64>,
+    /// Its callbacks, in the order `then`, `catch`, `finally`, `progress`
+    /// (only those it has), and how often each was dispatched.
+    pub callbacks: Vec<BatchCallback>,
+}
+
+/// One callback of a batch, as [`BatchInfo::callbacks`] lists it: which one,
+/// the job it dispatches, and how many times it was dispatched so far
+/// (`then`, `catch` and `finally` at most once; `progress` once per member
+/// that succeeded or failed).
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus::batch::BatchCallback;
+///
+/// fn fired(callback: &BatchCallback) -> bool {
+///     callback.dispatched > 0
+/// }
+/// # let _ = fired;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BatchCallback {
+    /// Which callback: `Then`, `Catch`, `Finally` or `Progress`.
+    pub kind: TriggerKind,
+    /// The name of the job it dispatches.
+    pub job: String,
+    /// How many times it was dispatched.
+    pub dispatched: u64,
+}
+
+impl BatchCallback {
+    /// The callbacks `record` has, with what fired of them given `counts`.
+    fn of(record: &BatchRecord, counts: Counts) -> Vec<Self> {
+        let callbacks = &record.callbacks;
+        let fired = &record.fired;
+        [
+            (TriggerKind::Then, &callbacks.then, u64::from(fired.then)),
+            (TriggerKind::Catch, &callbacks.catch, u64::from(fired.catch)),
+            (TriggerKind::Finally, &callbacks.finally, u64::from(fired.finally)),
+            (TriggerKind::Progress, &callbacks.progress, counts.succeeded + counts.failed),
+        ]
+        .into_iter()
+        .filter_map(|(kind, envelope, dispatched)| {
+            envelope.as_ref().map(|envelope| Self { kind, job: envelope.name.clone(), dispatched })
+        })
+        .collect()
+    }
 }
 
 impl BatchInfo {
@@ -235,6 +283,7 @@ impl BatchInfo {
             created_at: record.created_at,
             cancelled_at: record.cancelled_at,
             finished_at: record.finished_at,
+            callbacks: BatchCallback::of(record, counts),
         }
     }
 
@@ -317,3 +366,7 @@ impl BatchPrune {
         }
     }
 }
+
+/// Members of a batch with their outcome (`None` while pending), as
+/// [`WorkflowBackend::batch_members`](crate::queue::WorkflowBackend::batch_members) answers.
+pub(crate) type MemberRows = Vec<(JobId, Option<MemberOutcome>)>;

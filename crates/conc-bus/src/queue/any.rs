@@ -13,7 +13,8 @@ use super::error::{PushError, QueueError};
 use super::lease::Lease;
 use super::settle::Transition;
 use super::workflow::WorkflowBackend;
-use crate::batch::{BatchId, BatchInfo, BatchPrune, NewBatch, WorkflowError};
+use crate::batch::model::MemberRows;
+use crate::batch::{BatchId, BatchInfo, BatchPrune, MemberOutcome, NewBatch, WorkflowError};
 use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
 use crate::job::Envelope;
@@ -226,6 +227,21 @@ impl AnyBackend {
         Self { inner: backend.clone(), workflows: Some(backend) }
     }
 
+    /// Whether its batches are reachable: it was made with
+    /// [`with_workflows`](Self::with_workflows).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::{AnyBackend, MemoryQueue};
+    ///
+    /// assert!(AnyBackend::with_workflows(MemoryQueue::new()).keeps_workflows());
+    /// assert!(!AnyBackend::new(MemoryQueue::new()).keeps_workflows());
+    /// ```
+    pub fn keeps_workflows(&self) -> bool {
+        self.workflows.is_some()
+    }
+
     fn workflows(&self) -> Result<&Arc<dyn DynWorkflows>, QueueError> {
         self.workflows.as_ref().ok_or_else(|| {
             QueueError::Backend(
@@ -245,6 +261,12 @@ trait DynWorkflows: fmt::Debug + Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<u64, WorkflowError>>;
     fn batch(&self, id: BatchId) -> BoxFuture<'_, Result<Option<BatchInfo>, QueueError>>;
     fn batches(&self, limit: usize) -> BoxFuture<'_, Result<Vec<BatchInfo>, QueueError>>;
+    fn batch_members(
+        &self,
+        id: BatchId,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<MemberRows, QueueError>>;
     fn cancel_batch(&self, id: BatchId) -> BoxFuture<'_, Result<bool, QueueError>>;
     fn prune_batches(&self, prune: BatchPrune) -> BoxFuture<'_, Result<u64, QueueError>>;
 }
@@ -265,6 +287,14 @@ impl<B: WorkflowBackend> DynWorkflows for B {
     }
     fn batches(&self, limit: usize) -> BoxFuture<'_, Result<Vec<BatchInfo>, QueueError>> {
         Box::pin(WorkflowBackend::batches(self, limit))
+    }
+    fn batch_members(
+        &self,
+        id: BatchId,
+        offset: usize,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<MemberRows, QueueError>> {
+        Box::pin(WorkflowBackend::batch_members(self, id, offset, limit))
     }
     fn cancel_batch(&self, id: BatchId) -> BoxFuture<'_, Result<bool, QueueError>> {
         Box::pin(WorkflowBackend::cancel_batch(self, id))
@@ -296,6 +326,14 @@ impl WorkflowBackend for AnyBackend {
     }
     async fn batches(&self, limit: usize) -> Result<Vec<BatchInfo>, QueueError> {
         self.workflows()?.batches(limit).await
+    }
+    async fn batch_members(
+        &self,
+        id: BatchId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(JobId, Option<MemberOutcome>)>, QueueError> {
+        self.workflows()?.batch_members(id, offset, limit).await
     }
     async fn cancel_batch(&self, id: BatchId) -> Result<bool, QueueError> {
         self.workflows()?.cancel_batch(id).await

@@ -4,7 +4,8 @@ use std::future::Future;
 
 use super::backend::{Pushed, QueueBackend};
 use super::error::QueueError;
-use crate::batch::{BatchId, BatchInfo, BatchPrune, NewBatch, WorkflowError};
+use crate::batch::{BatchId, BatchInfo, BatchPrune, MemberOutcome, NewBatch, WorkflowError};
+use crate::id::JobId;
 
 /// A [`QueueBackend`] that also keeps batches, chains and admission locks,
 /// each change in the same atomic step (lock, transaction) as the queue
@@ -52,6 +53,16 @@ pub trait WorkflowBackend: QueueBackend {
         &self,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<BatchInfo>, QueueError>> + Send;
+
+    /// Members of batch `id` with their outcome (`None` while pending), in
+    /// id order: `limit` of them after skipping `offset`. Empty when there
+    /// is no such batch.
+    fn batch_members(
+        &self,
+        id: BatchId,
+        offset: usize,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(JobId, Option<MemberOutcome>)>, QueueError>> + Send;
 
     /// Cancels batch `id`: its members waiting in a queue are deleted and
     /// count as cancelled; running ones are asked to stop at their next

@@ -4,7 +4,9 @@
 use super::error::QueueError;
 use super::front::Queue;
 use super::workflow::WorkflowBackend;
-use crate::batch::{BatchId, BatchInfo, BatchJobs, BatchPrune, PendingBatch, WorkflowError};
+use crate::batch::{
+    BatchId, BatchInfo, BatchJobs, BatchPrune, MemberOutcome, PendingBatch, WorkflowError,
+};
 use crate::chain::Chain;
 use crate::clock::millis;
 use crate::id::JobId;
@@ -97,6 +99,33 @@ impl<B: WorkflowBackend> Queue<B> {
     /// Up to `limit` batches, newest first.
     pub async fn batches(&self, limit: usize) -> Result<Vec<BatchInfo>, QueueError> {
         self.backend().batches(limit).await
+    }
+
+    /// Members of batch `id` with their outcome (`None` while pending), in
+    /// id order: `limit` of them after skipping `offset`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::{MemoryQueue, Queue};
+    /// use conc_bus::batch::PendingBatch;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Ping;
+    /// # impl conc_bus::Job for Ping { const NAME: &'static str = "ping"; }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let queue = Queue::new(MemoryQueue::new());
+    /// let id = queue.dispatch_batch(PendingBatch::new().add(Ping).add(Ping)).await?;
+    /// let members = queue.batch_members(id, 0, 10).await?;
+    /// assert!(members.len() == 2 && members.iter().all(|(_, outcome)| outcome.is_none()));
+    /// # Ok(()) }
+    /// ```
+    pub async fn batch_members(
+        &self,
+        id: BatchId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(JobId, Option<MemberOutcome>)>, QueueError> {
+        self.backend().batch_members(id, offset, limit).await
     }
 
     /// Cancels batch `id` (see [`WorkflowBackend::cancel_batch`]); whether

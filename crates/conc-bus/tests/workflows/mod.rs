@@ -12,6 +12,7 @@
 
 mod admission;
 mod chains;
+mod inspect;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use admission::*;
 pub use chains::*;
+pub use inspect::*;
 
 /// What keeps a backend's resources alive for the length of a test.
 pub type KeepAlive = Box<dyn std::any::Any + Send>;
@@ -55,6 +57,7 @@ macro_rules! suite {
             a_member_that_crashes_its_workers_fails_the_batch,
             prune_removes_batches_by_age_and_kind,
             batches_are_listed_newest_first,
+            members_and_callbacks_are_shown_as_they_settle,
             a_chain_runs_link_after_link,
             a_chain_stops_at_a_failed_link_and_catches_once,
             a_released_link_holds_its_chain,

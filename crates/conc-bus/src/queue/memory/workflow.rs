@@ -1,7 +1,8 @@
 //! [`WorkflowBackend`] for [`MemoryQueue`]: every change under the one lock.
 
 use super::{MemoryQueue, check_push};
-use crate::batch::{BatchId, BatchInfo, BatchPrune, NewBatch, WorkflowError};
+use crate::batch::{BatchId, BatchInfo, BatchPrune, MemberOutcome, NewBatch, WorkflowError};
+use crate::id::JobId;
 use crate::queue::backend::{Pushed, QueueBackend};
 use crate::queue::error::QueueError;
 use crate::queue::workflow::WorkflowBackend;
@@ -59,6 +60,18 @@ impl WorkflowBackend for MemoryQueue {
     async fn batches(&self, limit: usize) -> Result<Vec<BatchInfo>, QueueError> {
         let state = self.lock();
         Ok(state.batches.values().rev().take(limit).map(super::flow::MemBatch::info).collect())
+    }
+
+    async fn batch_members(
+        &self,
+        id: BatchId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(JobId, Option<MemberOutcome>)>, QueueError> {
+        let state = self.lock();
+        Ok(state.batches.get(&id).map_or_else(Vec::new, |batch| {
+            batch.members.iter().skip(offset).take(limit).map(|(id, o)| (*id, *o)).collect()
+        }))
     }
 
     async fn cancel_batch(&self, id: BatchId) -> Result<bool, QueueError> {

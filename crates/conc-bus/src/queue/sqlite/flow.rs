@@ -40,12 +40,14 @@ const FOLLOW: &str =
      ON CONFLICT (id) DO NOTHING";
 const LIST: &str = "SELECT record FROM conc_bus_batches ORDER BY created_at DESC, id DESC
      LIMIT CAST(?1 AS INTEGER)";
+const MEMBERS: &str = "SELECT job, outcome FROM conc_bus_batch_members WHERE batch = ?1
+     ORDER BY job LIMIT CAST(?2 AS INTEGER) OFFSET CAST(?3 AS INTEGER)";
 const ALL: &str = "SELECT id, record FROM conc_bus_batches";
 const DELETE_BATCH: &str = "DELETE FROM conc_bus_batches WHERE id = ?1";
 const DELETE_MEMBERS: &str = "DELETE FROM conc_bus_batch_members WHERE batch = ?1";
 
 /// Every constant statement of this module, prepared at open.
-pub(super) const STATEMENTS: [&str; 14] = [
+pub(super) const STATEMENTS: [&str; 15] = [
     RECORD,
     SAVE_RECORD,
     INSERT_BATCH,
@@ -57,6 +59,7 @@ pub(super) const STATEMENTS: [&str; 14] = [
     DELETE_SEQ,
     FOLLOW,
     LIST,
+    MEMBERS,
     ALL,
     DELETE_BATCH,
     DELETE_MEMBERS,
@@ -381,6 +384,26 @@ pub(super) fn list(tx: &Tx<'_>, limit: usize) -> Result<Vec<BatchInfo>, Failure>
         statement.query_map([limit], |row| row.get(0))?.collect::<Result<_, _>>()?
     };
     records.iter().map(|text| info(tx, &parse(text)?)).collect()
+}
+
+/// Members of batch `id` with their outcome, in id order.
+pub(super) fn members(
+    tx: &Tx<'_>,
+    id: BatchId,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<(JobId, Option<MemberOutcome>)>, Failure> {
+    let mut statement = tx.conn.prepare_cached(MEMBERS)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let mut rows = statement.query(params![batch_bytes(id), limit, offset])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let job = id_at(row, 0)?;
+        let outcome: Option<i64> = row.get(1)?;
+        out.push((job, outcome.and_then(MemberOutcome::from_code)));
+    }
+    Ok(out)
 }
 
 /// Cancels batch `id`; whether it was running.

@@ -8,7 +8,8 @@ use tokio::sync::oneshot;
 use super::row::{Failure, Refusal};
 use super::writer::{Request, Tx, copy};
 use super::{SqliteQueue, flow, stopped};
-use crate::batch::{BatchId, BatchInfo, BatchPrune, NewBatch, WorkflowError};
+use crate::batch::{BatchId, BatchInfo, BatchPrune, MemberOutcome, NewBatch, WorkflowError};
+use crate::id::JobId;
 use crate::queue::backend::Pushed;
 use crate::queue::error::{PushError, QueueError};
 use crate::queue::workflow::WorkflowBackend;
@@ -107,6 +108,15 @@ impl WorkflowBackend for SqliteQueue {
 
     async fn batches(&self, limit: usize) -> Result<Vec<BatchInfo>, QueueError> {
         self.call(limit, Request::Batches).await
+    }
+
+    async fn batch_members(
+        &self,
+        id: BatchId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<(JobId, Option<MemberOutcome>)>, QueueError> {
+        self.call((id, offset, limit), Request::BatchMembers).await
     }
 
     async fn cancel_batch(&self, id: BatchId) -> Result<bool, QueueError> {

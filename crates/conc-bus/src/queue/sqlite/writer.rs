@@ -14,6 +14,7 @@ use tokio::sync::{Notify, oneshot};
 use super::Synchronous;
 use super::row::{Failure, Refusal};
 use super::{admin, flow, store};
+use crate::batch::model::MemberRows;
 use crate::batch::{BatchId, BatchInfo, BatchPrune};
 use crate::clock::{Millis, WallClock};
 use crate::failed::{FailedJob, FailedQuery, Selection};
@@ -209,6 +210,7 @@ pub(super) enum Request {
     Workflow(super::workflow::WorkflowCall),
     Batch(Call<BatchId, Option<BatchInfo>>),
     Batches(Call<usize, Vec<BatchInfo>>),
+    BatchMembers(Call<(BatchId, usize, usize), MemberRows>),
     CancelBatch(Call<BatchId, bool>),
     PruneBatches(Call<BatchPrune, u64>),
 }
@@ -226,6 +228,7 @@ impl Request {
                 | Self::FailedCount(_)
                 | Self::Batch(_)
                 | Self::Batches(_)
+                | Self::BatchMembers(_)
         )
     }
 
@@ -292,6 +295,9 @@ impl Request {
             Self::Workflow(call) => call.run(tx),
             Self::Batch(call) => call.run(tx, |tx, id| flow::find(tx, *id)),
             Self::Batches(call) => call.run(tx, |tx, limit| flow::list(tx, *limit)),
+            Self::BatchMembers(call) => {
+                call.run(tx, |tx, (id, offset, limit)| flow::members(tx, *id, *offset, *limit))
+            }
             Self::CancelBatch(call) => call.run(tx, |tx, id| flow::cancel(tx, *id)),
             Self::PruneBatches(call) => call.run(tx, |tx, prune| flow::prune(tx, *prune)),
         }
@@ -330,6 +336,7 @@ impl Request {
             Self::Workflow(call) => call.answer(committed),
             Self::Batch(call) => drop(call.answer(committed)),
             Self::Batches(call) => drop(call.answer(committed)),
+            Self::BatchMembers(call) => drop(call.answer(committed)),
             Self::CancelBatch(call) => drop(call.answer(committed)),
             Self::PruneBatches(call) => drop(call.answer(committed)),
         }
