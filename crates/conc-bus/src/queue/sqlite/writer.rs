@@ -54,7 +54,12 @@ pub(super) struct Tx<'a> {
     woke: Cell<bool>,
 }
 
-impl Tx<'_> {
+impl<'a> Tx<'a> {
+    /// A transaction the caller opened on `conn` (see `SqliteQueue::push_in`).
+    pub(super) fn on(conn: &'a Connection, now: Millis, settings: &'a Settings) -> Self {
+        Self { conn, now, settings, woke: Cell::new(false) }
+    }
+
     /// Marks that a job may have become available: waiters are woken once
     /// the batch commits.
     pub(super) fn wake(&self) {
@@ -156,28 +161,28 @@ impl PushCall {
             (Err(error), _) => Err(PushError::Backend { error: Box::new(copy(error)), jobs }),
             (Ok(()), None) => return,
             (Ok(()), Some(Ok(()))) => Ok(()),
-            (Ok(()), Some(Err(failure))) => Err(match failure {
-                Failure::Refused(Refusal::Full { queue, capacity }) => {
-                    PushError::Full { queue, capacity, jobs }
-                }
-                Failure::Refused(Refusal::Duplicate { id }) => PushError::Duplicate { id, jobs },
-                Failure::Refused(Refusal::Locked { key, held_by }) => {
-                    PushError::Locked { key, held_by, jobs }
-                }
-                Failure::Refused(refusal @ (Refusal::NoBatch(_) | Refusal::Closed(..))) => {
-                    PushError::Backend {
-                        error: format!("unexpected refusal {refusal:?}").into(),
-                        jobs,
-                    }
-                }
-                Failure::Config(error) => PushError::Invalid { error, jobs },
-                Failure::Sql(error) => PushError::Backend { error: Box::new(error), jobs },
-                Failure::Corrupt { message, .. } => {
-                    PushError::Backend { error: message.into(), jobs }
-                }
-            }),
+            (Ok(()), Some(Err(failure))) => Err(push_error(failure, jobs)),
         };
         let _ = self.reply.send(result);
+    }
+}
+
+/// The refusal of a push whose savepoint was rolled back, `jobs` handed back.
+pub(super) fn push_error(failure: Failure, jobs: Vec<Pushed>) -> PushError {
+    match failure {
+        Failure::Refused(Refusal::Full { queue, capacity }) => {
+            PushError::Full { queue, capacity, jobs }
+        }
+        Failure::Refused(Refusal::Duplicate { id }) => PushError::Duplicate { id, jobs },
+        Failure::Refused(Refusal::Locked { key, held_by }) => {
+            PushError::Locked { key, held_by, jobs }
+        }
+        Failure::Refused(refusal @ (Refusal::NoBatch(_) | Refusal::Closed(..))) => {
+            PushError::Backend { error: format!("unexpected refusal {refusal:?}").into(), jobs }
+        }
+        Failure::Config(error) => PushError::Invalid { error, jobs },
+        Failure::Sql(error) => PushError::Backend { error: Box::new(error), jobs },
+        Failure::Corrupt { message, .. } => PushError::Backend { error: message.into(), jobs },
     }
 }
 
