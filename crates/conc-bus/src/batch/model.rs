@@ -148,6 +148,12 @@ pub(crate) struct BatchRecord {
     /// before they were kept, which are counted from the set instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) counts: Option<Counts>,
+    /// When it times out (Unix ms), if it has a timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) deadline: Option<Millis>,
+    /// When it timed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) timed_out_at: Option<Millis>,
 }
 
 /// The members of a batch by outcome, counted from the set of members.
@@ -217,6 +223,12 @@ pub struct BatchInfo {
     pub cancelled_at: Option<u64>,
     /// When its last member got its outcome, in Unix milliseconds.
     pub finished_at: Option<u64>,
+    /// When it times out, in Unix milliseconds, if it has a
+    /// [timeout](crate::batch::PendingBatch::timeout).
+    pub deadline: Option<u64>,
+    /// When it timed out (its unfinished members were cancelled), in Unix
+    /// milliseconds.
+    pub timed_out_at: Option<u64>,
 }
 
 impl BatchInfo {
@@ -235,6 +247,8 @@ impl BatchInfo {
             created_at: record.created_at,
             cancelled_at: record.cancelled_at,
             finished_at: record.finished_at,
+            deadline: record.deadline,
+            timed_out_at: record.timed_out_at,
         }
     }
 
@@ -253,8 +267,14 @@ impl BatchInfo {
         self.finished_at.is_some()
     }
 
-    /// Whether it was cancelled (by [`cancel`](crate::Queue::cancel_batch)
-    /// or by a failure without `allow_failures`).
+    /// Whether it passed its deadline before it finished (it is then
+    /// cancelled too).
+    pub fn is_timed_out(&self) -> bool {
+        self.timed_out_at.is_some()
+    }
+
+    /// Whether it was cancelled (by [`cancel`](crate::Queue::cancel_batch),
+    /// by a failure without `allow_failures`, or by its timeout).
     pub fn is_cancelled(&self) -> bool {
         self.cancelled_at.is_some()
     }

@@ -12,6 +12,7 @@
 
 mod admission;
 mod chains;
+mod extras;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use admission::*;
 pub use chains::*;
+pub use extras::*;
 
 /// What keeps a backend's resources alive for the length of a test.
 pub type KeepAlive = Box<dyn std::any::Any + Send>;
@@ -67,6 +69,7 @@ macro_rules! suite {
             a_refused_push_holds_no_lock_and_a_cleared_job_frees_its_own,
             only_the_last_debounced_dispatch_runs_and_max_wait_forces_a_run,
             a_superseded_debounced_chain_never_runs,
+            a_batch_past_its_deadline_cancels_what_is_unfinished_and_fires_catch_and_finally_once,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {

@@ -145,6 +145,31 @@ impl State {
         }
     }
 
+    /// Times out the batches whose deadline has passed at `now`: their
+    /// unfinished members count as cancelled (waiting jobs deleted, running
+    /// ones asked to stop), and `catch` and `finally` fire once.
+    pub(super) fn expire_batches(&mut self, now: Millis) {
+        let mut follow = Vec::new();
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(batch) = self.batches.get_mut(&id) else { continue };
+            let Some(fires) = machine::time_out(&mut batch.record, now) else { continue };
+            follow.extend(machine::callback_jobs(&batch.record, &fires, now));
+            self.drop_waiting(id, now, &mut follow);
+            let running: Vec<JobId> = self.batches.get(&id).map_or_else(Vec::new, |batch| {
+                batch.members.iter().filter(|(_, o)| o.is_none()).map(|(m, _)| *m).collect()
+            });
+            for member in running {
+                let member = BatchMember::new(id, member);
+                self.record(member, MemberOutcome::Cancelled, None, now, &mut follow);
+            }
+        }
+        self.insert_follow(follow, now);
+    }
+
     /// Deletes the waiting jobs of batch `id` and counts their members as
     /// cancelled.
     pub(super) fn drop_waiting(&mut self, id: BatchId, now: Millis, follow: &mut Vec<Pushed>) {
@@ -180,6 +205,9 @@ impl State {
     /// once when it has no members.
     pub(super) fn create_batch(&mut self, record: BatchRecord, members: Vec<Pushed>, now: Millis) {
         let id = record.id;
+        if let Some(deadline) = record.deadline {
+            self.deadlines.insert((deadline, id));
+        }
         let mut batch = MemBatch {
             record,
             members: BTreeMap::new(),

@@ -20,7 +20,13 @@ use crate::queue::settle::Effect;
 const RECORD: &str = "SELECT record FROM conc_bus_batches WHERE id = ?1";
 const SAVE_RECORD: &str = "UPDATE conc_bus_batches SET record = ?2 WHERE id = ?1";
 const INSERT_BATCH: &str =
-    "INSERT INTO conc_bus_batches (id, created_at, record) VALUES (?1, ?2, ?3)";
+    "INSERT INTO conc_bus_batches (id, created_at, record, deadline) VALUES (?1, ?2, ?3, ?4)";
+/// Up to 64 batches whose deadline has passed at `?1`.
+const DUE: &str = "SELECT id FROM conc_bus_batches WHERE deadline IS NOT NULL AND deadline <= ?1
+     ORDER BY deadline LIMIT 64";
+const CLEAR_DEADLINE: &str = "UPDATE conc_bus_batches SET deadline = NULL WHERE id = ?1";
+const PENDING_MEMBERS: &str =
+    "SELECT job FROM conc_bus_batch_members WHERE batch = ?1 AND outcome IS NULL";
 const INSERT_MEMBER: &str =
     "INSERT INTO conc_bus_batch_members (batch, job) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
 /// Sets a member's outcome once: nothing changes when it has one.
@@ -45,7 +51,10 @@ const DELETE_BATCH: &str = "DELETE FROM conc_bus_batches WHERE id = ?1";
 const DELETE_MEMBERS: &str = "DELETE FROM conc_bus_batch_members WHERE batch = ?1";
 
 /// Every constant statement of this module, prepared at open.
-pub(super) const STATEMENTS: [&str; 14] = [
+pub(super) const STATEMENTS: [&str; 17] = [
+    DUE,
+    CLEAR_DEADLINE,
+    PENDING_MEMBERS,
     RECORD,
     SAVE_RECORD,
     INSERT_BATCH,
@@ -241,6 +250,45 @@ fn record(
     Ok(())
 }
 
+/// Times out the batches whose deadline has passed (up to 64 per call):
+/// their unfinished members count as cancelled (waiting jobs deleted,
+/// running ones asked to stop), and `catch` and `finally` fire once.
+pub(super) fn expire(tx: &Tx<'_>) -> Result<(), Failure> {
+    let due: Vec<JobId> = {
+        let mut statement = tx.conn.prepare_cached(DUE)?;
+        let mut rows = statement.query([sql_int(tx.now)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(id_at(row, 0)?);
+        }
+        out
+    };
+    let mut follow = Vec::new();
+    for id in due {
+        let id = BatchId::from_job_id(id);
+        tx.conn.prepare_cached(CLEAR_DEADLINE)?.execute([batch_bytes(id)])?;
+        let Some(mut stored) = load(tx, id)? else { continue };
+        let Some(fires) = machine::time_out(&mut stored, tx.now) else { continue };
+        follow.extend(machine::callback_jobs(&stored, &fires, tx.now));
+        save(tx, &stored)?;
+        drop_waiting(tx, id, &mut follow)?;
+        let running: Vec<JobId> = {
+            let mut statement = tx.conn.prepare_cached(PENDING_MEMBERS)?;
+            let mut rows = statement.query([batch_bytes(id)])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(id_at(row, 0)?);
+            }
+            out
+        };
+        for member in running {
+            let member = BatchMember::new(id, member);
+            record(tx, member, MemberOutcome::Cancelled, None, &mut follow)?;
+        }
+    }
+    push_follow(tx, &follow)
+}
+
 /// Deletes the waiting jobs of batch `id`; their members count as cancelled.
 fn drop_waiting(tx: &Tx<'_>, id: BatchId, follow: &mut Vec<Pushed>) -> Result<(), Failure> {
     let waiting: Vec<(i64, JobId, String)> = {
@@ -315,7 +363,8 @@ pub(super) fn create(
     tx.conn.prepare_cached(INSERT_BATCH)?.execute(params![
         batch_bytes(record.id),
         sql_int(record.created_at),
-        text
+        text,
+        record.deadline.map(sql_int)
     ])?;
     insert_members(tx, record.id, members)?;
     let fires = machine::on_settled(&mut record, counts, tx.now);

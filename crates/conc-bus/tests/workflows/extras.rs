@@ -1,0 +1,86 @@
+//! Batch extras on every backend: timeouts, progress notifications,
+//! archiving, recovery of failed members.
+
+use std::time::Duration;
+
+use conc_bus::batch::WorkflowError;
+use conc_bus::job::TriggerKind;
+use conc_bus::queue::WorkflowBackend;
+use conc_bus::{ReserveRequest, Settlement, Transition};
+
+use super::{LEASE, W, batch, kind, kinds, name};
+
+impl<B: WorkflowBackend> W<B> {
+    /// A reservation from a queue nobody pushes to: runs the backend's
+    /// per-reservation housekeeping (batch deadlines) and takes nothing.
+    pub async fn poll(&self) {
+        let queues = vec!["nothing-here".to_owned()];
+        let taken = self.backend.reserve(ReserveRequest::new(&queues, 1, LEASE)).await.unwrap();
+        assert!(taken.jobs.is_empty());
+    }
+}
+
+pub async fn a_batch_past_its_deadline_cancels_what_is_unfinished_and_fires_catch_and_finally_once<
+    B: WorkflowBackend,
+>(
+    w: W<B>,
+) {
+    // Shorter than the lease: `b` is still leased when the batch times out.
+    let timeout = Duration::from_secs(20);
+    let minute = Duration::from_secs(60);
+    let pending = batch(&["a", "b", "c"]).allow_failures(true).timeout(timeout);
+    let id = w.queue.dispatch_batch(pending).await.unwrap();
+    let info = w.info(id).await;
+    assert_eq!(info.deadline, Some(info.created_at + 20_000));
+    // `a` succeeds, `b` is running, `c` waits.
+    let a = w.reserve(1).await.remove(0);
+    w.ack(&a).await;
+    let b = w.reserve(1).await.remove(0);
+    assert_eq!(name(&b), "b");
+    w.clock.advance(Duration::from_millis(19_999));
+    w.poll().await;
+    assert!(!w.info(id).await.is_timed_out(), "not before its deadline");
+
+    w.clock.advance(Duration::from_millis(1));
+    w.poll().await;
+    let info = w.info(id).await;
+    assert!(info.is_timed_out() && info.is_cancelled() && info.is_finished());
+    assert_eq!((info.succeeded, info.cancelled, info.pending), (1, 2, 0));
+    let (steps, calls) = w.take().await;
+    assert!(steps.is_empty(), "the waiting member was deleted");
+    let mut seen: Vec<TriggerKind> = calls.iter().map(kind).collect();
+    seen.sort_by_key(|k| format!("{k:?}"));
+    assert_eq!(seen, [TriggerKind::Catch, TriggerKind::Finally, TriggerKind::Progress]);
+    let catch = calls.iter().find(|c| kind(c) == TriggerKind::Catch).unwrap();
+    let trigger = catch.envelope.flow.as_ref().unwrap().trigger.clone().unwrap();
+    assert_eq!((trigger.job, trigger.error.as_deref()), (None, Some("batch timed out")));
+    for call in &calls {
+        w.ack(call).await;
+    }
+    // The running member is asked to stop; finishing anyway changes nothing.
+    let extend = Transition::Extend { lease: LEASE };
+    let answer = w.settle(&b.lease, extend).await.unwrap();
+    assert!(matches!(answer, Settlement::StopAsked { .. }), "{answer:?}");
+    w.ack(&b).await;
+    assert_eq!(w.info(id).await.cancelled, 2);
+    w.clock.advance(60 * minute);
+    w.poll().await;
+    assert!(w.drain().await.is_empty(), "nothing fires twice");
+
+    // A batch that finishes in time never times out.
+    let quick = w.queue.dispatch_batch(batch(&["d"]).timeout(minute)).await.unwrap();
+    let callbacks = w.drain().await;
+    assert_eq!(kinds(&callbacks), [TriggerKind::Finally, TriggerKind::Progress, TriggerKind::Then]);
+    w.clock.advance(2 * minute);
+    w.poll().await;
+    let info = w.info(quick).await;
+    assert!(!info.is_timed_out() && !info.is_cancelled());
+    assert!(w.drain().await.is_empty());
+
+    // A zero timeout is refused, naming the field.
+    let refused = w.queue.dispatch_batch(batch(&["e"]).timeout(Duration::ZERO)).await;
+    match refused {
+        Err(WorkflowError::Invalid(error)) => assert_eq!(error.field, "timeout"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
