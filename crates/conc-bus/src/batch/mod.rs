@@ -67,7 +67,9 @@ pub(crate) mod builder;
 mod error;
 pub(crate) mod machine;
 pub(crate) mod model;
+pub(crate) mod progress;
 
 pub use builder::{BatchJobs, NewBatch, PendingBatch};
 pub use error::WorkflowError;
 pub use model::{BatchId, BatchInfo, BatchPrune, MemberOutcome};
+pub use progress::{BatchProgress, PROGRESS_CAPACITY};

@@ -13,7 +13,7 @@ use super::error::{PushError, QueueError};
 use super::lease::Lease;
 use super::settle::Transition;
 use super::workflow::WorkflowBackend;
-use crate::batch::{BatchId, BatchInfo, BatchPrune, NewBatch, WorkflowError};
+use crate::batch::{BatchId, BatchInfo, BatchProgress, BatchPrune, NewBatch, WorkflowError};
 use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
 use crate::job::Envelope;
@@ -227,6 +227,7 @@ trait DynWorkflows: fmt::Debug + Send + Sync + 'static {
     fn batches(&self, limit: usize) -> BoxFuture<'_, Result<Vec<BatchInfo>, QueueError>>;
     fn cancel_batch(&self, id: BatchId) -> BoxFuture<'_, Result<bool, QueueError>>;
     fn prune_batches(&self, prune: BatchPrune) -> BoxFuture<'_, Result<u64, QueueError>>;
+    fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress>;
 }
 
 impl<B: WorkflowBackend> DynWorkflows for B {
@@ -251,6 +252,9 @@ impl<B: WorkflowBackend> DynWorkflows for B {
     }
     fn prune_batches(&self, prune: BatchPrune) -> BoxFuture<'_, Result<u64, QueueError>> {
         Box::pin(WorkflowBackend::prune_batches(self, prune))
+    }
+    fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress> {
+        WorkflowBackend::subscribe_batches(self)
     }
 }
 
@@ -282,6 +286,13 @@ impl WorkflowBackend for AnyBackend {
     }
     async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
         self.workflows()?.prune_batches(prune).await
+    }
+    /// Without workflows, a subscription that is closed at once.
+    fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress> {
+        match self.workflows() {
+            Ok(workflows) => workflows.subscribe_batches(),
+            Err(_) => crate::batch::progress::ProgressFeed::default().subscribe(),
+        }
     }
 }
 

@@ -4,7 +4,9 @@ use std::future::Future;
 
 use super::backend::{Pushed, QueueBackend};
 use super::error::QueueError;
-use crate::batch::{BatchId, BatchInfo, BatchPrune, NewBatch, WorkflowError};
+use tokio::sync::broadcast;
+
+use crate::batch::{BatchId, BatchInfo, BatchProgress, BatchPrune, NewBatch, WorkflowError};
 
 /// A [`QueueBackend`] that also keeps batches, chains and admission locks,
 /// each change in the same atomic step (lock, transaction) as the queue
@@ -63,4 +65,13 @@ pub trait WorkflowBackend: QueueBackend {
         &self,
         prune: BatchPrune,
     ) -> impl Future<Output = Result<u64, QueueError>> + Send;
+
+    /// A subscription to the member outcomes this backend records, every
+    /// batch's, from now on (see [`BatchProgress`]). **Per process**: it
+    /// hears the outcomes recorded through this backend value and its
+    /// clones, not those recorded by other processes sharing the store (nor
+    /// by another handle opened on the same SQLite file). A subscriber that
+    /// falls more than [`PROGRESS_CAPACITY`](crate::batch::PROGRESS_CAPACITY)
+    /// notifications behind misses the oldest.
+    fn subscribe_batches(&self) -> broadcast::Receiver<BatchProgress>;
 }

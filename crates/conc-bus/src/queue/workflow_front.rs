@@ -109,4 +109,40 @@ impl<B: WorkflowBackend> Queue<B> {
     pub async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
         self.backend().prune_batches(prune).await
     }
+
+    /// A subscription to member outcomes, every batch's, from now on: one
+    /// [`BatchProgress`](crate::batch::BatchProgress) per outcome the
+    /// backend records. Per process (see
+    /// [`WorkflowBackend::subscribe_batches`]); for a durable "after each
+    /// member" hook that any worker runs, use the batch's `progress`
+    /// callback job instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::{JobContext, JobError, JobHandlers, MemoryQueue, Queue, Worker};
+    /// use conc_bus::batch::PendingBatch;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Resize { page: u32 }
+    /// # impl conc_bus::Job for Resize { const NAME: &'static str = "resize"; }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let backend = MemoryQueue::new();
+    /// let queue = Queue::new(backend.clone());
+    /// let mut progress = queue.subscribe_batches();
+    /// let id = queue.dispatch_batch(PendingBatch::new().add(Resize { page: 1 }).add(Resize { page: 2 })).await?;
+    ///
+    /// let handlers = JobHandlers::new().handle(|_: Resize, _: JobContext| async { Ok::<(), JobError>(()) });
+    /// Worker::builder(backend, handlers).stop_when_empty(true).build()?.run().await?;
+    ///
+    /// let first = progress.recv().await?;
+    /// assert_eq!((first.batch, first.progress(), first.finished), (id, 50, false));
+    /// let last = progress.recv().await?;
+    /// assert_eq!((last.progress(), last.finished), (100, true));
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_batches(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<crate::batch::BatchProgress> {
+        self.backend().subscribe_batches()
+    }
 }

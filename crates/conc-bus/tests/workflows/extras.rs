@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use conc_bus::batch::WorkflowError;
+use conc_bus::batch::{MemberOutcome, WorkflowError};
 use conc_bus::job::TriggerKind;
 use conc_bus::queue::WorkflowBackend;
 use conc_bus::{ReserveRequest, Settlement, Transition};
+use tokio::sync::broadcast::error::TryRecvError;
 
 use super::{LEASE, W, batch, kind, kinds, name};
 
@@ -83,4 +84,42 @@ pub async fn a_batch_past_its_deadline_cancels_what_is_unfinished_and_fires_catc
         Err(WorkflowError::Invalid(error)) => assert_eq!(error.field, "timeout"),
         other => panic!("expected Invalid, got {other:?}"),
     }
+}
+
+pub async fn subscribers_hear_each_member_outcome_once_after_it_is_stored<B: WorkflowBackend>(
+    w: W<B>,
+) {
+    let mut progress = w.queue.subscribe_batches();
+    let id = w.queue.dispatch_batch(batch(&["a", "b", "c"]).allow_failures(true)).await.unwrap();
+    assert!(matches!(progress.try_recv(), Err(TryRecvError::Empty)), "nothing yet");
+    let (steps, _) = w.take().await;
+    w.ack(&steps[0]).await;
+    let heard = progress.try_recv().expect("announced with the acknowledgement");
+    assert_eq!(
+        (heard.batch, heard.member, heard.outcome, heard.pending, heard.finished),
+        (id, steps[0].lease.job, MemberOutcome::Succeeded, 2, false)
+    );
+    // A second settlement of the same member is refused and announces nothing.
+    assert!(w.settle(&steps[0].lease, Transition::Ack).await.is_err());
+    w.fail(&steps[1], "boom").await;
+    let heard = progress.try_recv().unwrap();
+    assert_eq!((heard.outcome, heard.failed, heard.progress()), (MemberOutcome::Failed, 1, 66));
+    // A late subscriber hears only what comes after it.
+    let mut late = w.queue.subscribe_batches();
+    w.ack(&steps[2]).await;
+    for receiver in [&mut progress, &mut late] {
+        let heard = receiver.try_recv().unwrap();
+        assert_eq!(
+            (heard.member, heard.finished, heard.progress()),
+            (steps[2].lease.job, true, 100)
+        );
+        assert!(matches!(receiver.try_recv(), Err(TryRecvError::Empty)));
+    }
+    // Cancellations are announced too.
+    let other = w.queue.dispatch_batch(batch(&["d", "e"])).await.unwrap();
+    w.queue.cancel_batch(other).await.unwrap();
+    let cancelled: Vec<_> = std::iter::from_fn(|| progress.try_recv().ok()).collect();
+    assert_eq!(cancelled.len(), 2);
+    assert!(cancelled.iter().all(|p| p.batch == other && p.outcome == MemberOutcome::Cancelled));
+    assert!(cancelled[1].finished);
 }

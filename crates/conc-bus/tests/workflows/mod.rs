@@ -70,6 +70,7 @@ macro_rules! suite {
             only_the_last_debounced_dispatch_runs_and_max_wait_forces_a_run,
             a_superseded_debounced_chain_never_runs,
             a_batch_past_its_deadline_cancels_what_is_unfinished_and_fires_catch_and_finally_once,
+            subscribers_hear_each_member_outcome_once_after_it_is_stored,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {

@@ -8,6 +8,7 @@ use super::state::{Place, State};
 use crate::admission::machine::Step;
 use crate::batch::machine::{self, Fire};
 use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
+use crate::batch::progress::BatchProgress;
 use crate::batch::{BatchId, BatchInfo, BatchPrune};
 use crate::chain::{chain_catch, next_link};
 use crate::clock::Millis;
@@ -140,6 +141,8 @@ impl State {
             now,
         );
         follow.extend(machine::callback_jobs(&batch.record, &decision.fire, now));
+        let progress = BatchProgress::new(&batch.record, batch.counts, member.member, outcome);
+        self.progress.send(progress);
         if decision.cancel {
             self.drop_waiting(member.batch, now, follow);
         }

@@ -119,6 +119,8 @@ pub(super) struct State {
     /// Batch deadlines, soonest first (entries of finished or pruned
     /// batches are skipped when due).
     pub(super) deadlines: std::collections::BTreeSet<(Millis, crate::batch::BatchId)>,
+    /// Where member outcomes are announced.
+    pub(super) progress: crate::batch::progress::ProgressFeed,
     /// Unique locks by key.
     pub(super) locks: HashMap<String, crate::admission::machine::Lock>,
     /// Debounce records by key: the job waiting, and the first dispatch's time.

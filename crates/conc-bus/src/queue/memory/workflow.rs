@@ -1,7 +1,9 @@
 //! [`WorkflowBackend`] for [`MemoryQueue`]: every change under the one lock.
 
 use super::{MemoryQueue, check_push};
-use crate::batch::{BatchId, BatchInfo, BatchPrune, NewBatch, WorkflowError};
+use tokio::sync::broadcast;
+
+use crate::batch::{BatchId, BatchInfo, BatchProgress, BatchPrune, NewBatch, WorkflowError};
 use crate::queue::backend::{Pushed, QueueBackend};
 use crate::queue::error::QueueError;
 use crate::queue::workflow::WorkflowBackend;
@@ -73,5 +75,9 @@ impl WorkflowBackend for MemoryQueue {
     async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
         let now = self.now();
         Ok(self.lock().prune_batches(prune, now))
+    }
+
+    fn subscribe_batches(&self) -> broadcast::Receiver<BatchProgress> {
+        self.lock().progress.subscribe()
     }
 }

@@ -10,7 +10,7 @@ use super::writer::Tx;
 use crate::admission::machine::Step;
 use crate::batch::machine;
 use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
-use crate::batch::{BatchId, BatchInfo, BatchPrune};
+use crate::batch::{BatchId, BatchInfo, BatchProgress, BatchPrune};
 use crate::chain::{chain_catch, next_link};
 use crate::id::JobId;
 use crate::job::{BatchMember, Envelope, MAX_PRIORITY};
@@ -244,6 +244,7 @@ fn record(
     let decision = machine::on_outcome(&mut record, counts, member.member, outcome, error, tx.now);
     follow.extend(machine::callback_jobs(&record, &decision.fire, tx.now));
     save(tx, &record)?;
+    tx.announce(BatchProgress::new(&record, counts, member.member, outcome));
     if decision.cancel {
         drop_waiting(tx, member.batch, follow)?;
     }

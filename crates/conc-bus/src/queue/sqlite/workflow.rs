@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use super::row::{Failure, Refusal};
 use super::writer::{Request, Tx, copy};
 use super::{SqliteQueue, flow, stopped};
-use crate::batch::{BatchId, BatchInfo, BatchPrune, NewBatch, WorkflowError};
+use crate::batch::{BatchId, BatchInfo, BatchProgress, BatchPrune, NewBatch, WorkflowError};
 use crate::queue::backend::Pushed;
 use crate::queue::error::{PushError, QueueError};
 use crate::queue::workflow::WorkflowBackend;
@@ -115,5 +115,9 @@ impl WorkflowBackend for SqliteQueue {
 
     async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
         self.call(prune, Request::PruneBatches).await
+    }
+
+    fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress> {
+        self.inner.shared.progress.subscribe()
     }
 }

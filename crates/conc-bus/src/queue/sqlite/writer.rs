@@ -4,7 +4,7 @@
 //! so that one refused or failing request leaves the others' work in place.
 //! Every request of a batch shares its commit and disk flush (group commit).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
@@ -14,7 +14,7 @@ use tokio::sync::{Notify, oneshot};
 use super::Synchronous;
 use super::row::{Failure, Refusal};
 use super::{admin, flow, store};
-use crate::batch::{BatchId, BatchInfo, BatchPrune};
+use crate::batch::{BatchId, BatchInfo, BatchProgress, BatchPrune};
 use crate::clock::{Millis, WallClock};
 use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
@@ -43,6 +43,8 @@ pub(super) struct Shared {
     /// Woken after a commit that may have made a job available.
     pub(super) wake: Notify,
     pub(super) settings: Settings,
+    /// Where member outcomes are announced, once their batch commits.
+    pub(super) progress: crate::batch::progress::ProgressFeed,
 }
 
 /// The open transaction, as the requests of a batch see it.
@@ -52,18 +54,25 @@ pub(super) struct Tx<'a> {
     pub(super) now: Millis,
     pub(super) settings: &'a Settings,
     woke: Cell<bool>,
+    /// Member outcomes recorded, announced after the commit.
+    progress: RefCell<Vec<BatchProgress>>,
 }
 
 impl<'a> Tx<'a> {
     /// A transaction the caller opened on `conn` (see `SqliteQueue::push_in`).
     pub(super) fn on(conn: &'a Connection, now: Millis, settings: &'a Settings) -> Self {
-        Self { conn, now, settings, woke: Cell::new(false) }
+        Self { conn, now, settings, woke: Cell::new(false), progress: RefCell::default() }
     }
 
     /// Marks that a job may have become available: waiters are woken once
     /// the batch commits.
     pub(super) fn wake(&self) {
         self.woke.set(true);
+    }
+
+    /// Notes a member outcome, announced once the batch commits.
+    pub(super) fn announce(&self, progress: BatchProgress) {
+        self.progress.borrow_mut().push(progress);
     }
 
     /// Runs `f` in a savepoint: its changes are kept when it succeeds and
@@ -75,10 +84,12 @@ impl<'a> Tx<'a> {
     ) -> rusqlite::Result<Result<T, Failure>> {
         self.conn.prepare_cached("SAVEPOINT request")?.execute([])?;
         let woke = self.woke.get();
+        let announced = self.progress.borrow().len();
         let result = f(self);
         if result.is_err() {
             self.conn.prepare_cached("ROLLBACK TO request")?.execute([])?;
             self.woke.set(woke);
+            self.progress.borrow_mut().truncate(announced);
         }
         let result = match result {
             Err(Failure::Corrupt { message, set_aside: Some(seq) }) => {
@@ -431,13 +442,19 @@ fn execute(
         now: shared.clock.now(),
         settings: &shared.settings,
         woke: Cell::new(false),
+        progress: RefCell::default(),
     };
     let result = batch
         .iter_mut()
         .try_for_each(|request| request.run(&tx))
         .and_then(|()| connection.prepare_cached("COMMIT")?.execute([]).map(drop));
     match result {
-        Ok(()) => Ok(tx.woke.get()),
+        Ok(()) => {
+            for progress in tx.progress.take() {
+                shared.progress.send(progress);
+            }
+            Ok(tx.woke.get())
+        }
         Err(error) => {
             if !connection.is_autocommit() {
                 let _ = connection.execute_batch("ROLLBACK");
