@@ -63,12 +63,14 @@
 //! # Ok(()) }
 //! ```
 
+mod archive;
 pub(crate) mod builder;
 mod error;
 pub(crate) mod machine;
 pub(crate) mod model;
 pub(crate) mod progress;
 
+pub use archive::ArchivedBatch;
 pub use builder::{BatchJobs, NewBatch, PendingBatch};
 pub use error::WorkflowError;
 pub use model::{BatchId, BatchInfo, BatchPrune, MemberOutcome};

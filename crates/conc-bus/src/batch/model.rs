@@ -303,6 +303,11 @@ pub struct BatchPrune {
     pub unfinished_age: Option<std::time::Duration>,
     /// Cancelled batches created longer ago than this.
     pub cancelled_age: Option<std::time::Duration>,
+    /// Whether finished batches (cancelled ones included) that go are
+    /// moved to the archive, with their member outcomes, instead of deleted.
+    pub archive: bool,
+    /// Archived batches archived longer ago than this.
+    pub archived_age: Option<std::time::Duration>,
 }
 
 impl BatchPrune {
@@ -323,6 +328,40 @@ impl BatchPrune {
     pub fn cancelled(mut self, age: std::time::Duration) -> Self {
         self.cancelled_age = Some(age);
         self
+    }
+
+    /// Moves the finished batches this prune takes to the archive
+    /// ([`ArchivedBatch`](super::ArchivedBatch): their last
+    /// [`BatchInfo`] and every member's outcome) instead of deleting them;
+    /// unfinished ones are deleted all the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_bus::batch::BatchPrune;
+    ///
+    /// let day = Duration::from_secs(24 * 3600);
+    /// let prune = BatchPrune::finished(day).archive().archived(90 * day);
+    /// assert!(prune.archive);
+    /// ```
+    #[must_use]
+    pub fn archive(mut self) -> Self {
+        self.archive = true;
+        self
+    }
+
+    /// Also deletes archived batches archived longer than `age` ago.
+    #[must_use]
+    pub fn archived(mut self, age: std::time::Duration) -> Self {
+        self.archived_age = Some(age);
+        self
+    }
+
+    /// Whether an archive made at `archived_at` goes, at `now`.
+    pub(crate) fn drops_archive(&self, archived_at: Millis, now: Millis) -> bool {
+        self.archived_age
+            .is_some_and(|age| archived_at < now.saturating_sub(crate::clock::millis(age)))
     }
 
     /// Whether a batch with `record` goes, at `now`.

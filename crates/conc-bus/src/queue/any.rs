@@ -13,7 +13,9 @@ use super::error::{PushError, QueueError};
 use super::lease::Lease;
 use super::settle::Transition;
 use super::workflow::WorkflowBackend;
-use crate::batch::{BatchId, BatchInfo, BatchProgress, BatchPrune, NewBatch, WorkflowError};
+use crate::batch::{
+    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, NewBatch, WorkflowError,
+};
 use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
 use crate::job::Envelope;
@@ -228,6 +230,10 @@ trait DynWorkflows: fmt::Debug + Send + Sync + 'static {
     fn cancel_batch(&self, id: BatchId) -> BoxFuture<'_, Result<bool, QueueError>>;
     fn prune_batches(&self, prune: BatchPrune) -> BoxFuture<'_, Result<u64, QueueError>>;
     fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress>;
+    fn archived_batch(
+        &self,
+        id: BatchId,
+    ) -> BoxFuture<'_, Result<Option<ArchivedBatch>, QueueError>>;
 }
 
 impl<B: WorkflowBackend> DynWorkflows for B {
@@ -255,6 +261,12 @@ impl<B: WorkflowBackend> DynWorkflows for B {
     }
     fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress> {
         WorkflowBackend::subscribe_batches(self)
+    }
+    fn archived_batch(
+        &self,
+        id: BatchId,
+    ) -> BoxFuture<'_, Result<Option<ArchivedBatch>, QueueError>> {
+        Box::pin(WorkflowBackend::archived_batch(self, id))
     }
 }
 
@@ -286,6 +298,9 @@ impl WorkflowBackend for AnyBackend {
     }
     async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
         self.workflows()?.prune_batches(prune).await
+    }
+    async fn archived_batch(&self, id: BatchId) -> Result<Option<ArchivedBatch>, QueueError> {
+        self.workflows()?.archived_batch(id).await
     }
     /// Without workflows, a subscription that is closed at once.
     fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress> {

@@ -6,7 +6,9 @@ use super::backend::{Pushed, QueueBackend};
 use super::error::QueueError;
 use tokio::sync::broadcast;
 
-use crate::batch::{BatchId, BatchInfo, BatchProgress, BatchPrune, NewBatch, WorkflowError};
+use crate::batch::{
+    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, NewBatch, WorkflowError,
+};
 
 /// A [`QueueBackend`] that also keeps batches, chains and admission locks,
 /// each change in the same atomic step (lock, transaction) as the queue
@@ -60,11 +62,21 @@ pub trait WorkflowBackend: QueueBackend {
     /// lease renewal. Whether it was running (not finished, not cancelled).
     fn cancel_batch(&self, id: BatchId) -> impl Future<Output = Result<bool, QueueError>> + Send;
 
-    /// Deletes the batches `prune` selects, with their member sets; how many.
+    /// Deletes the batches `prune` selects, with their member sets (moving
+    /// the finished ones to the archive when it says
+    /// [`archive`](BatchPrune::archive)), and the archives it drops; how
+    /// many of both.
     fn prune_batches(
         &self,
         prune: BatchPrune,
     ) -> impl Future<Output = Result<u64, QueueError>> + Send;
+
+    /// The archive of batch `id` (see [`BatchPrune::archive`]), if a prune
+    /// moved it there.
+    fn archived_batch(
+        &self,
+        id: BatchId,
+    ) -> impl Future<Output = Result<Option<ArchivedBatch>, QueueError>> + Send;
 
     /// A subscription to the member outcomes this backend records, every
     /// batch's, from now on (see [`BatchProgress`]). **Per process**: it

@@ -105,7 +105,39 @@ impl<B: WorkflowBackend> Queue<B> {
         self.backend().cancel_batch(id).await
     }
 
-    /// Deletes the batches `prune` selects; how many.
+    /// The archive of batch `id`: its last [`BatchInfo`] and every member's
+    /// outcome, kept by a prune with [`BatchPrune::archive`] after the live
+    /// batch was deleted. `None` when it was not archived (or the archive
+    /// was dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_bus::{MemoryQueue, Queue};
+    /// use conc_bus::batch::{BatchPrune, PendingBatch};
+    /// use conc_core::time::ManualClock;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let clock = ManualClock::new();
+    /// let queue = Queue::new(MemoryQueue::builder().clock(clock.clone()).build()?);
+    /// let id = queue.dispatch_batch(PendingBatch::new()).await?; // empty: finished at once
+    /// clock.advance(Duration::from_secs(60));
+    /// queue.prune_batches(BatchPrune::finished(Duration::from_secs(1)).archive()).await?;
+    /// assert!(queue.batch(id).await?.is_none());
+    /// let archived = queue.archived_batch(id).await?.expect("archived");
+    /// assert!(archived.info.is_finished() && archived.members.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn archived_batch(
+        &self,
+        id: BatchId,
+    ) -> Result<Option<crate::batch::ArchivedBatch>, QueueError> {
+        self.backend().archived_batch(id).await
+    }
+
+    /// Deletes the batches `prune` selects (archiving the finished ones when
+    /// it says [`archive`](BatchPrune::archive)), and the archives it drops;
+    /// how many of both.
     pub async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
         self.backend().prune_batches(prune).await
     }

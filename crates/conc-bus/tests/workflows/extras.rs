@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use conc_bus::batch::{MemberOutcome, WorkflowError};
+use conc_bus::batch::{BatchPrune, MemberOutcome, WorkflowError};
 use conc_bus::job::TriggerKind;
 use conc_bus::queue::WorkflowBackend;
 use conc_bus::{ReserveRequest, Settlement, Transition};
@@ -122,4 +122,39 @@ pub async fn subscribers_hear_each_member_outcome_once_after_it_is_stored<B: Wor
     assert_eq!(cancelled.len(), 2);
     assert!(cancelled.iter().all(|p| p.batch == other && p.outcome == MemberOutcome::Cancelled));
     assert!(cancelled[1].finished);
+}
+
+pub async fn a_pruned_finished_batch_keeps_its_member_outcomes_in_the_archive<
+    B: WorkflowBackend,
+>(
+    w: W<B>,
+) {
+    let hour = Duration::from_secs(3600);
+    let id = w.queue.dispatch_batch(batch(&["a", "b"]).allow_failures(true)).await.unwrap();
+    let (steps, _) = w.take().await;
+    let (a, b) =
+        if name(&steps[0]) == "a" { (&steps[0], &steps[1]) } else { (&steps[1], &steps[0]) };
+    w.ack(a).await;
+    w.fail(b, "boom").await;
+    w.drain().await;
+    let live = w.info(id).await;
+    let unfinished = w.queue.dispatch_batch(batch(&["c"])).await.unwrap();
+    w.clock.advance(2 * hour);
+
+    let prune = BatchPrune::finished(hour).unfinished(hour).archive();
+    assert_eq!(w.queue.prune_batches(prune).await.unwrap(), 2);
+    assert!(w.queue.batch(id).await.unwrap().is_none(), "the live state is gone");
+    let archived = w.queue.archived_batch(id).await.unwrap().expect("archived");
+    assert_eq!(archived.info, live);
+    assert_eq!(archived.members.len(), 2);
+    assert_eq!(archived.outcome(a.lease.job), Some(MemberOutcome::Succeeded));
+    assert_eq!(archived.outcome(b.lease.job), Some(MemberOutcome::Failed));
+    assert_eq!(archived.archived_at, w.backend.now());
+    assert!(w.queue.archived_batch(unfinished).await.unwrap().is_none(), "only finished ones");
+
+    // Without `archive`, a prune deletes; `archived(age)` drops old archives.
+    w.clock.advance(2 * hour);
+    assert_eq!(w.queue.prune_batches(BatchPrune::default().archived(3 * hour)).await.unwrap(), 0);
+    assert_eq!(w.queue.prune_batches(BatchPrune::default().archived(hour)).await.unwrap(), 1);
+    assert!(w.queue.archived_batch(id).await.unwrap().is_none());
 }

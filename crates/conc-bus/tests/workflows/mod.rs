@@ -71,6 +71,7 @@ macro_rules! suite {
             a_superseded_debounced_chain_never_runs,
             a_batch_past_its_deadline_cancels_what_is_unfinished_and_fires_catch_and_finally_once,
             subscribers_hear_each_member_outcome_once_after_it_is_stored,
+            a_pruned_finished_batch_keeps_its_member_outcomes_in_the_archive,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {

@@ -9,7 +9,7 @@ use crate::admission::machine::Step;
 use crate::batch::machine::{self, Fire};
 use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
 use crate::batch::progress::BatchProgress;
-use crate::batch::{BatchId, BatchInfo, BatchPrune};
+use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchPrune};
 use crate::chain::{chain_catch, next_link};
 use crate::clock::Millis;
 use crate::id::JobId;
@@ -269,11 +269,26 @@ impl State {
         true
     }
 
-    /// Deletes the batches `prune` selects at `now`.
+    /// Deletes (or archives) the batches `prune` selects at `now`, and the
+    /// archives it drops; how many of both.
     pub(super) fn prune_batches(&mut self, prune: BatchPrune, now: Millis) -> u64 {
-        let before = self.batches.len();
-        self.batches.retain(|_, batch| !prune.selects(&batch.record, now));
-        (before - self.batches.len()) as u64
+        let doomed: Vec<BatchId> = self
+            .batches
+            .iter()
+            .filter(|(_, batch)| prune.selects(&batch.record, now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &doomed {
+            let Some(batch) = self.batches.remove(id) else { continue };
+            if prune.archive && batch.record.finished_at.is_some() {
+                let members =
+                    batch.members.iter().filter_map(|(job, o)| Some((*job, (*o)?))).collect();
+                self.archive.insert(*id, ArchivedBatch::new(batch.info(), members, now));
+            }
+        }
+        let archives = self.archive.len();
+        self.archive.retain(|_, archived| !prune.drops_archive(archived.archived_at, now));
+        (doomed.len() + archives - self.archive.len()) as u64
     }
 
     /// The waiting job `id` taken out of its queue.

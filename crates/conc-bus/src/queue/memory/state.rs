@@ -119,6 +119,8 @@ pub(super) struct State {
     /// Batch deadlines, soonest first (entries of finished or pruned
     /// batches are skipped when due).
     pub(super) deadlines: std::collections::BTreeSet<(Millis, crate::batch::BatchId)>,
+    /// Finished batches moved out of `batches` by a prune.
+    pub(super) archive: BTreeMap<crate::batch::BatchId, crate::batch::ArchivedBatch>,
     /// Where member outcomes are announced.
     pub(super) progress: crate::batch::progress::ProgressFeed,
     /// Unique locks by key.

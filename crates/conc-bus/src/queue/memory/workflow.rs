@@ -3,7 +3,9 @@
 use super::{MemoryQueue, check_push};
 use tokio::sync::broadcast;
 
-use crate::batch::{BatchId, BatchInfo, BatchProgress, BatchPrune, NewBatch, WorkflowError};
+use crate::batch::{
+    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, NewBatch, WorkflowError,
+};
 use crate::queue::backend::{Pushed, QueueBackend};
 use crate::queue::error::QueueError;
 use crate::queue::workflow::WorkflowBackend;
@@ -75,6 +77,10 @@ impl WorkflowBackend for MemoryQueue {
     async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
         let now = self.now();
         Ok(self.lock().prune_batches(prune, now))
+    }
+
+    async fn archived_batch(&self, id: BatchId) -> Result<Option<ArchivedBatch>, QueueError> {
+        Ok(self.lock().archive.get(&id).cloned())
     }
 
     fn subscribe_batches(&self) -> broadcast::Receiver<BatchProgress> {

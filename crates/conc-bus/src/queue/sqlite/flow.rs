@@ -10,7 +10,7 @@ use super::writer::Tx;
 use crate::admission::machine::Step;
 use crate::batch::machine;
 use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
-use crate::batch::{BatchId, BatchInfo, BatchProgress, BatchPrune};
+use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune};
 use crate::chain::{chain_catch, next_link};
 use crate::id::JobId;
 use crate::job::{BatchMember, Envelope, MAX_PRIORITY};
@@ -49,9 +49,19 @@ const LIST: &str = "SELECT record FROM conc_bus_batches ORDER BY created_at DESC
 const ALL: &str = "SELECT id, record FROM conc_bus_batches";
 const DELETE_BATCH: &str = "DELETE FROM conc_bus_batches WHERE id = ?1";
 const DELETE_MEMBERS: &str = "DELETE FROM conc_bus_batch_members WHERE batch = ?1";
+const OUTCOMES: &str =
+    "SELECT job, outcome FROM conc_bus_batch_members WHERE batch = ?1 ORDER BY job";
+const ARCHIVE: &str = "INSERT OR REPLACE INTO conc_bus_batch_archive (id, archived_at, archive)
+     VALUES (?1, ?2, ?3)";
+const ARCHIVED: &str = "SELECT archive FROM conc_bus_batch_archive WHERE id = ?1";
+const DROP_ARCHIVES: &str = "DELETE FROM conc_bus_batch_archive WHERE archived_at < ?1";
 
 /// Every constant statement of this module, prepared at open.
-pub(super) const STATEMENTS: [&str; 17] = [
+pub(super) const STATEMENTS: [&str; 21] = [
+    OUTCOMES,
+    ARCHIVE,
+    ARCHIVED,
+    DROP_ARCHIVES,
     DUE,
     CLEAR_DEADLINE,
     PENDING_MEMBERS,
@@ -453,24 +463,70 @@ pub(super) fn cancel(tx: &Tx<'_>, id: BatchId) -> Result<bool, Failure> {
     Ok(true)
 }
 
-/// Deletes the batches `prune` selects.
+/// Deletes (or archives) the batches `prune` selects, and the archives it
+/// drops; how many of both.
 pub(super) fn prune(tx: &Tx<'_>, prune: BatchPrune) -> Result<u64, Failure> {
-    let doomed: Vec<Vec<u8>> = {
+    let doomed: Vec<(Vec<u8>, BatchRecord)> = {
         let mut statement = tx.conn.prepare_cached(ALL)?;
         let mut rows = statement.query([])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let id: Vec<u8> = row.get(0)?;
             let text: String = row.get(1)?;
-            if prune.selects(&parse(&text)?, tx.now) {
-                out.push(id);
+            let record = parse(&text)?;
+            if prune.selects(&record, tx.now) {
+                out.push((id, record));
             }
         }
         out
     };
-    for id in &doomed {
+    for (id, record) in &doomed {
+        if prune.archive && record.finished_at.is_some() {
+            archive(tx, id, record)?;
+        }
         tx.conn.prepare_cached(DELETE_MEMBERS)?.execute([id])?;
         tx.conn.prepare_cached(DELETE_BATCH)?.execute([id])?;
     }
-    Ok(doomed.len() as u64)
+    let mut dropped = 0;
+    if let Some(age) = prune.archived_age {
+        let before = tx.now.saturating_sub(crate::clock::millis(age));
+        dropped = tx.conn.prepare_cached(DROP_ARCHIVES)?.execute([sql_int(before)])?;
+    }
+    Ok((doomed.len() + dropped) as u64)
+}
+
+/// Stores batch `id`'s archive: its info and every member's outcome.
+fn archive(tx: &Tx<'_>, id: &[u8], record: &BatchRecord) -> Result<(), Failure> {
+    let info = info(tx, record)?;
+    let mut members = Vec::new();
+    {
+        let mut statement = tx.conn.prepare_cached(OUTCOMES)?;
+        let mut rows = statement.query([id])?;
+        while let Some(row) = rows.next()? {
+            let outcome: Option<i64> = row.get(1)?;
+            if let Some(outcome) = outcome.and_then(MemberOutcome::from_code) {
+                members.push((id_at(row, 0)?, outcome));
+            }
+        }
+    }
+    let archived = ArchivedBatch::new(info, members, tx.now);
+    let text = serde_json::to_string(&archived)
+        .map_err(|error| Failure::corrupt(format!("a batch archive does not encode: {error}")))?;
+    tx.conn.prepare_cached(ARCHIVE)?.execute(params![id, sql_int(tx.now), text])?;
+    Ok(())
+}
+
+/// The archive of batch `id`, if it has one.
+pub(super) fn archived(tx: &Tx<'_>, id: BatchId) -> Result<Option<ArchivedBatch>, Failure> {
+    let text: Option<String> = tx
+        .conn
+        .prepare_cached(ARCHIVED)?
+        .query_row([batch_bytes(id)], |row| row.get(0))
+        .optional()?;
+    text.map(|text| {
+        serde_json::from_str(&text).map_err(|error| {
+            Failure::corrupt(format!("a stored batch archive does not decode: {error}"))
+        })
+    })
+    .transpose()
 }

@@ -8,7 +8,9 @@ use tokio::sync::oneshot;
 use super::row::{Failure, Refusal};
 use super::writer::{Request, Tx, copy};
 use super::{SqliteQueue, flow, stopped};
-use crate::batch::{BatchId, BatchInfo, BatchProgress, BatchPrune, NewBatch, WorkflowError};
+use crate::batch::{
+    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, NewBatch, WorkflowError,
+};
 use crate::queue::backend::Pushed;
 use crate::queue::error::{PushError, QueueError};
 use crate::queue::workflow::WorkflowBackend;
@@ -115,6 +117,10 @@ impl WorkflowBackend for SqliteQueue {
 
     async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
         self.call(prune, Request::PruneBatches).await
+    }
+
+    async fn archived_batch(&self, id: BatchId) -> Result<Option<ArchivedBatch>, QueueError> {
+        self.call(id, Request::ArchivedBatch).await
     }
 
     fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress> {

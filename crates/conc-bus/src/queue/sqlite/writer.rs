@@ -14,7 +14,7 @@ use tokio::sync::{Notify, oneshot};
 use super::Synchronous;
 use super::row::{Failure, Refusal};
 use super::{admin, flow, store};
-use crate::batch::{BatchId, BatchInfo, BatchProgress, BatchPrune};
+use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune};
 use crate::clock::{Millis, WallClock};
 use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
@@ -227,6 +227,7 @@ pub(super) enum Request {
     Batches(Call<usize, Vec<BatchInfo>>),
     CancelBatch(Call<BatchId, bool>),
     PruneBatches(Call<BatchPrune, u64>),
+    ArchivedBatch(Call<BatchId, Option<ArchivedBatch>>),
 }
 
 impl Request {
@@ -242,6 +243,7 @@ impl Request {
                 | Self::FailedCount(_)
                 | Self::Batch(_)
                 | Self::Batches(_)
+                | Self::ArchivedBatch(_)
         )
     }
 
@@ -310,6 +312,7 @@ impl Request {
             Self::Batches(call) => call.run(tx, |tx, limit| flow::list(tx, *limit)),
             Self::CancelBatch(call) => call.run(tx, |tx, id| flow::cancel(tx, *id)),
             Self::PruneBatches(call) => call.run(tx, |tx, prune| flow::prune(tx, *prune)),
+            Self::ArchivedBatch(call) => call.run(tx, |tx, id| flow::archived(tx, *id)),
         }
     }
 
@@ -348,6 +351,7 @@ impl Request {
             Self::Batches(call) => drop(call.answer(committed)),
             Self::CancelBatch(call) => drop(call.answer(committed)),
             Self::PruneBatches(call) => drop(call.answer(committed)),
+            Self::ArchivedBatch(call) => drop(call.answer(committed)),
         }
     }
 }
