@@ -118,6 +118,51 @@ pub(crate) fn time_out(record: &mut BatchRecord, now: Millis) -> Option<Vec<Fire
     Some(fire)
 }
 
+/// Why a batch cannot take its failed members back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unrecoverable {
+    NotFound,
+    Refused(&'static str),
+}
+
+impl Unrecoverable {
+    pub(crate) fn into_error(self, id: super::BatchId) -> super::WorkflowError {
+        match self {
+            Self::NotFound => super::WorkflowError::NotFound { id },
+            Self::Refused(reason) => super::WorkflowError::NotRecoverable { id, reason },
+        }
+    }
+}
+
+/// Whether a batch with `record` and `counts` may take its failed members
+/// back: only a finished one, not timed out, none of whose members was
+/// cancelled (a cancelled member's job is gone, so its batch could never
+/// succeed).
+pub(crate) fn check_recover(record: &BatchRecord, counts: Counts) -> Result<(), Unrecoverable> {
+    let refuse = |reason| Err(Unrecoverable::Refused(reason));
+    if record.finished_at.is_none() {
+        return refuse("it is not finished");
+    }
+    if record.timed_out_at.is_some() {
+        return refuse("it timed out");
+    }
+    if counts.cancelled > 0 {
+        return refuse("some of its members were cancelled");
+    }
+    Ok(())
+}
+
+/// Reopens a finished batch whose failed members were re-dispatched:
+/// unfinished, not cancelled (a failure's cancellation had nothing left to
+/// cancel), no deadline. The claimed flags stay: `catch` and `finally`,
+/// claimed the first time, never fire again; `then` (never claimed, since a
+/// member had failed) fires when every member has succeeded.
+pub(crate) fn reopen(record: &mut BatchRecord) {
+    record.finished_at = None;
+    record.cancelled_at = None;
+    record.deadline = None;
+}
+
 /// Marks the batch cancelled at `now`; whether it was not already.
 pub(crate) fn cancel(record: &mut BatchRecord, now: Millis) -> bool {
     if record.cancelled_at.is_some() || record.finished_at.is_some() {
@@ -248,6 +293,25 @@ mod tests {
         let mut done = record(true);
         done.finished_at = Some(5);
         assert_eq!(time_out(&mut done, 10), None);
+    }
+
+    #[test]
+    fn a_recovered_batch_fires_then_once_and_never_catch_or_finally_again() {
+        let a = JobId::from_u128(2);
+        let mut batch = record(false);
+        let failed = on_outcome(&mut batch, counts(1, 0, 1), a, MemberOutcome::Failed, None, 1);
+        assert_eq!(
+            failed.fire,
+            [Fire::Catch { job: Some(a), error: String::new() }, Fire::Finally]
+        );
+        assert_eq!(check_recover(&batch, counts(1, 0, 1)), Ok(()));
+        reopen(&mut batch);
+        assert!(batch.finished_at.is_none() && batch.cancelled_at.is_none());
+        let again = on_outcome(&mut batch, counts(1, 1, 0), a, MemberOutcome::Succeeded, None, 2);
+        assert_eq!(again.fire, [Fire::Then]);
+        assert!(check_recover(&record(false), counts(1, 0, 0)).is_err(), "not finished");
+        let cancelled = Counts { total: 2, failed: 1, cancelled: 1, ..Counts::default() };
+        assert!(check_recover(&batch, cancelled).is_err());
     }
 
     #[test]

@@ -234,6 +234,7 @@ trait DynWorkflows: fmt::Debug + Send + Sync + 'static {
         &self,
         id: BatchId,
     ) -> BoxFuture<'_, Result<Option<ArchivedBatch>, QueueError>>;
+    fn recover_batch(&self, id: BatchId) -> BoxFuture<'_, Result<u64, WorkflowError>>;
 }
 
 impl<B: WorkflowBackend> DynWorkflows for B {
@@ -268,6 +269,9 @@ impl<B: WorkflowBackend> DynWorkflows for B {
     ) -> BoxFuture<'_, Result<Option<ArchivedBatch>, QueueError>> {
         Box::pin(WorkflowBackend::archived_batch(self, id))
     }
+    fn recover_batch(&self, id: BatchId) -> BoxFuture<'_, Result<u64, WorkflowError>> {
+        Box::pin(WorkflowBackend::recover_batch(self, id))
+    }
 }
 
 /// Refused with a backend error when the backend was not made with
@@ -301,6 +305,9 @@ impl WorkflowBackend for AnyBackend {
     }
     async fn archived_batch(&self, id: BatchId) -> Result<Option<ArchivedBatch>, QueueError> {
         self.workflows()?.archived_batch(id).await
+    }
+    async fn recover_batch(&self, id: BatchId) -> Result<u64, WorkflowError> {
+        self.workflows()?.recover_batch(id).await
     }
     /// Without workflows, a subscription that is closed at once.
     fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress> {

@@ -71,6 +71,11 @@ pub trait WorkflowBackend: QueueBackend {
         prune: BatchPrune,
     ) -> impl Future<Output = Result<u64, QueueError>> + Send;
 
+    /// Re-dispatches the failed members of finished batch `id` into it (see
+    /// [`Queue::recover_batch`](crate::Queue::recover_batch)); how many.
+    fn recover_batch(&self, id: BatchId)
+    -> impl Future<Output = Result<u64, WorkflowError>> + Send;
+
     /// The archive of batch `id` (see [`BatchPrune::archive`]), if a prune
     /// moved it there.
     fn archived_batch(

@@ -158,3 +158,67 @@ pub async fn a_pruned_finished_batch_keeps_its_member_outcomes_in_the_archive<
     assert_eq!(w.queue.prune_batches(BatchPrune::default().archived(hour)).await.unwrap(), 1);
     assert!(w.queue.archived_batch(id).await.unwrap().is_none());
 }
+
+pub async fn recovery_redispatches_the_failed_members_and_then_fires_once<B: WorkflowBackend>(
+    w: W<B>,
+) {
+    let id = w.queue.dispatch_batch(batch(&["a", "b", "c"]).allow_failures(true)).await.unwrap();
+    let refused = w.queue.recover_batch(id).await;
+    assert!(
+        matches!(refused, Err(WorkflowError::NotRecoverable { reason: "it is not finished", .. })),
+        "{refused:?}"
+    );
+    let (steps, _) = w.take().await;
+    w.ack(&steps[0]).await;
+    w.fail(&steps[1], "one").await;
+    w.fail(&steps[2], "two").await;
+    let first = w.drain().await;
+    assert_eq!(
+        kinds(&first),
+        [
+            TriggerKind::Catch,
+            TriggerKind::Finally,
+            TriggerKind::Progress,
+            TriggerKind::Progress,
+            TriggerKind::Progress
+        ]
+    );
+    assert_eq!(w.queue.failed_count(None).await.unwrap(), 2);
+
+    let mut progress = w.queue.subscribe_batches();
+    assert_eq!(w.queue.recover_batch(id).await.unwrap(), 2);
+    let info = w.info(id).await;
+    assert_eq!((info.pending, info.failed, info.succeeded), (2, 0, 1));
+    assert!(info.failed_jobs.is_empty() && !info.is_finished() && !info.is_cancelled());
+    assert_eq!(w.queue.failed_count(None).await.unwrap(), 0, "taken out of the failed store");
+    let (again, calls) = w.take().await;
+    assert!(calls.is_empty());
+    let mut ids: Vec<_> = again.iter().map(|r| r.lease.job).collect();
+    ids.sort();
+    let mut failed: Vec<_> = steps[1..].iter().map(|r| r.lease.job).collect();
+    failed.sort();
+    assert_eq!(ids, failed, "the same members, back in the same batch");
+    for reserved in &again {
+        w.ack(reserved).await;
+    }
+    let heard: Vec<_> = std::iter::from_fn(|| progress.try_recv().ok()).collect();
+    assert_eq!(heard.len(), 2);
+    assert!(heard.iter().all(|p| p.outcome == MemberOutcome::Succeeded));
+    assert!(heard[1].finished);
+    // `then` fires once; `catch` and `finally` fired the first time.
+    let second = w.drain().await;
+    assert_eq!(kinds(&second), [TriggerKind::Progress, TriggerKind::Progress, TriggerKind::Then]);
+    let info = w.info(id).await;
+    assert_eq!((info.succeeded, info.failed, info.is_finished()), (3, 0, true));
+    assert_eq!(w.queue.recover_batch(id).await.unwrap(), 0, "nothing left to recover");
+    assert!(w.drain().await.is_empty());
+
+    // A batch whose failure cancelled its other members cannot be recovered.
+    let other = w.queue.dispatch_batch(batch(&["d", "e"])).await.unwrap();
+    let d = w.reserve(1).await.remove(0);
+    w.fail(&d, "boom").await;
+    let refused = w.queue.recover_batch(other).await;
+    assert!(matches!(refused, Err(WorkflowError::NotRecoverable { .. })), "{refused:?}");
+    let missing = w.queue.recover_batch(conc_bus::batch::BatchId::new()).await;
+    assert!(matches!(missing, Err(WorkflowError::NotFound { .. })), "{missing:?}");
+}

@@ -72,6 +72,7 @@ macro_rules! suite {
             a_batch_past_its_deadline_cancels_what_is_unfinished_and_fires_catch_and_finally_once,
             subscribers_hear_each_member_outcome_once_after_it_is_stored,
             a_pruned_finished_batch_keeps_its_member_outcomes_in_the_archive,
+            recovery_redispatches_the_failed_members_and_then_fires_once,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {

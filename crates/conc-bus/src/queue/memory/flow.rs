@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::state::{Place, State};
 use crate::admission::machine::Step;
-use crate::batch::machine::{self, Fire};
+use crate::batch::machine::{self, Fire, Unrecoverable};
 use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
 use crate::batch::progress::BatchProgress;
 use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchPrune};
@@ -289,6 +289,35 @@ impl State {
         let archives = self.archive.len();
         self.archive.retain(|_, archived| !prune.drops_archive(archived.archived_at, now));
         (doomed.len() + archives - self.archive.len()) as u64
+    }
+
+    /// Re-dispatches the failed members of finished batch `id` whose jobs
+    /// are in the failed store, and reopens it; how many.
+    pub(super) fn recover_batch(&mut self, id: BatchId, now: Millis) -> Result<u64, Unrecoverable> {
+        let Some(batch) = self.batches.get(&id) else { return Err(Unrecoverable::NotFound) };
+        machine::check_recover(&batch.record, batch.counts)?;
+        let mut recovered = Vec::new();
+        for member in batch.failed.clone() {
+            if self.jobs.contains_key(&member) {
+                continue;
+            }
+            if let Some(job) = self.failed.remove(member) {
+                self.revive(job, now);
+                recovered.push(member);
+            }
+        }
+        if recovered.is_empty() {
+            return Ok(0);
+        }
+        let batch = self.batches.get_mut(&id).expect("found above");
+        for member in &recovered {
+            batch.members.insert(*member, None);
+            batch.counts.failed -= 1;
+        }
+        batch.failed.retain(|member| !recovered.contains(member));
+        machine::reopen(&mut batch.record);
+        self.follow_pushed = true;
+        Ok(recovered.len() as u64)
     }
 
     /// The waiting job `id` taken out of its queue.

@@ -79,6 +79,16 @@ impl WorkflowBackend for MemoryQueue {
         Ok(self.lock().prune_batches(prune, now))
     }
 
+    async fn recover_batch(&self, id: BatchId) -> Result<u64, WorkflowError> {
+        let now = self.now();
+        let recovered = self.lock().recover_batch(id, now).map_err(|u| u.into_error(id))?;
+        if recovered > 0 {
+            self.inner.pushed.notify_waiters();
+            self.inner.pushed.notify_one();
+        }
+        Ok(recovered)
+    }
+
     async fn archived_batch(&self, id: BatchId) -> Result<Option<ArchivedBatch>, QueueError> {
         Ok(self.lock().archive.get(&id).cloned())
     }

@@ -8,10 +8,11 @@ use rusqlite::{OptionalExtension, params};
 use super::row::{Failure, Refusal, decode, encode, id_at, id_bytes, sql_int};
 use super::writer::Tx;
 use crate::admission::machine::Step;
-use crate::batch::machine;
+use crate::batch::machine::{self, Unrecoverable};
 use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
 use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune};
 use crate::chain::{chain_catch, next_link};
+use crate::failed::Selection;
 use crate::id::JobId;
 use crate::job::{BatchMember, Envelope, MAX_PRIORITY};
 use crate::queue::backend::{Pushed, Settlement};
@@ -49,6 +50,9 @@ const LIST: &str = "SELECT record FROM conc_bus_batches ORDER BY created_at DESC
 const ALL: &str = "SELECT id, record FROM conc_bus_batches";
 const DELETE_BATCH: &str = "DELETE FROM conc_bus_batches WHERE id = ?1";
 const DELETE_MEMBERS: &str = "DELETE FROM conc_bus_batch_members WHERE batch = ?1";
+/// Takes failed member `?2`'s outcome back.
+const UNFAIL: &str = "UPDATE conc_bus_batch_members SET outcome = NULL, at = NULL
+     WHERE batch = ?1 AND job = ?2 AND outcome = 2";
 const OUTCOMES: &str =
     "SELECT job, outcome FROM conc_bus_batch_members WHERE batch = ?1 ORDER BY job";
 const ARCHIVE: &str = "INSERT OR REPLACE INTO conc_bus_batch_archive (id, archived_at, archive)
@@ -57,7 +61,8 @@ const ARCHIVED: &str = "SELECT archive FROM conc_bus_batch_archive WHERE id = ?1
 const DROP_ARCHIVES: &str = "DELETE FROM conc_bus_batch_archive WHERE archived_at < ?1";
 
 /// Every constant statement of this module, prepared at open.
-pub(super) const STATEMENTS: [&str; 21] = [
+pub(super) const STATEMENTS: [&str; 22] = [
+    UNFAIL,
     OUTCOMES,
     ARCHIVE,
     ARCHIVED,
@@ -529,4 +534,36 @@ pub(super) fn archived(tx: &Tx<'_>, id: BatchId) -> Result<Option<ArchivedBatch>
         })
     })
     .transpose()
+}
+
+/// Re-dispatches the failed members of finished batch `id` whose jobs are
+/// in the failed store, and reopens it; how many.
+pub(super) fn recover(tx: &Tx<'_>, id: BatchId) -> Result<Result<u64, Unrecoverable>, Failure> {
+    let Some(mut record) = load(tx, id)? else { return Ok(Err(Unrecoverable::NotFound)) };
+    let mut counts = counted(tx, &record)?;
+    if let Err(refusal) = machine::check_recover(&record, counts) {
+        return Ok(Err(refusal));
+    }
+    let failed: Vec<JobId> = {
+        let mut statement = tx.conn.prepare_cached(FAILED_MEMBERS)?;
+        let mut rows = statement.query([batch_bytes(id)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(id_at(row, 0)?);
+        }
+        out
+    };
+    let recovered = super::admin::retry_failed(tx, &Selection::Ids(failed))?;
+    if recovered.is_empty() {
+        return Ok(Ok(0));
+    }
+    let mut unfail = tx.conn.prepare_cached(UNFAIL)?;
+    for member in &recovered {
+        unfail.execute(params![batch_bytes(id), id_bytes(*member)])?;
+    }
+    counts.failed -= recovered.len() as u64;
+    record.counts = Some(counts);
+    machine::reopen(&mut record);
+    save(tx, &record)?;
+    Ok(Ok(recovered.len() as u64))
 }

@@ -119,6 +119,10 @@ impl WorkflowBackend for SqliteQueue {
         self.call(prune, Request::PruneBatches).await
     }
 
+    async fn recover_batch(&self, id: BatchId) -> Result<u64, WorkflowError> {
+        self.call(id, Request::RecoverBatch).await?.map_err(|refusal| refusal.into_error(id))
+    }
+
     async fn archived_batch(&self, id: BatchId) -> Result<Option<ArchivedBatch>, QueueError> {
         self.call(id, Request::ArchivedBatch).await
     }

@@ -14,6 +14,7 @@ use tokio::sync::{Notify, oneshot};
 use super::Synchronous;
 use super::row::{Failure, Refusal};
 use super::{admin, flow, store};
+use crate::batch::machine::Unrecoverable;
 use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune};
 use crate::clock::{Millis, WallClock};
 use crate::failed::{FailedJob, FailedQuery, Selection};
@@ -228,6 +229,7 @@ pub(super) enum Request {
     CancelBatch(Call<BatchId, bool>),
     PruneBatches(Call<BatchPrune, u64>),
     ArchivedBatch(Call<BatchId, Option<ArchivedBatch>>),
+    RecoverBatch(Call<BatchId, Result<u64, Unrecoverable>>),
 }
 
 impl Request {
@@ -261,6 +263,7 @@ impl Request {
                 | Self::Workflow(_)
                 | Self::CancelBatch(_)
                 | Self::PruneBatches(_)
+                | Self::RecoverBatch(_)
         )
     }
 
@@ -313,6 +316,7 @@ impl Request {
             Self::CancelBatch(call) => call.run(tx, |tx, id| flow::cancel(tx, *id)),
             Self::PruneBatches(call) => call.run(tx, |tx, prune| flow::prune(tx, *prune)),
             Self::ArchivedBatch(call) => call.run(tx, |tx, id| flow::archived(tx, *id)),
+            Self::RecoverBatch(call) => call.run(tx, |tx, id| flow::recover(tx, *id)),
         }
     }
 
@@ -352,6 +356,7 @@ impl Request {
             Self::CancelBatch(call) => drop(call.answer(committed)),
             Self::PruneBatches(call) => drop(call.answer(committed)),
             Self::ArchivedBatch(call) => drop(call.answer(committed)),
+            Self::RecoverBatch(call) => drop(call.answer(committed)),
         }
     }
 }
