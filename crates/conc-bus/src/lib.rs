@@ -131,6 +131,11 @@ pub use queue::{RedisQueue, RedisQueueBuilder};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use queue::{SqliteQueue, SqliteQueueBuilder, Synchronous};
+/// The SQLite bindings this crate is built with, for the transactions of
+/// [`PendingDispatch::within`] and [`SqliteQueue::push_in`].
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use rusqlite;
 pub use worker::{
     AlreadyStarted, JobStats, Worker, WorkerBuilder, WorkerEvent, WorkerHealth, WorkerMetrics,
     WorkerState, WorkerStop,

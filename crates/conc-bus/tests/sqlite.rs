@@ -206,7 +206,8 @@ async fn a_file_of_the_first_schema_is_upgraded_in_place() {
     Connection::open(&path)
         .unwrap()
         .execute_batch(
-            "DROP TABLE conc_bus_batches; DROP TABLE conc_bus_batch_members;
+            "DROP TABLE conc_bus_batch_archive;
+             DROP TABLE conc_bus_batches; DROP TABLE conc_bus_batch_members;
              DROP TABLE conc_bus_locks; DROP TABLE conc_bus_debounce;
              DROP INDEX conc_bus_jobs_batch; ALTER TABLE conc_bus_jobs DROP COLUMN batch;
              PRAGMA user_version = 1;",
@@ -226,7 +227,7 @@ async fn a_file_of_the_first_schema_is_upgraded_in_place() {
         .unwrap()
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 #[tokio::test]

@@ -178,6 +178,7 @@ pub struct PendingBatch {
     allow_failures: bool,
     jobs: BatchJobs,
     callbacks: Callbacks,
+    timeout: Option<Duration>,
 }
 
 #[allow(
@@ -209,6 +210,33 @@ impl PendingBatch {
     /// and count as cancelled; running ones are asked to stop).
     pub fn allow_failures(mut self, allow: bool) -> Self {
         self.allow_failures = allow;
+        self
+    }
+
+    /// Gives the batch a deadline `timeout` after it is dispatched: if it
+    /// has not finished by then, its unfinished members are cancelled (the
+    /// waiting ones deleted, the running ones asked to stop, each counted as
+    /// cancelled at once), `catch` fires (unless a failure fired it before,
+    /// with no member and the error `batch timed out`) and `finally` fires,
+    /// each once. The backend checks deadlines at every reservation, so a
+    /// batch times out at the first worker poll after its deadline.
+    /// Defaults to none; a zero timeout is refused at dispatch
+    /// ([`WorkflowError::Invalid`], field `timeout`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_bus::batch::PendingBatch;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Resize { page: u32 }
+    /// # impl conc_bus::Job for Resize { const NAME: &'static str = "resize"; }
+    ///
+    /// let batch = PendingBatch::new().add(Resize { page: 1 }).timeout(Duration::from_secs(600));
+    /// # let _ = batch;
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -281,6 +309,18 @@ impl PendingBatch {
 
     /// The batch as stored at `now`, and its members as pushed.
     pub(crate) fn build(self, now: Millis) -> Result<NewBatch, WorkflowError> {
+        let deadline = match self.timeout {
+            Some(timeout) if timeout.is_zero() => {
+                return Err(conc_core::config::ConfigError::new(
+                    "timeout",
+                    timeout,
+                    "must be above zero",
+                )
+                .into());
+            }
+            Some(timeout) => Some(now.saturating_add(millis(timeout))),
+            None => None,
+        };
         let id = BatchId::new();
         let queue = self.queue.as_deref();
         let members = self.jobs.into_pushed(id, queue, None, now)?;
@@ -309,6 +349,8 @@ impl PendingBatch {
             callbacks,
             fired: Fired::default(),
             counts: None,
+            deadline,
+            timed_out_at: None,
         };
         Ok(NewBatch { record, members })
     }

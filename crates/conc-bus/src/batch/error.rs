@@ -34,6 +34,15 @@ pub enum WorkflowError {
         /// `"finished"` or `"cancelled"`.
         state: &'static str,
     },
+    /// The batch cannot take its failed members back
+    /// ([`Queue::recover_batch`](crate::Queue::recover_batch)).
+    #[error("batch {id} cannot be recovered: {reason}")]
+    NotRecoverable {
+        /// The batch.
+        id: BatchId,
+        /// Why: it is not finished, it timed out, or members were cancelled.
+        reason: &'static str,
+    },
     /// The job that asked to add to its batch is not a member of one.
     #[error("job {job} is not a member of a batch")]
     NotInBatch {

@@ -16,9 +16,15 @@ use crate::queue::Pushed;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Fire {
     Then,
-    Catch { job: JobId, error: String },
+    /// `job` is `None` when the batch timed out.
+    Catch {
+        job: Option<JobId>,
+        error: String,
+    },
     Finally,
-    Progress { job: JobId },
+    Progress {
+        job: JobId,
+    },
 }
 
 /// What a new outcome does to the batch.
@@ -50,7 +56,7 @@ pub(crate) fn on_outcome(
             record.fired.catch = true;
             if record.callbacks.catch.is_some() {
                 let error = error.unwrap_or_default().to_owned();
-                decision.fire.push(Fire::Catch { job: member, error });
+                decision.fire.push(Fire::Catch { job: Some(member), error });
             }
         }
         if !record.allow_failures && record.cancelled_at.is_none() {
@@ -87,6 +93,76 @@ pub(crate) fn on_settled(record: &mut BatchRecord, counts: Counts, now: Millis) 
     fire
 }
 
+/// The error a timed-out batch's `catch` reads.
+pub(crate) const TIMED_OUT: &str = "batch timed out";
+
+/// Times the batch out if its deadline has passed at `now` and it has not
+/// finished: marks it timed out and cancelled, and claims `catch` unless a
+/// failure claimed it before. `None` when it does not time out now. The
+/// backend then gives every member without an outcome the outcome
+/// `Cancelled` (which fires `finally` with the last of them).
+pub(crate) fn time_out(record: &mut BatchRecord, now: Millis) -> Option<Vec<Fire>> {
+    let deadline = record.deadline?;
+    if deadline > now || record.finished_at.is_some() || record.timed_out_at.is_some() {
+        return None;
+    }
+    record.timed_out_at = Some(now);
+    record.cancelled_at.get_or_insert(now);
+    let mut fire = Vec::new();
+    if !record.fired.catch {
+        record.fired.catch = true;
+        if record.callbacks.catch.is_some() {
+            fire.push(Fire::Catch { job: None, error: TIMED_OUT.to_owned() });
+        }
+    }
+    Some(fire)
+}
+
+/// Why a batch cannot take its failed members back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unrecoverable {
+    NotFound,
+    Refused(&'static str),
+}
+
+impl Unrecoverable {
+    pub(crate) fn into_error(self, id: super::BatchId) -> super::WorkflowError {
+        match self {
+            Self::NotFound => super::WorkflowError::NotFound { id },
+            Self::Refused(reason) => super::WorkflowError::NotRecoverable { id, reason },
+        }
+    }
+}
+
+/// Whether a batch with `record` and `counts` may take its failed members
+/// back: only a finished one, not timed out, none of whose members was
+/// cancelled (a cancelled member's job is gone, so its batch could never
+/// succeed).
+pub(crate) fn check_recover(record: &BatchRecord, counts: Counts) -> Result<(), Unrecoverable> {
+    let refuse = |reason| Err(Unrecoverable::Refused(reason));
+    if record.finished_at.is_none() {
+        return refuse("it is not finished");
+    }
+    if record.timed_out_at.is_some() {
+        return refuse("it timed out");
+    }
+    if counts.cancelled > 0 {
+        return refuse("some of its members were cancelled");
+    }
+    Ok(())
+}
+
+/// Reopens a finished batch whose failed members were re-dispatched:
+/// unfinished, not cancelled (a failure's cancellation had nothing left to
+/// cancel), no deadline. The claimed flags stay: `catch` and `finally`,
+/// claimed the first time, never fire again; `then` (never claimed, since a
+/// member had failed) fires when every member has succeeded.
+pub(crate) fn reopen(record: &mut BatchRecord) {
+    record.finished_at = None;
+    record.cancelled_at = None;
+    record.deadline = None;
+}
+
 /// Marks the batch cancelled at `now`; whether it was not already.
 pub(crate) fn cancel(record: &mut BatchRecord, now: Millis) -> bool {
     if record.cancelled_at.is_some() || record.finished_at.is_some() {
@@ -107,13 +183,9 @@ pub(crate) fn callback_jobs(record: &BatchRecord, fires: &[Fire], now: Millis) -
             let callbacks = &record.callbacks;
             let (template, kind, salt, job, error) = match fire {
                 Fire::Then => (callbacks.then.as_ref(), TriggerKind::Then, 1, None, None),
-                Fire::Catch { job, error } => (
-                    callbacks.catch.as_ref(),
-                    TriggerKind::Catch,
-                    2,
-                    Some(*job),
-                    Some(error.clone()),
-                ),
+                Fire::Catch { job, error } => {
+                    (callbacks.catch.as_ref(), TriggerKind::Catch, 2, *job, Some(error.clone()))
+                }
                 Fire::Finally => (callbacks.finally.as_ref(), TriggerKind::Finally, 3, None, None),
                 Fire::Progress { job } => (
                     callbacks.progress.as_ref(),
@@ -162,6 +234,8 @@ mod tests {
             },
             fired: Fired::default(),
             counts: None,
+            deadline: Some(10),
+            timed_out_at: None,
         }
     }
 
@@ -187,7 +261,7 @@ mod tests {
         let mut batch = record(false);
         let failed =
             on_outcome(&mut batch, counts(3, 0, 1), a, MemberOutcome::Failed, Some("x"), 1);
-        assert_eq!(failed.fire, [Fire::Catch { job: a, error: "x".into() }]);
+        assert_eq!(failed.fire, [Fire::Catch { job: Some(a), error: "x".into() }]);
         assert!(failed.cancel);
         let again = on_outcome(&mut batch, counts(3, 0, 2), a, MemberOutcome::Failed, Some("y"), 2);
         assert!(again.fire.is_empty() && !again.cancel);
@@ -197,6 +271,47 @@ mod tests {
         assert!(!failed.cancel);
         assert_eq!(failed.fire.last(), Some(&Fire::Finally));
         assert!(!failed.fire.contains(&Fire::Then));
+    }
+
+    #[test]
+    fn a_timeout_fires_catch_once_and_only_past_the_deadline() {
+        let mut batch = record(true);
+        assert_eq!(time_out(&mut batch, 9), None);
+        let fired = time_out(&mut batch, 10).expect("due");
+        assert_eq!(fired, [Fire::Catch { job: None, error: TIMED_OUT.into() }]);
+        assert_eq!((batch.timed_out_at, batch.cancelled_at), (Some(10), Some(10)));
+        assert_eq!(time_out(&mut batch, 11), None, "once");
+        // The members' cancellations finish it; `then` never fires.
+        assert_eq!(on_settled(&mut batch, counts(1, 0, 0), 11), [] as [Fire; 0]);
+        let all = Counts { total: 1, cancelled: 1, ..Counts::default() };
+        assert_eq!(on_settled(&mut batch, all, 11), [Fire::Finally]);
+
+        // A failure's catch is not fired again; a finished batch never times out.
+        let mut failed = record(true);
+        failed.fired.catch = true;
+        assert_eq!(time_out(&mut failed, 10), Some(Vec::new()));
+        let mut done = record(true);
+        done.finished_at = Some(5);
+        assert_eq!(time_out(&mut done, 10), None);
+    }
+
+    #[test]
+    fn a_recovered_batch_fires_then_once_and_never_catch_or_finally_again() {
+        let a = JobId::from_u128(2);
+        let mut batch = record(false);
+        let failed = on_outcome(&mut batch, counts(1, 0, 1), a, MemberOutcome::Failed, None, 1);
+        assert_eq!(
+            failed.fire,
+            [Fire::Catch { job: Some(a), error: String::new() }, Fire::Finally]
+        );
+        assert_eq!(check_recover(&batch, counts(1, 0, 1)), Ok(()));
+        reopen(&mut batch);
+        assert!(batch.finished_at.is_none() && batch.cancelled_at.is_none());
+        let again = on_outcome(&mut batch, counts(1, 1, 0), a, MemberOutcome::Succeeded, None, 2);
+        assert_eq!(again.fire, [Fire::Then]);
+        assert!(check_recover(&record(false), counts(1, 0, 0)).is_err(), "not finished");
+        let cancelled = Counts { total: 2, failed: 1, cancelled: 1, ..Counts::default() };
+        assert!(check_recover(&batch, cancelled).is_err());
     }
 
     #[test]

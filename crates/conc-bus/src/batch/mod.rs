@@ -63,11 +63,15 @@
 //! # Ok(()) }
 //! ```
 
+mod archive;
 pub(crate) mod builder;
 mod error;
 pub(crate) mod machine;
 pub(crate) mod model;
+pub(crate) mod progress;
 
+pub use archive::ArchivedBatch;
 pub use builder::{BatchJobs, NewBatch, PendingBatch};
 pub use error::WorkflowError;
 pub use model::{BatchCallback, BatchId, BatchInfo, BatchPrune, MemberOutcome};
+pub use progress::{BatchProgress, PROGRESS_CAPACITY};

@@ -148,6 +148,12 @@ pub(crate) struct BatchRecord {
     /// before they were kept, which are counted from the set instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) counts: Option<Counts>,
+    /// When it times out (Unix ms), if it has a timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) deadline: Option<Millis>,
+    /// When it timed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) timed_out_at: Option<Millis>,
 }
 
 /// The members of a batch by outcome, counted from the set of members.
@@ -217,6 +223,12 @@ pub struct BatchInfo {
     pub cancelled_at: Option<u64>,
     /// When its last member got its outcome, in Unix milliseconds.
     pub finished_at: Option<u64>,
+    /// When it times out, in Unix milliseconds, if it has a
+    /// [timeout](crate::batch::PendingBatch::timeout).
+    pub deadline: Option<u64>,
+    /// When it timed out (its unfinished members were cancelled), in Unix
+    /// milliseconds.
+    pub timed_out_at: Option<u64>,
     /// Its callbacks, in the order `then`, `catch`, `finally`, `progress`
     /// (only those it has), and how often each was dispatched.
     pub callbacks: Vec<BatchCallback>,
@@ -284,6 +296,8 @@ impl BatchInfo {
             cancelled_at: record.cancelled_at,
             finished_at: record.finished_at,
             callbacks: BatchCallback::of(record, counts),
+            deadline: record.deadline,
+            timed_out_at: record.timed_out_at,
         }
     }
 
@@ -302,8 +316,14 @@ impl BatchInfo {
         self.finished_at.is_some()
     }
 
-    /// Whether it was cancelled (by [`cancel`](crate::Queue::cancel_batch)
-    /// or by a failure without `allow_failures`).
+    /// Whether it passed its deadline before it finished (it is then
+    /// cancelled too).
+    pub fn is_timed_out(&self) -> bool {
+        self.timed_out_at.is_some()
+    }
+
+    /// Whether it was cancelled (by [`cancel`](crate::Queue::cancel_batch),
+    /// by a failure without `allow_failures`, or by its timeout).
     pub fn is_cancelled(&self) -> bool {
         self.cancelled_at.is_some()
     }
@@ -332,6 +352,11 @@ pub struct BatchPrune {
     pub unfinished_age: Option<std::time::Duration>,
     /// Cancelled batches created longer ago than this.
     pub cancelled_age: Option<std::time::Duration>,
+    /// Whether finished batches (cancelled ones included) that go are
+    /// moved to the archive, with their member outcomes, instead of deleted.
+    pub archive: bool,
+    /// Archived batches archived longer ago than this.
+    pub archived_age: Option<std::time::Duration>,
 }
 
 impl BatchPrune {
@@ -352,6 +377,40 @@ impl BatchPrune {
     pub fn cancelled(mut self, age: std::time::Duration) -> Self {
         self.cancelled_age = Some(age);
         self
+    }
+
+    /// Moves the finished batches this prune takes to the archive
+    /// ([`ArchivedBatch`](super::ArchivedBatch): their last
+    /// [`BatchInfo`] and every member's outcome) instead of deleting them;
+    /// unfinished ones are deleted all the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_bus::batch::BatchPrune;
+    ///
+    /// let day = Duration::from_secs(24 * 3600);
+    /// let prune = BatchPrune::finished(day).archive().archived(90 * day);
+    /// assert!(prune.archive);
+    /// ```
+    #[must_use]
+    pub fn archive(mut self) -> Self {
+        self.archive = true;
+        self
+    }
+
+    /// Also deletes archived batches archived longer than `age` ago.
+    #[must_use]
+    pub fn archived(mut self, age: std::time::Duration) -> Self {
+        self.archived_age = Some(age);
+        self
+    }
+
+    /// Whether an archive made at `archived_at` goes, at `now`.
+    pub(crate) fn drops_archive(&self, archived_at: Millis, now: Millis) -> bool {
+        self.archived_age
+            .is_some_and(|age| archived_at < now.saturating_sub(crate::clock::millis(age)))
     }
 
     /// Whether a batch with `record` goes, at `now`.

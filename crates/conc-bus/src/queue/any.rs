@@ -14,7 +14,10 @@ use super::lease::Lease;
 use super::settle::Transition;
 use super::workflow::WorkflowBackend;
 use crate::batch::model::MemberRows;
-use crate::batch::{BatchId, BatchInfo, BatchPrune, MemberOutcome, NewBatch, WorkflowError};
+use crate::batch::{
+    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, MemberOutcome, NewBatch,
+    WorkflowError,
+};
 use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
 use crate::job::Envelope;
@@ -269,6 +272,12 @@ trait DynWorkflows: fmt::Debug + Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<MemberRows, QueueError>>;
     fn cancel_batch(&self, id: BatchId) -> BoxFuture<'_, Result<bool, QueueError>>;
     fn prune_batches(&self, prune: BatchPrune) -> BoxFuture<'_, Result<u64, QueueError>>;
+    fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress>;
+    fn archived_batch(
+        &self,
+        id: BatchId,
+    ) -> BoxFuture<'_, Result<Option<ArchivedBatch>, QueueError>>;
+    fn recover_batch(&self, id: BatchId) -> BoxFuture<'_, Result<u64, WorkflowError>>;
 }
 
 impl<B: WorkflowBackend> DynWorkflows for B {
@@ -301,6 +310,18 @@ impl<B: WorkflowBackend> DynWorkflows for B {
     }
     fn prune_batches(&self, prune: BatchPrune) -> BoxFuture<'_, Result<u64, QueueError>> {
         Box::pin(WorkflowBackend::prune_batches(self, prune))
+    }
+    fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress> {
+        WorkflowBackend::subscribe_batches(self)
+    }
+    fn archived_batch(
+        &self,
+        id: BatchId,
+    ) -> BoxFuture<'_, Result<Option<ArchivedBatch>, QueueError>> {
+        Box::pin(WorkflowBackend::archived_batch(self, id))
+    }
+    fn recover_batch(&self, id: BatchId) -> BoxFuture<'_, Result<u64, WorkflowError>> {
+        Box::pin(WorkflowBackend::recover_batch(self, id))
     }
 }
 
@@ -340,6 +361,19 @@ impl WorkflowBackend for AnyBackend {
     }
     async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
         self.workflows()?.prune_batches(prune).await
+    }
+    async fn archived_batch(&self, id: BatchId) -> Result<Option<ArchivedBatch>, QueueError> {
+        self.workflows()?.archived_batch(id).await
+    }
+    async fn recover_batch(&self, id: BatchId) -> Result<u64, WorkflowError> {
+        self.workflows()?.recover_batch(id).await
+    }
+    /// Without workflows, a subscription that is closed at once.
+    fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress> {
+        match self.workflows() {
+            Ok(workflows) => workflows.subscribe_batches(),
+            Err(_) => crate::batch::progress::ProgressFeed::default().subscribe(),
+        }
     }
 }
 

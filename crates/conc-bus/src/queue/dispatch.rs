@@ -307,3 +307,60 @@ impl<'a, B: QueueBackend, J: Job> IntoFuture for PendingDispatch<'a, B, J> {
         })
     }
 }
+
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+impl<J: Job> PendingDispatch<'_, super::SqliteQueue, J> {
+    /// Writes the job inside `tx`, the caller's own transaction on the
+    /// queue's file, instead of awaiting a push: the job and its unique lock
+    /// (see [`admission`](Self::admission)) are stored if and only if `tx`
+    /// commits. A refusal hands the job back and leaves `tx` usable. The
+    /// caller's connection, WAL and the schema check are described at
+    /// [`SqliteQueue::push_in`](super::SqliteQueue::push_in); the queue's
+    /// [`Overflow`](super::Overflow) policy does not apply here (a full queue
+    /// refuses at once).
+    ///
+    /// # Errors
+    ///
+    /// As an awaited dispatch ([`EnqueueError`]), plus
+    /// [`EnqueueError::Invalid`] (field `transaction`) when `tx` is on
+    /// another file or on one at another schema version.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::rusqlite::{Connection, TransactionBehavior};
+    /// use conc_bus::{Job, Queue, SqliteQueue};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Receipt { order: u64 }
+    /// impl Job for Receipt { const NAME: &'static str = "receipt"; }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("shop.db");
+    /// let queue = Queue::new(SqliteQueue::open(&path)?);
+    ///
+    /// let mut conn = Connection::open(&path)?;
+    /// conn.execute_batch("CREATE TABLE orders (id INTEGER PRIMARY KEY)")?;
+    /// let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    /// tx.execute("INSERT INTO orders (id) VALUES (7)", [])?;
+    /// queue.dispatch(Receipt { order: 7 }).within(&tx)?;
+    /// tx.commit()?; // the order and its job land together
+    /// assert_eq!(queue.size("default").await?.ready, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn within(self, tx: &rusqlite::Transaction<'_>) -> Result<JobId, EnqueueError<J>> {
+        let Self { queue, job, options, id, admission } = self;
+        let pushed = match queue.prepare_one(&job, &options, id, admission) {
+            Ok(pushed) => pushed,
+            Err(error) => return Err(error.map(|()| job)),
+        };
+        let id = pushed.envelope.id;
+        match queue.backend().push_in(tx, vec![pushed]) {
+            Ok(()) => Ok(id),
+            Err(error) => Err(super::front::typed(error, job)),
+        }
+    }
+}

@@ -148,13 +148,33 @@ impl<B: QueueBackend> Queue<B> {
         id: Option<JobId>,
         admission: Option<crate::admission::Ticket>,
     ) -> Result<JobId, EnqueueError<J>> {
+        let pushed = match self.prepare_one(&job, options, id, admission) {
+            Ok(pushed) => pushed,
+            Err(error) => return Err(error.map(|()| job)),
+        };
+        let id = pushed.envelope.id;
+        match self.push_envelopes(vec![pushed]).await {
+            Ok(()) => Ok(id),
+            Err(error) => Err(typed(error, job)),
+        }
+    }
+
+    /// The stored form of one job with `options` (and `id` and `admission`
+    /// if given), checked; the error carries no job.
+    pub(super) fn prepare_one<J: Job>(
+        &self,
+        job: &J,
+        options: &JobOptions,
+        id: Option<JobId>,
+        admission: Option<crate::admission::Ticket>,
+    ) -> Result<Pushed, EnqueueError<()>> {
         if let Err(error) = options.check() {
-            return Err(EnqueueError::Invalid { job, error });
+            return Err(EnqueueError::Invalid { job: (), error });
         }
         let now = self.backend.now();
-        let mut envelope = match Envelope::new(&job, options, now) {
+        let mut envelope = match Envelope::new(job, options, now) {
             Ok(envelope) => envelope,
-            Err(error) => return Err(EnqueueError::Encode { job, error }),
+            Err(error) => return Err(EnqueueError::Encode { job: (), error }),
         };
         if let Some(id) = id {
             envelope.id = id;
@@ -162,12 +182,8 @@ impl<B: QueueBackend> Queue<B> {
         if let Some(ticket) = admission {
             envelope.flow_mut().admission = Some(ticket);
         }
-        let id = envelope.id;
         let available_at = now.saturating_add(millis(options.delay));
-        match self.push_envelopes(vec![Pushed::new(envelope, available_at)]).await {
-            Ok(()) => Ok(id),
-            Err(error) => Err(typed(error, job)),
-        }
+        Ok(Pushed::new(envelope, available_at))
     }
 
     /// Pushes stored envelopes, applying the overflow policy.
@@ -287,7 +303,7 @@ impl<B: QueueBackend> Queue<B> {
 }
 
 /// A backend's refusal with the typed job handed back in place of its envelopes.
-fn typed<T>(error: PushError, job: T) -> EnqueueError<T> {
+pub(super) fn typed<T>(error: PushError, job: T) -> EnqueueError<T> {
     match error {
         PushError::Full { queue, capacity, .. } => EnqueueError::Full { job, queue, capacity },
         PushError::Duplicate { id, .. } => EnqueueError::Duplicate { job, id },

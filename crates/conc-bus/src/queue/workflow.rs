@@ -4,7 +4,12 @@ use std::future::Future;
 
 use super::backend::{Pushed, QueueBackend};
 use super::error::QueueError;
-use crate::batch::{BatchId, BatchInfo, BatchPrune, MemberOutcome, NewBatch, WorkflowError};
+use tokio::sync::broadcast;
+
+use crate::batch::{
+    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, MemberOutcome, NewBatch,
+    WorkflowError,
+};
 use crate::id::JobId;
 
 /// A [`QueueBackend`] that also keeps batches, chains and admission locks,
@@ -69,9 +74,33 @@ pub trait WorkflowBackend: QueueBackend {
     /// lease renewal. Whether it was running (not finished, not cancelled).
     fn cancel_batch(&self, id: BatchId) -> impl Future<Output = Result<bool, QueueError>> + Send;
 
-    /// Deletes the batches `prune` selects, with their member sets; how many.
+    /// Deletes the batches `prune` selects, with their member sets (moving
+    /// the finished ones to the archive when it says
+    /// [`archive`](BatchPrune::archive)), and the archives it drops; how
+    /// many of both.
     fn prune_batches(
         &self,
         prune: BatchPrune,
     ) -> impl Future<Output = Result<u64, QueueError>> + Send;
+
+    /// Re-dispatches the failed members of finished batch `id` into it (see
+    /// [`Queue::recover_batch`](crate::Queue::recover_batch)); how many.
+    fn recover_batch(&self, id: BatchId)
+    -> impl Future<Output = Result<u64, WorkflowError>> + Send;
+
+    /// The archive of batch `id` (see [`BatchPrune::archive`]), if a prune
+    /// moved it there.
+    fn archived_batch(
+        &self,
+        id: BatchId,
+    ) -> impl Future<Output = Result<Option<ArchivedBatch>, QueueError>> + Send;
+
+    /// A subscription to the member outcomes this backend records, every
+    /// batch's, from now on (see [`BatchProgress`]). **Per process**: it
+    /// hears the outcomes recorded through this backend value and its
+    /// clones, not those recorded by other processes sharing the store (nor
+    /// by another handle opened on the same SQLite file). A subscriber that
+    /// falls more than [`PROGRESS_CAPACITY`](crate::batch::PROGRESS_CAPACITY)
+    /// notifications behind misses the oldest.
+    fn subscribe_batches(&self) -> broadcast::Receiver<BatchProgress>;
 }

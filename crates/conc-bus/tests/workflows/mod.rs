@@ -12,6 +12,7 @@
 
 mod admission;
 mod chains;
+mod extras;
 mod inspect;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use admission::*;
 pub use chains::*;
+pub use extras::*;
 pub use inspect::*;
 
 /// What keeps a backend's resources alive for the length of a test.
@@ -70,6 +72,10 @@ macro_rules! suite {
             a_refused_push_holds_no_lock_and_a_cleared_job_frees_its_own,
             only_the_last_debounced_dispatch_runs_and_max_wait_forces_a_run,
             a_superseded_debounced_chain_never_runs,
+            a_batch_past_its_deadline_cancels_what_is_unfinished_and_fires_catch_and_finally_once,
+            subscribers_hear_each_member_outcome_once_after_it_is_stored,
+            a_pruned_finished_batch_keeps_its_member_outcomes_in_the_archive,
+            recovery_redispatches_the_failed_members_and_then_fires_once,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use super::state::{Place, State};
 use crate::admission::machine::Step;
-use crate::batch::machine::{self, Fire};
+use crate::batch::machine::{self, Fire, Unrecoverable};
 use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
-use crate::batch::{BatchId, BatchInfo, BatchPrune};
+use crate::batch::progress::BatchProgress;
+use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchPrune};
 use crate::chain::{chain_catch, next_link};
 use crate::clock::Millis;
 use crate::id::JobId;
@@ -140,9 +141,36 @@ impl State {
             now,
         );
         follow.extend(machine::callback_jobs(&batch.record, &decision.fire, now));
+        let progress = BatchProgress::new(&batch.record, batch.counts, member.member, outcome);
+        self.progress.send(progress);
         if decision.cancel {
             self.drop_waiting(member.batch, now, follow);
         }
+    }
+
+    /// Times out the batches whose deadline has passed at `now`: their
+    /// unfinished members count as cancelled (waiting jobs deleted, running
+    /// ones asked to stop), and `catch` and `finally` fire once.
+    pub(super) fn expire_batches(&mut self, now: Millis) {
+        let mut follow = Vec::new();
+        while let Some(&(at, id)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(batch) = self.batches.get_mut(&id) else { continue };
+            let Some(fires) = machine::time_out(&mut batch.record, now) else { continue };
+            follow.extend(machine::callback_jobs(&batch.record, &fires, now));
+            self.drop_waiting(id, now, &mut follow);
+            let running: Vec<JobId> = self.batches.get(&id).map_or_else(Vec::new, |batch| {
+                batch.members.iter().filter(|(_, o)| o.is_none()).map(|(m, _)| *m).collect()
+            });
+            for member in running {
+                let member = BatchMember::new(id, member);
+                self.record(member, MemberOutcome::Cancelled, None, now, &mut follow);
+            }
+        }
+        self.insert_follow(follow, now);
     }
 
     /// Deletes the waiting jobs of batch `id` and counts their members as
@@ -180,6 +208,9 @@ impl State {
     /// once when it has no members.
     pub(super) fn create_batch(&mut self, record: BatchRecord, members: Vec<Pushed>, now: Millis) {
         let id = record.id;
+        if let Some(deadline) = record.deadline {
+            self.deadlines.insert((deadline, id));
+        }
         let mut batch = MemBatch {
             record,
             members: BTreeMap::new(),
@@ -238,11 +269,55 @@ impl State {
         true
     }
 
-    /// Deletes the batches `prune` selects at `now`.
+    /// Deletes (or archives) the batches `prune` selects at `now`, and the
+    /// archives it drops; how many of both.
     pub(super) fn prune_batches(&mut self, prune: BatchPrune, now: Millis) -> u64 {
-        let before = self.batches.len();
-        self.batches.retain(|_, batch| !prune.selects(&batch.record, now));
-        (before - self.batches.len()) as u64
+        let doomed: Vec<BatchId> = self
+            .batches
+            .iter()
+            .filter(|(_, batch)| prune.selects(&batch.record, now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &doomed {
+            let Some(batch) = self.batches.remove(id) else { continue };
+            if prune.archive && batch.record.finished_at.is_some() {
+                let members =
+                    batch.members.iter().filter_map(|(job, o)| Some((*job, (*o)?))).collect();
+                self.archive.insert(*id, ArchivedBatch::new(batch.info(), members, now));
+            }
+        }
+        let archives = self.archive.len();
+        self.archive.retain(|_, archived| !prune.drops_archive(archived.archived_at, now));
+        (doomed.len() + archives - self.archive.len()) as u64
+    }
+
+    /// Re-dispatches the failed members of finished batch `id` whose jobs
+    /// are in the failed store, and reopens it; how many.
+    pub(super) fn recover_batch(&mut self, id: BatchId, now: Millis) -> Result<u64, Unrecoverable> {
+        let Some(batch) = self.batches.get(&id) else { return Err(Unrecoverable::NotFound) };
+        machine::check_recover(&batch.record, batch.counts)?;
+        let mut recovered = Vec::new();
+        for member in batch.failed.clone() {
+            if self.jobs.contains_key(&member) {
+                continue;
+            }
+            if let Some(job) = self.failed.remove(member) {
+                self.revive(job, now);
+                recovered.push(member);
+            }
+        }
+        if recovered.is_empty() {
+            return Ok(0);
+        }
+        let batch = self.batches.get_mut(&id).expect("found above");
+        for member in &recovered {
+            batch.members.insert(*member, None);
+            batch.counts.failed -= 1;
+        }
+        batch.failed.retain(|member| !recovered.contains(member));
+        machine::reopen(&mut batch.record);
+        self.follow_pushed = true;
+        Ok(recovered.len() as u64)
     }
 
     /// The waiting job `id` taken out of its queue.

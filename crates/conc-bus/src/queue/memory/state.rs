@@ -116,6 +116,13 @@ pub(super) struct State {
     pub(super) queues: BTreeMap<String, QueueState>,
     pub(super) failed: FailedState,
     pub(super) batches: BTreeMap<crate::batch::BatchId, super::flow::MemBatch>,
+    /// Batch deadlines, soonest first (entries of finished or pruned
+    /// batches are skipped when due).
+    pub(super) deadlines: std::collections::BTreeSet<(Millis, crate::batch::BatchId)>,
+    /// Finished batches moved out of `batches` by a prune.
+    pub(super) archive: BTreeMap<crate::batch::BatchId, crate::batch::ArchivedBatch>,
+    /// Where member outcomes are announced.
+    pub(super) progress: crate::batch::progress::ProgressFeed,
     /// Unique locks by key.
     pub(super) locks: HashMap<String, crate::admission::machine::Lock>,
     /// Debounce records by key: the job waiting, and the first dispatch's time.
@@ -196,6 +203,7 @@ impl State {
         now: Millis,
         dead: &mut Vec<FailedJob>,
     ) -> Vec<Reserved> {
+        self.expire_batches(now);
         let mut out = Vec::new();
         // Jobs found dead whose workflow carries on (chain catch, batch).
         let mut flowing: Vec<(Envelope, String)> = Vec::new();

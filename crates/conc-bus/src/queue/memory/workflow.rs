@@ -1,7 +1,12 @@
 //! [`WorkflowBackend`] for [`MemoryQueue`]: every change under the one lock.
 
 use super::{MemoryQueue, check_push};
-use crate::batch::{BatchId, BatchInfo, BatchPrune, MemberOutcome, NewBatch, WorkflowError};
+use tokio::sync::broadcast;
+
+use crate::batch::{
+    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, MemberOutcome, NewBatch,
+    WorkflowError,
+};
 use crate::id::JobId;
 use crate::queue::backend::{Pushed, QueueBackend};
 use crate::queue::error::QueueError;
@@ -86,5 +91,23 @@ impl WorkflowBackend for MemoryQueue {
     async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
         let now = self.now();
         Ok(self.lock().prune_batches(prune, now))
+    }
+
+    async fn recover_batch(&self, id: BatchId) -> Result<u64, WorkflowError> {
+        let now = self.now();
+        let recovered = self.lock().recover_batch(id, now).map_err(|u| u.into_error(id))?;
+        if recovered > 0 {
+            self.inner.pushed.notify_waiters();
+            self.inner.pushed.notify_one();
+        }
+        Ok(recovered)
+    }
+
+    async fn archived_batch(&self, id: BatchId) -> Result<Option<ArchivedBatch>, QueueError> {
+        Ok(self.lock().archive.get(&id).cloned())
+    }
+
+    fn subscribe_batches(&self) -> broadcast::Receiver<BatchProgress> {
+        self.lock().progress.subscribe()
     }
 }

@@ -224,6 +224,7 @@ impl SqliteQueueBuilder {
                 failed_max_age_ms: millis(failed_max_age),
                 synchronous,
             },
+            progress: crate::batch::progress::ProgressFeed::default(),
         });
         let (requests, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);

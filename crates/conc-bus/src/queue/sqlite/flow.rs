@@ -8,10 +8,11 @@ use rusqlite::{OptionalExtension, params};
 use super::row::{Failure, Refusal, decode, encode, id_at, id_bytes, sql_int};
 use super::writer::Tx;
 use crate::admission::machine::Step;
-use crate::batch::machine;
+use crate::batch::machine::{self, Unrecoverable};
 use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
-use crate::batch::{BatchId, BatchInfo, BatchPrune};
+use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune};
 use crate::chain::{chain_catch, next_link};
+use crate::failed::Selection;
 use crate::id::JobId;
 use crate::job::{BatchMember, Envelope, MAX_PRIORITY};
 use crate::queue::backend::{Pushed, Settlement};
@@ -20,7 +21,13 @@ use crate::queue::settle::Effect;
 const RECORD: &str = "SELECT record FROM conc_bus_batches WHERE id = ?1";
 const SAVE_RECORD: &str = "UPDATE conc_bus_batches SET record = ?2 WHERE id = ?1";
 const INSERT_BATCH: &str =
-    "INSERT INTO conc_bus_batches (id, created_at, record) VALUES (?1, ?2, ?3)";
+    "INSERT INTO conc_bus_batches (id, created_at, record, deadline) VALUES (?1, ?2, ?3, ?4)";
+/// Up to 64 batches whose deadline has passed at `?1`.
+const DUE: &str = "SELECT id FROM conc_bus_batches WHERE deadline IS NOT NULL AND deadline <= ?1
+     ORDER BY deadline LIMIT 64";
+const CLEAR_DEADLINE: &str = "UPDATE conc_bus_batches SET deadline = NULL WHERE id = ?1";
+const PENDING_MEMBERS: &str =
+    "SELECT job FROM conc_bus_batch_members WHERE batch = ?1 AND outcome IS NULL";
 const INSERT_MEMBER: &str =
     "INSERT INTO conc_bus_batch_members (batch, job) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
 /// Sets a member's outcome once: nothing changes when it has one.
@@ -45,9 +52,26 @@ const MEMBERS: &str = "SELECT job, outcome FROM conc_bus_batch_members WHERE bat
 const ALL: &str = "SELECT id, record FROM conc_bus_batches";
 const DELETE_BATCH: &str = "DELETE FROM conc_bus_batches WHERE id = ?1";
 const DELETE_MEMBERS: &str = "DELETE FROM conc_bus_batch_members WHERE batch = ?1";
+/// Takes failed member `?2`'s outcome back.
+const UNFAIL: &str = "UPDATE conc_bus_batch_members SET outcome = NULL, at = NULL
+     WHERE batch = ?1 AND job = ?2 AND outcome = 2";
+const OUTCOMES: &str =
+    "SELECT job, outcome FROM conc_bus_batch_members WHERE batch = ?1 ORDER BY job";
+const ARCHIVE: &str = "INSERT OR REPLACE INTO conc_bus_batch_archive (id, archived_at, archive)
+     VALUES (?1, ?2, ?3)";
+const ARCHIVED: &str = "SELECT archive FROM conc_bus_batch_archive WHERE id = ?1";
+const DROP_ARCHIVES: &str = "DELETE FROM conc_bus_batch_archive WHERE archived_at < ?1";
 
 /// Every constant statement of this module, prepared at open.
-pub(super) const STATEMENTS: [&str; 15] = [
+pub(super) const STATEMENTS: [&str; 23] = [
+    UNFAIL,
+    OUTCOMES,
+    ARCHIVE,
+    ARCHIVED,
+    DROP_ARCHIVES,
+    DUE,
+    CLEAR_DEADLINE,
+    PENDING_MEMBERS,
     RECORD,
     SAVE_RECORD,
     INSERT_BATCH,
@@ -238,10 +262,50 @@ fn record(
     let decision = machine::on_outcome(&mut record, counts, member.member, outcome, error, tx.now);
     follow.extend(machine::callback_jobs(&record, &decision.fire, tx.now));
     save(tx, &record)?;
+    tx.announce(BatchProgress::new(&record, counts, member.member, outcome));
     if decision.cancel {
         drop_waiting(tx, member.batch, follow)?;
     }
     Ok(())
+}
+
+/// Times out the batches whose deadline has passed (up to 64 per call):
+/// their unfinished members count as cancelled (waiting jobs deleted,
+/// running ones asked to stop), and `catch` and `finally` fire once.
+pub(super) fn expire(tx: &Tx<'_>) -> Result<(), Failure> {
+    let due: Vec<JobId> = {
+        let mut statement = tx.conn.prepare_cached(DUE)?;
+        let mut rows = statement.query([sql_int(tx.now)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(id_at(row, 0)?);
+        }
+        out
+    };
+    let mut follow = Vec::new();
+    for id in due {
+        let id = BatchId::from_job_id(id);
+        tx.conn.prepare_cached(CLEAR_DEADLINE)?.execute([batch_bytes(id)])?;
+        let Some(mut stored) = load(tx, id)? else { continue };
+        let Some(fires) = machine::time_out(&mut stored, tx.now) else { continue };
+        follow.extend(machine::callback_jobs(&stored, &fires, tx.now));
+        save(tx, &stored)?;
+        drop_waiting(tx, id, &mut follow)?;
+        let running: Vec<JobId> = {
+            let mut statement = tx.conn.prepare_cached(PENDING_MEMBERS)?;
+            let mut rows = statement.query([batch_bytes(id)])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(id_at(row, 0)?);
+            }
+            out
+        };
+        for member in running {
+            let member = BatchMember::new(id, member);
+            record(tx, member, MemberOutcome::Cancelled, None, &mut follow)?;
+        }
+    }
+    push_follow(tx, &follow)
 }
 
 /// Deletes the waiting jobs of batch `id`; their members count as cancelled.
@@ -318,7 +382,8 @@ pub(super) fn create(
     tx.conn.prepare_cached(INSERT_BATCH)?.execute(params![
         batch_bytes(record.id),
         sql_int(record.created_at),
-        text
+        text,
+        record.deadline.map(sql_int)
     ])?;
     insert_members(tx, record.id, members)?;
     let fires = machine::on_settled(&mut record, counts, tx.now);
@@ -426,24 +491,102 @@ pub(super) fn cancel(tx: &Tx<'_>, id: BatchId) -> Result<bool, Failure> {
     Ok(true)
 }
 
-/// Deletes the batches `prune` selects.
+/// Deletes (or archives) the batches `prune` selects, and the archives it
+/// drops; how many of both.
 pub(super) fn prune(tx: &Tx<'_>, prune: BatchPrune) -> Result<u64, Failure> {
-    let doomed: Vec<Vec<u8>> = {
+    let doomed: Vec<(Vec<u8>, BatchRecord)> = {
         let mut statement = tx.conn.prepare_cached(ALL)?;
         let mut rows = statement.query([])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let id: Vec<u8> = row.get(0)?;
             let text: String = row.get(1)?;
-            if prune.selects(&parse(&text)?, tx.now) {
-                out.push(id);
+            let record = parse(&text)?;
+            if prune.selects(&record, tx.now) {
+                out.push((id, record));
             }
         }
         out
     };
-    for id in &doomed {
+    for (id, record) in &doomed {
+        if prune.archive && record.finished_at.is_some() {
+            archive(tx, id, record)?;
+        }
         tx.conn.prepare_cached(DELETE_MEMBERS)?.execute([id])?;
         tx.conn.prepare_cached(DELETE_BATCH)?.execute([id])?;
     }
-    Ok(doomed.len() as u64)
+    let mut dropped = 0;
+    if let Some(age) = prune.archived_age {
+        let before = tx.now.saturating_sub(crate::clock::millis(age));
+        dropped = tx.conn.prepare_cached(DROP_ARCHIVES)?.execute([sql_int(before)])?;
+    }
+    Ok((doomed.len() + dropped) as u64)
+}
+
+/// Stores batch `id`'s archive: its info and every member's outcome.
+fn archive(tx: &Tx<'_>, id: &[u8], record: &BatchRecord) -> Result<(), Failure> {
+    let info = info(tx, record)?;
+    let mut members = Vec::new();
+    {
+        let mut statement = tx.conn.prepare_cached(OUTCOMES)?;
+        let mut rows = statement.query([id])?;
+        while let Some(row) = rows.next()? {
+            let outcome: Option<i64> = row.get(1)?;
+            if let Some(outcome) = outcome.and_then(MemberOutcome::from_code) {
+                members.push((id_at(row, 0)?, outcome));
+            }
+        }
+    }
+    let archived = ArchivedBatch::new(info, members, tx.now);
+    let text = serde_json::to_string(&archived)
+        .map_err(|error| Failure::corrupt(format!("a batch archive does not encode: {error}")))?;
+    tx.conn.prepare_cached(ARCHIVE)?.execute(params![id, sql_int(tx.now), text])?;
+    Ok(())
+}
+
+/// The archive of batch `id`, if it has one.
+pub(super) fn archived(tx: &Tx<'_>, id: BatchId) -> Result<Option<ArchivedBatch>, Failure> {
+    let text: Option<String> = tx
+        .conn
+        .prepare_cached(ARCHIVED)?
+        .query_row([batch_bytes(id)], |row| row.get(0))
+        .optional()?;
+    text.map(|text| {
+        serde_json::from_str(&text).map_err(|error| {
+            Failure::corrupt(format!("a stored batch archive does not decode: {error}"))
+        })
+    })
+    .transpose()
+}
+
+/// Re-dispatches the failed members of finished batch `id` whose jobs are
+/// in the failed store, and reopens it; how many.
+pub(super) fn recover(tx: &Tx<'_>, id: BatchId) -> Result<Result<u64, Unrecoverable>, Failure> {
+    let Some(mut record) = load(tx, id)? else { return Ok(Err(Unrecoverable::NotFound)) };
+    let mut counts = counted(tx, &record)?;
+    if let Err(refusal) = machine::check_recover(&record, counts) {
+        return Ok(Err(refusal));
+    }
+    let failed: Vec<JobId> = {
+        let mut statement = tx.conn.prepare_cached(FAILED_MEMBERS)?;
+        let mut rows = statement.query([batch_bytes(id)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(id_at(row, 0)?);
+        }
+        out
+    };
+    let recovered = super::admin::retry_failed(tx, &Selection::Ids(failed))?;
+    if recovered.is_empty() {
+        return Ok(Ok(0));
+    }
+    let mut unfail = tx.conn.prepare_cached(UNFAIL)?;
+    for member in &recovered {
+        unfail.execute(params![batch_bytes(id), id_bytes(*member)])?;
+    }
+    counts.failed -= recovered.len() as u64;
+    record.counts = Some(counts);
+    machine::reopen(&mut record);
+    save(tx, &record)?;
+    Ok(Ok(recovered.len() as u64))
 }

@@ -9,6 +9,7 @@ mod flow;
 mod row;
 mod schema;
 mod store;
+mod within;
 mod workflow;
 mod writer;
 

@@ -102,7 +102,22 @@ CREATE TABLE conc_bus_debounce (
 ) WITHOUT ROWID;
 ";
 
-const MIGRATIONS: [&str; 2] = [V1, V2];
+/// Batch timeouts (each batch's deadline, indexed while it has one) and the
+/// archive of finished batches (their settings, counts and member outcomes,
+/// kept after the live rows are pruned).
+const V3: &str = "
+ALTER TABLE conc_bus_batches ADD COLUMN deadline INTEGER;
+CREATE INDEX conc_bus_batches_deadline ON conc_bus_batches (deadline) WHERE deadline IS NOT NULL;
+
+CREATE TABLE conc_bus_batch_archive (
+    id BLOB PRIMARY KEY NOT NULL,
+    archived_at INTEGER NOT NULL,
+    archive TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX conc_bus_batch_archive_time ON conc_bus_batch_archive (archived_at, id);
+";
+
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 /// The schema version this build writes and reads.
 pub(super) const VERSION: u32 = MIGRATIONS.len() as u32;

@@ -191,6 +191,7 @@ pub(super) fn reserve(
     max: usize,
     lease_ms: Millis,
 ) -> Result<Reservation, Failure> {
+    super::flow::expire(tx)?;
     let mut reservation = Reservation::default();
     let first_token: i64 = tx.conn.prepare_cached(NEXT_TOKEN)?.query_row([], |row| row.get(0))?;
     let mut next_token = first_token;

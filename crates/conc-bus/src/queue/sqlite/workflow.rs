@@ -8,7 +8,10 @@ use tokio::sync::oneshot;
 use super::row::{Failure, Refusal};
 use super::writer::{Request, Tx, copy};
 use super::{SqliteQueue, flow, stopped};
-use crate::batch::{BatchId, BatchInfo, BatchPrune, MemberOutcome, NewBatch, WorkflowError};
+use crate::batch::{
+    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, MemberOutcome, NewBatch,
+    WorkflowError,
+};
 use crate::id::JobId;
 use crate::queue::backend::Pushed;
 use crate::queue::error::{PushError, QueueError};
@@ -125,5 +128,17 @@ impl WorkflowBackend for SqliteQueue {
 
     async fn prune_batches(&self, prune: BatchPrune) -> Result<u64, QueueError> {
         self.call(prune, Request::PruneBatches).await
+    }
+
+    async fn recover_batch(&self, id: BatchId) -> Result<u64, WorkflowError> {
+        self.call(id, Request::RecoverBatch).await?.map_err(|refusal| refusal.into_error(id))
+    }
+
+    async fn archived_batch(&self, id: BatchId) -> Result<Option<ArchivedBatch>, QueueError> {
+        self.call(id, Request::ArchivedBatch).await
+    }
+
+    fn subscribe_batches(&self) -> tokio::sync::broadcast::Receiver<BatchProgress> {
+        self.inner.shared.progress.subscribe()
     }
 }

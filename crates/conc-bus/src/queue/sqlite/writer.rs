@@ -4,7 +4,7 @@
 //! so that one refused or failing request leaves the others' work in place.
 //! Every request of a batch shares its commit and disk flush (group commit).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
@@ -14,8 +14,9 @@ use tokio::sync::{Notify, oneshot};
 use super::Synchronous;
 use super::row::{Failure, Refusal};
 use super::{admin, flow, store};
+use crate::batch::machine::Unrecoverable;
 use crate::batch::model::MemberRows;
-use crate::batch::{BatchId, BatchInfo, BatchPrune};
+use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune};
 use crate::clock::{Millis, WallClock};
 use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
@@ -44,6 +45,8 @@ pub(super) struct Shared {
     /// Woken after a commit that may have made a job available.
     pub(super) wake: Notify,
     pub(super) settings: Settings,
+    /// Where member outcomes are announced, once their batch commits.
+    pub(super) progress: crate::batch::progress::ProgressFeed,
 }
 
 /// The open transaction, as the requests of a batch see it.
@@ -53,13 +56,25 @@ pub(super) struct Tx<'a> {
     pub(super) now: Millis,
     pub(super) settings: &'a Settings,
     woke: Cell<bool>,
+    /// Member outcomes recorded, announced after the commit.
+    progress: RefCell<Vec<BatchProgress>>,
 }
 
-impl Tx<'_> {
+impl<'a> Tx<'a> {
+    /// A transaction the caller opened on `conn` (see `SqliteQueue::push_in`).
+    pub(super) fn on(conn: &'a Connection, now: Millis, settings: &'a Settings) -> Self {
+        Self { conn, now, settings, woke: Cell::new(false), progress: RefCell::default() }
+    }
+
     /// Marks that a job may have become available: waiters are woken once
     /// the batch commits.
     pub(super) fn wake(&self) {
         self.woke.set(true);
+    }
+
+    /// Notes a member outcome, announced once the batch commits.
+    pub(super) fn announce(&self, progress: BatchProgress) {
+        self.progress.borrow_mut().push(progress);
     }
 
     /// Runs `f` in a savepoint: its changes are kept when it succeeds and
@@ -71,10 +86,12 @@ impl Tx<'_> {
     ) -> rusqlite::Result<Result<T, Failure>> {
         self.conn.prepare_cached("SAVEPOINT request")?.execute([])?;
         let woke = self.woke.get();
+        let announced = self.progress.borrow().len();
         let result = f(self);
         if result.is_err() {
             self.conn.prepare_cached("ROLLBACK TO request")?.execute([])?;
             self.woke.set(woke);
+            self.progress.borrow_mut().truncate(announced);
         }
         let result = match result {
             Err(Failure::Corrupt { message, set_aside: Some(seq) }) => {
@@ -157,28 +174,28 @@ impl PushCall {
             (Err(error), _) => Err(PushError::Backend { error: Box::new(copy(error)), jobs }),
             (Ok(()), None) => return,
             (Ok(()), Some(Ok(()))) => Ok(()),
-            (Ok(()), Some(Err(failure))) => Err(match failure {
-                Failure::Refused(Refusal::Full { queue, capacity }) => {
-                    PushError::Full { queue, capacity, jobs }
-                }
-                Failure::Refused(Refusal::Duplicate { id }) => PushError::Duplicate { id, jobs },
-                Failure::Refused(Refusal::Locked { key, held_by }) => {
-                    PushError::Locked { key, held_by, jobs }
-                }
-                Failure::Refused(refusal @ (Refusal::NoBatch(_) | Refusal::Closed(..))) => {
-                    PushError::Backend {
-                        error: format!("unexpected refusal {refusal:?}").into(),
-                        jobs,
-                    }
-                }
-                Failure::Config(error) => PushError::Invalid { error, jobs },
-                Failure::Sql(error) => PushError::Backend { error: Box::new(error), jobs },
-                Failure::Corrupt { message, .. } => {
-                    PushError::Backend { error: message.into(), jobs }
-                }
-            }),
+            (Ok(()), Some(Err(failure))) => Err(push_error(failure, jobs)),
         };
         let _ = self.reply.send(result);
+    }
+}
+
+/// The refusal of a push whose savepoint was rolled back, `jobs` handed back.
+pub(super) fn push_error(failure: Failure, jobs: Vec<Pushed>) -> PushError {
+    match failure {
+        Failure::Refused(Refusal::Full { queue, capacity }) => {
+            PushError::Full { queue, capacity, jobs }
+        }
+        Failure::Refused(Refusal::Duplicate { id }) => PushError::Duplicate { id, jobs },
+        Failure::Refused(Refusal::Locked { key, held_by }) => {
+            PushError::Locked { key, held_by, jobs }
+        }
+        Failure::Refused(refusal @ (Refusal::NoBatch(_) | Refusal::Closed(..))) => {
+            PushError::Backend { error: format!("unexpected refusal {refusal:?}").into(), jobs }
+        }
+        Failure::Config(error) => PushError::Invalid { error, jobs },
+        Failure::Sql(error) => PushError::Backend { error: Box::new(error), jobs },
+        Failure::Corrupt { message, .. } => PushError::Backend { error: message.into(), jobs },
     }
 }
 
@@ -213,6 +230,8 @@ pub(super) enum Request {
     BatchMembers(Call<(BatchId, usize, usize), MemberRows>),
     CancelBatch(Call<BatchId, bool>),
     PruneBatches(Call<BatchPrune, u64>),
+    ArchivedBatch(Call<BatchId, Option<ArchivedBatch>>),
+    RecoverBatch(Call<BatchId, Result<u64, Unrecoverable>>),
 }
 
 impl Request {
@@ -229,6 +248,7 @@ impl Request {
                 | Self::Batch(_)
                 | Self::Batches(_)
                 | Self::BatchMembers(_)
+                | Self::ArchivedBatch(_)
         )
     }
 
@@ -246,6 +266,7 @@ impl Request {
                 | Self::Workflow(_)
                 | Self::CancelBatch(_)
                 | Self::PruneBatches(_)
+                | Self::RecoverBatch(_)
         )
     }
 
@@ -300,6 +321,8 @@ impl Request {
             }
             Self::CancelBatch(call) => call.run(tx, |tx, id| flow::cancel(tx, *id)),
             Self::PruneBatches(call) => call.run(tx, |tx, prune| flow::prune(tx, *prune)),
+            Self::ArchivedBatch(call) => call.run(tx, |tx, id| flow::archived(tx, *id)),
+            Self::RecoverBatch(call) => call.run(tx, |tx, id| flow::recover(tx, *id)),
         }
     }
 
@@ -339,6 +362,8 @@ impl Request {
             Self::BatchMembers(call) => drop(call.answer(committed)),
             Self::CancelBatch(call) => drop(call.answer(committed)),
             Self::PruneBatches(call) => drop(call.answer(committed)),
+            Self::ArchivedBatch(call) => drop(call.answer(committed)),
+            Self::RecoverBatch(call) => drop(call.answer(committed)),
         }
     }
 }
@@ -433,13 +458,19 @@ fn execute(
         now: shared.clock.now(),
         settings: &shared.settings,
         woke: Cell::new(false),
+        progress: RefCell::default(),
     };
     let result = batch
         .iter_mut()
         .try_for_each(|request| request.run(&tx))
         .and_then(|()| connection.prepare_cached("COMMIT")?.execute([]).map(drop));
     match result {
-        Ok(()) => Ok(tx.woke.get()),
+        Ok(()) => {
+            for progress in tx.progress.take() {
+                shared.progress.send(progress);
+            }
+            Ok(tx.woke.get())
+        }
         Err(error) => {
             if !connection.is_autocommit() {
                 let _ = connection.execute_batch("ROLLBACK");
