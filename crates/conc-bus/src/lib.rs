@@ -100,9 +100,13 @@ pub mod batch;
 pub mod bus;
 pub mod chain;
 mod clock;
+#[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+pub mod encryption;
 pub mod failed;
 mod id;
 pub mod job;
+pub mod middleware;
 pub mod queue;
 #[cfg(feature = "schedule")]
 #[cfg_attr(docsrs, doc(cfg(feature = "schedule")))]
