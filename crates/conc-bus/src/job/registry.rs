@@ -34,7 +34,9 @@ pub(crate) trait ErasedHandler: Send + Sync {
 }
 
 struct TypedHandler<J, F> {
-    handler: F,
+    /// Shared with each attempt's future, which calls it when first polled
+    /// (after the middleware let the attempt through).
+    handler: Arc<F>,
     _job: std::marker::PhantomData<fn(J)>,
 }
 
@@ -55,7 +57,8 @@ where
         ctx: JobContext,
     ) -> Result<BoxFuture<'static, Result<(), JobError>>, DecodeError> {
         let job = decode::<J>(envelope, upcasters)?;
-        Ok(Box::pin((self.handler)(job, ctx)))
+        let handler = Arc::clone(&self.handler);
+        Ok(Box::pin(async move { handler(job, ctx).await }))
     }
 }
 
@@ -147,7 +150,8 @@ impl JobHandlers {
         F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), JobError>> + Send + 'static,
     {
-        let typed = TypedHandler::<J, F> { handler, _job: std::marker::PhantomData };
+        let typed =
+            TypedHandler::<J, F> { handler: Arc::new(handler), _job: std::marker::PhantomData };
         self.handlers.insert(J::NAME, Arc::new(typed));
         self
     }
