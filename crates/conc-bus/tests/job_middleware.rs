@@ -502,3 +502,50 @@ async fn layers_run_in_the_order_added_outermost_first() {
     drain(&worker, &queue, &["default"]).await;
     assert_eq!(*order.lock().unwrap(), ["outer", "inner", "handler"]);
 }
+
+/// On real time: a worker on a SQLite file waits for the file between
+/// rounds, and tokio's paused clock would not move while it does. The limit
+/// is short; only its lower bound (the limiter's guarantee) is checked.
+#[tokio::test]
+async fn rate_limited_jobs_in_a_sqlite_file_are_released_and_all_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = SqliteQueue::open(dir.path().join("jobs.db")).unwrap();
+    let queue = Queue::new(backend.clone());
+    for n in 0..3 {
+        queue.dispatch(Task { n }).max_exceptions(1).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&times);
+    let handlers = JobHandlers::new()
+        .handle(move |_: Task, _: JobContext| {
+            seen.lock().unwrap().push(started.elapsed());
+            async { Ok::<(), JobError>(()) }
+        })
+        .layer(RateLimitedLayer::new(limiter(
+            Quota::with_period(Duration::from_millis(100)).unwrap(),
+        )));
+    let worker = Worker::builder(backend, handlers)
+        .concurrency(3)
+        .poll_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    worker.start().unwrap();
+    while worker.metrics().processed < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    worker.stop(Duration::ZERO);
+    worker.stopped().await;
+
+    let mut times = times.lock().unwrap().clone();
+    times.sort();
+    assert_eq!(times.len(), 3, "{times:?}");
+    assert!(
+        times.windows(2).all(|w| w[1].saturating_sub(w[0]) >= Duration::from_millis(99)),
+        "{times:?}"
+    );
+    let metrics = worker.metrics();
+    assert_eq!(metrics.failed, 0);
+    assert!(metrics.released >= 2, "{metrics:?}");
+    assert!(queue.failed(&FailedQuery::new()).await.unwrap().is_empty());
+}

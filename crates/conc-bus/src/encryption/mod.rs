@@ -4,7 +4,7 @@
 //!
 //! # The cipher
 //!
-//! XChaCha20-Poly1305, from RustCrypto's `chacha20poly1305` crate: an AEAD
+//! XChaCha20-Poly1305, from `RustCrypto`'s `chacha20poly1305` crate: an AEAD
 //! (encryption and authentication in one) with 256-bit keys and **24-byte
 //! nonces**. Nonces that long can be drawn at random for every job without
 //! keeping a counter anywhere, at any volume, under one key (the chance of

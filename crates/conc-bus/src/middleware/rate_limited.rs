@@ -13,11 +13,14 @@ use tower::{Layer, Service};
 use super::{JobRequest, KeyFn, name_key};
 use crate::JobError;
 
+/// A check of one unit against an in-process limiter.
+type Check = Arc<dyn Fn(&str) -> Result<(), RateLimitError> + Send + Sync>;
+
 /// Where the limit is counted.
 #[derive(Clone)]
 enum Source {
     /// A keyed limiter in this process.
-    Memory(Arc<dyn Fn(&str) -> Result<(), RateLimitError> + Send + Sync>),
+    Memory(Check),
     /// A GCRA limit in Redis, shared by every worker process.
     #[cfg(feature = "redis")]
     Redis(Arc<conc_ratelimit::RedisLimiter>, conc_ratelimit::Quota),

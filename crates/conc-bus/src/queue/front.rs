@@ -86,7 +86,7 @@ impl<B: fmt::Debug> fmt::Debug for Queue<B> {
         f.debug_struct("Queue")
             .field("backend", &self.backend)
             .field("overflow", &self.overflow)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
