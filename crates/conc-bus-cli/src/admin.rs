@@ -103,8 +103,12 @@ impl From<&FailedJob> for FailedSummary {
 /// struct Ping { n: u8 }
 /// impl Job for Ping { const NAME: &'static str = "ping"; }
 ///
-/// let envelope = Envelope::new(&Ping { n: 1 }, &JobOptions::new(), 0)?;
+/// let mut envelope = Envelope::new(&Ping { n: 1 }, &JobOptions::new(), 0)?;
 /// assert_eq!(conc_bus_cli::visible_payload(&envelope), Some(r#"{"n":1}"#));
+///
+/// // Sealed (the envelope names the key): hidden.
+/// envelope.key_id = Some("2026-12".into());
+/// assert_eq!(conc_bus_cli::visible_payload(&envelope), None);
 /// # Ok::<(), conc_bus::DecodeError>(())
 /// ```
 pub fn visible_payload(envelope: &Envelope) -> Option<&str> {
