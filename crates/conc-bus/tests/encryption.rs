@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use conc_bus::encryption::Keyring;
 use conc_bus::{
     EnqueueError, Envelope, FailReason, FailedQuery, Job, JobContext, JobError, JobHandlers,
@@ -190,10 +192,10 @@ async fn a_tampered_or_swapped_ciphertext_fails_authentication() {
     let mut tampered =
         Envelope::new(&Charge { card: "x".into() }, &Charge::options(), now).unwrap();
     keyring.seal(&mut tampered).unwrap();
-    let mut bytes = tampered.payload.into_bytes();
-    let last = bytes.len() - 3;
-    bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
-    tampered.payload = String::from_utf8(bytes).unwrap();
+    let mut bytes = STANDARD.decode(&tampered.payload).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    tampered.payload = STANDARD.encode(bytes);
     // Another job's ciphertext under this job's id.
     let mut donor = Envelope::new(&Charge { card: "y".into() }, &Charge::options(), now).unwrap();
     keyring.seal(&mut donor).unwrap();
@@ -228,4 +230,35 @@ async fn a_queue_without_a_keyring_refuses_a_job_marked_encrypted() {
     assert!(matches!(&refused, EnqueueError::Invalid { .. }), "{message}");
     assert_eq!(refused.into_job().card, CARD, "the job is handed back");
     assert_eq!(backend.size("default").await.unwrap().total(), 0);
+}
+
+#[tokio::test]
+async fn batch_members_and_chain_links_travel_sealed_too() {
+    use conc_bus::batch::PendingBatch;
+    use conc_bus::chain::Chain;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let backend = SqliteQueue::open(&path).unwrap();
+    let queue = Queue::new(backend.clone()).with_keyring(old_key());
+    let batch = PendingBatch::new()
+        .add(Charge { card: "batch-card-1".into() })
+        .add(Charge { card: "batch-card-2".into() });
+    let batch = queue.dispatch_batch(batch).await.unwrap();
+    let chain = Chain::new(Charge { card: "chain-card-1".into() })
+        .then(Charge { card: "chain-card-2".into() });
+    queue.dispatch_chain(chain).await.unwrap();
+
+    let bytes = raw_bytes(&path);
+    for card in ["batch-card-1", "batch-card-2", "chain-card-1", "chain-card-2"] {
+        assert!(!contains(&bytes, card), "{card} is in the file");
+    }
+
+    let seen = Seen::default();
+    work(&backend, seen.handlers(Some(old_key()))).await;
+    let mut cards = seen.cards();
+    cards.sort();
+    assert_eq!(cards, ["batch-card-1", "batch-card-2", "chain-card-1", "chain-card-2"]);
+    assert!(queue.batch(batch).await.unwrap().unwrap().is_finished());
+    assert!(queue.failed(&FailedQuery::new()).await.unwrap().is_empty());
 }

@@ -288,6 +288,31 @@ impl Keyring {
     }
 }
 
+impl Keyring {
+    /// Seals `envelope` when it is marked encrypted, and the links of its
+    /// chain that are. A chain's catch job marked encrypted is refused: it
+    /// gets its id when it fires, and the id is part of what the seal
+    /// authenticates.
+    pub(crate) fn seal_flow(&self, envelope: &mut Envelope) -> Result<(), DecodeError> {
+        if envelope.encrypted {
+            self.seal(envelope)?;
+        }
+        let Some(flow) = envelope.flow.as_deref_mut() else { return Ok(()) };
+        for link in flow.chain.iter_mut().filter(|link| link.encrypted) {
+            self.seal(link)?;
+        }
+        if let Some(catch) = flow.chain_catch.as_deref().filter(|catch| catch.encrypted) {
+            return Err(DecodeError::Sealed {
+                name: catch.name.clone(),
+                key_id: self.sealing.clone(),
+                message: "a chain's catch job cannot be sealed (its id is set when it fires)"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// What the seal authenticates besides the payload: the job's identity and the key's id.
 fn associated_data(envelope: &Envelope, key_id: &str) -> Vec<u8> {
     format!("conc-bus/seal/v1\0{}\0{}\0{}\0{key_id}", envelope.id, envelope.name, envelope.version)

@@ -218,23 +218,24 @@ impl<B: QueueBackend> Queue<B> {
         pushed
     }
 
-    /// Seals the payloads of the jobs marked encrypted; refused when there
-    /// is no keyring to seal them with.
-    #[allow(
-        clippy::unused_self,
-        reason = "without the `encryption` feature there is nothing to seal"
+    /// Seals the payloads of the jobs marked encrypted (and of the links of
+    /// their chains); refused when there is no keyring to seal them with.
+    #[cfg_attr(
+        not(feature = "encryption"),
+        allow(
+            clippy::unused_self,
+            reason = "without the `encryption` feature there is nothing to seal"
+        )
     )]
-    fn seal(&self, jobs: Vec<Pushed>) -> Result<Vec<Pushed>, PushError> {
-        if !jobs.iter().any(|job| job.envelope.encrypted && job.envelope.key_id.is_none()) {
+    pub(super) fn seal(&self, jobs: Vec<Pushed>) -> Result<Vec<Pushed>, PushError> {
+        let Some(name) = jobs.iter().find_map(|job| unsealed(&job.envelope)) else {
             return Ok(jobs);
-        }
+        };
         #[cfg(feature = "encryption")]
         if let Some(keyring) = &self.keyring {
             let mut jobs = jobs;
-            for job in &mut jobs {
-                if job.envelope.encrypted
-                    && let Err(error) = keyring.seal(&mut job.envelope)
-                {
+            for index in 0..jobs.len() {
+                if let Err(error) = keyring.seal_flow(&mut jobs[index].envelope) {
                     let error = conc_core::config::ConfigError::new(
                         "keyring",
                         keyring.sealing_key_id(),
@@ -245,11 +246,9 @@ impl<B: QueueBackend> Queue<B> {
             }
             return Ok(jobs);
         }
-        let name =
-            jobs.iter().find(|job| job.envelope.encrypted).map(|job| job.envelope.name.clone());
         let error = conc_core::config::ConfigError::new(
             "keyring",
-            name.unwrap_or_default(),
+            name,
             "must be set on the queue (Queue::with_keyring, feature `encryption`) to push a job marked encrypted",
         );
         Err(PushError::Invalid { error, jobs })
@@ -361,6 +360,16 @@ impl<B: QueueBackend> Queue<B> {
 }
 
 /// A backend's refusal with the typed job handed back in place of its envelopes.
+/// The name of the first job in `envelope` (itself, or a link of its
+/// chain, or its chain's catch job) marked encrypted and not sealed yet.
+fn unsealed(envelope: &Envelope) -> Option<String> {
+    if envelope.encrypted && envelope.key_id.is_none() {
+        return Some(envelope.name.clone());
+    }
+    let flow = envelope.flow.as_deref()?;
+    flow.chain.iter().chain(flow.chain_catch.as_deref()).find_map(unsealed)
+}
+
 fn typed<T>(error: PushError, job: T) -> EnqueueError<T> {
     match error {
         PushError::Full { queue, capacity, .. } => EnqueueError::Full { job, queue, capacity },
