@@ -14,6 +14,9 @@ use conc_bus::{
 };
 use serde::{Deserialize, Serialize};
 
+static_assertions::assert_impl_all!(Keyring: Send, Sync, std::fmt::Debug);
+static_assertions::assert_impl_all!(conc_bus::encryption::KeyringBuilder: Send, Sync, std::fmt::Debug);
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Charge {
     card: String,

@@ -44,6 +44,17 @@ impl Job for Other {
     const NAME: &'static str = "other";
 }
 
+static_assertions::assert_impl_all!(conc_bus::middleware::JobRequest: Send);
+static_assertions::assert_impl_all!(RateLimitedLayer: Send, Sync, Clone);
+static_assertions::assert_impl_all!(conc_bus::middleware::RateLimited<()>: Send, Sync, Clone);
+static_assertions::assert_impl_all!(WithoutOverlappingLayer: Send, Sync, Clone);
+static_assertions::assert_impl_all!(conc_bus::middleware::WithoutOverlapping<MemoryBackend, ()>: Send, Sync, Clone);
+static_assertions::assert_impl_all!(ThrottlesExceptionsLayer: Send, Sync, Clone);
+static_assertions::assert_impl_all!(conc_bus::middleware::ThrottlesExceptions<()>: Send, Sync, Clone);
+static_assertions::assert_impl_all!(conc_bus::middleware::ThrottlesExceptionsBuilder: Send, Sync);
+static_assertions::assert_impl_all!(SkipIfBatchCancelledLayer<MemoryQueue>: Send, Sync, Clone);
+static_assertions::assert_impl_all!(conc_bus::middleware::SkipIfBatchCancelled<MemoryQueue, ()>: Send, Sync, Clone);
+
 fn backend() -> MemoryQueue {
     MemoryQueue::builder().clock(conc_bus::testing::PausedTime).build().unwrap()
 }
