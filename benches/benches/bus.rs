@@ -13,6 +13,15 @@
 //!   done. Ours leases each job (token, attempt count, renewal) and
 //!   serializes it as JSON; apalis's storage is a channel of values.
 //!
+//! - `bus/memory_push_run_ack_middleware`: the same cycle with three no-op
+//!   job middleware layers (`ours/3_layers`) against none (`peer/no_layers`):
+//!   what the middleware stack costs per attempt (the boxed stack built per
+//!   attempt, one boxed future per layer).
+//! - `bus/seal_open`: sealing and then opening a job of 1 KiB of JSON with
+//!   XChaCha20-Poly1305 (`encryption::Keyring`), against serializing and
+//!   parsing the same job (`peer/json_round_trip`), the work every job does
+//!   anyway.
+//!
 //! - `bus/enqueue`: one push of one job, on the memory queue and on the
 //!   SQLite queue (default durability: each push is a flushed commit); the run
 //!   also prints the p50 and p99 of 10,000 single pushes for each.
@@ -367,6 +376,11 @@ fn multi_thread_runtime() -> Runtime {
 
 /// Pushes `jobs` no-op jobs onto a fresh memory queue and runs them to the end.
 async fn memory_cycle(jobs: u64) {
+    memory_cycle_with(jobs, 0).await;
+}
+
+/// The same, with `layers` no-op job middleware layers.
+async fn memory_cycle_with(jobs: u64, layers: usize) {
     let backend = MemoryQueue::new();
     let queue = Queue::new(backend.clone());
     let mut n = 0;
@@ -375,10 +389,15 @@ async fn memory_cycle(jobs: u64) {
         n += chunk.len() as u64;
         assert!(queue.push_bulk(chunk).await.is_ok());
     }
-    let handlers = JobHandlers::new().handle(|job: Noop, _: JobContext| async move {
+    let mut handlers = JobHandlers::new().handle(|job: Noop, _: JobContext| async move {
         black_box(job.n);
         Ok::<(), JobError>(())
     });
+    for _ in 0..layers {
+        handlers = handlers.layer(tower::util::MapRequestLayer::new(
+            |request: conc_bus::middleware::JobRequest| request,
+        ));
+    }
     let worker = Worker::builder(backend, handlers)
         .concurrency(64)
         .prefetch(64)
@@ -437,6 +456,60 @@ fn memory(c: &mut Criterion) {
     group.finish();
 }
 
+fn middleware(c: &mut Criterion) {
+    let rt = multi_thread_runtime();
+    let mut group = c.benchmark_group("bus/memory_push_run_ack_middleware");
+    group.throughput(Throughput::Elements(1));
+    for (name, layers) in [("ours/3_layers", 3), ("peer/no_layers", 0)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|jobs| {
+                rt.block_on(async {
+                    let started = Instant::now();
+                    memory_cycle_with(jobs.max(1), layers).await;
+                    started.elapsed()
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+#[derive(Serialize, Deserialize)]
+struct Secret {
+    text: String,
+}
+
+impl Job for Secret {
+    const NAME: &'static str = "secret";
+}
+
+fn seal_open(c: &mut Criterion) {
+    let keyring = conc_bus::encryption::Keyring::new("k1", [7; 32]).expect("a valid key id");
+    let job = Secret { text: "x".repeat(1_013) };
+    let options = conc_bus::JobOptions::new().encrypted(true);
+    let envelope = conc_bus::Envelope::new(&job, &options, 0).expect("serializes");
+    assert_eq!(envelope.payload.len(), 1_024);
+    let mut group = c.benchmark_group("bus/seal_open");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("ours/1KiB", |b| {
+        b.iter(|| {
+            let mut sealed = envelope.clone();
+            keyring.seal(&mut sealed).expect("seals");
+            keyring.open(&mut sealed).expect("opens");
+            black_box(sealed);
+        });
+    });
+    group.bench_function("peer/json_round_trip", |b| {
+        b.iter(|| {
+            let mut copy = envelope.clone();
+            copy.payload = serde_json::to_string(&job).expect("serializes");
+            let back: Secret = serde_json::from_str(&copy.payload).expect("parses");
+            black_box((copy, back));
+        });
+    });
+    group.finish();
+}
+
 /// The p50 and p99 of `n` single pushes onto `queue`, in microseconds.
 async fn push_latency<B: QueueBackend>(queue: &Queue<B>, n: u64) -> (f64, f64) {
     let mut times = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
@@ -478,5 +551,15 @@ fn enqueue(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, dispatch, memory, enqueue, one_at_a_time, batched, redis_groups::redis);
+criterion_group!(
+    benches,
+    dispatch,
+    memory,
+    middleware,
+    seal_open,
+    enqueue,
+    one_at_a_time,
+    batched,
+    redis_groups::redis
+);
 criterion_main!(benches);

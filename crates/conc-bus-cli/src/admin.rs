@@ -89,9 +89,9 @@ impl From<&FailedJob> for FailedSummary {
 /// The payload of `envelope` as an operator may see it: `None` when it must
 /// not be shown in clear.
 ///
-/// Encryption plugs in here: once conc-bus marks encrypted envelopes (a key
-/// id in the envelope), this returns `None` for them, and `show` and the
-/// dashboard print "encrypted" instead of the payload.
+/// A sealed payload (conc-bus feature `encryption`: the envelope names its
+/// key id) is `None`: `show` and the dashboard print "encrypted" instead of
+/// the ciphertext, and nothing here holds a key to open it.
 ///
 /// # Examples
 ///
@@ -103,12 +103,17 @@ impl From<&FailedJob> for FailedSummary {
 /// struct Ping { n: u8 }
 /// impl Job for Ping { const NAME: &'static str = "ping"; }
 ///
-/// let envelope = Envelope::new(&Ping { n: 1 }, &JobOptions::new(), 0)?;
+/// let mut envelope = Envelope::new(&Ping { n: 1 }, &JobOptions::new(), 0)?;
 /// assert_eq!(conc_bus_cli::visible_payload(&envelope), Some(r#"{"n":1}"#));
+///
+/// // Sealed (the envelope names the key): hidden.
+/// envelope.key_id = Some("2026-12".into());
+/// assert_eq!(conc_bus_cli::visible_payload(&envelope), None);
 /// # Ok::<(), conc_bus::DecodeError>(())
 /// ```
 pub fn visible_payload(envelope: &Envelope) -> Option<&str> {
-    Some(&envelope.payload)
+    // A sealed payload is ciphertext: shown as hidden, never decrypted here.
+    if envelope.is_sealed() { None } else { Some(&envelope.payload) }
 }
 
 /// Which failed jobs [`Admin::retry`] puts back.

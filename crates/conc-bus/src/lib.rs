@@ -29,6 +29,13 @@
 //!   acknowledges the one before; [`admission`]: unique jobs (until
 //!   processed, until processing, for a duration) and debounced jobs, one
 //!   state machine with locks owned by the dispatched job.
+//! - [`middleware`]: tower layers around every attempt of a job on the
+//!   worker (`JobHandlers::layer`, `layer_for`): rate limits that release
+//!   instead of failing, no overlapping per key, exception throttling,
+//!   skipping members of cancelled batches, and your own.
+//! - `encryption` (feature `encryption`): payloads sealed with
+//!   XChaCha20-Poly1305 under a keyring that rotates keys without draining
+//!   queues; the rest of the envelope stays readable for operations.
 //! - [`testing`]: a bus fake with assertions and serialize-and-restore, a
 //!   fake job context to unit-test a handler, and a seeded simulation of
 //!   workers under faults with the "no job lost" and "duplicates within
@@ -46,9 +53,15 @@
 //! - `redis`: a queue and failed store in Redis (`RedisQueue`), for workers
 //!   on several hosts, with a per-queue global concurrency.
 //! - `resilience`: the command bus's circuit breaker, retry and timeout
-//!   (`BusBuilder::breaker`, `retry`, `timeout`), from conc-resilience.
+//!   (`BusBuilder::breaker`, `retry`, `timeout`) and the
+//!   `ThrottlesExceptions` job middleware, from conc-resilience.
 //! - `ratelimit`: the command bus's rate limits (`BusBuilder::rate_limit`,
-//!   `rate_limit_by`), from conc-ratelimit.
+//!   `rate_limit_by`) and the `RateLimited` job middleware, from
+//!   conc-ratelimit (with `redis` too: limits shared in Redis).
+//! - `lock`: the `WithoutOverlapping` job middleware, over conc-lock stores
+//!   (memory, SQLite, Redis).
+//! - `encryption`: sealed job payloads (`encryption::Keyring`,
+//!   `JobOptions::encrypted`, `Queue::with_keyring`, `JobHandlers::keyring`).
 //! - `schedule`: the `schedule` module: a scheduler of
 //!   closures and jobs on cron patterns in time zones, without overlapping and
 //!   on one server through conc-lock (`Scheduler`, `ScheduledTask`).
@@ -86,6 +99,8 @@
 //! | payload evolution | hand-written migrations | versioned payloads with upcasters |
 //! | batches and chains | Laravel `Bus::batch` and `Bus::chain`, Sidekiq Pro batches | [`batch::PendingBatch`], [`chain::Chain`] |
 //! | unique and debounced jobs | Laravel `ShouldBeUnique`, `DebounceFor`; Sidekiq Ent unique jobs | [`admission::Admission`] |
+//! | job middleware | Laravel `RateLimited`, `WithoutOverlapping`, `ThrottlesExceptions`; apalis layers | [`middleware`] |
+//! | encrypted jobs | Laravel `ShouldBeEncrypted` | `encryption::Keyring` (feature `encryption`) |
 //! | scheduled tasks | Laravel's scheduler, cron, `tokio-cron-scheduler` | `schedule::Scheduler` (feature `schedule`) |
 //!
 //! # Supported Rust versions
@@ -100,9 +115,13 @@ pub mod batch;
 pub mod bus;
 pub mod chain;
 mod clock;
+#[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+pub mod encryption;
 pub mod failed;
 mod id;
 pub mod job;
+pub mod middleware;
 pub mod queue;
 #[cfg(feature = "schedule")]
 #[cfg_attr(docsrs, doc(cfg(feature = "schedule")))]

@@ -19,7 +19,7 @@
 //! | [`ratelimit`] | `conc-ratelimit` | `ratelimit` (+ `ratelimit-tower`, `ratelimit-redis`) | GCRA, token and leaky bucket, sliding windows; keyed with eviction; Laravel-style named limiters; tower layer; Redis |
 //! | [`resilience`] | `conc-resilience` | `resilience` (+ `resilience-tower`) | circuit breaker, bulkhead, retry, timeout, fallback, load shedding, and a stack of them |
 //! | [`lock`] | `conc-lock` | `lock` (+ `lock-sqlite`, `lock-redis`) | locks with TTL, owner and fence; funnels; memory, SQLite, Redis |
-//! | [`bus`] | `conc-bus` | `bus` (+ `bus-sqlite`, `bus-redis`, `bus-resilience`, `bus-ratelimit`, `bus-schedule`) | the command bus; typed background jobs on leased queues (memory, SQLite, Redis), workers, the failed store, the scheduler, batches, chains, unique and debounced jobs |
+//! | [`bus`] | `conc-bus` | `bus` (+ `bus-sqlite`, `bus-redis`, `bus-resilience`, `bus-ratelimit`, `bus-lock`, `bus-encryption`, `bus-schedule`) | the command bus; typed background jobs on leased queues (memory, SQLite, Redis), workers, the failed store, the scheduler, batches, chains, unique and debounced jobs, job middleware, encryption |
 //! | [`process`] | `conc-process` | `process` | runs with tree-wide timeouts, pools, pipes, supervision |
 //!
 //! # Feature flags
@@ -38,8 +38,10 @@
 //! - `bus`: [`bus`], the command bus, job queues, workers and the failed
 //!   store; `bus-sqlite` adds the durable SQLite queue, `bus-redis` the Redis
 //!   queue shared by many machines, `bus-resilience` and `bus-ratelimit` the
-//!   command bus's breaker, retry, timeout and rate limits, `bus-schedule` the
-//!   scheduler.
+//!   command bus's breaker, retry, timeout and rate limits (and the
+//!   `ThrottlesExceptions` and `RateLimited` job middleware), `bus-lock` the
+//!   `WithoutOverlapping` job middleware, `bus-encryption` sealed job
+//!   payloads, `bus-schedule` the scheduler.
 //! - `process`: [`process`], running processes with timeouts that reach the
 //!   whole process group, pools, pipes, a supervisor and the process driver.
 //! - `full`: every sub-crate with every backend. Off by default; `default = []`.

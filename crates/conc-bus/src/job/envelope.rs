@@ -110,6 +110,13 @@ pub struct Envelope {
     /// `None` for a plain job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<Box<super::JobFlow>>,
+    /// Whether the payload travels sealed ([`JobOptions::encrypted`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    /// The id of the key that sealed `payload` (which then holds the sealed
+    /// bytes, not JSON); `None` while the payload is plain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 impl Envelope {
@@ -165,7 +172,14 @@ impl Envelope {
             checkpoint: None,
             progress: None,
             flow: None,
+            encrypted: options.encrypted,
+            key_id: None,
         }
+    }
+
+    /// Whether the payload is sealed now (it carries the id of its key).
+    pub fn is_sealed(&self) -> bool {
+        self.key_id.is_some()
     }
 
     /// The per-attempt timeout, if any.

@@ -159,6 +159,18 @@ pub enum DecodeError {
         /// The deserializer's message.
         message: String,
     },
+    /// A sealed payload could not be opened: the keyring lacks its key, or
+    /// the ciphertext failed authentication (tampered with, or sealed for
+    /// another job).
+    #[error("job `{name}` sealed with key `{key_id}` cannot be opened: {message}")]
+    Sealed {
+        /// The job's name.
+        name: String,
+        /// The id of the key the payload names.
+        key_id: String,
+        /// Why it could not be opened.
+        message: String,
+    },
     /// The job does not serialize.
     #[error("job `{name}` does not serialize: {message}")]
     Encode {

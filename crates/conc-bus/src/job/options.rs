@@ -126,6 +126,7 @@ pub struct JobOptions {
     pub(crate) retry_until: Option<SystemTime>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) fail_on_timeout: bool,
+    pub(crate) encrypted: bool,
 }
 
 impl Default for JobOptions {
@@ -153,7 +154,32 @@ impl JobOptions {
             retry_until: None,
             timeout: None,
             fail_on_timeout: false,
+            encrypted: false,
         }
+    }
+
+    /// Whether the payload travels sealed (feature `encryption`): a queue
+    /// front with a [`Keyring`](crate::encryption::Keyring) encrypts it at
+    /// push, and workers whose handlers hold the key open it before the
+    /// handler runs. The queue, attempts and other settings stay readable.
+    /// A queue front without a keyring refuses the push. Defaults to `false`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::JobOptions;
+    ///
+    /// assert!(JobOptions::new().encrypted(true).is_encrypted());
+    /// assert!(!JobOptions::new().is_encrypted());
+    /// ```
+    pub fn encrypted(mut self, encrypted: bool) -> Self {
+        self.encrypted = encrypted;
+        self
+    }
+
+    /// Whether the payload is to travel sealed.
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
     }
 
     /// The queue the job goes to. Defaults to [`DEFAULT_QUEUE`]. A name is 1 to

@@ -34,7 +34,9 @@ pub(crate) trait ErasedHandler: Send + Sync {
 }
 
 struct TypedHandler<J, F> {
-    handler: F,
+    /// Shared with each attempt's future, which calls it when first polled
+    /// (after the middleware let the attempt through).
+    handler: Arc<F>,
     _job: std::marker::PhantomData<fn(J)>,
 }
 
@@ -55,7 +57,8 @@ where
         ctx: JobContext,
     ) -> Result<BoxFuture<'static, Result<(), JobError>>, DecodeError> {
         let job = decode::<J>(envelope, upcasters)?;
-        Ok(Box::pin((self.handler)(job, ctx)))
+        let handler = Arc::clone(&self.handler);
+        Ok(Box::pin(async move { handler(job, ctx).await }))
     }
 }
 
@@ -126,6 +129,10 @@ fn decode<J: Job>(
 pub struct JobHandlers {
     handlers: HashMap<&'static str, Arc<dyn ErasedHandler>>,
     upcasters: HashMap<&'static str, HashMap<u32, Upcaster>>,
+    /// Middleware, outermost first; `Some(name)` for one job type's.
+    layers: Vec<(Option<&'static str>, crate::middleware::ErasedLayer)>,
+    #[cfg(feature = "encryption")]
+    keyring: Option<Arc<crate::encryption::Keyring>>,
 }
 
 impl JobHandlers {
@@ -143,7 +150,8 @@ impl JobHandlers {
         F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), JobError>> + Send + 'static,
     {
-        let typed = TypedHandler::<J, F> { handler, _job: std::marker::PhantomData };
+        let typed =
+            TypedHandler::<J, F> { handler: Arc::new(handler), _job: std::marker::PhantomData };
         self.handlers.insert(J::NAME, Arc::new(typed));
         self
     }
@@ -165,6 +173,66 @@ impl JobHandlers {
         self
     }
 
+    /// Adds `layer` as job middleware around every job's attempts, inside
+    /// the layers added before it (the first added is the outermost). See
+    /// [`middleware`](crate::middleware).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::middleware::SkipIfBatchCancelledLayer;
+    /// use conc_bus::{JobHandlers, MemoryQueue, Queue};
+    ///
+    /// let queue = Queue::new(MemoryQueue::new());
+    /// let handlers = JobHandlers::new().layer(SkipIfBatchCancelledLayer::new(queue));
+    /// # let _ = handlers;
+    /// ```
+    #[must_use]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<crate::middleware::JobService> + Send + Sync + 'static,
+        L::Service: tower::Service<crate::middleware::JobRequest, Response = (), Error = JobError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<crate::middleware::JobRequest>>::Future: Send + 'static,
+    {
+        self.layers.push((None, crate::middleware::erase(layer)));
+        self
+    }
+
+    /// Adds `layer` as job middleware around the attempts of jobs of type
+    /// `J` only (Laravel's `middleware()` on a job class), in the same order
+    /// as [`layer`](Self::layer).
+    #[must_use]
+    pub fn layer_for<J, L>(mut self, layer: L) -> Self
+    where
+        J: Job,
+        L: tower::Layer<crate::middleware::JobService> + Send + Sync + 'static,
+        L::Service: tower::Service<crate::middleware::JobRequest, Response = (), Error = JobError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<crate::middleware::JobRequest>>::Future: Send + 'static,
+    {
+        self.layers.push((Some(J::NAME), crate::middleware::erase(layer)));
+        self
+    }
+
+    /// Opens sealed payloads with `keyring` before they are decoded (feature
+    /// `encryption`). A sealed job whose key the keyring lacks, or whose
+    /// payload fails authentication, goes to the failed store with a
+    /// [`DecodeError::Sealed`] naming the key id.
+    #[cfg(feature = "encryption")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+    #[must_use]
+    pub fn keyring(mut self, keyring: impl Into<Arc<crate::encryption::Keyring>>) -> Self {
+        self.keyring = Some(keyring.into());
+        self
+    }
+
     /// Whether a handler is registered for `name`.
     pub fn knows(&self, name: &str) -> bool {
         self.handlers.contains_key(name)
@@ -177,17 +245,52 @@ impl JobHandlers {
         names
     }
 
-    /// Decodes `envelope` and starts its handler.
+    /// Opens and decodes `envelope` and starts its handler behind the middleware.
     pub(crate) fn start(
         &self,
-        envelope: &Envelope,
+        envelope: &Arc<Envelope>,
         ctx: JobContext,
     ) -> Result<BoxFuture<'static, Result<(), JobError>>, DecodeError> {
         let handler = self
             .handlers
             .get(envelope.name.as_str())
             .ok_or_else(|| DecodeError::UnknownJob { name: envelope.name.clone() })?;
-        handler.start(envelope, self.upcasters.get(envelope.name.as_str()), ctx)
+        let envelope = self.open(envelope)?;
+        let run =
+            handler.start(&envelope, self.upcasters.get(envelope.name.as_str()), ctx.clone())?;
+        let mut layers = self
+            .layers
+            .iter()
+            .filter(|(only, _)| only.is_none_or(|name| name == envelope.name))
+            .map(|(_, layer)| layer)
+            .peekable();
+        if layers.peek().is_none() {
+            return Ok(run);
+        }
+        let layers: Vec<_> = layers.collect();
+        Ok(crate::middleware::wrap(layers.into_iter(), envelope, ctx, run))
+    }
+
+    /// `envelope` with its payload opened when it is sealed.
+    #[cfg_attr(
+        not(feature = "encryption"),
+        allow(clippy::unused_self, reason = "no keyring to read")
+    )]
+    fn open(&self, envelope: &Arc<Envelope>) -> Result<Arc<Envelope>, DecodeError> {
+        if envelope.key_id.is_none() {
+            return Ok(Arc::clone(envelope));
+        }
+        #[cfg(feature = "encryption")]
+        {
+            let opened = crate::encryption::open_envelope(self.keyring.as_deref(), envelope)?;
+            Ok(opened.map_or_else(|| Arc::clone(envelope), Arc::new))
+        }
+        #[cfg(not(feature = "encryption"))]
+        Err(DecodeError::Sealed {
+            name: envelope.name.clone(),
+            key_id: envelope.key_id.clone().unwrap_or_default(),
+            message: "conc-bus was built without the `encryption` feature".to_owned(),
+        })
     }
 
     /// The options the job type named `name` sets, if it has a handler.

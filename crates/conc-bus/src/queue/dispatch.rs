@@ -358,7 +358,13 @@ impl<J: Job> PendingDispatch<'_, super::SqliteQueue, J> {
             Err(error) => return Err(error.map(|()| job)),
         };
         let id = pushed.envelope.id;
-        match queue.backend().push_in(tx, vec![pushed]) {
+        // Sealed here as at any push: a job marked encrypted never reaches
+        // the file in clear, in a transaction or not.
+        let jobs = match queue.seal(vec![pushed]) {
+            Ok(jobs) => jobs,
+            Err(error) => return Err(super::front::typed(error, job)),
+        };
+        match queue.backend().push_in(tx, jobs) {
             Ok(()) => Ok(id),
             Err(error) => Err(super::front::typed(error, job)),
         }

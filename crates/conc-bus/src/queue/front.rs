@@ -65,11 +65,19 @@ pub enum Overflow {
 pub struct Queue<B> {
     backend: Arc<B>,
     overflow: Overflow,
+    /// Seals the payloads of jobs marked encrypted (feature `encryption`).
+    #[cfg(feature = "encryption")]
+    keyring: Option<Arc<crate::encryption::Keyring>>,
 }
 
 impl<B> Clone for Queue<B> {
     fn clone(&self) -> Self {
-        Self { backend: Arc::clone(&self.backend), overflow: self.overflow }
+        Self {
+            backend: Arc::clone(&self.backend),
+            overflow: self.overflow,
+            #[cfg(feature = "encryption")]
+            keyring: self.keyring.clone(),
+        }
     }
 }
 
@@ -78,7 +86,7 @@ impl<B: fmt::Debug> fmt::Debug for Queue<B> {
         f.debug_struct("Queue")
             .field("backend", &self.backend)
             .field("overflow", &self.overflow)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,7 +98,35 @@ impl<B: QueueBackend> Queue<B> {
 
     /// A queue front over a shared backend.
     pub fn from_arc(backend: Arc<B>) -> Self {
-        Self { backend, overflow: Overflow::Reject }
+        Self {
+            backend,
+            overflow: Overflow::Reject,
+            #[cfg(feature = "encryption")]
+            keyring: None,
+        }
+    }
+
+    /// The same front, sealing the payloads of jobs marked
+    /// [`encrypted`](JobOptions::encrypted) with `keyring`'s sealing key
+    /// (feature `encryption`). Without a keyring such a push is refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::encryption::Keyring;
+    /// use conc_bus::{MemoryQueue, Queue};
+    ///
+    /// let keyring = Keyring::new("k1", [42; 32])?;
+    /// let queue = Queue::new(MemoryQueue::new()).with_keyring(keyring);
+    /// # let _ = queue;
+    /// # Ok::<(), conc_core::config::ConfigError>(())
+    /// ```
+    #[cfg(feature = "encryption")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+    #[must_use]
+    pub fn with_keyring(mut self, keyring: impl Into<Arc<crate::encryption::Keyring>>) -> Self {
+        self.keyring = Some(keyring.into());
+        self
     }
 
     /// The same front, with pushes to a full queue handled by `overflow`.
@@ -188,6 +224,7 @@ impl<B: QueueBackend> Queue<B> {
 
     /// Pushes stored envelopes, applying the overflow policy.
     pub async fn push_envelopes(&self, jobs: Vec<Pushed>) -> Result<(), PushError> {
+        let jobs = self.seal(jobs)?;
         let count = jobs.len() as u64;
         let pushed = self.push_with_overflow(jobs).await;
         if pushed.is_ok() {
@@ -195,6 +232,42 @@ impl<B: QueueBackend> Queue<B> {
             metrics::counter!(conc_core::metrics::BUS_JOBS_PUSHED).increment(count);
         }
         pushed
+    }
+
+    /// Seals the payloads of the jobs marked encrypted (and of the links of
+    /// their chains); refused when there is no keyring to seal them with.
+    #[cfg_attr(
+        not(feature = "encryption"),
+        allow(
+            clippy::unused_self,
+            reason = "without the `encryption` feature there is nothing to seal"
+        )
+    )]
+    pub(super) fn seal(&self, jobs: Vec<Pushed>) -> Result<Vec<Pushed>, PushError> {
+        let Some(name) = jobs.iter().find_map(|job| unsealed(&job.envelope)) else {
+            return Ok(jobs);
+        };
+        #[cfg(feature = "encryption")]
+        if let Some(keyring) = &self.keyring {
+            let mut jobs = jobs;
+            for index in 0..jobs.len() {
+                if let Err(error) = keyring.seal_flow(&mut jobs[index].envelope) {
+                    let error = conc_core::config::ConfigError::new(
+                        "keyring",
+                        keyring.sealing_key_id(),
+                        format!("must seal the payload: {error}"),
+                    );
+                    return Err(PushError::Invalid { error, jobs });
+                }
+            }
+            return Ok(jobs);
+        }
+        let error = conc_core::config::ConfigError::new(
+            "keyring",
+            name,
+            "must be set on the queue (Queue::with_keyring, feature `encryption`) to push a job marked encrypted",
+        );
+        Err(PushError::Invalid { error, jobs })
     }
 
     async fn push_with_overflow(&self, jobs: Vec<Pushed>) -> Result<(), PushError> {
@@ -303,6 +376,16 @@ impl<B: QueueBackend> Queue<B> {
 }
 
 /// A backend's refusal with the typed job handed back in place of its envelopes.
+/// The name of the first job in `envelope` (itself, or a link of its
+/// chain, or its chain's catch job) marked encrypted and not sealed yet.
+fn unsealed(envelope: &Envelope) -> Option<String> {
+    if envelope.encrypted && envelope.key_id.is_none() {
+        return Some(envelope.name.clone());
+    }
+    let flow = envelope.flow.as_deref()?;
+    flow.chain.iter().chain(flow.chain_catch.as_deref()).find_map(unsealed)
+}
+
 pub(super) fn typed<T>(error: PushError, job: T) -> EnqueueError<T> {
     match error {
         PushError::Full { queue, capacity, .. } => EnqueueError::Full { job, queue, capacity },

@@ -37,7 +37,8 @@ impl<B: WorkflowBackend> Queue<B> {
     /// # Ok(()) }
     /// ```
     pub async fn dispatch_batch(&self, batch: PendingBatch) -> Result<BatchId, WorkflowError> {
-        let new = batch.build(self.backend().now())?;
+        let mut new = batch.build(self.backend().now())?;
+        new.members = self.seal(std::mem::take(&mut new.members))?;
         let id = new.id();
         self.backend().create_batch(new).await?;
         Ok(id)
@@ -64,7 +65,7 @@ impl<B: WorkflowBackend> Queue<B> {
     /// [`WorkflowError::NotFound`], [`WorkflowError::Closed`] when it is
     /// finished or cancelled, and those of [`dispatch_batch`](Self::dispatch_batch).
     pub async fn add_to_batch(&self, id: BatchId, jobs: BatchJobs) -> Result<u64, WorkflowError> {
-        let pushed = jobs.into_pushed(id, None, None, self.backend().now())?;
+        let pushed = self.seal(jobs.into_pushed(id, None, None, self.backend().now())?)?;
         self.backend().add_to_batch(id, pushed).await
     }
 
@@ -87,7 +88,8 @@ impl<B: WorkflowBackend> Queue<B> {
             return Err(WorkflowError::NotInBatch { job: ctx.id() });
         };
         let parent = crate::job::derived_id(ctx.id(), u128::from(ctx.next_add()) << 64);
-        let pushed = jobs.into_pushed(id, None, Some(parent), self.backend().now())?;
+        let pushed =
+            self.seal(jobs.into_pushed(id, None, Some(parent), self.backend().now())?)?;
         self.backend().add_to_batch(id, pushed).await
     }
 

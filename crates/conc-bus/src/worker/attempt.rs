@@ -2,6 +2,7 @@
 //! with panics caught, and say how it went.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
 use conc_core::driver::panic_message;
@@ -29,7 +30,7 @@ pub(crate) enum AttemptOutcome {
 /// Runs one attempt of `envelope` with `ctx`.
 pub(crate) async fn run(
     handlers: &JobHandlers,
-    envelope: &Envelope,
+    envelope: &Arc<Envelope>,
     ctx: JobContext,
 ) -> AttemptOutcome {
     let started =
