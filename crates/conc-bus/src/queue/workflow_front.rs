@@ -84,9 +84,8 @@ impl<B: WorkflowBackend> Queue<B> {
         let Some(id) = ctx.batch_id() else {
             return Err(WorkflowError::NotInBatch { job: ctx.id() });
         };
-        let pushed =
-            self.seal(jobs.into_pushed(id, None, Some(ctx.id()), self.backend().now())?)?;
-        self.backend().add_to_batch(id, pushed).await
+        let pushed = jobs.into_pushed(id, None, Some(ctx.id()), self.backend().now())?;
+        self.backend().add_to_batch(id, self.seal(pushed)?).await
     }
 
     /// Batch `id` as it stands, or `None` when there is no such batch.
