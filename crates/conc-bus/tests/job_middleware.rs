@@ -559,3 +559,33 @@ async fn rate_limited_jobs_in_a_sqlite_file_are_released_and_all_run() {
     assert!(metrics.released >= 2, "{metrics:?}");
     assert!(queue.failed(&FailedQuery::new()).await.unwrap().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn failures_that_when_does_not_pick_never_open_the_breaker() {
+    let backend = backend();
+    let queue = Queue::new(backend.clone());
+    for n in 0..4 {
+        queue.dispatch(Task { n }).max_attempts(2).await.unwrap();
+    }
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&runs);
+    let handlers = JobHandlers::new()
+        .handle(move |_: Task, _: JobContext| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(JobError::fatal("bad input")) }
+        })
+        .layer(
+            ThrottlesExceptionsLayer::builder()
+                .max_exceptions(1)
+                .cooldown(Duration::from_secs(3_600))
+                .when(JobError::is_retry)
+                .clock(TokioClock)
+                .build()
+                .unwrap(),
+        );
+    let worker = Worker::builder(backend, handlers).concurrency(1).build().unwrap();
+    drain(&worker, &queue, &["default"]).await;
+    // Every job ran (and failed for good): the fatal errors did not count.
+    assert_eq!(runs.load(Ordering::SeqCst), 4);
+    assert_eq!((worker.metrics().dead, worker.metrics().released), (4, 0));
+}

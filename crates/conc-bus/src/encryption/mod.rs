@@ -68,7 +68,8 @@ const NONCE: usize = 24;
 /// The keys that seal and open job payloads: one sealing key and any number
 /// of keys that only open (for rotation). Keys are 32 random bytes each,
 /// named by an id that travels with every sealed job. Key material is
-/// zeroized when the keyring drops.
+/// zeroized when the keyring drops (and the builder's copies when the
+/// builder drops); the arrays you pass in are yours to wipe.
 ///
 /// # Examples
 ///
@@ -139,20 +140,33 @@ impl KeyringBuilder {
     /// id is empty, longer than [`MAX_KEY_ID`] bytes or has control
     /// characters, or two keys share an id.
     pub fn build(self) -> Result<Keyring, ConfigError> {
-        let Some((sealing, key)) = self.sealing else {
+        let Some((sealing, _)) = &self.sealing else {
             return Err(ConfigError::new("seal_with", "none", "must name the key that seals jobs"));
         };
+        let sealing = sealing.clone();
         let mut ciphers = HashMap::new();
-        for (field, id, key) in std::iter::once(("seal_with", sealing.clone(), key))
-            .chain(self.opening.into_iter().map(|(id, key)| ("open_with", id, key)))
-        {
-            check_id(field, &id)?;
-            if ciphers.contains_key(&id) {
-                return Err(ConfigError::new(field, &id, "must be a key id used once"));
+        let keys = self.sealing.iter().map(|key| ("seal_with", key));
+        for (field, (id, key)) in keys.chain(self.opening.iter().map(|key| ("open_with", key))) {
+            check_id(field, id)?;
+            if ciphers.contains_key(id) {
+                return Err(ConfigError::new(field, id, "must be a key id used once"));
             }
-            ciphers.insert(id, XChaCha20Poly1305::new(Key::from_slice(&key)));
+            ciphers.insert(id.clone(), XChaCha20Poly1305::new(Key::from_slice(key)));
         }
+        // The builder's copies of the keys are wiped when it drops, here.
         Ok(Keyring { sealing, ciphers })
+    }
+}
+
+impl Drop for KeyringBuilder {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        if let Some((_, key)) = &mut self.sealing {
+            key.zeroize();
+        }
+        for (_, key) in &mut self.opening {
+            key.zeroize();
+        }
     }
 }
 

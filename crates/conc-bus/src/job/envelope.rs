@@ -182,6 +182,16 @@ impl Envelope {
         self.key_id.is_some()
     }
 
+    /// The name of the first job in this envelope (itself, a link of its
+    /// chain, or its chain's catch job) marked encrypted and not sealed yet.
+    pub(crate) fn unsealed(&self) -> Option<String> {
+        if self.encrypted && self.key_id.is_none() {
+            return Some(self.name.clone());
+        }
+        let flow = self.flow.as_deref()?;
+        flow.chain.iter().chain(flow.chain_catch.as_deref()).find_map(Self::unsealed)
+    }
+
     /// The per-attempt timeout, if any.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout_ms.map(Duration::from_millis)

@@ -38,6 +38,7 @@ pub struct ThrottlesExceptionsBuilder {
     max_exceptions: u32,
     cooldown: Duration,
     key: KeyFn,
+    counts: Arc<dyn Fn(&JobError) -> bool + Send + Sync>,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -71,6 +72,23 @@ impl ThrottlesExceptionsBuilder {
         key: impl Fn(&JobRequest) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.key = Arc::new(key);
+        self
+    }
+
+    /// Which failures count towards opening the breaker (Laravel's `when`);
+    /// the others fail the attempt as usual but count neither way. Defaults
+    /// to every error, fatal ones included.
+    ///
+    /// ```
+    /// use conc_bus::middleware::ThrottlesExceptionsLayer;
+    ///
+    /// // Only retryable errors (a fatal one says the job itself is wrong).
+    /// let layer = ThrottlesExceptionsLayer::builder().when(|error| error.is_retry()).build()?;
+    /// # let _ = layer;
+    /// # Ok::<(), conc_core::config::ConfigError>(())
+    /// ```
+    pub fn when(mut self, counts: impl Fn(&JobError) -> bool + Send + Sync + 'static) -> Self {
+        self.counts = Arc::new(counts);
         self
     }
 
@@ -126,7 +144,8 @@ struct Shared {
 ///
 /// Each key (the job type's name by default) has a breaker that opens after
 /// `max_exceptions` failed attempts in a row (errors, fatal errors and
-/// panics; a release counts neither way). While it is open, the key's jobs
+/// panics, or those [`when`](ThrottlesExceptionsBuilder::when) picks; a
+/// release counts neither way). While it is open, the key's jobs
 /// are **released** for the rest of the cooldown instead of run, so they do
 /// not use up `max_exceptions` (their attempts still count against
 /// `max_attempts`). After the cooldown one job runs as a probe: a success
@@ -173,6 +192,7 @@ impl ThrottlesExceptionsLayer {
             max_exceptions: 10,
             cooldown: Duration::from_secs(600),
             key: name_key(),
+            counts: Arc::new(|_: &JobError| true),
             clock: None,
         }
     }
@@ -248,13 +268,15 @@ where
             }
         };
         let future = self.inner.call(request);
+        let counts = Arc::clone(&self.layer.shared.config.counts);
         Box::pin(async move {
             match AssertUnwindSafe(future).catch_unwind().await {
                 Ok(outcome) => {
                     match &outcome {
                         Ok(()) => permit.success(),
                         Err(JobError::Release(_)) => permit.ignore(),
-                        Err(_) => permit.failure(),
+                        Err(error) if counts(error) => permit.failure(),
+                        Err(_) => permit.ignore(),
                     }
                     outcome
                 }

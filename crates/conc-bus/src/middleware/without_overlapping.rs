@@ -31,6 +31,8 @@ use crate::JobError;
 ///   [`expire_after`](Self::expire_after) (60 s by default) and kept alive
 ///   while the job runs (the guard extends it every third of that time), so
 ///   a long job keeps it and a worker that dies frees it within that time.
+///   A running job holds it until it ends: bound that with the job's
+///   `timeout`.
 /// - It is released when the attempt ends, whatever the outcome: success,
 ///   error, release, timeout, or a panic (the guard's drop releases it).
 ///

@@ -244,7 +244,7 @@ impl<B: QueueBackend> Queue<B> {
         )
     )]
     pub(super) fn seal(&self, jobs: Vec<Pushed>) -> Result<Vec<Pushed>, PushError> {
-        let Some(name) = jobs.iter().find_map(|job| unsealed(&job.envelope)) else {
+        let Some(name) = jobs.iter().find_map(|job| job.envelope.unsealed()) else {
             return Ok(jobs);
         };
         #[cfg(feature = "encryption")]
@@ -376,16 +376,6 @@ impl<B: QueueBackend> Queue<B> {
 }
 
 /// A backend's refusal with the typed job handed back in place of its envelopes.
-/// The name of the first job in `envelope` (itself, or a link of its
-/// chain, or its chain's catch job) marked encrypted and not sealed yet.
-fn unsealed(envelope: &Envelope) -> Option<String> {
-    if envelope.encrypted && envelope.key_id.is_none() {
-        return Some(envelope.name.clone());
-    }
-    let flow = envelope.flow.as_deref()?;
-    flow.chain.iter().chain(flow.chain_catch.as_deref()).find_map(unsealed)
-}
-
 pub(super) fn typed<T>(error: PushError, job: T) -> EnqueueError<T> {
     match error {
         PushError::Full { queue, capacity, .. } => EnqueueError::Full { job, queue, capacity },
