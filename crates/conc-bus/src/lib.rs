@@ -25,10 +25,13 @@
 //! - Workflows, on the memory and SQLite queues ([`queue::WorkflowBackend`]):
 //!   [`batch`]es with `then`, `catch`, `finally` and `progress` callback
 //!   jobs dispatched exactly once and members counted once however often
-//!   they run; [`chain`]s whose next link is pushed in the step that
+//!   they run, timeouts, in-process progress subscriptions, an archive of
+//!   finished batches and recovery of failed members; [`chain`]s whose next link is pushed in the step that
 //!   acknowledges the one before; [`admission`]: unique jobs (until
 //!   processed, until processing, for a duration) and debounced jobs, one
-//!   state machine with locks owned by the dispatched job.
+//!   state machine with locks owned by the dispatched job. On SQLite, a job
+//!   can be dispatched inside the application's own transaction
+//!   (`PendingDispatch::within`, feature `sqlite`).
 //! - [`testing`]: a bus fake with assertions and serialize-and-restore, a
 //!   fake job context to unit-test a handler, and a seeded simulation of
 //!   workers under faults with the "no job lost" and "duplicates within
@@ -85,6 +88,7 @@
 //! | failed jobs | Laravel `failed_jobs`, Sidekiq dead set | the failed store, with which limit tripped |
 //! | payload evolution | hand-written migrations | versioned payloads with upcasters |
 //! | batches and chains | Laravel `Bus::batch` and `Bus::chain`, Sidekiq Pro batches | [`batch::PendingBatch`], [`chain::Chain`] |
+//! | enqueue with the database commit | Laravel `afterCommit`, Sidekiq `transactional_push!` | `PendingDispatch::within` (feature `sqlite`) |
 //! | unique and debounced jobs | Laravel `ShouldBeUnique`, `DebounceFor`; Sidekiq Ent unique jobs | [`admission::Admission`] |
 //! | scheduled tasks | Laravel's scheduler, cron, `tokio-cron-scheduler` | `schedule::Scheduler` (feature `schedule`) |
 //!
