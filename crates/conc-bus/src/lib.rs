@@ -25,17 +25,20 @@
 //! - Workflows, on the memory and SQLite queues ([`queue::WorkflowBackend`]):
 //!   [`batch`]es with `then`, `catch`, `finally` and `progress` callback
 //!   jobs dispatched exactly once and members counted once however often
-//!   they run, timeouts, in-process progress subscriptions, an archive of
-//!   finished batches and recovery of failed members; [`chain`]s whose next link is pushed in the step that
+//!   they run; [`chain`]s whose next link is pushed in the step that
 //!   acknowledges the one before; [`admission`]: unique jobs (until
 //!   processed, until processing, for a duration) and debounced jobs, one
-//!   state machine with locks owned by the dispatched job. On SQLite, a job
-//!   can be dispatched inside the application's own transaction
-//!   (`PendingDispatch::within`, feature `sqlite`).
+//!   state machine with locks owned by the dispatched job.
 //! - [`testing`]: a bus fake with assertions and serialize-and-restore, a
 //!   fake job context to unit-test a handler, and a seeded simulation of
 //!   workers under faults with the "no job lost" and "duplicates within
 //!   faults" checks, for your own handlers.
+//! - Batch extras, on the memory and SQLite queues: timeouts, in-process
+//!   progress subscriptions ([`Queue::subscribe_batches`]), an archive of
+//!   finished batches ([`Queue::archived_batch`]) and recovery of failed
+//!   members ([`Queue::recover_batch`]). On SQLite, jobs, batches and chains
+//!   can be dispatched inside the application's own transaction
+//!   (`PendingDispatch::within`, feature `sqlite`).
 //!
 //! Delivery is at least once: every transition of a leased job carries its
 //! lease token and a stale one is refused ([`LeaseLost`]); attempts are
