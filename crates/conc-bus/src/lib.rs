@@ -40,6 +40,12 @@
 //!   fake job context to unit-test a handler, and a seeded simulation of
 //!   workers under faults with the "no job lost" and "duplicates within
 //!   faults" checks, for your own handlers.
+//! - Batch extras, on the memory and SQLite queues: timeouts, in-process
+//!   progress subscriptions ([`Queue::subscribe_batches`]), an archive of
+//!   finished batches ([`Queue::archived_batch`]) and recovery of failed
+//!   members ([`Queue::recover_batch`]). On SQLite, jobs, batches and chains
+//!   can be dispatched inside the application's own transaction
+//!   (`PendingDispatch::within`, feature `sqlite`).
 //!
 //! Delivery is at least once: every transition of a leased job carries its
 //! lease token and a stale one is refused ([`LeaseLost`]); attempts are
@@ -98,6 +104,7 @@
 //! | failed jobs | Laravel `failed_jobs`, Sidekiq dead set | the failed store, with which limit tripped |
 //! | payload evolution | hand-written migrations | versioned payloads with upcasters |
 //! | batches and chains | Laravel `Bus::batch` and `Bus::chain`, Sidekiq Pro batches | [`batch::PendingBatch`], [`chain::Chain`] |
+//! | enqueue with the database commit | Laravel `afterCommit`, Sidekiq `transactional_push!` | `PendingDispatch::within` (feature `sqlite`) |
 //! | unique and debounced jobs | Laravel `ShouldBeUnique`, `DebounceFor`; Sidekiq Ent unique jobs | [`admission::Admission`] |
 //! | job middleware | Laravel `RateLimited`, `WithoutOverlapping`, `ThrottlesExceptions`; apalis layers | [`middleware`] |
 //! | encrypted jobs | Laravel `ShouldBeEncrypted` | `encryption::Keyring` (feature `encryption`) |

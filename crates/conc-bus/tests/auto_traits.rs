@@ -77,3 +77,7 @@ fn the_public_futures_are_send() {
     send(&worker.run());
     send(&worker.stopped());
 }
+
+assert_impl_all!(conc_bus::batch::BatchProgress: Send, Sync, Clone, std::fmt::Debug);
+assert_impl_all!(conc_bus::batch::ArchivedBatch: Send, Sync, Clone, std::fmt::Debug);
+assert_impl_all!(conc_bus::batch::WorkflowError: Send, Sync, std::error::Error);

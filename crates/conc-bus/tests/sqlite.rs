@@ -231,6 +231,48 @@ async fn a_file_of_the_first_schema_is_upgraded_in_place() {
 }
 
 #[tokio::test]
+async fn a_file_of_the_second_schema_keeps_its_batches_and_gains_timeouts() {
+    use conc_bus::batch::PendingBatch;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let clock = ManualClock::new();
+    let old = open(&path, &clock);
+    let queue = Queue::new(old.clone());
+    let running =
+        queue.dispatch_batch(PendingBatch::new().add(Note { text: "old".into() })).await.unwrap();
+    drop((queue, old));
+    // The file as the workflow release left it: no deadlines, no archive, version 2.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE conc_bus_batch_archive; DROP INDEX conc_bus_batches_deadline;
+             ALTER TABLE conc_bus_batches DROP COLUMN deadline;
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    let upgraded = open(&path, &clock);
+    let queue = Queue::new(upgraded.clone());
+    let timed = queue
+        .dispatch_batch(
+            PendingBatch::new().add(Note { text: "new".into() }).timeout(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(6));
+    // The reservation times the new batch out and hands out the old batch's member.
+    let jobs = reserve(&upgraded, 10).await;
+    assert_eq!(jobs.iter().map(text).collect::<Vec<_>>(), ["old"]);
+    assert!(queue.batch(timed).await.unwrap().unwrap().is_timed_out());
+    upgraded.settle(vec![(jobs[0].lease.clone(), Transition::Ack)]).await.unwrap();
+    assert!(queue.batch(running).await.unwrap().unwrap().is_finished());
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+}
+
+#[tokio::test]
 async fn a_file_from_a_newer_release_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jobs.db");

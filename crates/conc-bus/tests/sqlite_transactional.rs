@@ -212,3 +212,56 @@ async fn a_debounced_job_superseded_inside_a_rolled_back_transaction_comes_back(
     let id: Vec<u8> = conn.query_row("SELECT id FROM conc_bus_jobs", [], |row| row.get(0)).unwrap();
     assert_eq!(id, first.as_u128().to_be_bytes().to_vec());
 }
+
+#[tokio::test]
+async fn a_batch_and_a_chain_inside_a_transaction_land_with_its_commit_only() {
+    use conc_bus::batch::{PendingBatch, WorkflowError};
+    use conc_bus::chain::Chain;
+    let s = setup();
+    s.queue.set_capacity("tiny", Some(1)).await.unwrap();
+    let mut conn = Connection::open(&s.path).unwrap();
+    // Rolled back: no batch, no members, no chain.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
+    let batch = PendingBatch::new().add(Ship { order: 20 }).add(Ship { order: 21 });
+    let gone = s.queue.dispatch_batch_within(batch, &tx).unwrap();
+    s.queue
+        .dispatch_chain_within(Chain::new(Ship { order: 22 }).then(Ship { order: 23 }), &tx)
+        .unwrap();
+    assert_eq!(count(&tx, JOBS), 3);
+    tx.rollback().unwrap();
+    assert!(s.queue.batch(gone).await.unwrap().is_none());
+    assert_eq!(count(&conn, JOBS), 0);
+    assert_eq!(count(&conn, "SELECT count(*) FROM conc_bus_batch_members"), 0);
+
+    // Committed: the batch and its members, visible together.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
+    let kept =
+        s.queue.dispatch_batch_within(PendingBatch::new().add(Ship { order: 24 }), &tx).unwrap();
+    assert!(s.queue.batch(kept).await.unwrap().is_none(), "not before the commit");
+    // A refused batch (its queue is full) hands its members back and leaves
+    // the transaction usable.
+    let too_big =
+        PendingBatch::new().on_queue("tiny").add(Ship { order: 25 }).add(Ship { order: 26 });
+    match s.queue.dispatch_batch_within(too_big, &tx) {
+        Err(WorkflowError::Push(conc_bus::PushError::Full { jobs, capacity, .. })) => {
+            assert_eq!((jobs.len(), capacity), (2, 1));
+        }
+        other => panic!("expected Full, got {other:?}"),
+    }
+    tx.execute("INSERT INTO orders (id) VALUES (24)", []).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(s.queue.batch(kept).await.unwrap().map(|b| b.pending), Some(1));
+    assert_eq!(count(&conn, JOBS), 1);
+    assert_eq!(count(&conn, ORDERS), 1);
+    // On another file: refused with the members.
+    let dir = tempfile::tempdir().unwrap();
+    let mut foreign = Connection::open(dir.path().join("other.db")).unwrap();
+    let tx = foreign.transaction().unwrap();
+    let refused = s.queue.dispatch_batch_within(PendingBatch::new().add(Ship { order: 27 }), &tx);
+    match refused {
+        Err(WorkflowError::Push(conc_bus::PushError::Invalid { jobs, .. })) => {
+            assert_eq!(jobs.len(), 1);
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}

@@ -24,6 +24,15 @@
 //! next lease renewal, within a third of the lease) and a member that then
 //! fails or is released is dropped instead of going back.
 //!
+//! A batch may have a [timeout](PendingBatch::timeout): past its deadline
+//! its unfinished members are cancelled and `catch` and `finally` fire once.
+//! [`Queue::subscribe_batches`](crate::Queue::subscribe_batches) hears each
+//! member outcome in this process ([`BatchProgress`]); a prune with
+//! [`BatchPrune::archive`] keeps a finished batch's member outcomes
+//! ([`ArchivedBatch`]); [`Queue::recover_batch`](crate::Queue::recover_batch)
+//! re-dispatches a finished batch's failed members into it, each callback
+//! still firing at most once in the batch's life.
+//!
 //! A member may [add](crate::Queue::add_to_batch_from) jobs to its batch:
 //! they become members before the adding job counts, so the batch cannot
 //! finish early; a finished or cancelled batch takes no new members, so a

@@ -222,3 +222,27 @@ pub async fn recovery_redispatches_the_failed_members_and_then_fires_once<B: Wor
     let missing = w.queue.recover_batch(conc_bus::batch::BatchId::new()).await;
     assert!(matches!(missing, Err(WorkflowError::NotFound { .. })), "{missing:?}");
 }
+
+pub async fn a_cancelled_batchs_member_whose_worker_died_is_dropped_not_run_again<
+    B: WorkflowBackend,
+>(
+    w: W<B>,
+) {
+    let id = w.queue.dispatch_batch(batch(&["a", "b"])).await.unwrap();
+    let running = w.reserve(2).await;
+    assert_eq!(running.len(), 2);
+    assert!(w.queue.cancel_batch(id).await.unwrap());
+    // Both workers die: their leases run out and the jobs come back.
+    w.clock.advance(LEASE + Duration::from_secs(1));
+    let (steps, mut calls) = w.take().await;
+    assert!(steps.is_empty(), "a cancelled batch's members are not run again");
+    // The reservation that dropped them fired `finally` (handed out then or next).
+    let (more_steps, more) = w.take().await;
+    assert!(more_steps.is_empty());
+    calls.extend(more);
+    assert_eq!(calls.iter().map(kind).collect::<Vec<_>>(), [TriggerKind::Finally]);
+    let info = w.info(id).await;
+    assert_eq!((info.cancelled, info.pending, info.is_finished()), (2, 0, true));
+    // A late acknowledgement of a dead worker is refused.
+    assert!(w.settle(&running[0].lease, Transition::Ack).await.is_err());
+}

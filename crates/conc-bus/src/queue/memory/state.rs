@@ -209,6 +209,8 @@ impl State {
         let mut flowing: Vec<(Envelope, String)> = Vec::new();
         // Jobs reserved with an admission ticket.
         let mut admitted: Vec<Arc<Envelope>> = Vec::new();
+        // Members of cancelled batches dropped instead of leased.
+        let mut dropped: Vec<(Arc<Envelope>, crate::job::BatchMember)> = Vec::new();
         for name in queues {
             if out.len() >= max {
                 break;
@@ -223,6 +225,18 @@ impl State {
                     let Some(id) = queue.ready[priority].pop_front() else { continue 'priorities };
                     queue.ready_len -= 1;
                     let Some(slot) = self.jobs.get_mut(&id) else { continue };
+                    // A member of a cancelled batch that came back (its
+                    // worker died) is dropped, not run again.
+                    if let Some(member) = slot.envelope.flow.as_deref().and_then(|f| f.batch)
+                        && self
+                            .batches
+                            .get(&member.batch)
+                            .is_some_and(|b| b.record.cancelled_at.is_some())
+                    {
+                        let slot = self.jobs.remove(&id).expect("present above");
+                        dropped.push((slot.envelope, member));
+                        continue;
+                    }
                     slot.attempts += 1;
                     if let Some((reason, error)) =
                         settle::refuse_reservation(&slot.envelope, slot.attempts, now)
@@ -262,6 +276,10 @@ impl State {
             }
         }
         let mut follow = Vec::new();
+        for (envelope, member) in dropped {
+            self.record(member, crate::batch::MemberOutcome::Cancelled, None, now, &mut follow);
+            self.admission_step(&envelope, crate::admission::machine::Step::Finished);
+        }
         for (envelope, error) in flowing {
             let effect = Effect::Dead { reason: crate::failed::FailReason::Abandoned, error };
             self.flow_settled(&envelope, effect, now, &mut follow);

@@ -166,6 +166,35 @@ fn member_cancelled(tx: &Tx<'_>, member: Option<BatchMember>) -> Result<bool, Fa
     }
 }
 
+/// Whether `envelope`, a job just claimed, is a member of a cancelled batch
+/// (`seen` caches each batch's answer for one reservation): it then counts
+/// as cancelled (if it had no outcome), its admission lock is released, and
+/// the caller deletes it instead of leasing it — a member whose worker died
+/// after its batch was cancelled is not run again.
+pub(super) fn drop_if_cancelled(
+    tx: &Tx<'_>,
+    envelope: &Envelope,
+    seen: &mut Vec<([u8; 16], bool)>,
+) -> Result<bool, Failure> {
+    let Some(member) = envelope.flow.as_deref().and_then(|f| f.batch) else { return Ok(false) };
+    let key = batch_bytes(member.batch);
+    let is_cancelled = if let Some((_, answer)) = seen.iter().find(|(batch, _)| *batch == key) {
+        *answer
+    } else {
+        let answer = cancelled(tx, &key)?;
+        seen.push((key, answer));
+        answer
+    };
+    if !is_cancelled {
+        return Ok(false);
+    }
+    let mut follow = Vec::new();
+    record(tx, member, MemberOutcome::Cancelled, None, &mut follow)?;
+    super::admit::step(tx, envelope, Step::Finished)?;
+    push_follow(tx, &follow)?;
+    Ok(true)
+}
+
 /// Carries the workflow of `envelope` on after `effect` (see the memory
 /// queue's rules, which these mirror): the effect to apply instead, the
 /// settlement to report instead, the jobs to push in `follow`.

@@ -195,6 +195,8 @@ pub(super) fn reserve(
     let mut reservation = Reservation::default();
     let first_token: i64 = tx.conn.prepare_cached(NEXT_TOKEN)?.query_row([], |row| row.get(0))?;
     let mut next_token = first_token;
+    // Whether each batch met so far is cancelled.
+    let mut batches = Vec::new();
     let expires_at = tx.now.saturating_add(lease_ms);
     for queue in queues {
         if reservation.jobs.len() >= max {
@@ -229,6 +231,12 @@ pub(super) fn reserve(
                         super::flow::push_follow(tx, &follow)?;
                     }
                     reservation.dead.push(failed);
+                    // A failure may have cancelled a batch.
+                    batches.clear();
+                    continue;
+                }
+                if super::flow::drop_if_cancelled(tx, &envelope, &mut batches)? {
+                    tx.conn.prepare_cached(DELETE_SEQ)?.execute([row.seq])?;
                     continue;
                 }
                 super::admit::step(tx, &envelope, crate::admission::machine::Step::Reserved)?;

@@ -8,10 +8,15 @@ use conc_core::config::ConfigError;
 
 use super::SqliteQueue;
 use super::schema::VERSION;
-use super::store;
 use super::writer::{Tx, push_error};
+use super::{flow, store};
+use crate::batch::{BatchId, NewBatch, PendingBatch, WorkflowError};
+use crate::chain::Chain;
+use crate::clock::millis;
+use crate::id::JobId;
 use crate::queue::backend::{Pushed, QueueBackend};
 use crate::queue::error::PushError;
+use crate::queue::front::Queue;
 
 impl SqliteQueue {
     /// Stores `jobs` (all or none) inside `tx`, a transaction the caller
@@ -96,6 +101,26 @@ impl SqliteQueue {
         }
     }
 
+    /// Stores `batch` and its members inside `tx`, all or nothing (see
+    /// [`push_in`](Self::push_in) for the caller's connection).
+    fn create_batch_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        batch: NewBatch,
+    ) -> Result<(), WorkflowError> {
+        if let Err(error) = self.check_transaction(tx) {
+            return Err(PushError::Invalid { error, jobs: batch.members }.into());
+        }
+        let on = Tx::on(tx, self.now(), &self.inner.shared.settings);
+        match on.savepoint(|on| flow::create(on, &batch.record, &batch.members)) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(failure)) => Err(push_error(failure, batch.members).into()),
+            Err(error) => {
+                Err(PushError::Backend { error: Box::new(error), jobs: batch.members }.into())
+            }
+        }
+    }
+
     /// Refuses a transaction on another file, or on a file at another schema
     /// version.
     fn check_transaction(&self, tx: &rusqlite::Transaction<'_>) -> Result<(), ConfigError> {
@@ -125,5 +150,90 @@ impl SqliteQueue {
             ));
         }
         Ok(())
+    }
+}
+
+impl Queue<SqliteQueue> {
+    /// Stores `batch` and pushes its members inside `tx`, the caller's own
+    /// transaction on the queue's file (see [`SqliteQueue::push_in`]): the
+    /// batch, its members and their locks exist if and only if `tx`
+    /// commits. A refusal hands the members back (in
+    /// [`WorkflowError::Push`]) and leaves `tx` usable. Its id.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch_batch`](Self::dispatch_batch), plus
+    /// [`PushError::Invalid`] (field `transaction`) for a transaction on
+    /// another file or schema version.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::rusqlite::{Connection, TransactionBehavior};
+    /// use conc_bus::batch::PendingBatch;
+    /// use conc_bus::{Queue, SqliteQueue};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Resize { page: u32 }
+    /// # impl conc_bus::Job for Resize { const NAME: &'static str = "resize"; }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.db");
+    /// let queue = Queue::new(SqliteQueue::open(&path)?);
+    /// let mut conn = Connection::open(&path)?;
+    /// let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    /// let id = queue.dispatch_batch_within(PendingBatch::new().add(Resize { page: 1 }), &tx)?;
+    /// tx.commit()?;
+    /// assert_eq!(queue.batch(id).await?.map(|b| b.pending), Some(1));
+    /// # Ok(()) }
+    /// ```
+    pub fn dispatch_batch_within(
+        &self,
+        batch: PendingBatch,
+        tx: &rusqlite::Transaction<'_>,
+    ) -> Result<BatchId, WorkflowError> {
+        let new = batch.build(self.backend().now())?;
+        let id = new.id();
+        self.backend().create_batch_in(tx, new)?;
+        Ok(id)
+    }
+
+    /// Pushes the first link of `chain` inside `tx`, the caller's own
+    /// transaction on the queue's file (see [`SqliteQueue::push_in`]); its id.
+    ///
+    /// # Errors
+    ///
+    /// As [`dispatch_batch_within`](Self::dispatch_batch_within).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::rusqlite::{Connection, TransactionBehavior};
+    /// use conc_bus::chain::Chain;
+    /// use conc_bus::{Queue, SqliteQueue};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Step(u8);
+    /// # impl conc_bus::Job for Step { const NAME: &'static str = "step"; }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.db");
+    /// let queue = Queue::new(SqliteQueue::open(&path)?);
+    /// let mut conn = Connection::open(&path)?;
+    /// let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    /// queue.dispatch_chain_within(Chain::new(Step(1)).then(Step(2)), &tx)?;
+    /// tx.rollback()?;
+    /// assert_eq!(queue.size("default").await?.ready, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn dispatch_chain_within(
+        &self,
+        chain: Chain,
+        tx: &rusqlite::Transaction<'_>,
+    ) -> Result<JobId, WorkflowError> {
+        let (mut head, delay) = chain.into_head()?;
+        let now = self.backend().now();
+        head.created_at = now;
+        let id = head.id;
+        self.backend().push_in(tx, vec![Pushed::new(head, now.saturating_add(millis(delay)))])?;
+        Ok(id)
     }
 }
