@@ -300,3 +300,36 @@ async fn a_job_dispatched_within_a_transaction_is_sealed_too() {
     tx.rollback().unwrap();
     assert_eq!(backend.size("default").await.unwrap().total(), 0);
 }
+
+/// Batches and chains dispatched inside the caller's own transaction travel
+/// sealed as well.
+#[tokio::test]
+async fn batches_and_chains_dispatched_within_a_transaction_are_sealed_too() {
+    use conc_bus::batch::PendingBatch;
+    use conc_bus::chain::Chain;
+    use conc_bus::rusqlite::{Connection, TransactionBehavior};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let backend = SqliteQueue::open(&path).unwrap();
+    let queue = Queue::new(backend.clone()).with_keyring(old_key());
+    let mut conn = Connection::open(&path).unwrap();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
+    let batch = PendingBatch::new().add(Charge { card: "tx-batch-card".into() });
+    let batch = queue.dispatch_batch_within(batch, &tx).unwrap();
+    let chain = Chain::new(Charge { card: "tx-chain-card-1".into() })
+        .then(Charge { card: "tx-chain-card-2".into() });
+    queue.dispatch_chain_within(chain, &tx).unwrap();
+    tx.commit().unwrap();
+
+    let bytes = raw_bytes(&path);
+    for card in ["tx-batch-card", "tx-chain-card-1", "tx-chain-card-2"] {
+        assert!(!contains(&bytes, card), "{card} is in the file");
+    }
+    let seen = Seen::default();
+    work(&backend, seen.handlers(Some(old_key()))).await;
+    let mut cards = seen.cards();
+    cards.sort();
+    assert_eq!(cards, ["tx-batch-card", "tx-chain-card-1", "tx-chain-card-2"]);
+    assert!(queue.batch(batch).await.unwrap().unwrap().is_finished());
+}

@@ -191,7 +191,9 @@ impl Queue<SqliteQueue> {
         batch: PendingBatch,
         tx: &rusqlite::Transaction<'_>,
     ) -> Result<BatchId, WorkflowError> {
-        let new = batch.build(self.backend().now())?;
+        let mut new = batch.build(self.backend().now())?;
+        // Sealed as at any push: the file never holds an encrypted payload in clear.
+        new.members = self.seal(std::mem::take(&mut new.members))?;
         let id = new.id();
         self.backend().create_batch_in(tx, new)?;
         Ok(id)
@@ -233,7 +235,8 @@ impl Queue<SqliteQueue> {
         let now = self.backend().now();
         head.created_at = now;
         let id = head.id;
-        self.backend().push_in(tx, vec![Pushed::new(head, now.saturating_add(millis(delay)))])?;
+        let jobs = self.seal(vec![Pushed::new(head, now.saturating_add(millis(delay)))])?;
+        self.backend().push_in(tx, jobs)?;
         Ok(id)
     }
 }
