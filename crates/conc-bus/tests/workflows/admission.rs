@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use conc_bus::admission::Admission;
+use conc_bus::batch::{BatchJobs, PendingBatch, WorkflowError};
 use conc_bus::chain::Chain;
-use conc_bus::queue::WorkflowBackend;
+use conc_bus::queue::{PushError, WorkflowBackend};
 use conc_bus::{EnqueueError, JobId, Transition};
 
 use super::{W, name, step};
@@ -147,4 +148,53 @@ pub async fn a_superseded_debounced_chain_never_runs<B: WorkflowBackend>(w: W<B>
         }
     }
     assert_eq!(ran, ["b"]);
+}
+
+/// A batch member holding a unique lock (a chain with an admission).
+fn locked_member(key: &str) -> Chain {
+    Chain::new(step("locked")).admission(Admission::unique(key))
+}
+
+pub async fn a_cancelled_batch_releases_the_locks_of_the_members_it_drops<B: WorkflowBackend>(
+    w: W<B>,
+) {
+    let batch = PendingBatch::new().add_chain(locked_member("k"));
+    let id = w.queue.dispatch_batch(batch).await.unwrap();
+    assert!(matches!(w.unique("b", Admission::unique("k")).await, Err(Some(_))), "held");
+    assert!(w.queue.cancel_batch(id).await.unwrap());
+    w.unique("b", Admission::unique("k")).await.unwrap();
+
+    // A failed member cancels its batch: the waiting member it drops lets
+    // go of its lock too.
+    let batch = PendingBatch::new().add(step("a")).add_chain(locked_member("k2"));
+    w.queue.dispatch_batch(batch).await.unwrap();
+    assert!(matches!(w.unique("c", Admission::unique("k2")).await, Err(Some(_))), "held");
+    let (steps, _) = w.take().await;
+    let a = steps.iter().find(|r| name(r) == "a").expect("a");
+    let locked = steps.iter().find(|r| name(r) == "locked").expect("locked");
+    // `locked` goes back to waiting, then `a` fails for good.
+    let release = Transition::Release { delay: Duration::from_secs(60) };
+    w.settle(&locked.lease, release).await.unwrap();
+    w.fail(a, "boom").await;
+    w.unique("c", Admission::unique("k2")).await.unwrap();
+}
+
+pub async fn batch_members_are_admitted_like_any_push<B: WorkflowBackend>(w: W<B>) {
+    let holder = w.unique("holder", Admission::unique("k")).await.unwrap();
+    let refused = w.queue.dispatch_batch(PendingBatch::new().add_chain(locked_member("k"))).await;
+    assert!(
+        matches!(refused, Err(WorkflowError::Push(PushError::Locked { held_by, .. })) if held_by == holder),
+        "{refused:?}"
+    );
+    let id = w.queue.dispatch_batch(PendingBatch::new().add(step("a"))).await.unwrap();
+    let refused = w.queue.add_to_batch(id, BatchJobs::new().add_chain(locked_member("k"))).await;
+    assert!(
+        matches!(refused, Err(WorkflowError::Push(PushError::Locked { held_by, .. })) if held_by == holder),
+        "{refused:?}"
+    );
+    assert_eq!(w.info(id).await.total, 1, "nothing was added");
+    // An admitted member takes the lock.
+    let added = w.queue.add_to_batch(id, BatchJobs::new().add_chain(locked_member("k3"))).await;
+    assert_eq!(added.unwrap(), 1);
+    assert!(matches!(w.unique("b", Admission::unique("k3")).await, Err(Some(_))), "held");
 }

@@ -173,8 +173,8 @@ impl State {
         self.insert_follow(follow, now);
     }
 
-    /// Deletes the waiting jobs of batch `id` and counts their members as
-    /// cancelled.
+    /// Deletes the waiting jobs of batch `id`, counts their members as
+    /// cancelled and releases their unique locks.
     pub(super) fn drop_waiting(&mut self, id: BatchId, now: Millis, follow: &mut Vec<Pushed>) {
         let waiting: Vec<(JobId, BatchMember)> = self
             .jobs
@@ -186,6 +186,10 @@ impl State {
             })
             .collect();
         for (job, member) in waiting {
+            if let Some(slot) = self.jobs.get(&job) {
+                let envelope = std::sync::Arc::clone(&slot.envelope);
+                self.admission_step(&envelope, Step::Finished);
+            }
             self.remove_waiting(job);
             self.record(member, MemberOutcome::Cancelled, None, now, follow);
         }
@@ -204,8 +208,9 @@ impl State {
         }
     }
 
-    /// Stores a new batch with its members pushed; fires its callbacks at
-    /// once when it has no members.
+    /// Stores a new batch with its members pushed (admitted, as a push
+    /// admits: checked by the caller); fires its callbacks at once when it
+    /// has no members.
     pub(super) fn create_batch(&mut self, record: BatchRecord, members: Vec<Pushed>, now: Millis) {
         let id = record.id;
         if let Some(deadline) = record.deadline {
@@ -227,12 +232,14 @@ impl State {
         let callbacks = machine::callback_jobs(&batch.record, &fires, now);
         self.batches.insert(id, batch);
         for job in members {
-            self.insert(job.envelope, job.available_at, now);
+            let available_at = self.admit(&job, now);
+            self.insert(job.envelope, available_at, now);
         }
         self.insert_follow(callbacks, now);
     }
 
-    /// Adds the members of `jobs` not in batch `id` yet and pushes them.
+    /// Adds the members of `jobs` not in batch `id` yet and pushes them
+    /// (admitted, as a push admits: checked by the caller).
     pub(super) fn add_members(&mut self, id: BatchId, jobs: Vec<Pushed>, now: Millis) -> u64 {
         let Some(batch) = self.batches.get_mut(&id) else { return 0 };
         let mut fresh = Vec::new();
@@ -247,7 +254,8 @@ impl State {
         batch.counts.total += fresh.len() as u64;
         let added = fresh.len() as u64;
         for job in fresh {
-            self.insert(job.envelope, job.available_at, now);
+            let available_at = self.admit(&job, now);
+            self.insert(job.envelope, available_at, now);
         }
         added
     }

@@ -9,7 +9,7 @@ use crate::batch::{
 };
 use crate::id::JobId;
 use crate::queue::backend::{Pushed, QueueBackend};
-use crate::queue::error::QueueError;
+use crate::queue::error::{PushError, QueueError};
 use crate::queue::workflow::WorkflowBackend;
 
 impl WorkflowBackend for MemoryQueue {
@@ -19,6 +19,9 @@ impl WorkflowBackend for MemoryQueue {
             let mut state = self.lock();
             if let Err(refusal) = check_push(&state, &batch.members) {
                 return Err(refusal.into_error(batch.members).into());
+            }
+            if let Err((key, held_by)) = state.check_admission(&batch.members, now) {
+                return Err(PushError::Locked { key, held_by, jobs: batch.members }.into());
             }
             state.create_batch(batch.record, batch.members, now);
         }
@@ -49,6 +52,9 @@ impl WorkflowBackend for MemoryQueue {
                 .collect();
             if let Err(refusal) = check_push(&state, &fresh) {
                 return Err(refusal.into_error(fresh).into());
+            }
+            if let Err((key, held_by)) = state.check_admission(&fresh, now) {
+                return Err(PushError::Locked { key, held_by, jobs: fresh }.into());
             }
             state.add_members(id, fresh, now)
         };

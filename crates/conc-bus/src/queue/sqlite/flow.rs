@@ -337,7 +337,8 @@ pub(super) fn expire(tx: &Tx<'_>) -> Result<(), Failure> {
     push_follow(tx, &follow)
 }
 
-/// Deletes the waiting jobs of batch `id`; their members count as cancelled.
+/// Deletes the waiting jobs of batch `id`; their members count as cancelled
+/// and their unique locks are released.
 fn drop_waiting(tx: &Tx<'_>, id: BatchId, follow: &mut Vec<Pushed>) -> Result<(), Failure> {
     let waiting: Vec<(i64, JobId, String)> = {
         let mut statement = tx.conn.prepare_cached(WAITING)?;
@@ -351,6 +352,7 @@ fn drop_waiting(tx: &Tx<'_>, id: BatchId, follow: &mut Vec<Pushed>) -> Result<()
     for (seq, job, text) in waiting {
         tx.conn.prepare_cached(DELETE_SEQ)?.execute([seq])?;
         let envelope = decode(&text, job, None)?;
+        super::admit::step(tx, &envelope, Step::Finished)?;
         if let Some(member) = envelope.flow.as_deref().and_then(|f| f.batch) {
             record(tx, member, MemberOutcome::Cancelled, None, follow)?;
         }
