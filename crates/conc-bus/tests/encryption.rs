@@ -333,3 +333,86 @@ async fn batches_and_chains_dispatched_within_a_transaction_are_sealed_too() {
     assert_eq!(cards, ["tx-batch-card", "tx-chain-card-1", "tx-chain-card-2"]);
     assert!(queue.batch(batch).await.unwrap().unwrap().is_finished());
 }
+
+/// A job marked encrypted that a running job adds to its chain is sealed with
+/// the worker's keyring, like any push; a worker without one fails the job
+/// with the reason rather than store the link in clear.
+#[tokio::test]
+async fn links_a_running_job_adds_are_sealed_or_refused() {
+    for with_keyring in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobs.db");
+        let backend = SqliteQueue::open(&path).unwrap();
+        let queue = Queue::new(backend.clone());
+        queue.push(Plain { note: "adds a charge".into() }).await.unwrap();
+
+        let seen = Seen::default();
+        let handlers = seen.handlers(with_keyring.then(old_key)).handle(
+            |_: Plain, ctx: JobContext| async move {
+                ctx.append_to_chain(Charge { card: "appended-card".into() }).unwrap();
+                Ok::<(), JobError>(())
+            },
+        );
+        // Stop after the plain job: the appended link stays in the file.
+        let worker = Worker::builder(backend.clone(), handlers).max_jobs(1).build().unwrap();
+        worker.run().await.unwrap();
+        assert!(!contains(&raw_bytes(&path), "appended-card"), "the link is not in the file");
+
+        if with_keyring {
+            let stored = backend.peek("default", 10).await.unwrap();
+            assert_eq!(stored.len(), 1, "{stored:?}");
+            assert_eq!(stored[0].key_id.as_deref(), Some("2026-06"));
+            work(&backend, seen.handlers(Some(old_key()))).await;
+            assert_eq!(seen.cards(), ["appended-card"]);
+        } else {
+            let failed = queue.failed(&FailedQuery::new()).await.unwrap();
+            assert_eq!(failed.len(), 1, "{failed:?}");
+            assert!(failed[0].error.contains("no keyring to seal it"), "{}", failed[0].error);
+            assert_eq!(backend.size("default").await.unwrap().total(), 0);
+        }
+    }
+}
+
+/// A batch callback cannot be sealed (its id is set when it fires), so one
+/// marked encrypted is refused rather than stored in clear.
+#[tokio::test]
+async fn a_batch_callback_marked_encrypted_is_refused() {
+    use conc_bus::batch::{PendingBatch, WorkflowError};
+
+    let backend = SqliteQueue::open(tempfile::tempdir().unwrap().path().join("jobs.db")).unwrap();
+    let queue = Queue::new(backend.clone()).with_keyring(old_key());
+    let batch = PendingBatch::new()
+        .add(Plain { note: "member".into() })
+        .then(Charge { card: "callback-card".into() });
+    match queue.dispatch_batch(batch).await {
+        Err(WorkflowError::Invalid(error)) => {
+            assert!(error.to_string().contains("charge"), "{error}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(backend.size("default").await.unwrap().total(), 0);
+}
+
+/// Raw envelopes pushed into a transaction must come sealed.
+#[tokio::test]
+async fn push_in_refuses_an_unsealed_job_marked_encrypted() {
+    use conc_bus::PushError;
+    use conc_bus::rusqlite::{Connection, TransactionBehavior};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let backend = SqliteQueue::open(&path).unwrap();
+    let mut conn = Connection::open(&path).unwrap();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
+    let envelope =
+        Envelope::new(&Charge { card: CARD.into() }, &Charge::options(), backend.now()).unwrap();
+    match backend.push_in(&tx, vec![Pushed::new(envelope, backend.now())]) {
+        Err(PushError::Invalid { jobs, error }) => {
+            assert_eq!(jobs.len(), 1, "handed back");
+            assert!(error.to_string().contains("charge"), "{error}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    tx.commit().unwrap();
+    assert!(!contains(&raw_bytes(&path), CARD));
+}

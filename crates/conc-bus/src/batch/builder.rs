@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use conc_core::config::ConfigError;
+
 use super::model::{BatchRecord, Callbacks, Fired};
 use super::{BatchId, WorkflowError};
 use crate::chain::Chain;
@@ -297,7 +299,20 @@ impl PendingBatch {
     }
 
     fn callback<J: Job>(&mut self, job: &J) -> Option<Envelope> {
-        match envelope_of(job, &J::options()) {
+        let options = J::options();
+        if options.encrypted {
+            // Its id is set when it fires, and the seal binds the id: it
+            // could only be stored in clear, so it is refused.
+            let error = ConfigError::new(
+                "callback",
+                J::NAME,
+                "must not be marked encrypted: a batch callback is stored before its id is \
+                 known, so it cannot be sealed (keep secrets out of callbacks)",
+            );
+            self.jobs.error.get_or_insert(error.into());
+            return None;
+        }
+        match envelope_of(job, &options) {
             // A callback runs when it fires: its type's delay does not apply.
             Ok((envelope, _delay)) => Some(envelope),
             Err(error) => {

@@ -293,6 +293,30 @@ impl JobHandlers {
         })
     }
 
+    /// Seals the jobs a running job added to its chain that are marked
+    /// encrypted, with this table's keyring, so they are stored like any
+    /// push: never in clear. Refused (with the reason) when one is marked
+    /// encrypted and there is no keyring to seal it with.
+    #[cfg_attr(
+        not(feature = "encryption"),
+        allow(clippy::unused_self, reason = "no keyring to seal with")
+    )]
+    pub(crate) fn seal_links(&self, links: &mut [Envelope]) -> Result<(), String> {
+        for link in links.iter_mut() {
+            let Some(name) = link.unsealed() else { continue };
+            #[cfg(feature = "encryption")]
+            if let Some(keyring) = &self.keyring {
+                keyring.seal_flow(link).map_err(|error| error.to_string())?;
+                continue;
+            }
+            return Err(format!(
+                "job `{name}` added to the chain is marked encrypted and the worker's handlers \
+                 have no keyring to seal it with"
+            ));
+        }
+        Ok(())
+    }
+
     /// The options the job type named `name` sets, if it has a handler.
     pub(crate) fn options(&self, name: &str) -> Option<JobOptions> {
         self.handlers.get(name).map(|handler| handler.options())

@@ -381,13 +381,22 @@ impl<B: QueueBackend> Runner<B> {
         };
         let (transition, why) = match done.outcome {
             AttemptOutcome::Succeeded => {
-                let edits = running.ctx.take_chain_edits();
-                let transition = if edits.prepend.is_empty() && edits.append.is_empty() {
-                    Transition::Ack
+                let mut edits = running.ctx.take_chain_edits();
+                let handlers = &self.shared.handlers;
+                let sealed = handlers
+                    .seal_links(&mut edits.prepend)
+                    .and_then(|()| handlers.seal_links(&mut edits.append));
+                if let Err(error) = sealed {
+                    // Never stored in clear: the job fails with the reason.
+                    let fail = Transition::Fail { reason: FailReason::Fatal, error: error.clone() };
+                    (fail, Why::Failed { error })
+                } else if edits.prepend.is_empty() && edits.append.is_empty() {
+                    (Transition::Ack, Why::Succeeded { runtime: done.runtime })
                 } else {
-                    Transition::AckChain { prepend: edits.prepend, append: edits.append }
-                };
-                (transition, Why::Succeeded { runtime: done.runtime })
+                    let edit =
+                        Transition::AckChain { prepend: edits.prepend, append: edits.append };
+                    (edit, Why::Succeeded { runtime: done.runtime })
+                }
             }
             AttemptOutcome::Released(delay) => {
                 (Transition::Release { delay }, Why::Released { delay })

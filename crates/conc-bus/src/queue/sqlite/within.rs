@@ -89,6 +89,18 @@ impl SqliteQueue {
         if let Err(error) = self.check_transaction(tx) {
             return Err(PushError::Invalid { error, jobs });
         }
+        // Raw envelopes are not sealed here: one marked encrypted must come
+        // sealed (through `Queue::dispatch(..).within`, or a keyring's
+        // `seal`), never be stored in clear.
+        if let Some(name) = jobs.iter().find_map(|job| job.envelope.unsealed()) {
+            let error = ConfigError::new(
+                "keyring",
+                name,
+                "a job marked encrypted must be sealed before `push_in`: dispatch it through \
+                 a `Queue` with a keyring (`dispatch(..).within(&tx)`)",
+            );
+            return Err(PushError::Invalid { error, jobs });
+        }
         if jobs.is_empty() {
             return Ok(());
         }
