@@ -5,6 +5,7 @@ use std::time::Duration;
 use conc_bus::admission::Admission;
 use conc_bus::batch::{BatchJobs, PendingBatch, WorkflowError};
 use conc_bus::chain::Chain;
+use conc_bus::job::TriggerKind;
 use conc_bus::queue::{PushError, WorkflowBackend};
 use conc_bus::{EnqueueError, JobId, Transition};
 
@@ -197,4 +198,22 @@ pub async fn batch_members_are_admitted_like_any_push<B: WorkflowBackend>(w: W<B
     let added = w.queue.add_to_batch(id, BatchJobs::new().add_chain(locked_member("k3"))).await;
     assert_eq!(added.unwrap(), 1);
     assert!(matches!(w.unique("b", Admission::unique("k3")).await, Err(Some(_))), "held");
+}
+
+pub async fn a_superseded_batch_member_counts_as_cancelled_and_its_batch_finishes<
+    B: WorkflowBackend,
+>(
+    w: W<B>,
+) {
+    let debounce = || Admission::debounce("d", SEC);
+    let member = Chain::new(step("member")).admission(debounce());
+    let batch = PendingBatch::new().add_chain(member).finally(super::callback("finally"));
+    let id = w.queue.dispatch_batch(batch).await.unwrap();
+    w.queue.dispatch(step("b")).admission(debounce()).await.unwrap();
+    let info = w.info(id).await;
+    assert_eq!((info.cancelled, info.pending, info.is_finished()), (1, 0, true));
+    w.clock.advance(SEC);
+    let (steps, calls) = w.take().await;
+    assert_eq!(steps.iter().map(name).collect::<Vec<_>>(), ["b"]);
+    assert_eq!(calls.iter().map(super::kind).collect::<Vec<_>>(), [TriggerKind::Finally]);
 }

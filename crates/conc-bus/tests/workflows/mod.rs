@@ -79,6 +79,7 @@ macro_rules! suite {
             a_cancelled_batchs_member_whose_worker_died_is_dropped_not_run_again,
             a_cancelled_batch_releases_the_locks_of_the_members_it_drops,
             batch_members_are_admitted_like_any_push,
+            a_superseded_batch_member_counts_as_cancelled_and_its_batch_finishes,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use super::state::{Place, State};
 use crate::admission::Ticket;
 use crate::admission::machine::{self, Action, Step};
+use crate::batch::model::MemberOutcome;
 use crate::clock::Millis;
 use crate::id::JobId;
 use crate::job::Envelope;
@@ -54,8 +55,17 @@ impl State {
         }
         let first_at = match self.debounce.get(&ticket.key).copied() {
             Some((old, first_at)) if self.is_waiting(old) => {
-                // Superseded: deleted with the chain it carries.
+                // Superseded: deleted with the chain it carries; a batch
+                // member counts as cancelled (its batch would wait for it
+                // forever otherwise).
+                let member =
+                    self.jobs.get(&old).and_then(|slot| slot.envelope.flow.as_deref()?.batch);
                 self.remove_waiting(old);
+                if let Some(member) = member {
+                    let mut follow = Vec::new();
+                    self.record(member, MemberOutcome::Cancelled, None, now, &mut follow);
+                    self.insert_follow(follow, now);
+                }
                 first_at
             }
             _ => now,

@@ -4,7 +4,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::row::{Failure, Refusal, id_at, id_bytes, sql_int};
+use super::row::{Failure, Refusal, decode, id_at, id_bytes, sql_int, text_at};
 use super::writer::Tx;
 use crate::admission::Ticket;
 use crate::admission::machine::{self, Action, Step};
@@ -20,8 +20,9 @@ const DEBOUNCED: &str = "SELECT job, first_at FROM conc_bus_debounce WHERE key =
 const DEBOUNCE: &str =
     "INSERT OR REPLACE INTO conc_bus_debounce (key, job, first_at) VALUES (?1, ?2, ?3)";
 const END_DEBOUNCE: &str = "DELETE FROM conc_bus_debounce WHERE key = ?1 AND job = ?2";
-/// Deletes job `?1` if it still waits (ready or delayed).
-const SUPERSEDE: &str = "DELETE FROM conc_bus_jobs WHERE id = ?1 AND state IN (0, 1)";
+/// Deletes job `?1` if it still waits (ready or delayed); its envelope.
+const SUPERSEDE: &str =
+    "DELETE FROM conc_bus_jobs WHERE id = ?1 AND state IN (0, 1) RETURNING id, envelope";
 
 /// Every constant statement of this module, prepared at open.
 pub(super) const STATEMENTS: [&str; 7] =
@@ -71,10 +72,9 @@ pub(super) fn admit(tx: &Tx<'_>, job: &Pushed) -> Result<Millis, Failure> {
         .query_row([&ticket.key], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     let first_at = match previous {
-        // Superseded while it waits: deleted, with the chain it carries.
-        Some((old, first_at)) if tx.conn.prepare_cached(SUPERSEDE)?.execute([&old])? > 0 => {
-            u64::try_from(first_at).unwrap_or(0)
-        }
+        // Superseded while it waits: deleted, with the chain it carries (a
+        // batch member counts as cancelled, in this step).
+        Some((old, first_at)) if supersede(tx, &old)? => u64::try_from(first_at).unwrap_or(0),
         _ => tx.now,
     };
     tx.conn.prepare_cached(DEBOUNCE)?.execute(params![
@@ -83,6 +83,23 @@ pub(super) fn admit(tx: &Tx<'_>, job: &Pushed) -> Result<Millis, Failure> {
         sql_int(first_at)
     ])?;
     Ok(machine::debounce_at(ticket, first_at, tx.now).max(job.available_at))
+}
+
+/// Deletes job `old` if it still waits; whether it did. A superseded batch
+/// member counts as cancelled (its batch would wait for it forever
+/// otherwise).
+fn supersede(tx: &Tx<'_>, old: &[u8]) -> Result<bool, Failure> {
+    let gone = {
+        let mut statement = tx.conn.prepare_cached(SUPERSEDE)?;
+        let mut rows = statement.query([old])?;
+        match rows.next()? {
+            Some(row) => Some((id_at(row, 0)?, text_at(row, 1, "envelope")?)),
+            None => None,
+        }
+    };
+    let Some((id, text)) = gone else { return Ok(false) };
+    super::flow::dropped(tx, &decode(&text, id, None)?)?;
+    Ok(true)
 }
 
 /// Applies `step` of `envelope`'s life to its lock: released only when the

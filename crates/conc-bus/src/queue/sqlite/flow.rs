@@ -360,6 +360,16 @@ fn drop_waiting(tx: &Tx<'_>, id: BatchId, follow: &mut Vec<Pushed>) -> Result<()
     Ok(())
 }
 
+/// A waiting job the backend deleted itself (superseded by a debounced
+/// dispatch, cleared): a batch member counts as cancelled, and the
+/// callbacks that fires are pushed.
+pub(super) fn dropped(tx: &Tx<'_>, envelope: &Envelope) -> Result<(), Failure> {
+    let Some(member) = envelope.flow.as_deref().and_then(|f| f.batch) else { return Ok(()) };
+    let mut follow = Vec::new();
+    record(tx, member, MemberOutcome::Cancelled, None, &mut follow)?;
+    push_follow(tx, &follow)
+}
+
 /// Stores jobs the backend pushes itself (next links, callbacks): never
 /// refused by a bound, skipped when their id is stored already.
 pub(super) fn push_follow(tx: &Tx<'_>, follow: &[Pushed]) -> Result<(), Failure> {
