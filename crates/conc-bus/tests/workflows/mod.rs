@@ -80,6 +80,7 @@ macro_rules! suite {
             a_cancelled_batch_releases_the_locks_of_the_members_it_drops,
             batch_members_are_admitted_like_any_push,
             a_superseded_batch_member_counts_as_cancelled_and_its_batch_finishes,
+            a_cleared_queue_cancels_the_batch_members_it_deletes,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {
@@ -412,4 +413,13 @@ pub async fn batches_are_listed_newest_first<B: WorkflowBackend>(w: W<B>) {
     assert_eq!(w.info(ids[0]).await.queue, "default");
     let _ = MemberOutcome::Succeeded;
     let _: Option<JobId> = None;
+}
+
+pub async fn a_cleared_queue_cancels_the_batch_members_it_deletes<B: WorkflowBackend>(w: W<B>) {
+    let id = w.queue.dispatch_batch(batch(&["a", "b"])).await.unwrap();
+    assert_eq!(w.queue.clear("default").await.unwrap(), 2);
+    let info = w.info(id).await;
+    assert_eq!((info.cancelled, info.pending, info.is_finished()), (2, 0, true));
+    // The callbacks it fires are pushed after the clear, not cleared with it.
+    assert_eq!(kinds(&w.drain().await), [TriggerKind::Finally]);
 }

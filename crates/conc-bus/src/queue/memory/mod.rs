@@ -257,7 +257,11 @@ impl QueueBackend for MemoryQueue {
     }
 
     async fn clear(&self, queue: &str) -> Result<u64, QueueError> {
-        Ok(self.lock().clear(queue))
+        let now = self.now();
+        let cleared = self.lock().clear(queue, now);
+        // Callbacks of the batches it finished may be waiting now.
+        self.inner.pushed.notify_waiters();
+        Ok(cleared)
     }
 
     async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), QueueError> {

@@ -395,7 +395,7 @@ impl State {
     }
 
     /// Deletes the ready and delayed jobs of `name`.
-    pub(super) fn clear(&mut self, name: &str) -> u64 {
+    pub(super) fn clear(&mut self, name: &str, now: Millis) -> u64 {
         let Some(queue) = self.queues.get_mut(name) else { return 0 };
         let mut removed = Vec::new();
         for list in &mut queue.ready {
@@ -404,13 +404,20 @@ impl State {
         queue.ready_len = 0;
         removed.extend(std::mem::take(&mut queue.delayed).into_iter().map(|(_, id)| id));
         let mut cleared = 0;
+        let mut follow = Vec::new();
         for id in removed {
             if let Some(slot) = self.jobs.remove(&id) {
                 cleared += 1;
-                // A cleared job is done: its unique lock goes with it.
+                // A cleared job is done: its unique lock goes with it, and
+                // a batch member counts as cancelled.
                 self.admission_step(&slot.envelope, crate::admission::machine::Step::Finished);
+                if let Some(member) = slot.envelope.flow.as_deref().and_then(|f| f.batch) {
+                    let cancelled = crate::batch::model::MemberOutcome::Cancelled;
+                    self.record(member, cancelled, None, now, &mut follow);
+                }
             }
         }
+        self.insert_follow(follow, now);
         cleared
     }
 

@@ -34,8 +34,10 @@ pub(super) const SIZE: &str = "SELECT
 const PEEK: &str = "SELECT id, envelope FROM conc_bus_jobs WHERE queue = ?1 AND state = 0
      ORDER BY priority DESC, available_at, seq LIMIT CAST(?2 AS INTEGER)";
 const CLEAR: &str = "DELETE FROM conc_bus_jobs WHERE queue = ?1 AND state IN (0, 1)";
+/// The waiting jobs of queue `?1` with a unique lock or a batch.
 const CLEAR_ADMITTED: &str = "SELECT id, envelope FROM conc_bus_jobs
-     WHERE queue = ?1 AND state IN (0, 1) AND envelope LIKE '%\"admission\"%'";
+     WHERE queue = ?1 AND state IN (0, 1)
+       AND (batch IS NOT NULL OR envelope LIKE '%\"admission\"%')";
 const SET_PAUSED: &str = "INSERT INTO conc_bus_queues (name, paused) VALUES (?1, ?2)
      ON CONFLICT (name) DO UPDATE SET paused = excluded.paused";
 const SET_CAPACITY: &str = "INSERT INTO conc_bus_queues (name, capacity) VALUES (?1, ?2)
@@ -121,7 +123,9 @@ pub(super) fn peek(tx: &Tx<'_>, queue: &str, limit: usize) -> Result<Vec<Envelop
 
 /// Deletes the ready and delayed jobs of `queue`; how many.
 pub(super) fn clear(tx: &Tx<'_>, queue: &str) -> Result<u64, Failure> {
-    // A cleared job is done: its unique lock goes with it.
+    // A cleared job is done: its unique lock goes with it, and a batch
+    // member counts as cancelled (after the delete: the callbacks that
+    // fires may go to this queue).
     let admitted: Vec<(JobId, String)> = {
         let mut statement = tx.conn.prepare_cached(CLEAR_ADMITTED)?;
         let mut rows = statement.query([queue])?;
@@ -131,12 +135,14 @@ pub(super) fn clear(tx: &Tx<'_>, queue: &str) -> Result<u64, Failure> {
         }
         out
     };
+    let cleared = tx.conn.prepare_cached(CLEAR)?.execute([queue])? as u64;
     for (id, text) in admitted {
         if let Ok(envelope) = decode(&text, id, None) {
             super::admit::step(tx, &envelope, crate::admission::machine::Step::Finished)?;
+            super::flow::dropped(tx, &envelope)?;
         }
     }
-    Ok(tx.conn.prepare_cached(CLEAR)?.execute([queue])? as u64)
+    Ok(cleared)
 }
 
 /// Pauses or resumes `queue`.
