@@ -90,8 +90,10 @@ impl From<&FailedJob> for FailedSummary {
 /// not be shown in clear.
 ///
 /// A sealed payload (conc-bus feature `encryption`: the envelope names its
-/// key id) is `None`: `show` and the dashboard print "encrypted" instead of
-/// the ciphertext, and nothing here holds a key to open it.
+/// key id) is `None`, and so is the payload of a job marked encrypted that
+/// was never sealed (stored by a path that bypassed the keyring): `show` and
+/// the dashboard print "encrypted" instead, and nothing here holds a key to
+/// open it.
 ///
 /// # Examples
 ///
@@ -113,7 +115,47 @@ impl From<&FailedJob> for FailedSummary {
 /// ```
 pub fn visible_payload(envelope: &Envelope) -> Option<&str> {
     // A sealed payload is ciphertext: shown as hidden, never decrypted here.
-    if envelope.is_sealed() { None } else { Some(&envelope.payload) }
+    if envelope.is_sealed() || envelope.encrypted { None } else { Some(&envelope.payload) }
+}
+
+/// `job` as JSON for an operator: what [`visible_payload`] hides is `null`
+/// (the payload, the checkpoint a handler saved, the payloads of its chain's
+/// links), and `payload_hidden` says whether anything was. The one JSON shape
+/// of `conc-bus failed show --json` and the dashboard's API.
+///
+/// # Examples
+///
+/// ```
+/// use conc_bus::{Envelope, FailReason, FailedJob, Job, JobOptions};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Charge { card: String }
+/// impl Job for Charge { const NAME: &'static str = "charge"; }
+///
+/// let options = JobOptions::new().encrypted(true);
+/// let envelope = Envelope::new(&Charge { card: "4111".into() }, &options, 0)?;
+/// let job = FailedJob::new(envelope, 1, 0, FailReason::Fatal, "declined");
+/// let value = conc_bus_cli::failed_job_json(&job);
+/// assert!(value["envelope"]["payload"].is_null());
+/// assert_eq!(value["payload_hidden"], true);
+/// # Ok::<(), conc_bus::DecodeError>(())
+/// ```
+pub fn failed_job_json(job: &FailedJob) -> serde_json::Value {
+    let mut value = serde_json::to_value(job).unwrap_or_default();
+    let hidden = visible_payload(&job.envelope).is_none();
+    if hidden {
+        let envelope = &mut value["envelope"];
+        envelope["payload"] = serde_json::Value::Null;
+        envelope["checkpoint"] = serde_json::Value::Null;
+        if let Some(links) = envelope["flow"]["chain"].as_array_mut() {
+            for link in links {
+                link["payload"] = serde_json::Value::Null;
+            }
+        }
+    }
+    value["payload_hidden"] = serde_json::Value::Bool(hidden);
+    value
 }
 
 /// Which failed jobs [`Admin::retry`] puts back.

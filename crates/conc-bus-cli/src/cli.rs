@@ -267,11 +267,7 @@ impl Printer {
         let envelope = &job.envelope;
         let payload = visible_payload(envelope);
         if self.json {
-            let mut value = serde_json::to_value(job).unwrap_or_default();
-            if payload.is_none() {
-                value["envelope"]["payload"] = json!("(encrypted)");
-            }
-            return Self::json(&value);
+            return Self::json(&conc_bus_cli::failed_job_json(job));
         }
         let mut out = String::new();
         let mut field = |name: &str, value: String| {

@@ -63,7 +63,7 @@ mod connect;
 mod error;
 mod output;
 
-pub use admin::{Admin, FailedSummary, QueueReport, RetryFailed, visible_payload};
+pub use admin::{Admin, FailedSummary, QueueReport, RetryFailed, failed_job_json, visible_payload};
 pub use batches::{
     BATCH_SCAN, BatchDetail, BatchMemberReport, BatchQuery, BatchReport, BatchState,
 };

@@ -222,8 +222,9 @@ pub(crate) fn batch(frame: &Frame<'_>, detail: &BatchDetail, next: Option<usize>
         })
         .collect();
     body.push_str(&table(&["member", "outcome", "failed job", "error"], &rows));
-    let first = detail.members_offset + 1;
-    let last = detail.members_offset + detail.members.len();
+    // Saturating: `offset` comes from the query string.
+    let first = detail.members_offset.saturating_add(1);
+    let last = detail.members_offset.saturating_add(detail.members.len());
     let _ = write!(
         body,
         "<div class=pager><span class=muted>members {first}–{last} of {}</span> \

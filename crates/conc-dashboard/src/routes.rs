@@ -278,12 +278,7 @@ async fn failed_job(ctx: Ctx, Path(id): Path<String>) -> Result<Response, Respon
     let job = ctx.inner.admin.show(id).await.map_err(|e| ctx.backend(&e))?;
     let payload = visible_payload(&job.envelope);
     if ctx.json {
-        let mut value = serde_json::to_value(&job).map_err(|e| ctx.bad(&e.to_string()))?;
-        if payload.is_none() {
-            value["envelope"]["payload"] = serde_json::Value::Null;
-            value["payload_hidden"] = json!(true);
-        }
-        return Ok(Json(value).into_response());
+        return Ok(Json(conc_bus_cli::failed_job_json(&job)).into_response());
     }
     let total = ctx.failed_total().await?;
     Ok(Html(pages::failed_job(&ctx.frame(Some(total)), &job, payload)).into_response())

@@ -145,6 +145,11 @@ async fn batches_are_listed_shown_and_cancelled() {
         (rest["members"].as_array().unwrap().len(), rest["next_offset"].is_null()),
         (1, true)
     );
+    // An offset past every member (the largest there is) is an empty page, not a panic.
+    let (status, html) =
+        send(&app, get(&format!("/batches/{finished}?offset={}", usize::MAX))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("of 3"), "{html}");
 
     // The overview counts pending batches and links to them.
     let (_, html) = send(&app, get("/")).await;
