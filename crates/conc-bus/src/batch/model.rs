@@ -307,8 +307,9 @@ impl BatchInfo {
         if self.total == 0 {
             return 100;
         }
-        let done = self.total - self.pending;
-        u8::try_from(done * 100 / self.total).unwrap_or(100)
+        // Saturating, and wide: a deserialized info may say anything.
+        let done = u128::from(self.total.saturating_sub(self.pending));
+        u8::try_from(done * 100 / u128::from(self.total)).unwrap_or(100)
     }
 
     /// Whether every member has an outcome.

@@ -81,6 +81,7 @@ macro_rules! suite {
             batch_members_are_admitted_like_any_push,
             a_superseded_batch_member_counts_as_cancelled_and_its_batch_finishes,
             a_cleared_queue_cancels_the_batch_members_it_deletes,
+            progress_holds_for_counts_that_do_not_add_up,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {

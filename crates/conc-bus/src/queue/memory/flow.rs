@@ -320,7 +320,7 @@ impl State {
         let batch = self.batches.get_mut(&id).expect("found above");
         for member in &recovered {
             batch.members.insert(*member, None);
-            batch.counts.failed -= 1;
+            batch.counts.failed = batch.counts.failed.saturating_sub(1);
         }
         batch.failed.retain(|member| !recovered.contains(member));
         machine::reopen(&mut batch.record);

@@ -625,7 +625,7 @@ pub(super) fn recover(tx: &Tx<'_>, id: BatchId) -> Result<Result<u64, Unrecovera
     for member in &recovered {
         unfail.execute(params![batch_bytes(id), id_bytes(*member)])?;
     }
-    counts.failed -= recovered.len() as u64;
+    counts.failed = counts.failed.saturating_sub(recovered.len() as u64);
     record.counts = Some(counts);
     machine::reopen(&mut record);
     save(tx, &record)?;
