@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use conc_bus::batch::{BatchPrune, MemberOutcome, WorkflowError};
+use conc_bus::batch::{BatchPrune, MemberOutcome, PendingBatch, WorkflowError};
 use conc_bus::job::TriggerKind;
 use conc_bus::queue::WorkflowBackend;
-use conc_bus::{ReserveRequest, Settlement, Transition};
+use conc_bus::{FailedQuery, ReserveRequest, Settlement, Transition};
 use tokio::sync::broadcast::error::TryRecvError;
 
-use super::{LEASE, W, batch, kind, kinds, name};
+use super::{LEASE, W, batch, callback, kind, kinds, name, step};
 
 impl<B: WorkflowBackend> W<B> {
     /// A reservation from a queue nobody pushes to: runs the backend's
@@ -245,4 +245,29 @@ pub async fn a_cancelled_batchs_member_whose_worker_died_is_dropped_not_run_agai
     assert_eq!((info.cancelled, info.pending, info.is_finished()), (2, 0, true));
     // A late acknowledgement of a dead worker is refused.
     assert!(w.settle(&running[0].lease, Transition::Ack).await.is_err());
+}
+
+pub async fn a_cancelled_member_out_of_attempts_whose_worker_died_counts_as_cancelled<
+    B: WorkflowBackend,
+>(
+    w: W<B>,
+) {
+    let member = PendingBatch::new().finally(callback("finally")).add(step("a"));
+    let id = w.queue.dispatch_batch(member).await.unwrap();
+    // Two workers die; the third attempt runs while the batch is cancelled,
+    // and its worker dies too.
+    for _ in 0..2 {
+        assert_eq!(w.reserve(1).await.len(), 1);
+        w.clock.advance(LEASE + Duration::from_secs(1));
+    }
+    assert_eq!(w.reserve(1).await.len(), 1);
+    assert!(w.queue.cancel_batch(id).await.unwrap());
+    w.clock.advance(LEASE + Duration::from_secs(1));
+    // Out of attempts, but its batch is cancelled: dropped, not failed.
+    let mut calls = w.reserve(1).await;
+    calls.extend(w.reserve(1).await);
+    assert_eq!(calls.iter().map(kind).collect::<Vec<_>>(), [TriggerKind::Finally]);
+    let info = w.info(id).await;
+    assert_eq!((info.cancelled, info.failed, info.is_finished()), (1, 0, true));
+    assert!(w.queue.failed(&FailedQuery::default()).await.unwrap().is_empty());
 }

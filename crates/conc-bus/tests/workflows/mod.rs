@@ -82,6 +82,7 @@ macro_rules! suite {
             a_superseded_batch_member_counts_as_cancelled_and_its_batch_finishes,
             a_cleared_queue_cancels_the_batch_members_it_deletes,
             progress_holds_for_counts_that_do_not_add_up,
+            a_cancelled_member_out_of_attempts_whose_worker_died_counts_as_cancelled,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {

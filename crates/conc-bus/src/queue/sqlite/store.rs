@@ -221,6 +221,13 @@ pub(super) fn reserve(
             let short = claimed.len() < want;
             for row in claimed {
                 let envelope = decode(&row.envelope, row.id, Some(row.seq))?;
+                // A member of a cancelled batch that came back (its worker
+                // died) is dropped before its attempts or deadline are
+                // looked at: cancelled, not failed (as the memory queue).
+                if super::flow::drop_if_cancelled(tx, &envelope, &mut batches)? {
+                    tx.conn.prepare_cached(DELETE_SEQ)?.execute([row.seq])?;
+                    continue;
+                }
                 if let Some(failed) = settle::refused_job(&envelope, row.attempts, tx.now) {
                     tx.conn.prepare_cached(DELETE_SEQ)?.execute([row.seq])?;
                     if failed.envelope.flow.is_some() {
@@ -233,10 +240,6 @@ pub(super) fn reserve(
                     reservation.dead.push(failed);
                     // A failure may have cancelled a batch.
                     batches.clear();
-                    continue;
-                }
-                if super::flow::drop_if_cancelled(tx, &envelope, &mut batches)? {
-                    tx.conn.prepare_cached(DELETE_SEQ)?.execute([row.seq])?;
                     continue;
                 }
                 super::admit::step(tx, &envelope, crate::admission::machine::Step::Reserved)?;
