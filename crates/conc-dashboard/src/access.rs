@@ -40,9 +40,7 @@ pub(crate) fn admit(parts: &Parts, settings: &Settings) -> Result<(), Refusal> {
             }
         }
     }
-    if !settings.allow_remote {
-        check_host(&parts.headers, settings)?;
-    }
+    check_host(authority(parts), settings)?;
     if let Some(gate) = &settings.gate
         && !gate(parts)
     {
@@ -54,15 +52,24 @@ pub(crate) fn admit(parts: &Parts, settings: &Settings) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Guards the loopback rule against DNS rebinding: a page of another site
-/// whose name was pointed at 127.0.0.1 reaches the dashboard from a loopback
-/// client, but with its own name in `Host`. So a loopback-only dashboard also
-/// wants `Host` to be a loopback name (`localhost`, a loopback address) or the
-/// host of a trusted origin. A request without `Host` (HTTP/1.0) is let
-/// through: browsers always send it.
-fn check_host(headers: &HeaderMap, settings: &Settings) -> Result<(), Refusal> {
-    let Some(host) = headers.get(HOST) else { return Ok(()) };
-    let host = host.to_str().unwrap_or("");
+/// The host a request was sent to: its `Host` header, or over HTTP/2 (which
+/// has none) the `:authority` the server put into the URI.
+pub(crate) fn authority(parts: &Parts) -> Option<&str> {
+    match parts.headers.get(HOST) {
+        Some(host) => Some(host.to_str().unwrap_or("")),
+        None => parts.uri.authority().map(axum::http::uri::Authority::as_str),
+    }
+}
+
+/// Guards against DNS rebinding: a page of another site whose name was
+/// pointed at the dashboard's address reaches it with its own name as the
+/// host (and as its Origin, so the Origin check cannot tell). So the host must
+/// be a loopback name (`localhost`, a loopback address) or the host of a
+/// trusted origin; a dashboard open to remote clients lists the names it is
+/// reached by with `trusted_origin`. A request without any host (HTTP/1.0) is
+/// let through: browsers always send one.
+fn check_host(host: Option<&str>, settings: &Settings) -> Result<(), Refusal> {
+    let Some(host) = host else { return Ok(()) };
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
@@ -78,9 +85,9 @@ fn check_host(headers: &HeaderMap, settings: &Settings) -> Result<(), Refusal> {
         Err((
             StatusCode::FORBIDDEN,
             format!(
-                "this dashboard answers loopback names only, and `{host}` is not one (a guard \
-                 against DNS rebinding): use http://localhost or http://127.0.0.1, or add the \
-                 name as a trusted origin"
+                "this dashboard answers loopback names and its trusted origins only, and \
+                 `{host}` is neither (a guard against DNS rebinding): use http://localhost or \
+                 http://127.0.0.1, or add the name as a trusted origin"
             ),
         ))
     }
@@ -99,12 +106,12 @@ fn origin_of(url: &str) -> Option<&str> {
 /// curl) needs the token only.
 pub(crate) fn check_post(
     headers: &HeaderMap,
+    host: &str,
     token: Option<&str>,
     csrf: &str,
     settings: &Settings,
 ) -> Result<(), Refusal> {
     let forbidden = |message: String| Err((StatusCode::FORBIDDEN, message));
-    let host = headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let claimed = match (headers.get(ORIGIN), headers.get(REFERER)) {
         (Some(origin), _) => Some(origin.to_str().unwrap_or("")),
         (None, Some(referer)) => Some(origin_of(referer.to_str().unwrap_or("")).unwrap_or("")),
@@ -171,40 +178,66 @@ mod tests {
         map
     }
 
+    /// `check_post` with the host taken from the headers' `Host`.
+    fn post(h: &HeaderMap, token: Option<&str>, s: &Settings) -> Result<(), Refusal> {
+        let host = h.get("host").map_or("", |v| v.to_str().unwrap());
+        check_post(h, host, token, "abc", s)
+    }
+
     #[test]
     fn posts_need_the_token_and_a_matching_origin() {
         let s = settings();
         let ok = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")]);
-        assert!(check_post(&ok, Some("abc"), "abc", &s).is_ok());
-        assert!(check_post(&ok, Some("abd"), "abc", &s).is_err());
-        assert!(check_post(&ok, None, "abc", &s).is_err());
+        assert!(post(&ok, Some("abc"), &s).is_ok());
+        assert!(post(&ok, Some("abd"), &s).is_err());
+        assert!(post(&ok, None, &s).is_err());
         let evil = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://evil.example")]);
-        let (status, message) = check_post(&evil, Some("abc"), "abc", &s).unwrap_err();
+        let (status, message) = post(&evil, Some("abc"), &s).unwrap_err();
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(message.contains("evil.example"), "{message}");
         let trusted = headers(&[("host", "10.0.0.1"), ("origin", "https://ops.example")]);
-        assert!(check_post(&trusted, Some("abc"), "abc", &s).is_ok());
+        assert!(post(&trusted, Some("abc"), &s).is_ok());
         let referer =
             headers(&[("host", "localhost:1"), ("referer", "http://localhost:1/failed?x=1")]);
-        assert!(check_post(&referer, Some("abc"), "abc", &s).is_ok());
+        assert!(post(&referer, Some("abc"), &s).is_ok());
         let bad_referer = headers(&[("host", "localhost:1"), ("referer", "http://localhost:2/")]);
-        assert!(check_post(&bad_referer, Some("abc"), "abc", &s).is_err());
-        assert!(check_post(&headers(&[]), Some("abc"), "abc", &s).is_ok(), "a script");
+        assert!(post(&bad_referer, Some("abc"), &s).is_err());
+        assert!(post(&headers(&[]), Some("abc"), &s).is_ok(), "a script");
+        // HTTP/2: no Host header, the host comes from the request's authority.
+        let h2 = headers(&[("origin", "https://127.0.0.1:8443")]);
+        assert!(check_post(&h2, "127.0.0.1:8443", Some("abc"), "abc", &s).is_ok());
     }
 
     #[test]
-    fn a_loopback_dashboard_answers_loopback_names_only() {
-        let s = settings();
-        for host in ["localhost:9090", "127.0.0.1:9090", "127.3.4.5", "[::1]:9090", "LOCALHOST"] {
-            assert!(check_host(&headers(&[("host", host)]), &s).is_ok(), "{host}");
+    fn the_dashboard_answers_loopback_names_and_trusted_origins_only() {
+        let mut s = settings();
+        for remote in [false, true] {
+            s.allow_remote = remote;
+            for host in ["localhost:9090", "127.0.0.1:9090", "127.3.4.5", "[::1]:9090", "LOCALHOST"]
+            {
+                assert!(check_host(Some(host), &s).is_ok(), "{host}");
+            }
+            for host in ["evil.example:9090", "10.0.0.1:9090", "[2001:db8::1]:1", "localhost.evil"]
+            {
+                let (status, message) = check_host(Some(host), &s).unwrap_err();
+                assert_eq!(status, StatusCode::FORBIDDEN);
+                assert!(message.contains(host), "{message}");
+            }
+            assert!(check_host(Some("ops.example"), &s).is_ok(), "trusted");
+            assert!(check_host(None, &s).is_ok(), "no host at all");
         }
-        for host in ["evil.example:9090", "10.0.0.1:9090", "[2001:db8::1]:1", "localhost.evil"] {
-            let (status, message) = check_host(&headers(&[("host", host)]), &s).unwrap_err();
-            assert_eq!(status, StatusCode::FORBIDDEN);
-            assert!(message.contains(host), "{message}");
-        }
-        assert!(check_host(&headers(&[("host", "ops.example")]), &s).is_ok(), "trusted");
-        assert!(check_host(&headers(&[]), &s).is_ok(), "no Host at all");
+    }
+
+    #[test]
+    fn over_http2_the_host_is_the_uri_authority() {
+        let request =
+            axum::http::Request::get("https://evil.example:9090/api/overview").body(()).unwrap();
+        let (parts, ()) = request.into_parts();
+        assert_eq!(authority(&parts), Some("evil.example:9090"));
+        assert!(check_host(authority(&parts), &settings()).is_err());
+        let mut with_host = axum::http::Request::get("/").body(()).unwrap().into_parts().0;
+        with_host.headers.insert("host", HeaderValue::from_static("localhost:9090"));
+        assert_eq!(authority(&with_host), Some("localhost:9090"));
     }
 
     #[test]

@@ -131,6 +131,7 @@ impl Dashboard {
 ///
 /// let dashboard = Dashboard::builder(AnyBackend::new(MemoryQueue::new()))
 ///     .allow_remote(true)
+///     .trusted_origin("https://jobs.example.com")
 ///     .gate(|request| request.headers.get("x-admin").is_some_and(|v| v == "yes"))
 ///     .page_size(25)
 ///     .sample_every(Duration::from_secs(10))
@@ -179,14 +180,17 @@ impl DashboardBuilder {
     /// Whether clients other than loopback ones may use the dashboard.
     /// Defaults to `false`: only requests from 127.0.0.0/8 and `::1` (which
     /// needs the client address: serve with connect info). Open it only with a
-    /// [`gate`](Self::gate) that checks who is asking.
+    /// [`gate`](Self::gate) that checks who is asking, and name the host
+    /// people reach it by with [`trusted_origin`](Self::trusted_origin): a
+    /// request for any other host than a loopback name or a trusted origin's
+    /// is refused (a guard against DNS rebinding).
     pub fn allow_remote(mut self, allow: bool) -> Self {
         self.allow_remote = allow;
         self
     }
 
-    /// An origin (`https://admin.example.com`) whose pages may post actions,
-    /// beside the dashboard's own host (for a proxy that rewrites `Host`).
+    /// An origin (`https://admin.example.com`) whose host the dashboard
+    /// answers and whose pages may post actions, beside loopback names.
     /// Defaults to none.
     pub fn trusted_origin(mut self, origin: impl Into<String>) -> Self {
         self.trusted_origins.push(origin.into());

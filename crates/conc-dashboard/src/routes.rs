@@ -69,6 +69,8 @@ pub(crate) struct Ctx {
     inner: Arc<Inner>,
     json: bool,
     base: String,
+    /// The host the request was sent to (`Host`, or HTTP/2's `:authority`).
+    host: String,
 }
 
 impl FromRequestParts<Arc<Inner>> for Ctx {
@@ -79,7 +81,8 @@ impl FromRequestParts<Arc<Inner>> for Ctx {
         let accept = parts.headers.get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
         let json = parts.uri.path().starts_with("/api/")
             || (accept.contains("application/json") && !accept.contains("text/html"));
-        let ctx = Self { inner: Arc::clone(inner), json, base: base_of(parts) };
+        let host = access::authority(parts).unwrap_or_default().to_owned();
+        let ctx = Self { inner: Arc::clone(inner), json, base: base_of(parts), host };
         match access::admit(parts, &inner.settings) {
             Ok(()) => Ok(ctx),
             Err((status, message)) => Err(ctx.fail(status, &message)),
@@ -160,7 +163,7 @@ impl Ctx {
             .get("x-csrf-token")
             .and_then(|v| v.to_str().ok())
             .or_else(|| access::form_token(body));
-        access::check_post(headers, token, &self.inner.csrf, &self.inner.settings)
+        access::check_post(headers, &self.host, token, &self.inner.csrf, &self.inner.settings)
             .map_err(|(status, message)| self.fail(status, &message))
     }
 
