@@ -217,3 +217,37 @@ pub async fn a_superseded_batch_member_counts_as_cancelled_and_its_batch_finishe
     assert_eq!(steps.iter().map(name).collect::<Vec<_>>(), ["b"]);
     assert_eq!(calls.iter().map(super::kind).collect::<Vec<_>>(), [TriggerKind::Finally]);
 }
+
+pub async fn a_member_superseded_by_another_of_its_batch_counts_once_as_cancelled<
+    B: WorkflowBackend,
+>(
+    w: W<B>,
+) {
+    let member = |what: &str| Chain::new(step(what)).admission(Admission::debounce("d", SEC));
+    // Two members of one new batch under one key: the second supersedes the first.
+    let batch = PendingBatch::new().add_chain(member("m1")).add_chain(member("m2")).add(step("x"));
+    let id = w.queue.dispatch_batch(batch).await.unwrap();
+    let info = w.info(id).await;
+    assert_eq!((info.total, info.cancelled, info.pending), (3, 1, 2));
+    // A member added later supersedes the one still waiting.
+    let added = w.queue.add_to_batch(id, BatchJobs::new().add_chain(member("m3"))).await;
+    assert_eq!(added.unwrap(), 1);
+    let info = w.info(id).await;
+    assert_eq!((info.total, info.cancelled, info.pending), (4, 2, 2));
+    w.clock.advance(SEC);
+    let mut ran: Vec<String> = Vec::new();
+    loop {
+        let (steps, _) = w.take().await;
+        if steps.is_empty() {
+            break;
+        }
+        for reserved in &steps {
+            ran.push(name(reserved));
+            w.ack(reserved).await;
+        }
+    }
+    ran.sort();
+    assert_eq!(ran, ["m3", "x"]);
+    let info = w.info(id).await;
+    assert_eq!((info.succeeded, info.cancelled, info.is_finished()), (2, 2, true));
+}

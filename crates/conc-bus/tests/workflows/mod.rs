@@ -83,6 +83,7 @@ macro_rules! suite {
             a_cleared_queue_cancels_the_batch_members_it_deletes,
             progress_holds_for_counts_that_do_not_add_up,
             a_cancelled_member_out_of_attempts_whose_worker_died_counts_as_cancelled,
+            a_member_superseded_by_another_of_its_batch_counts_once_as_cancelled,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {

@@ -410,7 +410,6 @@ pub(super) fn create(
     record: &BatchRecord,
     members: &[Pushed],
 ) -> Result<u64, Failure> {
-    super::store::push(tx, members)?;
     let mut record = record.clone();
     let total = members
         .iter()
@@ -427,6 +426,11 @@ pub(super) fn create(
         record.deadline.map(sql_int)
     ])?;
     insert_members(tx, record.id, members)?;
+    // Pushed once the batch and its members are stored: a debounced member
+    // that supersedes another one counts it as cancelled in its record.
+    super::store::push(tx, members)?;
+    let Some(mut record) = load(tx, record.id)? else { return Ok(members.len() as u64) };
+    let counts = counted(tx, &record)?;
     let fires = machine::on_settled(&mut record, counts, tx.now);
     if !fires.is_empty() || record.finished_at.is_some() {
         save(tx, &record)?;
@@ -454,7 +458,6 @@ pub(super) fn add(tx: &Tx<'_>, id: BatchId, jobs: &[Pushed]) -> Result<u64, Fail
             fresh.push(job.clone());
         }
     }
-    super::store::push(tx, &fresh)?;
     if !fresh.is_empty() {
         let mut counts = counted(tx, &record)?;
         if record.counts.is_some() {
@@ -463,6 +466,9 @@ pub(super) fn add(tx: &Tx<'_>, id: BatchId, jobs: &[Pushed]) -> Result<u64, Fail
         record.counts = Some(counts);
         save(tx, &record)?;
     }
+    // Pushed once counted: a debounced member that supersedes another one
+    // counts it as cancelled in the saved record.
+    super::store::push(tx, &fresh)?;
     Ok(fresh.len() as u64)
 }
 
