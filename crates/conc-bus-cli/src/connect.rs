@@ -71,6 +71,11 @@ pub async fn connect(url: &str) -> Result<AnyBackend, AdminError> {
 
 #[cfg(feature = "redis")]
 async fn redis(url: &str) -> Result<AnyBackend, AdminError> {
+    // A URL that does not parse is the operator's typo (exit code 2), not an
+    // unreachable server (3).
+    if let Err(error) = redis::Client::open(url) {
+        return Err(bad_redis_url(url, &error));
+    }
     // An operator waiting on a wrong host learns it in seconds, not after the
     // queue's patient reconnect schedule.
     conc_bus::RedisQueue::builder(url)
@@ -80,6 +85,11 @@ async fn redis(url: &str) -> Result<AnyBackend, AdminError> {
         .await
         .map(AnyBackend::new)
         .map_err(|source| AdminError::Unreachable { url: url.to_owned(), source })
+}
+
+#[cfg(feature = "redis")]
+fn bad_redis_url(url: &str, error: &redis::RedisError) -> AdminError {
+    AdminError::BadUrl { url: url.to_owned(), reason: format!("not a Redis URL: {error}") }
 }
 
 #[cfg(not(feature = "redis"))]

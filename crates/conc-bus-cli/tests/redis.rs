@@ -109,3 +109,12 @@ fn an_unreachable_redis_server_is_exit_code_3() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot reach backend"), "{stderr}");
 }
+
+#[test]
+fn a_malformed_redis_url_is_exit_code_2() {
+    // No server needed: the URL is refused before anything is reached.
+    let output = conc_bus("redis://127.0.0.1:notaport/", &["queues"]);
+    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a Redis URL"), "{stderr}");
+}
