@@ -366,6 +366,7 @@ impl PendingBatch {
             counts: None,
             deadline,
             timed_out_at: None,
+            recoveries: 0,
         };
         Ok(NewBatch { record, members })
     }

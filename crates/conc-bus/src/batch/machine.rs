@@ -158,6 +158,7 @@ pub(crate) fn check_recover(record: &BatchRecord, counts: Counts) -> Result<(), 
 /// claimed the first time, never fire again; `then` (never claimed, since a
 /// member had failed) fires when every member has succeeded.
 pub(crate) fn reopen(record: &mut BatchRecord) {
+    record.recoveries = record.recoveries.saturating_add(1);
     record.finished_at = None;
     record.cancelled_at = None;
     record.deadline = None;
@@ -187,10 +188,12 @@ pub(crate) fn callback_jobs(record: &BatchRecord, fires: &[Fire], now: Millis) -
                     (callbacks.catch.as_ref(), TriggerKind::Catch, 2, *job, Some(error.clone()))
                 }
                 Fire::Finally => (callbacks.finally.as_ref(), TriggerKind::Finally, 3, None, None),
+                // Per member and per recovery: a recovered member's new
+                // outcome is a new progress job.
                 Fire::Progress { job } => (
                     callbacks.progress.as_ref(),
                     TriggerKind::Progress,
-                    job.as_u128() ^ (4 << 120),
+                    job.as_u128() ^ (4 << 120) ^ (u128::from(record.recoveries) << 96),
                     Some(*job),
                     None,
                 ),
@@ -236,6 +239,7 @@ mod tests {
             counts: None,
             deadline: Some(10),
             timed_out_at: None,
+            recoveries: 0,
         }
     }
 
@@ -322,5 +326,22 @@ mod tests {
         assert_eq!(one[0].envelope.id, two[0].envelope.id);
         let finally = callback_jobs(&batch, &[Fire::Finally], 1);
         assert_ne!(one[0].envelope.id, finally[0].envelope.id);
+    }
+
+    #[test]
+    fn a_recovered_member_gets_a_new_progress_job() {
+        let a = JobId::from_u128(2);
+        let mut batch = record(false);
+        batch.callbacks.progress = batch.callbacks.then.clone();
+        let first = callback_jobs(&batch, &[Fire::Progress { job: a }], 1);
+        assert_eq!(
+            first[0].envelope.id,
+            callback_jobs(&batch, &[Fire::Progress { job: a }], 2)[0].envelope.id
+        );
+        reopen(&mut batch);
+        let again = callback_jobs(&batch, &[Fire::Progress { job: a }], 3);
+        assert_ne!(first[0].envelope.id, again[0].envelope.id);
+        let b = callback_jobs(&batch, &[Fire::Progress { job: JobId::from_u128(3) }], 3);
+        assert_ne!(again[0].envelope.id, b[0].envelope.id);
     }
 }

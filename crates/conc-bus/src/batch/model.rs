@@ -154,6 +154,19 @@ pub(crate) struct BatchRecord {
     /// When it timed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) timed_out_at: Option<Millis>,
+    /// How many times its failed members were recovered: part of each
+    /// `progress` job's id, so a recovered member's new outcome makes a new
+    /// progress job even while the first one is still queued or failed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) recoveries: u32,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 /// The members of a batch by outcome, counted from the set of members.

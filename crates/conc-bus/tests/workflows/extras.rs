@@ -159,6 +159,31 @@ pub async fn a_pruned_finished_batch_keeps_its_member_outcomes_in_the_archive<
     assert!(w.queue.archived_batch(id).await.unwrap().is_none());
 }
 
+pub async fn a_recovered_member_gets_its_own_progress_job_while_the_first_is_queued<
+    B: WorkflowBackend,
+>(
+    w: W<B>,
+) {
+    let id = w.queue.dispatch_batch(batch(&["a"]).allow_failures(true)).await.unwrap();
+    let (steps, _) = w.take().await;
+    w.fail(&steps[0], "once").await;
+    // The failure's catch, finally and progress jobs are still queued when
+    // the member is recovered and succeeds.
+    assert_eq!(w.queue.recover_batch(id).await.unwrap(), 1);
+    let callbacks = w.drain().await;
+    assert_eq!(
+        kinds(&callbacks),
+        [
+            TriggerKind::Catch,
+            TriggerKind::Finally,
+            TriggerKind::Progress,
+            TriggerKind::Progress,
+            TriggerKind::Then
+        ]
+    );
+    assert!(w.info(id).await.is_finished());
+}
+
 pub async fn recovery_redispatches_the_failed_members_and_then_fires_once<B: WorkflowBackend>(
     w: W<B>,
 ) {
