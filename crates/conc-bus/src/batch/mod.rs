@@ -82,5 +82,5 @@ pub(crate) mod progress;
 pub use archive::ArchivedBatch;
 pub use builder::{BatchJobs, NewBatch, PendingBatch};
 pub use error::WorkflowError;
-pub use model::{BatchCallback, BatchId, BatchInfo, BatchPrune, MemberOutcome};
+pub use model::{BatchCallback, BatchId, BatchInfo, BatchPrune, MAX_FAILED_JOBS, MemberOutcome};
 pub use progress::{BatchProgress, PROGRESS_CAPACITY};

@@ -228,7 +228,10 @@ pub struct BatchInfo {
     pub failed: u64,
     /// Members that never ran because the batch was cancelled.
     pub cancelled: u64,
-    /// The failed members' ids, oldest failure first.
+    /// The first [`MAX_FAILED_JOBS`] failed members' ids, oldest failure
+    /// first ([`failed`](Self::failed) counts them all; a backend's
+    /// `batch_members` pages through every member), so a batch with many
+    /// failures stays small to list and to serialize.
     pub failed_jobs: Vec<JobId>,
     /// When it was created, in Unix milliseconds.
     pub created_at: u64,
@@ -291,6 +294,9 @@ impl BatchCallback {
         .collect()
     }
 }
+
+/// The most failed members' ids a [`BatchInfo`] carries: 100.
+pub const MAX_FAILED_JOBS: usize = 100;
 
 impl BatchInfo {
     pub(crate) fn new(record: &BatchRecord, counts: Counts, failed_jobs: Vec<JobId>) -> Self {

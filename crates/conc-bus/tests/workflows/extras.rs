@@ -184,6 +184,23 @@ pub async fn a_recovered_member_gets_its_own_progress_job_while_the_first_is_que
     assert!(w.info(id).await.is_finished());
 }
 
+pub async fn a_batch_info_carries_the_first_failed_members_only<B: WorkflowBackend>(w: W<B>) {
+    let many = conc_bus::batch::MAX_FAILED_JOBS + 20;
+    let names: Vec<String> = (0..many).map(|i| format!("m{i}")).collect();
+    let members: Vec<&str> = names.iter().map(String::as_str).collect();
+    let id = w.queue.dispatch_batch(batch(&members).allow_failures(true)).await.unwrap();
+    let (steps, _) = w.take().await;
+    assert_eq!(steps.len(), many);
+    for step in &steps {
+        w.fail(step, "no").await;
+    }
+    let info = w.info(id).await;
+    assert_eq!(info.failed, many as u64, "every failure is counted");
+    assert_eq!(info.failed_jobs.len(), conc_bus::batch::MAX_FAILED_JOBS, "the first ones listed");
+    assert_eq!(info.failed_jobs[0], steps[0].lease.job, "oldest failure first");
+    assert!(info.is_finished());
+}
+
 pub async fn recovery_redispatches_the_failed_members_and_then_fires_once<B: WorkflowBackend>(
     w: W<B>,
 ) {

@@ -77,6 +77,7 @@ macro_rules! suite {
             a_pruned_finished_batch_keeps_its_member_outcomes_in_the_archive,
             recovery_redispatches_the_failed_members_and_then_fires_once,
             a_recovered_member_gets_its_own_progress_job_while_the_first_is_queued,
+            a_batch_info_carries_the_first_failed_members_only,
             a_cancelled_batchs_member_whose_worker_died_is_dropped_not_run_again,
             a_cancelled_batch_releases_the_locks_of_the_members_it_drops,
             batch_members_are_admitted_like_any_push,

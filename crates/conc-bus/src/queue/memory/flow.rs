@@ -9,7 +9,7 @@ use crate::admission::machine::Step;
 use crate::batch::machine::{self, Fire, Unrecoverable};
 use crate::batch::model::{BatchRecord, Counts, MemberOutcome};
 use crate::batch::progress::BatchProgress;
-use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchPrune};
+use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchPrune, MAX_FAILED_JOBS};
 use crate::chain::{chain_catch, next_link};
 use crate::clock::Millis;
 use crate::id::JobId;
@@ -30,7 +30,11 @@ pub(super) struct MemBatch {
 
 impl MemBatch {
     pub(super) fn info(&self) -> BatchInfo {
-        BatchInfo::new(&self.record, self.counts, self.failed.clone())
+        BatchInfo::new(
+            &self.record,
+            self.counts,
+            self.failed.iter().take(MAX_FAILED_JOBS).copied().collect(),
+        )
     }
 }
 

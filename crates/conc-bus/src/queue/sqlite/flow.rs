@@ -37,6 +37,9 @@ const COUNTS: &str =
     "SELECT outcome, count(*) FROM conc_bus_batch_members WHERE batch = ?1 GROUP BY outcome";
 const FAILED_MEMBERS: &str = "SELECT job FROM conc_bus_batch_members
      WHERE batch = ?1 AND outcome = 2 ORDER BY at, job";
+/// The first failed members a `BatchInfo` shows (`MAX_FAILED_JOBS`).
+const FIRST_FAILED_MEMBERS: &str = "SELECT job FROM conc_bus_batch_members
+     WHERE batch = ?1 AND outcome = 2 ORDER BY at, job LIMIT 100";
 const WAITING: &str =
     "SELECT seq, id, envelope FROM conc_bus_jobs WHERE batch = ?1 AND state IN (0, 1)";
 const DELETE_SEQ: &str = "DELETE FROM conc_bus_jobs WHERE seq = ?1";
@@ -63,7 +66,7 @@ const ARCHIVED: &str = "SELECT archive FROM conc_bus_batch_archive WHERE id = ?1
 const DROP_ARCHIVES: &str = "DELETE FROM conc_bus_batch_archive WHERE archived_at < ?1";
 
 /// Every constant statement of this module, prepared at open.
-pub(super) const STATEMENTS: [&str; 23] = [
+pub(super) const STATEMENTS: [&str; 24] = [
     UNFAIL,
     OUTCOMES,
     ARCHIVE,
@@ -79,6 +82,7 @@ pub(super) const STATEMENTS: [&str; 23] = [
     SET_OUTCOME,
     COUNTS,
     FAILED_MEMBERS,
+    FIRST_FAILED_MEMBERS,
     WAITING,
     DELETE_SEQ,
     FOLLOW,
@@ -475,7 +479,7 @@ pub(super) fn add(tx: &Tx<'_>, id: BatchId, jobs: &[Pushed]) -> Result<u64, Fail
 fn info(tx: &Tx<'_>, record: &BatchRecord) -> Result<BatchInfo, Failure> {
     let counts = counted(tx, record)?;
     let mut failed = Vec::new();
-    let mut statement = tx.conn.prepare_cached(FAILED_MEMBERS)?;
+    let mut statement = tx.conn.prepare_cached(FIRST_FAILED_MEMBERS)?;
     let mut rows = statement.query([batch_bytes(record.id)])?;
     while let Some(row) = rows.next()? {
         failed.push(id_at(row, 0)?);
