@@ -132,6 +132,10 @@ impl Browser {
         let port = crate::redis::free_port()?;
         let log = dir.path().join("chromedriver.log");
         let mut command = Command::new(&driver_binary);
+        // Its own process group, with the browsers it starts: dropping the
+        // harness kills the whole group, so no Chromium outlives a test whose
+        // session could not be closed.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command
             .arg(format!("--port={port}"))
             .arg(format!("--log-path={}", log.display()))
@@ -341,7 +345,9 @@ impl Drop for Browser {
         if !self.session.is_empty() {
             let _ = self.command("DELETE", &format!("/session/{}", self.session), None);
         }
-        let _ = self.driver.kill();
+        if crate::sys::kill_group(self.driver.id()).is_err() {
+            let _ = self.driver.kill();
+        }
         let _ = self.driver.wait();
     }
 }
@@ -380,6 +386,55 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::{CHROMEDRIVER_ENV, binary_in, decode_base64};
     use crate::HarnessError;
+
+    /// The processes whose process group is `group` (Linux: from `/proc`).
+    #[cfg(target_os = "linux")]
+    fn in_group(group: u32) -> Vec<u32> {
+        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+        entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                // Field 5 of /proc/<pid>/stat, after the parenthesised name.
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().is_some_and(|stat| {
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<u32>().ok())
+                        == Some(group)
+                })
+            })
+            .collect()
+    }
+
+    /// A browser whose session cannot be closed (it hung, say) still goes
+    /// away with the harness: chromedriver and every Chromium process it
+    /// started are killed as one group.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn dropping_the_harness_kills_the_browser_too() {
+        let Some(mut browser) = super::require_browser() else { return };
+        browser.goto("about:blank").unwrap();
+        let group = browser.driver.id();
+        assert!(in_group(group).len() > 1, "chromedriver and its browser share a group");
+        browser.session = "no-such-session".to_owned();
+        drop(browser);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            // Killed processes may linger as zombies until their parent reaps them;
+            // count only the living.
+            let living: Vec<u32> = in_group(group)
+                .into_iter()
+                .filter(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|stat| {
+                        stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z'))
+                    }) == Some(false)
+                })
+                .collect();
+            if living.is_empty() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "still running: {living:?}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 
     #[test]
     fn a_missing_binary_is_named_with_where_it_was_looked_for() {

@@ -51,6 +51,26 @@ pub(crate) fn send(pid: u32, signal: Signal) -> io::Result<()> {
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
+/// Kills (`SIGKILL`) every process in the process group that child `pid`
+/// leads: a child started with `process_group(0)` and the processes it
+/// started in turn (chromedriver's browser, say), which outlive their parent
+/// otherwise.
+///
+/// Callers only pass the pid of a group-leading child they have not reaped
+/// yet, so the group id cannot have been reused.
+pub(crate) fn kill_group(pid: u32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    if pid <= 1 {
+        // -1 would signal every process we may signal, 0 our own group.
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "pid must lead a child's group"));
+    }
+    // SAFETY: kill(2) takes two integers and touches no memory of ours; a negative pid
+    // addresses the process group with that id, which our unreaped child leads.
+    let rc = unsafe { libc::kill(-pid, libc::SIGKILL) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
 /// Spawns `command`, on Linux and Android so that the kernel kills the child (`SIGKILL`) when
 /// this process dies, however it dies; elsewhere it is a plain [`Command::spawn`].
 ///
