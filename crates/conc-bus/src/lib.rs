@@ -50,7 +50,9 @@
 //! Delivery is at least once: every transition of a leased job carries its
 //! lease token and a stale one is refused ([`LeaseLost`]); attempts are
 //! counted at reservation; a dead worker's jobs come back within one lease.
-//! `docs/bus.md` is the guide.
+//! `docs/bus.md` is the guide; `docs/bus-workflows.md` covers batches, chains,
+//! admission, job middleware and encryption, `docs/bus-operating.md` the
+//! scheduler, the admin commands and the dashboard.
 //!
 //! # Feature flags
 //!
@@ -171,3 +173,13 @@ pub use worker::{
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/bus.md")]
 struct BusGuide;
+
+/// The workflows guide's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/bus-workflows.md")]
+struct BusWorkflowsGuide;
+
+/// The operating guide's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/bus-operating.md")]
+struct BusOperatingGuide;
