@@ -146,7 +146,8 @@ pub use failed::{FailReason, FailedJob, FailedQuery, Selection};
 pub use id::{JobId, ParseIdError};
 pub use job::{
     AttemptRecord, Cancelled, DEFAULT_QUEUE, DecodeError, Envelope, Job, JobBackoff, JobContext,
-    JobError, JobHandlers, JobOptions, MAX_HISTORY, MAX_PRIORITY, MAX_QUEUE_NAME,
+    JobError, JobHandlers, JobOptions, MAX_HISTORY, MAX_MIDDLEWARE_NAME, MAX_PRIORITY,
+    MAX_QUEUE_NAME,
 };
 pub use queue::{
     AnyBackend, EnqueueError, FailedStore, Lease, LeaseLost, LeaseToken, MemoryQueue,

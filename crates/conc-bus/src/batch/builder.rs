@@ -100,13 +100,15 @@ impl BatchJobs {
         self.members.is_empty()
     }
 
-    /// The members as pushed into `batch` at `now`, on `queue` when given;
-    /// with ids derived from `parent` when given (so that a member that runs
-    /// twice adds the same jobs twice, which the backend skips).
+    /// The members as pushed into `batch` at `now`, on `queue` when given,
+    /// through the batch's named `middleware`; with ids derived from `parent`
+    /// when given (so that a member that runs twice adds the same jobs twice,
+    /// which the backend skips).
     pub(crate) fn into_pushed(
         self,
         batch: BatchId,
         queue: Option<&str>,
+        middleware: &[String],
         parent: Option<JobId>,
         now: Millis,
     ) -> Result<Vec<Pushed>, WorkflowError> {
@@ -121,6 +123,9 @@ impl BatchJobs {
             envelope.created_at = now;
             if let Some(queue) = queue {
                 set_queue(&mut envelope, queue);
+            }
+            if !middleware.is_empty() {
+                set_middleware(&mut envelope, middleware);
             }
             envelope.flow_mut().batch = Some(BatchMember::new(batch, envelope.id));
             out.push(Pushed::new(envelope, now.saturating_add(millis(delay))));
@@ -138,6 +143,25 @@ pub(crate) fn set_queue(envelope: &mut Envelope, queue: &str) {
         }
         if let Some(catch) = flow.chain_catch.as_deref_mut() {
             queue.clone_into(&mut catch.queue);
+        }
+    }
+}
+
+/// Puts the named `middleware` in front of the names `envelope` and the rest
+/// of its chain (its links and its `catch`) carry, each name once.
+pub(crate) fn set_middleware(envelope: &mut Envelope, middleware: &[String]) {
+    let stamp = |envelope: &mut Envelope| {
+        let mut names = middleware.to_vec();
+        for name in envelope.middleware.drain(..) {
+            crate::job::push_middleware(&mut names, name);
+        }
+        envelope.middleware = names;
+    };
+    stamp(envelope);
+    if let Some(flow) = envelope.flow.as_deref_mut() {
+        flow.chain.iter_mut().for_each(stamp);
+        if let Some(catch) = flow.chain_catch.as_deref_mut() {
+            stamp(catch);
         }
     }
 }
@@ -181,6 +205,7 @@ pub struct PendingBatch {
     jobs: BatchJobs,
     callbacks: Callbacks,
     timeout: Option<Duration>,
+    middleware: Vec<String>,
 }
 
 #[allow(
@@ -239,6 +264,35 @@ impl PendingBatch {
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Runs every member through the named middleware `name` (batch
+    /// middleware): the links of member chains and members added later
+    /// included, callbacks not. The name travels with each member and the
+    /// workers apply the layer they registered under it with
+    /// [`JobHandlers::named_layer`](crate::JobHandlers::named_layer) — for
+    /// example one rate limit shared by the whole batch, keyed by its id.
+    /// Batch names run before the member's own; a name is 1 to
+    /// [`MAX_MIDDLEWARE_NAME`](crate::MAX_MIDDLEWARE_NAME) bytes (refused at
+    /// dispatch otherwise, [`WorkflowError::Invalid`], field `middleware`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::batch::PendingBatch;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Fetch { page: u32 }
+    /// # impl conc_bus::Job for Fetch { const NAME: &'static str = "fetch"; }
+    ///
+    /// let batch = PendingBatch::new()
+    ///     .add(Fetch { page: 1 })
+    ///     .add(Fetch { page: 2 })
+    ///     .through("partner-api-limit");
+    /// # let _ = batch;
+    /// ```
+    pub fn through(mut self, name: impl Into<String>) -> Self {
+        crate::job::push_middleware(&mut self.middleware, name.into());
         self
     }
 
@@ -336,9 +390,12 @@ impl PendingBatch {
             Some(timeout) => Some(now.saturating_add(millis(timeout))),
             None => None,
         };
+        for name in &self.middleware {
+            crate::job::check_middleware_name(name)?;
+        }
         let id = BatchId::new();
         let queue = self.queue.as_deref();
-        let members = self.jobs.into_pushed(id, queue, None, now)?;
+        let members = self.jobs.into_pushed(id, queue, &self.middleware, None, now)?;
         let mut callbacks = self.callbacks;
         for envelope in [
             &mut callbacks.then,
@@ -367,6 +424,7 @@ impl PendingBatch {
             deadline,
             timed_out_at: None,
             recoveries: 0,
+            middleware: self.middleware,
         };
         Ok(NewBatch { record, members })
     }

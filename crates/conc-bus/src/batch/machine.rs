@@ -240,6 +240,7 @@ mod tests {
             deadline: Some(10),
             timed_out_at: None,
             recoveries: 0,
+            middleware: Vec::new(),
         }
     }
 

@@ -80,6 +80,7 @@ pub(crate) mod model;
 pub(crate) mod progress;
 
 pub use archive::ArchivedBatch;
+pub(crate) use builder::set_middleware;
 pub use builder::{BatchJobs, NewBatch, PendingBatch};
 pub use error::WorkflowError;
 pub use model::{BatchCallback, BatchId, BatchInfo, BatchPrune, MAX_FAILED_JOBS, MemberOutcome};

@@ -159,6 +159,11 @@ pub(crate) struct BatchRecord {
     /// progress job even while the first one is still queued or failed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) recoveries: u32,
+    /// The named middleware every member runs through
+    /// ([`PendingBatch::through`](super::PendingBatch::through)), stamped on
+    /// members added later too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) middleware: Vec<String>,
 }
 
 #[allow(
@@ -248,6 +253,10 @@ pub struct BatchInfo {
     /// Its callbacks, in the order `then`, `catch`, `finally`, `progress`
     /// (only those it has), and how often each was dispatched.
     pub callbacks: Vec<BatchCallback>,
+    /// The named middleware every member runs through
+    /// ([`PendingBatch::through`](crate::batch::PendingBatch::through)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub middleware: Vec<String>,
 }
 
 /// One callback of a batch, as [`BatchInfo::callbacks`] lists it: which one,
@@ -317,6 +326,7 @@ impl BatchInfo {
             callbacks: BatchCallback::of(record, counts),
             deadline: record.deadline,
             timed_out_at: record.timed_out_at,
+            middleware: record.middleware.clone(),
         }
     }
 

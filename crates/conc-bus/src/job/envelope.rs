@@ -117,6 +117,10 @@ pub struct Envelope {
     /// bytes, not JSON); `None` while the payload is plain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// The named middleware it runs through ([`JobOptions::through`]), in
+    /// order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub middleware: Vec<String>,
 }
 
 impl Envelope {
@@ -174,6 +178,7 @@ impl Envelope {
             flow: None,
             encrypted: options.encrypted,
             key_id: None,
+            middleware: options.middleware.clone(),
         }
     }
 

@@ -137,6 +137,17 @@ pub enum DecodeError {
         /// The job's name.
         name: String,
     },
+    /// The job asks for a named middleware the worker's handlers lack.
+    #[error(
+        "job `{name}` runs through middleware `{middleware}`, which this worker's handlers do not \
+         register (JobHandlers::named_layer)"
+    )]
+    UnknownMiddleware {
+        /// The job's name.
+        name: String,
+        /// The middleware's name.
+        middleware: String,
+    },
     /// The payload's version is neither the current one nor an upcast one.
     #[error(
         "job `{name}` has no decoder for payload version {version} (current version {current})"

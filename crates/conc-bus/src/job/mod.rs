@@ -46,7 +46,10 @@ pub use error::{DecodeError, JobError};
 pub(crate) use flow::derived_id;
 pub use flow::{BatchMember, JobFlow, Trigger, TriggerKind};
 pub(crate) use options::check_queue_name;
-pub use options::{DEFAULT_QUEUE, JobBackoff, JobOptions, MAX_PRIORITY, MAX_QUEUE_NAME};
+pub use options::{
+    DEFAULT_QUEUE, JobBackoff, JobOptions, MAX_MIDDLEWARE_NAME, MAX_PRIORITY, MAX_QUEUE_NAME,
+};
+pub(crate) use options::{check_middleware_name, push_middleware};
 pub use registry::JobHandlers;
 
 use serde::Serialize;

@@ -127,6 +127,7 @@ pub struct JobOptions {
     pub(crate) timeout: Option<Duration>,
     pub(crate) fail_on_timeout: bool,
     pub(crate) encrypted: bool,
+    pub(crate) middleware: Vec<String>,
 }
 
 impl Default for JobOptions {
@@ -155,7 +156,38 @@ impl JobOptions {
             timeout: None,
             fail_on_timeout: false,
             encrypted: false,
+            middleware: Vec::new(),
         }
+    }
+
+    /// Runs the job through the named middleware `name` too: a layer the
+    /// workers register under that name with
+    /// [`JobHandlers::named_layer`](crate::JobHandlers::named_layer). The name
+    /// travels with the job, so the dispatch (or the job type, or a batch with
+    /// [`PendingBatch::through`](crate::batch::PendingBatch::through)) chooses
+    /// the middleware and every worker applies the same. Named layers run
+    /// inside the handlers' own layers, in the order named; a name is 1 to
+    /// [`MAX_MIDDLEWARE_NAME`] bytes, and a name given twice runs once. A
+    /// worker that has no layer of that name sends the job to the failed
+    /// store ([`DecodeError::UnknownMiddleware`](crate::DecodeError::UnknownMiddleware)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::JobOptions;
+    ///
+    /// let options = JobOptions::new().through("partner-api").through("audit");
+    /// assert_eq!(options.middleware(), ["partner-api", "audit"]);
+    /// assert!(JobOptions::new().through("").check().is_err());
+    /// ```
+    pub fn through(mut self, name: impl Into<String>) -> Self {
+        push_middleware(&mut self.middleware, name.into());
+        self
+    }
+
+    /// The names of the middleware the job runs through, in order.
+    pub fn middleware(&self) -> &[String] {
+        &self.middleware
     }
 
     /// Whether the payload travels sealed (feature `encryption`): a queue
@@ -263,6 +295,9 @@ impl JobOptions {
         if let Some(backoff) = &self.backoff {
             backoff.check("backoff")?;
         }
+        for name in &self.middleware {
+            check_middleware_name(name)?;
+        }
         Ok(())
     }
 
@@ -270,6 +305,29 @@ impl JobOptions {
     pub(crate) fn backoff_or_default(&self) -> JobBackoff {
         self.backoff.clone().unwrap_or_else(|| JobBackoff::from(DEFAULT_BACKOFF))
     }
+}
+
+/// The longest name of a named middleware, in bytes.
+pub const MAX_MIDDLEWARE_NAME: usize = 128;
+
+/// Adds `name` to `names` unless it is there already.
+pub(crate) fn push_middleware(names: &mut Vec<String>, name: String) {
+    if !names.contains(&name) {
+        names.push(name);
+    }
+}
+
+/// `name` when it can name a middleware: 1 to [`MAX_MIDDLEWARE_NAME`] bytes.
+pub(crate) fn check_middleware_name(name: &str) -> Result<&str, ConfigError> {
+    config::name("middleware", name)?;
+    if name.len() > MAX_MIDDLEWARE_NAME {
+        return Err(ConfigError::new(
+            "middleware",
+            name,
+            format!("must be at most {MAX_MIDDLEWARE_NAME} bytes"),
+        ));
+    }
+    Ok(name)
 }
 
 /// `name` when it can name a queue: 1 to [`MAX_QUEUE_NAME`] bytes, no control

@@ -131,6 +131,8 @@ pub struct JobHandlers {
     upcasters: HashMap<&'static str, HashMap<u32, Upcaster>>,
     /// Middleware, outermost first; `Some(name)` for one job type's.
     layers: Vec<(Option<&'static str>, crate::middleware::ErasedLayer)>,
+    /// Middleware that jobs ask for by name ([`JobOptions::through`]).
+    named: HashMap<String, crate::middleware::ErasedLayer>,
     #[cfg(feature = "encryption")]
     keyring: Option<Arc<crate::encryption::Keyring>>,
 }
@@ -221,6 +223,51 @@ impl JobHandlers {
         self
     }
 
+    /// Registers `layer` as the middleware named `name`: it runs around the
+    /// attempts of the jobs that ask for it by name, whatever their type —
+    /// dispatched with [`through`](crate::PendingDispatch::through), typed
+    /// with [`JobOptions::through`](crate::JobOptions::through), or members
+    /// of a batch dispatched [`through`](crate::batch::PendingBatch::through)
+    /// it (one rate limit shared by a whole batch: a
+    /// [`RateLimitedLayer`](crate::middleware::RateLimitedLayer) keyed by the
+    /// batch's id). Named layers run inside the layers of
+    /// [`layer`](Self::layer) and [`layer_for`](Self::layer_for), in the order
+    /// the job names them. Registering a name again replaces its layer. A job
+    /// that names a middleware the table lacks goes to the failed store with
+    /// [`DecodeError::UnknownMiddleware`]: register every name on every worker
+    /// of the queues that carry it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::middleware::SkipIfBatchCancelledLayer;
+    /// use conc_bus::{JobHandlers, MemoryQueue, Queue};
+    ///
+    /// let queue = Queue::new(MemoryQueue::new());
+    /// let handlers =
+    ///     JobHandlers::new().named_layer("skip-cancelled", SkipIfBatchCancelledLayer::new(queue));
+    /// assert!(handlers.knows_middleware("skip-cancelled"));
+    /// ```
+    #[must_use]
+    pub fn named_layer<L>(mut self, name: impl Into<String>, layer: L) -> Self
+    where
+        L: tower::Layer<crate::middleware::JobService> + Send + Sync + 'static,
+        L::Service: tower::Service<crate::middleware::JobRequest, Response = (), Error = JobError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<crate::middleware::JobRequest>>::Future: Send + 'static,
+    {
+        self.named.insert(name.into(), crate::middleware::erase(layer));
+        self
+    }
+
+    /// Whether a middleware is registered under `name`.
+    pub fn knows_middleware(&self, name: &str) -> bool {
+        self.named.contains_key(name)
+    }
+
     /// Opens sealed payloads with `keyring` before they are decoded (feature
     /// `encryption`). A sealed job whose key the keyring lacks, or whose
     /// payload fails authentication, goes to the failed store with a
@@ -255,6 +302,16 @@ impl JobHandlers {
             .handlers
             .get(envelope.name.as_str())
             .ok_or_else(|| DecodeError::UnknownJob { name: envelope.name.clone() })?;
+        let named = envelope
+            .middleware
+            .iter()
+            .map(|middleware| {
+                self.named.get(middleware).ok_or_else(|| DecodeError::UnknownMiddleware {
+                    name: envelope.name.clone(),
+                    middleware: middleware.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let envelope = self.open(envelope)?;
         let run =
             handler.start(&envelope, self.upcasters.get(envelope.name.as_str()), ctx.clone())?;
@@ -263,6 +320,7 @@ impl JobHandlers {
             .iter()
             .filter(|(only, _)| only.is_none_or(|name| name == envelope.name))
             .map(|(_, layer)| layer)
+            .chain(named)
             .peekable();
         if layers.peek().is_none() {
             return Ok(run);

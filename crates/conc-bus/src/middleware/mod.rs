@@ -4,7 +4,13 @@
 //! `()` and whose error is a [`JobError`]; middleware is any [`Layer`] over
 //! it, registered on [`JobHandlers::layer`](crate::JobHandlers::layer) (every
 //! job) or [`JobHandlers::layer_for`](crate::JobHandlers::layer_for) (one job
-//! type). The first layer registered is the outermost. A middleware can:
+//! type), or under a name with
+//! [`JobHandlers::named_layer`](crate::JobHandlers::named_layer) for the jobs
+//! that ask for it ([`JobOptions::through`](crate::JobOptions::through), and
+//! batch middleware: every member of a batch dispatched
+//! [`through`](crate::batch::PendingBatch::through) it). The first layer
+//! registered is the outermost; named layers run inside the others. A
+//! middleware can:
 //!
 //! - run the job: call the inner service;
 //! - skip it: return `Ok(())` without calling the inner service (the job is

@@ -279,6 +279,13 @@ impl<'a, B: QueueBackend, J: Job> PendingDispatch<'a, B, J> {
         self
     }
 
+    /// Runs the job through the named middleware `name` too (see
+    /// [`JobOptions::through`]).
+    pub fn through(mut self, name: impl Into<String>) -> Self {
+        self.options = self.options.through(name);
+        self
+    }
+
     /// Uses `id` as the job's id (a retried push with the same id is refused
     /// as a duplicate instead of queued twice). Defaults to a fresh id.
     pub fn id(mut self, id: JobId) -> Self {

@@ -65,7 +65,9 @@ impl<B: WorkflowBackend> Queue<B> {
     /// [`WorkflowError::NotFound`], [`WorkflowError::Closed`] when it is
     /// finished or cancelled, and those of [`dispatch_batch`](Self::dispatch_batch).
     pub async fn add_to_batch(&self, id: BatchId, jobs: BatchJobs) -> Result<u64, WorkflowError> {
-        let pushed = self.seal(jobs.into_pushed(id, None, None, self.backend().now())?)?;
+        let middleware = self.batch_middleware(id).await?;
+        let pushed =
+            self.seal(jobs.into_pushed(id, None, &middleware, None, self.backend().now())?)?;
         self.backend().add_to_batch(id, pushed).await
     }
 
@@ -88,9 +90,23 @@ impl<B: WorkflowBackend> Queue<B> {
             return Err(WorkflowError::NotInBatch { job: ctx.id() });
         };
         let parent = crate::job::derived_id(ctx.id(), u128::from(ctx.next_add()) << 64);
-        let pushed =
-            self.seal(jobs.into_pushed(id, None, Some(parent), self.backend().now())?)?;
+        let middleware = self.batch_middleware(id).await?;
+        let pushed = self.seal(jobs.into_pushed(
+            id,
+            None,
+            &middleware,
+            Some(parent),
+            self.backend().now(),
+        )?)?;
         self.backend().add_to_batch(id, pushed).await
+    }
+
+    /// The named middleware batch `id` stamps on its members.
+    async fn batch_middleware(&self, id: BatchId) -> Result<Vec<String>, WorkflowError> {
+        match self.backend().batch(id).await? {
+            Some(info) => Ok(info.middleware),
+            None => Err(WorkflowError::NotFound { id }),
+        }
     }
 
     /// Batch `id` as it stands, or `None` when there is no such batch.

@@ -382,6 +382,16 @@ impl<B: QueueBackend> Runner<B> {
         let (transition, why) = match done.outcome {
             AttemptOutcome::Succeeded => {
                 let mut edits = running.ctx.take_chain_edits();
+                let envelope = &reserved.envelope;
+                if envelope.flow.as_ref().is_some_and(|flow| flow.batch.is_some())
+                    && !envelope.middleware.is_empty()
+                {
+                    // Links a member adds are members too: they run
+                    // through its named middleware, the batch's included.
+                    for link in edits.prepend.iter_mut().chain(&mut edits.append) {
+                        crate::batch::set_middleware(link, &envelope.middleware);
+                    }
+                }
                 let handlers = &self.shared.handlers;
                 let sealed = handlers
                     .seal_links(&mut edits.prepend)

@@ -14,6 +14,7 @@ mod admission;
 mod chains;
 mod extras;
 mod inspect;
+mod middleware;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub use admission::*;
 pub use chains::*;
 pub use extras::*;
 pub use inspect::*;
+pub use middleware::*;
 
 /// What keeps a backend's resources alive for the length of a test.
 pub type KeepAlive = Box<dyn std::any::Any + Send>;
@@ -86,6 +88,9 @@ macro_rules! suite {
             progress_holds_for_counts_that_do_not_add_up,
             a_cancelled_member_out_of_attempts_whose_worker_died_counts_as_cancelled,
             a_member_superseded_by_another_of_its_batch_counts_once_as_cancelled,
+            a_batch_stamps_its_middleware_on_every_member_and_link,
+            a_bad_middleware_name_is_refused_and_nothing_is_stored,
+            a_worker_runs_members_through_the_named_layer_and_fails_unknown_names,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {
