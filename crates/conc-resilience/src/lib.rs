@@ -161,7 +161,7 @@ pub use shed::{
 pub use stack::{Stack, StackBuilder};
 #[cfg(feature = "tower")]
 pub use timeout::TimeoutLayer;
-pub use timeout::{Elapsed, Timeout};
+pub use timeout::{Elapsed, Timeout, TimeoutCall};
 
 /// The guide's examples are compiled and run as doc tests.
 #[cfg(doctest)]

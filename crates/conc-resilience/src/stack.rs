@@ -230,15 +230,26 @@ impl<C> Stack<C> {
         // One span per run (a no-op unless a subscriber enables debug spans
         // for this target); retries and rejections are logged inside it.
         let span = tracing::debug_span!(target: "conc_resilience::stack", "resilience_stack");
-        let run = async {
-            match &self.stages.rest.total_timeout {
-                Some(timeout) => {
-                    timeout.call(self.retried(operation)).await.map_err(ResilienceError::Timeout)?
-                }
-                None => self.retried(operation).await,
+        // Built right into the span's wrapper, so the run is not moved (and
+        // its room not kept twice) on the way in.
+        self.timed(operation).instrument(span).await
+    }
+
+    /// The retried run under the total timeout, if there is one.
+    async fn timed<T, E, F, Fut>(&self, operation: F) -> Result<T, ResilienceError<E>>
+    where
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Classify<T, E>,
+        T: 'static,
+        E: 'static,
+    {
+        match &self.stages.rest.total_timeout {
+            Some(timeout) => {
+                timeout.call(self.retried(operation)).await.map_err(ResilienceError::Timeout)?
             }
-        };
-        run.instrument(span).await
+            None => self.retried(operation).await,
+        }
     }
 
     /// Runs `operation` and answers handled failures with `fallback`.
@@ -296,7 +307,9 @@ impl<C> Stack<C> {
                 Err(ResilienceError::Timeout(_)) => true,
                 Err(_) => false,
             };
-            if !again || !retry.pause(&mut run).await {
+            // Boxed: the pause holds a timer, and only a run that retries
+            // needs one.
+            if !again || !Box::pin(retry.pause(&mut run)).await {
                 return result;
             }
         }
@@ -317,9 +330,7 @@ impl<C> Stack<C> {
             None => None,
         };
         let _slot = match &self.stages.rest.bulkhead {
-            Some(bulkhead) => {
-                Some(bulkhead.acquire().await.map_err(ResilienceError::BulkheadFull)?)
-            }
+            Some(bulkhead) => Some(bulkhead.slot().await.map_err(ResilienceError::BulkheadFull)?),
             None => None,
         };
         let outcome = match &self.stages.rest.attempt_timeout {
@@ -340,5 +351,37 @@ impl<C> Stack<C> {
                 Err(ResilienceError::Timeout(elapsed))
             }
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The futures a run builds stay small: the timers of the waiting paths
+    /// (a retry's pause, a full bulkhead's queue, an armed timeout) are boxed
+    /// and only made when needed, so a call that goes straight through does
+    /// not carry (and move through every await) their room.
+    #[test]
+    fn a_run_carries_no_room_for_the_paths_it_does_not_take() {
+        let stack = Stack::builder()
+            .total_timeout(Timeout::new(Duration::from_secs(30)).unwrap())
+            .retry(Retry::builder().max_attempts(3).build().unwrap())
+            .circuit_breaker(CircuitBreaker::builder().build().unwrap())
+            .bulkhead(Bulkhead::builder().max_concurrent(64).build().unwrap())
+            .attempt_timeout(Timeout::new(Duration::from_secs(1)).unwrap())
+            .build();
+        let op = |_: Attempt| async { Ok::<u32, std::io::Error>(1) };
+        let run = std::mem::size_of_val(&stack.run(op));
+        assert!(run <= 512, "a run's future is {run} bytes");
+        let timeout = Timeout::new(Duration::from_secs(1)).unwrap();
+        let work = async { [0_u8; 64] };
+        let work_size = std::mem::size_of_val(&work);
+        let call = std::mem::size_of_val(&timeout.call(work));
+        assert!(call <= work_size + 24, "a timeout adds {} bytes", call - work_size);
+        let bulkhead = Bulkhead::builder().build().unwrap();
+        let slot = std::mem::size_of_val(&bulkhead.slot());
+        assert!(slot <= 64, "waiting for a slot takes {slot} bytes");
     }
 }

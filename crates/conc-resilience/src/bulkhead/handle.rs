@@ -10,7 +10,7 @@ use conc_core::metrics::MetricsSource;
 use super::builder::BulkheadBuilder;
 use super::error::{BulkheadError, Refused};
 use super::metrics::BulkheadMetrics;
-use super::permit::{BulkheadPermit, WaitGuard};
+use super::permit::{BulkheadPermit, Slot, WaitGuard};
 use super::queue::{self, Waiter};
 use super::shared::Shared;
 use crate::loom::sync::atomic::Ordering;
@@ -199,6 +199,15 @@ impl<S> Bulkhead<S> {
         acquire(&self.shared).await
     }
 
+    /// Takes a slot as [`acquire`](Self::acquire) does, held by a guard that
+    /// borrows the bulkhead (no reference count to move on the way in and
+    /// out): for callers, like [`Stack`](crate::Stack), that give it back
+    /// before the bulkhead could go away.
+    pub(crate) async fn slot(&self) -> Result<Slot<'_>, BulkheadError> {
+        take_slot(&self.shared).await?;
+        Ok(Slot { shared: &self.shared })
+    }
+
     /// Whether callers of [`acquire`](Self::acquire) can wait in a queue.
     ///
     /// # Examples
@@ -251,9 +260,28 @@ impl<S> MetricsSource for Bulkhead<S> {
 
 /// Takes a slot of `shared_arc`, waiting in its queue for at most `max_wait`.
 pub(super) async fn acquire(shared_arc: &Arc<Shared>) -> Result<BulkheadPermit, BulkheadError> {
+    take_slot(shared_arc).await?;
+    Ok(BulkheadPermit { shared: Arc::clone(shared_arc) })
+}
+
+/// Takes a slot of `shared_arc` as [`acquire`] does, for the caller to give
+/// back with [`Shared::release`] (no cancellation point between the taking
+/// and the return).
+pub(super) async fn take_slot(shared_arc: &Arc<Shared>) -> Result<(), BulkheadError> {
+    if shared_arc.try_take_fair() {
+        return Ok(());
+    }
+    // Boxed: the waiting path (a queue entry and a timer) is several times
+    // larger than the rest, and every future that awaits an acquisition
+    // would otherwise carry (and move) its room even when a slot is free.
+    Box::pin(wait_for_slot(shared_arc)).await
+}
+
+/// The slow path of [`take_slot`]: no slot was free at the first look.
+async fn wait_for_slot(shared_arc: &Arc<Shared>) -> Result<(), BulkheadError> {
     let shared = &**shared_arc;
     if shared.try_take_fair() {
-        return Ok(BulkheadPermit { shared: Arc::clone(shared_arc) });
+        return Ok(());
     }
     let waiter = {
         let mut queue = shared.queue.lock();
@@ -277,7 +305,7 @@ pub(super) async fn acquire(shared_arc: &Arc<Shared>) -> Result<BulkheadPermit, 
     let granted = tokio::time::timeout(shared.max_wait, queue::Granted::new(&waiter)).await;
     if granted.is_ok() || guard.leave_queue() {
         guard.waiter = None;
-        return Ok(BulkheadPermit { shared: Arc::clone(shared_arc) });
+        return Ok(());
     }
     guard.waiter = None;
     shared.count_rejection();

@@ -40,6 +40,18 @@ impl Drop for BulkheadPermit {
     }
 }
 
+/// A slot held for as long as it borrows its bulkhead; given back on drop.
+pub(crate) struct Slot<'a> {
+    pub(super) shared: &'a Shared,
+}
+
+impl Drop for Slot<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.shared.release();
+    }
+}
+
 /// Removes a waiter from the queue when its `acquire` future is dropped.
 pub(super) struct WaitGuard<'a> {
     pub(super) shared: &'a Arc<Shared>,

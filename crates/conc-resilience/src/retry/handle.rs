@@ -113,7 +113,9 @@ impl<S: Clone> Clone for Retry<S> {
 /// Where one run stands: the schedule and the attempt number.
 #[derive(Debug)]
 pub(crate) struct RunState {
-    delays: Option<Delays>,
+    /// The schedule, made at the first retry and boxed: most runs never
+    /// retry, and every future holding a run would carry its room.
+    delays: Option<Box<Delays>>,
     number: u32,
     started: Option<tokio::time::Instant>,
 }
@@ -272,7 +274,7 @@ impl<S> Retry<S> {
     /// The delay before the next attempt, or why there is none.
     fn next_delay(
         &self,
-        delays: &mut Option<Delays>,
+        delays: &mut Option<Box<Delays>>,
         attempts: u32,
         started: Option<tokio::time::Instant>,
     ) -> Result<Duration, StopReason> {
@@ -281,7 +283,7 @@ impl<S> Retry<S> {
             return Err(StopReason::Exhausted);
         }
         let delay = delays
-            .get_or_insert_with(|| shared.backoff.delays())
+            .get_or_insert_with(|| Box::new(shared.backoff.delays()))
             .next()
             .unwrap_or_else(|| shared.backoff.base_delay(attempts - 1));
         if let (Some(deadline), Some(started)) = (shared.deadline, started)

@@ -7,6 +7,7 @@ use std::time::Duration;
 use conc_core::config::{self, ConfigError};
 use conc_core::metrics::TIMEOUT_ELAPSED;
 
+use super::call::TimeoutCall;
 use super::error::Elapsed;
 
 /// Bounds how long a call may take; the call's future is dropped when the
@@ -65,7 +66,8 @@ impl Timeout {
         Ok(Self { after, elapsed: metrics::counter!(TIMEOUT_ELAPSED), inner: () })
     }
 
-    /// Runs `work` for at most the timeout.
+    /// Runs `work` for at most the timeout. Work that is ready at its first
+    /// poll never arms a timer.
     ///
     /// # Errors
     ///
@@ -82,23 +84,8 @@ impl Timeout {
     /// assert!(timeout.call(std::future::pending::<()>()).await.is_err());
     /// # Ok(()) }
     /// ```
-    pub async fn call<F: Future>(&self, work: F) -> Result<F::Output, Elapsed> {
-        // Poll once before arming the timer: work that is ready at once (a
-        // cache hit, an error found early) never touches the timer wheel.
-        let mut work = std::pin::pin!(work);
-        let first = std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
-            std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
-            std::task::Poll::Pending => std::task::Poll::Ready(None),
-        })
-        .await;
-        if let Some(output) = first {
-            return Ok(output);
-        }
-        if let Ok(output) = tokio::time::timeout(self.after, work).await {
-            Ok(output)
-        } else {
-            Err(self.expired())
-        }
+    pub fn call<F: Future>(&self, work: F) -> TimeoutCall<'_, F> {
+        TimeoutCall::new(work, self)
     }
 }
 

@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod call;
 mod error;
 mod handle;
 
@@ -29,6 +30,7 @@ mod layer;
 #[cfg(feature = "tower")]
 mod service;
 
+pub use call::TimeoutCall;
 pub use error::Elapsed;
 pub use handle::Timeout;
 #[cfg(feature = "tower")]
