@@ -10,7 +10,7 @@ use crate::AdminError;
 /// |---|---|
 /// | `sqlite:PATH`, `sqlite://PATH`, or a path to an existing file | the SQLite queue file at `PATH`, batches included (feature `sqlite`, on by default) |
 /// | `memory:` | a new, empty in-memory queue, batches included (for tests and trials) |
-/// | `redis://…`, `rediss://…`, `redis+unix://…` | the Redis queues on that server, under conc-bus's default key prefix (feature `redis`, on by default); it keeps no batches yet |
+/// | `redis://…`, `rediss://…`, `redis+unix://…` | the Redis queues on that server, under conc-bus's default key prefix (feature `redis`, on by default), batches included |
 ///
 /// A SQLite file must exist and hold conc-bus's tables; it is checked read
 /// only before it is opened, so a wrong path or a foreign database is
@@ -83,7 +83,7 @@ async fn redis(url: &str) -> Result<AnyBackend, AdminError> {
         .reconnect_retries(1)
         .connect()
         .await
-        .map(AnyBackend::new)
+        .map(AnyBackend::with_workflows)
         .map_err(|source| AdminError::Unreachable { url: url.to_owned(), source })
 }
 

@@ -62,8 +62,11 @@ pub enum AdminError {
     /// No batch has this id (never created, or pruned).
     #[error("no batch with id {0}")]
     NoSuchBatch(BatchId),
-    /// The backend keeps no batches (the Redis queue does not, yet).
-    #[error("this backend keeps no batches: batches are kept by the SQLite and memory queues")]
+    /// The backend keeps no batches (an [`AnyBackend`](conc_bus::AnyBackend)
+    /// made without its workflows).
+    #[error(
+        "this backend keeps no batches: open it with AnyBackend::with_workflows (every conc-bus queue keeps them)"
+    )]
     NoBatches,
 }
 

@@ -1,11 +1,11 @@
 //! The `conc-bus` binary against a real redis-server: queues and failed jobs
 //! that worker processes left there are listed, shown, retried, paused and
-//! cleared, and another client sees what the commands did; batch commands
-//! are refused (the Redis queue keeps no batches yet); an unreachable server
-//! is exit code 3.
+//! cleared, and another client sees what the commands did; batches are
+//! listed, shown, cancelled and pruned; an unreachable server is exit code 3.
 
 use std::process::{Command, Output};
 
+use conc_bus::batch::PendingBatch;
 use conc_bus::{Job, JobContext, JobError, JobHandlers, Queue, RedisQueue, Worker};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -83,14 +83,27 @@ async fn queues_and_failed_jobs_on_redis_are_operated_from_the_command_line() {
     assert_eq!(ok(&conc_bus(&url, &["queue", "clear", "mail"])), "cleared 2 job(s) from `mail`\n");
     assert_eq!(ok(&conc_bus(&url, &["failed", "flush"])), "deleted 2 failed job(s)\n");
 
-    // The Redis queue keeps no batches yet: every batch command says so,
-    // with exit code 2, and changes nothing.
-    for args in [&["batches", "list"][..], &["batches", "cancel", &first], &["batches", "prune"]] {
-        let output = conc_bus(&url, args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("keeps no batches"), "{stderr}");
-    }
+    // Batches on Redis: listed, shown with their members, cancelled (the
+    // waiting members deleted), pruned.
+    let batch = PendingBatch::new().name("nightly import").add(Charge { order: 20 });
+    let batch = batch.add(Charge { order: 21 }).on_queue("imports");
+    let id = queue.dispatch_batch(batch).await.unwrap().to_string();
+    let listed = json(&conc_bus(&url, &["--json", "batches", "list"]));
+    assert_eq!(listed[0]["name"], "nightly import", "{listed}");
+    let shown = json(&conc_bus(&url, &["--json", "batches", "show", &id]));
+    assert_eq!((shown["state"].as_str(), shown["total"].as_u64()), (Some("pending"), Some(2)));
+    assert_eq!(shown["members"].as_array().unwrap().len(), 2, "{shown}");
+    assert_eq!(ok(&conc_bus(&url, &["batches", "cancel", &id])), format!("cancelled batch {id}\n"));
+    assert_eq!(queue.size("imports").await.unwrap().total(), 0, "its waiting members are deleted");
+    let shown = json(&conc_bus(&url, &["--json", "batches", "show", &id]));
+    assert_eq!(
+        (shown["state"].as_str(), shown["cancelled"].as_u64()),
+        (Some("cancelled"), Some(2))
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let pruned = json(&conc_bus(&url, &["--json", "batches", "prune", "--cancelled", "0"]));
+    assert_eq!(pruned["deleted"], 1, "{pruned}");
+    assert_eq!(ok(&conc_bus(&url, &["batches", "list"])), "no batches\n");
 
     // Another client of the same server sees what the commands did.
     assert_eq!(queue.size("mail").await.unwrap().total(), 0);

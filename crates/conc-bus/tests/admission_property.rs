@@ -4,7 +4,9 @@
 //! workers whose leases ran out (killed workers) and passing time are run
 //! against a model of who holds each key; the backend must admit exactly
 //! when the model says the key is free — never two holders, and no lock
-//! leaked. Run on the memory queue and on SQLite files.
+//! leaked. Run on the memory queue, on SQLite files and on a real
+//! `redis-server` (one per case; skipped when the binary is missing unless
+//! `CONC_REQUIRE_SERVICES=1`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,8 +14,8 @@ use std::time::Duration;
 use conc_bus::admission::Admission;
 use conc_bus::queue::WorkflowBackend;
 use conc_bus::{
-    EnqueueError, FailReason, Job, JobId, Lease, MemoryQueue, Queue, ReserveRequest, Settlement,
-    SqliteQueue, Transition,
+    EnqueueError, FailReason, Job, JobId, Lease, MemoryQueue, Queue, RedisQueue, ReserveRequest,
+    Settlement, SqliteQueue, Transition,
 };
 use conc_core::time::ManualClock;
 use proptest::prelude::*;
@@ -167,5 +169,20 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let backend = SqliteQueue::builder(dir.path().join("jobs.db")).clock(clock.clone()).open().unwrap();
         runtime().block_on(check(backend, &clock, ops));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn unique_never_admits_two_on_redis(ops in prop::collection::vec(op(), 1..60)) {
+        let Some(redis) = conc_test_support::require_redis() else { return Ok(()) };
+        let clock = ManualClock::new();
+        runtime().block_on(async {
+            let backend =
+                RedisQueue::builder(redis.url()).clock(clock.clone()).connect().await.unwrap();
+            check(backend, &clock, ops).await;
+        });
     }
 }

@@ -678,39 +678,3 @@ async fn a_graceful_stop_releases_the_lease_at_once() {
     assert_eq!(done.load(Ordering::SeqCst), 1);
     assert_eq!(queue.size("default").await.unwrap().total(), 0);
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workflows_are_refused_with_the_jobs_handed_back_and_chain_edits_ack() {
-    use conc_bus::EnqueueError;
-    use conc_bus::admission::Admission;
-
-    let Some(redis) = conc_test_support::require_redis() else { return };
-    let backend = RedisQueue::builder(redis.url()).connect().await.unwrap();
-    let queue = Queue::new(backend.clone());
-    // A unique job: refused, handed back, nothing stored.
-    let unique = queue.dispatch(Note { text: "u".into() }).admission(Admission::unique("k")).await;
-    match unique {
-        Err(EnqueueError::Invalid { job, error }) => {
-            assert_eq!(job.text, "u");
-            assert!(error.to_string().contains("keeps no batches, chains"), "{error}");
-        }
-        other => panic!("{other:?}"),
-    }
-    // A chain's first link, pushed as an envelope: refused the same way.
-    let mut head = envelope(&backend, "head", &JobOptions::new());
-    head.flow_mut().chain.push(envelope(&backend, "next", &JobOptions::new()));
-    let refused = backend.push(vec![Pushed::new(head, 0)]).await;
-    assert!(matches!(refused, Err(PushError::Invalid { ref jobs, .. }) if jobs.len() == 1));
-    assert_eq!(backend.size("default").await.unwrap().total(), 0);
-    // A job that edits its chain on Redis is acknowledged (the edits have
-    // nowhere to go), not left leased.
-    push(&backend, "plain", &JobOptions::new(), Duration::ZERO).await;
-    let job = reserve_from(&backend, "default", 1).await.remove(0);
-    let edit = Transition::AckChain {
-        prepend: vec![envelope(&backend, "x", &JobOptions::new())],
-        append: Vec::new(),
-    };
-    let settled = backend.settle(vec![(job.lease.clone(), edit)]).await.unwrap();
-    assert_eq!(settled[0], Ok(Settlement::Acked));
-    assert_eq!(backend.size("default").await.unwrap().total(), 0);
-}

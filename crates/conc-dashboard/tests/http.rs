@@ -285,7 +285,8 @@ async fn serves_a_redis_queue_opened_by_url() {
         .on_queue("mail")
         .await
         .unwrap();
-    let app = Dashboard::builder(backend).sample_every(Duration::ZERO).build().unwrap().router();
+    let app =
+        Dashboard::builder(backend.clone()).sample_every(Duration::ZERO).build().unwrap().router();
     let (status, json) = send(&app, get("/api/queues", LOCAL)).await;
     assert_eq!(status, StatusCode::OK, "{json}");
     let queues: Value = serde_json::from_str(&json).unwrap();
@@ -293,8 +294,14 @@ async fn serves_a_redis_queue_opened_by_url() {
         (queues["items"][0]["name"].as_str(), queues["items"][0]["ready"].as_u64()),
         (Some("mail"), Some(1))
     );
-    // The Redis queue keeps no batches yet: the batch pages say so.
+    // Its batches are listed on the batch pages.
+    let batch = conc_bus::batch::PendingBatch::new()
+        .name("digest")
+        .add(Mail { to: "grace@example.com".to_owned() });
+    let id = Queue::new(backend.clone()).dispatch_batch(batch).await.unwrap();
     let (status, json) = send(&app, get("/api/batches", LOCAL)).await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{json}");
-    assert!(json.contains("keeps no batches"), "{json}");
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let batches: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(batches["items"][0]["id"], id.to_string(), "{json}");
+    assert_eq!(batches["items"][0]["name"], "digest", "{json}");
 }

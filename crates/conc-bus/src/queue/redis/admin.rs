@@ -64,12 +64,16 @@ pub(super) async fn peek(
 pub(super) async fn clear(inner: &Inner, queue: &str) -> Result<u64, QueueError> {
     let base = inner.base(queue);
     let mut cleared = 0;
+    // Callbacks the clear fires are marked with it, and kept.
+    let fence = crate::id::JobId::new().to_string();
     loop {
         let mut invocation = inner.invocation(&CLEAR_SCRIPT, &base);
-        invocation.arg(CLEAR_CHUNK);
+        invocation.arg(CLEAR_CHUNK).arg(&fence);
         let (_, mut reply) = inner.call("clear", &invocation).await?;
         cleared += reply.uint("deleted")?;
-        if reply.int("more")? == 0 {
+        let more = reply.int("more")?;
+        super::flow::announce(inner, &mut reply)?;
+        if more == 0 {
             return Ok(cleared);
         }
     }

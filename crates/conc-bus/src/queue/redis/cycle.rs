@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use super::reply::{Reply, unexpected};
 use super::scripts::{GIVE_BACK_SCRIPT, PUSH_SCRIPT, READ_SCRIPT, RESERVE_SCRIPT, SETTLE_SCRIPT};
-use super::{Inner, failed};
+use super::{Inner, failed, flow};
 use crate::clock::{Millis, millis};
 use crate::failed::{FailReason, FailedJob};
 use crate::id::JobId;
@@ -40,14 +40,6 @@ pub(super) async fn push(inner: &Inner, jobs: Vec<Pushed>) -> Result<(), PushErr
         if let Err(error) = check_queue_name(queue) {
             return Err(PushError::Invalid { error, jobs });
         }
-        if job.envelope.flow.as_deref().is_some_and(|flow| !flow.is_empty()) {
-            let error = conc_core::config::ConfigError::new(
-                "flow",
-                job.envelope.id,
-                "the Redis queue keeps no batches, chains or admission locks yet",
-            );
-            return Err(PushError::Invalid { error, jobs });
-        }
         let index = queues.iter().position(|known| *known == queue).unwrap_or_else(|| {
             queues.push(queue);
             queues.len() - 1
@@ -75,7 +67,8 @@ pub(super) async fn push(inner: &Inner, jobs: Vec<Pushed>) -> Result<(), PushErr
             .arg(envelope.max_attempts)
             .arg(envelope.retry_until.map_or_else(String::new, |until| until.to_string()))
             .arg(&envelope.name)
-            .arg(text);
+            .arg(text)
+            .arg(flow::flow_record(&inner.settings.prefix, envelope));
     }
     let mut register = redis::cmd("SADD");
     register.arg(&*inner.settings.registry).arg(&queues);
@@ -92,7 +85,24 @@ pub(super) async fn push(inner: &Inner, jobs: Vec<Pushed>) -> Result<(), PushErr
         Err(error) => return Err(PushError::Backend { error: error.into(), jobs }),
     };
     match answer.as_str() {
-        "ok" => Ok(()),
+        "ok" => match flow::announce(inner, &mut reply) {
+            Ok(()) => Ok(()),
+            Err(error) => Err(PushError::Backend { error: error.into(), jobs }),
+        },
+        "locked" => {
+            let (job, holder) = (reply.text("job"), reply.text("holder"));
+            let held_by = holder.ok().and_then(|holder| holder.parse::<JobId>().ok());
+            let ticket = job.ok().and_then(|job| {
+                let job = jobs.iter().find(|j| j.envelope.id.to_string() == job)?;
+                job.envelope.flow.as_deref()?.admission.clone()
+            });
+            match (ticket, held_by) {
+                (Some(ticket), Some(held_by)) => {
+                    Err(PushError::Locked { key: ticket.key, held_by, jobs })
+                }
+                _ => Err(PushError::Backend { error: unexpected("push", "locked").into(), jobs }),
+            }
+        }
         "dup" => match reply.text("id").ok().and_then(|id| id.parse::<JobId>().ok()) {
             Some(id) => Err(PushError::Duplicate { id, jobs }),
             None => Err(PushError::Backend { error: unexpected("push", "dup").into(), jobs }),
@@ -124,6 +134,7 @@ pub(super) async fn reserve(
     for queue in request.queues {
         check_queue_name(queue)?;
     }
+    flow::expire_due(inner).await?;
     let (answer, receiver) = oneshot::channel();
     let task_inner = Arc::clone(inner);
     let queues = request.queues.to_vec();
@@ -157,6 +168,9 @@ pub(super) async fn settle_and_reserve(
     }
     if let Some(error) = request.queues.iter().find_map(|queue| check_queue_name(queue).err()) {
         return (settle(inner, batch).await, Err(error.into()));
+    }
+    if let Err(error) = flow::expire_due(inner).await {
+        return (settle(inner, batch).await, Err(error));
     }
     let (answer, receiver) = oneshot::channel();
     let task_inner = Arc::clone(inner);
@@ -209,7 +223,14 @@ async fn reserve_queues(
             .arg(inner.settings.failed_max_age_ms)
             .arg(inner.settings.failed_max_jobs);
         let (now, reply) = inner.call("reserve", &invocation).await?;
-        let corrupt = read_reservation(reply, queue, now, lease_ms, &mut reservation)?;
+        let (corrupt, doomed) =
+            read_reservation(inner, reply, queue, now, lease_ms, &mut reservation)?;
+        for (lease, attempt) in doomed {
+            let decide = flow::Decide::Refused { attempt, at: now };
+            if let (Ok(_), Some(failed)) = flow::settle_one(inner, &lease, &decide).await? {
+                reservation.dead.push(failed);
+            }
+        }
         if !corrupt.is_empty() {
             // As a failed transaction would: nothing stays leased, the jobs
             // that do not decode are set aside so they block nothing.
@@ -226,18 +247,27 @@ async fn reserve_queues(
     Ok(reservation)
 }
 
+/// The jobs of a reservation's reply that it could not hand out as they
+/// are: those whose envelope does not decode (id, why), and the doomed
+/// leases (refused jobs with a workflow) with their refused attempt.
+type ReadReservation = (Vec<(String, String)>, Vec<(Lease, u32)>);
+
 /// Reads one reservation script's reply into `reservation`; the ids of jobs
-/// whose envelope does not decode, with why.
+/// whose envelope does not decode, with why, and the leases of the jobs it
+/// refused that have a workflow (doomed: to be failed with it), with their
+/// refused attempt.
 fn read_reservation(
+    inner: &Inner,
     mut reply: Reply,
     queue: &str,
     now: Millis,
     lease_ms: Millis,
     reservation: &mut Reservation,
-) -> Result<Vec<(String, String)>, QueueError> {
+) -> Result<ReadReservation, QueueError> {
     let _paused = reply.int("paused")?;
     let leased = reply.uint("leased")?;
     let dead = reply.uint("dead")?;
+    let doomed_count = reply.uint("doomed")?;
     let mut corrupt = Vec::new();
     let expires_at = now.saturating_add(lease_ms);
     for _ in 0..leased {
@@ -270,7 +300,22 @@ fn read_reservation(
             ),
         }
     }
-    Ok(corrupt)
+    let mut doomed = Vec::new();
+    for _ in 0..doomed_count {
+        let id_text = reply.text("id")?;
+        let token = reply.uint("token")?;
+        let attempt = u32::try_from(reply.uint("attempt")?).unwrap_or(u32::MAX);
+        let text = reply.text("envelope")?;
+        match decode(&id_text, &text) {
+            Ok(envelope) => {
+                let lease = Lease::new(envelope.id, queue, LeaseToken::new(token), expires_at);
+                doomed.push((lease, attempt));
+            }
+            Err(message) => corrupt.push((id_text, message)),
+        }
+    }
+    flow::announce(inner, &mut reply)?;
+    Ok((corrupt, doomed))
 }
 
 /// The envelope stored as `text` for job `id`, or why it is corrupt.
@@ -312,18 +357,6 @@ pub(super) async fn settle(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    // Chains are not kept on Redis (pushes carrying one are refused): a
-    // job's chain edits have nothing to change, and its success is an ack.
-    let batch: Vec<(Lease, Transition)> = batch
-        .into_iter()
-        .map(|(lease, transition)| match transition {
-            Transition::AckChain { .. } => {
-                tracing::warn!(target: "conc_bus", job = %lease.job, "the Redis queue keeps no chains: the job's chain edits are dropped");
-                (lease, Transition::Ack)
-            }
-            other => (lease, other),
-        })
-        .collect();
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
     for (index, (lease, _)) in batch.iter().enumerate() {
         match groups.iter_mut().find(|(queue, _)| *queue == lease.queue) {
@@ -350,17 +383,17 @@ pub(super) async fn settle(
 }
 
 /// A job as the settle logic sees it while it decides a batch.
-struct Held {
-    envelope: Envelope,
-    attempts: u32,
+pub(super) struct Held {
+    pub(super) envelope: Envelope,
+    pub(super) attempts: u32,
     token: Option<String>,
-    version: String,
+    pub(super) version: String,
     /// The lease's expiry; `None` when not leased (or gone).
     expires_at: Option<Millis>,
 }
 
 impl Held {
-    fn holds(&self, lease: &Lease, now: Millis) -> bool {
+    pub(super) fn holds(&self, lease: &Lease, now: Millis) -> bool {
         self.expires_at.is_some_and(|at| at > now)
             && self.token.as_deref() == Some(lease.token.to_string().as_str())
     }
@@ -384,8 +417,13 @@ async fn settle_queue(
 ) -> Result<Vec<Settled>, QueueError> {
     let base = inner.base(queue);
     let mut decided: Vec<Option<Settled>> = vec![None; indices.len()];
+    // Transitions of jobs with a workflow, settled after the others by the
+    // workflow's own script, in order.
+    let mut flowing = vec![false; indices.len()];
+    let mut flow_jobs: Vec<JobId> = Vec::new();
     for _ in 0..SETTLE_ROUNDS {
-        let open: Vec<usize> = (0..indices.len()).filter(|&k| decided[k].is_none()).collect();
+        let open: Vec<usize> =
+            (0..indices.len()).filter(|&k| decided[k].is_none() && !flowing[k]).collect();
         if open.is_empty() {
             break;
         }
@@ -404,6 +442,11 @@ async fn settle_queue(
             let (lease, transition) = &batch[indices[k]];
             let id = lease.job.to_string();
             let token = lease.token.get();
+            if flow_jobs.contains(&lease.job) || matches!(transition, Transition::AckChain { .. }) {
+                flowing[k] = true;
+                flow_jobs.push(lease.job);
+                continue;
+            }
             if settle::apply_blind(transition, now).is_some() {
                 let state = held.get_mut(&lease.job).filter(|state| state.holds(lease, now));
                 if let Transition::Extend { lease: length } = transition {
@@ -430,6 +473,11 @@ async fn settle_queue(
                 decided[k] = Some(Err(LeaseLost::new(lease.job)));
                 continue;
             };
+            if flow::has_workflow(&state.envelope) {
+                flowing[k] = true;
+                flow_jobs.push(lease.job);
+                continue;
+            }
             let mut envelope = state.envelope.clone();
             let effect = settle::apply(&mut envelope, state.attempts, now, transition.clone());
             let version = fresh_version();
@@ -468,6 +516,11 @@ async fn settle_queue(
             let answer = reply.int("answer")?;
             decided[k] = match (answer, how) {
                 (-1, _) => None,
+                (-2, _) => {
+                    flowing[k] = true;
+                    flow_jobs.push(job);
+                    None
+                }
                 (0, _) => Some(Err(LeaseLost::new(job))),
                 (_, Sent::Ack) => Some(Ok(Settlement::Acked)),
                 (at, Sent::Extend) => {
@@ -480,6 +533,12 @@ async fn settle_queue(
             };
         }
     }
+    let flows = (0..indices.len()).filter(|&k| flowing[k] && decided[k].is_none());
+    let flows: Vec<usize> = flows.collect();
+    let settled = flow::settle_flows(inner, batch, flows.iter().map(|&k| indices[k])).await?;
+    for (k, (_, settled)) in flows.into_iter().zip(settled) {
+        decided[k] = Some(settled);
+    }
     decided
         .into_iter()
         .collect::<Option<Vec<_>>>()
@@ -487,7 +546,7 @@ async fn settle_queue(
 }
 
 /// The jobs `ids` of the queue at `base` as stored now, and the time.
-async fn snapshot(
+pub(super) async fn snapshot(
     inner: &Inner,
     base: &str,
     ids: &[JobId],
@@ -517,6 +576,6 @@ async fn snapshot(
 
 /// A version no other write of a job's envelope has: the random bits of a
 /// fresh id.
-fn fresh_version() -> String {
+pub(super) fn fresh_version() -> String {
     format!("{:x}", JobId::new().as_u128() & u128::from(u64::MAX))
 }

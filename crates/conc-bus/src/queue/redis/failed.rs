@@ -42,7 +42,7 @@ pub(super) fn refused(envelope: Envelope, attempt: u32, at: Millis) -> FailedJob
 }
 
 /// The failed job stored as `text` for job `id`.
-fn read_record(id: &str, text: &str) -> Result<FailedJob, QueueError> {
+pub(super) fn read_record(id: &str, text: &str) -> Result<FailedJob, QueueError> {
     let corrupt = |detail: &str| QueueError::Corrupt(format!("failed job {id}: {detail}"));
     if let Some(json) = text.strip_prefix('F') {
         let job: FailedJob = serde_json::from_str(json)
@@ -208,7 +208,8 @@ pub(super) async fn retry_failed(
                     .arg(envelope.max_attempts)
                     .arg(envelope.retry_until.map_or_else(String::new, |until| until.to_string()))
                     .arg(&envelope.name)
-                    .arg(text);
+                    .arg(text)
+                    .arg(super::flow::flow_record(&inner.settings.prefix, &envelope));
             }
             let (_, mut reply) = inner.call("revive", &invocation).await?;
             while reply.remaining() > 0 {

@@ -2,19 +2,23 @@
 //! processes of many machines.
 
 mod admin;
+mod batches;
 mod builder;
 mod cycle;
 mod failed;
+mod flow;
+mod flow_lua;
 mod keys;
 mod reply;
 mod scripts;
 #[cfg(test)]
 mod tests;
 mod wait;
+mod workflow;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, MultiplexedConnection};
@@ -177,6 +181,12 @@ struct Inner {
     time: Time,
     /// Connections for blocking waits, idle ones kept for the next wait.
     waiting: std::sync::Mutex<Vec<MultiplexedConnection>>,
+    /// Where this process announces the batch member outcomes it records.
+    progress: crate::batch::progress::ProgressFeed,
+    /// The soonest batch deadline this process knows of (Unix ms).
+    next_deadline: AtomicU64,
+    /// When this process last looked for batch deadlines.
+    deadlines_checked: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// A queue's settings, as built.
@@ -337,7 +347,16 @@ impl RedisQueue {
         settings: Settings,
         time: Time,
     ) -> Self {
-        let inner = Inner { manager, client, settings, time, waiting: std::sync::Mutex::default() };
+        let inner = Inner {
+            manager,
+            client,
+            settings,
+            time,
+            waiting: std::sync::Mutex::default(),
+            progress: crate::batch::progress::ProgressFeed::default(),
+            next_deadline: AtomicU64::new(u64::MAX),
+            deadlines_checked: std::sync::Mutex::default(),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -459,6 +478,26 @@ impl Inner {
     fn base(&self, queue: &str) -> String {
         keys::base(&self.settings.prefix, queue)
     }
+}
+
+/// Notes `queues` in the set of every queue's name.
+async fn register<'a>(
+    inner: &Inner,
+    queues: impl Iterator<Item = &'a str>,
+) -> Result<(), QueueError> {
+    let mut names: Vec<&str> = queues.collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(());
+    }
+    redis::cmd("SADD")
+        .arg(&*inner.settings.registry)
+        .arg(&names)
+        .query_async::<i64>(&mut inner.manager.clone())
+        .await
+        .map_err(reply::backend)?;
+    Ok(())
 }
 
 impl fmt::Debug for RedisQueue {

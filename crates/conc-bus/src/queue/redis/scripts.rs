@@ -94,16 +94,20 @@ end
 
 /// Stores jobs, all or none.
 ///
-/// `KEYS`: the base of every queue written to. `ARGV[2..]`: eight fields per
+/// `KEYS`: the base of every queue written to. `ARGV[2..]`: nine fields per
 /// job: the index of its queue's base in `KEYS`, id, priority, available at,
-/// max attempts, retry until (empty for none), name, envelope.
-/// Answers `{now, 'ok'}`, `{now, 'dup', id}` (stored already, or twice in
-/// the batch) or `{now, 'full', queue index, capacity}`.
+/// max attempts, retry until (empty for none), name, envelope, flow record
+/// (JSON, empty for none; see [`flow_lua`](super::flow_lua)).
+/// Answers `{now, 'ok', events...}`, `{now, 'dup', id}` (stored already, or
+/// twice in the batch), `{now, 'full', queue index, capacity}` or `{now,
+/// 'locked', job index, holder}` (a unique lock is held).
 const PUSH: &str = r"
 local now = now_ms()
 local seen = {}
 local count = {}
-for o = 2, #ARGV, 8 do
+local jobs = {}
+local flows = false
+for o = 2, #ARGV, 9 do
   local qi = tonumber(ARGV[o])
   local b, id = KEYS[qi], ARGV[o + 1]
   if seen[id] or redis.call('EXISTS', jkey(b, id)) == 1
@@ -112,6 +116,9 @@ for o = 2, #ARGV, 8 do
   end
   seen[id] = true
   count[qi] = (count[qi] or 0) + 1
+  jobs[#jobs + 1] = {b, id, ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 5], ARGV[o + 6],
+    ARGV[o + 7], ARGV[o + 8]}
+  if ARGV[o + 8] ~= '' then flows = true end
 end
 for qi, n in pairs(count) do
   local cap = redis.call('HGET', KEYS[qi] .. 'meta', 'capacity')
@@ -119,9 +126,16 @@ for qi, n in pairs(count) do
     return {now, 'full', qi, tonumber(cap)}
   end
 end
+if flows then
+  local held = locked(jobs, now)
+  if held then return {now, 'locked', jobs[held[1]][2], held[2]} end
+  local ev = {}
+  for _, j in ipairs(jobs) do store(j, now, ev) end
+  return put_events({now, 'ok'}, ev)
+end
 local ready = {}
 local lists, order = {}, {}
-for o = 2, #ARGV, 8 do
+for o = 2, #ARGV, 9 do
   local qi = tonumber(ARGV[o])
   local b, id, p, at = KEYS[qi], ARGV[o + 1], ARGV[o + 2], tonumber(ARGV[o + 3])
   local jk = jkey(b, id)
@@ -147,7 +161,7 @@ for o = 2, #ARGV, 8 do
 end
 for _, list in ipairs(order) do chunked('RPUSH', list, lists[list]) end
 for qi, n in pairs(ready) do notify(KEYS[qi], n) end
-return {now, 'ok'}
+return {now, 'ok', 0}
 ";
 
 /// Moves due delayed jobs and expired leases back to their ready lists (at
@@ -157,8 +171,14 @@ return {now, 'ok'}
 /// A job whose attempt (counted now) would pass its `max_attempts`, or whose
 /// `retry_until` passed, goes to the failed store instead (at most `ARGV[4]`
 /// per call), with failed-store bounds `ARGV[5]` (max age, ms) and `ARGV[6]`
-/// (max jobs). Answers `{now, paused, leased, dead, [id, token, attempt,
-/// ready since, envelope] * leased, [id, attempt, envelope] * dead}`.
+/// (max jobs) — unless it has a workflow: it is then leased *doomed*, its
+/// attempt not counted, for the caller to fail it with its workflow (a
+/// caller that dies leaves it to come back when the lease expires). A member
+/// of a cancelled batch is dropped and counts as cancelled. Answers `{now,
+/// paused, leased, dead, doomed, ...}`, then five fields per leased job
+/// (id, token, attempt, ready since, envelope), three per dead one (id,
+/// attempt, envelope), four per doomed one (id, token, attempt, envelope),
+/// then the member outcomes recorded.
 const RESERVE: &str = r"
 local b = KEYS[1]
 local now = now_ms()
@@ -180,29 +200,38 @@ for _, from in ipairs({'delayed', 'reserved'}) do
   end
 end
 local meta = redis.call('HMGET', b .. 'meta', 'paused', 'concurrency')
-if meta[1] == '1' then return {now, 1, 0, 0} end
+if meta[1] == '1' then return {now, 1, 0, 0, 0, 0} end
 if meta[2] then
   local room = tonumber(meta[2]) - redis.call('ZCARD', b .. 'reserved')
   if room < want then want = room end
 end
-local live, dead = {}, {}
+local live, dead, doomed, ev = {}, {}, {}, {}
 local p = MAXP
-while #live < want and p >= 0 and #dead < chunk do
-  local ask = want - #live
+while #live + #doomed < want and p >= 0 and #dead + #doomed < chunk do
+  local ask = want - #live - #doomed
   local ids = redis.call('LPOP', rkey(b, p), ask)
   if not ids then
     p = p - 1
   else
     for _, id in ipairs(ids) do
       local jk = jkey(b, id)
-      local f = redis.call('HMGET', jk, 'e', 'm', 'u', 'n', 's', 'a')
+      local f = redis.call('HMGET', jk, 'e', 'm', 'u', 'n', 's', 'a', 'w', 'wb', 'wm')
       if f[1] then
         local attempt = tonumber(f[6] or '0') + 1
-        if attempt > tonumber(f[2]) or (f[3] and now > tonumber(f[3])) then
-          bury(b, id, f[4], now, 'R' .. attempt .. ':' .. now .. ':' .. f[1])
+        if f[8] and redis.call('HGET', f[8], 'cancelled') then
+          adm(jk, id, 'F')
           redis.call('DEL', jk)
-          dead[#dead + 1] = {id, attempt, f[1]}
+          record(f[8], f[9], 'C', now, '', '', ev)
+        elseif attempt > tonumber(f[2]) or (f[3] and now > tonumber(f[3])) then
+          if f[7] == '1' then
+            doomed[#doomed + 1] = {id, attempt, f[1]}
+          else
+            bury(b, id, f[4], now, 'R' .. attempt .. ':' .. now .. ':' .. f[1])
+            redis.call('DEL', jk)
+            dead[#dead + 1] = {id, attempt, f[1]}
+          end
         else
+          if f[7] == '1' then adm(jk, id, 'R') end
           live[#live + 1] = {id, attempt, f[5], f[1]}
         end
       end
@@ -210,31 +239,41 @@ while #live < want and p >= 0 and #dead < chunk do
     if #ids < ask then p = p - 1 end
   end
 end
-local out = {now, 0, #live, #dead}
-if #live > 0 then
-  local first = redis.call('INCRBY', b .. 'seq', #live) - #live
-  local expires = now + lease
-  local leased = {}
-  for i, job in ipairs(live) do
-    local token = first + i
-    redis.call('HSET', jkey(b, job[1]), 'a', job[2], 't', token)
-    leased[#leased + 1] = expires
-    leased[#leased + 1] = job[1]
-    out[#out + 1] = job[1]
-    out[#out + 1] = token
-    out[#out + 1] = job[2]
-    out[#out + 1] = job[3]
-    out[#out + 1] = job[4]
-  end
-  chunked('ZADD', b .. 'reserved', leased)
+local out = {now, 0, #live, #dead, #doomed}
+local taken = #live + #doomed
+local first = 0
+if taken > 0 then first = redis.call('INCRBY', b .. 'seq', taken) - taken end
+local expires = now + lease
+local leased = {}
+for i, job in ipairs(live) do
+  local token = first + i
+  redis.call('HSET', jkey(b, job[1]), 'a', job[2], 't', token)
+  leased[#leased + 1] = expires
+  leased[#leased + 1] = job[1]
+  out[#out + 1] = job[1]
+  out[#out + 1] = token
+  out[#out + 1] = job[2]
+  out[#out + 1] = job[3]
+  out[#out + 1] = job[4]
 end
 for _, job in ipairs(dead) do
   out[#out + 1] = job[1]
   out[#out + 1] = job[2]
   out[#out + 1] = job[3]
 end
+for i, job in ipairs(doomed) do
+  local token = first + #live + i
+  redis.call('HSET', jkey(b, job[1]), 't', token)
+  leased[#leased + 1] = expires
+  leased[#leased + 1] = job[1]
+  out[#out + 1] = job[1]
+  out[#out + 1] = token
+  out[#out + 1] = job[2]
+  out[#out + 1] = job[3]
+end
+if #leased > 0 then chunked('ZADD', b .. 'reserved', leased) end
 if #dead > 0 then prune(b, now, tonumber(ARGV[5]), tonumber(ARGV[6])) end
-return out
+return put_events(out, ev)
 ";
 
 /// Reads leased jobs for the settle logic: `ARGV[2..]` are ids. Answers
@@ -272,7 +311,9 @@ return out
 /// (the envelope they were computed from). Answers `{now, r...}`, one `r`
 /// per transition: 0 the lease is lost; -1 the envelope changed since it
 /// was read (this and every later transition of that job are skipped, to be
-/// decided again); else 1, or the new expiry of an extension.
+/// decided again); -2 the job has a workflow (`A` and `E` only: this and
+/// every later transition of that job are skipped, for the workflow's own
+/// script); else 1, or the new expiry of an extension.
 const SETTLE: &str = r"
 local b = KEYS[1]
 local now = now_ms()
@@ -286,14 +327,17 @@ for o = 4, #ARGV, 8 do
   local jk = jkey(b, id)
   local r = 0
   if skipped[id] then
-    r = -1
+    r = skipped[id]
   elseif acked[id] then
     r = 0
   else
     local expiry = redis.call('ZSCORE', b .. 'reserved', id)
-    local f = redis.call('HMGET', jk, 't', 'v')
+    local f = redis.call('HMGET', jk, 't', 'v', 'w')
     if expiry and tonumber(expiry) > now and f[1] == token then
-      if kind == 'A' then
+      if f[3] == '1' and (kind == 'A' or kind == 'E') then
+        skipped[id] = -2
+        r = -2
+      elseif kind == 'A' then
         acked[id] = true
         acked_ids[#acked_ids + 1] = id
         acked_keys[#acked_keys + 1] = jk
@@ -302,7 +346,7 @@ for o = 4, #ARGV, 8 do
         r = now + tonumber(ARGV[o + 5])
         redis.call('ZADD', b .. 'reserved', r, id)
       elseif (f[2] or '') ~= ARGV[o + 3] then
-        skipped[id] = true
+        skipped[id] = -1
         r = -1
       elseif kind == 'K' then
         redis.call('HSET', jk, 'e', ARGV[o + 5], 'v', ARGV[o + 4])
@@ -408,30 +452,50 @@ end
 return out
 ";
 
-/// Deletes up to `ARGV[2]` ready and delayed jobs: `{now, deleted, more}`.
+/// Deletes up to `ARGV[2]` ready and delayed jobs. A deleted job lets go of
+/// its admission lock and, for a batch member, counts as cancelled; the
+/// callbacks that fires are stored marked with the clear's fence `ARGV[3]`,
+/// and jobs so marked are kept (a clear does not delete what it fired).
+/// Answers `{now, deleted, more, events...}`.
 const CLEAR: &str = r"
 local b = KEYS[1]
 local now = now_ms()
 local left = tonumber(ARGV[2])
+FENCE = ARGV[3]
 local deleted = 0
+local ev = {}
+local function drop(id)
+  local jk = jkey(b, id)
+  local f = redis.call('HMGET', jk, 'cf', 'w', 'wb', 'wm')
+  if f[1] == FENCE then return false end
+  if f[2] == '1' then adm(jk, id, 'F') end
+  redis.call('DEL', jk)
+  if f[3] and f[3] ~= '' then record(f[3], f[4], 'C', now, '', '', ev) end
+  return true
+end
 for p = 0, MAXP do
   if left <= 0 then break end
   local ids = redis.call('LPOP', rkey(b, p), left)
   if ids then
-    for _, id in ipairs(ids) do redis.call('DEL', jkey(b, id)) end
-    deleted = deleted + #ids
+    local kept = {}
+    for _, id in ipairs(ids) do
+      if drop(id) then deleted = deleted + 1 else kept[#kept + 1] = id end
+    end
     left = left - #ids
+    if #kept > 0 then redis.call('RPUSH', rkey(b, p), unpack(kept)) end
   end
 end
 if left > 0 then
   local ids = redis.call('ZRANGE', b .. 'delayed', 0, left - 1)
-  if #ids > 0 then
-    for _, id in ipairs(ids) do redis.call('DEL', jkey(b, id)) end
-    redis.call('ZREM', b .. 'delayed', unpack(ids))
-    deleted = deleted + #ids
+  for _, id in ipairs(ids) do
+    if drop(id) then
+      redis.call('ZREM', b .. 'delayed', id)
+      deleted = deleted + 1
+    end
   end
+  left = left - #ids
 end
-return {now, deleted, depth(b) > 0 and 1 or 0}
+return put_events({now, deleted, left <= 0 and 1 or 0}, ev)
 ";
 
 /// Sets (`ARGV[3]` not empty) or removes a queue setting `ARGV[2]`; wakes
@@ -481,15 +545,15 @@ end
 return out
 ";
 
-/// Puts failed jobs back, available now: six fields per job (id, priority,
-/// max attempts, retry until, name, envelope). A job no longer failed, or
-/// whose id is queued already, is skipped. Answers `{now, id...}` of those
-/// put back.
+/// Puts failed jobs back, available now: seven fields per job (id,
+/// priority, max attempts, retry until, name, envelope, flow record). A job
+/// no longer failed, or whose id is queued already, is skipped. Answers
+/// `{now, id...}` of those put back.
 const REVIVE: &str = r"
 local b = KEYS[1]
 local now = now_ms()
 local out = {now}
-for o = 2, #ARGV, 6 do
+for o = 2, #ARGV, 7 do
   local id = ARGV[o]
   local jk = jkey(b, id)
   if redis.call('HEXISTS', b .. 'failed:data', id) == 1 and redis.call('EXISTS', jk) == 0 then
@@ -497,6 +561,16 @@ for o = 2, #ARGV, 6 do
     redis.call('HSET', jk, 'e', ARGV[o + 5], 'a', 0, 'p', ARGV[o + 1], 'm', ARGV[o + 2],
       'n', ARGV[o + 4], 's', now)
     if ARGV[o + 3] ~= '' then redis.call('HSET', jk, 'u', ARGV[o + 3]) end
+    if ARGV[o + 6] ~= '' then
+      local wf = cjson.decode(ARGV[o + 6])
+      redis.call('HSET', jk, 'w', '1')
+      if wf.b and wf.b ~= '' then
+        redis.call('HSET', jk, 'wb', wf.b, 'wm', wf.m)
+        if redis.call('HEXISTS', wf.b .. ':members', wf.m) == 1 then
+          redis.call('HSET', wf.b .. ':members', wf.m, b .. '\n' .. id)
+        end
+      end
+    end
     redis.call('RPUSH', rkey(b, ARGV[o + 1]), id)
     out[#out + 1] = id
   end
@@ -526,7 +600,12 @@ return {now, deleted}
 ";
 
 fn script(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}{body}"))
+    Script::new(&format!("{PRELUDE}{}{body}", super::flow_lua::FLOW_PRELUDE))
+}
+
+/// A workflow script: the preludes, then `body`.
+pub(super) fn flow_script(body: &str) -> Script {
+    script(body)
 }
 
 pub(super) static PUSH_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(PUSH));

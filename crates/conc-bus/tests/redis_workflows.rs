@@ -1,0 +1,139 @@
+//! Workflows on Redis: the shared workflow suite (batches, chains, admission,
+//! timeouts, archive, recovery) on a real `redis-server` per test with a
+//! manual clock handed to the scripts, and what only Redis shows: the
+//! scripts flushed from the server in the middle of a batch are loaded again
+//! and the batch finishes with each callback once; a callback and a chain's
+//! next link land in another queue than the job that fired them; a job that
+//! edits its chain pushes the edited chain.
+//!
+//! Every test starts its own `redis-server` through `conc-test-support` and
+//! skips when the binary is missing, unless `CONC_REQUIRE_SERVICES=1`.
+
+mod workflows;
+
+use conc_bus::RedisQueue;
+use conc_core::time::ManualClock;
+
+workflows::suite!(|clock: ManualClock| async move {
+    let redis = conc_test_support::require_redis()?;
+    let backend = RedisQueue::builder(redis.url()).clock(clock).connect().await.expect("connects");
+    Some((backend, Box::new(redis) as workflows::KeepAlive))
+});
+
+/// The workflow suite again through [`conc_bus::AnyBackend::with_workflows`]
+/// over Redis.
+mod any_backend {
+    use conc_bus::{AnyBackend, RedisQueue};
+    use conc_core::time::ManualClock;
+
+    crate::workflows::suite!(|clock: ManualClock| async move {
+        let redis = conc_test_support::require_redis()?;
+        let backend =
+            RedisQueue::builder(redis.url()).clock(clock).connect().await.expect("connects");
+        Some((AnyBackend::with_workflows(backend), Box::new(redis) as crate::workflows::KeepAlive))
+    });
+}
+
+mod only_redis {
+    use std::time::Duration;
+
+    use conc_bus::batch::PendingBatch;
+    use conc_bus::chain::Chain;
+    use conc_bus::job::TriggerKind;
+    use conc_bus::queue::WorkflowBackend;
+    use conc_bus::{
+        Job, JobOptions, Queue, QueueBackend, RedisQueue, ReserveRequest, Reserved, Transition,
+    };
+    use serde::{Deserialize, Serialize};
+
+    use crate::workflows::{callback, kind, step};
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    /// A callback whose type sends it to its own queue.
+    #[derive(Serialize, Deserialize)]
+    struct Report;
+
+    impl Job for Report {
+        const NAME: &'static str = "report";
+
+        fn options() -> JobOptions {
+            JobOptions::new().queue("reports")
+        }
+    }
+
+    async fn reserve(backend: &RedisQueue, queue: &str) -> Vec<Reserved> {
+        let queues = vec![queue.to_owned()];
+        backend.reserve(ReserveRequest::new(&queues, 100, LEASE)).await.unwrap().jobs
+    }
+
+    async fn ack_all(backend: &RedisQueue, jobs: &[Reserved]) {
+        let acks = jobs.iter().map(|job| (job.lease.clone(), Transition::Ack)).collect();
+        for settled in backend.settle(acks).await.unwrap() {
+            settled.expect("the lease holds");
+        }
+    }
+
+    async fn flush_scripts(url: &str) {
+        let client = redis::Client::open(url).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut raw).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scripts_flushed_in_the_middle_of_a_batch_are_loaded_again_and_each_callback_fires_once()
+     {
+        let Some(redis) = conc_test_support::require_redis() else { return };
+        let backend = RedisQueue::connect(&redis.url()).await.unwrap();
+        let queue = Queue::new(backend.clone());
+        let batch = crate::workflows::batch(&["a", "b", "c"]);
+        let id = queue.dispatch_batch(batch).await.unwrap();
+        let members = reserve(&backend, "default").await;
+        assert_eq!(members.len(), 3);
+        // Each member settles after the server forgot every script.
+        for member in &members {
+            flush_scripts(&redis.url()).await;
+            ack_all(&backend, std::slice::from_ref(member)).await;
+        }
+        flush_scripts(&redis.url()).await;
+        let callbacks = reserve(&backend, "default").await;
+        let mut kinds: Vec<String> = callbacks.iter().map(|c| format!("{:?}", kind(c))).collect();
+        kinds.sort();
+        assert_eq!(kinds, ["Finally", "Progress", "Progress", "Progress", "Then"]);
+        ack_all(&backend, &callbacks).await;
+        let info = queue.batch(id).await.unwrap().unwrap();
+        assert_eq!((info.succeeded, info.is_finished()), (3, true));
+        assert!(reserve(&backend, "default").await.is_empty(), "nothing fires twice");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_in_one_queue_fires_a_callback_and_a_link_into_others() {
+        let Some(redis) = conc_test_support::require_redis() else { return };
+        let backend = RedisQueue::connect(&redis.url()).await.unwrap();
+        let queue = Queue::new(backend.clone());
+        let intake = JobOptions::new().queue("intake");
+        let chain = Chain::new_with(step("first"), &intake)
+            .then_with(step("second"), &JobOptions::new().queue("later"));
+        let batch = PendingBatch::new().add_chain(chain).then(Report).finally(callback("done"));
+        let id = queue.dispatch_batch(batch).await.unwrap();
+        // The first link runs in `intake`; its acknowledgement pushes the
+        // next link into `later`.
+        let first = reserve(&backend, "intake").await;
+        assert_eq!(first.len(), 1);
+        ack_all(&backend, &first).await;
+        assert!(reserve(&backend, "intake").await.is_empty());
+        let second = reserve(&backend, "later").await;
+        assert_eq!(second.len(), 1);
+        assert!(reserve(&backend, "reports").await.is_empty(), "not before the chain is done");
+        ack_all(&backend, &second).await;
+        // The last link's acknowledgement, in `later`, stored `then` in
+        // `reports` (its type's queue) and `finally` in the default queue.
+        let reports = reserve(&backend, "reports").await;
+        assert_eq!(reports.iter().map(kind).collect::<Vec<_>>(), [TriggerKind::Then]);
+        let done = reserve(&backend, "default").await;
+        assert_eq!(done.iter().map(kind).collect::<Vec<_>>(), [TriggerKind::Finally]);
+        assert!(backend.queues().await.unwrap().contains(&"reports".to_owned()));
+        let info = backend.batch(id).await.unwrap().unwrap();
+        assert_eq!((info.total, info.succeeded, info.is_finished()), (1, 1, true));
+    }
+}
