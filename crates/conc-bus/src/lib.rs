@@ -148,10 +148,12 @@ pub use job::{
     AttemptRecord, Cancelled, DEFAULT_QUEUE, DecodeError, Envelope, Job, JobBackoff, JobContext,
     JobError, JobHandlers, JobOptions, MAX_HISTORY, MAX_PRIORITY, MAX_QUEUE_NAME,
 };
+pub use queue::MISSED_BEATS;
 pub use queue::{
-    AnyBackend, EnqueueError, FailedStore, Lease, LeaseLost, LeaseToken, MemoryQueue,
+    AnyBackend, BeatState, EnqueueError, FailedStore, Lease, LeaseLost, LeaseToken, MemoryQueue,
     MemoryQueueBuilder, Overflow, PendingDispatch, PushError, Pushed, Queue, QueueBackend,
     QueueError, QueueSize, Reservation, ReserveRequest, Reserved, Settled, Settlement, Transition,
+    WorkerBeat,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
