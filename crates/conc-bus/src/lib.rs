@@ -17,7 +17,9 @@
 //! - [`Worker`]: runs jobs from its queues with leases renewed while they run,
 //!   timeouts, caught panics, retries with backoff, stop conditions and a
 //!   graceful stop; a [`Lifecycle`](conc_core::lifecycle::Lifecycle) and a
-//!   [`MetricsSource`](conc_core::metrics::MetricsSource).
+//!   [`MetricsSource`](conc_core::metrics::MetricsSource). Each records a
+//!   heartbeat ([`WorkerBeat`]) in its backend every few seconds, so
+//!   [`QueueBackend::workers`] lists the workers of every process.
 //! - Backends: [`MemoryQueue`] (fast, not durable); a SQLite file (feature
 //!   `sqlite`, durable, one machine); Redis (feature `redis`, shared by
 //!   worker processes on many machines). Every backend passes one
