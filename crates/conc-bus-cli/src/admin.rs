@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use conc_bus::{
-    AnyBackend, Envelope, FailReason, FailedJob, FailedQuery, JobId, Queue, QueueBackend, Selection,
+    AnyBackend, Envelope, FailReason, FailedJob, FailedQuery, JobId, Queue, QueueBackend,
+    Selection, WorkerBeat,
 };
 use serde::Serialize;
 
@@ -201,6 +202,7 @@ pub enum RetryFailed {
 /// Queue::new(admin.backend().clone()).push(Mail { to: "ada@example.com".into() }).await?;
 ///
 /// admin.pause("default").await?;
+/// assert!(admin.pause("defualt").await.is_err(), "a typo creates nothing");
 /// let queues = admin.queues().await?;
 /// assert_eq!((queues[0].name.as_str(), queues[0].ready, queues[0].paused), ("default", 1, true));
 /// assert_eq!(admin.clear("default").await?, 1);
@@ -223,12 +225,47 @@ impl Admin {
     }
 
     /// Every queue the backend knows, by name: sizes, wait, pause, failed.
+    /// Reads every queue's sizes: for a store with many queues, use
+    /// [`queues_page`](Self::queues_page).
     pub async fn queues(&self) -> Result<Vec<QueueReport>, AdminError> {
         let mut out = Vec::new();
         for name in self.queue.queues().await? {
             out.push(self.queue_report(&name).await?);
         }
         Ok(out)
+    }
+
+    /// The queues the backend knows, by name: `limit` of them after skipping
+    /// `offset`, with their sizes, and how many queues there are in all. Only
+    /// the queues of the page are sized, so a page costs the same with ten
+    /// queues or ten thousand (the names are read in one call).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus_cli::{Admin, connect};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let admin = Admin::new(connect("memory:").await?);
+    /// for name in ["a", "b", "c"] {
+    ///     admin.pause_ahead(name).await?;
+    /// }
+    /// let (page, total) = admin.queues_page(1, 1).await?;
+    /// assert_eq!((page[0].name.as_str(), total), ("b", 3));
+    /// # Ok(()) }
+    /// ```
+    pub async fn queues_page(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<QueueReport>, u64), AdminError> {
+        let names = self.queue.queues().await?;
+        let total = names.len() as u64;
+        let mut out = Vec::with_capacity(limit.min(names.len()));
+        for name in names.iter().skip(offset).take(limit) {
+            out.push(self.queue_report(name).await?);
+        }
+        Ok((out, total))
     }
 
     /// One queue (a queue the backend does not know reads as empty).
@@ -246,20 +283,74 @@ impl Admin {
         })
     }
 
+    /// Refuses a queue the backend does not know (never pushed to, paused
+    /// or bounded): a mistyped name must not create a queue.
+    async fn known(&self, queue: &str) -> Result<(), AdminError> {
+        if self.queue.queues().await?.iter().any(|name| name == queue) {
+            Ok(())
+        } else {
+            Err(AdminError::NoSuchQueue(queue.to_owned()))
+        }
+    }
+
     /// Stops workers from taking jobs of `queue`.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::NoSuchQueue`] when the backend does not know `queue`,
+    /// and nothing is written; [`pause_ahead`](Self::pause_ahead) pauses a
+    /// queue before its first job.
     pub async fn pause(&self, queue: &str) -> Result<(), AdminError> {
+        self.known(queue).await?;
+        Ok(self.queue.pause(queue).await?)
+    }
+
+    /// Pauses `queue` whether or not the backend knows it yet, so that its
+    /// first jobs wait (the queue is created paused).
+    pub async fn pause_ahead(&self, queue: &str) -> Result<(), AdminError> {
         Ok(self.queue.pause(queue).await?)
     }
 
     /// Lets workers take jobs of `queue` again.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::NoSuchQueue`] when the backend does not know `queue`.
     pub async fn resume(&self, queue: &str) -> Result<(), AdminError> {
+        self.known(queue).await?;
         Ok(self.queue.resume(queue).await?)
     }
 
     /// Deletes the ready and delayed jobs of `queue` (not the running ones);
     /// how many.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::NoSuchQueue`] when the backend does not know `queue`.
     pub async fn clear(&self, queue: &str) -> Result<u64, AdminError> {
+        self.known(queue).await?;
         Ok(self.queue.clear(queue).await?)
+    }
+
+    /// The workers of every process whose heartbeat is recent
+    /// ([`QueueBackend::workers`]), sorted by host, process id and name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::{JobHandlers, Worker};
+    /// use conc_bus_cli::{Admin, connect};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let admin = Admin::new(connect("memory:").await?);
+    /// let worker = Worker::builder(admin.backend().clone(), JobHandlers::new()).name("mailer").build()?;
+    /// worker.start()?;
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(admin.workers().await?[0].name, "mailer");
+    /// # Ok(()) }
+    /// ```
+    pub async fn workers(&self) -> Result<Vec<WorkerBeat>, AdminError> {
+        Ok(self.queue.backend().workers().await?)
     }
 
     /// A page of failed jobs, oldest first.

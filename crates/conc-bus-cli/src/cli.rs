@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use conc_bus::{FailedQuery, JobId};
+use conc_bus::{FailedQuery, JobId, WorkerBeat};
 use conc_bus_cli::{
     Admin, AdminError, FailedSummary, QueueReport, RetryFailed, connect, short_duration, table,
     utc, visible_payload,
@@ -14,9 +14,9 @@ use conc_bus_cli::{
 use serde::Serialize;
 use serde_json::json;
 
-/// Operate conc-bus queues: sizes and waits, pause, resume, clear, failed
-/// jobs (list, show, retry, forget, flush, prune) and batches (list, show,
-/// cancel, prune).
+/// Operate conc-bus queues: sizes and waits, pause, resume, clear, the
+/// workers of every process, failed jobs (list, show, retry, forget, flush,
+/// prune) and batches (list, show, cancel, prune).
 #[derive(Debug, Parser)]
 #[command(name = "conc-bus", version)]
 pub(crate) struct Cli {
@@ -32,8 +32,12 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Every queue: ready, delayed and reserved jobs, the oldest wait, paused, failed.
-    Queues,
+    /// The queues, a page at a time: ready, delayed and reserved jobs, the
+    /// oldest wait, paused, failed.
+    Queues(QueuesArgs),
+    /// The workers of every process, from their heartbeats: host, pid,
+    /// queues, state, busy slots, jobs processed and failed, jobs per minute.
+    Workers,
     /// One queue: show, pause, resume or clear it.
     Queue {
         #[command(subcommand)]
@@ -55,12 +59,28 @@ enum Command {
 enum QueueAction {
     /// Its sizes, wait and failed jobs.
     Show { queue: String },
-    /// Stop workers from taking its jobs (running ones finish).
-    Pause { queue: String },
+    /// Stop workers from taking its jobs (running ones finish). A queue the
+    /// backend does not know is refused unless `--create` is given.
+    Pause {
+        queue: String,
+        /// Pause it even if it does not exist yet, so its first jobs wait.
+        #[arg(long)]
+        create: bool,
+    },
     /// Let workers take its jobs again.
     Resume { queue: String },
     /// Delete its ready and delayed jobs (not the running ones).
     Clear { queue: String },
+}
+
+#[derive(Debug, Args)]
+struct QueuesArgs {
+    /// The most queues to show.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Queues to skip (they are in name order).
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,9 +138,22 @@ pub(crate) async fn run(cli: Cli) -> Result<String, AdminError> {
     let admin = Admin::new(connect(&backend).await?);
     let print = Printer { json };
     match command {
-        Command::Queues => {
-            let queues = admin.queues().await?;
-            Ok(print.queues(&queues))
+        Command::Queues(args) => {
+            let (queues, total) = admin.queues_page(args.offset, args.limit).await?;
+            let mut out = print.queues(&queues);
+            let shown = args.offset.saturating_add(queues.len()) as u64;
+            if !print.json && shown < total {
+                let _ = writeln!(
+                    out,
+                    "{} of {total} queues shown; next page: --offset {shown}",
+                    queues.len()
+                );
+            }
+            Ok(out)
+        }
+        Command::Workers => {
+            let workers = admin.workers().await?;
+            Ok(print.workers(&workers, admin.now()))
         }
         Command::Queue { action } => queue(&admin, print, action).await,
         Command::Failed { action } => failed(&admin, print, action).await,
@@ -131,8 +164,12 @@ pub(crate) async fn run(cli: Cli) -> Result<String, AdminError> {
 async fn queue(admin: &Admin, print: Printer, action: QueueAction) -> Result<String, AdminError> {
     match action {
         QueueAction::Show { queue } => Ok(print.queues(&[admin.queue_report(&queue).await?])),
-        QueueAction::Pause { queue } => {
-            admin.pause(&queue).await?;
+        QueueAction::Pause { queue, create } => {
+            if create {
+                admin.pause_ahead(&queue).await?;
+            } else {
+                admin.pause(&queue).await?;
+            }
             Ok(print.done(&json!({ "queue": queue, "paused": true }), format!("paused `{queue}`")))
         }
         QueueAction::Resume { queue } => {
@@ -237,6 +274,59 @@ impl Printer {
             })
             .collect();
         table(&["queue", "ready", "delayed", "reserved", "wait", "state", "failed"], &rows)
+    }
+
+    fn workers(self, workers: &[WorkerBeat], now: u64) -> String {
+        let per_minute = |beat: &WorkerBeat| beat.jobs_per_minute().map(|rate| rate.round() as u64);
+        if self.json {
+            let values: Vec<serde_json::Value> = workers
+                .iter()
+                .map(|beat| {
+                    let mut value = serde_json::to_value(beat).unwrap_or_default();
+                    value["jobs_per_minute"] = json!(per_minute(beat));
+                    value["last_beat_ms_ago"] = json!(now.saturating_sub(beat.beat_at));
+                    value
+                })
+                .collect();
+            return Self::json(&values);
+        }
+        if workers.is_empty() {
+            return "no workers\n".to_owned();
+        }
+        let rows: Vec<Vec<String>> = workers
+            .iter()
+            .map(|beat| {
+                vec![
+                    beat.name.clone(),
+                    beat.host.clone(),
+                    beat.pid.to_string(),
+                    beat.queues.join(","),
+                    beat.state.to_string(),
+                    format!("{}/{}", beat.busy, beat.concurrency),
+                    beat.processed.to_string(),
+                    beat.failed.to_string(),
+                    per_minute(beat).map_or_else(|| "-".to_owned(), |rate| rate.to_string()),
+                    short_duration(now.saturating_sub(beat.started_at)),
+                    short_duration(now.saturating_sub(beat.beat_at)) + " ago",
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "worker",
+                "host",
+                "pid",
+                "queues",
+                "state",
+                "busy",
+                "processed",
+                "failed",
+                "jobs/min",
+                "up",
+                "last beat",
+            ],
+            &rows,
+        )
     }
 
     fn failed(self, jobs: &[FailedSummary]) -> String {

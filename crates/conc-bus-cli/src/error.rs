@@ -59,6 +59,13 @@ pub enum AdminError {
     /// No failed job has this id.
     #[error("no failed job with id {0}")]
     NoSuchJob(JobId),
+    /// No queue has this name: nothing was ever pushed to it, paused or
+    /// bounded. Nothing was written.
+    #[error(
+        "no queue named `{0}`: nothing was pushed to it, paused or bounded \
+         (a queue can be paused before its first job with `--create`, `Admin::pause_ahead`)"
+    )]
+    NoSuchQueue(String),
     /// No batch has this id (never created, or pruned).
     #[error("no batch with id {0}")]
     NoSuchBatch(BatchId),
@@ -73,13 +80,13 @@ pub enum AdminError {
 impl AdminError {
     /// The process exit code the `conc-bus` binary uses for it: 2 for a
     /// bad URL or a backend without batches for a batch command, 3 for a
-    /// backend that is missing or unreachable, 4 for an unknown job or batch,
+    /// backend that is missing or unreachable, 4 for an unknown job, batch or queue,
     /// 1 for a backend failure.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::BadUrl { .. } | Self::NoBatches => 2,
             Self::NotFound { .. } | Self::NotAQueue { .. } | Self::Unreachable { .. } => 3,
-            Self::NoSuchJob(_) | Self::NoSuchBatch(_) => 4,
+            Self::NoSuchJob(_) | Self::NoSuchBatch(_) | Self::NoSuchQueue(_) => 4,
             Self::Backend(_) => 1,
         }
     }

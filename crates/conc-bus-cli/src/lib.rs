@@ -1,5 +1,5 @@
 //! Operate conc-bus queues: sizes and waits, pause, resume, clear, the
-//! failed store (list, show, retry, forget, flush, prune) and batches (list,
+//! workers of every process (from their heartbeats), the failed store (list, show, retry, forget, flush, prune) and batches (list,
 //! show, cancel, prune), from the `conc-bus` binary or as a library.
 //!
 //! # Overview
@@ -47,6 +47,7 @@
 //! | need | usual choice | here |
 //! |---|---|---|
 //! | queue sizes, pause, clear | Laravel `queue:monitor`, `queue:pause`, `queue:clear` | `conc-bus queues`, `queue pause`, `queue clear` |
+//! | the workers of every process | Horizon's and Sidekiq's process lists | `conc-bus workers` |
 //! | failed jobs | Laravel `queue:failed`, `queue:retry`, `queue:forget`, `queue:flush`, `queue:prune-failed`; Sidekiq's dead set | `conc-bus failed list`, `show`, `retry`, `forget`, `flush`, `prune` |
 //! | batches | Laravel `queue:prune-batches`, Horizon's batches page; Sidekiq Pro's batch pages | `conc-bus batches list`, `show`, `cancel`, `prune` |
 //!

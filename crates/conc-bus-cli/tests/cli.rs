@@ -181,3 +181,113 @@ static_assertions::assert_impl_all!(conc_bus_cli::AdminError: Send, Sync);
 static_assertions::assert_impl_all!(conc_bus_cli::QueueReport: Send, Sync);
 static_assertions::assert_impl_all!(conc_bus_cli::BatchDetail: Send, Sync);
 static_assertions::assert_impl_all!(conc_bus_cli::BatchQuery: Send, Sync);
+
+#[tokio::test]
+async fn a_mistyped_queue_is_refused_by_name_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file_with_failed_jobs(dir.path()).await;
+    let url = format!("sqlite:{}", path.display());
+    let names = || -> Vec<Value> {
+        let queues = json(&conc_bus(&url, &["--json", "queues"]));
+        queues.as_array().unwrap().iter().map(|q| q["name"].clone()).collect()
+    };
+    let before = names();
+    for action in ["pause", "resume", "clear"] {
+        let output = conc_bus(&url, &["queue", action, "mial"]);
+        assert_eq!(output.status.code(), Some(4), "{action}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("no queue named `mial`"), "{action}: {stderr}");
+    }
+    assert_eq!(names(), before, "no queue appeared");
+    assert_eq!(before, ["default", "mail", "payments"]);
+
+    // Pausing a queue before its first job is asked for explicitly.
+    let paused = ok(&conc_bus(&url, &["queue", "pause", "--create", "imports"]));
+    assert_eq!(paused, "paused `imports`\n");
+    let imports = json(&conc_bus(&url, &["--json", "queue", "show", "imports"]));
+    assert_eq!(imports[0]["paused"], true);
+    assert_eq!(ok(&conc_bus(&url, &["queue", "resume", "imports"])), "resumed `imports`\n");
+}
+
+#[tokio::test]
+async fn queues_are_listed_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let backend = SqliteQueue::open(&path).unwrap();
+    let now = conc_bus::QueueBackend::now(&backend);
+    let jobs: Vec<conc_bus::Pushed> = (0..2_000u32)
+        .map(|n| {
+            let options = conc_bus::JobOptions::new().queue(format!("q{n:04}"));
+            let envelope = conc_bus::Envelope::new(&Charge { order: n }, &options, now).unwrap();
+            conc_bus::Pushed::new(envelope, now)
+        })
+        .collect();
+    conc_bus::QueueBackend::push(&backend, jobs).await.unwrap();
+    let url = format!("sqlite:{}", path.display());
+
+    let started = std::time::Instant::now();
+    let table = ok(&conc_bus(&url, &["queues"]));
+    let elapsed = started.elapsed();
+    let line = format!("`conc-bus queues` over 2,000 queues (first page of 100): {elapsed:?}");
+    std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes()).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 1 + 100 + 1, "header, a page, the footer");
+    assert!(lines[1].starts_with("q0000"), "{table}");
+    assert_eq!(lines[101], "100 of 2000 queues shown; next page: --offset 100");
+
+    let page = json(&conc_bus(&url, &["--json", "queues", "--offset", "1990", "--limit", "50"]));
+    let names: Vec<&str> =
+        page.as_array().unwrap().iter().map(|q| q["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 10);
+    assert_eq!((names[0], names[9]), ("q1990", "q1999"));
+    assert_eq!(page[0]["ready"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workers_of_another_process_are_listed_with_their_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let backend = SqliteQueue::open(&path).unwrap();
+    let url = format!("sqlite:{}", path.display());
+    assert_eq!(ok(&conc_bus(&url, &["workers"])), "no workers\n");
+
+    let queue = Queue::new(backend.clone());
+    for order in 0..3 {
+        queue.dispatch(Charge { order }).on_queue("payments").await.unwrap();
+    }
+    let handlers =
+        JobHandlers::new().handle(|_: Charge, _: JobContext| async move { Ok::<(), JobError>(()) });
+    let worker = Worker::builder(backend.clone(), handlers)
+        .name("charger")
+        .queues(["payments"])
+        .heartbeat_interval(std::time::Duration::from_millis(50))
+        .build()
+        .unwrap();
+    worker.start().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while conc_bus::QueueBackend::workers(&backend)
+        .await
+        .unwrap()
+        .first()
+        .is_none_or(|beat| beat.processed < 3)
+    {
+        assert!(std::time::Instant::now() < deadline, "the beat never showed the jobs");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let listed = json(&conc_bus(&url, &["--json", "workers"]));
+    let beat = &listed.as_array().unwrap()[0];
+    assert_eq!(beat["name"], "charger");
+    assert_eq!(beat["pid"], std::process::id());
+    assert_eq!(beat["queues"][0], "payments");
+    assert_eq!(beat["processed"], 3);
+    assert_eq!(beat["state"], "running");
+    assert!(beat["jobs_per_minute"].is_u64(), "{beat}");
+    let table = ok(&conc_bus(&url, &["workers"]));
+    assert!(table.starts_with("worker"), "{table}");
+    assert!(table.lines().nth(1).unwrap().starts_with("charger"), "{table}");
+
+    worker.stop(std::time::Duration::from_secs(1));
+    worker.stopped().await;
+    assert_eq!(ok(&conc_bus(&url, &["workers"])), "no workers\n");
+}

@@ -17,7 +17,9 @@
 //! - [`Worker`]: runs jobs from its queues with leases renewed while they run,
 //!   timeouts, caught panics, retries with backoff, stop conditions and a
 //!   graceful stop; a [`Lifecycle`](conc_core::lifecycle::Lifecycle) and a
-//!   [`MetricsSource`](conc_core::metrics::MetricsSource).
+//!   [`MetricsSource`](conc_core::metrics::MetricsSource). Each records a
+//!   heartbeat ([`WorkerBeat`]) in its backend every few seconds, so
+//!   [`QueueBackend::workers`] lists the workers of every process.
 //! - Backends: [`MemoryQueue`] (fast, not durable); a SQLite file (feature
 //!   `sqlite`, durable, one machine); Redis (feature `redis`, shared by
 //!   worker processes on many machines). Every backend passes one
@@ -149,10 +151,12 @@ pub use job::{
     JobError, JobHandlers, JobOptions, MAX_HISTORY, MAX_MIDDLEWARE_NAME, MAX_PRIORITY,
     MAX_QUEUE_NAME,
 };
+pub use queue::MISSED_BEATS;
 pub use queue::{
-    AnyBackend, EnqueueError, FailedStore, Lease, LeaseLost, LeaseToken, MemoryQueue,
+    AnyBackend, BeatState, EnqueueError, FailedStore, Lease, LeaseLost, LeaseToken, MemoryQueue,
     MemoryQueueBuilder, Overflow, PendingDispatch, PushError, Pushed, Queue, QueueBackend,
     QueueError, QueueSize, Reservation, ReserveRequest, Reserved, Settled, Settlement, Transition,
+    WorkerBeat,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -206,7 +206,7 @@ async fn a_file_of_the_first_schema_is_upgraded_in_place() {
     Connection::open(&path)
         .unwrap()
         .execute_batch(
-            "DROP TABLE conc_bus_batch_archive;
+            "DROP TABLE conc_bus_workers; DROP TABLE conc_bus_batch_archive;
              DROP TABLE conc_bus_batches; DROP TABLE conc_bus_batch_members;
              DROP TABLE conc_bus_locks; DROP TABLE conc_bus_debounce;
              DROP INDEX conc_bus_jobs_batch; ALTER TABLE conc_bus_jobs DROP COLUMN batch;
@@ -227,7 +227,7 @@ async fn a_file_of_the_first_schema_is_upgraded_in_place() {
         .unwrap()
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 #[tokio::test]
@@ -245,7 +245,8 @@ async fn a_file_of_the_second_schema_keeps_its_batches_and_gains_timeouts() {
     Connection::open(&path)
         .unwrap()
         .execute_batch(
-            "DROP TABLE conc_bus_batch_archive; DROP INDEX conc_bus_batches_deadline;
+            "DROP TABLE conc_bus_workers;
+             DROP TABLE conc_bus_batch_archive; DROP INDEX conc_bus_batches_deadline;
              ALTER TABLE conc_bus_batches DROP COLUMN deadline;
              PRAGMA user_version = 2;",
         )
@@ -269,7 +270,33 @@ async fn a_file_of_the_second_schema_keeps_its_batches_and_gains_timeouts() {
         .unwrap()
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
+}
+
+#[tokio::test]
+async fn a_file_of_the_third_schema_keeps_its_jobs_and_gains_worker_heartbeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let clock = ManualClock::new();
+    let old = open(&path, &clock);
+    push(&old, "kept", JobOptions::new(), Duration::ZERO).await;
+    drop(old);
+    // The file as the batch-timeout release left it: no heartbeats, version 3.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE conc_bus_workers; PRAGMA user_version = 3;")
+        .unwrap();
+    let upgraded = open(&path, &clock);
+    let mut beat = conc_bus::WorkerBeat::new("w-1", "mailer");
+    (beat.beat_at, beat.interval_ms) = (upgraded.now(), 1_000);
+    upgraded.record_worker(&beat).await.unwrap();
+    assert_eq!(upgraded.workers().await.unwrap(), vec![beat]);
+    assert_eq!(reserve(&upgraded, 10).await.iter().map(text).collect::<Vec<_>>(), ["kept"]);
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
 }
 
 #[tokio::test]

@@ -197,10 +197,10 @@ impl DashboardBuilder {
         self
     }
 
-    /// Shows `worker` (of this process) on the overview: its state, health,
-    /// throughput and timings, and its finished attempts on the recent-jobs
-    /// page. Workers of other processes cannot be shown: the backend keeps no
-    /// record of them. Defaults to none.
+    /// Attaches `worker` (of this process): besides what its heartbeat shows
+    /// (every worker's does, in any process), its health, exact last-minute
+    /// counts, runtimes and waits, and its finished attempts on the
+    /// recent-jobs page. Defaults to none.
     pub fn worker<B: QueueBackend>(mut self, worker: &Worker<B>) -> Self {
         self.workers.push(Arc::new(worker.clone()));
         self

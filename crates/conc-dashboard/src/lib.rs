@@ -17,10 +17,12 @@
 //!   job; cancel), metrics charts from an in-process sampler. Every list is
 //!   paged. Batches need a backend made with
 //!   [`AnyBackend::with_workflows`](conc_bus::AnyBackend::with_workflows).
-//! - Queues and failed jobs come from the backend, so they cover every
-//!   process; workers, throughput, runtimes and recent jobs come from the
-//!   workers attached with [`DashboardBuilder::worker`], because the backend
-//!   keeps no record of workers nor of finished jobs.
+//! - Queues, failed jobs and workers come from the backend, so they cover
+//!   every process: workers record heartbeats
+//!   ([`WorkerBeat`](conc_bus::WorkerBeat)) with their counts, from which the
+//!   overview adds up jobs per minute. Runtimes, waits and recent jobs come
+//!   from the workers attached with [`DashboardBuilder::worker`], because the
+//!   backend keeps no finished jobs. Queue lists size only the page shown.
 //! - Access: by default only loopback clients; a [`gate`](DashboardBuilder::gate)
 //!   closure decides on top (Horizon's `viewHorizon`). Actions are POSTs that
 //!   must carry the dashboard's CSRF token and come from its own origin.
@@ -84,7 +86,7 @@ pub use builder::{Dashboard, DashboardBuilder};
 pub use model::{
     BatchList, JobOutcome, Overview, Page, QueueSample, RecentJob, Sample, Timing, WorkerReport,
 };
-pub use state::OVERVIEW_BATCHES;
+pub use state::{OVERVIEW_BATCHES, SAMPLED_QUEUES};
 
 /// The guide's examples are compiled and run as doc tests.
 #[cfg(doctest)]

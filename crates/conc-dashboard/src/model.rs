@@ -51,7 +51,9 @@ impl<T> Page<T> {
     }
 }
 
-/// A worker attached to the dashboard, as the overview shows it.
+/// A worker as the dashboard shows it: one that recorded a heartbeat in the
+/// backend (of any process), one attached with
+/// [`DashboardBuilder::worker`](crate::DashboardBuilder::worker), or both.
 ///
 /// # Examples
 ///
@@ -60,19 +62,33 @@ impl<T> Page<T> {
 ///
 /// let report = WorkerReport::default();
 /// assert_eq!(report.processed, 0);
+/// assert!(!report.attached);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct WorkerReport {
+    /// Its heartbeat id (empty for an attached worker that records none).
+    pub id: String,
     /// Its name.
     pub name: String,
+    /// The host it runs on (empty when unknown).
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
     /// Its queues, in priority order.
     pub queues: Vec<String>,
+    /// How many jobs it runs at once, at most (0 when unknown).
+    pub concurrency: u64,
     /// Where it is in its life: `idle`, `running`, `stopping`, `stopped: why`.
     pub state: String,
-    /// Whether its last backend call succeeded.
+    /// Whether it is attached to this dashboard (in this process), so its
+    /// runtimes, waits and recent jobs are shown too.
+    pub attached: bool,
+    /// Whether its last backend call succeeded (for a worker of another
+    /// process: whether its heartbeat is recent, which it is when listed).
     pub backend_reachable: bool,
-    /// Milliseconds since its last successful backend call.
+    /// Milliseconds since its last successful backend call, or since its
+    /// last heartbeat.
     pub since_last_contact_ms: Option<u64>,
     /// Jobs running now.
     pub running: u64,
@@ -80,9 +96,11 @@ pub struct WorkerReport {
     pub processed: u64,
     /// Attempts that failed since it started.
     pub failed: u64,
-    /// Jobs processed in the last minute.
+    /// Jobs processed in the last minute (attached), or per minute between
+    /// its last two heartbeats (another process's worker).
     pub processed_last_minute: u64,
-    /// Attempts failed in the last minute.
+    /// Attempts failed in the last minute, or per minute between its last
+    /// two heartbeats.
     pub failed_last_minute: u64,
     /// The last backend error, while it cannot reach the backend.
     pub last_error: Option<String>,
@@ -127,16 +145,18 @@ pub struct Timing {
 pub struct Overview {
     /// The backend's time, in Unix milliseconds.
     pub now: u64,
-    /// Jobs the attached workers processed in the last minute (`None`
-    /// without attached workers: the backend keeps no finished jobs).
+    /// Jobs the workers processed per minute: the attached ones in the last
+    /// minute, the others between their last two heartbeats (`None` without
+    /// any worker: the backend keeps no finished jobs).
     pub processed_per_minute: Option<u64>,
-    /// Attempts the attached workers failed in the last minute.
+    /// Attempts the workers failed per minute, counted the same way.
     pub failed_per_minute: Option<u64>,
     /// Jobs in the failed store.
     pub failed_total: u64,
     /// The queues (first page).
     pub queues: Page<QueueReport>,
-    /// The attached workers (first page).
+    /// The workers of every process that records heartbeats, and the
+    /// attached ones (first page).
     pub workers: Page<WorkerReport>,
     /// Runtime per job type, per attached worker.
     pub runtimes: Vec<Timing>,
@@ -278,9 +298,10 @@ pub struct QueueSample {
 pub struct Sample {
     /// When, in Unix milliseconds (the backend's clock).
     pub at: u64,
-    /// Jobs the attached workers processed in the minute before.
+    /// Jobs the workers processed per minute (as
+    /// [`Overview::processed_per_minute`] counts them).
     pub processed_per_minute: u64,
-    /// Attempts the attached workers failed in the minute before.
+    /// Attempts the workers failed per minute.
     pub failed_per_minute: u64,
     /// Jobs in the failed store.
     pub failed_total: u64,

@@ -9,11 +9,12 @@ use conc_bus_cli::{FailedSummary, QueueReport, short_duration, utc};
 use crate::html::{Frame, button, chart, esc, millis, page, pager, table, url};
 use crate::model::{Overview, Page, RecentJob, Sample, Timing, WorkerReport};
 
-/// Why the throughput figures are blank without attached workers.
-const NO_WORKERS: &str = "<p class=note>No worker is attached to this dashboard, so it shows \
-    no throughput or runtimes: the backend keeps queued and failed jobs, not finished ones, and \
-    keeps no record of workers. Workers running in other processes keep working; attach the \
-    workers of this process with <code>DashboardBuilder::worker</code> to see them here.</p>";
+/// Why the throughput figures are blank without workers.
+const NO_WORKERS: &str = "<p class=note>No worker has recorded a heartbeat in this backend \
+    in the last three of its intervals, and none is attached, so there is no throughput to show: \
+    the backend keeps queued and failed jobs, not finished ones. Workers of any process list \
+    themselves here while they run; attach the workers of this process with \
+    <code>DashboardBuilder::worker</code> to see their runtimes and recent jobs too.</p>";
 
 fn opt(value: Option<u64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| v.to_string())
@@ -33,7 +34,7 @@ pub(crate) fn overview(frame: &Frame<'_>, view: &Overview) -> String {
         &view.failed_total.to_string(),
     ));
     body.push_str(&card("card-queues", "queues", &view.queues.total.to_string()));
-    body.push_str(&card("card-workers", "workers attached", &view.workers.total.to_string()));
+    body.push_str(&card("card-workers", "workers", &view.workers.total.to_string()));
     if let Some(pending) = view.batches_pending {
         let label = if view.batches_seen >= crate::OVERVIEW_BATCHES as u64 {
             format!("batches pending (of the newest {})", view.batches_seen)
@@ -144,6 +145,12 @@ fn worker_table(workers: &[WorkerReport]) -> String {
             } else {
                 format!("<span class=bad>no</span> {}", esc(w.last_error.as_deref().unwrap_or("")))
             };
+            let busy = if w.concurrency > 0 {
+                format!("{}/{}", w.running, w.concurrency)
+            } else {
+                w.running.to_string()
+            };
+            let seen = w.since_last_contact_ms.map_or_else(String::new, short_duration);
             (
                 format!("worker-{}", w.name),
                 vec![
@@ -151,10 +158,14 @@ fn worker_table(workers: &[WorkerReport]) -> String {
                     esc(&w.queues.join(", ")),
                     esc(&w.state),
                     reach,
-                    w.running.to_string(),
+                    busy,
                     w.processed.to_string(),
                     w.failed.to_string(),
                     w.processed_last_minute.to_string(),
+                    esc(&w.host),
+                    w.pid.to_string(),
+                    seen,
+                    if w.attached { "yes" } else { "" }.to_owned(),
                 ],
             )
         })
@@ -169,6 +180,10 @@ fn worker_table(workers: &[WorkerReport]) -> String {
             "#processed",
             "#failed",
             "#processed / min",
+            "host",
+            "#pid",
+            "#last contact",
+            "attached",
         ],
         &rows,
     )
@@ -394,7 +409,7 @@ pub(crate) fn metrics(frame: &Frame<'_>, samples: &[Sample], every: std::time::D
     );
     body.push_str(&chart(
         "chart-throughput",
-        "Jobs per minute (attached workers)",
+        "Jobs per minute (every worker)",
         &[
             ("processed".to_owned(), line(|s| s.processed_per_minute)),
             ("failed".to_owned(), line(|s| s.failed_per_minute)),

@@ -125,7 +125,9 @@ impl Ctx {
 
     fn backend(&self, error: &AdminError) -> Response {
         let status = match error {
-            AdminError::NoSuchJob(_) | AdminError::NoSuchBatch(_) => StatusCode::NOT_FOUND,
+            AdminError::NoSuchJob(_) | AdminError::NoSuchBatch(_) | AdminError::NoSuchQueue(_) => {
+                StatusCode::NOT_FOUND
+            }
             AdminError::NoBatches => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
@@ -207,8 +209,12 @@ async fn overview(ctx: Ctx) -> Result<Response, Response> {
 
 async fn queues(ctx: Ctx, Query(paging): Query<Paging>) -> Result<Response, Response> {
     let page = ctx.page(paging.page.as_deref())?;
-    let all = ctx.inner.admin.queues().await.map_err(|e| ctx.backend(&e))?;
-    let view = Page::of(all, page, ctx.inner.settings.page_size);
+    let size = ctx.inner.settings.page_size.max(1);
+    let offset = page.saturating_mul(size);
+    let (items, total) =
+        ctx.inner.admin.queues_page(offset, size).await.map_err(|e| ctx.backend(&e))?;
+    let more = (offset.saturating_add(items.len()) as u64) < total;
+    let view = Page::new(items, total, more.then(|| (page + 1).to_string()));
     if ctx.json {
         return Ok(Json(view).into_response());
     }
@@ -218,7 +224,8 @@ async fn queues(ctx: Ctx, Query(paging): Query<Paging>) -> Result<Response, Resp
 
 async fn workers(ctx: Ctx, Query(paging): Query<Paging>) -> Result<Response, Response> {
     let page = ctx.page(paging.page.as_deref())?;
-    let all = ctx.inner.workers().into_iter().map(|(report, _)| report).collect();
+    let all = ctx.inner.workers().await.map_err(|e| ctx.backend(&e))?;
+    let all = all.into_iter().map(|(report, _)| report).collect();
     let view = Page::of(all, page, ctx.inner.settings.page_size);
     if ctx.json {
         return Ok(Json(view).into_response());

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use axum::http::request::Parts;
-use conc_bus::{QueueBackend, Worker, WorkerEvent, WorkerHealth, WorkerMetrics, WorkerState};
+use conc_bus::{
+    QueueBackend, Worker, WorkerBeat, WorkerEvent, WorkerHealth, WorkerMetrics, WorkerState,
+};
 use conc_bus_cli::{Admin, AdminError, BatchQuery, BatchState};
 use conc_core::lifecycle::Lifecycle;
 use conc_core::metrics::MetricsSource;
@@ -20,11 +22,16 @@ use crate::model::{
 /// How many of the newest batches the overview's card looks at.
 pub const OVERVIEW_BATCHES: usize = 100;
 
+/// How many queues (the first, by name) each metrics sample sizes, so that a
+/// store with thousands of queues does not cost thousands of reads a sample.
+pub const SAMPLED_QUEUES: usize = 200;
+
 /// The access check an application adds (Horizon's `viewHorizon`).
 pub(crate) type Gate = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
 
 /// A worker of any backend, as the dashboard reads it.
 pub(crate) trait WorkerSource: Send + Sync {
+    fn id(&self) -> &str;
     fn name(&self) -> &str;
     fn queues(&self) -> &[String];
     fn health(&self) -> WorkerHealth;
@@ -33,6 +40,9 @@ pub(crate) trait WorkerSource: Send + Sync {
 }
 
 impl<B: QueueBackend> WorkerSource for Worker<B> {
+    fn id(&self) -> &str {
+        Worker::id(self)
+    }
     fn name(&self) -> &str {
         Lifecycle::name(self)
     }
@@ -174,47 +184,49 @@ impl Inner {
         !self.workers.is_empty()
     }
 
-    pub(crate) fn workers(&self) -> Vec<(WorkerReport, WorkerMetrics)> {
-        self.workers
-            .iter()
-            .map(|worker| {
-                let health = worker.health();
-                let metrics = worker.metrics();
-                let state = match health.state {
-                    WorkerState::Idle => "idle".to_owned(),
-                    WorkerState::Running => "running".to_owned(),
-                    WorkerState::Stopping => "stopping".to_owned(),
-                    WorkerState::Stopped(why) => format!("stopped: {why}"),
-                    _ => "unknown".to_owned(),
-                };
-                let report = WorkerReport {
-                    name: worker.name().to_owned(),
-                    queues: worker.queues().to_vec(),
-                    state,
-                    backend_reachable: health.backend_reachable,
-                    since_last_contact_ms: health
-                        .since_last_contact
-                        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-                    running: metrics.running,
-                    processed: metrics.processed,
-                    failed: metrics.failed,
-                    processed_last_minute: metrics.processed_last_minute,
-                    failed_last_minute: metrics.failed_last_minute,
-                    last_error: health.last_error,
-                };
-                (report, metrics)
-            })
-            .collect()
+    /// The workers of every process that records heartbeats, merged with
+    /// the attached ones (by heartbeat id), with the attached ones' metrics:
+    /// heartbeat order (host, pid, name), then attached workers without a
+    /// beat.
+    pub(crate) async fn workers(
+        &self,
+    ) -> Result<Vec<(WorkerReport, Option<WorkerMetrics>)>, AdminError> {
+        let beats = self.admin.workers().await?;
+        let now = self.admin.now();
+        let mut out = Vec::with_capacity(beats.len() + self.workers.len());
+        for beat in &beats {
+            let attached = self.workers.iter().find(|worker| worker.id() == beat.id);
+            let (mut report, metrics) = match attached {
+                Some(worker) => {
+                    let (report, metrics) = attached_report(worker.as_ref());
+                    (report, Some(metrics))
+                }
+                None => (beat_report(beat, now), None),
+            };
+            report.id.clone_from(&beat.id);
+            report.host.clone_from(&beat.host);
+            report.pid = beat.pid;
+            report.concurrency = beat.concurrency;
+            out.push((report, metrics));
+        }
+        for worker in &self.workers {
+            if !beats.iter().any(|beat| beat.id == worker.id()) {
+                let (report, metrics) = attached_report(worker.as_ref());
+                out.push((report, Some(metrics)));
+            }
+        }
+        Ok(out)
     }
 
     pub(crate) async fn overview(&self) -> Result<Overview, AdminError> {
-        let queues = self.admin.queues().await?;
+        let size = self.settings.page_size;
+        let (queues, queue_total) = self.admin.queues_page(0, size).await?;
         let failed_total = self.admin.failed_count(None).await?;
-        let workers = self.workers();
+        let workers = self.workers().await?;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let mut runtimes = Vec::new();
         let mut waits = Vec::new();
-        for (report, metrics) in &workers {
+        for (report, metrics) in workers.iter().filter_map(|(r, m)| Some((r, m.as_ref()?))) {
             let timing = |stats: &conc_bus::JobStats| Timing {
                 worker: report.name.clone(),
                 key: stats.key.clone(),
@@ -225,11 +237,11 @@ impl Inner {
             runtimes.extend(metrics.runtimes.iter().map(timing));
             waits.extend(metrics.waits.iter().map(timing));
         }
-        let (processed, failed) = if self.has_workers() {
+        let (processed, failed) = if workers.is_empty() {
+            (None, None)
+        } else {
             let sum = |f: fn(&WorkerReport) -> u64| Some(workers.iter().map(|(r, _)| f(r)).sum());
             (sum(|r| r.processed_last_minute), sum(|r| r.failed_last_minute))
-        } else {
-            (None, None)
         };
         let (batches_pending, batches_seen) = if self.admin.backend().keeps_workflows() {
             let newest = self.admin.batches(&BatchQuery::new().limit(OVERVIEW_BATCHES)).await?;
@@ -238,7 +250,7 @@ impl Inner {
         } else {
             (None, 0)
         };
-        let size = self.settings.page_size;
+        let more = (queues.len() as u64) < queue_total;
         Ok(Overview {
             batches_pending,
             batches_seen,
@@ -246,7 +258,7 @@ impl Inner {
             processed_per_minute: processed,
             failed_per_minute: failed,
             failed_total,
-            queues: Page::of(queues, 0, size),
+            queues: Page::new(queues, queue_total, more.then(|| "1".to_owned())),
             workers: Page::of(workers.into_iter().map(|(report, _)| report).collect(), 0, size),
             runtimes,
             waits,
@@ -256,9 +268,9 @@ impl Inner {
 
     /// Takes one sample now and keeps it.
     pub(crate) async fn sample(&self) -> Result<(), AdminError> {
-        let queues = self.admin.queues().await?;
+        let (queues, _) = self.admin.queues_page(0, SAMPLED_QUEUES).await?;
         let failed_total = self.admin.failed_count(None).await?;
-        let workers = self.workers();
+        let workers = self.workers().await?;
         let sample = Sample {
             at: self.admin.now(),
             processed_per_minute: workers.iter().map(|(r, _)| r.processed_last_minute).sum(),
@@ -312,5 +324,62 @@ async fn sample_loop(inner: Weak<Inner>, every: Duration) {
         if let Err(error) = inner.sample().await {
             tracing::warn!(%error, "conc-dashboard: sampling the queues failed");
         }
+    }
+}
+
+/// An attached worker's report and metrics, from the worker itself.
+fn attached_report(worker: &dyn WorkerSource) -> (WorkerReport, WorkerMetrics) {
+    let health = worker.health();
+    let metrics = worker.metrics();
+    let state = match health.state {
+        WorkerState::Idle => "idle".to_owned(),
+        WorkerState::Running => "running".to_owned(),
+        WorkerState::Stopping => "stopping".to_owned(),
+        WorkerState::Stopped(why) => format!("stopped: {why}"),
+        _ => "unknown".to_owned(),
+    };
+    let report = WorkerReport {
+        id: String::new(),
+        name: worker.name().to_owned(),
+        host: String::new(),
+        pid: std::process::id(),
+        queues: worker.queues().to_vec(),
+        concurrency: 0,
+        state,
+        attached: true,
+        backend_reachable: health.backend_reachable,
+        since_last_contact_ms: health
+            .since_last_contact
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        running: metrics.running,
+        processed: metrics.processed,
+        failed: metrics.failed,
+        processed_last_minute: metrics.processed_last_minute,
+        failed_last_minute: metrics.failed_last_minute,
+        last_error: health.last_error,
+    };
+    (report, metrics)
+}
+
+/// Another process's worker, from its last heartbeat at `now`.
+fn beat_report(beat: &WorkerBeat, now: u64) -> WorkerReport {
+    let rate = |rate: Option<f64>| rate.map_or(0, |r| r.round() as u64);
+    WorkerReport {
+        id: beat.id.clone(),
+        name: beat.name.clone(),
+        host: beat.host.clone(),
+        pid: beat.pid,
+        queues: beat.queues.clone(),
+        concurrency: beat.concurrency,
+        state: beat.state.to_string(),
+        attached: false,
+        backend_reachable: true,
+        since_last_contact_ms: Some(now.saturating_sub(beat.beat_at)),
+        running: beat.busy,
+        processed: beat.processed,
+        failed: beat.failed,
+        processed_last_minute: rate(beat.jobs_per_minute()),
+        failed_last_minute: rate(beat.failed_per_minute()),
+        last_error: None,
     }
 }

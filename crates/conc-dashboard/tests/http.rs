@@ -305,3 +305,56 @@ async fn serves_a_redis_queue_opened_by_url() {
     assert_eq!(batches["items"][0]["id"], id.to_string(), "{json}");
     assert_eq!(batches["items"][0]["name"], "digest", "{json}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn workers_of_other_processes_show_from_their_heartbeats() {
+    let backend = MemoryQueue::builder().clock(conc_bus::testing::PausedTime).build().unwrap();
+    let dashboard = builder(&backend).build().unwrap();
+    let app = dashboard.router();
+    let (_, html) = send(&app, get("/", LOCAL)).await;
+    assert!(html.contains("No worker has recorded a heartbeat"), "{html}");
+
+    // A worker the dashboard does not know of: another process's, as far as
+    // it can tell, sharing the backend.
+    let queue = Queue::new(backend.clone());
+    let handlers = JobHandlers::new().handle(|_: Mail, _| async { Ok::<(), JobError>(()) });
+    let elsewhere = Worker::builder(backend.clone(), handlers)
+        .name("mailer")
+        .queues(["mail"])
+        .concurrency(4)
+        .heartbeat_interval(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    elsewhere.start().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for n in 0..10 {
+        queue.dispatch(Mail { to: format!("{n}@example.com") }).on_queue("mail").await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let overview = dashboard.overview().await.unwrap();
+    assert_eq!(overview.workers.total, 1);
+    let report = &overview.workers.items[0];
+    assert_eq!((report.name.as_str(), report.state.as_str()), ("mailer", "running"));
+    assert_eq!((report.processed, report.concurrency, report.attached), (10, 4, false));
+    assert_eq!(report.pid, std::process::id());
+    // Ten jobs between two beats five seconds apart: 120 a minute.
+    assert_eq!(report.processed_last_minute, 120);
+    assert_eq!(overview.processed_per_minute, Some(120));
+    let (_, html) = send(&app, get("/workers", LOCAL)).await;
+    assert!(html.contains("id=\"worker-mailer\"") && html.contains("0/4"), "{html}");
+    let (_, json) = send(&app, get("/api/workers", LOCAL)).await;
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["items"][0]["id"], elsewhere.id());
+
+    // Attached too, it is listed once, with its own metrics.
+    let both = builder(&backend).worker(&elsewhere).build().unwrap();
+    let overview = both.overview().await.unwrap();
+    assert_eq!(overview.workers.total, 1);
+    assert!(overview.workers.items[0].attached);
+    assert_eq!(overview.workers.items[0].host, overview.workers.items[0].host.trim());
+
+    elsewhere.stop(Duration::from_secs(1));
+    elsewhere.stopped().await;
+    assert_eq!(dashboard.overview().await.unwrap().workers.total, 0, "gone at a graceful stop");
+}

@@ -9,6 +9,7 @@ use conc_core::BoxFuture;
 use super::backend::{
     FailedStore, Pushed, QueueBackend, QueueSize, Reservation, ReserveRequest, Settled,
 };
+use super::beat::WorkerBeat;
 use super::error::{PushError, QueueError};
 use super::lease::Lease;
 use super::settle::Transition;
@@ -65,6 +66,9 @@ trait DynBackend: fmt::Debug + Send + Sync + 'static {
     fn queues(&self) -> BoxFuture<'_, Result<Vec<String>, QueueError>>;
     fn wait<'a>(&'a self, queues: &'a [String], timeout: Duration) -> BoxFuture<'a, ()>;
     fn now(&self) -> u64;
+    fn record_worker<'a>(&'a self, beat: &'a WorkerBeat) -> BoxFuture<'a, Result<(), QueueError>>;
+    fn remove_worker<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, QueueError>>;
+    fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerBeat>, QueueError>>;
     fn failed<'a>(
         &'a self,
         query: &'a FailedQuery,
@@ -145,6 +149,15 @@ impl<B: QueueBackend> DynBackend for B {
     }
     fn now(&self) -> u64 {
         QueueBackend::now(self)
+    }
+    fn record_worker<'a>(&'a self, beat: &'a WorkerBeat) -> BoxFuture<'a, Result<(), QueueError>> {
+        Box::pin(QueueBackend::record_worker(self, beat))
+    }
+    fn remove_worker<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, QueueError>> {
+        Box::pin(QueueBackend::remove_worker(self, id))
+    }
+    fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerBeat>, QueueError>> {
+        Box::pin(QueueBackend::workers(self))
     }
     fn failed<'a>(
         &'a self,
@@ -417,6 +430,15 @@ impl QueueBackend for AnyBackend {
     }
     fn now(&self) -> u64 {
         self.inner.now()
+    }
+    async fn record_worker(&self, beat: &WorkerBeat) -> Result<(), QueueError> {
+        self.inner.record_worker(beat).await
+    }
+    async fn remove_worker(&self, id: &str) -> Result<bool, QueueError> {
+        self.inner.remove_worker(id).await
+    }
+    async fn workers(&self) -> Result<Vec<WorkerBeat>, QueueError> {
+        self.inner.workers().await
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::beat::WorkerBeat;
 use super::error::{PushError, QueueError};
 use super::lease::{Lease, Reserved};
 use super::settle::Transition;
@@ -273,6 +274,51 @@ pub trait QueueBackend: FailedStore + fmt::Debug + Send + Sync + 'static {
 
     /// The backend's clock, in Unix milliseconds.
     fn now(&self) -> u64;
+
+    /// Records `beat`, replacing the one of the same worker id, and deletes
+    /// the beats of workers gone (see [`WorkerBeat::is_gone`]). Workers call
+    /// it every heartbeat interval, off their hot path.
+    ///
+    /// The default stores nothing: a backend that cannot keep beats lists no
+    /// workers. Every backend of this crate keeps them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::{MemoryQueue, QueueBackend, WorkerBeat};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_bus::QueueError> {
+    /// let backend = MemoryQueue::new();
+    /// let mut beat = WorkerBeat::new("w-1", "mailer");
+    /// (beat.beat_at, beat.interval_ms) = (backend.now(), 5_000);
+    /// backend.record_worker(&beat).await?;
+    /// assert_eq!(backend.workers().await?, vec![beat]);
+    /// assert!(backend.remove_worker("w-1").await?);
+    /// assert!(backend.workers().await?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    fn record_worker(
+        &self,
+        beat: &WorkerBeat,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
+        let _ = beat;
+        async { Ok(()) }
+    }
+
+    /// Deletes the beat of worker `id` (a worker that stops gracefully calls
+    /// it); whether there was one. The default has none to delete.
+    fn remove_worker(&self, id: &str) -> impl Future<Output = Result<bool, QueueError>> + Send {
+        let _ = id;
+        async { Ok(false) }
+    }
+
+    /// The workers whose last beat is recent enough (not
+    /// [gone](WorkerBeat::is_gone) at [`now`](Self::now)), of every process
+    /// sharing the store, sorted by host, process id, name and id. The
+    /// default lists none.
+    fn workers(&self) -> impl Future<Output = Result<Vec<WorkerBeat>, QueueError>> + Send {
+        async { Ok(Vec::new()) }
+    }
 }
 
 /// Where jobs that ran out of attempts (or failed for good) are kept, with

@@ -12,6 +12,7 @@
 
 mod any;
 mod backend;
+mod beat;
 mod dispatch;
 mod error;
 mod front;
@@ -29,6 +30,7 @@ pub use any::AnyBackend;
 pub use backend::{
     FailedStore, Pushed, QueueBackend, QueueSize, Reservation, ReserveRequest, Settled, Settlement,
 };
+pub use beat::{BeatState, MISSED_BEATS, WorkerBeat};
 pub use dispatch::{EnqueueError, PendingDispatch};
 pub use error::{LeaseLost, PushError, QueueError};
 pub use front::{Overflow, Queue};

@@ -22,6 +22,12 @@ pub const MIN_LEASE: Duration = Duration::from_secs(1);
 /// The longest lease, poll interval or grace: one day.
 pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
+/// The default heartbeat interval: five seconds.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// The shortest heartbeat interval: 10 ms.
+pub const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
+
 /// A worker's settings, as built.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -38,6 +44,7 @@ pub(crate) struct Config {
     pub(crate) backend_retry: Backoff,
     pub(crate) long_waits: HashMap<String, Duration>,
     pub(crate) event_capacity: usize,
+    pub(crate) heartbeat: Option<Duration>,
 }
 
 /// Configures a [`Worker`]; settings are checked by [`build`](Self::build).
@@ -93,6 +100,7 @@ impl<B: QueueBackend> WorkerBuilder<B> {
             backend_retry,
             long_waits: HashMap::new(),
             event_capacity: 1024,
+            heartbeat: Some(DEFAULT_HEARTBEAT),
         };
         Self { backend, handlers, config }
     }
@@ -197,6 +205,43 @@ impl<B: QueueBackend> WorkerBuilder<B> {
         self
     }
 
+    /// How often the worker records its heartbeat in the backend
+    /// ([`WorkerBeat`](crate::WorkerBeat): host, pid, queues, state, jobs
+    /// processed and failed), so that admin commands and dashboards in other
+    /// processes list it; it counts as gone after
+    /// [`MISSED_BEATS`](crate::MISSED_BEATS) intervals without one, and a
+    /// worker that stops gracefully deletes its beat. A beat is one small
+    /// write, never on a job's path. Defaults to [`DEFAULT_HEARTBEAT`] (5 s);
+    /// between [`MIN_HEARTBEAT`] and [`MAX_WAIT`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_bus::{JobHandlers, MemoryQueue, Worker};
+    ///
+    /// let worker = Worker::builder(MemoryQueue::new(), JobHandlers::new())
+    ///     .heartbeat_interval(Duration::from_secs(2))
+    ///     .build()?;
+    /// # let _ = worker;
+    /// # Ok::<(), conc_core::config::ConfigError>(())
+    /// ```
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.config.heartbeat = Some(interval);
+        self
+    }
+
+    /// Whether the worker records heartbeats at all. Defaults to true; off,
+    /// it is listed only by the process that runs it.
+    pub fn heartbeats(mut self, on: bool) -> Self {
+        if !on {
+            self.config.heartbeat = None;
+        } else if self.config.heartbeat.is_none() {
+            self.config.heartbeat = Some(DEFAULT_HEARTBEAT);
+        }
+        self
+    }
+
     /// The worker, not yet started.
     pub fn build(self) -> Result<Worker<B>, ConfigError> {
         let config = &self.config;
@@ -223,6 +268,9 @@ impl<B: QueueBackend> WorkerBuilder<B> {
             config::positive("long_wait", *threshold)?;
         }
         config::between("event_capacity", config.event_capacity, 1, 65_536)?;
+        if let Some(interval) = config.heartbeat {
+            config::between("heartbeat_interval", interval, MIN_HEARTBEAT, MAX_WAIT)?;
+        }
         Ok(Worker::from_parts(self.backend, self.handlers, self.config))
     }
 }

@@ -5,11 +5,14 @@
 mod attempt;
 mod builder;
 mod event;
+mod heartbeat;
 mod metrics;
 mod run;
 mod stats;
 
-pub use builder::{MAX_CONCURRENCY, MAX_WAIT, MIN_LEASE, WorkerBuilder};
+pub use builder::{
+    DEFAULT_HEARTBEAT, MAX_CONCURRENCY, MAX_WAIT, MIN_HEARTBEAT, MIN_LEASE, WorkerBuilder,
+};
 pub use event::{WorkerEvent, WorkerStop};
 pub use metrics::{JobStats, WorkerHealth, WorkerMetrics, WorkerState};
 
@@ -110,6 +113,8 @@ pub(crate) struct Shared<B> {
     pub(crate) stats: Mutex<Stats>,
     pub(crate) contact: Mutex<Contact>,
     pub(crate) born: tokio::time::Instant,
+    /// Its heartbeat id, unique per worker.
+    pub(crate) id: String,
 }
 
 /// Counts written by the worker's loop only.
@@ -182,8 +187,26 @@ impl<B: QueueBackend> Worker<B> {
             stats: Mutex::new(Stats::default()),
             contact: Mutex::new(Contact::default()),
             born: tokio::time::Instant::now(),
+            id: crate::id::JobId::new().to_string(),
         };
         Self { shared: Arc::new(shared) }
+    }
+
+    /// Its id in the heartbeats it records ([`WorkerBeat::id`](crate::WorkerBeat::id)),
+    /// unique per worker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::{JobHandlers, MemoryQueue, Worker};
+    ///
+    /// let a = Worker::builder(MemoryQueue::new(), JobHandlers::new()).build()?;
+    /// let b = Worker::builder(MemoryQueue::new(), JobHandlers::new()).build()?;
+    /// assert_ne!(a.id(), b.id());
+    /// # Ok::<(), conc_core::config::ConfigError>(())
+    /// ```
+    pub fn id(&self) -> &str {
+        &self.shared.id
     }
 
     /// The queues it takes jobs from, in priority order.

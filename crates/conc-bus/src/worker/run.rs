@@ -158,7 +158,11 @@ pub(super) async fn run<B: QueueBackend>(shared: Arc<Shared<B>>) -> WorkerStop {
         queue_metrics: HashMap::new(),
     };
     runner.shared.state.send_replace(WorkerState::Running);
+    let heartbeat = super::heartbeat::Heartbeat::start(&runner.shared);
     let reason = runner.main().await;
+    if let Some(heartbeat) = heartbeat {
+        heartbeat.finish().await;
+    }
     runner.shared.state.send_replace(WorkerState::Stopped(reason));
     reason
 }

@@ -67,6 +67,7 @@ macro_rules! suite {
             concurrent_reservers_never_share_a_job,
             recovery_is_bounded_but_complete,
             typed_pushes_hand_the_job_back,
+            worker_beats_are_listed_replaced_removed_and_expire,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {
@@ -596,4 +597,46 @@ pub async fn typed_pushes_hand_the_job_back<B: QueueBackend>(t: T<B>) {
     let ids =
         queue.push_bulk(vec![Note { text: "1".into() }, Note { text: "2".into() }]).await.unwrap();
     assert_eq!(ids.len(), 2);
+}
+
+/// A beat of worker `id` recorded now, beating every second.
+fn beat_of<B: QueueBackend>(t: &T<B>, id: &str, processed: u64) -> conc_bus::WorkerBeat {
+    let mut beat = conc_bus::WorkerBeat::new(id, format!("worker {id}"));
+    beat.host = "host-a".into();
+    beat.pid = 4242;
+    beat.queues = vec!["mail".into(), "default".into()];
+    beat.concurrency = 8;
+    beat.started_at = t.backend.now();
+    beat.beat_at = t.backend.now();
+    beat.interval_ms = 1_000;
+    beat.processed = processed;
+    beat
+}
+
+pub async fn worker_beats_are_listed_replaced_removed_and_expire<B: QueueBackend>(t: T<B>) {
+    assert!(t.backend.workers().await.unwrap().is_empty());
+    let a = beat_of(&t, "a", 1);
+    let b = beat_of(&t, "b", 2);
+    t.backend.record_worker(&a).await.unwrap();
+    t.backend.record_worker(&b).await.unwrap();
+    assert_eq!(t.backend.workers().await.unwrap(), vec![a.clone(), b.clone()]);
+
+    // A later beat of the same worker replaces the first.
+    t.clock.advance(Duration::from_secs(2));
+    let mut a2 = beat_of(&t, "a", 61);
+    (a2.previous_beat_at, a2.previous_processed) = (a.beat_at, a.processed);
+    t.backend.record_worker(&a2).await.unwrap();
+    let listed = t.backend.workers().await.unwrap();
+    assert_eq!(listed, vec![a2.clone(), b.clone()], "b is 2 s old: within its 3 s window");
+    assert_eq!(listed[0].jobs_per_minute(), Some(1_800.0));
+
+    // b misses its third beat: gone, and deleted from the store.
+    t.clock.advance(Duration::from_millis(1_001));
+    assert_eq!(t.backend.workers().await.unwrap(), vec![a2.clone()]);
+    assert!(!t.backend.remove_worker("b").await.unwrap(), "pruned already");
+
+    // A graceful stop removes a worker at once.
+    assert!(t.backend.remove_worker("a").await.unwrap());
+    assert!(t.backend.workers().await.unwrap().is_empty());
+    assert!(!t.backend.remove_worker("a").await.unwrap());
 }

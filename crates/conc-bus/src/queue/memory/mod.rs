@@ -6,6 +6,7 @@
 mod admit;
 mod flow;
 mod state;
+mod workers;
 mod workflow;
 
 use std::collections::{HashMap, HashSet};
@@ -21,6 +22,7 @@ use self::state::State;
 use super::backend::{
     FailedStore, Pushed, QueueBackend, QueueSize, Reservation, ReserveRequest, Settled,
 };
+use super::beat::WorkerBeat;
 use super::error::{LeaseLost, PushError, QueueError};
 use super::lease::Lease;
 use super::settle::Transition;
@@ -62,6 +64,8 @@ struct Inner {
     pushed: Notify,
     failed_max_jobs: usize,
     failed_max_age: Duration,
+    /// Worker heartbeats, under their own lock.
+    workers: workers::Beats,
 }
 
 impl Default for MemoryQueue {
@@ -176,6 +180,7 @@ impl MemoryQueue {
             pushed: Notify::new(),
             failed_max_jobs,
             failed_max_age,
+            workers: workers::Beats::default(),
         };
         MemoryQueue { inner: Arc::new(inner) }
     }
@@ -292,6 +297,19 @@ impl QueueBackend for MemoryQueue {
 
     fn now(&self) -> u64 {
         self.inner.clock.now()
+    }
+
+    async fn record_worker(&self, beat: &WorkerBeat) -> Result<(), QueueError> {
+        self.inner.workers.record(beat, self.now());
+        Ok(())
+    }
+
+    async fn remove_worker(&self, id: &str) -> Result<bool, QueueError> {
+        Ok(self.inner.workers.remove(id))
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerBeat>, QueueError> {
+        Ok(self.inner.workers.list(self.now()))
     }
 }
 

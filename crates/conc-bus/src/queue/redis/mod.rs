@@ -14,6 +14,7 @@ mod scripts;
 #[cfg(test)]
 mod tests;
 mod wait;
+mod workers;
 mod workflow;
 
 use std::fmt;
@@ -30,6 +31,7 @@ use reply::Reply;
 use super::backend::{
     FailedStore, Pushed, QueueBackend, QueueSize, Reservation, ReserveRequest, Settled,
 };
+use super::beat::WorkerBeat;
 use super::error::{PushError, QueueError};
 use super::lease::Lease;
 use super::settle::Transition;
@@ -82,7 +84,8 @@ use crate::job::Envelope;
 ///
 /// Recovery rests on lease expiry alone: a worker that dies leaves its jobs
 /// leased until their leases expire, then any reservation anywhere takes
-/// them back. No registry of workers, no heartbeat keys.
+/// them back. Workers' heartbeats (for listings, never for recovery) live
+/// in two keys of their own, `<prefix>workers:{beats}` and its `:seen` set.
 ///
 /// # Time
 ///
@@ -566,6 +569,18 @@ impl QueueBackend for RedisQueue {
 
     fn now(&self) -> u64 {
         self.inner.time.now()
+    }
+
+    async fn record_worker(&self, beat: &WorkerBeat) -> Result<(), QueueError> {
+        workers::record(&self.inner, beat).await
+    }
+
+    async fn remove_worker(&self, id: &str) -> Result<bool, QueueError> {
+        workers::remove(&self.inner, id).await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerBeat>, QueueError> {
+        workers::list(&self.inner).await
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use super::error::OpenError;
 use super::schema::{self, SchemaError};
 use super::writer::{self, Settings, Shared};
-use super::{Inner, SqliteQueue, Synchronous, admin, admit, flow, store};
+use super::{Inner, SqliteQueue, Synchronous, admin, admit, flow, store, workers};
 use crate::clock::{WallClock, millis};
 use crate::queue::error::QueueError;
 use crate::queue::memory::{DEFAULT_FAILED_MAX_AGE, DEFAULT_FAILED_MAX_JOBS};
@@ -303,6 +303,7 @@ fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, Op
         .chain(&admin::STATEMENTS)
         .chain(&flow::STATEMENTS)
         .chain(&admit::STATEMENTS)
+        .chain(&workers::STATEMENTS)
     {
         connection
             .prepare_cached(statement)

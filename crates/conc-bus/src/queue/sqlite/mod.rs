@@ -10,6 +10,7 @@ mod row;
 mod schema;
 mod store;
 mod within;
+mod workers;
 mod workflow;
 mod writer;
 
@@ -26,6 +27,7 @@ use writer::{Call, PushCall, Request, ReserveArgs, Shared};
 use super::backend::{
     FailedStore, Pushed, QueueBackend, QueueSize, Reservation, ReserveRequest, Settled,
 };
+use super::beat::WorkerBeat;
 use super::error::{PushError, QueueError};
 use super::lease::Lease;
 use super::settle::Transition;
@@ -379,6 +381,18 @@ impl QueueBackend for SqliteQueue {
 
     fn now(&self) -> u64 {
         self.inner.shared.clock.now()
+    }
+
+    async fn record_worker(&self, beat: &WorkerBeat) -> Result<(), QueueError> {
+        self.call(beat.clone(), Request::RecordWorker).await
+    }
+
+    async fn remove_worker(&self, id: &str) -> Result<bool, QueueError> {
+        self.call(id.to_owned(), Request::RemoveWorker).await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerBeat>, QueueError> {
+        self.call((), Request::Workers).await
     }
 }
 

@@ -117,7 +117,18 @@ CREATE TABLE conc_bus_batch_archive (
 CREATE INDEX conc_bus_batch_archive_time ON conc_bus_batch_archive (archived_at, id);
 ";
 
-const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+/// Worker heartbeats: a row per live worker (its beat as JSON), indexed by
+/// when it counts as gone, so listing and pruning never scan old rows.
+const V4: &str = "
+CREATE TABLE conc_bus_workers (
+    id TEXT PRIMARY KEY NOT NULL,
+    expires_at INTEGER NOT NULL,
+    beat TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX conc_bus_workers_expiry ON conc_bus_workers (expires_at);
+";
+
+const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
 
 /// The schema version this build writes and reads.
 pub(super) const VERSION: u32 = MIGRATIONS.len() as u32;

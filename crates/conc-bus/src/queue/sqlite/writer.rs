@@ -13,7 +13,7 @@ use tokio::sync::{Notify, oneshot};
 
 use super::Synchronous;
 use super::row::{Failure, Refusal};
-use super::{admin, flow, store};
+use super::{admin, flow, store, workers};
 use crate::batch::machine::Unrecoverable;
 use crate::batch::model::MemberRows;
 use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune};
@@ -22,6 +22,7 @@ use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
 use crate::job::Envelope;
 use crate::queue::backend::{Pushed, QueueSize, Reservation, Settled};
+use crate::queue::beat::WorkerBeat;
 use crate::queue::error::{PushError, QueueError};
 use crate::queue::lease::{Lease, LeaseToken};
 use crate::queue::settle::Transition;
@@ -232,6 +233,9 @@ pub(super) enum Request {
     PruneBatches(Call<BatchPrune, u64>),
     ArchivedBatch(Call<BatchId, Option<ArchivedBatch>>),
     RecoverBatch(Call<BatchId, Result<u64, Unrecoverable>>),
+    RecordWorker(Call<WorkerBeat, ()>),
+    RemoveWorker(Call<String, bool>),
+    Workers(Call<(), Vec<WorkerBeat>>),
 }
 
 impl Request {
@@ -323,6 +327,9 @@ impl Request {
             Self::PruneBatches(call) => call.run(tx, |tx, prune| flow::prune(tx, *prune)),
             Self::ArchivedBatch(call) => call.run(tx, |tx, id| flow::archived(tx, *id)),
             Self::RecoverBatch(call) => call.run(tx, |tx, id| flow::recover(tx, *id)),
+            Self::RecordWorker(call) => call.run(tx, |tx, beat| workers::record(tx, beat)),
+            Self::RemoveWorker(call) => call.run(tx, |tx, id| workers::remove(tx, id)),
+            Self::Workers(call) => call.run(tx, |tx, ()| workers::list(tx)),
         }
     }
 
@@ -364,6 +371,9 @@ impl Request {
             Self::PruneBatches(call) => drop(call.answer(committed)),
             Self::ArchivedBatch(call) => drop(call.answer(committed)),
             Self::RecoverBatch(call) => drop(call.answer(committed)),
+            Self::RecordWorker(call) => drop(call.answer(committed)),
+            Self::RemoveWorker(call) => drop(call.answer(committed)),
+            Self::Workers(call) => drop(call.answer(committed)),
         }
     }
 }
