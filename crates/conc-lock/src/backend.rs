@@ -70,6 +70,13 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
     /// share it.
     fn prepare(&self, name: &str) -> Arc<Self::Prepared>;
 
+    /// The name `prepared` was made for, when it keeps one a handle can
+    /// share instead of copying the name again (the in-memory backend's
+    /// slots do). Defaults to `None`.
+    fn prepared_name(_prepared: &Self::Prepared) -> Option<Arc<str>> {
+        None
+    }
+
     /// Takes `name` for `owner` for `ttl` if nobody holds it.
     fn acquire(
         &self,

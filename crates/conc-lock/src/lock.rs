@@ -51,11 +51,6 @@ struct Inner<B: LockBackend> {
 }
 
 impl<B: LockBackend> Lock<B> {
-    pub(crate) fn new(store: LockStore<B>, name: LockName, owner: Owner, ttl: Duration) -> Self {
-        let prepared = store.backend().prepare(name.as_str());
-        Self::from_prepared(store, name, prepared, owner, ttl)
-    }
-
     pub(crate) fn from_prepared(
         store: LockStore<B>,
         name: LockName,

@@ -23,6 +23,11 @@ impl LockName {
     }
 
     /// The name of slot `slot` of the funnel named `self`.
+    /// `name`, checked already, shared.
+    pub(crate) fn from_checked(name: Arc<str>) -> Self {
+        Self(name)
+    }
+
     pub(crate) fn slot(&self, slot: u32) -> Self {
         Self(Arc::from(format!("{}\u{1f}slot{slot}", self.0)))
     }

@@ -108,9 +108,14 @@ impl<B: LockBackend> LockStore<B> {
         owner: Owner,
         ttl: Duration,
     ) -> Result<Lock<B>, LockError> {
-        let name = LockName::new(name.as_ref())?;
+        let name = name.as_ref();
+        name::check(name)?;
         let ttl = ttl::validate(ttl)?;
-        Ok(Lock::new(self.clone(), name, owner, ttl))
+        let prepared = self.inner.backend.prepare(name);
+        // The backend's copy of the name when it keeps one: no second copy.
+        let name = B::prepared_name(&prepared)
+            .map_or_else(|| LockName::new(name), |shared| Ok(LockName::from_checked(shared)))?;
+        Ok(Lock::from_prepared(self.clone(), name, prepared, owner, ttl))
     }
 
     /// Releases the lock `name` whoever holds it. `Ok(true)` if a hold was removed.

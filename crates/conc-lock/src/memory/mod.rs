@@ -192,6 +192,10 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         slot
     }
 
+    fn prepared_name(slot: &MemorySlot) -> Option<Arc<str>> {
+        Some(slot.name())
+    }
+
     async fn acquire(
         &self,
         slot: &MemorySlot,

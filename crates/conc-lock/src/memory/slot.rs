@@ -42,6 +42,11 @@ impl MemorySlot {
         Self { name, state: Mutex::new(State { hold: None, last_fence }) }
     }
 
+    /// The lock name, shared.
+    pub(super) fn name(&self) -> Arc<str> {
+        Arc::clone(&self.name)
+    }
+
     pub(super) fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
