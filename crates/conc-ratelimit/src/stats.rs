@@ -3,73 +3,9 @@
 //! padded atomics, one stripe per thread (modulo the stripe count), summed
 //! when a snapshot is taken.
 
-use std::cell::Cell;
-use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+use conc_core::metrics::StripedCounter;
 
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
-
-/// One counter alone on its cache line (128 bytes: two lines, against the
-/// adjacent-line prefetcher).
-#[derive(Debug)]
-#[repr(align(128))]
-struct Padded(AtomicU64);
-
-/// A monotonically increasing count striped over per-thread slots.
-#[derive(Debug)]
-pub(crate) struct StripedCounter {
-    stripes: Box<[Padded]>,
-}
-
-/// Hands each thread a stripe number once. Not part of any loom model: it
-/// only spreads threads over stripes, any answer is correct.
-static NEXT_STRIPE: StdAtomicUsize = StdAtomicUsize::new(0);
-
-thread_local! {
-    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-/// This thread's stripe number (assigned on first use).
-#[inline]
-fn stripe() -> usize {
-    STRIPE.with(|slot| {
-        let mut index = slot.get();
-        if index == usize::MAX {
-            index = NEXT_STRIPE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            slot.set(index);
-        }
-        index
-    })
-}
-
-/// Stripes per counter: the CPUs available, as a power of two, at most 64.
-fn stripe_count() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .next_power_of_two()
-        .min(64)
-}
-
-impl StripedCounter {
-    pub(crate) fn new() -> Self {
-        Self { stripes: (0..stripe_count()).map(|_| Padded(AtomicU64::new(0))).collect() }
-    }
-
-    #[inline]
-    pub(crate) fn increment(&self) {
-        let index = stripe() & (self.stripes.len() - 1);
-        self.stripes[index].0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn sum(&self) -> u64 {
-        self.stripes.iter().map(|s| s.0.load(Ordering::Relaxed)).fold(0, u64::wrapping_add)
-    }
-
-    pub(crate) fn reset(&self) {
-        for stripe in &*self.stripes {
-            stripe.0.store(0, Ordering::Relaxed);
-        }
-    }
-}
 
 /// The counts one limiter keeps.
 #[derive(Debug)]

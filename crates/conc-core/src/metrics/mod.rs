@@ -22,9 +22,11 @@
 
 mod names;
 mod source;
+mod striped;
 
 pub use names::*;
 pub use source::{MetricEntry, MetricValue, MetricsSnapshot, MetricsSource};
+pub use striped::StripedCounter;
 
 /// Registers the unit and description of every metric in [`ALL`] with the
 /// currently installed recorder (global or thread-local).

@@ -30,6 +30,7 @@ use super::state::{
 use super::window::{CALL, FAIL, SLOW, Totals, Window};
 use super::{CallOutcome, Rejected};
 use crate::time::SharedClock;
+use conc_core::metrics::StripedCounter;
 use conc_core::time::{Timeline, saturating_nanos as nanos};
 
 /// A start time meaning "not measured".
@@ -64,7 +65,8 @@ pub(crate) struct Shared {
     half_open: AtomicU64,
     since: AtomicU64,
     open_until: AtomicU64,
-    not_permitted: AtomicU64,
+    /// Striped: rejections come in bursts from every thread at once.
+    not_permitted: StripedCounter,
     failure_ppm: AtomicU64,
     slow_ppm: AtomicU64,
     slow_nanos: AtomicU64,
@@ -114,7 +116,7 @@ impl Shared {
             half_open: AtomicU64::new(0),
             since: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
-            not_permitted: AtomicU64::new(0),
+            not_permitted: StripedCounter::new(),
             failure_ppm: AtomicU64::new(0),
             slow_ppm: AtomicU64::new(0),
             slow_nanos: AtomicU64::new(NO_START),
@@ -316,7 +318,7 @@ impl Shared {
     /// Counts `refusal` (the counter, the metric, the event) and returns it.
     #[cold]
     pub(crate) fn reject(&self, refusal: Rejected) -> Rejected {
-        self.not_permitted.fetch_add(1, Ordering::Relaxed);
+        self.not_permitted.increment();
         self.handles.rejected.increment(1);
         if !self.subscribers.is_empty() {
             let Rejected { state, retry_after } = refusal;
@@ -545,7 +547,7 @@ impl Shared {
         let mut cold = self.lock();
         let word = self.state.load(Ordering::Acquire);
         self.window.reset();
-        self.not_permitted.store(0, Ordering::Relaxed);
+        self.not_permitted.reset();
         cold.consecutive_opens = 0;
         self.since.store(self.now(), Ordering::Relaxed);
         self.state.store(pack(generation_of(word) + 1, CLOSED), Ordering::Release);
@@ -646,12 +648,12 @@ impl Shared {
             calls: totals.calls,
             failed_calls: totals.failures,
             slow_calls: totals.slow,
-            not_permitted: self.not_permitted.load(Ordering::Relaxed),
+            not_permitted: self.not_permitted.sum(),
         }
     }
 
     pub(crate) fn reset_counters(&self) {
-        self.not_permitted.store(0, Ordering::Relaxed);
+        self.not_permitted.reset();
     }
 
     /// When the current open state ends, if open.
