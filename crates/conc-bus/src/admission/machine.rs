@@ -56,9 +56,11 @@ pub(crate) enum Action {
 /// The one table of release points.
 pub(crate) fn on(release: Release, step: Step) -> Action {
     match (release, step) {
-        (Release::Processed, Step::Finished) | (Release::Processing, Step::Reserved) => {
-            Action::Release
-        }
+        // Until processing: freed when the job starts, and when it ends
+        // without ever starting (cancelled, cleared, superseded, refused at
+        // reservation); a release is a no-op once the job owns it no more.
+        (Release::Processed, Step::Finished)
+        | (Release::Processing, Step::Reserved | Step::Finished) => Action::Release,
         (Release::Debounce, Step::Reserved | Step::Finished) => Action::EndDebounce,
         _ => Action::Keep,
     }
@@ -87,8 +89,9 @@ mod tests {
                 .count();
             let expected = match release {
                 Release::Processed => 1,
-                // Every reservation tries; only the owner's first one frees it.
-                Release::Processing => 2,
+                // Every reservation and the end try; only the owner's first
+                // one frees it.
+                Release::Processing => 3,
                 _ => 0,
             };
             assert_eq!(releases, expected, "{release:?}");

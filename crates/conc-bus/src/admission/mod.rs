@@ -10,7 +10,7 @@
 //! | admission | lock taken | released |
 //! |---|---|---|
 //! | [`Admission::unique`] | at dispatch, if free | when the job succeeds or fails for good (or is dropped by its cancelled batch), never when it is released or retried |
-//! | [`unique(..).until_processing()`](Admission::until_processing) | at dispatch, if free | when the job is reserved to run |
+//! | [`unique(..).until_processing()`](Admission::until_processing) | at dispatch, if free | when the job is reserved to run, or dropped before it ever was |
 //! | [`Admission::unique_for`] | at dispatch, if free | only when the duration is over |
 //! | [`Admission::debounce`] | every dispatch supersedes the waiting one | the job waits out the window after the last dispatch (at most `max_wait` after the first) |
 //!

@@ -103,6 +103,24 @@ pub async fn a_refused_push_holds_no_lock_and_a_cleared_job_frees_its_own<B: Wor
     w.unique("b", Admission::unique("k")).await.unwrap();
 }
 
+pub async fn an_until_processing_job_dropped_before_it_runs_frees_its_lock<B: WorkflowBackend>(
+    w: W<B>,
+) {
+    let until_processing = || Admission::unique("report").until_processing();
+    w.unique("a", until_processing()).await.unwrap();
+    assert!(w.unique("b", until_processing()).await.is_err(), "held while it waits");
+    // Cleared before it ever ran: nothing would release it at a start.
+    assert_eq!(w.queue.clear("default").await.unwrap(), 1);
+    w.unique("c", until_processing()).await.unwrap();
+    // A member of a cancelled batch, dropped before it ran, lets go too.
+    assert_eq!(w.queue.clear("default").await.unwrap(), 1);
+    let member = Chain::new(step("m")).admission(until_processing());
+    let id = w.queue.dispatch_batch(PendingBatch::new().add_chain(member)).await.unwrap();
+    assert!(w.unique("n", until_processing()).await.is_err(), "the member holds it");
+    assert!(w.queue.cancel_batch(id).await.unwrap());
+    w.unique("o", until_processing()).await.unwrap();
+}
+
 pub async fn only_the_last_debounced_dispatch_runs_and_max_wait_forces_a_run<B: WorkflowBackend>(
     w: W<B>,
 ) {

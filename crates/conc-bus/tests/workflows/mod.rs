@@ -72,6 +72,7 @@ macro_rules! suite {
             unique_until_processing_is_never_freed_by_an_older_job,
             unique_for_holds_for_its_duration_and_a_ttl_lapses,
             a_refused_push_holds_no_lock_and_a_cleared_job_frees_its_own,
+            an_until_processing_job_dropped_before_it_runs_frees_its_lock,
             only_the_last_debounced_dispatch_runs_and_max_wait_forces_a_run,
             a_superseded_debounced_chain_never_runs,
             a_batch_past_its_deadline_cancels_what_is_unfinished_and_fires_catch_and_finally_once,

@@ -44,12 +44,13 @@ local function unqueue(b, id)
 end
 -- The admission step `step` (`R` reserved, `F` finished) of job `id` stored
 -- at `jk`: its lock or debounce record goes when the policy says so and the
--- job still owns it.
+-- job still owns it (until processing: at its start, or at its end when it
+-- never started), as `admission::machine::on` says.
 local function adm(jk, id, step)
   local f = redis.call('HMGET', jk, 'wk', 'wr')
   if not f[1] or f[1] == '' then return end
   local r = f[2]
-  if (r == 'P' and step == 'F') or (r == 'G' and step == 'R') or r == 'D' then
+  if (r == 'P' and step == 'F') or r == 'G' or r == 'D' then
     if redis.call('HGET', f[1], 'o') == id then redis.call('DEL', f[1]) end
   end
 end
