@@ -136,4 +136,44 @@ mod only_redis {
         let info = backend.batch(id).await.unwrap().unwrap();
         assert_eq!((info.total, info.succeeded, info.is_finished()), (1, 1, true));
     }
+
+    /// More callbacks fired by one clear than the clear deletes per call
+    /// (1,000): the fired ones are kept and do not count as work left, so
+    /// the clear ends, and the jobs behind them (another priority, delayed)
+    /// are deleted too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_clear_that_fires_more_callbacks_than_a_chunk_ends_and_deletes_everything_else() {
+        const BATCHES: u64 = 1_050;
+        let Some(redis) = conc_test_support::require_redis() else { return };
+        let backend = RedisQueue::connect(&redis.url()).await.unwrap();
+        let queue = Queue::new(backend.clone());
+        for n in 0..BATCHES {
+            let batch = PendingBatch::new()
+                .add(step(&format!("member {n}")))
+                .finally(callback(&format!("finally {n}")));
+            queue.dispatch_batch(batch).await.unwrap();
+        }
+        queue.dispatch(step("urgent")).priority(7).await.unwrap();
+        queue.dispatch(step("later")).delay(Duration::from_secs(3600)).await.unwrap();
+        // Before the fix a clear answered "more" for ever once the kept
+        // callbacks filled a chunk; the bound turns a hang into a failure.
+        let cleared = tokio::time::timeout(Duration::from_secs(120), queue.clear("default"))
+            .await
+            .expect("the clear ends")
+            .unwrap();
+        assert_eq!(cleared, BATCHES + 2, "every member, the urgent job and the delayed one");
+        let size = queue.size("default").await.unwrap();
+        assert_eq!((size.total(), size.delayed), (BATCHES, 0), "only the callbacks it fired");
+        let mut left = 0;
+        loop {
+            let callbacks = reserve(&backend, "default").await;
+            if callbacks.is_empty() {
+                break;
+            }
+            assert!(callbacks.iter().all(|c| kind(c) == TriggerKind::Finally));
+            left += callbacks.len() as u64;
+            ack_all(&backend, &callbacks).await;
+        }
+        assert_eq!(left, BATCHES);
+    }
 }

@@ -473,27 +473,43 @@ local function drop(id)
   if f[3] and f[3] ~= '' then record(f[3], f[4], 'C', now, '', '', ev) end
   return true
 end
+-- Only deletions spend the budget: the jobs this clear fired (fenced) sit at
+-- the tail of their list, so a list is done at the first one, and the
+-- delayed set is walked past them; a call that deletes a whole chunk says
+-- there may be more, one that does not is the last.
 for p = 0, MAXP do
-  if left <= 0 then break end
-  local ids = redis.call('LPOP', rkey(b, p), left)
-  if ids then
+  while left > 0 do
+    local ids = redis.call('LPOP', rkey(b, p), left)
+    if not ids then break end
     local kept = {}
     for _, id in ipairs(ids) do
-      if drop(id) then deleted = deleted + 1 else kept[#kept + 1] = id end
+      if #kept == 0 and drop(id) then
+        deleted = deleted + 1
+        left = left - 1
+      else
+        kept[#kept + 1] = id
+      end
     end
-    left = left - #ids
-    if #kept > 0 then redis.call('RPUSH', rkey(b, p), unpack(kept)) end
+    if #kept > 0 then
+      redis.call('RPUSH', rkey(b, p), unpack(kept))
+      break
+    end
   end
+  if left <= 0 then break end
 end
-if left > 0 then
-  local ids = redis.call('ZRANGE', b .. 'delayed', 0, left - 1)
+local skipped = 0
+while left > 0 do
+  local ids = redis.call('ZRANGE', b .. 'delayed', skipped, skipped + left - 1)
+  if #ids == 0 then break end
   for _, id in ipairs(ids) do
     if drop(id) then
       redis.call('ZREM', b .. 'delayed', id)
       deleted = deleted + 1
+      left = left - 1
+    else
+      skipped = skipped + 1
     end
   end
-  left = left - #ids
 end
 return put_events({now, deleted, left <= 0 and 1 or 0}, ev)
 ";
