@@ -22,7 +22,7 @@
 //!   `sqlite`, durable, one machine); Redis (feature `redis`, shared by
 //!   worker processes on many machines). Every backend passes one
 //!   conformance suite.
-//! - Workflows, on the memory and SQLite queues ([`queue::WorkflowBackend`]):
+//! - Workflows, on every queue ([`queue::WorkflowBackend`]):
 //!   [`batch`]es with `then`, `catch`, `finally` and `progress` callback
 //!   jobs dispatched exactly once and members counted once however often
 //!   they run; [`chain`]s whose next link is pushed in the step that
