@@ -134,7 +134,7 @@ pub(super) async fn reserve(
     for queue in request.queues {
         check_queue_name(queue)?;
     }
-    flow::expire_due(inner).await?;
+    flow::expire_before_reserving(inner).await;
     let (answer, receiver) = oneshot::channel();
     let task_inner = Arc::clone(inner);
     let queues = request.queues.to_vec();
@@ -169,9 +169,7 @@ pub(super) async fn settle_and_reserve(
     if let Some(error) = request.queues.iter().find_map(|queue| check_queue_name(queue).err()) {
         return (settle(inner, batch).await, Err(error.into()));
     }
-    if let Err(error) = flow::expire_due(inner).await {
-        return (settle(inner, batch).await, Err(error));
-    }
+    flow::expire_before_reserving(inner).await;
     let (answer, receiver) = oneshot::channel();
     let task_inner = Arc::clone(inner);
     let queues = request.queues.to_vec();

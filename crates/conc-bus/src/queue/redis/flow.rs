@@ -394,7 +394,7 @@ pub(super) async fn settle_flows(
 /// Times out the batches whose deadline has passed, when one may have: this
 /// process knows the soonest deadline it set, and looks for those of other
 /// processes every second.
-pub(super) async fn expire_due(inner: &Inner) -> Result<(), QueueError> {
+async fn expire_due(inner: &Inner) -> Result<(), QueueError> {
     let now = inner.time.now();
     let due = inner.next_deadline.load(Ordering::Relaxed) <= now;
     let stale = {
@@ -405,14 +405,25 @@ pub(super) async fn expire_due(inner: &Inner) -> Result<(), QueueError> {
     if !due && !stale {
         return Ok(());
     }
+    // Noted first: a check that fails is tried again a second later, not at
+    // every reservation.
+    *inner.deadlines_checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Some(Instant::now());
     let mut invocation = inner.invocation(&EXPIRE_SCRIPT, &wf_base(&inner.settings.prefix));
     invocation.arg(EXPIRE_CHUNK);
     let (_, mut reply) = inner.call("expire", &invocation).await?;
     let next = u64::try_from(reply.int("next deadline")?).unwrap_or(u64::MAX);
     inner.next_deadline.store(next, Ordering::Relaxed);
-    *inner.deadlines_checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-        Some(Instant::now());
     announce(inner, &mut reply)
+}
+
+/// [`expire_due`] on the way to a reservation: a failure is logged, never
+/// the reservation's (on Redis Cluster the workflow keys are on another
+/// node, and plain jobs must still be served).
+pub(super) async fn expire_before_reserving(inner: &Inner) {
+    if let Err(error) = expire_due(inner).await {
+        tracing::warn!(target: "conc_bus", %error, "batch deadlines could not be checked");
+    }
 }
 
 /// Notes a deadline this process set.

@@ -106,7 +106,12 @@ local function store(j, now, ev)
     else
       redis.call('DEL', wf.k)
       redis.call('HSET', wf.k, 'o', id)
-      if wf.t and wf.t ~= '' then redis.call('HSET', wf.k, 'x', now + tonumber(wf.t)) end
+      if wf.t and wf.t ~= '' then
+        redis.call('HSET', wf.k, 'x', now + tonumber(wf.t))
+        -- The hash outlives the lock by a minute, then goes (the lock
+        -- itself lapses at `x`, on the scripts' clock).
+        redis.call('PEXPIRE', wf.k, tonumber(wf.t) + 60000)
+      end
     end
   end
   redis.call('HSET', jk, 'e', j[8], 'a', 0, 'p', j[3], 'm', j[5], 'n', j[7], 's', now)
