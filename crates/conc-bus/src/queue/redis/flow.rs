@@ -250,6 +250,10 @@ pub(super) async fn settle_one(
             }
             None => None,
         };
+        // A process running a batch's members learns its deadline.
+        if let Some(deadline) = batch.as_ref().and_then(|b| b.record.deadline) {
+            note_deadline(inner, deadline);
+        }
         let plan = plan(prefix, &envelope, effect, failed, state.attempts, batch.as_ref(), now)?;
         let mut invocation = inner.invocation(&FLOW_SETTLE_SCRIPT, &base);
         invocation.key(batch.as_ref().map_or_else(|| wf_base(prefix), |b| b.key.clone()));
@@ -392,8 +396,8 @@ pub(super) async fn settle_flows(
 }
 
 /// Times out the batches whose deadline has passed, when one may have: this
-/// process knows the soonest deadline it set, and looks for those of other
-/// processes every second.
+/// process knows the soonest deadline of the batches it created or settled
+/// members of, and looks for those of other processes every second.
 async fn expire_due(inner: &Inner) -> Result<(), QueueError> {
     let now = inner.time.now();
     let due = inner.next_deadline.load(Ordering::Relaxed) <= now;
