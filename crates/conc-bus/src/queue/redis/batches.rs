@@ -185,6 +185,16 @@ async fn store_members(
     for queue in &queues {
         invocation.key(inner.base(queue));
     }
+    // The locks and debounce records the members name, after the queues.
+    let mut declared: Vec<String> = Vec::new();
+    for job in &jobs {
+        for key in flow::flow_keys(prefix, &job.envelope) {
+            if key != batch_key(prefix, id) && !declared.contains(&key) {
+                invocation.key(&key);
+                declared.push(key);
+            }
+        }
+    }
     invocation.arg(if record.is_some() { "create" } else { "add" }).arg(fields.len());
     for (name, value) in &fields {
         invocation.arg(*name).arg(value);

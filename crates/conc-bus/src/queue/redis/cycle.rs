@@ -50,6 +50,16 @@ pub(super) async fn push(inner: &Inner, jobs: Vec<Pushed>) -> Result<(), PushErr
     for queue in &queues[1..] {
         invocation.key(inner.base(queue));
     }
+    // The workflow keys the jobs name, after the queues' bases.
+    let mut declared: Vec<String> = Vec::new();
+    for job in &jobs {
+        for key in flow::flow_keys(&inner.settings.prefix, &job.envelope) {
+            if !declared.contains(&key) {
+                invocation.key(&key);
+                declared.push(key);
+            }
+        }
+    }
     for (job, index) in jobs.iter().zip(which) {
         let envelope = &job.envelope;
         let text = match serde_json::to_string(envelope) {

@@ -76,19 +76,35 @@ pub(super) fn flow_record(prefix: &str, envelope: &Envelope) -> String {
         record.m = member.member.to_string();
     }
     if let Some(ticket) = &flow.admission {
-        let (space, code) = match ticket.release {
-            Release::Processed => ("lock", "P"),
-            Release::Processing => ("lock", "G"),
-            Release::Debounce => ("debounce", "D"),
-            _ => ("lock", "X"),
+        let code = match ticket.release {
+            Release::Processed => "P",
+            Release::Processing => "G",
+            Release::Debounce => "D",
+            _ => "X",
         };
         let text = |v: Option<u64>| v.map_or_else(String::new, |v| v.to_string());
-        record.k = format!("{prefix}wf:{space}:{}", ticket.key);
+        record.k = flow_keys(prefix, envelope).pop().unwrap_or_default();
         record.r = code;
         record.t = text(ticket.ttl_ms);
         record.x = text(ticket.max_wait_ms);
     }
     serde_json::to_string(&record).unwrap_or_default()
+}
+
+/// The workflow keys the flow record of `envelope` names (its batch, its
+/// lock or debounce record), declared in a script's `KEYS` besides the
+/// queues'.
+pub(super) fn flow_keys(prefix: &str, envelope: &Envelope) -> Vec<String> {
+    let mut keys = Vec::new();
+    let Some(flow) = envelope.flow.as_deref() else { return keys };
+    if let Some(member) = flow.batch {
+        keys.push(batch_key(prefix, member.batch));
+    }
+    if let Some(ticket) = &flow.admission {
+        let space = if ticket.release == Release::Debounce { "debounce" } else { "lock" };
+        keys.push(format!("{prefix}wf:{space}:{}", ticket.key));
+    }
+    keys
 }
 
 /// Whether settling `envelope` needs its workflow: it has a batch, a chain,
@@ -259,6 +275,9 @@ pub(super) async fn settle_one(
         invocation.key(batch.as_ref().map_or_else(|| wf_base(prefix), |b| b.key.clone()));
         for job in &plan.follow {
             invocation.key(inner.base(&job.envelope.queue));
+        }
+        for key in flow_keys(prefix, &envelope) {
+            invocation.key(key);
         }
         invocation
             .arg(lease.job.to_string())
