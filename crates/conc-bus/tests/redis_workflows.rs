@@ -181,4 +181,36 @@ mod only_redis {
         kinds.sort();
         assert_eq!(kinds, ["Catch", "Finally", "Progress"]);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelling_a_large_batch_deletes_its_waiting_members_and_keeps_the_rest_in_order() {
+        let Some(redis) = conc_test_support::require_redis() else { return };
+        let backend = RedisQueue::connect(&redis.url()).await.unwrap();
+        let queue = Queue::new(backend.clone());
+        queue.push(step("before")).await.unwrap();
+        let mut batch = PendingBatch::new().finally(callback("finally"));
+        for n in 0..40 {
+            batch = batch.add(step(&format!("member {n}")));
+        }
+        let id = queue.dispatch_batch(batch).await.unwrap();
+        queue.push(step("after")).await.unwrap();
+        assert_eq!(queue.size("default").await.unwrap().ready, 42);
+        assert!(queue.cancel_batch(id).await.unwrap());
+        let info = queue.batch(id).await.unwrap().unwrap();
+        assert_eq!((info.cancelled, info.pending, info.is_finished()), (40, 0, true));
+        // The list was rewritten once without the 40: what else waited keeps
+        // its order, and `finally` comes after it.
+        let left = reserve(&backend, "default").await;
+        let names: Vec<String> = left
+            .iter()
+            .map(|r| {
+                if r.envelope.name == "step" {
+                    crate::workflows::name(r)
+                } else {
+                    format!("{:?}", kind(r))
+                }
+            })
+            .collect();
+        assert_eq!(names, ["before", "after", "Finally"]);
+    }
 }

@@ -398,20 +398,33 @@ fn plan(
     Ok(plan)
 }
 
-/// Settles the transitions of `batch` that need their workflow, in order.
+/// Settles the transitions of `batch` that need their workflow: each job's
+/// in order, different jobs at once (their scripts share the connection's
+/// pipeline).
 pub(super) async fn settle_flows(
     inner: &Inner,
     batch: &[(Lease, Transition)],
     indices: impl Iterator<Item = usize>,
 ) -> Result<Vec<(usize, Settled)>, QueueError> {
-    let mut out = Vec::new();
+    let mut by_job: Vec<(JobId, Vec<usize>)> = Vec::new();
     for index in indices {
-        let (lease, transition) = &batch[index];
-        let (settled, _) =
-            settle_one(inner, lease, &Decide::Transition(transition.clone())).await?;
-        out.push((index, settled));
+        let job = batch[index].0.job;
+        match by_job.iter_mut().find(|(known, _)| *known == job) {
+            Some((_, indices)) => indices.push(index),
+            None => by_job.push((job, vec![index])),
+        }
     }
-    Ok(out)
+    let settled = futures::future::try_join_all(by_job.iter().map(|(_, indices)| async move {
+        let mut out = Vec::with_capacity(indices.len());
+        for &index in indices {
+            let (lease, transition) = &batch[index];
+            let decide = Decide::Transition(transition.clone());
+            out.push((index, settle_one(inner, lease, &decide).await?.0));
+        }
+        Ok::<_, QueueError>(out)
+    }))
+    .await?;
+    Ok(settled.into_iter().flatten().collect())
 }
 
 /// Times out the batches whose deadline has passed, when one may have: this

@@ -34,13 +34,44 @@ local FENCE = nil
 local record
 local function spec_of(text) return cjson.decode(text) end
 -- Takes waiting job `id` of the queue at `b` out of its indexes; whether it
--- was waiting (not leased, still stored).
-local function unqueue(b, id)
+-- was waiting (not leased, still stored). With `rm`, a ready job's removal
+-- from its list is only noted there (list -> {n, set}), for `drop_ready`.
+local function unqueue(b, id, rm)
   if redis.call('ZSCORE', b .. 'reserved', id) then return false end
   local p = redis.call('HGET', jkey(b, id), 'p')
   if not p then return false end
-  if redis.call('ZREM', b .. 'delayed', id) == 0 then redis.call('LREM', rkey(b, p), 1, id) end
+  if redis.call('ZREM', b .. 'delayed', id) == 0 then
+    local list = rkey(b, p)
+    if rm then
+      local noted = rm[list]
+      if not noted then
+        noted = {n = 0, set = {}}
+        rm[list] = noted
+      end
+      noted.n = noted.n + 1
+      noted.set[id] = true
+    else
+      redis.call('LREM', list, 1, id)
+    end
+  end
   return true
+end
+-- Removes the ids `rm` noted from their ready lists: one `LREM` each for a
+-- few, else the list is rewritten once without them (a cancelled batch's
+-- thousands of members cost one pass over the list, not one each).
+local function drop_ready(rm)
+  for list, noted in pairs(rm) do
+    if noted.n <= 16 then
+      for id in pairs(noted.set) do redis.call('LREM', list, 1, id) end
+    else
+      local keep = {}
+      for _, id in ipairs(redis.call('LRANGE', list, 0, -1)) do
+        if not noted.set[id] then keep[#keep + 1] = id end
+      end
+      redis.call('DEL', list)
+      chunked('RPUSH', list, keep)
+    end
+  end
 end
 -- The admission step `step` (`R` reserved, `F` finished) of job `id` stored
 -- at `jk`: its lock or debounce record goes when the policy says so and the
@@ -159,12 +190,13 @@ end
 -- ones count as cancelled too (a timeout).
 local function sweep(bk, now, ev, all)
   local members = redis.call('HGETALL', bk .. ':members')
+  local rm = {}
   for i = 1, #members, 2 do
     local member, loc = members[i], members[i + 1]
     if redis.call('HEXISTS', bk .. ':outcomes', member) == 0 then
       local cut = string.find(loc, '\n', 1, true)
       local b, id = string.sub(loc, 1, cut - 1), string.sub(loc, cut + 1)
-      if unqueue(b, id) then
+      if unqueue(b, id, rm) then
         adm(jkey(b, id), id, 'F')
         redis.call('DEL', jkey(b, id))
         record(bk, member, 'C', now, '', '', ev)
@@ -173,6 +205,7 @@ local function sweep(bk, now, ev, all)
       end
     end
   end
+  drop_ready(rm)
 end
 -- Member `member` of batch `bk` got `outcome` (`S`, `F`, `C`) unless it has
 -- one: counted, its `progress` job (`pspec`) and, for the batch's first
