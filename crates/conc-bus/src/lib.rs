@@ -59,7 +59,8 @@
 //! - `sqlite`: a durable queue and failed store in a SQLite file
 //!   (`SqliteQueue`).
 //! - `redis`: a queue and failed store in Redis (`RedisQueue`), for workers
-//!   on several hosts, with a per-queue global concurrency.
+//!   on several hosts, with a per-queue global concurrency; its workflows
+//!   need one server (not a cluster).
 //! - `resilience`: the command bus's circuit breaker, retry and timeout
 //!   (`BusBuilder::breaker`, `retry`, `timeout`) and the
 //!   `ThrottlesExceptions` job middleware, from conc-resilience.
