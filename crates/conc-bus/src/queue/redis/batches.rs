@@ -66,7 +66,8 @@ pub(super) async fn read_one(inner: &Inner, id: BatchId) -> Result<Option<Read>,
     Ok(read_many(inner, &[id]).await?.pop().flatten())
 }
 
-fn read_batch(reply: &mut Reply) -> Result<Option<Read>, QueueError> {
+/// Reads one batch as `put_batch` wrote it into a reply.
+pub(super) fn read_batch(reply: &mut Reply) -> Result<Option<Read>, QueueError> {
     if reply.int("found")? == 0 {
         return Ok(None);
     }

@@ -569,17 +569,25 @@ pub(super) async fn snapshot(
     let (now, mut reply) = inner.call("read", &invocation).await?;
     let mut held = HashMap::with_capacity(ids.len());
     for &id in ids {
-        let text = reply.maybe_text("envelope")?;
-        let attempts = reply.maybe_int("attempts")?;
-        let token = reply.maybe_text("token")?;
-        let version = reply.maybe_text("version")?.unwrap_or_default();
-        let expires_at = reply.maybe_int("expiry")?.and_then(|at| u64::try_from(at).ok());
-        let Some(text) = text else { continue };
-        let envelope = decode(&id.to_string(), &text).map_err(QueueError::Corrupt)?;
-        let attempts = attempts.and_then(|a| u32::try_from(a).ok()).unwrap_or(0);
-        held.insert(id, Held { envelope, attempts, token, version, expires_at });
+        if let Some(state) = read_held(&mut reply, id)? {
+            held.insert(id, state);
+        }
     }
     Ok((now, held))
+}
+
+/// Reads job `id` as stored (envelope, attempts, token, version, lease
+/// expiry) from `reply`; `None` when it is gone.
+pub(super) fn read_held(reply: &mut Reply, id: JobId) -> Result<Option<Held>, QueueError> {
+    let text = reply.maybe_text("envelope")?;
+    let attempts = reply.maybe_int("attempts")?;
+    let token = reply.maybe_text("token")?;
+    let version = reply.maybe_text("version")?.unwrap_or_default();
+    let expires_at = reply.maybe_int("expiry")?.and_then(|at| u64::try_from(at).ok());
+    let Some(text) = text else { return Ok(None) };
+    let envelope = decode(&id.to_string(), &text).map_err(QueueError::Corrupt)?;
+    let attempts = attempts.and_then(|a| u32::try_from(a).ok()).unwrap_or(0);
+    Ok(Some(Held { envelope, attempts, token, version, expires_at }))
 }
 
 /// A version no other write of a job's envelope has: the random bits of a

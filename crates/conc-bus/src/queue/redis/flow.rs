@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::cycle::{fresh_version, snapshot};
-use super::flow_lua::{EXPIRE_SCRIPT, FLOW_SETTLE_SCRIPT};
+use super::cycle::{fresh_version, read_held};
+use super::flow_lua::{EXPIRE_SCRIPT, FLOW_SETTLE_SCRIPT, READ_FLOW_SCRIPT};
 use super::reply::Reply;
 use super::{Inner, failed};
 use crate::admission::Release;
@@ -238,8 +238,12 @@ pub(super) async fn settle_one(
     let base = inner.base(&lease.queue);
     let prefix = &*inner.settings.prefix;
     for _ in 0..FLOW_ROUNDS {
-        let (now, held) = snapshot(inner, &base, &[lease.job]).await?;
-        let Some(state) = held.get(&lease.job).filter(|state| state.holds(lease, now)) else {
+        let mut invocation = inner.invocation(&READ_FLOW_SCRIPT, &base);
+        invocation.arg(lease.job.to_string()).arg(crate::batch::MAX_FAILED_JOBS);
+        let (now, mut reply) = inner.call("read flow", &invocation).await?;
+        let held = read_held(&mut reply, lease.job)?;
+        let read = super::batches::read_batch(&mut reply)?;
+        let Some(state) = held.filter(|state| state.holds(lease, now)) else {
             return Ok((Err(LeaseLost::new(lease.job)), None));
         };
         let mut envelope = state.envelope.clone();
@@ -254,17 +258,13 @@ pub(super) async fn settle_one(
             }
         };
         let member = envelope.flow.as_deref().and_then(|flow| flow.batch);
-        let batch = match member {
-            Some(member) => {
-                super::batches::read_one(inner, member.batch).await?.map(|(record, _, _)| {
-                    MemberBatch {
-                        key: batch_key(prefix, member.batch),
-                        cancelled: record.cancelled_at.is_some(),
-                        record,
-                    }
-                })
-            }
-            None => None,
+        let batch = match (member, read) {
+            (Some(member), Some((record, _, _))) => Some(MemberBatch {
+                key: batch_key(prefix, member.batch),
+                cancelled: record.cancelled_at.is_some(),
+                record,
+            }),
+            _ => None,
         };
         // A process running a batch's members learns its deadline.
         if let Some(deadline) = batch.as_ref().and_then(|b| b.record.deadline) {

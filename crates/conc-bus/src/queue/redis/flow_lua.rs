@@ -234,6 +234,25 @@ record = function(bk, member, outcome, now, pspec, cspec, ev)
     tonumber(c[2] or '0'), tonumber(c[3] or '0'), tonumber(c[4] or '0'), c[5] and 1 or 0}
   if cancel then sweep(bk, now, ev, false) end
 end
+-- Appends batch `bk` to the reply `out` (at most `limit` failed member
+-- ids): found (0 or 1), then for a found one its record, cancelled,
+-- finished, timed out, deadline, recoveries, then/catch/finally claimed,
+-- succeeded, failed, cancelled counts (empty for none), total, and the
+-- failed ids (count, ids).
+local function put_batch(out, bk, limit)
+  local h = redis.call('HMGET', bk, 'rec', 'cancelled', 'finished', 'timedout', 'deadline',
+    'recoveries', 'fthen', 'fcatch', 'ffinally', 'ns', 'nf', 'nc')
+  if not h[1] then
+    out[#out + 1] = 0
+    return
+  end
+  out[#out + 1] = 1
+  for k = 1, 12 do out[#out + 1] = h[k] or '' end
+  out[#out + 1] = redis.call('HLEN', bk .. ':members')
+  local failed = redis.call('LRANGE', bk .. ':failed', 0, limit - 1)
+  out[#out + 1] = #failed
+  for _, id in ipairs(failed) do out[#out + 1] = id end
+end
 -- Appends the events `ev` to the reply `out`: their count, then eight
 -- fields each.
 local function put_events(out, ev)
@@ -379,20 +398,22 @@ return put_events({now, 'ok', #jobs}, ev)
 const READ_BATCH: &str = r"
 local now = now_ms()
 local out = {now}
-for _, bk in ipairs(KEYS) do
-  local h = redis.call('HMGET', bk, 'rec', 'cancelled', 'finished', 'timedout', 'deadline',
-    'recoveries', 'fthen', 'fcatch', 'ffinally', 'ns', 'nf', 'nc')
-  if not h[1] then
-    out[#out + 1] = 0
-  else
-    out[#out + 1] = 1
-    for k = 1, 12 do out[#out + 1] = h[k] or '' end
-    out[#out + 1] = redis.call('HLEN', bk .. ':members')
-    local failed = redis.call('LRANGE', bk .. ':failed', 0, tonumber(ARGV[2]) - 1)
-    out[#out + 1] = #failed
-    for _, id in ipairs(failed) do out[#out + 1] = id end
-  end
-end
+for _, bk in ipairs(KEYS) do put_batch(out, bk, tonumber(ARGV[2])) end
+return out
+";
+
+/// Reads leased job `ARGV[2]` of the queue at `KEYS[1]` for a workflow
+/// settlement, with its batch (at most `ARGV[3]` failed member ids):
+/// `{now, envelope, attempts, token, version, lease expiry}` (nil where
+/// missing), then the batch as [`READ_BATCH`] reads one (found 0 when the
+/// job names none).
+const READ_FLOW: &str = r"
+local b = KEYS[1]
+local now = now_ms()
+local id = ARGV[2]
+local f = redis.call('HMGET', jkey(b, id), 'e', 'a', 't', 'v', 'wb')
+local out = {now, f[1], f[2], f[3], f[4], redis.call('ZSCORE', b .. 'reserved', id)}
+if f[5] and f[5] ~= '' then put_batch(out, f[5], tonumber(ARGV[3])) else out[#out + 1] = 0 end
 return out
 ";
 
@@ -519,6 +540,7 @@ use super::scripts::flow_script;
 pub(super) static FLOW_SETTLE_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(FLOW_SETTLE));
 pub(super) static BATCH_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(BATCH));
 pub(super) static READ_BATCH_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(READ_BATCH));
+pub(super) static READ_FLOW_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(READ_FLOW));
 pub(super) static CANCEL_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(CANCEL));
 pub(super) static EXPIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(EXPIRE));
 pub(super) static RECOVER_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(RECOVER));
