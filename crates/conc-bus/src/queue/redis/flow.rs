@@ -466,3 +466,57 @@ pub(super) async fn expire_before_reserving(inner: &Inner) {
 pub(super) fn note_deadline(inner: &Inner, deadline: Millis) {
     inner.next_deadline.fetch_min(deadline, Ordering::Relaxed);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::Ticket;
+    use crate::job::{BatchMember, JobOptions, Trigger, TriggerKind};
+
+    fn envelope() -> Envelope {
+        Envelope::raw(JobId::from_u128(7), "t", 1, "null".into(), &JobOptions::new(), 0)
+    }
+
+    #[test]
+    fn only_jobs_whose_settlement_needs_their_workflow_keep_a_flow_record() {
+        let plain = envelope();
+        assert!(!has_workflow(&plain) && flow_record("p:", &plain).is_empty());
+        // A callback carries its trigger only: acknowledged like a plain job.
+        let mut callback = envelope();
+        callback.flow_mut().trigger = Some(Trigger::new(TriggerKind::Then));
+        assert!(!has_workflow(&callback) && flow_record("p:", &callback).is_empty());
+
+        let batch = BatchId::from_job_id(JobId::from_u128(9));
+        let mut member = envelope();
+        member.flow_mut().batch = Some(BatchMember::new(batch, JobId::from_u128(8)));
+        let mut ticket = Ticket::new("invoice:7", Release::Processing);
+        ticket.ttl_ms = Some(5_000);
+        member.flow_mut().admission = Some(ticket);
+        let record: serde_json::Value =
+            serde_json::from_str(&flow_record("p:", &member)).expect("json");
+        assert_eq!(record["b"], format!("p:wf:batch:{batch}"));
+        assert_eq!(record["m"], JobId::from_u128(8).to_string());
+        assert_eq!(
+            (record["k"].as_str(), record["r"].as_str()),
+            (Some("p:wf:lock:invoice:7"), Some("G"))
+        );
+        assert_eq!((record["t"].as_str(), record["x"].as_str()), (Some("5000"), Some("")));
+        assert_eq!(
+            flow_keys("p:", &member),
+            [format!("p:wf:batch:{batch}"), "p:wf:lock:invoice:7".into()]
+        );
+
+        let mut debounced = envelope();
+        let mut ticket = Ticket::new("search", Release::Debounce);
+        ticket.max_wait_ms = Some(8_000);
+        debounced.flow_mut().admission = Some(ticket);
+        let record: serde_json::Value =
+            serde_json::from_str(&flow_record("p:", &debounced)).expect("json");
+        assert_eq!(
+            (record["k"].as_str(), record["r"].as_str()),
+            (Some("p:wf:debounce:search"), Some("D"))
+        );
+        assert_eq!(record["x"], "8000");
+        assert_eq!(record["b"], "", "no batch");
+    }
+}
