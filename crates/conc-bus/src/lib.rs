@@ -24,7 +24,7 @@
 //!   `sqlite`, durable, one machine); Redis (feature `redis`, shared by
 //!   worker processes on many machines). Every backend passes one
 //!   conformance suite.
-//! - Workflows, on the memory and SQLite queues ([`queue::WorkflowBackend`]):
+//! - Workflows, on every queue ([`queue::WorkflowBackend`]):
 //!   [`batch`]es with `then`, `catch`, `finally` and `progress` callback
 //!   jobs dispatched exactly once and members counted once however often
 //!   they run; [`chain`]s whose next link is pushed in the step that
@@ -61,7 +61,8 @@
 //! - `sqlite`: a durable queue and failed store in a SQLite file
 //!   (`SqliteQueue`).
 //! - `redis`: a queue and failed store in Redis (`RedisQueue`), for workers
-//!   on several hosts, with a per-queue global concurrency.
+//!   on several hosts, with a per-queue global concurrency; its workflows
+//!   need one server (not a cluster).
 //! - `resilience`: the command bus's circuit breaker, retry and timeout
 //!   (`BusBuilder::breaker`, `retry`, `timeout`) and the
 //!   `ThrottlesExceptions` job middleware, from conc-resilience.

@@ -3,7 +3,8 @@
 //! Redis shows: a durable server restarted keeps every acknowledged job;
 //! scripts flushed from the server are loaded again; a paused server makes
 //! calls fail, not hang or panic; every key of a queue is on one cluster
-//! slot and the scripts run on a cluster node; the global concurrency of a
+//! slot and the scripts run on a cluster node (where workflows, whose keys
+//! span slots, are refused with the jobs handed back); the global concurrency of a
 //! queue holds across workers; a push wakes an idle worker on another
 //! connection; a renewed lease keeps a long job from running twice, and a
 //! graceful stop releases the lease at once (scenarios 12 and 16 of the
@@ -21,6 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use conc_bus::admission::{Release, Ticket};
+use conc_bus::batch::{PendingBatch, WorkflowError};
 use conc_bus::{
     Envelope, FailReason, FailedQuery, FailedStore, JobContext, JobError, JobHandlers, JobOptions,
     PushError, Pushed, Queue, QueueBackend, QueueError, RedisQueue, RedisQueueBuilder,
@@ -321,6 +324,27 @@ async fn the_scripts_run_on_a_cluster_node() {
         }
         other => panic!("expected CROSSSLOT, got {other:?}"),
     }
+    // A workflow's scripts touch keys of several slots (a lock, a batch):
+    // refused there, the jobs handed back, while plain jobs keep working.
+    let mut unique = envelope(&backend, "u", &JobOptions::new());
+    unique.flow_mut().admission = Some(Ticket::new("k", Release::Processed));
+    match backend.push(vec![Pushed::new(unique, 0)]).await {
+        Err(PushError::Backend { error, jobs }) => {
+            assert!(error.to_string().to_lowercase().contains("crossslot"), "{error}");
+            assert_eq!(jobs.len(), 1);
+        }
+        other => panic!("expected CROSSSLOT, got {other:?}"),
+    }
+    let batch = PendingBatch::new().add(Note { text: "member".into() });
+    match Queue::new(backend.clone()).dispatch_batch(batch).await {
+        Err(WorkflowError::Push(PushError::Backend { error, jobs })) => {
+            assert!(error.to_string().to_lowercase().contains("crossslot"), "{error}");
+            assert_eq!(jobs.len(), 1);
+        }
+        other => panic!("expected CROSSSLOT, got {other:?}"),
+    }
+    push(&backend, "after", &JobOptions::new().queue("still-plain"), Duration::ZERO).await;
+    assert_eq!(reserve_from(&backend, "still-plain", 1).await.len(), 1);
     // A worker of several queues falls back to polling.
     let queues = vec!["one".to_owned(), "two".to_owned()];
     backend.wait(&queues, Duration::from_millis(20)).await;

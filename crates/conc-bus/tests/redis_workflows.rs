@@ -3,8 +3,9 @@
 //! manual clock handed to the scripts, and what only Redis shows: the
 //! scripts flushed from the server in the middle of a batch are loaded again
 //! and the batch finishes with each callback once; a callback and a chain's
-//! next link land in another queue than the job that fired them; a job that
-//! edits its chain pushes the edited chain.
+//! next link land in another queue than the job that fired them; two
+//! processes share unique locks, batches and a batch's deadline, each
+//! hearing the member outcomes it recorded.
 //!
 //! Every test starts its own `redis-server` through `conc-test-support` and
 //! skips when the binary is missing, unless `CONC_REQUIRE_SERVICES=1`.
@@ -175,5 +176,81 @@ mod only_redis {
             ack_all(&backend, &callbacks).await;
         }
         assert_eq!(left, BATCHES);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_share_locks_batches_and_deadlines_but_hear_their_own_outcomes() {
+        use conc_bus::admission::Admission;
+        use conc_bus::{EnqueueError, Settlement};
+        use conc_core::time::ManualClock;
+
+        let Some(redis) = conc_test_support::require_redis() else { return };
+        let clock = ManualClock::new();
+        let connect = || RedisQueue::builder(redis.url()).clock(clock.clone()).connect();
+        let (web, worker) = (connect().await.unwrap(), connect().await.unwrap());
+        let (web_queue, worker_queue) = (Queue::new(web.clone()), Queue::new(worker.clone()));
+        // A unique lock taken by one process holds for the other.
+        let held = web_queue.dispatch(step("a")).admission(Admission::unique("k")).await.unwrap();
+        let refused = worker_queue.dispatch(step("b")).admission(Admission::unique("k")).await;
+        assert!(matches!(refused, Err(EnqueueError::Locked { held_by, .. }) if held_by == held));
+        ack_all(&worker, &reserve(&worker, "default").await).await;
+        worker_queue.dispatch(step("b")).admission(Admission::unique("k")).await.unwrap();
+        ack_all(&worker, &reserve(&worker, "default").await).await;
+
+        // A batch created by one process, with a deadline, settled and timed
+        // out by the other; each process hears the outcomes it recorded.
+        let mut web_heard = web.subscribe_batches();
+        let mut worker_heard = worker.subscribe_batches();
+        let batch = crate::workflows::batch(&["x", "y"]).allow_failures(true);
+        let id = web_queue.dispatch_batch(batch.timeout(Duration::from_secs(20))).await.unwrap();
+        let running = reserve(&worker, "default").await;
+        assert_eq!(running.len(), 2);
+        ack_all(&worker, &running[..1]).await;
+        assert_eq!(worker_heard.try_recv().unwrap().member, running[0].lease.job);
+        assert!(web_heard.try_recv().is_err(), "subscriptions are per process");
+        clock.advance(Duration::from_secs(20));
+        assert!(reserve(&worker, "nothing-here").await.is_empty());
+        let info = web_queue.batch(id).await.unwrap().unwrap();
+        assert!(info.is_timed_out() && info.is_finished(), "{info:?}");
+        assert_eq!((info.succeeded, info.cancelled), (1, 1));
+        let extend = Transition::Extend { lease: LEASE };
+        let answer = worker.settle(vec![(running[1].lease.clone(), extend)]).await.unwrap();
+        assert!(matches!(answer[0], Ok(Settlement::StopAsked { .. })), "{answer:?}");
+        let mut kinds: Vec<String> =
+            reserve(&web, "default").await.iter().map(|c| format!("{:?}", kind(c))).collect();
+        kinds.sort();
+        assert_eq!(kinds, ["Catch", "Finally", "Progress"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelling_a_large_batch_deletes_its_waiting_members_and_keeps_the_rest_in_order() {
+        let Some(redis) = conc_test_support::require_redis() else { return };
+        let backend = RedisQueue::connect(&redis.url()).await.unwrap();
+        let queue = Queue::new(backend.clone());
+        queue.push(step("before")).await.unwrap();
+        let mut batch = PendingBatch::new().finally(callback("finally"));
+        for n in 0..40 {
+            batch = batch.add(step(&format!("member {n}")));
+        }
+        let id = queue.dispatch_batch(batch).await.unwrap();
+        queue.push(step("after")).await.unwrap();
+        assert_eq!(queue.size("default").await.unwrap().ready, 42);
+        assert!(queue.cancel_batch(id).await.unwrap());
+        let info = queue.batch(id).await.unwrap().unwrap();
+        assert_eq!((info.cancelled, info.pending, info.is_finished()), (40, 0, true));
+        // The list was rewritten once without the 40: what else waited keeps
+        // its order, and `finally` comes after it.
+        let left = reserve(&backend, "default").await;
+        let names: Vec<String> = left
+            .iter()
+            .map(|r| {
+                if r.envelope.name == "step" {
+                    crate::workflows::name(r)
+                } else {
+                    format!("{:?}", kind(r))
+                }
+            })
+            .collect();
+        assert_eq!(names, ["before", "after", "Finally"]);
     }
 }

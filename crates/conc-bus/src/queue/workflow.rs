@@ -28,8 +28,9 @@ use crate::id::JobId;
 ///   answers [`Settlement::StopAsked`](crate::Settlement::StopAsked), which
 ///   the worker passes to the handler as its cancellation signal.
 ///
-/// [`MemoryQueue`](crate::MemoryQueue) and `SqliteQueue` implement it; the
-/// Redis queue does not yet, and refuses jobs that carry a workflow.
+/// [`MemoryQueue`](crate::MemoryQueue), `SqliteQueue` and `RedisQueue`
+/// implement it (Redis on one server: a cluster refuses the scripts that
+/// keep a batch, whose keys are on several slots).
 pub trait WorkflowBackend: QueueBackend {
     /// Stores `batch` and pushes its members, all or nothing.
     fn create_batch(

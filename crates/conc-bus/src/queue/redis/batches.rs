@@ -66,7 +66,8 @@ pub(super) async fn read_one(inner: &Inner, id: BatchId) -> Result<Option<Read>,
     Ok(read_many(inner, &[id]).await?.pop().flatten())
 }
 
-fn read_batch(reply: &mut Reply) -> Result<Option<Read>, QueueError> {
+/// Reads one batch as `put_batch` wrote it into a reply.
+pub(super) fn read_batch(reply: &mut Reply) -> Result<Option<Read>, QueueError> {
     if reply.int("found")? == 0 {
         return Ok(None);
     }
@@ -184,6 +185,16 @@ async fn store_members(
     invocation.key(wf_base(prefix));
     for queue in &queues {
         invocation.key(inner.base(queue));
+    }
+    // The locks and debounce records the members name, after the queues.
+    let mut declared: Vec<String> = Vec::new();
+    for job in &jobs {
+        for key in flow::flow_keys(prefix, &job.envelope) {
+            if key != batch_key(prefix, id) && !declared.contains(&key) {
+                invocation.key(&key);
+                declared.push(key);
+            }
+        }
     }
     invocation.arg(if record.is_some() { "create" } else { "add" }).arg(fields.len());
     for (name, value) in &fields {
@@ -443,28 +454,50 @@ pub(super) async fn recover(inner: &Inner, id: BatchId) -> Result<u64, WorkflowE
         let mut connection = inner.manager.clone();
         let failed: Vec<String> =
             connection.lrange(format!("{key}:failed"), 0, -1).await.map_err(backend)?;
-        let mut specs = Vec::new();
-        let mut bases = Vec::new();
-        for member in failed {
-            let loc: Option<String> =
-                connection.hget(format!("{key}:members"), &member).await.map_err(backend)?;
+        if failed.is_empty() {
+            return Ok(0);
+        }
+        // Where each failed member's job is, then the failed records, one
+        // call per queue.
+        let locations: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(format!("{key}:members"))
+            .arg(&failed)
+            .query_async(&mut connection)
+            .await
+            .map_err(backend)?;
+        let mut by_base: Vec<(String, Vec<(String, String)>)> = Vec::new();
+        for (member, loc) in failed.into_iter().zip(locations) {
             let Some((base, job)) = loc.as_deref().and_then(|loc| loc.split_once('\n')) else {
                 continue;
             };
-            let text: Option<String> =
-                connection.hget(format!("{base}failed:data"), job).await.map_err(backend)?;
-            let Some(text) = text else { continue };
-            let mut envelope = super::failed::read_record(job, &text)?.envelope;
-            envelope.exceptions = 0;
-            // A recovered member takes no admission lock (a retry does not).
-            if let Some(flow) = envelope.flow.as_deref_mut() {
-                flow.admission = None;
+            let entry = (member, job.to_owned());
+            match by_base.iter_mut().find(|(known, _)| known == base) {
+                Some((_, jobs)) => jobs.push(entry),
+                None => by_base.push((base.to_owned(), vec![entry])),
             }
-            let pushed = Pushed::new(envelope, inner.time.now());
-            specs.push((member, flow::spec(prefix, &pushed)?));
-            if !bases.contains(&base.to_owned()) {
-                bases.push(base.to_owned());
+        }
+        let mut specs = Vec::new();
+        let mut bases = Vec::new();
+        for (base, jobs) in by_base {
+            let ids: Vec<&str> = jobs.iter().map(|(_, job)| job.as_str()).collect();
+            let records: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(format!("{base}failed:data"))
+                .arg(&ids)
+                .query_async(&mut connection)
+                .await
+                .map_err(backend)?;
+            for ((member, job), text) in jobs.iter().zip(records) {
+                let Some(text) = text else { continue };
+                let mut envelope = super::failed::read_record(job, &text)?.envelope;
+                envelope.exceptions = 0;
+                // A recovered member takes no admission lock (a retry does not).
+                if let Some(flow) = envelope.flow.as_deref_mut() {
+                    flow.admission = None;
+                }
+                let pushed = Pushed::new(envelope, inner.time.now());
+                specs.push((member.clone(), flow::spec(prefix, &pushed)?));
             }
+            bases.push(base);
         }
         if specs.is_empty() {
             return Ok(0);

@@ -50,6 +50,16 @@ pub(super) async fn push(inner: &Inner, jobs: Vec<Pushed>) -> Result<(), PushErr
     for queue in &queues[1..] {
         invocation.key(inner.base(queue));
     }
+    // The workflow keys the jobs name, after the queues' bases.
+    let mut declared: Vec<String> = Vec::new();
+    for job in &jobs {
+        for key in flow::flow_keys(&inner.settings.prefix, &job.envelope) {
+            if !declared.contains(&key) {
+                invocation.key(&key);
+                declared.push(key);
+            }
+        }
+    }
     for (job, index) in jobs.iter().zip(which) {
         let envelope = &job.envelope;
         let text = match serde_json::to_string(envelope) {
@@ -134,7 +144,7 @@ pub(super) async fn reserve(
     for queue in request.queues {
         check_queue_name(queue)?;
     }
-    flow::expire_due(inner).await?;
+    flow::expire_before_reserving(inner).await;
     let (answer, receiver) = oneshot::channel();
     let task_inner = Arc::clone(inner);
     let queues = request.queues.to_vec();
@@ -169,9 +179,7 @@ pub(super) async fn settle_and_reserve(
     if let Some(error) = request.queues.iter().find_map(|queue| check_queue_name(queue).err()) {
         return (settle(inner, batch).await, Err(error.into()));
     }
-    if let Err(error) = flow::expire_due(inner).await {
-        return (settle(inner, batch).await, Err(error));
-    }
+    flow::expire_before_reserving(inner).await;
     let (answer, receiver) = oneshot::channel();
     let task_inner = Arc::clone(inner);
     let queues = request.queues.to_vec();
@@ -561,17 +569,25 @@ pub(super) async fn snapshot(
     let (now, mut reply) = inner.call("read", &invocation).await?;
     let mut held = HashMap::with_capacity(ids.len());
     for &id in ids {
-        let text = reply.maybe_text("envelope")?;
-        let attempts = reply.maybe_int("attempts")?;
-        let token = reply.maybe_text("token")?;
-        let version = reply.maybe_text("version")?.unwrap_or_default();
-        let expires_at = reply.maybe_int("expiry")?.and_then(|at| u64::try_from(at).ok());
-        let Some(text) = text else { continue };
-        let envelope = decode(&id.to_string(), &text).map_err(QueueError::Corrupt)?;
-        let attempts = attempts.and_then(|a| u32::try_from(a).ok()).unwrap_or(0);
-        held.insert(id, Held { envelope, attempts, token, version, expires_at });
+        if let Some(state) = read_held(&mut reply, id)? {
+            held.insert(id, state);
+        }
     }
     Ok((now, held))
+}
+
+/// Reads job `id` as stored (envelope, attempts, token, version, lease
+/// expiry) from `reply`; `None` when it is gone.
+pub(super) fn read_held(reply: &mut Reply, id: JobId) -> Result<Option<Held>, QueueError> {
+    let text = reply.maybe_text("envelope")?;
+    let attempts = reply.maybe_int("attempts")?;
+    let token = reply.maybe_text("token")?;
+    let version = reply.maybe_text("version")?.unwrap_or_default();
+    let expires_at = reply.maybe_int("expiry")?.and_then(|at| u64::try_from(at).ok());
+    let Some(text) = text else { return Ok(None) };
+    let envelope = decode(&id.to_string(), &text).map_err(QueueError::Corrupt)?;
+    let attempts = attempts.and_then(|a| u32::try_from(a).ok()).unwrap_or(0);
+    Ok(Some(Held { envelope, attempts, token, version, expires_at }))
 }
 
 /// A version no other write of a job's envelope has: the random bits of a

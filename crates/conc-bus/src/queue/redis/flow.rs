@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::cycle::{fresh_version, snapshot};
-use super::flow_lua::{EXPIRE_SCRIPT, FLOW_SETTLE_SCRIPT};
+use super::cycle::{fresh_version, read_held};
+use super::flow_lua::{EXPIRE_SCRIPT, FLOW_SETTLE_SCRIPT, READ_FLOW_SCRIPT};
 use super::reply::Reply;
 use super::{Inner, failed};
 use crate::admission::Release;
@@ -76,19 +76,35 @@ pub(super) fn flow_record(prefix: &str, envelope: &Envelope) -> String {
         record.m = member.member.to_string();
     }
     if let Some(ticket) = &flow.admission {
-        let (space, code) = match ticket.release {
-            Release::Processed => ("lock", "P"),
-            Release::Processing => ("lock", "G"),
-            Release::Debounce => ("debounce", "D"),
-            _ => ("lock", "X"),
+        let code = match ticket.release {
+            Release::Processed => "P",
+            Release::Processing => "G",
+            Release::Debounce => "D",
+            _ => "X",
         };
         let text = |v: Option<u64>| v.map_or_else(String::new, |v| v.to_string());
-        record.k = format!("{prefix}wf:{space}:{}", ticket.key);
+        record.k = flow_keys(prefix, envelope).pop().unwrap_or_default();
         record.r = code;
         record.t = text(ticket.ttl_ms);
         record.x = text(ticket.max_wait_ms);
     }
     serde_json::to_string(&record).unwrap_or_default()
+}
+
+/// The workflow keys the flow record of `envelope` names (its batch, its
+/// lock or debounce record), declared in a script's `KEYS` besides the
+/// queues'.
+pub(super) fn flow_keys(prefix: &str, envelope: &Envelope) -> Vec<String> {
+    let mut keys = Vec::new();
+    let Some(flow) = envelope.flow.as_deref() else { return keys };
+    if let Some(member) = flow.batch {
+        keys.push(batch_key(prefix, member.batch));
+    }
+    if let Some(ticket) = &flow.admission {
+        let space = if ticket.release == Release::Debounce { "debounce" } else { "lock" };
+        keys.push(format!("{prefix}wf:{space}:{}", ticket.key));
+    }
+    keys
 }
 
 /// Whether settling `envelope` needs its workflow: it has a batch, a chain,
@@ -222,8 +238,12 @@ pub(super) async fn settle_one(
     let base = inner.base(&lease.queue);
     let prefix = &*inner.settings.prefix;
     for _ in 0..FLOW_ROUNDS {
-        let (now, held) = snapshot(inner, &base, &[lease.job]).await?;
-        let Some(state) = held.get(&lease.job).filter(|state| state.holds(lease, now)) else {
+        let mut invocation = inner.invocation(&READ_FLOW_SCRIPT, &base);
+        invocation.arg(lease.job.to_string()).arg(crate::batch::MAX_FAILED_JOBS);
+        let (now, mut reply) = inner.call("read flow", &invocation).await?;
+        let held = read_held(&mut reply, lease.job)?;
+        let read = super::batches::read_batch(&mut reply)?;
+        let Some(state) = held.filter(|state| state.holds(lease, now)) else {
             return Ok((Err(LeaseLost::new(lease.job)), None));
         };
         let mut envelope = state.envelope.clone();
@@ -238,23 +258,26 @@ pub(super) async fn settle_one(
             }
         };
         let member = envelope.flow.as_deref().and_then(|flow| flow.batch);
-        let batch = match member {
-            Some(member) => {
-                super::batches::read_one(inner, member.batch).await?.map(|(record, _, _)| {
-                    MemberBatch {
-                        key: batch_key(prefix, member.batch),
-                        cancelled: record.cancelled_at.is_some(),
-                        record,
-                    }
-                })
-            }
-            None => None,
+        let batch = match (member, read) {
+            (Some(member), Some((record, _, _))) => Some(MemberBatch {
+                key: batch_key(prefix, member.batch),
+                cancelled: record.cancelled_at.is_some(),
+                record,
+            }),
+            _ => None,
         };
+        // A process running a batch's members learns its deadline.
+        if let Some(deadline) = batch.as_ref().and_then(|b| b.record.deadline) {
+            note_deadline(inner, deadline);
+        }
         let plan = plan(prefix, &envelope, effect, failed, state.attempts, batch.as_ref(), now)?;
         let mut invocation = inner.invocation(&FLOW_SETTLE_SCRIPT, &base);
         invocation.key(batch.as_ref().map_or_else(|| wf_base(prefix), |b| b.key.clone()));
         for job in &plan.follow {
             invocation.key(inner.base(&job.envelope.queue));
+        }
+        for key in flow_keys(prefix, &envelope) {
+            invocation.key(key);
         }
         invocation
             .arg(lease.job.to_string())
@@ -375,26 +398,39 @@ fn plan(
     Ok(plan)
 }
 
-/// Settles the transitions of `batch` that need their workflow, in order.
+/// Settles the transitions of `batch` that need their workflow: each job's
+/// in order, different jobs at once (their scripts share the connection's
+/// pipeline).
 pub(super) async fn settle_flows(
     inner: &Inner,
     batch: &[(Lease, Transition)],
     indices: impl Iterator<Item = usize>,
 ) -> Result<Vec<(usize, Settled)>, QueueError> {
-    let mut out = Vec::new();
+    let mut by_job: Vec<(JobId, Vec<usize>)> = Vec::new();
     for index in indices {
-        let (lease, transition) = &batch[index];
-        let (settled, _) =
-            settle_one(inner, lease, &Decide::Transition(transition.clone())).await?;
-        out.push((index, settled));
+        let job = batch[index].0.job;
+        match by_job.iter_mut().find(|(known, _)| *known == job) {
+            Some((_, indices)) => indices.push(index),
+            None => by_job.push((job, vec![index])),
+        }
     }
-    Ok(out)
+    let settled = futures::future::try_join_all(by_job.iter().map(|(_, indices)| async move {
+        let mut out = Vec::with_capacity(indices.len());
+        for &index in indices {
+            let (lease, transition) = &batch[index];
+            let decide = Decide::Transition(transition.clone());
+            out.push((index, settle_one(inner, lease, &decide).await?.0));
+        }
+        Ok::<_, QueueError>(out)
+    }))
+    .await?;
+    Ok(settled.into_iter().flatten().collect())
 }
 
 /// Times out the batches whose deadline has passed, when one may have: this
-/// process knows the soonest deadline it set, and looks for those of other
-/// processes every second.
-pub(super) async fn expire_due(inner: &Inner) -> Result<(), QueueError> {
+/// process knows the soonest deadline of the batches it created or settled
+/// members of, and looks for those of other processes every second.
+async fn expire_due(inner: &Inner) -> Result<(), QueueError> {
     let now = inner.time.now();
     let due = inner.next_deadline.load(Ordering::Relaxed) <= now;
     let stale = {
@@ -405,17 +441,82 @@ pub(super) async fn expire_due(inner: &Inner) -> Result<(), QueueError> {
     if !due && !stale {
         return Ok(());
     }
+    // Noted first: a check that fails is tried again a second later, not at
+    // every reservation.
+    *inner.deadlines_checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Some(Instant::now());
     let mut invocation = inner.invocation(&EXPIRE_SCRIPT, &wf_base(&inner.settings.prefix));
     invocation.arg(EXPIRE_CHUNK);
     let (_, mut reply) = inner.call("expire", &invocation).await?;
     let next = u64::try_from(reply.int("next deadline")?).unwrap_or(u64::MAX);
     inner.next_deadline.store(next, Ordering::Relaxed);
-    *inner.deadlines_checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-        Some(Instant::now());
     announce(inner, &mut reply)
+}
+
+/// [`expire_due`] on the way to a reservation: a failure is logged, never
+/// the reservation's (on Redis Cluster the workflow keys are on another
+/// node, and plain jobs must still be served).
+pub(super) async fn expire_before_reserving(inner: &Inner) {
+    if let Err(error) = expire_due(inner).await {
+        tracing::warn!(target: "conc_bus", %error, "batch deadlines could not be checked");
+    }
 }
 
 /// Notes a deadline this process set.
 pub(super) fn note_deadline(inner: &Inner, deadline: Millis) {
     inner.next_deadline.fetch_min(deadline, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::Ticket;
+    use crate::job::{BatchMember, JobOptions, Trigger, TriggerKind};
+
+    fn envelope() -> Envelope {
+        Envelope::raw(JobId::from_u128(7), "t", 1, "null".into(), &JobOptions::new(), 0)
+    }
+
+    #[test]
+    fn only_jobs_whose_settlement_needs_their_workflow_keep_a_flow_record() {
+        let plain = envelope();
+        assert!(!has_workflow(&plain) && flow_record("p:", &plain).is_empty());
+        // A callback carries its trigger only: acknowledged like a plain job.
+        let mut callback = envelope();
+        callback.flow_mut().trigger = Some(Trigger::new(TriggerKind::Then));
+        assert!(!has_workflow(&callback) && flow_record("p:", &callback).is_empty());
+
+        let batch = BatchId::from_job_id(JobId::from_u128(9));
+        let mut member = envelope();
+        member.flow_mut().batch = Some(BatchMember::new(batch, JobId::from_u128(8)));
+        let mut ticket = Ticket::new("invoice:7", Release::Processing);
+        ticket.ttl_ms = Some(5_000);
+        member.flow_mut().admission = Some(ticket);
+        let record: serde_json::Value =
+            serde_json::from_str(&flow_record("p:", &member)).expect("json");
+        assert_eq!(record["b"], format!("p:wf:batch:{batch}"));
+        assert_eq!(record["m"], JobId::from_u128(8).to_string());
+        assert_eq!(
+            (record["k"].as_str(), record["r"].as_str()),
+            (Some("p:wf:lock:invoice:7"), Some("G"))
+        );
+        assert_eq!((record["t"].as_str(), record["x"].as_str()), (Some("5000"), Some("")));
+        assert_eq!(
+            flow_keys("p:", &member),
+            [format!("p:wf:batch:{batch}"), "p:wf:lock:invoice:7".into()]
+        );
+
+        let mut debounced = envelope();
+        let mut ticket = Ticket::new("search", Release::Debounce);
+        ticket.max_wait_ms = Some(8_000);
+        debounced.flow_mut().admission = Some(ticket);
+        let record: serde_json::Value =
+            serde_json::from_str(&flow_record("p:", &debounced)).expect("json");
+        assert_eq!(
+            (record["k"].as_str(), record["r"].as_str()),
+            (Some("p:wf:debounce:search"), Some("D"))
+        );
+        assert_eq!(record["x"], "8000");
+        assert_eq!(record["b"], "", "no batch");
+    }
 }

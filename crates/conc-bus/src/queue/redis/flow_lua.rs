@@ -34,13 +34,44 @@ local FENCE = nil
 local record
 local function spec_of(text) return cjson.decode(text) end
 -- Takes waiting job `id` of the queue at `b` out of its indexes; whether it
--- was waiting (not leased, still stored).
-local function unqueue(b, id)
+-- was waiting (not leased, still stored). With `rm`, a ready job's removal
+-- from its list is only noted there (list -> {n, set}), for `drop_ready`.
+local function unqueue(b, id, rm)
   if redis.call('ZSCORE', b .. 'reserved', id) then return false end
   local p = redis.call('HGET', jkey(b, id), 'p')
   if not p then return false end
-  if redis.call('ZREM', b .. 'delayed', id) == 0 then redis.call('LREM', rkey(b, p), 1, id) end
+  if redis.call('ZREM', b .. 'delayed', id) == 0 then
+    local list = rkey(b, p)
+    if rm then
+      local noted = rm[list]
+      if not noted then
+        noted = {n = 0, set = {}}
+        rm[list] = noted
+      end
+      noted.n = noted.n + 1
+      noted.set[id] = true
+    else
+      redis.call('LREM', list, 1, id)
+    end
+  end
   return true
+end
+-- Removes the ids `rm` noted from their ready lists: one `LREM` each for a
+-- few, else the list is rewritten once without them (a cancelled batch's
+-- thousands of members cost one pass over the list, not one each).
+local function drop_ready(rm)
+  for list, noted in pairs(rm) do
+    if noted.n <= 16 then
+      for id in pairs(noted.set) do redis.call('LREM', list, 1, id) end
+    else
+      local keep = {}
+      for _, id in ipairs(redis.call('LRANGE', list, 0, -1)) do
+        if not noted.set[id] then keep[#keep + 1] = id end
+      end
+      redis.call('DEL', list)
+      chunked('RPUSH', list, keep)
+    end
+  end
 end
 -- The admission step `step` (`R` reserved, `F` finished) of job `id` stored
 -- at `jk`: its lock or debounce record goes when the policy says so and the
@@ -107,7 +138,12 @@ local function store(j, now, ev)
     else
       redis.call('DEL', wf.k)
       redis.call('HSET', wf.k, 'o', id)
-      if wf.t and wf.t ~= '' then redis.call('HSET', wf.k, 'x', now + tonumber(wf.t)) end
+      if wf.t and wf.t ~= '' then
+        redis.call('HSET', wf.k, 'x', now + tonumber(wf.t))
+        -- The hash outlives the lock by a minute, then goes (the lock
+        -- itself lapses at `x`, on the scripts' clock).
+        redis.call('PEXPIRE', wf.k, tonumber(wf.t) + 60000)
+      end
     end
   end
   redis.call('HSET', jk, 'e', j[8], 'a', 0, 'p', j[3], 'm', j[5], 'n', j[7], 's', now)
@@ -155,12 +191,13 @@ end
 -- ones count as cancelled too (a timeout).
 local function sweep(bk, now, ev, all)
   local members = redis.call('HGETALL', bk .. ':members')
+  local rm = {}
   for i = 1, #members, 2 do
     local member, loc = members[i], members[i + 1]
     if redis.call('HEXISTS', bk .. ':outcomes', member) == 0 then
       local cut = string.find(loc, '\n', 1, true)
       local b, id = string.sub(loc, 1, cut - 1), string.sub(loc, cut + 1)
-      if unqueue(b, id) then
+      if unqueue(b, id, rm) then
         adm(jkey(b, id), id, 'F')
         redis.call('DEL', jkey(b, id))
         record(bk, member, 'C', now, '', '', ev)
@@ -169,6 +206,7 @@ local function sweep(bk, now, ev, all)
       end
     end
   end
+  drop_ready(rm)
 end
 -- Member `member` of batch `bk` got `outcome` (`S`, `F`, `C`) unless it has
 -- one: counted, its `progress` job (`pspec`) and, for the batch's first
@@ -196,6 +234,25 @@ record = function(bk, member, outcome, now, pspec, cspec, ev)
   ev[#ev + 1] = {c[1], member, outcome, redis.call('HLEN', bk .. ':members'),
     tonumber(c[2] or '0'), tonumber(c[3] or '0'), tonumber(c[4] or '0'), c[5] and 1 or 0}
   if cancel then sweep(bk, now, ev, false) end
+end
+-- Appends batch `bk` to the reply `out` (at most `limit` failed member
+-- ids): found (0 or 1), then for a found one its record, cancelled,
+-- finished, timed out, deadline, recoveries, then/catch/finally claimed,
+-- succeeded, failed, cancelled counts (empty for none), total, and the
+-- failed ids (count, ids).
+local function put_batch(out, bk, limit)
+  local h = redis.call('HMGET', bk, 'rec', 'cancelled', 'finished', 'timedout', 'deadline',
+    'recoveries', 'fthen', 'fcatch', 'ffinally', 'ns', 'nf', 'nc')
+  if not h[1] then
+    out[#out + 1] = 0
+    return
+  end
+  out[#out + 1] = 1
+  for k = 1, 12 do out[#out + 1] = h[k] or '' end
+  out[#out + 1] = redis.call('HLEN', bk .. ':members')
+  local failed = redis.call('LRANGE', bk .. ':failed', 0, limit - 1)
+  out[#out + 1] = #failed
+  for _, id in ipairs(failed) do out[#out + 1] = id end
 end
 -- Appends the events `ev` to the reply `out`: their count, then eight
 -- fields each.
@@ -342,20 +399,22 @@ return put_events({now, 'ok', #jobs}, ev)
 const READ_BATCH: &str = r"
 local now = now_ms()
 local out = {now}
-for _, bk in ipairs(KEYS) do
-  local h = redis.call('HMGET', bk, 'rec', 'cancelled', 'finished', 'timedout', 'deadline',
-    'recoveries', 'fthen', 'fcatch', 'ffinally', 'ns', 'nf', 'nc')
-  if not h[1] then
-    out[#out + 1] = 0
-  else
-    out[#out + 1] = 1
-    for k = 1, 12 do out[#out + 1] = h[k] or '' end
-    out[#out + 1] = redis.call('HLEN', bk .. ':members')
-    local failed = redis.call('LRANGE', bk .. ':failed', 0, tonumber(ARGV[2]) - 1)
-    out[#out + 1] = #failed
-    for _, id in ipairs(failed) do out[#out + 1] = id end
-  end
-end
+for _, bk in ipairs(KEYS) do put_batch(out, bk, tonumber(ARGV[2])) end
+return out
+";
+
+/// Reads leased job `ARGV[2]` of the queue at `KEYS[1]` for a workflow
+/// settlement, with its batch (at most `ARGV[3]` failed member ids):
+/// `{now, envelope, attempts, token, version, lease expiry}` (nil where
+/// missing), then the batch as [`READ_BATCH`] reads one (found 0 when the
+/// job names none).
+const READ_FLOW: &str = r"
+local b = KEYS[1]
+local now = now_ms()
+local id = ARGV[2]
+local f = redis.call('HMGET', jkey(b, id), 'e', 'a', 't', 'v', 'wb')
+local out = {now, f[1], f[2], f[3], f[4], redis.call('ZSCORE', b .. 'reserved', id)}
+if f[5] and f[5] ~= '' then put_batch(out, f[5], tonumber(ARGV[3])) else out[#out + 1] = 0 end
 return out
 ";
 
@@ -482,6 +541,7 @@ use super::scripts::flow_script;
 pub(super) static FLOW_SETTLE_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(FLOW_SETTLE));
 pub(super) static BATCH_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(BATCH));
 pub(super) static READ_BATCH_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(READ_BATCH));
+pub(super) static READ_FLOW_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(READ_FLOW));
 pub(super) static CANCEL_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(CANCEL));
 pub(super) static EXPIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(EXPIRE));
 pub(super) static RECOVER_SCRIPT: LazyLock<Script> = LazyLock::new(|| flow_script(RECOVER));

@@ -24,6 +24,12 @@
 //! p{q}:corrupt             HASH  job id -> a stored job that did not decode
 //! pqueues                  SET   every queue name (the one key outside a tag)
 //! ```
+//!
+//! Workflows keep their keys outside any queue's tag, under `pwf:` (see
+//! [`flow_lua`](super::flow_lua) and the crate guide): batches
+//! (`pwf:batch:<id>` and its `:members`, `:ids`, `:outcomes`, `:failed`),
+//! the batch index and deadlines, the archive, unique locks
+//! (`pwf:lock:<key>`) and debounce records (`pwf:debounce:<key>`).
 
 /// The default key prefix.
 pub(super) const DEFAULT_PREFIX: &str = "conc:bus:";

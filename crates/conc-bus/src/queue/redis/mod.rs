@@ -139,6 +139,40 @@ use crate::job::Envelope;
 /// queues waits on all their wake-up lists in one `BLPOP`, which a cluster
 /// refuses across slots: it then falls back to polling. The queue talks to
 /// one server; [`ConnectionManager`] does not follow cluster redirections.
+/// Workflows need one server: their scripts touch a batch's keys, its
+/// members' queues and admission locks together, on several slots, which a
+/// cluster refuses (plain jobs never touch those keys).
+///
+/// # Workflows
+///
+/// Batches, chains, unique and debounced jobs are kept
+/// ([`WorkflowBackend`](crate::queue::WorkflowBackend)), each change in the
+/// script that pushes, reserves or settles the job it goes with: a batch
+/// member's outcome is set once in the batch's hash of outcomes, each
+/// callback is claimed by a flag and stored by that same script (into its
+/// own queue), a unique lock is released only by the job that holds it.
+/// The decisions that need no atomicity (a settlement's effect, the next
+/// link, the callback jobs) are made in Rust by the crate's one state
+/// machine, from a read the script then checks. Progress subscriptions
+/// ([`subscribe_batches`](crate::queue::WorkflowBackend::subscribe_batches))
+/// hear the outcomes this process records.
+///
+/// ```no_run
+/// use conc_bus::{Queue, RedisQueue};
+/// use conc_bus::batch::PendingBatch;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)] struct Resize { page: u32 }
+/// # impl conc_bus::Job for Resize { const NAME: &'static str = "resize"; }
+/// # #[derive(Serialize, Deserialize)] struct Publish;
+/// # impl conc_bus::Job for Publish { const NAME: &'static str = "publish"; }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let queue = Queue::new(RedisQueue::connect("redis://127.0.0.1:6379/").await?);
+/// let batch = PendingBatch::new().add(Resize { page: 1 }).add(Resize { page: 2 }).then(Publish);
+/// let id = queue.dispatch_batch(batch).await?;
+/// assert_eq!(queue.batch(id).await?.map(|info| info.total), Some(2));
+/// # Ok(()) }
+/// ```
 ///
 /// # The failed store
 ///

@@ -3,8 +3,11 @@
 //! Every script takes one queue's key base (`<prefix>{<tag>}:`, see
 //! [`keys`](super::keys)) as `KEYS[1]` — the push script one per queue it
 //! writes to — and builds the queue's other keys from it, so all the keys
-//! one script touches share the hash tag and therefore one Redis Cluster
-//! slot. `ARGV[1]` is the time to use, in Unix milliseconds, or empty for the
+//! one script touches for plain jobs share the hash tag and therefore one
+//! Redis Cluster slot. Jobs with a workflow also make the scripts touch the
+//! workflow keys their flow record names (their batch, their lock; see
+//! [`flow_lua`](super::flow_lua)), which are on other slots: workflows need
+//! one server. `ARGV[1]` is the time to use, in Unix milliseconds, or empty for the
 //! server's `TIME` (the default: a test clock is the only other source).
 //! Every script answers the time it used first, so the client keeps its
 //! reading of the server's clock current.
