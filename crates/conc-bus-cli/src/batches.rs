@@ -2,9 +2,6 @@
 //! for one in a list, [`BatchDetail`] for one with its members, and the
 //! [`Admin`] operations over them.
 
-use std::fmt;
-use std::str::FromStr;
-
 use conc_bus::JobId;
 use conc_bus::batch::{BatchId, BatchInfo, BatchPrune, MemberOutcome};
 use conc_bus::queue::WorkflowBackend;
@@ -12,141 +9,7 @@ use serde::Serialize;
 
 use crate::{Admin, AdminError, FailedSummary};
 
-/// How many of the newest batches [`Admin::batches`] looks through when it
-/// filters by state or name.
-pub const BATCH_SCAN: usize = 10_000;
-
-/// Where a batch stands, as the listings filter it.
-///
-/// # Examples
-///
-/// ```
-/// use conc_bus_cli::BatchState;
-///
-/// assert_eq!("finished".parse::<BatchState>(), Ok(BatchState::Finished));
-/// assert_eq!(BatchState::Cancelled.to_string(), "cancelled");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum BatchState {
-    /// Some members have no outcome yet, and it was not cancelled.
-    Pending,
-    /// Every member has an outcome, and it was not cancelled.
-    Finished,
-    /// It was cancelled (by hand, or by a failure without `allow_failures`).
-    Cancelled,
-}
-
-impl BatchState {
-    /// The state of `info`.
-    pub fn of(info: &BatchInfo) -> Self {
-        if info.is_cancelled() {
-            Self::Cancelled
-        } else if info.is_finished() {
-            Self::Finished
-        } else {
-            Self::Pending
-        }
-    }
-}
-
-impl fmt::Display for BatchState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Pending => "pending",
-            Self::Finished => "finished",
-            Self::Cancelled => "cancelled",
-        })
-    }
-}
-
-impl FromStr for BatchState {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "pending" => Ok(Self::Pending),
-            "finished" => Ok(Self::Finished),
-            "cancelled" => Ok(Self::Cancelled),
-            other => Err(format!("`{other}` is not a batch state: pending, finished, cancelled")),
-        }
-    }
-}
-
-/// Which batches [`Admin::batches`] lists, newest first: by state, by name,
-/// a page at a time.
-///
-/// # Examples
-///
-/// ```
-/// use conc_bus_cli::{BatchQuery, BatchState};
-///
-/// let query = BatchQuery::new().state(BatchState::Pending).name("import").limit(20);
-/// assert_eq!(query.limit, 20);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct BatchQuery {
-    /// Only batches in this state. Defaults to all.
-    pub state: Option<BatchState>,
-    /// Only batches whose name contains this. Defaults to all.
-    pub name: Option<String>,
-    /// Only batches older than this one (the last of the previous page).
-    pub before: Option<BatchId>,
-    /// The most batches to list. Defaults to 50.
-    pub limit: usize,
-}
-
-impl Default for BatchQuery {
-    fn default() -> Self {
-        Self { state: None, name: None, before: None, limit: 50 }
-    }
-}
-
-impl BatchQuery {
-    /// Every batch, 50 at a time.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Only batches in `state`.
-    #[must_use]
-    pub fn state(mut self, state: BatchState) -> Self {
-        self.state = Some(state);
-        self
-    }
-
-    /// Only batches whose name contains `name`.
-    #[must_use]
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Only batches older than `id`.
-    #[must_use]
-    pub fn before(mut self, id: BatchId) -> Self {
-        self.before = Some(id);
-        self
-    }
-
-    /// At most `limit` batches.
-    #[must_use]
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = limit;
-        self
-    }
-
-    /// Whether `info` passes the state and name filters.
-    fn selects(&self, info: &BatchInfo) -> bool {
-        self.state.is_none_or(|state| BatchState::of(info) == state)
-            && self
-                .name
-                .as_deref()
-                .is_none_or(|name| info.name.as_deref().is_some_and(|have| have.contains(name)))
-    }
-}
+pub use conc_bus::batch::{BATCH_SCAN, BatchQuery, BatchState};
 
 /// A batch in a list: its counts, its state and its progress in percent.
 ///
@@ -235,8 +98,10 @@ impl Admin {
         if backend.keeps_workflows() { Ok(backend) } else { Err(AdminError::NoBatches) }
     }
 
-    /// A page of batches, newest first. With a state or name filter it looks
-    /// through the newest [`BATCH_SCAN`] batches.
+    /// A page of batches, newest first, by state, name and cursor
+    /// ([`WorkflowBackend::list_batches`]: the memory and SQLite queues
+    /// filter and page in their store; another backend looks through its
+    /// newest [`BATCH_SCAN`] batches).
     ///
     /// # Errors
     ///
@@ -262,22 +127,7 @@ impl Admin {
     /// ```
     pub async fn batches(&self, query: &BatchQuery) -> Result<Vec<BatchReport>, AdminError> {
         let backend = self.workflows()?;
-        let filtered = query.state.is_some() || query.name.is_some() || query.before.is_some();
-        let window = if filtered { BATCH_SCAN } else { query.limit };
-        let mut all = backend.batches(window).await?;
-        if let Some(before) = query.before {
-            // After `before` in the backend's own order; by id when it is gone.
-            match all.iter().position(|info| info.id == before) {
-                Some(at) => drop(all.drain(..=at)),
-                None => all.retain(|info| info.id < before),
-            }
-        }
-        Ok(all
-            .into_iter()
-            .filter(|info| query.selects(info))
-            .take(query.limit)
-            .map(BatchReport::from)
-            .collect())
+        Ok(backend.list_batches(query).await?.into_iter().map(BatchReport::from).collect())
     }
 
     /// Batch `id` with `limit` of its members from `offset` on; a failed

@@ -227,7 +227,7 @@ async fn a_file_of_the_first_schema_is_upgraded_in_place() {
         .unwrap()
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[tokio::test]
@@ -246,6 +246,7 @@ async fn a_file_of_the_second_schema_keeps_its_batches_and_gains_timeouts() {
         .unwrap()
         .execute_batch(
             "DROP TABLE conc_bus_workers;
+             DROP INDEX conc_bus_batches_state; ALTER TABLE conc_bus_batches DROP COLUMN state;
              DROP TABLE conc_bus_batch_archive; DROP INDEX conc_bus_batches_deadline;
              ALTER TABLE conc_bus_batches DROP COLUMN deadline;
              PRAGMA user_version = 2;",
@@ -270,7 +271,7 @@ async fn a_file_of_the_second_schema_keeps_its_batches_and_gains_timeouts() {
         .unwrap()
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[tokio::test]
@@ -284,7 +285,10 @@ async fn a_file_of_the_third_schema_keeps_its_jobs_and_gains_worker_heartbeats()
     // The file as the batch-timeout release left it: no heartbeats, version 3.
     Connection::open(&path)
         .unwrap()
-        .execute_batch("DROP TABLE conc_bus_workers; PRAGMA user_version = 3;")
+        .execute_batch(
+            "DROP INDEX conc_bus_batches_state; ALTER TABLE conc_bus_batches DROP COLUMN state;
+             DROP TABLE conc_bus_workers; PRAGMA user_version = 3;",
+        )
         .unwrap();
     let upgraded = open(&path, &clock);
     let mut beat = conc_bus::WorkerBeat::new("w-1", "mailer");
@@ -296,7 +300,44 @@ async fn a_file_of_the_third_schema_keeps_its_jobs_and_gains_worker_heartbeats()
         .unwrap()
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
+}
+
+#[tokio::test]
+async fn a_file_of_the_fourth_schema_lists_its_batches_by_state_in_the_store() {
+    use conc_bus::batch::{BatchQuery, BatchState, PendingBatch};
+    use conc_bus::queue::WorkflowBackend;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let clock = ManualClock::new();
+    let old = open(&path, &clock);
+    let queue = Queue::new(old.clone());
+    let note = |text: &str| Note { text: text.into() };
+    let pending = queue.dispatch_batch(PendingBatch::new().name("a").add(note("p"))).await.unwrap();
+    let cancelled =
+        queue.dispatch_batch(PendingBatch::new().name("b").add(note("c"))).await.unwrap();
+    queue.cancel_batch(cancelled).await.unwrap();
+    drop((queue, old));
+    // The file as the heartbeat release left it: no state column, version 4.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP INDEX conc_bus_batches_state; ALTER TABLE conc_bus_batches DROP COLUMN state;
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    let upgraded = open(&path, &clock);
+    let ids =
+        |infos: Vec<conc_bus::batch::BatchInfo>| infos.iter().map(|b| b.id).collect::<Vec<_>>();
+    let by = |state| BatchQuery::new().state(state);
+    assert_eq!(ids(upgraded.list_batches(&by(BatchState::Pending)).await.unwrap()), [pending]);
+    assert_eq!(ids(upgraded.list_batches(&by(BatchState::Cancelled)).await.unwrap()), [cancelled]);
+    assert!(upgraded.list_batches(&by(BatchState::Finished)).await.unwrap().is_empty());
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 5);
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! How long the dashboard takes to answer its pages over a big SQLite queue
 //! file: 10,000 failed jobs, 3,000 queues and 20 workers of other processes
-//! (their heartbeats). Each page is asserted on what it shows, and its median
+//! (their heartbeats); and over 10,000 batches. Each page is asserted on what it shows, and its median
 //! time over 20 requests printed, never asserted (timings depend on the
 //! machine): run it with
 //!
@@ -142,4 +142,47 @@ async fn pages_over_10k_failed_jobs_and_3000_queues() {
     let line =
         format!("{:<40} {:>12.1?}\n", "every queue sized (Admin::queues)", started.elapsed());
     std::io::stderr().write_all(line.as_bytes()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_pages_over_10k_batches_filter_and_page_in_the_store() {
+    use conc_bus::Synchronous;
+    use conc_bus::batch::PendingBatch;
+
+    const BATCHES: u32 = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.db");
+    let backend = SqliteQueue::builder(&path).synchronous(Synchronous::Normal).open().unwrap();
+    let queue = Queue::new(backend.clone());
+    let mut ids = Vec::new();
+    for n in 0..BATCHES {
+        let batch = PendingBatch::new().name(format!("import {n}")).on_queue("imports");
+        let batch = batch.add(Export { day: n }).add(Export { day: n + 1 });
+        let id = queue.dispatch_batch(batch).await.unwrap();
+        if n % 4 == 0 {
+            queue.cancel_batch(id).await.unwrap();
+        }
+        ids.push(id);
+    }
+    ids.reverse();
+    let dashboard = Dashboard::builder(AnyBackend::with_workflows(backend))
+        .sample_every(Duration::ZERO)
+        .build()
+        .unwrap();
+    let app = dashboard.router();
+
+    let first = measure(&app, "/batches").await;
+    assert!(first.contains(&ids[0].to_string()) && !first.contains(&ids[50].to_string()));
+    let deep = measure(&app, &format!("/batches?before={}", ids[9_949])).await;
+    assert!(deep.contains(&ids[9_950].to_string()) && deep.contains(&ids[9_999].to_string()));
+    let none = measure(&app, "/api/batches?state=finished").await;
+    let none: serde_json::Value = serde_json::from_str(&none).unwrap();
+    assert_eq!(none["items"].as_array().map(Vec::len), Some(0), "none is finished");
+    let cancelled = measure(&app, "/api/batches?state=cancelled").await;
+    let cancelled: serde_json::Value = serde_json::from_str(&cancelled).unwrap();
+    assert_eq!(cancelled["items"][0]["id"], ids[3].to_string(), "the newest cancelled");
+    let named = measure(&app, "/api/batches?name=import%209999").await;
+    let named: serde_json::Value = serde_json::from_str(&named).unwrap();
+    assert_eq!(named["items"].as_array().map(Vec::len), Some(1));
+    measure(&app, "/").await;
 }

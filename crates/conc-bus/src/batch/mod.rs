@@ -78,6 +78,7 @@ mod error;
 pub(crate) mod machine;
 pub(crate) mod model;
 pub(crate) mod progress;
+mod query;
 
 pub use archive::ArchivedBatch;
 pub(crate) use builder::set_middleware;
@@ -85,3 +86,4 @@ pub use builder::{BatchJobs, NewBatch, PendingBatch};
 pub use error::WorkflowError;
 pub use model::{BatchCallback, BatchId, BatchInfo, BatchPrune, MAX_FAILED_JOBS, MemberOutcome};
 pub use progress::{BatchProgress, PROGRESS_CAPACITY};
+pub use query::{BATCH_SCAN, BatchQuery, BatchState};

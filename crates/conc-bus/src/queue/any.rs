@@ -16,8 +16,8 @@ use super::settle::Transition;
 use super::workflow::WorkflowBackend;
 use crate::batch::model::MemberRows;
 use crate::batch::{
-    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, MemberOutcome, NewBatch,
-    WorkflowError,
+    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, BatchQuery, MemberOutcome,
+    NewBatch, WorkflowError,
 };
 use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
@@ -277,6 +277,10 @@ trait DynWorkflows: fmt::Debug + Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<u64, WorkflowError>>;
     fn batch(&self, id: BatchId) -> BoxFuture<'_, Result<Option<BatchInfo>, QueueError>>;
     fn batches(&self, limit: usize) -> BoxFuture<'_, Result<Vec<BatchInfo>, QueueError>>;
+    fn list_batches<'a>(
+        &'a self,
+        query: &'a BatchQuery,
+    ) -> BoxFuture<'a, Result<Vec<BatchInfo>, QueueError>>;
     fn batch_members(
         &self,
         id: BatchId,
@@ -309,6 +313,12 @@ impl<B: WorkflowBackend> DynWorkflows for B {
     }
     fn batches(&self, limit: usize) -> BoxFuture<'_, Result<Vec<BatchInfo>, QueueError>> {
         Box::pin(WorkflowBackend::batches(self, limit))
+    }
+    fn list_batches<'a>(
+        &'a self,
+        query: &'a BatchQuery,
+    ) -> BoxFuture<'a, Result<Vec<BatchInfo>, QueueError>> {
+        Box::pin(WorkflowBackend::list_batches(self, query))
     }
     fn batch_members(
         &self,
@@ -360,6 +370,9 @@ impl WorkflowBackend for AnyBackend {
     }
     async fn batches(&self, limit: usize) -> Result<Vec<BatchInfo>, QueueError> {
         self.workflows()?.batches(limit).await
+    }
+    async fn list_batches(&self, query: &BatchQuery) -> Result<Vec<BatchInfo>, QueueError> {
+        self.workflows()?.list_batches(query).await
     }
     async fn batch_members(
         &self,

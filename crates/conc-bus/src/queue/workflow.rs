@@ -7,8 +7,8 @@ use super::error::QueueError;
 use tokio::sync::broadcast;
 
 use crate::batch::{
-    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, MemberOutcome, NewBatch,
-    WorkflowError,
+    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, BatchQuery, MemberOutcome,
+    NewBatch, WorkflowError,
 };
 use crate::id::JobId;
 
@@ -59,6 +59,49 @@ pub trait WorkflowBackend: QueueBackend {
         &self,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<BatchInfo>, QueueError>> + Send;
+
+    /// The batches `query` selects, newest first: by state, by name, after a
+    /// cursor, at most `query.limit`.
+    ///
+    /// The default filters [`batches`](Self::batches) in memory over the
+    /// newest [`BATCH_SCAN`](crate::batch::BATCH_SCAN) when the query
+    /// filters or pages; the memory and SQLite queues filter and page in
+    /// their store instead (SQLite by an index on the batch's state), so a
+    /// deep page or a rare state costs about what the first page does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::batch::{BatchQuery, BatchState, PendingBatch};
+    /// use conc_bus::queue::WorkflowBackend;
+    /// use conc_bus::{MemoryQueue, Queue};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Ping;
+    /// # impl conc_bus::Job for Ping { const NAME: &'static str = "ping"; }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let backend = MemoryQueue::new();
+    /// let queue = Queue::new(backend.clone());
+    /// let import = queue.dispatch_batch(PendingBatch::new().name("import").add(Ping)).await?;
+    /// let export = queue.dispatch_batch(PendingBatch::new().name("export").add(Ping)).await?;
+    /// queue.cancel_batch(export).await?;
+    /// let pending = backend.list_batches(&BatchQuery::new().state(BatchState::Pending)).await?;
+    /// assert_eq!(pending.iter().map(|b| b.id).collect::<Vec<_>>(), [import]);
+    /// let named = backend.list_batches(&BatchQuery::new().name("port")).await?;
+    /// assert_eq!(named.len(), 2);
+    /// let after = backend.list_batches(&BatchQuery::new().before(export)).await?;
+    /// assert_eq!(after.iter().map(|b| b.id).collect::<Vec<_>>(), [import]);
+    /// # Ok(()) }
+    /// ```
+    fn list_batches(
+        &self,
+        query: &BatchQuery,
+    ) -> impl Future<Output = Result<Vec<BatchInfo>, QueueError>> + Send {
+        async move {
+            let window = if query.narrows() { crate::batch::BATCH_SCAN } else { query.limit };
+            Ok(query.apply(self.batches(window).await?))
+        }
+    }
 
     /// Members of batch `id` with their outcome (`None` while pending), in
     /// id order: `limit` of them after skipping `offset`. Empty when there

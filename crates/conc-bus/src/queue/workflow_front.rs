@@ -5,7 +5,8 @@ use super::error::QueueError;
 use super::front::Queue;
 use super::workflow::WorkflowBackend;
 use crate::batch::{
-    BatchId, BatchInfo, BatchJobs, BatchPrune, MemberOutcome, PendingBatch, WorkflowError,
+    BatchId, BatchInfo, BatchJobs, BatchPrune, BatchQuery, MemberOutcome, PendingBatch,
+    WorkflowError,
 };
 use crate::chain::Chain;
 use crate::clock::millis;
@@ -117,6 +118,29 @@ impl<B: WorkflowBackend> Queue<B> {
     /// Up to `limit` batches, newest first.
     pub async fn batches(&self, limit: usize) -> Result<Vec<BatchInfo>, QueueError> {
         self.backend().batches(limit).await
+    }
+
+    /// The batches `query` selects, newest first, by state, name and cursor
+    /// ([`WorkflowBackend::list_batches`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::batch::{BatchQuery, BatchState, PendingBatch};
+    /// use conc_bus::{MemoryQueue, Queue};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Ping;
+    /// # impl conc_bus::Job for Ping { const NAME: &'static str = "ping"; }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let queue = Queue::new(MemoryQueue::new());
+    /// queue.dispatch_batch(PendingBatch::new().name("import").add(Ping)).await?;
+    /// let query = BatchQuery::new().state(BatchState::Pending).name("imp");
+    /// assert_eq!(queue.list_batches(&query).await?.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_batches(&self, query: &BatchQuery) -> Result<Vec<BatchInfo>, QueueError> {
+        self.backend().list_batches(query).await
     }
 
     /// Members of batch `id` with their outcome (`None` while pending), in

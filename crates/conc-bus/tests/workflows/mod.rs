@@ -61,6 +61,7 @@ macro_rules! suite {
             a_member_that_crashes_its_workers_fails_the_batch,
             prune_removes_batches_by_age_and_kind,
             batches_are_listed_newest_first,
+            batches_are_listed_by_state_name_and_cursor,
             members_and_callbacks_are_shown_as_they_settle,
             a_chain_runs_link_after_link,
             a_chain_stops_at_a_failed_link_and_catches_once,

@@ -4,8 +4,8 @@ use super::{MemoryQueue, check_push};
 use tokio::sync::broadcast;
 
 use crate::batch::{
-    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, MemberOutcome, NewBatch,
-    WorkflowError,
+    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, BatchQuery, MemberOutcome,
+    NewBatch, WorkflowError,
 };
 use crate::id::JobId;
 use crate::queue::backend::{Pushed, QueueBackend};
@@ -71,6 +71,20 @@ impl WorkflowBackend for MemoryQueue {
     async fn batches(&self, limit: usize) -> Result<Vec<BatchInfo>, QueueError> {
         let state = self.lock();
         Ok(state.batches.values().rev().take(limit).map(super::flow::MemBatch::info).collect())
+    }
+
+    async fn list_batches(&self, query: &BatchQuery) -> Result<Vec<BatchInfo>, QueueError> {
+        let state = self.lock();
+        let older = match query.before {
+            Some(before) => state.batches.range(..before),
+            None => state.batches.range(..),
+        };
+        Ok(older
+            .rev()
+            .map(|(_, batch)| batch.info())
+            .filter(|info| query.matches(info))
+            .take(query.limit)
+            .collect())
     }
 
     async fn batch_members(

@@ -99,7 +99,7 @@ pub(super) fn batch_column(envelope: &Envelope) -> Option<[u8; 16]> {
     Some(id_bytes(member.batch.as_job_id()))
 }
 
-fn batch_bytes(id: BatchId) -> [u8; 16] {
+pub(super) fn batch_bytes(id: BatchId) -> [u8; 16] {
     id_bytes(id.as_job_id())
 }
 
@@ -112,7 +112,7 @@ fn load(tx: &Tx<'_>, id: BatchId) -> Result<Option<BatchRecord>, Failure> {
     text.map(|text| parse(&text)).transpose()
 }
 
-fn parse(text: &str) -> Result<BatchRecord, Failure> {
+pub(super) fn parse(text: &str) -> Result<BatchRecord, Failure> {
     serde_json::from_str(text)
         .map_err(|error| Failure::corrupt(format!("a stored batch does not decode: {error}")))
 }
@@ -476,7 +476,7 @@ pub(super) fn add(tx: &Tx<'_>, id: BatchId, jobs: &[Pushed]) -> Result<u64, Fail
     Ok(fresh.len() as u64)
 }
 
-fn info(tx: &Tx<'_>, record: &BatchRecord) -> Result<BatchInfo, Failure> {
+pub(super) fn info(tx: &Tx<'_>, record: &BatchRecord) -> Result<BatchInfo, Failure> {
     let counts = counted(tx, record)?;
     let mut failed = Vec::new();
     let mut statement = tx.conn.prepare_cached(FIRST_FAILED_MEMBERS)?;

@@ -6,6 +6,7 @@ mod admit;
 mod builder;
 mod error;
 mod flow;
+mod listing;
 mod row;
 mod schema;
 mod store;

@@ -128,7 +128,21 @@ CREATE TABLE conc_bus_workers (
 CREATE INDEX conc_bus_workers_expiry ON conc_bus_workers (expires_at);
 ";
 
-const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
+/// Batch listings filtered in the store: each batch's state (0 pending,
+/// 1 finished, 2 cancelled), computed from its record, indexed with its
+/// creation time so that a page of one state walks the index newest first.
+const V5: &str = "
+ALTER TABLE conc_bus_batches ADD COLUMN state INTEGER GENERATED ALWAYS AS (
+    CASE
+        WHEN json_extract(record, '$.cancelled_at') IS NOT NULL THEN 2
+        WHEN json_extract(record, '$.finished_at') IS NOT NULL THEN 1
+        ELSE 0
+    END
+) VIRTUAL;
+CREATE INDEX conc_bus_batches_state ON conc_bus_batches (state, created_at, id);
+";
+
+const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
 
 /// The schema version this build writes and reads.
 pub(super) const VERSION: u32 = MIGRATIONS.len() as u32;

@@ -9,8 +9,8 @@ use super::row::{Failure, Refusal};
 use super::writer::{Request, Tx, copy};
 use super::{SqliteQueue, flow, stopped};
 use crate::batch::{
-    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, MemberOutcome, NewBatch,
-    WorkflowError,
+    ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, BatchQuery, MemberOutcome,
+    NewBatch, WorkflowError,
 };
 use crate::id::JobId;
 use crate::queue::backend::Pushed;
@@ -111,6 +111,10 @@ impl WorkflowBackend for SqliteQueue {
 
     async fn batches(&self, limit: usize) -> Result<Vec<BatchInfo>, QueueError> {
         self.call(limit, Request::Batches).await
+    }
+
+    async fn list_batches(&self, query: &BatchQuery) -> Result<Vec<BatchInfo>, QueueError> {
+        self.call(query.clone(), Request::ListBatches).await
     }
 
     async fn batch_members(

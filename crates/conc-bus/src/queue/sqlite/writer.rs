@@ -13,10 +13,10 @@ use tokio::sync::{Notify, oneshot};
 
 use super::Synchronous;
 use super::row::{Failure, Refusal};
-use super::{admin, flow, store, workers};
+use super::{admin, flow, listing, store, workers};
 use crate::batch::machine::Unrecoverable;
 use crate::batch::model::MemberRows;
-use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune};
+use crate::batch::{ArchivedBatch, BatchId, BatchInfo, BatchProgress, BatchPrune, BatchQuery};
 use crate::clock::{Millis, WallClock};
 use crate::failed::{FailedJob, FailedQuery, Selection};
 use crate::id::JobId;
@@ -228,6 +228,7 @@ pub(super) enum Request {
     Workflow(super::workflow::WorkflowCall),
     Batch(Call<BatchId, Option<BatchInfo>>),
     Batches(Call<usize, Vec<BatchInfo>>),
+    ListBatches(Call<BatchQuery, Vec<BatchInfo>>),
     BatchMembers(Call<(BatchId, usize, usize), MemberRows>),
     CancelBatch(Call<BatchId, bool>),
     PruneBatches(Call<BatchPrune, u64>),
@@ -251,6 +252,7 @@ impl Request {
                 | Self::FailedCount(_)
                 | Self::Batch(_)
                 | Self::Batches(_)
+                | Self::ListBatches(_)
                 | Self::BatchMembers(_)
                 | Self::ArchivedBatch(_)
         )
@@ -320,6 +322,7 @@ impl Request {
             Self::Workflow(call) => call.run(tx),
             Self::Batch(call) => call.run(tx, |tx, id| flow::find(tx, *id)),
             Self::Batches(call) => call.run(tx, |tx, limit| flow::list(tx, *limit)),
+            Self::ListBatches(call) => call.run(tx, |tx, query| listing::list(tx, query)),
             Self::BatchMembers(call) => {
                 call.run(tx, |tx, (id, offset, limit)| flow::members(tx, *id, *offset, *limit))
             }
@@ -366,6 +369,7 @@ impl Request {
             Self::Workflow(call) => call.answer(committed),
             Self::Batch(call) => drop(call.answer(committed)),
             Self::Batches(call) => drop(call.answer(committed)),
+            Self::ListBatches(call) => drop(call.answer(committed)),
             Self::BatchMembers(call) => drop(call.answer(committed)),
             Self::CancelBatch(call) => drop(call.answer(committed)),
             Self::PruneBatches(call) => drop(call.answer(committed)),
