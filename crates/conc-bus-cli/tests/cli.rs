@@ -287,6 +287,16 @@ async fn the_workers_of_another_process_are_listed_with_their_counts() {
     assert!(table.starts_with("worker"), "{table}");
     assert!(table.lines().nth(1).unwrap().starts_with("charger"), "{table}");
 
+    // Its only queue paused: its next beat says so.
+    assert_eq!(ok(&conc_bus(&url, &["queue", "pause", "payments"])), "paused `payments`\n");
+    while conc_bus::QueueBackend::workers(&backend).await.unwrap()[0].state
+        != conc_bus::BeatState::Paused
+    {
+        assert!(std::time::Instant::now() < deadline, "the beat never said paused");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(json(&conc_bus(&url, &["--json", "workers"]))[0]["state"], "paused");
+
     worker.stop(std::time::Duration::from_secs(1));
     worker.stopped().await;
     assert_eq!(ok(&conc_bus(&url, &["workers"])), "no workers\n");

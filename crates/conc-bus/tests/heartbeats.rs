@@ -129,6 +129,28 @@ async fn a_stopping_worker_says_so_at_once_and_heartbeats_can_be_turned_off() {
     assert_eq!(ids, [slow.id()]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_worker_whose_queues_are_all_paused_says_so() {
+    let backend = backend();
+    let queue = Queue::new(backend.clone());
+    let worker = worker(&backend);
+    worker.start().unwrap();
+    let state = async || backend.workers().await.unwrap()[0].state;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(state().await, BeatState::Running);
+    queue.pause("mail").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(state().await, BeatState::Running, "`default` is still taken from");
+    queue.pause("default").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(state().await, BeatState::Paused);
+    queue.resume("mail").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(state().await, BeatState::Running);
+    worker.stop(Duration::ZERO);
+    worker.stopped().await;
+}
+
 #[test]
 fn a_heartbeat_interval_out_of_range_is_refused_by_name() {
     let error = Worker::builder(MemoryQueue::new(), JobHandlers::new())

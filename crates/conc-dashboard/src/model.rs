@@ -79,7 +79,8 @@ pub struct WorkerReport {
     pub queues: Vec<String>,
     /// How many jobs it runs at once, at most (0 when unknown).
     pub concurrency: u64,
-    /// Where it is in its life: `idle`, `running`, `stopping`, `stopped: why`.
+    /// Where it is in its life: `idle`, `running`, `paused` (every queue it
+    /// takes from is), `stopping`, `stopped: why`.
     pub state: String,
     /// Whether it is attached to this dashboard (in this process), so its
     /// runtimes, waits and recent jobs are shown too.

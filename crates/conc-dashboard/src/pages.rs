@@ -16,6 +16,13 @@ const NO_WORKERS: &str = "<p class=note>No worker has recorded a heartbeat in th
     themselves here while they run; attach the workers of this process with \
     <code>DashboardBuilder::worker</code> to see their runtimes and recent jobs too.</p>";
 
+/// Why the recent jobs are missing without attached workers.
+const NO_ATTACHED: &str = "<p class=note>No worker is attached to this dashboard, so it lists \
+    no recent jobs: a job is deleted from the backend when it is acknowledged, and only the \
+    workers of this process report their attempts. Attach them with \
+    <code>DashboardBuilder::worker</code>; the workers page lists every process's workers from \
+    their heartbeats.</p>";
+
 fn opt(value: Option<u64>) -> String {
     value.map_or_else(|| "–".to_owned(), |v| v.to_string())
 }
@@ -224,7 +231,7 @@ pub(crate) fn workers(frame: &Frame<'_>, view: &Page<WorkerReport>) -> String {
 pub(crate) fn recent(frame: &Frame<'_>, view: &Page<RecentJob>, has_workers: bool) -> String {
     let mut body = String::new();
     if !has_workers {
-        body.push_str(NO_WORKERS);
+        body.push_str(NO_ATTACHED);
     }
     let rows: Vec<_> = view
         .items

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use axum::http::request::Parts;
 use conc_bus::{
-    QueueBackend, Worker, WorkerBeat, WorkerEvent, WorkerHealth, WorkerMetrics, WorkerState,
+    BeatState, QueueBackend, Worker, WorkerBeat, WorkerEvent, WorkerHealth, WorkerMetrics,
+    WorkerState,
 };
 use conc_bus_cli::{Admin, AdminError, BatchQuery, BatchState};
 use conc_core::lifecycle::Lifecycle;
@@ -203,6 +204,9 @@ impl Inner {
                 }
                 None => (beat_report(beat, now), None),
             };
+            if beat.state == BeatState::Paused && report.state == "running" {
+                "paused".clone_into(&mut report.state);
+            }
             report.id.clone_from(&beat.id);
             report.host.clone_from(&beat.host);
             report.pid = beat.pid;

@@ -313,6 +313,8 @@ async fn workers_of_other_processes_show_from_their_heartbeats() {
     let app = dashboard.router();
     let (_, html) = send(&app, get("/", LOCAL)).await;
     assert!(html.contains("No worker has recorded a heartbeat"), "{html}");
+    let (_, html) = send(&app, get("/recent", LOCAL)).await;
+    assert!(html.contains("No worker is attached to this dashboard"), "{html}");
 
     // A worker the dashboard does not know of: another process's, as far as
     // it can tell, sharing the backend.

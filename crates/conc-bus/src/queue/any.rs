@@ -66,6 +66,10 @@ trait DynBackend: fmt::Debug + Send + Sync + 'static {
     fn queues(&self) -> BoxFuture<'_, Result<Vec<String>, QueueError>>;
     fn wait<'a>(&'a self, queues: &'a [String], timeout: Duration) -> BoxFuture<'a, ()>;
     fn now(&self) -> u64;
+    fn paused_queues<'a>(
+        &'a self,
+        queues: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<bool>, QueueError>>;
     fn record_worker<'a>(&'a self, beat: &'a WorkerBeat) -> BoxFuture<'a, Result<(), QueueError>>;
     fn remove_worker<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, QueueError>>;
     fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerBeat>, QueueError>>;
@@ -149,6 +153,12 @@ impl<B: QueueBackend> DynBackend for B {
     }
     fn now(&self) -> u64 {
         QueueBackend::now(self)
+    }
+    fn paused_queues<'a>(
+        &'a self,
+        queues: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<bool>, QueueError>> {
+        Box::pin(QueueBackend::paused_queues(self, queues))
     }
     fn record_worker<'a>(&'a self, beat: &'a WorkerBeat) -> BoxFuture<'a, Result<(), QueueError>> {
         Box::pin(QueueBackend::record_worker(self, beat))
@@ -443,6 +453,9 @@ impl QueueBackend for AnyBackend {
     }
     fn now(&self) -> u64 {
         self.inner.now()
+    }
+    async fn paused_queues(&self, queues: &[String]) -> Result<Vec<bool>, QueueError> {
+        self.inner.paused_queues(queues).await
     }
     async fn record_worker(&self, beat: &WorkerBeat) -> Result<(), QueueError> {
         self.inner.record_worker(beat).await

@@ -275,6 +275,38 @@ pub trait QueueBackend: FailedStore + fmt::Debug + Send + Sync + 'static {
     /// The backend's clock, in Unix milliseconds.
     fn now(&self) -> u64;
 
+    /// Whether each of `queues` is paused, in order (a queue the backend
+    /// does not know is not). A worker asks at each heartbeat, to say it is
+    /// paused when all its queues are.
+    ///
+    /// The default reads each queue's [`size`](Self::size); the backends of
+    /// this crate read the flag alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_bus::{MemoryQueue, QueueBackend};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_bus::QueueError> {
+    /// let backend = MemoryQueue::new();
+    /// backend.set_paused("mail", true).await?;
+    /// let queues = ["mail".to_owned(), "default".to_owned()];
+    /// assert_eq!(backend.paused_queues(&queues).await?, [true, false]);
+    /// # Ok(()) }
+    /// ```
+    fn paused_queues(
+        &self,
+        queues: &[String],
+    ) -> impl Future<Output = Result<Vec<bool>, QueueError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(queues.len());
+            for queue in queues {
+                out.push(self.size(queue).await?.paused);
+            }
+            Ok(out)
+        }
+    }
+
     /// Records `beat`, replacing the one of the same worker id, and deletes
     /// the beats of workers gone (see [`WorkerBeat::is_gone`]). Workers call
     /// it every heartbeat interval, off their hot path.

@@ -24,6 +24,8 @@ pub enum BeatState {
     /// Taking and running jobs.
     #[default]
     Running,
+    /// Running, but every queue it takes from is paused: it takes nothing.
+    Paused,
     /// Finishing its jobs; takes no new ones.
     Stopping,
 }
@@ -32,6 +34,7 @@ impl std::fmt::Display for BeatState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Running => "running",
+            Self::Paused => "paused",
             Self::Stopping => "stopping",
         })
     }
@@ -80,7 +83,7 @@ pub struct WorkerBeat {
     pub queues: Vec<String>,
     /// How many jobs it runs at once, at most.
     pub concurrency: u64,
-    /// Running or stopping.
+    /// Running, paused (every one of its queues is) or stopping.
     pub state: BeatState,
     /// When it started, in Unix milliseconds (the backend's clock).
     pub started_at: u64,

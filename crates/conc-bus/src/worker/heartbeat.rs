@@ -73,7 +73,16 @@ async fn beat<B: QueueBackend>(
     let started_at = shared.backend.now();
     let mut previous = (0, 0, 0);
     loop {
-        let beat = snapshot(&shared, interval, started_at, previous);
+        let mut beat = snapshot(&shared, interval, started_at, previous);
+        if beat.state == BeatState::Running
+            && shared
+                .backend
+                .paused_queues(&shared.config.queues)
+                .await
+                .is_ok_and(|paused| paused.iter().all(|p| *p))
+        {
+            beat.state = BeatState::Paused;
+        }
         match shared.backend.record_worker(&beat).await {
             Ok(()) => previous = (beat.beat_at, beat.processed, beat.failed),
             Err(error) => {

@@ -68,6 +68,7 @@ macro_rules! suite {
             recovery_is_bounded_but_complete,
             typed_pushes_hand_the_job_back,
             worker_beats_are_listed_replaced_removed_and_expire,
+            paused_queues_are_read_in_order,
         );
     };
     (@tests $factory:expr; $($check:ident,)*) => {
@@ -639,4 +640,15 @@ pub async fn worker_beats_are_listed_replaced_removed_and_expire<B: QueueBackend
     assert!(t.backend.remove_worker("a").await.unwrap());
     assert!(t.backend.workers().await.unwrap().is_empty());
     assert!(!t.backend.remove_worker("a").await.unwrap());
+}
+
+pub async fn paused_queues_are_read_in_order<B: QueueBackend>(t: T<B>) {
+    let queue = Queue::from_arc(Arc::clone(&t.backend));
+    queue.dispatch(Note { text: "a".into() }).on_queue("mail").await.unwrap();
+    t.backend.set_paused("mail", true).await.unwrap();
+    t.backend.set_paused("reports", true).await.unwrap();
+    t.backend.set_paused("reports", false).await.unwrap();
+    let asked = ["mail", "reports", "never-seen", "mail"].map(str::to_owned);
+    assert_eq!(t.backend.paused_queues(&asked).await.unwrap(), [true, false, false, true]);
+    assert!(t.backend.paused_queues(&[]).await.unwrap().is_empty());
 }

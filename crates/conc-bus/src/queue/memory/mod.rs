@@ -299,6 +299,11 @@ impl QueueBackend for MemoryQueue {
         self.inner.clock.now()
     }
 
+    async fn paused_queues(&self, queues: &[String]) -> Result<Vec<bool>, QueueError> {
+        let state = self.lock();
+        Ok(queues.iter().map(|q| state.queues.get(q).is_some_and(|q| q.paused)).collect())
+    }
+
     async fn record_worker(&self, beat: &WorkerBeat) -> Result<(), QueueError> {
         self.inner.workers.record(beat, self.now());
         Ok(())

@@ -605,6 +605,10 @@ impl QueueBackend for RedisQueue {
         self.inner.time.now()
     }
 
+    async fn paused_queues(&self, queues: &[String]) -> Result<Vec<bool>, QueueError> {
+        workers::paused(&self.inner, queues).await
+    }
+
     async fn record_worker(&self, beat: &WorkerBeat) -> Result<(), QueueError> {
         workers::record(&self.inner, beat).await
     }

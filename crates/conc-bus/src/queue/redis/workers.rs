@@ -119,3 +119,18 @@ pub(super) async fn list(inner: &Inner) -> Result<Vec<WorkerBeat>, QueueError> {
     }
     Ok(live(out, now))
 }
+
+/// Whether each of `queues` is paused: one `HGET` of its settings each,
+/// pipelined.
+pub(super) async fn paused(inner: &Inner, queues: &[String]) -> Result<Vec<bool>, QueueError> {
+    if queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for queue in queues {
+        pipe.hget(format!("{}meta", inner.base(queue)), "paused");
+    }
+    let flags: Vec<Option<String>> =
+        pipe.query_async(&mut inner.manager.clone()).await.map_err(super::reply::backend)?;
+    Ok(flags.into_iter().map(|flag| flag.as_deref() == Some("1")).collect())
+}

@@ -384,6 +384,10 @@ impl QueueBackend for SqliteQueue {
         self.inner.shared.clock.now()
     }
 
+    async fn paused_queues(&self, queues: &[String]) -> Result<Vec<bool>, QueueError> {
+        self.call(queues.to_vec(), Request::PausedQueues).await
+    }
+
     async fn record_worker(&self, beat: &WorkerBeat) -> Result<(), QueueError> {
         self.call(beat.clone(), Request::RecordWorker).await
     }

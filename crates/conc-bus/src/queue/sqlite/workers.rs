@@ -1,7 +1,7 @@
 //! Worker heartbeats in the file: one row per live worker, its beat as JSON,
 //! indexed by when it counts as gone.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::row::{Failure, sql_int, text_at};
 use super::writer::Tx;
@@ -12,9 +12,21 @@ const RECORD: &str = "INSERT INTO conc_bus_workers (id, expires_at, beat) VALUES
 const REMOVE: &str = "DELETE FROM conc_bus_workers WHERE id = ?1";
 const PRUNE: &str = "DELETE FROM conc_bus_workers WHERE expires_at < ?1";
 const LIST: &str = "SELECT beat FROM conc_bus_workers WHERE expires_at >= ?1";
+const PAUSED: &str = "SELECT paused FROM conc_bus_queues WHERE name = ?1";
 
 /// Every constant statement of this module, prepared at open.
-pub(super) const STATEMENTS: [&str; 4] = [RECORD, REMOVE, PRUNE, LIST];
+pub(super) const STATEMENTS: [&str; 5] = [RECORD, REMOVE, PRUNE, LIST, PAUSED];
+
+/// Whether each of `queues` is paused.
+pub(super) fn paused(tx: &Tx<'_>, queues: &[String]) -> Result<Vec<bool>, Failure> {
+    let mut statement = tx.conn.prepare_cached(PAUSED)?;
+    let mut out = Vec::with_capacity(queues.len());
+    for queue in queues {
+        let paused: Option<i64> = statement.query_row([queue], |row| row.get(0)).optional()?;
+        out.push(paused.is_some_and(|flag| flag != 0));
+    }
+    Ok(out)
+}
 
 /// Stores `beat` and deletes the beats gone.
 pub(super) fn record(tx: &Tx<'_>, beat: &WorkerBeat) -> Result<(), Failure> {

@@ -234,6 +234,7 @@ pub(super) enum Request {
     PruneBatches(Call<BatchPrune, u64>),
     ArchivedBatch(Call<BatchId, Option<ArchivedBatch>>),
     RecoverBatch(Call<BatchId, Result<u64, Unrecoverable>>),
+    PausedQueues(Call<Vec<String>, Vec<bool>>),
     RecordWorker(Call<WorkerBeat, ()>),
     RemoveWorker(Call<String, bool>),
     Workers(Call<(), Vec<WorkerBeat>>),
@@ -253,6 +254,7 @@ impl Request {
                 | Self::Batch(_)
                 | Self::Batches(_)
                 | Self::ListBatches(_)
+                | Self::PausedQueues(_)
                 | Self::BatchMembers(_)
                 | Self::ArchivedBatch(_)
         )
@@ -330,6 +332,7 @@ impl Request {
             Self::PruneBatches(call) => call.run(tx, |tx, prune| flow::prune(tx, *prune)),
             Self::ArchivedBatch(call) => call.run(tx, |tx, id| flow::archived(tx, *id)),
             Self::RecoverBatch(call) => call.run(tx, |tx, id| flow::recover(tx, *id)),
+            Self::PausedQueues(call) => call.run(tx, |tx, queues| workers::paused(tx, queues)),
             Self::RecordWorker(call) => call.run(tx, |tx, beat| workers::record(tx, beat)),
             Self::RemoveWorker(call) => call.run(tx, |tx, id| workers::remove(tx, id)),
             Self::Workers(call) => call.run(tx, |tx, ()| workers::list(tx)),
@@ -375,6 +378,7 @@ impl Request {
             Self::PruneBatches(call) => drop(call.answer(committed)),
             Self::ArchivedBatch(call) => drop(call.answer(committed)),
             Self::RecoverBatch(call) => drop(call.answer(committed)),
+            Self::PausedQueues(call) => drop(call.answer(committed)),
             Self::RecordWorker(call) => drop(call.answer(committed)),
             Self::RemoveWorker(call) => drop(call.answer(committed)),
             Self::Workers(call) => drop(call.answer(committed)),
