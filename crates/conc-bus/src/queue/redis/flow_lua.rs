@@ -265,8 +265,9 @@ end
 ";
 
 /// Settles one leased job that has a workflow, with what Rust decided from
-/// its snapshot: `KEYS[1]` its queue's base, `KEYS[2]` its batch's key (or
-/// absent), `KEYS[3..]` the bases the follow-up jobs go to. `ARGV`: time,
+/// its snapshot: `KEYS[1]` its queue's base, `KEYS[2]` its batch's key (the
+/// workflow base when it has none), `KEYS[3..]` the bases the follow-up
+/// jobs go to, then its batch and lock keys as declared. `ARGV`: time,
 /// id, token, version read, version written, op (`E` extend by `a` ms, `K`
 /// keep envelope `a`, `Q` requeue envelope `a` at `b`, `A` delete, `S`
 /// delete as skipped, `D` bury record `a` failed at `b`), `a`, `b`, the
