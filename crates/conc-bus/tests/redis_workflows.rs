@@ -253,4 +253,27 @@ mod only_redis {
             .collect();
         assert_eq!(names, ["before", "after", "Finally"]);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callbacks_rendered_at_creation_are_stamped_when_they_fire() {
+        use conc_core::time::ManualClock;
+
+        let Some(redis) = conc_test_support::require_redis() else { return };
+        let clock = ManualClock::new();
+        let backend =
+            RedisQueue::builder(redis.url()).clock(clock.clone()).connect().await.unwrap();
+        let queue = Queue::new(backend.clone());
+        let created = backend.now();
+        let batch =
+            PendingBatch::new().add(step("a")).then(callback("then")).finally(callback("f"));
+        queue.dispatch_batch(batch).await.unwrap();
+        let member = reserve(&backend, "default").await;
+        clock.advance(Duration::from_secs(5));
+        ack_all(&backend, &member).await;
+        let fired = reserve(&backend, "default").await;
+        assert_eq!(fired.len(), 2);
+        for callback in &fired {
+            assert_eq!(callback.envelope.created_at, created + 5_000, "{:?}", kind(callback));
+        }
+    }
 }

@@ -170,6 +170,16 @@ end
 local function store_text(text, now, ev)
   if text and text ~= '' then store(spec_of(text), now, ev) end
 end
+-- Stores a job rendered when its batch was created (`then`, `finally`, the
+-- timeout's `catch`), stamped as created `now`: its envelope's first
+-- unescaped `created_at` is the top-level one.
+local function store_stamped(text, now, ev)
+  if not text or text == '' then return end
+  local j = spec_of(text)
+  local stamp = '\34created_at\34:' .. string.format('%d', now)
+  j[8] = string.gsub(j[8], '\34created_at\34:%d+', stamp, 1)
+  store(j, now, ev)
+end
 -- Marks batch `bk` finished when every member has an outcome, claiming
 -- `then` (all succeeded, never cancelled) and `finally` once each.
 local function settled(bk, now, ev)
@@ -180,10 +190,10 @@ local function settled(bk, now, ev)
   if ns + tonumber(h[3] or '0') + tonumber(h[4] or '0') < total then return end
   redis.call('HSET', bk, 'finished', now)
   if ns == total and not h[5] and redis.call('HSETNX', bk, 'fthen', 1) == 1 then
-    store_text(redis.call('HGET', bk, 'then'), now, ev)
+    store_stamped(redis.call('HGET', bk, 'then'), now, ev)
   end
   if redis.call('HSETNX', bk, 'ffinally', 1) == 1 then
-    store_text(redis.call('HGET', bk, 'finally'), now, ev)
+    store_stamped(redis.call('HGET', bk, 'finally'), now, ev)
   end
 end
 -- Members of batch `bk` without an outcome: the waiting ones are deleted
@@ -266,8 +276,9 @@ end
 ";
 
 /// Settles one leased job that has a workflow, with what Rust decided from
-/// its snapshot: `KEYS[1]` its queue's base, `KEYS[2]` its batch's key (or
-/// absent), `KEYS[3..]` the bases the follow-up jobs go to. `ARGV`: time,
+/// its snapshot: `KEYS[1]` its queue's base, `KEYS[2]` its batch's key (the
+/// workflow base when it has none), `KEYS[3..]` the bases the follow-up
+/// jobs go to, then its batch and lock keys as declared. `ARGV`: time,
 /// id, token, version read, version written, op (`E` extend by `a` ms, `K`
 /// keep envelope `a`, `Q` requeue envelope `a` at `b`, `A` delete, `S`
 /// delete as skipped, `D` bury record `a` failed at `b`), `a`, `b`, the
@@ -452,7 +463,7 @@ for _, id in ipairs(due) do
     redis.call('HSET', bk, 'timedout', now)
     redis.call('HSETNX', bk, 'cancelled', now)
     if redis.call('HSETNX', bk, 'fcatch', 1) == 1 then
-      store_text(redis.call('HGET', bk, 'tcatch'), now, ev)
+      store_stamped(redis.call('HGET', bk, 'tcatch'), now, ev)
     end
     sweep(bk, now, ev, true)
     settled(bk, now, ev)
