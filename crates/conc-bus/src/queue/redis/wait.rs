@@ -7,8 +7,10 @@
 //! wait plus a margin, and puts it back when the `BLPOP` answered. A wait
 //! whose caller stopped waiting drops its connection instead (it may still
 //! be blocked on the server; closing it ends that), and a wait that cannot
-//! reach the server sleeps its time out: the caller's next call reports the
-//! failure and backs off.
+//! open a connection or whose `BLPOP` fails sleeps at most [`MARGIN`] and
+//! returns: the caller polls again (and its next call reports a server that
+//! is gone), so a wait for minutes never sleeps through the pushes made
+//! meanwhile.
 
 use std::sync::PoisonError;
 use std::time::Duration;
@@ -19,7 +21,7 @@ use redis::aio::MultiplexedConnection;
 use super::{Inner, keys};
 
 /// How much longer than the wait a blocking connection waits for the
-/// server's answer.
+/// server's answer, and the longest a wait without one sleeps.
 const MARGIN: Duration = Duration::from_secs(1);
 
 /// Idle dedicated connections kept for later waits.
@@ -32,8 +34,10 @@ pub(super) async fn wait(inner: &Inner, queues: &[String], timeout: Duration) {
         tokio::time::sleep_until(deadline).await;
         return;
     }
+    // Without a blocking connection nothing wakes the wait: poll soon.
+    let fallback = deadline.min(tokio::time::Instant::now() + MARGIN);
     let Some(mut connection) = connection(inner).await else {
-        tokio::time::sleep_until(deadline).await;
+        tokio::time::sleep_until(fallback).await;
         return;
     };
     connection.set_response_timeout(timeout.saturating_add(MARGIN));
@@ -54,7 +58,7 @@ pub(super) async fn wait(inner: &Inner, queues: &[String], timeout: Duration) {
         Err(error) => {
             tracing::debug!(target: "conc_bus", %error, "a blocking wait on Redis failed; polling");
             drop(connection);
-            tokio::time::sleep_until(deadline).await;
+            tokio::time::sleep_until(fallback).await;
         }
     }
 }
