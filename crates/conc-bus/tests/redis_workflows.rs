@@ -276,4 +276,56 @@ mod only_redis {
             assert_eq!(callback.envelope.created_at, created + 5_000, "{:?}", kind(callback));
         }
     }
+
+    /// A reservation handed back (a later queue held a job that does not
+    /// decode) gives its jobs the admission the reservation ended: a
+    /// debounced job is superseded by a later dispatch as if it had never
+    /// been reserved, and a unique-until-processing job holds its key again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reservation_handed_back_gives_its_jobs_their_admission_back() {
+        use conc_bus::admission::Admission;
+        use conc_bus::{EnqueueError, QueueError};
+        use conc_core::time::ManualClock;
+
+        let Some(redis) = conc_test_support::require_redis() else { return };
+        let clock = ManualClock::new();
+        let backend =
+            RedisQueue::builder(redis.url()).clock(clock.clone()).connect().await.unwrap();
+        let queue = Queue::new(backend.clone());
+        let debounce = || Admission::debounce("search", Duration::from_secs(1));
+        let until_processing = || Admission::unique("report").until_processing();
+        queue.dispatch(step("d1")).on_queue("fast").admission(debounce()).await.unwrap();
+        let u1 = queue.dispatch(step("u1")).on_queue("fast").admission(until_processing());
+        let u1 = u1.await.unwrap();
+        let broken = queue.dispatch(step("broken")).on_queue("broken").await.unwrap();
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let key = format!("{}job:{broken}", backend.queue_keys("broken"));
+        let _: () = redis::cmd("HSET")
+            .arg(&key)
+            .arg("e")
+            .arg("{\"id\": 12")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(1));
+
+        let queues = vec!["fast".to_owned(), "broken".to_owned()];
+        let refused = backend.reserve(ReserveRequest::new(&queues, 10, LEASE)).await;
+        assert!(matches!(refused, Err(QueueError::Corrupt(_))), "{refused:?}");
+
+        // The reservation that leased d1 and u1 is undone: d1 can still be
+        // superseded, and u1 still holds "report".
+        queue.dispatch(step("d2")).on_queue("fast").admission(debounce()).await.unwrap();
+        let again = queue.dispatch(step("u2")).on_queue("fast").admission(until_processing()).await;
+        assert!(
+            matches!(&again, Err(EnqueueError::Locked { held_by, .. }) if *held_by == u1),
+            "{again:?}"
+        );
+        clock.advance(Duration::from_secs(1));
+        let mut ran: Vec<String> =
+            reserve(&backend, "fast").await.iter().map(crate::workflows::name).collect();
+        ran.sort();
+        assert_eq!(ran, ["d2", "u1"], "d1 was superseded");
+    }
 }

@@ -210,7 +210,9 @@ pub(super) async fn settle_and_reserve(
     }
 }
 
-/// Reserves from `queues` in order until `max` jobs are leased.
+/// Reserves from `queues` in order until `max` jobs are leased. When a step
+/// fails after some jobs were leased, they are given back before the error
+/// is returned, as a failed transaction would leave them.
 async fn reserve_queues(
     inner: &Inner,
     queues: &[String],
@@ -218,6 +220,24 @@ async fn reserve_queues(
     lease_ms: Millis,
 ) -> Result<Reservation, QueueError> {
     let mut reservation = Reservation::default();
+    match reserve_into(inner, queues, max, lease_ms, &mut reservation).await {
+        Ok(()) => Ok(reservation),
+        Err(error) => {
+            // Best effort: jobs it cannot give back come back with their lease.
+            let _ = give_back(inner, &reservation.jobs).await;
+            Err(error)
+        }
+    }
+}
+
+/// The steps of [`reserve_queues`], leasing into `reservation`.
+async fn reserve_into(
+    inner: &Inner,
+    queues: &[String],
+    max: usize,
+    lease_ms: Millis,
+    reservation: &mut Reservation,
+) -> Result<(), QueueError> {
     for queue in queues {
         let want = max - reservation.jobs.len();
         if want == 0 {
@@ -231,8 +251,7 @@ async fn reserve_queues(
             .arg(inner.settings.failed_max_age_ms)
             .arg(inner.settings.failed_max_jobs);
         let (now, reply) = inner.call("reserve", &invocation).await?;
-        let (corrupt, doomed) =
-            read_reservation(inner, reply, queue, now, lease_ms, &mut reservation)?;
+        let (corrupt, doomed) = read_reservation(inner, reply, queue, now, lease_ms, reservation)?;
         for (lease, attempt) in doomed {
             let decide = flow::Decide::Refused { attempt, at: now };
             if let (Ok(_), Some(failed)) = flow::settle_one(inner, &lease, &decide).await? {
@@ -240,19 +259,18 @@ async fn reserve_queues(
             }
         }
         if !corrupt.is_empty() {
-            // As a failed transaction would: nothing stays leased, the jobs
-            // that do not decode are set aside so they block nothing.
+            // The jobs that do not decode are set aside so they block
+            // nothing; the caller gives the others back.
             let message = corrupt.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
             let mut invocation = inner.invocation(&GIVE_BACK_SCRIPT, &inner.base(queue));
             for (id, _) in &corrupt {
                 invocation.arg(id).arg("corrupt");
             }
             inner.call("give back", &invocation).await?;
-            give_back(inner, &reservation.jobs).await?;
             return Err(QueueError::Corrupt(format!("{message} (set aside)")));
         }
     }
-    Ok(reservation)
+    Ok(())
 }
 
 /// The jobs of a reservation's reply that it could not hand out as they

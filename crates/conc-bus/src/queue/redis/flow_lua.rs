@@ -85,6 +85,29 @@ local function adm(jk, id, step)
     if redis.call('HGET', f[1], 'o') == id then redis.call('DEL', f[1]) end
   end
 end
+-- Job `id` stored at `jk` in queue base `b`, handed back after the
+-- reservation that ended its admission (until processing, debounce): it
+-- takes its lock or debounce record again when the key is free, as if that
+-- reservation had not happened. (A dispatch that took the key in between
+-- keeps it.)
+local function readmit(jk, id, b, now)
+  local f = redis.call('HMGET', jk, 'wk', 'wr', 'wt')
+  if not f[1] or f[1] == '' then return end
+  if f[2] == 'D' then
+    if redis.call('EXISTS', f[1]) == 0 then
+      redis.call('HSET', f[1], 'o', id, 'q', b, 'f', now)
+    end
+  elseif f[2] == 'G' then
+    local held = redis.call('HMGET', f[1], 'o', 'x')
+    if held[1] and (not held[2] or tonumber(held[2]) > now) then return end
+    redis.call('DEL', f[1])
+    redis.call('HSET', f[1], 'o', id)
+    if f[3] and f[3] ~= '' then
+      redis.call('HSET', f[1], 'x', now + tonumber(f[3]))
+      redis.call('PEXPIRE', f[1], tonumber(f[3]) + 60000)
+    end
+  end
+end
 -- The first job of `jobs` (specs) refused by a unique lock: its index and
 -- the holder; nil when every one may be stored.
 local function locked(jobs, now)
@@ -157,7 +180,7 @@ local function store(j, now, ev)
         redis.call('HSET', wf.b .. ':members', wf.m, b .. '\n' .. id)
       end
     end
-    if wf.k and wf.k ~= '' then redis.call('HSET', jk, 'wk', wf.k, 'wr', wf.r) end
+    if wf.k and wf.k ~= '' then redis.call('HSET', jk, 'wk', wf.k, 'wr', wf.r, 'wt', wf.t or '') end
   end
   if at > now then
     redis.call('ZADD', b .. 'delayed', at, id)

@@ -389,7 +389,9 @@ return out
 /// token). Each job still leased under its token goes back to the head of
 /// its ready list, the reservation uncounted. `ARGV` pairs whose token is
 /// `corrupt` instead set the job aside (its envelope does not decode): moved
-/// to the `corrupt` hash, out of the queue. Answers `{now, given back}`.
+/// to the `corrupt` hash, out of the queue. A job given back whose
+/// reservation ended its admission (unique until processing, debounce) takes
+/// it again when the key is free. Answers `{now, given back}`.
 const GIVE_BACK: &str = r"
 local b = KEYS[1]
 local now = now_ms()
@@ -405,6 +407,7 @@ for i = #ARGV - 1, 2, -2 do
   elseif redis.call('HGET', jk, 't') == token and redis.call('ZREM', b .. 'reserved', id) == 1 then
     local a = redis.call('HINCRBY', jk, 'a', -1)
     if a < 0 then redis.call('HSET', jk, 'a', 0) end
+    if redis.call('HGET', jk, 'w') == '1' then readmit(jk, id, b, now) end
     redis.call('LPUSH', rkey(b, redis.call('HGET', jk, 'p')), id)
     back = back + 1
   end
