@@ -152,7 +152,7 @@ local function store(j, now, ev)
         first = tonumber(old[3])
       end
       redis.call('HSET', wf.k, 'o', id, 'q', b, 'f', first)
-      local due = now + tonumber(wf.t or '0')
+      local due = now + (tonumber(wf.t) or 0)
       if wf.x and wf.x ~= '' then
         due = math.min(due, first + tonumber(wf.x))
         if due < now then due = now end
