@@ -57,38 +57,64 @@ impl MetricsSnapshot for LockMetrics {
     }
 }
 
-/// The counts behind [`LockMetrics`], shared by a store and its clones.
+/// The counts behind [`LockMetrics`], shared by a store and its clones, and
+/// the facade handles they are reported through.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     acquired: AtomicU64,
     contended: AtomicU64,
     released: AtomicU64,
     expired: AtomicU64,
+    handles: Handles,
+}
+
+/// Facade handles registered once when the store is made, so an acquisition
+/// or release increments a handle (nothing at all without a recorder)
+/// instead of looking its metric up in the recorder each time.
+#[derive(Debug)]
+struct Handles {
+    acquired: metrics::Counter,
+    contended: metrics::Counter,
+    released: metrics::Counter,
+    expired: metrics::Counter,
+    hold: metrics::Histogram,
+}
+
+impl Default for Handles {
+    fn default() -> Self {
+        Self {
+            acquired: metrics::counter!(LOCK_ACQUIRED),
+            contended: metrics::counter!(LOCK_CONTENDED),
+            released: metrics::counter!(LOCK_RELEASED),
+            expired: metrics::counter!(LOCK_EXPIRED),
+            hold: metrics::histogram!(LOCK_HOLD),
+        }
+    }
 }
 
 impl Counters {
     pub(crate) fn acquired(&self) {
         self.acquired.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(LOCK_ACQUIRED).increment(1);
+        self.handles.acquired.increment(1);
     }
 
     pub(crate) fn contended(&self) {
         self.contended.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(LOCK_CONTENDED).increment(1);
+        self.handles.contended.increment(1);
     }
 
     /// A hold released after `held` (unknown for a restored handle).
     pub(crate) fn released(&self, held: Option<Duration>) {
         self.released.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(LOCK_RELEASED).increment(1);
+        self.handles.released.increment(1);
         if let Some(held) = held {
-            metrics::histogram!(LOCK_HOLD).record(held.as_secs_f64());
+            self.handles.hold.record(held.as_secs_f64());
         }
     }
 
     pub(crate) fn expired(&self) {
         self.expired.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(LOCK_EXPIRED).increment(1);
+        self.handles.expired.increment(1);
     }
 
     pub(crate) fn snapshot(&self) -> LockMetrics {

@@ -20,7 +20,10 @@ fn every_lock_metric_is_emitted_and_counted() {
     let snapshotter = recorder.snapshotter();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     let clock = ManualClock::new();
-    let store = LockStore::new(MemoryBackend::builder().clock(clock.clone()).build());
+    // Facade handles are registered when the store is made: under the recorder.
+    let store = metrics::with_local_recorder(&recorder, || {
+        LockStore::new(MemoryBackend::builder().clock(clock.clone()).build())
+    });
     metrics::with_local_recorder(&recorder, || {
         runtime.block_on(async {
             let lock = store.lock("job", TTL).unwrap();
