@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use conc_bus::batch::{BatchId, MemberOutcome, PendingBatch};
+use conc_bus::batch::{BatchId, BatchJobs, MemberOutcome, PendingBatch};
 use conc_bus::job::TriggerKind;
-use conc_bus::{Queue, QueueBackend, RedisQueue, ReserveRequest, Reserved, Transition};
+use conc_bus::{JobOptions, Queue, QueueBackend, RedisQueue, ReserveRequest, Reserved, Transition};
 use conc_core::time::ManualClock;
 use conc_test_support::RedisServer;
 
@@ -19,6 +19,7 @@ use crate::workflows::{LEASE, callback, kind, name, step};
 const CHUNK: u64 = 1_000;
 /// Members per batch: two full chunks and a half.
 const MEMBERS: u64 = 2_500;
+const HOUR: Duration = Duration::from_secs(3_600);
 
 struct Setup {
     redis: RedisServer,
@@ -40,13 +41,16 @@ async fn setup() -> Option<Setup> {
     Some(Setup { redis, backend, queue, clock })
 }
 
-/// A batch of [`MEMBERS`] steps with `catch` and `finally`.
+/// A batch of [`MEMBERS`] steps with `catch` and `finally`; every tenth
+/// member is delayed by an hour.
 fn large_batch() -> PendingBatch {
-    let mut batch = PendingBatch::new().catch(callback("catch")).finally(callback("finally"));
+    let later = JobOptions::new().delay(HOUR);
+    let mut jobs = BatchJobs::new();
     for i in 0..MEMBERS {
-        batch = batch.add(step(&format!("m{i}")));
+        let member = step(&format!("m{i}"));
+        jobs = if i % 10 == 9 { jobs.add_with(member, &later) } else { jobs.add(member) };
     }
-    batch
+    PendingBatch::new().catch(callback("catch")).finally(callback("finally")).jobs(jobs)
 }
 
 impl Setup {
@@ -86,14 +90,17 @@ impl Setup {
         }
     }
 
-    /// Takes everything ready from `default` and acknowledges it: the
-    /// steps' names in order, and the callbacks by kind in order.
+    /// Two hours later (past the delayed members), takes everything from
+    /// `default` and acknowledges it: the steps' names in order, and the
+    /// callbacks by kind in order. The queue is empty after.
     async fn rest(&self) -> (Vec<String>, Vec<TriggerKind>) {
+        self.clock.advance(2 * HOUR);
         let mut steps = Vec::new();
         let mut calls = Vec::new();
         loop {
             let taken = self.reserve("default", 500).await;
             if taken.is_empty() {
+                assert_eq!(self.backend.size("default").await.unwrap().total(), 0);
                 return (steps, calls);
             }
             for job in &taken {
