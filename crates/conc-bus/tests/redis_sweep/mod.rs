@@ -3,7 +3,8 @@
 //! chunk per script call (by the cancelling caller, or by the reservations
 //! that follow a failure or a timeout), each counts as cancelled once,
 //! `finally` fires once, and the other jobs of the queue are left as they
-//! were, in order.
+//! were, in order. A reservation that meets members of a cancelled batch
+//! not swept yet drops at most its chunk of them.
 
 use std::time::Duration;
 
@@ -246,4 +247,40 @@ async fn a_large_batch_past_its_deadline_is_swept_a_chunk_per_reservation() {
     let (steps, calls) = s.rest().await;
     assert_eq!(steps, ["after"]);
     assert_eq!(calls, [TriggerKind::Catch, TriggerKind::Finally]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_drops_at_most_a_chunk_of_cancelled_members() {
+    let Some(redis) = conc_test_support::require_redis() else { return };
+    // A sweep of one member per call leaves the members to the reservations.
+    let backend = RedisQueue::builder(redis.url()).sweep_chunk(1).connect().await.unwrap();
+    let s = Setup { queue: Queue::new(backend.clone()), backend, redis, clock: ManualClock::new() };
+    let mut jobs = BatchJobs::new();
+    for i in 0..MEMBERS {
+        jobs = jobs.add(step(&format!("m{i}")));
+    }
+    let id = s.queue.dispatch_batch(PendingBatch::new().finally(callback("finally")).jobs(jobs));
+    let id = id.await.unwrap();
+    s.others(&["after"]).await;
+    let failing = s.reserve("default", 1).await.remove(0);
+    let fail = Transition::Fail { reason: conc_bus::FailReason::Fatal, error: "disk full".into() };
+    s.backend.settle(vec![(failing.lease.clone(), fail)]).await.unwrap().remove(0).unwrap();
+    let mut counted = s.cancelled(id).await;
+    assert!(counted <= 1, "one member swept by the failure");
+    // Each reservation sweeps one member and drops at most 1,024 reserved
+    // ones: the first two hand out nothing and stop at that bound.
+    for _ in 0..2 {
+        assert!(s.reserve("default", 1).await.is_empty());
+        let now = s.cancelled(id).await;
+        assert!((1_024..=1_025).contains(&(now - counted)), "{counted} -> {now}");
+        counted = now;
+    }
+    let next = s.reserve("default", 1).await;
+    assert_eq!(next.iter().map(name).collect::<Vec<_>>(), ["after"]);
+    s.backend.settle(vec![(next[0].lease.clone(), Transition::Ack)]).await.unwrap();
+    let info = s.queue.batch(id).await.unwrap().unwrap();
+    assert_eq!((info.cancelled, info.failed, info.pending), (MEMBERS - 1, 1, 0));
+    let (steps, calls) = s.rest().await;
+    assert!(steps.is_empty());
+    assert_eq!(calls, [TriggerKind::Finally]);
 }
