@@ -1,5 +1,5 @@
-//! [`RedisQueueBuilder`]: connection, key and failed-store settings of a
-//! [`RedisQueue`], and connecting.
+//! [`RedisQueueBuilder`]: connection, key, failed-store and batch-sweep
+//! settings of a [`RedisQueue`], and connecting.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
