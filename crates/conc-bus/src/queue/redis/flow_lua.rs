@@ -535,8 +535,8 @@ return put_events({now, fresh, done and 0 or 1}, ev)
 /// timeout `catch` claimed, its members without an outcome cancelled (the
 /// waiting ones deleted) by a sweep; then goes on with the pending sweeps.
 /// The sweeps of one call look at one chunk of members at most; the rest
-/// stay pending. Answers `{now, next deadline (-1 for none; now while a
-/// sweep is pending), events...}`.
+/// stay pending. Answers `{now, next deadline (-1 for none; 0 while a
+/// sweep is pending: the next reservation checks again), events...}`.
 const EXPIRE: &str = r"
 local wf = KEYS[1]
 local now = now_ms()
@@ -557,7 +557,7 @@ for _, id in ipairs(due) do
     settled(bk, now, ev)
   end
 end
-if sweep_pending(wf, now, ev) then return put_events({now, now}, ev) end
+if sweep_pending(wf, now, ev) then return put_events({now, 0}, ev) end
 local next_due = redis.call('ZRANGE', wf .. 'deadlines', 0, 0, 'WITHSCORES')
 return put_events({now, next_due[2] and tonumber(next_due[2]) or -1}, ev)
 ";
