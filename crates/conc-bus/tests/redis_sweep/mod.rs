@@ -4,7 +4,8 @@
 //! that follow a failure or a timeout), each counts as cancelled once,
 //! `finally` fires once, and the other jobs of the queue are left as they
 //! were, in order. A reservation that meets members of a cancelled batch
-//! not swept yet drops at most its chunk of them.
+//! not swept yet drops at most its chunk of them; a sweep one process left
+//! pending is finished by the reservations of another.
 
 use std::time::Duration;
 
@@ -283,4 +284,30 @@ async fn a_reservation_drops_at_most_a_chunk_of_cancelled_members() {
     let (steps, calls) = s.rest().await;
     assert!(steps.is_empty());
     assert_eq!(calls, [TriggerKind::Finally]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_left_by_one_process_is_finished_by_the_reservations_of_another() {
+    let Some(s) = setup().await else { return };
+    let id = s.queue.dispatch_batch(large_batch()).await.unwrap();
+    let failing = s.reserve("default", 1).await.remove(0);
+    let fail = Transition::Fail { reason: conc_bus::FailReason::Fatal, error: "disk full".into() };
+    s.backend.settle(vec![(failing.lease.clone(), fail)]).await.unwrap().remove(0).unwrap();
+    let swept = s.cancelled(id).await;
+    assert!(swept == CHUNK || swept == CHUNK - 1, "{swept}");
+    // Another process, which heard nothing of the failure: its first
+    // reservation looks for deadlines and pending sweeps, and each next one
+    // goes on while a sweep is pending.
+    let other = RedisQueue::builder(s.redis.url()).clock(s.clock.clone()).connect().await.unwrap();
+    let nothing = vec!["nothing-here".to_owned()];
+    for expected in [swept + CHUNK, MEMBERS - 1] {
+        let taken = other.reserve(ReserveRequest::new(&nothing, 1, LEASE)).await.unwrap();
+        assert!(taken.jobs.is_empty());
+        assert_eq!(s.cancelled(id).await, expected);
+    }
+    let info = s.queue.batch(id).await.unwrap().unwrap();
+    assert!(info.is_finished() && info.pending == 0);
+    let (steps, calls) = s.rest().await;
+    assert!(steps.is_empty());
+    assert_eq!(calls, [TriggerKind::Catch, TriggerKind::Finally]);
 }
