@@ -6,16 +6,22 @@
 //! and lease renewals dropped so leases expire under running handlers and
 //! members run twice. `then` and `finally` are dispatched once, `progress`
 //! once per member, `catch` once for a batch with a member that fails for
-//! good, and every member is counted once.
+//! good, and every member is counted once. Each callback's runs are
+//! counted, by attempt: a callback may run again after a fault (a new
+//! lease, a new attempt), never twice as the same attempt (which a
+//! callback stored twice, or one lease handed out twice, would show).
+//! Under the same faults a batch whose member fails without
+//! `allow_failures`, and one cancelled while its members run, both swept a
+//! few members per script call, fire `catch` and `finally` exactly once.
 //!
 //! Skips when `redis-server` is missing, unless `CONC_REQUIRE_SERVICES=1`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conc_bus::batch::PendingBatch;
+use conc_bus::batch::{BatchId, BatchInfo, PendingBatch};
 use conc_bus::chain::Chain;
 use conc_bus::job::TriggerKind;
 use conc_bus::{
@@ -181,9 +187,10 @@ impl FailedStore for Faulty {
     }
 }
 
-type Seen = Arc<Mutex<BTreeMap<String, BTreeSet<JobId>>>>;
+/// The runs of each callback, by kind then job id: the attempt of each run.
+type Seen = Arc<Mutex<BTreeMap<String, BTreeMap<JobId, Vec<u32>>>>>;
 
-/// The member that fails for good (in the last seed's batch).
+/// The member that fails for good.
 const BROKEN: u32 = 999;
 
 /// How many times members started running, over every seed.
@@ -205,7 +212,8 @@ fn handlers(seen: &Seen) -> JobHandlers {
             let seen = Arc::clone(&seen);
             async move {
                 let kind = ctx.trigger().map(|t| format!("{:?}", t.kind)).unwrap_or_default();
-                seen.lock().unwrap().entry(kind).or_default().insert(ctx.id());
+                let mut seen = seen.lock().unwrap();
+                seen.entry(kind).or_default().entry(ctx.id()).or_default().push(ctx.attempt());
                 Ok::<(), JobError>(())
             }
         })
@@ -220,19 +228,113 @@ fn worker(backend: Faulty, seen: &Seen) -> Worker<Faulty> {
         .unwrap()
 }
 
+/// Three faulty workers on one backend, one of which is killed mid-job
+/// every fifth round (for the first sixty) and replaced.
+struct Crew {
+    backend: RedisQueue,
+    queue: Queue<RedisQueue>,
+    seen: Seen,
+    injected: Arc<AtomicU64>,
+    workers: Vec<(Worker<Faulty>, Faulty)>,
+    seed: u64,
+    draws: u64,
+}
+
+impl Crew {
+    async fn new(url: String, seed: u64, sweep_chunk: usize) -> Self {
+        let backend = RedisQueue::builder(url)
+            .key_prefix(format!("chaos-{seed}:"))
+            .sweep_chunk(sweep_chunk)
+            .connect()
+            .await
+            .unwrap();
+        let queue = Queue::new(backend.clone());
+        let mut crew = Self {
+            backend,
+            queue,
+            seen: Arc::default(),
+            injected: Arc::default(),
+            workers: Vec::new(),
+            seed,
+            draws: 0,
+        };
+        for _ in 0..3 {
+            crew.hire();
+        }
+        crew
+    }
+
+    fn hire(&mut self) {
+        self.draws += 1;
+        let seed = self.seed * 1_000 + self.draws;
+        let faulty = Faulty::new(self.backend.clone(), seed, Arc::clone(&self.injected));
+        let w = worker(faulty.clone(), &self.seen);
+        w.start().unwrap();
+        self.workers.push((w, faulty));
+    }
+
+    /// One round: a tenth of a second, then every fifth round a worker dies.
+    async fn round(&mut self, rounds: usize) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if rounds.is_multiple_of(5) && rounds < 60 {
+            let (dead, gate) = self.workers.remove((rounds / 5) % self.workers.len());
+            gate.dead.store(true, Ordering::Relaxed);
+            dead.stop(Duration::ZERO);
+            self.injected.fetch_add(1, Ordering::Relaxed);
+            self.hire();
+        }
+    }
+
+    /// Rounds until batch `id` is finished, `callbacks(info)` distinct
+    /// callbacks ran and the queue is empty; the batch as it ended.
+    async fn finish(&mut self, id: BatchId, callbacks: impl Fn(&BatchInfo) -> usize) -> BatchInfo {
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            assert!(rounds < 600, "seed {}: the batch did not finish", self.seed);
+            self.round(rounds).await;
+            let info = self.queue.batch(id).await.unwrap().unwrap();
+            let ran = self.seen.lock().unwrap().values().map(BTreeMap::len).sum::<usize>();
+            if info.is_finished()
+                && ran >= callbacks(&info)
+                && self.queue.size("default").await.unwrap().total() == 0
+            {
+                break;
+            }
+        }
+        for (w, _) in &self.workers {
+            w.stop(Duration::ZERO);
+        }
+        assert!(self.injected.load(Ordering::Relaxed) > 0, "seed {}: faults fired", self.seed);
+        self.queue.batch(id).await.unwrap().unwrap()
+    }
+
+    /// How many callbacks of `kind` were dispatched (distinct jobs that
+    /// ran); checks that none ran twice as the same attempt.
+    fn count(&self, kind: TriggerKind) -> usize {
+        let seen = self.seen.lock().unwrap();
+        let Some(runs) = seen.get(&format!("{kind:?}")) else { return 0 };
+        for (job, attempts) in runs {
+            let mut distinct = attempts.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(
+                distinct.len(),
+                attempts.len(),
+                "seed {}: {kind:?} callback {job} ran twice as one attempt: {attempts:?}",
+                self.seed
+            );
+        }
+        runs.len()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_callbacks_fire_exactly_once_on_redis_under_faults() {
     const MEMBERS: u32 = 12;
     let Some(redis) = conc_test_support::require_redis() else { return };
     for seed in 1..=3_u64 {
-        let backend = RedisQueue::builder(redis.url())
-            .key_prefix(format!("chaos-{seed}:"))
-            .connect()
-            .await
-            .unwrap();
-        let queue = Queue::new(backend.clone());
-        let seen: Seen = Arc::default();
-        let injected = Arc::new(AtomicU64::new(0));
+        let mut crew = Crew::new(redis.url(), seed, 1_000).await;
         let mut batch = PendingBatch::new()
             .then(Callback)
             .finally(Callback)
@@ -246,65 +348,75 @@ async fn batch_callbacks_fire_exactly_once_on_redis_under_faults() {
         if broken {
             batch = batch.add(Member { n: BROKEN }).catch(Callback).allow_failures(true);
         }
-        let id = queue.dispatch_batch(batch).await.unwrap();
-        let mut workers: Vec<(Worker<Faulty>, Faulty)> = Vec::new();
-        let mut draws = 0_u64;
-        for _ in 0..3 {
-            draws += 1;
-            let faulty = Faulty::new(backend.clone(), seed * 1_000 + draws, Arc::clone(&injected));
-            let w = worker(faulty.clone(), &seen);
-            w.start().unwrap();
-            workers.push((w, faulty));
-        }
+        let id = crew.queue.dispatch_batch(batch).await.unwrap();
         let total = u64::from(MEMBERS) + 1 + u64::from(broken);
         let failed = u64::from(broken);
-        let mut rounds = 0;
-        loop {
-            rounds += 1;
-            assert!(rounds < 600, "seed {seed}: the batch did not finish");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            // Every fifth round a worker dies mid-job and another starts.
-            if rounds % 5 == 0 && rounds < 60 {
-                let (dead, gate) = workers.remove((rounds / 5) % workers.len());
-                gate.dead.store(true, Ordering::Relaxed);
-                dead.stop(Duration::ZERO);
-                injected.fetch_add(1, Ordering::Relaxed);
-                draws += 1;
-                let faulty =
-                    Faulty::new(backend.clone(), seed * 1_000 + draws, Arc::clone(&injected));
-                let w = worker(faulty.clone(), &seen);
-                w.start().unwrap();
-                workers.push((w, faulty));
-            }
-            let info = queue.batch(id).await.unwrap().unwrap();
-            let callbacks = seen.lock().unwrap().values().map(BTreeSet::len).sum::<usize>();
-            if info.is_finished() && callbacks >= total as usize + 2 {
-                let size = queue.size("default").await.unwrap();
-                if size.total() == 0 {
-                    break;
-                }
-            }
-        }
-        for (w, _) in &workers {
-            w.stop(Duration::ZERO);
-        }
-        assert!(injected.load(Ordering::Relaxed) > 0, "seed {seed}: faults fired");
-        let info = queue.batch(id).await.unwrap().unwrap();
+        let info = crew.finish(id, |_| total as usize + 2).await;
         assert_eq!(
             (info.total, info.succeeded, info.failed, info.cancelled, info.pending),
             (total, total - failed, failed, 0, 0),
             "seed {seed}: every member counted once"
         );
-        let seen = seen.lock().unwrap();
-        let count = |kind: TriggerKind| seen.get(&format!("{kind:?}")).map_or(0, BTreeSet::len);
-        assert_eq!(count(TriggerKind::Then), usize::from(!broken), "seed {seed}");
-        assert_eq!(count(TriggerKind::Finally), 1, "seed {seed}");
-        assert_eq!(count(TriggerKind::Progress), total as usize, "seed {seed}");
-        assert_eq!(count(TriggerKind::Catch), usize::from(broken), "seed {seed}");
+        assert_eq!(crew.count(TriggerKind::Then), usize::from(!broken), "seed {seed}");
+        assert_eq!(crew.count(TriggerKind::Finally), 1, "seed {seed}");
+        assert_eq!(crew.count(TriggerKind::Progress), total as usize, "seed {seed}");
+        assert_eq!(crew.count(TriggerKind::Catch), usize::from(broken), "seed {seed}");
     }
     // 14 runs per seed (12 members, a chain of two) and the broken one
     // without a fault: the faults made members run again, and each still
     // counted once.
     let runs = MEMBER_RUNS.load(Ordering::Relaxed);
     assert!(runs > 14 * 3 + 1, "some member ran twice ({runs} runs)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_and_a_cancel_under_faults_fire_catch_and_finally_once() {
+    const MEMBERS: u32 = 30;
+    let Some(redis) = conc_test_support::require_redis() else { return };
+    for seed in 11..=12_u64 {
+        // Four members per sweep call: the sweeps take several calls, made
+        // by the cancelling caller and the faulty workers' reservations.
+        let mut crew = Crew::new(redis.url(), seed, 4).await;
+        let cancel = seed == 12;
+        let mut batch =
+            PendingBatch::new().then(Callback).catch(Callback).finally(Callback).progress(Callback);
+        for n in 0..MEMBERS {
+            batch = batch.add(Member { n });
+            // Seed 11: a member among the first fails without
+            // `allow_failures`, cancelling the batch while others run.
+            if n == 2 && !cancel {
+                batch = batch.add(Member { n: BROKEN });
+            }
+        }
+        let id = crew.queue.dispatch_batch(batch).await.unwrap();
+        let total = u64::from(MEMBERS) + u64::from(!cancel);
+        if cancel {
+            // Cancelled while the first members run.
+            for rounds in 1..=8 {
+                crew.round(rounds).await;
+            }
+            assert!(crew.queue.cancel_batch(id).await.unwrap(), "seed {seed}: still running");
+        }
+        // Progress for each member that ran to an outcome, then `catch`
+        // (for the failure) and `finally`.
+        let expected =
+            |info: &BatchInfo| (info.succeeded + info.failed) as usize + usize::from(!cancel) + 1;
+        let info = crew.finish(id, expected).await;
+        assert!(info.is_cancelled(), "seed {seed}");
+        assert_eq!(
+            (info.total, info.failed, info.pending),
+            (total, u64::from(!cancel), 0),
+            "seed {seed}"
+        );
+        assert_eq!(info.succeeded + info.failed + info.cancelled, total, "seed {seed}");
+        assert!(info.cancelled > 0, "seed {seed}: waiting members were cancelled");
+        assert_eq!(crew.count(TriggerKind::Then), 0, "seed {seed}");
+        assert_eq!(crew.count(TriggerKind::Catch), usize::from(!cancel), "seed {seed}");
+        assert_eq!(crew.count(TriggerKind::Finally), 1, "seed {seed}");
+        assert_eq!(
+            crew.count(TriggerKind::Progress) as u64,
+            info.succeeded + info.failed,
+            "seed {seed}: progress once per member that ran to an outcome"
+        );
+    }
 }

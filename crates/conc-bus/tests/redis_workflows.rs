@@ -7,9 +7,13 @@
 //! processes share unique locks, batches and a batch's deadline, each
 //! hearing the member outcomes it recorded.
 //!
+//! A batch larger than one sweep chunk is cancelled, failed and timed out
+//! a chunk per script call (`redis_sweep`).
+//!
 //! Every test starts its own `redis-server` through `conc-test-support` and
 //! skips when the binary is missing, unless `CONC_REQUIRE_SERVICES=1`.
 
+mod redis_sweep;
 mod workflows;
 
 use conc_bus::RedisQueue;

@@ -116,6 +116,12 @@ pub trait WorkflowBackend: QueueBackend {
     /// Cancels batch `id`: its members waiting in a queue are deleted and
     /// count as cancelled; running ones are asked to stop at their next
     /// lease renewal. Whether it was running (not finished, not cancelled).
+    ///
+    /// A backend may delete the waiting members in several bounded steps
+    /// (Redis: a chunk of members per script call, so that no call blocks
+    /// the server for long); the batch is cancelled at the first, and the
+    /// call returns when the last is done. Each member still counts as
+    /// cancelled once and `finally` fires once, with the last.
     fn cancel_batch(&self, id: BatchId) -> impl Future<Output = Result<bool, QueueError>> + Send;
 
     /// Deletes the batches `prune` selects, with their member sets (moving

@@ -165,6 +165,7 @@ async fn store_members(
         fields.push(("rec", rec));
         fields.push(("allow", if record.allow_failures { "1" } else { "0" }.to_owned()));
         fields.push(("created", record.created_at.to_string()));
+        fields.push(("sc", inner.settings.sweep_chunk.to_string()));
         if let Some(deadline) = record.deadline {
             fields.push(("deadline", deadline.to_string()));
         }
@@ -335,13 +336,24 @@ pub(super) async fn members(
         .collect()
 }
 
-/// Cancels batch `id`; whether it was running.
+/// Cancels batch `id`; whether it was running. The batch is marked
+/// cancelled by the first call, which sweeps a chunk of its waiting
+/// members; the rest are swept by further calls, each a chunk, until none
+/// is left (a caller that stops in between leaves the rest to the
+/// reservations, see `flow::expire_before_reserving`).
 pub(super) async fn cancel(inner: &Inner, id: BatchId) -> Result<bool, QueueError> {
     let invocation = inner.invocation(&CANCEL_SCRIPT, &batch_key(&inner.settings.prefix, id));
-    let (_, mut reply) = inner.call("cancel", &invocation).await?;
-    let cancelled = reply.int("cancelled")? == 1;
-    announce(inner, &mut reply)?;
-    Ok(cancelled)
+    let mut cancelled = None;
+    loop {
+        let (_, mut reply) = inner.call("cancel", &invocation).await?;
+        let now = reply.int("cancelled")? == 1;
+        let more = reply.int("sweep left")? == 1;
+        announce(inner, &mut reply)?;
+        let first = *cancelled.get_or_insert(now);
+        if !more {
+            return Ok(first);
+        }
+    }
 }
 
 /// Every member of batch `key` with its outcome, in id order.

@@ -1,5 +1,5 @@
-//! [`RedisQueueBuilder`]: connection, key and failed-store settings of a
-//! [`RedisQueue`], and connecting.
+//! [`RedisQueueBuilder`]: connection, key, failed-store and batch-sweep
+//! settings of a [`RedisQueue`], and connecting.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
@@ -23,6 +23,11 @@ const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3_600);
 /// The most reconnection attempts accepted after a dropped connection.
 const MAX_RECONNECT_RETRIES: usize = 1_000;
+/// How many members of a cancelled batch one script call sweeps at most, by
+/// default.
+pub(super) const DEFAULT_SWEEP_CHUNK: usize = 1_000;
+/// The largest sweep chunk accepted.
+const MAX_SWEEP_CHUNK: usize = 100_000;
 
 /// Settings for a [`RedisQueue`], made by [`RedisQueue::builder`];
 /// [`connect`](Self::connect) connects.
@@ -53,6 +58,7 @@ pub struct RedisQueueBuilder {
     clock: Option<Arc<dyn Clock>>,
     failed_max_jobs: usize,
     failed_max_age: Duration,
+    sweep_chunk: usize,
 }
 
 impl std::fmt::Debug for RedisQueueBuilder {
@@ -65,6 +71,7 @@ impl std::fmt::Debug for RedisQueueBuilder {
             .field("clock", &self.clock.as_ref().map_or("server", |_| "client"))
             .field("failed_max_jobs", &self.failed_max_jobs)
             .field("failed_max_age", &self.failed_max_age)
+            .field("sweep_chunk", &self.sweep_chunk)
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +87,7 @@ impl RedisQueueBuilder {
             clock: None,
             failed_max_jobs: DEFAULT_FAILED_MAX_JOBS,
             failed_max_age: DEFAULT_FAILED_MAX_AGE,
+            sweep_chunk: DEFAULT_SWEEP_CHUNK,
         }
     }
 
@@ -222,6 +230,33 @@ impl RedisQueueBuilder {
         self
     }
 
+    /// How many members of a cancelled (failed, timed out) batch one script
+    /// call looks at, at most, when it takes the waiting ones out of their
+    /// queues. Cancelling marks the batch at once; its waiting members are
+    /// then swept a chunk per call (by the cancelling caller, and by the
+    /// reservations of every process for a sweep a settlement or a timeout
+    /// started), so no call keeps Redis busy for long whatever the batch's
+    /// size. Kept by each batch when it is created. Defaults to 1,000; at
+    /// least 1 and at most 100,000.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use conc_bus::{QueueError, RedisQueue};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_bus::QueueError> {
+    /// let url = "redis://127.0.0.1:6379/";
+    /// let backend = RedisQueue::builder(url).sweep_chunk(500).connect().await?;
+    /// # drop(backend);
+    /// let refused = RedisQueue::builder(url).sweep_chunk(0).connect().await;
+    /// assert!(matches!(refused, Err(QueueError::Config(_))));
+    /// # Ok(()) }
+    /// ```
+    pub fn sweep_chunk(mut self, members: usize) -> Self {
+        self.sweep_chunk = members;
+        self
+    }
+
     /// Checks the settings, connects, reads the server's clock once, and
     /// returns the queue.
     ///
@@ -252,6 +287,8 @@ impl RedisQueueBuilder {
         config::at_most("reconnect_retries", self.reconnect_retries, MAX_RECONNECT_RETRIES)?;
         config::at_least("failed_max_jobs", self.failed_max_jobs, 1)?;
         config::at_least("failed_max_age", self.failed_max_age, Duration::from_millis(1))?;
+        config::at_least("sweep_chunk", self.sweep_chunk, 1)?;
+        config::at_most("sweep_chunk", self.sweep_chunk, MAX_SWEEP_CHUNK)?;
         let client = redis::Client::open(self.url.as_str()).map_err(reply::backend)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.response_timeout))
@@ -275,6 +312,7 @@ impl RedisQueueBuilder {
         settings.failed_max_jobs = self.failed_max_jobs as u64;
         settings.failed_max_age_ms = millis(self.failed_max_age);
         settings.connection_timeout = self.connection_timeout;
+        settings.sweep_chunk = self.sweep_chunk as u64;
         Ok(RedisQueue::from_parts(client, manager, settings, time))
     }
 }
@@ -287,6 +325,7 @@ pub(super) fn default_settings(prefix: &str) -> Settings {
         failed_max_jobs: DEFAULT_FAILED_MAX_JOBS as u64,
         failed_max_age_ms: millis(DEFAULT_FAILED_MAX_AGE),
         connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
+        sweep_chunk: DEFAULT_SWEEP_CHUNK as u64,
     }
 }
 

@@ -180,6 +180,11 @@ pub(super) fn announce(inner: &Inner, reply: &mut Reply) -> Result<(), QueueErro
         let failed = reply.uint("failed")?;
         let cancelled = reply.uint("cancelled")?;
         let finished = reply.int("finished")? == 1;
+        if outcome == MemberOutcome::Failed && !finished {
+            // The failure may have cancelled the batch and left part of its
+            // sweep pending: the next reservation goes on with it.
+            inner.next_deadline.store(0, Ordering::Relaxed);
+        }
         let (Ok(batch), Ok(member)) = (batch.parse::<BatchId>(), member.parse::<JobId>()) else {
             return Err(super::reply::unexpected("workflow", "an event without ids"));
         };

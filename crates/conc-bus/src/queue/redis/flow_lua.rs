@@ -27,6 +27,10 @@
 //! queue base, newline, job id), `B:ids` (the member ids, for paging in id
 //! order), `B:outcomes` (member id -> `S`, `F` or `C`, each set once with
 //! `HSETNX`) and `B:failed` (failed members in the order they failed).
+//! The batch's hash also keeps its sweep chunk (`sc`) and, while a sweep
+//! of its members is under way, where it stopped (`sweep`); the batches
+//! with a sweep pending are in `<prefix>wf:sweeps` (batch id -> when it was
+//! noted), which the timeout check of each reservation goes on with.
 
 /// The shared workflow functions.
 pub(super) const FLOW_PRELUDE: &str = r"
@@ -219,15 +223,47 @@ local function settled(bk, now, ev)
     store_stamped(redis.call('HGET', bk, 'finally'), now, ev)
   end
 end
--- Members of batch `bk` without an outcome: the waiting ones are deleted
--- (their locks released) and count as cancelled; with `all`, the running
--- ones count as cancelled too (a timeout).
-local function sweep(bk, now, ev, all)
-  local members = redis.call('HGETALL', bk .. ':members')
+-- How many more members this script call may still sweep (nil until its
+-- first sweep sets it from its batch's chunk): one call looks at one chunk
+-- of members at most, however many batches it sweeps.
+local SWEEP_LEFT = nil
+-- The set of batches with a sweep pending (`<wf>sweeps`) of batch `bk` with
+-- id `id`: its key is the batch's own, `batch:<id>` replaced by `sweeps`.
+local function sweeps_key(bk, id)
+  return string.sub(bk, 1, #bk - #id - 6) .. 'sweeps'
+end
+-- Sweeps batch `bk`: its members without an outcome, at most the call's
+-- chunk of them, in id order from where the last sweep stopped (from the
+-- first with `start`): the waiting ones are deleted (their locks released)
+-- and count as cancelled; in a timed-out batch the running ones count as
+-- cancelled too. A sweep that stops before the last member keeps where it
+-- is (`sweep`, the last member looked at, empty before the first) and
+-- notes the batch in the set of pending sweeps, for a later call to go on;
+-- one that ends, or finds the batch gone, reopened or finished, takes it
+-- out. Whether the sweep is done.
+local function sweep(bk, now, ev, start)
+  local h = redis.call('HMGET', bk, 'id', 'cancelled', 'finished', 'timedout', 'sc', 'sweep')
+  if not h[1] then return true end
+  local pending = sweeps_key(bk, h[1])
+  if not h[2] or h[3] or (not start and not h[6]) then
+    redis.call('HDEL', bk, 'sweep')
+    redis.call('ZREM', pending, h[1])
+    return true
+  end
+  if not SWEEP_LEFT then SWEEP_LEFT = tonumber(h[5] or '') or 1000 end
+  local cursor = ''
+  if not start then cursor = h[6] end
+  local ids = {}
+  if SWEEP_LEFT > 0 then
+    ids = redis.call('ZRANGEBYLEX', bk .. ':ids', '(' .. cursor, '+', 'LIMIT', 0, SWEEP_LEFT)
+  end
+  local want = SWEEP_LEFT
+  SWEEP_LEFT = SWEEP_LEFT - #ids
+  local all = h[4] and true or false
   local rm = {}
-  for i = 1, #members, 2 do
-    local member, loc = members[i], members[i + 1]
-    if redis.call('HEXISTS', bk .. ':outcomes', member) == 0 then
+  for _, member in ipairs(ids) do
+    local loc = redis.call('HGET', bk .. ':members', member)
+    if loc and redis.call('HEXISTS', bk .. ':outcomes', member) == 0 then
       local cut = string.find(loc, '\n', 1, true)
       local b, id = string.sub(loc, 1, cut - 1), string.sub(loc, cut + 1)
       if unqueue(b, id, rm) then
@@ -240,6 +276,26 @@ local function sweep(bk, now, ev, all)
     end
   end
   drop_ready(rm)
+  if #ids < want then
+    redis.call('HDEL', bk, 'sweep')
+    redis.call('ZREM', pending, h[1])
+    return true
+  end
+  if #ids > 0 then cursor = ids[#ids] end
+  redis.call('HSET', bk, 'sweep', cursor)
+  redis.call('ZADD', pending, 'NX', now, h[1])
+  return false
+end
+-- Goes on with the pending sweeps of workflow base `wf`, oldest first,
+-- while this call may sweep more; whether any is left pending.
+local function sweep_pending(wf, now, ev)
+  while not SWEEP_LEFT or SWEEP_LEFT > 0 do
+    local next_one = redis.call('ZRANGE', wf .. 'sweeps', 0, 0)
+    if not next_one[1] then return false end
+    if not sweep(wf .. 'batch:' .. next_one[1], now, ev, false) then break end
+    redis.call('ZREM', wf .. 'sweeps', next_one[1])
+  end
+  return redis.call('ZCARD', wf .. 'sweeps') > 0
 end
 -- Member `member` of batch `bk` got `outcome` (`S`, `F`, `C`) unless it has
 -- one: counted, its `progress` job (`pspec`) and, for the batch's first
@@ -266,7 +322,7 @@ record = function(bk, member, outcome, now, pspec, cspec, ev)
   local c = redis.call('HMGET', bk, 'id', 'ns', 'nf', 'nc', 'finished')
   ev[#ev + 1] = {c[1], member, outcome, redis.call('HLEN', bk .. ':members'),
     tonumber(c[2] or '0'), tonumber(c[3] or '0'), tonumber(c[4] or '0'), c[5] and 1 or 0}
-  if cancel then sweep(bk, now, ev, false) end
+  if cancel then sweep(bk, now, ev, true) end
 end
 -- Appends batch `bk` to the reply `out` (at most `limit` failed member
 -- ids): found (0 or 1), then for a found one its record, cancelled,
@@ -452,26 +508,35 @@ if f[5] and f[5] ~= '' then put_batch(out, f[5], tonumber(ARGV[3])) else out[#ou
 return out
 ";
 
-/// Cancels batch `KEYS[1]`: its waiting members are deleted and count as
-/// cancelled. Answers `{now, cancelled now (1) or not (0), events...}`.
+/// Cancels batch `KEYS[1]`, or goes on with its sweep when it is cancelled
+/// already: marked cancelled, then at most a chunk of its waiting members
+/// deleted, counting as cancelled (see `sweep`). Answers `{now, cancelled
+/// now (1) or not (0), sweep left (1) or done (0), events...}`.
 const CANCEL: &str = r"
 local bk = KEYS[1]
 local now = now_ms()
-if redis.call('EXISTS', bk) == 0 then return {now, 0, 0} end
-local h = redis.call('HMGET', bk, 'cancelled', 'finished')
-if h[1] or h[2] then return {now, 0, 0} end
-redis.call('HSET', bk, 'cancelled', now)
+local h = redis.call('HMGET', bk, 'id', 'cancelled', 'finished')
+if not h[1] or h[3] then return {now, 0, 0, 0} end
 local ev = {}
-sweep(bk, now, ev, false)
+local fresh, done = 0, nil
+if h[2] then
+  done = sweep(bk, now, ev, false)
+else
+  redis.call('HSET', bk, 'cancelled', now)
+  fresh = 1
+  done = sweep(bk, now, ev, true)
+end
 settled(bk, now, ev)
-return put_events({now, 1}, ev)
+return put_events({now, fresh, done and 0 or 1}, ev)
 ";
 
 /// Times out up to `ARGV[2]` batches whose deadline passed (`KEYS[1]` the
 /// workflow base): each not finished is marked timed out and cancelled, its
 /// timeout `catch` claimed, its members without an outcome cancelled (the
-/// waiting ones deleted). Answers `{now, next deadline (-1 for none),
-/// events...}`.
+/// waiting ones deleted) by a sweep; then goes on with the pending sweeps.
+/// The sweeps of one call look at one chunk of members at most; the rest
+/// stay pending. Answers `{now, next deadline (-1 for none; 0 while a
+/// sweep is pending: the next reservation checks again), events...}`.
 const EXPIRE: &str = r"
 local wf = KEYS[1]
 local now = now_ms()
@@ -492,6 +557,7 @@ for _, id in ipairs(due) do
     settled(bk, now, ev)
   end
 end
+if sweep_pending(wf, now, ev) then return put_events({now, 0}, ev) end
 local next_due = redis.call('ZRANGE', wf .. 'deadlines', 0, 0, 'WITHSCORES')
 return put_events({now, next_due[2] and tonumber(next_due[2]) or -1}, ev)
 ";
@@ -525,9 +591,10 @@ for o = 3, #ARGV, 2 do
   end
 end
 if n > 0 then
-  redis.call('HDEL', bk, 'finished', 'cancelled', 'deadline')
+  redis.call('HDEL', bk, 'finished', 'cancelled', 'deadline', 'sweep')
   redis.call('HINCRBY', bk, 'recoveries', 1)
   redis.call('ZREM', wf .. 'deadlines', redis.call('HGET', bk, 'id'))
+  redis.call('ZREM', wf .. 'sweeps', redis.call('HGET', bk, 'id'))
 end
 return {now, n}
 ";
@@ -550,6 +617,7 @@ end
 redis.call('DEL', bk, bk .. ':members', bk .. ':ids', bk .. ':outcomes', bk .. ':failed')
 redis.call('ZREM', wf .. 'batches', ARGV[2])
 redis.call('ZREM', wf .. 'deadlines', ARGV[2])
+redis.call('ZREM', wf .. 'sweeps', ARGV[2])
 return {now, 1}
 ";
 

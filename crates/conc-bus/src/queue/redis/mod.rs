@@ -234,6 +234,8 @@ pub(crate) struct Settings {
     failed_max_jobs: u64,
     failed_max_age_ms: u64,
     connection_timeout: Duration,
+    /// Members of a cancelled batch one script call sweeps at most.
+    sweep_chunk: u64,
 }
 
 /// Where times come from.

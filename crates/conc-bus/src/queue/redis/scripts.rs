@@ -177,7 +177,11 @@ return {now, 'ok', 0}
 /// (max jobs) — unless it has a workflow: it is then leased *doomed*, its
 /// attempt not counted, for the caller to fail it with its workflow (a
 /// caller that dies leaves it to come back when the lease expires). A member
-/// of a cancelled batch is dropped and counts as cancelled. Answers `{now,
+/// of a cancelled batch is dropped and counts as cancelled; the jobs sent to
+/// the failed store, refused and dropped count together against `ARGV[4]`,
+/// so a queue holding a large cancelled batch still costs one chunk per
+/// call (a call stopped by it while jobs wait wakes a waiting worker, which
+/// reserves again). Answers `{now,
 /// paused, leased, dead, doomed, ...}`, then five fields per leased job
 /// (id, token, attempt, ready since, envelope), three per dead one (id,
 /// attempt, envelope), four per doomed one (id, token, attempt, envelope),
@@ -209,8 +213,9 @@ if meta[2] then
   if room < want then want = room end
 end
 local live, dead, doomed, ev = {}, {}, {}, {}
+local dropped = 0
 local p = MAXP
-while #live + #doomed < want and p >= 0 and #dead + #doomed < chunk do
+while #live + #doomed < want and p >= 0 and #dead + #doomed + dropped < chunk do
   local ask = want - #live - #doomed
   local ids = redis.call('LPOP', rkey(b, p), ask)
   if not ids then
@@ -225,6 +230,7 @@ while #live + #doomed < want and p >= 0 and #dead + #doomed < chunk do
           adm(jk, id, 'F')
           redis.call('DEL', jk)
           record(f[8], f[9], 'C', now, '', '', ev)
+          dropped = dropped + 1
         elseif attempt > tonumber(f[2]) or (f[3] and now > tonumber(f[3])) then
           if f[7] == '1' then
             doomed[#doomed + 1] = {id, attempt, f[1]}
@@ -241,6 +247,9 @@ while #live + #doomed < want and p >= 0 and #dead + #doomed < chunk do
     end
     if #ids < ask then p = p - 1 end
   end
+end
+if dropped > 0 and #live + #doomed < want and #dead + #doomed + dropped >= chunk then
+  notify(b, 1)
 end
 local out = {now, 0, #live, #dead, #doomed}
 local taken = #live + #doomed
