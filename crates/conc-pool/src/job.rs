@@ -83,21 +83,26 @@ pub(crate) struct HandleTask<F, C, T> {
     pub(crate) f: F,
     pub(crate) call: C,
     pub(crate) tx: ResultSender<T>,
-    /// The deadline on the pool's timeline.
-    pub(crate) deadline: Option<u64>,
+    /// The deadline on the pool's timeline; [`NO_DEADLINE`] for none (a
+    /// plain `u64` rather than an `Option`, 8 bytes less per queued task).
+    pub(crate) deadline: u64,
     /// The submitter's span, entered while the task runs.
     pub(crate) span: CarriedSpan,
 }
 
+/// The deadline of a blocking task that has none: no time on the pool's
+/// timeline reaches it (deadlines that would are dropped when submitted).
+pub(crate) const NO_DEADLINE: u64 = u64::MAX;
+
 /// Runs `f` with a token at `now`, catching a panic, and reports to `tx`.
-fn run_with_handle<T, R>(tx: ResultSender<T>, deadline: Option<u64>, now: u64, f: R) -> Outcome
+fn run_with_handle<T, R>(tx: ResultSender<T>, deadline: u64, now: u64, f: R) -> Outcome
 where
     R: FnOnce(&CancelToken<'_>) -> T,
 {
     if tx.is_closed() {
         return Outcome::Cancelled;
     }
-    if deadline.is_some_and(|d| now >= d) {
+    if deadline != NO_DEADLINE && now >= deadline {
         let _ = tx.send(Err(JoinError::DeadlineExceeded));
         return Outcome::TimedOut;
     }

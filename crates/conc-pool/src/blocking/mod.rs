@@ -15,7 +15,9 @@ use crate::builder::{RawSettings, common_setters};
 use crate::engine::{Admitted, Engine, Refusal};
 use crate::error::collect_batch;
 use crate::front::pool_type;
-use crate::job::{BlockingBox, BlockingJob, CancelToken, CarriedSpan, HandleTask, SpawnTask};
+use crate::job::{
+    BlockingBox, BlockingJob, CancelToken, CarriedSpan, HandleTask, NO_DEADLINE, SpawnTask,
+};
 use crate::queue::Reservation;
 use crate::{
     Batch, BatchError, PoolBuildError, PoolShutdown, SubmitError, TaskHandle, TaskOptions,
@@ -252,7 +254,13 @@ impl BlockingPool {
         let (tx, handle) = TaskHandle::channel();
         let now = options.timeout.map(|_| engine.core.now());
         let deadline = now.and_then(|now| Self::deadline(options, now));
-        let task = HandleTask { f, call, tx, deadline, span: CarriedSpan::current() };
+        let task = HandleTask {
+            f,
+            call,
+            tx,
+            deadline: deadline.unwrap_or(NO_DEADLINE),
+            span: CarriedSpan::current(),
+        };
         if let Ok(Admitted::Queue(room)) = admitted {
             engine
                 .place(room, task, options.priority, |t| Box::new(t) as BlockingBox)
