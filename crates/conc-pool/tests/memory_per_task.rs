@@ -58,7 +58,7 @@ static GLOBAL: Counting = Counting;
 const N: usize = 100_000;
 
 /// Bytes a queued `submit` may cost beyond its task (see `docs/pool.md`).
-const SUBMIT_BOUND: usize = 104;
+const SUBMIT_BOUND: usize = 96;
 
 /// Bytes a queued `spawn` may cost beyond its task (see `docs/pool.md`).
 const SPAWN_BOUND: usize = 8;

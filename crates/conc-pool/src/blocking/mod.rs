@@ -16,7 +16,7 @@ use crate::engine::{Admitted, Engine, Refusal};
 use crate::error::collect_batch;
 use crate::front::pool_type;
 use crate::job::{
-    BlockingBox, BlockingJob, CancelToken, CarriedSpan, HandleTask, NO_DEADLINE, SpawnTask,
+    BlockingBox, BlockingJob, CancelToken, CarriedSpan, HandleTask, SpawnTask, TaskExtras,
 };
 use crate::queue::Reservation;
 use crate::{
@@ -254,13 +254,7 @@ impl BlockingPool {
         let (tx, handle) = TaskHandle::channel();
         let now = options.timeout.map(|_| engine.core.now());
         let deadline = now.and_then(|now| Self::deadline(options, now));
-        let task = HandleTask {
-            f,
-            call,
-            tx,
-            deadline: deadline.unwrap_or(NO_DEADLINE),
-            span: CarriedSpan::current(),
-        };
+        let task = HandleTask { f, call, tx, extras: TaskExtras::new(deadline) };
         if let Ok(Admitted::Queue(room)) = admitted {
             engine
                 .place(room, task, options.priority, |t| Box::new(t) as BlockingBox)
