@@ -11,6 +11,7 @@ use pin_project_lite::pin_project;
 use crate::JoinError;
 use crate::core::Outcome;
 use crate::handle::ResultSender;
+use crate::result_cell::CellSender;
 
 /// The submitter's tracing span, carried into the task. Boxed only when
 /// there is one (the common case without an entered span stores 8 bytes,
@@ -82,7 +83,7 @@ impl std::fmt::Debug for CancelToken<'_> {
 pub(crate) struct HandleTask<F, C, T> {
     pub(crate) f: F,
     pub(crate) call: C,
-    pub(crate) tx: ResultSender<T>,
+    pub(crate) tx: CellSender<T>,
     /// The deadline and the submitter's span, when there is either.
     pub(crate) extras: TaskExtras,
 }
@@ -120,7 +121,7 @@ impl TaskExtras {
 }
 
 /// Runs `f` with a token at `now`, catching a panic, and reports to `tx`.
-fn run_with_handle<T, R>(tx: ResultSender<T>, deadline: u64, now: u64, f: R) -> Outcome
+fn run_with_handle<T, R>(tx: CellSender<T>, deadline: u64, now: u64, f: R) -> Outcome
 where
     R: FnOnce(&CancelToken<'_>) -> T,
 {
@@ -128,7 +129,7 @@ where
         return Outcome::Cancelled;
     }
     if deadline != NO_DEADLINE && now >= deadline {
-        let _ = tx.send(Err(JoinError::DeadlineExceeded));
+        tx.send(Err(JoinError::DeadlineExceeded));
         return Outcome::TimedOut;
     }
     let closed = || tx.is_closed();
@@ -136,12 +137,12 @@ where
     match catch_unwind(AssertUnwindSafe(|| f(&token))) {
         Ok(value) => {
             let cancelled = tx.is_closed();
-            let _ = tx.send(Ok(value));
+            tx.send(Ok(value));
             if cancelled { Outcome::Cancelled } else { Outcome::Completed }
         }
         Err(payload) => {
             let message = panic_message(payload.as_ref());
-            let _ = tx.send(Err(JoinError::Panicked { message }));
+            tx.send(Err(JoinError::Panicked { message }));
             Outcome::Panicked
         }
     }
@@ -169,7 +170,7 @@ where
     }
 
     fn abandon(self: Box<Self>, reason: JoinError) {
-        let _ = self.tx.send(Err(reason));
+        self.tx.send(Err(reason));
     }
 }
 

@@ -2,7 +2,7 @@
 //! thread) that queueing 100,000 tasks into a pool whose only worker is
 //! held adds, divided by the count. The tasks' own captures are zero-sized,
 //! so every byte counted is the pool's: the boxed job and the result
-//! channel. The queue's storage grown by the first round (a 40-byte entry
+//! slot. The queue's storage grown by the first round (a 40-byte entry
 //! per task, doubling) is reused by the second, which is the one asserted;
 //! the cold figure, with that growth, is printed too.
 //!
@@ -58,7 +58,7 @@ static GLOBAL: Counting = Counting;
 const N: usize = 100_000;
 
 /// Bytes a queued `submit` may cost beyond its task (see `docs/pool.md`).
-const SUBMIT_BOUND: usize = 96;
+const SUBMIT_BOUND: usize = 64;
 
 /// Bytes a queued `spawn` may cost beyond its task (see `docs/pool.md`).
 const SPAWN_BOUND: usize = 8;

@@ -22,8 +22,9 @@ use crate::queue::Reservation;
 use crate::{
     Batch, BatchError, PoolBuildError, PoolShutdown, SubmitError, TaskHandle, TaskOptions,
 };
+use worker::BlockingFlavor;
+pub(crate) use worker::ThreadNotify;
 pub use worker::Unstarted;
-use worker::{BlockingFlavor, ThreadNotify};
 
 /// Builds a [`BlockingPool`].
 ///
@@ -251,7 +252,7 @@ impl BlockingPool {
             // Refused before anything was allocated.
             return Err(engine.refuse(refusal, f));
         }
-        let (tx, handle) = TaskHandle::channel();
+        let (tx, handle) = TaskHandle::cell();
         let now = options.timeout.map(|_| engine.core.now());
         let deadline = now.and_then(|now| Self::deadline(options, now));
         let task = HandleTask { f, call, tx, extras: TaskExtras::new(deadline) };
