@@ -129,20 +129,19 @@ where
         return Outcome::Cancelled;
     }
     if deadline != NO_DEADLINE && now >= deadline {
-        tx.send(Err(JoinError::DeadlineExceeded));
+        let _ = tx.send(Err(JoinError::DeadlineExceeded));
         return Outcome::TimedOut;
     }
     let closed = || tx.is_closed();
     let token = CancelToken { closed: &closed };
     match catch_unwind(AssertUnwindSafe(|| f(&token))) {
         Ok(value) => {
-            let cancelled = tx.is_closed();
-            tx.send(Ok(value));
-            if cancelled { Outcome::Cancelled } else { Outcome::Completed }
+            // Not delivered: the handle was cancelled while it ran.
+            if tx.send(Ok(value)) { Outcome::Completed } else { Outcome::Cancelled }
         }
         Err(payload) => {
             let message = panic_message(payload.as_ref());
-            tx.send(Err(JoinError::Panicked { message }));
+            let _ = tx.send(Err(JoinError::Panicked { message }));
             Outcome::Panicked
         }
     }
@@ -170,7 +169,7 @@ where
     }
 
     fn abandon(self: Box<Self>, reason: JoinError) {
-        self.tx.send(Err(reason));
+        let _ = self.tx.send(Err(reason));
     }
 }
 

@@ -48,8 +48,9 @@ impl<T> CellSender<T> {
         matches!(*lock(&self.shared), Slot::Cancelled | Slot::Done)
     }
 
-    /// Delivers the result (dropped if the handle no longer wants it).
-    pub(crate) fn send(self, result: Result<T, JoinError>) {
+    /// Delivers the result (dropped, outside the lock, if the handle no
+    /// longer wants it); whether it was delivered.
+    pub(crate) fn send(self, result: Result<T, JoinError>) -> bool {
         let waker = {
             let mut slot = lock(&self.shared);
             match &mut *slot {
@@ -58,12 +59,13 @@ impl<T> CellSender<T> {
                     *slot = Slot::Full(result);
                     waker
                 }
-                Slot::Full(_) | Slot::Cancelled | Slot::Done => None,
+                Slot::Full(_) | Slot::Cancelled | Slot::Done => return false,
             }
         };
         if let Some(waker) = waker {
             waker.wake();
         }
+        true
     }
 }
 
@@ -192,7 +194,7 @@ mod tests {
         let cx = Context::from_waker(&waker);
         assert!(rx.poll(&cx).is_pending());
         assert!(!rx.is_finished());
-        tx.send(Ok(7));
+        assert!(tx.send(Ok(7)));
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(rx.is_finished());
         assert_eq!(rx.poll(&cx), Poll::Ready(Some(Ok(7))));
@@ -215,14 +217,14 @@ mod tests {
         let (tx, rx) = slot::<String>();
         rx.close();
         assert!(tx.is_closed());
-        tx.send(Ok("late".to_owned()));
+        assert!(!tx.send(Ok("late".to_owned())));
         assert_eq!(rx.wait(), None);
     }
 
     #[test]
     fn cancelling_after_the_result_came_keeps_it() {
         let (tx, rx) = slot::<u8>();
-        tx.send(Err(JoinError::DeadlineExceeded));
+        assert!(tx.send(Err(JoinError::DeadlineExceeded)));
         rx.close();
         assert_eq!(rx.wait(), Some(Err(JoinError::DeadlineExceeded)));
     }
@@ -240,7 +242,7 @@ mod tests {
         let (tx, rx) = slot::<u64>();
         let sender = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(20));
-            tx.send(Ok(42));
+            assert!(tx.send(Ok(42)));
         });
         assert_eq!(rx.wait(), Some(Ok(42)));
         sender.join().unwrap();
