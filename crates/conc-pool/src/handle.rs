@@ -8,6 +8,7 @@ use std::task::{Context, Poll, ready};
 use tokio::sync::oneshot;
 
 use crate::JoinError;
+use crate::result_cell::{self, CellReceiver};
 
 pub(crate) type ResultSender<T> = oneshot::Sender<Result<T, JoinError>>;
 
@@ -35,14 +36,30 @@ pub(crate) type ResultSender<T> = oneshot::Sender<Result<T, JoinError>>;
 /// ```
 #[must_use = "dropping a task handle cancels the task; use `spawn` for fire-and-forget work"]
 pub struct TaskHandle<T> {
-    rx: oneshot::Receiver<Result<T, JoinError>>,
+    rx: Receiver<T>,
     cancelled: bool,
 }
 
+/// Where a handle reads its result from.
+enum Receiver<T> {
+    /// An async task's channel.
+    Channel(oneshot::Receiver<Result<T, JoinError>>),
+    /// A blocking task's result slot.
+    Cell(CellReceiver<T>),
+}
+
 impl<T> TaskHandle<T> {
+    /// A handle reading from a channel (async tasks, which also need to be
+    /// woken when the handle is dropped).
     pub(crate) fn channel() -> (ResultSender<T>, Self) {
         let (tx, rx) = oneshot::channel();
-        (tx, Self { rx, cancelled: false })
+        (tx, Self { rx: Receiver::Channel(rx), cancelled: false })
+    }
+
+    /// A handle reading from a result slot (blocking tasks).
+    pub(crate) fn cell() -> (result_cell::CellSender<T>, Self) {
+        let (tx, rx) = result_cell::slot();
+        (tx, Self { rx: Receiver::Cell(rx), cancelled: false })
     }
 
     /// Cancels the task: a queued task will not start, a running async task
@@ -52,21 +69,32 @@ impl<T> TaskHandle<T> {
     /// had already finished, in which case its output is kept.
     pub fn cancel(&mut self) {
         self.cancelled = true;
-        self.rx.close();
+        match &mut self.rx {
+            Receiver::Channel(rx) => rx.close(),
+            Receiver::Cell(rx) => rx.close(),
+        }
     }
 
     /// Whether the task has finished (its result is waiting in the handle).
     pub fn is_finished(&self) -> bool {
-        !self.rx.is_empty() || self.rx.is_terminated()
+        match &self.rx {
+            Receiver::Channel(rx) => !rx.is_empty() || rx.is_terminated(),
+            Receiver::Cell(rx) => rx.is_finished(),
+        }
     }
 
     /// Blocks the current thread until the task finishes.
     ///
     /// # Panics
     ///
-    /// When called from inside an async runtime (await the handle there).
+    /// The handle of an async pool's task, when called from inside an async
+    /// runtime (await the handle there). A blocking pool's handle blocks the
+    /// thread wherever it is called; inside a runtime, await it instead.
     pub fn join(self) -> Result<T, JoinError> {
-        self.rx.blocking_recv().unwrap_or(Err(GONE))
+        match self.rx {
+            Receiver::Channel(rx) => rx.blocking_recv().unwrap_or(Err(GONE)),
+            Receiver::Cell(rx) => rx.wait().unwrap_or(Err(GONE)),
+        }
     }
 }
 
@@ -80,8 +108,13 @@ impl<T> Future for TaskHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let result = ready!(Pin::new(&mut self.rx).poll(cx));
-        Poll::Ready(result.unwrap_or(Err(GONE)))
+        match &mut self.rx {
+            Receiver::Channel(rx) => {
+                let result = ready!(Pin::new(rx).poll(cx));
+                Poll::Ready(result.unwrap_or(Err(GONE)))
+            }
+            Receiver::Cell(rx) => rx.poll(cx).map(|result| result.unwrap_or(Err(GONE))),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use pin_project_lite::pin_project;
 use crate::JoinError;
 use crate::core::Outcome;
 use crate::handle::ResultSender;
+use crate::result_cell::CellSender;
 
 /// The submitter's tracing span, carried into the task. Boxed only when
 /// there is one (the common case without an entered span stores 8 bytes,
@@ -82,22 +83,52 @@ impl std::fmt::Debug for CancelToken<'_> {
 pub(crate) struct HandleTask<F, C, T> {
     pub(crate) f: F,
     pub(crate) call: C,
-    pub(crate) tx: ResultSender<T>,
-    /// The deadline on the pool's timeline.
-    pub(crate) deadline: Option<u64>,
-    /// The submitter's span, entered while the task runs.
-    pub(crate) span: CarriedSpan,
+    pub(crate) tx: CellSender<T>,
+    /// The deadline and the submitter's span, when there is either.
+    pub(crate) extras: TaskExtras,
+}
+
+/// The deadline of a blocking task that has none: no time on the pool's
+/// timeline reaches it (deadlines that would are dropped when submitted).
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// What only some blocking tasks with a handle carry: a deadline (on the
+/// pool's timeline) and the submitter's span. Boxed together, and absent
+/// (8 bytes, no allocation) for a task with neither, which keeps the common
+/// queued task small.
+pub(crate) struct TaskExtras(Option<Box<(u64, Option<tracing::Span>)>>);
+
+impl TaskExtras {
+    /// `deadline` and the current span, if any.
+    pub(crate) fn new(deadline: Option<u64>) -> Self {
+        let span = tracing::Span::current();
+        let span = (!span.is_none()).then_some(span);
+        if deadline.is_none() && span.is_none() {
+            return Self(None);
+        }
+        Self(Some(Box::new((deadline.unwrap_or(NO_DEADLINE), span))))
+    }
+
+    /// The deadline, [`NO_DEADLINE`] for none.
+    fn deadline(&self) -> u64 {
+        self.0.as_ref().map_or(NO_DEADLINE, |extras| extras.0)
+    }
+
+    /// Enters the span until the guard drops.
+    fn enter(&self) -> Option<tracing::span::Entered<'_>> {
+        self.0.as_ref().and_then(|extras| extras.1.as_ref()).map(tracing::Span::enter)
+    }
 }
 
 /// Runs `f` with a token at `now`, catching a panic, and reports to `tx`.
-fn run_with_handle<T, R>(tx: ResultSender<T>, deadline: Option<u64>, now: u64, f: R) -> Outcome
+fn run_with_handle<T, R>(tx: CellSender<T>, deadline: u64, now: u64, f: R) -> Outcome
 where
     R: FnOnce(&CancelToken<'_>) -> T,
 {
     if tx.is_closed() {
         return Outcome::Cancelled;
     }
-    if deadline.is_some_and(|d| now >= d) {
+    if deadline != NO_DEADLINE && now >= deadline {
         let _ = tx.send(Err(JoinError::DeadlineExceeded));
         return Outcome::TimedOut;
     }
@@ -105,9 +136,8 @@ where
     let token = CancelToken { closed: &closed };
     match catch_unwind(AssertUnwindSafe(|| f(&token))) {
         Ok(value) => {
-            let cancelled = tx.is_closed();
-            let _ = tx.send(Ok(value));
-            if cancelled { Outcome::Cancelled } else { Outcome::Completed }
+            // Not delivered: the handle was cancelled while it ran.
+            if tx.send(Ok(value)) { Outcome::Completed } else { Outcome::Cancelled }
         }
         Err(payload) => {
             let message = panic_message(payload.as_ref());
@@ -122,9 +152,9 @@ where
     C: FnOnce(F, &CancelToken<'_>) -> T,
 {
     pub(crate) fn run_here(self, now: u64) -> Outcome {
-        let HandleTask { f, call, tx, deadline, span } = self;
-        let _entered = span.enter();
-        run_with_handle(tx, deadline, now, move |token| call(f, token))
+        let HandleTask { f, call, tx, extras } = self;
+        let _entered = extras.enter();
+        run_with_handle(tx, extras.deadline(), now, move |token| call(f, token))
     }
 }
 

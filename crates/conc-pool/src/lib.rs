@@ -141,6 +141,7 @@ mod metrics;
 mod options;
 mod processor;
 mod queue;
+mod result_cell;
 mod scale;
 mod shutdown;
 

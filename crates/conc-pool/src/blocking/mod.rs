@@ -15,13 +15,16 @@ use crate::builder::{RawSettings, common_setters};
 use crate::engine::{Admitted, Engine, Refusal};
 use crate::error::collect_batch;
 use crate::front::pool_type;
-use crate::job::{BlockingBox, BlockingJob, CancelToken, CarriedSpan, HandleTask, SpawnTask};
+use crate::job::{
+    BlockingBox, BlockingJob, CancelToken, CarriedSpan, HandleTask, SpawnTask, TaskExtras,
+};
 use crate::queue::Reservation;
 use crate::{
     Batch, BatchError, PoolBuildError, PoolShutdown, SubmitError, TaskHandle, TaskOptions,
 };
+use worker::BlockingFlavor;
+pub(crate) use worker::ThreadNotify;
 pub use worker::Unstarted;
-use worker::{BlockingFlavor, ThreadNotify};
 
 /// Builds a [`BlockingPool`].
 ///
@@ -249,10 +252,10 @@ impl BlockingPool {
             // Refused before anything was allocated.
             return Err(engine.refuse(refusal, f));
         }
-        let (tx, handle) = TaskHandle::channel();
+        let (tx, handle) = TaskHandle::cell();
         let now = options.timeout.map(|_| engine.core.now());
         let deadline = now.and_then(|now| Self::deadline(options, now));
-        let task = HandleTask { f, call, tx, deadline, span: CarriedSpan::current() };
+        let task = HandleTask { f, call, tx, extras: TaskExtras::new(deadline) };
         if let Ok(Admitted::Queue(room)) = admitted {
             engine
                 .place(room, task, options.priority, |t| Box::new(t) as BlockingBox)

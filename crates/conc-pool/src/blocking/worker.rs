@@ -138,14 +138,14 @@ impl fmt::Debug for Unstarted {
 }
 
 /// Wakes a parked worker or submitter thread.
-pub(super) struct ThreadNotify {
+pub(crate) struct ThreadNotify {
     thread: Thread,
     notified: AtomicBool,
 }
 
 impl ThreadNotify {
     /// A waker for the current thread, and the flag it sets.
-    pub(super) fn current() -> (Arc<Self>, Waker) {
+    pub(crate) fn current() -> (Arc<Self>, Waker) {
         let notify = Arc::new(Self { thread: thread::current(), notified: AtomicBool::new(false) });
         (Arc::clone(&notify), Waker::from(notify))
     }
@@ -158,7 +158,7 @@ impl ThreadNotify {
     /// Parks until woken or until `deadline` (`None`: no deadline) and
     /// consumes the wake-up; whether it was woken. A wake-up that came before
     /// the call returns at once (the flag keeps it), so none is lost.
-    pub(super) fn wait_until(&self, deadline: Option<Instant>) -> bool {
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> bool {
         loop {
             if self.take() {
                 return true;

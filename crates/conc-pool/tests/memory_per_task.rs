@@ -1,0 +1,137 @@
+//! Memory per queued task: live heap bytes (allocated minus freed, on every
+//! thread) that queueing 100,000 tasks into a pool whose only worker is
+//! held adds, divided by the count. The tasks' own captures are zero-sized,
+//! so every byte counted is the pool's: the boxed job and the result
+//! slot. The queue's storage grown by the first round (a 40-byte entry
+//! per task, doubling) is reused by the second, which is the one asserted;
+//! the cold figure, with that growth, is printed too.
+//!
+//! Run with `cargo test -p conc-pool --test memory_per_task -- --nocapture`
+//! to see the figures; the bounds asserted are the ones in `docs/pool.md`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::mpsc;
+
+use conc_pool::{BlockingPool, TaskHandle};
+
+/// Counts live heap bytes on every thread.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+#[allow(clippy::cast_possible_wrap, reason = "no single allocation exceeds isize::MAX")]
+fn size(layout: Layout) -> isize {
+    layout.size() as isize
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counter is a plain atomic that never allocates.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(size(layout), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(size(layout), Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            size(Layout::from_size_align(new_size, 1).unwrap()) - size(layout),
+            Ordering::Relaxed,
+        );
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Tasks queued per round.
+const N: usize = 100_000;
+
+/// Bytes a queued `submit` may cost beyond its task (see `docs/pool.md`).
+const SUBMIT_BOUND: usize = 64;
+
+/// Bytes a queued `spawn` may cost beyond its task (see `docs/pool.md`).
+const SPAWN_BOUND: usize = 8;
+
+/// Occupies the pool's only worker until the returned sender is dropped.
+fn hold_worker(pool: &BlockingPool) -> mpsc::Sender<()> {
+    let (release, gate) = mpsc::channel::<()>();
+    let (started_tx, started) = mpsc::channel::<()>();
+    pool.spawn(move || {
+        started_tx.send(()).unwrap();
+        let _ = gate.recv();
+    })
+    .unwrap();
+    started.recv().unwrap();
+    release
+}
+
+fn live() -> usize {
+    usize::try_from(LIVE.load(Ordering::SeqCst)).unwrap_or(0)
+}
+
+/// Per-task bytes of `queue` (cold round, warm round): `queue` queues `N`
+/// tasks behind the held worker, then `finish` lets them run and checks them.
+fn per_task<H>(
+    pool: &BlockingPool,
+    mut queue: impl FnMut(&mut Vec<H>),
+    mut finish: impl FnMut(Vec<H>),
+) -> (usize, usize) {
+    let mut figures = [0; 2];
+    for figure in &mut figures {
+        let mut held = Vec::with_capacity(N);
+        let release = hold_worker(pool);
+        let before = live();
+        queue(&mut held);
+        *figure = live().saturating_sub(before) / N;
+        drop(release);
+        finish(held);
+        // Let the worker drain the queue before the next round.
+        pool.submit(|| ()).unwrap().join().unwrap();
+    }
+    (figures[0], figures[1])
+}
+
+#[test]
+#[allow(clippy::print_stdout, reason = "the test reports the figures it asserts")]
+fn queued_tasks_cost_a_bounded_number_of_bytes() {
+    let pool = BlockingPool::builder().workers(1).build().unwrap();
+
+    let (cold, warm) = per_task(
+        &pool,
+        |handles: &mut Vec<TaskHandle<u8>>| {
+            for _ in 0..N {
+                handles.push(pool.submit(|| 7_u8).unwrap());
+            }
+        },
+        |handles| {
+            for handle in handles {
+                assert_eq!(handle.join(), Ok(7));
+            }
+        },
+    );
+    println!("a queued submit costs {warm} B beyond its task ({cold} B growing the queue)");
+    assert!(warm <= SUBMIT_BOUND, "a queued submit costs {warm} bytes, bound {SUBMIT_BOUND}");
+
+    let (cold, warm) = per_task(
+        &pool,
+        |_: &mut Vec<()>| {
+            for _ in 0..N {
+                pool.spawn(|| ()).unwrap();
+            }
+        },
+        |_| {},
+    );
+    println!("a queued spawn costs {warm} B beyond its task ({cold} B growing the queue)");
+    assert!(warm <= SPAWN_BOUND, "a queued spawn costs {warm} bytes, bound {SPAWN_BOUND}");
+}
