@@ -424,6 +424,7 @@ impl PendingBatch {
             deadline,
             timed_out_at: None,
             recoveries: 0,
+            recovered: 0,
             middleware: self.middleware,
         };
         Ok(NewBatch { record, members })

@@ -156,9 +156,11 @@ pub(crate) fn check_recover(record: &BatchRecord, counts: Counts) -> Result<(), 
 /// unfinished, not cancelled (a failure's cancellation had nothing left to
 /// cancel), no deadline. The claimed flags stay: `catch` and `finally`,
 /// claimed the first time, never fire again; `then` (never claimed, since a
-/// member had failed) fires when every member has succeeded.
-pub(crate) fn reopen(record: &mut BatchRecord) {
+/// member had failed) fires when every member has succeeded. `recovered`
+/// failed members were re-dispatched.
+pub(crate) fn reopen(record: &mut BatchRecord, recovered: u64) {
     record.recoveries = record.recoveries.saturating_add(1);
+    record.recovered = record.recovered.saturating_add(recovered);
     record.finished_at = None;
     record.cancelled_at = None;
     record.deadline = None;
@@ -240,6 +242,7 @@ mod tests {
             deadline: Some(10),
             timed_out_at: None,
             recoveries: 0,
+            recovered: 0,
             middleware: Vec::new(),
         }
     }
@@ -310,7 +313,7 @@ mod tests {
             [Fire::Catch { job: Some(a), error: String::new() }, Fire::Finally]
         );
         assert_eq!(check_recover(&batch, counts(1, 0, 1)), Ok(()));
-        reopen(&mut batch);
+        reopen(&mut batch, 1);
         assert!(batch.finished_at.is_none() && batch.cancelled_at.is_none());
         let again = on_outcome(&mut batch, counts(1, 1, 0), a, MemberOutcome::Succeeded, None, 2);
         assert_eq!(again.fire, [Fire::Then]);
@@ -339,7 +342,7 @@ mod tests {
             first[0].envelope.id,
             callback_jobs(&batch, &[Fire::Progress { job: a }], 2)[0].envelope.id
         );
-        reopen(&mut batch);
+        reopen(&mut batch, 1);
         let again = callback_jobs(&batch, &[Fire::Progress { job: a }], 3);
         assert_ne!(first[0].envelope.id, again[0].envelope.id);
         let b = callback_jobs(&batch, &[Fire::Progress { job: JobId::from_u128(3) }], 3);

@@ -159,6 +159,11 @@ pub(crate) struct BatchRecord {
     /// progress job even while the first one is still queued or failed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) recoveries: u32,
+    /// How many failed members recoveries re-dispatched, over the batch's
+    /// life: each had fired its `progress` once already, and fires it again
+    /// with its new outcome.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub(crate) recovered: u64,
     /// The named middleware every member runs through
     /// ([`PendingBatch::through`](super::PendingBatch::through)), stamped on
     /// members added later too.
@@ -171,6 +176,14 @@ pub(crate) struct BatchRecord {
     reason = "serde's skip_serializing_if passes a reference"
 )]
 fn is_zero(count: &u32) -> bool {
+    *count == 0
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero_u64(count: &u64) -> bool {
     *count == 0
 }
 
@@ -294,7 +307,12 @@ impl BatchCallback {
             (TriggerKind::Then, &callbacks.then, u64::from(fired.then)),
             (TriggerKind::Catch, &callbacks.catch, u64::from(fired.catch)),
             (TriggerKind::Finally, &callbacks.finally, u64::from(fired.finally)),
-            (TriggerKind::Progress, &callbacks.progress, counts.succeeded + counts.failed),
+            (
+                TriggerKind::Progress,
+                &callbacks.progress,
+                // Every outcome fired one, the outcomes recoveries cleared too.
+                (counts.succeeded + counts.failed).saturating_add(record.recovered),
+            ),
         ]
         .into_iter()
         .filter_map(|(kind, envelope, dispatched)| {

@@ -252,6 +252,10 @@ pub async fn recovery_redispatches_the_failed_members_and_then_fires_once<B: Wor
     assert_eq!(kinds(&second), [TriggerKind::Progress, TriggerKind::Progress, TriggerKind::Then]);
     let info = w.info(id).await;
     assert_eq!((info.succeeded, info.failed, info.is_finished()), (3, 0, true));
+    // Five `progress` jobs in all: three outcomes, then two after recovery.
+    let dispatched = |kind| info.callbacks.iter().find(|c| c.kind == kind).map(|c| c.dispatched);
+    assert_eq!(dispatched(TriggerKind::Progress), Some(5));
+    assert_eq!(dispatched(TriggerKind::Then), Some(1));
     assert_eq!(w.queue.recover_batch(id).await.unwrap(), 0, "nothing left to recover");
     assert!(w.drain().await.is_empty());
 

@@ -327,7 +327,7 @@ impl State {
             batch.counts.failed = batch.counts.failed.saturating_sub(1);
         }
         batch.failed.retain(|member| !recovered.contains(member));
-        machine::reopen(&mut batch.record);
+        machine::reopen(&mut batch.record, recovered.len() as u64);
         self.follow_pushed = true;
         Ok(recovered.len() as u64)
     }

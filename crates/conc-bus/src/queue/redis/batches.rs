@@ -89,6 +89,7 @@ pub(super) fn read_batch(reply: &mut Reply) -> Result<Option<Read>, QueueError> 
     let succeeded = field("succeeded")?.unwrap_or(0);
     let failed = field("failed")?.unwrap_or(0);
     let cancelled = field("cancelled count")?.unwrap_or(0);
+    record.recovered = field("recovered")?.unwrap_or(0);
     let total = reply.uint("total")?;
     record.counts = None;
     let counts = Counts { total, succeeded, failed, cancelled };

@@ -327,17 +327,17 @@ end
 -- Appends batch `bk` to the reply `out` (at most `limit` failed member
 -- ids): found (0 or 1), then for a found one its record, cancelled,
 -- finished, timed out, deadline, recoveries, then/catch/finally claimed,
--- succeeded, failed, cancelled counts (empty for none), total, and the
--- failed ids (count, ids).
+-- succeeded, failed, cancelled counts, members recovered (empty for none),
+-- total, and the failed ids (count, ids).
 local function put_batch(out, bk, limit)
   local h = redis.call('HMGET', bk, 'rec', 'cancelled', 'finished', 'timedout', 'deadline',
-    'recoveries', 'fthen', 'fcatch', 'ffinally', 'ns', 'nf', 'nc')
+    'recoveries', 'fthen', 'fcatch', 'ffinally', 'ns', 'nf', 'nc', 'recovered')
   if not h[1] then
     out[#out + 1] = 0
     return
   end
   out[#out + 1] = 1
-  for k = 1, 12 do out[#out + 1] = h[k] or '' end
+  for k = 1, 13 do out[#out + 1] = h[k] or '' end
   out[#out + 1] = redis.call('HLEN', bk .. ':members')
   local failed = redis.call('LRANGE', bk .. ':failed', 0, limit - 1)
   out[#out + 1] = #failed
@@ -484,7 +484,7 @@ return put_events({now, 'ok', #jobs}, ev)
 /// Reads batches `KEYS[..]`, with at most `ARGV[2]` failed member ids each.
 /// Answers `{now, [found, rec, cancelled, finished, timed out, deadline,
 /// recoveries, then, catch, finally, succeeded, failed, cancelled count,
-/// total, failed ids (count, ids...)] * batches}`, only `found` = 0 for
+/// members recovered, total, failed ids (count, ids...)] * batches}`, only `found` = 0 for
 /// those missing.
 const READ_BATCH: &str = r"
 local now = now_ms()
@@ -593,6 +593,7 @@ end
 if n > 0 then
   redis.call('HDEL', bk, 'finished', 'cancelled', 'deadline', 'sweep')
   redis.call('HINCRBY', bk, 'recoveries', 1)
+  redis.call('HINCRBY', bk, 'recovered', n)
   redis.call('ZREM', wf .. 'deadlines', redis.call('HGET', bk, 'id'))
   redis.call('ZREM', wf .. 'sweeps', redis.call('HGET', bk, 'id'))
 end

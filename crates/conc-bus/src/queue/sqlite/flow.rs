@@ -637,7 +637,7 @@ pub(super) fn recover(tx: &Tx<'_>, id: BatchId) -> Result<Result<u64, Unrecovera
     }
     counts.failed = counts.failed.saturating_sub(recovered.len() as u64);
     record.counts = Some(counts);
-    machine::reopen(&mut record);
+    machine::reopen(&mut record, recovered.len() as u64);
     save(tx, &record)?;
     Ok(Ok(recovered.len() as u64))
 }
