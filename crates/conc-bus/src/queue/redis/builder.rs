@@ -2,7 +2,6 @@
 //! settings of a [`RedisQueue`], and connecting.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use conc_core::config::{self, ConfigError};
@@ -302,7 +301,7 @@ impl RedisQueueBuilder {
         let time = if let Some(clock) = self.clock {
             Time::Client(WallClock::new(clock))
         } else {
-            let time = Time::Server { local: WallClock::default(), offset: AtomicI64::new(0) };
+            let time = Time::server();
             let (seconds, micros): (u64, u64) =
                 redis::cmd("TIME").query_async(&mut manager).await.map_err(reply::backend)?;
             time.observe(seconds.saturating_mul(1_000).saturating_add(micros / 1_000));

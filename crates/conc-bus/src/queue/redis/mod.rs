@@ -248,6 +248,16 @@ enum Time {
 }
 
 impl Time {
+    /// The server's time, estimated from a precise local clock: the
+    /// process-wide coarse clock is refreshed by a thread of its own, which a
+    /// loaded machine can hold back for milliseconds, and an estimate taken
+    /// while it lagged would run ahead of the server once it caught up (a
+    /// job pushed "now" would then wait as delayed).
+    fn server() -> Self {
+        let local = WallClock::new(Arc::new(conc_core::time::SystemClock));
+        Self::Server { local, offset: AtomicI64::new(0) }
+    }
+
     fn now(&self) -> u64 {
         match self {
             Self::Server { local, offset } => {
@@ -341,8 +351,7 @@ impl RedisQueue {
     /// ```
     pub fn from_manager(client: redis::Client, manager: ConnectionManager) -> Self {
         let settings = builder::default_settings(keys::DEFAULT_PREFIX);
-        let time = Time::Server { local: WallClock::default(), offset: AtomicI64::new(0) };
-        Self::from_parts(client, manager, settings, time)
+        Self::from_parts(client, manager, settings, Time::server())
     }
 
     /// The same queue with keys under `prefix` instead (see
