@@ -134,6 +134,35 @@ fn every_constant_is_emitted_and_nothing_else() {
     assert_eq!(emitted, declared, "emitted names differ from the crate's constants");
 }
 
+/// A full window of successes takes the closed path's shortcut (nothing is
+/// written to the window): every success still reaches the metric, and the
+/// failure after them still reaches the window.
+#[test]
+fn successes_in_a_full_window_are_all_counted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let breaker = metrics::with_local_recorder(&recorder, || {
+        let breaker = CircuitBreaker::builder()
+            .sliding_window(conc_resilience::FailureWindow::count(4))
+            .clock(ManualClock::new())
+            .build()
+            .unwrap();
+        for _ in 0..10 {
+            breaker.try_acquire().unwrap().success();
+        }
+        breaker.try_acquire().unwrap().failure();
+        breaker
+    });
+    let successes = snapshotter.snapshot().into_vec().into_iter().find_map(|(key, _, _, value)| {
+        let key = key.key();
+        let success = key.labels().any(|l| l.key() == "outcome" && l.value() == "success");
+        (key.name() == BREAKER_CALLS && success).then_some(value)
+    });
+    assert_eq!(successes, Some(DebugValue::Counter(10)));
+    let metrics = breaker.metrics();
+    assert_eq!((metrics.calls, metrics.failed_calls), (4, 1));
+}
+
 fn reports<M: MetricsSource>(source: &M) -> Vec<String> {
     let entries = source.metrics().entries();
     source.reset_metrics();

@@ -328,8 +328,28 @@ impl Shared {
     }
 
     /// Records the outcome of a call admitted under `word`.
+    ///
+    /// A healthy breaker's steady state, an untimed success recorded into a
+    /// full count window of successes with no subscriber, changes nothing but
+    /// the success metric: it is decided here, inlined into the caller, and
+    /// everything else goes out of line.
     #[inline]
     pub(crate) fn record(&self, word: u64, start: u64, probe: bool, outcome: CallOutcome) {
+        if outcome == CallOutcome::Success
+            && start == NO_START
+            && code_of(word) == CLOSED
+            && self.subscribers.is_empty()
+            && self.window.full_of_successes()
+            && self.state.load(Ordering::Acquire) == word
+        {
+            self.handles.success.increment(1);
+            return;
+        }
+        self.record_any(word, start, probe, outcome);
+    }
+
+    #[inline(never)]
+    fn record_any(&self, word: u64, start: u64, probe: bool, outcome: CallOutcome) {
         if self.state.load(Ordering::Acquire) != word {
             // The state changed since admission: the outcome belongs to a
             // state that is gone. A probe slot of a gone generation needs no

@@ -3,7 +3,9 @@
 //! The count window is a ring of outcome bytes with running totals packed in
 //! one word: a record is one `fetch_add` for the ring position, one `swap` of
 //! the slot and, only when the outcome replaced differs from the new one, one
-//! `fetch_add` of the difference to the totals. The totals are the sum of the
+//! `fetch_add` of the difference to the totals. A success recorded into a full
+//! window of successes (a healthy breaker's steady state) is one read of the
+//! totals and writes nothing. The totals are the sum of the
 //! slots once every record in flight has finished; the record whose totals
 //! update comes last sees them exact, so the decision to open is never missed.
 //! A reader racing a record can see a field briefly out of range (a slot's
@@ -84,6 +86,16 @@ impl Window {
         }
     }
 
+    /// Whether the window is a count window full of plain successes, which
+    /// another plain success leaves as it is.
+    #[inline]
+    pub(crate) fn full_of_successes(&self) -> bool {
+        match self {
+            Self::Count(window) => window.full_of_successes(),
+            Self::Time(_) => false,
+        }
+    }
+
     /// Whether recording needs the time.
     pub(crate) fn needs_time(&self) -> bool {
         matches!(self, Self::Time(_))
@@ -105,6 +117,8 @@ pub(crate) struct CountWindow {
     totals: AtomicU64,
     slots: Box<[AtomicU8]>,
     size: u32,
+    /// The totals word of a full window of plain successes.
+    all_successes: u64,
     /// Lemire's constant for a fast `% size`.
     magic: u64,
 }
@@ -117,6 +131,7 @@ impl CountWindow {
             totals: AtomicU64::new(0),
             slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
             size,
+            all_successes: encode(CALL) * u64::from(size),
             magic: (u64::MAX / u64::from(size)).wrapping_add(1),
         }
     }
@@ -130,6 +145,13 @@ impl CountWindow {
 
     #[inline]
     fn record(&self, outcome: u8) -> Option<Totals> {
+        // A full window of plain successes stays one after another plain
+        // success wherever it lands: nothing to write, and no ring position
+        // to take (the slots are indistinguishable). A record in flight that
+        // has not reached the totals yet is ordered after this one.
+        if outcome == CALL && self.full_of_successes() {
+            return None;
+        }
         let index = self.head.fetch_add(1, Ordering::Relaxed);
         let slot = &self.slots[self.slot_of(index)];
         // The steady state replaces an outcome with the same outcome: a read
@@ -146,6 +168,11 @@ impl CountWindow {
         let delta = encode(outcome).wrapping_sub(encode(old));
         let after = self.totals.fetch_add(delta, Ordering::AcqRel).wrapping_add(delta);
         self.consistent(after)
+    }
+
+    #[inline]
+    fn full_of_successes(&self) -> bool {
+        self.totals.load(Ordering::Acquire) == self.all_successes
     }
 
     #[inline]

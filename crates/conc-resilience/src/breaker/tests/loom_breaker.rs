@@ -76,6 +76,25 @@ fn loom_overwriting_records_keep_totals_exact() {
     });
 }
 
+/// A success taking the full-of-successes shortcut races a failure into the
+/// same window: the failure is counted whatever the interleaving, and the
+/// totals match the slots.
+#[test]
+fn loom_success_shortcut_never_hides_a_failure() {
+    loom::model(|| {
+        let breaker = breaker(2, 1);
+        breaker.metrics_only();
+        breaker.try_acquire().unwrap().success();
+        breaker.try_acquire().unwrap().success();
+        let other = breaker.clone();
+        let failing = thread::spawn(move || other.try_acquire().unwrap().failure());
+        breaker.try_acquire().unwrap().success();
+        failing.join().unwrap();
+        let metrics = breaker.metrics();
+        assert_eq!((metrics.calls, metrics.failed_calls), (2, 1));
+    });
+}
+
 /// Three callers race for two half-open probe slots: at most two are admitted,
 /// and a dropped probe's slot is reusable.
 #[test]
