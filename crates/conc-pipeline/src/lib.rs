@@ -97,7 +97,7 @@
 //! | need | usual choice | here |
 //! |---|---|---|
 //! | concurrent map, ordered or not | futures `buffered` / `buffer_unordered` chains | [`Stage::concurrency`], [`Stage::unordered`]; no allocation per item |
-//! | stages on their own tasks | tokio `mpsc` channels and a spawned task per stage | [`Stage::spawn`] with batched hand-offs; aborted on drop |
+//! | stages on their own tasks | tokio `mpsc` channels and a spawned task per stage | [`Stage::spawn`] with batched hand-offs through a bounded queue; aborted on drop |
 //! | per-stage supervision | Akka Streams supervision (Stop / Resume) | [`ErrorPolicy`], [`Stage::retry`] |
 //! | a dead letter queue | — (no in-process anchor has one) | [`DeadLetterQueue`], [`DeadLetterSink`] |
 //! | per-stage throughput and latency | — | [`Pipeline::metrics`] |

@@ -235,9 +235,9 @@ impl<In, Out> Stage<In, Out> {
     /// must be between 1 and 65,536.
     ///
     /// The task sends what it has as soon as the stage has nothing more ready,
-    /// so batching adds no wait: under load it turns up to this many channel
-    /// hops into one. The hand-off queue holds `max(1, buffer / hand_off_batch)`
-    /// batches.
+    /// so batching adds no wait: under load it turns up to this many queue
+    /// operations into one. The hand-off queue holds at most
+    /// `max(1, buffer, hand_off_batch)` items (a batch is never split).
     pub fn hand_off_batch(mut self, items: usize) -> Self {
         self.config.hand_off_batch = items;
         self
