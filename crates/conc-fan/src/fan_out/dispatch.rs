@@ -12,9 +12,11 @@ use futures::stream::CatchUnwind;
 use futures::{Stream, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
 
+use super::results::ResultSender;
+
 use super::balance::Balancer;
 use super::metrics::{FanStats, WorkerStats};
-use super::worker::{Batch, Results};
+use super::worker::Batch;
 use crate::error::FanError;
 
 /// A batch is allocated for at most this many items up front; a larger one
@@ -58,7 +60,7 @@ pub(crate) struct Dispatcher<In, Out> {
     pub(crate) stats: Arc<FanStats>,
     pub(crate) counter: metrics::Counter,
     /// Where a panic of the source or the balancing function is reported.
-    pub(crate) out: mpsc::Sender<Results<Out>>,
+    pub(crate) out: ResultSender<Out>,
     pub(crate) seq: u64,
 }
 
@@ -79,7 +81,7 @@ impl<In: Send, Out: Send> Dispatcher<In, Out> {
             match end {
                 None => {}
                 Some(End::Done) => return,
-                Some(End::Panicked(message)) => return self.report(message).await,
+                Some(End::Panicked(message)) => return self.report(message),
             }
         }
     }
@@ -131,7 +133,7 @@ impl<In: Send, Out: Send> Dispatcher<In, Out> {
             Err(message) => {
                 // The batch is lost: report the panic in its first item's place.
                 self.seq = items[0].0;
-                self.report(message).await;
+                self.report(message);
                 return Sent::Closed;
             }
         };
@@ -184,9 +186,9 @@ impl<In: Send, Out: Send> Dispatcher<In, Out> {
 
     /// Reports a panic of the source or the balancing function in the place
     /// of the next item, so in input order everything before it comes first.
-    async fn report(&mut self, message: String) {
+    fn report(&mut self, message: String) {
         tracing::error!(%message, "fan-out dispatcher panicked; no more items are taken");
         let error = FanError::DispatchPanicked { message };
-        let _ = self.out.send(vec![(self.seq, Err(error))]).await;
+        let _ = self.out.send_one((self.seq, Err(error)));
     }
 }

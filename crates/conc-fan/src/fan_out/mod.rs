@@ -11,6 +11,7 @@ mod balance;
 mod builder;
 mod dispatch;
 pub(crate) mod metrics;
+mod results;
 mod stream;
 pub(crate) mod worker;
 
@@ -33,7 +34,7 @@ use self::balance::Balancer;
 use self::builder::Config;
 use self::dispatch::Dispatcher;
 use self::metrics::{Facade, FanStats, Recorder};
-use self::worker::{Batch, Results, Worker};
+use self::worker::{Batch, Worker};
 use crate::error::FanError;
 use crate::recovery::Recovery;
 
@@ -198,7 +199,7 @@ where
         let config = &self.config;
         let mut stream = FanOutStream::new(Arc::clone(config), Arc::clone(&self.stats));
         let facade = Facade::register();
-        let (out, rx) = mpsc::channel::<Results<Out>>(config.workers * 2);
+        let (out, rx) = results::queue::<Out>();
         let mut senders = Vec::with_capacity(config.workers);
         for index in 0..config.workers {
             let (tx, batches) = mpsc::channel::<Batch<In>>(config.queue);

@@ -9,12 +9,12 @@ use std::task::{Context, Poll};
 
 use conc_core::item::ErrorPolicy;
 use futures::Stream;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::builder::Config;
 use super::metrics::{FanStats, WorkerLoad, WorkerStats};
-use super::worker::Results;
+use super::results::{self, Entry, ResultReceiver};
 use crate::error::FanError;
 
 /// The output of [`FanOut::process_stream`](crate::FanOut::process_stream):
@@ -42,8 +42,10 @@ use crate::error::FanError;
 /// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct FanOutStream<Out> {
-    pub(super) rx: Option<mpsc::Receiver<Results<Out>>>,
-    current: std::vec::IntoIter<(u64, Result<Out, FanError>)>,
+    pub(super) rx: Option<ResultReceiver<Out>>,
+    /// Results taken from the queue and not handed out yet (unordered), or
+    /// on their way into the reorder window (ordered).
+    current: VecDeque<Entry<Out>>,
     reorder: VecDeque<Option<Result<Out, FanError>>>,
     head: u64,
     pub(super) permits: Arc<Semaphore>,
@@ -100,7 +102,7 @@ impl<Out> FanOutStream<Out> {
         let run: Arc<[WorkerStats]> = (0..config.workers).map(|_| WorkerStats::default()).collect();
         Self {
             rx: None,
-            current: Vec::new().into_iter(),
+            current: VecDeque::new(),
             reorder: VecDeque::new(),
             head: 0,
             permits: Arc::new(Semaphore::new(config.window())),
@@ -117,8 +119,8 @@ impl<Out> FanOutStream<Out> {
 
     /// A stream that yields `error` and ends.
     pub(super) fn failed_at_start(mut self, error: FanError) -> Self {
-        let (tx, rx) = mpsc::channel(1);
-        let _ = tx.try_send(vec![(0, Err(error))]);
+        let (tx, rx) = results::queue();
+        let _ = tx.send_one((0, Err(error)));
         self.rx = Some(rx);
         self
     }
@@ -139,14 +141,13 @@ impl<Out> FanOutStream<Out> {
         }
     }
 
-    /// Files a worker's results: in their place in the window (ordered) or
-    /// next in line (unordered).
-    fn file(&mut self, results: Results<Out>) {
+    /// Files the results just taken: ordered, each into its place in the
+    /// window; unordered, they stay in `current`, next in line.
+    fn file(&mut self) {
         if !self.config.ordered {
-            self.current = results.into_iter();
             return;
         }
-        for (seq, result) in results {
+        while let Some((seq, result)) = self.current.pop_front() {
             // Within the window, which the builder keeps far below `usize::MAX`.
             let at = usize::try_from(seq.saturating_sub(self.head)).unwrap_or(usize::MAX);
             if self.reorder.len() <= at {
@@ -170,13 +171,13 @@ impl<Out> FanOutStream<Out> {
                     self.release(1);
                     return Poll::Ready(self.reorder.pop_front().flatten().map(|r| (seq, r)));
                 }
-            } else if let Some(next) = self.current.next() {
+            } else if let Some(next) = self.current.pop_front() {
                 self.release(1);
                 return Poll::Ready(Some(next));
             }
             let Some(rx) = self.rx.as_mut() else { return Poll::Ready(None) };
-            match rx.poll_recv(cx) {
-                Poll::Ready(Some(results)) => self.file(results),
+            match rx.poll_take(cx, &mut self.current) {
+                Poll::Ready(Some(())) => self.file(),
                 Poll::Ready(None) => {
                     self.rx = None;
                     if self.reorder.is_empty() {

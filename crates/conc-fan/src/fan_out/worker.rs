@@ -13,6 +13,7 @@ use futures::FutureExt;
 use tokio::sync::mpsc;
 
 use super::metrics::Recorder;
+use super::results::ResultSender;
 use crate::error::FanError;
 use crate::recovery::{Attempt, Recovery, Tried, Waiting, attempt};
 
@@ -56,7 +57,7 @@ pub(crate) struct Worker<F, In, Out> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) recovery: Option<Arc<Recovery<In>>>,
     pub(crate) recorder: Recorder,
-    pub(crate) out: mpsc::Sender<Results<Out>>,
+    pub(crate) out: ResultSender<Out>,
 }
 
 impl<F, In, Out, E, Fut> Worker<F, In, Out>
@@ -78,9 +79,10 @@ where
     /// Without a recovery: each item once, in batch order.
     async fn run_plain(self, mut rx: mpsc::Receiver<Batch<In>>) {
         let worker = self.recorder.worker;
+        let mut results = Vec::new();
         while let Some(batch) = rx.recv().await {
             let count = batch.len();
-            let mut results = Vec::with_capacity(count);
+            results.reserve(count);
             let mut ok = 0;
             for (seq, item) in batch {
                 let result = match run_one(&*self.f, item, self.timeout).await {
@@ -96,7 +98,7 @@ where
                 results.push((seq, result));
             }
             self.recorder.finished(count, ok);
-            if self.out.send(results).await.is_err() {
+            if self.out.send(&mut results).is_err() {
                 return;
             }
         }
@@ -123,7 +125,7 @@ where
                     Attempt::Again(again) => waiting.push(again),
                     Attempt::Done(seq, result) => {
                         recorder.finished(1, usize::from(result.is_ok()));
-                        if out.send(vec![(seq, result)]).await.is_err() {
+                        if out.send_one((seq, result)).is_err() {
                             return;
                         }
                     }
@@ -139,7 +141,7 @@ where
                     // Items set aside stay pending until they are done.
                     let ok = results.iter().filter(|(_, result)| result.is_ok()).count();
                     recorder.finished(results.len(), ok);
-                    if out.send(std::mem::take(&mut results)).await.is_err() {
+                    if out.send(&mut results).is_err() {
                         return;
                     }
                 }
