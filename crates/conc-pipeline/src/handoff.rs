@@ -1,24 +1,14 @@
 //! A spawned stage boundary: a task drives everything upstream and hands the
-//! items over through a bounded queue, one at a time or in batches.
-//!
-//! The queue is a `VecDeque` behind a mutex that each side takes briefly: the
-//! task pushes what it has (one item, or every item ready up to the batch
-//! size), and the receiving side takes the *whole* queue at once, swapping in
-//! an empty one, then hands its items out without touching the mutex again.
-//! A side is woken only when it registered a waker because it had to wait
-//! (the receiver on an empty queue, the task on a full one), so while both
-//! are busy nobody is woken, and while the receiver waits for its wake-up the
-//! task keeps filling the queue: the hand-off batches itself under load even
-//! when items are handed over one at a time. (A channel that counts each item
-//! through a semaphore, as tokio's bounded `mpsc` does, pays for that count
-//! on both sides of every item.)
+//! items over through a bounded [`conc_core::handoff`] queue, one at a time
+//! or in batches. The next stage takes everything queued in one step, and
+//! neither side is woken unless it had to wait.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use conc_core::handoff;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use tokio::task::JoinHandle;
@@ -28,88 +18,6 @@ use crate::slot::{Gone, Slot};
 
 /// A batch is allocated for at most this many items up front.
 const PREALLOCATE: usize = 64;
-
-/// What both sides share.
-struct Queue<T> {
-    state: Mutex<State<T>>,
-    /// The most items waiting in `state.items`.
-    capacity: usize,
-}
-
-struct State<T> {
-    items: VecDeque<Slot<T>>,
-    /// The task handed over its last item.
-    ended: bool,
-    /// The task's sending side is gone (ended, or dropped mid-run).
-    sender_gone: bool,
-    /// The receiving side is gone.
-    receiver_gone: bool,
-    /// The receiver, waiting for items.
-    receiver: Option<Waker>,
-    /// The task, waiting for room.
-    sender: Option<Waker>,
-}
-
-impl<T> Queue<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // Nothing runs user code under the lock, so a poisoned lock only
-        // means a panic elsewhere in this module's few lines: the state is
-        // still whole.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The task's end of the queue.
-struct Sender<T> {
-    queue: Arc<Queue<T>>,
-}
-
-/// The receiver dropped its end: nothing more is wanted.
-struct Closed;
-
-impl<T> Sender<T> {
-    /// Hands `items` over once the queue has room for all of them (a batch
-    /// is never split), or reports that the receiver is gone.
-    async fn send(&self, items: &mut Vec<Slot<T>>) -> Result<(), Closed> {
-        poll_fn(|cx| {
-            let mut state = self.queue.lock();
-            if state.receiver_gone {
-                return Poll::Ready(Err(Closed));
-            }
-            if state.items.len() + items.len() > self.queue.capacity && !state.items.is_empty() {
-                if !state.sender.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
-                    state.sender = Some(cx.waker().clone());
-                }
-                return Poll::Pending;
-            }
-            state.items.extend(items.drain(..));
-            let receiver = state.receiver.take();
-            drop(state);
-            if let Some(receiver) = receiver {
-                receiver.wake();
-            }
-            Poll::Ready(Ok(()))
-        })
-        .await
-    }
-
-    /// The last item is handed over.
-    fn end(&self) {
-        self.queue.lock().ended = true;
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        let mut state = self.queue.lock();
-        state.sender_gone = true;
-        let receiver = state.receiver.take();
-        drop(state);
-        if let Some(receiver) = receiver {
-            receiver.wake();
-        }
-    }
-}
 
 /// Spawns `upstream` on the current runtime and returns the receiving end.
 pub(crate) fn spawn_boundary<T: Send + 'static>(
@@ -123,19 +31,7 @@ pub(crate) fn spawn_boundary<T: Send + 'static>(
         return futures::stream::once(async move { Slot::gone(0, Gone::Failed(Box::new(error))) })
             .boxed();
     };
-    let capacity = buffer.max(batch).max(1);
-    let queue = Arc::new(Queue {
-        state: Mutex::new(State {
-            items: VecDeque::new(),
-            ended: false,
-            sender_gone: false,
-            receiver_gone: false,
-            receiver: None,
-            sender: None,
-        }),
-        capacity,
-    });
-    let sender = Sender { queue: Arc::clone(&queue) };
+    let (sender, queue) = handoff::channel(buffer.max(batch));
     let task = runtime.spawn(async move {
         let mut items = Vec::with_capacity(batch.min(PREALLOCATE));
         loop {
@@ -159,7 +55,7 @@ pub(crate) fn spawn_boundary<T: Send + 'static>(
                 break;
             }
         }
-        sender.end();
+        sender.finish();
     });
     HandOff { stage, queue, current: VecDeque::new(), task, done: false }.boxed()
 }
@@ -167,10 +63,8 @@ pub(crate) fn spawn_boundary<T: Send + 'static>(
 /// The receiving end: takes the whole queue at once and hands its items out.
 struct HandOff<T> {
     stage: Arc<str>,
-    queue: Arc<Queue<T>>,
-    /// Items taken from the queue, handed out before the queue is looked at
-    /// again; swapped with the queue's (empty) buffer so neither side
-    /// allocates once both have grown.
+    queue: handoff::Receiver<Slot<T>>,
+    /// Items taken from the queue, handed out before it is looked at again.
     current: VecDeque<Slot<T>>,
     task: JoinHandle<()>,
     done: bool,
@@ -180,13 +74,6 @@ impl<T> Unpin for HandOff<T> {}
 
 impl<T> Drop for HandOff<T> {
     fn drop(&mut self) {
-        let mut state = self.queue.lock();
-        state.receiver_gone = true;
-        let sender = state.sender.take();
-        drop(state);
-        if let Some(sender) = sender {
-            sender.wake();
-        }
         self.task.abort();
     }
 }
@@ -202,31 +89,17 @@ impl<T> Stream for HandOff<T> {
         if this.done {
             return Poll::Ready(None);
         }
-        let mut state = this.queue.lock();
-        if state.items.is_empty() {
-            if state.ended {
-                this.done = true;
-                return Poll::Ready(None);
-            }
-            if state.sender_gone {
-                // The task stopped without handing over its end: it panicked
-                // or was cancelled.
-                this.done = true;
-                let error = PipelineError::TaskLost { stage: Arc::clone(&this.stage) };
-                return Poll::Ready(Some(Slot::gone(u64::MAX, Gone::Failed(Box::new(error)))));
-            }
-            if !state.receiver.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
-                state.receiver = Some(cx.waker().clone());
-            }
-            return Poll::Pending;
+        if std::task::ready!(this.queue.poll_take(cx, &mut this.current)) {
+            return Poll::Ready(this.current.pop_front());
         }
-        std::mem::swap(&mut state.items, &mut this.current);
-        let sender = state.sender.take();
-        drop(state);
-        if let Some(sender) = sender {
-            sender.wake();
+        this.done = true;
+        if this.queue.is_finished() {
+            return Poll::Ready(None);
         }
-        Poll::Ready(this.current.pop_front())
+        // The task stopped without handing over its end: it panicked or was
+        // cancelled.
+        let error = PipelineError::TaskLost { stage: Arc::clone(&this.stage) };
+        Poll::Ready(Some(Slot::gone(u64::MAX, Gone::Failed(Box::new(error)))))
     }
 }
 

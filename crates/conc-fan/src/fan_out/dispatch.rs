@@ -8,15 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
 
+use conc_core::handoff;
 use futures::stream::CatchUnwind;
 use futures::{Stream, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::results::ResultSender;
-
 use super::balance::Balancer;
 use super::metrics::{FanStats, WorkerStats};
-use super::worker::Batch;
+use super::worker::{Batch, Entry};
 use crate::error::FanError;
 
 /// A batch is allocated for at most this many items up front; a larger one
@@ -60,7 +59,7 @@ pub(crate) struct Dispatcher<In, Out> {
     pub(crate) stats: Arc<FanStats>,
     pub(crate) counter: metrics::Counter,
     /// Where a panic of the source or the balancing function is reported.
-    pub(crate) out: ResultSender<Out>,
+    pub(crate) out: handoff::Sender<Entry<Out>>,
     pub(crate) seq: u64,
 }
 
@@ -81,7 +80,7 @@ impl<In: Send, Out: Send> Dispatcher<In, Out> {
             match end {
                 None => {}
                 Some(End::Done) => return,
-                Some(End::Panicked(message)) => return self.report(message),
+                Some(End::Panicked(message)) => return self.report(message).await,
             }
         }
     }
@@ -133,7 +132,7 @@ impl<In: Send, Out: Send> Dispatcher<In, Out> {
             Err(message) => {
                 // The batch is lost: report the panic in its first item's place.
                 self.seq = items[0].0;
-                self.report(message);
+                self.report(message).await;
                 return Sent::Closed;
             }
         };
@@ -186,9 +185,9 @@ impl<In: Send, Out: Send> Dispatcher<In, Out> {
 
     /// Reports a panic of the source or the balancing function in the place
     /// of the next item, so in input order everything before it comes first.
-    fn report(&mut self, message: String) {
+    async fn report(&mut self, message: String) {
         tracing::error!(%message, "fan-out dispatcher panicked; no more items are taken");
         let error = FanError::DispatchPanicked { message };
-        let _ = self.out.send_one((self.seq, Err(error)));
+        let _ = self.out.send_one((self.seq, Err(error))).await;
     }
 }

@@ -11,7 +11,6 @@ mod balance;
 mod builder;
 mod dispatch;
 pub(crate) mod metrics;
-mod results;
 mod stream;
 pub(crate) mod worker;
 
@@ -199,7 +198,9 @@ where
         let config = &self.config;
         let mut stream = FanOutStream::new(Arc::clone(config), Arc::clone(&self.stats));
         let facade = Facade::register();
-        let (out, rx) = results::queue::<Out>();
+        // Unbounded: the run's window of permits bounds what is in flight,
+        // so a worker never waits to hand its results over.
+        let (out, rx) = conc_core::handoff::channel(usize::MAX);
         let mut senders = Vec::with_capacity(config.workers);
         for index in 0..config.workers {
             let (tx, batches) = mpsc::channel::<Batch<In>>(config.queue);

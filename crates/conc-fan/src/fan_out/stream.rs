@@ -14,7 +14,9 @@ use tokio::task::JoinHandle;
 
 use super::builder::Config;
 use super::metrics::{FanStats, WorkerLoad, WorkerStats};
-use super::results::{self, Entry, ResultReceiver};
+use conc_core::handoff;
+
+use super::worker::Entry;
 use crate::error::FanError;
 
 /// The output of [`FanOut::process_stream`](crate::FanOut::process_stream):
@@ -42,7 +44,7 @@ use crate::error::FanError;
 /// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct FanOutStream<Out> {
-    pub(super) rx: Option<ResultReceiver<Out>>,
+    pub(super) rx: Option<handoff::Receiver<Entry<Out>>>,
     /// Results taken from the queue and not handed out yet (unordered), or
     /// on their way into the reorder window (ordered).
     current: VecDeque<Entry<Out>>,
@@ -119,8 +121,10 @@ impl<Out> FanOutStream<Out> {
 
     /// A stream that yields `error` and ends.
     pub(super) fn failed_at_start(mut self, error: FanError) -> Self {
-        let (tx, rx) = results::queue();
-        let _ = tx.send_one((0, Err(error)));
+        let (tx, rx) = handoff::channel(1);
+        // An empty queue takes a send at once: one poll completes it.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let _ = std::pin::pin!(tx.send_one((0, Err(error)))).poll(&mut cx);
         self.rx = Some(rx);
         self
     }
@@ -177,8 +181,8 @@ impl<Out> FanOutStream<Out> {
             }
             let Some(rx) = self.rx.as_mut() else { return Poll::Ready(None) };
             match rx.poll_take(cx, &mut self.current) {
-                Poll::Ready(Some(())) => self.file(),
-                Poll::Ready(None) => {
+                Poll::Ready(true) => self.file(),
+                Poll::Ready(false) => {
                     self.rx = None;
                     if self.reorder.is_empty() {
                         return Poll::Ready(None);

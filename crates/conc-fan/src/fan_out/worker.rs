@@ -12,8 +12,9 @@ use conc_core::item::ItemError;
 use futures::FutureExt;
 use tokio::sync::mpsc;
 
+use conc_core::handoff;
+
 use super::metrics::Recorder;
-use super::results::ResultSender;
 use crate::error::FanError;
 use crate::recovery::{Attempt, Recovery, Tried, Waiting, attempt};
 
@@ -21,7 +22,10 @@ use crate::recovery::{Attempt, Recovery, Tried, Waiting, attempt};
 pub(crate) type Batch<In> = Vec<(u64, In)>;
 
 /// Results of one batch, each with its item's input index.
-pub(crate) type Results<Out> = Vec<(u64, Result<Out, FanError>)>;
+pub(crate) type Results<Out> = Vec<Entry<Out>>;
+
+/// One result and the index of its input.
+pub(crate) type Entry<Out> = (u64, Result<Out, FanError>);
 
 /// One attempt at `item`: the processor's output, or why it failed (its
 /// error, a caught panic, also one before its first `.await`, or the timeout).
@@ -57,7 +61,7 @@ pub(crate) struct Worker<F, In, Out> {
     pub(crate) timeout: Option<Duration>,
     pub(crate) recovery: Option<Arc<Recovery<In>>>,
     pub(crate) recorder: Recorder,
-    pub(crate) out: ResultSender<Out>,
+    pub(crate) out: handoff::Sender<Entry<Out>>,
 }
 
 impl<F, In, Out, E, Fut> Worker<F, In, Out>
@@ -98,7 +102,7 @@ where
                 results.push((seq, result));
             }
             self.recorder.finished(count, ok);
-            if self.out.send(&mut results).is_err() {
+            if self.out.send(&mut results).await.is_err() {
                 return;
             }
         }
@@ -125,7 +129,7 @@ where
                     Attempt::Again(again) => waiting.push(again),
                     Attempt::Done(seq, result) => {
                         recorder.finished(1, usize::from(result.is_ok()));
-                        if out.send_one((seq, result)).is_err() {
+                        if out.send_one((seq, result)).await.is_err() {
                             return;
                         }
                     }
@@ -141,7 +145,7 @@ where
                     // Items set aside stay pending until they are done.
                     let ok = results.iter().filter(|(_, result)| result.is_ok()).count();
                     recorder.finished(results.len(), ok);
-                    if out.send(&mut results).is_err() {
+                    if out.send(&mut results).await.is_err() {
                         return;
                     }
                 }
