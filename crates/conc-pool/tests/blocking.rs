@@ -57,7 +57,11 @@ fn build_validates_settings() {
         ),
         (
             BlockingPool::builder().stack_size(usize::MAX),
-            "invalid `stack_size` 18446744073709551615: must be at most 1073741824",
+            "invalid `stack_size` 18446744073709551615: must be between 65536 and 1073741824",
+        ),
+        (
+            BlockingPool::builder().stack_size(1),
+            "invalid `stack_size` 1: must be between 65536 and 1073741824",
         ),
     ];
     for (builder, message) in refusals {
