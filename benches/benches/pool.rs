@@ -1,6 +1,7 @@
 //! `conc-pool`: the async pool against `tokio::spawn` + join and a `JoinSet`
 //! limited by a `Semaphore`; the blocking pool against `rayon::spawn` and the
-//! `threadpool` crate; and the ants-style workload (many tasks each sleeping
+//! `threadpool` crate, on trivial closures and on a skewed CPU-bound
+//! workload (1 % of the tasks 1,000 times longer); and the ants-style workload (many tasks each sleeping
 //! 10 ms, at a fixed concurrency of 1 000) against a `JoinSet` limited by a
 //! `Semaphore(1000)` (the same concurrency) and against one tokio task per
 //! job (unlimited), timed and with the peak of live heap bytes printed per
@@ -227,6 +228,98 @@ fn blocking_closures(c: &mut Criterion) {
     group.finish();
 }
 
+/// Tasks per batch in the skewed workload.
+const SKEWED_TASKS: usize = 100_000;
+
+/// Every this many tasks, one is [`SKEW`] times longer (1 %).
+const LONG_EVERY: usize = 100;
+
+/// How much longer a long task is than a short one.
+const SKEW: u32 = 1_000;
+
+/// A deterministic piece of CPU work of `units` steps (a short task is one
+/// step, a few hundred nanoseconds).
+fn work(units: u32) {
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+    for _ in 0..units * 64 {
+        x = black_box(x.rotate_left(5) ^ x.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    }
+    black_box(x);
+}
+
+/// Counts finished skewed tasks and wakes the waiter after the last one.
+fn skewed_latch_count(latch: &Latch) {
+    if latch.done.fetch_add(1, Ordering::Relaxed) + 1 == SKEWED_TASKS {
+        *latch.finished.lock().expect("latch") = true;
+        latch.cv.notify_all();
+    }
+}
+
+/// The units of task `i`: 1 % of the tasks are [`SKEW`] times longer, spread
+/// evenly through the batch.
+fn skewed_units(i: usize) -> u32 {
+    if i % LONG_EVERY == LONG_EVERY / 2 { SKEW } else { 1 }
+}
+
+/// A skewed workload: 100,000 CPU-bound closures from one thread, 1 % of
+/// them 1,000 times longer than the rest, so a pool that parks work behind a
+/// long task (instead of letting an idle worker take it) finishes late.
+fn skewed_closures(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pool/skewed_blocking");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(SKEWED_TASKS as u64));
+
+    let pool = BlockingPool::builder().workers(WORKERS).build().expect("valid");
+    group.bench_function("ours", |b| {
+        b.iter(|| {
+            let latch = Latch::new();
+            for i in 0..SKEWED_TASKS {
+                let latch = Arc::clone(&latch);
+                let units = skewed_units(i);
+                pool.spawn(move || {
+                    work(units);
+                    skewed_latch_count(&latch);
+                })
+                .expect("open");
+            }
+            latch.wait();
+        });
+    });
+
+    let rayon = rayon::ThreadPoolBuilder::new().num_threads(WORKERS).build().expect("rayon pool");
+    group.bench_function("peer/rayon_spawn", |b| {
+        b.iter(|| {
+            let latch = Latch::new();
+            for i in 0..SKEWED_TASKS {
+                let latch = Arc::clone(&latch);
+                let units = skewed_units(i);
+                rayon.spawn(move || {
+                    work(units);
+                    skewed_latch_count(&latch);
+                });
+            }
+            latch.wait();
+        });
+    });
+
+    let threadpool = threadpool::ThreadPool::new(WORKERS);
+    group.bench_function("peer/threadpool", |b| {
+        b.iter(|| {
+            let latch = Latch::new();
+            for i in 0..SKEWED_TASKS {
+                let latch = Arc::clone(&latch);
+                let units = skewed_units(i);
+                threadpool.execute(move || {
+                    work(units);
+                    skewed_latch_count(&latch);
+                });
+            }
+            latch.wait();
+        });
+    });
+    group.finish();
+}
+
 /// Tasks in the ants-style workload: 100k rather than ants' 1M, so a
 /// `--quick` run stays short (at 1 000 at a time, 100 rounds of 10 ms).
 const SLEEP_TASKS: usize = 100_000;
@@ -359,5 +452,5 @@ fn sleeping_tasks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, async_tasks, blocking_closures, sleeping_tasks);
+criterion_group!(benches, async_tasks, blocking_closures, skewed_closures, sleeping_tasks);
 criterion_main!(benches);

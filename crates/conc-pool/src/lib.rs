@@ -23,7 +23,11 @@
 //! Higher priorities run first, FIFO within a priority, and aging bounds the
 //! wait of a low priority: under a saturating stream of priority `high`, a
 //! task of priority `low` starts after at most `(high − low) × aging_step`
-//! dequeues, however long the high backlog.
+//! dequeues, however long the high backlog. Until a pool sees another
+//! priority than the default, tasks go through a lock-free injector and,
+//! in the blocking pool, a work-stealing deque per worker: no lock per task,
+//! and an idle worker takes the tasks queued behind a long one (FIFO per
+//! worker, roughly FIFO across workers; `docs/pool.md` has the details).
 //!
 //! A panicking task becomes [`JoinError::Panicked`] in its handle and the
 //! worker keeps serving. `shutdown(timeout)` stops accepting work, lets the

@@ -103,11 +103,11 @@ fn hold_worker(pool: &BlockingPool) -> mpsc::Sender<()> {
 }
 
 /// Heap bytes one queued `submit` costs beyond its (here zero-sized)
-/// closure, measured on the submitting thread after a first round grew the
-/// queue's slot storage: 64 bytes (the boxed task with its result sender
-/// and an empty slot for a deadline and a span: 16 bytes; the result slot
-/// the handle reads: 48). The figure is in docs/performance.md; this guards
-/// it against growth.
+/// closure, measured on the submitting thread in a second round: 96 bytes
+/// (the boxed task with its result sender and an empty slot for a deadline
+/// and a span: 16 bytes; the result slot the handle reads: 48; the queue's
+/// storage, allocated in blocks as it grows and freed as it drains: 32).
+/// The figure is in docs/performance.md; this guards it against growth.
 #[test]
 fn a_queued_blocking_task_costs_a_bounded_number_of_bytes() {
     const N: u64 = 10_000;
@@ -126,7 +126,7 @@ fn a_queued_blocking_task_costs_a_bounded_number_of_bytes() {
             assert_eq!(handle.join(), Ok(0));
         }
         if round == 1 {
-            assert!(per_task <= 64, "a queued task costs {per_task} bytes");
+            assert!(per_task <= 96, "a queued task costs {per_task} bytes");
         }
     }
 }

@@ -57,7 +57,11 @@ fn build_validates_settings() {
         ),
         (
             BlockingPool::builder().stack_size(usize::MAX),
-            "invalid `stack_size` 18446744073709551615: must be at most 1073741824",
+            "invalid `stack_size` 18446744073709551615: must be between 65536 and 1073741824",
+        ),
+        (
+            BlockingPool::builder().stack_size(1),
+            "invalid `stack_size` 1: must be between 65536 and 1073741824",
         ),
     ];
     for (builder, message) in refusals {
@@ -124,6 +128,54 @@ fn a_panic_becomes_an_error_and_the_worker_keeps_serving() {
     assert!(pool.shutdown(Duration::from_secs(60)).is_clean());
     let m = pool.metrics();
     assert_eq!((m.workers, m.panicked, m.completed), (0, 2, 10));
+}
+
+/// Holds one worker of `pool` until the returned sender is dropped; returns
+/// once the worker runs the holding task.
+fn hold_one(pool: &BlockingPool) -> mpsc::Sender<()> {
+    let (release, gate) = mpsc::channel::<()>();
+    let (started_tx, started) = mpsc::channel::<()>();
+    pool.spawn(move || {
+        started_tx.send(()).unwrap();
+        let _ = gate.recv();
+    })
+    .unwrap();
+    started.recv().unwrap();
+    release
+}
+
+/// A worker that takes a batch of queued tasks and then blocks on the first
+/// one loses the rest of the batch to the other worker: every quick task
+/// runs while the blocking one is still held.
+#[test]
+fn an_idle_worker_steals_the_tasks_queued_behind_a_blocked_one() {
+    const QUICK: usize = 50;
+    let pool = BlockingPool::builder().workers(2).build().unwrap();
+    let first = hold_one(&pool);
+    let second = hold_one(&pool);
+    // Queued while both workers are held: the blocker, then the quick tasks.
+    let (unblock, blocked) = mpsc::channel::<()>();
+    let stuck = pool.submit(move || blocked.recv().is_err()).unwrap();
+    let (done_tx, done) = mpsc::channel::<usize>();
+    for i in 0..QUICK {
+        let done_tx = done_tx.clone();
+        pool.spawn(move || done_tx.send(i).unwrap()).unwrap();
+    }
+    // One worker takes the blocker with a batch of quick tasks behind it and
+    // blocks; then the other is freed and must take the rest, stolen ones
+    // included.
+    drop(first);
+    drop(second);
+    let mut seen: Vec<usize> = (0..QUICK)
+        .map(|_| {
+            done.recv_timeout(Duration::from_secs(60))
+                .expect("a quick task stayed behind the blocked one")
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..QUICK).collect::<Vec<_>>());
+    drop(unblock);
+    assert_eq!(stuck.join(), Ok(true));
 }
 
 #[test]

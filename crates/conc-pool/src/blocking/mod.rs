@@ -61,7 +61,12 @@ impl BlockingPoolBuilder {
     /// threads already started are stopped again).
     pub fn build(self) -> Result<BlockingPool, PoolBuildError> {
         if let Some(bytes) = self.stack_size {
-            config::at_most("stack_size", bytes, BlockingPool::MAX_STACK_SIZE)?;
+            config::between(
+                "stack_size",
+                bytes,
+                BlockingPool::MIN_STACK_SIZE,
+                BlockingPool::MAX_STACK_SIZE,
+            )?;
         }
         let settings = self.raw.validate(BlockingPool::MAX_WORKERS)?;
         Engine::start(settings, BlockingFlavor::new(self.stack_size))
@@ -70,8 +75,10 @@ impl BlockingPoolBuilder {
     }
 
     /// Stack size of the worker threads, in bytes (the platform may round it
-    /// up to its minimum). Must be at most [`BlockingPool::MAX_STACK_SIZE`]
-    /// (1 GiB). Defaults to the standard library's.
+    /// up to its minimum). Must be at least [`BlockingPool::MIN_STACK_SIZE`]
+    /// (64 KiB: the worker's own loop, work stealing included, needs part of
+    /// it) and at most [`BlockingPool::MAX_STACK_SIZE`] (1 GiB). Defaults to
+    /// the standard library's.
     pub fn stack_size(self, bytes: usize) -> Self {
         Self { stack_size: Some(bytes), ..self }
     }
@@ -106,6 +113,11 @@ pool_type! {
 impl BlockingPool {
     /// The largest worker stack size `build()` accepts: 1 GiB.
     pub const MAX_STACK_SIZE: usize = 1 << 30;
+
+    /// The smallest worker stack size `build()` accepts: 64 KiB. A worker
+    /// that steals from another registers with the deques' memory reclaimer
+    /// on first use, which takes several KiB of stack in a debug build.
+    pub const MIN_STACK_SIZE: usize = 64 << 10;
 
     /// A builder with the defaults: one worker per available CPU, unbounded
     /// queue, [`Rejection::Reject`](crate::Rejection::Reject), aging every 64

@@ -11,7 +11,7 @@ use crate::core::PoolTimeline;
 use crate::engine::{Engine, Flavor};
 use crate::job::BlockingBox;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
-use crate::queue::{Entry, Pop, Queue};
+use crate::queue::{Entry, Local, Pop};
 
 /// Worker threads of the pool's own.
 #[derive(Debug)]
@@ -191,9 +191,9 @@ impl Wake for ThreadNotify {
 /// Spins, then yields, a bounded number of times waiting for the queue to
 /// fill; whether work appeared. Bounded: an idle pool goes to sleep within
 /// microseconds, so it burns no CPU.
-fn spin_for_work(queue: &Queue<BlockingBox>) -> bool {
+fn spin_for_work(local: &Local<'_, BlockingBox>) -> bool {
     for round in 0..SPIN_ROUNDS {
-        if queue.len() > 0 {
+        if local.work_visible() {
             return true;
         }
         if round < SPIN_ROUNDS / 2 {
@@ -226,11 +226,12 @@ fn wait_for_work(
     index: usize,
     notify: &ThreadNotify,
     waker: &Waker,
+    local: &Local<'_, BlockingBox>,
 ) -> Waited {
-    if spin_for_work(&engine.core.queue) {
+    if spin_for_work(local) {
         return Waited::LookAgain;
     }
-    match engine.core.queue.pop_or_register(index, waker) {
+    match engine.core.queue.pop_or_register_local(index, waker, Some(local)) {
         Pop::Job(entry) => Waited::Job(entry),
         Pop::Idle if engine.dynamic() => {
             // A keep-alive too long to represent never expires.
@@ -264,12 +265,16 @@ fn worker(engine: &Arc<Engine<BlockingFlavor>>, index: usize) {
     let _entered = span.enter();
     let (notify, waker) = ThreadNotify::current();
     let slot = core.slot(index);
+    // The worker's own deque: batches from the injector land here, and the
+    // other workers steal from it. Dropped (handed back) before the worker
+    // counts as gone.
+    let local = core.queue.local(index);
     let mut now = core.now();
     while !engine.between_tasks(index, now) {
-        let entry = if let Some(entry) = core.queue.pop() {
+        let entry = if let Some(entry) = core.queue.pop_local(Some(&local)) {
             entry
         } else {
-            let waited = wait_for_work(engine, index, &notify, &waker);
+            let waited = wait_for_work(engine, index, &notify, &waker, &local);
             now = core.now();
             match waited {
                 Waited::Job(entry) => entry,
@@ -281,5 +286,6 @@ fn worker(engine: &Arc<Engine<BlockingFlavor>>, index: usize) {
         let outcome = entry.job.run(now);
         now = core.finish(slot, outcome, now);
     }
+    drop(local);
     engine.worker_left(index);
 }

@@ -50,8 +50,15 @@ pub(crate) struct CoreSettings {
 
 impl<J> Core<J> {
     pub(crate) fn new(settings: CoreSettings) -> Self {
+        let queue = Queue::new(settings.capacity, settings.aging_step);
         Self {
-            queue: Queue::new(settings.capacity, settings.aging_step),
+            // Eviction takes the oldest task of the lowest priority: the
+            // ordered lane knows which that is.
+            queue: if matches!(settings.rejection, Rejection::DropOldest) {
+                queue.ordered_only()
+            } else {
+                queue
+            },
             slots: SlotTable::new(settings.slots),
             last_stuck_check: AtomicU64::new(0),
             rejection: settings.rejection,

@@ -76,7 +76,7 @@ impl<F: Flavor> Engine<F> {
                 core.queue.push(reservation, item, into_job, priority, now).map(|woke| {
                     core.instruments.depth.increment(1.0);
                     if !woke {
-                        self.queued_without_idle_worker();
+                        self.queued_without_idle_worker(now);
                     }
                 })
             }

@@ -150,8 +150,9 @@ impl<F: Flavor> Engine<F> {
 
     /// After a push no idle worker took: replace stuck workers, then let a
     /// dynamic pool below its maximum grow (before the task waits).
-    pub(crate) fn queued_without_idle_worker(self: &Arc<Self>) {
-        self.replace_stuck(self.core.now());
+    /// `now` is the push's reading of the clock (one reading per push).
+    pub(crate) fn queued_without_idle_worker(self: &Arc<Self>, now: u64) {
+        self.replace_stuck(now);
         if self.dynamic() && self.workers() < self.max {
             match self.decide(ScaleTrigger::Queued) {
                 ScaleDecision::Grow(n) => {

@@ -7,15 +7,200 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::core::{Outcome, WorkerSlot};
-use crate::queue::{Pop, Queue};
+use crate::queue::{Local, Pop, PushError, Queue};
+
+/// A worker found nothing. A closed queue with entries still on their way
+/// (a push that reserved before the close, a job between a worker's deque
+/// and its count) wakes the worker at once to look again, a short spin: the
+/// yield lets the model run the thread it waits for, as the OS would.
+fn idle<T>() -> Poll<T> {
+    thread::yield_now();
+    Poll::Pending
+}
 
 /// Waits for the next job like a worker does; `None` once closed and empty.
 fn next(queue: &Queue<u32>, worker: usize) -> Option<u32> {
     loom::future::block_on(poll_fn(|cx| match queue.pop_or_register(worker, cx.waker()) {
         Pop::Job(entry) => Poll::Ready(Some(entry.job)),
-        Pop::Idle => Poll::Pending,
+        Pop::Idle => idle(),
         Pop::Closed => Poll::Ready(None),
     }))
+}
+
+/// Waits for the next job like a blocking worker with a deque of its own.
+fn next_local(queue: &Queue<u32>, local: &Local<'_, u32>, worker: usize) -> Option<u32> {
+    loom::future::block_on(poll_fn(|cx| {
+        match queue.pop_or_register_local(worker, cx.waker(), Some(local)) {
+            Pop::Job(entry) => Poll::Ready(Some(entry.job)),
+            Pop::Idle => idle(),
+            Pop::Closed => Poll::Ready(None),
+        }
+    }))
+}
+
+fn push(queue: &Queue<u32>, job: u32, priority: i32) -> Result<bool, PushError<u32>> {
+    let reservation = queue.try_reserve().unwrap();
+    queue.push(reservation, job, |j| j, priority, 0)
+}
+
+/// The fast lane with per-worker deques: a worker with a deque of its own
+/// that went idle is woken by every push (a lost wake-up deadlocks the
+/// model, the producer waiting for each job to be seen), and leaves once
+/// the queue is closed and empty.
+#[test]
+fn loom_a_fast_push_always_reaches_an_idle_worker_with_a_deque() {
+    loom::model(|| {
+        let queue = Arc::new(Queue::<u32>::new(None, None));
+        let (seen_tx, seen_rx) = loom::sync::mpsc::channel();
+        let worker = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let local = queue.local(0);
+                while let Some(job) = next_local(&queue, &local, 0) {
+                    seen_tx.send(job).unwrap();
+                }
+            })
+        };
+        for job in [1, 2] {
+            push(&queue, job, 0).unwrap();
+            assert_eq!(seen_rx.recv().unwrap(), job);
+        }
+        queue.close();
+        worker.join().unwrap();
+    });
+}
+
+/// Two workers with deques, jobs pushed before and after they start and
+/// taken by batches and by stealing: each job runs exactly once, and both
+/// workers leave only after every job was taken (a worker leaving early
+/// while the other still holds a batch is fine: the count says when).
+#[test]
+fn loom_workers_with_deques_take_each_job_once_then_leave() {
+    loom::model(|| {
+        let queue = Arc::new(Queue::<u32>::new(None, None));
+        push(&queue, 10, 0).unwrap();
+        push(&queue, 20, 0).unwrap();
+        let workers: Vec<_> = (0..2)
+            .map(|id| {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || {
+                    let local = queue.local(id);
+                    let mut seen = Vec::new();
+                    while let Some(job) = next_local(&queue, &local, id) {
+                        seen.push(job);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        push(&queue, 30, 0).unwrap();
+        queue.close();
+        let mut all: Vec<u32> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+        all.sort_unstable();
+        assert_eq!(all, [10, 20, 30]);
+        assert_eq!(queue.len(), 0);
+    });
+}
+
+/// A close racing a fast push: the push is either refused (the job comes
+/// back) or its job is taken by the worker before the worker leaves, never
+/// lost in between.
+#[test]
+fn loom_a_push_racing_close_is_refused_or_run() {
+    loom::model(|| {
+        let queue = Arc::new(Queue::<u32>::new(None, None));
+        let worker = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let local = queue.local(0);
+                let mut seen = Vec::new();
+                while let Some(job) = next_local(&queue, &local, 0) {
+                    seen.push(job);
+                }
+                seen
+            })
+        };
+        let closer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || queue.close())
+        };
+        let accepted = match push(&queue, 5, 0) {
+            Ok(_) => true,
+            Err(PushError::Closed(job)) => {
+                assert_eq!(job, 5);
+                false
+            }
+            Err(PushError::Full(_)) => unreachable!("unbounded"),
+        };
+        closer.join().unwrap();
+        let seen = worker.join().unwrap();
+        assert_eq!(seen, if accepted { vec![5] } else { vec![] });
+    });
+}
+
+/// The switch to the ordered lane (a push of another priority) racing a
+/// fast push and a worker: both jobs are taken exactly once.
+#[test]
+fn loom_the_switch_to_the_ordered_lane_loses_nothing() {
+    loom::model(|| {
+        let queue = Arc::new(Queue::<u32>::new(None, None));
+        let fast = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || push(&queue, 1, 0).unwrap())
+        };
+        let worker = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let local = queue.local(0);
+                let mut seen = Vec::new();
+                while let Some(job) = next_local(&queue, &local, 0) {
+                    seen.push(job);
+                }
+                seen
+            })
+        };
+        push(&queue, 2, 3).unwrap();
+        fast.join().unwrap();
+        queue.close();
+        let mut seen = worker.join().unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, [1, 2]);
+    });
+}
+
+/// A worker leaving with jobs in its deque hands them back: the other
+/// worker, idle or busy, runs them; nothing is lost and nothing runs twice.
+#[test]
+fn loom_a_leaving_worker_hands_its_deque_back() {
+    loom::model(|| {
+        let queue = Arc::new(Queue::<u32>::new(None, None));
+        push(&queue, 1, 0).unwrap();
+        push(&queue, 2, 0).unwrap();
+        // Takes one job (moving a batch into its deque), then leaves.
+        let leaver = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let local = queue.local(0);
+                queue.pop_local(Some(&local)).map(|entry| entry.job)
+            })
+        };
+        let other = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let local = queue.local(1);
+                let mut seen = Vec::new();
+                while let Some(job) = next_local(&queue, &local, 1) {
+                    seen.push(job);
+                }
+                seen
+            })
+        };
+        let mut all: Vec<u32> = leaver.join().unwrap().into_iter().collect();
+        queue.close();
+        all.extend(other.join().unwrap());
+        all.sort_unstable();
+        assert_eq!(all, [1, 2]);
+    });
 }
 
 /// A worker that went idle is always woken by a push: the producer waits
