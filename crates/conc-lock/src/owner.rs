@@ -13,6 +13,17 @@ use crate::LockError;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The two hex digits of every byte: a random token's text is 16 lookups.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut pairs = [[0_u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
+
 /// The splitmix64 increment: odd, so the counter cycles through all 2^64 values.
 const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -118,8 +129,8 @@ impl Owner {
     /// The token whose [`bits`](Self::bits) are `bits`.
     pub(crate) fn from_bits(bits: u128) -> Self {
         let mut text = [0_u8; 32];
-        for (i, digit) in text.iter_mut().enumerate() {
-            *digit = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
+        for (pair, byte) in text.chunks_exact_mut(2).zip(bits.to_be_bytes()) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
         Self(Repr::Random(bits, text))
     }
