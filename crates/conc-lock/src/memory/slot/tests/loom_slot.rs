@@ -99,3 +99,24 @@ fn loom_extend_races_an_expiry_taker() {
         }
     });
 }
+
+/// An operator's force release races the holder's release: exactly one of
+/// them removes the hold, and the slot ends free with its fence kept.
+#[test]
+fn loom_force_release_races_release() {
+    loom::model(|| {
+        let slot = slot();
+        let holder = Owner::random();
+        assert_eq!(slot.acquire(&holder, 0, 100), Ok(Fence::new(1)));
+        let releaser = {
+            let (slot, holder) = (Arc::clone(&slot), holder.clone());
+            thread::spawn(move || slot.release(&holder, Some(Fence::new(1)), 10))
+        };
+        let forced = slot.force_release(10);
+        let released = releaser.join().unwrap();
+        assert!(forced != released, "forced {forced}, released {released}");
+        assert_eq!(slot.owner(10), None);
+        assert_eq!(slot.removable(10), Some(1));
+        assert_eq!(slot.acquire(&holder, 10, 100), Ok(Fence::new(2)));
+    });
+}
