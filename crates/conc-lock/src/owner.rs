@@ -102,9 +102,10 @@ impl Eq for Owner {}
 #[derive(Clone)]
 enum Repr {
     /// A token from [`Owner::random`] (or given as 32 lowercase hex
-    /// digits): its 128 bits, which the in-memory backend stores with a hold
-    /// in two atomic words, and their text.
-    Random(u128, [u8; 32]),
+    /// digits): its 128 bits as two halves (8-byte aligned, so an owner
+    /// stays 56 bytes), which the in-memory backend stores with a hold in
+    /// two atomic words, and their text.
+    Random([u64; 2], [u8; 32]),
     /// A token given to [`Owner::new`].
     Given(Arc<str>),
 }
@@ -121,7 +122,7 @@ impl Owner {
     /// lowercase hex digits); `None` for other given tokens.
     pub(crate) fn bits(&self) -> Option<u128> {
         match &self.0 {
-            Repr::Random(bits, _) => Some(*bits),
+            Repr::Random([high, low], _) => Some(u128::from(*high) << 64 | u128::from(*low)),
             Repr::Given(_) => None,
         }
     }
@@ -132,7 +133,7 @@ impl Owner {
         for (pair, byte) in text.chunks_exact_mut(2).zip(bits.to_be_bytes()) {
             pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
-        Self(Repr::Random(bits, text))
+        Self(Repr::Random([(bits >> 64) as u64, bits as u64], text))
     }
 }
 

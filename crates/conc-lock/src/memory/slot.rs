@@ -42,8 +42,10 @@ pub struct MemorySlot {
     expires_at: AtomicU64,
     /// The high and low halves of the holder's owner bits, when not `GIVEN`.
     owner: [AtomicU64; 2],
-    /// The holder's owner when it is `GIVEN`.
-    given: Mutex<Option<Owner>>,
+    /// The holder's owner when it is `GIVEN` (boxed: most slots never see
+    /// one, and a small slot keeps more of a large working set of names in
+    /// cache).
+    given: Mutex<Option<Box<Owner>>>,
     /// When a handle on the name was last made (written under the shard's
     /// lock), so that a sweep keeps the slots of names used recently.
     touched: AtomicU64,
@@ -103,7 +105,7 @@ impl MemorySlot {
 
     /// The given owner's place (no code panics while holding it, so a
     /// poisoned lock still holds consistent data).
-    fn given(&self) -> MutexGuard<'_, Option<Owner>> {
+    fn given(&self) -> MutexGuard<'_, Option<Box<Owner>>> {
         self.given.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -153,7 +155,7 @@ impl MemorySlot {
     /// Whether `owner` made the hold of the claimed `word`.
     fn held_by(&self, word: Word, owner: &Owner) -> bool {
         if word.0 & GIVEN != 0 {
-            self.given().as_ref() == Some(owner)
+            self.given().as_deref() == Some(owner)
         } else {
             owner.bits().is_some_and(|bits| {
                 let high = self.owner[0].load(Ordering::Relaxed);
@@ -166,7 +168,7 @@ impl MemorySlot {
     /// The owner of the claimed `word`'s hold.
     fn holder(&self, word: Word) -> Option<Owner> {
         if word.0 & GIVEN != 0 {
-            self.given().clone()
+            self.given().as_deref().cloned()
         } else {
             let high = self.owner[0].load(Ordering::Relaxed);
             let low = self.owner[1].load(Ordering::Relaxed);
@@ -195,7 +197,7 @@ impl MemorySlot {
             }
             0
         } else {
-            *self.given() = Some(owner.clone());
+            *self.given() = Some(Box::new(owner.clone()));
             GIVEN
         };
         self.publish(Word(fence << FENCE_SHIFT | given | HELD));
