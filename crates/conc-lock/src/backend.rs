@@ -77,6 +77,13 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// The name `prepared` was made for, borrowed, when it keeps one (the
+    /// in-memory backend's slots do), so a handle needs no copy of its own.
+    /// Defaults to `None`.
+    fn name_of(_prepared: &Self::Prepared) -> Option<&str> {
+        None
+    }
+
     /// Takes `name` for `owner` for `ttl` if nobody holds it.
     fn acquire(
         &self,
@@ -84,6 +91,20 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
         owner: &Owner,
         ttl: Duration,
     ) -> impl Future<Output = Result<Acquisition, LockError>> + Send;
+
+    /// [`acquire`](Self::acquire) answered at once, without a future, by a
+    /// backend that never waits (the in-memory one); `None`, the default,
+    /// sends callers to `acquire`. Handles try it first, so an in-memory
+    /// acquisition costs no future.
+    #[inline]
+    fn acquire_ready(
+        &self,
+        _name: &Self::Prepared,
+        _owner: &Owner,
+        _ttl: Duration,
+    ) -> Option<Result<Acquisition, LockError>> {
+        None
+    }
 
     /// Takes the first free name of `names` for `owner` for `ttl`.
     ///
@@ -133,6 +154,19 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
         owner: &Owner,
         fence: Fence,
     ) -> impl Future<Output = Result<bool, LockError>> + Send;
+
+    /// [`release_hold`](Self::release_hold) answered at once, as
+    /// [`acquire_ready`](Self::acquire_ready) is for `acquire`. Defaults to
+    /// `None`.
+    #[inline]
+    fn release_hold_ready(
+        &self,
+        _name: &Self::Prepared,
+        _owner: &Owner,
+        _fence: Fence,
+    ) -> Option<Result<bool, LockError>> {
+        None
+    }
 
     /// Resets the time to live of `owner`'s hold on `name` to `ttl` from now.
     /// `Ok(false)` means `owner` no longer holds it.

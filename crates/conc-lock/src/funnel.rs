@@ -104,7 +104,7 @@ impl<B: LockBackend> Funnel<B> {
             SlotAcquisition::Acquired { slot, fence } => {
                 let lock = Lock::from_prepared(
                     self.store.clone(),
-                    self.slot_names[slot].clone(),
+                    Some(self.slot_names[slot].clone()),
                     Arc::clone(&self.slots[slot]),
                     owner,
                     self.ttl,

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use conc_core::time::{Clock, CoarseClock};
+use conc_core::time::CoarseClock;
 use tokio::task::JoinHandle;
 
 use crate::{Fence, Lock, LockBackend, LockError, Owner};
@@ -44,9 +44,10 @@ pub struct LockGuard<B: LockBackend> {
     // move through the futures that return and release it.
     keep_alive: Option<Box<KeepAlive>>,
     released: bool,
-    /// When the hold was taken, on the coarse clock (one atomic load), for
-    /// the `conc.lock.hold` histogram.
-    acquired_at: Instant,
+    /// When the hold was taken, as the coarse clock's time since its origin
+    /// (one atomic load, no `Instant` arithmetic), for the `conc.lock.hold`
+    /// histogram.
+    acquired_at: Duration,
 }
 
 /// The background task of [`LockGuard::keep_alive`].
@@ -59,12 +60,12 @@ struct KeepAlive {
 impl<B: LockBackend> LockGuard<B> {
     pub(crate) fn new(lock: Lock<B>, fence: Fence) -> Self {
         lock.store().counters().acquired();
-        let acquired_at = CoarseClock::global().now();
+        let acquired_at = CoarseClock::global().elapsed();
         Self { lock, fence, keep_alive: None, released: false, acquired_at }
     }
 
     fn held(&self) -> Duration {
-        CoarseClock::global().now().saturating_duration_since(self.acquired_at)
+        CoarseClock::global().elapsed().saturating_sub(self.acquired_at)
     }
 
     /// The fencing token of this hold.
@@ -92,8 +93,11 @@ impl<B: LockBackend> LockGuard<B> {
     pub async fn release(mut self) -> Result<(), LockError> {
         self.stop_keep_alive();
         let backend = self.lock.store().backend();
-        let released =
-            backend.release_hold(self.lock.prepared(), self.lock.owner(), self.fence).await;
+        let (prepared, owner) = (self.lock.prepared(), self.lock.owner());
+        let released = match backend.release_hold_ready(prepared, owner, self.fence) {
+            Some(released) => released,
+            None => backend.release_hold(prepared, owner, self.fence).await,
+        };
         // Only now: a release future dropped during the round trip leaves the
         // guard to release on drop. Both releases name this hold's fence, so
         // neither can free a later hold of the same owner.

@@ -75,6 +75,7 @@ mod fence;
 mod funnel;
 mod guard;
 mod lock;
+mod loom;
 mod memory;
 mod metrics;
 mod name;

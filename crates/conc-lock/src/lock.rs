@@ -44,7 +44,9 @@ pub struct Lock<B: LockBackend> {
 
 struct Inner<B: LockBackend> {
     store: LockStore<B>,
-    name: LockName,
+    /// The name, unless the backend's prepared state keeps it
+    /// ([`LockBackend::name_of`]).
+    name: Option<LockName>,
     prepared: Arc<B::Prepared>,
     owner: Owner,
     ttl: Duration,
@@ -53,7 +55,7 @@ struct Inner<B: LockBackend> {
 impl<B: LockBackend> Lock<B> {
     pub(crate) fn from_prepared(
         store: LockStore<B>,
-        name: LockName,
+        name: Option<LockName>,
         prepared: Arc<B::Prepared>,
         owner: Owner,
         ttl: Duration,
@@ -63,7 +65,11 @@ impl<B: LockBackend> Lock<B> {
 
     /// The lock's name.
     pub fn name(&self) -> &str {
-        self.inner.name.as_str()
+        let inner = &*self.inner;
+        match &inner.name {
+            Some(name) => name.as_str(),
+            None => B::name_of(&inner.prepared).unwrap_or_default(),
+        }
     }
 
     /// The owner this handle acts as.
@@ -85,7 +91,12 @@ impl<B: LockBackend> Lock<B> {
         // Not through `attempt`: one future less to build and move on the
         // uncontended path.
         let inner = &*self.inner;
-        match inner.store.backend().acquire(&inner.prepared, &inner.owner, inner.ttl).await? {
+        let backend = inner.store.backend();
+        let acquisition = match backend.acquire_ready(&inner.prepared, &inner.owner, inner.ttl) {
+            Some(acquisition) => acquisition?,
+            None => backend.acquire(&inner.prepared, &inner.owner, inner.ttl).await?,
+        };
+        match acquisition {
             Acquisition::Acquired(fence) => Ok(Some(LockGuard::new(self.clone(), fence))),
             Acquisition::Busy { .. } => {
                 inner.store.counters().contended();
@@ -222,7 +233,7 @@ impl<B: LockBackend> Clone for Lock<B> {
 impl<B: LockBackend> fmt::Debug for Lock<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
-            .field("name", &self.inner.name)
+            .field("name", &self.name())
             .field("owner", &self.inner.owner)
             .field("ttl", &self.inner.ttl)
             .finish_non_exhaustive()

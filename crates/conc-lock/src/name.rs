@@ -43,7 +43,10 @@ pub(crate) fn check(name: &str) -> Result<(), LockError> {
         "must not be empty"
     } else if name.len() > MAX_NAME_LEN {
         "must be at most 512 bytes"
-    } else if name.chars().any(char::is_control) {
+    // Printable ASCII, the usual name, skips decoding the characters.
+    } else if !name.bytes().all(|byte| (0x20..0x7f).contains(&byte))
+        && name.chars().any(char::is_control)
+    {
         "must not contain control characters"
     } else {
         return Ok(());

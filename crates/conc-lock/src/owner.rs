@@ -13,6 +13,17 @@ use crate::LockError;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The two hex digits of every byte: a random token's text is 16 lookups.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut pairs = [[0_u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
+
 /// The splitmix64 increment: odd, so the counter cycles through all 2^64 values.
 const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -38,6 +49,22 @@ fn seed() -> (u64, u64) {
     (half(0), half(1))
 }
 
+/// The bits of `token` when it is exactly 32 lowercase hex digits, the text
+/// of a random token.
+fn hex_bits(token: &str) -> Option<u128> {
+    if token.len() != 32 {
+        return None;
+    }
+    token.bytes().try_fold(0_u128, |bits, digit| {
+        let value = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            _ => return None,
+        };
+        Some((bits << 4) | u128::from(value))
+    })
+}
+
 /// The longest owner token accepted, in bytes.
 pub const MAX_OWNER_LEN: usize = 128;
 
@@ -49,7 +76,8 @@ pub const MAX_OWNER_LEN: usize = 128;
 /// it, say) can act for the holder through
 /// [`LockStore::restore`](crate::LockStore::restore).
 ///
-/// Cloning is cheap: a random token is 32 bytes kept inline, a given one is
+/// Cloning is cheap: a random token is kept inline (its 128 bits and their
+/// 32 hex digits), a given one is
 /// shared behind a reference count.
 ///
 /// # Examples
@@ -73,10 +101,11 @@ impl Eq for Owner {}
 
 #[derive(Clone)]
 enum Repr {
-    /// A token from [`Owner::random`]: ASCII hex digits, copied without
-    /// touching a shared reference count (the in-memory backend stores a
-    /// clone with every hold).
-    Random([u8; 32]),
+    /// A token from [`Owner::random`] (or given as 32 lowercase hex
+    /// digits): its 128 bits as two halves (8-byte aligned, so an owner
+    /// stays 56 bytes), which the in-memory backend stores with a hold in
+    /// two atomic words, and their text.
+    Random([u64; 2], [u8; 32]),
     /// A token given to [`Owner::new`].
     Given(Arc<str>),
 }
@@ -84,9 +113,27 @@ enum Repr {
 impl Owner {
     fn bytes(&self) -> &[u8] {
         match &self.0 {
-            Repr::Random(bytes) => bytes,
+            Repr::Random(_, bytes) => bytes,
             Repr::Given(text) => text.as_bytes(),
         }
+    }
+
+    /// The 128 bits of a random token (and of a given one that is 32
+    /// lowercase hex digits); `None` for other given tokens.
+    pub(crate) fn bits(&self) -> Option<u128> {
+        match &self.0 {
+            Repr::Random([high, low], _) => Some(u128::from(*high) << 64 | u128::from(*low)),
+            Repr::Given(_) => None,
+        }
+    }
+
+    /// The token whose [`bits`](Self::bits) are `bits`.
+    pub(crate) fn from_bits(bits: u128) -> Self {
+        let mut text = [0_u8; 32];
+        for (pair, byte) in text.chunks_exact_mut(2).zip(bits.to_be_bytes()) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+        }
+        Self(Repr::Random([(bits >> 64) as u64, bits as u64], text))
     }
 }
 
@@ -102,7 +149,7 @@ impl PartialEq for Owner {
         match (&self.0, &other.0) {
             // The common case (a holder's token against the stored copy),
             // compared inline.
-            (Repr::Random(a), Repr::Random(b)) => a == b,
+            (Repr::Random(a, _), Repr::Random(b, _)) => a == b,
             // By the text otherwise: a token given to `Owner::new` equals the
             // random token it was copied from.
             _ => self.bytes() == other.bytes(),
@@ -134,12 +181,7 @@ impl Owner {
             // thread's counter; `key` sets this thread apart from others.
             (mix(counter), mix(counter ^ key))
         });
-        let bits = (u128::from(high) << 64) | u128::from(low);
-        let mut text = [0_u8; 32];
-        for (i, digit) in text.iter_mut().enumerate() {
-            *digit = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
-        }
-        Self(Repr::Random(text))
+        Self::from_bits((u128::from(high) << 64) | u128::from(low))
     }
 
     /// An owner token with a known value, to act for a holder elsewhere.
@@ -161,14 +203,19 @@ impl Owner {
         };
         match reason {
             Some(reason) => Err(ConfigError::new("owner", token, reason).into()),
-            None => Ok(Self(Repr::Given(Arc::from(token)))),
+            // The text of a random token is kept as its bits, so it equals
+            // (and is stored like) the token it was copied from.
+            None => match hex_bits(&token) {
+                Some(bits) => Ok(Self::from_bits(bits)),
+                None => Ok(Self(Repr::Given(Arc::from(token)))),
+            },
         }
     }
 
     /// The token as text.
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            Repr::Random(bytes) => {
+            Repr::Random(_, bytes) => {
                 std::str::from_utf8(bytes).unwrap_or_else(|_| unreachable!("hex digits are ASCII"))
             }
             Repr::Given(text) => text,

@@ -112,9 +112,11 @@ impl<B: LockBackend> LockStore<B> {
         name::check(name)?;
         let ttl = ttl::validate(ttl)?;
         let prepared = self.inner.backend.prepare(name);
-        // The backend's copy of the name when it keeps one: no second copy.
-        let name = B::prepared_name(&prepared)
-            .map_or_else(|| LockName::new(name), |shared| Ok(LockName::from_checked(shared)))?;
+        // No copy of the name when the backend keeps one.
+        let name = match B::name_of(&prepared) {
+            Some(_) => None,
+            None => Some(LockName::from_checked(Arc::from(name))),
+        };
         Ok(Lock::from_prepared(self.clone(), name, prepared, owner, ttl))
     }
 

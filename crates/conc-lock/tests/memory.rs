@@ -49,6 +49,14 @@ fn manual() -> (ManualStore, ManualClock) {
     (LockStore::new(MemoryBackend::builder().clock(clock.clone()).build()), clock)
 }
 
+/// A store on a manual clock that keeps no idle slot (so the sweep bound
+/// below holds whatever the clock says).
+fn sweeping() -> (ManualStore, ManualClock) {
+    let clock = ManualClock::new();
+    let backend = MemoryBackend::builder().clock(clock.clone()).keep_idle(Duration::ZERO).build();
+    (LockStore::new(backend), clock)
+}
+
 const NANO: Duration = Duration::from_nanos(1);
 
 /// One nanosecond less than `d`.
@@ -194,7 +202,7 @@ const MIN_SWEEP_AT: usize = 64;
 #[tokio::test]
 async fn memory_stays_bounded() {
     const NAMES: usize = 10_000;
-    let (store, clock) = manual();
+    let (store, clock) = sweeping();
     let backend = store.backend();
     let bound = MIN_SWEEP_AT * shards(backend);
     let ttl = Duration::from_secs(60);
@@ -261,7 +269,7 @@ async fn memory_stays_bounded() {
 /// sweep bound remains.
 #[tokio::test]
 async fn memory_after_keyed_use_is_within_the_sweep_bound() {
-    let (store, clock) = manual();
+    let (store, clock) = sweeping();
     let backend = store.backend();
     let bound = MIN_SWEEP_AT * shards(backend);
     let mut created = 0;
@@ -282,6 +290,42 @@ async fn memory_after_keyed_use_is_within_the_sweep_bound() {
     }
 }
 
+/// Keyed code cycling through a working set of names finds their slots
+/// again while they were used within `keep_idle` (fences go on from the
+/// same slot); once idle for longer they are swept like any other.
+#[tokio::test]
+async fn recently_used_names_keep_their_slots() {
+    const NAMES: usize = 5_000;
+    let (store, clock) = manual();
+    let backend = store.backend();
+    let bound = MIN_SWEEP_AT * shards(backend);
+    let ttl = Duration::from_secs(60);
+    for round in 1..=3 {
+        for i in 0..NAMES {
+            let lock = store.lock(format!("working:{i}"), ttl).unwrap();
+            let guard = lock.get().await.unwrap().unwrap();
+            assert_eq!(guard.fence().get(), round, "the same slot, round {round}");
+            guard.release().await.unwrap();
+        }
+        assert!(backend.len() >= NAMES, "kept: {}", backend.len());
+        clock.advance(Duration::from_millis(300));
+    }
+    // Idle for a second now: new names sweep them.
+    clock.advance(Duration::from_secs(1));
+    for i in 0..3 * NAMES {
+        assert_eq!(store.owner_of(format!("fresh:{i}")).await.unwrap(), None);
+    }
+    clock.advance(Duration::from_secs(2));
+    for i in 0..3 * NAMES {
+        assert_eq!(store.owner_of(format!("later:{i}")).await.unwrap(), None);
+    }
+    let len = backend.len();
+    assert!(len <= bound + 3 * NAMES, "{len} slots (bound {bound} + the last names)");
+    let guard = store.lock("working:0", ttl).unwrap().get().await.unwrap().unwrap();
+    assert!(guard.fence().get() > 3, "fences grow across the sweep");
+    guard.release().await.unwrap();
+}
+
 /// Many tasks on many names, with fresh names forcing sweeps all the while:
 /// never two holders of one name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -289,7 +333,7 @@ async fn sweeping_under_contention_keeps_exclusion() {
     const NAMES: usize = 16;
     const TASKS: usize = 8;
     const ROUNDS: usize = 300;
-    let (store, _clock) = manual();
+    let (store, _clock) = sweeping();
     let inside: Arc<[AtomicUsize]> = (0..NAMES).map(|_| AtomicUsize::new(0)).collect();
     let mut tasks = Vec::new();
     for task in 0..TASKS {

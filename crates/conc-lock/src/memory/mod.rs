@@ -12,7 +12,6 @@ use std::time::Duration;
 use conc_core::time::{Clock, CoarseClock, Timeline, saturating_nanos};
 
 use hash::NameHash;
-use slot::Hold;
 pub use slot::MemorySlot;
 
 use crate::{Acquisition, Fence, LockBackend, LockError, Owner};
@@ -21,10 +20,12 @@ use crate::{Acquisition, Fence, LockBackend, LockError, Owner};
 ///
 /// Names are spread over shards, each with its own small map, so threads
 /// working on different names rarely meet. A lock handle keeps its name's
-/// slot, so acquiring and releasing through a handle takes one uncontended
-/// mutex and never looks the name up again. Slots nobody holds and no handle
-/// refers to are removed as the map grows, so memory stays proportional to
-/// the names in use. Fences come from a counter in the slot; the shard keeps
+/// slot, so acquiring and releasing through a handle is one atomic
+/// compare-and-swap on the slot each, and never looks the name up again.
+/// Slots nobody holds, no handle refers to and no handle was made for in the
+/// last second ([`keep_idle`](MemoryBackendBuilder::keep_idle)) are removed
+/// as the map grows, so memory stays proportional to the names in use.
+/// Fences come from a counter in the slot; the shard keeps
 /// the highest fence of the slots it removed and new slots continue above it,
 /// so fences only grow per name even across removal.
 ///
@@ -56,6 +57,8 @@ pub struct MemoryBackend<C: Clock = CoarseClock> {
     /// the names of one shard spread over its buckets.
     hasher: NameHash,
     time: Timeline<C>,
+    /// [`MemoryBackendBuilder::keep_idle`], in nanoseconds.
+    keep_idle: u64,
 }
 
 /// Builds a [`MemoryBackend`]; see [`MemoryBackend::builder`].
@@ -73,13 +76,35 @@ pub struct MemoryBackend<C: Clock = CoarseClock> {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct MemoryBackendBuilder<C = CoarseClock> {
     clock: C,
+    keep_idle: Duration,
 }
 
 impl<C: Clock> MemoryBackendBuilder<C> {
     /// The clock holds expire on. Defaults to the process-wide
     /// [`CoarseClock`] (expiry accurate to about a millisecond).
     pub fn clock<C2: Clock>(self, clock: C2) -> MemoryBackendBuilder<C2> {
-        MemoryBackendBuilder { clock }
+        MemoryBackendBuilder { clock, keep_idle: self.keep_idle }
+    }
+
+    /// How long the slot of a name nobody holds and no handle refers to is
+    /// kept after a handle on it was last made, so that keyed code cycling
+    /// through a working set of names (a new handle per use) finds their
+    /// slots instead of making them again. Slots idle for longer are removed
+    /// as the map grows; `Duration::ZERO` removes every unused slot then.
+    ///
+    /// Defaults to 1 second.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_lock::MemoryBackend;
+    ///
+    /// let backend = MemoryBackend::builder().keep_idle(Duration::ZERO).build();
+    /// assert!(backend.is_empty());
+    /// ```
+    pub fn keep_idle(self, keep_idle: Duration) -> Self {
+        Self { keep_idle, ..self }
     }
 
     /// Builds the backend (nothing here can be invalid).
@@ -95,7 +120,12 @@ impl<C: Clock> MemoryBackendBuilder<C> {
                 }),
             })
             .collect();
-        MemoryBackend { shards, hasher: NameHash::random(), time: Timeline::new(self.clock) }
+        MemoryBackend {
+            shards,
+            hasher: NameHash::random(),
+            time: Timeline::new(self.clock),
+            keep_idle: saturating_nanos(self.keep_idle),
+        }
     }
 }
 
@@ -112,6 +142,9 @@ struct Slots {
     removed_fence: u64,
 }
 
+/// [`MemoryBackendBuilder::keep_idle`]'s default.
+const DEFAULT_KEEP_IDLE: Duration = Duration::from_secs(1);
+
 /// The smallest map size that triggers a sweep.
 const MIN_SWEEP_AT: usize = 64;
 
@@ -124,7 +157,7 @@ impl MemoryBackend<CoarseClock> {
     /// A builder: the process-wide coarse clock unless
     /// [`clock`](MemoryBackendBuilder::clock) says otherwise.
     pub fn builder() -> MemoryBackendBuilder<CoarseClock> {
-        MemoryBackendBuilder { clock: CoarseClock::global().clone() }
+        MemoryBackendBuilder { clock: CoarseClock::global().clone(), keep_idle: DEFAULT_KEEP_IDLE }
     }
 }
 
@@ -146,6 +179,15 @@ impl<C: Clock> MemoryBackend<C> {
         self.len() == 0
     }
 
+    #[inline]
+    fn acquire_now(&self, slot: &MemorySlot, owner: &Owner, ttl: Duration) -> Acquisition {
+        let now = self.time.now();
+        match slot.acquire(owner, now, now.saturating_add(saturating_nanos(ttl))) {
+            Ok(fence) => Acquisition::Acquired(fence),
+            Err(left) => Acquisition::Busy { retry_after: Some(Duration::from_nanos(left)) },
+        }
+    }
+
     fn shard_of(&self, name: &str) -> usize {
         // The shard count is a power of two.
         (self.hasher.hash_one(name) as usize) & (self.shards.len() - 1)
@@ -163,17 +205,19 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
 
     fn prepare(&self, name: &str) -> Arc<MemorySlot> {
         let shard_index = self.shard_of(name);
+        let now = self.time.now();
         let mut slots = lock(&self.shards[shard_index].slots);
         if let Some(slot) = slots.by_name.get(name) {
+            slot.touch(now);
             return Arc::clone(slot);
         }
         if slots.by_name.len() >= slots.sweep_at {
-            let now = self.time.now();
             let Slots { by_name, sweep_at, removed_fence } = &mut *slots;
+            let keep_idle = self.keep_idle;
             // A slot only this map refers to cannot gain a handle while the
             // shard is locked, since handles are made here.
             by_name.retain(|_, slot| {
-                if Arc::strong_count(slot) > 1 {
+                if Arc::strong_count(slot) > 1 || now.saturating_sub(slot.touched()) < keep_idle {
                     return true;
                 }
                 match slot.removable(now) {
@@ -188,6 +232,7 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         }
         let name: Arc<str> = Arc::from(name);
         let slot = Arc::new(MemorySlot::new(Arc::clone(&name), slots.removed_fence));
+        slot.touch(now);
         slots.by_name.insert(name, Arc::clone(&slot));
         slot
     }
@@ -196,26 +241,26 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         Some(slot.name())
     }
 
+    fn name_of(slot: &MemorySlot) -> Option<&str> {
+        Some(slot.name_str())
+    }
+
+    fn acquire_ready(
+        &self,
+        slot: &MemorySlot,
+        owner: &Owner,
+        ttl: Duration,
+    ) -> Option<Result<Acquisition, LockError>> {
+        Some(Ok(self.acquire_now(slot, owner, ttl)))
+    }
+
     async fn acquire(
         &self,
         slot: &MemorySlot,
         owner: &Owner,
         ttl: Duration,
     ) -> Result<Acquisition, LockError> {
-        let now = self.time.now();
-        let mut state = slot.state();
-        if let Some(current) = state.hold.as_ref().filter(|current| current.expires_at > now) {
-            return Ok(Acquisition::Busy {
-                retry_after: Some(Duration::from_nanos(current.expires_at - now)),
-            });
-        }
-        let fence = state.next_fence();
-        state.hold = Some(Hold {
-            owner: owner.clone(),
-            fence,
-            expires_at: now.saturating_add(saturating_nanos(ttl)),
-        });
-        Ok(Acquisition::Acquired(fence))
+        Ok(self.acquire_now(slot, owner, ttl))
     }
 
     async fn release(&self, slot: &MemorySlot, owner: &Owner) -> Result<bool, LockError> {
@@ -229,29 +274,24 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         ttl: Duration,
     ) -> Result<bool, LockError> {
         let now = self.time.now();
-        let mut state = slot.state();
-        match state.hold.as_mut() {
-            Some(current) if current.expires_at > now && current.owner == *owner => {
-                current.expires_at = now.saturating_add(saturating_nanos(ttl));
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(slot.extend(owner, now, now.saturating_add(saturating_nanos(ttl))))
     }
 
     async fn owner(&self, slot: &MemorySlot) -> Result<Option<Owner>, LockError> {
-        let now = self.time.now();
-        Ok(slot
-            .state()
-            .hold
-            .as_ref()
-            .filter(|current| current.expires_at > now)
-            .map(|current| current.owner.clone()))
+        Ok(slot.owner(self.time.now()))
     }
 
     async fn force_release(&self, slot: &MemorySlot) -> Result<bool, LockError> {
-        let now = self.time.now();
-        Ok(slot.state().hold.take().is_some_and(|current| current.expires_at > now))
+        Ok(slot.force_release(self.time.now()))
+    }
+
+    fn release_hold_ready(
+        &self,
+        slot: &MemorySlot,
+        owner: &Owner,
+        fence: Fence,
+    ) -> Option<Result<bool, LockError>> {
+        Some(Ok(slot.release(owner, Some(fence), self.time.now())))
     }
 
     async fn release_hold(
