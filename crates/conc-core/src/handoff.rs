@@ -16,10 +16,12 @@
 //! `conc-pipeline`'s spawned stages and `conc-fan`'s fan-out results travel
 //! through it.
 //!
-//! The queue ends when every sender is gone and nothing is left; a sender
-//! that calls [`Sender::finish`] first marks the end as complete, so the
-//! receiver can tell a finished producer from one that died
-//! ([`Receiver::is_finished`]).
+//! The queue ends when every sender is gone and nothing is left. A producer
+//! that calls [`Sender::finish`] before it drops its sender marks the end as
+//! complete, so the receiver can tell a producer that finished from one that
+//! died ([`Receiver::is_finished`]). The mark is one flag for the whole queue:
+//! with several senders, call it once all of them are done (for instance from
+//! the last one), or have each producer report its own end in its items.
 //!
 //! # Examples
 //!
@@ -221,9 +223,9 @@ impl<T> Sender<T> {
         Poll::Ready(Ok(()))
     }
 
-    /// Marks the queue's end as complete: once every sender is gone and the
-    /// items are taken, [`Receiver::is_finished`] says so (without it the
-    /// end means the senders were dropped, say by a panic).
+    /// Marks the queue's end as complete (one flag for the whole queue, set
+    /// by any sender): [`Receiver::is_finished`] says so from now on. An end
+    /// without it means the senders were dropped, say by a panic.
     ///
     /// # Examples
     ///

@@ -95,6 +95,30 @@ fn loom_success_shortcut_never_hides_a_failure() {
     });
 }
 
+/// The same race in the closed state, where the success's record is decided
+/// inline before the window is reached: the failure is counted and, below the
+/// threshold, the breaker stays closed.
+#[test]
+fn loom_closed_success_shortcut_never_hides_a_failure() {
+    loom::model(|| {
+        let breaker = breaker(2, 1);
+        breaker
+            .update(|config| {
+                config.failure_rate_threshold(1.0);
+            })
+            .unwrap();
+        breaker.try_acquire().unwrap().success();
+        breaker.try_acquire().unwrap().success();
+        let other = breaker.clone();
+        let failing = thread::spawn(move || other.try_acquire().unwrap().failure());
+        breaker.try_acquire().unwrap().success();
+        failing.join().unwrap();
+        let metrics = breaker.metrics();
+        assert_eq!((metrics.calls, metrics.failed_calls), (2, 1));
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    });
+}
+
 /// Three callers race for two half-open probe slots: at most two are admitted,
 /// and a dropped probe's slot is reusable.
 #[test]
