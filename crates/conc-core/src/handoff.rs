@@ -7,7 +7,9 @@
 //! receiver on an empty queue, a sender on a full one — so while both sides
 //! are busy nobody is woken, and while the receiver waits for its wake-up the
 //! senders keep filling the queue: the hand-off batches itself under load,
-//! even when items are sent one at a time.
+//! even when items are sent one at a time. A producer that knows more items
+//! are ready can also hold the wake-up back ([`Sender::send_deferred`], then
+//! [`Sender::flush`]), so the consumer is woken once for many items.
 //!
 //! It is a `VecDeque` behind a mutex that each side holds for a few
 //! instructions; no user code runs under it. A channel that counts every item
@@ -166,7 +168,56 @@ impl<T> Sender<T> {
     /// # });
     /// ```
     pub async fn send(&self, items: &mut Vec<T>) -> Result<(), Closed> {
-        poll_fn(|cx| self.poll_send(cx, items.len(), |queue| queue.extend(items.drain(..)))).await
+        poll_fn(|cx| self.poll_send(cx, items.len(), true, |queue| queue.extend(items.drain(..))))
+            .await
+    }
+
+    /// Like [`send`](Self::send), but a receiver waiting for items is not
+    /// woken yet: call [`flush`](Self::flush) when nothing more is coming at
+    /// once. A producer with more items ready wakes the receiver once for
+    /// many of them. (A full queue wakes the receiver anyway, and so does the
+    /// last sender going away.)
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] when the receiver is gone; the items stay in `items`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_core::handoff;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let (sender, _receiver) = handoff::channel::<u32>(64);
+    /// for n in 0..10 {
+    ///     sender.send_deferred(&mut vec![n]).await.unwrap();
+    /// }
+    /// sender.flush(); // one wake-up for the ten
+    /// # });
+    /// ```
+    pub async fn send_deferred(&self, items: &mut Vec<T>) -> Result<(), Closed> {
+        poll_fn(|cx| self.poll_send(cx, items.len(), false, |queue| queue.extend(items.drain(..))))
+            .await
+    }
+
+    /// Wakes the receiver if it is waiting and items are queued (after
+    /// [`send_deferred`](Self::send_deferred)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use conc_core::handoff;
+    ///
+    /// let (sender, _receiver) = handoff::channel::<u32>(4);
+    /// sender.flush(); // nothing queued, nobody woken
+    /// ```
+    pub fn flush(&self) {
+        let mut state = self.shared.lock();
+        let receiver = if state.items.is_empty() { None } else { state.receiver.take() };
+        drop(state);
+        if let Some(receiver) = receiver {
+            receiver.wake();
+        }
     }
 
     /// Appends one item, once the queue has room for it.
@@ -188,7 +239,7 @@ impl<T> Sender<T> {
     pub async fn send_one(&self, item: T) -> Result<(), Closed> {
         let mut item = Some(item);
         poll_fn(|cx| {
-            self.poll_send(cx, 1, |queue| {
+            self.poll_send(cx, 1, true, |queue| {
                 if let Some(item) = item.take() {
                     queue.push_back(item);
                 }
@@ -201,6 +252,7 @@ impl<T> Sender<T> {
         &self,
         cx: &mut Context<'_>,
         count: usize,
+        wake: bool,
         append: impl FnOnce(&mut VecDeque<T>),
     ) -> Poll<Result<(), Closed>> {
         let mut state = self.shared.lock();
@@ -212,10 +264,16 @@ impl<T> Sender<T> {
             if !state.waiting.iter().any(|waker| waker.will_wake(cx.waker())) {
                 state.waiting.push(cx.waker().clone());
             }
+            // A full queue must reach the receiver, deferred or not.
+            let receiver = state.receiver.take();
+            drop(state);
+            if let Some(receiver) = receiver {
+                receiver.wake();
+            }
             return Poll::Pending;
         }
         append(&mut state.items);
-        let receiver = state.receiver.take();
+        let receiver = if wake { state.receiver.take() } else { None };
         drop(state);
         if let Some(receiver) = receiver {
             receiver.wake();
@@ -252,7 +310,12 @@ impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.senders -= 1;
-        let receiver = if state.senders == 0 { state.receiver.take() } else { None };
+        // The last sender ends the queue; any sender may leave deferred items.
+        let receiver = if state.senders == 0 || !state.items.is_empty() {
+            state.receiver.take()
+        } else {
+            None
+        };
         drop(state);
         if let Some(receiver) = receiver {
             receiver.wake();
@@ -445,6 +508,48 @@ mod tests {
         assert_eq!(third.as_mut().poll(&mut sender_cx), Poll::Ready(Ok(())));
         assert_eq!(receiver.poll_take(&mut receiver_cx, &mut taken), Poll::Ready(true));
         assert_eq!(taken, [1, 2, 3], "appended behind what was not handed out yet");
+    }
+
+    /// Deferred sends leave a waiting receiver asleep until a flush, a full
+    /// queue or a sender leaving with items queued wakes it.
+    #[test]
+    fn deferred_sends_wake_the_receiver_once() {
+        let (sender, mut receiver) = channel::<u32>(3);
+        let (woken, waker) = flag();
+        let mut cx = Context::from_waker(&waker);
+        let mut taken = VecDeque::new();
+        assert!(receiver.poll_take(&mut cx, &mut taken).is_pending());
+        let mut noop = Context::from_waker(Waker::noop());
+        for n in 0..2 {
+            let sent = std::pin::pin!(sender.send_deferred(&mut vec![n])).poll(&mut noop);
+            assert_eq!(sent, Poll::Ready(Ok(())));
+        }
+        assert!(!woken.0.load(Ordering::SeqCst), "deferred: not woken yet");
+        sender.flush();
+        assert!(woken.0.swap(false, Ordering::SeqCst), "the flush wakes it");
+        assert_eq!(receiver.poll_take(&mut cx, &mut taken), Poll::Ready(true));
+        assert_eq!(taken, [0, 1]);
+
+        // A full queue wakes the receiver even for deferred sends.
+        taken.clear();
+        assert!(receiver.poll_take(&mut cx, &mut taken).is_pending());
+        let mut three = vec![2, 3, 4];
+        assert!(std::pin::pin!(sender.send_deferred(&mut three)).poll(&mut noop).is_ready());
+        assert!(!woken.0.load(Ordering::SeqCst));
+        let mut four = vec![5];
+        assert!(std::pin::pin!(sender.send_deferred(&mut four)).poll(&mut noop).is_pending());
+        assert!(woken.0.swap(false, Ordering::SeqCst), "a sender waiting for room wakes it");
+        assert_eq!(receiver.poll_take(&mut cx, &mut taken), Poll::Ready(true));
+
+        // A sender that leaves with deferred items wakes it, even if others stay.
+        taken.clear();
+        assert!(receiver.poll_take(&mut cx, &mut taken).is_pending());
+        let other = sender.clone();
+        assert!(std::pin::pin!(other.send_deferred(&mut vec![6])).poll(&mut noop).is_ready());
+        drop(other);
+        assert!(woken.0.load(Ordering::SeqCst), "the leaving sender wakes it");
+        assert_eq!(receiver.poll_take(&mut cx, &mut taken), Poll::Ready(true));
+        assert_eq!(taken, [6]);
     }
 
     /// A batch larger than the capacity goes in whole into an empty queue,

@@ -19,6 +19,10 @@ use crate::slot::{Gone, Slot};
 /// A batch is allocated for at most this many items up front.
 const PREALLOCATE: usize = 64;
 
+/// While the upstream keeps items ready, the next stage is woken at least
+/// once per this many items handed over.
+const FLUSH_EVERY: usize = 32;
+
 /// Spawns `upstream` on the current runtime and returns the receiving end.
 pub(crate) fn spawn_boundary<T: Send + 'static>(
     stage: Arc<str>,
@@ -34,8 +38,9 @@ pub(crate) fn spawn_boundary<T: Send + 'static>(
     let (sender, queue) = handoff::channel(buffer.max(batch));
     let task = runtime.spawn(async move {
         let mut items = Vec::with_capacity(batch.min(PREALLOCATE));
-        loop {
-            let Some(first) = upstream.next().await else { break };
+        let mut unflushed = 0;
+        let mut next = upstream.next().await;
+        while let Some(first) = next {
             items.push(first);
             let mut ended = false;
             while items.len() < batch {
@@ -48,14 +53,32 @@ pub(crate) fn spawn_boundary<T: Send + 'static>(
                     Poll::Pending => break,
                 }
             }
-            if sender.send(&mut items).await.is_err() {
+            unflushed += items.len();
+            if sender.send_deferred(&mut items).await.is_err() {
                 return;
             }
             if ended {
                 break;
             }
+            // The next stage is woken once nothing more is ready, or every
+            // `FLUSH_EVERY` items while more keep coming.
+            next = match futures::poll!(upstream.next()) {
+                Poll::Ready(item) => {
+                    if unflushed >= FLUSH_EVERY {
+                        sender.flush();
+                        unflushed = 0;
+                    }
+                    item
+                }
+                Poll::Pending => {
+                    sender.flush();
+                    unflushed = 0;
+                    upstream.next().await
+                }
+            };
         }
         sender.finish();
+        // Dropping the sender wakes the next stage for what is left.
     });
     HandOff { stage, queue, current: VecDeque::new(), task, done: false }.boxed()
 }

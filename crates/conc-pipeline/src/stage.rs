@@ -237,7 +237,9 @@ impl<In, Out> Stage<In, Out> {
     /// The task sends what it has as soon as the stage has nothing more ready,
     /// so batching adds no wait: under load it turns up to this many queue
     /// operations into one. The hand-off queue holds at most
-    /// `max(1, buffer, hand_off_batch)` items (a batch is never split).
+    /// `max(1, buffer, hand_off_batch)` items (a batch is never split). The
+    /// next stage is woken once nothing more is ready, or every 32 items
+    /// while more keep coming.
     pub fn hand_off_batch(mut self, items: usize) -> Self {
         self.config.hand_off_batch = items;
         self
