@@ -52,24 +52,38 @@ fn loom_concurrent_failures_open_exactly_once() {
     });
 }
 
+/// A breaker of `window` calls that fails only at a failure rate of 100 %.
+fn tolerant(window: u32) -> CircuitBreaker {
+    let breaker = breaker(window, 1);
+    breaker
+        .update(|config| {
+            config.failure_rate_threshold(1.0);
+        })
+        .unwrap();
+    breaker
+}
+
+/// Records `successes` successes, then races one more success on this
+/// thread against a failure on another.
+fn race_success_and_failure(breaker: &CircuitBreaker, successes: usize) {
+    for _ in 0..successes {
+        breaker.try_acquire().unwrap().success();
+    }
+    let other = breaker.clone();
+    let failing = thread::spawn(move || other.try_acquire().unwrap().failure());
+    breaker.try_acquire().unwrap().success();
+    failing.join().unwrap();
+}
+
 /// A success and a failure racing into a window whose slot they both
 /// overwrite leave totals that match the slots.
 #[test]
 fn loom_overwriting_records_keep_totals_exact() {
     loom::model(|| {
-        let breaker = breaker(1, 1);
-        breaker
-            .update(|config| {
-                config.failure_rate_threshold(1.0);
-            })
-            .unwrap();
+        let breaker = tolerant(1);
         breaker.disable();
         breaker.metrics_only();
-        breaker.try_acquire().unwrap().success();
-        let other = breaker.clone();
-        let failing = thread::spawn(move || other.try_acquire().unwrap().failure());
-        breaker.try_acquire().unwrap().success();
-        failing.join().unwrap();
+        race_success_and_failure(&breaker, 1);
         let metrics = breaker.metrics();
         assert_eq!(metrics.calls, 1);
         assert!(metrics.failed_calls <= 1);
@@ -84,12 +98,7 @@ fn loom_success_shortcut_never_hides_a_failure() {
     loom::model(|| {
         let breaker = breaker(2, 1);
         breaker.metrics_only();
-        breaker.try_acquire().unwrap().success();
-        breaker.try_acquire().unwrap().success();
-        let other = breaker.clone();
-        let failing = thread::spawn(move || other.try_acquire().unwrap().failure());
-        breaker.try_acquire().unwrap().success();
-        failing.join().unwrap();
+        race_success_and_failure(&breaker, 2);
         let metrics = breaker.metrics();
         assert_eq!((metrics.calls, metrics.failed_calls), (2, 1));
     });
@@ -101,18 +110,8 @@ fn loom_success_shortcut_never_hides_a_failure() {
 #[test]
 fn loom_closed_success_shortcut_never_hides_a_failure() {
     loom::model(|| {
-        let breaker = breaker(2, 1);
-        breaker
-            .update(|config| {
-                config.failure_rate_threshold(1.0);
-            })
-            .unwrap();
-        breaker.try_acquire().unwrap().success();
-        breaker.try_acquire().unwrap().success();
-        let other = breaker.clone();
-        let failing = thread::spawn(move || other.try_acquire().unwrap().failure());
-        breaker.try_acquire().unwrap().success();
-        failing.join().unwrap();
+        let breaker = tolerant(2);
+        race_success_and_failure(&breaker, 2);
         let metrics = breaker.metrics();
         assert_eq!((metrics.calls, metrics.failed_calls), (2, 1));
         assert_eq!(breaker.state(), BreakerState::Closed);
