@@ -497,8 +497,10 @@ impl AsyncPool {
     /// [`JoinError::Cancelled`](crate::JoinError::Cancelled)).
     pub async fn shutdown_now(&self) -> PoolShutdown<UnstartedFuture> {
         self.engine().core.queue.close();
-        let unstarted = self.engine().drain();
+        let mut unstarted = self.engine().drain();
         let report = self.shutdown(Duration::ZERO).await;
+        // Whatever the second drain finds is handed back too, never dropped.
+        unstarted.extend(report.unstarted);
         PoolShutdown { unstarted, still_running: report.still_running }
     }
 

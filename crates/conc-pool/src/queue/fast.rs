@@ -32,11 +32,30 @@ pub(crate) struct Local<'a, J> {
     victims: RefCell<(u64, Vec<Stealer<Entry<J>>>)>,
 }
 
+/// A worker folds its count of taken entries into `Queue::reserved` every
+/// this many takes. `reserved` only grows with pushes otherwise (a worker's
+/// takes are subtracted from it by `len`), and its count must never carry
+/// into the closed flag: with the folds it stays below the entries queued
+/// plus this many per worker, whatever the number of pushes, on 32-bit
+/// targets too.
+pub(super) const FOLD_EVERY: usize = 1 << 12;
+
 impl<J> Local<'_, J> {
-    /// Counts one entry taken to run (single writer: no locked instruction).
+    /// Counts one entry taken to run (single writer: no locked instruction,
+    /// but for a fold every [`FOLD_EVERY`] takes).
     pub(super) fn count_taken(&self) {
-        let taken = self.taken.load(Ordering::Relaxed);
-        self.taken.store(taken.wrapping_add(1), Ordering::Release);
+        let taken = self.taken.load(Ordering::Relaxed).wrapping_add(1);
+        if taken < FOLD_EVERY {
+            self.taken.store(taken, Ordering::Release);
+            return;
+        }
+        // Under the write lock, as the leaving worker's fold: `len` reads
+        // the counts and `reserved` under the read lock, so it sees the
+        // takes in one place or the other, never in both or neither.
+        let _members =
+            self.queue.stealers.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.queue.reserved.fetch_sub(taken, Ordering::SeqCst);
+        self.taken.store(0, Ordering::Release);
     }
 
     /// Whether work may be waiting where this worker can take it (a hint
@@ -163,24 +182,36 @@ impl<J> Queue<J> {
 
     /// The fast lane: the worker's own deque, a batch from the injector, a
     /// batch stolen from another worker.
+    ///
+    /// A batch that leaves entries in the worker's deque wakes one idle
+    /// worker, if there is one, to steal some. This is what keeps them from
+    /// waiting behind a long task: while the batch is on its way (taken from
+    /// the injector or another deque, not yet in this one) it is in no lane,
+    /// and a worker looking then finds nothing and goes to sleep. The batch
+    /// landing and a worker registering idle pair up (each followed by a
+    /// sequentially consistent fence): either that worker's second look
+    /// finds the batch or this look finds the worker idle.
     pub(super) fn pop_fast(&self, local: Option<&Local<'_, J>>) -> Option<Entry<J>> {
-        if let Some(local) = local
-            && let Some(entry) = local.deque.pop()
-        {
-            return Some(entry);
-        }
-        let from_injector = || match local {
-            Some(local) => self.injector.steal_batch_and_pop(&local.deque),
-            None => self.injector.steal(),
+        let Some(local) = local else {
+            if let Some(entry) = first_steal(|| self.injector.steal()) {
+                return Some(entry);
+            }
+            let stealers = self.read_stealers();
+            return stealers.iter().find_map(|member| first_steal(|| member.stealer.steal()));
         };
-        if let Some(entry) = first_steal(from_injector) {
+        if let Some(entry) = local.deque.pop() {
             return Some(entry);
         }
-        if let Some(local) = local {
-            return local.steal_from_others();
+        let entry = first_steal(|| self.injector.steal_batch_and_pop(&local.deque))
+            .or_else(|| local.steal_from_others())?;
+        if local.deque.is_empty() {
+            return Some(entry);
         }
-        let stealers = self.read_stealers();
-        stealers.iter().find_map(|member| first_steal(|| member.stealer.steal()))
+        fence(Ordering::SeqCst);
+        if self.idle_count.load(Ordering::SeqCst) > 0 {
+            self.wake_one_quietly();
+        }
+        Some(entry)
     }
 }
 

@@ -306,8 +306,19 @@ impl<J> Queue<J> {
         self.wake_ups.store(0, Ordering::Relaxed);
     }
 
-    /// Wakes one idle worker, if one is registered; whether one was.
+    /// Wakes one idle worker, if one is registered, counting it as a wake-up
+    /// for new work; whether one was.
     fn wake_one(&self) -> bool {
+        let woke = self.wake_one_quietly();
+        if woke {
+            self.wake_ups.fetch_add(1, Ordering::Relaxed);
+        }
+        woke
+    }
+
+    /// Wakes one idle worker, if one is registered, without counting it (a
+    /// wake passed on, or one to share a batch); whether one was.
+    fn wake_one_quietly(&self) -> bool {
         let waker = {
             let mut inner = self.lock();
             let waker = inner.idle.pop().map(|(_, waker)| waker);
@@ -316,7 +327,6 @@ impl<J> Queue<J> {
         };
         let woke = waker.is_some();
         if let Some(waker) = waker {
-            self.wake_ups.fetch_add(1, Ordering::Relaxed);
             waker.wake();
         }
         woke
@@ -460,6 +470,15 @@ impl<J> Queue<J> {
     /// (after a sequentially consistent fence) looks again; a push lands its
     /// entry, then (after the same fence) looks for an idle worker. Either
     /// the second look finds the entry or the push finds the worker.
+    ///
+    /// Entries the count has but no lane shows are on their way, and each
+    /// way ends with a look for an idle worker after the same kind of fence:
+    /// a push landing its entry, a batch put into a worker's deque (see
+    /// `pop_fast`), a leaving worker's deque handed back. So a worker that
+    /// misses them here sleeps only if it will be woken for them. A worker
+    /// whose registration a push took (to wake it) after it had found other
+    /// work passes that wake on to another idle worker, so the pushed entry
+    /// does not wait for this one to finish its task.
     pub(crate) fn pop_or_register_local(
         &self,
         id: usize,
@@ -479,7 +498,11 @@ impl<J> Queue<J> {
         }
         fence(Ordering::SeqCst);
         if let Some(entry) = self.pop_local(local) {
-            self.unregister(id);
+            if !self.unregister(id) {
+                // A push (or a batch) took this registration to wake this
+                // worker, which has found work of its own: pass the wake on.
+                self.wake_one_quietly();
+            }
             return Pop::Job(entry);
         }
         let (len, closed) = self.len_and_closed();
@@ -489,7 +512,8 @@ impl<J> Queue<J> {
                 return Pop::Closed;
             }
             // Closed, with entries on their way (a push that got in before
-            // the close, a worker handing its deque back): look again soon.
+            // the close, a batch between the injector and a deque, a worker
+            // handing its deque back): look again soon rather than leave.
             waker.wake_by_ref();
         }
         Pop::Idle
@@ -523,11 +547,14 @@ impl<J> Queue<J> {
     }
 
     /// Removes worker `id` from the idle list (it found work another way, or
-    /// is exiting).
-    pub(crate) fn unregister(&self, id: usize) {
+    /// is exiting); whether it was still there (`false`: a push, a close or
+    /// a batch to share took the registration to wake it).
+    pub(crate) fn unregister(&self, id: usize) -> bool {
         let mut inner = self.lock();
+        let before = inner.idle.len();
         inner.idle.retain(|(worker, _)| *worker != id);
         self.idle_count.store(inner.idle.len(), Ordering::SeqCst);
+        inner.idle.len() != before
     }
 
     /// Reserves room, or registers `waker` to be woken when room may have
@@ -612,22 +639,36 @@ impl<J> Queue<J> {
     }
 
     /// Takes every queued entry, in the order they would have run.
+    ///
+    /// On a closed queue, also every entry still on its way: a fast push
+    /// that reserved room before the close lands its entry after it, and a
+    /// batch between the injector and a worker's deque (or the deque of a
+    /// worker leaving) is in no lane for a moment. The count covers them
+    /// all, so the drain looks again until it reaches zero (or a worker took
+    /// the entry to run): nothing the close let in can land after the drain
+    /// and be lost. A push still making its job holds the drain that long
+    /// (the async processor makes it with the user's function).
     pub(crate) fn drain(&self) -> Vec<Entry<J>> {
         let mut out = Vec::new();
-        let space = {
-            let mut inner = self.lock();
-            self.move_fast_lane(&mut inner);
-            while let Some(entry) = inner.take_next(self.aging_step) {
-                self.release_one();
-                out.push(entry);
+        loop {
+            let space = {
+                let mut inner = self.lock();
+                self.move_fast_lane(&mut inner);
+                while let Some(entry) = inner.take_next(self.aging_step) {
+                    self.release_one();
+                    out.push(entry);
+                }
+                self.space_count.store(0, Ordering::SeqCst);
+                std::mem::take(&mut inner.space)
+            };
+            for (_, waker) in space {
+                waker.wake();
             }
-            self.space_count.store(0, Ordering::SeqCst);
-            std::mem::take(&mut inner.space)
-        };
-        for (_, waker) in space {
-            waker.wake();
+            if !self.is_closed() || self.len() == 0 {
+                return out;
+            }
+            crate::loom::thread::yield_now();
         }
-        out
     }
 }
 

@@ -203,6 +203,75 @@ fn loom_a_leaving_worker_hands_its_deque_back() {
     });
 }
 
+/// Two jobs, the first waiting for the second to finish, and two workers
+/// with deques. A worker moving both from the injector into its deque holds
+/// the second in no lane for a moment; the other worker, looking then, finds
+/// nothing while the count says two are queued. It must not go to sleep (no
+/// push is left to wake it): it looks again and steals the second job from
+/// the deque of the worker stuck on the first. Sleeping deadlocks the model.
+#[test]
+fn loom_a_worker_looking_during_a_batch_move_steals_what_the_batch_left() {
+    loom::model(|| {
+        let queue = Arc::new(Queue::<u32>::new(None, None));
+        push(&queue, 1, 0).unwrap();
+        push(&queue, 2, 0).unwrap();
+        let second_done = Arc::new(loom::sync::Notify::new());
+        let (done_tx, done_rx) = loom::sync::mpsc::channel();
+        let workers: Vec<_> = (0..2)
+            .map(|id| {
+                let queue = Arc::clone(&queue);
+                let second_done = Arc::clone(&second_done);
+                let done_tx = done_tx.clone();
+                thread::spawn(move || {
+                    let local = queue.local(id);
+                    while let Some(job) = next_local(&queue, &local, id) {
+                        if job == 1 {
+                            second_done.wait();
+                        } else {
+                            second_done.notify();
+                        }
+                        done_tx.send(job).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut done = [done_rx.recv().unwrap(), done_rx.recv().unwrap()];
+        done.sort_unstable();
+        assert_eq!(done, [1, 2]);
+        queue.close();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        assert_eq!(queue.len(), 0);
+    });
+}
+
+/// A fast push that reserved room before the close lands its entry after
+/// it. A drain running in between waits for the entry and hands it back:
+/// the job is refused or drained, never left behind in the queue.
+#[test]
+fn loom_a_drain_after_close_takes_a_push_that_reserved_before_it() {
+    loom::model(|| {
+        let queue = Arc::new(Queue::<u32>::new(None, None));
+        let pusher = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || match push(&queue, 5, 0) {
+                Ok(_) => true,
+                Err(PushError::Closed(job)) => {
+                    assert_eq!(job, 5);
+                    false
+                }
+                Err(PushError::Full(_)) => unreachable!("unbounded"),
+            })
+        };
+        queue.close();
+        let drained: Vec<u32> = queue.drain().into_iter().map(|entry| entry.job).collect();
+        let accepted = pusher.join().unwrap();
+        assert_eq!(drained, if accepted { vec![5] } else { vec![] });
+        assert_eq!(queue.len(), 0);
+    });
+}
+
 /// A worker that went idle is always woken by a push: the producer waits
 /// for each job to be seen before pushing the next, so a lost wake-up
 /// deadlocks the model. Close then ends the worker.

@@ -2,7 +2,9 @@
 
 use std::task::Waker;
 
-use super::super::{Pop, PushError, Queue};
+use super::super::fast::FOLD_EVERY;
+use super::super::{COUNT, Pop, PushError, Queue};
+use crate::loom::sync::atomic::Ordering;
 
 fn push(queue: &Queue<u32>, job: u32, priority: i32) {
     let reservation = queue.try_reserve().expect("room");
@@ -131,4 +133,27 @@ fn levels_fall_due_by_their_distance_from_the_top() {
     let order: Vec<_> = std::iter::from_fn(|| pop(&queue)).collect();
     let position = |job| order.iter().position(|&j| j == job).unwrap();
     assert_eq!((position(4), position(3), position(0)), (2, 4, 10));
+}
+
+/// A worker's takes are folded into the reservation count as it goes: however
+/// many entries pass through an unbounded queue, the count stays below the
+/// entries queued plus one fold's worth per worker, so it never carries into
+/// the closed flag (after 2^31 pushes on a 32-bit target).
+#[test]
+fn takes_through_a_worker_deque_keep_the_reservation_count_bounded() {
+    let queue = Queue::<u32>::new(None, None);
+    let local = queue.local(0);
+    let rounds = u32::try_from(3 * FOLD_EVERY).unwrap();
+    for job in 0..rounds {
+        push(&queue, job, 0);
+        assert_eq!(queue.pop_local(Some(&local)).map(|entry| entry.job), Some(job));
+    }
+    assert!(queue.reserved.load(Ordering::SeqCst) & COUNT < FOLD_EVERY);
+    assert_eq!(queue.len(), 0);
+    assert!(!queue.is_closed());
+    push(&queue, 7, 0);
+    assert_eq!(queue.len(), 1);
+    drop(local);
+    assert_eq!(pop(&queue), Some(7));
+    assert_eq!(queue.len(), 0);
 }
