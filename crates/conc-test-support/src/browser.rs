@@ -256,9 +256,7 @@ impl Browser {
         let Some(id) = self.element(css)? else { return Ok(None) };
         match self.session_command("GET", &format!("/element/{id}/text"), None) {
             Ok(value) => Ok(value.as_str().map(str::to_owned)),
-            Err(HarnessError::WebDriver { error, .. }) if error == "stale element reference" => {
-                Ok(None)
-            }
+            Err(error) if is_stale(&error) => Ok(None),
             Err(error) => Err(error),
         }
     }
@@ -273,9 +271,7 @@ impl Browser {
         let Some(id) = self.element(css)? else { return Ok(false) };
         match self.session_command("POST", &format!("/element/{id}/click"), Some(&json!({}))) {
             Ok(_) => Ok(true),
-            Err(HarnessError::WebDriver { error, .. }) if error == "stale element reference" => {
-                Ok(false)
-            }
+            Err(error) if is_stale(&error) => Ok(false),
             Err(error) => Err(error),
         }
     }
@@ -352,6 +348,20 @@ impl Drop for Browser {
     }
 }
 
+/// Whether `error` says the element went away between finding it and using
+/// it: WebDriver's "stale element reference", or the "unknown error" chromedriver
+/// answers with instead when a page replaces the node in the middle of the
+/// command ("Node with given id does not belong to the document").
+fn is_stale(error: &HarnessError) -> bool {
+    match error {
+        HarnessError::WebDriver { error, message, .. } => {
+            error == "stale element reference"
+                || (error == "unknown error" && message.contains("does not belong to the document"))
+        }
+        _ => false,
+    }
+}
+
 fn webdriver(command: &str, error: &str, value: &Value) -> HarnessError {
     HarnessError::WebDriver {
         command: command.to_owned(),
@@ -384,8 +394,24 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{CHROMEDRIVER_ENV, binary_in, decode_base64};
+    use super::{CHROMEDRIVER_ENV, binary_in, decode_base64, is_stale, webdriver};
     use crate::HarnessError;
+
+    /// Both ways an element can go away mid-command count as stale; other
+    /// unknown errors do not.
+    #[test]
+    fn a_detached_node_is_a_stale_element() {
+        let stale = |error: &str, message: &str| {
+            is_stale(&webdriver("GET /text", error, &serde_json::json!({ "message": message })))
+        };
+        assert!(stale("stale element reference", "element is not attached"));
+        assert!(stale(
+            "unknown error",
+            "unknown error: unhandled inspector error: {\"code\":-32000,\"message\":\"Node with given id does not belong to the document\"}"
+        ));
+        assert!(!stale("unknown error", "session deleted because of page crash"));
+        assert!(!stale("no such element", "no such element"));
+    }
 
     /// The processes whose process group is `group` (Linux: from `/proc`).
     #[cfg(target_os = "linux")]
