@@ -3,9 +3,11 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::mpsc;
 
 use conc_pool::{AsyncPool, BlockingPool, SubmitError};
+use support::occupy;
+
+mod support;
 
 struct Counting;
 
@@ -41,14 +43,7 @@ fn allocations() -> u64 {
 #[test]
 fn blocking_try_submit_on_a_full_queue_allocates_nothing() {
     let pool = BlockingPool::builder().workers(1).queue_capacity(1).build().unwrap();
-    let (release, gate) = mpsc::channel::<()>();
-    let (started_tx, started) = mpsc::channel::<()>();
-    pool.spawn(move || {
-        started_tx.send(()).unwrap();
-        let _ = gate.recv();
-    })
-    .unwrap();
-    started.recv().unwrap();
+    let release = occupy(&pool, 1);
     let queued = pool.try_submit(|| 1).unwrap();
     let payload = [7_u8; 64];
     let before = allocations();
@@ -90,18 +85,6 @@ fn bytes() -> u64 {
     BYTES.with(Cell::get)
 }
 
-fn hold_worker(pool: &BlockingPool) -> mpsc::Sender<()> {
-    let (release, gate) = mpsc::channel::<()>();
-    let (started_tx, started) = mpsc::channel::<()>();
-    pool.spawn(move || {
-        started_tx.send(()).unwrap();
-        let _ = gate.recv();
-    })
-    .unwrap();
-    started.recv().unwrap();
-    release
-}
-
 /// Heap bytes one queued `submit` costs beyond its (here zero-sized)
 /// closure, measured on the submitting thread in a second round: 96 bytes
 /// (the boxed task with its result sender and an empty slot for a deadline
@@ -115,7 +98,7 @@ fn a_queued_blocking_task_costs_a_bounded_number_of_bytes() {
     let mut handles = Vec::with_capacity(N as usize);
     // Round one grows the queue's slot storage; round two is measured.
     for round in 0..2 {
-        let release = hold_worker(&pool);
+        let release = occupy(&pool, 1);
         let before = bytes();
         for _ in 0..N {
             handles.push(pool.submit(|| 0_u8).unwrap());

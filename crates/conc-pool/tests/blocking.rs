@@ -130,20 +130,6 @@ fn a_panic_becomes_an_error_and_the_worker_keeps_serving() {
     assert_eq!((m.workers, m.panicked, m.completed), (0, 2, 10));
 }
 
-/// Holds one worker of `pool` until the returned sender is dropped; returns
-/// once the worker runs the holding task.
-fn hold_one(pool: &BlockingPool) -> mpsc::Sender<()> {
-    let (release, gate) = mpsc::channel::<()>();
-    let (started_tx, started) = mpsc::channel::<()>();
-    pool.spawn(move || {
-        started_tx.send(()).unwrap();
-        let _ = gate.recv();
-    })
-    .unwrap();
-    started.recv().unwrap();
-    release
-}
-
 /// A worker that takes a batch of queued tasks and then blocks on the first
 /// one loses the rest of the batch to the other worker: every quick task
 /// runs while the blocking one is still held.
@@ -151,8 +137,8 @@ fn hold_one(pool: &BlockingPool) -> mpsc::Sender<()> {
 fn an_idle_worker_steals_the_tasks_queued_behind_a_blocked_one() {
     const QUICK: usize = 50;
     let pool = BlockingPool::builder().workers(2).build().unwrap();
-    let first = hold_one(&pool);
-    let second = hold_one(&pool);
+    let first = occupy(&pool, 1);
+    let second = occupy(&pool, 1);
     // Queued while both workers are held: the blocker, then the quick tasks.
     let (unblock, blocked) = mpsc::channel::<()>();
     let stuck = pool.submit(move || blocked.recv().is_err()).unwrap();

@@ -12,9 +12,11 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::sync::mpsc;
 
 use conc_pool::{BlockingPool, TaskHandle};
+use support::occupy;
+
+mod support;
 
 /// Counts live heap bytes on every thread.
 struct Counting;
@@ -64,19 +66,6 @@ const SUBMIT_BOUND: usize = 96;
 /// Bytes a queued `spawn` may cost beyond its task (see `docs/pool.md`).
 const SPAWN_BOUND: usize = 40;
 
-/// Occupies the pool's only worker until the returned sender is dropped.
-fn hold_worker(pool: &BlockingPool) -> mpsc::Sender<()> {
-    let (release, gate) = mpsc::channel::<()>();
-    let (started_tx, started) = mpsc::channel::<()>();
-    pool.spawn(move || {
-        started_tx.send(()).unwrap();
-        let _ = gate.recv();
-    })
-    .unwrap();
-    started.recv().unwrap();
-    release
-}
-
 fn live() -> usize {
     usize::try_from(LIVE.load(Ordering::SeqCst)).unwrap_or(0)
 }
@@ -91,7 +80,7 @@ fn per_task<H>(
     let mut figures = [0; 2];
     for figure in &mut figures {
         let mut held = Vec::with_capacity(N);
-        let release = hold_worker(pool);
+        let release = occupy(pool, 1);
         let before = live();
         queue(&mut held);
         *figure = live().saturating_sub(before) / N;
