@@ -33,7 +33,8 @@ const MIN_SWEEP_PERIOD_NS: u64 = 1_000_000_000;
 ///
 /// A check for a key already present reads the clock once, compares it with
 /// the time of the next sweep (one load of a word written once per sweep),
-/// takes the read lock of one shard of a [`DashMap`] and does one
+/// takes the read lock of one of many shards of a [`DashMap`] (32 per
+/// hardware thread, so two threads seldom meet on a shard) and does one
 /// compare-and-swap on the key's cell (repeated only when another thread
 /// changed that key in between); no shard is write-locked and nothing is
 /// allocated. A new key takes its shard's write lock once, to insert.
@@ -66,7 +67,10 @@ const MIN_SWEEP_PERIOD_NS: u64 = 1_000_000_000;
 /// plus one control byte in the map's table, times the table's load-factor
 /// slack (between 8/7 and 16/7, since it doubles when it grows): for `u64`
 /// keys, between 19 and 39 bytes per key (`tests/keyed_memory.rs` measures
-/// it). governor's keyed store holds the same 16-byte payload.
+/// it). governor's keyed store holds the same 16-byte payload. Each limiter
+/// also holds its shards' headers, 128 bytes each: 32 shards per hardware
+/// thread, between 64 and 1 024 (8 KiB on a two-core machine), so that two
+/// threads checking different keys rarely write the same shard's lock word.
 ///
 /// # Examples
 ///
