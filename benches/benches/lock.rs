@@ -75,9 +75,11 @@ fn uncontended(c: &mut Criterion) {
 }
 
 /// Per-key locking over 10 000 keys, the next key each time (round robin), as
-/// a job runner serialising work per customer does. `ours` makes a handle per
-/// use (`store.lock(name, ttl)`, then `get` + `release`), as keyed code does;
-/// `ours/prepared` reuses handles made up front. The peer is the usual
+/// a job runner serialising work per customer does. `ours` is what keyed code
+/// with a name in hand calls, `store.get_with(name, ttl, work)`: acquire, run
+/// the work, release, with no handle; `ours/handle_per_use` makes a handle per
+/// use instead (`store.lock(name, ttl)`, then `get` + `release`, for code that
+/// keeps the guard); `ours/prepared` reuses handles made up front. The peer is the usual
 /// hand-rolled map: a std `Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>`
 /// looked up (inserting on first use) then locked. It never forgets a key;
 /// the store sweeps unused names.
@@ -89,6 +91,25 @@ fn keyed(c: &mut Criterion) {
     let store = LockStore::memory();
     let mut next = 0;
     group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| {
+            let name = names[next].as_str();
+            next = (next + 1) % KEYS;
+            let store = &store;
+            async move {
+                let ran = store
+                    .get_with(name, TTL, |fence| async move {
+                        black_box(fence);
+                    })
+                    .await
+                    .expect("held to the end");
+                assert!(ran.is_some(), "uncontended");
+            }
+        });
+    });
+
+    let store = LockStore::memory();
+    let mut next = 0;
+    group.bench_function("ours/handle_per_use", |b| {
         b.to_async(&rt).iter(|| {
             let name = names[next].as_str();
             next = (next + 1) % KEYS;
