@@ -53,6 +53,8 @@ async fn take_and_release<B: LockBackend>(lock: &Lock<B>) {
 
 /// One lock, taken and released over and over: a `Lock` handle's `get` +
 /// `release` against an uncontended `tokio::sync::Mutex`'s `lock` + drop.
+/// `ours/get_with` is the same through `Lock::get_with`, whose hold borrows
+/// the handle instead of making a guard that shares it.
 fn uncontended(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("lock/uncontended");
@@ -61,6 +63,17 @@ fn uncontended(c: &mut Criterion) {
     let lock = store.lock("bench:uncontended", TTL).expect("valid lock");
     group.bench_function("ours", |b| {
         b.to_async(&rt).iter(|| take_and_release(&lock));
+    });
+    group.bench_function("ours/get_with", |b| {
+        b.to_async(&rt).iter(|| async {
+            let ran = lock
+                .get_with(|fence| async move {
+                    black_box(fence);
+                })
+                .await
+                .expect("held to the end");
+            assert!(ran.is_some(), "uncontended");
+        });
     });
 
     let mutex = tokio::sync::Mutex::new(());

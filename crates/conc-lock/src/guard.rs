@@ -58,6 +58,12 @@ struct KeepAlive {
 }
 
 impl<B: LockBackend> LockGuard<B> {
+    // Built in place in the future that returns it: returned through memory
+    // and copied, its fields were read back before their stores had landed
+    // (a stall that cost about as much as one of the hold's atomic
+    // operations; perf on `lock/uncontended`).
+    #[allow(clippy::inline_always, reason = "measured: the hint alone leaves it out of line")]
+    #[inline(always)]
     pub(crate) fn new(lock: Lock<B>, fence: Fence) -> Self {
         lock.store().counters().acquired();
         let acquired_at = CoarseClock::global().elapsed();
