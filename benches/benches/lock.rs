@@ -53,6 +53,8 @@ async fn take_and_release<B: LockBackend>(lock: &Lock<B>) {
 
 /// One lock, taken and released over and over: a `Lock` handle's `get` +
 /// `release` against an uncontended `tokio::sync::Mutex`'s `lock` + drop.
+/// `ours/get_with` is the same through `Lock::get_with`, whose hold borrows
+/// the handle instead of making a guard that shares it.
 fn uncontended(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("lock/uncontended");
@@ -61,6 +63,17 @@ fn uncontended(c: &mut Criterion) {
     let lock = store.lock("bench:uncontended", TTL).expect("valid lock");
     group.bench_function("ours", |b| {
         b.to_async(&rt).iter(|| take_and_release(&lock));
+    });
+    group.bench_function("ours/get_with", |b| {
+        b.to_async(&rt).iter(|| async {
+            let ran = lock
+                .get_with(|fence| async move {
+                    black_box(fence);
+                })
+                .await
+                .expect("held to the end");
+            assert!(ran.is_some(), "uncontended");
+        });
     });
 
     let mutex = tokio::sync::Mutex::new(());
@@ -75,9 +88,11 @@ fn uncontended(c: &mut Criterion) {
 }
 
 /// Per-key locking over 10 000 keys, the next key each time (round robin), as
-/// a job runner serialising work per customer does. `ours` makes a handle per
-/// use (`store.lock(name, ttl)`, then `get` + `release`), as keyed code does;
-/// `ours/prepared` reuses handles made up front. The peer is the usual
+/// a job runner serialising work per customer does. `ours` is what keyed code
+/// with a name in hand calls, `store.get_with(name, ttl, work)`: acquire, run
+/// the work, release, with no handle; `ours/handle_per_use` makes a handle per
+/// use instead (`store.lock(name, ttl)`, then `get` + `release`, for code that
+/// keeps the guard); `ours/prepared` reuses handles made up front. The peer is the usual
 /// hand-rolled map: a std `Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>`
 /// looked up (inserting on first use) then locked. It never forgets a key;
 /// the store sweeps unused names.
@@ -89,6 +104,25 @@ fn keyed(c: &mut Criterion) {
     let store = LockStore::memory();
     let mut next = 0;
     group.bench_function("ours", |b| {
+        b.to_async(&rt).iter(|| {
+            let name = names[next].as_str();
+            next = (next + 1) % KEYS;
+            let store = &store;
+            async move {
+                let ran = store
+                    .get_with(name, TTL, |fence| async move {
+                        black_box(fence);
+                    })
+                    .await
+                    .expect("held to the end");
+                assert!(ran.is_some(), "uncontended");
+            }
+        });
+    });
+
+    let store = LockStore::memory();
+    let mut next = 0;
+    group.bench_function("ours/handle_per_use", |b| {
         b.to_async(&rt).iter(|| {
             let name = names[next].as_str();
             next = (next + 1) % KEYS;

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `Cache::lock($name, $seconds)` | [`LockStore::lock`]`(name, ttl)` |
 //! | `->get()` / `->get($callback)` | [`Lock::get`] / [`Lock::get_with`] |
+//! | `Cache::lock($name, $seconds)->get($callback)` | [`LockStore::get_with`]`(name, ttl, work)` (no handle) |
 //! | `->block($seconds)` / with a callback | [`Lock::block`] / [`Lock::block_with`] |
 //! | `->release()` | [`LockGuard::release`] (or [`Lock::release`] for a restored handle) |
 //! | `->owner()` / `->isOwnedByCurrentProcess()` | [`Lock::owner`] / [`Lock::is_owned`] |
@@ -82,6 +83,7 @@ mod name;
 mod owner;
 #[cfg(feature = "redis")]
 mod redis;
+mod scoped;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;

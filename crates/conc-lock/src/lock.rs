@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::name::LockName;
+use crate::scoped::{self, Scope};
 use crate::wait::{self, Try};
 use crate::{Acquisition, Fence, LockBackend, LockError, LockGuard, LockStore, Owner, ttl};
 
@@ -135,10 +136,16 @@ impl<B: LockBackend> Lock<B> {
         F: FnOnce(Fence) -> Fut,
         Fut: Future<Output = T>,
     {
-        match self.get().await? {
-            Some(guard) => Self::run_then_release(guard, work).await.map(Some),
-            None => Ok(None),
-        }
+        // Borrows the handle for the hold instead of sharing it with a guard.
+        let inner = &*self.inner;
+        let scope = Scope {
+            store: &inner.store,
+            prepared: &inner.prepared,
+            owner: &inner.owner,
+            ttl: inner.ttl,
+            name: self.name(),
+        };
+        scoped::get_with(&scope, work).await
     }
 
     /// [`block`](Lock::block)s for the lock, runs `work` with the fence, then

@@ -1,6 +1,7 @@
 //! [`LockStore`]: the entry point that hands out locks and funnels.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use crate::LockMetrics;
 use crate::memory::MemoryBackend;
 use crate::metrics::Counters;
 use crate::name::{self, LockName};
-use crate::{Funnel, Lock, LockBackend, LockError, Owner, ttl};
+use crate::scoped::{self, Scope};
+use crate::{Fence, Funnel, Lock, LockBackend, LockError, Owner, ttl};
 
 /// Where locks live, and the factory of [`Lock`] and [`Funnel`] handles.
 ///
@@ -93,6 +95,63 @@ impl<B: LockBackend> LockStore<B> {
     /// fraction of a millisecond is rounded up.
     pub fn lock(&self, name: impl AsRef<str>, ttl: Duration) -> Result<Lock<B>, LockError> {
         self.restore(name, Owner::random(), ttl)
+    }
+
+    /// Tries once to take the lock `name` for `ttl` with a fresh random
+    /// owner and, if it did, runs `work` with the fence, then releases the
+    /// lock. `Ok(None)` when someone else held it (`work` did not run).
+    ///
+    /// This is `store.lock(name, ttl)?.get_with(work)` without the handle:
+    /// the hold borrows the store for as long as `work` runs, so keyed code
+    /// that locks a name per use pays for no handle (see `docs/lock.md`).
+    /// If `work` panics or the future is dropped, the hold is released as a
+    /// dropped [`LockGuard`](crate::LockGuard) is.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Config`] for a bad `name` or `ttl` (as
+    /// [`lock`](LockStore::lock)); [`LockError::Lost`] when the hold had
+    /// expired by the time `work` finished (its output is dropped);
+    /// [`LockError::Backend`] when the backend fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use conc_lock::LockStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), conc_lock::LockError> {
+    /// let store = LockStore::memory();
+    /// let ttl = Duration::from_secs(30);
+    /// let charged = store.get_with("customer:42", ttl, |fence| async move {
+    ///     // … charge the customer, passing `fence` with every write …
+    ///     fence.get()
+    /// }).await?;
+    /// assert_eq!(charged, Some(1), "the first hold of this name has fence 1");
+    ///
+    /// // While someone holds the name, the work does not run.
+    /// let guard = store.lock("customer:42", ttl)?.get().await?.expect("free");
+    /// assert_eq!(store.get_with("customer:42", ttl, |_| async { 0 }).await?, None);
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_with<T, F, Fut>(
+        &self,
+        name: impl AsRef<str>,
+        ttl: Duration,
+        work: F,
+    ) -> Result<Option<T>, LockError>
+    where
+        F: FnOnce(Fence) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let name = name.as_ref();
+        name::check(name)?;
+        let ttl = ttl::validate(ttl)?;
+        let prepared = self.inner.backend.prepare(name);
+        let owner = Owner::random();
+        let scope = Scope { store: self, prepared: &prepared, owner: &owner, ttl, name };
+        scoped::get_with(&scope, work).await
     }
 
     /// A handle on the lock `name` acting as `owner`: another process (or a

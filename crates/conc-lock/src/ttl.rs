@@ -9,10 +9,18 @@ pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// Validates `ttl` and rounds it up to whole milliseconds, the unit every
 /// backend stores.
+#[inline]
 pub(crate) fn validate(ttl: Duration) -> Result<Duration, LockError> {
     conc_core::config::between("ttl", ttl, Duration::from_millis(1), MAX_TTL)?;
-    let millis = ttl.as_nanos().div_ceil(1_000_000);
-    Ok(Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX)))
+    // Whole seconds and milliseconds up to a year: the fraction of a
+    // millisecond is rounded up without 128-bit division (this runs on every
+    // one-shot `LockStore::get_with`).
+    let fraction = ttl.subsec_nanos() % 1_000_000;
+    if fraction == 0 {
+        Ok(ttl)
+    } else {
+        Ok(ttl + Duration::from_nanos(u64::from(1_000_000 - fraction)))
+    }
 }
 
 /// `ttl` in whole milliseconds (it is validated, so it fits).
@@ -36,6 +44,9 @@ mod tests {
         assert_eq!(validate(Duration::from_micros(1500)).unwrap(), Duration::from_millis(2));
         assert_eq!(validate(Duration::from_millis(3)).unwrap(), Duration::from_millis(3));
         assert_eq!(validate(MAX_TTL).unwrap(), MAX_TTL);
+        let just_over = Duration::new(7, 999_000_001);
+        assert_eq!(validate(just_over).unwrap(), Duration::from_secs(8));
+        assert_eq!(validate(Duration::new(7, 1)).unwrap(), Duration::new(7, 1_000_000));
     }
 
     #[test]

@@ -14,8 +14,8 @@ use conc_core::backoff::Backoff;
 use conc_core::config::ConfigError;
 use conc_core::time::{Clock, ManualClock};
 use conc_lock::{
-    Acquisition, Fence, LockBackend, LockError, LockStore, MAX_OWNER_LEN, MAX_TTL, MemoryBackend,
-    Owner,
+    Acquisition, Fence, LockBackend, LockError, LockMetrics, LockStore, MAX_OWNER_LEN, MAX_TTL,
+    MemoryBackend, Owner,
 };
 use tokio::time::Instant;
 
@@ -483,6 +483,68 @@ async fn cancelled_work_releases_the_lock() {
     let work = lock.get_with(|_| tokio::time::sleep(HOUR));
     assert!(tokio::time::timeout(Duration::from_millis(10), work).await.is_err());
     wait_until_free(&store, "cancelled").await;
+}
+
+/// The store's one-shot `get_with` reports work that outlived the ttl, as a
+/// handle's does, and hands the work the hold's fence otherwise.
+#[tokio::test(start_paused = true)]
+async fn store_get_with_reports_work_outliving_the_ttl() {
+    let store = store();
+    let ttl = Duration::from_millis(100);
+    let slow = |_| tokio::time::sleep(Duration::from_millis(200));
+    match store.get_with("slow", ttl, slow).await {
+        Err(LockError::Lost { name, fence }) => {
+            assert_eq!((name.as_str(), fence.get()), ("slow", 1));
+        }
+        other => panic!("expected Lost, got {other:?}"),
+    }
+    let fence = store.get_with("slow", ttl, |fence| async move { fence }).await.unwrap();
+    assert_eq!(fence, Some(Fence::new(2)));
+    let metrics = store.metrics();
+    assert_eq!((metrics.acquired, metrics.released, metrics.expired), (2, 1, 1));
+}
+
+/// Dropping the store's `get_with` future while the work runs, or while its
+/// release is on its way, releases the lock; so does a panic in the work.
+#[tokio::test(start_paused = true)]
+async fn store_get_with_releases_when_cancelled_or_panicking() {
+    let store = store();
+    let work = store.get_with("cancelled", HOUR, |_| tokio::time::sleep(HOUR));
+    assert!(tokio::time::timeout(Duration::from_millis(10), work).await.is_err());
+    wait_until_free(&store, "cancelled").await;
+
+    *store.backend().release_delay.lock().unwrap() = Duration::from_millis(100);
+    let quick = store.get_with("slow-release", HOUR, |_| async {});
+    assert!(tokio::time::timeout(Duration::from_millis(10), quick).await.is_err());
+    wait_until_free(&store, "slow-release").await;
+    *store.backend().release_delay.lock().unwrap() = Duration::ZERO;
+
+    let panicking = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store.get_with("panics", HOUR, |_| async { panic!("the work failed") }).await
+        })
+    };
+    assert!(panicking.await.unwrap_err().is_panic());
+    wait_until_free(&store, "panics").await;
+    let metrics = store.metrics();
+    assert_eq!((metrics.acquired, metrics.released), (3, 3));
+}
+
+/// The store's `get_with` validates its name and ttl like `lock` does, and
+/// runs nothing on bad input.
+#[tokio::test]
+async fn store_get_with_refuses_bad_input() {
+    let store = store();
+    let ran = AtomicBool::new(false);
+    let work = |_| async { ran.store(true, Ordering::SeqCst) };
+    let error = store.get_with("", HOUR, work).await.unwrap_err();
+    assert!(matches!(&error, LockError::Config(error) if error.field == "name"), "{error}");
+    let work = |_| async { ran.store(true, Ordering::SeqCst) };
+    let error = store.get_with("job", Duration::ZERO, work).await.unwrap_err();
+    assert!(matches!(&error, LockError::Config(error) if error.field == "ttl"), "{error}");
+    assert!(!ran.load(Ordering::SeqCst));
+    assert_eq!(store.metrics(), LockMetrics::default());
 }
 
 // ---------------------------------------------------------------- release on drop

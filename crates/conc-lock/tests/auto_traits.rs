@@ -72,6 +72,7 @@ fn futures_are_send<B: LockBackend>(store: LockStore<B>, lock: Lock<B>, funnel: 
     let _ = send(funnel.block_with(wait, |fence| async move { fence }));
     let _ = send(store.force_release("name"));
     let _ = send(store.owner_of("name"));
+    let _ = send(store.get_with("name", wait, |fence| async move { fence }));
     let _ = spawnable(async move {
         let guard = lock.block(wait).await?;
         guard.extend(wait).await?;

@@ -379,3 +379,30 @@ async fn the_default_store_is_in_memory() {
     guard.release().await.unwrap();
     assert!(format!("{:?}", MemoryBackend::default()).contains("CoarseClock"));
 }
+
+/// On the in-memory store a guard's release happens when `release` is
+/// called: the future only hands back the outcome (so a future dropped
+/// unpolled loses nothing), whether the hold was released or found lost.
+#[tokio::test]
+async fn an_in_memory_release_happens_at_the_call() {
+    let (store, clock) = manual();
+    let ttl = Duration::from_secs(1);
+    let guard = store.lock("eager", ttl).unwrap().get().await.unwrap().unwrap();
+    let outcome = guard.release();
+    assert_eq!(store.owner_of("eager").await.unwrap(), None, "released before the await");
+    outcome.await.unwrap();
+
+    let guard = store.lock("eager", ttl).unwrap().get().await.unwrap().unwrap();
+    drop(guard.release());
+    assert_eq!(store.owner_of("eager").await.unwrap(), None, "a dropped outcome released too");
+
+    let guard = store.lock("eager", ttl).unwrap().get().await.unwrap().unwrap();
+    clock.advance(ttl);
+    let taker = store.lock("eager", ttl).unwrap().get().await.unwrap().expect("expired");
+    let lost = guard.release();
+    assert_eq!(store.owner_of("eager").await.unwrap().as_ref(), Some(taker.owner()));
+    assert!(matches!(lost.await, Err(LockError::Lost { fence, .. }) if fence.get() == 3));
+    taker.release().await.unwrap();
+    let metrics = store.metrics();
+    assert_eq!((metrics.acquired, metrics.released, metrics.expired), (4, 3, 1));
+}

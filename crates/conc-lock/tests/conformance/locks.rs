@@ -285,6 +285,40 @@ pub async fn get_with_runs_once_and_releases<B: LockBackend>(store: LockStore<B>
     guard.release().await.unwrap();
 }
 
+/// The store's one-shot `get_with` runs the closure once with the fence, as
+/// a fresh owner, and releases; on a held lock it does not run the closure.
+pub async fn store_get_with_runs_once_and_releases<B: LockBackend>(store: LockStore<B>) {
+    let name = "conformance:store-get-with";
+    let (runs, store) = (&AtomicUsize::new(0), &store);
+    let fence = store
+        .get_with(name, TTL, |fence| async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            let holder = store.owner_of(name).await.unwrap().expect("held while the work runs");
+            assert_eq!(holder.as_str().len(), 32, "a fresh random owner");
+            fence
+        })
+        .await
+        .unwrap()
+        .expect("a free lock");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(store.owner_of(name).await.unwrap(), None, "released after the closure");
+
+    let guard = store.lock(name, TTL).unwrap().get().await.unwrap().unwrap();
+    assert!(guard.fence() > fence);
+    let output = store
+        .get_with(name, TTL, |_| async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+        })
+        .await
+        .unwrap();
+    assert_eq!(output, None);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the closure did not run on a held lock");
+    let later = guard.fence();
+    guard.release().await.unwrap();
+    let next = store.get_with(name, TTL, |fence| async move { fence }).await.unwrap();
+    assert!(next.expect("free again") > later, "fences keep growing");
+}
+
 /// `block_with` waits, runs the closure once with the fence and releases.
 pub async fn block_with_runs_once_and_releases<B: LockBackend>(store: LockStore<B>) {
     let name = "conformance:block-with";

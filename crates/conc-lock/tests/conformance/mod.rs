@@ -45,7 +45,7 @@ pub use locks::{
     cancelled_block_acquires_nothing, expired_hold_is_lost_and_taken_over,
     extend_outlives_the_original_ttl, fences_only_grow, force_release_frees_a_held_lock,
     get_with_runs_once_and_releases, is_owned_follows_the_hold, release_is_owner_checked,
-    restored_handle_acts_for_the_holder,
+    restored_handle_acts_for_the_holder, store_get_with_runs_once_and_releases,
 };
 pub use names::{
     distinct_names_are_independent, invalid_names_are_refused, invalid_ttls_are_refused,
@@ -76,6 +76,7 @@ macro_rules! suite {
             block_acquires_when_the_holder_releases,
             cancelled_block_acquires_nothing,
             get_with_runs_once_and_releases,
+            store_get_with_runs_once_and_releases,
             block_with_runs_once_and_releases,
             funnel_admits_exactly_its_limit,
             funnel_handles_share_slots,

@@ -1,6 +1,8 @@
 //! [`LockMetrics`]: what a [`LockStore`](crate::LockStore) counted, and the
 //! `conc.lock.*` metrics it emits.
 
+mod tally;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -57,15 +59,35 @@ impl MetricsSnapshot for LockMetrics {
     }
 }
 
+use tally::{Count, Tally};
+
 /// The counts behind [`LockMetrics`], shared by a store and its clones, and
 /// the facade handles they are reported through.
-#[derive(Debug, Default)]
+///
+/// Acquisitions and releases, counted on every uncontended cycle, are kept
+/// per thread ([`Tally`]); refusals and losses in plain shared counters.
+#[derive(Debug)]
 pub(crate) struct Counters {
-    acquired: AtomicU64,
+    tally: Tally,
+    /// The tally's `(acquired, released)` at the last reset: a reset cannot
+    /// store zeros into counts that only their threads write, so snapshots
+    /// subtract this instead.
+    baseline: [AtomicU64; 2],
     contended: AtomicU64,
-    released: AtomicU64,
     expired: AtomicU64,
     handles: Handles,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            tally: Tally::for_machine(),
+            baseline: [AtomicU64::new(0), AtomicU64::new(0)],
+            contended: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+            handles: Handles::default(),
+        }
+    }
 }
 
 /// Facade handles registered once when the store is made, so an acquisition
@@ -93,8 +115,9 @@ impl Default for Handles {
 }
 
 impl Counters {
+    #[inline]
     pub(crate) fn acquired(&self) {
-        self.acquired.fetch_add(1, Ordering::Relaxed);
+        self.tally.add(Count::Acquired);
         self.handles.acquired.increment(1);
     }
 
@@ -104,8 +127,9 @@ impl Counters {
     }
 
     /// A hold released after `held` (unknown for a restored handle).
+    #[inline]
     pub(crate) fn released(&self, held: Option<Duration>) {
-        self.released.fetch_add(1, Ordering::Relaxed);
+        self.tally.add(Count::Released);
         self.handles.released.increment(1);
         if let Some(held) = held {
             self.handles.hold.record(held.as_secs_f64());
@@ -118,16 +142,20 @@ impl Counters {
     }
 
     pub(crate) fn snapshot(&self) -> LockMetrics {
+        let (acquired, released) = self.tally.totals();
         LockMetrics {
-            acquired: self.acquired.load(Ordering::Relaxed),
+            acquired: acquired.saturating_sub(self.baseline[0].load(Ordering::Relaxed)),
             contended: self.contended.load(Ordering::Relaxed),
-            released: self.released.load(Ordering::Relaxed),
+            released: released.saturating_sub(self.baseline[1].load(Ordering::Relaxed)),
             expired: self.expired.load(Ordering::Relaxed),
         }
     }
 
     pub(crate) fn reset(&self) {
-        for count in [&self.acquired, &self.contended, &self.released, &self.expired] {
+        let (acquired, released) = self.tally.totals();
+        self.baseline[0].store(acquired, Ordering::Relaxed);
+        self.baseline[1].store(released, Ordering::Relaxed);
+        for count in [&self.contended, &self.expired] {
             count.store(0, Ordering::Relaxed);
         }
     }
