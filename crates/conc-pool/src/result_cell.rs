@@ -5,19 +5,19 @@
 //! of the two to let go frees it.
 //!
 //! The allocation starts with one word of state: the address of the task's
-//! vtable (what to run, how to free it), with four flags in its low bits
-//! (the vtable is aligned to 16): the job's reference, the handle's, a lock
-//! bit and a closed bit. The lock guards the slot (held for a few
-//! instructions, never across user code: a result is moved in or out, a
-//! waker stored or taken); the closed bit lets a running closure see a
-//! cancelled handle without taking it. The slot keeps one waker, the
-//! handle's: a blocking task's sender needs none of its own, since it only
-//! looks for cancellation between steps. The waker and the result share the
-//! slot's storage (the one goes when the other comes), which is what keeps
-//! a small task's state to 32 bytes.
+//! vtable (what to run, how to free it), with seven bits below it (the
+//! vtable is aligned to 128): the job's reference, the handle's, a lock
+//! bit, a closed bit, and what the slot holds. The lock guards the slot
+//! (held for a few instructions, never across user code: a result is moved
+//! in or out, a waker stored or taken); the closed bit lets a running
+//! closure see a cancelled handle without taking it. The slot keeps one
+//! waker, the handle's: a blocking task's sender needs none of its own,
+//! since it only looks for cancellation between steps. The waker, the
+//! value and the (boxed, rare) error share the slot's storage, and what it
+//! holds is in the state word, which keeps a small task's state to 24 bytes.
 #![allow(unsafe_code)]
 
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ptr::{self, NonNull};
 use std::task::{Context, Poll, Waker};
 
@@ -35,12 +35,27 @@ pub(crate) const HANDLE: usize = 1 << 1;
 const LOCKED: usize = 1 << 2;
 /// The handle was cancelled or dropped before a result came.
 const CLOSED: usize = 1 << 3;
+/// What the slot holds: three bits.
+const SLOT: usize = 0b111 << 4;
+/// No result yet, no waker.
+const EMPTY: usize = 0;
+/// No result yet; the storage holds the handle's waker.
+const WAITING: usize = 1 << 4;
+/// The storage holds the task's value, not yet taken.
+const VALUE: usize = 2 << 4;
+/// The storage holds the task's (boxed) error, not yet taken.
+const ERROR: usize = 3 << 4;
+/// The handle was cancelled or dropped: no result is wanted.
+const CANCELLED: usize = 4 << 4;
+/// Nothing more will come: the result was taken, or the sender was dropped
+/// without one.
+const DONE: usize = 5 << 4;
 /// The flag bits of the state word; the others are the vtable's address.
-const FLAGS: usize = 0b1111;
+const FLAGS: usize = 0b111_1111;
 
 /// What one kind of task (one closure type) does with its allocation.
-/// Aligned to 16, so the low four bits of its address are free for flags.
-#[repr(align(16))]
+/// Aligned to 128, so the low seven bits of its address are free for flags.
+#[repr(align(128))]
 pub(crate) struct VTable {
     /// Runs the task at `now` on the pool's timeline, giving up the job's
     /// reference.
@@ -62,7 +77,7 @@ impl Header {
     /// A header for a task of `vtable` held by `refs` ([`JOB`], [`HANDLE`]).
     pub(crate) fn new(vtable: &'static VTable, refs: usize) -> Self {
         let address = ptr::from_ref(vtable).expose_provenance();
-        debug_assert_eq!(address & FLAGS, 0, "a vtable is aligned to 16");
+        debug_assert_eq!(address & FLAGS, 0, "a vtable is aligned to 128");
         Self { state: AtomicUsize::new(address | refs) }
     }
 
@@ -81,8 +96,9 @@ impl Header {
     fn lock(&self) -> Locked<'_> {
         let mut round = 0;
         loop {
-            if self.state.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0 {
-                return Locked { state: &self.state };
+            let before = self.state.fetch_or(LOCKED, Ordering::Acquire);
+            if before & LOCKED == 0 {
+                return Locked { state: &self.state, slot: before & SLOT, close: false };
             }
             while self.state.load(Ordering::Relaxed) & LOCKED != 0 {
                 spin_round(round);
@@ -92,43 +108,57 @@ impl Header {
     }
 }
 
-/// The slot's lock, released on drop.
+/// The slot's lock, released on drop, with what the slot holds (written
+/// back to the state word with the unlock).
 struct Locked<'a> {
     state: &'a AtomicUsize,
+    slot: usize,
+    /// Set the closed bit with the unlock.
+    close: bool,
 }
 
 impl Locked<'_> {
-    /// Sets the closed bit (under the lock, so a reader of the slot agrees).
-    fn close(&self) {
-        self.state.fetch_or(CLOSED, Ordering::Release);
+    /// Unlocks, writing back the slot's state (and the closed bit) and
+    /// clearing `release`; the state before.
+    fn unlock(&mut self, release: usize) -> usize {
+        let mut current = self.state.load(Ordering::Relaxed);
+        loop {
+            let mut next = (current & !(LOCKED | SLOT | release)) | self.slot;
+            if self.close {
+                next |= CLOSED;
+            }
+            match self.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(before) => return before,
+                Err(actual) => current = actual,
+            }
+        }
     }
 
     /// Unlocks and gives up `reference` in one step; whether it was the
     /// last reference (the caller then frees the allocation).
     fn release(self, reference: usize) -> bool {
-        let state = ManuallyDrop::new(self).state;
-        let before = state.fetch_and(!(LOCKED | reference), Ordering::AcqRel);
-        before & (JOB | HANDLE) == reference
+        let mut this = ManuallyDrop::new(self);
+        this.unlock(reference) & (JOB | HANDLE) == reference
     }
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        self.state.fetch_and(!LOCKED, Ordering::Release);
+        self.unlock(0);
     }
 }
 
-/// The state of one result.
-enum Slot<T> {
-    /// No result yet; the handle's waker once it has waited.
-    Empty(Option<Waker>),
-    /// The task's result, not yet taken.
-    Full(Result<T, JoinError>),
-    /// The handle was cancelled or dropped: no result is wanted.
-    Cancelled,
-    /// Nothing more will come: the result was taken, or the sender was
-    /// dropped without one.
-    Done,
+/// The slot's storage: one of these, as the state word says (all at offset 0).
+#[repr(C)]
+union Payload<T> {
+    waker: ManuallyDrop<Waker>,
+    value: ManuallyDrop<T>,
+    error: ManuallyDrop<Box<JoinError>>,
 }
 
 /// The head of a task with a handle: its header and its result slot. A
@@ -137,23 +167,102 @@ enum Slot<T> {
 #[repr(C)]
 pub(crate) struct Cell<T> {
     header: Header,
-    slot: UnsafeCell<Slot<T>>,
+    storage: UnsafeCell<MaybeUninit<Payload<T>>>,
 }
 
 impl<T> Cell<T> {
     /// An empty slot, held by the job and the handle, of a task of `vtable`.
     pub(crate) fn new(vtable: &'static VTable) -> Self {
-        Self { header: Header::new(vtable, JOB | HANDLE), slot: UnsafeCell::new(Slot::Empty(None)) }
+        Self {
+            header: Header::new(vtable, JOB | HANDLE),
+            storage: UnsafeCell::new(MaybeUninit::uninit()),
+        }
     }
 
-    /// Runs `f` on the slot under the lock; the lock, still held, with its
-    /// result (to drop, or to end with a release).
-    fn locked<R>(&self, f: impl FnOnce(&mut Slot<T>) -> R) -> (R, Locked<'_>) {
-        let locked = self.header.lock();
-        // SAFETY: the lock is held, and every access to the slot holds it:
-        // this is the only one under way.
-        let result = self.slot.with_mut(|slot| f(unsafe { &mut *slot }));
-        (result, locked)
+    /// Moves the waker out of the storage.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held and the slot is [`WAITING`]; the caller changes
+    /// the slot's state.
+    unsafe fn take_waker(&self) -> Waker {
+        // SAFETY: the lock is held (no other access), and the storage
+        // holds a waker (the caller's contract).
+        self.storage.with_mut(|payload| unsafe { ptr::read(payload.cast::<Waker>()) })
+    }
+
+    /// Moves `waker` into the storage.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held and the storage holds nothing; the caller sets the
+    /// slot to [`WAITING`].
+    unsafe fn put_waker(&self, waker: Waker) {
+        // SAFETY: as for `take_waker`; nothing is overwritten.
+        self.storage.with_mut(|payload| unsafe { payload.cast::<Waker>().write(waker) });
+    }
+
+    /// Whether the stored waker would wake `waker`'s task.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held and the slot is [`WAITING`].
+    unsafe fn stored_will_wake(&self, waker: &Waker) -> bool {
+        // SAFETY: as for `take_waker`; only read.
+        self.storage.with_mut(|payload| unsafe { &*payload.cast::<Waker>() }.will_wake(waker))
+    }
+
+    /// Moves `result` into the storage; the slot's new state.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held and the storage holds nothing; the caller sets the
+    /// slot to the state returned.
+    unsafe fn put_result(&self, result: Result<T, JoinError>) -> usize {
+        self.storage.with_mut(|payload| match result {
+            Ok(value) => {
+                // SAFETY: as for `put_waker`.
+                unsafe { payload.cast::<T>().write(value) };
+                VALUE
+            }
+            Err(error) => {
+                // SAFETY: as for `put_waker`.
+                unsafe { payload.cast::<Box<JoinError>>().write(Box::new(error)) };
+                ERROR
+            }
+        })
+    }
+
+    /// Moves the result out of the storage.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held and the slot is `slot`, [`VALUE`] or [`ERROR`];
+    /// the caller changes the slot's state.
+    unsafe fn take_result(&self, slot: usize) -> Result<T, JoinError> {
+        self.storage.with_mut(|payload| {
+            if slot == VALUE {
+                // SAFETY: the storage holds a value (the caller's contract).
+                Ok(unsafe { ptr::read(payload.cast::<T>()) })
+            } else {
+                // SAFETY: the storage holds an error (the caller's contract).
+                Err(*unsafe { ptr::read(payload.cast::<Box<JoinError>>()) })
+            }
+        })
+    }
+}
+
+impl<T> Drop for Cell<T> {
+    fn drop(&mut self) {
+        // Freed with no reference left: every path that lets go empties the
+        // slot first, but whatever it still holds is dropped all the same.
+        let slot = self.header.state.load(Ordering::Acquire) & SLOT;
+        // SAFETY: `&mut self`: no other access; the state says what is stored.
+        match slot {
+            WAITING => drop(unsafe { self.take_waker() }),
+            VALUE | ERROR => drop(unsafe { self.take_result(slot) }),
+            _ => {}
+        }
     }
 }
 
@@ -206,18 +315,22 @@ impl<T> CellSender<T> {
     /// result was delivered.
     pub(crate) fn send(self, result: Result<T, JoinError>) -> bool {
         let this = ManuallyDrop::new(self);
-        let ((waker, refused), locked) = this.cell().locked(|slot| match slot {
-            Slot::Empty(waker) => {
-                let waker = waker.take();
-                *slot = Slot::Full(result);
+        let cell = this.cell();
+        let mut locked = cell.header.lock();
+        let (waker, refused) = match locked.slot {
+            EMPTY | WAITING => {
+                // SAFETY: the lock is held; the slot says what is stored.
+                let waker = (locked.slot == WAITING).then(|| unsafe { cell.take_waker() });
+                // SAFETY: the lock is held; the storage is empty now.
+                locked.slot = unsafe { cell.put_result(result) };
                 (waker, None)
             }
-            Slot::Cancelled => {
-                *slot = Slot::Done;
+            CANCELLED => {
+                locked.slot = DONE;
                 (None, Some(result))
             }
-            Slot::Full(_) | Slot::Done => (None, Some(result)),
-        });
+            _ => (None, Some(result)),
+        };
         if locked.release(JOB) {
             // SAFETY: the handle let go before; this was the last reference.
             unsafe { free(this.cell) };
@@ -231,18 +344,20 @@ impl<T> CellSender<T> {
 
 impl<T> Drop for CellSender<T> {
     fn drop(&mut self) {
-        let (waker, locked) = self.cell().locked(|slot| match slot {
-            Slot::Empty(waker) => {
-                let waker = waker.take();
-                *slot = Slot::Done;
-                waker
-            }
-            Slot::Cancelled => {
-                *slot = Slot::Done;
+        let cell = self.cell();
+        let mut locked = cell.header.lock();
+        let waker = match locked.slot {
+            EMPTY | CANCELLED => {
+                locked.slot = DONE;
                 None
             }
-            Slot::Full(_) | Slot::Done => None,
-        });
+            WAITING => {
+                locked.slot = DONE;
+                // SAFETY: the lock is held; the slot holds a waker.
+                Some(unsafe { cell.take_waker() })
+            }
+            _ => None,
+        };
         if locked.release(JOB) {
             // SAFETY: the handle let go before; this was the last reference.
             unsafe { free(self.cell) };
@@ -286,24 +401,39 @@ impl<T> CellReceiver<T> {
     /// Takes the result if it is there; otherwise registers `waker` (when
     /// given) to be woken when it comes.
     fn take_or_register(&self, waker: Option<&Waker>) -> Poll<Option<Result<T, JoinError>>> {
-        self.cell()
-            .locked(|slot| match slot {
-                Slot::Empty(registered) => {
-                    if let Some(waker) = waker {
-                        match registered {
-                            Some(old) if old.will_wake(waker) => {}
-                            _ => *registered = Some(waker.clone()),
-                        }
-                    }
-                    Poll::Pending
+        let cell = self.cell();
+        let mut locked = cell.header.lock();
+        let mut replaced = None;
+        let poll = match (locked.slot, waker) {
+            (EMPTY, Some(waker)) => {
+                // SAFETY: the lock is held; the storage is empty.
+                unsafe { cell.put_waker(waker.clone()) };
+                locked.slot = WAITING;
+                Poll::Pending
+            }
+            // SAFETY: the lock is held; the slot holds a waker.
+            (WAITING, Some(waker)) if !unsafe { cell.stored_will_wake(waker) } => {
+                // SAFETY: the lock is held; the slot holds a waker, and
+                // holds the new one after.
+                unsafe {
+                    replaced = Some(cell.take_waker());
+                    cell.put_waker(waker.clone());
                 }
-                Slot::Full(_) => match std::mem::replace(slot, Slot::Done) {
-                    Slot::Full(result) => Poll::Ready(Some(result)),
-                    _ => unreachable!("the slot was full under the lock"),
-                },
-                Slot::Cancelled | Slot::Done => Poll::Ready(None),
-            })
-            .0
+                Poll::Pending
+            }
+            (EMPTY | WAITING, _) => Poll::Pending,
+            (VALUE | ERROR, _) => {
+                // SAFETY: the lock is held; the slot holds a result.
+                let result = unsafe { cell.take_result(locked.slot) };
+                locked.slot = DONE;
+                Poll::Ready(Some(result))
+            }
+            _ => Poll::Ready(None),
+        };
+        drop(locked);
+        // An old waker is dropped outside the lock.
+        drop(replaced);
+        poll
     }
 
     /// Polls for the result.
@@ -322,15 +452,25 @@ impl<T> CellReceiver<T> {
         }
     }
 
+    /// Marks the slot cancelled if no result came (under `locked`); the
+    /// waker it held, if any.
+    fn cancel_locked(cell: &Cell<T>, locked: &mut Locked<'_>) -> Option<Waker> {
+        let waker = match locked.slot {
+            // SAFETY: the lock is held; the slot holds a waker.
+            WAITING => Some(unsafe { cell.take_waker() }),
+            EMPTY => None,
+            _ => return None,
+        };
+        locked.slot = CANCELLED;
+        locked.close = true;
+        waker
+    }
+
     /// No result is wanted any more; one already delivered is kept.
     pub(crate) fn close(&self) {
-        let (waker, locked) = self.cell().locked(|slot| match slot {
-            Slot::Empty(_) => Some(std::mem::replace(slot, Slot::Cancelled)),
-            Slot::Full(_) | Slot::Cancelled | Slot::Done => None,
-        });
-        if waker.is_some() {
-            locked.close();
-        }
+        let cell = self.cell();
+        let mut locked = cell.header.lock();
+        let waker = Self::cancel_locked(cell, &mut locked);
         drop(locked);
         // A registered waker is dropped outside the lock.
         drop(waker);
@@ -338,26 +478,31 @@ impl<T> CellReceiver<T> {
 
     /// Whether a result is waiting, or none will come.
     pub(crate) fn is_finished(&self) -> bool {
-        self.cell().locked(|slot| matches!(slot, Slot::Full(_) | Slot::Done)).0
+        matches!(self.cell().header.lock().slot, VALUE | ERROR | DONE)
     }
 }
 
 impl<T> Drop for CellReceiver<T> {
     fn drop(&mut self) {
-        let (unread, locked) = self.cell().locked(|slot| match slot {
-            Slot::Empty(_) => Some(std::mem::replace(slot, Slot::Cancelled)),
-            Slot::Full(_) => Some(std::mem::replace(slot, Slot::Done)),
-            Slot::Cancelled | Slot::Done => None,
-        });
-        if matches!(unread, Some(Slot::Empty(_))) {
-            locked.close();
-        }
+        let cell = self.cell();
+        let mut locked = cell.header.lock();
+        let waker = Self::cancel_locked(cell, &mut locked);
+        let unread = match locked.slot {
+            VALUE | ERROR => {
+                // SAFETY: the lock is held; the slot holds a result.
+                let result = unsafe { cell.take_result(locked.slot) };
+                locked.slot = DONE;
+                Some(result)
+            }
+            _ => None,
+        };
         if locked.release(HANDLE) {
             // SAFETY: the job let go before; this was the last reference.
             unsafe { free(self.cell) };
         }
         // An unread result (user data) or a waker is dropped outside the lock.
         drop(unread);
+        drop(waker);
     }
 }
 

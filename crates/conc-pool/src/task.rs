@@ -1,18 +1,20 @@
-//! The blocking pool's queued jobs: one allocation per task, reached from
-//! the queue through a thin pointer.
+//! The blocking pool's queued jobs: two words in the queue, and at most
+//! one allocation per task.
 //!
 //! A task with a handle is one allocation: the result slot the handle reads
 //! (see `crate::result_cell`) at its head, then the closure and, only when
 //! there is one, the boxed deadline and span. The queue's entry (a [`Job`])
-//! and the handle both point at it, and the last to let go frees it, so a
-//! queued task costs one allocation and one word in the queue. A
-//! fire-and-forget task is one allocation too: its vtable's address, then
-//! the closure (and a span, when there is one). The vtable, one per closure
-//! type, is what the handle type does not need to know.
+//! and the handle both point at it, and the last to let go frees it. A
+//! fire-and-forget closure of one word at most (an `Arc`, a reference, or
+//! nothing) is stored in the job itself, with its vtable's address, and
+//! costs no allocation; a wider one is one allocation: its vtable's
+//! address, then the closure (and a span, when there is one). The vtables,
+//! one per closure type, are what the handle type does not need to know.
 #![allow(unsafe_code)]
 
 use std::fmt;
-use std::mem::ManuallyDrop;
+use std::marker::PhantomData;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::{self, NonNull};
 
@@ -25,7 +27,14 @@ use crate::{JoinError, TaskHandle};
 
 /// A queued blocking task: runs once, or is abandoned (its handle learns
 /// why), or, dropped, resolves its handle as cancelled.
-pub(crate) struct Job(NonNull<Header>);
+///
+/// Two words. A task in an allocation: the pointer to it, and nothing. A
+/// small fire-and-forget closure (a word at most): its inline vtable's
+/// address with the low bit set, and the closure itself.
+pub(crate) struct Job {
+    head: NonNull<()>,
+    inline: MaybeUninit<*mut ()>,
+}
 
 // SAFETY: a job is made only from a closure, a result type and extras that
 // are all `Send` (the bounds of `with_handle` and `spawn`); it holds the one
@@ -33,42 +42,133 @@ pub(crate) struct Job(NonNull<Header>);
 // which is locked.
 unsafe impl Send for Job {}
 
+/// What a closure stored in the job itself does.
+#[repr(align(16))]
+struct InlineVTable {
+    /// Runs the closure read out of the word.
+    run: unsafe fn(MaybeUninit<*mut ()>) -> Outcome,
+    /// Drops the closure read out of the word, logging `reason` if given.
+    abandon: unsafe fn(MaybeUninit<*mut ()>, Option<JoinError>),
+}
+
+/// A job decoded.
+enum Decoded {
+    Heap(&'static VTable, NonNull<Header>),
+    Inline(&'static InlineVTable, MaybeUninit<*mut ()>),
+}
+
 impl Job {
-    /// The vtable of the task, and the pointer handed to it (the job's
-    /// reference, which the caller gives up).
-    fn into_raw(self) -> (&'static VTable, NonNull<Header>) {
-        let ptr = ManuallyDrop::new(self).0;
-        // SAFETY: the job's reference keeps the allocation alive.
-        (unsafe { ptr.as_ref() }.vtable(), ptr)
+    fn heap(ptr: NonNull<Header>) -> Self {
+        Self { head: ptr.cast(), inline: MaybeUninit::uninit() }
+    }
+
+    /// The job taken apart (the caller takes over its task).
+    fn into_raw(self) -> Decoded {
+        let this = ManuallyDrop::new(self);
+        if this.head.as_ptr().addr() & 1 == 0 {
+            let ptr = this.head.cast::<Header>();
+            // SAFETY: the job's reference keeps the allocation alive.
+            Decoded::Heap(unsafe { ptr.as_ref() }.vtable(), ptr)
+        } else {
+            let vtable = this.head.as_ptr().map_addr(|addr| addr & !1).cast::<InlineVTable>();
+            // SAFETY: the address of a `&'static InlineVTable` with the tag bit set
+            // (`inline`), cleared again.
+            Decoded::Inline(unsafe { &*vtable }, this.inline)
+        }
     }
 
     /// Runs the task at `now` on the pool's timeline (its deadline's).
     pub(crate) fn run(self, now: u64) -> Outcome {
-        let (vtable, ptr) = self.into_raw();
-        // SAFETY: `ptr` is a task of `vtable` with its job reference, handed over.
-        unsafe { (vtable.run)(ptr, now) }
+        match self.into_raw() {
+            // SAFETY: `ptr` is a task of `vtable` with its job reference, handed over.
+            Decoded::Heap(vtable, ptr) => unsafe { (vtable.run)(ptr, now) },
+            // SAFETY: `word` holds the closure `vtable` was made for, handed over.
+            Decoded::Inline(vtable, word) => unsafe { (vtable.run)(word) },
+        }
     }
 
     /// Drops the task unrun; its handle resolves to `reason`.
     pub(crate) fn abandon(self, reason: JoinError) {
-        let (vtable, ptr) = self.into_raw();
-        // SAFETY: as in `run`.
-        unsafe { (vtable.abandon)(ptr, Some(reason)) }
+        self.abandon_with(Some(reason));
+    }
+
+    fn abandon_with(self, reason: Option<JoinError>) {
+        match self.into_raw() {
+            // SAFETY: as in `run`.
+            Decoded::Heap(vtable, ptr) => unsafe { (vtable.abandon)(ptr, reason) },
+            // SAFETY: as in `run`.
+            Decoded::Inline(vtable, word) => unsafe { (vtable.abandon)(word, reason) },
+        }
     }
 }
 
 impl Drop for Job {
     fn drop(&mut self) {
-        // SAFETY: the allocation is alive while the job holds its reference.
-        let vtable = unsafe { self.0.as_ref() }.vtable();
-        // SAFETY: the job's reference is handed over; the job is not used again.
-        unsafe { (vtable.abandon)(self.0, None) }
+        let job = Job { head: self.head, inline: self.inline };
+        job.abandon_with(None);
     }
 }
 
 impl fmt::Debug for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Job")
+    }
+}
+
+/// A fire-and-forget closure of a word at most, stored in the job itself.
+struct InlineTask<F>(PhantomData<F>);
+
+impl<F> InlineTask<F>
+where
+    F: FnOnce() + Send + 'static,
+{
+    const VTABLE: InlineVTable = InlineVTable { run: Self::run, abandon: Self::abandon };
+
+    /// Whether `F` fits in the job's word.
+    const FITS: bool =
+        size_of::<F>() <= size_of::<*mut ()>() && align_of::<F>() <= align_of::<*mut ()>();
+
+    fn create(f: F) -> Job {
+        debug_assert!(Self::FITS);
+        let mut word = MaybeUninit::<*mut ()>::uninit();
+        // SAFETY: `F` fits in the word, in size and alignment (`FITS`).
+        unsafe { word.as_mut_ptr().cast::<F>().write(f) };
+        let head = NonNull::from(&Self::VTABLE).cast::<()>();
+        // The vtable is aligned to 16: the low bit is free for the tag.
+        Job { head: head.map_addr(|addr| addr | 1), inline: word }
+    }
+
+    /// # Safety
+    ///
+    /// `word` holds an `F` written by `create`, handed over.
+    unsafe fn take(word: MaybeUninit<*mut ()>) -> F {
+        // SAFETY: the caller's contract.
+        unsafe { word.as_ptr().cast::<F>().read() }
+    }
+
+    unsafe fn run(word: MaybeUninit<*mut ()>) -> Outcome {
+        // SAFETY: the caller's contract.
+        let f = unsafe { Self::take(word) };
+        run_spawned(f)
+    }
+
+    unsafe fn abandon(word: MaybeUninit<*mut ()>, reason: Option<JoinError>) {
+        // SAFETY: the caller's contract.
+        drop(unsafe { Self::take(word) });
+        if let Some(reason) = reason {
+            tracing::warn!(target: "conc_pool", %reason, "spawned task dropped unstarted");
+        }
+    }
+}
+
+/// Runs a fire-and-forget closure, catching and logging a panic.
+fn run_spawned(f: impl FnOnce()) -> Outcome {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(()) => Outcome::Completed,
+        Err(payload) => {
+            log_panic(&panic_message(payload.as_ref()));
+            Outcome::Panicked
+        }
     }
 }
 
@@ -157,7 +257,7 @@ where
         let ptr = NonNull::from(Box::leak(task));
         // SAFETY: a live task with a slot of `T`; the handle's reference is handed over.
         let rx = unsafe { CellReceiver::from_raw(ptr.cast::<Cell<T>>()) };
-        (Job(ptr.cast::<Header>()), TaskHandle::from_cell(rx))
+        (Job::heap(ptr.cast::<Header>()), TaskHandle::from_cell(rx))
     }
 
     /// Moves the job's parts out, and its reference into a sender.
@@ -272,7 +372,7 @@ where
     fn create(f: F, extras: X) -> Job {
         let header = Header::new(&Self::VTABLE, JOB);
         let task = Box::new(Self { header, parts: ManuallyDrop::new((f, extras)) });
-        Job(NonNull::from(Box::leak(task)).cast::<Header>())
+        Job::heap(NonNull::from(Box::leak(task)).cast::<Header>())
     }
 
     /// Takes the task apart, freeing its allocation.
@@ -293,13 +393,7 @@ where
         // SAFETY: the caller's contract.
         let (f, extras) = unsafe { Self::take(ptr) };
         let _entered = extras.enter();
-        match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(()) => Outcome::Completed,
-            Err(payload) => {
-                log_panic(&panic_message(payload.as_ref()));
-                Outcome::Panicked
-            }
-        }
+        run_spawned(f)
     }
 
     /// # Safety
@@ -331,6 +425,7 @@ where
     F: FnOnce() + Send + 'static,
 {
     match extras {
+        None if InlineTask::<F>::FITS => InlineTask::create(f),
         None => SpawnTask::create(f, NoExtras),
         Some(extras) => SpawnTask::create(f, extras),
     }

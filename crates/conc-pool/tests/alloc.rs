@@ -88,9 +88,9 @@ fn bytes() -> u64 {
 /// Heap bytes one queued `submit` costs beyond its (here zero-sized)
 /// closure, measured on the submitting thread in a second round: 56 bytes
 /// (the task's one allocation, shared by the queue's entry and the handle:
-/// a word for its vtable and flags and the 24-byte result slot, 32 bytes;
+/// a word for its vtable and flags and the 16-byte result slot, 24 bytes;
 /// the queue's storage, allocated in blocks as it grows and freed as it
-/// drains: 24).
+/// drains: 32).
 /// The figure is in docs/performance.md; this guards it against growth.
 #[test]
 fn a_queued_blocking_task_costs_a_bounded_number_of_bytes() {

@@ -175,10 +175,54 @@ fn a_spawned_task_runs_or_drops_its_closure_once() {
 }
 
 #[test]
-fn a_task_and_its_handle_cost_one_small_allocation() {
-    // The job is one word in the queue.
-    assert_eq!(size_of::<Job>(), size_of::<usize>());
-    assert_eq!(size_of::<Option<Job>>(), size_of::<usize>());
+fn a_job_is_two_words() {
+    // A pointer to the task, or an inline closure and its vtable.
+    assert_eq!(size_of::<Job>(), 2 * size_of::<usize>());
+    assert_eq!(size_of::<Option<Job>>(), 2 * size_of::<usize>());
+}
+
+#[test]
+fn a_closure_of_a_word_is_stored_in_the_job_and_runs_or_drops_once() {
+    // One word (an `Arc`): stored inline, run once.
+    let closure = counter();
+    let guard = Dropped(Arc::clone(&closure));
+    let job = spawn(move || drop(guard), None);
+    assert_eq!(job.head.as_ptr().addr() & 1, 1, "stored inline");
+    assert_eq!(job.run(0), Outcome::Completed);
+    assert_eq!(drops(&closure), 1);
+
+    // Dropped unrun (a queue dropped with it) or abandoned (a shutdown).
+    for abandon in [false, true] {
+        let closure = counter();
+        let guard = Dropped(Arc::clone(&closure));
+        let job = spawn(move || drop(guard), None);
+        if abandon {
+            job.abandon(JoinError::NotRun);
+        } else {
+            drop(job);
+        }
+        assert_eq!(drops(&closure), 1);
+    }
+
+    // Zero-sized, and panicking: caught.
+    let job = spawn(|| panic!("inline"), None);
+    assert_eq!(job.head.as_ptr().addr() & 1, 1, "stored inline");
+    assert_eq!(job.run(0), Outcome::Panicked);
+}
+
+#[test]
+fn a_larger_closure_or_one_with_a_span_is_allocated() {
+    let closure = counter();
+    let guard = Dropped(Arc::clone(&closure));
+    let wide = [7_u64; 2];
+    let job = spawn(move || drop((guard, wide)), None);
+    assert_eq!(job.head.as_ptr().addr() & 1, 0, "allocated");
+    drop(job);
+    assert_eq!(drops(&closure), 1);
+
+    let job = spawn(|| (), TaskExtras::new(Some(1)));
+    assert_eq!(job.head.as_ptr().addr() & 1, 0, "allocated, with its extras");
+    assert_eq!(job.run(0), Outcome::Completed);
 }
 
 /// What the job side does.
