@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use tokio::sync::oneshot;
 
 use crate::JoinError;
-use crate::result_cell::{self, CellReceiver};
+use crate::result_cell::CellReceiver;
 
 pub(crate) type ResultSender<T> = oneshot::Sender<Result<T, JoinError>>;
 
@@ -56,10 +56,9 @@ impl<T> TaskHandle<T> {
         (tx, Self { rx: Receiver::Channel(rx), cancelled: false })
     }
 
-    /// A handle reading from a result slot (blocking tasks).
-    pub(crate) fn cell() -> (result_cell::CellSender<T>, Self) {
-        let (tx, rx) = result_cell::slot();
-        (tx, Self { rx: Receiver::Cell(rx), cancelled: false })
+    /// A handle reading from a blocking task's result slot.
+    pub(crate) fn from_cell(rx: CellReceiver<T>) -> Self {
+        Self { rx: Receiver::Cell(rx), cancelled: false }
     }
 
     /// Cancels the task: a queued task will not start, a running async task

@@ -1,4 +1,6 @@
-//! The type-erased jobs the queue holds: a task plus where its result goes.
+//! The type-erased jobs the async queue holds (a future plus where its
+//! output goes), the blocking closure's cancel token, and the span a task
+//! carries.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -11,7 +13,6 @@ use pin_project_lite::pin_project;
 use crate::JoinError;
 use crate::core::Outcome;
 use crate::handle::ResultSender;
-use crate::result_cell::CellSender;
 
 /// The submitter's tracing span, carried into the task. Boxed only when
 /// there is one (the common case without an entered span stores 8 bytes,
@@ -30,15 +31,6 @@ impl CarriedSpan {
         self.0.as_deref().map(tracing::Span::enter)
     }
 }
-
-/// A blocking job: run it (`now` on the pool's timeline, for its deadline),
-/// or abandon it (its handle learns why).
-pub(crate) trait BlockingJob: Send {
-    fn run(self: Box<Self>, now: u64) -> Outcome;
-    fn abandon(self: Box<Self>, reason: JoinError);
-}
-
-pub(crate) type BlockingBox = Box<dyn BlockingJob>;
 
 /// Lets a running blocking closure see that its handle was cancelled.
 ///
@@ -64,7 +56,12 @@ pub struct CancelToken<'a> {
     closed: &'a dyn Fn() -> bool,
 }
 
-impl CancelToken<'_> {
+impl<'a> CancelToken<'a> {
+    /// A token that asks `closed` whether the handle was cancelled.
+    pub(crate) fn new(closed: &'a dyn Fn() -> bool) -> Self {
+        Self { closed }
+    }
+
     /// Whether the task's handle was cancelled or dropped.
     pub fn is_cancelled(&self) -> bool {
         (self.closed)()
@@ -77,133 +74,9 @@ impl std::fmt::Debug for CancelToken<'_> {
     }
 }
 
-/// A closure whose result goes to a [`TaskHandle`](crate::TaskHandle).
-/// `call` says how to invoke `f` (with or without the token); it is a
-/// zero-sized function item, so `f` stays recoverable as it was given.
-pub(crate) struct HandleTask<F, C, T> {
-    pub(crate) f: F,
-    pub(crate) call: C,
-    pub(crate) tx: CellSender<T>,
-    /// The deadline and the submitter's span, when there is either.
-    pub(crate) extras: TaskExtras,
-}
-
-/// The deadline of a blocking task that has none: no time on the pool's
-/// timeline reaches it (deadlines that would are dropped when submitted).
-const NO_DEADLINE: u64 = u64::MAX;
-
-/// What only some blocking tasks with a handle carry: a deadline (on the
-/// pool's timeline) and the submitter's span. Boxed together, and absent
-/// (8 bytes, no allocation) for a task with neither, which keeps the common
-/// queued task small.
-pub(crate) struct TaskExtras(Option<Box<(u64, Option<tracing::Span>)>>);
-
-impl TaskExtras {
-    /// `deadline` and the current span, if any.
-    pub(crate) fn new(deadline: Option<u64>) -> Self {
-        let span = tracing::Span::current();
-        let span = (!span.is_none()).then_some(span);
-        if deadline.is_none() && span.is_none() {
-            return Self(None);
-        }
-        Self(Some(Box::new((deadline.unwrap_or(NO_DEADLINE), span))))
-    }
-
-    /// The deadline, [`NO_DEADLINE`] for none.
-    fn deadline(&self) -> u64 {
-        self.0.as_ref().map_or(NO_DEADLINE, |extras| extras.0)
-    }
-
-    /// Enters the span until the guard drops.
-    fn enter(&self) -> Option<tracing::span::Entered<'_>> {
-        self.0.as_ref().and_then(|extras| extras.1.as_ref()).map(tracing::Span::enter)
-    }
-}
-
-/// Runs `f` with a token at `now`, catching a panic, and reports to `tx`.
-fn run_with_handle<T, R>(tx: CellSender<T>, deadline: u64, now: u64, f: R) -> Outcome
-where
-    R: FnOnce(&CancelToken<'_>) -> T,
-{
-    if tx.is_closed() {
-        return Outcome::Cancelled;
-    }
-    if deadline != NO_DEADLINE && now >= deadline {
-        let _ = tx.send(Err(JoinError::DeadlineExceeded));
-        return Outcome::TimedOut;
-    }
-    let closed = || tx.is_closed();
-    let token = CancelToken { closed: &closed };
-    match catch_unwind(AssertUnwindSafe(|| f(&token))) {
-        Ok(value) => {
-            // Not delivered: the handle was cancelled while it ran.
-            if tx.send(Ok(value)) { Outcome::Completed } else { Outcome::Cancelled }
-        }
-        Err(payload) => {
-            let message = panic_message(payload.as_ref());
-            let _ = tx.send(Err(JoinError::Panicked { message }));
-            Outcome::Panicked
-        }
-    }
-}
-
-impl<F, C, T> HandleTask<F, C, T>
-where
-    C: FnOnce(F, &CancelToken<'_>) -> T,
-{
-    pub(crate) fn run_here(self, now: u64) -> Outcome {
-        let HandleTask { f, call, tx, extras } = self;
-        let _entered = extras.enter();
-        run_with_handle(tx, extras.deadline(), now, move |token| call(f, token))
-    }
-}
-
-impl<F, C, T> BlockingJob for HandleTask<F, C, T>
-where
-    F: Send,
-    C: FnOnce(F, &CancelToken<'_>) -> T + Send,
-    T: Send,
-{
-    fn run(self: Box<Self>, now: u64) -> Outcome {
-        (*self).run_here(now)
-    }
-
-    fn abandon(self: Box<Self>, reason: JoinError) {
-        let _ = self.tx.send(Err(reason));
-    }
-}
-
-/// A fire-and-forget closure: a panic is logged and counted.
-pub(crate) struct SpawnTask<F> {
-    pub(crate) f: F,
-    /// The submitter's span, entered while the task runs.
-    pub(crate) span: CarriedSpan,
-}
-
 /// Reports the panic of a fire-and-forget task (the worker's span names the pool).
 pub(crate) fn log_panic(message: &str) {
     tracing::error!(target: "conc_pool", panic = message, "spawned task panicked");
-}
-
-impl<F> BlockingJob for SpawnTask<F>
-where
-    F: FnOnce() + Send,
-{
-    fn run(self: Box<Self>, _now: u64) -> Outcome {
-        let SpawnTask { f, span } = *self;
-        let _entered = span.enter();
-        match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(()) => Outcome::Completed,
-            Err(payload) => {
-                log_panic(&panic_message(payload.as_ref()));
-                Outcome::Panicked
-            }
-        }
-    }
-
-    fn abandon(self: Box<Self>, reason: JoinError) {
-        tracing::warn!(target: "conc_pool", %reason, "spawned task dropped unstarted");
-    }
 }
 
 /// An async job: poll it to completion, or abandon it before its first poll.
@@ -377,12 +250,6 @@ where
         let this = self.project();
         *this.done = true;
         tracing::warn!(target: "conc_pool", %reason, "spawned task dropped unstarted");
-    }
-}
-
-impl std::fmt::Debug for dyn BlockingJob {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BlockingJob")
     }
 }
 

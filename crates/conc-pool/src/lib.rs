@@ -126,7 +126,9 @@
 //! | Java's `ThreadPoolExecutor` rejection policies | hand-written | [`Rejection`] |
 //! | priorities | several pools (ants, pond advice) | [`TaskOptions::priority`] with aging |
 //! | Laravel's `Concurrency::run` / `defer` | – | [`Concurrency`] |
-#![forbid(unsafe_code)]
+// The blocking pool's task allocation (`task`, `result_cell`) is the one
+// place with `unsafe`; every other module stays without.
+#![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
@@ -148,6 +150,7 @@ mod queue;
 mod result_cell;
 mod scale;
 mod shutdown;
+mod task;
 
 pub use asynchronous::{AsyncPool, AsyncPoolBuilder, UnstartedFuture};
 pub use blocking::{BlockingPool, BlockingPoolBuilder, Unstarted};

@@ -1,124 +1,439 @@
-//! Where a blocking task's result goes: one small shared slot the worker
-//! fills and the [`TaskHandle`](crate::TaskHandle) reads, in place of a
-//! channel. A mutex guards it (held for a few instructions, never across
-//! user code), and it keeps one waker: the handle's. A blocking task's
-//! sender needs no waker of its own, since it only polls for cancellation
-//! between steps; that is what makes the slot smaller than a oneshot channel.
+//! Where a blocking task's result goes: a small slot at the head of the
+//! task's own allocation (see `crate::task`), which the worker fills and the
+//! [`TaskHandle`](crate::TaskHandle) reads, in place of a channel. The job
+//! in the queue and the handle both point at that one allocation; the last
+//! of the two to let go frees it.
+//!
+//! The allocation starts with one word of state: the address of the task's
+//! vtable (what to run, how to free it), with seven bits below it (the
+//! vtable is aligned to 128): the job's reference, the handle's, a lock
+//! bit, a closed bit, and what the slot holds. The lock guards the slot
+//! (held for a few instructions, never across user code: a result is moved
+//! in or out, a waker stored or taken); the closed bit lets a running
+//! closure see a cancelled handle without taking it. The slot keeps one
+//! waker, the handle's: a blocking task's sender needs none of its own,
+//! since it only looks for cancellation between steps. The waker, the
+//! value and the (boxed, rare) error share the slot's storage, and what it
+//! holds is in the state word, which keeps a small task's state to 24 bytes.
+#![allow(unsafe_code)]
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::mem::{ManuallyDrop, MaybeUninit};
+use std::ptr::{self, NonNull};
 use std::task::{Context, Poll, Waker};
 
 use crate::JoinError;
+use crate::core::Outcome;
+use crate::loom::cell::UnsafeCell;
+use crate::loom::spin_round;
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 
-/// The state of one result.
-enum Slot<T> {
-    /// No result yet; the handle's waker once it has waited.
-    Empty(Option<Waker>),
-    /// The task's result, not yet taken.
-    Full(Result<T, JoinError>),
-    /// The handle was cancelled or dropped: no result is wanted.
-    Cancelled,
-    /// Nothing more will come: the result was taken, or the sender was
-    /// dropped without one.
-    Done,
+/// The job's reference to a task (the closure and the sender side).
+pub(crate) const JOB: usize = 1;
+/// The handle's reference to a task.
+pub(crate) const HANDLE: usize = 1 << 1;
+/// The slot's lock.
+const LOCKED: usize = 1 << 2;
+/// The handle was cancelled or dropped before a result came.
+const CLOSED: usize = 1 << 3;
+/// What the slot holds: three bits.
+const SLOT: usize = 0b111 << 4;
+/// No result yet, no waker.
+const EMPTY: usize = 0;
+/// No result yet; the storage holds the handle's waker.
+const WAITING: usize = 1 << 4;
+/// The storage holds the task's value, not yet taken.
+const VALUE: usize = 2 << 4;
+/// The storage holds the task's (boxed) error, not yet taken.
+const ERROR: usize = 3 << 4;
+/// The handle was cancelled or dropped: no result is wanted.
+const CANCELLED: usize = 4 << 4;
+/// Nothing more will come: the result was taken, or the sender was dropped
+/// without one.
+const DONE: usize = 5 << 4;
+/// The flag bits of the state word; the others are the vtable's address.
+const FLAGS: usize = 0b111_1111;
+
+/// What one kind of task (one closure type) does with its allocation.
+/// Aligned to 128, so the low seven bits of its address are free for flags.
+#[repr(align(128))]
+pub(crate) struct VTable {
+    /// Runs the task at `now` on the pool's timeline, giving up the job's
+    /// reference.
+    pub(crate) run: unsafe fn(NonNull<Header>, u64) -> Outcome,
+    /// Drops the task unrun, giving up the job's reference; its handle
+    /// learns `reason` (`None`: it resolves as cancelled).
+    pub(crate) abandon: unsafe fn(NonNull<Header>, Option<JoinError>),
+    /// Frees the allocation once no reference is left.
+    pub(crate) free: unsafe fn(NonNull<Header>),
 }
 
-type Shared<T> = Arc<Mutex<Slot<T>>>;
-
-fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Slot<T>> {
-    // No code that can panic runs under the lock.
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
+/// The first word of every task's allocation.
+pub(crate) struct Header {
+    /// The vtable's address, and the flags.
+    state: AtomicUsize,
 }
 
-/// A new slot: its sender (for the task) and receiver (for the handle).
-pub(crate) fn slot<T>() -> (CellSender<T>, CellReceiver<T>) {
-    let shared = Arc::new(Mutex::new(Slot::Empty(None)));
-    (CellSender { shared: Arc::clone(&shared) }, CellReceiver { shared })
+impl Header {
+    /// A header for a task of `vtable` held by `refs` ([`JOB`], [`HANDLE`]).
+    pub(crate) fn new(vtable: &'static VTable, refs: usize) -> Self {
+        let address = ptr::from_ref(vtable).expose_provenance();
+        debug_assert_eq!(address & FLAGS, 0, "a vtable is aligned to 128");
+        Self { state: AtomicUsize::new(address | refs) }
+    }
+
+    /// The task's vtable.
+    pub(crate) fn vtable(&self) -> &'static VTable {
+        // The address bits are written once, by `new`, before the header is
+        // shared; the flags around them change, the address never does.
+        let address = self.state.load(Ordering::Relaxed) & !FLAGS;
+        // SAFETY: `address` is that of the `&'static VTable` given to `new`,
+        // whose provenance `new` exposed; a `'static` vtable lives for ever.
+        unsafe { &*ptr::with_exposed_provenance::<VTable>(address) }
+    }
+
+    /// Takes the slot's lock: a short spin (the holder keeps it for a few
+    /// instructions), then yields.
+    fn lock(&self) -> Locked<'_> {
+        let mut round = 0;
+        loop {
+            let before = self.state.fetch_or(LOCKED, Ordering::Acquire);
+            if before & LOCKED == 0 {
+                return Locked { state: &self.state, slot: before & SLOT, close: false };
+            }
+            while self.state.load(Ordering::Relaxed) & LOCKED != 0 {
+                spin_round(round);
+                round = round.saturating_add(1);
+            }
+        }
+    }
 }
 
-/// The task's side. Dropped without [`send`](Self::send), the handle
-/// resolves as cancelled.
+/// The slot's lock, released on drop, with what the slot holds (written
+/// back to the state word with the unlock).
+struct Locked<'a> {
+    state: &'a AtomicUsize,
+    slot: usize,
+    /// Set the closed bit with the unlock.
+    close: bool,
+}
+
+impl Locked<'_> {
+    /// Unlocks, writing back the slot's state (and the closed bit) and
+    /// clearing `release`; the state before.
+    fn unlock(&mut self, release: usize) -> usize {
+        let mut current = self.state.load(Ordering::Relaxed);
+        loop {
+            let mut next = (current & !(LOCKED | SLOT | release)) | self.slot;
+            if self.close {
+                next |= CLOSED;
+            }
+            match self.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(before) => return before,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Unlocks and gives up `reference` in one step; whether it was the
+    /// last reference (the caller then frees the allocation).
+    fn release(self, reference: usize) -> bool {
+        let mut this = ManuallyDrop::new(self);
+        this.unlock(reference) & (JOB | HANDLE) == reference
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.unlock(0);
+    }
+}
+
+/// The slot's storage: one of these, as the state word says (all at offset 0).
+#[repr(C)]
+union Payload<T> {
+    waker: ManuallyDrop<Waker>,
+    value: ManuallyDrop<T>,
+    error: ManuallyDrop<Box<JoinError>>,
+}
+
+/// The head of a task with a handle: its header and its result slot. A
+/// task's allocation starts with this (`repr(C)`), whatever its closure, so
+/// the handle reads it knowing the result type alone.
+#[repr(C)]
+pub(crate) struct Cell<T> {
+    header: Header,
+    storage: UnsafeCell<MaybeUninit<Payload<T>>>,
+}
+
+impl<T> Cell<T> {
+    /// An empty slot, held by the job and the handle, of a task of `vtable`.
+    pub(crate) fn new(vtable: &'static VTable) -> Self {
+        Self {
+            header: Header::new(vtable, JOB | HANDLE),
+            storage: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// Moves the waker out of the storage.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held and the slot is [`WAITING`]; the caller changes
+    /// the slot's state.
+    unsafe fn take_waker(&self) -> Waker {
+        // SAFETY: the lock is held (no other access), and the storage
+        // holds a waker (the caller's contract).
+        self.storage.with_mut(|payload| unsafe { ptr::read(payload.cast::<Waker>()) })
+    }
+
+    /// Moves `waker` into the storage.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held and the storage holds nothing; the caller sets the
+    /// slot to [`WAITING`].
+    unsafe fn put_waker(&self, waker: Waker) {
+        // SAFETY: as for `take_waker`; nothing is overwritten.
+        self.storage.with_mut(|payload| unsafe { payload.cast::<Waker>().write(waker) });
+    }
+
+    /// Whether the stored waker would wake `waker`'s task.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held and the slot is [`WAITING`].
+    unsafe fn stored_will_wake(&self, waker: &Waker) -> bool {
+        // SAFETY: as for `take_waker`; only read.
+        self.storage.with_mut(|payload| unsafe { &*payload.cast::<Waker>() }.will_wake(waker))
+    }
+
+    /// Moves `result` into the storage; the slot's new state.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held and the storage holds nothing; the caller sets the
+    /// slot to the state returned.
+    unsafe fn put_result(&self, result: Result<T, JoinError>) -> usize {
+        self.storage.with_mut(|payload| match result {
+            Ok(value) => {
+                // SAFETY: as for `put_waker`.
+                unsafe { payload.cast::<T>().write(value) };
+                VALUE
+            }
+            Err(error) => {
+                // SAFETY: as for `put_waker`.
+                unsafe { payload.cast::<Box<JoinError>>().write(Box::new(error)) };
+                ERROR
+            }
+        })
+    }
+
+    /// Moves the result out of the storage.
+    ///
+    /// # Safety
+    ///
+    /// The lock is held and the slot is `slot`, [`VALUE`] or [`ERROR`];
+    /// the caller changes the slot's state.
+    unsafe fn take_result(&self, slot: usize) -> Result<T, JoinError> {
+        self.storage.with_mut(|payload| {
+            if slot == VALUE {
+                // SAFETY: the storage holds a value (the caller's contract).
+                Ok(unsafe { ptr::read(payload.cast::<T>()) })
+            } else {
+                // SAFETY: the storage holds an error (the caller's contract).
+                Err(*unsafe { ptr::read(payload.cast::<Box<JoinError>>()) })
+            }
+        })
+    }
+}
+
+impl<T> Drop for Cell<T> {
+    fn drop(&mut self) {
+        // Freed with no reference left: every path that lets go empties the
+        // slot first, but whatever it still holds is dropped all the same.
+        let slot = self.header.state.load(Ordering::Acquire) & SLOT;
+        // SAFETY: `&mut self`: no other access; the state says what is stored.
+        match slot {
+            WAITING => drop(unsafe { self.take_waker() }),
+            VALUE | ERROR => drop(unsafe { self.take_result(slot) }),
+            _ => {}
+        }
+    }
+}
+
+/// Frees the allocation of `cell`, whose last reference is gone.
+///
+/// # Safety
+///
+/// `cell` points at a live task allocation that no one references any more.
+unsafe fn free<T>(cell: NonNull<Cell<T>>) {
+    let header = cell.cast::<Header>();
+    // SAFETY: the allocation is live (the caller's contract), so its header is.
+    let free = unsafe { header.as_ref() }.vtable().free;
+    // SAFETY: no reference is left: the vtable's `free` may release it.
+    unsafe { free(header) }
+}
+
+/// The task's side: holds the job's reference. Dropped without
+/// [`send`](Self::send), the handle resolves as cancelled.
 pub(crate) struct CellSender<T> {
-    shared: Shared<T>,
+    cell: NonNull<Cell<T>>,
 }
+
+// SAFETY: the sender moves a `T` into the slot (so `T: Send`) and otherwise
+// touches the shared allocation only under its lock or through atomics.
+unsafe impl<T: Send> Send for CellSender<T> {}
 
 impl<T> CellSender<T> {
-    /// Whether the handle was cancelled or dropped.
+    /// The sender of the task at `cell`.
+    ///
+    /// # Safety
+    ///
+    /// `cell` points at a live task allocation with a result slot of `T`,
+    /// whose job reference the caller holds and hands over.
+    pub(crate) unsafe fn from_raw(cell: NonNull<Cell<T>>) -> Self {
+        Self { cell }
+    }
+
+    fn cell(&self) -> &Cell<T> {
+        // SAFETY: the job's reference keeps the allocation alive.
+        unsafe { self.cell.as_ref() }
+    }
+
+    /// Whether the handle was cancelled or dropped (no lock taken).
     pub(crate) fn is_closed(&self) -> bool {
-        matches!(*lock(&self.shared), Slot::Cancelled | Slot::Done)
+        self.cell().header.state.load(Ordering::Acquire) & CLOSED != 0
     }
 
     /// Delivers the result (dropped, outside the lock, if the handle no
-    /// longer wants it); whether it was delivered.
+    /// longer wants it) and gives up the job's reference; whether the
+    /// result was delivered.
     pub(crate) fn send(self, result: Result<T, JoinError>) -> bool {
-        let waker = {
-            let mut slot = lock(&self.shared);
-            match &mut *slot {
-                Slot::Empty(waker) => {
-                    let waker = waker.take();
-                    *slot = Slot::Full(result);
-                    waker
-                }
-                Slot::Full(_) | Slot::Cancelled | Slot::Done => return false,
+        let this = ManuallyDrop::new(self);
+        let cell = this.cell();
+        let mut locked = cell.header.lock();
+        let (waker, refused) = match locked.slot {
+            EMPTY | WAITING => {
+                // SAFETY: the lock is held; the slot says what is stored.
+                let waker = (locked.slot == WAITING).then(|| unsafe { cell.take_waker() });
+                // SAFETY: the lock is held; the storage is empty now.
+                locked.slot = unsafe { cell.put_result(result) };
+                (waker, None)
             }
+            CANCELLED => {
+                locked.slot = DONE;
+                (None, Some(result))
+            }
+            _ => (None, Some(result)),
         };
+        if locked.release(JOB) {
+            // SAFETY: the handle let go before; this was the last reference.
+            unsafe { free(this.cell) };
+        }
         if let Some(waker) = waker {
             waker.wake();
         }
-        true
+        refused.is_none()
     }
 }
 
 impl<T> Drop for CellSender<T> {
     fn drop(&mut self) {
-        let waker = {
-            let mut slot = lock(&self.shared);
-            match &mut *slot {
-                Slot::Empty(waker) => {
-                    let waker = waker.take();
-                    *slot = Slot::Done;
-                    waker
-                }
-                Slot::Cancelled => {
-                    *slot = Slot::Done;
-                    None
-                }
-                Slot::Full(_) | Slot::Done => None,
+        let cell = self.cell();
+        let mut locked = cell.header.lock();
+        let waker = match locked.slot {
+            EMPTY | CANCELLED => {
+                locked.slot = DONE;
+                None
             }
+            WAITING => {
+                locked.slot = DONE;
+                // SAFETY: the lock is held; the slot holds a waker.
+                Some(unsafe { cell.take_waker() })
+            }
+            _ => None,
         };
+        if locked.release(JOB) {
+            // SAFETY: the handle let go before; this was the last reference.
+            unsafe { free(self.cell) };
+        }
         if let Some(waker) = waker {
             waker.wake();
         }
     }
 }
 
-/// The handle's side. `None` from a read means no result will come (the
-/// task was cancelled, or its sender dropped without one).
+/// The handle's side: holds the handle's reference. `None` from a read
+/// means no result will come (the task was cancelled, or its sender dropped
+/// without one).
 pub(crate) struct CellReceiver<T> {
-    shared: Shared<T>,
+    cell: NonNull<Cell<T>>,
 }
 
+// SAFETY: the receiver moves a `T` out of the slot (so `T: Send`) and
+// otherwise touches the shared allocation only under its lock or through
+// atomics; the allocation is freed by whichever side lets go last.
+unsafe impl<T: Send> Send for CellReceiver<T> {}
+// SAFETY: as for `Send`: every method through `&self` takes the lock.
+unsafe impl<T: Send> Sync for CellReceiver<T> {}
+
 impl<T> CellReceiver<T> {
+    /// The receiver of the task at `cell`.
+    ///
+    /// # Safety
+    ///
+    /// `cell` points at a live task allocation with a result slot of `T`,
+    /// whose handle reference the caller holds and hands over.
+    pub(crate) unsafe fn from_raw(cell: NonNull<Cell<T>>) -> Self {
+        Self { cell }
+    }
+
+    fn cell(&self) -> &Cell<T> {
+        // SAFETY: the handle's reference keeps the allocation alive.
+        unsafe { self.cell.as_ref() }
+    }
+
     /// Takes the result if it is there; otherwise registers `waker` (when
     /// given) to be woken when it comes.
     fn take_or_register(&self, waker: Option<&Waker>) -> Poll<Option<Result<T, JoinError>>> {
-        let mut slot = lock(&self.shared);
-        match &mut *slot {
-            Slot::Empty(registered) => {
-                if let Some(waker) = waker {
-                    match registered {
-                        Some(old) if old.will_wake(waker) => {}
-                        _ => *registered = Some(waker.clone()),
-                    }
+        let cell = self.cell();
+        let mut locked = cell.header.lock();
+        let mut replaced = None;
+        let poll = match (locked.slot, waker) {
+            (EMPTY, Some(waker)) => {
+                // SAFETY: the lock is held; the storage is empty.
+                unsafe { cell.put_waker(waker.clone()) };
+                locked.slot = WAITING;
+                Poll::Pending
+            }
+            // SAFETY: the lock is held; the slot holds a waker.
+            (WAITING, Some(waker)) if !unsafe { cell.stored_will_wake(waker) } => {
+                // SAFETY: the lock is held; the slot holds a waker, and
+                // holds the new one after.
+                unsafe {
+                    replaced = Some(cell.take_waker());
+                    cell.put_waker(waker.clone());
                 }
                 Poll::Pending
             }
-            Slot::Full(_) => match std::mem::replace(&mut *slot, Slot::Done) {
-                Slot::Full(result) => Poll::Ready(Some(result)),
-                _ => unreachable!("the slot was full under the lock"),
-            },
-            Slot::Cancelled | Slot::Done => Poll::Ready(None),
-        }
+            (EMPTY | WAITING, _) => Poll::Pending,
+            (VALUE | ERROR, _) => {
+                // SAFETY: the lock is held; the slot holds a result.
+                let result = unsafe { cell.take_result(locked.slot) };
+                locked.slot = DONE;
+                Poll::Ready(Some(result))
+            }
+            _ => Poll::Ready(None),
+        };
+        drop(locked);
+        // An old waker is dropped outside the lock.
+        drop(replaced);
+        poll
     }
 
     /// Polls for the result.
@@ -137,121 +452,59 @@ impl<T> CellReceiver<T> {
         }
     }
 
+    /// Marks the slot cancelled if no result came (under `locked`); the
+    /// waker it held, if any.
+    fn cancel_locked(cell: &Cell<T>, locked: &mut Locked<'_>) -> Option<Waker> {
+        let waker = match locked.slot {
+            // SAFETY: the lock is held; the slot holds a waker.
+            WAITING => Some(unsafe { cell.take_waker() }),
+            EMPTY => None,
+            _ => return None,
+        };
+        locked.slot = CANCELLED;
+        locked.close = true;
+        waker
+    }
+
     /// No result is wanted any more; one already delivered is kept.
     pub(crate) fn close(&self) {
-        let mut slot = lock(&self.shared);
-        if let Slot::Empty(_) = &*slot {
-            *slot = Slot::Cancelled;
-        }
+        let cell = self.cell();
+        let mut locked = cell.header.lock();
+        let waker = Self::cancel_locked(cell, &mut locked);
+        drop(locked);
+        // A registered waker is dropped outside the lock.
+        drop(waker);
     }
 
     /// Whether a result is waiting, or none will come.
     pub(crate) fn is_finished(&self) -> bool {
-        matches!(*lock(&self.shared), Slot::Full(_) | Slot::Done)
+        matches!(self.cell().header.lock().slot, VALUE | ERROR | DONE)
     }
 }
 
 impl<T> Drop for CellReceiver<T> {
     fn drop(&mut self) {
-        let unread = {
-            let mut slot = lock(&self.shared);
-            match &*slot {
-                Slot::Empty(_) => std::mem::replace(&mut *slot, Slot::Cancelled),
-                Slot::Full(_) => std::mem::replace(&mut *slot, Slot::Done),
-                Slot::Cancelled | Slot::Done => return,
+        let cell = self.cell();
+        let mut locked = cell.header.lock();
+        let waker = Self::cancel_locked(cell, &mut locked);
+        let unread = match locked.slot {
+            VALUE | ERROR => {
+                // SAFETY: the lock is held; the slot holds a result.
+                let result = unsafe { cell.take_result(locked.slot) };
+                locked.slot = DONE;
+                Some(result)
             }
+            _ => None,
         };
-        // An unread result (user data) is dropped outside the lock.
+        if locked.release(HANDLE) {
+            // SAFETY: the job let go before; this was the last reference.
+            unsafe { free(self.cell) };
+        }
+        // An unread result (user data) or a waker is dropped outside the lock.
         drop(unread);
+        drop(waker);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
-    use super::*;
-
-    /// Counts its wake-ups.
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counting() -> (Arc<Count>, Waker) {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        (Arc::clone(&count), Waker::from(count))
-    }
-
-    #[test]
-    fn a_result_sent_after_a_poll_wakes_the_handle_and_is_read_once() {
-        let (tx, rx) = slot::<u8>();
-        let (count, waker) = counting();
-        let cx = Context::from_waker(&waker);
-        assert!(rx.poll(&cx).is_pending());
-        assert!(!rx.is_finished());
-        assert!(tx.send(Ok(7)));
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert!(rx.is_finished());
-        assert_eq!(rx.poll(&cx), Poll::Ready(Some(Ok(7))));
-        assert_eq!(rx.poll(&cx), Poll::Ready(None));
-    }
-
-    #[test]
-    fn a_sender_dropped_without_a_result_ends_the_wait() {
-        let (tx, rx) = slot::<u8>();
-        let (count, waker) = counting();
-        assert!(rx.poll(&Context::from_waker(&waker)).is_pending());
-        drop(tx);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        assert!(rx.is_finished());
-        assert_eq!(rx.wait(), None);
-    }
-
-    #[test]
-    fn cancelling_closes_the_sender_and_drops_a_late_result() {
-        let (tx, rx) = slot::<String>();
-        rx.close();
-        assert!(tx.is_closed());
-        assert!(!tx.send(Ok("late".to_owned())));
-        assert_eq!(rx.wait(), None);
-    }
-
-    #[test]
-    fn cancelling_after_the_result_came_keeps_it() {
-        let (tx, rx) = slot::<u8>();
-        assert!(tx.send(Err(JoinError::DeadlineExceeded)));
-        rx.close();
-        assert_eq!(rx.wait(), Some(Err(JoinError::DeadlineExceeded)));
-    }
-
-    #[test]
-    fn a_dropped_handle_closes_the_sender() {
-        let (tx, rx) = slot::<u8>();
-        assert!(!tx.is_closed());
-        drop(rx);
-        assert!(tx.is_closed());
-    }
-
-    #[test]
-    fn wait_blocks_until_another_thread_sends() {
-        let (tx, rx) = slot::<u64>();
-        let sender = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            assert!(tx.send(Ok(42)));
-        });
-        assert_eq!(rx.wait(), Some(Ok(42)));
-        sender.join().unwrap();
-    }
-
-    #[test]
-    fn the_slot_of_a_small_result_is_smaller_than_a_oneshot_channel() {
-        // The allocation: two reference counts, the mutex and the slot.
-        let slot = 2 * size_of::<usize>() + size_of::<Mutex<Slot<u8>>>();
-        assert!(slot <= 48, "{slot} bytes");
-    }
-}
+mod tests;

@@ -620,3 +620,45 @@ fn a_queued_task_past_its_deadline_on_the_pools_clock_is_not_started() {
     }
     assert_eq!(pool.metrics().timed_out, 1);
 }
+
+/// Counts its drops.
+struct DropCount(Arc<AtomicUsize>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn spawned_closures_left_queued_at_shutdown_are_handed_back_and_dropped_once() {
+    // A one-word closure is stored in the queue entry itself, a wider one in
+    // an allocation: both come back from a shutdown, run or dropped once.
+    let pool = BlockingPool::builder().workers(1).build().unwrap();
+    let release = occupy(&pool, 1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicUsize::new(0));
+    for i in 0..100_u64 {
+        let guard = DropCount(Arc::clone(&drops));
+        if i % 2 == 0 {
+            pool.spawn(move || drop(guard)).unwrap();
+        } else {
+            let ran = Arc::clone(&ran);
+            pool.spawn(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+                drop(guard);
+            })
+            .unwrap();
+        }
+    }
+    let report = pool.shutdown_now();
+    assert_eq!(report.unstarted.len(), 100);
+    for (index, task) in report.unstarted.into_iter().enumerate() {
+        if index % 4 < 2 {
+            task.run();
+        }
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 100);
+    assert_eq!(ran.load(Ordering::SeqCst), 25, "the wide closures of every other pair ran");
+    drop(release);
+}

@@ -15,10 +15,9 @@ use crate::builder::{RawSettings, common_setters};
 use crate::engine::{Admitted, Engine, Refusal};
 use crate::error::collect_batch;
 use crate::front::pool_type;
-use crate::job::{
-    BlockingBox, BlockingJob, CancelToken, CarriedSpan, HandleTask, SpawnTask, TaskExtras,
-};
+use crate::job::CancelToken;
 use crate::queue::Reservation;
+use crate::task::{self, Job, TaskExtras};
 use crate::{
     Batch, BatchError, PoolBuildError, PoolShutdown, SubmitError, TaskHandle, TaskOptions,
 };
@@ -128,7 +127,7 @@ impl BlockingPool {
 
     /// Admits one task, under the pool's policy (waiting for room under the
     /// block policy) or, for the `try_` forms, without it.
-    fn admit(&self, honour_policy: bool) -> Result<Admitted<'_, BlockingBox>, Refusal> {
+    fn admit(&self, honour_policy: bool) -> Result<Admitted<'_, Job>, Refusal> {
         match self.engine().admit(honour_policy)? {
             Admitted::Wait(timeout) => self
                 .wait_for_room(timeout)
@@ -138,7 +137,7 @@ impl BlockingPool {
     }
 
     /// Waits for room until `timeout` (parking the submitting thread).
-    fn wait_for_room(&self, timeout: Duration) -> Result<Reservation<'_, BlockingBox>, Refusal> {
+    fn wait_for_room(&self, timeout: Duration) -> Result<Reservation<'_, Job>, Refusal> {
         let queue = &self.engine().core.queue;
         // A timeout too long to represent (`Duration::MAX`) waits forever.
         let deadline = Instant::now().checked_add(timeout);
@@ -264,17 +263,25 @@ impl BlockingPool {
             // Refused before anything was allocated.
             return Err(engine.refuse(refusal, f));
         }
-        let (tx, handle) = TaskHandle::cell();
         let now = options.timeout.map(|_| engine.core.now());
         let deadline = now.and_then(|now| Self::deadline(options, now));
-        let task = HandleTask { f, call, tx, extras: TaskExtras::new(deadline) };
+        let extras = TaskExtras::new(deadline);
         if let Ok(Admitted::Queue(room)) = admitted {
+            // The task is made (one allocation: the job and its handle's
+            // slot) only once the push is sure to succeed, so a refused
+            // closure comes back as it was given.
+            let mut handle = None;
             engine
-                .place(room, task, options.priority, |t| Box::new(t) as BlockingBox)
-                .map(|()| handle)
-                .map_err(|(refusal, task)| engine.refuse(refusal, task.f))
+                .place(room, f, options.priority, |f| {
+                    let (job, made) = task::with_handle(f, call, extras);
+                    handle = Some(made);
+                    job
+                })
+                .map_err(|(refusal, f)| engine.refuse(refusal, f))?;
+            Ok(handle.expect("a placed task was made"))
         } else {
-            let outcome = task.run_here(now.unwrap_or_else(|| engine.core.now()));
+            let (job, handle) = task::with_handle(f, call, extras);
+            let outcome = job.run(now.unwrap_or_else(|| engine.core.now()));
             engine.core.count_outside(outcome);
             Ok(handle)
         }
@@ -340,16 +347,16 @@ impl BlockingPool {
         F: FnOnce() + Send + 'static,
     {
         let engine = self.engine();
-        let task = SpawnTask { f, span: CarriedSpan::current() };
+        let extras = TaskExtras::new(None);
         match self.admit(honour_policy) {
             Ok(Admitted::Queue(room)) => engine
-                .place(room, task, options.priority, |t| Box::new(t) as BlockingBox)
-                .map_err(|(refusal, task)| engine.refuse(refusal, task.f)),
+                .place(room, f, options.priority, |f| task::spawn(f, extras))
+                .map_err(|(refusal, f)| engine.refuse(refusal, f)),
             Ok(_) => {
-                engine.core.count_outside(Box::new(task).run(0));
+                engine.core.count_outside(task::spawn(f, extras).run(0));
                 Ok(())
             }
-            Err(refusal) => Err(engine.refuse(refusal, task.f)),
+            Err(refusal) => Err(engine.refuse(refusal, f)),
         }
     }
 

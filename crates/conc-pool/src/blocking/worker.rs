@@ -9,9 +9,9 @@ use std::time::Instant;
 use crate::JoinError;
 use crate::core::PoolTimeline;
 use crate::engine::{Engine, Flavor};
-use crate::job::BlockingBox;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::queue::{Entry, Local, Pop};
+use crate::task::Job;
 
 /// Worker threads of the pool's own.
 #[derive(Debug)]
@@ -52,7 +52,7 @@ impl BlockingFlavor {
 }
 
 impl Flavor for BlockingFlavor {
-    type Job = BlockingBox;
+    type Job = Job;
     type Unstarted = Unstarted;
     type StartError = std::io::Error;
 
@@ -70,7 +70,7 @@ impl Flavor for BlockingFlavor {
             .inspect_err(|_| flavor.worker_left())
     }
 
-    fn hand_back(engine: &Engine<Self>, job: BlockingBox, reason: JoinError) -> Unstarted {
+    fn hand_back(engine: &Engine<Self>, job: Job, reason: JoinError) -> Unstarted {
         Unstarted { job: Some(job), reason, timeline: Arc::clone(&engine.core.timeline) }
     }
 
@@ -106,7 +106,7 @@ impl Flavor for BlockingFlavor {
 /// ```
 #[must_use = "dropping an unstarted task abandons it"]
 pub struct Unstarted {
-    job: Option<BlockingBox>,
+    job: Option<Job>,
     reason: JoinError,
     /// The pool's clock, for the task's deadline.
     timeline: PoolTimeline,
@@ -191,7 +191,7 @@ impl Wake for ThreadNotify {
 /// Spins, then yields, a bounded number of times waiting for the queue to
 /// fill; whether work appeared. Bounded: an idle pool goes to sleep within
 /// microseconds, so it burns no CPU.
-fn spin_for_work(local: &Local<'_, BlockingBox>) -> bool {
+fn spin_for_work(local: &Local<'_, Job>) -> bool {
     for round in 0..SPIN_ROUNDS {
         if local.work_visible() {
             return true;
@@ -212,7 +212,7 @@ const SPIN_ROUNDS: u32 = 16;
 
 /// What a worker that found the queue empty does next.
 enum Waited {
-    Job(Entry<BlockingBox>),
+    Job(Entry<Job>),
     LookAgain,
     Leave,
 }
@@ -226,7 +226,7 @@ fn wait_for_work(
     index: usize,
     notify: &ThreadNotify,
     waker: &Waker,
-    local: &Local<'_, BlockingBox>,
+    local: &Local<'_, Job>,
 ) -> Waited {
     if spin_for_work(local) {
         return Waited::LookAgain;
