@@ -88,11 +88,11 @@ fn uncontended(c: &mut Criterion) {
 }
 
 /// Per-key locking over 10 000 keys, the next key each time (round robin), as
-/// a job runner serialising work per customer does. `ours` is what keyed code
-/// with a name in hand calls, `store.get_with(name, ttl, work)`: acquire, run
-/// the work, release, with no handle; `ours/handle_per_use` makes a handle per
-/// use instead (`store.lock(name, ttl)`, then `get` + `release`, for code that
-/// keeps the guard); `ours/prepared` reuses handles made up front. The peer is the usual
+/// a job runner serialising work per customer does. `ours` makes a handle per
+/// use (`store.lock(name, ttl)`, then `get` + `release`), as code that keeps
+/// its guard does; `ours/get_with` is the one-shot call for code with a name
+/// in hand, `store.get_with(name, ttl, work)`: acquire, run the work, release,
+/// with no handle; `ours/prepared` reuses handles made up front. The peer is the usual
 /// hand-rolled map: a std `Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>`
 /// looked up (inserting on first use) then locked. It never forgets a key;
 /// the store sweeps unused names.
@@ -103,7 +103,7 @@ fn keyed(c: &mut Criterion) {
 
     let store = LockStore::memory();
     let mut next = 0;
-    group.bench_function("ours", |b| {
+    group.bench_function("ours/get_with", |b| {
         b.to_async(&rt).iter(|| {
             let name = names[next].as_str();
             next = (next + 1) % KEYS;
@@ -122,7 +122,7 @@ fn keyed(c: &mut Criterion) {
 
     let store = LockStore::memory();
     let mut next = 0;
-    group.bench_function("ours/handle_per_use", |b| {
+    group.bench_function("ours", |b| {
         b.to_async(&rt).iter(|| {
             let name = names[next].as_str();
             next = (next + 1) % KEYS;
