@@ -8,8 +8,11 @@
 //! vtable (what to run, how to free it), with seven bits below it (the
 //! vtable is aligned to 128): the job's reference, the handle's, a lock
 //! bit, a closed bit, and what the slot holds. The lock guards the slot
-//! (held for a few instructions, never across user code: a result is moved
-//! in or out, a waker stored or taken); the closed bit lets a running
+//! (held for a few instructions, never across the task's code or a drop of
+//! user data: a result is moved in or out, a waker stored or taken; the
+//! one foreign call under it is cloning the handle's waker, made before
+//! anything is changed, so a clone that panics leaves the slot as it was);
+//! the closed bit lets a running
 //! closure see a cancelled handle without taking it. The slot keeps one
 //! waker, the handle's: a blocking task's sender needs none of its own,
 //! since it only looks for cancellation between steps. The waker, the
@@ -218,7 +221,7 @@ impl<T> Cell<T> {
     ///
     /// The lock is held and the storage holds nothing; the caller sets the
     /// slot to the state returned.
-    unsafe fn put_result(&self, result: Result<T, JoinError>) -> usize {
+    unsafe fn put_result(&self, result: Result<T, Box<JoinError>>) -> usize {
         self.storage.with_mut(|payload| match result {
             Ok(value) => {
                 // SAFETY: as for `put_waker`.
@@ -227,7 +230,7 @@ impl<T> Cell<T> {
             }
             Err(error) => {
                 // SAFETY: as for `put_waker`.
-                unsafe { payload.cast::<Box<JoinError>>().write(Box::new(error)) };
+                unsafe { payload.cast::<Box<JoinError>>().write(error) };
                 ERROR
             }
         })
@@ -314,6 +317,8 @@ impl<T> CellSender<T> {
     /// longer wants it) and gives up the job's reference; whether the
     /// result was delivered.
     pub(crate) fn send(self, result: Result<T, JoinError>) -> bool {
+        // An error is boxed before the lock: nothing under it allocates.
+        let result = result.map_err(Box::new);
         let this = ManuallyDrop::new(self);
         let cell = this.cell();
         let mut locked = cell.header.lock();
@@ -413,11 +418,15 @@ impl<T> CellReceiver<T> {
             }
             // SAFETY: the lock is held; the slot holds a waker.
             (WAITING, Some(waker)) if !unsafe { cell.stored_will_wake(waker) } => {
+                // Cloned before the stored waker is touched: a clone that
+                // panics unwinds through the lock's drop with the slot as it
+                // was (still holding the old waker).
+                let new = waker.clone();
                 // SAFETY: the lock is held; the slot holds a waker, and
-                // holds the new one after.
+                // holds the new one after (nothing between can unwind).
                 unsafe {
                     replaced = Some(cell.take_waker());
-                    cell.put_waker(waker.clone());
+                    cell.put_waker(new);
                 }
                 Poll::Pending
             }

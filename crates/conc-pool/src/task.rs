@@ -129,7 +129,9 @@ where
         size_of::<F>() <= size_of::<*mut ()>() && align_of::<F>() <= align_of::<*mut ()>();
 
     fn create(f: F) -> Job {
-        debug_assert!(Self::FITS);
+        // Checked in release builds too: writing a wider `F` into the word
+        // would be undefined behaviour. A constant, so it costs nothing.
+        assert!(Self::FITS, "an inline closure fits in one word");
         let mut word = MaybeUninit::<*mut ()>::uninit();
         // SAFETY: `F` fits in the word, in size and alignment (`FITS`).
         unsafe { word.as_mut_ptr().cast::<F>().write(f) };
@@ -292,10 +294,15 @@ where
     unsafe fn abandon(ptr: NonNull<Header>, reason: Option<JoinError>) {
         // SAFETY: the caller's contract.
         let (parts, tx) = unsafe { Self::take(ptr) };
-        drop(parts);
-        if let Some(reason) = reason {
-            let _ = tx.send(Err(reason));
+        // The handle learns why first: a closure whose drop panics must not
+        // turn the reason into a cancellation.
+        match reason {
+            Some(reason) => {
+                let _ = tx.send(Err(reason));
+            }
+            None => drop(tx),
         }
+        drop(parts);
     }
 
     /// # Safety

@@ -127,4 +127,67 @@ fn queued_tasks_cost_a_bounded_number_of_bytes() {
     );
     println!("a queued spawn costs {warm} B beyond its task ({cold} B growing the queue)");
     assert!(warm <= SPAWN_BOUND, "a queued spawn costs {warm} bytes, bound {SPAWN_BOUND}");
+
+    // In the same test: the counter sees every thread, so nothing else may
+    // run beside it.
+    every_way_a_task_and_its_handle_part_gives_its_memory_back(&pool);
+}
+
+/// Tasks per way of parting in one round.
+const PARTINGS: usize = 1_000;
+
+/// Live bytes a round may leave beyond the one before: less than the
+/// smallest task (24 bytes) times [`PARTINGS`], so that leaking one kind of
+/// task in every round fails.
+const SLACK: usize = 4_096;
+
+/// One round of every way a task and its handle can part, `PARTINGS` times
+/// each, ending with the queue drained.
+fn part_every_way(pool: &BlockingPool) {
+    let payload = [1_u64; 4];
+    // Joined: the value is taken.
+    for i in 0..PARTINGS {
+        assert_eq!(pool.submit(move || i).unwrap().join(), Ok(i));
+    }
+    let release = occupy(pool, 1);
+    // Dropped or cancelled while queued, a value of four words left unread,
+    // and fire-and-forget spawns, wide (allocated) and one word (inline).
+    for _ in 0..PARTINGS {
+        drop(pool.submit(move || payload).unwrap());
+        pool.submit(move || payload).unwrap().cancel();
+        pool.spawn(move || {
+            std::hint::black_box(payload);
+        })
+        .unwrap();
+        let one_word = Box::new(7_u8);
+        pool.spawn(move || drop(one_word)).unwrap();
+    }
+    let unread: Vec<_> = (0..PARTINGS).map(|_| pool.submit(move || payload).unwrap()).collect();
+    drop(release);
+    pool.submit(|| ()).unwrap().join().unwrap();
+    // Dropped after the task ran, with its value in the slot.
+    drop(unread);
+    // A task that panics: the error is boxed into the slot and taken.
+    for _ in 0..PARTINGS / 10 {
+        assert!(pool.submit(|| -> u8 { panic!("a task that panics") }).unwrap().join().is_err());
+    }
+}
+
+/// Every way a task and its handle can part (joined, dropped before or
+/// after the run, cancelled, spawned, panicked) frees the task's
+/// allocation, its closure and its value: a second round leaves the live
+/// heap where the first left it.
+fn every_way_a_task_and_its_handle_part_gives_its_memory_back(pool: &BlockingPool) {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    part_every_way(pool);
+    let after_first = live();
+    part_every_way(pool);
+    let after_second = live();
+    std::panic::set_hook(hook);
+    assert!(
+        after_second <= after_first + SLACK,
+        "a round of partings left {} bytes behind",
+        after_second - after_first
+    );
 }

@@ -160,3 +160,36 @@ fn the_head_of_a_task_with_a_small_result_is_three_words() {
     // waker, the value and the boxed error share.
     assert!(size_of::<Cell<u8>>() <= 24, "{} bytes", size_of::<Cell<u8>>());
 }
+
+/// A waker whose clone panics (allowed by the `RawWaker` contract); waking
+/// and dropping it do nothing.
+fn clone_panics() -> Waker {
+    const VTABLE: std::task::RawWakerVTable = std::task::RawWakerVTable::new(
+        |_| panic!("this waker cannot be cloned"),
+        |_| {},
+        |_| {},
+        |_| {},
+    );
+    // SAFETY: every function of the vtable ignores the (null) data pointer.
+    unsafe { Waker::from_raw(std::task::RawWaker::new(std::ptr::null(), &VTABLE)) }
+}
+
+#[test]
+fn a_waker_clone_that_panics_leaves_the_stored_waker_in_place() {
+    let (tx, rx) = slot::<u8>();
+    let (count, waker) = counting();
+    assert!(rx.poll(&Context::from_waker(&waker)).is_pending());
+    assert_eq!(Arc::strong_count(&count), 3, "the slot holds a clone of the first waker");
+
+    let other = clone_panics();
+    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rx.poll(&Context::from_waker(&other))
+    }));
+    assert!(polled.is_err(), "the clone panicked through the poll");
+    assert_eq!(Arc::strong_count(&count), 3, "the first waker's clone is still stored, once");
+
+    assert!(tx.send(Ok(7)));
+    assert_eq!(count.0.load(Ordering::SeqCst), 1, "the stored waker was woken once");
+    assert_eq!(Arc::strong_count(&count), 2, "and consumed by the wake-up");
+    assert_eq!(rx.poll(&Context::from_waker(&waker)), Poll::Ready(Some(Ok(7))));
+}
