@@ -126,6 +126,59 @@ impl Iterator for Delays {
         Some(delay)
     }
 
+    /// Consumes the schedule in one loop: the state a later `next` would read
+    /// (`previous`, `position`) is never kept, and fixed and Fibonacci steps
+    /// run without re-dispatching per delay.
+    #[inline]
+    fn fold<B, F>(mut self, init: B, mut f: F) -> B
+    where
+        F: FnMut(B, Duration) -> B,
+    {
+        let mut acc = init;
+        let count = self.limit.map(|limit| limit.saturating_sub(self.position));
+        match &mut self.step {
+            Step::Constant(delay) => {
+                let delay = *delay;
+                match count {
+                    Some(count) => {
+                        for _ in 0..count {
+                            acc = f(acc, delay);
+                        }
+                        acc
+                    }
+                    None => loop {
+                        acc = f(acc, delay);
+                    },
+                }
+            }
+            Step::Fibonacci { next, after, cap } => {
+                let (mut next, mut after, cap) = (*next, *after, *cap);
+                let mut step = |acc| {
+                    let delay = next.min(cap);
+                    (next, after) = (after, next.saturating_add(after));
+                    f(acc, delay)
+                };
+                match count {
+                    Some(count) => {
+                        for _ in 0..count {
+                            acc = step(acc);
+                        }
+                        acc
+                    }
+                    None => loop {
+                        acc = step(acc);
+                    },
+                }
+            }
+            Step::General => {
+                for delay in self.by_ref() {
+                    acc = f(acc, delay);
+                }
+                acc
+            }
+        }
+    }
+
     fn size_hint(&self) -> (usize, Option<usize>) {
         match self.remaining().map(usize::try_from) {
             Some(Ok(remaining)) => (remaining, Some(remaining)),
