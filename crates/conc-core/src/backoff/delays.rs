@@ -97,6 +97,17 @@ impl Delays {
     }
 }
 
+impl Delays {
+    /// The next delay by the general formula (jitter, or a strategy without a
+    /// shortcut), from `position` and `previous`.
+    #[inline]
+    fn general_delay(&self) -> Duration {
+        let random =
+            if self.backoff.is_random() { splitmix64_at(self.seed, self.position) } else { 0 };
+        self.backoff.delay_at(self.retries_so_far(), self.previous, random)
+    }
+}
+
 impl Iterator for Delays {
     type Item = Duration;
 
@@ -112,14 +123,7 @@ impl Iterator for Delays {
                 (*next, *after) = (*after, next.saturating_add(*after));
                 delay
             }
-            Step::General => {
-                let random = if self.backoff.is_random() {
-                    splitmix64_at(self.seed, self.position)
-                } else {
-                    0
-                };
-                self.backoff.delay_at(self.retries_so_far(), self.previous, random)
-            }
+            Step::General => self.general_delay(),
         };
         self.previous = Some(delay);
         self.position = self.position.saturating_add(1);
@@ -171,7 +175,10 @@ impl Iterator for Delays {
                 }
             }
             Step::General => {
-                for delay in self.by_ref() {
+                while self.limit.is_none_or(|limit| self.position < limit) {
+                    let delay = self.general_delay();
+                    self.previous = Some(delay);
+                    self.position = self.position.saturating_add(1);
                     acc = f(acc, delay);
                 }
                 acc
