@@ -285,4 +285,31 @@ proptest! {
         let schedule: Vec<Duration> = backoff.delays_from(start, None).take(DELAYS).collect();
         prop_assert_eq!(schedule, formula);
     }
+    /// Consuming a schedule whole (`fold`, `sum`, `for_each`, which take a loop of their own
+    /// for fixed and Fibonacci steps) yields exactly the delays `next` yields, from any start.
+    #[test]
+    fn folding_a_schedule_equals_stepping_it(
+        (kind, jitter) in kind_and_jitter(),
+        initial in duration(),
+        max_delay in proptest::option::of((duration(), 0_u32..=2000)),
+        seed in any::<u64>(),
+        retries in 0_u32..60,
+        next in 0_u32..70,
+    ) {
+        let mut builder = kind.builder(initial).jitter(jitter).max_retries(retries).seed(seed);
+        if let Some((extra, scale)) = max_delay {
+            builder = builder.max_delay(cap_above(initial, extra, scale));
+        }
+        let backoff = builder.build().unwrap();
+        let previous = Some(initial);
+        let mut schedule = backoff.delays_from(next, previous);
+        // `from_fn` steps with `next` alone, whatever the iterator's own `fold` does.
+        let stepped: Vec<Duration> = std::iter::from_fn(|| schedule.next()).collect();
+        let folded = backoff.delays_from(next, previous).fold(Vec::new(), |mut all, delay| {
+            all.push(delay);
+            all
+        });
+        prop_assert_eq!(stepped.len(), retries.saturating_sub(next) as usize);
+        prop_assert_eq!(folded, stepped);
+    }
 }

@@ -97,6 +97,17 @@ impl Delays {
     }
 }
 
+impl Delays {
+    /// The next delay by the general formula (jitter, or a strategy without a
+    /// shortcut), from `position` and `previous`.
+    #[inline]
+    fn general_delay(&self) -> Duration {
+        let random =
+            if self.backoff.is_random() { splitmix64_at(self.seed, self.position) } else { 0 };
+        self.backoff.delay_at(self.retries_so_far(), self.previous, random)
+    }
+}
+
 impl Iterator for Delays {
     type Item = Duration;
 
@@ -112,18 +123,67 @@ impl Iterator for Delays {
                 (*next, *after) = (*after, next.saturating_add(*after));
                 delay
             }
-            Step::General => {
-                let random = if self.backoff.is_random() {
-                    splitmix64_at(self.seed, self.position)
-                } else {
-                    0
-                };
-                self.backoff.delay_at(self.retries_so_far(), self.previous, random)
-            }
+            Step::General => self.general_delay(),
         };
         self.previous = Some(delay);
         self.position = self.position.saturating_add(1);
         Some(delay)
+    }
+
+    /// Consumes the schedule in one loop: the state a later `next` would read
+    /// (`previous`, `position`) is never kept, and fixed and Fibonacci steps
+    /// run without re-dispatching per delay.
+    #[inline]
+    fn fold<B, F>(mut self, init: B, mut f: F) -> B
+    where
+        F: FnMut(B, Duration) -> B,
+    {
+        let mut acc = init;
+        let count = self.limit.map(|limit| limit.saturating_sub(self.position));
+        match &mut self.step {
+            Step::Constant(delay) => {
+                let delay = *delay;
+                match count {
+                    Some(count) => {
+                        for _ in 0..count {
+                            acc = f(acc, delay);
+                        }
+                        acc
+                    }
+                    None => loop {
+                        acc = f(acc, delay);
+                    },
+                }
+            }
+            Step::Fibonacci { next, after, cap } => {
+                let (mut next, mut after, cap) = (*next, *after, *cap);
+                let mut step = |acc| {
+                    let delay = next.min(cap);
+                    (next, after) = (after, next.saturating_add(after));
+                    f(acc, delay)
+                };
+                match count {
+                    Some(count) => {
+                        for _ in 0..count {
+                            acc = step(acc);
+                        }
+                        acc
+                    }
+                    None => loop {
+                        acc = step(acc);
+                    },
+                }
+            }
+            Step::General => {
+                while self.limit.is_none_or(|limit| self.position < limit) {
+                    let delay = self.general_delay();
+                    self.previous = Some(delay);
+                    self.position = self.position.saturating_add(1);
+                    acc = f(acc, delay);
+                }
+                acc
+            }
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
