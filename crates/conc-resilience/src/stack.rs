@@ -330,7 +330,11 @@ impl<C> Stack<C> {
             None => None,
         };
         let _slot = match &self.stages.rest.bulkhead {
-            Some(bulkhead) => Some(bulkhead.slot().await.map_err(ResilienceError::BulkheadFull)?),
+            // A free slot is taken without entering `slot`'s future.
+            Some(bulkhead) => Some(match bulkhead.try_slot() {
+                Some(slot) => slot,
+                None => bulkhead.slot().await.map_err(ResilienceError::BulkheadFull)?,
+            }),
             None => None,
         };
         let outcome = match &self.stages.rest.attempt_timeout {

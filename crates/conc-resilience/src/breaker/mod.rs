@@ -69,6 +69,7 @@ mod event;
 mod handle;
 mod metrics;
 mod permit;
+mod rejections;
 mod state;
 pub(crate) mod window;
 

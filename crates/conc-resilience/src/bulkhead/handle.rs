@@ -199,6 +199,14 @@ impl<S> Bulkhead<S> {
         acquire(&self.shared).await
     }
 
+    /// A slot if one is free now and nobody queues for one, without a
+    /// future: the fast path of [`slot`](Self::slot), for callers that await
+    /// `slot` only when this answers `None`.
+    #[inline]
+    pub(crate) fn try_slot(&self) -> Option<Slot<'_>> {
+        self.shared.try_take_fair().then(|| Slot { shared: &self.shared })
+    }
+
     /// Takes a slot as [`acquire`](Self::acquire) does, held by a guard that
     /// borrows the bulkhead (no reference count to move on the way in and
     /// out): for callers, like [`Stack`](crate::Stack), that give it back

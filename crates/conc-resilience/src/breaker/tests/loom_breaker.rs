@@ -168,3 +168,24 @@ fn loom_half_open_decides_once() {
         assert!(breaker.try_acquire().is_err());
     });
 }
+
+/// Two threads are refused by one open breaker at once: whatever the
+/// interleaving of their stripe bumps (a failed compare-exchange moves the
+/// thread to another stripe), both refusals are counted exactly once.
+#[test]
+fn loom_concurrent_rejections_count_exactly() {
+    loom::model(|| {
+        let breaker = breaker(1, 1);
+        breaker.force_open();
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let breaker = breaker.clone();
+                thread::spawn(move || assert!(breaker.try_acquire().is_err()))
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(breaker.metrics().not_permitted, 2);
+    });
+}
