@@ -23,7 +23,6 @@ use crate::loom::sync::atomic::{AtomicU64, Ordering};
 use super::config::{BreakerConfig, HalfOpenTimeout, ppm};
 use super::event::{BreakerEvent, Subscriber, TransitionReason};
 use super::metrics::{BreakerMetrics, Handles};
-use super::rejections::Rejections;
 use super::state::{
     BreakerState, CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, METRICS_ONLY, OPEN, code_of,
     generation_of, pack,
@@ -31,6 +30,7 @@ use super::state::{
 use super::window::{CALL, FAIL, SLOW, Totals, Window};
 use super::{CallOutcome, Rejected};
 use crate::time::SharedClock;
+use conc_core::metrics::StripedCounter;
 use conc_core::time::{Timeline, saturating_nanos as nanos};
 
 /// A start time meaning "not measured".
@@ -66,7 +66,7 @@ pub(crate) struct Shared {
     since: AtomicU64,
     open_until: AtomicU64,
     /// Striped: rejections come in bursts from every thread at once.
-    not_permitted: Rejections,
+    not_permitted: StripedCounter,
     failure_ppm: AtomicU64,
     slow_ppm: AtomicU64,
     slow_nanos: AtomicU64,
@@ -116,7 +116,7 @@ impl Shared {
             half_open: AtomicU64::new(0),
             since: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
-            not_permitted: Rejections::new(),
+            not_permitted: StripedCounter::new(),
             failure_ppm: AtomicU64::new(0),
             slow_ppm: AtomicU64::new(0),
             slow_nanos: AtomicU64::new(NO_START),

@@ -69,7 +69,6 @@ mod event;
 mod handle;
 mod metrics;
 mod permit;
-mod rejections;
 mod state;
 pub(crate) mod window;
 
