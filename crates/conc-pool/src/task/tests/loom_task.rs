@@ -105,3 +105,51 @@ fn loom_an_unrun_task_abandoned_while_its_handle_waits_or_goes() {
         assert_eq!(drops.load(Ordering::SeqCst), 2);
     });
 }
+
+/// Counts its wake-ups; its strong count tells how many clones are alive.
+struct Wakes(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Wakes {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn wakes() -> (std::sync::Arc<Wakes>, std::task::Waker) {
+    let wakes = std::sync::Arc::new(Wakes(std::sync::atomic::AtomicUsize::new(0)));
+    (std::sync::Arc::clone(&wakes), std::task::Waker::from(wakes))
+}
+
+/// The handle, polled with one waker, is polled with another while the task
+/// runs (the stored waker is replaced under the lock, the old one dropped
+/// outside it): the result is delivered once, and every clone the slot took
+/// of either waker is woken or dropped, once.
+#[test]
+fn loom_a_waker_replaced_while_the_task_runs() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    loom::model(|| {
+        let (job, mut handle) = run_through(|| 7_u8);
+        let (first, first_waker) = wakes();
+        let (second, second_waker) = wakes();
+        let polled = Pin::new(&mut handle).poll(&mut Context::from_waker(&first_waker));
+        assert!(polled.is_pending(), "the task has not run yet");
+        let worker = thread::spawn(move || job.run(0));
+        let result = match Pin::new(&mut handle).poll(&mut Context::from_waker(&second_waker)) {
+            Poll::Ready(result) => result,
+            Poll::Pending => loom::future::block_on(handle),
+        };
+        assert_eq!(result, Ok(7));
+        assert_eq!(worker.join().unwrap(), Outcome::Completed);
+        for (wakes, waker) in [(&first, &first_waker), (&second, &second_waker)] {
+            assert!(wakes.0.load(std::sync::atomic::Ordering::SeqCst) <= 1, "woken twice");
+            assert_eq!(
+                std::sync::Arc::strong_count(wakes),
+                2,
+                "a stored clone of {waker:?} is left"
+            );
+        }
+    });
+}
