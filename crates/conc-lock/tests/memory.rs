@@ -406,3 +406,33 @@ async fn an_in_memory_release_happens_at_the_call() {
     let metrics = store.metrics();
     assert_eq!((metrics.acquired, metrics.released, metrics.expired), (4, 3, 1));
 }
+
+/// One slot per name, whether the slot keeps the name inline (short names)
+/// or boxed: names that share a prefix, differ only past the inline length
+/// or only in length are told apart, and the same name finds its slot.
+#[tokio::test]
+async fn names_short_and_long_find_their_own_slots() {
+    let (store, _clock) = manual();
+    let backend = store.backend();
+    let names: Vec<String> = (1..=40)
+        .flat_map(|len| ["k".repeat(len), format!("{}!", "k".repeat(len)), "é".repeat(len)])
+        .collect();
+    let slots: Vec<_> = names.iter().map(|name| backend.prepare(name)).collect();
+    assert_eq!(backend.len(), names.len(), "a slot per distinct name");
+    for (name, slot) in names.iter().zip(&slots) {
+        assert!(Arc::ptr_eq(slot, &backend.prepare(name)), "{name} finds its slot");
+        let lock = store.lock(name, Duration::from_secs(1)).unwrap();
+        assert_eq!(lock.name(), name);
+    }
+    let guards: Vec<_> = {
+        let mut guards = Vec::new();
+        for name in &names {
+            let lock = store.lock(name, Duration::from_secs(1)).unwrap();
+            guards.push(lock.get().await.unwrap().expect("every name is its own lock"));
+        }
+        guards
+    };
+    for guard in guards {
+        guard.release().await.unwrap();
+    }
+}

@@ -78,6 +78,12 @@ impl Hasher for NameHasher {
         self.mix(u64::from(byte));
     }
 
+    // A byte slice's length prefix: one mix, not the eight bytes through
+    // `write`.
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
     fn finish(&self) -> u64 {
         folded_multiply(self.state, self.key.rotate_left(23) ^ PI)
     }

@@ -3,9 +3,10 @@
 mod hash;
 mod slot;
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
 use std::fmt;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -114,7 +115,7 @@ impl<C: Clock> MemoryBackendBuilder<C> {
         let shards = (0..shards)
             .map(|_| Shard {
                 slots: Mutex::new(Slots {
-                    by_name: HashMap::with_hasher(NameHash::random()),
+                    by_name: HashSet::with_hasher(NameHash::random()),
                     sweep_at: MIN_SWEEP_AT,
                     removed_fence: 0,
                 }),
@@ -134,13 +135,40 @@ struct Shard {
 }
 
 struct Slots {
-    by_name: HashMap<Arc<str>, Arc<MemorySlot>, NameHash>,
+    /// The slots, looked up by name: each keeps its name (inline when
+    /// short), so the map holds one pointer per name and a lookup compares
+    /// the name on the line that also holds the slot's state.
+    by_name: HashSet<SlotKey, NameHash>,
     /// The map's size that triggers the next sweep of unused slots.
     sweep_at: usize,
     /// The highest fence of any slot removed from this shard: new slots
     /// continue above it.
     removed_fence: u64,
 }
+
+/// A slot in its shard's map, found by its name's bytes.
+struct SlotKey(Arc<MemorySlot>);
+
+impl Borrow<[u8]> for SlotKey {
+    fn borrow(&self) -> &[u8] {
+        self.0.name_bytes()
+    }
+}
+
+impl Hash for SlotKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // As `[u8]` hashes, which `Borrow` requires.
+        self.0.name_bytes().hash(state);
+    }
+}
+
+impl PartialEq for SlotKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name_bytes() == other.0.name_bytes()
+    }
+}
+
+impl Eq for SlotKey {}
 
 /// [`MemoryBackendBuilder::keep_idle`]'s default.
 const DEFAULT_KEEP_IDLE: Duration = Duration::from_secs(1);
@@ -207,7 +235,7 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         let shard_index = self.shard_of(name);
         let now = self.time.now();
         let mut slots = lock(&self.shards[shard_index].slots);
-        if let Some(slot) = slots.by_name.get(name) {
+        if let Some(SlotKey(slot)) = slots.by_name.get(name.as_bytes()) {
             slot.touch(now);
             return Arc::clone(slot);
         }
@@ -216,7 +244,7 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
             let keep_idle = self.keep_idle;
             // A slot only this map refers to cannot gain a handle while the
             // shard is locked, since handles are made here.
-            by_name.retain(|_, slot| {
+            by_name.retain(|SlotKey(slot)| {
                 if Arc::strong_count(slot) > 1 || now.saturating_sub(slot.touched()) < keep_idle {
                     return true;
                 }
@@ -230,10 +258,9 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
             });
             *sweep_at = (by_name.len() * 2).max(MIN_SWEEP_AT);
         }
-        let name: Arc<str> = Arc::from(name);
-        let slot = Arc::new(MemorySlot::new(Arc::clone(&name), slots.removed_fence));
+        let slot = Arc::new(MemorySlot::new(name, slots.removed_fence));
         slot.touch(now);
-        slots.by_name.insert(name, Arc::clone(&slot));
+        slots.by_name.insert(SlotKey(Arc::clone(&slot)));
         slot
     }
 

@@ -33,8 +33,16 @@ const FENCE_SHIFT: u32 = 3;
 
 /// The state of one lock name in a [`MemoryBackend`](super::MemoryBackend),
 /// shared by every handle on that name.
+///
+/// The fields a lookup reads (the name, when a handle was last made) come
+/// first, beside the word, so that a lookup and the acquisition after it
+/// mostly read the same cache line.
+#[repr(C)]
 pub struct MemorySlot {
-    name: Arc<str>,
+    name: SlotName,
+    /// When a handle on the name was last made (written under the shard's
+    /// lock), so that a sweep keeps the slots of names used recently.
+    touched: AtomicU64,
     /// `last fence << FENCE_SHIFT | GIVEN | WRITING | HELD`.
     word: AtomicU64,
     /// When the hold expires, on the backend's timeline; meaningful while
@@ -46,9 +54,47 @@ pub struct MemorySlot {
     /// one, and a small slot keeps more of a large working set of names in
     /// cache).
     given: Mutex<Option<Box<Owner>>>,
-    /// When a handle on the name was last made (written under the shard's
-    /// lock), so that a sweep keeps the slots of names used recently.
-    touched: AtomicU64,
+}
+
+/// The longest name a slot keeps inline, in bytes; longer ones are boxed.
+const INLINE_NAME: usize = 22;
+
+/// A lock name kept in its slot, inline when short (most keyed names are:
+/// `customer:4711`), so that comparing it during a lookup reads the line that
+/// also holds the slot's state, not a second allocation.
+enum SlotName {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Boxed(Box<str>),
+}
+
+impl SlotName {
+    fn new(name: &str) -> Self {
+        match u8::try_from(name.len()) {
+            Ok(len) if name.len() <= INLINE_NAME => {
+                let mut bytes = [0_u8; INLINE_NAME];
+                bytes[..name.len()].copy_from_slice(name.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Boxed(Box::from(name)),
+        }
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Boxed(name) => name.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Whole characters of a `str`, so valid UTF-8.
+            Self::Inline { .. } => std::str::from_utf8(self.as_bytes())
+                .unwrap_or_else(|_| unreachable!("a name is copied whole from a str")),
+            Self::Boxed(name) => name,
+        }
+    }
 }
 
 /// The slot's word between [`MemorySlot::claim`] and [`MemorySlot::publish`].
@@ -71,26 +117,32 @@ impl Word {
 }
 
 impl MemorySlot {
-    /// A slot whose fences continue above `last_fence`.
-    pub(super) fn new(name: Arc<str>, last_fence: u64) -> Self {
+    /// A slot for `name` whose fences continue above `last_fence`.
+    pub(super) fn new(name: impl AsRef<str>, last_fence: u64) -> Self {
         Self {
-            name,
+            name: SlotName::new(name.as_ref()),
+            touched: AtomicU64::new(0),
             word: AtomicU64::new(last_fence << FENCE_SHIFT),
             expires_at: AtomicU64::new(0),
             owner: [AtomicU64::new(0), AtomicU64::new(0)],
             given: Mutex::new(None),
-            touched: AtomicU64::new(0),
         }
     }
 
-    /// The lock name, shared.
+    /// The lock name, in a new shared copy.
     pub(super) fn name(&self) -> Arc<str> {
-        Arc::clone(&self.name)
+        Arc::from(self.name.as_str())
     }
 
     /// The lock name.
     pub(super) fn name_str(&self) -> &str {
-        &self.name
+        self.name.as_str()
+    }
+
+    /// The lock name's bytes, which the shard's map compares.
+    #[inline]
+    pub(super) fn name_bytes(&self) -> &[u8] {
+        self.name.as_bytes()
     }
 
     /// Records that a handle on the name was made at `now`.
@@ -284,7 +336,7 @@ impl fmt::Debug for MemorySlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hold = self.describe();
         f.debug_struct("MemorySlot")
-            .field("name", &self.name)
+            .field("name", &self.name_str())
             .field("owner", &hold.as_ref().and_then(|(_, owner)| owner.as_ref()))
             .field("fence", &hold.as_ref().map(|(fence, _)| Fence::new(*fence)))
             .finish_non_exhaustive()

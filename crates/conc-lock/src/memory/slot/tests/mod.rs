@@ -62,3 +62,26 @@ fn given_owners_and_their_random_looking_twins() {
     assert!(slot.release(&twin, Some(Fence::new(2)), 4));
     assert!(format!("{slot:?}").contains("\"job\""));
 }
+
+/// Names up to the inline length are kept in the slot, longer ones boxed;
+/// either way the slot gives back the same text and bytes.
+#[test]
+fn names_inline_and_boxed_keep_their_text() {
+    let names = [
+        "a".to_owned(),
+        "customer:4711".to_owned(),
+        "x".repeat(22),
+        "y".repeat(23),
+        "é".repeat(11),
+        "é".repeat(12),
+        "z".repeat(512),
+        "funnel\u{1f}slot1023".to_owned(),
+    ];
+    for name in &names {
+        let slot = MemorySlot::new(name, 0);
+        assert_eq!(slot.name_str(), name);
+        assert_eq!(slot.name_bytes(), name.as_bytes());
+        assert_eq!(&*slot.name(), name.as_str());
+        assert!(format!("{slot:?}").contains(&format!("{name:?}")));
+    }
+}
