@@ -70,9 +70,9 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
     /// share it.
     fn prepare(&self, name: &str) -> Arc<Self::Prepared>;
 
-    /// The name `prepared` was made for, when it keeps one a handle can
-    /// share instead of copying the name again (the in-memory backend's
-    /// slots do). Defaults to `None`.
+    /// The name `prepared` was made for, when it keeps one, as a shared
+    /// string (the in-memory backend's slots keep their names, and give a
+    /// copy). Defaults to `None`.
     fn prepared_name(_prepared: &Self::Prepared) -> Option<Arc<str>> {
         None
     }
@@ -83,6 +83,12 @@ pub trait LockBackend: Send + Sync + fmt::Debug + 'static {
     fn name_of(_prepared: &Self::Prepared) -> Option<&str> {
         None
     }
+
+    /// Whether [`name_of`](Self::name_of) returns the name of every prepared
+    /// state, so that a handle keeps no copy of its own without asking it
+    /// first (the in-memory backend's slots keep their names as bytes, and
+    /// `name_of` checks them). Defaults to `false`.
+    const KEEPS_NAMES: bool = false;
 
     /// Takes `name` for `owner` for `ttl` if nobody holds it.
     fn acquire(

@@ -143,7 +143,7 @@ impl<B: LockBackend> Lock<B> {
             prepared: &inner.prepared,
             owner: &inner.owner,
             ttl: inner.ttl,
-            name: self.name(),
+            name: inner.name.as_ref().map(LockName::as_str),
         };
         scoped::get_with(&scope, work).await
     }

@@ -21,8 +21,9 @@ pub(crate) struct Scope<'a, B: LockBackend> {
     pub(crate) prepared: &'a Arc<B::Prepared>,
     pub(crate) owner: &'a Owner,
     pub(crate) ttl: Duration,
-    /// The lock's name, for [`LockError::Lost`].
-    pub(crate) name: &'a str,
+    /// The lock's name, for [`LockError::Lost`]; `None` when the prepared
+    /// state keeps it ([`LockBackend::name_of`]), asked only then.
+    pub(crate) name: Option<&'a str>,
 }
 
 /// Tries once to acquire, and if it did, runs `work` with the fence and
@@ -66,7 +67,8 @@ where
         Ok(Some(output))
     } else {
         scope.store.counters().expired();
-        Err(LockError::Lost { name: scope.name.to_owned(), fence })
+        let name = scope.name.or_else(|| B::name_of(scope.prepared)).unwrap_or_default();
+        Err(LockError::Lost { name: name.to_owned(), fence })
     }
 }
 

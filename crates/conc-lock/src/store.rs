@@ -150,7 +150,8 @@ impl<B: LockBackend> LockStore<B> {
         let ttl = ttl::validate(ttl)?;
         let prepared = self.inner.backend.prepare(name);
         let owner = Owner::random();
-        let scope = Scope { store: self, prepared: &prepared, owner: &owner, ttl, name };
+        let scope =
+            Scope { store: self, prepared: &prepared, owner: &owner, ttl, name: Some(name) };
         scoped::get_with(&scope, work).await
     }
 
@@ -172,10 +173,8 @@ impl<B: LockBackend> LockStore<B> {
         let ttl = ttl::validate(ttl)?;
         let prepared = self.inner.backend.prepare(name);
         // No copy of the name when the backend keeps one.
-        let name = match B::name_of(&prepared) {
-            Some(_) => None,
-            None => Some(LockName::from_checked(Arc::from(name))),
-        };
+        let keeps_name = B::KEEPS_NAMES || B::name_of(&prepared).is_some();
+        let name = (!keeps_name).then(|| LockName::from_checked(Arc::from(name)));
         Ok(Lock::from_prepared(self.clone(), name, prepared, owner, ttl))
     }
 

@@ -268,6 +268,8 @@ impl<C: Clock + 'static> LockBackend for MemoryBackend<C> {
         Some(slot.name())
     }
 
+    const KEEPS_NAMES: bool = true;
+
     fn name_of(slot: &MemorySlot) -> Option<&str> {
         Some(slot.name_str())
     }
