@@ -20,7 +20,9 @@ use crate::{Acquisition, Fence, LockBackend, LockError, Owner};
 /// Locks in this process's memory.
 ///
 /// Names are spread over shards, each with its own small map, so threads
-/// working on different names rarely meet. A lock handle keeps its name's
+/// working on different names rarely meet. Each slot keeps its name (inline
+/// up to 22 bytes), so looking a name up reads the slot and its map entry, no
+/// third allocation. A lock handle keeps its name's
 /// slot, so acquiring and releasing through a handle is one atomic
 /// compare-and-swap on the slot each, and never looks the name up again.
 /// Slots nobody holds, no handle refers to and no handle was made for in the
