@@ -2,6 +2,8 @@
 //! with no atomic read-modify-write on the way.
 
 use std::cell::Cell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::{Mutex, PoisonError};
 
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
@@ -25,11 +27,11 @@ const UNCLAIMED: usize = usize::MAX;
 /// number when it first bumps an [`OwnedStripes`] count and gives it back
 /// when it exits, so the numbers stay as few as the threads that count.
 struct Numbers {
-    free: Vec<usize>,
+    free: BinaryHeap<Reverse<usize>>,
     next: usize,
 }
 
-static NUMBERS: Mutex<Numbers> = Mutex::new(Numbers { free: Vec::new(), next: 0 });
+static NUMBERS: Mutex<Numbers> = Mutex::new(Numbers { free: BinaryHeap::new(), next: 0 });
 
 /// This thread's stripe number, given back when the thread exits.
 struct Owned(Cell<usize>);
@@ -40,7 +42,7 @@ impl Drop for Owned {
         if number != UNCLAIMED {
             // The lock orders this thread's last writes to its stripes
             // before the writes of the next thread that claims the number.
-            NUMBERS.lock().unwrap_or_else(PoisonError::into_inner).free.push(number);
+            NUMBERS.lock().unwrap_or_else(PoisonError::into_inner).free.push(Reverse(number));
         }
     }
 }
@@ -54,24 +56,28 @@ thread_local! {
 #[inline]
 fn owned_number() -> usize {
     OWNED
-        .try_with(|owned| {
-            let number = owned.0.get();
-            if number != UNCLAIMED {
-                return number;
-            }
-            let mut numbers = NUMBERS.lock().unwrap_or_else(PoisonError::into_inner);
-            let number = match numbers.free.pop() {
-                Some(number) => number,
-                None => {
-                    numbers.next += 1;
-                    numbers.next - 1
-                }
-            };
-            drop(numbers);
-            owned.0.set(number);
-            number
+        .try_with(|owned| match owned.0.get() {
+            UNCLAIMED => claim(owned),
+            number => number,
         })
         .unwrap_or(UNCLAIMED)
+}
+
+/// Claims the lowest free stripe number for this thread: once per thread.
+#[cfg(not(all(test, conc_loom)))]
+#[cold]
+#[inline(never)]
+fn claim(owned: &Owned) -> usize {
+    let mut numbers = NUMBERS.lock().unwrap_or_else(PoisonError::into_inner);
+    let number = if let Some(Reverse(number)) = numbers.free.pop() {
+        number
+    } else {
+        numbers.next += 1;
+        numbers.next - 1
+    };
+    drop(numbers);
+    owned.0.set(number);
+    number
 }
 
 /// Loom runs its threads on one OS thread (they would share a number): every
@@ -99,12 +105,13 @@ pub(crate) struct OwnedStripes {
 }
 
 impl OwnedStripes {
-    /// A zero count with a stripe per available CPU, times two (threads that
-    /// count are usually a few more than the CPUs), at least 4, at most 128.
+    /// A zero count with a stripe per available CPU and two more (the
+    /// threads that count are usually the CPUs' workers and a few others),
+    /// at least 4, at most 64 (128 bytes each).
     pub(crate) fn new() -> Self {
         let stripes = std::thread::available_parallelism()
-            .map_or(4, |cpus| cpus.get().saturating_mul(2))
-            .clamp(4, 128);
+            .map_or(4, |cpus| cpus.get().saturating_add(2))
+            .clamp(4, 64);
         Self {
             stripes: (0..stripes).map(|_| Padded::zero()).collect(),
             shared: Padded::zero(),

@@ -228,6 +228,7 @@ impl<S> Retry<S> {
     }
 
     /// Starts a run: counts it and deposits it in the budget.
+    #[inline]
     pub(crate) fn begin(&self) -> RunState {
         self.shared.calls.increment();
         if let Some(budget) = &self.shared.budget {

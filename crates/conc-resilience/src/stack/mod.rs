@@ -295,9 +295,7 @@ impl<C> Stack<C> {
         loop {
             let attempt = run.as_ref().map_or(crate::retry::FIRST, RunState::attempt);
             let permit = match &self.stages.breaker {
-                Some(breaker) => {
-                    Some(breaker.try_acquire().map_err(ResilienceError::BreakerOpen)?)
-                }
+                Some(breaker) => Some(breaker.try_acquire().map_err(ResilienceError::BreakerOpen)?),
                 None => None,
             };
             let slot = match &rest.bulkhead {
