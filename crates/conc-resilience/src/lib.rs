@@ -121,6 +121,7 @@
 
 pub mod breaker;
 pub mod bulkhead;
+mod counter;
 mod error;
 pub mod fallback;
 mod loom;

@@ -163,3 +163,169 @@ async fn the_breakers_policy_counts_the_results() {
     assert!(stack.run(|_| async { Err("down") }).await.is_err());
     assert_eq!(breaker.state(), BreakerState::Open);
 }
+
+/// Every stage at once, around a bulkhead of one slot and `breaker`.
+fn full(breaker: &CircuitBreaker, bulkhead: &Bulkhead, retry: &conc_resilience::Retry) -> Stack {
+    Stack::builder()
+        .total_timeout(Timeout::new(Duration::from_secs(10)).unwrap())
+        .retry(retry.clone())
+        .circuit_breaker(breaker.clone())
+        .bulkhead(bulkhead.clone())
+        .attempt_timeout(Timeout::new(Duration::from_secs(1)).unwrap())
+        .build()
+}
+
+/// The first attempt ready at its first poll: every guard is taken and
+/// given back, every stage counts it, and no time passes.
+#[tokio::test(start_paused = true)]
+async fn a_first_attempt_ready_at_once_goes_through_every_stage() {
+    let (breaker, bulkhead, retry) =
+        (breaker(10), Bulkhead::builder().max_concurrent(1).build().unwrap(), retry(3));
+    let stack = full(&breaker, &bulkhead, &retry);
+    let started = tokio::time::Instant::now();
+    assert_eq!(stack.run(|attempt| async move { Ok::<_, ()>(attempt.number()) }).await, Ok(1));
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(bulkhead.metrics().available, 1);
+    assert_eq!((breaker.metrics().calls, breaker.metrics().failed_calls), (1, 0));
+    let runs = retry.metrics();
+    assert_eq!((runs.calls, runs.retries, runs.exhausted), (1, 0, 0));
+}
+
+/// A first attempt that waits holds its slot until it finishes, and is
+/// recorded once it does.
+#[tokio::test(start_paused = true)]
+async fn a_pending_first_attempt_holds_its_slot_until_it_finishes() {
+    let (breaker, bulkhead, retry) =
+        (breaker(10), Bulkhead::builder().max_concurrent(1).build().unwrap(), retry(3));
+    let stack = full(&breaker, &bulkhead, &retry);
+    let run = tokio::spawn(async move {
+        stack
+            .run(|_| async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<_, ()>(7)
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(bulkhead.metrics().available, 0, "held while the attempt waits");
+    assert_eq!(breaker.metrics().calls, 0, "not recorded yet");
+    assert_eq!(run.await.unwrap(), Ok(7));
+    assert_eq!(bulkhead.metrics().available, 1);
+    assert_eq!(breaker.metrics().calls, 1);
+}
+
+/// A first attempt that fails at once is retried after the pause; the slot
+/// is free during the pause and every stage counts both attempts.
+#[tokio::test(start_paused = true)]
+async fn a_failed_first_attempt_is_retried_after_the_pause() {
+    let (breaker, bulkhead, retry) =
+        (breaker(10), Bulkhead::builder().max_concurrent(1).build().unwrap(), retry(3));
+    let stack = full(&breaker, &bulkhead, &retry);
+    let started = tokio::time::Instant::now();
+    let result = stack
+        .run(|attempt| async move {
+            if attempt.is_retry() { Ok(attempt.number()) } else { Err("flaky") }
+        })
+        .await;
+    assert_eq!(result, Ok(2));
+    assert_eq!(started.elapsed(), Duration::from_millis(100), "one pause of 100 ms");
+    assert_eq!(bulkhead.metrics().available, 1);
+    assert_eq!((breaker.metrics().calls, breaker.metrics().failed_calls), (2, 1));
+    let runs = retry.metrics();
+    assert_eq!((runs.calls, runs.retries), (1, 1));
+}
+
+/// A run cancelled in the middle of its first attempt (every stage set)
+/// gives back the slot and the half-open probe slot, and records nothing.
+#[tokio::test(start_paused = true)]
+async fn cancelling_a_first_attempt_gives_back_the_slot_and_the_probe() {
+    let breaker = CircuitBreaker::builder()
+        .permitted_calls_in_half_open(1)
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    breaker.transition_to_half_open();
+    let bulkhead = Bulkhead::builder().max_concurrent(1).build().unwrap();
+    let stack = full(&breaker, &bulkhead, &retry(3));
+    let task =
+        tokio::spawn(async move { stack.run(|_| std::future::pending::<Result<(), ()>>()).await });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(bulkhead.metrics().available, 0);
+    assert!(breaker.try_acquire().is_err(), "the one probe slot is taken");
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_eq!(bulkhead.metrics().available, 1);
+    assert_eq!(breaker.state(), BreakerState::HalfOpen, "nothing recorded");
+    breaker.try_acquire().expect("the probe slot came back").success();
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}
+
+/// The total timeout cuts off a waiting attempt: the attempt is neither
+/// recorded by the breaker nor retried, and its slot is given back.
+#[tokio::test(start_paused = true)]
+async fn the_total_timeout_cuts_off_a_waiting_attempt_unrecorded() {
+    let (breaker, bulkhead, retry) =
+        (breaker(10), Bulkhead::builder().max_concurrent(1).build().unwrap(), retry(3));
+    let stack = Stack::builder()
+        .total_timeout(Timeout::new(Duration::from_millis(100)).unwrap())
+        .retry(retry.clone())
+        .circuit_breaker(breaker.clone())
+        .bulkhead(bulkhead.clone())
+        .build();
+    let started = tokio::time::Instant::now();
+    let result = stack.run(|_| std::future::pending::<Result<(), ()>>()).await;
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!(started.elapsed(), Duration::from_millis(100));
+    assert_eq!(bulkhead.metrics().available, 1);
+    assert_eq!(breaker.metrics().calls, 0, "cut off, not recorded");
+    assert_eq!((retry.metrics().calls, retry.metrics().retries), (1, 0));
+}
+
+/// The total timeout bounds the wait for a bulkhead slot too.
+#[tokio::test(start_paused = true)]
+async fn the_total_timeout_bounds_the_wait_for_a_slot() {
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(1)
+        .max_queued(1)
+        .max_wait(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let stack = Stack::builder()
+        .total_timeout(Timeout::new(Duration::from_millis(100)).unwrap())
+        .bulkhead(bulkhead.clone())
+        .build();
+    let held = bulkhead.try_acquire().unwrap();
+    let started = tokio::time::Instant::now();
+    let result = stack.run(|_| async { Ok::<_, ()>(()) }).await;
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::Timeout);
+    assert_eq!(started.elapsed(), Duration::from_millis(100));
+    assert_eq!(bulkhead.metrics().queued, 0, "left the queue");
+    drop(held);
+    assert_eq!(bulkhead.metrics().available, 1);
+}
+
+/// A retry's runs are counted exactly from many threads at once, and its
+/// metrics reset to zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runs_from_many_threads_are_all_counted() {
+    let retry = retry(2);
+    let stack = Stack::builder().retry(retry.clone()).build();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let stack = stack.clone();
+            tokio::spawn(async move {
+                for _ in 0..500 {
+                    stack.run(|_| async { Ok::<_, ()>(()) }).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(retry.metrics().calls, 4_000);
+    conc_core::metrics::MetricsSource::reset_metrics(&retry);
+    assert_eq!(retry.metrics().calls, 0);
+    stack.run(|_| async { Ok::<_, ()>(()) }).await.unwrap();
+    assert_eq!(retry.metrics().calls, 1);
+}

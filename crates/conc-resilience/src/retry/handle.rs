@@ -14,6 +14,7 @@ use super::attempt::{Attempt, StopReason};
 use super::budget::RetryBudget;
 use super::builder::RetryBuilder;
 use super::metrics::RetryMetrics;
+use crate::counter::OwnedStripes;
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
 
 pub(super) type Predicate = Arc<dyn Fn(&dyn Any) -> Option<bool> + Send + Sync>;
@@ -25,7 +26,8 @@ pub(crate) struct Inner {
     error_predicates: Box<[Predicate]>,
     result_predicates: Box<[Predicate]>,
     budget: Option<RetryBudget>,
-    calls: AtomicU64,
+    /// Bumped by every run: on stripes each thread alone writes.
+    calls: OwnedStripes,
     retried: AtomicU64,
     exhausted: AtomicU64,
     budget_refused: AtomicU64,
@@ -51,7 +53,7 @@ impl Inner {
             error_predicates: error_predicates.into_boxed_slice(),
             result_predicates: result_predicates.into_boxed_slice(),
             budget,
-            calls: AtomicU64::new(0),
+            calls: OwnedStripes::new(),
             retried: AtomicU64::new(0),
             exhausted: AtomicU64::new(0),
             budget_refused: AtomicU64::new(0),
@@ -226,8 +228,9 @@ impl<S> Retry<S> {
     }
 
     /// Starts a run: counts it and deposits it in the budget.
+    #[inline]
     pub(crate) fn begin(&self) -> RunState {
-        self.shared.calls.fetch_add(1, Ordering::Relaxed);
+        self.shared.calls.increment();
         if let Some(budget) = &self.shared.budget {
             budget.deposit();
         }
@@ -324,7 +327,7 @@ impl<S> Retry<S> {
     pub fn metrics(&self) -> RetryMetrics {
         let shared = &*self.shared;
         RetryMetrics {
-            calls: shared.calls.load(Ordering::Relaxed),
+            calls: shared.calls.sum(),
             retries: shared.retried.load(Ordering::Relaxed),
             exhausted: shared.exhausted.load(Ordering::Relaxed),
             budget_refused: shared.budget_refused.load(Ordering::Relaxed),
@@ -341,7 +344,8 @@ impl<S> MetricsSource for Retry<S> {
 
     fn reset_metrics(&self) {
         let shared = &*self.shared;
-        for counter in [&shared.calls, &shared.retried, &shared.exhausted, &shared.budget_refused] {
+        shared.calls.reset();
+        for counter in [&shared.retried, &shared.exhausted, &shared.budget_refused] {
             counter.store(0, Ordering::Relaxed);
         }
     }

@@ -64,7 +64,6 @@ pub use attempt::{Attempt, StopReason};
 pub use budget::{RetryBudget, RetryBudgetBuilder, RetryBudgetMetrics};
 pub use builder::RetryBuilder;
 pub use handle::Retry;
-#[cfg(feature = "tower")]
 pub(crate) use handle::RunState;
 #[cfg(feature = "tower")]
 pub use layer::RetryLayer;

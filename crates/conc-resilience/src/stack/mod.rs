@@ -6,10 +6,15 @@ use std::future::Future;
 
 use tracing::Instrument;
 
+use crate::retry::RunState;
 use crate::{
     Attempt, Bulkhead, CircuitBreaker, Classify, ErrIsFailure, Fallback, LoadShedder,
     ResilienceError, Retry, Timeout,
 };
+
+use bounded::{Bounded, Total, Waited};
+
+mod bounded;
 
 /// Builds a [`Stack`]. Every stage is optional; none is set by default.
 ///
@@ -232,24 +237,7 @@ impl<C> Stack<C> {
         let span = tracing::debug_span!(target: "conc_resilience::stack", "resilience_stack");
         // Built right into the span's wrapper, so the run is not moved (and
         // its room not kept twice) on the way in.
-        self.timed(operation).instrument(span).await
-    }
-
-    /// The retried run under the total timeout, if there is one.
-    async fn timed<T, E, F, Fut>(&self, operation: F) -> Result<T, ResilienceError<E>>
-    where
-        F: FnMut(Attempt) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        C: Classify<T, E>,
-        T: 'static,
-        E: 'static,
-    {
-        match &self.stages.rest.total_timeout {
-            Some(timeout) => {
-                timeout.call(self.retried(operation)).await.map_err(ResilienceError::Timeout)?
-            }
-            None => self.retried(operation).await,
-        }
+        self.guarded(operation).instrument(span).await
     }
 
     /// Runs `operation` and answers handled failures with `fallback`.
@@ -287,7 +275,12 @@ impl<C> Stack<C> {
         fallback.apply(self.run(operation).await)
     }
 
-    async fn retried<T, E, F, Fut>(&self, mut operation: F) -> Result<T, ResilienceError<E>>
+    /// The run: retried attempts under the total timeout. One state machine
+    /// with every stage's state as its locals: an attempt that is ready at
+    /// its first poll goes through without a timer, a clock read or a
+    /// future per stage; the timers, the wait for a slot and the backoff
+    /// pause are entered only when needed.
+    async fn guarded<T, E, F, Fut>(&self, mut operation: F) -> Result<T, ResilienceError<E>>
     where
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -295,68 +288,73 @@ impl<C> Stack<C> {
         T: 'static,
         E: 'static,
     {
-        let Some(retry) = &self.stages.rest.retry else {
-            return self.attempt(&mut operation, crate::retry::FIRST).await;
-        };
-        let mut run = retry.begin();
+        let rest = &self.stages.rest;
+        let mut total = Total::new(rest.total_timeout.as_ref());
+        let retry = rest.retry.as_ref();
+        let mut run = retry.map(Retry::begin);
         loop {
-            let result = self.attempt(&mut operation, run.attempt()).await;
+            let attempt = run.as_ref().map_or(crate::retry::FIRST, RunState::attempt);
+            let permit = match &self.stages.breaker {
+                Some(breaker) => Some(breaker.try_acquire().map_err(ResilienceError::BreakerOpen)?),
+                None => None,
+            };
+            let slot = match &rest.bulkhead {
+                Some(bulkhead) => Some(match bulkhead.try_slot() {
+                    Some(slot) => slot,
+                    // No slot free: wait in the queue (a boxed future inside
+                    // `slot`), under the total timeout.
+                    None => match Bounded::new(bulkhead.slot(), None, &mut total).await {
+                        Waited::Done(slot) => slot.map_err(ResilienceError::BulkheadFull)?,
+                        Waited::Attempt(elapsed) | Waited::Total(elapsed) => {
+                            return Err(ResilienceError::Timeout(elapsed));
+                        }
+                    },
+                }),
+                None => None,
+            };
+            let outcome =
+                Bounded::new(operation(attempt), rest.attempt_timeout.as_ref(), &mut total).await;
+            let result = match outcome {
+                Waited::Done(result) => {
+                    if let Some(permit) = permit {
+                        permit.record(&result);
+                    }
+                    result.map_err(ResilienceError::Inner)
+                }
+                Waited::Attempt(elapsed) => {
+                    if let Some(permit) = permit {
+                        permit.failure();
+                    }
+                    Err(ResilienceError::Timeout(elapsed))
+                }
+                // The run is cut off: the attempt records nothing (its
+                // permit and slot are dropped, as a cancelled run's are).
+                Waited::Total(elapsed) => return Err(ResilienceError::Timeout(elapsed)),
+            };
+            // The slot is held only while the attempt runs, not during the pause.
+            drop(slot);
+            let (Some(retry), Some(run)) = (retry, run.as_mut()) else { return result };
             let again = match &result {
                 Ok(value) => retry.retry_value(value),
                 Err(ResilienceError::Inner(error)) => retry.retry_error(error),
                 Err(ResilienceError::Timeout(_)) => true,
                 Err(_) => false,
             };
-            // Boxed: the pause holds a timer, and only a run that retries
-            // needs one.
-            if !again || !Box::pin(retry.pause(&mut run)).await {
+            if !again {
                 return result;
             }
-        }
-    }
-
-    async fn attempt<T, E, F, Fut>(
-        &self,
-        operation: &mut F,
-        attempt: Attempt,
-    ) -> Result<T, ResilienceError<E>>
-    where
-        F: FnMut(Attempt) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        C: Classify<T, E>,
-    {
-        let permit = match &self.stages.breaker {
-            Some(breaker) => Some(breaker.try_acquire().map_err(ResilienceError::BreakerOpen)?),
-            None => None,
-        };
-        let _slot = match &self.stages.rest.bulkhead {
-            // A free slot is taken without entering `slot`'s future.
-            Some(bulkhead) => Some(match bulkhead.try_slot() {
-                Some(slot) => slot,
-                None => bulkhead.slot().await.map_err(ResilienceError::BulkheadFull)?,
-            }),
-            None => None,
-        };
-        let outcome = match &self.stages.rest.attempt_timeout {
-            Some(timeout) => timeout.call(operation(attempt)).await,
-            None => Ok(operation(attempt).await),
-        };
-        match outcome {
-            Ok(result) => {
-                if let Some(permit) = permit {
-                    permit.record(&result);
+            let Some(delay) = retry.plan_retry(run) else { return result };
+            // Boxed: only a run that retries needs the pause's timer.
+            match Bounded::new(Box::pin(tokio::time::sleep(delay)), None, &mut total).await {
+                Waited::Done(()) => retry.begin_retry(run),
+                Waited::Attempt(elapsed) | Waited::Total(elapsed) => {
+                    return Err(ResilienceError::Timeout(elapsed));
                 }
-                result.map_err(ResilienceError::Inner)
-            }
-            Err(elapsed) => {
-                if let Some(permit) = permit {
-                    permit.failure();
-                }
-                Err(ResilienceError::Timeout(elapsed))
             }
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
