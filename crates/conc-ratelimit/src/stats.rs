@@ -1,6 +1,6 @@
 //! Allowed / rejected / waiting counts of the direct limiters, kept so that
 //! the hit path does not contend: each count is striped over cache-line
-//! padded atomics, one stripe per thread (modulo the stripe count), summed
+//! padded atomics, a stripe each live thread alone writes, summed
 //! when a snapshot is taken.
 
 use conc_core::metrics::StripedCounter;

@@ -1,14 +1,12 @@
 //! [`LockMetrics`]: what a [`LockStore`](crate::LockStore) counted, and the
 //! `conc.lock.*` metrics it emits.
 
-mod tally;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use conc_core::metrics::{
     LOCK_ACQUIRED, LOCK_CONTENDED, LOCK_EXPIRED, LOCK_HOLD, LOCK_RELEASED, MetricEntry,
-    MetricValue, MetricsSnapshot,
+    MetricValue, MetricsSnapshot, StripedCounter,
 };
 
 /// A snapshot of the acquisitions, refusals, releases and losses of every
@@ -59,20 +57,16 @@ impl MetricsSnapshot for LockMetrics {
     }
 }
 
-use tally::{Count, Tally};
-
 /// The counts behind [`LockMetrics`], shared by a store and its clones, and
 /// the facade handles they are reported through.
 ///
 /// Acquisitions and releases, counted on every uncontended cycle, are kept
-/// per thread ([`Tally`]); refusals and losses in plain shared counters.
+/// on stripes each thread alone writes ([`StripedCounter`]: no locked
+/// instruction); refusals and losses in plain shared counters.
 #[derive(Debug)]
 pub(crate) struct Counters {
-    tally: Tally,
-    /// The tally's `(acquired, released)` at the last reset: a reset cannot
-    /// store zeros into counts that only their threads write, so snapshots
-    /// subtract this instead.
-    baseline: [AtomicU64; 2],
+    acquired: StripedCounter,
+    released: StripedCounter,
     contended: AtomicU64,
     expired: AtomicU64,
     handles: Handles,
@@ -81,8 +75,8 @@ pub(crate) struct Counters {
 impl Default for Counters {
     fn default() -> Self {
         Self {
-            tally: Tally::for_machine(),
-            baseline: [AtomicU64::new(0), AtomicU64::new(0)],
+            acquired: StripedCounter::new(),
+            released: StripedCounter::new(),
             contended: AtomicU64::new(0),
             expired: AtomicU64::new(0),
             handles: Handles::default(),
@@ -117,7 +111,7 @@ impl Default for Handles {
 impl Counters {
     #[inline]
     pub(crate) fn acquired(&self) {
-        self.tally.add(Count::Acquired);
+        self.acquired.increment();
         self.handles.acquired.increment(1);
     }
 
@@ -129,7 +123,7 @@ impl Counters {
     /// A hold released after `held` (unknown for a restored handle).
     #[inline]
     pub(crate) fn released(&self, held: Option<Duration>) {
-        self.tally.add(Count::Released);
+        self.released.increment();
         self.handles.released.increment(1);
         if let Some(held) = held {
             self.handles.hold.record(held.as_secs_f64());
@@ -142,19 +136,17 @@ impl Counters {
     }
 
     pub(crate) fn snapshot(&self) -> LockMetrics {
-        let (acquired, released) = self.tally.totals();
         LockMetrics {
-            acquired: acquired.saturating_sub(self.baseline[0].load(Ordering::Relaxed)),
+            acquired: self.acquired.sum(),
             contended: self.contended.load(Ordering::Relaxed),
-            released: released.saturating_sub(self.baseline[1].load(Ordering::Relaxed)),
+            released: self.released.sum(),
             expired: self.expired.load(Ordering::Relaxed),
         }
     }
 
     pub(crate) fn reset(&self) {
-        let (acquired, released) = self.tally.totals();
-        self.baseline[0].store(acquired, Ordering::Relaxed);
-        self.baseline[1].store(released, Ordering::Relaxed);
+        self.acquired.reset();
+        self.released.reset();
         for count in [&self.contended, &self.expired] {
             count.store(0, Ordering::Relaxed);
         }
