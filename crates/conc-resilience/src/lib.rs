@@ -121,7 +121,6 @@
 
 pub mod breaker;
 pub mod bulkhead;
-mod counter;
 mod error;
 pub mod fallback;
 mod loom;

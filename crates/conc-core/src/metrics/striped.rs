@@ -68,14 +68,18 @@ fn owned_number() -> usize {
     OWNED
         .try_with(|owned| {
             let number = owned.0.get();
-            if number != UNCLAIMED {
-                return number;
-            }
-            let number = NUMBERS.lock().unwrap_or_else(PoisonError::into_inner).claim();
-            owned.0.set(number);
-            number
+            if number == UNCLAIMED { claim(owned) } else { number }
         })
         .unwrap_or(UNCLAIMED)
+}
+
+/// The first bump of a thread: claims its number, out of the hot path.
+#[cold]
+#[inline(never)]
+fn claim(owned: &Owned) -> usize {
+    let number = NUMBERS.lock().unwrap_or_else(PoisonError::into_inner).claim();
+    owned.0.set(number);
+    number
 }
 
 /// Owned stripes per counter: two per available CPU (the threads that count

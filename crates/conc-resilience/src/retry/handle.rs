@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conc_core::backoff::{Backoff, Delays};
-use conc_core::metrics::{MetricsSource, RETRY_ATTEMPTS, RETRY_EXHAUSTED};
+use conc_core::metrics::{MetricsSource, RETRY_ATTEMPTS, RETRY_EXHAUSTED, StripedCounter};
 
 use super::attempt::{Attempt, StopReason};
 use super::budget::RetryBudget;
 use super::builder::RetryBuilder;
 use super::metrics::RetryMetrics;
-use crate::counter::OwnedStripes;
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
 
 pub(super) type Predicate = Arc<dyn Fn(&dyn Any) -> Option<bool> + Send + Sync>;
@@ -27,7 +26,7 @@ pub(crate) struct Inner {
     result_predicates: Box<[Predicate]>,
     budget: Option<RetryBudget>,
     /// Bumped by every run: on stripes each thread alone writes.
-    calls: OwnedStripes,
+    calls: StripedCounter,
     retried: AtomicU64,
     exhausted: AtomicU64,
     budget_refused: AtomicU64,
@@ -53,7 +52,7 @@ impl Inner {
             error_predicates: error_predicates.into_boxed_slice(),
             result_predicates: result_predicates.into_boxed_slice(),
             budget,
-            calls: OwnedStripes::new(),
+            calls: StripedCounter::new(),
             retried: AtomicU64::new(0),
             exhausted: AtomicU64::new(0),
             budget_refused: AtomicU64::new(0),

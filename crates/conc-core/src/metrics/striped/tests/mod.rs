@@ -60,6 +60,35 @@ mod threads {
         assert!(reused < fresh_bound, "{reused} vs {numbers:?}");
     }
 
+    /// Waves of more threads than stripes: numbers are given back and taken
+    /// over with counts in their stripes, and no bump is lost.
+    #[test]
+    fn counts_every_bump_of_threads_that_come_and_go() {
+        let count = StripedCounter::with_stripes(4);
+        for _ in 0..4 {
+            std::thread::scope(|scope| {
+                for _ in 0..7 {
+                    scope.spawn(|| (0..1_000).for_each(|_| count.increment()));
+                }
+            });
+        }
+        assert_eq!(count.sum(), 4 * 7 * 1_000);
+    }
+
+    /// One thread's number indexes every counter, each with its own counts.
+    #[test]
+    fn two_counters_share_a_threads_number_without_sharing_counts() {
+        let (a, b) = (StripedCounter::new(), StripedCounter::new());
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                a.increment();
+                b.increment();
+                b.increment();
+            });
+        });
+        assert_eq!((a.sum(), b.sum()), (1, 2));
+    }
+
     /// A thread that takes over an exited thread's number continues its
     /// stripe: nothing counted before is lost.
     #[test]
