@@ -365,12 +365,18 @@ impl<T> CellSender<T> {
             }
             _ => (None, Some(result)),
         };
+        let mut runner = None;
         if release == 0 {
             drop(locked);
-        } else if locked.release(release) {
-            // SAFETY: the handle let go before; this was the last reference.
-            unsafe { free(self.cell) };
+        } else {
+            // A future's task lets go of its worker's waker with the job.
+            runner = Header::take_runner(self.cell.cast::<Header>());
+            if locked.release(release) {
+                // SAFETY: the handle let go before; this was the last reference.
+                unsafe { free(self.cell) };
+            }
         }
+        drop(runner);
         if let Some(waker) = waker {
             waker.wake();
         }

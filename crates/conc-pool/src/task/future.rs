@@ -195,11 +195,12 @@ impl<F: Future> Running<F> {
     ) -> Poll<Finish<F::Output>> {
         let mut this = self.project();
         let _entered = this.span.enter();
+        // A cancelled task is not polled again: it is dropped where it stopped.
+        if tx.is_closed() {
+            return Poll::Ready(Finish::Cancelled);
+        }
         if !*this.started {
             *this.started = true;
-            if tx.is_closed() {
-                return Poll::Ready(Finish::Cancelled);
-            }
             if let Some(deadline) = *this.deadline {
                 if tokio::time::Instant::now() >= deadline {
                     return Poll::Ready(Finish::Failed(
@@ -503,3 +504,6 @@ where
 {
     SpawnTask::create(fut)
 }
+
+#[cfg(test)]
+mod tests;
