@@ -257,8 +257,8 @@ impl AsyncPool {
         // back as it was given.
         let mut handle = None;
         let into_job = |item| {
-            let (job, made) = future::with_handle(make(item), deadline);
-            handle = Some(made);
+            let (job, task_handle) = future::with_handle(make(item), deadline);
+            handle = Some(task_handle);
             job
         };
         match self.engine().place(room, item, options.priority, into_job) {

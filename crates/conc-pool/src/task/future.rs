@@ -103,7 +103,7 @@ impl Drop for FutureJob {
 
 impl fmt::Debug for FutureJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FutureJob").field("finished", &self.head.is_none()).finish()
+        f.debug_struct("FutureJob").field("finished", &self.head.is_none()).finish_non_exhaustive()
     }
 }
 
