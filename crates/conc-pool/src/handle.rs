@@ -134,11 +134,9 @@ impl<T> Batch<T> {
         }
     }
 
-    /// Blocks the current thread until every task finished; results in input order.
-    ///
-    /// # Panics
-    ///
-    /// When called from inside an async runtime (await the batch there).
+    /// Blocks the current thread until every task finished; results in
+    /// input order. Inside an async runtime, await the batch instead (as
+    /// for [`TaskHandle::join`]).
     pub fn join(self) -> Vec<Result<T, JoinError>> {
         self.handles
             .into_iter()

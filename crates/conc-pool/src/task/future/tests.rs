@@ -365,3 +365,23 @@ proptest! {
         prop_assert_eq!(drops(&result), 1);
     }
 }
+
+/// The task of `fut`: its size, to print and bound.
+fn task_size<F: Future + Send + 'static>(_: &F) -> usize
+where
+    F::Output: Send + 'static,
+{
+    size_of::<super::HandleTask<F>>()
+}
+
+#[test]
+fn a_task_is_its_future_plus_the_slot_the_runner_and_the_extras() {
+    let value = 7_usize;
+    let fut = async move { value };
+    let fut_size = size_of_val(&fut);
+    let size = task_size(&fut);
+    println!("future {fut_size} bytes, task {size} bytes");
+    // Header and slot 24, runner waker 16, deadline 16, timer 8, span 8,
+    // the started flag and the stage's tag: at most 80 beyond the future.
+    assert!(size <= fut_size + 80, "{size} bytes for a future of {fut_size}");
+}
