@@ -375,6 +375,7 @@ where
 }
 
 #[test]
+#[allow(clippy::print_stdout, reason = "the test reports the figure it bounds")]
 fn a_task_is_its_future_plus_the_slot_the_runner_and_the_extras() {
     let value = 7_usize;
     let fut = async move { value };
