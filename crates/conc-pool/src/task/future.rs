@@ -5,7 +5,7 @@
 //! `crate::result_cell`) as a blocking task, then the waker of the worker
 //! polling it (so a cancelled or dropped handle wakes that worker, which
 //! drops the future at once), then the future itself, pinned in place with
-//! its deadline and span. No channel and no second box: the queue's entry (a
+//! its deadline (boxed with its timer, only when there is one) and span. No channel and no second box: the queue's entry (a
 //! [`FutureJob`]) and the handle both point at that one allocation, and the
 //! last to let go frees it. A fire-and-forget future is one allocation too:
 //! a header, then the future.
@@ -171,16 +171,24 @@ enum Finish<T> {
 }
 
 pin_project! {
-    /// A future whose output goes to a handle, with its deadline (on
-    /// tokio's clock) and the submitter's span.
+    /// A future whose output goes to a handle, with its deadline, if any,
+    /// boxed (8 bytes in the task) and the submitter's span.
     struct Running<F> {
         #[pin]
         fut: F,
-        deadline: Option<tokio::time::Instant>,
-        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+        deadline: Option<Pin<Box<Deadline>>>,
         started: bool,
         // The submitter's span, entered on every poll.
         span: CarriedSpan,
+    }
+}
+
+pin_project! {
+    /// A deadline on tokio's clock and, once the task started, its timer.
+    struct Deadline {
+        at: tokio::time::Instant,
+        #[pin]
+        sleep: Option<tokio::time::Sleep>,
     }
 }
 
@@ -201,14 +209,15 @@ impl<F: Future> Running<F> {
         }
         if !*this.started {
             *this.started = true;
-            if let Some(deadline) = *this.deadline {
-                if tokio::time::Instant::now() >= deadline {
+            if let Some(deadline) = this.deadline.as_mut() {
+                let mut deadline = deadline.as_mut().project();
+                if tokio::time::Instant::now() >= *deadline.at {
                     return Poll::Ready(Finish::Failed(
                         Outcome::TimedOut,
                         JoinError::DeadlineExceeded,
                     ));
                 }
-                *this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)));
+                deadline.sleep.set(Some(tokio::time::sleep_until(*deadline.at)));
             }
         }
         if let Poll::Ready(result) = poll_catching(this.fut.as_mut(), cx) {
@@ -235,8 +244,9 @@ impl<F: Future> Running<F> {
         if !open {
             return Poll::Ready(Finish::Cancelled);
         }
-        if let Some(sleep) = this.sleep.as_mut()
-            && sleep.as_mut().poll(cx).is_ready()
+        if let Some(deadline) = this.deadline.as_mut()
+            && let Some(sleep) = deadline.as_mut().project().sleep.as_pin_mut()
+            && sleep.poll(cx).is_ready()
         {
             return Poll::Ready(Finish::Failed(Outcome::TimedOut, JoinError::DeadlineExceeded));
         }
@@ -267,8 +277,8 @@ where
         fut: F,
         deadline: Option<tokio::time::Instant>,
     ) -> (FutureJob, TaskHandle<F::Output>) {
-        let running =
-            Running { fut, deadline, sleep: None, started: false, span: CarriedSpan::current() };
+        let deadline = deadline.map(|at| Box::pin(Deadline { at, sleep: None }));
+        let running = Running { fut, deadline, started: false, span: CarriedSpan::current() };
         let task = Box::new(Self {
             cell: Cell::new(&Self::VTABLE),
             runner: UnsafeCell::new(None),
