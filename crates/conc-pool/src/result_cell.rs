@@ -1,23 +1,27 @@
-//! Where a blocking task's result goes: a small slot at the head of the
-//! task's own allocation (see `crate::task`), which the worker fills and the
-//! [`TaskHandle`](crate::TaskHandle) reads, in place of a channel. The job
-//! in the queue and the handle both point at that one allocation; the last
-//! of the two to let go frees it.
+//! Where a task's result goes, in either pool: a small slot at the head of
+//! the task's own allocation (see `crate::task` and `crate::task::future`),
+//! which the worker fills and the [`TaskHandle`](crate::TaskHandle) reads,
+//! in place of a channel. The job in the queue and the handle both point at
+//! that one allocation; the last of the two to let go frees it.
 //!
 //! The allocation starts with one word of state: the address of the task's
-//! vtable (what to run, how to free it), with seven bits below it (the
-//! vtable is aligned to 128): the job's reference, the handle's, a lock
-//! bit, a closed bit, and what the slot holds. The lock guards the slot
-//! (held for a few instructions, never across the task's code or a drop of
-//! user data: a result is moved in or out, a waker stored or taken; the
-//! one foreign call under it is cloning the handle's waker, made before
-//! anything is changed, so a clone that panics leaves the slot as it was);
-//! the closed bit lets a running
-//! closure see a cancelled handle without taking it. The slot keeps one
-//! waker, the handle's: a blocking task's sender needs none of its own,
-//! since it only looks for cancellation between steps. The waker, the
-//! value and the (boxed, rare) error share the slot's storage, and what it
-//! holds is in the state word, which keeps a small task's state to 24 bytes.
+//! vtable (how to drop and free it; how to run it is the job's to know),
+//! with seven bits below it (the vtable is aligned to 128): the job's
+//! reference, the handle's, a lock bit, a closed bit, and what the slot
+//! holds. The lock guards the slot (held for a few instructions, never
+//! across the task's code or a drop of user data: a result is moved in or
+//! out, a waker stored or taken; the one foreign call under it is cloning a
+//! waker, made before anything is changed, so a clone that panics leaves
+//! the slot as it was); the closed bit lets a running closure, or a future
+//! about to be polled, see a cancelled handle without taking it. The slot
+//! keeps one waker, the handle's: a blocking task's sender needs none of
+//! its own, since it only looks for cancellation between steps. A future's
+//! task keeps the waker of the worker polling it after the slot, under the
+//! same lock, and its vtable says how to take it (`VTable::runner`): a
+//! closing handle wakes that worker, and the job lets go of it with its
+//! reference. The handle's waker, the value and the (boxed, rare) error
+//! share the slot's storage, and what it holds is in the state word, which
+//! keeps a small task's state to 24 bytes.
 #![allow(unsafe_code)]
 
 use std::mem::{ManuallyDrop, MaybeUninit};
