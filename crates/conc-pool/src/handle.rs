@@ -3,14 +3,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
-
-use tokio::sync::oneshot;
+use std::task::{Context, Poll};
 
 use crate::JoinError;
 use crate::result_cell::CellReceiver;
-
-pub(crate) type ResultSender<T> = oneshot::Sender<Result<T, JoinError>>;
 
 /// The handle of one submitted task: a future resolving to the task's output,
 /// or to the [`JoinError`] saying why there is none.
@@ -36,29 +32,16 @@ pub(crate) type ResultSender<T> = oneshot::Sender<Result<T, JoinError>>;
 /// ```
 #[must_use = "dropping a task handle cancels the task; use `spawn` for fire-and-forget work"]
 pub struct TaskHandle<T> {
-    rx: Receiver<T>,
+    /// The result slot at the head of the task's allocation (see
+    /// `crate::result_cell`), whichever pool runs it.
+    rx: CellReceiver<T>,
     cancelled: bool,
 }
 
-/// Where a handle reads its result from.
-enum Receiver<T> {
-    /// An async task's channel.
-    Channel(oneshot::Receiver<Result<T, JoinError>>),
-    /// A blocking task's result slot.
-    Cell(CellReceiver<T>),
-}
-
 impl<T> TaskHandle<T> {
-    /// A handle reading from a channel (async tasks, which also need to be
-    /// woken when the handle is dropped).
-    pub(crate) fn channel() -> (ResultSender<T>, Self) {
-        let (tx, rx) = oneshot::channel();
-        (tx, Self { rx: Receiver::Channel(rx), cancelled: false })
-    }
-
-    /// A handle reading from a blocking task's result slot.
+    /// A handle reading from a task's result slot.
     pub(crate) fn from_cell(rx: CellReceiver<T>) -> Self {
-        Self { rx: Receiver::Cell(rx), cancelled: false }
+        Self { rx, cancelled: false }
     }
 
     /// Cancels the task: a queued task will not start, a running async task
@@ -68,32 +51,20 @@ impl<T> TaskHandle<T> {
     /// had already finished, in which case its output is kept.
     pub fn cancel(&mut self) {
         self.cancelled = true;
-        match &mut self.rx {
-            Receiver::Channel(rx) => rx.close(),
-            Receiver::Cell(rx) => rx.close(),
-        }
+        self.rx.close();
     }
 
     /// Whether the task has finished (its result is waiting in the handle).
     pub fn is_finished(&self) -> bool {
-        match &self.rx {
-            Receiver::Channel(rx) => !rx.is_empty() || rx.is_terminated(),
-            Receiver::Cell(rx) => rx.is_finished(),
-        }
+        self.rx.is_finished()
     }
 
-    /// Blocks the current thread until the task finishes.
-    ///
-    /// # Panics
-    ///
-    /// The handle of an async pool's task, when called from inside an async
-    /// runtime (await the handle there). A blocking pool's handle blocks the
-    /// thread wherever it is called; inside a runtime, await it instead.
+    /// Blocks the current thread until the task finishes. It blocks the
+    /// thread wherever it is called: inside an async runtime, await the
+    /// handle instead (a worker thread blocked on an async pool's task may be
+    /// the one that would run it).
     pub fn join(self) -> Result<T, JoinError> {
-        match self.rx {
-            Receiver::Channel(rx) => rx.blocking_recv().unwrap_or(Err(GONE)),
-            Receiver::Cell(rx) => rx.wait().unwrap_or(Err(GONE)),
-        }
+        self.rx.wait().unwrap_or(Err(GONE))
     }
 }
 
@@ -106,14 +77,8 @@ const GONE: JoinError = JoinError::Cancelled;
 impl<T> Future for TaskHandle<T> {
     type Output = Result<T, JoinError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.rx {
-            Receiver::Channel(rx) => {
-                let result = ready!(Pin::new(rx).poll(cx));
-                Poll::Ready(result.unwrap_or(Err(GONE)))
-            }
-            Receiver::Cell(rx) => rx.poll(cx).map(|result| result.unwrap_or(Err(GONE))),
-        }
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.rx.poll(cx).map(|result| result.unwrap_or(Err(GONE)))
     }
 }
 
@@ -169,11 +134,9 @@ impl<T> Batch<T> {
         }
     }
 
-    /// Blocks the current thread until every task finished; results in input order.
-    ///
-    /// # Panics
-    ///
-    /// When called from inside an async runtime (await the batch there).
+    /// Blocks the current thread until every task finished; results in
+    /// input order. Inside an async runtime, await the batch instead (as
+    /// for [`TaskHandle::join`]).
     pub fn join(self) -> Vec<Result<T, JoinError>> {
         self.handles
             .into_iter()

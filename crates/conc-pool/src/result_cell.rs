@@ -1,23 +1,27 @@
-//! Where a blocking task's result goes: a small slot at the head of the
-//! task's own allocation (see `crate::task`), which the worker fills and the
-//! [`TaskHandle`](crate::TaskHandle) reads, in place of a channel. The job
-//! in the queue and the handle both point at that one allocation; the last
-//! of the two to let go frees it.
+//! Where a task's result goes, in either pool: a small slot at the head of
+//! the task's own allocation (see `crate::task` and `crate::task::future`),
+//! which the worker fills and the [`TaskHandle`](crate::TaskHandle) reads,
+//! in place of a channel. The job in the queue and the handle both point at
+//! that one allocation; the last of the two to let go frees it.
 //!
 //! The allocation starts with one word of state: the address of the task's
-//! vtable (what to run, how to free it), with seven bits below it (the
-//! vtable is aligned to 128): the job's reference, the handle's, a lock
-//! bit, a closed bit, and what the slot holds. The lock guards the slot
-//! (held for a few instructions, never across the task's code or a drop of
-//! user data: a result is moved in or out, a waker stored or taken; the
-//! one foreign call under it is cloning the handle's waker, made before
-//! anything is changed, so a clone that panics leaves the slot as it was);
-//! the closed bit lets a running
-//! closure see a cancelled handle without taking it. The slot keeps one
-//! waker, the handle's: a blocking task's sender needs none of its own,
-//! since it only looks for cancellation between steps. The waker, the
-//! value and the (boxed, rare) error share the slot's storage, and what it
-//! holds is in the state word, which keeps a small task's state to 24 bytes.
+//! vtable (how to drop and free it; how to run it is the job's to know),
+//! with seven bits below it (the vtable is aligned to 128): the job's
+//! reference, the handle's, a lock bit, a closed bit, and what the slot
+//! holds. The lock guards the slot (held for a few instructions, never
+//! across the task's code or a drop of user data: a result is moved in or
+//! out, a waker stored or taken; the one foreign call under it is cloning a
+//! waker, made before anything is changed, so a clone that panics leaves
+//! the slot as it was); the closed bit lets a running closure, or a future
+//! about to be polled, see a cancelled handle without taking it. The slot
+//! keeps one waker, the handle's: a blocking task's sender needs none of
+//! its own, since it only looks for cancellation between steps. A future's
+//! task keeps the waker of the worker polling it after the slot, under the
+//! same lock, and its vtable says how to take it (`VTable::runner`): a
+//! closing handle wakes that worker, and the job lets go of it with its
+//! reference. The handle's waker, the value and the (boxed, rare) error
+//! share the slot's storage, and what it holds is in the state word, which
+//! keeps a small task's state to 24 bytes.
 #![allow(unsafe_code)]
 
 use std::mem::{ManuallyDrop, MaybeUninit};
@@ -25,7 +29,6 @@ use std::ptr::{self, NonNull};
 use std::task::{Context, Poll, Waker};
 
 use crate::JoinError;
-use crate::core::Outcome;
 use crate::loom::cell::UnsafeCell;
 use crate::loom::spin_round;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
@@ -56,18 +59,24 @@ const DONE: usize = 5 << 4;
 /// The flag bits of the state word; the others are the vtable's address.
 const FLAGS: usize = 0b111_1111;
 
-/// What one kind of task (one closure type) does with its allocation.
-/// Aligned to 128, so the low seven bits of its address are free for flags.
+/// What one kind of task (one closure or future type) does with its
+/// allocation, whichever pool runs it. How it runs is the job's to know (a
+/// closure's `run`, a future's `poll`: see `crate::task`), so one header and
+/// one slot serve both pools. Aligned to 128, so the low seven bits of its
+/// address are free for flags.
 #[repr(align(128))]
 pub(crate) struct VTable {
-    /// Runs the task at `now` on the pool's timeline, giving up the job's
-    /// reference.
-    pub(crate) run: unsafe fn(NonNull<Header>, u64) -> Outcome,
-    /// Drops the task unrun, giving up the job's reference; its handle
-    /// learns `reason` (`None`: it resolves as cancelled).
+    /// Drops the task (unrun, or part-run: a future is dropped where it
+    /// stopped), giving up the job's reference; its handle learns `reason`
+    /// (`None`: it resolves as cancelled, unless a result came first).
     pub(crate) abandon: unsafe fn(NonNull<Header>, Option<JoinError>),
     /// Frees the allocation once no reference is left.
     pub(crate) free: unsafe fn(NonNull<Header>),
+    /// A future's task: takes the waker of the worker polling it, if one is
+    /// stored (called under the slot's lock, to wake the worker when the
+    /// handle closes, or to drop the waker when the job lets go). `None` for
+    /// a closure, which looks for the close itself between steps.
+    pub(crate) runner: Option<unsafe fn(NonNull<Header>) -> Option<Waker>>,
 }
 
 /// The first word of every task's allocation.
@@ -92,6 +101,15 @@ impl Header {
         // SAFETY: `address` is that of the `&'static VTable` given to `new`,
         // whose provenance `new` exposed; a `'static` vtable lives for ever.
         unsafe { &*ptr::with_exposed_provenance::<VTable>(address) }
+    }
+
+    /// The waker of the worker polling a future's task, taken out (the
+    /// lock is held by the caller).
+    fn take_runner(this: NonNull<Self>) -> Option<Waker> {
+        // SAFETY: the caller holds a reference (the allocation is alive).
+        let take = unsafe { this.as_ref() }.vtable().runner?;
+        // SAFETY: the lock is held (the caller's), which guards the stored waker.
+        unsafe { take(this) }
     }
 
     /// Takes the slot's lock: a short spin (the holder keeps it for a few
@@ -317,10 +335,23 @@ impl<T> CellSender<T> {
     /// longer wants it) and gives up the job's reference; whether the
     /// result was delivered.
     pub(crate) fn send(self, result: Result<T, JoinError>) -> bool {
+        let this = ManuallyDrop::new(self);
+        this.put(result, JOB)
+    }
+
+    /// Delivers the result as [`send`](Self::send) does, keeping the job's
+    /// reference (a future's task lets go only when its job is dropped,
+    /// since the future lives in the allocation); whether it was delivered.
+    pub(crate) fn deliver(&self, result: Result<T, JoinError>) -> bool {
+        self.put(result, 0)
+    }
+
+    /// Puts the result in the slot, giving up `release` (the job's
+    /// reference, or none) with the unlock.
+    fn put(&self, result: Result<T, JoinError>, release: usize) -> bool {
         // An error is boxed before the lock: nothing under it allocates.
         let result = result.map_err(Box::new);
-        let this = ManuallyDrop::new(self);
-        let cell = this.cell();
+        let cell = self.cell();
         let mut locked = cell.header.lock();
         let (waker, refused) = match locked.slot {
             EMPTY | WAITING => {
@@ -331,19 +362,45 @@ impl<T> CellSender<T> {
                 (waker, None)
             }
             CANCELLED => {
-                locked.slot = DONE;
+                if release != 0 {
+                    locked.slot = DONE;
+                }
                 (None, Some(result))
             }
             _ => (None, Some(result)),
         };
-        if locked.release(JOB) {
-            // SAFETY: the handle let go before; this was the last reference.
-            unsafe { free(this.cell) };
+        let mut runner = None;
+        if release == 0 {
+            drop(locked);
+        } else {
+            // A future's task lets go of its worker's waker with the job.
+            runner = Header::take_runner(self.cell.cast::<Header>());
+            if locked.release(release) {
+                // SAFETY: the handle let go before; this was the last reference.
+                unsafe { free(self.cell) };
+            }
         }
+        drop(runner);
         if let Some(waker) = waker {
             waker.wake();
         }
         refused.is_none()
+    }
+
+    /// Runs `store` under the slot's lock, unless the handle was cancelled
+    /// or dropped (then `false`, and `store` does not run). A future's task
+    /// stores the waker of the worker polling it there, so a close wakes
+    /// that worker (`VTable::runner` takes it back); what `store` returns
+    /// (a waker it replaced) is dropped outside the lock.
+    pub(crate) fn while_open(&self, store: impl FnOnce() -> Option<Waker>) -> bool {
+        let locked = self.cell().header.lock();
+        if locked.slot == CANCELLED {
+            return false;
+        }
+        let replaced = store();
+        drop(locked);
+        drop(replaced);
+        true
     }
 }
 
@@ -363,10 +420,13 @@ impl<T> Drop for CellSender<T> {
             }
             _ => None,
         };
+        // A future's task lets go of its worker's waker with the job.
+        let runner = Header::take_runner(self.cell.cast::<Header>());
         if locked.release(JOB) {
             // SAFETY: the handle let go before; this was the last reference.
             unsafe { free(self.cell) };
         }
+        drop(runner);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -461,28 +521,33 @@ impl<T> CellReceiver<T> {
         }
     }
 
-    /// Marks the slot cancelled if no result came (under `locked`); the
-    /// waker it held, if any.
-    fn cancel_locked(cell: &Cell<T>, locked: &mut Locked<'_>) -> Option<Waker> {
+    /// Marks the slot cancelled if no result came (under `locked`): the
+    /// waker it held, if any, and the waker of the worker polling a
+    /// future's task, if one is stored (to be woken, so the worker drops the
+    /// future at once).
+    fn cancel_locked(&self, locked: &mut Locked<'_>) -> [Option<Waker>; 2] {
+        let cell = self.cell();
         let waker = match locked.slot {
             // SAFETY: the lock is held; the slot holds a waker.
             WAITING => Some(unsafe { cell.take_waker() }),
             EMPTY => None,
-            _ => return None,
+            _ => return [None, None],
         };
         locked.slot = CANCELLED;
         locked.close = true;
-        waker
+        [waker, Header::take_runner(self.cell.cast::<Header>())]
     }
 
     /// No result is wanted any more; one already delivered is kept.
     pub(crate) fn close(&self) {
-        let cell = self.cell();
-        let mut locked = cell.header.lock();
-        let waker = Self::cancel_locked(cell, &mut locked);
+        let mut locked = self.cell().header.lock();
+        let [waker, runner] = self.cancel_locked(&mut locked);
         drop(locked);
-        // A registered waker is dropped outside the lock.
+        // A registered waker is dropped outside the lock, a runner woken.
         drop(waker);
+        if let Some(runner) = runner {
+            runner.wake();
+        }
     }
 
     /// Whether a result is waiting, or none will come.
@@ -495,7 +560,7 @@ impl<T> Drop for CellReceiver<T> {
     fn drop(&mut self) {
         let cell = self.cell();
         let mut locked = cell.header.lock();
-        let waker = Self::cancel_locked(cell, &mut locked);
+        let [waker, runner] = self.cancel_locked(&mut locked);
         let unread = match locked.slot {
             VALUE | ERROR => {
                 // SAFETY: the lock is held; the slot holds a result.
@@ -509,9 +574,13 @@ impl<T> Drop for CellReceiver<T> {
             // SAFETY: the job let go before; this was the last reference.
             unsafe { free(self.cell) };
         }
-        // An unread result (user data) or a waker is dropped outside the lock.
+        // An unread result (user data) or a waker is dropped outside the
+        // lock, a runner woken.
         drop(unread);
         drop(waker);
+        if let Some(runner) = runner {
+            runner.wake();
+        }
     }
 }
 

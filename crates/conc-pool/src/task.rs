@@ -28,13 +28,25 @@ use crate::{JoinError, TaskHandle};
 /// A queued blocking task: runs once, or is abandoned (its handle learns
 /// why), or, dropped, resolves its handle as cancelled.
 ///
-/// Two words. A task in an allocation: the pointer to it, and nothing. A
-/// small fire-and-forget closure (a word at most): its inline vtable's
-/// address with the low bit set, and the closure itself.
+/// Two words. A task in an allocation: the pointer to it, and its run
+/// function. A small fire-and-forget closure (a word at most): its inline
+/// vtable's address with the low bit set, and the closure itself.
 pub(crate) struct Job {
     head: NonNull<()>,
-    inline: MaybeUninit<*mut ()>,
+    word: Word,
 }
+
+/// The second word of a [`Job`]: the closure itself (inline) or the run
+/// function of the task the first word points at (heap), as the tag says.
+#[derive(Clone, Copy)]
+union Word {
+    inline: MaybeUninit<*mut ()>,
+    run: RunFn,
+}
+
+/// A closure task's run function: runs the task at `now` on the pool's
+/// timeline, giving up the job's reference.
+type RunFn = unsafe fn(NonNull<Header>, u64) -> Outcome;
 
 // SAFETY: a job is made only from a closure, a result type and extras that
 // are all `Send` (the bounds of `with_handle` and `spawn`); it holds the one
@@ -53,35 +65,35 @@ struct InlineVTable {
 
 /// A job decoded.
 enum Decoded {
-    Heap(&'static VTable, NonNull<Header>),
+    Heap(RunFn, NonNull<Header>),
     Inline(&'static InlineVTable, MaybeUninit<*mut ()>),
 }
 
 impl Job {
-    fn heap(ptr: NonNull<Header>) -> Self {
-        Self { head: ptr.cast(), inline: MaybeUninit::uninit() }
+    fn heap(ptr: NonNull<Header>, run: RunFn) -> Self {
+        Self { head: ptr.cast(), word: Word { run } }
     }
 
     /// The job taken apart (the caller takes over its task).
     fn into_raw(self) -> Decoded {
         let this = ManuallyDrop::new(self);
         if this.head.as_ptr().addr() & 1 == 0 {
-            let ptr = this.head.cast::<Header>();
-            // SAFETY: the job's reference keeps the allocation alive.
-            Decoded::Heap(unsafe { ptr.as_ref() }.vtable(), ptr)
+            // SAFETY: an untagged job was made by `heap`, with a run function.
+            Decoded::Heap(unsafe { this.word.run }, this.head.cast::<Header>())
         } else {
             let vtable = this.head.as_ptr().map_addr(|addr| addr & !1).cast::<InlineVTable>();
             // SAFETY: the address of a `&'static InlineVTable` with the tag bit set
-            // (`inline`), cleared again.
-            Decoded::Inline(unsafe { &*vtable }, this.inline)
+            // (`inline`), cleared again; its job was made with the closure in
+            // the word.
+            Decoded::Inline(unsafe { &*vtable }, unsafe { this.word.inline })
         }
     }
 
     /// Runs the task at `now` on the pool's timeline (its deadline's).
     pub(crate) fn run(self, now: u64) -> Outcome {
         match self.into_raw() {
-            // SAFETY: `ptr` is a task of `vtable` with its job reference, handed over.
-            Decoded::Heap(vtable, ptr) => unsafe { (vtable.run)(ptr, now) },
+            // SAFETY: `ptr` is a task `run` was made for, with its job reference, handed over.
+            Decoded::Heap(run, ptr) => unsafe { run(ptr, now) },
             // SAFETY: `word` holds the closure `vtable` was made for, handed over.
             Decoded::Inline(vtable, word) => unsafe { (vtable.run)(word) },
         }
@@ -94,8 +106,12 @@ impl Job {
 
     fn abandon_with(self, reason: Option<JoinError>) {
         match self.into_raw() {
-            // SAFETY: as in `run`.
-            Decoded::Heap(vtable, ptr) => unsafe { (vtable.abandon)(ptr, reason) },
+            Decoded::Heap(_, ptr) => {
+                // SAFETY: the job's reference keeps the allocation alive.
+                let vtable = unsafe { ptr.as_ref() }.vtable();
+                // SAFETY: as in `run`.
+                unsafe { (vtable.abandon)(ptr, reason) }
+            }
             // SAFETY: as in `run`.
             Decoded::Inline(vtable, word) => unsafe { (vtable.abandon)(word, reason) },
         }
@@ -104,7 +120,7 @@ impl Job {
 
 impl Drop for Job {
     fn drop(&mut self) {
-        let job = Job { head: self.head, inline: self.inline };
+        let job = Job { head: self.head, word: self.word };
         job.abandon_with(None);
     }
 }
@@ -137,7 +153,7 @@ where
         unsafe { word.as_mut_ptr().cast::<F>().write(f) };
         let head = NonNull::from(&Self::VTABLE).cast::<()>();
         // The vtable is aligned to 16: the low bit is free for the tag.
-        Job { head: head.map_addr(|addr| addr | 1), inline: word }
+        Job { head: head.map_addr(|addr| addr | 1), word: Word { inline: word } }
     }
 
     /// # Safety
@@ -249,7 +265,7 @@ where
     T: Send + 'static,
     X: Extras,
 {
-    const VTABLE: VTable = VTable { run: Self::run, abandon: Self::abandon, free: Self::free };
+    const VTABLE: VTable = VTable { abandon: Self::abandon, free: Self::free, runner: None };
 
     /// A new task and its handle.
     fn create(parts: Parts<F, C, X>) -> (Job, TaskHandle<T>) {
@@ -259,7 +275,7 @@ where
         let ptr = NonNull::from(Box::leak(task));
         // SAFETY: a live task with a slot of `T`; the handle's reference is handed over.
         let rx = unsafe { CellReceiver::from_raw(ptr.cast::<Cell<T>>()) };
-        (Job::heap(ptr.cast::<Header>()), TaskHandle::from_cell(rx))
+        (Job::heap(ptr.cast::<Header>(), Self::run), TaskHandle::from_cell(rx))
     }
 
     /// Moves the job's parts out, and its reference into a sender.
@@ -374,12 +390,12 @@ where
     F: FnOnce() + Send + 'static,
     X: Extras,
 {
-    const VTABLE: VTable = VTable { run: Self::run, abandon: Self::abandon, free: Self::free };
+    const VTABLE: VTable = VTable { abandon: Self::abandon, free: Self::free, runner: None };
 
     fn create(f: F, extras: X) -> Job {
         let header = Header::new(&Self::VTABLE, JOB);
         let task = Box::new(Self { header, parts: ManuallyDrop::new((f, extras)) });
-        Job::heap(NonNull::from(Box::leak(task)).cast::<Header>())
+        Job::heap(NonNull::from(Box::leak(task)).cast::<Header>(), Self::run)
     }
 
     /// Takes the task apart, freeing its allocation.
@@ -437,6 +453,8 @@ where
         Some(extras) => SpawnTask::create(f, extras),
     }
 }
+
+pub(crate) mod future;
 
 #[cfg(test)]
 mod tests;

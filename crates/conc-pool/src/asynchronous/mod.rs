@@ -16,9 +16,9 @@ use crate::builder::{RawSettings, common_setters};
 use crate::engine::{Admitted, Engine, Refusal, Room};
 use crate::error::collect_batch_async;
 use crate::front::pool_type;
-use crate::job::{AsyncBox, HandleFuture, SpawnFuture};
 use crate::processor::AsyncProcessFn;
 use crate::queue::{Queue, Reservation};
+use crate::task::future::{self, FutureJob};
 use crate::{Batch, BatchError, PoolShutdown, SubmitError, TaskHandle, TaskOptions};
 use worker::AsyncFlavor;
 pub use worker::UnstartedFuture;
@@ -122,7 +122,7 @@ pool_type! {
 
 /// Unregisters a submitter waiting for room if its wait is dropped.
 struct WaitGuard<'a> {
-    queue: &'a Queue<AsyncBox>,
+    queue: &'a Queue<FutureJob>,
     ticket: Option<u64>,
 }
 
@@ -144,7 +144,7 @@ impl AsyncPool {
     /// block policy. Spends one unit of tokio's cooperative budget, so a
     /// task submitting in a loop to a queue with room yields now and then
     /// and the workers (on a current-thread runtime) get to run.
-    async fn admit(&self) -> Result<Admitted<'_, AsyncBox>, Refusal> {
+    async fn admit(&self) -> Result<Admitted<'_, FutureJob>, Refusal> {
         tokio::task::coop::consume_budget().await;
         match self.engine().admit(true)? {
             Admitted::Wait(timeout) => {
@@ -154,7 +154,10 @@ impl AsyncPool {
         }
     }
 
-    async fn wait_for_room(&self, timeout: Duration) -> Result<Reservation<'_, AsyncBox>, Refusal> {
+    async fn wait_for_room(
+        &self,
+        timeout: Duration,
+    ) -> Result<Reservation<'_, FutureJob>, Refusal> {
         let queue = &self.engine().core.queue;
         let mut guard = WaitGuard { queue, ticket: None };
         let sleep = tokio::time::sleep(timeout);
@@ -226,8 +229,8 @@ impl AsyncPool {
         match self.admit().await {
             Ok(Admitted::Queue(room)) => self.place_handle(room, options, item, make),
             Ok(_) => {
-                let (tx, handle) = TaskHandle::channel();
-                let outcome = HandleFuture::new(make(item), tx, Self::deadline(options)).await;
+                let (job, handle) = future::with_handle(make(item), Self::deadline(options));
+                let outcome = job.await;
                 engine.core.count_outside(outcome);
                 Ok(handle)
             }
@@ -239,7 +242,7 @@ impl AsyncPool {
     /// be queued) with a handle for its output.
     fn place_handle<I, Fut>(
         &self,
-        room: Room<'_, AsyncBox>,
+        room: Room<'_, FutureJob>,
         options: TaskOptions,
         item: I,
         make: impl FnOnce(I) -> Fut,
@@ -248,13 +251,19 @@ impl AsyncPool {
         Fut: Future + Send + 'static,
         Fut::Output: Send + 'static,
     {
-        let (tx, handle) = TaskHandle::channel();
         let deadline = Self::deadline(options);
-        let into_job =
-            move |(item, tx)| Box::pin(HandleFuture::new(make(item), tx, deadline)) as AsyncBox;
-        match self.engine().place(room, (item, tx), options.priority, into_job) {
-            Ok(()) => Ok(handle),
-            Err((refusal, (item, _))) => Err(self.engine().refuse(refusal, item)),
+        // The task (one allocation: the future and its result slot) is made
+        // only once the push is sure to succeed, so a refused item comes
+        // back as it was given.
+        let mut handle = None;
+        let into_job = |item| {
+            let (job, task_handle) = future::with_handle(make(item), deadline);
+            handle = Some(task_handle);
+            job
+        };
+        match self.engine().place(room, item, options.priority, into_job) {
+            Ok(()) => Ok(handle.expect("a placed task was made")),
+            Err((refusal, item)) => Err(self.engine().refuse(refusal, item)),
         }
     }
 
@@ -318,7 +327,7 @@ impl AsyncPool {
         match self.admit().await {
             Ok(Admitted::Queue(room)) => self.place_spawn(room, options, fut),
             Ok(_) => {
-                let outcome = SpawnFuture::new(fut).await;
+                let outcome = future::spawn(fut).await;
                 self.engine().core.count_outside(outcome);
                 Ok(())
             }
@@ -355,7 +364,7 @@ impl AsyncPool {
 
     fn place_spawn<F>(
         &self,
-        room: Room<'_, AsyncBox>,
+        room: Room<'_, FutureJob>,
         options: TaskOptions,
         fut: F,
     ) -> Result<(), SubmitError<F>>
@@ -363,8 +372,8 @@ impl AsyncPool {
         F: Future<Output = ()> + Send + 'static,
     {
         self.engine()
-            .place(room, SpawnFuture::new(fut), options.priority, |job| Box::pin(job) as AsyncBox)
-            .map_err(|(refusal, job)| self.engine().refuse(refusal, job.fut))
+            .place(room, fut, options.priority, future::spawn)
+            .map_err(|(refusal, fut)| self.engine().refuse(refusal, fut))
     }
 
     /// Submits every future, in order; the batch resolves to their outputs

@@ -12,8 +12,8 @@ use tracing::Instrument;
 
 use crate::JoinError;
 use crate::engine::{Engine, Flavor};
-use crate::job::AsyncBox;
 use crate::queue::{Entry, Pop};
+use crate::task::future::FutureJob;
 
 /// Worker tasks on a tokio runtime.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub(crate) struct AsyncFlavor {
 }
 
 impl Flavor for AsyncFlavor {
-    type Job = AsyncBox;
+    type Job = FutureJob;
     type Unstarted = UnstartedFuture;
     type StartError = std::convert::Infallible;
 
@@ -42,7 +42,7 @@ impl Flavor for AsyncFlavor {
         Ok(())
     }
 
-    fn hand_back(_: &Engine<Self>, job: AsyncBox, reason: JoinError) -> UnstartedFuture {
+    fn hand_back(_: &Engine<Self>, job: FutureJob, reason: JoinError) -> UnstartedFuture {
         UnstartedFuture { job: Some(job), reason }
     }
 }
@@ -75,7 +75,7 @@ impl Flavor for AsyncFlavor {
 /// ```
 #[must_use = "dropping an unstarted task abandons it"]
 pub struct UnstartedFuture {
-    job: Option<AsyncBox>,
+    job: Option<FutureJob>,
     reason: JoinError,
 }
 
@@ -90,8 +90,8 @@ impl UnstartedFuture {
 
 impl Drop for UnstartedFuture {
     fn drop(&mut self) {
-        if let Some(mut job) = self.job.take() {
-            job.as_mut().abandon(self.reason.clone());
+        if let Some(job) = self.job.take() {
+            job.abandon(self.reason.clone());
         }
     }
 }
@@ -104,7 +104,7 @@ impl fmt::Debug for UnstartedFuture {
 
 /// What a waiting worker gets.
 enum Found {
-    Job(Entry<AsyncBox>),
+    Job(Entry<FutureJob>),
     /// A retirement request is pending: look at it.
     Retire,
     /// The pool closed and the queue is empty.

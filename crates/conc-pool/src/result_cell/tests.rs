@@ -9,17 +9,12 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use super::{Cell, CellReceiver, CellSender, Header, VTable};
 use crate::JoinError;
-use crate::core::Outcome;
 
 /// The vtable of a bare cell: nothing to run; freeing drops the box.
 struct Bare<T>(PhantomData<T>);
 
 impl<T> Bare<T> {
-    const VTABLE: VTable = VTable { run: Self::run, abandon: Self::abandon, free: Self::free };
-
-    unsafe fn run(_: NonNull<Header>, _: u64) -> Outcome {
-        unreachable!("a bare cell has no task")
-    }
+    const VTABLE: VTable = VTable { abandon: Self::abandon, free: Self::free, runner: None };
 
     unsafe fn abandon(_: NonNull<Header>, _: Option<JoinError>) {
         unreachable!("a bare cell has no task")
