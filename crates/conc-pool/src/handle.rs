@@ -59,13 +59,32 @@ impl<T> TaskHandle<T> {
         self.rx.is_finished()
     }
 
-    /// Blocks the current thread until the task finishes. It blocks the
-    /// thread wherever it is called: inside an async runtime, await the
-    /// handle instead (a worker thread blocked on an async pool's task may be
-    /// the one that would run it).
+    /// Blocks the current thread until the task finishes. Inside an async
+    /// runtime, await the handle instead.
+    ///
+    /// # Panics
+    ///
+    /// The handle of an async pool's task, when called from inside an async
+    /// execution context (as tokio's own blocking calls do): a worker thread
+    /// blocked on an async pool's task may be the one that would run it, and
+    /// a hang would be silent. A blocking pool's handle blocks the thread
+    /// wherever it is called.
     pub fn join(self) -> Result<T, JoinError> {
+        if self.rx.runs_a_future() {
+            refuse_inside_async_context();
+        }
         self.rx.wait().unwrap_or(Err(GONE))
     }
+}
+
+/// Panics inside an async execution context, with tokio's own message for
+/// blocking there. tokio has no public predicate for that context, so this
+/// asks one of its blocking calls, on a channel already holding its value
+/// (outside such a context it returns at once).
+fn refuse_inside_async_context() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let _ = tx.send(());
+    let _ = rx.blocking_recv();
 }
 
 /// What a handle whose task dropped its sender without a result resolves
@@ -135,8 +154,12 @@ impl<T> Batch<T> {
     }
 
     /// Blocks the current thread until every task finished; results in
-    /// input order. Inside an async runtime, await the batch instead (as
-    /// for [`TaskHandle::join`]).
+    /// input order. Inside an async runtime, await the batch instead.
+    ///
+    /// # Panics
+    ///
+    /// As [`TaskHandle::join`]: a batch of an async pool's tasks, when called
+    /// from inside an async execution context.
     pub fn join(self) -> Vec<Result<T, JoinError>> {
         self.handles
             .into_iter()

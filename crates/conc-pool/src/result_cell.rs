@@ -103,9 +103,13 @@ impl Header {
         unsafe { &*ptr::with_exposed_provenance::<VTable>(address) }
     }
 
-    /// The waker of the worker polling a future's task, taken out (the
-    /// lock is held by the caller).
-    fn take_runner(this: NonNull<Self>) -> Option<Waker> {
+    /// The waker of the worker polling a future's task, taken out.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds a reference to the task and its slot's lock, which
+    /// guards the stored waker.
+    unsafe fn take_runner(this: NonNull<Self>) -> Option<Waker> {
         // SAFETY: the caller holds a reference (the allocation is alive).
         let take = unsafe { this.as_ref() }.vtable().runner?;
         // SAFETY: the lock is held (the caller's), which guards the stored waker.
@@ -374,16 +378,19 @@ impl<T> CellSender<T> {
             drop(locked);
         } else {
             // A future's task lets go of its worker's waker with the job.
-            runner = Header::take_runner(self.cell.cast::<Header>());
+            // SAFETY: this side's reference and the lock are held.
+            runner = unsafe { Header::take_runner(self.cell.cast::<Header>()) };
             if locked.release(release) {
                 // SAFETY: the handle let go before; this was the last reference.
                 unsafe { free(self.cell) };
             }
         }
-        drop(runner);
+        // Woken before the runner's waker is dropped: a drop that panics
+        // cannot cost the handle its wake-up.
         if let Some(waker) = waker {
             waker.wake();
         }
+        drop(runner);
         refused.is_none()
     }
 
@@ -421,15 +428,18 @@ impl<T> Drop for CellSender<T> {
             _ => None,
         };
         // A future's task lets go of its worker's waker with the job.
-        let runner = Header::take_runner(self.cell.cast::<Header>());
+        // SAFETY: the job's reference and the lock are held.
+        let runner = unsafe { Header::take_runner(self.cell.cast::<Header>()) };
         if locked.release(JOB) {
             // SAFETY: the handle let go before; this was the last reference.
             unsafe { free(self.cell) };
         }
-        drop(runner);
+        // Woken first: a runner's waker whose drop panics cannot cost the
+        // handle its wake-up.
         if let Some(waker) = waker {
             waker.wake();
         }
+        drop(runner);
     }
 }
 
@@ -448,6 +458,12 @@ unsafe impl<T: Send> Send for CellReceiver<T> {}
 unsafe impl<T: Send> Sync for CellReceiver<T> {}
 
 impl<T> CellReceiver<T> {
+    /// Whether the task runs a future (on an async pool's worker) rather
+    /// than a closure.
+    pub(crate) fn runs_a_future(&self) -> bool {
+        self.cell().header.vtable().runner.is_some()
+    }
+
     /// The receiver of the task at `cell`.
     ///
     /// # Safety
@@ -535,7 +551,8 @@ impl<T> CellReceiver<T> {
         };
         locked.slot = CANCELLED;
         locked.close = true;
-        [waker, Header::take_runner(self.cell.cast::<Header>())]
+        // SAFETY: the handle's reference and the lock are held.
+        [waker, unsafe { Header::take_runner(self.cell.cast::<Header>()) }]
     }
 
     /// No result is wanted any more; one already delivered is kept.
@@ -543,11 +560,12 @@ impl<T> CellReceiver<T> {
         let mut locked = self.cell().header.lock();
         let [waker, runner] = self.cancel_locked(&mut locked);
         drop(locked);
-        // A registered waker is dropped outside the lock, a runner woken.
-        drop(waker);
+        // Outside the lock, the runner woken before the registered waker is
+        // dropped (a drop that panics cannot cost the worker its wake-up).
         if let Some(runner) = runner {
             runner.wake();
         }
+        drop(waker);
     }
 
     /// Whether a result is waiting, or none will come.
@@ -574,13 +592,14 @@ impl<T> Drop for CellReceiver<T> {
             // SAFETY: the job let go before; this was the last reference.
             unsafe { free(self.cell) };
         }
-        // An unread result (user data) or a waker is dropped outside the
-        // lock, a runner woken.
-        drop(unread);
-        drop(waker);
+        // Outside the lock: the runner woken first, then an unread result
+        // (user data) and a waker dropped (a drop that panics cannot cost the
+        // worker its wake-up).
         if let Some(runner) = runner {
             runner.wake();
         }
+        drop(unread);
+        drop(waker);
     }
 }
 

@@ -597,3 +597,31 @@ async fn futures_join_all(pool: &AsyncPool, n: usize) -> Vec<conc_pool::TaskHand
     }
     handles
 }
+
+/// An async pool's handle joined from a plain thread blocks until the task
+/// ran; joined inside an async execution context it panics (a runtime thread
+/// blocked there may be the one that would run the task) instead of hanging.
+#[test]
+fn join_blocks_a_plain_thread_and_refuses_an_async_context() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let pool = runtime.block_on(async { AsyncPool::builder().workers(1).build().unwrap() });
+    let handle = runtime.block_on(pool.submit(async { 6 * 7 })).unwrap();
+    // The current-thread runtime runs the task only while it is driven: a
+    // second thread drives it while this one joins.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let driver = std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let _ = stopped.await;
+        });
+        runtime
+    });
+    assert_eq!(handle.join(), Ok(42));
+    stop.send(()).unwrap();
+    let runtime = driver.join().unwrap();
+
+    let refused = runtime.block_on(async {
+        let handle = pool.submit(async { 1 }).await.unwrap();
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.join()))
+    });
+    assert!(refused.is_err(), "join inside an async context did not panic");
+}

@@ -111,6 +111,17 @@ impl fmt::Debug for FutureJob {
 /// allocation (never moved), dropped in place once.
 struct Stage<S>(UnsafeCell<Option<S>>);
 
+/// Drops a stage's state when a poll unwinds (forgotten when it returns).
+struct ClearOnUnwind<'a, S>(&'a Stage<S>);
+
+impl<S> Drop for ClearOnUnwind<'_, S> {
+    fn drop(&mut self) {
+        // SAFETY: made by the job's holder in `poll`, the only caller of the
+        // stage's methods, whose `with` call is over once this runs.
+        unsafe { self.0.clear() };
+    }
+}
+
 impl<S> Stage<S> {
     fn new(running: S) -> Self {
         Self(UnsafeCell::new(Some(running)))
@@ -323,9 +334,15 @@ where
         // SAFETY: the caller's contract. Dropped (letting go of the
         // reference) only once the task is finished, or if this unwinds.
         let tx = unsafe { Self::sender(ptr) };
-        // SAFETY: the job's reference keeps the task alive; only the job
-        // touches the stage and the runner's waker outside the lock.
+        // SAFETY: the job's reference keeps the task alive; only the job's
+        // holder touches the stage, and the runner's waker is touched only
+        // under the slot's lock (or by `free`, once nothing else can).
         let (stage, runner) = unsafe { (Self::stage(ptr), &(*ptr.cast::<Self>().as_ptr()).runner) };
+        // Should the poll unwind (a worker waker's clone or a timer that
+        // panics; a panic of the future itself is caught inside), the future
+        // is dropped here, on the worker, before `tx` lets go of the job's
+        // reference: never later by whoever frees the task.
+        let unwinding = ClearOnUnwind(stage);
         // SAFETY: the job's holder, one call at a time.
         let polled = unsafe {
             stage.with(|running| match running {
@@ -333,6 +350,7 @@ where
                 None => Poll::Ready(Finish::Cancelled),
             })
         };
+        std::mem::forget(unwinding);
         let Poll::Ready(finish) = polled else {
             // The caller keeps the reference.
             let _ = ManuallyDrop::new(tx);
