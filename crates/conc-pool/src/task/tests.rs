@@ -19,9 +19,9 @@ use crate::{JoinError, TaskHandle};
 #[cfg(conc_loom)]
 mod loom_task;
 
-/// Counts its drops.
+/// Counts its drops (shared with the future task's tests).
 #[derive(Debug)]
-struct Dropped(Arc<AtomicUsize>);
+pub(super) struct Dropped(pub(super) Arc<AtomicUsize>);
 
 impl Drop for Dropped {
     fn drop(&mut self) {
@@ -29,11 +29,11 @@ impl Drop for Dropped {
     }
 }
 
-fn counter() -> Arc<AtomicUsize> {
+pub(super) fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
 }
 
-fn drops(count: &AtomicUsize) -> usize {
+pub(super) fn drops(count: &AtomicUsize) -> usize {
     count.load(Ordering::SeqCst)
 }
 
@@ -59,7 +59,7 @@ fn plain<F: FnOnce() -> T + Send + 'static, T: Send + 'static>(f: F) -> (Job, Ta
 }
 
 /// Polls `handle` once.
-fn poll_once<T>(handle: &mut TaskHandle<T>) -> Poll<Result<T, JoinError>> {
+pub(super) fn poll_once<T>(handle: &mut TaskHandle<T>) -> Poll<Result<T, JoinError>> {
     pin!(handle).poll(&mut Context::from_waker(Waker::noop()))
 }
 
@@ -236,7 +236,7 @@ enum JobEnd {
 
 /// What the handle side does, before or after the job's end.
 #[derive(Debug, Clone, Copy)]
-enum HandleStep {
+pub(super) enum HandleStep {
     Poll,
     Cancel,
     Drop,
@@ -251,21 +251,26 @@ fn job_end() -> impl Strategy<Value = JobEnd> {
     ]
 }
 
-fn handle_step() -> impl Strategy<Value = HandleStep> {
+pub(super) fn handle_step() -> impl Strategy<Value = HandleStep> {
     prop_oneof![Just(HandleStep::Poll), Just(HandleStep::Cancel), Just(HandleStep::Drop)]
 }
 
 /// The handle's side of a parting.
-struct HandleSide {
-    handle: Option<TaskHandle<Dropped>>,
+pub(super) struct HandleSide {
+    pub(super) handle: Option<TaskHandle<Dropped>>,
     /// Cancelled before it finished.
-    cancelled: bool,
+    pub(super) cancelled: bool,
     /// What it resolved to.
-    taken: Option<Result<Dropped, JoinError>>,
+    pub(super) taken: Option<Result<Dropped, JoinError>>,
 }
 
 impl HandleSide {
-    fn step(&mut self, step: HandleStep) {
+    /// A side holding `handle`, not cancelled, with nothing taken yet.
+    pub(super) fn new(handle: TaskHandle<Dropped>) -> Self {
+        Self { handle: Some(handle), cancelled: false, taken: None }
+    }
+
+    pub(super) fn step(&mut self, step: HandleStep) {
         let Some(handle) = self.handle.as_mut() else { return };
         match step {
             HandleStep::Poll => {
@@ -280,6 +285,11 @@ impl HandleSide {
             }
             HandleStep::Drop => self.handle = None,
         }
+    }
+
+    /// Whether the handle no longer wants a result.
+    pub(super) fn gone(&self) -> bool {
+        self.handle.is_none() || self.cancelled
     }
 }
 
@@ -303,7 +313,7 @@ proptest! {
             assert!(!panics, "asked to panic");
             value
         });
-        let mut side = HandleSide { handle: Some(handle), cancelled: false, taken: None };
+        let mut side = HandleSide::new(handle);
         for s in &before {
             side.step(*s);
         }

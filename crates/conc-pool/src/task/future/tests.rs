@@ -13,29 +13,12 @@ use std::task::{Context, Poll, Wake, Waker};
 use proptest::prelude::*;
 
 use super::{FutureJob, spawn, with_handle};
+use crate::JoinError;
 use crate::core::Outcome;
-use crate::{JoinError, TaskHandle};
+use crate::task::tests::{Dropped, HandleSide, counter, drops, handle_step, poll_once};
 
 #[cfg(conc_loom)]
 mod loom_future;
-
-/// Counts its drops.
-#[derive(Debug)]
-struct Dropped(Arc<AtomicUsize>);
-
-impl Drop for Dropped {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counter() -> Arc<AtomicUsize> {
-    Arc::new(AtomicUsize::new(0))
-}
-
-fn drops(count: &AtomicUsize) -> usize {
-    count.load(Ordering::SeqCst)
-}
 
 /// Counts its wake-ups; its strong count tells how many clones are alive.
 struct Wakes(AtomicUsize);
@@ -76,10 +59,6 @@ fn poll_job(job: &mut FutureJob, waker: &Waker) -> Poll<Outcome> {
     Pin::new(job).poll(&mut Context::from_waker(waker))
 }
 
-fn poll_handle<T>(handle: &mut TaskHandle<T>) -> Poll<Result<T, JoinError>> {
-    Pin::new(handle).poll(&mut Context::from_waker(Waker::noop()))
-}
-
 #[test]
 fn a_job_is_two_words() {
     assert_eq!(size_of::<FutureJob>(), 2 * size_of::<usize>());
@@ -98,13 +77,13 @@ fn a_finished_future_is_dropped_before_its_result_is_delivered_once() {
         },
         None,
     );
-    assert!(poll_handle(&mut handle).is_pending());
+    assert!(poll_once(&mut handle).is_pending());
     assert_eq!(poll_job(&mut job, Waker::noop()), Poll::Ready(Outcome::Completed));
     assert_eq!(drops(&future), 1, "dropped when it finished");
     // Polled again (nothing does), it reports nothing more.
     assert_eq!(poll_job(&mut job, Waker::noop()), Poll::Ready(Outcome::Cancelled));
     drop(job);
-    let Poll::Ready(Ok(value)) = poll_handle(&mut handle) else { panic!("delivered") };
+    let Poll::Ready(Ok(value)) = poll_once(&mut handle) else { panic!("delivered") };
     drop(value);
     assert_eq!(drops(&result), 1);
 }
@@ -218,14 +197,6 @@ enum JobEnd {
     Drop,
 }
 
-/// What the handle side does, before or after the job's end.
-#[derive(Debug, Clone, Copy)]
-enum HandleStep {
-    Poll,
-    Cancel,
-    Drop,
-}
-
 fn job_end() -> impl Strategy<Value = JobEnd> {
     prop_oneof![
         Just(JobEnd::Run),
@@ -234,43 +205,6 @@ fn job_end() -> impl Strategy<Value = JobEnd> {
         Just(JobEnd::Abandon),
         Just(JobEnd::Drop)
     ]
-}
-
-fn handle_step() -> impl Strategy<Value = HandleStep> {
-    prop_oneof![Just(HandleStep::Poll), Just(HandleStep::Cancel), Just(HandleStep::Drop)]
-}
-
-/// The handle's side of a parting.
-struct HandleSide {
-    handle: Option<TaskHandle<Dropped>>,
-    /// Cancelled before it finished.
-    cancelled: bool,
-    /// What it resolved to.
-    taken: Option<Result<Dropped, JoinError>>,
-}
-
-impl HandleSide {
-    fn step(&mut self, step: HandleStep) {
-        let Some(handle) = self.handle.as_mut() else { return };
-        match step {
-            HandleStep::Poll => {
-                if let Poll::Ready(out) = poll_handle(handle) {
-                    self.taken.get_or_insert(out);
-                    self.handle = None;
-                }
-            }
-            HandleStep::Cancel => {
-                self.cancelled |= !handle.is_finished();
-                handle.cancel();
-            }
-            HandleStep::Drop => self.handle = None,
-        }
-    }
-
-    /// Whether the handle no longer wants a result.
-    fn gone(&self) -> bool {
-        self.handle.is_none() || self.cancelled
-    }
 }
 
 proptest! {
@@ -296,7 +230,7 @@ proptest! {
             panics: matches!(end, JobEnd::RunPanicking),
         };
         let (mut job, handle) = with_handle(gate, None);
-        let mut side = HandleSide { handle: Some(handle), cancelled: false, taken: None };
+        let mut side = HandleSide::new(handle);
         for s in &before {
             side.step(*s);
         }
