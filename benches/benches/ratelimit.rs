@@ -25,9 +25,10 @@
 //!   millisecond, starting full).
 //! - `ratelimit/try_acquire_sync`: the same three, non-blocking.
 //! - `ratelimit/tower_call`: `ready().await` then `call(..).await` through
-//!   our `RateLimitLayer` (one shared keyed limiter, one key) against tower's
-//!   `RateLimit` (10¹⁸ requests per second), both over a `service_fn` that
-//!   answers at once.
+//!   our `RateLimitLayer` against tower's `RateLimit` (10¹⁸ requests per
+//!   second), both over a `service_fn` that answers at once. `ours` charges
+//!   a shared keyed limiter under one key; `ours/direct` a shared `Gcra`, one
+//!   limit over every request, which is what tower's limiter is.
 //!
 //! - `ratelimit/leaky_bucket`: one admitted `try_acquire(1)` on our
 //!   `LeakyBucket` used as a meter (its pacing cell, through the `Limiter`
@@ -64,7 +65,7 @@ use conc_ratelimit::{
     SlidingWindow, TokenBucket,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
-use tower::{Layer as _, Service as _, ServiceExt as _};
+use tower::{Layer as _, ServiceExt as _};
 
 /// Counts live heap bytes, so the suite can report memory per key.
 struct Counting;
@@ -499,19 +500,13 @@ fn tower_call(c: &mut Criterion) {
     let answer =
         tower::service_fn(|request: u64| async move { Ok::<_, std::convert::Infallible>(request) });
     let mut group = c.benchmark_group("ratelimit/tower_call");
-    let limiter: Arc<Keyed<()>> = Arc::new(Keyed::new(ours_quota()));
-    let mut ours = RateLimitLayer::new(limiter, |_: &u64| ()).layer(answer);
-    group.bench_function("ours", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let ready = ours.ready().await.expect("ready");
-                    black_box(ready.call(7).await.expect("admitted"));
-                }
-                start.elapsed()
-            })
-        });
+    let keyed: Arc<Keyed<()>> = Arc::new(Keyed::new(ours_quota()));
+    let mut ours = RateLimitLayer::new(keyed, |_: &u64| ()).layer(answer);
+    group.bench_function("ours", |b| b.iter_custom(|iters| calls(&rt, &mut ours, iters)));
+    let direct = Arc::new(Gcra::new(ours_quota()));
+    let mut ours_direct = RateLimitLayer::new(direct, |_: &u64| ()).layer(answer);
+    group.bench_function("ours/direct", |b| {
+        b.iter_custom(|iters| calls(&rt, &mut ours_direct, iters));
     });
     let mut peer = rt.block_on(async {
         tower::limit::RateLimit::new(
@@ -519,19 +514,25 @@ fn tower_call(c: &mut Criterion) {
             tower::limit::rate::Rate::new(1_000_000_000_000_000_000, Duration::from_secs(1)),
         )
     });
-    group.bench_function("peer/tower", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let ready = peer.ready().await.expect("ready");
-                    black_box(ready.call(7).await.expect("admitted"));
-                }
-                start.elapsed()
-            })
-        });
-    });
+    group.bench_function("peer/tower", |b| b.iter_custom(|iters| calls(&rt, &mut peer, iters)));
     group.finish();
+}
+
+/// Times `iters` calls of `service` (`ready().await`, then the call's future
+/// awaited), every one admitted.
+fn calls<S>(rt: &tokio::runtime::Runtime, service: &mut S, iters: u64) -> Duration
+where
+    S: tower::Service<u64, Response = u64>,
+    S::Error: std::fmt::Debug,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let ready = service.ready().await.expect("ready");
+            black_box(ready.call(7).await.expect("admitted"));
+        }
+        start.elapsed()
+    })
 }
 
 criterion_group!(

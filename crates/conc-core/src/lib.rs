@@ -17,6 +17,7 @@
 //! | [`metrics`] | every metric name as a constant, `describe_metrics()`, the [`MetricsSource`](metrics::MetricsSource) snapshot trait |
 //! | [`lifecycle`] | the [`Lifecycle`](lifecycle::Lifecycle) trait and a [`Registry`](lifecycle::Registry) that shuts components down in reverse order by a deadline |
 //! | [`ready`] | [`ReadyQueue`](ready::ReadyQueue): per-slot wakers that queue only the woken slots, for streams over many futures |
+//! | [`hash`] | [`FoldHash`](hash::FoldHash): a fast hash with random keys for the in-memory keyed tables on hot paths |
 //! | [`handoff`] | a bounded queue that hands items from tasks to one consumer in bulk, waking a side only when it waited |
 //! | [`recent`] | [`RecentLog`](recent::RecentLog): a shared, bounded log keeping the newest entries and counting the dropped ones |
 //! | [`driver`] | the [`Driver`](driver::Driver) trait behind `Concurrency::run`: a batch of tasks in, results in input order out |
@@ -73,6 +74,7 @@ pub mod driver;
 mod error;
 mod future;
 pub mod handoff;
+pub mod hash;
 pub mod item;
 pub mod lifecycle;
 mod loom;

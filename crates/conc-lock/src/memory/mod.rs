@@ -1,6 +1,5 @@
 //! The in-memory backend: locks shared by the tasks and threads of one process.
 
-mod hash;
 mod slot;
 
 use std::borrow::Borrow;
@@ -10,9 +9,9 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use conc_core::hash::FoldHash;
 use conc_core::time::{Clock, CoarseClock, Timeline, saturating_nanos};
 
-use hash::NameHash;
 pub use slot::MemorySlot;
 
 use crate::{Acquisition, Fence, LockBackend, LockError, Owner};
@@ -58,7 +57,7 @@ pub struct MemoryBackend<C: Clock = CoarseClock> {
     shards: Box<[Shard]>,
     /// Picks a name's shard; each shard's map hashes with its own keys, so
     /// the names of one shard spread over its buckets.
-    hasher: NameHash,
+    hasher: FoldHash,
     time: Timeline<C>,
     /// [`MemoryBackendBuilder::keep_idle`], in nanoseconds.
     keep_idle: u64,
@@ -117,7 +116,7 @@ impl<C: Clock> MemoryBackendBuilder<C> {
         let shards = (0..shards)
             .map(|_| Shard {
                 slots: Mutex::new(Slots {
-                    by_name: HashSet::with_hasher(NameHash::random()),
+                    by_name: HashSet::with_hasher(FoldHash::new()),
                     sweep_at: MIN_SWEEP_AT,
                     removed_fence: 0,
                 }),
@@ -125,7 +124,7 @@ impl<C: Clock> MemoryBackendBuilder<C> {
             .collect();
         MemoryBackend {
             shards,
-            hasher: NameHash::random(),
+            hasher: FoldHash::new(),
             time: Timeline::new(self.clock),
             keep_idle: saturating_nanos(self.keep_idle),
         }
@@ -140,7 +139,7 @@ struct Slots {
     /// The slots, looked up by name: each keeps its name (inline when
     /// short), so the map holds one pointer per name and a lookup compares
     /// the name on the line that also holds the slot's state.
-    by_name: HashSet<SlotKey, NameHash>,
+    by_name: HashSet<SlotKey, FoldHash>,
     /// The map's size that triggers the next sweep of unused slots.
     sweep_at: usize,
     /// The highest fence of any slot removed from this shard: new slots

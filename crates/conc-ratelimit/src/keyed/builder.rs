@@ -1,10 +1,10 @@
 //! [`KeyedBuilder`]: the clock and the hasher of a [`Keyed`] limiter.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 
+use conc_core::hash::FoldHash;
 use conc_core::time::{Clock, CoarseClock, Timeline};
 use dashmap::DashMap;
 
@@ -33,16 +33,16 @@ use crate::time::default_clock;
 /// # Ok::<(), conc_core::config::ConfigError>(())
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct KeyedBuilder<K, C = CoarseClock, S = RandomState> {
+pub struct KeyedBuilder<K, C = CoarseClock, S = FoldHash> {
     quota: Quota,
     clock: C,
     hasher: S,
     key: PhantomData<fn(&K)>,
 }
 
-impl<K: Hash + Eq + Clone> Keyed<K, CoarseClock, RandomState> {
+impl<K: Hash + Eq + Clone> Keyed<K, CoarseClock, FoldHash> {
     /// A builder for a limiter giving every key `quota`, on the process-wide
-    /// coarse clock and the standard library's hasher unless
+    /// coarse clock and a [`FoldHash`] with keys of its own unless
     /// [`clock`](KeyedBuilder::clock) and [`hasher`](KeyedBuilder::hasher)
     /// say otherwise.
     ///
@@ -57,8 +57,8 @@ impl<K: Hash + Eq + Clone> Keyed<K, CoarseClock, RandomState> {
     /// assert!(per_ip.try_acquire(&[10, 0, 0, 1], 1).is_err());
     /// # Ok::<(), conc_core::config::ConfigError>(())
     /// ```
-    pub fn builder(quota: Quota) -> KeyedBuilder<K, CoarseClock, RandomState> {
-        KeyedBuilder { quota, clock: default_clock(), hasher: RandomState::new(), key: PhantomData }
+    pub fn builder(quota: Quota) -> KeyedBuilder<K, CoarseClock, FoldHash> {
+        KeyedBuilder { quota, clock: default_clock(), hasher: FoldHash::new(), key: PhantomData }
     }
 }
 
@@ -69,10 +69,13 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> KeyedBuilder<K, C, 
         KeyedBuilder { quota: self.quota, clock, hasher: self.hasher, key: PhantomData }
     }
 
-    /// How keys are hashed to the map's shards. Defaults to the standard
-    /// library's [`RandomState`], which resists hash flooding by keys an
-    /// attacker chooses (IP addresses, user names); a faster hasher is safe
-    /// only for keys the application controls.
+    /// How keys are hashed to the map's shards and buckets. Defaults to a
+    /// [`FoldHash`] with random keys of this limiter's own: a few
+    /// instructions per key where the standard library's `SipHash`
+    /// (`RandomState`) takes several rounds, with the defence of `foldhash`
+    /// and `ahash` against keys an attacker chooses to collide (IP addresses,
+    /// user names). Pass `RandomState::new()` for a keyed pseudo-random
+    /// function instead.
     pub fn hasher<S2: BuildHasher + Clone>(self, hasher: S2) -> KeyedBuilder<K, C, S2> {
         KeyedBuilder { quota: self.quota, clock: self.clock, hasher, key: PhantomData }
     }

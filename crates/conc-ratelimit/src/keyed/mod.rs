@@ -2,11 +2,11 @@
 
 mod builder;
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
+use conc_core::hash::FoldHash;
 use conc_core::time::{Clock, CoarseClock, Timeline};
 use dashmap::DashMap;
 
@@ -91,7 +91,7 @@ const MIN_SWEEP_PERIOD_NS: u64 = 1_000_000_000;
 /// assert!(per_user.is_empty());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Keyed<K, C = CoarseClock, S = RandomState> {
+pub struct Keyed<K, C = CoarseClock, S = FoldHash> {
     map: DashMap<K, GcraCell, S>,
     params: Params,
     quota: Quota,
@@ -147,7 +147,7 @@ pub struct KeyedMetrics {
     pub sweeps: u64,
 }
 
-impl<K: Hash + Eq + Clone> Keyed<K, CoarseClock, RandomState> {
+impl<K: Hash + Eq + Clone> Keyed<K, CoarseClock, FoldHash> {
     /// A keyed limiter for `quota` on the process-wide coarse clock.
     ///
     /// # Examples

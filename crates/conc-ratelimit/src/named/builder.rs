@@ -1,7 +1,7 @@
 //! [`RateLimiterBuilder`]: the clock of a named [`RateLimiter`].
 
+use conc_core::hash::FoldHash;
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::AtomicU64;
@@ -71,7 +71,7 @@ impl<R, C: Clock> RateLimiterBuilder<R, C> {
             permitted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             stripes: (0..STRIPES).map(|_| Mutex::new(Stripe::default())).collect(),
-            hasher: RandomState::new(),
+            hasher: FoldHash::new(),
             named: RwLock::new(HashMap::new()),
             time: Timeline::new(self.clock),
         }

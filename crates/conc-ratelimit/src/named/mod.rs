@@ -3,8 +3,8 @@
 
 mod builder;
 
+use conc_core::hash::FoldHash;
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -265,7 +265,7 @@ pub struct RateLimiter<R = (), C = CoarseClock> {
     permitted: AtomicU64,
     rejected: AtomicU64,
     stripes: Box<[Mutex<Stripe>]>,
-    hasher: RandomState,
+    hasher: FoldHash,
     named: RwLock<HashMap<String, Resolver<R>>>,
     time: Timeline<C>,
 }
