@@ -147,6 +147,39 @@ fn concurrent_callers_on_one_key_get_exactly_the_burst() {
     assert_eq!(admitted, 500);
 }
 
+/// Checks on a key write-lock its shard when no other thread is in it and
+/// charge by compare-and-swap under the read lock when one is: with more
+/// threads than cores, both kinds meet on the same keys (and `decide` and
+/// batches beside them), and no unit is admitted twice or lost.
+#[test]
+fn both_ways_of_charging_a_key_admit_exactly_the_burst_together() {
+    const BURST: u32 = 10_000;
+    let (limiter, _clock) = keyed::<u64>(Quota::per_hour(BURST).unwrap());
+    let admitted: u64 = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8_u64)
+            .map(|thread| {
+                let limiter = &limiter;
+                scope.spawn(move || {
+                    let mut units = 0_u64;
+                    for i in 0..12_000_u64 {
+                        let key = (i + thread) % 4;
+                        units += match i % 16 {
+                            0 => u64::from(limiter.decide("p", &key, 1).unwrap().allowed()),
+                            1 => u64::from(limiter.try_acquire_batch(&key, 3).unwrap_or(0)),
+                            _ => u64::from(limiter.try_acquire(&key, 1).is_ok()),
+                        };
+                    }
+                    units
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(admitted, 4 * u64::from(BURST));
+    assert!((0..4).all(|key| limiter.remaining(&key) == 0));
+    assert_eq!(limiter.metrics().keys, 4);
+}
+
 #[tokio::test(start_paused = true)]
 async fn acquire_waits_per_key() {
     let limiter: Keyed<u32, TokioClock> =

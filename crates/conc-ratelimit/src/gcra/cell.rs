@@ -14,6 +14,18 @@ pub(crate) struct GcraCell {
 }
 
 /// The parameters a cell is charged with: times in nanoseconds.
+/// How a charge writes a cell's new TAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// Other threads may charge the cell at the same time: a
+    /// compare-and-swap, repeated when another charge got in between.
+    Shared,
+    /// No other thread can read or write the cell until this charge is over
+    /// (a keyed limiter holds the write lock of the cell's shard): a plain
+    /// store, one atomic read-modify-write fewer.
+    Exclusive,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Params {
     /// Time one unit is worth.
@@ -37,12 +49,28 @@ impl GcraCell {
     /// read-modify-writes of one atomic are totally ordered anyway.
     #[inline]
     pub(crate) fn charge(&self, now: u64, cost: u64, tolerance: u64) -> Result<u64, u64> {
+        self.charge_as(Write::Shared, now, cost, tolerance)
+    }
+
+    /// [`charge`](Self::charge), writing the new TAT as `write` says.
+    #[inline]
+    pub(crate) fn charge_as(
+        &self,
+        write: Write,
+        now: u64,
+        cost: u64,
+        tolerance: u64,
+    ) -> Result<u64, u64> {
         let mut current = self.tat.load(Ordering::Relaxed);
         loop {
             let new_tat = current.max(now).saturating_add(cost);
             let allowed_at = new_tat.saturating_sub(tolerance);
             if allowed_at > now {
                 return Err(allowed_at - now);
+            }
+            if let Write::Exclusive = write {
+                self.tat.store(new_tat, Ordering::Relaxed);
+                return Ok(new_tat);
             }
             match self.tat.compare_exchange_weak(
                 current,
@@ -64,14 +92,15 @@ impl GcraCell {
     #[inline]
     pub(crate) fn charge_from(
         &self,
+        write: Write,
         first: u64,
         now: impl Fn() -> u64,
         cost: u64,
         tolerance: u64,
     ) -> Result<u64, u64> {
-        self.charge(first, cost, tolerance).or_else(|wait| {
+        self.charge_as(write, first, cost, tolerance).or_else(|wait| {
             let later = now();
-            if later > first { self.charge(later, cost, tolerance) } else { Err(wait) }
+            if later > first { self.charge_as(write, later, cost, tolerance) } else { Err(wait) }
         })
     }
 
@@ -140,7 +169,7 @@ pub(crate) fn wait_for(tat: u64, now: u64, cost: u64, tolerance: u64) -> u64 {
 
 #[cfg(all(test, not(conc_loom)))]
 mod charge_from_tests {
-    use super::GcraCell;
+    use super::{GcraCell, Write};
 
     #[test]
     fn a_stale_reading_is_read_again_before_refusing() {
@@ -148,16 +177,16 @@ mod charge_from_tests {
         let cell = GcraCell::new();
         cell.charge(1_000, 10, 10).unwrap();
         // Refused at the stale reading 500; admitted at the fresh 1 010.
-        assert_eq!(cell.charge_from(500, || 1_010, 10, 10), Ok(1_020));
+        assert_eq!(cell.charge_from(Write::Shared, 500, || 1_010, 10, 10), Ok(1_020));
     }
 
     #[test]
     fn a_refusal_at_the_same_reading_stands() {
         let cell = GcraCell::new();
         cell.charge(1_000, 10, 10).unwrap();
-        assert_eq!(cell.charge_from(1_005, || 1_005, 10, 10), Err(5));
+        assert_eq!(cell.charge_from(Write::Shared, 1_005, || 1_005, 10, 10), Err(5));
         assert_eq!(
-            cell.charge_from(500, || 1_004, 10, 10),
+            cell.charge_from(Write::Shared, 500, || 1_004, 10, 10),
             Err(6),
             "the wait is from the fresh reading"
         );

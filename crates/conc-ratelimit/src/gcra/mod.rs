@@ -13,7 +13,7 @@ use std::time::Duration;
 use conc_core::time::{Clock, CoarseClock, Timeline};
 
 pub use builder::GcraBuilder;
-pub(crate) use cell::{GcraCell, Params, wait_for};
+pub(crate) use cell::{GcraCell, Params, Write, wait_for};
 pub(crate) use rate::reset_after;
 
 use crate::stats::{Stats, metrics_source};
@@ -106,7 +106,7 @@ impl<C: Clock> Gcra<C> {
     #[inline]
     fn charge(&self, n: u32) -> Result<(), RateLimitError> {
         let cost = self.params.cost(n)?;
-        self.params.charge(&self.cell, self.time.now(), || self.time.now(), cost)
+        self.params.charge(&self.cell, Write::Shared, self.time.now(), || self.time.now(), cost)
     }
 
     /// A snapshot of the calls allowed, rejected and waiting now.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::cell::{GcraCell, Params, remaining, wait_for};
+use super::cell::{GcraCell, Params, Write, remaining, wait_for};
 use crate::stats::Stats;
 use crate::time::ns;
 use crate::{Decision, Quota, RateLimitError};
@@ -39,11 +39,12 @@ impl Params {
     pub(crate) fn charge(
         self,
         cell: &GcraCell,
+        write: Write,
         first: u64,
         now: impl Fn() -> u64,
         cost: u64,
     ) -> Result<(), RateLimitError> {
-        cell.charge_from(first, now, cost, self.tolerance).map(drop).map_err(limited)
+        cell.charge_from(write, first, now, cost, self.tolerance).map(drop).map_err(limited)
     }
 
     /// Charges `cell` as many units as it has at `now`, up to `max` (at

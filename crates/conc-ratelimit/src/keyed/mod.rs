@@ -9,10 +9,11 @@ use std::time::Duration;
 use conc_core::hash::FoldHash;
 use conc_core::time::{Clock, CoarseClock, Timeline};
 use dashmap::DashMap;
+use dashmap::try_result::TryResult;
 
 pub use builder::KeyedBuilder;
 
-use crate::gcra::{GcraCell, Params, reset_after};
+use crate::gcra::{GcraCell, Params, Write, reset_after};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::stats::Stats;
 use crate::{Decision, Quota, RateLimitError, wait};
@@ -32,12 +33,17 @@ const MIN_SWEEP_PERIOD_NS: u64 = 1_000_000_000;
 /// # Hit path
 ///
 /// A check for a key already present reads the clock once, compares it with
-/// the time of the next sweep (one load of a word written once per sweep),
-/// takes the read lock of one of many shards of a [`DashMap`] (32 per
-/// hardware thread, so two threads seldom meet on a shard) and does one
-/// compare-and-swap on the key's cell (repeated only when another thread
-/// changed that key in between); no shard is write-locked and nothing is
-/// allocated. A new key takes its shard's write lock once, to insert.
+/// the time of the next sweep (one load of a word written once per sweep)
+/// and finds the key in one of many shards of a [`DashMap`] (32 per hardware
+/// thread, so two threads seldom meet on a shard). When no other thread is
+/// in that shard, the check takes its write lock with one compare-and-swap
+/// and charges the key's cell with a plain store: two atomic
+/// read-modify-writes in all, lock and unlock. When another thread is in the
+/// shard, the check does not queue for the write lock: it takes the read
+/// lock (waiting only while another check holds the write lock, for a few
+/// instructions) and charges the cell by compare-and-swap (repeated only
+/// when another thread changed that key in between). Nothing is allocated.
+/// A new key takes its shard's write lock once, to insert.
 ///
 /// # Bounded memory without a prune call
 ///
@@ -181,7 +187,9 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     fn charge(&self, key: &K, n: u32) -> Result<(), RateLimitError> {
         let cost = self.params.cost(n)?;
         let now = self.now();
-        self.with_cell(key, |cell| self.params.charge(cell, now, || self.time.now(), cost))
+        self.with_cell(key, |cell, write| {
+            self.params.charge(cell, write, now, || self.time.now(), cost)
+        })
     }
 
     /// The time now, sweeping first when the sweep period has passed.
@@ -215,7 +223,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     pub fn decide(&self, policy: &str, key: &K, n: u32) -> Result<Decision, RateLimitError> {
         let cost = self.params.cost(n)?;
         let now = self.now();
-        Ok(self.with_cell(key, |cell| self.params.decide(cell, policy, now, cost, &self.stats)))
+        Ok(self.with_cell(key, |cell, _| self.params.decide(cell, policy, now, cost, &self.stats)))
     }
 
     /// Waits until `n` units can be taken for `key`, then takes them.
@@ -239,7 +247,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
             return Ok(0);
         }
         let now = self.now();
-        self.stats.record(self.with_cell(key, |cell| self.params.charge_up_to(cell, now, max)))
+        self.stats.record(self.with_cell(key, |cell, _| self.params.charge_up_to(cell, now, max)))
     }
 
     /// Units `key` could take at once now (the burst for an unknown key).
@@ -338,23 +346,34 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
         self.map.get(key).map_or(0, |cell| cell.tat())
     }
 
-    /// Runs `f` on `key`'s cell: under its shard's read lock when the key is
-    /// present (the hit path), else inserting it first.
+    /// Runs `f` on `key`'s cell, telling it how the cell may be written.
+    ///
+    /// The hit path write-locks the key's shard when no other thread is in
+    /// it (one compare-and-swap), so the charge is a plain store: two atomic
+    /// read-modify-writes a check (lock and unlock) where a read lock and a
+    /// compare-and-swap on the cell take three. When another thread is in
+    /// the shard, the check does not queue for the write lock: it takes the
+    /// read lock and charges the cell by compare-and-swap. A key not present
+    /// is inserted first.
     #[inline]
-    fn with_cell<T>(&self, key: &K, f: impl FnOnce(&GcraCell) -> T) -> T {
-        match self.map.get(key) {
-            Some(cell) => f(&cell),
-            None => self.insert_and(key, f),
+    fn with_cell<T>(&self, key: &K, f: impl FnOnce(&GcraCell, Write) -> T) -> T {
+        match self.map.try_get_mut(key) {
+            TryResult::Present(cell) => f(&cell, Write::Exclusive),
+            TryResult::Absent => self.insert_and(key, f),
+            TryResult::Locked => match self.map.get(key) {
+                Some(cell) => f(&cell, Write::Shared),
+                None => self.insert_and(key, f),
+            },
         }
     }
 
     /// The slow path: insert `key` (write-locking its shard), run `f` on its
     /// cell while still holding the lock, then sweep if it is time.
     #[cold]
-    fn insert_and<T>(&self, key: &K, f: impl FnOnce(&GcraCell) -> T) -> T {
+    fn insert_and<T>(&self, key: &K, f: impl FnOnce(&GcraCell, Write) -> T) -> T {
         let result = {
             let cell = self.map.entry(key.clone()).or_insert_with(GcraCell::new);
-            f(&cell)
+            f(&cell, Write::Exclusive)
         };
         let inserts = self.sweep.inserts.fetch_add(1, Ordering::Relaxed) + 1;
         if inserts >= self.sweep.threshold.load(Ordering::Relaxed)
