@@ -5,11 +5,14 @@
 //! string and several rounds even on one integer, on the path of every check
 //! of a keyed table. This is the folded-multiply construction of `foldhash`
 //! and `ahash`'s fallback: each 8-byte word is mixed into the state by a
-//! 64×64→128-bit multiply whose halves are xored. The keys are drawn per
-//! builder from std's random keys, so which inputs collide depends on values
-//! an outsider never sees: the same defence against chosen-collision keys
-//! (hash flooding by IP addresses or user names) as those crates, not a
-//! cryptographic guarantee.
+//! 64×64→128-bit multiply whose halves are xored, and a last multiply
+//! finishes. The state and the multiplier are drawn per builder from std's
+//! random keys (and `Debug` does not print them), so which inputs collide
+//! depends on values an outsider never sees: keys chosen blind (IP addresses,
+//! user names a client picks) cannot be aimed at one bucket. It is not a
+//! keyed pseudo-random function, and it claims no more than `foldhash`'s
+//! "minimal" resistance: where an attacker can probe a table adaptively (by
+//! timing many requests) and collisions would hurt, use std's `RandomState`.
 //!
 //! # Examples
 //!
@@ -23,6 +26,7 @@
 //! ```
 
 use std::collections::hash_map::RandomState;
+use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 
 /// Builds [`FoldHasher`]s with random keys of its own: two builders made
@@ -38,9 +42,14 @@ use std::hash::{BuildHasher, Hasher};
 /// assert_eq!(hash.hash_one(42_u64), hash.hash_one(42_u64));
 /// assert_ne!(hash.hash_one(42_u64), hash.hash_one(43_u64));
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct FoldHash {
-    keys: [u64; 2],
+    /// Where a hasher's state starts.
+    seed: u64,
+    /// What each word is multiplied by: odd, so no bit of the state is lost.
+    multiplier: u64,
+    /// What the last multiply uses.
+    finisher: u64,
 }
 
 impl FoldHash {
@@ -58,7 +67,19 @@ impl FoldHash {
     pub fn new() -> Self {
         // Every `RandomState` differs from the last one made on this thread.
         let state = RandomState::new();
-        Self { keys: [state.hash_one(0_u8) | 1, state.hash_one(1_u8)] }
+        let key = state.hash_one(0_u8);
+        Self {
+            seed: state.hash_one(1_u8),
+            multiplier: (key ^ PI) | 1,
+            finisher: key.rotate_left(23) ^ PI,
+        }
+    }
+}
+
+impl fmt::Debug for FoldHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The keys stay secret, as std's `RandomState` keeps its own.
+        f.debug_struct("FoldHash").finish_non_exhaustive()
     }
 }
 
@@ -73,7 +94,7 @@ impl BuildHasher for FoldHash {
 
     #[inline]
     fn build_hasher(&self) -> FoldHasher {
-        FoldHasher { state: self.keys[1], key: self.keys[0] }
+        FoldHasher { state: self.seed, multiplier: self.multiplier, finisher: self.finisher }
     }
 }
 
@@ -90,10 +111,16 @@ impl BuildHasher for FoldHash {
 /// hasher.write_u64(7);
 /// assert_eq!(hasher.finish(), hash.hash_one(7_u64));
 /// ```
-#[derive(Debug)]
 pub struct FoldHasher {
     state: u64,
-    key: u64,
+    multiplier: u64,
+    finisher: u64,
+}
+
+impl fmt::Debug for FoldHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FoldHasher").finish_non_exhaustive()
+    }
 }
 
 /// The high and low halves of the full product, xored.
@@ -103,14 +130,14 @@ fn folded_multiply(x: u64, y: u64) -> u64 {
     (full as u64) ^ ((full >> 64) as u64)
 }
 
-/// An arbitrary odd constant (the fractional digits of pi) that keeps a
-/// zero word from zeroing the product.
+/// An arbitrary constant (the fractional digits of pi) folded into the
+/// random keys, so a key that happens to be zero still mixes.
 const PI: u64 = 0x243f_6a88_85a3_08d3;
 
 impl FoldHasher {
     #[inline]
     fn mix(&mut self, word: u64) {
-        self.state = folded_multiply(self.state ^ word, self.key ^ PI);
+        self.state = folded_multiply(self.state ^ word, self.multiplier);
     }
 }
 
@@ -167,7 +194,7 @@ impl Hasher for FoldHasher {
 
     #[inline]
     fn finish(&self) -> u64 {
-        folded_multiply(self.state, self.key.rotate_left(23) ^ PI)
+        folded_multiply(self.state, self.finisher)
     }
 }
 
@@ -197,21 +224,32 @@ mod tests {
         assert_eq!(wide.len(), 1_000, "the high half of a u128 counts");
     }
 
-    /// Tables pick buckets by the low bits (hashbrown) and shards by the
-    /// high ones (dashmap): both spread sequential keys evenly.
+    /// Tables pick buckets by the low bits and a control byte by the top 7
+    /// (hashbrown), and shards by the bits just below those (dashmap shifts
+    /// the top 7 out first): all three spread sequential keys evenly.
     #[test]
-    fn low_and_high_bits_spread_evenly() {
+    fn the_bits_tables_use_spread_evenly() {
         let hash = FoldHash::new();
         let mut low = [0_u32; 16];
-        let mut high = [0_u32; 16];
+        let mut control = [0_u32; 16];
+        let mut shard = [0_u32; 16];
         for i in 0..16_000_u64 {
             let string = hash.hash_one(format!("job:{i}").as_str());
             let integer = hash.hash_one(i);
             low[(string & 15) as usize] += 1;
-            high[(integer >> 60) as usize] += 1;
+            control[(integer >> 60) as usize] += 1;
+            shard[((integer << 7) >> 60) as usize] += 1;
         }
-        assert!(low.iter().all(|&n| (800..1200).contains(&n)), "{low:?}");
-        assert!(high.iter().all(|&n| (800..1200).contains(&n)), "{high:?}");
+        for counts in [low, control, shard] {
+            assert!(counts.iter().all(|&n| (800..1200).contains(&n)), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn debug_keeps_the_keys_secret() {
+        let hash = FoldHash::new();
+        assert_eq!(format!("{hash:?}"), "FoldHash { .. }");
+        assert_eq!(format!("{:?}", hash.build_hasher()), "FoldHasher { .. }");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The GCRA state of one limiter or key: its theoretical arrival time (TAT) in
-//! one atomic word, updated by compare-and-swap.
+//! one atomic word, updated by compare-and-swap, or by a plain store where
+//! the caller has the cell to itself ([`CellRef::Alone`]).
 //!
 //! Times are nanoseconds since the owning limiter's origin. A TAT at or before
 //! `now` means "fully replenished", exactly like a key never seen, which is
@@ -14,18 +15,6 @@ pub(crate) struct GcraCell {
 }
 
 /// The parameters a cell is charged with: times in nanoseconds.
-/// How a charge writes a cell's new TAT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Write {
-    /// Other threads may charge the cell at the same time: a
-    /// compare-and-swap, repeated when another charge got in between.
-    Shared,
-    /// No other thread can read or write the cell until this charge is over
-    /// (a keyed limiter holds the write lock of the cell's shard): a plain
-    /// store, one atomic read-modify-write fewer.
-    Exclusive,
-}
-
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Params {
     /// Time one unit is worth.
@@ -49,29 +38,9 @@ impl GcraCell {
     /// read-modify-writes of one atomic are totally ordered anyway.
     #[inline]
     pub(crate) fn charge(&self, now: u64, cost: u64, tolerance: u64) -> Result<u64, u64> {
-        self.charge_as(Write::Shared, now, cost, tolerance)
-    }
-
-    /// [`charge`](Self::charge), writing the new TAT as `write` says.
-    #[inline]
-    pub(crate) fn charge_as(
-        &self,
-        write: Write,
-        now: u64,
-        cost: u64,
-        tolerance: u64,
-    ) -> Result<u64, u64> {
         let mut current = self.tat.load(Ordering::Relaxed);
         loop {
-            let new_tat = current.max(now).saturating_add(cost);
-            let allowed_at = new_tat.saturating_sub(tolerance);
-            if allowed_at > now {
-                return Err(allowed_at - now);
-            }
-            if let Write::Exclusive = write {
-                self.tat.store(new_tat, Ordering::Relaxed);
-                return Ok(new_tat);
-            }
+            let new_tat = next_tat(current, now, cost, tolerance)?;
             match self.tat.compare_exchange_weak(
                 current,
                 new_tat,
@@ -84,24 +53,13 @@ impl GcraCell {
         }
     }
 
-    /// [`charge`](Self::charge) at `first`, a reading just taken, reading
-    /// `now()` once more when refused. A thread preempted between its clock
-    /// read and the charge holds a reading older than the TAT other threads
-    /// wrote since; measured against that stale reading the charge would be
-    /// refused early. The second read costs only refusals.
+    /// [`charge`](Self::charge) with the cell to itself: a plain load and
+    /// store, no read-modify-write.
     #[inline]
-    pub(crate) fn charge_from(
-        &self,
-        write: Write,
-        first: u64,
-        now: impl Fn() -> u64,
-        cost: u64,
-        tolerance: u64,
-    ) -> Result<u64, u64> {
-        self.charge_as(write, first, cost, tolerance).or_else(|wait| {
-            let later = now();
-            if later > first { self.charge_as(write, later, cost, tolerance) } else { Err(wait) }
-        })
+    fn charge_alone(&mut self, now: u64, cost: u64, tolerance: u64) -> Result<u64, u64> {
+        let new_tat = next_tat(self.tat(), now, cost, tolerance)?;
+        self.tat.store(new_tat, Ordering::Relaxed);
+        Ok(new_tat)
     }
 
     /// Charges as many units as are available now, up to `max`, at least one:
@@ -114,16 +72,7 @@ impl GcraCell {
     ) -> Result<(u64, u64), u64> {
         let mut current = self.tat.load(Ordering::Relaxed);
         loop {
-            let tat = current.max(now);
-            // Units that fit: (now + tolerance − tat) / emission.
-            let room = now.saturating_add(params.tolerance).saturating_sub(tat) / params.emission;
-            if room == 0 {
-                let allowed_at =
-                    tat.saturating_add(params.emission).saturating_sub(params.tolerance);
-                return Err(allowed_at.saturating_sub(now).max(1));
-            }
-            let granted = room.min(max);
-            let new_tat = tat.saturating_add(granted * params.emission);
+            let (granted, new_tat) = grant(current, now, max, params)?;
             match self.tat.compare_exchange_weak(
                 current,
                 new_tat,
@@ -134,6 +83,18 @@ impl GcraCell {
                 Err(actual) => current = actual,
             }
         }
+    }
+
+    /// [`charge_up_to`](Self::charge_up_to) with the cell to itself.
+    fn charge_up_to_alone(
+        &mut self,
+        now: u64,
+        max: u64,
+        params: Params,
+    ) -> Result<(u64, u64), u64> {
+        let (granted, new_tat) = grant(self.tat(), now, max, params)?;
+        self.tat.store(new_tat, Ordering::Relaxed);
+        Ok((granted, new_tat))
     }
 
     /// The stored TAT (0 when never charged or reset).
@@ -155,6 +116,94 @@ impl GcraCell {
     }
 }
 
+/// The TAT after charging `cost` at `now` a cell whose TAT is `current`, or
+/// the wait until that charge would be admitted.
+#[inline]
+fn next_tat(current: u64, now: u64, cost: u64, tolerance: u64) -> Result<u64, u64> {
+    let new_tat = current.max(now).saturating_add(cost);
+    let allowed_at = new_tat.saturating_sub(tolerance);
+    if allowed_at > now { Err(allowed_at - now) } else { Ok(new_tat) }
+}
+
+/// The units (up to `max`) a cell whose TAT is `current` grants at `now` and
+/// its TAT after them, or the wait for a single unit.
+#[inline]
+fn grant(current: u64, now: u64, max: u64, params: Params) -> Result<(u64, u64), u64> {
+    let tat = current.max(now);
+    // Units that fit: (now + tolerance − tat) / emission.
+    let room = now.saturating_add(params.tolerance).saturating_sub(tat) / params.emission;
+    if room == 0 {
+        let allowed_at = tat.saturating_add(params.emission).saturating_sub(params.tolerance);
+        return Err(allowed_at.saturating_sub(now).max(1));
+    }
+    let granted = room.min(max);
+    Ok((granted, tat.saturating_add(granted * params.emission)))
+}
+
+/// A cell as a charge reaches it.
+#[derive(Debug)]
+pub(crate) enum CellRef<'a> {
+    /// Other threads may charge the cell at the same time: each charge is a
+    /// compare-and-swap, repeated when another got in between.
+    Shared(&'a GcraCell),
+    /// Nobody else can reach the cell until the borrow ends (a keyed
+    /// limiter holds its shard's write lock), as the `&mut` proves: a charge
+    /// is a plain load and store, one atomic read-modify-write fewer.
+    Alone(&'a mut GcraCell),
+}
+
+impl CellRef<'_> {
+    /// As [`GcraCell::charge`].
+    #[inline]
+    pub(crate) fn charge(&mut self, now: u64, cost: u64, tolerance: u64) -> Result<u64, u64> {
+        match self {
+            Self::Shared(cell) => cell.charge(now, cost, tolerance),
+            Self::Alone(cell) => cell.charge_alone(now, cost, tolerance),
+        }
+    }
+
+    /// [`charge`](Self::charge) at `first`, a reading just taken, reading
+    /// `now()` once more when refused. A thread preempted between its clock
+    /// read and the charge holds a reading older than the TAT other threads
+    /// wrote since; measured against that stale reading the charge would be
+    /// refused early. The second read costs only refusals.
+    #[inline]
+    pub(crate) fn charge_from(
+        &mut self,
+        first: u64,
+        now: impl Fn() -> u64,
+        cost: u64,
+        tolerance: u64,
+    ) -> Result<u64, u64> {
+        self.charge(first, cost, tolerance).or_else(|wait| {
+            let later = now();
+            if later > first { self.charge(later, cost, tolerance) } else { Err(wait) }
+        })
+    }
+
+    /// As [`GcraCell::charge_up_to`].
+    pub(crate) fn charge_up_to(
+        &mut self,
+        now: u64,
+        max: u64,
+        params: Params,
+    ) -> Result<(u64, u64), u64> {
+        match self {
+            Self::Shared(cell) => cell.charge_up_to(now, max, params),
+            Self::Alone(cell) => cell.charge_up_to_alone(now, max, params),
+        }
+    }
+
+    /// The stored TAT.
+    #[inline]
+    pub(crate) fn tat(&self) -> u64 {
+        match self {
+            Self::Shared(cell) => cell.tat(),
+            Self::Alone(cell) => cell.tat(),
+        }
+    }
+}
+
 /// Units admitted at once from a cell with TAT `tat` at `now`.
 #[inline]
 pub(crate) fn remaining(tat: u64, now: u64, params: Params) -> u64 {
@@ -168,8 +217,46 @@ pub(crate) fn wait_for(tat: u64, now: u64, cost: u64, tolerance: u64) -> u64 {
 }
 
 #[cfg(all(test, not(conc_loom)))]
+mod alone_tests {
+    use proptest::prelude::*;
+
+    use super::{CellRef, GcraCell, Params};
+
+    proptest! {
+        /// A cell charged alone (plain store) and one charged shared
+        /// (compare-and-swap) answer every sequence of charges and batches
+        /// alike and end at the same TAT.
+        #[test]
+        fn alone_and_shared_charges_agree(
+            steps in proptest::collection::vec((0_u64..2_000, 1_u64..40, 0_u64..6, any::<bool>()), 1..60),
+        ) {
+            let params = Params { emission: 10, tolerance: 100, burst: 10 };
+            let shared = GcraCell::new();
+            let mut alone = GcraCell::new();
+            let mut now = 0;
+            for (advance, cost, max, batch) in steps {
+                now += advance;
+                let (a, b) = if batch && max > 0 {
+                    (
+                        CellRef::Shared(&shared).charge_up_to(now, max, params),
+                        CellRef::Alone(&mut alone).charge_up_to(now, max, params),
+                    )
+                } else {
+                    (
+                        CellRef::Shared(&shared).charge(now, cost, params.tolerance).map(|tat| (1, tat)),
+                        CellRef::Alone(&mut alone).charge(now, cost, params.tolerance).map(|tat| (1, tat)),
+                    )
+                };
+                prop_assert_eq!(a, b);
+                prop_assert_eq!(shared.tat(), alone.tat());
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(conc_loom)))]
 mod charge_from_tests {
-    use super::{GcraCell, Write};
+    use super::{CellRef, GcraCell};
 
     #[test]
     fn a_stale_reading_is_read_again_before_refusing() {
@@ -177,16 +264,16 @@ mod charge_from_tests {
         let cell = GcraCell::new();
         cell.charge(1_000, 10, 10).unwrap();
         // Refused at the stale reading 500; admitted at the fresh 1 010.
-        assert_eq!(cell.charge_from(Write::Shared, 500, || 1_010, 10, 10), Ok(1_020));
+        assert_eq!(CellRef::Shared(&cell).charge_from(500, || 1_010, 10, 10), Ok(1_020));
     }
 
     #[test]
     fn a_refusal_at_the_same_reading_stands() {
         let cell = GcraCell::new();
         cell.charge(1_000, 10, 10).unwrap();
-        assert_eq!(cell.charge_from(Write::Shared, 1_005, || 1_005, 10, 10), Err(5));
+        assert_eq!(CellRef::Shared(&cell).charge_from(1_005, || 1_005, 10, 10), Err(5));
         assert_eq!(
-            cell.charge_from(Write::Shared, 500, || 1_004, 10, 10),
+            CellRef::Shared(&cell).charge_from(500, || 1_004, 10, 10),
             Err(6),
             "the wait is from the fresh reading"
         );

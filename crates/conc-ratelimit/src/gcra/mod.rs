@@ -13,7 +13,7 @@ use std::time::Duration;
 use conc_core::time::{Clock, CoarseClock, Timeline};
 
 pub use builder::GcraBuilder;
-pub(crate) use cell::{GcraCell, Params, Write, wait_for};
+pub(crate) use cell::{CellRef, GcraCell, Params, wait_for};
 pub(crate) use rate::reset_after;
 
 use crate::stats::{Stats, metrics_source};
@@ -106,7 +106,7 @@ impl<C: Clock> Gcra<C> {
     #[inline]
     fn charge(&self, n: u32) -> Result<(), RateLimitError> {
         let cost = self.params.cost(n)?;
-        self.params.charge(&self.cell, Write::Shared, self.time.now(), || self.time.now(), cost)
+        self.params.charge(CellRef::Shared(&self.cell), self.time.now(), || self.time.now(), cost)
     }
 
     /// A snapshot of the calls allowed, rejected and waiting now.
@@ -137,7 +137,9 @@ impl<C: Clock> Gcra<C> {
     /// ```
     pub fn decide(&self, policy: &str, n: u32) -> Result<Decision, RateLimitError> {
         let cost = self.params.cost(n)?;
-        Ok(self.params.decide(&self.cell, policy, self.time.now(), cost, &self.stats))
+        let now = self.time.now();
+        let outcome = self.params.charge_for_decision(CellRef::Shared(&self.cell), now, cost);
+        Ok(self.params.decision(policy, now, outcome, &self.stats))
     }
 
     /// Waits until `n` units can be taken, then takes them.
@@ -193,7 +195,11 @@ impl<C: Clock> Gcra<C> {
         if max == 0 {
             return Ok(0);
         }
-        self.stats.record(self.params.charge_up_to(&self.cell, self.time.now(), max))
+        self.stats.record(self.params.charge_up_to(
+            CellRef::Shared(&self.cell),
+            self.time.now(),
+            max,
+        ))
     }
 
     /// Units that could be taken at once now.

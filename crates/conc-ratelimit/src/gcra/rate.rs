@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::cell::{GcraCell, Params, Write, remaining, wait_for};
+use super::cell::{CellRef, Params, remaining, wait_for};
 use crate::stats::Stats;
 use crate::time::ns;
 use crate::{Decision, Quota, RateLimitError};
@@ -34,24 +34,23 @@ impl Params {
     }
 
     /// Charges `cell` `cost` nanoseconds at `first`, a reading just taken,
-    /// reading `now()` again when refused (see [`GcraCell::charge_from`]).
+    /// reading `now()` again when refused (see [`CellRef::charge_from`]).
     #[inline]
     pub(crate) fn charge(
         self,
-        cell: &GcraCell,
-        write: Write,
+        mut cell: CellRef<'_>,
         first: u64,
         now: impl Fn() -> u64,
         cost: u64,
     ) -> Result<(), RateLimitError> {
-        cell.charge_from(write, first, now, cost, self.tolerance).map(drop).map_err(limited)
+        cell.charge_from(first, now, cost, self.tolerance).map(drop).map_err(limited)
     }
 
     /// Charges `cell` as many units as it has at `now`, up to `max` (at
     /// least 1) and at least one.
     pub(crate) fn charge_up_to(
         self,
-        cell: &GcraCell,
+        mut cell: CellRef<'_>,
         now: u64,
         max: u32,
     ) -> Result<u32, RateLimitError> {
@@ -60,20 +59,35 @@ impl Params {
             .map_err(limited)
     }
 
-    /// Charges `cell` `cost` nanoseconds at `now`, counts the outcome in
-    /// `stats` and reports it as a [`Decision`] named `policy`: limit =
-    /// burst, window = the time a full burst takes to replenish.
-    pub(crate) fn decide(
+    /// Charges `cell` `cost` nanoseconds at `now` for a [`decision`]:
+    /// `Ok(new_tat)`, or `Err((tat, wait))` with the TAT that refused it.
+    ///
+    /// [`decision`]: Self::decision
+    pub(crate) fn charge_for_decision(
         self,
-        cell: &GcraCell,
-        policy: &str,
+        mut cell: CellRef<'_>,
         now: u64,
         cost: u64,
+    ) -> Result<u64, (u64, u64)> {
+        cell.charge(now, cost, self.tolerance).map_err(|wait| (cell.tat(), wait))
+    }
+
+    /// Counts a charge's `outcome` (from
+    /// [`charge_for_decision`](Self::charge_for_decision)) in `stats` and
+    /// reports it as a [`Decision`] named `policy`: limit = burst, window =
+    /// the time a full burst takes to replenish. Kept apart from the charge
+    /// so that nothing here (an allocation, a metrics recorder) runs while a
+    /// keyed limiter holds the key's shard.
+    pub(crate) fn decision(
+        self,
+        policy: &str,
+        now: u64,
+        outcome: Result<u64, (u64, u64)>,
         stats: &Stats,
     ) -> Decision {
-        let (allowed, tat, retry_after) = match cell.charge(now, cost, self.tolerance) {
+        let (allowed, tat, retry_after) = match outcome {
             Ok(new_tat) => (true, new_tat, 0),
-            Err(wait) => (false, cell.tat(), wait),
+            Err((tat, wait)) => (false, tat, wait),
         };
         stats.count(allowed);
         Decision::new(

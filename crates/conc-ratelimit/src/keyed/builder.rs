@@ -72,10 +72,10 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> KeyedBuilder<K, C, 
     /// How keys are hashed to the map's shards and buckets. Defaults to a
     /// [`FoldHash`] with random keys of this limiter's own: a few
     /// instructions per key where the standard library's `SipHash`
-    /// (`RandomState`) takes several rounds, with the defence of `foldhash`
-    /// and `ahash` against keys an attacker chooses to collide (IP addresses,
-    /// user names). Pass `RandomState::new()` for a keyed pseudo-random
-    /// function instead.
+    /// (`RandomState`) takes several rounds, and keys a client chooses blind
+    /// (IP addresses, user names) cannot be aimed at one bucket. It is not a
+    /// keyed pseudo-random function: where an attacker can probe the limiter
+    /// adaptively, pass `RandomState::new()`.
     pub fn hasher<S2: BuildHasher + Clone>(self, hasher: S2) -> KeyedBuilder<K, C, S2> {
         KeyedBuilder { quota: self.quota, clock: self.clock, hasher, key: PhantomData }
     }

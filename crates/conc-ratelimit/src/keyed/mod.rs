@@ -13,7 +13,7 @@ use dashmap::try_result::TryResult;
 
 pub use builder::KeyedBuilder;
 
-use crate::gcra::{GcraCell, Params, Write, reset_after};
+use crate::gcra::{CellRef, GcraCell, Params, reset_after};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::stats::Stats;
 use crate::{Decision, Quota, RateLimitError, wait};
@@ -40,10 +40,13 @@ const MIN_SWEEP_PERIOD_NS: u64 = 1_000_000_000;
 /// and charges the key's cell with a plain store: two atomic
 /// read-modify-writes in all, lock and unlock. When another thread is in the
 /// shard, the check does not queue for the write lock: it takes the read
-/// lock (waiting only while another check holds the write lock, for a few
-/// instructions) and charges the cell by compare-and-swap (repeated only
-/// when another thread changed that key in between). Nothing is allocated.
-/// A new key takes its shard's write lock once, to insert.
+/// lock and charges the cell by compare-and-swap (repeated only when another
+/// thread changed that key in between). It waits only while another check
+/// holds the write lock: a few instructions, unless the operating system
+/// preempts that thread inside them. Nothing is allocated. A new key takes
+/// its shard's write lock once, to insert. `decide` and batches take the
+/// same path; their decisions are built, and counted, after the lock is let
+/// go.
 ///
 /// # Bounded memory without a prune call
 ///
@@ -187,9 +190,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     fn charge(&self, key: &K, n: u32) -> Result<(), RateLimitError> {
         let cost = self.params.cost(n)?;
         let now = self.now();
-        self.with_cell(key, |cell, write| {
-            self.params.charge(cell, write, now, || self.time.now(), cost)
-        })
+        self.with_cell(key, |cell| self.params.charge(cell, now, || self.time.now(), cost))
     }
 
     /// The time now, sweeping first when the sweep period has passed.
@@ -223,7 +224,8 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     pub fn decide(&self, policy: &str, key: &K, n: u32) -> Result<Decision, RateLimitError> {
         let cost = self.params.cost(n)?;
         let now = self.now();
-        Ok(self.with_cell(key, |cell, _| self.params.decide(cell, policy, now, cost, &self.stats)))
+        let outcome = self.with_cell(key, |cell| self.params.charge_for_decision(cell, now, cost));
+        Ok(self.params.decision(policy, now, outcome, &self.stats))
     }
 
     /// Waits until `n` units can be taken for `key`, then takes them.
@@ -247,7 +249,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
             return Ok(0);
         }
         let now = self.now();
-        self.stats.record(self.with_cell(key, |cell, _| self.params.charge_up_to(cell, now, max)))
+        self.stats.record(self.with_cell(key, |cell| self.params.charge_up_to(cell, now, max)))
     }
 
     /// Units `key` could take at once now (the burst for an unknown key).
@@ -346,7 +348,7 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
         self.map.get(key).map_or(0, |cell| cell.tat())
     }
 
-    /// Runs `f` on `key`'s cell, telling it how the cell may be written.
+    /// Runs `f` on `key`'s cell, alone or shared with other threads.
     ///
     /// The hit path write-locks the key's shard when no other thread is in
     /// it (one compare-and-swap), so the charge is a plain store: two atomic
@@ -356,12 +358,12 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     /// read lock and charges the cell by compare-and-swap. A key not present
     /// is inserted first.
     #[inline]
-    fn with_cell<T>(&self, key: &K, f: impl FnOnce(&GcraCell, Write) -> T) -> T {
+    fn with_cell<T>(&self, key: &K, f: impl FnOnce(CellRef<'_>) -> T) -> T {
         match self.map.try_get_mut(key) {
-            TryResult::Present(cell) => f(&cell, Write::Exclusive),
+            TryResult::Present(mut cell) => f(CellRef::Alone(&mut cell)),
             TryResult::Absent => self.insert_and(key, f),
             TryResult::Locked => match self.map.get(key) {
-                Some(cell) => f(&cell, Write::Shared),
+                Some(cell) => f(CellRef::Shared(&cell)),
                 None => self.insert_and(key, f),
             },
         }
@@ -370,10 +372,10 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher + Clone> Keyed<K, C, S> {
     /// The slow path: insert `key` (write-locking its shard), run `f` on its
     /// cell while still holding the lock, then sweep if it is time.
     #[cold]
-    fn insert_and<T>(&self, key: &K, f: impl FnOnce(&GcraCell, Write) -> T) -> T {
+    fn insert_and<T>(&self, key: &K, f: impl FnOnce(CellRef<'_>) -> T) -> T {
         let result = {
-            let cell = self.map.entry(key.clone()).or_insert_with(GcraCell::new);
-            f(&cell, Write::Exclusive)
+            let mut cell = self.map.entry(key.clone()).or_insert_with(GcraCell::new);
+            f(CellRef::Alone(&mut cell))
         };
         let inserts = self.sweep.inserts.fetch_add(1, Ordering::Relaxed) + 1;
         if inserts >= self.sweep.threshold.load(Ordering::Relaxed)
@@ -449,10 +451,12 @@ mod tests {
     use super::Keyed;
     use crate::Quota;
 
-    /// A check of a known key takes only its shard's read lock: it completes
-    /// while another reader holds that shard (a write lock would wait).
+    /// A check of a known key never queues for its shard's write lock: while
+    /// another thread reads the shard, checks go through beside it (by
+    /// compare-and-swap), and once it leaves they take the write lock; both
+    /// charge exactly.
     #[test]
-    fn a_known_key_takes_only_a_read_lock() {
+    fn a_check_beside_a_reader_does_not_wait_for_the_write_lock() {
         let limiter = std::sync::Arc::new(
             Keyed::builder(Quota::per_second(1_000).unwrap()).clock(ManualClock::new()).build(),
         );
@@ -473,5 +477,10 @@ mod tests {
         checker.join().unwrap();
         assert!(outcome.is_ok(), "a known-key check waited for a write lock");
         assert_eq!(limiter.remaining(&7), 1_000 - 101);
+        for _ in 0..100 {
+            limiter.try_acquire(&7, 1).unwrap();
+        }
+        assert_eq!(limiter.try_acquire_batch(&7, 50), Ok(50));
+        assert_eq!(limiter.remaining(&7), 1_000 - 251);
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 pub use builder::LeakyBucketBuilder;
 
-use crate::gcra::{GcraCell, Params, Write, wait_for};
+use crate::gcra::{CellRef, GcraCell, Params, wait_for};
 use crate::stats::{Stats, metrics_source};
 use crate::time::ns;
 use crate::{LimiterMetrics, RateLimitError};
@@ -254,7 +254,7 @@ impl<T, C: Clock> LeakyBucket<T, C> {
     /// Takes `n` pacing slots now (the [`Limiter`](crate::Limiter) view).
     pub(crate) fn meter_take(&self, n: u32) -> Result<(), RateLimitError> {
         let cost = self.params.cost(n)?;
-        self.params.charge(&self.pace, Write::Shared, self.time.now(), || self.time.now(), cost)
+        self.params.charge(CellRef::Shared(&self.pace), self.time.now(), || self.time.now(), cost)
     }
 
     /// Pacing slots free now.
