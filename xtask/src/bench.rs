@@ -10,6 +10,11 @@
 //! then reads the results criterion wrote during this run (`<criterion dir>/**/new/benchmark.json`
 //! newer than the start, beside `estimates.json`) and prints a table of median times.
 //!
+//! `--runs N` runs the suites N times over and prints one table of the N runs: each time is
+//! the median of the runs' medians, each ratio the median of the runs' ratios, and a last
+//! column gives the range of the ratio over the runs, which is the honest precision of a
+//! figure measured on a shared machine.
+//!
 //! The criterion dir is fixed before the run as an absolute path: `CRITERION_HOME` resolved
 //! against the directory xtask was started in, else `<target>/criterion` with the target dir
 //! cargo reports (so `CARGO_TARGET_DIR` and `[build] target-dir` count). It is handed to
@@ -32,7 +37,7 @@
 //! as Markdown to `<target>/bench-summary.md` and as a JSON array (one object per row, with the
 //! git revision and host) to `<target>/bench-summary.json`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs;
@@ -49,25 +54,37 @@ const QUICK_ARGS: [&str; 5] = ["--quick", "--warm-up-time", "1", "--measurement-
 const NO_RESULT_ARGS: [&str; 6] = ["--list", "--test", "--help", "-h", "--version", "-V"];
 
 /// The parsed command line of `bench`.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Options {
     /// `--quick`: shorter criterion runs.
     quick: bool,
+    /// `--runs N`: how many times to run the suites (at least 1).
+    runs: usize,
     /// The bench targets to run; all when empty.
     suites: Vec<String>,
     /// Arguments after `--`, passed to criterion.
     criterion_args: Vec<String>,
 }
 
+impl Default for Options {
+    fn default() -> Self {
+        Self { quick: false, runs: 1, suites: Vec::new(), criterion_args: Vec::new() }
+    }
+}
+
 impl Options {
-    /// Parses `[--quick] [<suite>...] [-- <criterion args>...]`. A `conc-` prefix on a suite
-    /// name is dropped, so `conc-pool` and `pool` both name the `pool` target.
+    /// Parses `[--quick] [--runs N] [<suite>...] [-- <criterion args>...]`. A `conc-` prefix
+    /// on a suite name is dropped, so `conc-pool` and `pool` both name the `pool` target.
     pub(crate) fn parse(args: &[String]) -> Result<Self> {
         let mut options = Self::default();
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => options.quick = true,
+                "--runs" => options.runs = parse_runs(args.next().map(String::as_str))?,
+                flag if flag.starts_with("--runs=") => {
+                    options.runs = parse_runs(flag.strip_prefix("--runs="))?;
+                }
                 "--" => {
                     options.criterion_args = args.cloned().collect();
                     break;
@@ -103,6 +120,9 @@ impl Options {
         if self.quick {
             line.push_str(" --quick");
         }
+        if self.runs > 1 {
+            let _ = write!(line, " --runs {}", self.runs);
+        }
         for suite in &self.suites {
             let _ = write!(line, " {suite}");
         }
@@ -110,6 +130,17 @@ impl Options {
             let _ = write!(line, " -- {}", self.criterion_args.join(" "));
         }
         line
+    }
+}
+
+/// The value of `--runs`: a whole number, at least 1.
+fn parse_runs(value: Option<&str>) -> Result<usize> {
+    match value.map(|text| (text, text.parse::<usize>())) {
+        Some((_, Ok(runs))) if runs >= 1 => Ok(runs),
+        Some((text, _)) => {
+            Err(format!("`--runs` takes a whole number of runs, at least 1, not `{text}`"))
+        }
+        None => Err("`--runs` needs a number of runs, such as `--runs 3`".to_owned()),
     }
 }
 
@@ -145,14 +176,22 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result {
     let cwd = std::env::current_dir().map_err(|e| format!("reading the current dir: {e}"))?;
     let target = workspace::target_dir(root)?;
     let criterion_dir = criterion_dir(std::env::var_os("CRITERION_HOME").as_deref(), &cwd, &target);
-    let start = SystemTime::now();
-    command(root, options, &criterion_dir).run()?;
-    let measurements = collect(&criterion_dir, start)?;
-    if measurements.is_empty() {
-        return no_results(options, &criterion_dir);
+    let mut runs = Vec::with_capacity(options.runs);
+    for round in 1..=options.runs {
+        if options.runs > 1 {
+            eprintln!("bench: run {round} of {}", options.runs);
+        }
+        let start = SystemTime::now();
+        command(root, options, &criterion_dir).run()?;
+        let measurements = collect(&criterion_dir, start)?;
+        if measurements.is_empty() {
+            return no_results(options, &criterion_dir);
+        }
+        runs.push(compare(&measurements));
     }
     let summary = Summary {
-        rows: compare(&measurements),
+        rows: merge(&runs),
+        runs: options.runs,
         command: options.command_line(),
         revision: cmd::program(root, "git").args(["rev-parse", "--short", "HEAD"]).read(),
         host: host_name(),
@@ -290,16 +329,26 @@ struct Row {
     ours: Option<Timed>,
     /// The peer; `None` when the group has no peer.
     peer: Option<Timed>,
+    /// ours / peer in each run that measured both; empty when the row has no ratio.
+    ratios: Vec<f64>,
 }
 
 impl Row {
-    /// ours / peer, when both exist.
+    /// The median of the runs' ratios ours / peer, when both sides exist.
     fn ratio(&self) -> Option<f64> {
-        Some(self.ours.as_ref()?.ns / self.peer.as_ref()?.ns)
+        median(&self.ratios)
     }
 
-    /// The cells of the row as shown: group, ours, time, peer, time, ratio.
-    fn cells(&self) -> [String; 6] {
+    /// The lowest and highest ratio of the runs, when both sides exist.
+    fn ratio_range(&self) -> Option<(f64, f64)> {
+        let low = self.ratios.iter().copied().reduce(f64::min)?;
+        let high = self.ratios.iter().copied().reduce(f64::max)?;
+        Some((low, high))
+    }
+
+    /// The cells of the row as shown: group, ours, time, peer, time, ratio, and the range of
+    /// the ratio when `with_range`.
+    fn cells(&self, with_range: bool) -> Vec<String> {
         let name_and_time = |side: &Option<Timed>| match side {
             Some(Timed { name, ns }) => (name.clone(), human_time(*ns)),
             None => ("-".to_owned(), "-".to_owned()),
@@ -307,12 +356,40 @@ impl Row {
         let (ours, ours_time) = name_and_time(&self.ours);
         let (peer, peer_time) = name_and_time(&self.peer);
         let ratio = self.ratio().map_or_else(|| "-".to_owned(), format_ratio);
-        [self.group.clone(), ours, ours_time, peer, peer_time, ratio]
+        let mut cells = vec![self.group.clone(), ours, ours_time, peer, peer_time, ratio];
+        if with_range {
+            cells.push(self.ratio_range().map_or_else(
+                || "-".to_owned(),
+                |(low, high)| format!("{}–{}", format_ratio(low), format_ratio(high)),
+            ));
+        }
+        cells
+    }
+
+    /// What names this row across runs: the group and the two sides' names.
+    fn key(&self) -> (String, Option<String>, Option<String>) {
+        let name = |side: &Option<Timed>| side.as_ref().map(|timed| timed.name.clone());
+        (self.group.clone(), name(&self.ours), name(&self.peer))
     }
 }
 
-/// The column headers of the summary table.
+/// The column headers of the summary table, before the range column of several runs.
 const HEADERS: [&str; 6] = ["group", "ours", "time", "peer", "time", "ratio"];
+
+/// The columns shown right-aligned: the times, the ratio and its range.
+const NUMERIC_COLUMNS: [usize; 4] = [2, 4, 5, 6];
+
+/// The median of `values`: the middle one, or the mean of the middle two; `None` when empty.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        len if len % 2 == 1 => Some(sorted[middle]),
+        _ => Some(f64::midpoint(sorted[middle - 1], sorted[middle])),
+    }
+}
 
 /// Pairs each of our benchmarks with every peer of its group (and parameter value).
 fn compare(measurements: &[Measurement]) -> Vec<Row> {
@@ -337,18 +414,67 @@ fn compare(measurements: &[Measurement]) -> Vec<Row> {
             if peers.is_empty() { vec![None] } else { peers.into_iter().map(Some).collect() };
         for ours in &ours {
             for peer in &peers {
-                rows.push(Row { group: group.clone(), ours: ours.clone(), peer: peer.clone() });
+                let ratios = match (ours, peer) {
+                    (Some(ours), Some(peer)) => vec![ours.ns / peer.ns],
+                    _ => Vec::new(),
+                };
+                rows.push(Row {
+                    group: group.clone(),
+                    ours: ours.clone(),
+                    peer: peer.clone(),
+                    ratios,
+                });
             }
         }
     }
     rows
 }
 
-/// The summary of one run, rendered for the terminal, Markdown and JSON.
+/// One table from the rows of several runs, in the order rows first appear: each time is the
+/// median of the runs that measured it, and each row keeps every run's ratio.
+fn merge(runs: &[Vec<Row>]) -> Vec<Row> {
+    // A merged row, with every run's time of each side.
+    struct Merged {
+        row: Row,
+        ours_ns: Vec<f64>,
+        peer_ns: Vec<f64>,
+    }
+    let mut merged: Vec<Merged> = Vec::new();
+    let mut index = HashMap::new();
+    for row in runs.iter().flatten() {
+        let at = *index.entry(row.key()).or_insert_with(|| {
+            merged.push(Merged {
+                row: Row { ratios: Vec::new(), ..row.clone() },
+                ours_ns: Vec::new(),
+                peer_ns: Vec::new(),
+            });
+            merged.len() - 1
+        });
+        let entry = &mut merged[at];
+        entry.ours_ns.extend(row.ours.as_ref().map(|ours| ours.ns));
+        entry.peer_ns.extend(row.peer.as_ref().map(|peer| peer.ns));
+        entry.row.ratios.extend_from_slice(&row.ratios);
+    }
+    merged
+        .into_iter()
+        .map(|Merged { mut row, ours_ns, peer_ns }| {
+            for (side, times) in [(&mut row.ours, ours_ns), (&mut row.peer, peer_ns)] {
+                if let (Some(side), Some(ns)) = (side.as_mut(), median(&times)) {
+                    side.ns = ns;
+                }
+            }
+            row
+        })
+        .collect()
+}
+
+/// The summary of one or more runs, rendered for the terminal, Markdown and JSON.
 #[derive(Debug)]
 struct Summary {
     /// The table.
     rows: Vec<Row>,
+    /// How many runs it sums up.
+    runs: usize,
     /// The command that produced it.
     command: String,
     /// `git rev-parse --short HEAD`, when available.
@@ -361,29 +487,48 @@ impl Summary {
     /// One line describing the run.
     fn caption(&self) -> String {
         let revision = self.revision.as_deref().unwrap_or("unknown");
-        format!(
-            "Median time per iteration; ratio = ours / peer (lower is faster). \
-             `{}` at revision {revision} on {}.",
-            self.command, self.host
-        )
+        let what = if self.runs > 1 {
+            format!(
+                "Median over {} runs of the median time per iteration; ratio = ours / peer \
+                 (lower is faster), the median of the runs' ratios, with their range",
+                self.runs
+            )
+        } else {
+            "Median time per iteration; ratio = ours / peer (lower is faster)".to_owned()
+        };
+        format!("{what}. `{}` at revision {revision} on {}.", self.command, self.host)
+    }
+
+    /// The column headers: the range column only for several runs.
+    fn headers(&self) -> Vec<String> {
+        let mut headers: Vec<String> = HEADERS.map(str::to_owned).to_vec();
+        if self.runs > 1 {
+            headers.push(format!("range of {} runs", self.runs));
+        }
+        headers
+    }
+
+    /// The cells of every row.
+    fn cells(&self) -> Vec<Vec<String>> {
+        self.rows.iter().map(|row| row.cells(self.runs > 1)).collect()
     }
 
     /// An aligned plain-text table.
     fn text(&self) -> String {
-        let cells: Vec<[String; 6]> = self.rows.iter().map(Row::cells).collect();
-        let mut widths = HEADERS.map(|header| header.chars().count());
+        let headers = self.headers();
+        let cells = self.cells();
+        let mut widths: Vec<usize> = headers.iter().map(|header| header.chars().count()).collect();
         for row in &cells {
             for (width, cell) in widths.iter_mut().zip(row) {
                 *width = (*width).max(cell.chars().count());
             }
         }
         let mut out = String::new();
-        let headers = HEADERS.map(str::to_owned);
         for row in std::iter::once(&headers).chain(&cells) {
             let mut line = String::new();
-            for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
-                // Times and ratios are right-aligned, names left-aligned.
-                if matches!(index, 2 | 4 | 5) {
+            for (index, (cell, &width)) in row.iter().zip(&widths).enumerate() {
+                // `{:>width$}` pads by chars, which the widths count.
+                if NUMERIC_COLUMNS.contains(&index) {
                     let _ = write!(line, "{cell:>width$}  ");
                 } else {
                     let _ = write!(line, "{cell:<width$}  ");
@@ -398,11 +543,15 @@ impl Summary {
 
     /// A Markdown table with its caption.
     fn markdown(&self) -> String {
+        let headers = self.headers();
         let mut out = format!("{}\n\n", self.caption());
-        let _ = writeln!(out, "| {} |", HEADERS.join(" | "));
-        out.push_str("|---|---|--:|---|--:|--:|\n");
-        for row in &self.rows {
-            let _ = writeln!(out, "| {} |", row.cells().join(" | "));
+        let _ = writeln!(out, "| {} |", headers.join(" | "));
+        let alignment: Vec<&str> = (0..headers.len())
+            .map(|index| if NUMERIC_COLUMNS.contains(&index) { "--:" } else { "---" })
+            .collect();
+        let _ = writeln!(out, "|{}|", alignment.join("|"));
+        for row in self.cells() {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
         }
         out
     }
@@ -417,16 +566,21 @@ impl Summary {
         let mut out = "[".to_owned();
         for (index, row) in self.rows.iter().enumerate() {
             let separator = if index == 0 { "" } else { "," };
+            let range = row.ratio_range();
             let _ = write!(
                 out,
                 "{separator}\n  {{\"group\": {}, \"ours\": {}, \"ours_ns\": {}, \"peer\": {}, \
-                 \"peer_ns\": {}, \"ratio\": {}, \"revision\": {}, \"host\": {}, \"command\": {}}}",
+                 \"peer_ns\": {}, \"ratio\": {}, \"ratio_min\": {}, \"ratio_max\": {}, \
+                 \"runs\": {}, \"revision\": {}, \"host\": {}, \"command\": {}}}",
                 json::escape(&row.group),
                 string(row.ours.as_ref().map(|ours| ours.name.as_str())),
                 number(row.ours.as_ref().map(|ours| ours.ns)),
                 string(row.peer.as_ref().map(|peer| peer.name.as_str())),
                 number(row.peer.as_ref().map(|peer| peer.ns)),
                 number(row.ratio()),
+                number(range.map(|(low, _)| low)),
+                number(range.map(|(_, high)| high)),
+                self.runs,
                 string(self.revision.as_deref()),
                 json::escape(&self.host),
                 json::escape(&self.command),
@@ -507,12 +661,78 @@ mod tests {
         let options = Options::parse(&strings(&["--quick", "core", "conc-pool", "--", "--noplot"]));
         let expected = Options {
             quick: true,
+            runs: 1,
             suites: strings(&["core", "pool"]),
             criterion_args: strings(&["--noplot"]),
         };
         assert_eq!(options, Ok(expected));
         assert_eq!(Options::parse(&[]), Ok(Options::default()));
         assert!(Options::parse(&strings(&["--baseline", "main"])).is_err());
+    }
+
+    #[test]
+    fn parses_the_number_of_runs_and_names_a_bad_one() {
+        for args in [&["--runs", "3", "lock"][..], &["--runs=3", "lock"]] {
+            let options = Options::parse(&strings(args)).unwrap();
+            assert_eq!((options.runs, options.suites.as_slice()), (3, &strings(&["lock"])[..]));
+            assert_eq!(options.command_line(), "cargo xtask bench --runs 3 lock");
+        }
+        for bad in ["0", "-1", "three", "2.5", ""] {
+            let error = Options::parse(&strings(&["--runs", bad])).unwrap_err();
+            assert!(error.contains(&format!("not `{bad}`")), "{error}");
+        }
+        let error = Options::parse(&strings(&["--runs"])).unwrap_err();
+        assert!(error.contains("needs a number"), "{error}");
+        // One run is the default and is not spelled out.
+        assert_eq!(
+            Options::parse(&strings(&["--runs", "1"])).unwrap().command_line(),
+            "cargo xtask bench"
+        );
+    }
+
+    #[test]
+    fn takes_the_median_of_odd_and_even_counts() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[4.0]), Some(4.0));
+        assert_eq!(median(&[9.0, 1.0, 4.0]), Some(4.0));
+        assert_eq!(median(&[9.0, 1.0, 4.0, 2.0]), Some(3.0));
+    }
+
+    #[test]
+    fn merges_runs_into_median_times_and_the_range_of_ratios() {
+        let run = |ours: f64, peer: f64| {
+            compare(&[
+                measurement("lock/keyed", Some("ours"), None, ours),
+                measurement("lock/keyed", Some("peer/mutex"), None, peer),
+                measurement("lock/redis", Some("ours"), None, 100.0),
+            ])
+        };
+        // The median ratio is not the ratio of the median times: the runs' ratios are 2, 1
+        // and 3 (median 2), the median times 20 and 10.
+        let mut runs = vec![run(20.0, 10.0), run(10.0, 10.0), run(30.0, 10.0)];
+        // A row that one run did not measure (a skipped group) is kept, from the others.
+        runs[1].push(Row {
+            group: "lock/sqlite".to_owned(),
+            ours: Some(Timed { name: "ours".to_owned(), ns: 7.0 }),
+            peer: None,
+            ratios: Vec::new(),
+        });
+        let merged = merge(&runs);
+        let shown: Vec<Vec<String>> = merged.iter().map(|row| row.cells(true)).collect();
+        let row = |cells: [&str; 7]| cells.map(str::to_owned).to_vec();
+        assert_eq!(
+            shown,
+            [
+                row(["lock/keyed", "ours", "20.0 ns", "mutex", "10.0 ns", "2.00x", "1.00x–3.00x"]),
+                row(["lock/redis", "ours", "100 ns", "-", "-", "-", "-"]),
+                row(["lock/sqlite", "ours", "7.00 ns", "-", "-", "-", "-"]),
+            ]
+        );
+        assert_eq!(merged[0].ratios, [2.0, 1.0, 3.0]);
+        // Odd and even ratio sets: 2 runs give the mean of the middle two.
+        let merged = merge(&runs[..2]);
+        assert_eq!(merged[0].ratio(), Some(1.5));
+        assert_eq!(merged[0].ours.as_ref().map(|ours| ours.ns), Some(15.0));
     }
 
     #[test]
@@ -601,8 +821,8 @@ mod tests {
             measurement("core/backoff", None, None, 5.0),
             measurement("pool/spawn", Some("peer/rayon"), Some("16"), 100.0),
         ]);
-        let shown: Vec<[String; 6]> = rows.iter().map(Row::cells).collect();
-        let row = |cells: [&str; 6]| cells.map(str::to_owned);
+        let shown: Vec<Vec<String>> = rows.iter().map(|row| row.cells(false)).collect();
+        let row = |cells: [&str; 6]| cells.map(str::to_owned).to_vec();
         assert_eq!(
             shown,
             [
@@ -624,6 +844,7 @@ mod tests {
                 measurement("core/clock", Some("peer/instant_now"), None, 20.0),
                 measurement("core/backoff", Some("ours"), None, 1500.0),
             ]),
+            runs: 1,
             command: "cargo xtask bench --quick".to_owned(),
             revision: Some("abc1234".to_owned()),
             host: "box".to_owned(),
@@ -658,6 +879,49 @@ mod tests {
         assert_eq!(items[1].get("ratio").and_then(Value::as_f64), Some(0.1));
         assert_eq!(items[1].get("revision").and_then(Value::as_str), Some("abc1234"));
         assert_eq!(items[1].get("host").and_then(Value::as_str), Some("box"));
+    }
+
+    #[test]
+    fn a_summary_of_several_runs_shows_the_range_of_each_ratio() {
+        let run = |ours: f64| {
+            compare(&[
+                measurement("core/clock", Some("ours"), None, ours),
+                measurement("core/clock", Some("peer/instant_now"), None, 20.0),
+            ])
+        };
+        let summary = Summary {
+            rows: merge(&[run(2.0), run(4.0), run(3.0)]),
+            runs: 3,
+            command: "cargo xtask bench --quick --runs 3".to_owned(),
+            revision: Some("abc1234".to_owned()),
+            host: "box".to_owned(),
+        };
+        let text = summary.text();
+        assert!(
+            text.starts_with(
+                "group       ours     time  peer            time  ratio  range of 3 runs\n\
+                 core/clock  ours  3.00 ns  instant_now  20.0 ns  0.15x      0.10x–0.20x\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("Median over 3 runs"), "{text}");
+        let markdown = summary.markdown();
+        assert!(
+            markdown.contains(
+                "| group | ours | time | peer | time | ratio | range of 3 runs |\n\
+                 |---|---|--:|---|--:|--:|--:|\n\
+                 | core/clock | ours | 3.00 ns | instant_now | 20.0 ns | 0.15x | 0.10x–0.20x |\n"
+            ),
+            "{markdown}"
+        );
+        let Value::Array(items) = json::parse(&summary.json()).unwrap() else {
+            panic!("not an array")
+        };
+        let field = |key: &str| items[0].get(key).and_then(Value::as_f64);
+        assert_eq!(
+            (field("ratio_min"), field("ratio_max"), field("runs")),
+            (Some(0.1), Some(0.2), Some(3.0))
+        );
     }
 
     /// A scratch directory, removed on drop.

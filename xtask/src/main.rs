@@ -43,13 +43,15 @@ Commands:
                             mode with --cfg conc_loom, in target/loom.
                             LOOM_MAX_PREEMPTIONS (default 2) and LOOM_MAX_BRANCHES
                             (default 10000) are taken from the environment when set.
-  bench [--quick] [<suite>...] [-- <criterion args>...]
+  bench [--quick] [--runs N] [<suite>...] [-- <criterion args>...]
                           Run the criterion suites in benches/ (all, or the named ones:
                             core, pool, ...), then print each of our benchmarks against the
                             peers of its group and write target/bench-summary.{md,json}.
                             Fails when the run writes no results (say, a filter after `--`
                             that matches nothing).
                             --quick: criterion --quick --warm-up-time 1 --measurement-time 2
+                            --runs N: run the suites N times; each time and ratio is the
+                              median of the runs, with the range of each ratio beside it
   soak bus [--backend sqlite|redis] [--faults N] [--restarts R] [--jobs M] [--workers W] [--seed S]
                           Run conc-bus's multi-process checker longer than CI does:
                             worker processes drain M jobs (default 250 per fault) while a
