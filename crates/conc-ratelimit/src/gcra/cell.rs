@@ -175,10 +175,26 @@ impl CellRef<'_> {
         cost: u64,
         tolerance: u64,
     ) -> Result<u64, u64> {
-        self.charge(first, cost, tolerance).or_else(|wait| {
-            let later = now();
-            if later > first { self.charge(later, cost, tolerance) } else { Err(wait) }
-        })
+        match self.charge(first, cost, tolerance) {
+            Ok(tat) => Ok(tat),
+            Err(wait) => self.charge_again(first, wait, now, cost, tolerance),
+        }
+    }
+
+    /// The refused half of [`charge_from`](Self::charge_from), out of line so
+    /// that the admitting half stays small enough to inline into every caller.
+    #[cold]
+    #[inline(never)]
+    fn charge_again(
+        &mut self,
+        first: u64,
+        wait: u64,
+        now: impl Fn() -> u64,
+        cost: u64,
+        tolerance: u64,
+    ) -> Result<u64, u64> {
+        let later = now();
+        if later > first { self.charge(later, cost, tolerance) } else { Err(wait) }
     }
 
     /// As [`GcraCell::charge_up_to`].
