@@ -177,3 +177,77 @@ fn header_seconds_round_up() {
 }
 
 static_assertions::assert_impl_all!(RateLimiter<String>: Send, Sync);
+
+/// One step of [`attempt_agrees_with_a_one_limit_policy`].
+#[derive(Debug, Clone)]
+enum Step {
+    Attempt,
+    Advance(u64),
+    Increment(u64),
+    Clear,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => Just(Step::Attempt),
+        2 => (0_u64..90).prop_map(Step::Advance),
+        1 => (0_u64..4).prop_map(Step::Increment),
+        1 => Just(Step::Clear),
+    ]
+}
+
+proptest::proptest! {
+    /// `attempt` takes a path of its own (one limit, a cost of one, no
+    /// `Decision` unless refused): on every sequence it answers as a policy
+    /// of that one limit does through `check`, and leaves the same count.
+    #[test]
+    fn attempt_agrees_with_a_one_limit_policy(
+        max in 0_u64..5,
+        decay_s in 1_u64..60,
+        steps in proptest::collection::vec(step(), 1..60),
+    ) {
+        let clock = ManualClock::new();
+        let ours: RateLimiter<(), _> = RateLimiter::builder().clock(clock.clone()).build();
+        let policy: RateLimiter<(), _> = RateLimiter::builder().clock(clock.clone()).build();
+        let decay = Duration::from_secs(decay_s);
+        policy.for_name("p", move |()| Limit::new(max, decay));
+        // The policy's one limit has no key: its window is stored as "p:".
+        let (key, window) = ("k", "p:");
+        for step in steps {
+            match step {
+                Step::Attempt => {
+                    let attempted = ours.attempt(key, max, decay, || ());
+                    let checked = policy.check("p", &()).unwrap();
+                    proptest::prop_assert_eq!(attempted.is_ok(), checked.allowed());
+                    if let Err(refused) = attempted {
+                        let expected = checked.into_vec().remove(0);
+                        let got = refused.decision;
+                        proptest::prop_assert_eq!(got.policy(), key);
+                        proptest::prop_assert_eq!(
+                            (got.allowed(), got.limit(), got.remaining()),
+                            (expected.allowed(), expected.limit(), expected.remaining())
+                        );
+                        proptest::prop_assert_eq!(
+                            (got.reset_after(), got.retry_after()),
+                            (expected.reset_after(), expected.retry_after())
+                        );
+                    }
+                }
+                Step::Advance(seconds) => clock.advance(Duration::from_secs(seconds)),
+                Step::Increment(amount) => {
+                    proptest::prop_assert_eq!(
+                        ours.increment(key, decay, amount),
+                        policy.increment(window, decay, amount)
+                    );
+                }
+                Step::Clear => {
+                    ours.clear(key);
+                    policy.clear(window);
+                }
+            }
+            proptest::prop_assert_eq!(ours.attempts(key), policy.attempts(window));
+            proptest::prop_assert_eq!(ours.available_in(key), policy.available_in(window));
+        }
+    }
+}

@@ -204,9 +204,12 @@ struct Window {
     closes_at: u64,
 }
 
+/// One stripe's windows. Each stripe's table hashes with its own random
+/// [`FoldHash`], not the one that picks the stripe: with the same one, every
+/// key of a stripe would share its hash's low bits, and so its buckets.
 #[derive(Debug, Default)]
 struct Stripe {
-    windows: HashMap<String, Window>,
+    windows: HashMap<String, Window, FoldHash>,
     swept_len: usize,
 }
 
@@ -361,17 +364,43 @@ impl<R, C: Clock> RateLimiter<R, C> {
         decay: Duration,
         f: impl FnOnce() -> T,
     ) -> Result<T, TooManyAttempts> {
-        let limit = Limit::new(max, decay);
-        let decisions = self.charge_all(key, &[(key.to_owned(), limit)], 1);
-        if decisions.allowed() {
-            Ok(f())
-        } else {
-            let decision = decisions
-                .into_vec()
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| Decision::new(key, false, max, 0, decay));
-            Err(TooManyAttempts { decision })
+        // One limit and a cost of one: `charge_all`'s verdict without its
+        // vectors, and without a `Decision` unless the attempt is refused.
+        let now = self.time.now();
+        let refused = {
+            let mut stripe = self.stripe(key);
+            match stripe.windows.get_mut(key) {
+                Some(window) if window.closes_at > now => {
+                    if window.hits < max {
+                        window.hits += 1;
+                        None
+                    } else {
+                        Some(*window)
+                    }
+                }
+                _ if max == 0 => Some(Window { hits: 0, closes_at: Self::closes_at(now, decay) }),
+                _ => {
+                    let window = Self::open(&mut stripe, key, now, decay);
+                    window.hits = 1;
+                    Self::maybe_sweep(&mut stripe, now);
+                    None
+                }
+            }
+        };
+        match refused {
+            None => {
+                self.permitted.fetch_add(1, Ordering::Relaxed);
+                Ok(f())
+            }
+            Some(window) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                let reset_after = ns(window.closes_at - now);
+                let decision =
+                    Decision::new(key, false, max, max.saturating_sub(window.hits), decay)
+                        .with_reset_after(reset_after)
+                        .with_retry_after(reset_after);
+                Err(TooManyAttempts { decision })
+            }
         }
     }
 
@@ -481,10 +510,7 @@ impl<R, C: Clock> RateLimiter<R, C> {
             let stripe = &guards[guard_of(self.stripe_of(key))].1;
             let window = stripe.windows.get(key).copied().filter(|w| w.closes_at > now);
             let hits = window.map_or(0, |w| w.hits);
-            let closes_at = window
-                .map_or(now.saturating_add(conc_core::time::saturating_nanos(limit.decay)), |w| {
-                    w.closes_at
-                });
+            let closes_at = window.map_or(Self::closes_at(now, limit.decay), |w| w.closes_at);
             let ok = hits.saturating_add(cost) <= limit.max;
             allowed &= ok;
             verdicts.push((ok, hits, closes_at));
@@ -524,15 +550,21 @@ impl<R, C: Clock> RateLimiter<R, C> {
 
     /// The open window of `key`, opening a new one if none is.
     fn open<'a>(stripe: &'a mut Stripe, key: &str, now: u64, decay: Duration) -> &'a mut Window {
-        let fresh = Window {
-            hits: 0,
-            closes_at: now.saturating_add(conc_core::time::saturating_nanos(decay)),
-        };
-        let window = stripe.windows.entry(key.to_owned()).or_insert(fresh);
+        let fresh = Window { hits: 0, closes_at: Self::closes_at(now, decay) };
+        // A known key is found without copying it; only a new one is copied.
+        if !stripe.windows.contains_key(key) {
+            return stripe.windows.entry(key.to_owned()).or_insert(fresh);
+        }
+        let window = stripe.windows.get_mut(key).unwrap_or_else(|| unreachable!("checked above"));
         if window.closes_at <= now {
             *window = fresh;
         }
         window
+    }
+
+    /// When a window opened at `now` with `decay` closes.
+    fn closes_at(now: u64, decay: Duration) -> u64 {
+        now.saturating_add(conc_core::time::saturating_nanos(decay))
     }
 
     /// Drops expired windows once the stripe doubled since its last sweep.
