@@ -102,10 +102,13 @@ impl<B: LockBackend> Funnel<B> {
         let owner = Owner::random();
         match self.store.backend().acquire_any(&self.slots, &owner, self.ttl).await? {
             SlotAcquisition::Acquired { slot, fence } => {
+                let prepared = &self.slots[slot];
+                // No copy of the slot's name when the backend keeps it.
+                let name = Lock::<B>::needs_name(prepared).then(|| self.slot_names[slot].clone());
                 let lock = Lock::from_prepared(
                     self.store.clone(),
-                    Some(self.slot_names[slot].clone()),
-                    Arc::clone(&self.slots[slot]),
+                    name,
+                    Arc::clone(prepared),
                     owner,
                     self.ttl,
                 );

@@ -64,6 +64,12 @@ impl<B: LockBackend> Lock<B> {
         Self { inner: Arc::new(Inner { store, name, prepared, owner, ttl }) }
     }
 
+    /// Whether a handle on `prepared` needs a copy of its name: not when the
+    /// backend keeps it in the prepared state ([`LockBackend::name_of`]).
+    pub(crate) fn needs_name(prepared: &B::Prepared) -> bool {
+        !(B::KEEPS_NAMES || B::name_of(prepared).is_some())
+    }
+
     /// The lock's name.
     pub fn name(&self) -> &str {
         let inner = &*self.inner;

@@ -172,9 +172,8 @@ impl<B: LockBackend> LockStore<B> {
         name::check(name)?;
         let ttl = ttl::validate(ttl)?;
         let prepared = self.inner.backend.prepare(name);
-        // No copy of the name when the backend keeps one.
-        let keeps_name = B::KEEPS_NAMES || B::name_of(&prepared).is_some();
-        let name = (!keeps_name).then(|| LockName::from_checked(Arc::from(name)));
+        let name =
+            Lock::<B>::needs_name(&prepared).then(|| LockName::from_checked(Arc::from(name)));
         Ok(Lock::from_prepared(self.clone(), name, prepared, owner, ttl))
     }
 

@@ -686,6 +686,27 @@ async fn keep_alive_survives_backend_failures() {
 
 // ---------------------------------------------------------------- funnels
 
+/// Holds a slot of a one-slot funnel past its ttl and returns the name the
+/// `Lost` error gives.
+async fn lost_funnel_slot_name<B: LockBackend>(store: &LockStore<B>) -> String {
+    let funnel = store.funnel("slow", 1, Duration::from_millis(100)).unwrap();
+    let slow = |_| tokio::time::sleep(Duration::from_millis(200));
+    match funnel.block_with(HOUR, slow).await {
+        Err(LockError::Lost { name, .. }) => name,
+        other => panic!("expected Lost, got {other:?}"),
+    }
+}
+
+/// A lost permit names its slot, whether the handle reads the name from the
+/// backend's prepared slot (the in-memory backend keeps it) or keeps a copy
+/// (a backend that does not say it keeps names).
+#[tokio::test(start_paused = true)]
+async fn a_lost_funnel_permit_names_its_slot() {
+    let keeps_names = LockStore::new(MemoryBackend::builder().clock(TokioClock).build());
+    assert_eq!(lost_funnel_slot_name(&keeps_names).await, "slow\u{1f}slot0");
+    assert_eq!(lost_funnel_slot_name(&store()).await, "slow\u{1f}slot0");
+}
+
 #[tokio::test(start_paused = true)]
 async fn funnel_permits_extend_keep_alive_and_report_their_slot() {
     let store = store();
