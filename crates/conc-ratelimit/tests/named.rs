@@ -140,6 +140,38 @@ fn expired_windows_are_dropped_without_a_prune_call() {
     assert!(!limiter.is_empty());
 }
 
+/// `attempt` has a path of its own; the windows it opens are dropped as
+/// `hit`'s are.
+#[test]
+fn expired_windows_of_attempts_are_dropped_without_a_prune_call() {
+    let (limiter, clock) = limiter::<()>();
+    for key in 0..100_000u32 {
+        if key % 100 == 0 {
+            clock.advance(Duration::from_secs(1));
+        }
+        limiter.attempt(&format!("k{key}"), 1, Duration::from_secs(2), || ()).unwrap();
+    }
+    assert!(limiter.len() < 64 * 2 * 64, "{} windows held", limiter.len());
+    assert!(!limiter.is_empty());
+}
+
+/// A window whose count reached `u64::MAX` (through `increment`) refuses one
+/// more under a limit of `u64::MAX`, through `attempt` and `check` alike,
+/// instead of wrapping around.
+#[test]
+fn a_full_count_refuses_one_more_at_the_largest_limit() {
+    let (limiter, _clock) = limiter::<()>();
+    limiter.for_name("all", |()| Limit::new(u64::MAX, MINUTE).by("k"));
+    assert_eq!(limiter.increment("k", MINUTE, u64::MAX), u64::MAX);
+    assert_eq!(limiter.increment("all:k", MINUTE, u64::MAX), u64::MAX);
+    let refused = limiter.attempt("k", u64::MAX, MINUTE, || ()).unwrap_err();
+    assert_eq!(refused.decision.remaining(), 0);
+    let checked = limiter.check("all", &()).unwrap();
+    assert!(!checked.allowed());
+    assert_eq!(checked.into_vec()[0].remaining(), 0);
+    assert_eq!((limiter.attempts("k"), limiter.attempts("all:k")), (u64::MAX, u64::MAX));
+}
+
 #[test]
 fn headers_render_ietf_and_laravel_fields() {
     let (limiter, _clock) = limiter::<()>();
@@ -229,8 +261,8 @@ proptest::proptest! {
                             (expected.allowed(), expected.limit(), expected.remaining())
                         );
                         proptest::prop_assert_eq!(
-                            (got.reset_after(), got.retry_after()),
-                            (expected.reset_after(), expected.retry_after())
+                            (got.reset_after(), got.retry_after(), got.window()),
+                            (expected.reset_after(), expected.retry_after(), expected.window())
                         );
                     }
                 }
@@ -248,6 +280,7 @@ proptest::proptest! {
             }
             proptest::prop_assert_eq!(ours.attempts(key), policy.attempts(window));
             proptest::prop_assert_eq!(ours.available_in(key), policy.available_in(window));
+            proptest::prop_assert_eq!(ours.metrics(), policy.metrics());
         }
     }
 }

@@ -183,7 +183,7 @@ impl CellRef<'_> {
 
     /// The refused half of [`charge_from`](Self::charge_from), out of line so
     /// that the admitting half stays small enough to inline into every caller.
-    #[cold]
+    /// Not marked cold: a saturated limiter refuses most of its calls.
     #[inline(never)]
     fn charge_again(
         &mut self,

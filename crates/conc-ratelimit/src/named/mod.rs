@@ -204,12 +204,11 @@ struct Window {
     closes_at: u64,
 }
 
-/// One stripe's windows. Each stripe's table hashes with its own random
-/// [`FoldHash`], not the one that picks the stripe: with the same one, every
-/// key of a stripe would share its hash's low bits, and so its buckets.
+/// One stripe's windows. The table keeps std's `SipHash`: names come from
+/// clients, and this limiter has no hasher to opt out with.
 #[derive(Debug, Default)]
 struct Stripe {
-    windows: HashMap<String, Window, FoldHash>,
+    windows: HashMap<String, Window>,
     swept_len: usize,
 }
 
@@ -369,6 +368,7 @@ impl<R, C: Clock> RateLimiter<R, C> {
         let now = self.time.now();
         let refused = {
             let mut stripe = self.stripe(key);
+            let fresh = Window { hits: 1, closes_at: Self::closes_at(now, decay) };
             match stripe.windows.get_mut(key) {
                 Some(window) if window.closes_at > now => {
                     if window.hits < max {
@@ -378,10 +378,14 @@ impl<R, C: Clock> RateLimiter<R, C> {
                         Some(*window)
                     }
                 }
-                _ if max == 0 => Some(Window { hits: 0, closes_at: Self::closes_at(now, decay) }),
-                _ => {
-                    let window = Self::open(&mut stripe, key, now, decay);
-                    window.hits = 1;
+                _ if max == 0 => Some(Window { hits: 0, ..fresh }),
+                // An expired window reopens in place: the table does not grow.
+                Some(window) => {
+                    *window = fresh;
+                    None
+                }
+                None => {
+                    stripe.windows.insert(key.to_owned(), fresh);
                     Self::maybe_sweep(&mut stripe, now);
                     None
                 }
@@ -511,7 +515,8 @@ impl<R, C: Clock> RateLimiter<R, C> {
             let window = stripe.windows.get(key).copied().filter(|w| w.closes_at > now);
             let hits = window.map_or(0, |w| w.hits);
             let closes_at = window.map_or(Self::closes_at(now, limit.decay), |w| w.closes_at);
-            let ok = hits.saturating_add(cost) <= limit.max;
+            // Checked: hits can reach u64::MAX through `increment`.
+            let ok = hits.checked_add(cost).is_some_and(|total| total <= limit.max);
             allowed &= ok;
             verdicts.push((ok, hits, closes_at));
         }
@@ -523,7 +528,7 @@ impl<R, C: Clock> RateLimiter<R, C> {
                     if limit.key.is_empty() { policy.into() } else { key.as_str().into() };
                 let reset_after = ns(closes_at - now);
                 let remaining = if allowed {
-                    limit.max.saturating_sub(hits + cost)
+                    limit.max.saturating_sub(hits.saturating_add(cost))
                 } else {
                     limit.max.saturating_sub(hits)
                 };
@@ -555,7 +560,7 @@ impl<R, C: Clock> RateLimiter<R, C> {
         if !stripe.windows.contains_key(key) {
             return stripe.windows.entry(key.to_owned()).or_insert(fresh);
         }
-        let window = stripe.windows.get_mut(key).unwrap_or_else(|| unreachable!("checked above"));
+        let window = stripe.windows.get_mut(key).expect("checked above");
         if window.closes_at <= now {
             *window = fresh;
         }
