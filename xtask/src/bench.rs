@@ -169,14 +169,15 @@ fn criterion_dir(criterion_home: Option<&OsStr>, cwd: &Path, target: &Path) -> P
     }
 }
 
-/// Runs the suites, then prints and writes the ours/peer summary of the results of this run.
+/// Runs the suites (`--runs` times), then prints and writes the ours/peer summary of the
+/// results of these runs.
 pub(crate) fn run(root: &Path, options: &Options) -> Result {
     // Fixed before anything runs: the directory xtask started in, and the target dir as
     // cargo (run from the root, as below) sees it.
     let cwd = std::env::current_dir().map_err(|e| format!("reading the current dir: {e}"))?;
     let target = workspace::target_dir(root)?;
     let criterion_dir = criterion_dir(std::env::var_os("CRITERION_HOME").as_deref(), &cwd, &target);
-    let mut runs = Vec::with_capacity(options.runs);
+    let mut runs = Vec::new();
     for round in 1..=options.runs {
         if options.runs > 1 {
             eprintln!("bench: run {round} of {}", options.runs);
@@ -430,7 +431,7 @@ fn compare(measurements: &[Measurement]) -> Vec<Row> {
     rows
 }
 
-/// One table from the rows of several runs, in the order rows first appear: each time is the
+/// One table from the rows of several runs, sorted by group and names: each time is the
 /// median of the runs that measured it, and each row keeps every run's ratio.
 fn merge(runs: &[Vec<Row>]) -> Vec<Row> {
     // A merged row, with every run's time of each side.
@@ -455,7 +456,7 @@ fn merge(runs: &[Vec<Row>]) -> Vec<Row> {
         entry.peer_ns.extend(row.peer.as_ref().map(|peer| peer.ns));
         entry.row.ratios.extend_from_slice(&row.ratios);
     }
-    merged
+    let mut rows: Vec<Row> = merged
         .into_iter()
         .map(|Merged { mut row, ours_ns, peer_ns }| {
             for (side, times) in [(&mut row.ours, ours_ns), (&mut row.peer, peer_ns)] {
@@ -465,7 +466,10 @@ fn merge(runs: &[Vec<Row>]) -> Vec<Row> {
             }
             row
         })
-        .collect()
+        .collect();
+    // Sorted as one run's rows are, even when a row first appears in a later run.
+    rows.sort_by_key(Row::key);
+    rows
 }
 
 /// The summary of one or more runs, rendered for the terminal, Markdown and JSON.
