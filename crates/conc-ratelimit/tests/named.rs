@@ -126,33 +126,30 @@ fn a_limit_without_a_key_is_named_after_the_limiter() {
     assert!(format!("{limiter:?}").contains("global"));
 }
 
-#[test]
-fn expired_windows_are_dropped_without_a_prune_call() {
+/// Opens windows for 100,000 keys, 100 a second, each closing after two
+/// seconds, through `open`, and checks that the limiter holds a bounded
+/// number of them without a prune call.
+fn expired_windows_are_dropped(open: impl Fn(&RateLimiter<(), ManualClock>, &str)) {
     let (limiter, clock) = limiter::<()>();
     for key in 0..100_000u32 {
         if key % 100 == 0 {
             clock.advance(Duration::from_secs(1));
         }
-        limiter.hit(&format!("k{key}"), Duration::from_secs(2));
+        open(&limiter, &format!("k{key}"));
     }
     // About 200 keys are in open windows at any time.
     assert!(limiter.len() < 64 * 2 * 64, "{} windows held", limiter.len());
     assert!(!limiter.is_empty());
 }
 
-/// `attempt` has a path of its own; the windows it opens are dropped as
-/// `hit`'s are.
+/// Through `hit`, and through `attempt`, which has a path of its own.
 #[test]
-fn expired_windows_of_attempts_are_dropped_without_a_prune_call() {
-    let (limiter, clock) = limiter::<()>();
-    for key in 0..100_000u32 {
-        if key % 100 == 0 {
-            clock.advance(Duration::from_secs(1));
-        }
-        limiter.attempt(&format!("k{key}"), 1, Duration::from_secs(2), || ()).unwrap();
-    }
-    assert!(limiter.len() < 64 * 2 * 64, "{} windows held", limiter.len());
-    assert!(!limiter.is_empty());
+fn expired_windows_are_dropped_without_a_prune_call() {
+    let window = Duration::from_secs(2);
+    expired_windows_are_dropped(|limiter, key| {
+        limiter.hit(key, window);
+    });
+    expired_windows_are_dropped(|limiter, key| limiter.attempt(key, 1, window, || ()).unwrap());
 }
 
 /// A window whose count reached `u64::MAX` (through `increment`) refuses one
